@@ -1,0 +1,37 @@
+"""Shared fixtures: real face media and models fetched by the project's own code into the cache."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "samples"))
+
+import fetch_media  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def media():
+    """``media(name) -> Path``: a real media file from samples/media.yaml, fetched and sha256-checked."""
+    manifest = fetch_media.load_manifest()
+
+    def get(name: str) -> Path:
+        return fetch_media.fetch(name, manifest)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def model():
+    """``model(name) -> Path``: a default model from configs/models.yaml, fetched into the cache if needed."""
+    from vidswap.models.registry import fetch_model, load_manifest
+
+    manifest = load_manifest()
+
+    def get(name: str) -> Path:
+        return fetch_model(manifest[name])
+
+    return get

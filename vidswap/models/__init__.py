@@ -1,0 +1,1 @@
+"""Model registry: manifest, fetch, sha256 verification, local cache, licenses."""

