@@ -1,7 +1,8 @@
 """Fetch the real face media listed in samples/media.yaml into $VIDSWAP_HOME/media (pinned by sha256).
 
-Usage: python samples/fetch_media.py [NAME ...]      (no names: all of them)
-Prints one line per file: name and cached path. Importable: ``fetch(name) -> Path``.
+Usage: python samples/fetch_media.py [--link DIR] [NAME ...]      (no names: all of them)
+Prints one line per file: name and cached path. ``--link DIR`` also puts a symbolic link to each file in DIR
+(the sample shot job reads its media from out/media). Importable: ``fetch(name) -> Path``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,18 @@ def fetch(name: str, manifest: dict | None = None) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    link_dir = None
+    if argv[:1] == ["--link"]:
+        link_dir, argv = Path(argv[1]), argv[2:]
+        link_dir.mkdir(parents=True, exist_ok=True)
     entries = load_manifest()
     for name in argv or list(entries):
-        print(f"{name}: {fetch(name, entries)}")
+        path = fetch(name, entries)
+        if link_dir is not None:
+            link = link_dir / path.name
+            link.unlink(missing_ok=True)
+            link.symlink_to(path)
+        print(f"{name}: {path}")
     return 0
 
 

@@ -1,0 +1,40 @@
+# The two commands: `make demo` (set up, fetch sample media + default models, run the sample shot) and
+# `make test` (set up, run the tests). Everything else here supports those two.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+OUT    ?= out
+
+.PHONY: demo test install bench clean
+
+install: $(STAMP)
+
+# CPU torch unless an NVIDIA GPU is present: never pull CUDA wheels onto a machine without a GPU.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip wheel
+	$(PY) -c "import torch" 2>/dev/null || { \
+	  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	    $(PY) -m pip install -q --disable-pip-version-check torch; \
+	  else \
+	    $(PY) -m pip install -q --disable-pip-version-check torch==2.13.0; \
+	  fi; }
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) samples/fetch_media.py --link $(OUT)/media pexels_clip astronaut
+	$(VENV)/bin/vidswap models fetch --defaults
+	mkdir -p $(OUT)
+	$(VENV)/bin/vidswap run --config samples/shot.yaml
+	@echo "demo output: $$(cd $(OUT) && pwd)/pexels_swapped.mp4"
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/io_bench.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,106 @@
+"""Config layering and validation: exact expectations."""
+
+from pathlib import Path
+
+import pytest
+
+from vidswap.config import JobConfig, load_config
+from vidswap.errors import ConfigError
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_layers():
+    cfg = load_config()
+    assert cfg == JobConfig(preset="default", output=cfg.output, smoothing=cfg.smoothing, composite=cfg.composite)
+    assert cfg.scale == 1.0 and cfg.every == 1 and cfg.output.crf == 18 and cfg.smoothing.method == "rts"
+
+
+def test_precedence_preset_then_shot_then_cli(tmp_path):
+    shot = write(tmp_path, "shot.yaml", "preset: preview\nscale: 0.25\noutput: {crf: 30}\n")
+    cfg = load_config(shot=shot)
+    assert cfg.preset == "preview"
+    assert cfg.scale == 0.25  # shot beats preset (0.5)
+    assert cfg.output.crf == 30  # shot beats preset (23)
+    assert cfg.output.encoder_preset == "veryfast"  # from the preset
+    assert cfg.smoothing.method == "one_euro"  # from the preset
+    cfg = load_config(shot=shot, overrides={"scale": 0.75, "output": {"crf": None, "path": "x.mov"}})
+    assert cfg.scale == 0.75  # CLI beats shot
+    assert cfg.output.crf == 30  # None on the CLI means "not given"
+    assert cfg.output.path == "x.mov"
+
+
+def test_cli_preset_beats_shot_preset(tmp_path):
+    shot = write(tmp_path, "shot.yaml", "preset: final\n")
+    assert load_config(shot=shot).preset == "final"
+    assert load_config(shot=shot, overrides={"preset": "preview"}).preset == "preview"
+
+
+def test_shot_paths_are_relative_to_the_shot_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    shot = write(tmp_path / "sub", "shot.yaml", "input: plate.mp4\nsources: [a.jpg, /abs/b.jpg]\n"
+                                               "output: {path: ../out/o.mov}\n")
+    cfg = load_config(shot=shot)
+    assert cfg.input == str(tmp_path / "sub" / "plate.mp4")
+    assert cfg.sources == (str(tmp_path / "sub" / "a.jpg"), "/abs/b.jpg")
+    assert cfg.output.path == str(tmp_path / "out" / "o.mov")
+
+
+def test_config_is_immutable():
+    cfg = load_config()
+    with pytest.raises(AttributeError):
+        cfg.scale = 2.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("bogus: 1\n", "unknown key 'bogus'"),
+    ("output: {colour: red}\n", "unknown key 'output.colour'"),
+    ("scale: fast\n", "scale in"),
+    ("batch_size: 2.5\n", "batch_size in"),
+    ("swap: {inner: nose}\n", "swap.inner in"),
+    ("composite: {occlusion: 1}\n", "composite.occlusion in"),
+    ("output: 3\n", "output in"),
+])
+def test_bad_shot_yaml_names_key_and_file(tmp_path, text, needle):
+    shot = write(tmp_path, "shot.yaml", text)
+    with pytest.raises(ConfigError) as err:
+        load_config(shot=shot)
+    assert needle in str(err.value)
+    assert str(shot) in str(err.value)
+
+
+def test_bad_yaml_syntax_names_file_and_line(tmp_path):
+    shot = write(tmp_path, "shot.yaml", "input: a.mp4\nsources: [a.jpg\nscale: 1\n")
+    with pytest.raises(ConfigError, match=r"bad YAML in .*shot.yaml line \d+"):
+        load_config(shot=shot)
+
+
+def test_missing_shot_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(shot=tmp_path / "nope.yaml")
+
+
+def test_cli_override_errors_name_command_line():
+    with pytest.raises(ConfigError, match="every in command line"):
+        load_config(overrides={"every": "x"})
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"scale": 0.0}, "scale must be"),
+    ({"every": 0}, "every must be"),
+    ({"swap": {"crop_size": 100}}, "crop_size"),
+    ({"target": {"mode": "index"}}, "target.index"),
+])
+def test_value_ranges(over, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(overrides=over)
+
+
+def test_lists_become_tuples_and_comma_strings_split():
+    cfg = load_config(overrides={"sources": ["a.jpg", "b.jpg"], "composite": {"regions": "eyes,mouth"}})
+    assert cfg.sources == ("a.jpg", "b.jpg")
+    assert cfg.composite.regions == ("eyes", "mouth")

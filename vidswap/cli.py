@@ -1,0 +1,233 @@
+"""Command line: parse, call, report. No logic lives here.
+
+Exit codes (README.md): 0 ok, 2 usage/bad input, 3 no usable face in a source, 4 model missing or corrupt,
+5 media read/write failure, 75 out of memory (retryable), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from vidswap import __version__
+from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, EXIT_USAGE, VidswapError
+
+
+def _report_errors(fn):
+    """Turn errors into one line on stderr and the documented exit code (tracebacks only with --debug)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = bool(click.get_current_context().find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except VidswapError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: no output was left under the final name", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except MemoryError:
+            click.echo("error: out of memory; lower --batch-size or --scale and retry", err=True)
+            sys.exit(EXIT_RESOURCE)
+        except (click.exceptions.Exit, click.ClickException):
+            raise  # click reports usage errors itself (exit 2)
+        except Exception as exc:  # noqa: BLE001 - last resort: still one line
+            if debug:
+                traceback.print_exc()
+            else:
+                click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                           err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidswap")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def main(debug: bool) -> None:
+    """vidswap: replace the face in a shot with a source identity, keeping timing, audio, timecode and colour."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# run
+
+
+@main.command()
+@click.argument("input", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("-s", "--source", "sources", multiple=True, help="Source portrait (repeatable).")
+@click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>).")
+@click.option("--frames", help="Frame range to render, e.g. 1001-1100 or 0-99x2.")
+@click.option("--preview", is_flag=True, help="Fast preview: the 'preview' preset (half scale, fast encode).")
+@click.option("--scale", type=float, help="Output scale factor (e.g. 0.5).")
+@click.option("--every", type=int, help="Render every N-th frame.")
+@click.option("--config", "shot", type=click.Path(dir_okay=False), help="Per-shot job YAML.")
+@click.option("--preset", type=click.Choice(["default", "preview", "final"]), help="Config preset.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device.")
+@click.option("--batch-size", type=int, help="Faces per batch on the device.")
+@click.option("--codec", type=click.Choice(["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"]),
+              help="Output codec (default from the output extension).")
+@click.option("--crf", type=int, help="H.264 quality (0-51, lower is better).")
+@click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_report_errors
+def run(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
+        passthrough, quiet):
+    """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
+    from vidswap import pipeline
+    from vidswap.config import load_config
+
+    if input is None and shot is None:
+        raise click.UsageError("give an INPUT clip or --config shot.yaml")
+    overrides = {
+        "input": input, "sources": list(sources) or None, "frames": frames, "scale": scale, "every": every,
+        "device": device, "batch_size": batch_size,
+        "output": {"path": output, "codec": codec, "crf": crf},
+        "swap": {"core": "passthrough" if passthrough else None},
+    }
+    cfg = load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
+    bar = None if quiet else _progress_bar()
+    try:
+        summary = pipeline.run(cfg, processor_factory=_processor_factory(cfg), progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height} "
+               f"in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s)")
+    if summary.frames_swapped or cfg.swap.core != "passthrough":
+        click.echo(f"swapped {summary.frames_swapped} frames; passed through untouched: "
+                   f"{_ranges(summary.passed_through) or 'none'}")
+
+
+def _processor_factory(cfg):
+    if cfg.swap.core == "passthrough":
+        return None
+    try:
+        from vidswap.swap.processor import build_processor
+    except ImportError:  # swap core not installed in this build
+        return None
+    return build_processor
+
+
+class _progress_bar:
+    """tqdm progress with frames/s, created on the first update (when the total is known)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _ranges(numbers: list[int]) -> str:
+    import fileseq
+
+    return str(fileseq.FrameSet(numbers)) if numbers else ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# probe
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_report_errors
+def probe(input, as_json):
+    """Describe INPUT: codec, size, fps (VFR?), frames, duration, bit depth, colour tags, timecode, audio."""
+    from vidswap.io import probe as probe_media
+
+    info = probe_media(input)
+    data = info.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if key == "audio":
+            value = "; ".join(f"#{a['index']} {a['codec']} {a['sample_rate']} Hz {a['channels']} ch"
+                              + (f" [{a['language']}]" if a.get("language") else "") for a in value) or "none"
+        click.echo(f"{key:>16}: {value}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# models
+
+
+@main.group()
+def models():
+    """Model cache: list, fetch, verify, add."""
+
+
+@models.command("list")
+@_report_errors
+def models_list():
+    """Name, role, license and whether each model is cached."""
+    from vidswap.models.registry import list_models, load_manifest
+
+    rows = list_models(load_manifest())
+    click.echo(f"{'name':<16} {'role':<14} {'default':<8} {'cached':<7} license")
+    for row in rows:
+        click.echo(f"{row['name']:<16} {row['role']:<14} {'yes' if row['default'] else 'no':<8} "
+                   f"{'yes' if row['cached'] else 'no':<7} {row['license']}")
+
+
+@models.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--defaults", is_flag=True, help="Fetch every default model.")
+@_report_errors
+def models_fetch(names, defaults):
+    """Fetch models into the cache (sha256-verified)."""
+    from vidswap.models.registry import fetch_models, load_manifest
+
+    if not names and not defaults:
+        raise click.UsageError("name models to fetch, or use --defaults")
+    for path in fetch_models(load_manifest(), list(names) or None, defaults):
+        click.echo(f"ok {path}")
+
+
+@models.command("verify")
+@_report_errors
+def models_verify():
+    """Check the sha256 of every cached model; exit 4 if a default is missing or corrupt."""
+    from vidswap.errors import ModelError
+    from vidswap.models.registry import load_manifest, verify_models
+
+    manifest = load_manifest()
+    bad = []
+    for name, status in verify_models(manifest):
+        click.echo(f"{name:<16} {status}")
+        if status != "ok" and manifest[name].default:
+            bad.append(name)
+    if bad:
+        raise ModelError(f"default models missing or corrupt: {', '.join(bad)}; run: vidswap models fetch --defaults")
+
+
+@models.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@_report_errors
+def models_add(name, file):
+    """Copy a user-supplied model FILE into the cache as NAME."""
+    from vidswap.models.registry import add_model, load_manifest
+
+    click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
+
+
+if __name__ == "__main__":
+    main()

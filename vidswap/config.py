@@ -1,0 +1,306 @@
+"""Typed, immutable job configuration.
+
+Precedence (later wins): dataclass defaults < ``configs/<preset>.yaml`` < shot YAML < CLI flags. Every layer is
+validated on its own before merging, so an unknown key or a wrong type is reported with the key's dotted name
+and the file (or "command line") it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vidswap.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = ("default", "preview", "final")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where and how the result is written."""
+
+    path: str | None = None  # default: <input stem>_swapped.<ext> next to the input
+    codec: Literal["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"] | None = None  # None: from path
+    crf: int = 18  # H.264 quality (lower = better)
+    encoder_preset: str = "medium"  # H.264 speed preset (ultrafast ... veryslow)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Face detection, landmarks, identity and tracking parameters."""
+
+    detector_size: int = 320  # longest side of the detector input (px)
+    score_threshold: float = 0.6
+    min_face: int = 24  # faces smaller than this (px, box width) are ignored
+    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
+    identity_every: int = 10  # identity embedding for new tracks and every N frames
+    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
+    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Which face(s) to replace."""
+
+    mode: Literal["largest", "all", "index", "reference"] = "largest"
+    index: int | None = None  # with mode=index: the K-th track (by first appearance)
+    reference: str | None = None  # with mode=reference: an image of the face to replace
+    map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Temporal smoothing of landmarks and pose per track."""
+
+    method: Literal["rts", "one_euro", "none"] = "rts"
+    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
+    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
+    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
+    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
+    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
+    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
+
+
+@dataclass(frozen=True)
+class SwapConfig:
+    """The swap core."""
+
+    core: Literal["geometric", "passthrough"] = "geometric"
+    shape: Literal["source", "target", "blend"] = "source"
+    shape_weight: float = 0.5  # with shape=blend: weight of the source shape
+    inner: Literal["target", "source"] = "target"  # whose eye and mouth interiors are kept
+    crop_size: int = 256
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Masks, colour matching and blending back into the plate."""
+
+    blend: Literal["feather", "laplacian", "poisson"] = "feather"
+    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
+    feather: float = 0.06  # feather width as a fraction of the face width
+    erode: float = 0.02  # mask erosion as a fraction of the face width
+    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
+    occlusion: bool = True
+    grain: bool = False
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A whole shot job. Immutable; build with ``load_config``."""
+
+    input: str | None = None
+    sources: tuple[str, ...] = ()
+    frames: str | None = None  # frame range, fileseq syntax: "1001-1100", "0-99x2"
+    scale: float = 1.0  # output scale (preview renders)
+    every: int = 1  # process every N-th frame
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 8
+    seed: int = 0
+    output: OutputConfig = field(default_factory=OutputConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    swap: SwapConfig = field(default_factory=SwapConfig)
+    composite: CompositeConfig = field(default_factory=CompositeConfig)
+    preset: str = "default"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, origin_name: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in canonical form (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{key} in {origin_name}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, arm, key, origin_name)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is tuple:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value] if not isinstance(value, str) else [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_coerce(v, item, key, origin_name) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad
+
+
+def _validate_layer(cls: type, data: Any, origin_name: str, prefix: str = "") -> dict:
+    """Validate one layer (a nested dict) against dataclass ``cls``; returns a clean nested dict."""
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "top level"
+        raise ConfigError(f"{where} in {origin_name}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    clean: dict = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown key {dotted!r} in {origin_name}; known: {', '.join(sorted(names))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            clean[key] = _validate_layer(tp, value, origin_name, prefix=f"{dotted}.")
+        else:
+            clean[key] = _coerce(value, tp, dotted, origin_name)
+    return clean
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls: type, data: dict) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        kwargs[key] = _build(tp, value) if dataclasses.is_dataclass(tp) else value
+    return cls(**kwargs)
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping; errors name the file (exit 2)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"bad YAML in {path}{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def _resolve_paths(layer: dict, base: Path) -> dict:
+    """Shot-file paths are relative to the shot file's folder (symbolic links are kept, not resolved)."""
+
+    def rel(p: Any) -> Any:
+        return os.path.normpath(base / p) if isinstance(p, str) and not Path(p).is_absolute() else p
+
+    out = dict(layer)
+    if "input" in out:
+        out["input"] = rel(out["input"])
+    if isinstance(out.get("sources"), tuple):
+        out["sources"] = tuple(rel(s) for s in out["sources"])
+    for section, key in (("output", "path"), ("target", "reference")):
+        if isinstance(out.get(section), dict) and key in out[section]:
+            out[section] = dict(out[section], **{key: rel(out[section][key])})
+    return out
+
+
+def load_config(shot: str | Path | None = None, preset: str | None = None, overrides: dict | None = None,
+                config_dir: Path = CONFIG_DIR) -> JobConfig:
+    """Build the job config from the layers. ``overrides`` are CLI flags as a nested dict (None values ignored)."""
+    shot_layer: dict = {}
+    if shot is not None:
+        shot_path = Path(shot)
+        shot_layer = _validate_layer(JobConfig, read_yaml(shot_path), str(shot_path))
+        shot_layer = _resolve_paths(shot_layer, Path(os.path.abspath(shot_path)).parent)
+    cli_layer = _validate_layer(JobConfig, _drop_none(overrides or {}), "command line")
+    name = cli_layer.get("preset") or shot_layer.get("preset") or preset or "default"
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset_path = config_dir / f"{name}.yaml"
+    preset_layer = _validate_layer(JobConfig, read_yaml(preset_path), str(preset_path)) if preset_path.exists() else {}
+    merged = _merge(_merge(_merge({}, preset_layer), shot_layer), cli_layer)
+    merged["preset"] = name
+    cfg = _build(JobConfig, merged)
+    _check_values(cfg)
+    return cfg
+
+
+def _drop_none(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if v:
+                out[k] = v
+        elif v is not None and v != ():
+            out[k] = v
+    return out
+
+
+def _check_values(cfg: JobConfig) -> None:
+    if not 0.05 <= cfg.scale <= 4.0:
+        raise ConfigError(f"scale must be in [0.05, 4], got {cfg.scale}")
+    if cfg.every < 1:
+        raise ConfigError(f"every must be >= 1, got {cfg.every}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if not 0 <= cfg.output.crf <= 51:
+        raise ConfigError(f"output.crf must be in [0, 51], got {cfg.output.crf}")
+    if cfg.swap.crop_size % 32 or not 64 <= cfg.swap.crop_size <= 1024:
+        raise ConfigError(f"swap.crop_size must be a multiple of 32 in [64, 1024], got {cfg.swap.crop_size}")
+    if cfg.target.mode == "index" and cfg.target.index is None:
+        raise ConfigError("target.mode is 'index' but target.index is not set")
+    if cfg.target.mode == "reference" and cfg.target.reference is None:
+        raise ConfigError("target.mode is 'reference' but target.reference is not set")
+
+
+def to_dict(cfg: Any) -> dict:
+    """The config as plain data (for the run summary and cache keys)."""
+    return dataclasses.asdict(cfg)
