@@ -96,10 +96,12 @@ def run(input, sources, output, frames, preview, scale, every, shot, preset, dev
     cfg = load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
     bar = None if quiet else _progress_bar()
     try:
-        summary = pipeline.run(cfg, processor_factory=_processor_factory(cfg), progress=bar)
+        summary = pipeline.run(cfg, progress=bar)
     finally:
         if bar is not None:
             bar.close()
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height} "
                f"in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s)")
     if summary.frames_swapped or cfg.swap.core != "passthrough":
@@ -107,27 +109,20 @@ def run(input, sources, output, frames, preview, scale, every, shot, preset, dev
                    f"{_ranges(summary.passed_through) or 'none'}")
 
 
-def _processor_factory(cfg):
-    if cfg.swap.core == "passthrough":
-        return None
-    try:
-        from vidswap.swap.processor import build_processor
-    except ImportError:  # swap core not installed in this build
-        return None
-    return build_processor
-
-
 class _progress_bar:
-    """tqdm progress with frames/s, created on the first update (when the total is known)."""
+    """tqdm progress with frames/s, one bar per pass (analyze, render), created when its total is known."""
 
     def __init__(self):
         self.bar = None
+        self.stage = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
         from tqdm import tqdm
 
-        if self.bar is None:
-            self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr)
+        if self.bar is None or stage != self.stage:
+            self.close()
+            self.bar = tqdm(total=total, unit="frame", desc=stage, dynamic_ncols=True, file=sys.stderr)
+            self.stage = stage
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

@@ -1,0 +1,299 @@
+"""Reading frames: streaming (PyAV / image files, decoded ahead in a background thread through a bounded
+queue), random access to single frames (decord), and still images.
+
+Memory is bounded by ``prefetch``: the producer blocks when the queue is full, so a 2-hour plate uses the
+same memory as a 2-second one.  Leaving the ``read_frames`` context (normally, by ``break`` or by an
+exception) stops and joins the thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidswap.errors import InputError, MediaError
+from vidswap.io import avutil
+from vidswap.io.frames import Frame, timecode_at
+from vidswap.io.media import MediaInfo, probe
+from vidswap.io.sequences import IMAGE_EXTS, SequencePattern, read_image_file
+
+Emit = Callable[[Frame], bool]  # hands one frame to the consumer; False once the consumer has gone
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class _End:
+    """Queue marker: the producer finished (error set when it failed)."""
+
+    error: BaseException | None = None
+
+
+class FrameStream(Iterator[Frame]):
+    """Iterator over frames decoded by a background thread into a queue of at most ``prefetch`` frames.
+
+    high_water: the largest number of frames ever waiting in the queue (never above ``prefetch``).
+    """
+
+    def __init__(self, produce: Callable[[Emit], None], prefetch: int, name: str):
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self.prefetch = prefetch
+        self.high_water = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._done = False
+        self.thread = threading.Thread(target=self._run, args=(produce,), name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Frames decoded and waiting (at most ``prefetch``)."""
+        return self._queue.qsize()
+
+    def _emit(self, frame: Frame) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(frame, timeout=_POLL_S)
+            except queue.Full:
+                continue
+            self.high_water = max(self.high_water, self._queue.qsize())
+            return True
+        return False
+
+    def _run(self, produce: Callable[[Emit], None]) -> None:
+        end = _End()
+        try:
+            produce(self._emit)
+        except BaseException as exc:  # handed to the consumer thread, re-raised there
+            end = _End(exc)
+        while not self._stop.is_set():
+            try:
+                self._queue.put(end, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def __next__(self) -> Frame:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if isinstance(item, _End):
+            self._done = True
+            self.thread.join()
+            if item.error is not None:
+                raise item.error
+            raise StopIteration
+        return item
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the producer, drop queued frames and join the thread."""
+        self._stop.set()
+        self._done = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self.thread.join(timeout)
+
+
+@contextmanager
+def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8) -> Iterator[Iterator[Frame]]:
+    """Stream the frames ``numbers`` (default: all; any positive step) of a probed input, in order.
+
+    Yields a :class:`FrameStream`; each item is a :class:`Frame` with an HxWx3 RGB image (uint8, uint16 for
+    >8-bit sources, float32 for EXR).  Video seeks to the first wanted frame; pts are the stream's own.
+    """
+    numbers = _check_numbers(info, numbers)
+    if info.kind == "video":
+        produce = _video_producer(info, numbers)
+    else:
+        produce = _file_producer(info, numbers)
+    stream = FrameStream(produce, prefetch, name=f"vidswap-read-{Path(info.path).name}")
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+def _check_numbers(info: MediaInfo, numbers: range | None) -> range:
+    available = info.frame_numbers
+    if numbers is None:
+        return available
+    if numbers.step <= 0:
+        raise InputError(f"frame range {numbers} must count upwards; give first-last with a positive step")
+    if len(numbers) == 0:
+        raise InputError(f"frame range {numbers.start}-{numbers.stop - 1} of {info.path} is empty; "
+                         f"the input has frames {available.start}-{available.stop - 1}")
+    if numbers[0] < available.start or numbers[-1] >= available.stop:
+        raise InputError(f"frames {numbers[0]}-{numbers[-1]} are outside {info.path} "
+                         f"(frames {available.start}-{available.stop - 1}); pick a range inside it")
+    return numbers
+
+
+# ---------------------------------------------------------------------------------------------- producers
+
+
+def _file_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
+    """Image sequence / still: read each wanted file."""
+    if info.kind == "image":
+        paths = {0: Path(info.path)}
+    else:
+        pattern = SequencePattern.parse(info.path)
+        paths = {n: pattern.path(n) for n in numbers}
+
+    def produce(emit: Emit) -> None:
+        for n in numbers:
+            try:
+                image = read_image_file(paths[n])
+            except InputError as exc:  # the file vanished or broke after probing
+                raise MediaError(f"reading frame {n} failed: {exc}") from None
+            if not emit(Frame(n, None, timecode_at(info.timecode, info.fps, n - info.first_frame), image)):
+                return
+
+    return produce
+
+
+@dataclass(frozen=True)
+class _Numbering:
+    """Maps a decoded frame's pts to its frame number.
+
+    CFR uses arithmetic on the pts; VFR uses the sorted pts of every packet (read once, no decoding).
+    """
+
+    start_pts: int
+    ticks_per_frame: Fraction | None  # CFR
+    index: np.ndarray | None  # VFR: sorted pts
+
+    def number(self, pts: int) -> int | None:
+        if self.index is not None:
+            i = int(np.searchsorted(self.index, pts))
+            return i if i < len(self.index) and self.index[i] == pts else None
+        return round((pts - self.start_pts) / self.ticks_per_frame)
+
+    def pts_of(self, number: int) -> int:
+        if self.index is not None:
+            return int(self.index[number])
+        return self.start_pts + round(number * self.ticks_per_frame)
+
+
+def _numbering(info: MediaInfo, container, stream) -> _Numbering:
+    """Frame numbering for seeking: read every packet pts (VFR) or derive from the rate (CFR)."""
+    if info.vfr:
+        pts = [p.pts for p in container.demux(stream) if p.size and not p.is_discard and p.pts is not None]
+        container.seek(0, backward=True)
+        return _Numbering(0, None, np.sort(np.asarray(pts, dtype=np.int64)))
+    ticks = Fraction(1) / (info.fps * info.time_base)
+    start = stream.start_time if stream.start_time is not None else 0
+    return _Numbering(int(start), ticks, None)
+
+
+def _video_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
+    def produce(emit: Emit) -> None:
+        try:
+            _decode_video(info, numbers, emit, seek=numbers.start > info.first_frame)
+        except _SeekMissed:
+            _decode_video(info, numbers, emit, seek=False)
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(f"decoding {info.path} failed ({exc}); the file may be truncated or on a failing "
+                             "share; check it and retry") from None
+
+    return produce
+
+
+class _SeekMissed(Exception):
+    """Seeking landed after the wanted frame (bad index); decode from the start instead."""
+
+
+def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool) -> None:
+    to_rgb = avutil.RgbConverter(info.bit_depth > 8, info.colorspace)
+    last = numbers[-1]
+    with av.open(str(info.path), metadata_errors="replace") as container:
+        stream = avutil.video_stream(container)
+        stream.thread_type = "AUTO"
+        numbering = None
+        if seek:
+            numbering = _numbering(info, container, stream)
+            container.seek(numbering.pts_of(numbers.start), stream=stream, backward=True)
+        counter = 0
+        checked = not seek
+        for frame in container.decode(stream):
+            n = numbering.number(frame.pts) if (numbering and frame.pts is not None) else None
+            n = counter if n is None else n
+            counter = n + 1
+            if not checked:
+                if n > numbers.start:
+                    raise _SeekMissed
+                checked = True
+            if n > last:
+                return
+            if n < numbers.start or (n - numbers.start) % numbers.step:
+                continue
+            image = to_rgb(frame)
+            tc = timecode_at(info.timecode, info.fps, n)
+            if not emit(Frame(n, frame.pts, tc, image, frame.duration or None)):
+                return
+
+
+# ------------------------------------------------------------------------------------------- random access
+
+
+class RandomAccess:
+    """Fetch single frames by number: decord for video (uint8 RGB, upright), direct reads for images.
+
+    ``RandomAccess(path).get(number) -> HxWx3`` and ``len()``.  Frame numbers are those of ``probe``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.info = probe(path)
+        self._reader = None
+        if self.info.kind == "video":
+            import decord
+
+            try:
+                self._reader = decord.VideoReader(str(self.info.path), ctx=decord.cpu(0))
+            except Exception as exc:  # decord raises its own DECORDError / RuntimeError
+                raise InputError(f"{self.info.path} cannot be opened for random access ({exc}); "
+                                 "check the file or re-export it") from None
+            self._count = min(len(self._reader), self.info.frame_count)
+        else:
+            self._count = self.info.frame_count
+            self._pattern = SequencePattern.parse(self.info.path) if self.info.kind == "sequence" else None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, number: int) -> np.ndarray:
+        """HxWx3 RGB of frame ``number`` (InputError when outside the input)."""
+        first = self.info.first_frame
+        if not first <= number < first + self._count:
+            raise InputError(f"frame {number} is outside {self.info.path} (frames {first}-{first + self._count - 1})")
+        if self._reader is None:
+            path = Path(self.info.path) if self._pattern is None else self._pattern.path(number)
+            return read_image_file(path)
+        try:
+            image = self._reader[number - first].asnumpy()
+        except Exception as exc:
+            raise MediaError(f"reading frame {number} of {self.info.path} failed ({exc}); retry") from None
+        if image.shape[:2] != (self.info.height, self.info.width):  # a decord that ignores rotation
+            image = np.ascontiguousarray(np.rot90(image, self.info.rotation // 90))
+        return image
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A still image (e.g. a source portrait) as HxWx3 RGB uint8/uint16 (float32 for EXR).
+
+    InputError when the file is missing, not an image, or unreadable.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTS:
+        raise InputError(f"{path} is not a still image ({', '.join(IMAGE_EXTS)}); give a photo of the face")
+    return read_image_file(path)
