@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
@@ -61,52 +62,140 @@ def main(debug: bool) -> None:
 # run
 
 
-@main.command()
-@click.argument("input", required=False, type=click.Path(dir_okay=False, path_type=str))
-@click.option("-s", "--source", "sources", multiple=True, help="Source portrait (repeatable).")
-@click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>).")
-@click.option("--frames", help="Frame range to render, e.g. 1001-1100 or 0-99x2.")
-@click.option("--preview", is_flag=True, help="Fast preview: the 'preview' preset (half scale, fast encode).")
-@click.option("--scale", type=float, help="Output scale factor (e.g. 0.5).")
-@click.option("--every", type=int, help="Render every N-th frame.")
-@click.option("--config", "shot", type=click.Path(dir_okay=False), help="Per-shot job YAML.")
-@click.option("--preset", type=click.Choice(["default", "preview", "final"]), help="Config preset.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device.")
-@click.option("--batch-size", type=int, help="Faces per batch on the device.")
-@click.option("--codec", type=click.Choice(["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"]),
-              help="Output codec (default from the output extension).")
-@click.option("--crf", type=int, help="H.264 quality (0-51, lower is better).")
-@click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_report_errors
-def run(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
-        passthrough, quiet):
-    """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
-    from vidswap import pipeline
+def job_options(fn):
+    """The options every shot command takes (run, analyze, render, assemble)."""
+    options = [
+        click.argument("input", required=False, type=click.Path(dir_okay=False, path_type=str)),
+        click.option("-s", "--source", "sources", multiple=True, help="Source portrait (repeatable)."),
+        click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>)."),
+        click.option("--frames", help="Frame range, e.g. 1001-1100 or 0-99x2."),
+        click.option("--preview", is_flag=True, help="Fast preview: the 'preview' preset (half scale, fast encode)."),
+        click.option("--scale", type=float, help="Output scale factor (e.g. 0.5)."),
+        click.option("--every", type=int, help="Render every N-th frame."),
+        click.option("--config", "shot", type=click.Path(dir_okay=False), help="Per-shot job YAML."),
+        click.option("--preset", type=click.Choice(["default", "preview", "final"]), help="Config preset."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device."),
+        click.option("--batch-size", type=int, help="Frames per batch on the device."),
+        click.option("--codec", type=click.Choice(["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"]),
+                     help="Output codec (default from the output extension)."),
+        click.option("--crf", type=int, help="H.264 quality (0-51, lower is better)."),
+        click.option("--target", "target_mode", type=click.Choice(["largest", "all"]),
+                     help="Which faces to replace (default largest)."),
+        click.option("--target-index", type=int, help="Replace the K-th face track (by first appearance)."),
+        click.option("--target-face", type=click.Path(dir_okay=False), help="Replace the face most like this image."),
+        click.option("--map", "mapping", multiple=True, help="TRACK:SOURCE pairs for several sources (repeatable)."),
+        click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def load_job(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
+             target_mode, target_index, target_face, mapping, passthrough, **_):
+    """The job config from the shot YAML, the preset and the command-line flags."""
     from vidswap.config import load_config
 
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
+    mode = target_mode or ("index" if target_index is not None else "reference" if target_face else None)
     overrides = {
         "input": input, "sources": list(sources) or None, "frames": frames, "scale": scale, "every": every,
         "device": device, "batch_size": batch_size,
         "output": {"path": output, "codec": codec, "crf": crf},
         "swap": {"core": "passthrough" if passthrough else None},
+        "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
     }
-    cfg = load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
-    bar = None if quiet else _progress_bar()
-    try:
+    return load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
+
+
+@main.command()
+@job_options
+@_report_errors
+def run(**opts):
+    """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
+    from vidswap import pipeline
+
+    cfg = load_job(**opts)
+    with _progress(opts["quiet"]) as bar:
         summary = pipeline.run(cfg, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    _report(summary, cfg)
+
+
+@main.command()
+@job_options
+@click.option("--overlay", type=click.Path(dir_okay=False), help="Write a video of the analysis drawn on the frames.")
+@_report_errors
+def analyze(overlay, **opts):
+    """Analyze pass: faces, dense landmarks, identity, tracks, smoothing -> the tracks file in the job folder."""
+    from vidswap import pipeline
+
+    cfg = load_job(**opts)
+    with _progress(opts["quiet"]) as bar:
+        result = pipeline.analyze(cfg, progress=bar)
+    click.echo(f"tracks: {result.tracks_path}")
+    for line in result.lines():
+        click.echo(line)
+    for plot in result.plots:
+        click.echo(f"plot: {plot}")
+    if overlay:
+        with _progress(opts["quiet"]) as bar:
+            path = pipeline.write_overlay(cfg, overlay, progress=bar)
+        click.echo(f"overlay: {path}")
+
+
+@main.command()
+@job_options
+@click.option("--force", is_flag=True, help="Render the chunk even if its output exists.")
+@_report_errors
+def render(force, **opts):
+    """Render one frame chunk (--frames) of an analysed shot into the job folder (farm task)."""
+    from vidswap import pipeline
+
+    chunk = opts["frames"]
+    if chunk is None:
+        raise click.UsageError("render needs --frames A-B (the chunk to render)")
+    cfg = load_job(**dict(opts, frames=None))  # the shot's frames come from the shot YAML
+    with _progress(opts["quiet"]) as bar:
+        path, summary = pipeline.render_chunk(cfg, chunk, force=force, progress=bar)
+    if summary is None:
+        click.echo(f"chunk {path} is complete; skipped (use --force to render it again)")
+    else:
+        click.echo(f"wrote chunk {path}: {summary.frames_written} frames in {summary.seconds:.1f} s")
+
+
+@main.command()
+@job_options
+@_report_errors
+def assemble(**opts):
+    """Concatenate the rendered chunks into the output with the input's timing, audio and timecode."""
+    from vidswap import pipeline
+
+    cfg = load_job(**opts)
+    with _progress(opts["quiet"]) as bar:
+        summary = pipeline.assemble(cfg, progress=bar)
+    click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height}")
+
+
+def _report(summary, cfg) -> None:
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height} "
                f"in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s)")
-    if summary.frames_swapped or cfg.swap.core != "passthrough":
+    if cfg.swap.core != "passthrough":
         click.echo(f"swapped {summary.frames_swapped} frames; passed through untouched: "
                    f"{_ranges(summary.passed_through) or 'none'}")
+
+
+@contextmanager
+def _progress(quiet: bool):
+    bar = None if quiet else _progress_bar()
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class _progress_bar:

@@ -193,33 +193,55 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models, 
 
 def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tracks_path: Path,
                  timer: StageTimer, progress: Callable[[str, int, int], None] | None = None):
-    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged."""
+    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged.
+
+    ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
+    """
     from vidswap.faces.analyze import FrameAnalyzer, ShotAnalysis, analysis_key, input_fingerprint
 
+    hashes = models.model_hashes if models is not None else {"passthrough": ""}
     key = analysis_key(input_fingerprint(info.path if info.kind != "sequence" else Path(info.pattern)), numbers,
-                       cfg.analysis, cfg.smoothing, models.model_hashes)
-    if tracks_path.exists():
-        try:
-            cached = ShotAnalysis.load(tracks_path)
-            if cached.header.get("key") == key:
-                return cached
-        except (OSError, ValueError, KeyError, InputError):
-            pass  # unreadable or old: analyse again
-    analyzer = FrameAnalyzer(models, cfg.analysis)
+                       cfg.analysis, cfg.smoothing, hashes)
+    cached = load_cached_analysis(tracks_path, key)
+    if cached is not None:
+        return cached
+    analyzer = FrameAnalyzer(models, cfg.analysis) if models is not None else None
+    timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0
     with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
         for batch in _batches(frames, cfg.batch_size, timer):
-            analyzer.push([f.number for f in batch], [f.image for f in batch])
+            timing["numbers"] += [f.number for f in batch]
+            timing["pts"] += [f.pts for f in batch]
+            timing["durations"] += [getattr(f, "duration", None) for f in batch]
+            if analyzer is not None:
+                analyzer.push([f.number for f in batch], [f.image for f in batch])
             done += len(batch)
             if progress:
                 progress("analyze", done, len(numbers))
     fps = float(info.fps) / max(1, cfg.every)
-    result = analyzer.finish(fps, cfg.smoothing, {"key": key, "input": str(info.path), "fps": fps,
-                                                  "width": info.width, "height": info.height})
-    for name, sec in analyzer.stage_seconds.items():
-        timer.seconds[name] += sec
+    header = {"key": key, "input": str(info.path), "fps": fps, "width": info.width, "height": info.height,
+              "timing": timing}
+    if analyzer is None:
+        result = ShotAnalysis(header=dict(header, cuts=[], frames=timing["numbers"]), tracks=[])
+    else:
+        result = analyzer.finish(fps, cfg.smoothing, header)
+        for name, sec in analyzer.stage_seconds.items():
+            timer.seconds[name] += sec
     result.save(tracks_path)
     return result
+
+
+def load_cached_analysis(tracks_path: Path, key: str | None):
+    """The saved analysis if it exists and (when ``key`` is given) matches ``key``; else None."""
+    from vidswap.faces.analyze import ShotAnalysis
+
+    if not tracks_path.exists():
+        return None
+    try:
+        cached = ShotAnalysis.load(tracks_path)
+    except (OSError, ValueError, KeyError, InputError):
+        return None  # unreadable or old: analyse again
+    return cached if key is None or cached.header.get("key") == key else None
 
 
 def choose_targets(cfg: JobConfig, analysis, models, n_sources: int) -> dict[int, int | None]:
@@ -254,9 +276,39 @@ def choose_targets(cfg: JobConfig, analysis, models, n_sources: int) -> dict[int
     return {tid: None for tid in ids}
 
 
-def build_swap(cfg: JobConfig, info: MediaInfo, out_path: Path, timer: StageTimer,
-               progress: Callable[[str, int, int], None] | None, warnings: list[str]):
-    """Everything the render pass needs: models, sources, the shot analysis, targets -> a FaceSwapProcessor."""
+@dataclass
+class ShotPlan:
+    """What a job renders: the input, its frames, the output and the job folder."""
+
+    info: MediaInfo
+    numbers: list[int]
+    out_path: Path
+    size: tuple[int, int]
+
+    @property
+    def job_dir(self) -> Path:
+        return job_dir(self.out_path)
+
+
+def plan_shot(cfg: JobConfig) -> ShotPlan:
+    if cfg.input is None:
+        raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
+    info = probe(cfg.input)
+    numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
+    out_path = Path(cfg.output.path) if cfg.output.path else default_output_path(info)
+    if out_path.resolve() == Path(info.path).resolve():
+        raise InputError(f"output {out_path} would overwrite the input; choose another -o")
+    return ShotPlan(info, numbers, out_path, output_size(info, cfg.scale, output_kind(out_path) == "video"))
+
+
+def build_processor(cfg: JobConfig, plan: ShotPlan, timer: StageTimer,
+                    progress: Callable[[str, int, int], None] | None, warnings: list[str],
+                    require_analysis: bool = False):
+    """The frame processor for the render pass and the shot analysis (analysed now, or loaded from the job
+    folder). ``require_analysis``: a farm render task must find the analysis the analyze task wrote."""
+    if cfg.swap.core == "passthrough":  # no analysis needed, except a farm task's timing record
+        check_sources(cfg.sources)
+        return passthrough, _analysis(cfg, plan, None, timer, progress, True) if require_analysis else None
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.topology import load_topology
     from vidswap.swap.core import GeometricSwapConfig, GeometricSwapCore
@@ -268,16 +320,25 @@ def build_swap(cfg: JobConfig, info: MediaInfo, out_path: Path, timer: StageTime
         models = AnalysisModels.load(cfg.analysis)
         topology = load_topology()
         sources = load_source_faces(cfg.sources, source_images, models, warnings)
-    numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
-    analysis = analyze_shot(cfg, info, numbers, models, job_dir(out_path) / "tracks.npz", timer, progress)
+    analysis = _analysis(cfg, plan, models, timer, progress, require_analysis)
     targets = choose_targets(cfg, analysis, models, len(sources))
     core = GeometricSwapCore(GeometricSwapConfig.from_config(cfg.swap, device=str(device)), topology)
     with timer.stage("load"):
         combined = core.prepare(sources)
         identities = {tid: combined if src is None else core.prepare([sources[src]]) for tid, src in targets.items()}
-    return FaceSwapProcessor(analysis=analysis, targets=identities, core=core, regions=topology.regions,
-                             params=composite_params(cfg.composite, cfg.seed), crop_size=cfg.swap.crop_size,
-                             device=device)
+    processor = FaceSwapProcessor(analysis=analysis, targets=identities, core=core, regions=topology.regions,
+                                  params=composite_params(cfg.composite, cfg.seed), crop_size=cfg.swap.crop_size,
+                                  device=device)
+    return processor, analysis
+
+
+def _analysis(cfg: JobConfig, plan: ShotPlan, models, timer: StageTimer, progress, require: bool):
+    if require:
+        found = load_cached_analysis(plan.job_dir / "tracks.npz", None)
+        if found is None:
+            raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
+        return found
+    return analyze_shot(cfg, plan.info, plan.numbers, models, plan.job_dir / "tracks.npz", timer, progress)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -290,29 +351,29 @@ def passthrough(frames: list[Frame]) -> list[Frame]:
 
 
 def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
-    """Run a whole shot job: analyze (cached), then one streaming render pass; return its summary.
+    """Run a whole shot job: analyze (cached in the job folder), then one streaming render pass to the output.
 
     ``progress(stage, done, total)`` is called after every batch of the analyze and render passes.
     """
-    if cfg.input is None:
-        raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
     timer = StageTimer()
     start = time.perf_counter()
-    info = probe(cfg.input)
-    numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
-    out_path = Path(cfg.output.path) if cfg.output.path else default_output_path(info)
-    if out_path.resolve() == Path(info.path).resolve():
-        raise InputError(f"output {out_path} would overwrite the input; choose another -o")
-    video_out = output_kind(out_path) == "video"
-    size = output_size(info, cfg.scale, video_out)
+    plan = plan_shot(cfg)
     warnings: list[str] = []
-    if cfg.swap.core == "passthrough":
-        check_sources(cfg.sources)
-        processor: FrameProcessor = passthrough
-    else:
-        processor = build_swap(cfg, info, out_path, timer, progress, warnings)
+    processor, _ = build_processor(cfg, plan, timer, progress, warnings)
+    written = render_frames(cfg, plan.info, plan.numbers, processor, plan.out_path, plan.size, timer, progress)
+    return _summary(plan, processor, written, start, timer, warnings, plan.out_path)
+
+
+def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor, out_path: Path,
+                  size: tuple[int, int], timer: StageTimer, progress=None, settings: EncodeSettings | None = None,
+                  sink_info: MediaInfo | None = None) -> int:
+    """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
+
+    ``sink_info`` (default ``info``) is what the writer copies audio and timecode from.
+    """
     written = 0
-    with open_sink(out_path, info, settings_from_config(cfg, out_path), size=size) as sink:
+    settings = settings or settings_from_config(cfg, out_path)
+    with open_sink(out_path, sink_info or info, settings, size=size) as sink:
         with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
             for batch in _batches(frames, cfg.batch_size, timer):
                 with timer.stage("swap"):
@@ -325,11 +386,164 @@ def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None)
                     progress("render", written, len(numbers))
         mux_start = time.perf_counter()
     timer.seconds["mux"] += time.perf_counter() - mux_start
+    return written
+
+
+def _summary(plan: ShotPlan, processor, written: int, start: float, timer: StageTimer, warnings: list[str],
+             output: Path, numbers: list[int] | None = None) -> RunSummary:
     with_summary = getattr(processor, "summary", None)
-    swapped, passed = with_summary() if with_summary else (0, list(numbers))
-    return RunSummary(input=str(info.path), output=str(out_path), frames_written=written, frames_swapped=swapped,
+    swapped, passed = with_summary() if with_summary else (0, list(numbers or plan.numbers))
+    return RunSummary(input=str(plan.info.path), output=str(output), frames_written=written, frames_swapped=swapped,
                       passed_through=passed, seconds=time.perf_counter() - start,
-                      stage_seconds=dict(timer.seconds), width=size[0], height=size[1], warnings=warnings)
+                      stage_seconds=dict(timer.seconds), width=plan.size[0], height=plan.size[1], warnings=warnings)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# farm passes: analyze once, render chunks independently, assemble
+
+
+CHUNK_SETTINGS = EncodeSettings(codec="ffv1")
+
+
+@dataclass
+class AnalyzeReport:
+    """What the analyze pass wrote: the tracks file, the analysis and its trajectory plots."""
+
+    tracks_path: Path
+    analysis: object
+    targets: list[int]
+    plots: list[Path]
+
+    def lines(self) -> list[str]:
+        a = self.analysis
+        out = [f"{len(a.tracks)} track(s); shot cuts at frames: {fileseq_str(a.header.get('cuts', [])) or 'none'}"]
+        for t in a.tracks:
+            tag = "  <- target" if t.id in self.targets else ""
+            out.append(f"track {t.id}: frames {fileseq_str(t.frames.tolist())} ({len(t.frames)}), "
+                       f"{int(t.interpolated.sum())} interpolated, mean confidence {float(t.confidences.mean()):.2f}{tag}")
+        return out
+
+
+def analyze(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> AnalyzeReport:
+    """The analyze pass alone: writes (or reuses) the tracks file in the job folder, plots the target tracks'
+    landmark trajectories (raw vs smoothed) next to it."""
+    timer = StageTimer()
+    plan = plan_shot(cfg)
+    models = None
+    if cfg.swap.core != "passthrough":
+        from vidswap.faces.analyze import AnalysisModels
+
+        models = AnalysisModels.load(cfg.analysis)
+    tracks_path = plan.job_dir / "tracks.npz"
+    analysis = analyze_shot(cfg, plan.info, plan.numbers, models, tracks_path, timer, progress)
+    targets, plots = [], []
+    if models is not None and analysis.tracks:
+        from vidswap.faces.overlay import plot_track
+
+        targets = sorted(choose_targets(dataclasses.replace(cfg, target=dataclasses.replace(cfg.target, map=())),
+                                        analysis, models, max(1, len(cfg.sources))))
+        for track in analysis.tracks:
+            if track.id in targets and len(track.frames) >= 3:
+                plots.append(plot_track(track, analysis.header["fps"], plan.job_dir / f"track_{track.id}.png"))
+    return AnalyzeReport(tracks_path, analysis, targets, plots)
+
+
+def write_overlay(cfg: JobConfig, path: str | Path, progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """A video of the shot with the analysis drawn on it (boxes, track ids, landmarks, pose axes)."""
+    from vidswap.faces.overlay import draw_overlay
+
+    plan = plan_shot(cfg)
+    analysis = load_cached_analysis(plan.job_dir / "tracks.npz", None)
+    if analysis is None:
+        raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` first")
+    targets = {t.id for t in analysis.tracks}
+
+    def draw(frames: list[Frame]) -> list[Frame]:
+        return [dataclasses.replace(f, image=draw_overlay(f.image, f.number, analysis, targets)) for f in frames]
+
+    out = Path(path)
+    size = output_size(plan.info, cfg.scale, output_kind(out) == "video")
+    render_frames(cfg, plan.info, plan.numbers, draw, out, size, StageTimer(), progress,
+                  settings=EncodeSettings(codec="h264", crf=20, preset="veryfast"))
+    return out
+
+
+def chunk_path(plan: ShotPlan, numbers: list[int]) -> Path:
+    return plan.job_dir / "chunks" / f"{numbers[0]:08d}-{numbers[-1]:08d}.mkv"
+
+
+def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None) -> tuple[Path, RunSummary | None]:
+    """Render one frame chunk of the shot (``chunk``: a range within the shot's frames) into the job folder.
+
+    Reads the analysis the analyze pass wrote (never re-analyses a part: chunks agree at the seams). A chunk whose
+    output exists with the right frame count is skipped unless ``force`` (idempotent farm retries); outputs are
+    written atomically, so a killed task leaves nothing that looks complete.
+    """
+    timer = StageTimer()
+    start = time.perf_counter()
+    plan = plan_shot(cfg)
+    wanted = plan_frame_numbers(plan.info, chunk, 1)
+    shot = set(plan.numbers)
+    numbers = [n for n in wanted if n in shot]
+    if not numbers:
+        raise InputError(f"chunk {chunk} has none of the shot's frames ({fileseq_str(plan.numbers)})")
+    out = chunk_path(plan, numbers)
+    if out.exists() and not force:
+        try:
+            if probe(out).frame_count == len(numbers):
+                return out, None
+        except InputError:
+            pass  # unreadable leftover: render again
+    warnings: list[str] = []
+    processor, _ = build_processor(cfg, plan, timer, progress, warnings, require_analysis=True)
+    chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
+    written = render_frames(cfg, plan.info, numbers, processor, out, plan.size, timer, progress,
+                            settings=CHUNK_SETTINGS, sink_info=chunk_info)
+    return out, _summary(plan, processor, written, start, timer, warnings, out, numbers)
+
+
+def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
+    """Concatenate the shot's chunks in frame order into the output, with the input's timing, audio and
+    timecode. Every frame of the shot must be covered by exactly the chunks found in the job folder."""
+    from vidswap.faces.analyze import ShotAnalysis
+
+    timer = StageTimer()
+    start = time.perf_counter()
+    plan = plan_shot(cfg)
+    tracks = plan.job_dir / "tracks.npz"
+    if not tracks.exists():
+        raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` and the render chunks first")
+    timing = ShotAnalysis.load(tracks).header["timing"]
+    pts = dict(zip(timing["numbers"], timing["pts"]))
+    durations = dict(zip(timing["numbers"], timing["durations"]))
+    chunks = sorted((plan.job_dir / "chunks").glob("*.mkv")) if (plan.job_dir / "chunks").exists() else []
+    spans = [(int(c.stem.split("-")[0]), int(c.stem.split("-")[1]), c) for c in chunks]
+    covered = []
+    for first, last, _ in spans:
+        covered += [n for n in plan.numbers if first <= n <= last]
+    missing = sorted(set(plan.numbers) - set(covered))
+    if missing:
+        raise InputError(f"frames {fileseq_str(missing)} have no rendered chunk in {plan.job_dir / 'chunks'}; "
+                         f"run `vidswap render --frames ...` for them")
+    written = 0
+    with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
+        for first, last, path in spans:
+            mine = [n for n in plan.numbers if first <= n <= last]
+            if not mine:
+                continue
+            with read_frames(probe(path)) as frames:
+                for number, frame in zip(mine, frames):
+                    sink.write(Frame(number=number, pts=pts[number], timecode=None, image=frame.image,
+                                     duration=durations[number]))
+                    written += 1
+                    if progress:
+                        progress("assemble", written, len(plan.numbers))
+    return _summary(plan, None, written, start, timer, [], plan.out_path)
+
+
+def fileseq_str(numbers: list[int]) -> str:
+    return str(fileseq.FrameSet(numbers)) if numbers else ""
 
 
 def _batches(frames: Iterator[Frame], size: int, timer: StageTimer) -> Iterator[list[Frame]]:

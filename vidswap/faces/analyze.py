@@ -1,0 +1,326 @@
+"""The ``analyze`` pass: per frame detect -> dense landmarks -> identity; across frames cuts -> tracks -> smoothing
+-> pose decomposition. Produces a ``ShotAnalysis`` saved as a tracks file (npz arrays + JSON header) that later
+passes and farm tasks reuse while its inputs are unchanged.
+
+Per-frame policy (speed with robustness): the detector runs on every frame (batched); each detection gets the
+mesh (batched over the batch's frames). Where the detector misses a face that the previous frame had (a hand
+over the mouth, motion blur), the previous frame's landmarks seed the mesh (MediaPipe's tracking mode); the
+face is kept while the mesh's face-presence confidence stays above ``min_confidence``. Identity embeddings are
+computed for faces that are new and every ``identity_every`` frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vidswap.config import AnalysisConfig, SmoothingConfig
+from vidswap.errors import InputError
+from vidswap.faces.detect import YuNetDetector
+from vidswap.faces.identity import IdentityEncoder
+from vidswap.faces.landmarks import FaceMesh
+from vidswap.faces.pose import decompose, neutral_shape
+from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
+from vidswap.faces.track import CutDetector, Observation, TrackerParams, box_iou, track_faces
+from vidswap.faces.types import Detection, FaceLandmarks
+from vidswap.models.registry import load_manifest, model_path
+
+TRACKS_VERSION = 2
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass
+class AnalysisModels:
+    """The analysis networks, created once per run."""
+
+    detector: YuNetDetector
+    mesh: FaceMesh
+    identity: IdentityEncoder
+    model_hashes: dict[str, str]
+
+    @classmethod
+    def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
+        """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
+        manifest = load_manifest()
+        names = ("yunet", "face_mesh", "iris", "sface")
+        paths = {n: model_path(n, manifest) for n in names}
+        detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
+                                           score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
+                                           angles=tuple(cfg.angles))
+        mesh = FaceMesh.from_paths(paths["face_mesh"], paths["iris"], num_threads=threads)
+        identity = IdentityEncoder.from_path(paths["sface"], threads=threads)
+        return cls(detector, mesh, identity, {n: manifest[n].sha256 for n in names})
+
+
+@dataclass
+class FaceRecord:
+    """One face in one image (sources, references)."""
+
+    landmarks: FaceLandmarks
+    embedding: np.ndarray  # (D,) unit length
+    detection: Detection
+
+
+def analyze_image(image: np.ndarray, models: AnalysisModels) -> list[FaceRecord]:
+    """All faces of a still image, largest first. ``image``: HxWx3 RGB."""
+    dets = models.detector([image])[0]
+    if not dets:
+        return []
+    lms = models.mesh([image], [dets])[0]
+    emb = models.identity.embed([image], np.stack([lm.kps5 for lm in lms]), [0] * len(lms))
+    faces = [FaceRecord(lm, e, d) for lm, e, d in zip(lms, emb, dets) if lm.confidence >= MIN_CONFIDENCE]
+    return sorted(faces, key=lambda f: -f.detection.area)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# per-frame streaming analysis
+
+
+@dataclass
+class FrameAnalyzer:
+    """Streaming per-frame analysis: ``push`` batches of frames in order, then ``finish``."""
+
+    models: AnalysisModels
+    cfg: AnalysisConfig
+    numbers: list[int] = field(default_factory=list)
+    observations: list[list[Observation]] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    _cut: CutDetector | None = None
+    _prev: list[FaceLandmarks] = field(default_factory=list)
+    _since_identity: int = 0
+
+    def __post_init__(self) -> None:
+        self._cut = CutDetector(threshold=self.cfg.cut_threshold)
+
+    def _time(self, name: str, start: float) -> None:
+        import time
+
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def push(self, numbers: Sequence[int], images: Sequence[np.ndarray]) -> None:
+        """Analyse a batch of consecutive frames (HxWx3 RGB uint8 / uint16 / float)."""
+        import time
+
+        t0 = time.perf_counter()
+        thumbs = [_thumbnail(im) for im in images]
+        cut_flags = [self._cut.push(th) for th in thumbs]
+        self._time("cuts", t0)
+        t0 = time.perf_counter()
+        dets = self.models.detector(list(images))
+        self._time("detect", t0)
+        t0 = time.perf_counter()
+        lms = self.models.mesh(list(images), dets)
+        self._time("landmarks", t0)
+        for i, (number, image) in enumerate(zip(numbers, images)):
+            if cut_flags[i] and self.numbers:
+                self.cuts.append(int(number))
+                self._prev = []
+            t0 = time.perf_counter()
+            faces = [lm for lm in lms[i] if lm.confidence >= MIN_CONFIDENCE]
+            faces = _dedupe(faces)
+            missed = [p for p in self._prev if not any(_overlap(p, f) > 0.3 for f in faces)]
+            if missed:  # tracking mode for faces the detector lost
+                found = self.models.mesh([image], [missed])[0]
+                faces += [lm for lm in found if lm.confidence >= MIN_CONFIDENCE
+                          and not any(_overlap(lm, f) > 0.3 for f in faces)]
+            self._time("landmarks", t0)
+            t0 = time.perf_counter()
+            new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
+            due = self._since_identity % max(1, self.cfg.identity_every) == 0
+            embed = faces if due else new
+            embeddings: dict[int, np.ndarray] = {}
+            if embed:
+                emb = self.models.identity.embed([image], np.stack([f.kps5 for f in embed]), [0] * len(embed))
+                embeddings = {id(f): e for f, e in zip(embed, emb)}
+            self._since_identity += 1
+            self._time("identity", t0)
+            self.observations.append([Observation(box=f.box, landmarks=f.points, embedding=embeddings.get(id(f)),
+                                                  confidence=f.confidence) for f in faces])
+            self.numbers.append(int(number))
+            self._prev = faces
+
+    def finish(self, fps: float, smoothing: SmoothingConfig, header: dict) -> "ShotAnalysis":
+        """Link into tracks, smooth, decompose pose; the whole-shot result."""
+        import time
+
+        t0 = time.perf_counter()
+        tracks = track_faces(self.observations, self.cuts, TrackerParams(max_gap=self.cfg.max_gap),
+                             frames=self.numbers)
+        self._time("track", t0)
+        t0 = time.perf_counter()
+        out = [_finish_track(t, fps, smoothing) for t in tracks if t.landmarks is not None]
+        self._time("smooth", t0)
+        header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
+        return ShotAnalysis(header=header, tracks=out)
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    small = cv2.resize(image, (64, max(1, round(64 * image.shape[0] / image.shape[1]))), interpolation=cv2.INTER_AREA)
+    if small.dtype != np.uint8:
+        small = (small / (65535.0 if small.dtype == np.uint16 else 1.0) * 255).clip(0, 255).astype(np.uint8)
+    return small
+
+
+def _overlap(a: FaceLandmarks, b: FaceLandmarks) -> float:
+    return float(box_iou(a.box[None], b.box[None])[0, 0])
+
+
+def _dedupe(faces: list[FaceLandmarks]) -> list[FaceLandmarks]:
+    kept: list[FaceLandmarks] = []
+    for f in sorted(faces, key=lambda f: -f.confidence):
+        if not any(_overlap(f, k) > 0.5 for k in kept):
+            kept.append(f)
+    return kept
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tracks
+
+
+@dataclass
+class TrackAnalysis:
+    """One smoothed, pose-decomposed track.
+
+    Attributes:
+        id, shot: track id (first appearance order) and shot index.
+        frames: (T,) int64 frame numbers.
+        boxes: (T, 4) float32; confidences (T,) float32; interpolated (T,) bool.
+        raw: (T, 478, 3) float32 landmarks as measured (interpolated across misses).
+        smoothed: (T, 478, 3) float32 landmarks after temporal smoothing.
+        s, R, t: (T,), (T, 3, 3), (T, 3) float32 pose of the smoothed landmarks (canonical -> frame).
+        neutral: (478, 3) float32 the track's neutral shape in the canonical frame.
+        embedding: (D,) float32 mean identity, or empty.
+    """
+
+    id: int
+    shot: int
+    frames: np.ndarray
+    boxes: np.ndarray
+    confidences: np.ndarray
+    interpolated: np.ndarray
+    raw: np.ndarray
+    smoothed: np.ndarray
+    s: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    neutral: np.ndarray
+    embedding: np.ndarray
+
+    ARRAYS = ("frames", "boxes", "confidences", "interpolated", "raw", "smoothed", "s", "R", "t", "neutral",
+              "embedding")
+
+    def index_of(self, number: int) -> int | None:
+        i = int(np.searchsorted(self.frames, number))
+        return i if i < len(self.frames) and self.frames[i] == number else None
+
+    @property
+    def mean_area(self) -> float:
+        wh = np.clip(self.boxes[:, 2:] - self.boxes[:, :2], 0, None)
+        return float((wh[:, 0] * wh[:, 1]).mean())
+
+
+def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
+    if cfg.method == "one_euro":
+        return OneEuroParams(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
+    if cfg.method == "rts":
+        return RtsParams(process_noise=cfg.rts_process_noise,
+                         measurement_noise=cfg.rts_measurement_noise or None, gate=cfg.rts_gate)
+    return None
+
+
+def _finish_track(track, fps: float, cfg: SmoothingConfig) -> TrackAnalysis:
+    raw = track.landmarks.astype(np.float32)
+    if cfg.method == "none" or len(raw) < 3:
+        smoothed = raw.copy()
+    else:
+        smoothed = smooth_landmarks(raw, fps, method=cfg.method, params=smoothing_params(cfg)).astype(np.float32)
+    pose = decompose(torch.from_numpy(smoothed))
+    neutral = neutral_shape(pose.x_c_obs).numpy().astype(np.float32)
+    emb = track.embedding
+    return TrackAnalysis(id=int(track.id), shot=int(track.shot), frames=track.frames.astype(np.int64),
+                         boxes=track.boxes.astype(np.float32), confidences=track.confidences.astype(np.float32),
+                         interpolated=track.interpolated.astype(bool), raw=raw, smoothed=smoothed,
+                         s=pose.s.numpy().astype(np.float32), R=pose.R.numpy().astype(np.float32),
+                         t=pose.t.numpy().astype(np.float32), neutral=neutral,
+                         embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32))
+
+
+@dataclass
+class ShotAnalysis:
+    """The analysis of one shot: header (inputs, parameters, cuts, frames) and its tracks."""
+
+    header: dict
+    tracks: list[TrackAnalysis]
+
+    def track(self, track_id: int) -> TrackAnalysis:
+        for t in self.tracks:
+            if t.id == track_id:
+                return t
+        raise KeyError(track_id)
+
+    def save(self, path: Path) -> None:
+        """Write atomically: ``path`` is either complete or absent."""
+        arrays = {f"t{t.id}_{name}": getattr(t, name) for t in self.tracks for name in TrackAnalysis.ARRAYS}
+        meta = dict(self.header, version=TRACKS_VERSION,
+                    tracks=[{"id": t.id, "shot": t.shot} for t in self.tracks])
+        arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path) -> "ShotAnalysis":
+        with np.load(path) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            if header.get("version") != TRACKS_VERSION:
+                raise InputError(f"tracks file {path} has version {header.get('version')}, expected "
+                                 f"{TRACKS_VERSION}; delete it to re-analyse")
+            tracks = [TrackAnalysis(id=m["id"], shot=m["shot"],
+                                    **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS})
+                      for m in header.pop("tracks")]
+        return cls(header=header, tracks=tracks)
+
+
+def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
+    """Cheap content fingerprint of a media file or sequence: size, mtime and sha256 of its head and tail."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.exists() else []
+    if not files:
+        import fileseq
+
+        files = [Path(f) for f in fileseq.FileSequence(str(path))]
+    for f in files[:1] + files[-1:]:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(chunk))
+            if st.st_size > chunk:
+                fh.seek(max(chunk, st.st_size - chunk))
+                h.update(fh.read(chunk))
+    h.update(str(len(files)).encode())
+    return h.hexdigest()
+
+
+def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,
+                 model_hashes: dict[str, str]) -> str:
+    """Cache key of an analysis: everything its result depends on."""
+    blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": [numbers[0], numbers[-1], len(numbers)],
+                       "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

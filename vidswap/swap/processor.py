@@ -1,0 +1,121 @@
+"""The render stage for a batch of frames: align -> swap core -> compositor, per target track.
+
+``FaceSwapProcessor`` is called with consecutive frames (the pipeline's batches) and returns them with the target
+faces replaced; frames without a target face come back untouched (the same array objects, bit-identical).
+Per-track compositor state (causal mask / colour smoothing) is carried from batch to batch, so the result does not
+depend on where the batches start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vidswap.composite.colour import ColourParams
+from vidswap.composite.compositor import CompositeParams, TrackState, composite_track
+from vidswap.composite.convert import from_float, to_float
+from vidswap.composite.grain import GrainParams
+from vidswap.composite.masks import MaskParams, OcclusionParams
+from vidswap.composite.paste import PasteParams
+from vidswap.config import CompositeConfig
+from vidswap.faces.align import invert_affine
+from vidswap.faces.analyze import ShotAnalysis, TrackAnalysis
+from vidswap.faces.pose import decompose, expression
+from vidswap.io import Frame
+from vidswap.swap.core import SourceIdentity, SwapBatch, SwapCore, crop_frame_from_landmarks, transform_landmarks, \
+    warp_to_crop
+
+CROP_MARGIN = 0.2  # aligned crop border, fraction of the face height per side
+
+
+def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
+    """The compositor's parameters from the job config (causal temporal smoothing carried across batches)."""
+    regions = tuple(cfg.regions)
+    return CompositeParams(
+        regions=regions,
+        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
+        occlusion=OcclusionParams() if cfg.occlusion else None,
+        colour=ColourParams(method=cfg.colour),
+        paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
+        grain=GrainParams() if cfg.grain else None,
+        temporal="ema",
+        seed=seed,
+    )
+
+
+@dataclass
+class SwapDebug:
+    """Per-frame pieces for debug strips: target crop, render, alpha (crop space) and the composited crop."""
+
+    number: int
+    track: int
+    target_crop: torch.Tensor
+    render: torch.Tensor
+    alpha: torch.Tensor
+
+
+@dataclass
+class FaceSwapProcessor:
+    """Swap the faces of ``targets`` (track id -> source identity) in batches of frames."""
+
+    analysis: ShotAnalysis
+    targets: dict[int, SourceIdentity]
+    core: SwapCore
+    regions: dict[str, np.ndarray]
+    params: CompositeParams
+    crop_size: int = 256
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    debug_sink: object | None = None  # callable(SwapDebug) for --debug-frames / contact sheets
+    refiner: object | None = None  # callable(SwapBatch, SwapResult, SourceIdentity) -> SwapResult (learned generator)
+    swapped: set[int] = field(default_factory=set)
+    seen: list[int] = field(default_factory=list)
+    _state: dict[int, TrackState] = field(default_factory=dict)
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        self.seen.extend(f.number for f in frames)
+        out = list(frames)
+        for track_id, identity in self.targets.items():
+            track = self.analysis.track(track_id)
+            rows = [(k, i) for k, f in enumerate(out) if (i := track.index_of(f.number)) is not None]
+            if rows:
+                self._swap_track(out, rows, track, identity)
+        return out
+
+    def _swap_track(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
+                    identity: SourceIdentity) -> None:
+        ks = [k for k, _ in rows]
+        idx = np.array([i for _, i in rows])
+        dtype = out[ks[0]].image.dtype
+        plate = torch.stack([to_float(out[k].image, self.device) for k in ks])  # (B, 3, H, W)
+        lm = torch.from_numpy(track.smoothed[idx]).to(self.device)  # (B, 478, 3) frame px
+        frame_to_crop = crop_frame_from_landmarks(lm, self.crop_size, CROP_MARGIN)
+        crop = warp_to_crop(plate, frame_to_crop, self.crop_size)
+        lm_crop = transform_landmarks(lm, frame_to_crop)
+        pose = decompose(lm_crop)
+        delta = expression(pose.x_c_obs, torch.from_numpy(track.neutral).to(self.device))
+        conf = torch.from_numpy(np.maximum(track.confidences[idx], 0.0)).to(self.device)
+        conf = torch.where(torch.from_numpy(track.interpolated[idx]).to(self.device), torch.full_like(conf, 0.7), conf)
+        batch = SwapBatch(target_crops=crop, target_landmarks=lm_crop, s=pose.s, R=pose.R, t=pose.t,
+                          expression=delta, confidence=conf)
+        result = self.core.swap(batch, identity)
+        if self.refiner is not None:
+            result = self.refiner(batch, result, identity)
+        crop_to_plate = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=self.device)
+        numbers = [out[k].number for k in ks]
+        comp = composite_track(plate, crop, result.crops, lm_crop, self.regions, crop_to_plate, numbers,
+                               track_id=track.id, params=self.params, confidence=conf,
+                               render_alpha=result.alpha, state=self._state.get(track.id))
+        self._state[track.id] = comp.state
+        for b, k in enumerate(ks):
+            f = out[k]
+            out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
+            self.swapped.add(f.number)
+            if self.debug_sink is not None:
+                self.debug_sink(SwapDebug(f.number, track.id, crop[b], comp.crop[b], comp.alpha[b]))
+
+    def summary(self) -> tuple[int, list[int]]:
+        """(frames swapped, frame numbers passed through untouched)."""
+        return len(self.swapped), [n for n in self.seen if n not in self.swapped]
