@@ -7,6 +7,7 @@ Exit codes (README.md): 0 ok, 2 usage/bad input, 3 no usable face in a source, 4
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
@@ -56,6 +57,11 @@ def _report_errors(fn):
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def main(debug: bool) -> None:
     """vidswap: replace the face in a shot with a source identity, keeping timing, audio, timecode and colour."""
+    signal.signal(signal.SIGTERM, _terminate)  # farm cancellation: clean up temporaries like Ctrl-C
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -247,6 +253,42 @@ def probe(input, as_json):
             value = "; ".join(f"#{a['index']} {a['codec']} {a['sample_rate']} Hz {a['channels']} ch"
                               + (f" [{a['language']}]" if a.get("language") else "") for a in value) or "none"
         click.echo(f"{key:>16}: {value}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# farm
+
+
+@main.group()
+def farm():
+    """Render-farm jobs: export a shot as an OpenJD (Deadline Cloud), Deadline 10 or OpenCue job."""
+
+
+@farm.command("export")
+@click.argument("shot", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["openjd", "deadline", "opencue"]), default="openjd",
+              show_default=True)
+@click.option("-o", "--output", required=True, help="Job template file (openjd, opencue) or folder (deadline).")
+@click.option("--chunk-size", type=int, help="Frames per render task (default farm.chunk_size).")
+@_report_errors
+def farm_export(shot, fmt, output, chunk_size):
+    """Export the shot job SHOT (YAML) as a farm job: analyze -> tune -> render chunks -> assemble."""
+    from vidswap import pipeline
+    from vidswap.config import load_config
+    from vidswap.jobs import farm as farm_jobs
+
+    cfg = load_config(shot=shot)
+    numbers = pipeline.plan_shot(cfg).numbers
+    shot_path = Path(shot).resolve()
+    if fmt == "openjd":
+        path = farm_jobs.write_openjd(farm_jobs.export_openjd(shot_path, cfg, numbers, chunk_size), Path(output))
+        click.echo(f"wrote {path} (check: openjd check {path})")
+    elif fmt == "deadline":
+        paths = farm_jobs.write_deadline(farm_jobs.export_deadline(shot_path, cfg, numbers, chunk_size), Path(output))
+        click.echo("wrote " + ", ".join(str(p) for p in paths))
+    else:
+        spec = farm_jobs.opencue_spec(farm_jobs.export_opencue(shot_path, cfg, numbers, chunk_size))
+        click.echo(f"wrote {farm_jobs.write_opencue(spec, Path(output))}")
 
 
 # --------------------------------------------------------------------------------------------------------------

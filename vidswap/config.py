@@ -94,6 +94,35 @@ class CompositeConfig:
 
 
 @dataclass(frozen=True)
+class FarmConfig:
+    """How a shot is cut up on a render farm and where its tasks may run (``vidswap farm export``)."""
+
+    chunk_size: int = 50  # frames per render task
+    gpu: bool = True  # require a GPU worker for analyze/tune/render; false on CPU-only farms
+    gpu_memory_mib: int | None = None  # minimum GPU memory per worker
+    os_family: Literal["linux", "windows", "macos"] | None = None
+    executable: str = "vidswap"  # the vidswap executable on the workers
+    timeout_s: int | None = None  # per-task run limit
+    chunking: Literal["auto", "task_chunking", "explicit"] = "auto"  # OpenJD render-step chunking
+    target_chunk_seconds: int = 0  # OpenJD adaptive chunking: aim for tasks this long (0 = fixed chunk_size)
+    name: str | None = None  # job name; None: "vidswap <shot file stem>"
+    priority: int = 50  # Deadline 10 / OpenCue priority
+    pool: str | None = None  # Deadline 10 pool
+    group: str | None = None  # Deadline 10 group
+    show: str | None = None  # OpenCue show
+
+
+@dataclass(frozen=True)
+class ColourspaceConfig:
+    """OpenColorIO colour management of float (EXR) plates."""
+
+    config: str | None = None  # .ocio file, ocio:// URI or $OCIO; None = the pinned built-in ACES config
+    input: str | None = None  # None = role scene_linear (ACEScg)
+    working: str | None = None  # None = "sRGB Encoded Rec.709 (sRGB)"; or "display/view"
+    output: str | None = None  # None = input (untouched pixels stay bit-exact)
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """A whole shot job. Immutable; build with ``load_config``."""
 
@@ -111,6 +140,8 @@ class JobConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     swap: SwapConfig = field(default_factory=SwapConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
+    farm: FarmConfig = field(default_factory=FarmConfig)
+    colorspace: ColourspaceConfig = field(default_factory=ColourspaceConfig)
     preset: str = "default"
 
 
@@ -245,6 +276,9 @@ def _resolve_paths(layer: dict, base: Path) -> dict:
         out["input"] = rel(out["input"])
     if isinstance(out.get("sources"), tuple):
         out["sources"] = tuple(rel(s) for s in out["sources"])
+    cs = out.get("colorspace")
+    if isinstance(cs, dict) and isinstance(cs.get("config"), str) and not cs["config"].startswith(("ocio://", "$")):
+        out["colorspace"] = dict(cs, config=rel(cs["config"]))
     for section, key in (("output", "path"), ("target", "reference")):
         if isinstance(out.get(section), dict) and key in out[section]:
             out[section] = dict(out[section], **{key: rel(out[section][key])})

@@ -197,7 +197,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tr
 
     ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
     """
-    from vidswap.faces.analyze import FrameAnalyzer, ShotAnalysis, analysis_key, input_fingerprint
+    from vidswap.faces.analyze import FrameAnalyzer, analysis_key
+    from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint
 
     hashes = models.model_hashes if models is not None else {"passthrough": ""}
     key = analysis_key(input_fingerprint(info.path if info.kind != "sequence" else Path(info.pattern)), numbers,
@@ -233,7 +234,7 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tr
 
 def load_cached_analysis(tracks_path: Path, key: str | None):
     """The saved analysis if it exists and (when ``key`` is given) matches ``key``; else None."""
-    from vidswap.faces.analyze import ShotAnalysis
+    from vidswap.faces.tracksfile import ShotAnalysis
 
     if not tracks_path.exists():
         return None
@@ -468,8 +469,22 @@ def write_overlay(cfg: JobConfig, path: str | Path, progress: Callable[[str, int
     return out
 
 
-def chunk_path(plan: ShotPlan, numbers: list[int]) -> Path:
-    return plan.job_dir / "chunks" / f"{numbers[0]:08d}-{numbers[-1]:08d}.mkv"
+def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
+    """Chunks live in a folder named by everything their pixels depend on (the analysis and the render settings),
+    so chunks of an earlier analysis or other settings are never mixed into an assembly."""
+    import hashlib
+    import json
+
+    from vidswap.config import to_dict
+
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size")}
+    settings["output_size"] = plan.size
+    blob = json.dumps({"analysis": analysis_key, "settings": settings}, sort_keys=True, default=str)
+    return plan.job_dir / "chunks" / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def chunk_path(folder: Path, numbers: list[int]) -> Path:
+    return folder / f"{numbers[0]:08d}-{numbers[-1]:08d}.mkv"
 
 
 def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
@@ -488,7 +503,10 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     numbers = [n for n in wanted if n in shot]
     if not numbers:
         raise InputError(f"chunk {chunk} has none of the shot's frames ({fileseq_str(plan.numbers)})")
-    out = chunk_path(plan, numbers)
+    analysis = load_cached_analysis(plan.job_dir / "tracks.npz", None)
+    if analysis is None:
+        raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
+    out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers)
     if out.exists() and not force:
         try:
             if probe(out).frame_count == len(numbers):
@@ -506,7 +524,7 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
 def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
     """Concatenate the shot's chunks in frame order into the output, with the input's timing, audio and
     timecode. Every frame of the shot must be covered by exactly the chunks found in the job folder."""
-    from vidswap.faces.analyze import ShotAnalysis
+    from vidswap.faces.tracksfile import ShotAnalysis
 
     timer = StageTimer()
     start = time.perf_counter()
@@ -514,17 +532,16 @@ def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = 
     tracks = plan.job_dir / "tracks.npz"
     if not tracks.exists():
         raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` and the render chunks first")
-    timing = ShotAnalysis.load(tracks).header["timing"]
+    header = ShotAnalysis.load(tracks).header
+    timing = header["timing"]
     pts = dict(zip(timing["numbers"], timing["pts"]))
     durations = dict(zip(timing["numbers"], timing["durations"]))
-    chunks = sorted((plan.job_dir / "chunks").glob("*.mkv")) if (plan.job_dir / "chunks").exists() else []
-    spans = [(int(c.stem.split("-")[0]), int(c.stem.split("-")[1]), c) for c in chunks]
-    covered = []
-    for first, last, _ in spans:
-        covered += [n for n in plan.numbers if first <= n <= last]
-    missing = sorted(set(plan.numbers) - set(covered))
+    folder = chunk_dir(plan, cfg, header["key"])
+    spans = chunk_cover(folder, plan.numbers)
+    covered = {n for first, last, _ in spans for n in plan.numbers if first <= n <= last}
+    missing = sorted(set(plan.numbers) - covered)
     if missing:
-        raise InputError(f"frames {fileseq_str(missing)} have no rendered chunk in {plan.job_dir / 'chunks'}; "
+        raise InputError(f"frames {fileseq_str(missing)} have no rendered chunk in {folder}; "
                          f"run `vidswap render --frames ...` for them")
     written = 0
     with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
@@ -540,6 +557,30 @@ def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = 
                     if progress:
                         progress("assemble", written, len(plan.numbers))
     return _summary(plan, None, written, start, timer, [], plan.out_path)
+
+
+def chunk_cover(folder: Path, numbers: list[int]) -> list[tuple[int, int, Path]]:
+    """Non-overlapping chunks covering the shot, in frame order: ``(first, last, path)``.
+
+    Chunks left from an earlier cut of the range (another chunk size) may overlap the current ones; walking in
+    frame order, each next chunk must start after the last frame covered, and of chunks starting at the same
+    frame the newest wins. Frames left uncovered are reported by the caller.
+    """
+    found = []
+    for path in folder.glob("*.mkv") if folder.exists() else []:
+        try:
+            first, last = (int(x) for x in path.stem.split("-"))
+        except ValueError:
+            continue
+        found.append((first, -path.stat().st_mtime_ns, last, path))
+    cover, end = [], None
+    for first, _, last, path in sorted(found):
+        if end is not None and first <= end:
+            continue
+        if any(first <= n <= last for n in numbers):
+            cover.append((first, last, path))
+            end = last
+    return cover
 
 
 def fileseq_str(numbers: list[int]) -> str:

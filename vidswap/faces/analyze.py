@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from vidswap.config import AnalysisConfig, SmoothingConfig
-from vidswap.errors import InputError
 from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
@@ -30,9 +27,9 @@ from vidswap.faces.pose import decompose, neutral_shape
 from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
 from vidswap.faces.track import CutDetector, Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
+from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_path
 
-TRACKS_VERSION = 2
 MIN_CONFIDENCE = 0.5
 
 
@@ -187,48 +184,6 @@ def _dedupe(faces: list[FaceLandmarks]) -> list[FaceLandmarks]:
 # tracks
 
 
-@dataclass
-class TrackAnalysis:
-    """One smoothed, pose-decomposed track.
-
-    Attributes:
-        id, shot: track id (first appearance order) and shot index.
-        frames: (T,) int64 frame numbers.
-        boxes: (T, 4) float32; confidences (T,) float32; interpolated (T,) bool.
-        raw: (T, 478, 3) float32 landmarks as measured (interpolated across misses).
-        smoothed: (T, 478, 3) float32 landmarks after temporal smoothing.
-        s, R, t: (T,), (T, 3, 3), (T, 3) float32 pose of the smoothed landmarks (canonical -> frame).
-        neutral: (478, 3) float32 the track's neutral shape in the canonical frame.
-        embedding: (D,) float32 mean identity, or empty.
-    """
-
-    id: int
-    shot: int
-    frames: np.ndarray
-    boxes: np.ndarray
-    confidences: np.ndarray
-    interpolated: np.ndarray
-    raw: np.ndarray
-    smoothed: np.ndarray
-    s: np.ndarray
-    R: np.ndarray
-    t: np.ndarray
-    neutral: np.ndarray
-    embedding: np.ndarray
-
-    ARRAYS = ("frames", "boxes", "confidences", "interpolated", "raw", "smoothed", "s", "R", "t", "neutral",
-              "embedding")
-
-    def index_of(self, number: int) -> int | None:
-        i = int(np.searchsorted(self.frames, number))
-        return i if i < len(self.frames) and self.frames[i] == number else None
-
-    @property
-    def mean_area(self) -> float:
-        wh = np.clip(self.boxes[:, 2:] - self.boxes[:, :2], 0, None)
-        return float((wh[:, 0] * wh[:, 1]).mean())
-
-
 def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
     if cfg.method == "one_euro":
         return OneEuroParams(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
@@ -253,68 +208,6 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig) -> TrackAnalysis:
                          s=pose.s.numpy().astype(np.float32), R=pose.R.numpy().astype(np.float32),
                          t=pose.t.numpy().astype(np.float32), neutral=neutral,
                          embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32))
-
-
-@dataclass
-class ShotAnalysis:
-    """The analysis of one shot: header (inputs, parameters, cuts, frames) and its tracks."""
-
-    header: dict
-    tracks: list[TrackAnalysis]
-
-    def track(self, track_id: int) -> TrackAnalysis:
-        for t in self.tracks:
-            if t.id == track_id:
-                return t
-        raise KeyError(track_id)
-
-    def save(self, path: Path) -> None:
-        """Write atomically: ``path`` is either complete or absent."""
-        arrays = {f"t{t.id}_{name}": getattr(t, name) for t in self.tracks for name in TrackAnalysis.ARRAYS}
-        meta = dict(self.header, version=TRACKS_VERSION,
-                    tracks=[{"id": t.id, "shot": t.shot} for t in self.tracks])
-        arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    @classmethod
-    def load(cls, path: Path) -> "ShotAnalysis":
-        with np.load(path) as z:
-            header = json.loads(bytes(z["header"]).decode())
-            if header.get("version") != TRACKS_VERSION:
-                raise InputError(f"tracks file {path} has version {header.get('version')}, expected "
-                                 f"{TRACKS_VERSION}; delete it to re-analyse")
-            tracks = [TrackAnalysis(id=m["id"], shot=m["shot"],
-                                    **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS})
-                      for m in header.pop("tracks")]
-        return cls(header=header, tracks=tracks)
-
-
-def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
-    """Cheap content fingerprint of a media file or sequence: size, mtime and sha256 of its head and tail."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.exists() else []
-    if not files:
-        import fileseq
-
-        files = [Path(f) for f in fileseq.FileSequence(str(path))]
-    for f in files[:1] + files[-1:]:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(chunk))
-            if st.st_size > chunk:
-                fh.seek(max(chunk, st.st_size - chunk))
-                h.update(fh.read(chunk))
-    h.update(str(len(files)).encode())
-    return h.hexdigest()
 
 
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,

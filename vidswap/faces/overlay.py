@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidswap.faces.analyze import ShotAnalysis, TrackAnalysis
+from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 
 _COLOURS = [(255, 80, 80), (80, 200, 255), (120, 255, 120), (255, 200, 60), (220, 120, 255), (255, 255, 255)]
 

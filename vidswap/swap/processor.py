@@ -22,7 +22,7 @@ from vidswap.composite.masks import MaskParams, OcclusionParams
 from vidswap.composite.paste import PasteParams
 from vidswap.config import CompositeConfig
 from vidswap.faces.align import invert_affine
-from vidswap.faces.analyze import ShotAnalysis, TrackAnalysis
+from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 from vidswap.faces.pose import decompose, expression
 from vidswap.io import Frame
 from vidswap.swap.core import SourceIdentity, SwapBatch, SwapCore, crop_frame_from_landmarks, transform_landmarks, \

@@ -1,0 +1,242 @@
+"""The compositor stage: masks, occlusion, colour match (temporally smoothed), paste-back, grain, for one track.
+
+``composite_track`` takes consecutive frames of *one* face track as the batch (batch index = time), which is
+what the temporal smoothing of masks and colour statistics needs. It is a thin composition of the pure
+functions in ``masks``, ``colour``, ``blend``, ``paste`` and ``grain``; pipelines with other needs can call those
+directly.
+
+Chunked (farm) renders: zero-phase smoothing looks both ways in time, so render each chunk with a few frames of
+overlap on both sides (``3 * colour.smooth_sigma`` frames is enough) and drop the overlap, or the chunk seams
+will differ from a single-pass render. Causal mode (previews) carries :class:`TrackState` between batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vidswap.composite.colour import (
+    ColourParams,
+    apply_stats_transfer,
+    histogram_match,
+    masked_lab_stats,
+    pack_stats,
+    smooth_stats,
+)
+from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
+from vidswap.composite.masks import (
+    MaskParams,
+    OcclusionParams,
+    SWAP_REGIONS,
+    confidence_weight,
+    face_regions,
+    feather_mask,
+    fit_skin_model,
+    occlusion_visibility,
+    skin_sample_mask,
+    smooth_masks_temporal,
+    swap_region_mask,
+    union,
+)
+from vidswap.composite.paste import PasteParams, paste_crop
+
+
+@dataclass(frozen=True)
+class CompositeParams:
+    """Everything the compositor does, with defaults meant for finals.
+
+    Attributes:
+        regions: which face regions to swap (``eyes, brows, nose, mouth, skin`` or ``face``).
+        mask: region mask shaping.
+        occlusion: skin-colour occlusion test (None: off).
+        colour: colour match.
+        paste: paste-back blending.
+        grain: grain re-application (None: off).
+        temporal: ``"zero_phase"`` (finals), ``"ema"`` (causal previews) or ``"none"``.
+        mask_alpha: temporal weight of the current frame for the region alpha.
+        visibility_alpha: temporal weight of the current frame for the occlusion visibility (kept high so a
+            moving hand does not leave a trail).
+        min_stat_pixels: fewer skin pixels than this and a frame's colour stats are taken from its neighbours.
+        seed: job seed for the grain.
+    """
+
+    regions: tuple[str, ...] = SWAP_REGIONS
+    mask: MaskParams = field(default_factory=MaskParams)
+    occlusion: OcclusionParams | None = field(default_factory=OcclusionParams)
+    colour: ColourParams = field(default_factory=ColourParams)
+    paste: PasteParams = field(default_factory=PasteParams)
+    grain: GrainParams | None = field(default_factory=GrainParams)
+    temporal: str = "zero_phase"
+    mask_alpha: float = 0.5
+    visibility_alpha: float = 0.8
+    min_stat_pixels: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CropMasks:
+    """Crop-space masks of a batch ``(B, 1, h, w)`` and the face sizes ``(B,)`` in crop pixels."""
+
+    region: torch.Tensor
+    visibility: torch.Tensor
+    stats: torch.Tensor
+    face: torch.Tensor
+    size: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """Causal smoothing state carried from one batch of a track to the next (``temporal="ema"``)."""
+
+    region: torch.Tensor | None = None
+    visibility: torch.Tensor | None = None
+    src_stats: torch.Tensor | None = None
+    dst_stats: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class CompositeResult:
+    """Output of :func:`composite_track`.
+
+    Attributes:
+        frames: ``(B, 3, H, W)`` composited plates (convert back with ``from_float``).
+        crop: ``(B, 3, h, w)`` the colour-matched render that was pasted.
+        alpha: ``(B, 1, h, w)`` the crop-space alpha that was pasted (for face-patch outputs and debug strips).
+        state: smoothing state for the next batch of this track.
+    """
+
+    frames: torch.Tensor
+    crop: torch.Tensor
+    alpha: torch.Tensor
+    state: TrackState
+
+
+def build_masks(
+    target_crop: torch.Tensor,
+    landmarks: torch.Tensor,
+    regions: Mapping[str, np.ndarray],
+    params: CompositeParams = CompositeParams(),
+) -> CropMasks:
+    """Region alpha, occlusion visibility and colour-statistics mask in crop space.
+
+    Args:
+        target_crop: ``(B, 3, h, w)`` aligned crop of the plate.
+        landmarks: ``(B, 478, 2 or 3)`` the target's landmarks in crop pixels.
+        regions: ``MeshTopology.regions``.
+
+    Returns:
+        :class:`CropMasks`.
+    """
+    size = tuple(target_crop.shape[-2:])
+    fr = face_regions(landmarks, regions, size, params.mask)
+    fs = fr["size"]
+    region = feather_mask(swap_region_mask(fr, params.regions), fs, params.mask.erosion, params.mask.feather)
+    occ = params.occlusion
+    sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
+    if occ is not None:
+        model = fit_skin_model(target_crop, sample, occ)
+        protect = union(fr["eyes"], fr["brows"], fr["mouth"])
+        vis = occlusion_visibility(target_crop, fr["face"], model, fs, protect, occ)
+    else:
+        vis = torch.ones_like(region)
+    return CropMasks(region=region, visibility=vis, stats=sample * (vis > 0.5), face=fr["face"], size=fs)
+
+
+def _fill_invalid(stats: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Replace rows of ``stats (T, D)`` where ``valid`` is False by the nearest valid row."""
+    if bool(valid.all()) or not bool(valid.any()):
+        return stats
+    t = torch.arange(stats.shape[0], device=stats.device)
+    good = t[valid]
+    nearest = good[(t[:, None] - good[None, :]).abs().argmin(dim=1)]
+    return stats[nearest]
+
+
+def composite_track(
+    plate: torch.Tensor,
+    target_crop: torch.Tensor,
+    render: torch.Tensor,
+    landmarks: torch.Tensor,
+    regions: Mapping[str, np.ndarray],
+    crop_to_plate: torch.Tensor,
+    frames: Sequence[int],
+    track_id: int = 0,
+    params: CompositeParams = CompositeParams(),
+    confidence: torch.Tensor | None = None,
+    render_alpha: torch.Tensor | None = None,
+    state: TrackState | None = None,
+) -> CompositeResult:
+    """Composite a batch of consecutive frames of one track.
+
+    Args:
+        plate: ``(B, 3, H, W)`` full-resolution plates.
+        target_crop: ``(B, 3, h, w)`` the aligned crops of the plates the render was made for.
+        render: ``(B, 3, h, w)`` swapped faces in the same crop space.
+        landmarks: ``(B, 478, 2 or 3)`` target landmarks in crop pixels.
+        regions: ``MeshTopology.regions`` index loops.
+        crop_to_plate: ``(B, 2, 3)`` affine from crop to plate pixels.
+        frames: the B frame indices (seed the grain; deterministic across chunks).
+        track_id: the track's id (seeds the grain).
+        params: :class:`CompositeParams`.
+        confidence: ``(B,)`` face confidence or ``(B, 478)`` per-landmark confidence.
+        render_alpha: ``(B, 1, h, w)`` alpha from the generator, multiplied in.
+        state: causal state from the previous batch of this track (``temporal="ema"``).
+
+    Returns:
+        :class:`CompositeResult`.
+    """
+    if params.temporal not in ("zero_phase", "ema", "none"):
+        raise ValueError(f"temporal must be 'zero_phase', 'ema' or 'none', got {params.temporal!r}")
+    state = state or TrackState()
+    masks = build_masks(target_crop, landmarks, regions, params)
+    region, vis = masks.region, masks.visibility
+    if confidence is not None:
+        region = region * confidence_weight(landmarks, confidence, tuple(region.shape[-2:]), masks.size)
+    if render_alpha is not None:
+        region = region * render_alpha.to(region)
+    if params.temporal != "none":
+        mode = "ema" if params.temporal == "ema" else "zero_phase"
+        init_r = state.region if mode == "ema" else None
+        init_v = state.visibility if mode == "ema" else None
+        region = smooth_masks_temporal(region, params.mask_alpha, mode, init_r)
+        vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
+    alpha = region * vis
+
+    crop = render
+    src_s = dst_s = None
+    cp = params.colour
+    if cp.method == "reinhard":
+        valid = masks.stats.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
+        src_s = _fill_invalid(pack_stats(*masked_lab_stats(render, masks.stats)), valid)
+        dst_s = _fill_invalid(pack_stats(*masked_lab_stats(target_crop, masks.stats)), valid)
+        if params.temporal == "zero_phase":
+            src_s, dst_s = smooth_stats(src_s, cp.smooth_sigma), smooth_stats(dst_s, cp.smooth_sigma)
+        elif params.temporal == "ema":
+            src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
+            dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
+        if bool(valid.any()):
+            crop = apply_stats_transfer(render, src_s, dst_s, None, cp.strength, cp.max_std_ratio)
+    elif cp.method == "histogram":
+        crop = histogram_match(render, target_crop, masks.stats, masks.stats)
+    elif cp.method != "none":
+        raise ValueError(f"colour method must be 'reinhard', 'histogram' or 'none', got {cp.method!r}")
+
+    grain = seeds = None
+    if params.grain is not None:
+        gp = params.grain
+        ring = ring_mask(masks.face, masks.size, gp.ring_inner, gp.ring_outer)
+        grain = measure_plate_grain(plate, ring, crop_to_plate, gp)
+        seeds = [grain_seed(params.seed, f, track_id) for f in frames]
+    out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
+        grain_strength=params.grain.strength if params.grain else 1.0,
+    )
+    new_state = TrackState(
+        region=region[-1:].detach(),
+        visibility=vis[-1:].detach(),
+        src_stats=None if src_s is None else src_s[-1].detach(),
+        dst_stats=None if dst_s is None else dst_s[-1].detach(),
+    )
+    return CompositeResult(frames=out, crop=crop, alpha=alpha, state=new_state)

@@ -1,0 +1,138 @@
+"""Debug pictures: a labelled strip per face (target | render | mask | final) and contact sheets of results.
+
+Inputs may be torch tensors ``(3, H, W)`` / ``(1, 3, H, W)`` / masks ``(1, H, W)`` / ``(H, W)`` in [0, 1], or numpy
+``(H, W, 3)`` / ``(H, W)`` arrays (uint8, uint16 or float in [0, 1]). Output is an RGB ``uint8`` array ready to
+save (convert to BGR for ``cv2.imwrite``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+ImageLike = torch.Tensor | np.ndarray
+
+
+def to_uint8_rgb(image: ImageLike) -> np.ndarray:
+    """Any supported image or mask -> ``(H, W, 3)`` uint8 RGB (masks become grey)."""
+    if isinstance(image, torch.Tensor):
+        t = image.detach().to("cpu", torch.float32)
+        while t.ndim > 3:
+            t = t[0]
+        if t.ndim == 3:
+            t = t.permute(1, 2, 0)
+        arr = (t.clamp(0.0, 1.0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    else:
+        arr = np.asarray(image)
+        while arr.ndim > 3:
+            arr = arr[0]
+        if arr.dtype == np.uint8:
+            pass
+        elif arr.dtype == np.uint16:
+            arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        else:
+            arr = (np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def _fit_height(img: np.ndarray, height: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h == height:
+        return img
+    width = max(1, round(w * height / h))
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def label(img: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` in the top-left corner (white on a darkened box), scaled to the image height."""
+    out = img.copy()
+    h = out.shape[0]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.35, h / 400.0)
+    thick = max(1, round(scale * 1.5))
+    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    pad = max(2, round(3 * scale))
+    x1, y1 = min(out.shape[1], tw + 2 * pad), min(h, th + base + 2 * pad)
+    out[:y1, :x1] = (out[:y1, :x1].astype(np.uint16) * 2 // 5).astype(np.uint8)
+    cv2.putText(out, text, (pad, pad + th), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def strip(
+    target_crop: ImageLike,
+    render: ImageLike,
+    mask: ImageLike,
+    final: ImageLike,
+    labels: Sequence[str] = ("target", "render", "mask", "final"),
+    height: int | None = None,
+    gap: int = 4,
+) -> np.ndarray:
+    """Side-by-side ``target | render | mask | final`` with labels.
+
+    Args:
+        target_crop, render, final: images (see module doc).
+        mask: ``(1, H, W)`` / ``(H, W)`` mask (shown grey).
+        labels: one caption per panel.
+        height: panel height (default: the target's).
+        gap: pixels of black between panels.
+
+    Returns:
+        ``(height, W_total, 3)`` uint8 RGB.
+    """
+    panels = [to_uint8_rgb(x) for x in (target_crop, render, mask, final)]
+    hh = height or panels[0].shape[0]
+    panels = [label(_fit_height(p, hh), t) for p, t in zip(panels, labels)]
+    sep = np.zeros((hh, gap, 3), np.uint8)
+    parts: list[np.ndarray] = []
+    for i, p in enumerate(panels):
+        if i:
+            parts.append(sep)
+        parts.append(p)
+    return np.concatenate(parts, axis=1)
+
+
+def contact_sheet(
+    pairs: Sequence[tuple[ImageLike, ImageLike]],
+    cols: int = 4,
+    cell_height: int = 256,
+    labels: Sequence[str] | None = None,
+    gap: int = 4,
+) -> np.ndarray:
+    """Grid of ``target | result`` pairs, ``cols`` pairs per row.
+
+    Args:
+        pairs: (target, result) images.
+        cols: pairs per row.
+        cell_height: height of each image.
+        labels: optional caption per pair (drawn on the target).
+        gap: pixels between cells.
+
+    Returns:
+        uint8 RGB sheet (a 1x1 black image for no pairs).
+    """
+    if not pairs:
+        return np.zeros((1, 1, 3), np.uint8)
+    cells = []
+    for i, (tgt, res) in enumerate(pairs):
+        a = _fit_height(to_uint8_rgb(tgt), cell_height)
+        b = _fit_height(to_uint8_rgb(res), cell_height)
+        if labels is not None and i < len(labels):
+            a = label(a, str(labels[i]))
+        cells.append(np.concatenate([a, np.zeros((cell_height, gap // 2 or 1, 3), np.uint8), b], axis=1))
+    cw = max(c.shape[1] for c in cells)
+    cols = max(1, min(cols, len(cells)))
+    rows = (len(cells) + cols - 1) // cols
+    sheet = np.zeros((rows * cell_height + (rows - 1) * gap, cols * cw + (cols - 1) * gap, 3), np.uint8)
+    for i, cell in enumerate(cells):
+        r, c = divmod(i, cols)
+        y, x = r * (cell_height + gap), c * (cw + gap)
+        sheet[y : y + cell_height, x : x + cell.shape[1]] = cell
+    return sheet

@@ -1,0 +1,244 @@
+"""Small batched filters the compositor shares: per-item Gaussian blur and per-item morphology.
+
+Face sizes differ between the items of a batch, so radii are given per item as ``(B,)`` tensors (or floats).
+Kernels are truncated exactly at the item's radius, so a blur never reaches further than it says: a mask
+eroded by ``r`` and blurred with radius ``r`` stays exactly zero outside the original mask.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+Radius = torch.Tensor | float | int
+
+
+def per_item(value: Radius, batch: int, device: torch.device) -> torch.Tensor:
+    """Broadcast a scalar or ``(B,)`` radius/sigma to a float32 ``(B,)`` tensor on ``device``."""
+    t = torch.as_tensor(value, dtype=torch.float32, device=device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(batch)
+    if t.numel() != batch:
+        raise ValueError(f"expected a scalar or {batch} values, got {t.numel()}")
+    return t.clamp(min=0.0)
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernels, one per item, truncated at each item's radius.
+
+    Args:
+        sigma: ``(B,)`` standard deviations in pixels (0 gives a unit impulse).
+        radius: ``(B,)`` integer truncation radii in pixels (taps with ``|t| > radius`` are 0).
+
+    Returns:
+        ``(B, 2 R + 1)`` kernels with ``R = max(radius)``, each summing to 1.
+    """
+    r = radius.round().long()
+    rmax = int(r.max().item()) if r.numel() else 0
+    t = torch.arange(-rmax, rmax + 1, device=sigma.device, dtype=dtype)
+    s = sigma.to(dtype).clamp(min=1e-6)[:, None]
+    k = torch.exp(-0.5 * (t[None, :] / s) ** 2)
+    k = torch.where(t.abs()[None, :] <= r[:, None].to(dtype), k, torch.zeros_like(k))
+    impulse = (t == 0).to(dtype)[None, :].expand_as(k)
+    k = torch.where((sigma <= 1e-6)[:, None] | (r[:, None] == 0), impulse, k)
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def separable_conv(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Convolve each item with its own separable kernel (replicate border).
+
+    Args:
+        x: ``(B, C, H, W)``.
+        kernels: ``(B, K)`` odd-length 1-D kernels, applied along H then W.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    b, _, h, w = x.shape
+    k = kernels.shape[1]
+    pad = k // 2
+    weight = kernels.to(x.dtype)
+    if pad == 0:
+        return x * weight[:, :1, None, None]
+    # Shifted multiply-adds: several times faster than a grouped convolution on CPU, same on CUDA.
+    y = F.pad(x, (0, 0, pad, pad), mode="replicate")
+    acc = y[..., 0:h, :] * weight[:, 0, None, None, None]
+    for i in range(1, k):
+        acc = acc + y[..., i : i + h, :] * weight[:, i, None, None, None]
+    y = F.pad(acc, (pad, pad, 0, 0), mode="replicate")
+    acc = y[..., 0:w] * weight[:, 0, None, None, None]
+    for i in range(1, k):
+        acc = acc + y[..., i : i + w] * weight[:, i, None, None, None]
+    return acc
+
+
+def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None) -> torch.Tensor:
+    """Gaussian blur with a per-item sigma.
+
+    Args:
+        x: ``(B, C, H, W)``.
+        sigma: scalar or ``(B,)`` standard deviation in pixels.
+        radius: scalar or ``(B,)`` truncation radius in pixels (default ``ceil(3 sigma)``).
+
+    Returns:
+        ``(B, C, H, W)``, same dtype and device.
+    """
+    b = x.shape[0]
+    s = per_item(sigma, b, x.device)
+    r = torch.ceil(3.0 * s) if radius is None else per_item(radius, b, x.device).round()
+    if float(r.max()) == 0.0:
+        return x
+    return separable_conv(x, gaussian_kernels(s, r))
+
+
+_INF = float("inf")
+
+
+def _shift(x: torch.Tensor, k: int, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``out[y, x] = in[y + k*dy, x + k*dx]``, ``fill`` outside the image."""
+    if k == 0:
+        return x
+    h, w = x.shape[-2:]
+    py, px = abs(k * dy), abs(k * dx)
+    p = F.pad(x, (px, px, py, py), value=fill)
+    oy, ox = py + k * dy, px + k * dx
+    return p[..., oy : oy + h, ox : ox + w]
+
+
+def _line(x: torch.Tensor, half: int, dy: int, dx: int, dilate: bool) -> torch.Tensor:
+    """Min (max) over the segment ``{t * (dy, dx) : |t| <= half}`` in O(log half) steps (doubling)."""
+    if half <= 0:
+        return x
+    op = torch.maximum if dilate else torch.minimum
+    fill = -_INF if dilate else _INF
+    h, w = x.shape[-2:]
+    py, px = half * abs(dy), half * abs(dx)
+    m = F.pad(x, (px, px, py, py), value=fill)  # windows that start outside the image need their values
+    n = 2 * half + 1
+    span = 1
+    while span * 2 <= n:  # m[i] = op over [i, i + 2 * span - 1] along the line
+        m = op(m, _shift(m, span, dy, dx, fill))
+        span *= 2
+
+    def at(t: int) -> torch.Tensor:  # m at image position + t steps along the line
+        oy, ox = py + t * dy, px + t * dx
+        return m[..., oy : oy + h, ox : ox + w]
+
+    return op(at(-half), at(half - span + 1))
+
+
+def _octagon(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
+    """Erode/dilate by an octagon of radius ``r``: a square of half-size ``a`` (Minkowski) plus a diamond of
+    radius ``r - a``, with ``a = round(0.414 r)`` so that the axis and the diagonal reach are both about ``r``.
+    The diamond is two diagonal segments (which cover the even lattice points) plus one or two cross steps."""
+    if r <= 0:
+        return x
+    a = int(round(0.41421356 * r))
+    d = r - a
+    h, w = x.shape[-2:]
+    # The steps compose exactly only if their intermediate results exist beyond the border too.
+    y = F.pad(x, (r, r, r, r), value=-_INF if dilate else _INF)
+    y = _line(_line(y, a, 1, 0, dilate), a, 0, 1, dilate)
+    if d > 0:
+        half = (d - 1) // 2
+        y = _line(_line(y, half, 1, 1, dilate), half, 1, -1, dilate)
+        op = torch.maximum if dilate else torch.minimum
+        for _ in range(d - 2 * half):  # cross steps
+            y = op(_line(y, 1, 1, 0, dilate), _line(y, 1, 0, 1, dilate))
+    return y[..., r : r + h, r : r + w]
+
+
+def _square(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
+    return _line(_line(x, r, 1, 0, dilate), r, 0, 1, dilate)
+
+
+def _morph(mask: torch.Tensor, radius: Radius, dilate: bool, shape: str) -> torch.Tensor:
+    if shape not in ("octagon", "square"):
+        raise ValueError(f"shape must be 'octagon' or 'square', got {shape!r}")
+    fn = _octagon if shape == "octagon" else _square
+    b = mask.shape[0]
+    r = per_item(radius, b, mask.device).round().long().tolist()
+    if not r:
+        return mask
+    out = torch.empty_like(mask)
+    for value in sorted(set(r)):  # items of one track share their radius: usually one group
+        idx = [i for i, v in enumerate(r) if v == value]
+        if len(idx) == b:
+            return fn(mask, value, dilate)
+        out[idx] = fn(mask[idx], value, dilate)
+    return out
+
+
+def erode(mask: torch.Tensor, radius: Radius, shape: str = "octagon") -> torch.Tensor:
+    """Grey-level erosion (local minimum) with an octagonal element of per-item radius.
+
+    The octagon approximates a disc of radius ``radius`` pixels (rounded); ``shape="square"`` uses the
+    ``(2 r + 1)`` square instead. Either costs O(log radius) tensor operations. The image border does not
+    erode: pixels beyond it count as +inf.
+
+    Args:
+        mask: ``(B, C, H, W)`` soft or binary mask.
+        radius: scalar or ``(B,)`` radius in pixels.
+        shape: ``"octagon"`` or ``"square"``.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    return _morph(mask, radius, False, shape)
+
+
+def dilate(mask: torch.Tensor, radius: Radius, shape: str = "octagon") -> torch.Tensor:
+    """Grey-level dilation (local maximum); the counterpart of :func:`erode`.
+
+    Args:
+        mask: ``(B, C, H, W)``.
+        radius: scalar or ``(B,)`` radius in pixels.
+        shape: ``"octagon"`` or ``"square"``.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    return _morph(mask, radius, True, shape)
+
+
+def support_window(mask: torch.Tensor, margin: int) -> tuple[slice, slice] | None:
+    """Bounding rows/columns of ``mask > 0`` over the whole batch, grown by ``margin`` and clipped.
+
+    Args:
+        mask: ``(B, C, H, W)``.
+        margin: pixels added on every side.
+
+    Returns:
+        ``(rows, cols)`` slices, or None for an all-zero mask.
+    """
+    nz = (mask > 0).any(dim=0).any(dim=0)  # (H, W)
+    rows = torch.nonzero(nz.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(nz.any(dim=0)).flatten()
+    h, w = nz.shape
+    r0, r1 = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, h)
+    c0, c1 = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w)
+    return slice(r0, r1), slice(c0, c1)
+
+
+def in_window(mask: torch.Tensor, margin: int, fn, *others: torch.Tensor) -> torch.Tensor:
+    """Run ``fn(mask_window, *others_window)`` only over the support of ``mask`` grown by ``margin``.
+
+    For filters whose output is 0 wherever the input is 0 farther than ``margin`` away (erosion, dilation or
+    blur of reach <= margin), this gives the full-frame result for the cost of the face's bounding box.
+
+    Args:
+        mask: ``(B, C, H, W)``.
+        margin: the filter's reach in pixels (+1 so the window border stays 0).
+        fn: ``(B, C, h, w) -> (B, C, h, w)``.
+        others: more ``(B, *, H, W)`` tensors cut to the same window.
+
+    Returns:
+        ``(B, C, H, W)``: ``fn``'s result in the window, 0 elsewhere.
+    """
+    out = torch.zeros_like(mask)
+    win = support_window(mask, margin)
+    if win is not None:
+        out[..., win[0], win[1]] = fn(mask[..., win[0], win[1]], *(o[..., win[0], win[1]] for o in others))
+    return out

@@ -1,0 +1,231 @@
+"""Paste-back: inverse-warp a face crop and its alpha onto the full-resolution plate and blend.
+
+The work is done in a region of interest around each face's alpha, not over the whole plate, so memory follows
+the face size, not the plate size (a 4K plate with a 600-pixel face blends a ~700x700 patch). Pixels where the
+warped alpha is 0 are copied from the plate untouched, so a caller that converts back with
+:func:`vidswap.composite.convert.from_float` gets the plate's original codes there, bit for bit.
+
+One call pastes one face per plate. For several faces in the same frame, paste them one after the other
+(the output of one call is the plate of the next).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from kornia.geometry.transform import warp_affine
+
+from vidswap.composite.blend import alpha_blend, laplacian_delta, max_levels, poisson_blend
+from vidswap.composite.filters import gaussian_blur
+
+if TYPE_CHECKING:
+    from vidswap.composite.grain import GrainStats
+
+MODES = ("alpha", "laplacian", "poisson")
+
+
+@dataclass(frozen=True)
+class PasteParams:
+    """Paste-back settings.
+
+    Attributes:
+        mode: ``"alpha"`` (feathered alpha, default), ``"laplacian"`` (multi-band) or ``"poisson"`` (OpenCV).
+        levels: multi-band levels; None picks ``log2(face ROI / 16)``, at most 7.
+        envelope: laplacian/poisson: the multi-band / Poisson change is faded to 0 where the alpha falls below
+            this value (so it is exactly the plate where alpha is 0).
+        alpha_floor: warped alpha values below this are set to 0 (keeps imperceptible changes off the plate).
+        antialias: low-pass the crop before warping when the face shrinks (crop pixels > plate pixels).
+    """
+
+    mode: str = "alpha"
+    levels: int | None = None
+    envelope: float = 0.25
+    alpha_floor: float = 1.0 / 4096.0
+    antialias: bool = True
+
+
+def _alpha_bbox(alpha: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, h, w) -> (B, 4)`` float ``x0, y0, x1, y1`` of alpha > 0 (-1s for an empty alpha)."""
+    b = alpha.shape[0]
+    nz = alpha[:, 0] > 0
+    rows, cols = nz.any(dim=2), nz.any(dim=1)
+    h, w = nz.shape[1:]
+    ar_h = torch.arange(h, device=alpha.device)
+    ar_w = torch.arange(w, device=alpha.device)
+    big = max(h, w) + 1
+    y0 = torch.where(rows, ar_h, big).min(dim=1).values
+    y1 = torch.where(rows, ar_h, -1).max(dim=1).values
+    x0 = torch.where(cols, ar_w, big).min(dim=1).values
+    x1 = torch.where(cols, ar_w, -1).max(dim=1).values
+    box = torch.stack([x0, y0, x1, y1], dim=1).float()
+    empty = ~rows.any(dim=1)
+    return torch.where(empty[:, None], torch.full((b, 4), -1.0, device=alpha.device), box)
+
+
+def plate_rois(
+    alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tuple[int, int], margin: int
+) -> tuple[list[tuple[int, int] | None], tuple[int, int]]:
+    """Where each face lands on the plate.
+
+    Args:
+        alpha: ``(B, 1, h, w)`` crop-space alpha.
+        crop_to_plate: ``(B, 2, 3)`` affine from crop pixels to plate pixels.
+        plate_size: ``(H, W)``.
+        margin: pixels added around the warped alpha bounding box.
+
+    Returns:
+        per item the ROI's top-left ``(x0, y0)`` or None when the face misses the plate, and the common ROI
+        size ``(rh, rw)`` (all ROIs share it so they batch).
+    """
+    hp, wp = plate_size
+    box = _alpha_bbox(alpha).cpu().double()
+    mats = crop_to_plate.detach().cpu().double()
+    spans, tops = [], []
+    for i in range(alpha.shape[0]):
+        x0, y0, x1, y1 = box[i].tolist()
+        if x1 < 0:
+            spans.append(None)
+            continue
+        corners = torch.tensor([[x0 - 1, y0 - 1, 1], [x1 + 1, y0 - 1, 1], [x0 - 1, y1 + 1, 1], [x1 + 1, y1 + 1, 1]])
+        pts = corners.double() @ mats[i].T
+        lo = torch.floor(pts.min(0).values) - margin
+        hi = torch.ceil(pts.max(0).values) + margin
+        px0, py0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+        px1, py1 = min(int(hi[0]), wp - 1), min(int(hi[1]), hp - 1)
+        if px1 < px0 or py1 < py0:
+            spans.append(None)
+            continue
+        spans.append((px0, py0, px1, py1))
+    live = [s for s in spans if s is not None]
+    if not live:
+        return [None] * len(spans), (0, 0)
+    rw = min(wp, max(s[2] - s[0] + 1 for s in live))
+    rh = min(hp, max(s[3] - s[1] + 1 for s in live))
+    tops = [None if s is None else (min(s[0], wp - rw), min(s[1], hp - rh)) for s in spans]
+    return tops, (rh, rw)
+
+
+def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
+    """Blur crop-space images by the amount a shrinking warp needs (sigma = 0.5 * sqrt(1/s^2 - 1))."""
+    a = crop_to_plate[:, :, :2].to(torch.float32)
+    s = (a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]).abs().sqrt()
+    sigma = 0.5 * torch.sqrt((1.0 / s.clamp(min=1e-3) ** 2 - 1.0).clamp(min=0.0))
+    if float(sigma.max()) < 0.2:
+        return x
+    return gaussian_blur(x, torch.where(sigma < 0.2, torch.zeros_like(sigma), sigma))
+
+
+def _envelope(alpha: torch.Tensor, level: float) -> torch.Tensor:
+    e = (alpha / max(level, 1e-6)).clamp(0.0, 1.0)
+    return e * e * (3.0 - 2.0 * e)
+
+
+def paste_crop(
+    plate: torch.Tensor,
+    crop: torch.Tensor,
+    alpha: torch.Tensor,
+    crop_to_plate: torch.Tensor,
+    mode: str | None = None,
+    params: PasteParams = PasteParams(),
+    grain: "GrainStats | None" = None,
+    grain_seeds: list[int] | None = None,
+    grain_strength: float = 1.0,
+    return_alpha: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Warp ``crop`` and ``alpha`` to plate resolution with ``crop_to_plate`` (bilinear) and blend them in.
+
+    Args:
+        plate: ``(B, 3, H, W)`` float plate (from :func:`~vidswap.composite.convert.to_float`), not modified.
+        crop: ``(B, 3, h, w)`` the composited face crop (swapped, colour matched).
+        alpha: ``(B, 1, h, w)`` in [0, 1], 0 at the crop border.
+        crop_to_plate: ``(B, 2, 3)`` affine mapping crop pixel coordinates to plate pixel coordinates (the
+            inverse of the alignment matrix).
+        mode: ``"alpha"``, ``"laplacian"`` or ``"poisson"``; overrides ``params.mode``.
+        params: see :class:`PasteParams`.
+        grain: optional :class:`~vidswap.composite.grain.GrainStats` (per item) to re-grain the pasted area.
+        grain_seeds: one seed per item (see :func:`~vidswap.composite.grain.grain_seed`); required with grain.
+        grain_strength: scale of the re-applied grain.
+        return_alpha: also return the plate-space alpha ``(B, 1, H, W)``.
+
+    Returns:
+        ``(B, 3, H, W)`` new plate tensor (and the plate-space alpha if asked); exactly ``plate`` where the
+        warped alpha is 0.
+    """
+    mode = params.mode if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"paste mode must be one of {MODES}, got {mode!r}")
+    b, c, hp, wp = plate.shape
+    dev, dt = plate.device, plate.dtype
+    m = crop_to_plate.to(dev, torch.float32)
+    crop = crop.to(dev, torch.float32)
+    alpha = alpha.to(dev, torch.float32).clamp(0.0, 1.0)
+    src = torch.cat([crop, alpha, torch.ones_like(alpha)], dim=1)
+    if params.antialias:
+        src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
+    levels = 1
+    if mode == "laplacian":
+        box = _alpha_bbox(src[:, c : c + 1])
+        scale = (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]).abs().sqrt()
+        side = float(((box[:, 2:] - box[:, :2]).clamp(min=1).min(dim=1).values * scale).max())
+        levels = params.levels or max(1, min(7, int(math.log2(max(side / 16.0, 1.0))) + 1))
+    margin = 2 + (2 ** (levels + 1) if mode == "laplacian" else 0)
+    tops, (rh, rw) = plate_rois(src[:, c : c + 1], m, (hp, wp), margin)
+    out = plate.clone()
+    full_alpha = torch.zeros(b, 1, hp, wp, device=dev, dtype=dt) if return_alpha else None
+    live = [i for i, t in enumerate(tops) if t is not None]
+    if not live:
+        return (out, full_alpha) if return_alpha else out
+    idx = torch.tensor(live, device=dev)
+    shift = torch.zeros(len(live), 2, 3, device=dev)
+    shift[:, 0, 2] = torch.tensor([-tops[i][0] for i in live], dtype=torch.float32)
+    shift[:, 1, 2] = torch.tensor([-tops[i][1] for i in live], dtype=torch.float32)
+    warped = warp_affine(src[idx], m[idx] + shift, (rh, rw), mode="bilinear", padding_mode="zeros", align_corners=True)
+    fg_w, a, cover = warped[:, :c], warped[:, c : c + 1], warped[:, c + 1 :]
+    a = torch.where(a < params.alpha_floor, torch.zeros_like(a), a.clamp(max=1.0))
+    bg = torch.stack([plate[i, :, tops[i][1] : tops[i][1] + rh, tops[i][0] : tops[i][0] + rw] for i in live])
+    bg32 = bg.to(torch.float32)
+    # Zero padding pre-multiplied the face by its coverage; fill the uncovered part with the plate.
+    fg = fg_w + (1.0 - cover.clamp(0.0, 1.0)) * bg32
+    fg = torch.where(a > 0, fg, bg32)
+    if mode == "alpha":
+        roi = alpha_blend(fg, bg32, a)
+    elif mode == "laplacian":
+        lv = max(1, min(levels, max_levels((rh, rw), 4)))
+        delta = laplacian_delta(fg, bg32, a, lv)
+        roi = bg32 + _envelope(a, params.envelope) * delta
+    else:
+        roi = _poisson_rois(fg, bg32, a)
+    if grain is not None:
+        from vidswap.composite.grain import apply_grain, select_items
+
+        if grain_seeds is None or len(grain_seeds) != b:
+            raise ValueError("grain needs one seed per batch item")
+        roi = apply_grain(roi, a, select_items(grain, live), [grain_seeds[i] for i in live], grain_strength)
+    roi = torch.where(a > 0, roi.to(dt), bg)
+    for j, i in enumerate(live):
+        x0, y0 = tops[i]
+        out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
+        if full_alpha is not None:
+            full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
+    return (out, full_alpha) if return_alpha else out
+
+
+def _poisson_rois(fg: torch.Tensor, bg: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Per item: Poisson-clone ``fg`` into ``bg`` inside ``a > 0`` (OpenCV, 16-bit precision path), then fade
+    the cloned face in with ``a``."""
+    res = []
+    for j in range(fg.shape[0]):
+        f = (fg[j].permute(1, 2, 0).cpu().numpy().clip(0.0, 1.0) * 65535.0).round().astype(np.uint16)
+        g = bg[j].permute(1, 2, 0).cpu().numpy()
+        g16 = (g.clip(0.0, 1.0) * 65535.0).round().astype(np.uint16)
+        mask = (a[j, 0] > 0).cpu().numpy()
+        cloned16 = poisson_blend(f, g16, mask)
+        # The correction the clone made, at full float precision of the plate.
+        corr = (cloned16.astype(np.float32) - f.astype(np.float32)) / 65535.0
+        res.append(torch.from_numpy(corr).permute(2, 0, 1))
+    corr = torch.stack(res).to(fg.device, fg.dtype)
+    return alpha_blend(fg + corr, bg, a)
