@@ -206,7 +206,15 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tr
     cached = load_cached_analysis(tracks_path, key)
     if cached is not None:
         return cached
-    analyzer = FrameAnalyzer(models, cfg.analysis) if models is not None else None
+    analyzer = None
+    if models is not None:
+        from functools import partial
+
+        from vidswap.faces.topology import load_topology
+        from vidswap.swap.processor import plate_skin_stats
+
+        stats_fn = partial(plate_skin_stats, regions=load_topology().regions, device=resolve_device(cfg.device))
+        analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0
     with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:

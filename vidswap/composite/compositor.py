@@ -168,6 +168,7 @@ def composite_track(
     confidence: torch.Tensor | None = None,
     render_alpha: torch.Tensor | None = None,
     state: TrackState | None = None,
+    plate_stats: torch.Tensor | None = None,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -184,6 +185,9 @@ def composite_track(
         confidence: ``(B,)`` face confidence or ``(B, 478)`` per-landmark confidence.
         render_alpha: ``(B, 1, h, w)`` alpha from the generator, multiplied in.
         state: causal state from the previous batch of this track (``temporal="ema"``).
+        plate_stats: ``(B, 6)`` the plate's skin LAB statistics (:func:`pack_stats`) measured and smoothed over the
+            whole track beforehand (the analyze pass). With them, a frame's result depends on that frame alone,
+            so farm chunks agree with a single-pass render at their seams; ``temporal`` then only concerns masks.
 
     Returns:
         :class:`CompositeResult`.
@@ -211,12 +215,16 @@ def composite_track(
     if cp.method == "reinhard":
         valid = masks.stats.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
         src_s = _fill_invalid(pack_stats(*masked_lab_stats(render, masks.stats)), valid)
-        dst_s = _fill_invalid(pack_stats(*masked_lab_stats(target_crop, masks.stats)), valid)
-        if params.temporal == "zero_phase":
-            src_s, dst_s = smooth_stats(src_s, cp.smooth_sigma), smooth_stats(dst_s, cp.smooth_sigma)
-        elif params.temporal == "ema":
-            src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
-            dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
+        if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
+            dst_s = plate_stats.to(src_s)
+            valid = torch.ones_like(valid)
+        else:
+            dst_s = _fill_invalid(pack_stats(*masked_lab_stats(target_crop, masks.stats)), valid)
+            if params.temporal == "zero_phase":
+                src_s, dst_s = smooth_stats(src_s, cp.smooth_sigma), smooth_stats(dst_s, cp.smooth_sigma)
+            elif params.temporal == "ema":
+                src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
+                dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
         if bool(valid.any()):
             crop = apply_stats_transfer(render, src_s, dst_s, None, cp.strength, cp.max_std_ratio)
     elif cp.method == "histogram":

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,8 +87,10 @@ class FrameAnalyzer:
 
     models: AnalysisModels
     cfg: AnalysisConfig
+    stats_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (image, (N,478,3)) -> (N, D) per face
     numbers: list[int] = field(default_factory=list)
     observations: list[list[Observation]] = field(default_factory=list)
+    face_stats: list[np.ndarray] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     _cut: CutDetector | None = None
@@ -98,13 +101,10 @@ class FrameAnalyzer:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
 
     def _time(self, name: str, start: float) -> None:
-        import time
-
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - start
 
     def push(self, numbers: Sequence[int], images: Sequence[np.ndarray]) -> None:
         """Analyse a batch of consecutive frames (HxWx3 RGB uint8 / uint16 / float)."""
-        import time
 
         t0 = time.perf_counter()
         thumbs = [_thumbnail(im) for im in images]
@@ -141,22 +141,58 @@ class FrameAnalyzer:
             self._time("identity", t0)
             self.observations.append([Observation(box=f.box, landmarks=f.points, embedding=embeddings.get(id(f)),
                                                   confidence=f.confidence) for f in faces])
+            if self.stats_fn is not None:
+                t0 = time.perf_counter()
+                points = np.stack([f.points for f in faces]) if faces else np.zeros((0, 478, 3), np.float32)
+                self.face_stats.append(self.stats_fn(image, points))
+                self._time("colour", t0)
             self.numbers.append(int(number))
             self._prev = faces
 
     def finish(self, fps: float, smoothing: SmoothingConfig, header: dict) -> "ShotAnalysis":
         """Link into tracks, smooth, decompose pose; the whole-shot result."""
-        import time
 
         t0 = time.perf_counter()
         tracks = track_faces(self.observations, self.cuts, TrackerParams(max_gap=self.cfg.max_gap),
                              frames=self.numbers)
         self._time("track", t0)
         t0 = time.perf_counter()
-        out = [_finish_track(t, fps, smoothing) for t in tracks if t.landmarks is not None]
+        out = [_finish_track(t, fps, smoothing, self._track_stats(t)) for t in tracks if t.landmarks is not None]
         self._time("smooth", t0)
         header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
         return ShotAnalysis(header=header, tracks=out)
+
+
+    def _track_stats(self, track) -> np.ndarray:
+        """(T, D) the per-face statistics along a track, interpolated over misses and smoothed (zero-phase)."""
+        if self.stats_fn is None:
+            return np.zeros((0, 6), np.float32)
+        where = {n: i for i, n in enumerate(self.numbers)}
+        rows = []
+        for n, box, interp in zip(track.frames, track.boxes, track.interpolated):
+            i = where.get(int(n))
+            hit = None
+            if i is not None and not interp:
+                for obs, st in zip(self.observations[i], self.face_stats[i]):
+                    if np.array_equal(obs.box, box):
+                        hit = st
+            rows.append(hit)
+        d = next((len(r) for r in rows if r is not None), 6)
+        stats = np.stack([r if r is not None else np.full(d, np.nan, np.float32) for r in rows]).astype(np.float64)
+        return smooth_track_stats(stats).astype(np.float32)
+
+
+def smooth_track_stats(stats: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """(T, D) per-frame statistics with NaN rows -> NaNs interpolated (nearest at the ends), then a zero-phase
+    Gaussian over time (sigma in frames). All-NaN input comes back empty (0, D)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    good = np.isfinite(stats).all(1)
+    if not good.any():
+        return np.zeros((0, stats.shape[1]))
+    t = np.arange(len(stats))
+    filled = np.stack([np.interp(t, t[good], stats[good, k]) for k in range(stats.shape[1])], 1)
+    return gaussian_filter1d(filled, sigma, axis=0, mode="nearest") if len(stats) > 1 else filled
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
@@ -193,7 +229,7 @@ def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
     return None
 
 
-def _finish_track(track, fps: float, cfg: SmoothingConfig) -> TrackAnalysis:
+def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray) -> TrackAnalysis:
     raw = track.landmarks.astype(np.float32)
     if cfg.method == "none" or len(raw) < 3:
         smoothed = raw.copy()
@@ -207,7 +243,8 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig) -> TrackAnalysis:
                          interpolated=track.interpolated.astype(bool), raw=raw, smoothed=smoothed,
                          s=pose.s.numpy().astype(np.float32), R=pose.R.numpy().astype(np.float32),
                          t=pose.t.numpy().astype(np.float32), neutral=neutral,
-                         embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32))
+                         embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32),
+                         colour=colour.astype(np.float32))
 
 
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,

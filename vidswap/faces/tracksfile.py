@@ -15,7 +15,7 @@ import numpy as np
 
 from vidswap.errors import InputError
 
-TRACKS_VERSION = 2
+TRACKS_VERSION = 3
 
 
 @dataclass
@@ -31,6 +31,8 @@ class TrackAnalysis:
         s, R, t: (T,), (T, 3, 3), (T, 3) float32 pose of the smoothed landmarks (canonical -> frame).
         neutral: (478, 3) float32 the track's neutral shape in the canonical frame.
         embedding: (D,) float32 mean identity, or empty.
+        colour: (T, 6) float32 the plate's skin LAB mean and std per frame, smoothed over the track (zero-phase),
+            or empty when not measured.
     """
 
     id: int
@@ -46,9 +48,10 @@ class TrackAnalysis:
     t: np.ndarray
     neutral: np.ndarray
     embedding: np.ndarray
+    colour: np.ndarray
 
     ARRAYS = ("frames", "boxes", "confidences", "interpolated", "raw", "smoothed", "s", "R", "t", "neutral",
-              "embedding")
+              "embedding", "colour")
 
     def index_of(self, number: int) -> int | None:
         i = int(np.searchsorted(self.frames, number))

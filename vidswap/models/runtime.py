@@ -202,11 +202,13 @@ class TFLiteRunner:
         interp = self.interpreter
         detail = interp.get_input_details()[0]
         try:
-            interp.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]], strict=False)
-            interp.allocate_tensors()
+            with native_stderr_silenced():
+                interp.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]], strict=False)
+                interp.allocate_tensors()
         except (ValueError, RuntimeError):
-            interp.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]], strict=False)
-            interp.allocate_tensors()
+            with native_stderr_silenced():
+                interp.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]], strict=False)
+                interp.allocate_tensors()
             self._batch = 1
             return False
         self._batch = batch

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vidswap.composite.colour import ColourParams
-from vidswap.composite.compositor import CompositeParams, TrackState, composite_track
+from vidswap.composite.colour import ColourParams, masked_lab_stats, pack_stats
+from vidswap.composite.compositor import CompositeParams, build_masks, composite_track
 from vidswap.composite.convert import from_float, to_float
 from vidswap.composite.grain import GrainParams
 from vidswap.composite.masks import MaskParams, OcclusionParams
@@ -32,7 +32,12 @@ CROP_MARGIN = 0.2  # aligned crop border, fraction of the face height per side
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
-    """The compositor's parameters from the job config (causal temporal smoothing carried across batches)."""
+    """The compositor's parameters from the job config.
+
+    No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
+    the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
+    depends only on the analysis and that frame, and farm chunks are identical to a single-pass render.
+    """
     regions = tuple(cfg.regions)
     return CompositeParams(
         regions=regions,
@@ -41,7 +46,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         colour=ColourParams(method=cfg.colour),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
         grain=GrainParams() if cfg.grain else None,
-        temporal="ema",
+        temporal="none",
         seed=seed,
     )
 
@@ -72,7 +77,6 @@ class FaceSwapProcessor:
     refiner: object | None = None  # callable(SwapBatch, SwapResult, SourceIdentity) -> SwapResult (learned generator)
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
-    _state: dict[int, TrackState] = field(default_factory=dict)
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         self.seen.extend(f.number for f in frames)
@@ -105,10 +109,10 @@ class FaceSwapProcessor:
             result = self.refiner(batch, result, identity)
         crop_to_plate = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=self.device)
         numbers = [out[k].number for k in ks]
+        stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, crop, result.crops, lm_crop, self.regions, crop_to_plate, numbers,
                                track_id=track.id, params=self.params, confidence=conf,
-                               render_alpha=result.alpha, state=self._state.get(track.id))
-        self._state[track.id] = comp.state
+                               render_alpha=result.alpha, plate_stats=stats)
         for b, k in enumerate(ks):
             f = out[k]
             out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
@@ -119,3 +123,27 @@ class FaceSwapProcessor:
     def summary(self) -> tuple[int, list[int]]:
         """(frames swapped, frame numbers passed through untouched)."""
         return len(self.swapped), [n for n in self.seen if n not in self.swapped]
+
+
+def plate_skin_stats(image: np.ndarray, points: np.ndarray, regions: dict[str, np.ndarray], crop_size: int = 192,
+                     device: torch.device | str = "cpu") -> np.ndarray:
+    """The plate's skin colour statistics of each face in one frame, as the compositor samples them.
+
+    Args:
+        image: HxWx3 RGB frame (uint8 / uint16 / float).
+        points: (N, 478, 3) landmarks of the N faces in frame pixels.
+
+    Returns:
+        (N, 6) float32 masked LAB mean and std (:func:`pack_stats`); NaN rows where too little skin is visible.
+    """
+    if len(points) == 0:
+        return np.zeros((0, 6), np.float32)
+    plate = to_float(image, device)[None].expand(len(points), -1, -1, -1)
+    lm = torch.from_numpy(np.asarray(points, np.float32)).to(device)
+    frame_to_crop = crop_frame_from_landmarks(lm, crop_size, CROP_MARGIN)
+    crop = warp_to_crop(plate, frame_to_crop, crop_size)
+    masks = build_masks(crop, transform_landmarks(lm, frame_to_crop), regions, CompositeParams())
+    stats = pack_stats(*masked_lab_stats(crop, masks.stats)).cpu().numpy().astype(np.float32)
+    enough = masks.stats.sum(dim=(1, 2, 3)).cpu().numpy() >= 64 * (crop_size / 256) ** 2
+    stats[~enough] = np.nan
+    return stats
