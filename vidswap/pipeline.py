@@ -331,6 +331,10 @@ def build_processor(cfg: JobConfig, plan: ShotPlan, timer: StageTimer,
         sources = load_source_faces(cfg.sources, source_images, models, warnings)
     analysis = _analysis(cfg, plan, models, timer, progress, require_analysis)
     targets = choose_targets(cfg, analysis, models, len(sources))
+    if not analysis.tracks:
+        warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
+    elif not targets:
+        warnings.append(f"no face track matches the target selection ({cfg.target.mode}); frames pass through")
     core = GeometricSwapCore(GeometricSwapConfig.from_config(cfg.swap, device=str(device)), topology)
     with timer.stage("load"):
         combined = core.prepare(sources)
