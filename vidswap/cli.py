@@ -118,15 +118,22 @@ def load_job(input, sources, output, frames, preview, scale, every, shot, preset
 
 @main.command()
 @job_options
+@click.option("--debug-frames", type=click.Path(file_okay=False), help="Folder for per-frame strips "
+              "(target crop | render | mask | final).")
+@click.option("--contact-sheet", type=click.Path(dir_okay=False), help="PNG of sampled frames, plate | result.")
 @_report_errors
-def run(**opts):
+def run(debug_frames, contact_sheet, **opts):
     """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
     from vidswap import pipeline
 
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
-        summary = pipeline.run(cfg, progress=bar)
+        summary = pipeline.run(cfg, progress=bar, debug_frames=debug_frames, contact_sheet=contact_sheet)
     _report(summary, cfg)
+    if contact_sheet:
+        click.echo(f"contact sheet: {contact_sheet}")
+    if debug_frames:
+        click.echo(f"debug strips: {debug_frames}")
 
 
 @main.command()

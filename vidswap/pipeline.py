@@ -363,26 +363,89 @@ def passthrough(frames: list[Frame]) -> list[Frame]:
     return frames
 
 
-def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
+def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None, debug_frames: Path | None = None,
+        contact_sheet: Path | None = None, contact_count: int = 12) -> RunSummary:
     """Run a whole shot job: analyze (cached in the job folder), then one streaming render pass to the output.
 
     ``progress(stage, done, total)`` is called after every batch of the analyze and render passes.
+    ``debug_frames``: a folder for per-frame strips (target crop | render | mask | final) of every swapped face.
+    ``contact_sheet``: a PNG of ``contact_count`` evenly sampled frames, plate | result.
     """
     timer = StageTimer()
     start = time.perf_counter()
     plan = plan_shot(cfg)
     warnings: list[str] = []
     processor, _ = build_processor(cfg, plan, timer, progress, warnings)
-    written = render_frames(cfg, plan.info, plan.numbers, processor, plan.out_path, plan.size, timer, progress)
+    if debug_frames is not None and hasattr(processor, "debug_sink"):
+        processor.debug_sink = DebugStrips(Path(debug_frames))
+    sheet = ContactSheet.sampling(plan.numbers, contact_count) if contact_sheet is not None else None
+    written = render_frames(cfg, plan.info, plan.numbers, processor, plan.out_path, plan.size, timer, progress,
+                            observer=sheet)
+    if sheet is not None:
+        sheet.save(Path(contact_sheet))
     return _summary(plan, processor, written, start, timer, warnings, plan.out_path)
+
+
+@dataclass
+class DebugStrips:
+    """Writes ``<folder>/strip_<frame>_t<track>.png``: target crop | render | mask | final for each swapped face."""
+
+    folder: Path
+
+    def __call__(self, item) -> None:
+        import cv2
+
+        from vidswap.composite.debug import strip
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = item.target_crop * (1 - item.alpha) + item.render * item.alpha
+        image = strip(item.target_crop, item.render, item.alpha, final)
+        cv2.imwrite(str(self.folder / f"strip_{item.number:06d}_t{item.track}.png"), image[..., ::-1])
+
+
+@dataclass
+class ContactSheet:
+    """Collects (plate, result) pairs of sampled frames during the render pass and writes them as one PNG."""
+
+    wanted: set[int]
+    pairs: list = field(default_factory=list)
+
+    @classmethod
+    def sampling(cls, numbers: list[int], count: int) -> "ContactSheet":
+        picks = np.linspace(0, len(numbers) - 1, min(count, len(numbers))).round().astype(int)
+        return cls({numbers[i] for i in picks})
+
+    def __call__(self, before: list[Frame], after: list[Frame]) -> None:
+        for a, b in zip(before, after):
+            if a.number in self.wanted:
+                self.pairs.append((a.number, _thumb(a.image), _thumb(b.image)))
+
+    def save(self, path: Path) -> Path:
+        import cv2
+
+        from vidswap.composite.debug import contact_sheet
+
+        sheet = contact_sheet([(a, b) for _, a, b in self.pairs], cols=2, cell_height=240,
+                              labels=[f"frame {n}" for n, _, _ in self.pairs])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), sheet[..., ::-1])
+        return path
+
+
+def _thumb(image: np.ndarray, height: int = 240) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
 
 
 def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor, out_path: Path,
                   size: tuple[int, int], timer: StageTimer, progress=None, settings: EncodeSettings | None = None,
-                  sink_info: MediaInfo | None = None) -> int:
+                  sink_info: MediaInfo | None = None, observer: Callable[[list, list], None] | None = None) -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
 
-    ``sink_info`` (default ``info``) is what the writer copies audio and timecode from.
+    ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
+    sees every batch before and after processing (contact sheets).
     """
     written = 0
     settings = settings or settings_from_config(cfg, out_path)
@@ -390,7 +453,10 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
         with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
             for batch in _batches(frames, cfg.batch_size, timer):
                 with timer.stage("swap"):
-                    batch = processor(batch)
+                    result = processor(batch)
+                if observer is not None:
+                    observer(batch, result)
+                batch = result
                 with timer.stage("encode"):
                     for frame in batch:
                         sink.write(resize_frame(frame, size))
