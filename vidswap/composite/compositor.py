@@ -214,11 +214,13 @@ def composite_track(
     cp = params.colour
     if cp.method == "reinhard":
         valid = masks.stats.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
-        src_s = _fill_invalid(pack_stats(*masked_lab_stats(render, masks.stats)), valid)
+        src_s = pack_stats(*masked_lab_stats(render, masks.stats))
         if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
             dst_s = plate_stats.to(src_s)
+            src_s = torch.where(valid[:, None], src_s, dst_s)  # too little skin seen: leave that frame's colour
             valid = torch.ones_like(valid)
         else:
+            src_s = _fill_invalid(src_s, valid)
             dst_s = _fill_invalid(pack_stats(*masked_lab_stats(target_crop, masks.stats)), valid)
             if params.temporal == "zero_phase":
                 src_s, dst_s = smooth_stats(src_s, cp.smooth_sigma), smooth_stats(dst_s, cp.smooth_sigma)

@@ -155,6 +155,19 @@ def paste_crop(
         ``(B, 3, H, W)`` new plate tensor (and the plate-space alpha if asked); exactly ``plate`` where the
         warped alpha is 0.
     """
+    if plate.shape[0] > 1:
+        # One face at a time: each face's plate region (and multi-band depth) depends on that face alone, so a
+        # frame's result does not depend on which other frames share its batch (farm chunks == single pass).
+        from vidswap.composite.grain import select_items
+
+        parts = [paste_crop(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
+                            grain=None if grain is None else select_items(grain, [i]),
+                            grain_seeds=None if grain_seeds is None else [grain_seeds[i]],
+                            grain_strength=grain_strength, return_alpha=return_alpha)
+                 for i in range(plate.shape[0])]
+        if return_alpha:
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return torch.cat(parts)
     mode = params.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"paste mode must be one of {MODES}, got {mode!r}")
