@@ -263,6 +263,50 @@ def probe(input, as_json):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@main.command("eval")
+@click.argument("result", type=click.Path(path_type=str))
+@click.option("--target", required=True, type=click.Path(path_type=str), help="The original plate.")
+@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source portrait (repeatable).")
+@click.option("-o", "--output", "out_dir", help="Report folder (default: <result stem>_eval/).")
+@click.option("--frames", help="Target frame numbers the result covers, e.g. 0-47.")
+@click.option("--every", type=int, default=1, show_default=True, help="Evaluate every N-th frame.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_report_errors
+def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
+    """Measure a swap: identity (independent judge), pose/expression, flicker, jitter, sharpness, seams.
+
+    Writes metrics.json, a self-contained report.html, plots over time and a contact sheet.
+    """
+    from vidswap.eval.report import evaluate, frame_range
+
+    out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
+    with _progress(quiet) as bar:
+        metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
+                           every=every, progress=bar)
+    click.echo(f"report: {out / 'report.html'}")
+    note = metrics.get("judges", {}).get("license_note")
+    if note:
+        click.echo(f"note: {note}")
+
+
+@main.command("eval-suite")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", "out_dir", help="Summary folder (default: the suite's output).")
+@click.option("--reuse", is_flag=True, help="Re-evaluate existing results without re-running the swaps.")
+@_report_errors
+def eval_suite(config, out_dir, reuse):
+    """Run a suite of swaps (configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
+    from vidswap.eval.suite import run_suite
+
+    run_suite(config, out_dir, reuse=reuse)
+    folder = Path(out_dir) if out_dir else None
+    click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
+
+
+# --------------------------------------------------------------------------------------------------------------
 # farm
 
 

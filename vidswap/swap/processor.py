@@ -125,7 +125,7 @@ class FaceSwapProcessor:
         return len(self.swapped), [n for n in self.seen if n not in self.swapped]
 
 
-def plate_skin_stats(image: np.ndarray, points: np.ndarray, regions: dict[str, np.ndarray], crop_size: int = 192,
+def plate_skin_stats(image: np.ndarray, points: np.ndarray, regions: dict[str, np.ndarray], crop_size: int = 128,
                      device: torch.device | str = "cpu") -> np.ndarray:
     """The plate's skin colour statistics of each face in one frame, as the compositor samples them.
 

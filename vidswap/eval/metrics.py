@@ -1,0 +1,539 @@
+"""Evaluation metrics: pure functions over arrays (no models, no files), each with an exact test.
+
+Conventions: images are HxWx3 (or HxW) arrays, uint8 / uint16 / float in [0, 1]; intensity measures are reported
+in 8-bit levels (0-255) whatever the input depth. Masks are HxW bool or float (> 0.5 = inside). Landmarks are
+(..., 106, 2) InsightFace 2d106 points in frame pixels (layout in :mod:`vidswap.eval.judges`). Rotations and
+Euler angles follow :mod:`vidswap.faces.pose` (canonical face frame: x image-right, y down, z away from the
+camera; ``R`` maps canonical -> frame).
+
+Groups:
+
+* identity -- :func:`identity_similarity`, :func:`mean_embedding`, :func:`retrieval` (FaceForensics++ protocol);
+* geometry -- :func:`fit_pose` (scaled-orthographic fit of a 3D template to 2D landmarks), :func:`pose_error`,
+  :func:`mouth_open_ratio`, :func:`eye_aspect_ratio`, :func:`expression_features`, :func:`expression_error`;
+* temporal -- :func:`dis_flow`, :func:`warp_with_flow`, :func:`flicker_error`, :func:`ratio_summary`,
+  :func:`jitter_ratio`, :func:`landmark_acceleration`;
+* image quality -- :func:`laplacian_energy`, :func:`sharpness_ratio`, :func:`boundary_ring`,
+  :func:`gradient_magnitude`, :func:`change_mask`, :func:`seam_ratio`, :func:`boundary_step`;
+* regions and statistics -- :func:`face_polygon`, :func:`polygon_mask`, :func:`summarize`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from vidswap.errors import UsageError
+from vidswap.eval import judges
+from vidswap.faces.identity import cosine, l2_normalize
+
+# --------------------------------------------------------------------------------------------------------------
+# identity
+
+
+def mean_embedding(embeddings: np.ndarray) -> np.ndarray:
+    """(N, D) embeddings -> (D,) unit-length mean of their unit-length versions (several source photos)."""
+    e = l2_normalize(np.asarray(embeddings, dtype=np.float32).reshape(-1, np.shape(embeddings)[-1]))
+    if len(e) == 0:
+        raise UsageError("mean_embedding: no embeddings")
+    return l2_normalize(e.mean(0))
+
+
+def identity_similarity(embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each embedding to a reference: (N, D), (D,) or (N, D) -> (N,) float64.
+
+    Rows that are NaN (no face found) give NaN.
+    """
+    a = np.asarray(embeddings, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    return np.asarray(cosine(a, b), dtype=np.float64).reshape(-1) if a.ndim > 1 else \
+        np.asarray([cosine(a, b)], dtype=np.float64)
+
+
+def retrieval(result_embeddings_per_clip: Sequence[np.ndarray], gallery: np.ndarray, true_index: Sequence[int],
+              k: int = 5) -> tuple[float, float]:
+    """Identity retrieval (FaceForensics++ protocol, as in FaceShifter / MegaFS / E4S).
+
+    Every swapped frame is a query; it is matched against the gallery of identities by cosine similarity and
+    counts as retrieved at rank r when exactly r gallery entries score strictly higher than its true identity
+    (ties go to the true identity). Rates are over all query frames of all clips (the protocol samples 10
+    frames evenly per clip, so clips weigh equally).
+
+    Args:
+        result_embeddings_per_clip: per swapped clip, (N_i, D) embeddings of its sampled frames. NaN rows
+            (no face found) are skipped.
+        gallery: (G, D) one embedding per identity (e.g. the mean of an identity's source photos).
+        true_index: per clip, the gallery row of its source identity.
+        k: the second rank reported (top-k).
+
+    Returns:
+        (top-1 rate, top-k rate) in [0, 1]; NaN when there is no valid query.
+    """
+    if len(result_embeddings_per_clip) != len(true_index):
+        raise UsageError(f"retrieval: {len(result_embeddings_per_clip)} clips but {len(true_index)} true indices")
+    gal = l2_normalize(np.asarray(gallery, dtype=np.float64))
+    hits1 = hitsk = total = 0
+    for emb, true in zip(result_embeddings_per_clip, true_index):
+        e = np.asarray(emb, dtype=np.float64).reshape(-1, gal.shape[1])
+        e = e[np.isfinite(e).all(1)]
+        if len(e) == 0:
+            continue
+        sims = l2_normalize(e) @ gal.T  # (N, G)
+        rank = (sims > sims[:, [int(true)]]).sum(1)
+        hits1 += int((rank < 1).sum())
+        hitsk += int((rank < k).sum())
+        total += len(e)
+    if total == 0:
+        return float("nan"), float("nan")
+    return hits1 / total, hitsk / total
+
+
+# --------------------------------------------------------------------------------------------------------------
+# head pose
+
+
+def _rotation_from_rotvec(v: np.ndarray) -> np.ndarray:
+    return cv2.Rodrigues(np.asarray(v, dtype=np.float64).reshape(3, 1))[0]
+
+
+def fit_pose(points: np.ndarray, template: np.ndarray | None = None, refine: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Head pose from 2D landmarks: scaled-orthographic fit ``x ≈ s · (R X)[:2] + t`` of a 3D template.
+
+    A linear affine fit gives ``s R[:2]`` (the nearest scaled pair of orthonormal rows, by SVD); the third row
+    is their cross product; Gauss-Newton on (rotation vector, log s, t) then minimises the reprojection error.
+    Exact for noise-free scaled-orthographic projections of the template.
+
+    Args:
+        points: (B, N, 2) or (N, 2) landmarks in pixels (by default the 2d106 points ``judges.RIGID_106``;
+            a (B, 106, 2) array is reduced to them).
+        template: (N, 3) 3D points in the canonical face frame; default ``judges.RIGID_TEMPLATE``.
+        refine: run the Gauss-Newton refinement.
+
+    Returns:
+        s (B,), R (B, 3, 3) canonical -> frame, t (B, 2), rms (B,) reprojection RMS in pixels (B = 1 for an
+        (N, 2) input). Faces with NaN points give NaN.
+    """
+    tpl = np.asarray(judges.RIGID_TEMPLATE if template is None else template, dtype=np.float64)
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if template is None and x.shape[1] == 106:
+        x = x[:, list(judges.RIGID_106)]
+    if x.shape[1:] != (len(tpl), 2):
+        raise UsageError(f"fit_pose: points {x.shape[1:]} do not match the template ({len(tpl)}, 3)")
+    b = len(x)
+    s_out = np.full(b, np.nan)
+    r_out = np.full((b, 3, 3), np.nan)
+    t_out = np.full((b, 2), np.nan)
+    rms = np.full(b, np.nan)
+    Xc = tpl - tpl.mean(0)
+    pinv = np.linalg.pinv(Xc)  # (3, N)
+    for i in range(b):
+        q = x[i]
+        if not np.isfinite(q).all():
+            continue
+        qm = q.mean(0)
+        A = (pinv @ (q - qm)).T  # (2, 3): q - qm ≈ A Xc
+        u, sig, vt = np.linalg.svd(A, full_matrices=False)
+        rows = u @ vt
+        R = np.vstack([rows, np.cross(rows[0], rows[1])])
+        s = float(sig.mean())
+        if refine:
+            s, R = _refine_pose(q - qm, Xc, s, R)
+        t = qm - s * (R[:2] @ tpl.mean(0))
+        pred = s * tpl @ R[:2].T + t
+        s_out[i], r_out[i], t_out[i] = s, R, t
+        rms[i] = math.sqrt(float(((pred - q) ** 2).sum(1).mean()))
+    return s_out, r_out, t_out, rms
+
+
+def _refine_pose(q: np.ndarray, X: np.ndarray, s: float, R: np.ndarray, iters: int = 10
+                 ) -> tuple[float, np.ndarray]:
+    """Gauss-Newton on centred points: minimise ``|s (R X)[:2] - q|^2`` over a rotation update and log s."""
+    log_s = math.log(max(s, 1e-12))
+    for _ in range(iters):
+        Y = X @ R.T  # rotated template (N, 3)
+        sc = math.exp(log_s)
+        res = (sc * Y[:, :2] - q).reshape(-1)
+        # d/dw of R(w) X at w=0 (left-multiplied update exp([w]x) R): -[Y]x w -> columns for wx, wy, wz
+        J = np.zeros((len(X), 2, 4))
+        # cross(w, Y) = [wy Yz - wz Yy, wz Yx - wx Yz, wx Yy - wy Yx]
+        J[:, 0, 1] = sc * Y[:, 2]
+        J[:, 0, 2] = -sc * Y[:, 1]
+        J[:, 1, 0] = -sc * Y[:, 2]
+        J[:, 1, 2] = sc * Y[:, 0]
+        J[:, :, 3] = sc * Y[:, :2]
+        J = J.reshape(-1, 4)
+        step, *_ = np.linalg.lstsq(J, -res, rcond=None)
+        R = _rotation_from_rotvec(step[:3]) @ R
+        log_s += step[3]
+        if np.abs(step).max() < 1e-12:
+            break
+    return math.exp(log_s), R
+
+
+def euler_degrees(R: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) rotations -> (B, 3) yaw, pitch, roll in degrees (``vidswap.faces.pose`` convention)."""
+    R = np.asarray(R, dtype=np.float64)
+    pitch = np.degrees(np.arcsin(np.clip(-R[..., 1, 2], -1.0, 1.0)))
+    yaw = np.degrees(np.arctan2(R[..., 0, 2], R[..., 2, 2]))
+    roll = np.degrees(np.arctan2(R[..., 1, 0], R[..., 1, 1]))
+    return np.stack([yaw, pitch, roll], -1)
+
+
+def pose_error(R_result: np.ndarray, R_target: np.ndarray) -> dict[str, np.ndarray]:
+    """Pose error between result and target head rotations, per face.
+
+    Args:
+        R_result, R_target: (B, 3, 3) rotations.
+
+    Returns:
+        ``angle`` (B,) geodesic angle between the rotations in degrees (the headline number); ``yaw``,
+        ``pitch``, ``roll`` (B,) absolute Euler-angle differences; ``l2`` (B,) the L2 norm of the (yaw, pitch,
+        roll) difference (what the seed papers report with Hopenet angles). NaN where either is NaN.
+    """
+    a = np.asarray(R_result, dtype=np.float64).reshape(-1, 3, 3)
+    b = np.asarray(R_target, dtype=np.float64).reshape(-1, 3, 3)
+    # |Ra - Rb|_F = 2 sqrt(2) sin(theta / 2): exact 0 for equal rotations, accurate for small angles
+    chord = np.linalg.norm((a - b).reshape(len(a), -1), axis=1)
+    angle = np.degrees(2 * np.arcsin(np.clip(chord / (2 * math.sqrt(2)), 0.0, 1.0)))
+    d = euler_degrees(a) - euler_degrees(b)
+    d = (d + 180.0) % 360.0 - 180.0
+    return {"angle": angle, "yaw": np.abs(d[:, 0]), "pitch": np.abs(d[:, 1]), "roll": np.abs(d[:, 2]),
+            "l2": np.linalg.norm(d, axis=1)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# expression
+
+
+def _gap(points: np.ndarray, upper: Sequence[int], lower: Sequence[int]) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    return np.linalg.norm(p[..., list(upper), :] - p[..., list(lower), :], axis=-1).mean(-1)
+
+
+def _dist(points: np.ndarray, a: int, b: int) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    return np.linalg.norm(p[..., a, :] - p[..., b, :], axis=-1)
+
+
+def mouth_open_ratio(points: np.ndarray) -> np.ndarray:
+    """Mouth opening: mean inner-lip gap (three upper/lower pairs) / mouth width (outer corners).
+
+    (..., 106, 2) -> (...). ~0 closed, ~0.3-0.5 wide open.
+    """
+    return _gap(points, judges.MOUTH_INNER_UPPER, judges.MOUTH_INNER_LOWER) / np.maximum(
+        _dist(points, *judges.MOUTH_CORNERS), 1e-9)
+
+
+def eye_aspect_ratio(points: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio (Soukupová & Čech): mean lid gap (three upper/lower pairs) / corner distance.
+
+    (..., 106, 2) -> (..., 2): image-left eye, image-right eye. ~0.25-0.35 open, < 0.1 closed.
+    """
+    left = _gap(points, judges.LEFT_EYE_UPPER, judges.LEFT_EYE_LOWER) / np.maximum(
+        _dist(points, *judges.LEFT_EYE_CORNERS), 1e-9)
+    right = _gap(points, judges.RIGHT_EYE_UPPER, judges.RIGHT_EYE_LOWER) / np.maximum(
+        _dist(points, *judges.RIGHT_EYE_CORNERS), 1e-9)
+    return np.stack([left, right], -1)
+
+
+def expression_features(points: np.ndarray) -> np.ndarray:
+    """(..., 106, 2) -> (..., 3): mouth opening ratio, image-left and image-right eye aspect ratios.
+
+    Ratios of distances, so invariant to scale, in-plane rotation and translation of the face.
+    """
+    return np.concatenate([mouth_open_ratio(points)[..., None], eye_aspect_ratio(points)], -1)
+
+
+def expression_error(result_points: np.ndarray, target_points: np.ndarray) -> dict[str, np.ndarray]:
+    """Expression error between result and target landmarks, per face: (B, 106, 2) x2 ->
+
+    ``mouth`` |Δ mouth opening ratio|, ``eyes`` mean |Δ eye aspect ratio| over both eyes, ``l2`` the L2 norm of
+    the difference of :func:`expression_features` (all (B,), unitless ratios).
+    """
+    d = expression_features(result_points) - expression_features(target_points)
+    d = d.reshape(-1, 3)
+    return {"mouth": np.abs(d[:, 0]), "eyes": np.abs(d[:, 1:]).mean(1), "l2": np.linalg.norm(d, axis=1)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# regions
+
+
+def face_polygon(points: np.ndarray, forehead: float = 0.3) -> np.ndarray:
+    """Face region outline from 2d106 points: convex hull of the points plus the brows lifted toward the
+    forehead by ``forehead`` x the brow-to-chin distance (the 106 points stop at the brows; swaps cover the
+    forehead up to about the hairline). (106, 2) -> (K, 2) float32 polygon."""
+    p = np.asarray(points, dtype=np.float64)
+    brows = p[list(judges.BROWS)]
+    up = brows.mean(0) - p[judges.CHIN]
+    lifted = brows + forehead * up
+    hull = cv2.convexHull(np.concatenate([p, lifted]).astype(np.float32))
+    return hull.reshape(-1, 2)
+
+
+def polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """(H, W) bool mask of the filled polygon (K, 2) in pixel coordinates (pixel centres at integers)."""
+    h, w = shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    shift = 4
+    pts = np.round(np.asarray(polygon, dtype=np.float64) * (1 << shift)).astype(np.int32)
+    cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=shift)
+    return mask.astype(bool)
+
+
+def face_size(mask: np.ndarray) -> float:
+    """Square root of a mask's area in pixels (a face-size length for relative widths)."""
+    return math.sqrt(float(np.count_nonzero(np.asarray(mask) > 0.5)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# temporal
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    """Image -> float32 in 8-bit levels (0-255)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(255.0 / 65535.0)
+    return a.astype(np.float32) * np.float32(255.0)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    """Image -> float32 luma (Rec. 601 weights, RGB order) in 8-bit levels."""
+    f = _as_float(image)
+    if f.ndim == 2:
+        return f
+    return f[..., 0] * np.float32(0.299) + f[..., 1] * np.float32(0.587) + f[..., 2] * np.float32(0.114)
+
+
+def _mask(mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask)
+    return m if m.dtype == bool else m > 0.5
+
+
+def dis_flow(prev: np.ndarray, cur: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+             max_side: int | None = 320) -> np.ndarray:
+    """Dense optical flow (OpenCV DIS) from ``cur`` back to ``prev``: (H, W, 2) float32 with
+    ``cur(p) ≈ prev(p + flow(p))``. Inputs are images of the same size (any dtype / channels).
+
+    Images larger than ``max_side`` are measured at that size (INTER_AREA) and the flow scaled back up: a face
+    region moves mostly rigidly, and this keeps the cost flat from SD to 4K (None: full size).
+    """
+    a = np.clip(_gray(cur) + 0.5, 0, 255).astype(np.uint8)
+    b = np.clip(_gray(prev) + 0.5, 0, 255).astype(np.uint8)
+    h, w = a.shape
+    k = 1.0 if max_side is None else min(1.0, max_side / max(h, w))
+    if k < 1.0:
+        size = (max(8, round(w * k)), max(8, round(h * k)))
+        a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+        b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+    flow = cv2.DISOpticalFlow_create(preset).calc(a, b, None)
+    if k < 1.0:
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] *= np.float32(w / a.shape[1])
+        flow[..., 1] *= np.float32(h / a.shape[0])
+    return flow
+
+
+def warp_with_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Warp ``image`` (the previous frame) onto the current frame with a :func:`dis_flow` field (float32, 8-bit
+    levels; bilinear, borders replicated)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(_as_float(image), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def flicker_error(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> float:
+    """Motion-compensated temporal change inside a mask: mean |cur - warp(prev)| over the mask's pixels and
+    channels, in 8-bit levels. ``flow`` comes from the *target* frames (:func:`dis_flow`), so a result and
+    its target are compensated by the same motion. NaN for an empty mask."""
+    m = _mask(mask)
+    if not m.any():
+        return float("nan")
+    diff = np.abs(_as_float(cur) - warp_with_flow(prev, flow))
+    return float(diff[m].mean())
+
+
+def ratio_summary(result: Sequence[float], target: Sequence[float]) -> dict[str, float]:
+    """Aggregate per-frame measures of a result against the same measure on its target (frames where either
+    is NaN are dropped): ``result`` / ``target`` means, ``ratio`` = Σ result / Σ target (1 = as the plate;
+    identical inputs give exactly 1.0) and ``excess`` = mean(result) - mean(target) (exactly 0.0 for identical
+    inputs)."""
+    r = np.asarray(result, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(t)
+    if not ok.any():
+        nan = float("nan")
+        return {"result": nan, "target": nan, "ratio": nan, "excess": nan}
+    r, t = r[ok], t[ok]
+    sr, st = float(r.sum()), float(t.sum())
+    ratio = 1.0 if sr == st else (sr / st if st > 0 else float("inf"))
+    return {"result": float(r.mean()), "target": float(t.mean()), "ratio": ratio,
+            "excess": float(r.mean() - t.mean())}
+
+
+def jitter_ratio(result_tracks: np.ndarray, target_tracks: np.ndarray) -> dict[str, float]:
+    """Landmark jitter (RMS second difference, ``vidswap.faces.smooth.jitter``) of result vs target tracks.
+
+    Args:
+        result_tracks, target_tracks: (T, P, 2) landmark tracks (NaN for frames without a face), T >= 3.
+
+    Returns:
+        ``result``, ``target`` jitter in pixels / frame^2 and ``ratio`` = result / target (1.0 when equal).
+    """
+    from vidswap.faces.smooth import jitter
+
+    r = jitter(np.asarray(result_tracks, dtype=np.float64))
+    t = jitter(np.asarray(target_tracks, dtype=np.float64))
+    ratio = 1.0 if r == t else (r / t if t > 0 else float("inf"))
+    return {"result": r, "target": t, "ratio": ratio}
+
+
+def landmark_acceleration(tracks: np.ndarray) -> np.ndarray:
+    """Per-frame RMS second difference of landmark tracks (T, P, 2) -> (T,) px/frame^2, centred on each frame
+    (NaN at both ends and next to frames without a face). Its RMS over frames is :func:`jitter`-like."""
+    t = np.asarray(tracks, dtype=np.float64)
+    out = np.full(len(t), np.nan)
+    if len(t) >= 3:
+        d2 = (t[2:] - 2 * t[1:-1] + t[:-2]).reshape(len(t) - 2, -1)
+        ok = np.isfinite(d2).all(1)
+        out[1:-1][ok] = np.sqrt((d2[ok] ** 2).mean(1))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# image quality
+
+
+def laplacian_energy(image: np.ndarray, mask: np.ndarray) -> float:
+    """High-frequency energy: variance of the Laplacian of the luma inside the mask (8-bit levels^2)."""
+    m = _mask(mask)
+    if not m.any():
+        return float("nan")
+    lap = cv2.Laplacian(_gray(image), cv2.CV_32F, ksize=3)
+    return float(lap[m].astype(np.float64).var())
+
+
+def sharpness_ratio(result: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`laplacian_energy` of the result / that of the target inside the mask (< 1: softer than the
+    plate, > 1: sharper or noisier; exactly 1.0 for identical images)."""
+    r, t = laplacian_energy(result, mask), laplacian_energy(target, mask)
+    if r == t:
+        return 1.0
+    return r / t if t > 0 else float("inf")
+
+
+def boundary_ring(mask: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) bool band of pixels within ``width`` px of the mask's boundary (both sides)."""
+    m = _mask(mask).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    return (cv2.dilate(m, k) > 0) & ~(cv2.erode(m, k, borderType=cv2.BORDER_REPLICATE) > 0)
+
+
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """(H, W) float32 Sobel gradient magnitude of the luma (8-bit levels per pixel)."""
+    g = _gray(image)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8.0)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / np.float32(8.0)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def change_mask(result: np.ndarray, target: np.ndarray, threshold: float = 4.0, sigma: float = 2.0
+                ) -> np.ndarray:
+    """Where the result visibly differs from the plate: the region a swap replaced (its boundary is where a
+    paste seam would be). Per-pixel largest channel difference in 8-bit levels, Gaussian-blurred by ``sigma``
+    px, above ``threshold``; the largest connected part with its holes filled. (H, W) bool; empty when nothing
+    changed."""
+    diff = np.abs(_as_float(result) - _as_float(target))
+    if diff.ndim == 3:
+        diff = diff.max(-1)
+    if sigma > 0:
+        diff = cv2.GaussianBlur(diff, (0, 0), sigma)
+    m = (diff > threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if count <= 1:
+        return np.zeros(m.shape, bool)
+    keep = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    # fill holes: flood the background from a padded border; what the flood cannot reach is inside
+    pad = np.pad(keep, 1)
+    flood = pad.copy()
+    cv2.floodFill(flood, np.zeros((pad.shape[0] + 2, pad.shape[1] + 2), np.uint8), (0, 0), 1)
+    holes = (flood == 0)[1:-1, 1:-1]
+    return keep.astype(bool) | holes
+
+
+def seam_ratio(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: int | None = None) -> float:
+    """Seam visibility: mean gradient magnitude of the result along the face-mask boundary (a band of
+    ``width`` px each side; default 3% of the face size, at least 2 px) relative to the plate's along the same
+    band. 1 = no more edge energy than the plate (exactly 1.0 for identical images); a visible paste seam or
+    colour step raises it."""
+    m = _mask(mask)
+    if not m.any():
+        return float("nan")
+    w = width if width is not None else max(2, int(round(0.03 * face_size(m))))
+    ring = boundary_ring(m, w)
+    r = float(gradient_magnitude(result)[ring].astype(np.float64).mean())
+    t = float(gradient_magnitude(target)[ring].astype(np.float64).mean())
+    if r == t:
+        return 1.0
+    return r / t if t > 0 else float("inf")
+
+
+def boundary_step(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: int) -> float:
+    """Tone step across the mask boundary that the plate does not have: a feathered colour mismatch (a patch
+    brighter or redder than the skin around it) has little gradient but is plainly visible.
+
+    At every boundary pixel, the local mean colour of a band ``width`` px deep just inside the mask minus that
+    of the band just outside (Gaussian-weighted over ``width`` px along the boundary) is compared between result
+    and plate; returns the mean over the boundary of the RGB distance between the two differences, in 8-bit
+    levels. 0 = no step beyond the plate's own (exactly 0.0 for identical images); NaN for an empty or full mask.
+    """
+    m = _mask(mask)
+    if not m.any() or m.all():
+        return float("nan")
+    width = max(1, int(width))
+    m8 = m.astype(np.uint8)
+    d_in = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
+    d_out = cv2.distanceTransform(1 - m8, cv2.DIST_L2, 3)
+    inner = (m & (d_in <= width)).astype(np.float32)
+    outer = (~m & (d_out <= width)).astype(np.float32)
+    ring = boundary_ring(m, 1) & m
+    sigma = float(width)
+
+    def across(image: np.ndarray) -> np.ndarray:
+        img = _as_float(image)
+        img = img[..., None] if img.ndim == 2 else img
+        sides = []
+        for band in (inner, outer):
+            den = cv2.GaussianBlur(band, (0, 0), sigma)[..., None]
+            num = cv2.GaussianBlur(img * band[..., None], (0, 0), sigma)
+            num = num[..., None] if num.ndim == 2 else num
+            sides.append(num / np.maximum(den, 1e-6))
+        return (sides[0] - sides[1])[ring]
+
+    step = np.linalg.norm(across(result).astype(np.float64) - across(target), axis=-1)
+    return float(step.mean()) if len(step) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# statistics
+
+
+def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``mean``, ``median``, ``p95``, ``min``, ``max`` of the finite values and their count ``n`` (None for
+    the statistics when there are none)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"mean": None, "median": None, "p95": None, "min": None, "max": None, "n": 0}
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "p95": float(np.percentile(v, 95)),
+            "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
