@@ -31,6 +31,7 @@ demo: $(STAMP)
 	@echo "demo output: $$(cd $(OUT) && pwd)/pexels_swapped.mp4"
 
 test: $(STAMP)
+	$(VENV)/bin/vidswap models fetch --defaults
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

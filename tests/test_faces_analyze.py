@@ -1,0 +1,85 @@
+"""The analyze pass on real clips: one track through a clip without cuts, a new track after a cut, the tracks
+file round trip, per-track colour statistics, smoothing that does not move a still frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidswap.config import SmoothingConfig, load_config
+from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, smooth_track_stats
+from vidswap.faces.topology import load_topology
+from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.io import probe, read_frames
+from vidswap.swap.processor import plate_skin_stats
+
+
+@pytest.fixture(scope="module")
+def models():
+    return AnalysisModels.load(load_config().analysis)
+
+
+def frames_of(path, numbers):
+    with read_frames(probe(path), numbers) as frames:
+        return [f.image for f in frames]
+
+
+def analyse(models, images, fps=30.0, stats=False):
+    cfg = load_config().analysis
+    fn = None
+    if stats:
+        regions = load_topology().regions
+        fn = lambda image, points: plate_skin_stats(image, points, regions)  # noqa: E731
+    analyzer = FrameAnalyzer(models, cfg, stats_fn=fn)
+    for start in range(0, len(images), 8):
+        batch = images[start:start + 8]
+        analyzer.push(list(range(start, start + len(batch))), batch)
+    return analyzer.finish(fps, SmoothingConfig(), {"key": "test"})
+
+
+def test_one_track_through_a_clip_without_cuts(media, models):
+    result = analyse(models, frames_of(media("single_face_clip"), range(0, 72, 2)), fps=15.0, stats=True)
+    assert result.header["cuts"] == []
+    assert len(result.tracks) == 1
+    track = result.tracks[0]
+    assert len(track.frames) == 36 and not track.interpolated.any()
+    assert track.colour.shape == (36, 6) and np.isfinite(track.colour).all()
+    # L (lightness) of skin: a plausible face, and steady: the smoothed statistics barely move frame to frame
+    assert 30 < track.colour[:, 0].mean() < 90
+    assert np.abs(np.diff(track.colour[:, 0])).max() < 1.0
+
+
+def test_a_cut_starts_a_new_track(media, models):
+    a = frames_of(media("single_face_clip"), range(0, 16))
+    b = frames_of(media("pexels_clip"), range(100, 116))
+    result = analyse(models, a + b)
+    assert result.header["cuts"] == [16]
+    assert len(result.tracks) == 2
+    first, second = sorted(result.tracks, key=lambda t: t.frames[0])
+    assert (first.frames[0], first.frames[-1]) == (0, 15) and (second.frames[0], second.frames[-1]) == (16, 31)
+    assert first.shot != second.shot
+    # different people: their mean identities are far apart
+    assert float(first.embedding @ second.embedding) < 0.3
+
+
+def test_tracks_file_round_trip(media, models, tmp_path):
+    result = analyse(models, frames_of(media("single_face_clip"), range(0, 24)), stats=True)
+    path = tmp_path / "job" / "tracks.npz"
+    result.save(path)
+    back = ShotAnalysis.load(path)
+    assert back.header["cuts"] == result.header["cuts"] and back.header["key"] == "test"
+    for t, u in zip(result.tracks, back.tracks):
+        for name in t.ARRAYS:
+            assert np.array_equal(getattr(t, name), getattr(u, name)), name
+    assert [p.name for p in path.parent.iterdir()] == ["tracks.npz"]  # atomic: no temporary left
+
+
+def test_smooth_track_stats_fills_gaps_and_is_zero_phase():
+    stats = np.zeros((21, 2))
+    stats[:, 0] = 10.0
+    stats[:, 1] = np.arange(21)
+    stats[5] = np.nan
+    out = smooth_track_stats(stats, sigma=2.0)
+    assert np.allclose(out[:, 0], 10.0)  # a constant stays exactly constant
+    assert np.allclose(out[8:-8, 1], np.arange(21)[8:-8], atol=1e-6)  # a ramp is not delayed (zero phase)
+    assert smooth_track_stats(np.full((4, 6), np.nan)).shape == (0, 6)
