@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -16,19 +15,7 @@ from vidswap.models.registry import model_path
 from vidswap.models.runtime import prepare_onnx
 
 
-def read_frames(path, step: int = 1, limit: int | None = None) -> list[np.ndarray]:
-    frames = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if limit is not None and i >= limit:
-                break
-            if i % step == 0:
-                frames.append(frame.to_ndarray(format="rgb24"))
-    return frames
-
-
-def read_image(path) -> np.ndarray:
-    return np.ascontiguousarray(cv2.imread(str(path))[:, :, ::-1])
+from media_helpers import read_frames, read_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -18,19 +17,7 @@ MIRROR_PAIRS = [(33, 263), (133, 362), (61, 291), (468, 473), (234, 454), (70, 3
 FRONTAL = ["astronaut", "portrait_f1", "grace_hopper"]
 
 
-def read_frames(path, step: int = 1, limit: int | None = None) -> list[np.ndarray]:
-    frames = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if limit is not None and i >= limit:
-                break
-            if i % step == 0:
-                frames.append(frame.to_ndarray(format="rgb24"))
-    return frames
-
-
-def read_image(path) -> np.ndarray:
-    return np.ascontiguousarray(cv2.imread(str(path))[:, :, ::-1])
+from media_helpers import read_frames, read_image  # noqa: E402
 
 
 def eye_loop(indices: tuple[int, ...]) -> list[int]:
