@@ -5,17 +5,13 @@ import pytest
 import torch
 
 from vidswap.composite.masks import MaskParams, face_regions, feather_mask, swap_region_mask
-from vidswap.errors import ModelError
 
 
 @pytest.fixture(scope="module")
-def canonical_face():
+def canonical_face(model):
     from vidswap.faces.topology import load_static_data, load_topology
 
-    try:
-        topo = load_topology()
-    except ModelError as exc:  # topology file not in the model cache
-        pytest.skip(str(exc))
+    topo = load_topology(model("mesh_topology"))
     pts = load_static_data()["canonical"].astype(np.float32)  # frame convention: x right, y down
     lm = torch.from_numpy(pts * 40.0 + np.array([96.0, 100.0, 0.0], np.float32))[None]
     return lm, topo.regions

@@ -63,7 +63,8 @@ def make_batch(frame, lm_frame, canonical, S=256, eye_corners=EYES):
     M = crop_frame_from_landmarks(lm_frame, S, 0.2, eye_corners=eye_corners)
     crops = warp_to_crop(frame, M, S)
     lm = transform_landmarks(lm_frame, M)
-    pose = pytest.importorskip("vidswap.faces.pose")
+    from vidswap.faces import pose
+
     s, R, t = pose.umeyama(canonical.expand(lm.shape[0], -1, -1), lm)
     expr = canonical_from_landmarks(lm, s, R, t) - canonical
     return SwapBatch(target_crops=crops, target_landmarks=lm, s=s, R=R, t=t, expression=expr,
@@ -91,7 +92,7 @@ def test_geometric_core_satisfies_the_protocol():
 
 
 def test_config_from_job_config():
-    config = pytest.importorskip("vidswap.config")
+    from vidswap import config
     cfg = GeometricSwapConfig.from_config(config.SwapConfig(shape="blend", shape_weight=0.3, inner="source"),
                                           supersample=2)
     assert (cfg.shape, cfg.shape_weight, cfg.inner, cfg.supersample) == ("blend", 0.3, "source", 2)
@@ -187,11 +188,9 @@ def test_crop_frame_is_upright_centred_and_pose_stable(cap):
 
 
 def test_crop_frame_on_the_real_canonical_face():
-    pose = pytest.importorskip("vidswap.faces.pose")
-    try:
-        can = pose.canonical_face()
-    except Exception as exc:  # data file missing
-        pytest.skip(f"canonical face unavailable: {exc}")
+    from vidswap.faces import pose
+
+    can = pose.canonical_face()
     R = pose.matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([25.0]))
     lm = pose.compose(torch.tensor([90.0]), R, torch.tensor([[300.0, 200.0, 0.0]]), can)
     M = crop_frame_from_landmarks(lm, 256, 0.2)
@@ -232,13 +231,10 @@ def test_warp_to_crop_matches_opencv_and_antialiases():
 # ---------------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def real_face():
-    pose = pytest.importorskip("vidswap.faces.pose")
-    topology = pytest.importorskip("vidswap.faces.topology")
-    try:
-        return pose, topology.load_topology(), pose.canonical_face()
-    except Exception as exc:  # topology file not fetched
-        pytest.skip(f"face topology unavailable: {exc}")
+def real_face(model):
+    from vidswap.faces import pose, topology
+
+    return pose, topology.load_topology(model("mesh_topology")), pose.canonical_face()
 
 
 def test_real_topology_swap_turned_source(real_face):
