@@ -90,6 +90,8 @@ def job_options(fn):
         click.option("--target-index", type=int, help="Replace the K-th face track (by first appearance)."),
         click.option("--target-face", type=click.Path(dir_okay=False), help="Replace the face most like this image."),
         click.option("--map", "mapping", multiple=True, help="TRACK:SOURCE pairs for several sources (repeatable)."),
+        click.option("--tune/--no-tune", "tune", default=None, help="Per-clip generator tuning (default: config)."),
+        click.option("--retune", is_flag=True, default=None, help="Tune again even if the job folder has weights."),
         click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -99,7 +101,7 @@ def job_options(fn):
 
 
 def load_job(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
-             target_mode, target_index, target_face, mapping, passthrough, **_):
+             target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, **_):
     """The job config from the shot YAML, the preset and the command-line flags."""
     from vidswap.config import load_config
 
@@ -112,6 +114,7 @@ def load_job(input, sources, output, frames, preview, scale, every, shot, preset
         "output": {"path": output, "codec": codec, "crf": crf},
         "swap": {"core": "passthrough" if passthrough else None},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
+        "tune": {"enabled": tune, "retune": retune or None},
     }
     return load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
 
@@ -156,6 +159,22 @@ def analyze(overlay, **opts):
         with _progress(opts["quiet"]) as bar:
             path = pipeline.write_overlay(cfg, overlay, progress=bar)
         click.echo(f"overlay: {path}")
+
+
+@main.command("tune")
+@job_options
+@_report_errors
+def tune_cmd(**opts):
+    """Tune pass: fine-tune the generator on the analysed shot (when tune.enabled) and cache it (farm task)."""
+    from vidswap import pipeline
+
+    cfg = load_job(**opts)
+    with _progress(opts["quiet"]) as bar:
+        folder = pipeline.tune(cfg, progress=bar)
+    if cfg.tune.enabled and cfg.swap.core != "passthrough":
+        click.echo(f"tuned generator: {folder}")
+    else:
+        click.echo("tuning is off for this shot (tune.enabled: false): renders use the swap core alone")
 
 
 @main.command()

@@ -94,6 +94,25 @@ class CompositeConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """Per-clip tuning (PTI) of the FaceDancer-style generator that refines the swap core's render."""
+
+    enabled: bool = False  # `--tune/--no-tune`
+    retune: bool = False  # tune again even when the job folder has weights for these inputs (`--retune`)
+    steps: int = 300  # optimisation steps on CUDA
+    cpu_steps: int = 40  # optimisation steps on CPU
+    lr: float = 1e-3
+    batch: int = 8
+    max_frames: int = 48  # frames of the clip sampled for training
+    w_identity: float = 1.0
+    w_temporal: float = 1.0
+    w_locality: float = 10.0  # PTI regulariser: keep weights near the starting point
+    patience: int = 4  # validations without improvement before stopping early
+    seed: int = 0
+    checkpoint: str | None = None  # safetensors generator to start from (default: zero-gain = the render itself)
+
+
+@dataclass(frozen=True)
 class FarmConfig:
     """How a shot is cut up on a render farm and where its tasks may run (``vidswap farm export``)."""
 
@@ -140,6 +159,7 @@ class JobConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     swap: SwapConfig = field(default_factory=SwapConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     farm: FarmConfig = field(default_factory=FarmConfig)
     colorspace: ColourspaceConfig = field(default_factory=ColourspaceConfig)
     preset: str = "default"
@@ -279,7 +299,7 @@ def _resolve_paths(layer: dict, base: Path) -> dict:
     cs = out.get("colorspace")
     if isinstance(cs, dict) and isinstance(cs.get("config"), str) and not cs["config"].startswith(("ocio://", "$")):
         out["colorspace"] = dict(cs, config=rel(cs["config"]))
-    for section, key in (("output", "path"), ("target", "reference")):
+    for section, key in (("output", "path"), ("target", "reference"), ("tune", "checkpoint")):
         if isinstance(out.get(section), dict) and key in out[section]:
             out[section] = dict(out[section], **{key: rel(out[section][key])})
     return out

@@ -342,7 +342,35 @@ def build_processor(cfg: JobConfig, plan: ShotPlan, timer: StageTimer,
     processor = FaceSwapProcessor(analysis=analysis, targets=identities, core=core, regions=topology.regions,
                                   params=composite_params(cfg.composite, cfg.seed), crop_size=cfg.swap.crop_size,
                                   device=device)
+    if cfg.tune.enabled and identities:
+        with timer.stage("tune"):
+            processor.refiner = tune_refiner(cfg, plan, analysis, processor, retune=cfg.tune.retune and not
+                                             require_analysis, progress=progress is not None)
     return processor, analysis
+
+
+def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis, processor, retune: bool, progress: bool):
+    """The tuned generator(s) for the processor's targets: loaded from the job folder's ``tune/`` cache when its
+    inputs are unchanged, tuned now otherwise (pivotal tuning on the clip's own frames)."""
+    from vidswap.swap.tune import TuneParams, build_refiner, frame_reader
+
+    params = TuneParams.from_config(cfg.tune, enabled=True)
+    refiner, _ = build_refiner(analysis, frame_reader(plan.info.path if plan.info.kind != "sequence"
+                                                      else plan.info.pattern),
+                               processor.targets, params, plan.job_dir / "tune", retune, core=processor.core,
+                               device=processor.device, progress=progress, crop_size=cfg.swap.crop_size)
+    return refiner
+
+
+def tune(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """The tune pass alone (farm): tune the generator on the analysed shot and cache it in the job folder."""
+    if cfg.swap.core == "passthrough" or not cfg.tune.enabled:
+        plan = plan_shot(cfg)
+        return plan.job_dir / "tune"  # nothing to tune: the render uses the swap core alone
+    timer = StageTimer()
+    plan = plan_shot(cfg)
+    build_processor(cfg, plan, timer, progress, [], require_analysis=True)  # tunes (or finds the cache)
+    return plan.job_dir / "tune"
 
 
 def _analysis(cfg: JobConfig, plan: ShotPlan, models, timer: StageTimer, progress, require: bool):
