@@ -270,3 +270,17 @@ def test_real_topology_swap_turned_source(real_face):
         assert float(res.alpha[inside].max()) < 0.05
     cheeks = fill_polygons(lm, [torch.as_tensor(topo.regions["face_oval"])], (256, 256))[:, None]
     assert float(res.alpha[cheeks].mean()) > 0.8
+
+
+def test_identity_mixing_takes_shape_from_one_source_and_texture_from_another():
+    from vidswap.swap.core import mixed_identity
+
+    shapes = torch.stack([torch.zeros(478, 3), torch.ones(478, 3)])
+    shape, texture = mixed_identity(shapes, shape_source=1, texture_source=0, weight=1.0, default_texture=0)
+    assert texture == 0 and torch.equal(shape, shapes[1])
+    shape, texture = mixed_identity(shapes, shape_source=1, texture_source=0, weight=0.25, default_texture=1)
+    assert texture == 0 and torch.allclose(shape, torch.full((478, 3), 0.25))
+    shape, texture = mixed_identity(shapes, shape_source=None, texture_source=None, weight=1.0, default_texture=1)
+    assert texture == 1 and torch.equal(shape, shapes[1])
+    with pytest.raises(ValueError, match="out of range"):
+        mixed_identity(shapes, shape_source=2, texture_source=0, weight=1.0, default_texture=0)

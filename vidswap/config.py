@@ -78,6 +78,9 @@ class SwapConfig:
     shape_weight: float = 0.5  # with shape=blend: weight of the source shape
     inner: Literal["target", "source"] = "target"  # whose eye and mouth interiors are kept
     crop_size: int = 256
+    mix_shape_source: int | None = None  # identity mixing: face shape from this source photo (index) ...
+    mix_texture_source: int | None = None  # ... texture (skin, eyes, brows, mouth) from this one
+    mix_weight: float = 1.0  # weight of the shape source's shape against the texture source's
 
 
 @dataclass(frozen=True)

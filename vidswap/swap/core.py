@@ -266,6 +266,10 @@ class GeometricSwapConfig:
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes.
+        mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
+            of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
+            shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
+            photo ``mix_texture_source``. None: the photos are one person, combined by ``combine_sources``.
         device: torch device for ``prepare``'s outputs (None: the sources' device); ``swap`` runs on the
             batch's device.
     """
@@ -282,6 +286,9 @@ class GeometricSwapConfig:
     supersample: int = 1
     mirror_fill: bool = True
     neutralize_source: bool = False
+    mix_shape_source: int | None = None
+    mix_texture_source: int | None = None
+    mix_weight: float = 1.0
     device: str | None = None
 
     @classmethod
@@ -291,6 +298,24 @@ class GeometricSwapConfig:
         kw = {n: getattr(swap_config, n) for n in names if hasattr(swap_config, n)}
         kw.update(overrides)
         return cls(**kw)
+
+
+def mixed_identity(shapes: Tensor, shape_source: int | None, texture_source: int | None, weight: float,
+                   default_texture: int) -> tuple[Tensor, int]:
+    """Identity mixing: ``(K, V, 3)`` canonical shapes -> (shape, texture index).
+
+    The shape is ``weight · shapes[shape_source] + (1 - weight) · shapes[texture]``; the texture photo is
+    ``texture_source`` (default ``default_texture``). Out-of-range indices are a ValueError.
+    """
+    k = shapes.shape[0]
+    texture = default_texture if texture_source is None else int(texture_source)
+    shape = texture if shape_source is None else int(shape_source)
+    for name, idx in (("mix_shape_source", shape), ("mix_texture_source", texture)):
+        if not 0 <= idx < k:
+            raise ValueError(f"{name} {idx} is out of range: {k} source photo(s)")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"mix_weight must be in [0, 1], got {weight}")
+    return weight * shapes[shape] + (1.0 - weight) * shapes[texture], texture
 
 
 class GeometricSwapCore:
@@ -346,6 +371,9 @@ class GeometricSwapCore:
             energy = torch.stack([(s.expression.to(device).float() ** 2).sum(-1).mean() for s in sources])
         canonical, best = combine_sources(torch.stack(shapes), [s.yaw for s in sources],
                                           [s.pitch for s in sources], energy)
+        if cfg.mix_shape_source is not None or cfg.mix_texture_source is not None:
+            canonical, best = mixed_identity(torch.stack(shapes), cfg.mix_shape_source, cfg.mix_texture_source,
+                                             cfg.mix_weight, best)
         vconf = texture_confidence(landmarks, self.render_triangles.to(device), image_size=(T, T))
         emb = None
         embs = [s.embedding for s in sources if s.embedding is not None]
