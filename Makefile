@@ -24,10 +24,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) samples/fetch_media.py --link $(OUT)/media pexels_clip astronaut
+	$(PY) samples/fetch_media.py --link $(OUT)/media pexels_clip grace_hopper
 	$(VENV)/bin/vidswap models fetch --defaults
 	mkdir -p $(OUT)
-	$(VENV)/bin/vidswap run --config samples/shot.yaml
+	$(VENV)/bin/vidswap run --config samples/shot.yaml --contact-sheet $(OUT)/pexels_contact_sheet.png
 	@echo "demo output: $$(cd $(OUT) && pwd)/pexels_swapped.mp4"
 
 test: $(STAMP)
@@ -35,7 +35,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
+	$(VENV)/bin/vidswap models fetch --defaults
 	$(PY) benchmarks/io_bench.py
+	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_tune.py
+	$(PY) benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
