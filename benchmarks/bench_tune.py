@@ -11,9 +11,22 @@ step, the minimum process CPU time per step (steadier on a shared machine), and 
 length, so the estimate is ``steps x s/step`` plus a fixed preparation (reading and cropping the 48 frames,
 rendering the self-reenactment pool, SFace and DIS flow), quoted from a measured run.
 
-Recorded (2-core shared CPU VM, torch 2.13 CPU, load average ~4-6 from other jobs; CUDA not available):
+Recorded (2-core shared CPU VM, torch 2.13 CPU, 2 threads, load average 1.5 from other jobs; CUDA not
+available in this session), minimum wall seconds per step / process CPU seconds per step:
 
-    see the table printed by the script; the numbers of the last recorded run are kept in the issue note.
+    crop  batch  channels            params   s/step  cpu s/step  10 s 1080p clip (40 CPU steps)
+    128   8      (16, 32, 64, 128)   1.65M    0.35    0.70        ~0.6 min
+    128   8      (32, 64, 128, 256)  5.30M    0.96    1.90        ~1.0 min
+    256   8      (16, 32, 64, 128)   1.65M    1.82    3.59        ~1.8 min
+    256   8      (32, 64, 128, 256)  5.30M    5.14   10.13        ~4.3 min   <- the defaults
+    512   4      (32, 64, 128, 256)  5.30M   15.2    27.4        ~12 min
+
+The fixed preparation of 48 frames at 256 px (``collect_tune_data`` 0.4 s + training pool 9.1 s: 144
+self-reenactment renders, SFace of 48 crops, 47 DIS flow pairs) measured 9.5 s on single_face_clip; decoding a
+10 s 1080p clip adds a few seconds. Validation (every 5 steps, held-out pairs, forward only) adds ~15%. On a
+loaded machine (load average 4-6) the same default tuning took 11-22 s per step end to end (457 s and 771 s for
+the two sample clips). The FLOP count of the default generator is 17.8 GFLOP per 256 px crop forward (4.5 at
+128 px); with CUDA the default 300 steps are expected to take well under a minute (not measured here).
 """
 
 from __future__ import annotations
@@ -110,16 +123,16 @@ def main() -> None:
         params, n_params, walls, cpus, split = time_steps(dev, args.size, args.batch, args.steps, channels)
         steps = params.steps_for(dev)
         per = min(walls)
-        total = steps * statistics.median(walls) + (prep if dev.type == "cpu" else prep / 4)
+        total = 1.15 * steps * statistics.median(walls) + (prep if dev.type == "cpu" else prep / 4)
         print(f"{dev.type:<8}{n_params / 1e6:>8.2f}M{f'{split[0]}+2x{split[1]}':>8}{per:>12.2f}"
               f"{statistics.median(walls):>9.2f}{min(cpus):>12.2f}{steps:>7}{total / 60:>13.1f} min")
-    print(f"(clip estimate = default steps x median s/step + {prep:.0f} s preparation of the 48 sampled frames; "
-          "the tuning sample does not grow with the clip length)")
+    print(f"(clip estimate = default steps x median s/step x 1.15 (validation) + {prep:.0f} s preparation of the 48 "
+          "sampled frames; the tuning sample does not grow with the clip length)")
 
 
-#: fixed preparation per clip on the CPU (collect 48 frames + self-reenactment pool + SFace + DIS), seconds,
-#: measured on the 640x360 sample clips at 256 px crops (1080p decode adds ~1 s); see the issue note
-PREP_SECONDS_CPU = 60.0
+#: fixed preparation per clip on the CPU (read + crop 48 frames, self-reenactment pool, SFace, DIS), seconds:
+#: 9.5 s measured on single_face_clip at 256 px crops, plus decoding 10 s of 1080p
+PREP_SECONDS_CPU = 15.0
 
 if __name__ == "__main__":
     main()
