@@ -35,3 +35,19 @@ def model():
         return fetch_model(manifest[name])
 
     return get
+
+
+@pytest.fixture(scope="session")
+def detector(model):
+    """The default YuNet detector (input 320, score 0.6, min face 24 px), 2 threads."""
+    from vidswap.faces.detect import YuNetDetector
+
+    return YuNetDetector.from_path(model("yunet"), threads=2)
+
+
+@pytest.fixture(scope="session")
+def mesh(model):
+    """MediaPipe face mesh + iris (478 points), 2 threads."""
+    from vidswap.faces.landmarks import FaceMesh
+
+    return FaceMesh.from_paths(model("face_mesh"), model("iris"), num_threads=2)

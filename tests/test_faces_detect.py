@@ -15,11 +15,6 @@ from vidswap.models.registry import model_path
 from media_helpers import read_frames, read_image  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return YuNetDetector.from_path(model_path("yunet"), threads=2)  # defaults: input 320, score 0.6, min 24 px
-
-
 def test_decoding_matches_opencv_facedetectoryn(media):
     """At native input size (no resize) our onnxruntime decode + NMS equals cv2.FaceDetectorYN."""
     img = read_image(media("multi_face_image"))

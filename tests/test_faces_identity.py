@@ -8,24 +8,13 @@ import pytest
 import torch
 
 from vidswap.faces.align import images_to_tensor
-from vidswap.faces.detect import YuNetDetector, largest_face
+from vidswap.faces.detect import largest_face
 from vidswap.faces.identity import IdentityEncoder, align_faces, cosine, l2_normalize
-from vidswap.faces.landmarks import FaceMesh
 from vidswap.models.registry import model_path
 from vidswap.models.runtime import prepare_onnx
 
 
 from media_helpers import read_frames, read_image  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return YuNetDetector.from_path(model_path("yunet"), threads=2)
-
-
-@pytest.fixture(scope="module")
-def mesh():
-    return FaceMesh.from_paths(model_path("face_mesh"), model_path("iris"), num_threads=2)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from vidswap.faces.detect import YuNetDetector, largest_face
-from vidswap.faces.landmarks import (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, FaceMesh, Rois, crop_matrices,
+from vidswap.faces.detect import largest_face
+from vidswap.faces.landmarks import (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, Rois, crop_matrices,
                                      crop_to_frame, kps5_from_mesh, rois_from_landmarks)
 from vidswap.faces.types import NUM_LANDMARKS, Detection, FaceLandmarks
-from vidswap.models.registry import model_path
 
 # left/right partners (subject's right <-> left) and points on the midline
 MIRROR_PAIRS = [(33, 263), (133, 362), (61, 291), (468, 473), (234, 454), (70, 300), (1, 1), (152, 152), (10, 10)]
@@ -24,16 +23,6 @@ def eye_loop(indices: tuple[int, ...]) -> list[int]:
     """The 16 contour points as a closed polygon: lower lid corner->corner, then the upper lid back."""
     lower, upper = list(indices[:9]), list(indices[9:])
     return lower + upper[::-1]
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return YuNetDetector.from_path(model_path("yunet"), threads=2)
-
-
-@pytest.fixture(scope="module")
-def mesh():
-    return FaceMesh.from_paths(model_path("face_mesh"), model_path("iris"), num_threads=2)
 
 
 def landmarks_of(img, detector, mesh) -> tuple[Detection, FaceLandmarks]:
