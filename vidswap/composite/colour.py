@@ -115,9 +115,18 @@ def apply_stats_transfer(
     moved = (lab - sm[:, :, None, None]) * gain[:, :, None, None] + dm[:, :, None, None]
     if strength != 1.0:
         moved = lab + strength * (moved - lab)
-    out = lab_to_rgb(moved, clip=False).clamp(min=0.0)
-    if clamp_max is not None:
-        out = out.clamp(max=clamp_max)
+    return _finish(lab_to_rgb(moved, clip=False), image, mask, clamp_max)
+
+
+def _finish(rgb: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None, clamp_max: float | None,
+            clip: bool = True) -> torch.Tensor:
+    """Colour-matched RGB ``(B, C, H, W)`` back from LAB: with ``clip``, negatives clipped and values above
+    ``clamp_max`` (when given); the original ``image`` kept where ``mask`` is 0."""
+    out = rgb
+    if clip:
+        out = out.clamp(min=0.0)
+        if clamp_max is not None:
+            out = out.clamp(max=clamp_max)
     if mask is not None:
         out = torch.where(mask > 0, out, image)
     return out
@@ -216,12 +225,8 @@ def histogram_match(
     mr = rm.expand(-1, c, -1, -1).reshape(b * c, -1)
     matched = _match_rows(rows_x, mx, rows_r, mr).reshape(b, c, h, w)
     if space == "lab":
-        matched = lab_to_rgb(matched, clip=False).clamp(min=0.0)
-        if clamp_max is not None:
-            matched = matched.clamp(max=clamp_max)
-    if image_mask is not None:
-        matched = torch.where(image_mask > 0, matched, image)
-    return matched
+        return _finish(lab_to_rgb(matched, clip=False), image, image_mask, clamp_max)
+    return _finish(matched, image, image_mask, None, clip=False)
 
 
 def smooth_stats(
