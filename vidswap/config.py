@@ -28,6 +28,9 @@ class OutputConfig:
     """Where and how the result is written."""
 
     path: str | None = None  # default: <input stem>_swapped.<ext> next to the input
+    kind: Literal["frames", "patch"] = "frames"  # patch: face crops + alpha + transforms (face_t<id>.####.png/exr)
+    burnin: bool = False  # burn shot, frame, timecode and preset into the picture (previews)
+    compare: bool = False  # side by side: plate | result (twice the width)
     codec: Literal["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"] | None = None  # None: from path
     crf: int = 18  # H.264 quality (lower = better)
     encoder_preset: str = "medium"  # H.264 speed preset (ultrafast ... veryslow)

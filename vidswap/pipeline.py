@@ -192,20 +192,24 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models, 
 
 
 def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tracks_path: Path,
-                 timer: StageTimer, progress: Callable[[str, int, int], None] | None = None):
+                 timer: StageTimer, progress: Callable[[str, int, int], None] | None = None, colour=None):
     """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged.
 
     ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
+    ``colour``: a scene-linear plate's OCIO pipeline; the models see its display-referred picture.
     """
     from vidswap.faces.analyze import FrameAnalyzer, analysis_key
     from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint
 
     hashes = models.model_hashes if models is not None else {"passthrough": ""}
+    if colour is not None:
+        hashes = dict(hashes, colour=f"{colour.config_name}|{colour.input}|{colour.working}")
     key = analysis_key(input_fingerprint(info.path if info.kind != "sequence" else Path(info.pattern)), numbers,
                        cfg.analysis, cfg.smoothing, hashes)
     cached = load_cached_analysis(tracks_path, key)
     if cached is not None:
         return cached
+    from vidswap.composite.linear import display_plate
     analyzer = None
     if models is not None:
         from functools import partial
@@ -223,7 +227,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models, tr
             timing["pts"] += [f.pts for f in batch]
             timing["durations"] += [getattr(f, "duration", None) for f in batch]
             if analyzer is not None:
-                analyzer.push([f.number for f in batch], [f.image for f in batch])
+                images = [f.image if colour is None else display_plate(colour, f.image) for f in batch]
+                analyzer.push([f.number for f in batch], images)
             done += len(batch)
             if progress:
                 progress("analyze", done, len(numbers))
@@ -287,12 +292,16 @@ def choose_targets(cfg: JobConfig, analysis, models, n_sources: int) -> dict[int
 
 @dataclass
 class ShotPlan:
-    """What a job renders: the input, its frames, the output and the job folder."""
+    """What a job renders: the input, its frames, the output and the job folder.
+
+    colour: the OCIO pipeline of a scene-linear (float, EXR) plate; None for display-referred inputs.
+    """
 
     info: MediaInfo
     numbers: list[int]
     out_path: Path
     size: tuple[int, int]
+    colour: object | None = None
 
     @property
     def job_dir(self) -> Path:
@@ -304,10 +313,45 @@ def plan_shot(cfg: JobConfig) -> ShotPlan:
         raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
     info = probe(cfg.input)
     numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
-    out_path = Path(cfg.output.path) if cfg.output.path else default_output_path(info)
+    patches = cfg.output.kind == "patch"
+    if cfg.output.path:
+        out_path = Path(cfg.output.path)
+    else:
+        out_path = default_output_path(info, "_face") if patches else default_output_path(info)
+        if patches and info.kind != "sequence":
+            out_path = out_path.with_name(f"{out_path.stem}.####.png")
     if out_path.resolve() == Path(info.path).resolve():
         raise InputError(f"output {out_path} would overwrite the input; choose another -o")
-    return ShotPlan(info, numbers, out_path, output_size(info, cfg.scale, output_kind(out_path) == "video"))
+    if patches:
+        from vidswap.composite.patch import check_patch_pattern
+
+        check_patch_pattern(out_path)
+        if cfg.output.compare or cfg.output.burnin:
+            raise InputError("output.compare and output.burnin draw on whole frames; patch outputs have none")
+    size = output_size(info, cfg.scale, output_kind(out_path) == "video")
+    if cfg.output.compare:
+        size = (size[0] * 2, size[1])
+    return ShotPlan(info, numbers, out_path, size, shot_colour(cfg, info))
+
+
+def is_float_plate(info: MediaInfo) -> bool:
+    """A scene-linear plate: float pixels (EXR, float TIFF)."""
+    return (info.pix_fmt or "").startswith("rgbf")
+
+
+def shot_colour(cfg: JobConfig, info: MediaInfo):
+    """The OCIO pipeline (``colorspace:`` section) for a float plate; None for display-referred inputs, whose
+    pixels the models take as they are."""
+    if not is_float_plate(info):
+        return None
+    from vidswap.io.colour import ColourPipeline
+
+    return ColourPipeline.from_config(cfg.colorspace)
+
+
+def linear_output(out_path: Path) -> bool:
+    """Outputs that keep scene-linear float pixels (EXR / TIFF sequences); others get the display picture."""
+    return Path(str(out_path)).suffix.lower() in (".exr", ".tif", ".tiff")
 
 
 def build_processor(cfg: JobConfig, plan: ShotPlan, timer: StageTimer,
@@ -346,6 +390,10 @@ def build_processor(cfg: JobConfig, plan: ShotPlan, timer: StageTimer,
         with timer.stage("tune"):
             processor.refiner = tune_refiner(cfg, plan, analysis, processor, retune=cfg.tune.retune and not
                                              require_analysis, progress=progress is not None)
+    if plan.colour is not None and cfg.output.kind != "patch":  # patch jobs write the display crops themselves
+        from vidswap.composite.linear import SceneLinearProcessor
+
+        processor = SceneLinearProcessor(processor, plan.colour, display_output=not linear_output(plan.out_path))
     return processor, analysis
 
 
@@ -355,8 +403,12 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis, processor, retune: bo
     from vidswap.swap.tune import TuneParams, build_refiner, frame_reader
 
     params = TuneParams.from_config(cfg.tune, enabled=True)
-    refiner, _ = build_refiner(analysis, frame_reader(plan.info.path if plan.info.kind != "sequence"
-                                                      else plan.info.pattern),
+    read = frame_reader(plan.info)
+    if plan.colour is not None:  # the generator learns on the display-referred picture the models see
+        from vidswap.composite.linear import display_frames
+
+        read = (lambda numbers, _read=read: display_frames(_read(numbers), plan.colour))
+    refiner, _ = build_refiner(analysis, read,
                                processor.targets, params, plan.job_dir / "tune", retune, core=processor.core,
                                device=processor.device, progress=progress, crop_size=cfg.swap.crop_size)
     return refiner
@@ -379,7 +431,8 @@ def _analysis(cfg: JobConfig, plan: ShotPlan, models, timer: StageTimer, progres
         if found is None:
             raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
         return found
-    return analyze_shot(cfg, plan.info, plan.numbers, models, plan.job_dir / "tracks.npz", timer, progress)
+    return analyze_shot(cfg, plan.info, plan.numbers, models, plan.job_dir / "tracks.npz", timer, progress,
+                        plan.colour)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -404,14 +457,68 @@ def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None,
     plan = plan_shot(cfg)
     warnings: list[str] = []
     processor, _ = build_processor(cfg, plan, timer, progress, warnings)
-    if debug_frames is not None and hasattr(processor, "debug_sink"):
-        processor.debug_sink = DebugStrips(Path(debug_frames))
+    if debug_frames is not None and hasattr(processor, "sinks"):
+        processor.sinks.append(DebugStrips(Path(debug_frames)))
+    if cfg.output.kind == "patch":
+        written = render_patches(cfg, plan, plan.numbers, processor, timer, progress)
+        write_patch_scripts(plan)
+        return _summary(plan, processor, written, start, timer, warnings, plan.out_path)
     sheet = ContactSheet.sampling(plan.numbers, contact_count) if contact_sheet is not None else None
     written = render_frames(cfg, plan.info, plan.numbers, processor, plan.out_path, plan.size, timer, progress,
-                            observer=sheet)
+                            observer=sheet, decorate=frame_decoration(cfg, plan))
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return _summary(plan, processor, written, start, timer, warnings, plan.out_path)
+
+
+def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], processor: FrameProcessor, timer: StageTimer,
+                   progress=None) -> int:
+    """The render pass of a patch job: every swapped face of ``numbers`` as a patch file + sidecar (see
+    :mod:`vidswap.composite.patch`), moved into the output directory when the pass succeeds. Returns the number
+    of frames processed."""
+    from vidswap.composite.linear import display_frames
+    from vidswap.composite.patch import PatchWriter, check_patch_pattern
+    from vidswap.io.atomic import atomic_files
+    from vidswap.io.atomic import ensure_writable_dir
+
+    pattern = check_patch_pattern(plan.out_path)
+    ensure_writable_dir(pattern.directory, plan.out_path)
+    done = 0
+    with atomic_files(pattern.directory) as staging:
+        writer = PatchWriter(staging, pattern, (plan.info.width, plan.info.height), plan.colour)
+        sinks = getattr(processor, "sinks", None)
+        if sinks is not None:
+            sinks.append(writer)
+        with read_frames(plan.info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+            if plan.colour is not None:
+                frames = display_frames(frames, plan.colour)
+            for batch in _batches(frames, cfg.batch_size, timer):
+                with timer.stage("swap"):
+                    processor(batch)
+                done += len(batch)
+                if progress:
+                    progress("render", done, len(numbers))
+    return done
+
+
+def write_patch_scripts(plan: ShotPlan) -> list[Path]:
+    """The Nuke script of every track's patches (after all frames are on disk)."""
+    from vidswap.composite.patch import check_patch_pattern, write_nuke_scripts
+
+    return write_nuke_scripts(check_patch_pattern(plan.out_path))
+
+
+def frame_decoration(cfg: JobConfig, plan: ShotPlan):
+    """``decorate(plate, result) -> picture`` for ``output.compare`` / ``output.burnin``; None when neither."""
+    if not (cfg.output.compare or cfg.output.burnin):
+        return None
+    from functools import partial
+
+    from vidswap.composite.burnin import decorate_frame
+
+    shot = Path(cfg.input).name if cfg.input else plan.info.path.name
+    return partial(decorate_frame, compare=cfg.output.compare, burnin=cfg.output.burnin, shot=shot,
+                   preset=cfg.preset, size=plan.size, fps=plan.info.fps)
 
 
 @dataclass
@@ -426,8 +533,8 @@ class DebugStrips:
         from vidswap.composite.debug import strip
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = item.target_crop * (1 - item.alpha) + item.render * item.alpha
-        image = strip(item.target_crop, item.render, item.alpha, final)
+        final = item.target_crop * (1 - item.alpha) + item.crop * item.alpha
+        image = strip(item.target_crop, item.crop, item.alpha, final)
         cv2.imwrite(str(self.folder / f"strip_{item.number:06d}_t{item.track}.png"), image[..., ::-1])
 
 
@@ -469,11 +576,13 @@ def _thumb(image: np.ndarray, height: int = 240) -> np.ndarray:
 
 def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor, out_path: Path,
                   size: tuple[int, int], timer: StageTimer, progress=None, settings: EncodeSettings | None = None,
-                  sink_info: MediaInfo | None = None, observer: Callable[[list, list], None] | None = None) -> int:
+                  sink_info: MediaInfo | None = None, observer: Callable[[list, list], None] | None = None,
+                  decorate: Callable[[Frame, Frame], np.ndarray] | None = None) -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
-    sees every batch before and after processing (contact sheets).
+    sees every batch before and after processing (contact sheets); ``decorate(plate, result)`` returns the picture
+    written instead of the result (side-by-side compares, burn-ins).
     """
     written = 0
     settings = settings or settings_from_config(cfg, out_path)
@@ -484,6 +593,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                     result = processor(batch)
                 if observer is not None:
                     observer(batch, result)
+                if decorate is not None:
+                    result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
                 batch = result
                 with timer.stage("encode"):
                     for frame in batch:
@@ -542,7 +653,8 @@ def analyze(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = N
 
         models = AnalysisModels.load(cfg.analysis)
     tracks_path = plan.job_dir / "tracks.npz"
-    analysis = analyze_shot(cfg, plan.info, plan.numbers, models, tracks_path, timer, progress)
+    analysis = analyze_shot(cfg, plan.info, plan.numbers, models, tracks_path, timer, progress,
+                            plan.colour)
     targets, plots = [], []
     if models is not None and analysis.tracks:
         from vidswap.faces.overlay import plot_track
@@ -566,6 +678,10 @@ def write_overlay(cfg: JobConfig, path: str | Path, progress: Callable[[str, int
     targets = {t.id for t in analysis.tracks}
 
     def draw(frames: list[Frame]) -> list[Frame]:
+        if plan.colour is not None:  # drawn on the display-referred picture the models saw
+            from vidswap.composite.linear import display_plate
+
+            frames = [dataclasses.replace(f, image=display_plate(plan.colour, f.image)) for f in frames]
         return [dataclasses.replace(f, image=draw_overlay(f.image, f.number, analysis, targets)) for f in frames]
 
     out = Path(path)
@@ -585,12 +701,40 @@ def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
 
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size")}
     settings["output_size"] = plan.size
+    settings["decoration"] = (cfg.output.compare, cfg.output.burnin)
+    if writes_in_place(cfg, plan):  # the chunk's frames are the output's own files: their place is part of it
+        settings["output"] = [str(plan.out_path.resolve()), cfg.output.kind]
     blob = json.dumps({"analysis": analysis_key, "settings": settings}, sort_keys=True, default=str)
     return plan.job_dir / "chunks" / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def chunk_path(folder: Path, numbers: list[int]) -> Path:
-    return folder / f"{numbers[0]:08d}-{numbers[-1]:08d}.mkv"
+def writes_in_place(cfg: JobConfig, plan: ShotPlan) -> bool:
+    """Image-sequence and patch outputs: render tasks write their frames straight into the output (one file per
+    frame, lossless, float kept) and mark the chunk done; video outputs are rendered to FFV1 chunks and
+    concatenated by ``assemble``."""
+    return cfg.output.kind == "patch" or output_kind(plan.out_path) != "video"
+
+
+def chunk_path(folder: Path, numbers: list[int], done_marker: bool = False) -> Path:
+    return folder / f"{numbers[0]:08d}-{numbers[-1]:08d}.{'done' if done_marker else 'mkv'}"
+
+
+def chunk_complete(path: Path, numbers: list[int], cfg: JobConfig, plan: ShotPlan) -> bool:
+    """A chunk rendered before and complete: the FFV1 chunk with all its frames, or the done marker (and, for
+    image sequences, every frame file of the chunk on disk)."""
+    if not path.exists():
+        return False
+    if path.suffix == ".done":
+        if cfg.output.kind == "patch":
+            return True
+        from vidswap.io.sequences import SequencePattern
+
+        pattern = SequencePattern.parse(plan.out_path)
+        return all(pattern.path(n).exists() for n in numbers)
+    try:
+        return probe(path).frame_count == len(numbers)
+    except InputError:
+        return False  # unreadable leftover: render again
 
 
 def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
@@ -612,19 +756,28 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     analysis = load_cached_analysis(plan.job_dir / "tracks.npz", None)
     if analysis is None:
         raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
-    out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers)
-    if out.exists() and not force:
-        try:
-            if probe(out).frame_count == len(numbers):
-                return out, None
-        except InputError:
-            pass  # unreadable leftover: render again
+    in_place = writes_in_place(cfg, plan)
+    out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers, done_marker=in_place)
+    if not force and chunk_complete(out, numbers, cfg, plan):
+        return out, None
     warnings: list[str] = []
     processor, _ = build_processor(cfg, plan, timer, progress, warnings, require_analysis=True)
-    chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
-    written = render_frames(cfg, plan.info, numbers, processor, out, plan.size, timer, progress,
-                            settings=CHUNK_SETTINGS, sink_info=chunk_info)
-    return out, _summary(plan, processor, written, start, timer, warnings, out, numbers)
+    if not in_place:
+        chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
+        written = render_frames(cfg, plan.info, numbers, processor, out, plan.size, timer, progress,
+                                settings=CHUNK_SETTINGS, sink_info=chunk_info, decorate=frame_decoration(cfg, plan))
+        return out, _summary(plan, processor, written, start, timer, warnings, out, numbers)
+    if cfg.output.kind == "patch":
+        written = render_patches(cfg, plan, numbers, processor, timer, progress)
+    else:
+        written = render_frames(cfg, plan.info, numbers, processor, plan.out_path, plan.size, timer, progress,
+                                decorate=frame_decoration(cfg, plan))
+    from vidswap.io.atomic import atomic_file
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as temp:  # written last: a killed task leaves no marker
+        temp.write_text(f"{fileseq_str(numbers)}\n")
+    return out, _summary(plan, processor, written, start, timer, warnings, plan.out_path, numbers)
 
 
 def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
@@ -649,6 +802,18 @@ def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = 
     if missing:
         raise InputError(f"frames {fileseq_str(missing)} have no rendered chunk in {folder}; "
                          f"run `vidswap render --frames ...` for them")
+    if writes_in_place(cfg, plan):  # the render tasks wrote the output's files; check them, script patches
+        if cfg.output.kind == "patch":
+            write_patch_scripts(plan)
+        else:
+            from vidswap.io.sequences import SequencePattern
+
+            pattern = SequencePattern.parse(plan.out_path)
+            absent = [n for n in plan.numbers if not pattern.path(n).exists()]
+            if absent:
+                raise InputError(f"frames {fileseq_str(absent)} of {plan.out_path} are missing although their "
+                                 "chunks are marked done; render them again with --force")
+        return _summary(plan, None, len(plan.numbers), start, timer, [], plan.out_path)
     written = 0
     with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
         for first, last, path in spans:
@@ -673,7 +838,7 @@ def chunk_cover(folder: Path, numbers: list[int]) -> list[tuple[int, int, Path]]
     frame the newest wins. Frames left uncovered are reported by the caller.
     """
     found = []
-    for path in folder.glob("*.mkv") if folder.exists() else []:
+    for path in [*folder.glob("*.mkv"), *folder.glob("*.done")] if folder.exists() else []:
         try:
             first, last = (int(x) for x in path.stem.split("-"))
         except ValueError:

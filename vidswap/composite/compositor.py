@@ -106,12 +106,17 @@ class CompositeResult:
         crop: ``(B, 3, h, w)`` the colour-matched render that was pasted.
         alpha: ``(B, 1, h, w)`` the crop-space alpha that was pasted (for face-patch outputs and debug strips).
         state: smoothing state for the next batch of this track.
+        foreground: ``(B, 3, H, W)`` with ``layers=True``: ``crop`` warped to the plate, unblended (the plate's
+            own pixels outside the crop), for compositing in another space (scene-linear EXR plates).
+        plate_alpha: ``(B, 1, H, W)`` with ``layers=True``: the plate-space alpha ``foreground`` is laid over with.
     """
 
     frames: torch.Tensor
     crop: torch.Tensor
     alpha: torch.Tensor
     state: TrackState
+    foreground: torch.Tensor | None = None
+    plate_alpha: torch.Tensor | None = None
 
 
 def build_masks(
@@ -169,6 +174,7 @@ def composite_track(
     render_alpha: torch.Tensor | None = None,
     state: TrackState | None = None,
     plate_stats: torch.Tensor | None = None,
+    layers: bool = False,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -188,6 +194,7 @@ def composite_track(
         plate_stats: ``(B, 6)`` the plate's skin LAB statistics (:func:`pack_stats`) measured and smoothed over the
             whole track beforehand (the analyze pass). With them, a frame's result depends on that frame alone,
             so farm chunks agree with a single-pass render at their seams; ``temporal`` then only concerns masks.
+        layers: also return the plate-space ``foreground`` and ``plate_alpha`` (one more warp per face).
 
     Returns:
         :class:`CompositeResult`.
@@ -241,12 +248,20 @@ def composite_track(
         grain = measure_plate_grain(plate, ring, crop_to_plate, gp)
         seeds = [grain_seed(params.seed, f, track_id) for f in frames]
     out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
-        grain_strength=params.grain.strength if params.grain else 1.0,
+        grain_strength=params.grain.strength if params.grain else 1.0, return_alpha=layers,
     )
+    foreground = plate_alpha = None
+    if layers:
+        out, plate_alpha = out
+        # The crop laid over with full opacity: inside the crop it is the unblended face (its alpha is 0 at the
+        # crop border, so the plate filling the border's partial coverage is never used).
+        foreground = paste_crop(plate, crop, torch.ones_like(alpha), crop_to_plate, mode="alpha",
+                                params=params.paste)
     new_state = TrackState(
         region=region[-1:].detach(),
         visibility=vis[-1:].detach(),
         src_stats=None if src_s is None else src_s[-1].detach(),
         dst_stats=None if dst_s is None else dst_s[-1].detach(),
     )
-    return CompositeResult(frames=out, crop=crop, alpha=alpha, state=new_state)
+    return CompositeResult(frames=out, crop=crop, alpha=alpha, state=new_state, foreground=foreground,
+                           plate_alpha=plate_alpha)

@@ -52,14 +52,25 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
 
 
 @dataclass
-class SwapDebug:
-    """Per-frame pieces for debug strips: target crop, render, alpha (crop space) and the composited crop."""
+class FaceLayer:
+    """One swapped face of one frame, as it was composited (for debug strips, face patches, linear compositing).
+
+    target_crop:   (3, h, w) the plate's aligned crop.
+    crop:          (3, h, w) the colour-matched swapped face that was pasted (same space as the plate).
+    alpha:         (1, h, w) its crop-space alpha.
+    crop_to_plate: (2, 3) affine from crop pixel centres to plate pixel centres.
+    foreground, plate_alpha: (3, H, W) / (1, H, W) the face warped to the plate, unblended, and its alpha; only
+                   when the processor's ``plate_layers`` is set.
+    """
 
     number: int
     track: int
     target_crop: torch.Tensor
-    render: torch.Tensor
+    crop: torch.Tensor
     alpha: torch.Tensor
+    crop_to_plate: torch.Tensor
+    foreground: torch.Tensor | None = None
+    plate_alpha: torch.Tensor | None = None
 
 
 @dataclass
@@ -73,7 +84,8 @@ class FaceSwapProcessor:
     params: CompositeParams
     crop_size: int = 256
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    debug_sink: object | None = None  # callable(SwapDebug) for --debug-frames / contact sheets
+    sinks: list = field(default_factory=list)  # callables(FaceLayer): debug strips, face patches, linear comp
+    plate_layers: bool = False  # FaceLayer carries the plate-space foreground and alpha
     refiner: object | None = None  # callable(SwapBatch, SwapResult, SourceIdentity) -> SwapResult (learned generator)
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
@@ -112,13 +124,17 @@ class FaceSwapProcessor:
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, crop, result.crops, lm_crop, self.regions, crop_to_plate, numbers,
                                track_id=track.id, params=self.params, confidence=conf,
-                               render_alpha=result.alpha, plate_stats=stats)
+                               render_alpha=result.alpha, plate_stats=stats, layers=self.plate_layers)
         for b, k in enumerate(ks):
             f = out[k]
             out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
             self.swapped.add(f.number)
-            if self.debug_sink is not None:
-                self.debug_sink(SwapDebug(f.number, track.id, crop[b], comp.crop[b], comp.alpha[b]))
+            if self.sinks:
+                layer = FaceLayer(f.number, track.id, crop[b], comp.crop[b], comp.alpha[b], crop_to_plate[b],
+                                  None if comp.foreground is None else comp.foreground[b],
+                                  None if comp.plate_alpha is None else comp.plate_alpha[b])
+                for sink in self.sinks:
+                    sink(layer)
 
     def summary(self) -> tuple[int, list[int]]:
         """(frames swapped, frame numbers passed through untouched)."""

@@ -1,0 +1,81 @@
+"""Swapping scene-linear plates (EXR) with display-referred models, compositing back in linear light.
+
+The face models and the swap core see display-referred pictures; a float plate is converted to the working space
+(OpenColorIO, :class:`~vidswap.io.colour.ColourPipeline`) for the swap, and each swapped face is laid back over
+the *original* linear plate with its alpha, so every pixel the swap does not touch keeps its bits (NaN, negative
+and > 1 values included) and the blend happens in linear light::
+
+    processor = SceneLinearProcessor(face_swap_processor, colour)
+    frames_out = processor(frames_lin)          # linear in colour.output, or display-referred for video/PNG
+
+The blend in linear is straight alpha-over of the unblended face (``feather``); the multi-band and Poisson
+blends and re-graining of the display path are not applied to linear plates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vidswap.io import Frame
+from vidswap.io.colour import ColourPipeline, composite_in_linear
+
+
+def display_plate(colour: ColourPipeline, image: np.ndarray) -> np.ndarray:
+    """HxWx3 scene-linear plate -> HxWx3 float32 in the working space, clipped to [0, 1] for the models
+    (NaN and inf become 0 / 1 first)."""
+    display = colour.to_display(np.nan_to_num(image, nan=0.0, posinf=1e4, neginf=0.0))
+    return np.clip(display, 0.0, 1.0, out=display)
+
+
+def display_frames(frames, colour: ColourPipeline):
+    """Frames with their scene-linear images converted by :func:`display_plate` (a generator)."""
+    for frame in frames:
+        yield dataclasses.replace(frame, image=display_plate(colour, frame.image))
+
+
+@dataclass
+class SceneLinearProcessor:
+    """Wraps a :class:`~vidswap.swap.processor.FaceSwapProcessor` for scene-linear plates.
+
+    inner:          the face-swap processor (display-referred); its ``plate_layers`` is switched on.
+    colour:         the shot's OCIO pipeline.
+    display_output: return display-referred frames (for H.264/ProRes/PNG outputs of a linear plate) instead of
+                    linear frames in ``colour.output``.
+    """
+
+    inner: object
+    colour: ColourPipeline
+    display_output: bool = False
+    _layers: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.inner.plate_layers = True
+        self.inner.sinks.append(self._collect)
+
+    @property
+    def sinks(self) -> list:
+        return self.inner.sinks
+
+    def _collect(self, layer) -> None:
+        self._layers.setdefault(layer.number, []).append(layer)
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        self._layers = {}
+        self.inner([dataclasses.replace(f, image=display_plate(self.colour, f.image)) for f in frames])
+        out = []
+        for frame in frames:
+            image = frame.image
+            for layer in self._layers.get(frame.number, []):
+                foreground = layer.foreground.permute(1, 2, 0).cpu().numpy()
+                alpha = layer.plate_alpha[0].cpu().numpy()
+                image = composite_in_linear(image, foreground, alpha, self.colour)
+            image = display_plate(self.colour, image) if self.display_output else self.colour.to_output(image)
+            out.append(frame if image is frame.image else dataclasses.replace(frame, image=image))
+        self._layers = {}
+        return out
+
+    def summary(self) -> tuple[int, list[int]]:
+        return self.inner.summary()
