@@ -71,8 +71,8 @@ class OcclusionParams:
     """
 
     sample_erosion: float = 0.06
-    keep_below: float = 3.5
-    drop_above: float = 5.0
+    keep_below: float = 4.5
+    drop_above: float = 6.5
     trim: float = 3.0
     iterations: int = 3
     min_std: tuple[float, float, float] = (2.0, 1.0, 1.0)
