@@ -6,6 +6,7 @@ import math
 from types import SimpleNamespace
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -284,3 +285,28 @@ def test_identity_mixing_takes_shape_from_one_source_and_texture_from_another():
     assert texture == 1 and torch.equal(shape, shapes[1])
     with pytest.raises(ValueError, match="out of range"):
         mixed_identity(shapes, shape_source=2, texture_source=0, weight=1.0, default_texture=0)
+
+
+def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
+    """The astronaut's fringe (hair over the forehead) and Grace Hopper's hat brim are not painted onto the plate;
+    nothing below the brows is touched (Grace Hopper keeps her glasses)."""
+    from vidswap.config import AnalysisConfig
+    from vidswap.faces.analyze import AnalysisModels
+    from vidswap.faces.topology import load_topology
+    from vidswap.io import read_image
+    from vidswap.pipeline import load_source_faces
+    from vidswap.swap.core import GeometricSwapConfig, GeometricSwapCore
+
+    models = AnalysisModels.load(AnalysisConfig())
+    topology = load_topology()
+    brows = np.concatenate([topology.regions["left_brow"], topology.regions["right_brow"]])
+    for name, least in (("astronaut", 2000), ("grace_hopper", 300)):
+        path = media(name)
+        src = load_source_faces((str(path),), [read_image(path)], models, [])
+        ident = GeometricSwapCore(GeometricSwapConfig(), topology).prepare(src)
+        valid = ident.texture_validity[0, 0].numpy()
+        brow_top = float(ident.landmarks[0, brows, 1].min())
+        assert valid[int(np.ceil(brow_top)):].min() == 1.0  # below the brow tops (glasses, eyes): untouched
+        assert (valid[:int(brow_top)] < 0.5).sum() > least  # fringe / hat brim left out
+        no_test = GeometricSwapCore(GeometricSwapConfig(source_occlusion=False), topology).prepare(src)
+        assert no_test.texture_validity is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -89,6 +90,8 @@ class SourceIdentity:
         embedding: (D,) mean identity embedding (L2-normalised), or None.
         vertex_confidence: (K, 478) per-landmark texture confidence of each photo (self-occlusion, facing),
             or None (then everything counts as visible).
+        texture_validity: (K, 1, H, W) in [0, 1]: 0 where the photo's forehead is covered (a fringe of hair),
+            so the render leaves the plate's own forehead there; None: all valid.
     """
 
     images: Tensor
@@ -97,6 +100,7 @@ class SourceIdentity:
     texture_index: int = 0
     embedding: Tensor | None = None
     vertex_confidence: Tensor | None = None
+    texture_validity: Tensor | None = None
 
 
 @dataclass
@@ -244,6 +248,35 @@ def warp_to_crop(images: Tensor, affine: Tensor, size: int | tuple[int, int],
 # the geometric swap core
 # ---------------------------------------------------------------------------------------------------------------
 
+FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
+
+
+def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 0.04, keep_below: float = 2.5,
+                      drop_above: float = 4.0) -> Tensor:
+    """Where a source photo's forehead texture can be used: (K, 3, H, W) crops + (K, 478, 3) landmarks ->
+    (K, 1, H, W) in [0, 1].
+
+    A fringe of hair over the forehead would be painted onto the plate as a brown band. The skin-colour
+    occlusion test of the compositor (:func:`~vidswap.composite.masks.occlusion_visibility`, skin model fitted
+    on the photo's own cheeks and nose) marks what is not skin; only the part above the brows counts (glasses,
+    beards and make-up below them belong to the identity), fading in over ``ramp`` x the face size. A still
+    photo has no temporal noise, so the test is stricter than on the plate (``keep_below``/``drop_above``
+    Mahalanobis distances, no extra luma slack).
+    """
+    from vidswap.composite.compositor import CompositeParams, build_masks
+    from vidswap.composite.masks import OcclusionParams
+
+    params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
+                                                       luma_slack=1.0))
+    masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
+    brows = np.concatenate([np.asarray(regions["left_brow"]), np.asarray(regions["right_brow"])])
+    top = landmarks[:, torch.as_tensor(brows, device=landmarks.device), 1].amin(dim=1)  # (K,) brow tops
+    rows = torch.arange(images.shape[-2], device=images.device, dtype=torch.float32)
+    width = (ramp * masks.size).clamp(min=1.0)
+    above = ((top[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the brows
+    return 1.0 - (1.0 - masks.visibility) * above[:, None, :, None]
+
+
 @dataclass(frozen=True)
 class GeometricSwapConfig:
     """Settings of :class:`GeometricSwapCore`.
@@ -264,6 +297,8 @@ class GeometricSwapConfig:
         texture_margin: margin of those crops (fraction of the face height per side).
         supersample: render at this factor and box-filter (1 = 1-px alpha feather only).
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
+        source_occlusion: leave out what covers the source photo's forehead (hair: a skin-colour test above the
+            brows, :func:`forehead_validity`); the plate's forehead shows there instead.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
@@ -285,6 +320,7 @@ class GeometricSwapConfig:
     texture_margin: float = 0.25
     supersample: int = 1
     mirror_fill: bool = True
+    source_occlusion: bool = True
     neutralize_source: bool = False
     mix_shape_source: int | None = None
     mix_texture_source: int | None = None
@@ -338,6 +374,7 @@ class GeometricSwapCore:
             from vidswap.faces.topology import load_topology
 
             topology = load_topology()
+        self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
         self.mirror = torch.as_tensor(topology.mirror, dtype=torch.long)
@@ -375,13 +412,16 @@ class GeometricSwapCore:
             canonical, best = mixed_identity(torch.stack(shapes), cfg.mix_shape_source, cfg.mix_texture_source,
                                              cfg.mix_weight, best)
         vconf = texture_confidence(landmarks, self.render_triangles.to(device), image_size=(T, T))
+        # (a topology without the face regions, e.g. a reduced test mesh, has no forehead to test)
+        validity = forehead_validity(images, landmarks, self.topology_regions) \
+            if cfg.source_occlusion and FOREHEAD_REGIONS <= set(self.topology_regions) else None
         emb = None
         embs = [s.embedding for s in sources if s.embedding is not None]
         if embs:
             e = torch.stack([F.normalize(torch.as_tensor(x, dtype=torch.float32).reshape(-1), dim=0) for x in embs])
             emb = F.normalize(e.mean(0), dim=0).to(device)
         return SourceIdentity(images=images, landmarks=landmarks, canonical=canonical, texture_index=best,
-                              embedding=emb, vertex_confidence=vconf)
+                              embedding=emb, vertex_confidence=vconf, texture_validity=validity)
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
@@ -405,12 +445,16 @@ class GeometricSwapCore:
 
         k = identity.texture_index
         tex = identity.images[k:k + 1].to(device)
+        if identity.texture_validity is not None:  # rendered as a 4th channel: it follows the texture exactly
+            tex = torch.cat([tex, identity.texture_validity[k:k + 1].to(device=device, dtype=tex.dtype)], 1)
         uv = identity.landmarks[k:k + 1].to(device)
         vconf = None if identity.vertex_confidence is None else identity.vertex_confidence[k:k + 1].to(device)
         tri = self.render_triangles.to(device)
         crops, alpha, conf = render_texture(
             tex, uv, driven, tri, (H, S), mirror=self.mirror.to(device) if cfg.mirror_fill else None,
             vertex_confidence=vconf, supersample=cfg.supersample, return_confidence=True)
+        if identity.texture_validity is not None:
+            crops, alpha = crops[:, :3], alpha * crops[:, 3:4].clamp(0.0, 1.0)
 
         if cfg.inner == "target":
             px = S / 256.0
