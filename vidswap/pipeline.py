@@ -463,7 +463,10 @@ def run(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = None,
         written = render_patches(cfg, plan, plan.numbers, processor, timer, progress)
         write_patch_scripts(plan)
         return _summary(plan, processor, written, start, timer, warnings, plan.out_path)
-    sheet = ContactSheet.sampling(plan.numbers, contact_count) if contact_sheet is not None else None
+    sheet = None
+    if contact_sheet is not None:
+        linear_result = plan.colour if linear_output(plan.out_path) else None
+        sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
     written = render_frames(cfg, plan.info, plan.numbers, processor, plan.out_path, plan.size, timer, progress,
                             observer=sheet, decorate=frame_decoration(cfg, plan))
     if sheet is not None:
@@ -544,16 +547,22 @@ class ContactSheet:
 
     wanted: set[int]
     pairs: list = field(default_factory=list)
+    plate_colour: object | None = None  # a linear plate's OCIO pipeline: thumbnails show its display picture
+    result_colour: object | None = None  # the same for linear results (EXR outputs)
 
     @classmethod
-    def sampling(cls, numbers: list[int], count: int) -> "ContactSheet":
+    def sampling(cls, numbers: list[int], count: int, plate_colour=None, result_colour=None) -> "ContactSheet":
         picks = np.linspace(0, len(numbers) - 1, min(count, len(numbers))).round().astype(int)
-        return cls({numbers[i] for i in picks})
+        return cls({numbers[i] for i in picks}, plate_colour=plate_colour, result_colour=result_colour)
 
     def __call__(self, before: list[Frame], after: list[Frame]) -> None:
+        from vidswap.composite.linear import display_plate
+
         for a, b in zip(before, after):
             if a.number in self.wanted:
-                self.pairs.append((a.number, _thumb(a.image), _thumb(b.image)))
+                plate = a.image if self.plate_colour is None else display_plate(self.plate_colour, a.image)
+                result = b.image if self.result_colour is None else display_plate(self.result_colour, b.image)
+                self.pairs.append((a.number, _thumb(plate), _thumb(result)))
 
     def save(self, path: Path) -> Path:
         import cv2
