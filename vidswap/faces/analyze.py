@@ -87,7 +87,8 @@ class FrameAnalyzer:
 
     models: AnalysisModels
     cfg: AnalysisConfig
-    stats_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (image, (N,478,3)) -> (N, D) per face
+    # ([images], [(N_i, 478, 3)]) -> [(N_i, D)]: per-face statistics of a batch of frames (plate_skin_stats)
+    stats_fn: Callable[[list, list], list] | None = None
     numbers: list[int] = field(default_factory=list)
     observations: list[list[Observation]] = field(default_factory=list)
     face_stats: list[np.ndarray] = field(default_factory=list)
@@ -141,13 +142,15 @@ class FrameAnalyzer:
             self._time("identity", t0)
             self.observations.append([Observation(box=f.box, landmarks=f.points, embedding=embeddings.get(id(f)),
                                                   confidence=f.confidence) for f in faces])
-            if self.stats_fn is not None:
-                t0 = time.perf_counter()
-                points = np.stack([f.points for f in faces]) if faces else np.zeros((0, 478, 3), np.float32)
-                self.face_stats.append(self.stats_fn(image, points))
-                self._time("colour", t0)
             self.numbers.append(int(number))
             self._prev = faces
+        if self.stats_fn is not None:  # one batched pass over every face of the batch
+            t0 = time.perf_counter()
+            batch_obs = self.observations[-len(images):]
+            points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
+                      for obs in batch_obs]
+            self.face_stats.extend(self.stats_fn(list(images), points))
+            self._time("colour", t0)
 
     def finish(self, fps: float, smoothing: SmoothingConfig, header: dict) -> "ShotAnalysis":
         """Link into tracks, smooth, decompose pose; the whole-shot result."""

@@ -141,25 +141,38 @@ class FaceSwapProcessor:
         return len(self.swapped), [n for n in self.seen if n not in self.swapped]
 
 
-def plate_skin_stats(image: np.ndarray, points: np.ndarray, regions: dict[str, np.ndarray], crop_size: int = 128,
-                     device: torch.device | str = "cpu") -> np.ndarray:
-    """The plate's skin colour statistics of each face in one frame, as the compositor samples them.
+def plate_skin_stats(images: np.ndarray | list[np.ndarray], points: np.ndarray | list[np.ndarray],
+                     regions: dict[str, np.ndarray], crop_size: int = 128,
+                     device: torch.device | str = "cpu") -> np.ndarray | list[np.ndarray]:
+    """The plate's skin colour statistics of each face, as the compositor samples them.
 
     Args:
-        image: HxWx3 RGB frame (uint8 / uint16 / float).
-        points: (N, 478, 3) landmarks of the N faces in frame pixels.
+        images: one HxWx3 RGB frame (uint8 / uint16 / float), or a list of frames (a batch: one batched mask
+            and statistics pass over every face of every frame, much cheaper than frame by frame).
+        points: (N, 478, 3) landmarks of the N faces in frame pixels, or a list of them (one per frame).
 
     Returns:
-        (N, 6) float32 masked LAB mean and std (:func:`pack_stats`); NaN rows where too little skin is visible.
+        (N, 6) float32 masked LAB mean and std (:func:`pack_stats`), NaN rows where too little skin is visible;
+        a list of them for a list of frames.
     """
-    if len(points) == 0:
-        return np.zeros((0, 6), np.float32)
-    plate = to_float(image, device)[None].expand(len(points), -1, -1, -1)
-    lm = torch.from_numpy(np.asarray(points, np.float32)).to(device)
-    frame_to_crop = crop_frame_from_landmarks(lm, crop_size, CROP_MARGIN)
-    crop = warp_to_crop(plate, frame_to_crop, crop_size)
-    masks = build_masks(crop, transform_landmarks(lm, frame_to_crop), regions, CompositeParams())
+    if not isinstance(images, (list, tuple)):
+        return plate_skin_stats([images], [points], regions, crop_size, device)[0]
+    counts = [len(p) for p in points]
+    if sum(counts) == 0:
+        return [np.zeros((0, 6), np.float32) for _ in counts]
+    crops, lms = [], []
+    for image, pts in zip(images, points):
+        if len(pts) == 0:
+            continue
+        plate = to_float(image, device)[None].expand(len(pts), -1, -1, -1)
+        lm = torch.from_numpy(np.asarray(pts, np.float32)).to(device)
+        frame_to_crop = crop_frame_from_landmarks(lm, crop_size, CROP_MARGIN)
+        crops.append(warp_to_crop(plate, frame_to_crop, crop_size))
+        lms.append(transform_landmarks(lm, frame_to_crop))
+    crop = torch.cat(crops)
+    masks = build_masks(crop, torch.cat(lms), regions, CompositeParams())
     stats = pack_stats(*masked_lab_stats(crop, masks.stats)).cpu().numpy().astype(np.float32)
     enough = masks.stats.sum(dim=(1, 2, 3)).cpu().numpy() >= 64 * (crop_size / 256) ** 2
     stats[~enough] = np.nan
-    return stats
+    bounds = np.cumsum([0] + counts)
+    return [stats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
