@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
-import cv2
 import fileseq
 import numpy as np
 
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, probe, read_frames, read_image
+from vidswap.io import (EncodeSettings, Frame, MediaInfo, open_sink, output_kind, probe, read_frames, read_image,
+                        resize_image)
 
 if TYPE_CHECKING:
     import torch
@@ -120,11 +120,8 @@ def output_size(info: MediaInfo, scale: float, video_out: bool) -> tuple[int, in
 
 def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
     """Resize keeping dtype (uint8 / uint16 / float) and timing."""
-    h, w = frame.image.shape[:2]
-    if (w, h) == size:
-        return frame
-    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
-    return dataclasses.replace(frame, image=np.ascontiguousarray(cv2.resize(frame.image, size, interpolation=interp)))
+    image = resize_image(frame.image, size)
+    return frame if image is frame.image else dataclasses.replace(frame, image=image)
 
 
 def check_sources(paths: tuple[str, ...]) -> list[np.ndarray]:
@@ -479,10 +476,8 @@ def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], processor
     """The render pass of a patch job: every swapped face of ``numbers`` as a patch file + sidecar (see
     :mod:`vidswap.composite.patch`), moved into the output directory when the pass succeeds. Returns the number
     of frames processed."""
-    from vidswap.composite.linear import display_frames
     from vidswap.composite.patch import PatchWriter, check_patch_pattern
-    from vidswap.io.atomic import atomic_files
-    from vidswap.io.atomic import ensure_writable_dir
+    from vidswap.io.atomic import atomic_files, ensure_writable_dir
 
     pattern = check_patch_pattern(plan.out_path)
     ensure_writable_dir(pattern.directory, plan.out_path)
@@ -492,15 +487,8 @@ def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], processor
         sinks = getattr(processor, "sinks", None)
         if sinks is not None:
             sinks.append(writer)
-        with read_frames(plan.info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
-            if plan.colour is not None:
-                frames = display_frames(frames, plan.colour)
-            for batch in _batches(frames, cfg.batch_size, timer):
-                with timer.stage("swap"):
-                    processor(batch)
-                done += len(batch)
-                if progress:
-                    progress("render", done, len(numbers))
+        for batch, _ in processed_batches(cfg, plan.info, numbers, processor, timer, progress, plan.colour):
+            done += len(batch)
     return done
 
 
@@ -596,24 +584,38 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     written = 0
     settings = settings or settings_from_config(cfg, out_path)
     with open_sink(out_path, sink_info or info, settings, size=size) as sink:
-        with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
-            for batch in _batches(frames, cfg.batch_size, timer):
-                with timer.stage("swap"):
-                    result = processor(batch)
-                if observer is not None:
-                    observer(batch, result)
-                if decorate is not None:
-                    result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
-                batch = result
-                with timer.stage("encode"):
-                    for frame in batch:
-                        sink.write(resize_frame(frame, size))
-                written += len(batch)
-                if progress:
-                    progress("render", written, len(numbers))
+        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress):
+            if observer is not None:
+                observer(batch, result)
+            if decorate is not None:
+                result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
+            with timer.stage("encode"):
+                for frame in result:
+                    sink.write(resize_frame(frame, size))
+            written += len(result)
         mux_start = time.perf_counter()
     timer.seconds["mux"] += time.perf_counter() - mux_start
     return written
+
+
+def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor,
+                      timer: StageTimer, progress=None, colour=None) -> Iterator[tuple[list[Frame], list[Frame]]]:
+    """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
+    ``progress("render", done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
+    pipeline, to hand the processor display-referred frames."""
+    done = 0
+    with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+        if colour is not None:
+            from vidswap.composite.linear import display_frames
+
+            frames = display_frames(frames, colour)
+        for batch in _batches(frames, cfg.batch_size, timer):
+            with timer.stage("swap"):
+                result = processor(batch)
+            yield batch, result
+            done += len(batch)
+            if progress:
+                progress("render", done, len(numbers))
 
 
 def _summary(plan: ShotPlan, processor, written: int, start: float, timer: StageTimer, warnings: list[str],
@@ -688,9 +690,9 @@ def write_overlay(cfg: JobConfig, path: str | Path, progress: Callable[[str, int
 
     def draw(frames: list[Frame]) -> list[Frame]:
         if plan.colour is not None:  # drawn on the display-referred picture the models saw
-            from vidswap.composite.linear import display_plate
+            from vidswap.composite.linear import display_frames
 
-            frames = [dataclasses.replace(f, image=display_plate(plan.colour, f.image)) for f in frames]
+            frames = list(display_frames(frames, plan.colour))
         return [dataclasses.replace(f, image=draw_overlay(f.image, f.number, analysis, targets)) for f in frames]
 
     out = Path(path)
@@ -728,6 +730,14 @@ def chunk_path(folder: Path, numbers: list[int], done_marker: bool = False) -> P
     return folder / f"{numbers[0]:08d}-{numbers[-1]:08d}.{'done' if done_marker else 'mkv'}"
 
 
+def missing_sequence_frames(out_path: Path, numbers: list[int]) -> list[int]:
+    """The frames of ``numbers`` whose file of the image-sequence output ``out_path`` is not on disk."""
+    from vidswap.io.sequences import SequencePattern
+
+    pattern = SequencePattern.parse(out_path)
+    return [n for n in numbers if not pattern.path(n).exists()]
+
+
 def chunk_complete(path: Path, numbers: list[int], cfg: JobConfig, plan: ShotPlan) -> bool:
     """A chunk rendered before and complete: the FFV1 chunk with all its frames, or the done marker (and, for
     image sequences, every frame file of the chunk on disk)."""
@@ -736,10 +746,7 @@ def chunk_complete(path: Path, numbers: list[int], cfg: JobConfig, plan: ShotPla
     if path.suffix == ".done":
         if cfg.output.kind == "patch":
             return True
-        from vidswap.io.sequences import SequencePattern
-
-        pattern = SequencePattern.parse(plan.out_path)
-        return all(pattern.path(n).exists() for n in numbers)
+        return not missing_sequence_frames(plan.out_path, numbers)
     try:
         return probe(path).frame_count == len(numbers)
     except InputError:
@@ -815,10 +822,7 @@ def assemble(cfg: JobConfig, progress: Callable[[str, int, int], None] | None = 
         if cfg.output.kind == "patch":
             write_patch_scripts(plan)
         else:
-            from vidswap.io.sequences import SequencePattern
-
-            pattern = SequencePattern.parse(plan.out_path)
-            absent = [n for n in plan.numbers if not pattern.path(n).exists()]
+            absent = missing_sequence_frames(plan.out_path, plan.numbers)
             if absent:
                 raise InputError(f"frames {fileseq_str(absent)} of {plan.out_path} are missing although their "
                                  "chunks are marked done; render them again with --force")

@@ -1,7 +1,7 @@
 """Preview decorations: side-by-side compares (plate | result) and burned-in slate text.
 
 Burn-in lines: the shot name and preset at the top, the frame number and timecode at the bottom, drawn in white
-with a dark outline so they read on any plate. Works on uint8, uint16 and float pictures (white = the format's
+on a darkened box so they read on any plate. Works on uint8, uint16 and float pictures (white = the format's
 full scale, 1.0 for float).
 """
 
@@ -12,30 +12,13 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from vidswap.composite.convert import INT_SCALE, from_float, to_float
 from vidswap.io import Frame
-from vidswap.io.frames import timecode_at
+from vidswap.io.frames import resize_image, timecode_at
 
 
 def _white(dtype: np.dtype) -> float:
-    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
-
-
-def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` = (width, height) (area filter when shrinking)."""
-    h, w = image.shape[:2]
-    if (w, h) == tuple(size):
-        return image
-    shrink = size[0] < w
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
-def _as_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if image.dtype == dtype:
-        return image
-    unit = image.astype(np.float32) / np.float32(_white(image.dtype))
-    if np.issubdtype(dtype, np.floating):
-        return unit.astype(dtype)
-    return np.round(np.clip(unit, 0.0, 1.0) * _white(dtype)).astype(dtype)
+    return INT_SCALE.get(np.dtype(dtype), 1.0)
 
 
 def draw_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
@@ -80,11 +63,14 @@ def decorate_frame(plate: Frame, result: Frame, compare: bool, burnin: bool, sho
     is burned in with the timecode of its frame number at ``fps`` from 00:00:00:00."""
     if compare:
         half = (size[0] // 2, size[1])
-        left = burn_in(_as_dtype(_fit(plate.image, half), result.image.dtype), "", "", "", "plate")
-        right = burn_in(_fit(result.image, (size[0] - half[0], size[1])), "", "", "", "result")
+        left = resize_image(plate.image, half)
+        if left.dtype != result.image.dtype:  # e.g. a linear plate beside its display-referred result
+            left = from_float(to_float(left), result.image.dtype)
+        left = burn_in(left, "", "", "", "plate")
+        right = burn_in(resize_image(result.image, (size[0] - half[0], size[1])), "", "", "", "result")
         image = np.hstack([left, right])
     else:
-        image = _fit(result.image, size)
+        image = resize_image(result.image, size)
     if burnin:
         timecode = plate.timecode
         if timecode is None and fps:

@@ -64,7 +64,7 @@ class SceneLinearProcessor:
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         self._layers = {}
-        self.inner([dataclasses.replace(f, image=display_plate(self.colour, f.image)) for f in frames])
+        self.inner(list(display_frames(frames, self.colour)))
         out = []
         for frame in frames:
             image = frame.image

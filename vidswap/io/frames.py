@@ -1,10 +1,12 @@
-"""The frame record that flows from readers to writers, and frame-number <-> timecode arithmetic."""
+"""The frame record that flows from readers to writers, resizing pictures to an output size, and frame-number <->
+timecode arithmetic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
 
+import cv2
 import numpy as np
 from timecode import Timecode
 
@@ -26,6 +28,16 @@ class Frame:
     timecode: str | None
     image: np.ndarray
     duration: int | None = None
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWxC ``image`` at ``size`` = (width, height), keeping its dtype (uint8 / uint16 / float): area filter when
+    shrinking, bicubic when enlarging; the same array when it already has that size."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(image, tuple(size), interpolation=interp))
 
 
 def _timecode_rate(fps: Fraction) -> Fraction:

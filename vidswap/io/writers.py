@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Protocol
 
 import av
-import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from vidswap.errors import ConfigError, InputError, MediaError
 from vidswap.io import avutil
 from vidswap.io.atomic import atomic_file, atomic_files, ensure_writable_dir
-from vidswap.io.frames import Frame, timecode_at
+from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import MediaInfo
 from vidswap.io.mux import AudioCopier, check_container_codecs, copy_stream_tags, open_copier, open_source
 from vidswap.io.sequences import WRITE_EXTS, SequencePattern, is_pattern, to_uint16, write_image_file
@@ -389,11 +388,7 @@ class SequenceSink:
             raise ValueError(f"frame {frame.number}: expected an HxWx3 RGB image, got shape {frame.image.shape}")
         if frame.number in self._numbers:
             raise ValueError(f"frame {frame.number} was written twice to {self.pattern.display()}")
-        image = frame.image
-        width, height = self.size
-        if image.shape[:2] != (height, width):
-            shrink = width < image.shape[1]
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        image = resize_image(frame.image, self.size)
         write_image_file(self.staging / self.pattern.name(frame.number), image, self.fmt)
         self._numbers.add(frame.number)
         self.frames_written += 1
