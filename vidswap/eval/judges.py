@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Self, Sequence
 
 import cv2
 import numpy as np
@@ -109,22 +109,34 @@ def eval_model_path(name: str) -> tuple[Path, str]:
 
 
 @dataclass
-class ArcFaceJudge:
-    """ArcFace MobileFaceNet (InsightFace ``w600k_mbf``) 512-d embeddings, L2-normalised. Evaluation only.
+class OnnxJudge:
+    """An evaluation model run through onnxruntime in batches. Build with :meth:`load` (fetches the manifest
+    entry ``MODEL`` on demand; ``note`` says where it came from and its license)."""
 
-    Build with :meth:`load` (fetches the model on demand).
-    """
-
+    MODEL: ClassVar[str] = ""
     session: object
     note: str = ""
     batch_size: int = 16
 
     @classmethod
-    def load(cls, threads: int | None = None) -> "ArcFaceJudge":
+    def load(cls, threads: int | None = None) -> Self:
         from vidswap.models.runtime import onnx_session, prepare_onnx
 
-        path, note = eval_model_path("arcface_mbf")
+        path, note = eval_model_path(cls.MODEL)
         return cls(onnx_session(prepare_onnx(path, dynamic_batch=True), threads=threads), note)
+
+    def run_batched(self, x: np.ndarray) -> np.ndarray:
+        """The model's first output for the (N, ...) input ``x``, run ``batch_size`` items at a time."""
+        name = self.session.get_inputs()[0].name
+        return np.concatenate([self.session.run(None, {name: np.ascontiguousarray(x[i:i + self.batch_size])})[0]
+                               for i in range(0, len(x), self.batch_size)])
+
+
+@dataclass
+class ArcFaceJudge(OnnxJudge):
+    """ArcFace MobileFaceNet (InsightFace ``w600k_mbf``) 512-d embeddings, L2-normalised. Evaluation only."""
+
+    MODEL: ClassVar[str] = "arcface_mbf"
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, 3, 112, 112) float RGB in [0, 1], ArcFace-aligned -> (N, 512) unit-length float32."""
@@ -132,10 +144,7 @@ class ArcFaceJudge:
         if len(x) == 0:
             return np.zeros((0, 512), np.float32)
         x = (x * np.float32(255.0) - np.float32(ARCFACE_MEAN)) / np.float32(ARCFACE_STD)
-        name = self.session.get_inputs()[0].name
-        outs = [self.session.run(None, {name: np.ascontiguousarray(x[i:i + self.batch_size])})[0]
-                for i in range(0, len(x), self.batch_size)]
-        return l2_normalize(np.concatenate(outs))
+        return l2_normalize(self.run_batched(x))
 
     def embed(self, images: Sequence[np.ndarray], kps: np.ndarray, image_index: Sequence[int] | None = None
               ) -> np.ndarray:
@@ -170,22 +179,10 @@ def landmark_crop_matrices(boxes: np.ndarray, size: int = LANDMARK_SIZE, scale: 
 
 
 @dataclass
-class Landmarks106:
-    """InsightFace 2d106det: 106 2D landmarks per face box. Evaluation only.
+class Landmarks106(OnnxJudge):
+    """InsightFace 2d106det: 106 2D landmarks per face box. Evaluation only."""
 
-    Build with :meth:`load` (fetches the model on demand).
-    """
-
-    session: object
-    note: str = ""
-    batch_size: int = 16
-
-    @classmethod
-    def load(cls, threads: int | None = None) -> "Landmarks106":
-        from vidswap.models.runtime import onnx_session, prepare_onnx
-
-        path, note = eval_model_path("landmarks_2d106")
-        return cls(onnx_session(prepare_onnx(path, dynamic_batch=True), threads=threads), note)
+    MODEL: ClassVar[str] = "landmarks_2d106"
 
     def __call__(self, images: Sequence[np.ndarray], boxes: np.ndarray, image_index: Sequence[int] | None = None
                  ) -> np.ndarray:
@@ -211,9 +208,7 @@ class Landmarks106:
             crop = cv2.warpAffine(as_rgb8(images[fi]), m, (s, s), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT)
             blob[i] = crop.transpose(2, 0, 1)
-        name = self.session.get_inputs()[0].name
-        raw = np.concatenate([self.session.run(None, {name: blob[i:i + self.batch_size]})[0]
-                              for i in range(0, n, self.batch_size)])
+        raw = self.run_batched(blob)
         pts = (raw.reshape(n, 106, 2).astype(np.float64) + 1.0) * (s // 2)
         inv = np.stack([cv2.invertAffineTransform(m.astype(np.float64)) for m in mats])
         out = pts @ inv[:, :, :2].transpose(0, 2, 1) + inv[:, None, :, 2]
