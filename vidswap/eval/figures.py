@@ -46,6 +46,12 @@ def _plot(ax, x, y, label, **kw):
     ax.plot(x, y, label=label, linewidth=1.2, marker="." if len(x) < 60 else None, **kw)
 
 
+def _plate_vs_result(ax, x, series, key: str) -> None:
+    """``<key>_target`` dashed as "plate" and ``<key>_result`` as "result" on one axis."""
+    _plot(ax, x, series(f"{key}_target"), "plate", linestyle="--")
+    _plot(ax, x, series(f"{key}_result"), "result")
+
+
 def _finish(ax, ylabel: str, title: str | None = None) -> None:
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -104,21 +110,17 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
     files["pose"] = _save(fig, out_dir / "pose.png")
 
     fig, (a1, a2) = _figure(2)
-    _plot(a1, x, s("mouth_target"), "plate", linestyle="--")
-    _plot(a1, x, s("mouth_result"), "result")
+    _plate_vs_result(a1, x, s, "mouth")
     _finish(a1, "mouth opening ratio", "Expression: mouth opening (inner-lip gap / width) and eye aspect ratio")
-    _plot(a2, x, s("eyes_target"), "plate", linestyle="--")
-    _plot(a2, x, s("eyes_result"), "result")
+    _plate_vs_result(a2, x, s, "eyes")
     _finish(a2, "eye aspect ratio")
     a2.set_xlabel("frame")
     files["expression"] = _save(fig, out_dir / "expression.png")
 
     fig, (a1, a2) = _figure(2)
-    _plot(a1, x, s("flicker_target"), "plate", linestyle="--")
-    _plot(a1, x, s("flicker_result"), "result")
+    _plate_vs_result(a1, x, s, "flicker")
     _finish(a1, "8-bit levels", "Flicker: |frame - motion-compensated previous| in the face region")
-    _plot(a2, x, s("jitter_target"), "plate", linestyle="--")
-    _plot(a2, x, s("jitter_result"), "result")
+    _plate_vs_result(a2, x, s, "jitter")
     _finish(a2, "px / frame²", "Landmark jitter: RMS second difference of the 106 points")
     a2.set_xlabel("frame")
     files["temporal"] = _save(fig, out_dir / "temporal.png")
