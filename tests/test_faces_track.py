@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.errors import UsageError
-from vidswap.faces import build_canonical
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.track import (CutDetector, Observation, Tracker, TrackerParams, box_iou, detect_cuts,
                                  select_targets, track_faces)

@@ -119,6 +119,28 @@ class CompositeResult:
     plate_alpha: torch.Tensor | None = None
 
 
+@dataclass
+class FaceLayer:
+    """One swapped face of one frame, as it was composited (for debug strips, face patches, linear compositing).
+
+    target_crop:   (3, h, w) the plate's aligned crop.
+    crop:          (3, h, w) the colour-matched swapped face that was pasted (same space as the plate).
+    alpha:         (1, h, w) its crop-space alpha.
+    crop_to_plate: (2, 3) affine from crop pixel centres to plate pixel centres.
+    foreground, plate_alpha: (3, H, W) / (1, H, W) the face warped to the plate, unblended, and its alpha; only
+                   when the render stage's ``plate_layers`` is set.
+    """
+
+    number: int
+    track: int
+    target_crop: torch.Tensor
+    crop: torch.Tensor
+    alpha: torch.Tensor
+    crop_to_plate: torch.Tensor
+    foreground: torch.Tensor | None = None
+    plate_alpha: torch.Tensor | None = None
+
+
 def build_masks(
     target_crop: torch.Tensor,
     landmarks: torch.Tensor,

@@ -29,6 +29,7 @@ import numpy as np
 from vidswap.errors import UsageError
 from vidswap.eval import judges
 from vidswap.faces.identity import cosine, l2_normalize
+from vidswap.faces.smooth import jitter
 
 # --------------------------------------------------------------------------------------------------------------
 # identity
@@ -390,8 +391,6 @@ def jitter_ratio(result_tracks: np.ndarray, target_tracks: np.ndarray) -> dict[s
     Returns:
         ``result``, ``target`` jitter in pixels / frame^2 and ``ratio`` = result / target (1.0 when equal).
     """
-    from vidswap.faces.smooth import jitter
-
     r = jitter(np.asarray(result_tracks, dtype=np.float64))
     t = jitter(np.asarray(target_tracks, dtype=np.float64))
     ratio = 1.0 if r == t else (r / t if t > 0 else float("inf"))

@@ -49,9 +49,15 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from vidswap.composite.debug import to_uint8_rgb
 from vidswap.errors import InputError, NoFaceError
 from vidswap.eval import metrics as M
+from vidswap.eval import figures
 from vidswap.eval.judges import ArcFaceJudge, Landmarks106
+from vidswap.faces.detect import YuNetDetector, largest_face
+from vidswap.io import probe, read_frames, read_image
+from vidswap.io.frames import frames_as_range, parse_frames
+from vidswap.models.registry import model_path
 
 RETRIEVAL_FRAMES = 10
 SHEET_FRAMES = 8
@@ -77,16 +83,7 @@ def frame_range(frames: str | None, every: int = 1) -> range | None:
     (None stays None). For the CLI: ``evaluate(..., frames=frame_range(opts.frames))``."""
     if frames is None:
         return None
-    import fileseq
-
-    try:
-        numbers = list(fileseq.FrameSet(str(frames)))[::max(1, every)]
-    except fileseq.ParseException:
-        raise InputError(f"bad frame range {frames!r}: use e.g. 1001-1100 or 0-99x2") from None
-    step = numbers[1] - numbers[0] if len(numbers) > 1 else 1
-    if any(b - a != step for a, b in zip(numbers, numbers[1:])):
-        raise InputError(f"frame range {frames} has gaps; use a plain range like 0-47")
-    return range(numbers[0], numbers[-1] + 1, step)
+    return frames_as_range(parse_frames(frames)[::max(1, every)])
 
 
 def pair_frames(result_numbers: range, target_numbers: range, frames: range | None) -> tuple[range, range]:
@@ -114,18 +111,12 @@ class Judges:
     """The models of one evaluation: detector (the pipeline's YuNet: only locates faces), ArcFace, 2d106."""
 
     def __init__(self, frame_size: tuple[int, int] = (640, 360), threads: int | None = None):
-        from vidswap.faces.detect import YuNetDetector
-        from vidswap.models.registry import model_path
-
         side = int(min(DETECTOR_INPUT[1], max(DETECTOR_INPUT[0], max(frame_size) // 2)))
         self.detector = YuNetDetector.from_path(model_path("yunet"), threads=threads, input_size=side)
         self.arcface = ArcFaceJudge.load(threads=threads)
         self.landmarks = Landmarks106.load(threads=threads)
 
     def source_embedding(self, sources: Sequence[Path]) -> np.ndarray:
-        from vidswap.faces.detect import largest_face
-        from vidswap.io import read_image
-
         embs = []
         for path in sources:
             image = read_image(path)
@@ -160,15 +151,11 @@ def _square_crop(image: np.ndarray, polygon: np.ndarray, size: int = 160) -> np.
     side = 1.3 * (hi - lo).max()
     k = size / side
     m = np.array([[k, 0, size / 2 - k * c[0]], [0, k, size / 2 - k * c[1]]], np.float32)
-    from vidswap.composite.debug import to_uint8_rgb
-
     return cv2.warpAffine(to_uint8_rgb(image), m, (size, size), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_CONSTANT)
 
 
 def _thumb(image: np.ndarray, height: int = 200) -> np.ndarray:
-    from vidswap.composite.debug import to_uint8_rgb
-
     img = to_uint8_rgb(image)
     h, w = img.shape[:2]
     return cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
@@ -197,8 +184,6 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     Returns:
         the metrics dict also written to ``metrics.json`` (NaN written as null).
     """
-    from vidswap.io import probe, read_frames
-
     if every < 1:
         raise InputError(f"every must be at least 1, got {every}")
     if not sources:
@@ -331,7 +316,7 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
         "identity": "ArcFace MobileFaceNet: " + judges.arcface.note,
         "landmarks": "InsightFace 2d106: " + judges.landmarks.note,
         "pose": "scaled-orthographic fit of a 3D template of 19 rigid 2d106 points (nose, eye corners); "
-                "template triangulated once from the sample clips (vidswap.eval.build_template). One template for "
+                "template triangulated once from the sample clips (tools/build_template.py). One template for "
                 "every face: a face of other proportions reads a few degrees off (mostly in pitch), so compare "
                 "swaps with each other rather than with 0",
         "expression": "mouth opening ratio (inner-lip gap / mouth width) and eye aspect ratios from 2d106 points",
@@ -353,8 +338,6 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     }
     metrics = {**head, **data}
     _write_embeddings(out_dir / "embeddings.npz", emb_r_arr, emb_t_arr, src_emb, numbers)
-    from vidswap.eval import figures
-
     images = figures.write_figures(out_dir, metrics, sheet_pairs, sheet_labels, face_pairs, face_labels)
     metrics["files"] = {name: path.name for name, path in images.items()}
     metrics["files"].update({"metrics": "metrics.json", "report": "report.html", "embeddings": "embeddings.npz"})

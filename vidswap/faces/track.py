@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -491,7 +491,21 @@ def detect_cuts(frames: Iterable[np.ndarray], threshold: float = 6.0, window: in
 # target selection
 # ---------------------------------------------------------------------------------------------------------------
 
-def select_targets(tracks: Sequence[Track], mode: Literal["largest", "all", "index", "reference"] = "largest",
+class TargetCandidate(Protocol):
+    """What target selection reads of a track (a :class:`Track` or an analysed ``TrackAnalysis``)."""
+
+    id: int
+    shot: int
+    frames: np.ndarray
+
+    @property
+    def mean_area(self) -> float: ...
+
+    @property
+    def embedding(self) -> np.ndarray | None: ...
+
+
+def select_targets(tracks: Sequence[TargetCandidate], mode: Literal["largest", "all", "index", "reference"] = "largest",
                    index: int | None = None, reference_embedding: np.ndarray | None = None,
                    min_similarity: float = 0.3) -> list[int]:
     """Track ids to swap.
@@ -500,7 +514,8 @@ def select_targets(tracks: Sequence[Track], mode: Literal["largest", "all", "ind
     * ``all``: every track;
     * ``index``: the ``index``-th track by first appearance (ties: by id), counting from 0;
     * ``reference``: per shot, the track whose mean embedding is most similar (cosine) to
-      ``reference_embedding``, if at least ``min_similarity``.
+      ``reference_embedding``, if at least ``min_similarity`` (tracks without an embedding -- None or empty --
+      are not candidates).
 
     Returns ids sorted ascending. Raises UsageError for a bad mode or a missing index / reference.
     """
@@ -515,7 +530,7 @@ def select_targets(tracks: Sequence[Track], mode: Literal["largest", "all", "ind
         if not 0 <= index < len(order):
             raise UsageError(f"target index {index} is out of range: the shot has {len(order)} face track(s)")
         return [order[index].id]
-    shots: dict[int, list[Track]] = {}
+    shots: dict[int, list[TargetCandidate]] = {}
     for t in tracks:
         shots.setdefault(t.shot, []).append(t)
     if mode == "largest":
@@ -527,7 +542,7 @@ def select_targets(tracks: Sequence[Track], mode: Literal["largest", "all", "ind
         ref = ref / max(np.linalg.norm(ref), 1e-12)
         out = []
         for ts in shots.values():
-            scored = [(float(t.embedding @ ref), t.id) for t in ts if t.embedding is not None]
+            scored = [(float(t.embedding @ ref), t.id) for t in ts if t.embedding is not None and t.embedding.size]
             if scored:
                 sim, tid = max(scored)
                 if sim >= min_similarity:
