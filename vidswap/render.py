@@ -23,7 +23,8 @@ from vidswap.composite.colour import ColourParams
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
 from vidswap.composite.grain import GrainParams
-from vidswap.composite.masks import MaskParams, OcclusionParams
+from vidswap.composite.masks import MaskParams
+from vidswap.composite.occlusion import OcclusionParams
 from vidswap.composite.paste import PasteParams
 from vidswap.config import CompositeConfig
 from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop

@@ -27,20 +27,9 @@ from vidswap.composite.colour import (
     smooth_stats,
 )
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.masks import (
-    MaskParams,
-    OcclusionParams,
-    SWAP_REGIONS,
-    confidence_weight,
-    face_regions,
-    feather_mask,
-    fit_skin_model,
-    occlusion_visibility,
-    skin_sample_mask,
-    smooth_masks_temporal,
-    swap_region_mask,
-    union,
-)
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, feather_mask,
+                                     smooth_masks_temporal, swap_region_mask, union)
+from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
 
 

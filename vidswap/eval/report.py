@@ -51,8 +51,9 @@ import numpy as np
 
 from vidswap.composite.debug import to_uint8_rgb
 from vidswap.errors import InputError, NoFaceError
-from vidswap.eval import metrics as M
 from vidswap.eval import figures
+from vidswap.eval import frame_metrics as FM
+from vidswap.eval import metrics as M
 from vidswap.eval.judges import ArcFaceJudge, Landmarks106
 from vidswap.faces.detect import YuNetDetector, largest_face
 from vidswap.io import probe, read_frames, read_image
@@ -261,17 +262,17 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                                       polygon - [xs.start, ys.start])
                 crop_t, crop_r = img_t[ys, xs], img_r[ys, xs]
                 if prev_t is not None:
-                    flow = M.dis_flow(prev_t[ys, xs], crop_t)
-                    row["flicker_target"] = M.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
-                    row["flicker_result"] = M.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
-                row["sharp_target"] = M.laplacian_energy(crop_t, mask)
-                row["sharp_result"] = M.laplacian_energy(crop_r, mask)
+                    flow = FM.dis_flow(prev_t[ys, xs], crop_t)
+                    row["flicker_target"] = FM.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
+                    row["flicker_result"] = FM.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
+                row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
+                row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
                 size = M.face_size(mask)
-                changed = M.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
+                changed = FM.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
                 seam_on = changed if (changed & mask).sum() >= SEAM_MIN_CHANGED * mask.sum() else mask
                 seam_changed += int(seam_on is changed)
-                row["seam"] = M.seam_ratio(crop_r, crop_t, seam_on, width=max(1, int(round(SEAM_WIDTH * size))))
-                row["boundary_step"] = M.boundary_step(crop_r, crop_t, seam_on,
+                row["seam"] = FM.seam_ratio(crop_r, crop_t, seam_on, width=max(1, int(round(SEAM_WIDTH * size))))
+                row["boundary_step"] = FM.boundary_step(crop_r, crop_t, seam_on,
                                                        width=max(2, int(round(STEP_WIDTH * size))))
                 if face_r is not None:
                     pts_r, e_r = pts[1], embs[1]
@@ -310,8 +311,8 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     emb_r_arr, emb_t_arr = np.stack(emb_r), np.stack(emb_t)
     data = _aggregate(rec, np.stack(lm_r), np.stack(lm_t), emb_r_arr, emb_t_arr, src_emb)
     data["per_frame"] = {"number": numbers, **{k: rec[k] for k in SERIES},
-                         "jitter_result": M.landmark_acceleration(np.stack(lm_r)).tolist(),
-                         "jitter_target": M.landmark_acceleration(np.stack(lm_t)).tolist()}
+                         "jitter_result": FM.landmark_acceleration(np.stack(lm_r)).tolist(),
+                         "jitter_target": FM.landmark_acceleration(np.stack(lm_t)).tolist()}
     judge_notes = {
         "identity": "ArcFace MobileFaceNet: " + judges.arcface.note,
         "landmarks": "InsightFace 2d106: " + judges.landmarks.note,
@@ -357,9 +358,9 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
     if valid.any() and t_ok.any():
         top1, _ = M.retrieval([emb_r[valid]], np.stack([src_emb, M.mean_embedding(emb_t[t_ok])]), [0], k=2)
         source_wins = top1
-    jit = M.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
-    flick = M.ratio_summary(rec["flicker_result"], rec["flicker_target"])
-    sharp = M.ratio_summary(rec["sharp_result"], rec["sharp_target"])
+    jit = FM.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
+    flick = FM.ratio_summary(rec["flicker_result"], rec["flicker_target"])
+    sharp = FM.ratio_summary(rec["sharp_result"], rec["sharp_target"])
     pose_ok = np.isfinite(np.asarray(rec["pose_error"]))
     return {
         "identity": {

@@ -26,7 +26,8 @@ from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
 from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
-from vidswap.faces.track import CutDetector, Observation, TrackerParams, box_iou, track_faces
+from vidswap.faces.cuts import CutDetector
+from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_path

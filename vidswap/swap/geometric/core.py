@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.composite.compositor import CompositeParams, build_masks
-from vidswap.composite.masks import OcclusionParams
+from vidswap.composite.occlusion import OcclusionParams
 from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
-from vidswap.swap.geometric.raster import render_texture, texture_confidence
+from vidswap.swap.geometric.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
 
@@ -61,7 +61,7 @@ def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 
     (K, 1, H, W) in [0, 1].
 
     A fringe of hair over the forehead would be painted onto the plate as a brown band. The skin-colour
-    occlusion test of the compositor (:func:`~vidswap.composite.masks.occlusion_visibility`, skin model fitted
+    occlusion test of the compositor (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted
     on the photo's own cheeks and nose) marks what is not skin; only the part above the brows counts (glasses,
     beards and make-up below them belong to the identity), fading in over ``ramp`` x the face size. A still
     photo has no temporal noise, so the test is stricter than on the plate (``keep_below``/``drop_above``
