@@ -278,7 +278,8 @@ def test_refiner_plugs_into_the_render_stage(shot, tuned, media):
     from vidswap.config import CompositeConfig
     from vidswap.faces.topology import load_topology
     from vidswap.io import probe, read_frames
-    from vidswap.render import RenderStage, composite_params
+    from vidswap.composite.compositor import composite_params
+    from vidswap.render import RenderStage
     from vidswap.train.tune.cache import build_refiner
 
     gen, info, params, _ = tuned

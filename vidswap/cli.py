@@ -319,7 +319,7 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 @click.option("--reuse", is_flag=True, help="Re-evaluate existing results without re-running the swaps.")
 @_report_errors
 def eval_suite(config, out_dir, reuse):
-    """Run a suite of swaps (configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
+    """Run a suite of swaps (e.g. vidswap/configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")

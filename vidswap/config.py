@@ -4,8 +4,11 @@ Precedence (later wins): dataclass defaults < ``vidswap/configs/<preset>.yaml`` 
 flags. Every layer is validated on its own before merging, so an unknown key or a wrong type is reported with the
 key's dotted name and the file (or "command line") it came from.
 
-Sections owned by other modules are declared once, there: ``swap.<core>`` by each swap core's config dataclass
-(:mod:`vidswap.swap.registry`), ``tune`` by :class:`vidswap.train.tune.params.TuneParams`.
+Sections owned by the stage that uses them are declared once, there: ``analysis`` and ``smoothing``
+(:mod:`vidswap.faces.analyze`), ``target`` (:mod:`vidswap.faces.targets`), ``composite``
+(:mod:`vidswap.composite.compositor`), ``swap.<core>`` by each swap core's config dataclass
+(:mod:`vidswap.swap.registry`), ``tune`` (:class:`vidswap.train.tune.params.TuneParams`). This module composes
+them into :class:`JobConfig` and validates the layers.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from typing import Any, Literal
 
 import yaml
 
+from vidswap.composite.compositor import CompositeConfig
 from vidswap.errors import ConfigError
+from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig
+from vidswap.faces.targets import TargetConfig
 from vidswap.swap.registry import core_config_type, core_names
 from vidswap.train.tune.params import TuneParams
 
@@ -42,42 +48,6 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
-    """Face detection, landmarks, identity and tracking parameters."""
-
-    detector_size: int = 320  # longest side of the detector input (px)
-    score_threshold: float = 0.6
-    min_face: int = 24  # faces smaller than this (px, box width) are ignored
-    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
-    identity_every: int = 10  # identity embedding for new tracks and every N frames
-    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
-    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """Which face(s) to replace."""
-
-    mode: Literal["largest", "all", "index", "reference"] = "largest"
-    index: int | None = None  # with mode=index: the K-th track (by first appearance)
-    reference: str | None = None  # with mode=reference: an image of the face to replace
-    map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """Temporal smoothing of landmarks and pose per track."""
-
-    method: Literal["rts", "one_euro", "none"] = "rts"
-    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
-    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
-    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
-    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
-    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
-    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
-
-
-@dataclass(frozen=True)
 class SwapConfig:
     """The swap core: ``core`` names a registered core (:func:`vidswap.swap.registry.core_names`); ``sections``
     holds the ``swap.<name>`` sections given in the layers, each an instance of that core's config dataclass."""
@@ -90,19 +60,6 @@ class SwapConfig:
         name = name or self.core
         given = self.sections.get(name)
         return given if given is not None else core_config_type(name)()
-
-
-@dataclass(frozen=True)
-class CompositeConfig:
-    """Masks, colour matching and blending back into the plate."""
-
-    blend: Literal["feather", "laplacian", "poisson"] = "feather"
-    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
-    feather: float = 0.06  # feather width as a fraction of the face width
-    erode: float = 0.02  # mask erosion as a fraction of the face width
-    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
-    occlusion: bool = True
-    grain: bool = False
 
 
 @dataclass(frozen=True)

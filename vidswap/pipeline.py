@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidswap.composite.compositor import composite_params
 from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
 from vidswap.composite.linear import SceneLinearProcessor, display_frames, display_plate
@@ -36,7 +37,7 @@ from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_frames,
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import frames_as_range
-from vidswap.render import RenderStage, composite_params
+from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, frame_decoration, linear_output, plan_shot, resolve_device, \
     settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SwapCore, build_core

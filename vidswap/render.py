@@ -3,8 +3,8 @@ compositor.
 
 :class:`RenderStage` is called with consecutive frames (the pipeline's batches) and returns them with the target
 faces replaced; frames without a target face come back untouched (the same array objects, bit-identical). No
-state is carried from batch to batch (see :func:`composite_params`), so the result does not depend on where the
-batches start and farm chunks equal a single-pass render.
+state is carried from batch to batch (see :func:`vidswap.composite.compositor.composite_params`), so the result
+does not depend on where the batches start and farm chunks equal a single-pass render.
 
 :func:`batch_from_track` -- a track's rows as a :class:`~vidswap.swap.base.SwapBatch` in a core's crop -- is shared
 by this stage and the training-data collection of :mod:`vidswap.train.tune.data`.
@@ -19,38 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vidswap.composite.colour import ColourParams
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
-from vidswap.composite.grain import GrainParams
-from vidswap.composite.masks import MaskParams
-from vidswap.composite.occlusion import OcclusionParams
-from vidswap.composite.paste import PasteParams
-from vidswap.config import CompositeConfig
 from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 from vidswap.io.frames import Frame
 from vidswap.swap.base import Refiner, SourceIdentity, SwapBatch, SwapCore
-
-
-def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
-    """The compositor's parameters from the job config's ``composite`` section.
-
-    No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
-    the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
-    depends only on the analysis and that frame, and farm chunks are identical to a single-pass render.
-    """
-    return CompositeParams(
-        regions=tuple(cfg.regions),
-        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
-        occlusion=OcclusionParams() if cfg.occlusion else None,
-        colour=ColourParams(method=cfg.colour),
-        paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
-        grain=GrainParams() if cfg.grain else None,
-        temporal="none",
-        seed=seed,
-    )
 
 
 def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, plates: torch.Tensor, crop: CropSpec,
@@ -92,7 +67,7 @@ class RenderStage:
     analysis:     the shot's analysis (tracks with smoothed landmarks, colour statistics).
     core:         the swap core; its ``crop`` decides the alignment.
     regions:      the mesh topology's region loops (compositor masks).
-    params:       the compositor's parameters (:func:`composite_params`).
+    params:       the compositor's parameters (:func:`~vidswap.composite.compositor.composite_params`).
     refiner:      a post-core generator keyed by track id, or None.
     sinks:        callables receiving every composited :class:`~vidswap.composite.compositor.FaceLayer` (debug
                   strips, face patches, linear compositing).

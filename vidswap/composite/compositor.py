@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,6 +64,38 @@ class CompositeParams:
     visibility_alpha: float = 0.8
     min_stat_pixels: int = 64
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Masks, colour matching and blending back into the plate."""
+
+    blend: Literal["feather", "laplacian", "poisson"] = "feather"
+    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
+    feather: float = 0.06  # feather width as a fraction of the face width
+    erode: float = 0.02  # mask erosion as a fraction of the face width
+    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
+    occlusion: bool = True
+    grain: bool = False
+
+
+def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
+    """The compositor's parameters from the job config's ``composite`` section.
+
+    No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
+    the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
+    depends only on the analysis and that frame, and farm chunks are identical to a single-pass render.
+    """
+    return CompositeParams(
+        regions=tuple(cfg.regions),
+        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
+        occlusion=OcclusionParams() if cfg.occlusion else None,
+        colour=ColourParams(method=cfg.colour),
+        paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
+        grain=GrainParams() if cfg.grain else None,
+        temporal="none",
+        seed=seed,
+    )
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def recomposite_patch(plate: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cro
 
 @dataclass
 class PatchWriter:
-    """A processor sink (``FaceLayer``) that writes each swapped face as a patch file plus its JSON sidecar.
+    """A render-stage sink (``FaceLayer``) that writes each swapped face as a patch file plus its JSON sidecar.
 
     staging:    where files are written (the caller moves them into ``pattern.directory`` atomically).
     pattern:    the job's output pattern (``face.####.png``); tracks get ``face_t<id>.####.png``.

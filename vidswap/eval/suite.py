@@ -1,6 +1,6 @@
 """Evaluation suite: run a list of swaps through the CLI, evaluate each, and summarise (with ID retrieval).
 
-    python -m vidswap.eval.suite configs/eval_suite.yaml [-o out/eval_suite]
+    python -m vidswap.eval.suite vidswap/configs/eval_suite.yaml [-o out/eval_suite]
 
 Config (YAML; names are sample media from ``samples/media.yaml`` -- fetched on demand -- or paths relative to
 the YAML file)::

@@ -1,6 +1,6 @@
 """A small FaceDancer-style refinement generator on top of the geometric swap, and its refiner adapter.
 
-The generator refines what :class:`vidswap.swap.core.GeometricSwapCore` renders (the source texture on the driven
+The generator refines what :class:`vidswap.swap.geometric.core.GeometricSwapCore` renders (the source texture on the driven
 mesh) into a face crop that fits the plate (lighting, shading, seams), conditioned on the source identity:
 
 * **encoder** over 7 channels ``[target crop, render, render alpha]`` (U-Net, residual blocks, average-pool
@@ -13,7 +13,7 @@ mesh) into a face crop that fits the plate (lighting, shading, seams), condition
 * **output**: a residual on the render with a **zero-initialised gain** γ (IDATT's ``F̂ = γ F + F_t``):
   ``crop = render + γ_rgb · Δ_rgb`` and ``alpha = clamp(render_alpha + γ_a · Δ_a, 0, 1)``. An untrained generator
   therefore returns the render and its alpha exactly (bit for bit), so switching it on can never make a result
-  worse than the swap core alone; per-clip tuning (:mod:`vidswap.swap.tune`) moves γ away from zero.
+  worse than the swap core alone; per-clip tuning (:mod:`vidswap.train.tune`) moves γ away from zero.
 
 Target-face low-pass: inside the face region (the render's alpha and the plate's face oval, dilated) the target
 crop is replaced by a low-passed copy (``lowpass``: S/16-px blocks by default) before encoding. The generator

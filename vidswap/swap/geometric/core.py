@@ -83,7 +83,7 @@ class GeometricSwapConfig:
     """Settings of :class:`GeometricSwapCore`.
 
     Attributes:
-        shape: whose face shape: ``source``, ``target`` or ``blend`` (:func:`vidswap.swap.reenact.mix_shape`).
+        shape: whose face shape: ``source``, ``target`` or ``blend`` (:func:`vidswap.swap.geometric.reenact.mix_shape`).
         shape_weight: with ``blend``, the weight of the source shape.
         inner: ``target`` keeps the plate's eye interiors and mouth interior (holes in the alpha), ``source``
             renders the source photo's own (the mesh holes are closed with fan triangles).
