@@ -170,3 +170,39 @@ def test_registry_checks_names_and_sections(stub_core):
 def test_a_core_declares_only_known_source_needs():
     with pytest.raises(TypeError, match="unknown entries"):
         type("Greedy", (StubCore,), {"needs": frozenset({"image", "soul"})})
+
+
+def test_cores_from_entry_points_are_registered_on_first_lookup(monkeypatch):
+    """A package's entry point of the group vidswap.swap_cores registers its core when the registry is first
+    asked; a plug-in that fails to load is a ConfigError naming it."""
+    from vidswap.swap import registry
+
+    class EntryPoint:  # what importlib.metadata.entry_points yields: name, value, load()
+        def __init__(self, name, value, target):
+            self.name, self.value, self.load = name, value, lambda: target
+
+    def register():
+        register_core(NAME, lambda config, context: StubCore(config), StubConfig)
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint("stub", "stubpkg:register", register)]
+                        if group == registry.ENTRY_POINT_GROUP else [])
+    registry._load_plugins.cache_clear()
+    try:
+        assert NAME in core_names()
+        assert isinstance(build_core(NAME), StubCore)
+    finally:
+        unregister_core(NAME)
+        registry._load_plugins.cache_clear()
+
+    def broken():
+        raise ImportError("no module named stubpkg")
+
+    bad = EntryPoint("stub", "stubpkg:register", None)
+    bad.load = broken
+    monkeypatch.setattr(registry, "entry_points", lambda group: [bad])
+    registry._load_plugins.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"swap core plug-in stub \(stubpkg:register\) failed to load"):
+            core_names()
+    finally:
+        registry._load_plugins.cache_clear()
