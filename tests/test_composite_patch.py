@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vidswap.composite.patch import (
+    NukePlate,
     affine_3x3,
     nuke_corners,
     nuke_script,
@@ -79,3 +80,34 @@ def test_patch_output_pattern_is_checked():
     with pytest.raises(InputError, match="pattern"):
         check_patch_pattern("face.####.tif")
     assert check_patch_pattern("face.####.exr").ext == ".exr"
+
+
+def _nodes(script: str) -> list[str]:
+    """The node classes of a Nuke script in the order they are pushed."""
+    return [line[:-2] for line in script.splitlines() if line.endswith(" {") and not line.startswith(" ")]
+
+
+def test_nuke_script_reads_the_plate_and_merges_the_patch_over_it():
+    record = patch_record(1001, 0, np.eye(3)[:2], (256, 256), (1920, 1080), "face_t0.1001.exr", "premultiplied",
+                          "ACEScg")
+    plate = NukePlate("/plates/sh010/plate.####.exr", 1001, 1100, "ACEScg")
+    script = nuke_script(SequencePattern.parse("/comp/face.####.exr"), 0, [record], plate)
+    # patch chain first (Merge input A), the plate last (input 0, B), then the Merge: the comp shows on opening
+    assert _nodes(script) == ["Read", "Reformat", "CornerPin2D", "Read", "Merge2"]
+    patch_read, plate_read = script.split("Read {")[1], script.split("Read {")[2]
+    assert ' colorspace "ACEScg"' in patch_read and ' file "/plates/sh010/plate.####.exr"' in plate_read
+    assert " first 1001" in plate_read and " last 1100" in plate_read and ' colorspace "ACEScg"' in plate_read
+    merge = script.split("Merge2 {")[1]
+    assert " inputs 2" in merge and " operation over" in merge
+
+
+def test_nuke_movie_plate_starts_at_the_plates_first_frame():
+    record = patch_record(0, 1, np.eye(3)[:2], (256, 256), (640, 360), "face_t1.0000.png", "straight",
+                          "sRGB Encoded Rec.709 (sRGB)")
+    script = nuke_script(SequencePattern.parse("/comp/face.####.png"), 1, [record],
+                         NukePlate("/plates/clip.mp4", 0, 47, "sRGB Encoded Rec.709 (sRGB)", movie=True))
+    plate_read = script.split("Read {")[2]
+    # Nuke numbers movie frames from 1; vidswap from 0: the Read starts the movie at frame 0
+    assert " last 48" in plate_read and ' frame_mode "start at"' in plate_read and " frame 0" in plate_read
+    assert _nodes(script) == ["Read", "Premult", "Reformat", "CornerPin2D", "Read", "Merge2"]
+    assert ' colorspace "sRGB Encoded Rec.709 (sRGB)"' in script.split("Read {")[1]

@@ -106,9 +106,18 @@ def patch_job(media, tmp_path_factory):
     work = tmp_path_factory.mktemp("patch")
     clip, src = media("pexels_clip"), media("grace_hopper")
     ok(vidswap("run", clip, "-s", src, "--frames", f"0-{FRAMES - 1}", "-o", work / "full.####.png", "-q"))
-    ok(vidswap("run", clip, "-s", src, "--frames", f"0-{FRAMES - 1}", "--patches", "-o",
-               work / "patches" / "face.####.png", "-q"))
+    report = ok(vidswap("run", clip, "-s", src, "--frames", f"0-{FRAMES - 1}", "--patches", "-o",
+                        work / "patches" / "face.####.png", "-q")).stdout
+    (work / "patches.log").write_text(report)
     return work
+
+
+def test_patch_run_reports_the_files_it_wrote_and_keeps_its_job_folder_out(patch_job):
+    report = (patch_job / "patches.log").read_text()
+    assert f"wrote {patch_job / 'patches' / 'face_t0.####.png'}:" in report  # what is on disk, not face.####.png
+    assert (patch_job / "patches" / "face_t0.0000.png").is_file()
+    assert not list((patch_job / "patches").glob("*.vidswap"))  # not where Nuke's file browser lists it
+    assert (patch_job / "patches.vidswap" / "face" / "tracks.npz").is_file()
 
 
 def test_patch_recomposited_onto_the_plate_matches_the_full_render(patch_job, plates):
@@ -143,6 +152,7 @@ def test_patch_transform_is_exact_and_independent_warp_agrees(patch_job, plates)
 def test_patch_nuke_script_pins_the_patch_corners(patch_job):
     script = (patch_job / "patches" / "face_t0.nk").read_text()
     assert "Read {" in script and "CornerPin2D {" in script and "face_t0.####.png" in script
+    assert "Merge2 {" in script and "WolfgangLanger_Pexels.mp4" in script  # merged over the plate's Read
     records = [json.loads((patch_job / "patches" / f"face_t0.{n:04d}.json").read_text()) for n in range(FRAMES)]
     for k in range(4):
         line = re.search(rf" to{k + 1} \{{\{{curve ([^}}]*)\}} \{{curve ([^}}]*)\}}\}}", script)

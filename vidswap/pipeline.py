@@ -24,7 +24,7 @@ from vidswap.composite.compositor import composite_params
 from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
 from vidswap.composite.linear import SceneLinearProcessor, display_frames, display_plate
-from vidswap.composite.patch import PatchWriter, check_patch_pattern, write_nuke_scripts
+from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.composite.plate_stats import plate_skin_stats
 from vidswap.config import JobConfig
 from vidswap.errors import InputError, NoFaceError
@@ -37,9 +37,10 @@ from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_frames,
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import frames_as_range
+from vidswap.io.sequences import SequencePattern
 from vidswap.render import RenderStage
-from vidswap.shot import ShotPlan, check_sources, frame_decoration, linear_output, plan_shot, resolve_device, \
-    settings_from_config
+from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
+    resolve_device, settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SwapCore, build_core
 from vidswap.train.tune.cache import build_refiner
 from vidswap.train.tune.data import FramesReader, frame_reader
@@ -276,8 +277,8 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         setup.stage.sinks.append(DebugStrips(Path(debug_frames)))
     if cfg.output.kind == "patch":
         written = render_patches(cfg, plan, plan.numbers, setup, timer, progress)
-        write_patch_scripts(plan)
-        return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
+        outputs = patch_outputs(plan, write_patch_scripts(cfg, plan))
+        return summarise(plan, setup.stage, written, start, timer, warnings, outputs)
     sheet = None
     if contact_sheet is not None:
         linear_result = plan.colour if linear_output(plan.out_path) else None
@@ -298,15 +299,34 @@ def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], setup: Re
     ensure_writable_dir(pattern.directory, plan.out_path)
     done = 0
     with atomic_files(pattern.directory) as staging:
-        setup.stage.sinks.append(PatchWriter(staging, pattern, (plan.info.width, plan.info.height), plan.colour))
+        exr = exr_output(cfg, plan.info)
+        setup.stage.sinks.append(PatchWriter(staging, pattern, (plan.info.width, plan.info.height),
+                                             exr=exr if pattern.ext == ".exr" else None, display_space=exr.display))
         for batch, _ in processed_batches(cfg, plan.info, numbers, setup.processor, timer, progress, plan.colour):
             done += len(batch)
     return done
 
 
-def write_patch_scripts(plan: ShotPlan) -> list[Path]:
-    """The Nuke script of every track's patches (after all frames are on disk)."""
-    return write_nuke_scripts(check_patch_pattern(plan.out_path))
+def write_patch_scripts(cfg: JobConfig, plan: ShotPlan) -> dict[int, Path]:
+    """The Nuke script of every track's patches, merged over the plate (after all frames are on disk)."""
+    return write_nuke_scripts(check_patch_pattern(plan.out_path), nuke_plate(cfg, plan))
+
+
+def nuke_plate(cfg: JobConfig, plan: ShotPlan) -> NukePlate:
+    """The job's plate as the Nuke scripts read it (sequence as ``plate.####.exr``, its OCIO colourspace)."""
+    info = plan.info
+    space = plan.colour.input if plan.colour is not None else exr_output(cfg, info).display
+    first, last = info.frame_numbers[0], info.frame_numbers[-1]
+    if info.kind == "sequence" and info.pattern:
+        return NukePlate(SequencePattern.parse(info.pattern).hashes(), first, last, space)
+    return NukePlate(str(Path(info.path).resolve()), first, last, space, movie=info.kind == "video")
+
+
+def patch_outputs(plan: ShotPlan, scripts: dict[int, Path]) -> str:
+    """What a patch job wrote, for its report: every track's patch pattern (``face_t0.####.png``)."""
+    pattern = check_patch_pattern(plan.out_path)
+    written = [track_pattern(pattern, track).hashes() for track in sorted(scripts)]
+    return ", ".join(written) if written else f"no patches (no face swapped) for {pattern.hashes()}"
 
 
 def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor, out_path: Path,
@@ -322,7 +342,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     """
     written = 0
     settings = settings or settings_from_config(cfg, out_path)
-    with open_sink(out_path, sink_info or info, settings, size=size) as sink:
+    exr = exr_output(cfg, info) if settings.codec == "exr" else None
+    with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
         for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress):
             if observer is not None:
                 observer(batch, result)
@@ -363,7 +384,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
 
 
 def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: float, timer: StageTimer,
-              warnings: list[str], output: Path, numbers: list[int] | None = None) -> RunSummary:
+              warnings: list[str], output: Path | str, numbers: list[int] | None = None) -> RunSummary:
     """The run's summary; ``stage`` None for passes that only move frames (assemble)."""
     swapped, passed = stage.summary() if stage is not None else (0, list(numbers or plan.numbers))
     return RunSummary(input=str(plan.info.path), output=str(output), frames_written=written, frames_swapped=swapped,

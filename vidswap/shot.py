@@ -3,6 +3,7 @@ colour pipeline) and the settings derived from the job config for it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,9 @@ from vidswap.config import JobConfig
 from vidswap.errors import InputError
 from vidswap.io import EncodeSettings, Frame, MediaInfo, output_kind, probe, read_image
 from vidswap.io.colour import ColourPipeline
+from vidswap.io.exr import ExrOutput
 from vidswap.io.frames import parse_frames
+from vidswap.io.sequences import SequencePattern, is_pattern
 
 
 @dataclass
@@ -97,10 +100,18 @@ def _codec_for(path: Path) -> str:
 
 
 def job_dir(out_path: Path) -> Path:
-    """The job folder next to the output: tracks file, plots, summaries (``<output stem>.vidswap/``)."""
-    name = Path(str(out_path).replace("#", "").replace("@", ""))
-    stem = name.name.split("%")[0].rstrip("._-") if "%" in name.name else name.stem.rstrip("._-")
-    return name.parent / f"{stem}.vidswap"
+    """The job folder: tracks file, plots, tuned weights, farm chunks.
+
+    Video outputs: ``<output stem>.vidswap/`` next to the output.  Image-sequence and patch outputs: beside the
+    sequence's folder, never in it (where Nuke's file browser would list it): ``comp/face.####.exr`` ->
+    ``comp.vidswap/face/``.
+    """
+    if not is_pattern(out_path):
+        name = Path(out_path)
+        return name.parent / f"{name.stem.rstrip('._-')}.vidswap"
+    pattern = SequencePattern.parse(out_path)
+    folder = Path(os.path.abspath(pattern.directory))
+    return folder.parent / f"{folder.name}.vidswap" / (pattern.head.rstrip("._-") or "sequence")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,6 +159,15 @@ def shot_colour(cfg: JobConfig, info: MediaInfo) -> ColourPipeline | None:
     if not is_float_plate(info):
         return None
     return ColourPipeline.from_config(cfg.colorspace)
+
+
+def exr_output(cfg: JobConfig, info: MediaInfo) -> ExrOutput:
+    """How the job's EXRs are written: pixels in ``colorspace.output`` (display-referred plates decoded to it,
+    never sRGB-encoded values in an EXR), with the colourspace, chromaticities and the job's provenance."""
+    provenance = {"vidswap:input": str(cfg.input or info.path), "vidswap:swapCore": cfg.swap.core}
+    if cfg.sources:
+        provenance["vidswap:sources"] = ", ".join(str(s) for s in cfg.sources)
+    return ExrOutput.create(cfg.colorspace, provenance)
 
 
 def linear_output(out_path: Path) -> bool:

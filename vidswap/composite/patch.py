@@ -4,13 +4,15 @@ For each frame and swapped face track the patch is the aligned face crop exactly
 (colour matched, before the warp), with its alpha:
 
 * ``face_t<track>.<frame>.png``  16-bit RGBA, straight alpha, display-referred (the plate's own encoding); or
-* ``face_t<track>.<frame>.exr``  half RGBA, premultiplied (the EXR/Nuke convention); scene-linear in the plate's
-  space for linear plates,
+* ``face_t<track>.<frame>.exr``  half RGBA, premultiplied (the EXR/Nuke convention), scene-linear in
+  ``colorspace.output`` (display-referred plates are decoded to it), with ``chromaticities``, ``colorSpace`` and
+  provenance attributes (:mod:`vidswap.io.exr`),
 * ``face_t<track>.<frame>.json`` the transform to the plate: ``crop_to_plate`` (2x3) and ``crop_to_plate_3x3``
   (row-major, last row 0 0 1) map patch pixel centres to plate pixel centres, origin at the top-left pixel's
   centre, x right, y down; ``plate_to_crop`` is the inverse,
-* ``face_t<track>.nk``           a Nuke script per track (written after the last frame): Read -> Premult ->
-  Reformat to the plate format -> CornerPin2D keyed per frame, ready to Merge over the plate.
+* ``face_t<track>.nk``           a Nuke script per track (written after the last frame): Read (with its
+  ``colorspace``) -> Premult -> Reformat to the plate format -> CornerPin2D keyed per frame, merged over a Read
+  of the plate (:class:`NukePlate`), so opening it shows the comp.
 
 Frame numbers are the plate's. Re-compositing a patch over its plate with the transform
 (:func:`recomposite_patch`, bilinear, alpha over) reproduces the ``feather`` full render.
@@ -31,6 +33,7 @@ from vidswap.composite.convert import from_float, to_float
 from vidswap.composite.paste import PasteParams, paste_crop
 from vidswap.errors import InputError, MediaError
 from vidswap.io.atomic import atomic_file
+from vidswap.io.exr import ExrOutput, write_exr
 from vidswap.io.sequences import SequencePattern, is_pattern
 
 PATCH_EXTS = (".png", ".exr")
@@ -69,8 +72,9 @@ def patch_record(number: int, track: int, crop_to_plate: np.ndarray, patch_size:
             "convention": CONVENTION, "alpha": alpha, "colorspace": colourspace}
 
 
-def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str) -> None:
-    """HxWx3 RGB + HxW alpha (float) -> 16-bit straight-alpha PNG or half premultiplied EXR."""
+def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: ExrOutput | None = None) -> None:
+    """HxWx3 RGB + HxW alpha (float) -> 16-bit straight-alpha PNG or half premultiplied EXR (``rgb`` already
+    in ``exr.colourspace``; ``exr`` gives the header attributes, default: the built-in OCIO defaults)."""
     try:
         if fmt == ".png":
             rgba = np.dstack([np.clip(rgb, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)])
@@ -81,12 +85,9 @@ def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str) -> None
                 raise OSError("the PNG encoder refused the patch")
             encoded.tofile(path)
         else:
-            import OpenEXR
-
             a = np.clip(alpha, 0.0, 1.0).astype(np.float32)
             rgba = np.dstack([rgb.astype(np.float32) * a[..., None], a]).astype(np.float16)
-            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-            OpenEXR.File(header, {"RGBA": np.ascontiguousarray(rgba)}).write(str(path))
+            write_exr(path, {"RGBA": rgba}, exr or ExrOutput.create())
     except (OSError, RuntimeError, cv2.error) as exc:
         raise MediaError(f"writing {path} failed ({exc}); check disk space and permissions, then retry") from None
 
@@ -130,27 +131,31 @@ class PatchWriter:
     staging:    where files are written (the caller moves them into ``pattern.directory`` atomically).
     pattern:    the job's output pattern (``face.####.png``); tracks get ``face_t<id>.####.png``.
     plate_size: (width, height) of the plate the transforms map into.
-    colour:     a linear plate's OCIO pipeline: EXR patches are converted back to its scene-linear space.
+    exr:        EXR patches: the crops (display-referred) are decoded to ``exr.colourspace``, and the header.
+    display_space: the colourspace of PNG patches (the plate's display-referred encoding), for the sidecar.
     """
 
     staging: Path
     pattern: SequencePattern
     plate_size: tuple[int, int]
-    colour: object | None = None
+    exr: ExrOutput | None = None
+    display_space: str | None = None
     written: dict[int, list[int]] = field(default_factory=dict)  # track -> frames
+
+    def __post_init__(self):
+        if self.exr is None and self.pattern.ext == ".exr":
+            self.exr = ExrOutput.create()
 
     def __call__(self, layer) -> None:
         fmt = self.pattern.ext
         track = track_pattern(self.pattern, layer.track)
         rgb = layer.crop.permute(1, 2, 0).cpu().numpy().astype(np.float32)
         alpha = layer.alpha[0].cpu().numpy().astype(np.float32)
-        space = None
-        if self.colour is not None and fmt == ".exr":
-            rgb, space = self.colour.to_linear(np.clip(rgb, 0.0, 1.0)), self.colour.input
-        elif self.colour is not None:
-            space = self.colour.working
+        space = self.display_space
+        if self.exr is not None and fmt == ".exr":
+            rgb, space = self.exr.from_display(np.clip(rgb, 0.0, 1.0)), self.exr.colourspace
         name = track.name(layer.number)
-        write_rgba(self.staging / name, rgb, alpha, fmt)
+        write_rgba(self.staging / name, rgb, alpha, fmt, self.exr)
         record = patch_record(layer.number, layer.track, layer.crop_to_plate.cpu().numpy(),
                               (rgb.shape[1], rgb.shape[0]), self.plate_size, name,
                               "premultiplied" if fmt == ".exr" else "straight", space)
@@ -189,9 +194,40 @@ def nuke_corners(record: dict) -> list[tuple[float, float]]:
     return out
 
 
-def nuke_script(pattern: SequencePattern, track: int, records: list[dict]) -> str:
+@dataclass(frozen=True)
+class NukePlate:
+    """The plate a Nuke script merges the patches over.
+
+    file:       the Read's file: a movie, or a sequence with one ``#`` per digit (``plate.####.exr``).
+    first, last: the plate's frame numbers (vidswap numbers video frames from 0).
+    colorspace: the plate's OCIO colourspace (the Read's ``colorspace`` knob), or None to leave Nuke's default.
+    movie:      a movie file: Nuke numbers its frames from 1, so the Read starts it at ``first``.
+    """
+
+    file: str
+    first: int
+    last: int
+    colorspace: str | None = None
+    movie: bool = False
+
+    def read_node(self) -> list[str]:
+        lines = ["Read {", " inputs 0", f" file \"{Path(self.file).as_posix()}\""]
+        if self.movie:
+            count = self.last - self.first + 1
+            lines += [" first 1", f" last {count}", " origfirst 1", f" origlast {count}", " origset true",
+                      " frame_mode \"start at\"", f" frame {self.first}"]
+        else:
+            lines += [f" first {self.first}", f" last {self.last}", f" origfirst {self.first}",
+                      f" origlast {self.last}", " origset true"]
+        if self.colorspace:
+            lines.append(f" colorspace \"{self.colorspace}\"")
+        return lines + [" on_error black", " name Read_plate", "}"]
+
+
+def nuke_script(pattern: SequencePattern, track: int, records: list[dict], plate: NukePlate | None = None) -> str:
     """A Nuke script laying track ``track``'s patches onto the plate format (Read -> Premult -> Reformat ->
-    CornerPin2D keyed per frame). Merge its output over the plate."""
+    CornerPin2D keyed per frame) and, with ``plate``, merging them over a Read of the plate (``Merge2`` over:
+    B the plate, A the patches). The patch Read's ``colorspace`` is the sidecars' colourspace."""
     if not records:
         raise ValueError("no patches to script")
     tp = track_pattern(pattern, track)
@@ -210,6 +246,7 @@ def nuke_script(pattern: SequencePattern, track: int, records: list[dict]) -> st
              "Read {", " inputs 0", f" file \"{file}\"", f" format \"{w} {h} 0 0 {w} {h} 1 vidswap_patch\"",
              f" first {first}", f" last {last}", f" origfirst {first}", f" origlast {last}", " origset true",
              " on_error black", f" premultiplied {'false' if straight else 'true'}",
+             *([f" colorspace \"{records[0]['colorspace']}\""] if records[0].get("colorspace") else []),
              f" name Read_face_t{track}", "}"]
     if straight:
         lines += ["Premult {", f" name Premult_face_t{track}", "}"]
@@ -220,17 +257,21 @@ def nuke_script(pattern: SequencePattern, track: int, records: list[dict]) -> st
         lines.append(f" to{k + 1} {{{curve(k, 0)} {curve(k, 1)}}}")
     for k, (x, y) in enumerate(((0, 0), (w, 0), (w, h), (0, h))):
         lines.append(f" from{k + 1} {{{x} {y}}}")
-    lines += [f" name CornerPin_face_t{track}", "}", ""]
-    return "\n".join(lines)
+    lines += [f" name CornerPin_face_t{track}", "}"]
+    if plate is not None:  # the last node pushed is a Merge's input 0 (B): the plate goes second
+        lines += plate.read_node()
+        lines += ["Merge2 {", " inputs 2", " operation over", f" name Merge_face_t{track}", "}"]
+    return "\n".join(lines + [""])
 
 
-def write_nuke_scripts(pattern: SequencePattern) -> list[Path]:
-    """``face_t<track>.nk`` for every track with patches on disk (atomic writes); returns the paths."""
-    paths = []
+def write_nuke_scripts(pattern: SequencePattern, plate: NukePlate | None = None) -> dict[int, Path]:
+    """``face_t<track>.nk`` for every track with patches on disk (atomic writes), merged over ``plate`` when
+    given; returns {track: script path}."""
+    paths = {}
     for track, records in read_sidecars(pattern).items():
         tp = track_pattern(pattern, track)
         path = tp.directory / f"{tp.head.rstrip('._-')}.nk"
         with atomic_file(path) as temp:
-            temp.write_text(nuke_script(pattern, track, records))
-        paths.append(path)
+            temp.write_text(nuke_script(pattern, track, records, plate))
+        paths[track] = path
     return paths

@@ -22,6 +22,7 @@ import numpy as np
 import OpenEXR
 
 from vidswap.errors import InputError, MediaError
+from vidswap.io.exr import ExrOutput, write_exr
 
 IMAGE_EXTS = (".exr", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
 WRITE_EXTS = {".exr": "exr", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
@@ -84,6 +85,10 @@ class SequencePattern:
         span = "" if first is None else (f"{first}" if last in (None, first) else f"{first}-{last}")
         return str(self.directory / f"{self.head}{span}{pad}{self.tail}")
 
+    def hashes(self) -> str:
+        """The pattern with one ``#`` per digit, as Nuke and RV write it: ``/plates/plate.####.exr``."""
+        return str(self.directory / f"{self.head}{'#' * self.width}{self.tail}")
+
     def scan(self) -> list[int]:
         """Frame numbers present on disk, sorted (strict padding: 0042 matches width 4, 42 does not)."""
         if not self.directory.is_dir():
@@ -96,6 +101,14 @@ class SequencePattern:
                 if match and self.name(int(match.group(1))) == entry.name:
                     found.append(int(match.group(1)))
         return sorted(found)
+
+
+def sequence_label(text: str | Path) -> tuple[str, str]:
+    """A pattern with its frames (``plate.1001-1024#.png``) as people read it: (``plate.####.png``,
+    ``1001-1024``); the range is empty when the pattern has none."""
+    pattern = SequencePattern.parse(text)
+    frames = str(fileseq.FrameSet(sorted(pattern.frames))) if pattern.frames else ""
+    return pattern.hashes(), frames
 
 
 def sequence_frames(pattern: SequencePattern, text: str) -> range:
@@ -209,14 +222,6 @@ def _read_exr(path: Path) -> tuple[np.ndarray, np.dtype]:
     return canvas, stored
 
 
-def _to_unit_float(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    return image.astype(np.float32, copy=False)
-
-
 def to_uint16(image: np.ndarray) -> np.ndarray:
     """Any supported frame dtype -> uint16 full range (uint8 x 257 is exact and invertible)."""
     if image.dtype == np.uint16:
@@ -226,16 +231,17 @@ def to_uint16(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image.astype(np.float32), 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
-def write_image_file(path: Path, image: np.ndarray, fmt: str) -> None:
+def write_image_file(path: Path, image: np.ndarray, fmt: str, exr: ExrOutput | None = None) -> None:
     """Write HxWx3 RGB ``image`` as ``fmt``: exr (half, ZIP), png (16-bit), tiff (the image's own depth).
 
+    EXR: ``exr`` (default: the built-in OCIO config's defaults) decodes display-referred (integer) images to
+    scene-linear and gives the header its colourspace, chromaticities and provenance (:mod:`vidswap.io.exr`).
     MediaError when the file cannot be written.
     """
     try:
         if fmt == "exr":
-            half = np.ascontiguousarray(_to_unit_float(image).astype(np.float16))
-            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-            OpenEXR.File(header, {"RGB": half}).write(str(path))
+            exr = exr or ExrOutput.create()
+            write_exr(path, {"RGB": exr.encode(image).astype(np.float16)}, exr)
             return
         if fmt == "png":
             data, params = to_uint16(image), [cv2.IMWRITE_PNG_COMPRESSION, 1]

@@ -32,6 +32,7 @@ from vidswap.io import avutil
 from vidswap.io.atomic import atomic_file, atomic_files, ensure_writable_dir
 from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import MediaInfo
+from vidswap.io.exr import ExrOutput
 from vidswap.io.mux import AudioCopier, check_container_codecs, copy_stream_tags, open_copier, open_source
 from vidswap.io.sequences import WRITE_EXTS, SequencePattern, is_pattern, to_uint16, write_image_file
 
@@ -85,8 +86,11 @@ class FrameSink(Protocol):
 
 @contextmanager
 def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = EncodeSettings(),
-              size: tuple[int, int] | None = None) -> Iterator[FrameSink]:
+              size: tuple[int, int] | None = None, exr: ExrOutput | None = None) -> Iterator[FrameSink]:
     """Open an atomic output for frames of ``info`` at ``size`` = (width, height) (default: the input's).
+
+    ``exr``: for EXR sequences, the colourspace the pixels are written in and the header attributes
+    (:class:`vidswap.io.exr.ExrOutput`; default: the built-in OCIO config's defaults).
 
     On normal exit the encoder is flushed, audio and timecode are muxed and the file (or every frame file)
     is renamed into place; on an exception (KeyboardInterrupt included) temporaries are removed and the
@@ -119,7 +123,8 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
             raise InputError(f"{out} ends in {pattern.ext} but the codec is {settings.codec}; make them agree")
         ensure_writable_dir(pattern.directory, out)
         with atomic_files(pattern.directory) as staging:
-            sink = SequenceSink(staging, pattern, fmt, (width, height))
+            sink = SequenceSink(staging, pattern, fmt, (width, height),
+                                exr=(exr or ExrOutput.create()) if fmt == "exr" else None)
             yield sink
             if sink.frames_written == 0:
                 raise MediaError(f"no frames were written to {out}; nothing to save")
@@ -374,8 +379,10 @@ class VideoSink:
 class SequenceSink:
     """Writes each frame as ``pattern`` with the frame's own number, into a staging directory."""
 
-    def __init__(self, staging: Path, pattern: SequencePattern, fmt: str, size: tuple[int, int]):
+    def __init__(self, staging: Path, pattern: SequencePattern, fmt: str, size: tuple[int, int],
+                 exr: ExrOutput | None = None):
         self.frames_written = 0
+        self.exr = exr
         self.staging = staging
         self.pattern = pattern
         self.fmt = fmt
@@ -389,7 +396,7 @@ class SequenceSink:
         if frame.number in self._numbers:
             raise ValueError(f"frame {frame.number} was written twice to {self.pattern.display()}")
         image = resize_image(frame.image, self.size)
-        write_image_file(self.staging / self.pattern.name(frame.number), image, self.fmt)
+        write_image_file(self.staging / self.pattern.name(frame.number), image, self.fmt, self.exr)
         self._numbers.add(frame.number)
         self.frames_written += 1
 

@@ -24,7 +24,8 @@ from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
 from vidswap.io.sequences import SequencePattern
 from vidswap.pipeline import (Progress, RunSummary, StageTimer, analyze_shot, build_render, job_core,
-                              render_frames, render_patches, require_analysis, summarise, write_patch_scripts)
+                              patch_outputs, render_frames, render_patches, require_analysis, summarise,
+                              write_patch_scripts)
 from vidswap.shot import ShotPlan, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
 from vidswap.swap import CoreContext
 
@@ -212,12 +213,12 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
                          f"run `vidswap render --frames ...` for them")
     if writes_in_place(cfg, plan):  # the render tasks wrote the output's files; check them, script patches
         if cfg.output.kind == "patch":
-            write_patch_scripts(plan)
-        else:
-            absent = missing_sequence_frames(plan.out_path, plan.numbers)
-            if absent:
-                raise InputError(f"frames {format_frames(absent)} of {plan.out_path} are missing although their "
-                                 "chunks are marked done; render them again with --force")
+            outputs = patch_outputs(plan, write_patch_scripts(cfg, plan))
+            return summarise(plan, None, len(plan.numbers), start, timer, [], outputs)
+        absent = missing_sequence_frames(plan.out_path, plan.numbers)
+        if absent:
+            raise InputError(f"frames {format_frames(absent)} of {plan.out_path} are missing although their "
+                             "chunks are marked done; render them again with --force")
         return summarise(plan, None, len(plan.numbers), start, timer, [], plan.out_path)
     written = 0
     with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
