@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from test_io_support import video_pts
 
 from vidswap.errors import InputError
 from vidswap.io import EncodeSettings, Frame, open_sink, probe, read_frames
-from vidswap.io.sequences import SequencePattern, write_image_file
+from vidswap.io.sequences import SequencePattern, sequence_label, write_image_file
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,19 @@ def test_sequence_output_errors(real_frames, tmp_path):
             sink.write(Frame(1, None, None, real_frames[0]))
             sink.write(Frame(1, None, None, real_frames[0]))
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".vidswap-tmp-*"))
+
+
+def test_probe_prints_a_sequence_as_hashes_and_its_range(tmp_path):
+    images = [np.full((4, 6, 3), 10 * i, np.uint8) for i in range(24)]
+    _write_sequence(tmp_path, "pl.####.png", images, 1001)
+    for pattern in ["pl.####.png", "pl.%04d.png", "pl.1001-1024#.png", "pl.@@@@.png"]:
+        assert sequence_label(probe(str(tmp_path / pattern)).pattern) == (str(tmp_path / "pl.####.png"), "1001-1024")
+    shown = subprocess.run([sys.executable, "-m", "vidswap.cli", "probe", str(tmp_path / "pl.%04d.png")],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"pattern: {tmp_path / 'pl.####.png'} 1001-1024" in shown.stdout  # not fileseq's lone "#"
+
+
+def test_sequence_label_keeps_other_paddings():
+    assert sequence_label("/s/w.1-3@@@@@@.exr") == ("/s/w.######.exr", "1-3")
+    assert sequence_label("/s/w.%03d.exr") == ("/s/w.###.exr", "")

@@ -1,4 +1,4 @@
-"""vidswap.jobs.farm: OpenJD templates (validated by openjd-model, `openjd check`, and run with `openjd run`),
+"""vidswap.jobs (farm, openjd, deadline, opencue): OpenJD templates (validated by openjd-model, `openjd check`, and run with `openjd run`),
 Deadline 10 job files, OpenCue outlines.
 
 The OpenJD run tests use a tiny fake `vidswap` that records its arguments, so they check the template's
@@ -10,6 +10,7 @@ message, it does not skip) until `vidswap analyze/tune/render/assemble` exist.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,13 +26,17 @@ import yaml
 from vidswap.config import FarmConfig, JobConfig, load_config
 from vidswap.errors import ConfigError, UsageError
 from vidswap.io.frames import format_frames
-from vidswap.jobs.farm import (chunk_frames, export_deadline, export_opencue, export_openjd, opencue_spec,
-                               openjd_render_chunks, openjd_template, parse_deadline_info, submit_deadline, validate_openjd, write_deadline, write_openjd)
+from vidswap.jobs.deadline import export_deadline, parse_deadline_info, submit_deadline, write_deadline
+from vidswap.jobs.farm import chunk_frames, shot_passes
+from vidswap.jobs.opencue import INSTALL_HINT, cue_identity, export_opencue, opencue_spec
+from vidswap.jobs.openjd import (export_openjd, openjd_render_chunks, openjd_template, validate_openjd,
+                                write_openjd)
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERIC_TEMPLATE = ROOT / "pipelines" / "openjd" / "vidswap_job.yaml"
 BIN = Path(sys.executable).parent
 SHOT = Path("/studio/shows/demo/shot 010/vidswap.yaml")  # a space in the path on purpose
+TUNED = JobConfig(tune=JobConfig().tune.__class__(enabled=True))  # a shot that tunes: the Tune pass is scheduled
 
 
 def _tool(name: str) -> str:
@@ -64,6 +69,11 @@ def _calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+def _chunks(template: dict, **kwargs) -> list[str]:
+    """The Render tasks' frame windows of an exported template, the shot file given as a job parameter."""
+    return openjd_render_chunks(template, {"ShotFile": str(SHOT)}, **kwargs)
+
+
 def _frames_of(chunk: str) -> list[int]:
     return list(fileseq.FrameSet(chunk))
 
@@ -73,7 +83,8 @@ def _frames_of(chunk: str) -> list[int]:
 
 
 def test_openjd_template_structure_and_openjd_check(tmp_path):
-    template = export_openjd(SHOT, JobConfig(), range(1001, 1101), 25)
+    bundle = tmp_path / "bundle"
+    template = export_openjd(SHOT, TUNED, range(1001, 1101), 25, template_dir=bundle)
     assert template["specificationVersion"] == "jobtemplate-2023-09" and template["extensions"] == ["TASK_CHUNKING"]
     steps = {s["name"]: s for s in template["steps"]}
     assert list(steps) == ["Analyze", "Tune", "Render", "Assemble"]
@@ -83,15 +94,20 @@ def test_openjd_template_structure_and_openjd_check(tmp_path):
     assert [s.get("hostRequirements") for s in template["steps"]] == [gpu, gpu, gpu, None]
     (task,) = steps["Render"]["parameterSpace"]["taskParameterDefinitions"]
     assert task["type"] == "CHUNK[INT]" and task["chunks"]["rangeConstraint"] == "CONTIGUOUS"
+    assert task["range"] == "1001-1100"  # from the shot's frames, not a parameter that could disagree with them
     defaults = {p["name"]: p.get("default") for p in template["parameterDefinitions"]}
-    assert defaults == {"ShotFile": str(SHOT), "Vidswap": "vidswap", "Frames": "1001-1100", "ChunkSize": 25}
+    assert defaults == {"ShotFile": None, "Vidswap": "vidswap", "ChunkSize": 25}  # outside the template's folder
+    shot_file = next(p for p in template["parameterDefinitions"] if p["name"] == "ShotFile")
+    assert (shot_file["type"], shot_file["objectType"], shot_file["dataFlow"]) == ("PATH", "FILE", "IN")
+    assert all(p["userInterface"]["label"] for p in template["parameterDefinitions"])
+    assert shot_file["userInterface"]["control"] == "CHOOSE_INPUT_FILE"
     run = steps["Render"]["script"]["actions"]["onRun"]
     assert run["command"] == "{{Param.Vidswap}}"
     assert run["args"] == ["render", "--config", "{{Param.ShotFile}}", "--frames", "{{Task.Param.Frame}}", "--quiet"]
-    chunks = openjd_render_chunks(template)
+    chunks = openjd_render_chunks(template, {"ShotFile": str(SHOT)}, template_dir=bundle)
     assert chunks == ["1001-1025", "1026-1050", "1051-1075", "1076-1100"]
 
-    path = write_openjd(template, tmp_path / "bundle" / "template.yaml")
+    path = write_openjd(template, bundle / "template.yaml")
     assert yaml.safe_load(path.read_text()) == template
     assert "passes validation" in _openjd("check", str(path)).stdout
 
@@ -115,11 +131,11 @@ def test_openjd_host_requirements_are_configurable():
 
 
 def test_farm_settings_come_from_the_config_section():
-    cfg = load_config(overrides={"farm": {"chunk_size": 7, "gpu": False, "executable": "vs"}})
-    assert cfg.farm == FarmConfig(chunk_size=7, gpu=False, executable="vs")
+    cfg = load_config(overrides={"farm": {"chunk_size": 7, "gpu": False, "executable": "vs", "max_retries": 1}})
+    assert cfg.farm == FarmConfig(chunk_size=7, gpu=False, executable="vs", max_retries=1)
     assert JobConfig().farm == FarmConfig()
     template = export_openjd(SHOT, cfg, range(1, 15))  # chunk size from cfg.farm
-    assert openjd_render_chunks(template) == ["1-7", "8-14"]
+    assert _chunks(template) == ["1-7", "8-14"]
     assert all("hostRequirements" not in s for s in template["steps"])
 
 
@@ -127,6 +143,7 @@ def test_generic_template_file_is_current_and_valid():
     """pipelines/openjd/vidswap_job.yaml is what openjd_template() makes (regenerate it if this fails)."""
     on_disk = yaml.safe_load(GENERIC_TEMPLATE.read_text())
     assert on_disk == openjd_template(FarmConfig())
+    assert [s["name"] for s in on_disk["steps"]] == ["Analyze", "Tune", "Render", "Assemble"]  # tune: a no-op when off
     assert "passes validation" in _openjd("check", str(GENERIC_TEMPLATE)).stdout
     with pytest.raises(ConfigError, match="ShotFile"):
         validate_openjd(on_disk)  # the shot file has no default: it must be given
@@ -152,9 +169,9 @@ def test_chunking_modes_and_errors():
     stepped = list(range(0, 100, 2))
     template = export_openjd(SHOT, JobConfig(), stepped, 10)  # auto: gaps -> explicit fileseq chunks
     assert "extensions" not in template
-    assert openjd_render_chunks(template) == ["0-18x2", "20-38x2", "40-58x2", "60-78x2", "80-98x2"]
+    assert _chunks(template) == ["0-18x2", "20-38x2", "40-58x2", "60-78x2", "80-98x2"]
     explicit = export_openjd(SHOT, JobConfig(), range(1001, 1011), 4, farm=FarmConfig(chunking="explicit"))
-    assert openjd_render_chunks(explicit) == ["1001-1004", "1005-1008", "1009-1010"]
+    assert _chunks(explicit) == ["1001-1004", "1005-1008", "1009-1010"]
     with pytest.raises(ConfigError, match="gaps"):
         export_openjd(SHOT, JobConfig(), stepped, 10, farm=FarmConfig(chunking="task_chunking"))
     with pytest.raises(ConfigError, match="1024"):
@@ -171,7 +188,7 @@ def test_chunking_modes_and_errors():
 
 
 def test_openjd_run_each_step_with_a_fake_vidswap(tmp_path):
-    template = export_openjd(SHOT, JobConfig(), range(1001, 1011), 4)
+    template = export_openjd(SHOT, TUNED, range(1001, 1011), 4, template_dir=tmp_path)
     job = write_openjd(template, tmp_path / "job.yaml")
     exe, log = _fake_vidswap(tmp_path)
     shot = f"ShotFile={SHOT}"
@@ -185,17 +202,21 @@ def test_openjd_run_each_step_with_a_fake_vidswap(tmp_path):
     renders = calls[2:-1]
     assert all(c[:4] == ["render", *base, "--frames"] and c[5:] == ["--quiet"] for c in renders)
     chunks = [c[4] for c in renders]
-    assert chunks == openjd_render_chunks(template) == ["1001-1004", "1005-1007", "1008-1010"]
+    assert chunks == _chunks(template, template_dir=tmp_path) == ["1001-1004", "1005-1007", "1008-1010"]
     frames = [n for chunk in chunks for n in _frames_of(chunk)]
     assert frames == list(range(1001, 1011))  # every frame once, in order, no overlap
 
 
 def test_openjd_run_dependencies_keeps_order_and_stops_on_failure(tmp_path):
-    job = write_openjd(export_openjd(SHOT, JobConfig(), range(0, 30, 3), 4), tmp_path / "job.yaml")  # stepped
+    shot = tmp_path / "sh010" / "vidswap.yaml"  # inside the template's folder: ShotFile gets a (relative) default
+    stepped = export_openjd(shot, JobConfig(), range(0, 30, 3), 4, template_dir=tmp_path)  # tuning off: no Tune
+    assert {p["name"]: p.get("default") for p in stepped["parameterDefinitions"]}["ShotFile"] == "sh010/vidswap.yaml"
+    job = write_openjd(stepped, tmp_path / "job.yaml")
     exe, log = _fake_vidswap(tmp_path)
     _openjd("run", str(job), "--step", "Assemble", "--run-dependencies", "-p", f"Vidswap={exe}")
+    assert {c[2] for c in _calls(log)} == {str(shot)}  # the relative default, joined to the template's folder
     passes = [c[0] for c in _calls(log)]
-    assert passes == ["analyze", "tune", "render", "render", "render", "assemble"]
+    assert passes == ["analyze", "render", "render", "render", "assemble"]
     chunks = [c[4] for c in _calls(log) if c[0] == "render"]
     assert chunks == ["0-9x3", "12-21x3", "24,27"]
     assert [n for c in chunks for n in _frames_of(c)] == list(range(0, 30, 3))
@@ -205,7 +226,7 @@ def test_openjd_run_dependencies_keeps_order_and_stops_on_failure(tmp_path):
     result = _openjd("run", str(job), "--step", "Assemble", "--run-dependencies", "-p", f"Vidswap={failing}",
                      check=False)
     assert result.returncode != 0
-    assert [c[0] for c in _calls(failed_log)] == ["analyze", "tune", "render"]  # no assemble after exit 5
+    assert [c[0] for c in _calls(failed_log)] == ["analyze", "render"]  # no assemble after exit 5
 
 
 def test_openjd_runs_the_real_vidswap_passes(media, tmp_path):
@@ -230,10 +251,11 @@ def test_openjd_runs_the_real_vidswap_passes(media, tmp_path):
     cfg = load_config(shot=shot)
     info = probe_media(clip)
     frames = list(fileseq.FrameSet(cfg.frames))
-    template = export_openjd(shot, cfg, frames, 10, farm=FarmConfig(gpu=False, executable=str(vidswap)))
-    assert openjd_render_chunks(template) == ["0-9", "10-19"]
+    template = export_openjd(shot, cfg, frames, 10, farm=FarmConfig(gpu=False, executable=str(vidswap)),
+                             template_dir=tmp_path)
+    assert openjd_render_chunks(template, template_dir=tmp_path) == ["0-9", "10-19"]
     job = write_openjd(template, tmp_path / "job.yaml")
-    for step in ("Analyze", "Tune", "Render", "Assemble"):
+    for step in ("Analyze", "Render", "Assemble"):
         _openjd("run", str(job), "--step", step, "--no-run-dependencies")
     result = probe_media(out)
     assert (result.width, result.height, result.frame_count) == (info.width, info.height, 20)
@@ -249,7 +271,7 @@ def test_openjd_runs_the_real_vidswap_passes(media, tmp_path):
 
 
 def test_deadline_job_files(tmp_path):
-    cfg = load_config(overrides={"output": {"path": "/studio/out/shot010_swap.mov"}})
+    cfg = load_config(overrides={"output": {"path": "/studio/out/shot010_swap.mov"}, "tune": {"enabled": True}})
     jobs = export_deadline(SHOT, cfg, range(1001, 1101), 25,
                            farm=FarmConfig(pool="gpu", group="cuda", priority=70, timeout_s=5400))
     assert [j.pass_name for j in jobs] == ["analyze", "tune", "render", "assemble"]
@@ -263,6 +285,8 @@ def test_deadline_job_files(tmp_path):
     assert all(i["Plugin"] == "CommandLine" and i["BatchName"] == "vidswap vidswap" for i in infos)
     assert all(i["Pool"] == "gpu" and i["Group"] == "cuda" and i["Priority"] == "70" for i in infos)
     assert all(i["TaskTimeoutMinutes"] == "90" for i in infos)
+    # failure detection as the README's retry advice: a task fails after max_retries + 1 errors (default 2 + 1)
+    assert all((i["OverrideTaskFailureDetection"], i["FailureDetectionTaskErrors"]) == ("True", "3") for i in infos)
     render = infos[2]
     assert (render["Frames"], render["ChunkSize"]) == ("1001-1100", "25") and "MachineLimit" not in render
     assert all((i["Frames"], i["ChunkSize"], i["MachineLimit"]) == ("1001", "1", "1") for i in infos[::3])
@@ -281,7 +305,7 @@ def test_deadline_job_files(tmp_path):
 
 def test_submit_deadline_chains_job_dependencies(tmp_path):
     folder = tmp_path / "deadline"
-    write_deadline(export_deadline(SHOT, JobConfig(), range(1, 51), 10), folder)
+    write_deadline(export_deadline(SHOT, TUNED, range(1, 51), 10), folder)
     record = tmp_path / "submitted.jsonl"
     fake = tmp_path / "deadlinecommand"
     fake.write_text(f"#!{sys.executable}\n"
@@ -327,7 +351,10 @@ def test_submit_deadline_chains_job_dependencies(tmp_path):
 
 def test_opencue_outline_spec(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # pyoutline sessions would go here: nothing may appear
-    ol = export_opencue(SHOT, JobConfig(), range(1001, 1101), 25, farm=FarmConfig(show="demo", priority=80))
+    for name in ("SHOW", "SHOT", "FACILITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "artist")
+    ol = export_opencue(SHOT, TUNED, range(1001, 1101), 25, farm=FarmConfig(show="demo", priority=80))
     spec = opencue_spec(ol)
     root = ET.fromstring(spec.split("?>", 1)[1].split(">", 1)[1])  # past the XML declaration and DOCTYPE
     assert root.findtext("show") == "demo" and root.findtext("shot") == "vidswap"
@@ -346,5 +373,71 @@ def test_opencue_outline_spec(tmp_path, monkeypatch):
     assert deps == [("tune", "analyze", "LAYER_ON_LAYER"), ("render", "tune", "LAYER_ON_LAYER"),
                     ("assemble", "render", "LAYER_ON_LAYER")]
     assert not (tmp_path / "home").exists()
-    cpu = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 11), 5, farm=FarmConfig(gpu=False)))
-    assert "<gpus>" not in cpu
+    cpu = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 11), 5, farm=FarmConfig(gpu=False, show="demo")))
+    assert "<gpus>" not in cpu and "tune" not in cpu  # tuning off: no tune layer
+
+
+def test_opencue_identity_comes_from_config_or_environment_never_the_exporting_machine(monkeypatch):
+    monkeypatch.setenv("SHOW", "bigshow")
+    monkeypatch.setenv("USER", "artist")
+    monkeypatch.setenv("FACILITY", "lax")
+    monkeypatch.delenv("SHOT", raising=False)
+    spec = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 5), 2, farm=FarmConfig(gpu=False)))
+    root = ET.fromstring(spec.split("?>", 1)[1].split(">", 1)[1])
+    assert [e.tag for e in root][:4] == ["facility", "show", "shot", "user"]  # the DTD's order
+    assert (root.findtext("facility"), root.findtext("show"), root.findtext("user")) == ("lax", "bigshow", "artist")
+    assert root.find("uid") is None and root.find("email") is None  # no uid of the exporting process
+    assert root.find("job").findtext("maxretries") == "2"  # farm.max_retries
+    monkeypatch.setenv("SHOT", "sh010")
+    ident = cue_identity(SHOT, FarmConfig(show="demo", user="td", facility=None), environ={"SHOT": "sh010"})
+    assert (ident.show, ident.shot, ident.user, ident.facility) == ("demo", "sh010", "td", None)
+    monkeypatch.delenv("FACILITY")
+    bare = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 5), 2, farm=FarmConfig(show="demo")))
+    assert "<facility>" not in bare and "testing" not in bare and "<uid>" not in bare  # no pyoutline defaults
+    with pytest.raises(ConfigError, match=r"farm.show .*\$SHOW"):
+        cue_identity(SHOT, FarmConfig(), environ={"USER": "artist"})
+    with pytest.raises(ConfigError, match=r"farm.user .*\$USER"):
+        cue_identity(SHOT, FarmConfig(show="demo"), environ={})
+
+
+def test_opencue_export_without_pyoutline_exits_2_with_the_install_line(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from vidswap.cli import main
+
+    shot = tmp_path / "shot.yaml"
+    shot.write_text(yaml.safe_dump({"input": str(tmp_path / "missing.mp4")}))
+    monkeypatch.setitem(sys.modules, "outline", None)  # import outline -> ImportError, as when not installed
+    with pytest.raises(UsageError, match=re.escape(INSTALL_HINT)):
+        export_opencue(SHOT, JobConfig(), range(1, 5), 2, farm=FarmConfig(show="demo", user="td"))
+    monkeypatch.setattr("vidswap.cli.plan_shot", lambda cfg: type("Plan", (), {"numbers": [1, 2, 3]})())
+    result = CliRunner().invoke(main, ["farm", "export", str(shot), "--format", "opencue", "-o",
+                                       str(tmp_path / "cue.xml")])
+    assert result.exit_code == 2 and INSTALL_HINT in result.output and not (tmp_path / "cue.xml").exists()
+
+
+@pytest.mark.parametrize("executable", ["/opt/vid swap/bin/vidswap", r"C:\Program Files\vidswap\vidswap.exe"])
+def test_absolute_executable_is_used_verbatim_by_every_farm(executable, monkeypatch):
+    monkeypatch.setenv("USER", "artist")
+    farm = FarmConfig(executable=executable, show="demo")
+    plugin = parse_deadline_info(export_deadline(SHOT, JobConfig(), range(1, 5), 2, farm=farm)[1].plugin_info)
+    assert plugin["Executable"] == executable  # Deadline takes the path as it is: no quotes
+    template = export_openjd(SHOT, JobConfig(), range(1, 5), 2, farm=farm)
+    assert {p["name"]: p.get("default") for p in template["parameterDefinitions"]}["Vidswap"] == executable
+    cmds = [shlex.split(c.text) for c in ET.fromstring(opencue_spec(export_opencue(
+        SHOT, JobConfig(), range(1, 5), 2, farm=farm)).split("?>", 1)[1].split(">", 1)[1]).iter("cmd")]
+    assert {c[0] for c in cmds} == {executable}  # OpenCue runs the command through a shell: quoted
+    with pytest.raises(ConfigError, match="relative path"):
+        FarmConfig(executable="bin/vidswap")
+
+
+def test_no_tune_pass_when_tuning_is_off():
+    assert shot_passes(JobConfig()) == ("analyze", "render", "assemble")
+    assert shot_passes(TUNED) == ("analyze", "tune", "render", "assemble")
+    passthrough = load_config(overrides={"tune": {"enabled": True}, "swap": {"core": "passthrough"}})
+    assert shot_passes(passthrough) == ("analyze", "render", "assemble")
+    template = export_openjd(SHOT, JobConfig(), range(1, 5), 2)
+    assert [s["name"] for s in template["steps"]] == ["Analyze", "Render", "Assemble"]
+    assert template["steps"][1]["dependencies"] == [{"dependsOn": "Analyze"}]
+    assert [j.pass_name for j in export_deadline(SHOT, JobConfig(), range(1, 5), 2)] == [
+        "analyze", "render", "assemble"]

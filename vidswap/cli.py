@@ -31,7 +31,8 @@ from vidswap.eval.report import evaluate, frame_range  # noqa: E402
 from vidswap.eval.suite import run_suite  # noqa: E402
 from vidswap.io import probe as probe_media  # noqa: E402
 from vidswap.io.frames import format_frames  # noqa: E402
-from vidswap.jobs import farm as farm_jobs  # noqa: E402
+from vidswap.io.sequences import sequence_label  # noqa: E402
+from vidswap.jobs import deadline, opencue, openjd  # noqa: E402
 from vidswap.jobs import passes  # noqa: E402
 from vidswap.models.registry import add_model, fetch_models, list_models, load_manifest, verify_models  # noqa: E402
 from vidswap.shot import plan_shot  # noqa: E402
@@ -275,9 +276,13 @@ def probe(input, as_json):
     """Describe INPUT: codec, size, fps (VFR?), frames, duration, bit depth, colour tags, timecode, audio."""
     info = probe_media(input)
     data = info.to_dict()
+    if info.pattern:  # one # per digit and the range, not fileseq's lone # (which means 4 digits)
+        data["pattern"], data["frame_range"] = sequence_label(info.pattern)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
+    if info.pattern:  # one line, as Nuke and RV show a sequence: plate.####.exr 1001-1100
+        data["pattern"] = f"{data['pattern']} {data.pop('frame_range')}".strip()
     for key, value in data.items():
         if key == "audio":
             value = "; ".join(f"#{a['index']} {a['codec']} {a['sample_rate']} Hz {a['channels']} ch"
@@ -340,21 +345,26 @@ def farm():
               show_default=True)
 @click.option("-o", "--output", required=True, help="Job template file (openjd, opencue) or folder (deadline).")
 @click.option("--chunk-size", type=int, help="Frames per render task (default farm.chunk_size).")
+@click.option("--executable", help="The vidswap executable on the workers, a name on PATH or an absolute path "
+              "(default farm.executable).")
 @_report_errors
-def farm_export(shot, fmt, output, chunk_size):
-    """Export the shot job SHOT (YAML) as a farm job: analyze -> tune -> render chunks -> assemble."""
-    cfg = load_config(shot=shot)
-    numbers = plan_shot(cfg).numbers
+def farm_export(shot, fmt, output, chunk_size, executable):
+    """Export the shot job SHOT (YAML) as a farm job: analyze -> tune (when on) -> render chunks -> assemble."""
+    cfg = load_config(shot=shot, overrides={"farm": {"executable": executable}})
+    numbers = plan_shot(cfg).numbers  # the shot's frames, from the shot file: the one place they come from
     shot_path = Path(shot).resolve()
     if fmt == "openjd":
-        path = farm_jobs.write_openjd(farm_jobs.export_openjd(shot_path, cfg, numbers, chunk_size), Path(output))
-        click.echo(f"wrote {path} (check: openjd check {path})")
+        template = openjd.export_openjd(shot_path, cfg, numbers, chunk_size, template_dir=Path(output).parent)
+        path = openjd.write_openjd(template, Path(output))
+        given = "" if openjd.shot_file_default(str(shot_path), path.parent) else f" -p ShotFile={shot_path}"
+        click.echo(f"wrote {path} (check: openjd check {path}; run here: openjd run {path} --step Assemble "
+                   f"--run-dependencies{given})")
     elif fmt == "deadline":
-        paths = farm_jobs.write_deadline(farm_jobs.export_deadline(shot_path, cfg, numbers, chunk_size), Path(output))
+        paths = deadline.write_deadline(deadline.export_deadline(shot_path, cfg, numbers, chunk_size), Path(output))
         click.echo("wrote " + ", ".join(str(p) for p in paths))
     else:
-        spec = farm_jobs.opencue_spec(farm_jobs.export_opencue(shot_path, cfg, numbers, chunk_size))
-        click.echo(f"wrote {farm_jobs.write_opencue(spec, Path(output))}")
+        spec = opencue.opencue_spec(opencue.export_opencue(shot_path, cfg, numbers, chunk_size))
+        click.echo(f"wrote {opencue.write_opencue(spec, Path(output))}")
 
 
 # --------------------------------------------------------------------------------------------------------------

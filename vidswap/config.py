@@ -18,7 +18,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 import yaml
@@ -70,15 +70,18 @@ class FarmConfig:
     gpu: bool = True  # require a GPU worker for analyze/tune/render; false on CPU-only farms
     gpu_memory_mib: int | None = None  # minimum GPU memory per worker
     os_family: Literal["linux", "windows", "macos"] | None = None
-    executable: str = "vidswap"  # the vidswap executable on the workers
+    executable: str = "vidswap"  # the vidswap executable on the workers: a name on PATH or an absolute path
     timeout_s: int | None = None  # per-task run limit
     chunking: Literal["auto", "task_chunking", "explicit"] = "auto"  # OpenJD render-step chunking
     target_chunk_seconds: int = 0  # OpenJD adaptive chunking: aim for tasks this long (0 = fixed chunk_size)
     name: str | None = None  # job name; None: "vidswap <shot file stem>"
+    max_retries: int = 2  # retries of a failed task: Deadline 10 failure detection, OpenCue maxretries
     priority: int = 50  # Deadline 10 / OpenCue priority
     pool: str | None = None  # Deadline 10 pool
     group: str | None = None  # Deadline 10 group
-    show: str | None = None  # OpenCue show
+    show: str | None = None  # OpenCue show; None: $SHOW
+    facility: str | None = None  # OpenCue facility; None: $FACILITY, else Cuebot's default
+    user: str | None = None  # OpenCue user the job belongs to; None: $USER
 
     def __post_init__(self):
         if self.chunk_size < 1:
@@ -95,6 +98,18 @@ class FarmConfig:
             raise ConfigError(f"farm.os_family must be linux, windows or macos, got {self.os_family!r}")
         if not self.executable.strip():
             raise ConfigError("farm.executable is empty; give the vidswap executable the workers run")
+        if _is_relative_path(self.executable):
+            raise ConfigError(f"farm.executable {self.executable!r} is a relative path, which workers would resolve "
+                              "in their own task folders; give a name on PATH or an absolute path")
+        if self.max_retries < 0:
+            raise ConfigError(f"farm.max_retries must be >= 0, got {self.max_retries}")
+
+
+def _is_relative_path(executable: str) -> bool:
+    """A path with a folder that is absolute neither on POSIX nor on Windows (``bin/vidswap``)."""
+    has_folder = "/" in executable or "\\" in executable
+    absolute = PurePosixPath(executable).is_absolute() or PureWindowsPath(executable).is_absolute()
+    return has_folder and not absolute
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Submit the Deadline 10 jobs written by ``vidswap.jobs.farm.write_deadline`` (one folder per shot).
+"""Submit the Deadline 10 jobs written by ``vidswap.jobs.deadline.write_deadline`` (one folder per shot).
 
     python pipelines/deadline/submit_deadline.py jobs/shot010/deadline
     python pipelines/deadline/submit_deadline.py DIR --deadlinecommand /opt/Thinkbox/Deadline10/bin/deadlinecommand
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from vidswap.errors import VidswapError
-from vidswap.jobs.farm import submit_deadline
+from vidswap.jobs.deadline import submit_deadline
 
 
 def main(argv: list[str] | None = None) -> int:
