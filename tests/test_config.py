@@ -1,10 +1,12 @@
 """Config layering and validation: exact expectations."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from vidswap.config import JobConfig, load_config
+from vidswap.config import JobConfig, expand_env, load_config
 from vidswap.errors import ConfigError
 
 
@@ -107,3 +109,63 @@ def test_lists_become_tuples_and_comma_strings_split():
     cfg = load_config(overrides={"sources": ["a.jpg", "b.jpg"], "composite": {"regions": "eyes,mouth"}})
     assert cfg.sources == ("a.jpg", "b.jpg")
     assert cfg.composite.regions == ("eyes", "mouth")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# environment variables in shot-file paths, and `vidswap config show`
+
+
+def test_shot_file_paths_expand_environment_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOW", "/shows/demo")
+    monkeypatch.setenv("SHOT", "sh010")
+    shot = write(tmp_path, "shot.yaml", "input: $SHOW/$SHOT/plate.####.exr\n"
+                                        "sources: ['${SHOW}/cast/actor.jpg', actor2.jpg]\n"
+                                        "output: {path: 'comp/$SHOT/face.$F4.exr'}\n"
+                                        "target: {reference: $$literal/ref.png, mode: reference}\n")
+    cfg = load_config(shot=shot)
+    assert cfg.input == "/shows/demo/sh010/plate.####.exr"
+    assert cfg.sources == ("/shows/demo/cast/actor.jpg", str(tmp_path / "actor2.jpg"))
+    assert cfg.output.path == str(tmp_path / "comp" / "sh010" / "face.$F4.exr")  # $F4: Houdini frame token
+    assert cfg.target.reference == str(tmp_path / "$literal" / "ref.png")  # $$ is a literal $
+
+
+def test_unset_variable_is_a_config_error_naming_key_and_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("VIDSWAP_TEST_UNSET", raising=False)
+    shot = write(tmp_path, "shot.yaml", "input: $VIDSWAP_TEST_UNSET/plate.mov\n")
+    with pytest.raises(ConfigError, match=r"input in .*shot.yaml: environment variable \$VIDSWAP_TEST_UNSET"):
+        load_config(shot=shot)
+
+
+def test_expansion_is_text_only_never_a_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shot = write(tmp_path, "shot.yaml", "input: '$(touch pwned)/`touch pwned2`/plate.mov'\n")
+    cfg = load_config(shot=shot)
+    assert cfg.input == str(tmp_path / "$(touch pwned)" / "`touch pwned2`" / "plate.mov")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+    assert expand_env("${A}-$B-$F-$$", "k", "f", {"A": "1", "B": "2"}) == "1-2-$F-$"
+
+
+def test_config_show_prints_every_value_with_its_origin(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from vidswap.cli import main
+
+    monkeypatch.setenv("SHOT", "sh010")
+    shot = write(tmp_path, "shot.yaml", "input: plates/$SHOT.mov\npreset: preview\noutput: {crf: 30}\n"
+                                        "swap: {geometric: {crop_size: 320}}\n")
+    result = CliRunner().invoke(main, ["config", "show", "--config", str(shot), "--scale", "0.75", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows["scale"] == {"value": 0.75, "from": "command line"}
+    assert rows["output.crf"] == {"value": 30, "from": f"shot file {shot}"}
+    assert rows["output.encoder_preset"] == {"value": "veryfast", "from": "preset preview"}
+    assert rows["every"] == {"value": 1, "from": "default"}
+    assert rows["swap.geometric.crop_size"]["from"] == f"shot file {shot}"
+    assert rows["swap.geometric.shape"] == {"value": "source", "from": "default"}
+    assert rows["input"] == {"value": str(tmp_path / "plates" / "sh010.mov"), "from": f"shot file {shot}",
+                             "written": "plates/$SHOT.mov"}
+    assert rows["preset"] == {"value": "preview", "from": f"shot file {shot}"}
+    table = CliRunner().invoke(main, ["config", "show", "--config", str(shot), "--preset", "final"]).output
+    assert re.search(r"^preset +final +command line$", table, re.MULTILINE)  # the flag beats the shot's preset
+    assert re.search(r"^smoothing\.method +rts +preset final$", table, re.MULTILINE)
+    assert "(as written: plates/$SHOT.mov)" in table

@@ -25,7 +25,8 @@ import click  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from vidswap import __version__, pipeline  # noqa: E402
-from vidswap.config import JobConfig, load_config  # noqa: E402
+from vidswap.config import ConfigLayer, JobConfig, build_config, config_layers, load_config  # noqa: E402
+from vidswap.config_report import config_provenance, format_provenance, provenance_json  # noqa: E402
 from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, ModelError, VidswapError  # noqa: E402
 from vidswap.eval.report import evaluate, frame_range  # noqa: E402
 from vidswap.eval.suite import run_suite  # noqa: E402
@@ -124,10 +125,15 @@ def job_options(fn):
     return fn
 
 
-def load_job(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
-             target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-             burnin=None, patches=None, **_) -> JobConfig:
+def load_job(**opts) -> JobConfig:
     """The job config from the shot YAML, the preset and the command-line flags."""
+    return build_config(job_layers(**opts))
+
+
+def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
+               target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
+               burnin=None, patches=None, **_) -> list[ConfigLayer]:
+    """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
     mode = target_mode or ("index" if target_index is not None else "reference" if target_face else None)
@@ -139,8 +145,9 @@ def load_job(input, sources, output, frames, preview, scale, every, shot, preset
         "swap": {"core": "passthrough" if passthrough else None},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},
+        "preset": preset or ("preview" if preview else None),  # a flag: beats the shot file's preset
     }
-    return load_config(shot=shot, preset=preset or ("preview" if preview else None), overrides=overrides)
+    return config_layers(shot=shot, overrides=overrides)
 
 
 @main.command()
@@ -328,6 +335,26 @@ def eval_suite(config, out_dir, reuse):
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# config
+
+
+@main.group("config")
+def config_group():
+    """Job configs: show the effective settings of a job and where each came from."""
+
+
+@config_group.command("show")
+@job_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {key: {value, from, written}}.")
+@_report_errors
+def config_show(as_json, **opts):
+    """Print the effective config of a job (the same INPUT / --config / flags as run), each value with where it
+    came from: default, preset, shot file or command line."""
+    rows = config_provenance(job_layers(**opts))
+    click.echo(provenance_json(rows) if as_json else format_provenance(rows))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Precedence (later wins): dataclass defaults < ``vidswap/configs/<preset>.yaml`` (package data) < shot YAML < CLI
 flags. Every layer is validated on its own before merging, so an unknown key or a wrong type is reported with the
-key's dotted name and the file (or "command line") it came from.
+key's dotted name and the file (or "command line") it came from (``config_layers`` keeps them apart for
+``vidswap config show``).  Shot-file paths may use environment variables (``$SHOW/$SHOT/plate.mov``), expanded
+as plain text when the file is read.
 
 Sections owned by the stage that uses them are declared once, there: ``analysis`` and ``smoothing``
 (:mod:`vidswap.faces.analyze`), ``target`` (:mod:`vidswap.faces.targets`), ``composite``
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
@@ -297,45 +301,110 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def _resolve_paths(layer: dict, base: Path) -> dict:
-    """Shot-file paths are relative to the shot file's folder (symbolic links are kept, not resolved)."""
+_ENV_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<name>[A-Za-z_]\w*)|(?P<escaped>\$))")
+_HOUDINI_FRAME = re.compile(r"F\d*")  # $F, $F4: Houdini frame-number tokens of a sequence pattern, not variables
 
-    def rel(p: Any) -> Any:
-        return os.path.normpath(base / p) if isinstance(p, str) and not Path(p).is_absolute() else p
+
+def expand_env(text: str, key: str, origin: str, environ: Mapping[str, str] | None = None) -> str:
+    """``$NAME`` / ``${NAME}`` replaced by the environment's value (``$$`` is a literal ``$``; ``$F``/``$F4``
+    stay: sequence frame tokens).  Plain text substitution, nothing is run.  ConfigError for an unset variable."""
+    env = os.environ if environ is None else environ
+
+    def value(match: re.Match) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("name")
+        if match.group("name") and _HOUDINI_FRAME.fullmatch(name):
+            return match.group(0)
+        if name not in env:
+            raise ConfigError(f"{key} in {origin}: environment variable ${name} is not set; set it or write the "
+                              "path out")
+        return env[name]
+
+    return _ENV_VAR.sub(value, text)
+
+
+def _resolve_paths(layer: dict, base: Path, origin: str) -> tuple[dict, dict[str, str]]:
+    """Shot-file paths: environment variables expanded, then relative paths joined to the shot file's folder
+    (symbolic links are kept, not resolved).  Returns the layer and {dotted key: text as written} of the
+    values that had variables."""
+    written: dict[str, str] = {}
+
+    def path(p: Any, key: str) -> Any:
+        if not isinstance(p, str):
+            return p
+        expanded = expand_env(p, key, origin)
+        if expanded != p:
+            written[key] = f"{written[key]}, {p}" if key in written else p
+        if key == "colorspace.config" and expanded.startswith("ocio://"):
+            return expanded
+        return os.path.normpath(base / expanded) if not Path(expanded).is_absolute() else expanded
 
     out = dict(layer)
     if "input" in out:
-        out["input"] = rel(out["input"])
+        out["input"] = path(out["input"], "input")
     if isinstance(out.get("sources"), tuple):
-        out["sources"] = tuple(rel(s) for s in out["sources"])
-    cs = out.get("colorspace")
-    if isinstance(cs, dict) and isinstance(cs.get("config"), str) and not cs["config"].startswith(("ocio://", "$")):
-        out["colorspace"] = dict(cs, config=rel(cs["config"]))
-    for section, key in (("output", "path"), ("target", "reference"), ("tune", "checkpoint")):
+        out["sources"] = tuple(path(s, "sources") for s in out["sources"])
+    for section, key in (("output", "path"), ("target", "reference"), ("tune", "checkpoint"),
+                         ("colorspace", "config")):
         if isinstance(out.get(section), dict) and key in out[section]:
-            out[section] = dict(out[section], **{key: rel(out[section][key])})
-    return out
+            out[section] = dict(out[section], **{key: path(out[section][key], f"{section}.{key}")})
+    return out, written
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One validated layer of a job config and where it came from.
+
+    kind:    ``preset``, ``shot file`` or ``command line``.
+    source:  the file, or ``command line``.
+    data:    the layer's settings as a nested dict (shot-file paths expanded and made absolute).
+    written: {dotted key: text as written} for shot-file values that had environment variables.
+    """
+
+    kind: str
+    source: str
+    data: dict
+    written: dict = field(default_factory=dict)
+
+
+def config_layers(shot: str | Path | None = None, preset: str | None = None, overrides: dict | None = None,
+                  config_dir: Path = CONFIG_DIR) -> list[ConfigLayer]:
+    """The validated layers of a job, lowest precedence first: preset YAML, shot YAML, command line (the
+    dataclass defaults are below them all)."""
+    shot_layer: ConfigLayer | None = None
+    if shot is not None:
+        shot_path = Path(shot)
+        data = _validate_layer(JobConfig, read_yaml(shot_path), str(shot_path))
+        data, written = _resolve_paths(data, Path(os.path.abspath(shot_path)).parent, str(shot_path))
+        shot_layer = ConfigLayer("shot file", str(shot_path), data, written)
+    cli_layer = ConfigLayer("command line", "command line",
+                            _validate_layer(JobConfig, _drop_none(overrides or {}), "command line"))
+    name = cli_layer.data.get("preset") or (shot_layer.data.get("preset") if shot_layer else None) or preset \
+        or "default"
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset_path = config_dir / f"{name}.yaml"
+    preset_data = _validate_layer(JobConfig, read_yaml(preset_path), str(preset_path)) if preset_path.exists() else {}
+    preset_data = dict(preset_data, preset=name)
+    return [ConfigLayer("preset", str(preset_path), preset_data), *([shot_layer] if shot_layer else []), cli_layer]
+
+
+def build_config(layers: list[ConfigLayer]) -> JobConfig:
+    """The job config of ``layers`` (later layers win), built and value-checked."""
+    merged: dict = {}
+    for layer in layers:
+        merged = _merge(merged, layer.data)
+    merged["preset"] = layers[0].data["preset"]
+    cfg = _build(JobConfig, merged)
+    _check_values(cfg)
+    return cfg
 
 
 def load_config(shot: str | Path | None = None, preset: str | None = None, overrides: dict | None = None,
                 config_dir: Path = CONFIG_DIR) -> JobConfig:
     """Build the job config from the layers. ``overrides`` are CLI flags as a nested dict (None values ignored)."""
-    shot_layer: dict = {}
-    if shot is not None:
-        shot_path = Path(shot)
-        shot_layer = _validate_layer(JobConfig, read_yaml(shot_path), str(shot_path))
-        shot_layer = _resolve_paths(shot_layer, Path(os.path.abspath(shot_path)).parent)
-    cli_layer = _validate_layer(JobConfig, _drop_none(overrides or {}), "command line")
-    name = cli_layer.get("preset") or shot_layer.get("preset") or preset or "default"
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    preset_path = config_dir / f"{name}.yaml"
-    preset_layer = _validate_layer(JobConfig, read_yaml(preset_path), str(preset_path)) if preset_path.exists() else {}
-    merged = _merge(_merge(_merge({}, preset_layer), shot_layer), cli_layer)
-    merged["preset"] = name
-    cfg = _build(JobConfig, merged)
-    _check_values(cfg)
-    return cfg
+    return build_config(config_layers(shot, preset, overrides, config_dir))
 
 
 def _drop_none(d: dict) -> dict:
