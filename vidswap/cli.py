@@ -33,6 +33,8 @@ from vidswap.eval.suite import run_suite  # noqa: E402
 from vidswap.io import probe as probe_media  # noqa: E402
 from vidswap.io.frames import format_frames  # noqa: E402
 from vidswap.io.sequences import sequence_label  # noqa: E402
+from vidswap.jobs import batch as batch_jobs  # noqa: E402
+from vidswap.jobs import clean as clean_jobs  # noqa: E402
 from vidswap.jobs import deadline, opencue, openjd  # noqa: E402
 from vidswap.jobs import passes  # noqa: E402
 from vidswap.models.registry import add_model, fetch_models, list_models, load_manifest, verify_models  # noqa: E402
@@ -335,6 +337,55 @@ def eval_suite(config, out_dir, reuse):
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# batches and clean-up
+
+
+@main.command()
+@click.argument("shots", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--force", is_flag=True, help="Run shots an earlier batch finished, too.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failed shot (default: run them all).")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), help="Also write the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_report_errors
+def batch(shots, force, fail_fast, summary_path, quiet):
+    """Run the shot files SHOTS one after another on this machine; shots an earlier batch finished (same
+    settings and input, output still there) are skipped. Prints a summary table; exits with the first failed
+    shot's code (0 when all are done)."""
+
+    def run_shot(cfg: JobConfig) -> pipeline.RunSummary:
+        with _progress(quiet) as bar:
+            return pipeline.run(cfg, progress=bar)
+
+    def said(result: batch_jobs.ShotResult) -> None:
+        click.echo(result.line(), err=result.status == "failed")
+
+    results = batch_jobs.run_batch(shots, run_shot, force=force, fail_fast=fail_fast, on_result=said)
+    click.echo(batch_jobs.summary_table(results))
+    if summary_path:
+        Path(summary_path).write_text(batch_jobs.summary_json(results))
+    sys.exit(batch_jobs.batch_exit_code(results))
+
+
+@main.command()
+@click.argument("shots", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--all", "everything", is_flag=True, help="Remove the whole job folder (analysis, tuned weights, "
+              "plots, chunks), not only the render chunks.")
+@click.option("--force", is_flag=True, help="Clean shots whose output is not complete, too.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@_report_errors
+def clean(shots, everything, force, dry_run):
+    """Remove the finished render chunks from the job folders of the shot files SHOTS (farm renders leave
+    them there; an FFV1 chunk set is as large as the shot). Shots whose output is not complete are kept."""
+    for shot in shots:
+        result = clean_jobs.clean_shot(load_config(shot=shot), everything, force, dry_run)
+        if result.kept:
+            click.echo(f"{shot}: {result.kept}")
+        for path in result.removed:
+            verb = "would remove" if dry_run else "removed"
+            click.echo(f"{shot}: {verb} {path} ({result.bytes / 2**20:.1f} MiB)")
 
 
 # --------------------------------------------------------------------------------------------------------------
