@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.faces.pose import (RIGID_INDICES, canonical_face, compose, decompose, euler_from_matrix, expression,
@@ -69,6 +70,23 @@ def test_euler_convention_and_roundtrip():
     Rx = matrix_from_euler(torch.zeros(5, dtype=torch.float64), pitch, torch.zeros(5, dtype=torch.float64))
     Rz = matrix_from_euler(torch.zeros(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64), roll)
     torch.testing.assert_close(R, Ry @ Rx @ Rz)
+    # the same convention as scipy's maintained intrinsic "YXZ" Euler angles, both ways
+    ypr = torch.stack([yaw, pitch, roll], -1).numpy()
+    np.testing.assert_allclose(R.numpy(), Rotation.from_euler("YXZ", ypr, degrees=True).as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(torch.stack([y2, p2, r2], -1).numpy(),
+                               Rotation.from_matrix(R.numpy()).as_euler("YXZ", degrees=True), atol=1e-9)
+
+
+def test_rotation_angle_is_exact_for_small_and_large_angles():
+    zero = torch.zeros(4)
+    yaw = torch.tensor([0.0, 0.01, 1.0, 170.0])
+    R_b = matrix_from_euler(yaw, zero, zero).float()
+    R_a = matrix_from_euler(zero, zero, zero).float()
+    torch.testing.assert_close(rotation_angle(R_a, R_b), yaw, atol=2e-4, rtol=1e-5)  # acos(trace) read 0.01 as 0
+    general = Rotation.random(8, random_state=0)
+    expected = np.degrees((general[:4].inv() * general[4:]).magnitude())
+    got = rotation_angle(torch.from_numpy(general[:4].as_matrix()), torch.from_numpy(general[4:].as_matrix()))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
 
 
 def test_canonical_face():

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from vidswap.errors import UsageError
 from vidswap.eval import judges
@@ -94,7 +95,7 @@ def retrieval(result_embeddings_per_clip: Sequence[np.ndarray], gallery: np.ndar
 
 
 def _rotation_from_rotvec(v: np.ndarray) -> np.ndarray:
-    return cv2.Rodrigues(np.asarray(v, dtype=np.float64).reshape(3, 1))[0]
+    return Rotation.from_rotvec(np.asarray(v, dtype=np.float64).reshape(3)).as_matrix()
 
 
 def fit_pose(points: np.ndarray, template: np.ndarray | None = None, refine: bool = True
@@ -174,13 +175,21 @@ def _refine_pose(q: np.ndarray, X: np.ndarray, s: float, R: np.ndarray, iters: i
     return math.exp(log_s), R
 
 
-def euler_degrees(R: np.ndarray) -> np.ndarray:
-    """(B, 3, 3) rotations -> (B, 3) yaw, pitch, roll in degrees (``vidswap.faces.pose`` convention)."""
+def _finite_rotations(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3, 3) -> ((N, 3, 3) float64, mask (...,) of the rotations without NaN/inf)."""
     R = np.asarray(R, dtype=np.float64)
-    pitch = np.degrees(np.arcsin(np.clip(-R[..., 1, 2], -1.0, 1.0)))
-    yaw = np.degrees(np.arctan2(R[..., 0, 2], R[..., 2, 2]))
-    roll = np.degrees(np.arctan2(R[..., 1, 0], R[..., 1, 1]))
-    return np.stack([yaw, pitch, roll], -1)
+    ok = np.isfinite(R).all(axis=(-2, -1))
+    return R[ok], ok
+
+
+def euler_degrees(R: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) rotations -> (B, 3) yaw, pitch, roll in degrees (``vidswap.faces.pose`` convention:
+    ``R = R_y(yaw) R_x(pitch) R_z(roll)``, scipy's intrinsic ``"YXZ"``); NaN rows stay NaN."""
+    finite, ok = _finite_rotations(R)
+    out = np.full(ok.shape + (3,), np.nan)
+    if finite.size:
+        out[ok] = Rotation.from_matrix(finite).as_euler("YXZ", degrees=True)
+    return out
 
 
 def pose_error(R_result: np.ndarray, R_target: np.ndarray) -> dict[str, np.ndarray]:
@@ -196,9 +205,10 @@ def pose_error(R_result: np.ndarray, R_target: np.ndarray) -> dict[str, np.ndarr
     """
     a = np.asarray(R_result, dtype=np.float64).reshape(-1, 3, 3)
     b = np.asarray(R_target, dtype=np.float64).reshape(-1, 3, 3)
-    # |Ra - Rb|_F = 2 sqrt(2) sin(theta / 2): exact 0 for equal rotations, accurate for small angles
-    chord = np.linalg.norm((a - b).reshape(len(a), -1), axis=1)
-    angle = np.degrees(2 * np.arcsin(np.clip(chord / (2 * math.sqrt(2)), 0.0, 1.0)))
+    ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
+    angle = np.full(len(a), np.nan)
+    if ok.any():  # the relative rotation's angle (quaternion based: exact 0 for equal rotations, exact when small)
+        angle[ok] = np.degrees((Rotation.from_matrix(a[ok]).inv() * Rotation.from_matrix(b[ok])).magnitude())
     d = euler_degrees(a) - euler_degrees(b)
     d = (d + 180.0) % 360.0 - 180.0
     return {"angle": angle, "yaw": np.abs(d[:, 0]), "pitch": np.abs(d[:, 1]), "roll": np.abs(d[:, 2]),

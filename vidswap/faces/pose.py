@@ -19,6 +19,9 @@ Euler angles (degrees), intrinsic yaw -> pitch -> roll::
 * roll about z (the face's viewing axis): positive turns the head clockwise on screen (top toward image right).
 
 All functions are batched torch functions (numpy inputs are accepted and converted); shapes in docstrings.
+The Euler conversions are written out here: they run batched on the job's torch device inside analysis and
+smoothing, where scipy's ``Rotation`` (numpy, CPU; ``"YXZ"``, the same convention -- the tests check both agree)
+cannot go, and kornia has no intrinsic Y-X-Z Euler angles.  Rotation angles use kornia.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kornia.geometry.conversions import rotation_matrix_to_axis_angle
 
 from vidswap.errors import UsageError
 
@@ -145,12 +149,12 @@ def euler_from_matrix(R) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def rotation_angle(R_a, R_b) -> torch.Tensor:
-    """(B, 3, 3), (B, 3, 3) -> (B,) geodesic angle in degrees between two rotations."""
+    """(B, 3, 3), (B, 3, 3) -> (B,) geodesic angle in degrees between two rotations (kornia's quaternion-based
+    axis-angle: exact for small angles, where acos of the trace loses them -- 0.01 degrees reads 0 in float32)."""
     R_a = _as_tensor(R_a)
     R_b = _as_tensor(R_b, R_a.dtype)
     rel = R_a.transpose(-1, -2) @ R_b
-    cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    return torch.rad2deg(torch.acos(torch.clamp(cos, -1.0, 1.0)))
+    return torch.rad2deg(rotation_matrix_to_axis_angle(rel).norm(dim=-1))
 
 
 def canonical_face(path: Path | str = DATA_FILE) -> torch.Tensor:
