@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from kornia.geometry.transform import warp_affine
 
-from vidswap.composite.filters import dilate, gaussian_blur, gaussian_kernels, in_window, per_item, separable_conv
+from vidswap.composite.filters import dilate, gaussian_blur, gaussian_kernels, in_window, per_item
 from vidswap.composite.roi import plate_rois
 
 _SIGMA_GRID = tuple(float(s) for s in np.round(np.arange(0.0, 3.01, 0.25), 2))
@@ -119,7 +119,7 @@ def _unit_grain(white: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     if float(radius.max()) == 0.0:
         return white
     k = gaussian_kernels(sigma.to(white.device), radius.to(white.device))  # (B, K)
-    g = separable_conv(white, k)
+    g = gaussian_blur(white, sigma.to(white.device), radius.to(white.device))
     norm = (k**2).sum(dim=1)  # std of the 2-D separable blur of unit white noise
     return g / norm.view(-1, 1, 1, 1).to(g.dtype)
 

@@ -1,0 +1,57 @@
+"""composite.filters: the per-item blur (kornia) keeps its per-item sigma and truncation radius; the O(log r)
+morphology equals kornia's morphology with the same structuring element, bit for bit."""
+
+from __future__ import annotations
+
+import kornia
+import numpy as np
+import torch
+
+from vidswap.composite.filters import dilate, erode, gaussian_blur
+
+
+def _reference_blur(image: np.ndarray, sigma: float, radius: int) -> np.ndarray:
+    """Separable truncated Gaussian, replicate border, written out in numpy (float64)."""
+    t = np.arange(-radius, radius + 1)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    k /= k.sum()
+    pad = np.pad(image, radius, mode="edge")
+    rows = sum(k[i] * pad[i:i + image.shape[0], :] for i in range(2 * radius + 1))
+    return sum(k[i] * rows[:, i:i + image.shape[1]] for i in range(2 * radius + 1))
+
+
+def test_blur_per_item_sigma_and_radius_match_the_definition():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((4, 1, 40, 50), dtype=np.float32))
+    sigma = torch.tensor([1.0, 2.5, 0.0, 4.0])
+    radius = torch.tensor([3.0, 5.0, 6.0, 2.0])  # three radii in one batch; a zero sigma leaves its item alone
+    out = gaussian_blur(x, sigma, radius)
+    for i in range(4):
+        want = x[i, 0].numpy() if sigma[i] == 0 else _reference_blur(x[i, 0].double().numpy(), float(sigma[i]),
+                                                                      int(radius[i]))
+        np.testing.assert_allclose(out[i, 0].numpy(), want, atol=2e-6)
+
+
+def test_blur_never_reaches_past_its_radius():
+    x = torch.zeros(2, 1, 31, 31)
+    x[:, :, 15, 15] = 1.0
+    out = gaussian_blur(x, torch.tensor([3.0, 3.0]), torch.tensor([2.0, 4.0]))
+    assert out[0, 0, 15, 18] == 0.0 and out[0, 0, 15, 17] > 0  # item 0 stops at 2 px, item 1 at 4 px
+    assert out[1, 0, 15, 20] == 0.0 and out[1, 0, 15, 19] > 0
+    assert torch.allclose(out.sum(dim=(2, 3)), torch.ones(2, 1))
+
+
+def _element(radius: int, shape: str) -> torch.Tensor:
+    impulse = torch.zeros(1, 1, 2 * radius + 3, 2 * radius + 3)
+    impulse[..., radius + 1, radius + 1] = 1.0
+    return dilate(impulse, radius, shape=shape)[0, 0, 1:-1, 1:-1]
+
+
+def test_morphology_equals_kornia_with_the_same_element():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.random((3, 1, 48, 64), dtype=np.float32))
+    for shape, radius in (("octagon", 4), ("octagon", 7), ("square", 3)):
+        kernel = _element(radius, shape)
+        assert kernel[radius, 0] == 1 and kernel[radius, -1] == 1  # the element reaches the radius on the axes
+        assert torch.equal(erode(x, radius, shape), kornia.morphology.erosion(x, kernel, border_type="geodesic"))
+        assert torch.equal(dilate(x, radius, shape), kornia.morphology.dilation(x, kernel, border_type="geodesic"))
