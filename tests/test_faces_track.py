@@ -170,6 +170,22 @@ def test_no_cut_on_static_noise_or_fades():
     assert detect_cuts(hard) == [10]
 
 
+def test_a_camera_flash_is_not_a_cut_but_a_one_frame_black_between_shots_is():
+    rng = np.random.default_rng(4)
+    base = rng.integers(20, 140, (36, 64, 3)).astype(np.float64)
+    shot = [np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8) for _ in range(20)]
+    flashed = list(shot)
+    flashed[8] = np.clip(shot[8].astype(np.float64) * 1.8, 0, 255).astype(np.uint8)  # one frame, 1.8x brighter
+    detector = CutDetector()
+    flags = [detector.push(f, number=1001 + i) for i, f in enumerate(flashed)]
+    assert flags[8] and detector.cuts == []  # provisional at the flash, withdrawn a frame later
+    assert detect_cuts(flashed) == []
+    other = np.full_like(shot[0], 200)
+    black_between = shot[:8] + [np.zeros_like(shot[0])] + [other] * 8
+    assert detect_cuts(black_between) == [8, 9]  # the black frame and the new shot both start shots
+    assert detect_cuts(shot[:8] + [other]) == [8]  # a cut at the last frame stays
+
+
 def _track(tid, first, n, size, emb=None, shot=0):
     frames = [[_face(300 + tid * 400, 200, size, emb=emb)] for _ in range(n)]
     (t,) = track_faces(frames, frames=range(first, first + n))

@@ -118,7 +118,6 @@ class FrameAnalyzer:
     numbers: list[int] = field(default_factory=list)
     observations: list[list[Observation]] = field(default_factory=list)
     face_stats: list[np.ndarray] = field(default_factory=list)
-    cuts: list[int] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     _cut: CutDetector | None = None
     _prev: list[FaceLandmarks] = field(default_factory=list)
@@ -126,6 +125,11 @@ class FrameAnalyzer:
 
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
+
+    @property
+    def cuts(self) -> list[int]:
+        """Frame numbers that start a new shot (camera flashes withdrawn)."""
+        return list(self._cut.cuts)
 
     def _time(self, name: str, start: float) -> None:
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - start
@@ -135,7 +139,7 @@ class FrameAnalyzer:
 
         t0 = time.perf_counter()
         thumbs = [_thumbnail(im) for im in images]
-        cut_flags = [self._cut.push(th) for th in thumbs]
+        cut_flags = [self._cut.push(th, n) for th, n in zip(thumbs, numbers)]
         self._time("cuts", t0)
         t0 = time.perf_counter()
         dets = self.models.detector(list(images))
@@ -144,8 +148,7 @@ class FrameAnalyzer:
         lms = self.models.mesh(list(images), dets)
         self._time("landmarks", t0)
         for i, (number, image) in enumerate(zip(numbers, images)):
-            if cut_flags[i] and self.numbers:
-                self.cuts.append(int(number))
+            if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
             t0 = time.perf_counter()
             faces = [lm for lm in lms[i] if lm.confidence >= MIN_CONFIDENCE]
