@@ -3,9 +3,10 @@ compositor uses (issue 15, "hand-written where a maintained library fits").
 
     PYTHONPATH=. python benchmarks/bench_filters_kornia.py [--repeat 5] [--threads 2]
 
-Blur: ``gaussian_blur`` (per-item sigma, per-item truncation radius, shifted multiply-adds) vs
-``kornia.filters.gaussian_blur2d`` (per-item sigma as a (B, 2) tensor, one kernel size for the batch, replicate
-border).  Morphology: ``erode`` / ``dilate`` with the octagon and square elements (O(log r) doubling) vs
+Blur: ``gaussian_blur`` vs ``kornia.filters.gaussian_blur2d`` (per-item sigma as a (B, 2) tensor, one kernel size
+for the batch, replicate border).  Since the comparison recorded in RESULTS.md (against the shifted multiply-add
+blur of commit d0f6138) ``gaussian_blur`` is kornia's, grouped by truncation radius: these rows now time that
+wrapper's overhead.  Morphology: ``erode`` / ``dilate`` with the octagon and square elements (O(log r) doubling) vs
 ``kornia.morphology.erosion`` / ``dilation`` with the same structuring element (the element is read back from
 vidswap's own dilation of an impulse) and the ``geodesic`` border (pixels beyond the border are ignored).
 Prints a markdown table: shape, radius, ms per call for each, the largest absolute difference.
