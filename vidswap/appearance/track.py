@@ -1,0 +1,150 @@
+"""A face track's own appearance in texture space, built in the analyze pass.
+
+Frames of a track are unwrapped into texture space (linear light, with visibility); the track's appearance is
+the per-texel weighted median over a bounded, evenly spread sample of them -- robust to blinks, speech and brief
+occluders, which move while the skin stays. Its lighting is a nine-band SH fit against the track's mean mesh
+normals in plate (camera) coordinates, and its *broad light* is what the plate shows at broad scales once that
+SH shading is divided out: light fall-off, cast shadows, and the skin colour under this shot's light.
+
+Everything a render needs is in :class:`TrackAppearance` (stored in the tracks file), so a frame's render depends
+only on the analysis and that frame, and farm chunks stay bit-identical.
+
+:class:`AppearanceSampler` collects the samples while the analyze pass streams: every ``stride``-th analysed frame,
+the stride doubling whenever more than ``2 * max_frames`` are held, so memory is bounded and which frames are kept
+depends only on the frame numbers, not on batch boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidswap.appearance.encoding import srgb_to_linear
+from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
+from vidswap.appearance.texture_space import TextureSpace, unwrap
+from vidswap.swap.render import texture_confidence
+
+__all__ = ["TrackAppearance", "AppearanceSampler", "weighted_median", "unwrap_frames", "build_track_appearance"]
+
+_EPS = 1e-6
+#: the size of the texture the track model lives in (broad light and the temporal ratio are low-pass)
+TRACK_TEXTURE = 256
+
+
+@dataclass
+class TrackAppearance:
+    """The appearance model of one track (numpy, as stored in the tracks file).
+
+    mean: (3, U, U) float16 linear weighted median of the sampled frames.
+    weight: (1, U, U) float16 mean visibility over those frames (0 = never seen).
+    broad: (3, U, U) float16 broad light: ``robust_lowpass(mean / sh_shading(normals, lighting))`` over the skin.
+    lighting: (3, 9) float32 SH coefficients (plate coordinates: x right, y down, z away from the camera).
+    frames: number of frames sampled.
+    """
+
+    mean: np.ndarray
+    weight: np.ndarray
+    broad: np.ndarray
+    lighting: np.ndarray
+    frames: int
+
+    ARRAYS = ("mean", "weight", "broad", "lighting")
+
+    def tensors(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        """The model as (1, C, U, U) float32 tensors (``lighting``: (1, 3, 9))."""
+        return {k: torch.from_numpy(np.asarray(getattr(self, k), np.float32))[None].to(device) for k in self.ARRAYS}
+
+
+def weighted_median(values: Tensor, weights: Tensor) -> Tensor:
+    """Per-element weighted median over dim 0: (N, C, ...) values, (N, 1, ...) weights -> (C, ...).
+
+    Where all weights are 0 the plain median is returned.
+    """
+    w = weights.expand_as(values) + 1e-9  # all-zero columns fall back to the plain median
+    order = values.argsort(0)
+    vs, ws = values.gather(0, order), w.gather(0, order)
+    cum = ws.cumsum(0)
+    idx = (cum < cum[-1:] * 0.5).sum(0, keepdim=True).clamp(max=values.shape[0] - 1)
+    return vs.gather(0, idx)[0]
+
+
+def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor) -> tuple[Tensor, Tensor]:
+    """Unwrap aligned plate crops (sRGB-encoded [0, 1]) in linear light with their visibility (facing,
+    self-occlusion, inside the crop): (B, 3, S, S), (B, V, 3) -> (B, 3, U, U), (B, 1, U, U)."""
+    S = crops.shape[-1]
+    vis = texture_confidence(crop_landmarks, space.triangles, image_size=(crops.shape[-2], S))
+    return unwrap(space, srgb_to_linear(crops.float()), crop_landmarks, vis)
+
+
+@dataclass
+class AppearanceSampler:
+    """Collects unwrapped faces of evenly spread frames while the analyze pass streams (see the module docstring).
+
+    ``push(number, key, texture, weight, normals)`` with ``key`` identifying the face within the frame (the
+    analyze pass uses its detection box), textures (3, U, U) linear, weights (1, U, U), plate-space texel normals
+    (3, U, U); ``samples(match)`` returns the kept samples a track owns.
+    """
+
+    max_frames: int = 48
+    stride: int = 1
+    _frames: list[int] = field(default_factory=list)  # analysed frame positions, in order
+    _kept: dict[int, list[tuple[object, Tensor, Tensor, Tensor]]] = field(default_factory=dict)
+
+    def wants(self, position: int) -> bool:
+        """Whether the frame at this analysis position (0, 1, 2, ... in order) is sampled."""
+        return position % self.stride == 0
+
+    def push(self, position: int, key: object, texture: Tensor, weight: Tensor, normals: Tensor) -> None:
+        if not self.wants(position):
+            return
+        half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
+        self._kept.setdefault(position, []).append((key, half(texture), half(weight), half(normals)))
+        while len(self._kept) > 2 * self.max_frames:
+            self.stride *= 2
+            self._kept = {p: v for p, v in self._kept.items() if p % self.stride == 0}
+
+    def samples(self, owner: dict[int, object]) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The kept samples of one track: ``owner`` maps analysis position -> the track's face key there."""
+        out = []
+        for position in sorted(self._kept):
+            key = owner.get(position)
+            if key is None:
+                continue
+            for k, tex, w, n in self._kept[position]:
+                if k == key:
+                    out.append((tex, w, n))
+        if len(out) > self.max_frames:  # evenly spread down to the budget
+            pick = np.linspace(0, len(out) - 1, self.max_frames).round().astype(int)
+            out = [out[i] for i in pick]
+        return out
+
+
+def build_track_appearance(samples: list[tuple[Tensor, Tensor, Tensor]], masks: dict[str, Tensor],
+                           broad_sigma: float = 0.094) -> TrackAppearance | None:
+    """The track model from its samples (``(texture, weight, normals)`` each (C, U, U)); None without samples.
+
+    Args:
+        masks: region masks with ``skin`` and ``inner_skin`` (:func:`~vidswap.appearance.source.source_masks`).
+        broad_sigma: sigma of the broad light as a fraction of the texture side (~24 texels at 256).
+    """
+    if not samples:
+        return None
+    tex = torch.stack([s[0].float() for s in samples])
+    w = torch.stack([s[1].float() for s in samples])
+    nrm = torch.stack([s[2].float() for s in samples])
+    U = tex.shape[-1]
+    mean = weighted_median(tex, w)[None]
+    weight = w.mean(0, keepdim=True)
+    normals = (nrm * w).sum(0, keepdim=True)
+    normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=_EPS)
+    seen = (weight > 0.3).float()
+    lighting = fit_sh(mean, normals, seen * masks["inner_skin"])
+    shade = sh_shading(normals, lighting).clamp(min=1e-3)
+    broad = robust_lowpass(mean / shade, weight * masks["skin"], broad_sigma * U)
+    f16 = lambda t: t[0].numpy().astype(np.float16)  # noqa: E731
+    return TrackAppearance(mean=f16(mean), weight=f16(weight), broad=f16(broad),
+                           lighting=lighting[0].numpy().astype(np.float32), frames=len(samples))
+
