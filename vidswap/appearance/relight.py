@@ -128,6 +128,7 @@ def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequenc
     def ramp(names: Sequence[str], reach: float) -> Tensor:
         idx = torch.cat([torch.as_tensor(np.asarray(regions[n]), dtype=torch.long) for n in names])
         x = (torch.cdist(c, c[idx]).amin(1) / reach).clamp(0.0, 1.0)
+        x[idx] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
         return x * x * (3.0 - 2.0 * x)
 
     w = torch.minimum(ramp(["lips_inner"], lips_reach), ramp(["left_eye", "right_eye"], eyes_reach))
