@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from vidswap.appearance.lighting import sh_shading
-from vidswap.appearance.relight import (RelightParams, feature_free_skin, follow_weights, relit_texture,
-                                        resize_texture, temporal_ratio)
+from vidswap.appearance.relight import (RelightParams, follow_weights, plate_light, relit_texture, resize_texture,
+                                        temporal_ratio, vertex_shading)
 from vidswap.appearance.source import source_masks
-from vidswap.appearance.texture_space import build_texture_space, region_masks, texel_normals
+from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
+                                              vertex_normals)
 from vidswap.appearance.track import AppearanceSampler, build_track_appearance, weighted_median
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
@@ -86,32 +87,49 @@ def test_track_model_of_a_constant_face(space, masks):
 
 
 def test_temporal_ratio(space, masks):
-    support = feature_free_skin(masks, 0.02)
     mean = torch.rand(1, 3, 64, 64) * 0.5 + 0.2
     w = space.covered
-    same = temporal_ratio(mean.clone(), w, mean, w, support)
-    inside = (space.covered * support)[0, 0] > 0.5
-    assert torch.allclose(same[0][:, inside], torch.ones(3, int(inside.sum())), atol=1e-5)
-    darker = temporal_ratio(mean * 0.7, w, mean, w, support)  # a shadow over the whole face
-    assert torch.allclose(darker[0][:, inside], torch.full((3, int(inside.sum())), 0.7), atol=1e-4)
-    unseen = temporal_ratio(mean * 0.7, torch.zeros_like(w), mean, w, support)  # nothing seen: ratio 1
+    model = {"mean": mean, "weight": w, "broad": torch.ones(1, 3, 64, 64), "lighting": torch.zeros(1, 3, 9)}
+    light = plate_light(model, masks)
+    inside = (space.covered * light.support)[0, 0] > 0.5
+    n = int(inside.sum())
+    same = temporal_ratio(light, mean.clone(), w)
+    assert torch.allclose(same[0][:, inside], torch.ones(3, n), atol=1e-5)
+    darker = temporal_ratio(light, mean * 0.7, w)  # a shadow over the whole face
+    assert torch.allclose(darker[0][:, inside], torch.full((3, n), 0.7), atol=1e-4)
+    unseen = temporal_ratio(light, mean * 0.7, torch.zeros_like(w))  # nothing seen: ratio 1
     assert torch.allclose(unseen, torch.ones_like(unseen))
-    clamped = temporal_ratio(mean * 10, w, mean, w, support, RelightParams(ratio_range=(0.5, 2.0)))
+    clamped = temporal_ratio(light, mean * 10, w, RelightParams(ratio_range=(0.5, 2.0)))
     assert float(clamped.max()) == pytest.approx(2.0)
 
 
-def test_relit_texture_is_the_product(space):
-    detail = torch.rand(1, 3, 64, 64) + 0.5
-    normals = texel_normals(space, (canonical_face().float() * 25 + 32)[None])
-    light = torch.rand(1, 3, 9)
+def test_relit_texture_is_the_product():
+    detail = torch.rand(1, 4, 64, 64) + 0.5  # albedo + a weight channel that passes through
     broad = torch.rand(1, 3, 32, 32) + 0.5  # another texture size: resampled
-    ratio = torch.rand(2, 3, 64, 64) + 0.5
-    out = relit_texture(detail, light, broad, ratio, normals.expand(2, -1, -1, -1))
-    expected = detail * sh_shading(normals, light).clamp(min=1e-3) * resize_texture(broad, 64) * ratio
-    assert torch.allclose(out, expected)
+    ratio = torch.rand(2, 3, 32, 32) + 0.5
+    out = relit_texture(detail, broad, ratio)
+    assert out.shape == (2, 4, 64, 64)
+    assert torch.allclose(out[:, :3], detail[:, :3] * resize_texture(broad * ratio, 64))
+    assert torch.equal(out[:, 3:], detail[:, 3:].expand(2, -1, -1, -1))
     # resampling keeps texel centres: a linear ramp stays the same ramp
     ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 32, 32)
     assert torch.allclose(resize_texture(ramp, 64)[0, 0, 0], torch.linspace(0, 1, 64), atol=1e-6)
+
+
+def test_vertex_shading_and_gouraud_render(space):
+    """Per-vertex SH shading of the posed mesh, interpolated by the renderer, equals the texel-normal shading up
+    to interpolation (smooth light on a smooth mesh); with a unit texture the render is the shading itself."""
+    verts = (canonical_face().float() * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    light = torch.tensor([[0.8, 0.2, -0.5, 0.1, 0, 0, 0, 0, 0]]).repeat(3, 1)[None]
+    shade = vertex_shading(verts, space.triangles, light)
+    expected = sh_shading(vertex_normals(verts, space.triangles).transpose(1, 2), light).transpose(1, 2)
+    assert torch.allclose(shade, expected.clamp(min=1e-3))
+    image, alpha = render_from_texture(space, torch.ones(1, 3, 64, 64), verts, (220, 200), vertex_gain=shade)
+    plain, _ = render_from_texture(space, torch.ones(1, 3, 64, 64), verts, (220, 200))
+    covered = alpha[0, 0] > 0.99
+    assert torch.allclose(plain[0][:, covered], torch.ones(3, int(covered.sum())), atol=1e-6)
+    assert float(image[0][:, covered].min()) >= float(shade.min()) - 1e-5
+    assert float(image[0][:, covered].max()) <= float(shade.max()) + 1e-5
 
 
 def test_follow_weights(topo):

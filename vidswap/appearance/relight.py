@@ -2,19 +2,20 @@
 
 In texture space, for frame f of a track::
 
-    result(uv) = detail_s(uv) · SH_t(n_d(uv)) · broad_t(uv) · ratio_f(uv)
+    result = detail_s(uv) · broad_t(uv) · ratio_f(uv)  x  SH_t(n_d)   (the last factor per driven vertex)
 
 * ``detail_s`` -- the source's de-lit albedo detail (:mod:`vidswap.appearance.source`): identity;
-* ``SH_t(n_d)`` -- the track's SH light (:mod:`vidswap.appearance.track`) evaluated on the *driven* mesh's normals
-  in plate coordinates: the plate's light shading the source's shape;
+* ``SH_t(n_d)`` -- the track's SH light (:mod:`vidswap.appearance.track`) evaluated on the *driven* mesh's vertex
+  normals in plate coordinates and interpolated over the render: the plate's light shading the source's shape;
 * ``broad_t`` -- the track's broad light: skin colour under this light, fall-off and cast shadows;
 * ``ratio_f`` -- the frame's temporal ratio ``lowpass(I_f) / lowpass(mean_t)`` over the skin away from the
   features: what changes over time (moving shadows, expression wrinkles, lids closing), never the plate actor's
   static identity detail, which cancels. Features (lips, eyes, brows) take the ratio of the skin around them.
   Texels the frame does not see take ratio 1.
 
-The textures are then rendered on the driven mesh (:func:`~vidswap.appearance.texture_space.render_from_texture`)
-and encoded back to sRGB. The driven mesh follows the plate's own lip and eye contours
+The texture is rendered on the driven mesh with the per-vertex shading multiplied in
+(:func:`~vidswap.appearance.texture_space.render_from_texture`) and encoded back to sRGB. The track model and the
+frame's ratio live at a small texture size (they are low-pass); the detail at the render's. The driven mesh follows the plate's own lip and eye contours
 (:func:`follow_weights`): the source's lip colour goes on the target's lip shape, so the plate's mouth interior
 and eyes, which show through the holes, meet lips and lids that fit them -- no lip-line smear, blinks and gaze
 stay the plate's, and a smiling source does not add its smile to the target's expression at the mouth.
@@ -31,10 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.lighting import normalized_blur, sh_shading
+from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate
 
-__all__ = ["RelightParams", "feature_free_skin", "temporal_ratio", "resize_texture", "relit_texture",
-           "follow_weights"]
+__all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
+           "relit_texture", "vertex_shading", "follow_weights"]
 
 _EPS = 1e-6
 
@@ -66,26 +68,55 @@ def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:
     return masks["skin"] * (1.0 - dilate(features, max(margin * U, 1.0)))
 
 
-def temporal_ratio(frame: Tensor, frame_weight: Tensor, mean: Tensor, mean_weight: Tensor, support: Tensor,
+@dataclass
+class PlateLight:
+    """A track's light at render time (from its :class:`~vidswap.appearance.track.TrackAppearance`), with the
+    frame-independent half of the temporal ratio computed once.
+
+    lighting: (1, 3, 9) SH coefficients (plate coordinates).
+    broad: (1, 3, u, u) broad light.
+    mean_lowpass: (1, 3, u, u) the low-passed track appearance over ``support`` (the ratio's denominator).
+    support: (1, 1, u, u) skin away from the features, where the ratio is measured.
+    sigma: the low-pass sigma in texels.
+    """
+
+    lighting: Tensor
+    broad: Tensor
+    mean_lowpass: Tensor
+    support: Tensor
+    sigma: float
+
+
+def plate_light(model: Mapping[str, Tensor], masks: Mapping[str, Tensor],
+                params: RelightParams = RelightParams()) -> PlateLight:
+    """The render-time light of a track from its model tensors (``TrackAppearance.tensors()``: mean, weight,
+    broad, lighting) and the region masks at the model's texture size."""
+    mean, weight = model["mean"], model["weight"]
+    support = feature_free_skin(masks, params.feature_margin).to(mean)
+    sigma = max(params.temporal * mean.shape[-1], 0.5)
+    mean_lowpass, _ = normalized_blur(mean, weight * support, sigma)
+    return PlateLight(lighting=model["lighting"], broad=model["broad"], mean_lowpass=mean_lowpass,
+                      support=support, sigma=sigma)
+
+
+def temporal_ratio(light: PlateLight, frame: Tensor, frame_weight: Tensor,
                    params: RelightParams = RelightParams()) -> Tensor:
-    """``lowpass(I_f) / lowpass(mean)`` over ``support`` (normalised convolutions), clamped, and blended toward 1
-    where the frame saw little.
+    """``lowpass(I_f) / lowpass(mean)`` over the light's support (normalised convolutions), clamped, and blended
+    toward 1 where the frame saw little.
 
     Args:
-        frame: (B, 3, U, U) linear unwrapped frames; frame_weight (B, 1, U, U) their visibility.
-        mean: (1, 3, U, U) the track's appearance; mean_weight (1, 1, U, U).
-        support: (1, 1, U, U) where the ratio is measured (:func:`feature_free_skin`); elsewhere it is
-            extrapolated from there.
+        light: the track's :class:`PlateLight`.
+        frame: (B, 3, u, u) linear unwrapped frames (the model's texture size); frame_weight (B, 1, u, u) their
+            visibility (times any occlusion matte).
 
     Returns:
-        (B, 3, U, U).
+        (B, 3, u, u).
     """
-    sigma = max(params.temporal * frame.shape[-1], 0.5)
-    num, _ = normalized_blur(frame, frame_weight * support, sigma)
-    den, _ = normalized_blur(mean.expand_as(frame), (mean_weight * support).expand_as(frame_weight), sigma)
+    support = light.support.expand_as(frame_weight)
+    num, _ = normalized_blur(frame, frame_weight * support, light.sigma)
     lo, hi = params.ratio_range
-    ratio = (num / den.clamp(min=_EPS)).clamp(lo, hi)
-    seen, _ = normalized_blur(frame_weight, support.expand_as(frame_weight), sigma)
+    ratio = (num / light.mean_lowpass.clamp(min=_EPS)).clamp(lo, hi)
+    seen, _ = normalized_blur(frame_weight, support, light.sigma)
     trust = (seen / params.full_visibility).clamp(0.0, 1.0)
     return 1.0 + (ratio - 1.0) * trust
 
@@ -98,22 +129,24 @@ def resize_texture(texture: Tensor, size: int) -> Tensor:
     return F.interpolate(texture, size=(size, size), mode="bilinear", align_corners=True)
 
 
-def relit_texture(detail: Tensor, lighting: Tensor, broad: Tensor, ratio: Tensor, driven_normals: Tensor) -> Tensor:
-    """The relit texture (linear): ``detail · SH(driven normals) · broad · ratio``.
+def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor) -> Tensor:
+    """The texture-space part of the relit render (linear): ``detail · broad · ratio`` at the detail's size.
 
-    Args:
-        detail: (1, 3, U, U) source detail.
-        lighting: (1, 3, 9) the track's SH coefficients.
-        broad: (1, 3, u, u) the track's broad light (any texture size; resampled).
-        ratio: (B, 3, u, u) the frames' temporal ratios (resampled).
-        driven_normals: (B, 3, U, U) unit normals of the driven meshes in plate coordinates.
-
-    Returns:
-        (B, 3, U, U).
+    detail (1, C, U, U) with the albedo in its first 3 channels (further channels pass through, e.g. the
+    source's weight); broad (1, 3, u, u) and ratio (B, 3, u, u) at any size (resampled) -> (B, C, U, U). The SH
+    shading of the driven normals is applied per vertex at render time (:func:`vertex_shading`).
     """
     U = detail.shape[-1]
-    shade = sh_shading(driven_normals, lighting.expand(driven_normals.shape[0], -1, -1)).clamp(min=1e-3)
-    return detail * shade * resize_texture(broad, U) * resize_texture(ratio, U)
+    light = resize_texture(broad * ratio, U)
+    return torch.cat([detail[:, :3] * light, detail[:, 3:].expand(light.shape[0], -1, -1, -1)], 1)
+
+
+def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> Tensor:
+    """SH shading of posed meshes per vertex: (B, V, 3) plate-pixel vertices, (1 or B, 3, 9) -> (B, V, 3),
+    floored at 1e-3. Interpolated over the render (Gouraud), which is smooth enough for nine bands."""
+    n = vertex_normals(frame_verts, triangles).transpose(1, 2)  # (B, 3, V)
+    shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, 3, V)
+    return shade.transpose(1, 2).clamp(min=1e-3)
 
 
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],

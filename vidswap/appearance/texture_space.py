@@ -165,11 +165,13 @@ def unwrap(space: TextureSpace, images: Tensor, landmarks: Tensor,
 
 
 def render_from_texture(space: TextureSpace, texture: Tensor, verts: Tensor, size: tuple[int, int], *,
-                        supersample: int = 1) -> tuple[Tensor, Tensor]:
+                        vertex_gain: Tensor | None = None, supersample: int = 1) -> tuple[Tensor, Tensor]:
     """Render a texture-space image onto posed meshes: (B or 1, C, U, U) + (B, V, 3) -> crop (B, C, H, W) and
-    coverage alpha (B, 1, H, W) (z-buffered; :func:`vidswap.swap.render.render_texture`)."""
+    coverage alpha (B, 1, H, W) (z-buffered; :func:`vidswap.swap.render.render_texture`). ``vertex_gain``
+    (B, V, K): per-vertex factors interpolated over the mesh and multiplied into the first K channels."""
     uv = space.uv.to(device=verts.device)[None]
-    return render_texture(texture, uv, verts, space.triangles, size, supersample=supersample)
+    return render_texture(texture, uv, verts, space.triangles, size, vertex_gain=vertex_gain,
+                          supersample=supersample)
 
 
 def region_masks(space: TextureSpace, regions: Mapping[str, np.ndarray | Sequence[int]]) -> dict[str, Tensor]:

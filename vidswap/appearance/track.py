@@ -27,11 +27,14 @@ from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, unwrap
 from vidswap.swap.render import texture_confidence
 
-__all__ = ["TrackAppearance", "AppearanceSampler", "weighted_median", "unwrap_frames", "build_track_appearance"]
+__all__ = ["TRACK_TEXTURE", "TrackAppearance", "AppearanceSampler", "weighted_median", "unwrap_frames",
+           "build_track_appearance"]
 
 _EPS = 1e-6
 #: the size of the texture the track model lives in (broad light and the temporal ratio are low-pass)
-TRACK_TEXTURE = 256
+TRACK_TEXTURE = 128
+#: side of the z-buffer of the plate's visibility test (a low-pass weight: coarse is enough)
+VISIBILITY_RESOLUTION = 64
 
 
 @dataclass
@@ -75,7 +78,8 @@ def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor) ->
     """Unwrap aligned plate crops (sRGB-encoded [0, 1]) in linear light with their visibility (facing,
     self-occlusion, inside the crop): (B, 3, S, S), (B, V, 3) -> (B, 3, U, U), (B, 1, U, U)."""
     S = crops.shape[-1]
-    vis = texture_confidence(crop_landmarks, space.triangles, image_size=(crops.shape[-2], S))
+    vis = texture_confidence(crop_landmarks, space.triangles, image_size=(crops.shape[-2], S),
+                             resolution=VISIBILITY_RESOLUTION)
     return unwrap(space, srgb_to_linear(crops.float()), crop_landmarks, vis)
 
 
