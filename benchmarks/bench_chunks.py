@@ -64,25 +64,25 @@ def ffmpeg_exe() -> str:
 def child(args: list[str]) -> dict:
     """Run ``vidswap ARGS`` in-process; the summed stage seconds of every StageTimer it made, and its wall time."""
     from vidswap import pipeline
+    from vidswap.jobs import passes
 
     timers: list = []
-    base = getattr(pipeline, "StageTimer", None)
-    if base is not None:
-        class Recorded(base):  # every timer the command creates, whatever function makes it
-            def __init__(self, *a, **k):
-                super().__init__(*a, **k)
-                timers.append(self)
 
-        pipeline.StageTimer = Recorded
+    class Recorded(pipeline.StageTimer):  # every timer the command creates, whatever function makes it
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            timers.append(self)
+
+    pipeline.StageTimer = passes.StageTimer = Recorded
     skipped = []
-    original = getattr(pipeline, "render_chunk", None)
-    if original is not None:
-        def render_chunk(*a, **k):
-            result = original(*a, **k)
-            skipped.append(isinstance(result, tuple) and len(result) > 1 and result[1] is None)
-            return result
+    original = passes.render_chunk
 
-        pipeline.render_chunk = render_chunk
+    def render_chunk(*a, **k):
+        result = original(*a, **k)
+        skipped.append(result[1] is None)
+        return result
+
+    passes.render_chunk = render_chunk
     from vidswap.cli import main
 
     start = time.perf_counter()
@@ -94,7 +94,7 @@ def child(args: list[str]) -> dict:
     wall = time.perf_counter() - start
     stages: dict[str, float] = {}
     for t in timers:
-        for k, v in getattr(t, "seconds", {}).items():
+        for k, v in t.seconds.items():
             stages[k] = stages.get(k, 0.0) + v
     return {"inproc": wall, "stages": stages, "skipped": any(skipped)}
 

@@ -28,8 +28,9 @@ import time
 
 import torch
 
-from vidswap.swap.render import rasterize, render_texture
-from vidswap.swap.synthetic import face_cap, rotation_y
+from vidswap.appearance.raster import rasterize
+from vidswap.appearance.texture import render_texture
+from vidswap.swap.geometric.synthetic import face_cap, rotation_y
 
 
 def posed(verts: torch.Tensor, size: int, yaw_deg: float, batch: int) -> torch.Tensor:
@@ -60,7 +61,8 @@ def _real_core(S: int):
     try:
         from vidswap.faces import pose
         from vidswap.faces.topology import load_topology
-        from vidswap.swap.core import GeometricSwapConfig, GeometricSwapCore, SourceFace
+        from vidswap.swap.base import SourceFace
+        from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 
         topo = load_topology()
         can = pose.canonical_face()
@@ -81,17 +83,19 @@ def _identity_to(identity, dev: str):
 
 
 def _swap_batch(core_args, B: int, S: int, dev: str):
-    from vidswap.swap.core import SwapBatch, crop_frame_from_landmarks, transform_landmarks
+    from vidswap.faces.align import crop_frame_from_landmarks, transform_landmarks
+    from vidswap.swap.base import SwapBatch
 
     pose, can = core_args["pose"], core_args["canonical"]
     yaw = torch.linspace(-35.0, 35.0, B)
     R = pose.matrix_from_euler(yaw, torch.zeros(B), torch.zeros(B))
     lm = pose.compose(torch.full((B,), 150.0), R, torch.tensor([[500.0, 400.0, 0.0]]).expand(B, 3), can)
-    lm = transform_landmarks(lm, crop_frame_from_landmarks(lm, S))
+    m = crop_frame_from_landmarks(lm, S)
+    lm = transform_landmarks(lm, m)
     p = pose.decompose(lm)
     return SwapBatch(target_crops=torch.zeros(B, 3, S, S, device=dev), target_landmarks=lm.to(dev), s=p.s.to(dev),
                      R=p.R.to(dev), t=p.t.to(dev), expression=(p.x_c_obs - can).to(dev),
-                     confidence=torch.ones(B, device=dev))
+                     confidence=torch.ones(B, device=dev), frame_to_crop=m.to(dev))
 
 
 def main() -> None:

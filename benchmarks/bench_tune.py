@@ -2,7 +2,7 @@
 
     python benchmarks/bench_tune.py [--size 256] [--batch 8] [--steps 5] [--channels 32,64,128,256] [--threads N]
 
-Times the real training step of :mod:`vidswap.swap.tune` (generator forward and backward, multi-scale SSIM,
+Times the real training step of :mod:`vidswap.train.tune` (generator forward and backward, multi-scale SSIM,
 flow-warped temporal terms, the differentiable SFace identity hinge on every ``identity_every``-th step, Adam) on
 a synthetic training pool of the requested crop size (random crops: the cost does not depend on the content),
 on the CPU and, when available, CUDA (autocast bf16). Per device it prints the minimum and median wall time per
@@ -41,7 +41,7 @@ import torch
 
 def synthetic_pool(S: int, n: int, device: torch.device):
     """A training pool with the shapes of a real one (n frames, 3 textures per frame, n-1 consecutive pairs)."""
-    from vidswap.swap.tune import _Pool
+    from vidswap.train.tune.objective import Pool
 
     g = torch.Generator().manual_seed(0)
 
@@ -55,7 +55,7 @@ def synthetic_pool(S: int, n: int, device: torch.device):
     align = torch.tensor([[scale, 0.0, 56.0 - scale * S / 2], [0.0, scale, 56.0 - scale * S / 2]], device=device)
     C = n - 1
     emb = torch.nn.functional.normalize(torch.randn(n, 128, generator=g), dim=1).to(device)
-    return _Pool(crops=rnd(n, 3, S, S), landmarks=rnd(n, 478, 3) * S, embeddings=emb, source=emb[0],
+    return Pool(crops=rnd(n, 3, S, S), landmarks=rnd(n, 478, 3) * S, embeddings=emb, source=emb[0],
                  pair_j=torch.arange(P, device=device) % n, pair_i=(torch.arange(P, device=device) + 1) % n,
                  pair_render=rnd(P, 3, S, S), pair_alpha=alpha[torch.arange(P) % n], pair_region=alpha[torch.arange(P) % n],
                  pair_val=torch.zeros(P, dtype=torch.bool, device=device), swap_render=rnd(n, 3, S, S),
@@ -68,7 +68,8 @@ def synthetic_pool(S: int, n: int, device: torch.device):
 def time_steps(device: torch.device, S: int, batch: int, steps: int, channels: tuple[int, ...]):
     from vidswap.swap.generator import GeneratorConfig, SwapGenerator
     from vidswap.swap.identity_torch import load_sface
-    from vidswap.swap.tune import TuneParams, _optimiser, _train_step, batch_split
+    from vidswap.train.tune.loop import batch_split, optimiser, train_step
+    from vidswap.train.tune.params import TuneParams
 
     params = TuneParams(batch=batch, channels=tuple(channels))
     torch.manual_seed(0)
@@ -77,7 +78,7 @@ def time_steps(device: torch.device, S: int, batch: int, steps: int, channels: t
         gen.gain.fill_(0.05)
     sface = load_sface(device=device)
     pool = synthetic_pool(S, 16, device)
-    opt, scaler, amp = _optimiser(gen, params, device)
+    opt, scaler, amp = optimiser(gen, params, device)
     anchors = [p.detach().clone() for p in gen.parameters()]
     n_rec, n_cons = batch_split(params, len(pool.pair_j), len(pool.cons_a))
     walls, cpus = [], []
@@ -87,7 +88,7 @@ def time_steps(device: torch.device, S: int, batch: int, steps: int, channels: t
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0, c0 = time.perf_counter(), time.process_time()
-        _train_step(gen, opt, scaler, pool, pairs, cons, params, sface, anchors, amp,
+        train_step(gen, opt, scaler, pool, pairs, cons, params, sface, anchors, amp,
                     with_identity=k % params.identity_every == 0)
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "samples"))
+sys.path.insert(0, str(ROOT / "tools"))  # developer tools the tests use (build_canonical), not shipped
 
 import fetch_media  # noqa: E402
 

@@ -11,7 +11,7 @@ from vidswap.appearance.texture_space import (build_texture_space, region_masks,
 from vidswap.composite.filters import erode
 from vidswap.faces.pose import canonical_face, matrix_from_euler
 from vidswap.faces.topology import load_topology
-from vidswap.swap.render import texture_confidence
+from vidswap.appearance.texture import texture_confidence
 
 LIGHT = torch.tensor([[0.80, 0.25, -0.55, 0.30, 0.02, 0.04, -0.06, 0.03, 0.01],
                       [0.62, 0.20, -0.45, 0.22, 0.02, 0.03, -0.05, 0.02, 0.01],

@@ -12,7 +12,7 @@ from vidswap.appearance.texture_space import (build_texture_space, region_masks,
 from vidswap.composite.convert import to_float
 from vidswap.faces.pose import canonical_face, matrix_from_euler
 from vidswap.faces.topology import load_topology
-from vidswap.swap.render import texture_confidence
+from vidswap.appearance.texture import texture_confidence
 
 
 @pytest.fixture(scope="module")

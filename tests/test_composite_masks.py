@@ -10,13 +10,11 @@ from vidswap.composite.masks import (
     face_regions,
     face_size,
     feather_mask,
-    fit_skin_model,
-    occlusion_visibility,
     polygon_mask,
-    skin_sample_mask,
     smooth_masks_temporal,
     swap_region_mask,
 )
+from vidswap.composite.occlusion import fit_skin_model, occlusion_visibility, skin_sample_mask
 
 
 def circle(cx, cy, r, n=48, ry=None):

@@ -61,7 +61,9 @@ def test_config_is_immutable():
     ("output: {colour: red}\n", "unknown key 'output.colour'"),
     ("scale: fast\n", "scale in"),
     ("batch_size: 2.5\n", "batch_size in"),
-    ("swap: {inner: nose}\n", "swap.inner in"),
+    ("swap: {geometric: {inner: nose}}\n", "swap.geometric.inner in"),
+    ("swap: {core: nosuch}\n", "unknown swap core 'nosuch' (swap.core in"),
+    ("swap: {inner: target}\n", "swap.geometric.inner"),
     ("composite: {occlusion: 1}\n", "composite.occlusion in"),
     ("output: 3\n", "output in"),
 ])
@@ -92,7 +94,8 @@ def test_cli_override_errors_name_command_line():
 @pytest.mark.parametrize("over, needle", [
     ({"scale": 0.0}, "scale must be"),
     ({"every": 0}, "every must be"),
-    ({"swap": {"crop_size": 100}}, "crop_size"),
+    ({"swap": {"geometric": {"crop_size": 100}}}, "swap.geometric: crop_size must be a multiple of 32"),
+    ({"tune": {"channels": [8, 16]}}, "tune: channels must list 4"),
     ({"target": {"mode": "index"}}, "target.index"),
 ])
 def test_value_ranges(over, needle):

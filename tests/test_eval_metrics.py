@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vidswap.errors import UsageError
+from vidswap.eval import frame_metrics as FM
 from vidswap.eval import judges
 from vidswap.eval import metrics as M
 from vidswap.faces.pose import matrix_from_euler
@@ -150,25 +151,25 @@ def test_expression_error_known_and_zero():
 def test_flicker_of_identical_clips_is_exactly_one():
     prev, cur = _texture(seed=1), np.roll(_texture(seed=1), 2, axis=1)
     mask = _disc(*prev.shape[:2])
-    flow = M.dis_flow(prev, cur)
-    errs = [M.flicker_error(prev, cur, flow, mask) for _ in range(2)]
-    summary = M.ratio_summary([errs[0]], [errs[1]])
+    flow = FM.dis_flow(prev, cur)
+    errs = [FM.flicker_error(prev, cur, flow, mask) for _ in range(2)]
+    summary = FM.ratio_summary([errs[0]], [errs[1]])
     assert summary["ratio"] == 1.0 and summary["excess"] == 0.0
 
 
 def test_dis_flow_recovers_a_translation_and_compensates_it():
     prev = _texture(seed=2)
     cur = np.roll(prev, (2, 3), axis=(0, 1))  # content moves right 3, down 2
-    flow = M.dis_flow(prev, cur, max_side=None)
+    flow = FM.dis_flow(prev, cur, max_side=None)
     inner = flow[20:-20, 20:-20].reshape(-1, 2)
     np.testing.assert_allclose(np.median(inner, 0), [-3.0, -2.0], atol=0.2)
     mask = np.zeros(prev.shape[:2], bool)
     mask[30:-30, 30:-30] = True
-    compensated = M.flicker_error(prev, cur, flow, mask)
+    compensated = FM.flicker_error(prev, cur, flow, mask)
     raw = float(np.abs(cur.astype(np.float32) - prev)[mask].mean())
     assert compensated < 0.2 * raw
     # the same at a reduced measuring size
-    small = M.dis_flow(prev, cur, max_side=100)
+    small = FM.dis_flow(prev, cur, max_side=100)
     assert np.median(small[20:-20, 20:-20].reshape(-1, 2), 0) == pytest.approx([-3.0, -2.0], abs=0.5)
 
 
@@ -180,28 +181,28 @@ def test_flicker_ratio_above_one_for_a_flickering_result():
            for f in frames]
     r, t = [], []
     for k in range(1, len(frames)):
-        flow = M.dis_flow(frames[k - 1], frames[k])
-        t.append(M.flicker_error(frames[k - 1], frames[k], flow, mask))
-        r.append(M.flicker_error(res[k - 1], res[k], flow, mask))
-    s = M.ratio_summary(r, t)
+        flow = FM.dis_flow(frames[k - 1], frames[k])
+        t.append(FM.flicker_error(frames[k - 1], frames[k], flow, mask))
+        r.append(FM.flicker_error(res[k - 1], res[k], flow, mask))
+    s = FM.ratio_summary(r, t)
     assert s["ratio"] > 2.0 and s["excess"] > 3.0
-    assert np.isnan(M.flicker_error(frames[0], frames[1], M.dis_flow(frames[0], frames[1]),
+    assert np.isnan(FM.flicker_error(frames[0], frames[1], FM.dis_flow(frames[0], frames[1]),
                                     np.zeros(mask.shape, bool)))
 
 
 def test_ratio_summary_drops_nan_frames():
-    s = M.ratio_summary([2.0, np.nan, 4.0], [1.0, 5.0, np.nan])
+    s = FM.ratio_summary([2.0, np.nan, 4.0], [1.0, 5.0, np.nan])
     assert s == {"result": 2.0, "target": 1.0, "ratio": 2.0, "excess": 1.0}
 
 
 def test_jitter_ratio_identical_and_noisy():
     rng = np.random.default_rng(0)
     t = np.linspace(0, 1, 30)[:, None, None] * np.ones((1, 106, 2)) * 50
-    same = M.jitter_ratio(t, t.copy())
+    same = FM.jitter_ratio(t, t.copy())
     assert same["ratio"] == 1.0
-    noisy = M.jitter_ratio(t + rng.normal(0, 1, t.shape), t + rng.normal(0, 0.25, t.shape))
+    noisy = FM.jitter_ratio(t + rng.normal(0, 1, t.shape), t + rng.normal(0, 0.25, t.shape))
     assert 3.0 < noisy["ratio"] < 5.0  # jitter scales with the noise std (1 vs 0.25)
-    acc = M.landmark_acceleration(t)
+    acc = FM.landmark_acceleration(t)
     assert np.isnan(acc[0]) and np.isnan(acc[-1]) and np.allclose(acc[1:-1], 0.0, atol=1e-9)
 
 
@@ -211,23 +212,23 @@ def test_jitter_ratio_identical_and_noisy():
 def test_sharpness_ratio_identical_and_blurred():
     img = _texture(seed=4)
     mask = _disc(*img.shape[:2])
-    assert M.sharpness_ratio(img, img.copy(), mask) == 1.0
+    assert FM.sharpness_ratio(img, img.copy(), mask) == 1.0
     blurred = cv2.GaussianBlur(img, (0, 0), 1.5)
-    assert M.sharpness_ratio(blurred, img, mask) < 0.5
+    assert FM.sharpness_ratio(blurred, img, mask) < 0.5
     sixteen = img.astype(np.uint16) * 257  # bit depth does not change the measure
-    assert M.laplacian_energy(sixteen, mask) == pytest.approx(M.laplacian_energy(img, mask), rel=1e-4)
+    assert FM.laplacian_energy(sixteen, mask) == pytest.approx(FM.laplacian_energy(img, mask), rel=1e-4)
 
 
 def test_seam_ratio_identical_hard_and_feathered_paste():
     img = (128 + 0.15 * (_texture(seed=6).astype(np.float32) - 128)).astype(np.uint8)  # low contrast, like skin
     mask = _disc(*img.shape[:2])
-    assert M.seam_ratio(img, img.copy(), mask) == 1.0
+    assert FM.seam_ratio(img, img.copy(), mask) == 1.0
     shifted = np.clip(img.astype(np.float32) + 25, 0, 255)
     hard = np.where(mask[..., None], shifted, img).astype(np.uint8)
     soft_alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 6)[..., None]
     soft = (soft_alpha * shifted + (1 - soft_alpha) * img).astype(np.uint8)
-    hard_seam = M.seam_ratio(hard, img, mask, width=2)
-    soft_seam = M.seam_ratio(soft, img, mask, width=2)
+    hard_seam = FM.seam_ratio(hard, img, mask, width=2)
+    soft_seam = FM.seam_ratio(soft, img, mask, width=2)
     assert hard_seam > 1.5
     assert 1.0 <= soft_seam < hard_seam
 
@@ -235,29 +236,29 @@ def test_seam_ratio_identical_hard_and_feathered_paste():
 def test_boundary_step_sees_feathered_tone_mismatch():
     img = (128 + 0.15 * (_texture(seed=8).astype(np.float32) - 128)).astype(np.uint8)
     mask = _disc(*img.shape[:2])
-    assert M.boundary_step(img, img.copy(), mask, width=8) == 0.0
+    assert FM.boundary_step(img, img.copy(), mask, width=8) == 0.0
     alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 6)[..., None]
     brighter = (alpha * (img + 20.0) + (1 - alpha) * img).astype(np.uint8)  # +20 levels, feathered edge
-    step = M.boundary_step(brighter, img, mask, width=8)
+    step = FM.boundary_step(brighter, img, mask, width=8)
     assert 0.3 * 20 * math.sqrt(3) < step < 20 * math.sqrt(3) + 1  # caught although the edge is soft
-    assert M.seam_ratio(brighter, img, mask, width=2) < 1.5  # ... where the gradient hardly moves
-    assert np.isnan(M.boundary_step(img, img, np.zeros(mask.shape, bool), width=8))
+    assert FM.seam_ratio(brighter, img, mask, width=2) < 1.5  # ... where the gradient hardly moves
+    assert np.isnan(FM.boundary_step(img, img, np.zeros(mask.shape, bool), width=8))
 
 
 def test_change_mask_finds_a_pasted_region():
     img = _texture(seed=7)
     mask = _disc(*img.shape[:2])
     pasted = np.where(mask[..., None], 255 - img, img).astype(np.uint8)
-    found = M.change_mask(pasted, img, sigma=1.0)
+    found = FM.change_mask(pasted, img, sigma=1.0)
     iou = (found & mask).sum() / (found | mask).sum()
     assert iou > 0.9
-    assert not M.change_mask(img, img.copy()).any()
+    assert not FM.change_mask(img, img.copy()).any()
 
 
 def test_boundary_ring_and_polygon_mask():
     m = M.polygon_mask((50, 60), np.array([[10, 10], [40, 10], [40, 30], [10, 30]], float))
     assert m.sum() == 31 * 21  # pixel centres on the edges are inside
-    ring = M.boundary_ring(m, 2)
+    ring = FM.boundary_ring(m, 2)
     assert ring[10, 25] and ring[8, 25] and not ring[20, 25] and not ring[2, 2]
 
 

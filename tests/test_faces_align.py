@@ -1,4 +1,4 @@
-"""2D similarity alignment, inverse matrices and batched kornia crops."""
+"""2D similarity alignment, crop specs (mesh and five-point template), inverse matrices and batched kornia crops."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from vidswap.errors import InputError
-from vidswap.faces.align import (ARCFACE_TEMPLATE_112, arcface_template, as_rgb8, estimate_alignment,
-                                 images_to_tensor, invert_affine, similarity_transform, transform_points,
-                                 warp_crops)
+from vidswap.faces.align import (ARCFACE_TEMPLATE_112, MeshCrop, TemplateCrop, arcface_template, as_rgb8,
+                                 crop_frame_from_landmarks, estimate_alignment, images_to_tensor, invert_affine,
+                                 similarity_transform, transform_landmarks, transform_points, warp_crops)
+from vidswap.faces.types import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
 
 
 def similarity(scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
@@ -105,3 +106,37 @@ def test_as_rgb8_converts_plate_formats():
     np.testing.assert_array_equal(as_rgb8(np.dstack([rgb, rgb[..., :1]])), rgb)
     with pytest.raises(InputError):
         as_rgb8(rgb[..., 0])
+
+
+def landmarks_on(kps: torch.Tensor) -> torch.Tensor:
+    """(B, 478, 3) landmarks whose five keypoints are ``kps`` (B, 5, 2) (the rest at the nose tip)."""
+    lm = kps[:, 2:3, :].expand(-1, 478, -1).clone()
+    lm[:, list(RIGHT_EYE_CONTOUR)] = kps[:, None, 0]
+    lm[:, list(LEFT_EYE_CONTOUR)] = kps[:, None, 1]
+    lm[:, MOUTH_CORNERS[0]] = kps[:, 3]
+    lm[:, MOUTH_CORNERS[1]] = kps[:, 4]
+    return torch.cat([lm, torch.zeros(lm.shape[0], 478, 1)], -1)
+
+
+@pytest.mark.parametrize("size", [112, 128, 256])
+def test_template_crop_maps_the_five_points_onto_the_arcface_template(size):
+    """Faces whose keypoints are the template moved by a known similarity come back onto the template exactly."""
+    crop = TemplateCrop.arcface(size)
+    assert crop.size == size and np.allclose(np.array(crop.template), arcface_template(size))
+    tpl = torch.from_numpy(arcface_template(size)).double()
+    moves = torch.from_numpy(np.stack([similarity(2.0, 0.3, 400.0, 250.0), similarity(0.7, -1.2, 90.0, 60.0)]))
+    kps = tpl @ moves[:, :, :2].transpose(1, 2) + moves[:, None, :, 2]  # template -> frame
+    m = crop.frame_to_crop(landmarks_on(kps).float())
+    assert m.shape == (2, 2, 3) and m.dtype == torch.float32
+    back = transform_landmarks(landmarks_on(kps).float(), m)
+    assert torch.allclose(back[:, list(RIGHT_EYE_CONTOUR)[0], :2].double(), tpl[0].expand(2, 2), atol=1e-3)
+    assert torch.allclose(back[:, NOSE_TIP, :2].double(), tpl[2].expand(2, 2), atol=1e-3)
+    expected = torch.from_numpy(invert_affine(moves.numpy())).double()  # frame -> template: the moves undone
+    assert torch.allclose(m.double(), expected, atol=1e-3)
+
+
+def test_template_crop_needs_five_points_and_mesh_crop_is_the_mesh_recipe():
+    with pytest.raises(ValueError, match="5"):
+        TemplateCrop(size=128, template=((1.0, 2.0),))
+    lm = torch.rand(3, 478, 3) * 100 + 50
+    assert torch.equal(MeshCrop(256, 0.3).frame_to_crop(lm), crop_frame_from_landmarks(lm, 256, 0.3))

@@ -11,7 +11,7 @@ from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, smooth_track_st
 from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import probe, read_frames
-from vidswap.swap.processor import plate_skin_stats
+from vidswap.composite.plate_stats import plate_skin_stats
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from vidswap.faces.align import kps5_from_landmarks
 from vidswap.faces.detect import largest_face
-from vidswap.faces.landmarks import (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, Rois, crop_matrices,
-                                     crop_to_frame, kps5_from_mesh, rois_from_landmarks)
+from vidswap.faces.landmarks import (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, Rois, crop_matrices, crop_to_frame,
+                                     rois_from_landmarks)
 from vidswap.faces.types import NUM_LANDMARKS, Detection, FaceLandmarks
 
 # left/right partners (subject's right <-> left) and points on the midline
@@ -187,12 +189,14 @@ def test_crop_roundtrip_and_rois():
     np.testing.assert_allclose(r.center, [[200.0, 100.0]], atol=1e-6)
 
 
-def test_kps5_from_mesh_order():
+def test_kps5_from_landmarks_order_numpy_and_torch():
     pts = np.zeros((478, 3), np.float32)
     pts[list(RIGHT_EYE_CONTOUR), 0] = 10
     pts[list(LEFT_EYE_CONTOUR), 0] = 30
     pts[1] = (20, 25, 0)
     pts[61] = (12, 40, 0)
     pts[291] = (28, 40, 0)
-    k = kps5_from_mesh(pts)
+    k = kps5_from_landmarks(pts)
+    assert k.dtype == np.float32
     np.testing.assert_allclose(k, [[10, 0], [30, 0], [20, 25], [12, 40], [28, 40]])
+    np.testing.assert_array_equal(kps5_from_landmarks(torch.from_numpy(pts)[None])[0].numpy(), k)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidswap.faces import build_canonical
+import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.faces.pose import (RIGID_INDICES, canonical_face, compose, decompose, euler_from_matrix, expression,
                                 matrix_from_euler, neutral_shape, pose_from_vector, pose_vector, rotation_angle,
                                 umeyama)

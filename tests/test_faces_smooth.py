@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vidswap.faces import build_canonical
+import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.faces.smooth import (OneEuroFilter, OneEuroParams, RtsParams, face_scale, jitter, lag, noise_level,
                                   one_euro, plot_trajectories, rts_smooth, smooth_landmarks, smooth_pose,
                                   step_delay)

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.errors import ModelError
-from vidswap.faces import build_canonical
 from vidswap.faces.topology import (NOSE_OUTLINE, chain_loops, load_static_data, load_topology, parse_connections,
                                     triangle_normals, triangles_from_edges)
 from vidswap.models.registry import model_path

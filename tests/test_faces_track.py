@@ -1,4 +1,4 @@
-"""Face tracker: assignment, gap bridging, track splits, shot cuts, target selection."""
+"""Face tracker (assignment, gap bridging, track splits), shot cuts (faces.cuts), target selection (faces.targets)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
+import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
 from vidswap.errors import UsageError
-from vidswap.faces import build_canonical
+from vidswap.faces.cuts import CutDetector, detect_cuts
 from vidswap.faces.pose import canonical_face
-from vidswap.faces.track import (CutDetector, Observation, Tracker, TrackerParams, box_iou, detect_cuts,
-                                 select_targets, track_faces)
+from vidswap.faces.targets import select_targets
+from vidswap.faces.track import Observation, Tracker, TrackerParams, box_iou, track_faces
 from vidswap.models.registry import model_path
 
 CANON = canonical_face().numpy().astype(np.float64)

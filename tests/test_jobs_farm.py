@@ -16,18 +16,17 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import SimpleNamespace
 
 import fileseq
 import numpy as np
 import pytest
 import yaml
 
-from vidswap.config import JobConfig, load_config
+from vidswap.config import FarmConfig, JobConfig, load_config
 from vidswap.errors import ConfigError, UsageError
-from vidswap.jobs.farm import (FarmOptions, chunk_frames, export_deadline, export_opencue, export_openjd,
-                               frames_string, opencue_spec, openjd_render_chunks, openjd_template,
-                               parse_deadline_info, submit_deadline, validate_openjd, write_deadline, write_openjd)
+from vidswap.io.frames import format_frames
+from vidswap.jobs.farm import (chunk_frames, export_deadline, export_opencue, export_openjd, opencue_spec,
+                               openjd_render_chunks, openjd_template, parse_deadline_info, submit_deadline, validate_openjd, write_deadline, write_openjd)
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERIC_TEMPLATE = ROOT / "pipelines" / "openjd" / "vidswap_job.yaml"
@@ -98,10 +97,10 @@ def test_openjd_template_structure_and_openjd_check(tmp_path):
 
 
 def test_openjd_host_requirements_are_configurable():
-    cpu = export_openjd(SHOT, JobConfig(), range(10), 5, farm=FarmOptions(gpu=False))
+    cpu = export_openjd(SHOT, JobConfig(), range(10), 5, farm=FarmConfig(gpu=False))
     assert all("hostRequirements" not in s for s in cpu["steps"])
     big = export_openjd(SHOT, JobConfig(), range(10), 5,
-                        farm=FarmOptions(gpu_memory_mib=16384, os_family="linux", timeout_s=3600,
+                        farm=FarmConfig(gpu_memory_mib=16384, os_family="linux", timeout_s=3600,
                                          executable="/opt/vidswap/bin/vidswap", target_chunk_seconds=600))
     render = next(s for s in big["steps"] if s["name"] == "Render")
     assert render["hostRequirements"] == {
@@ -116,9 +115,9 @@ def test_openjd_host_requirements_are_configurable():
 
 
 def test_farm_settings_come_from_the_config_section():
-    cfg = SimpleNamespace(farm=SimpleNamespace(chunk_size=7, gpu=False, executable="vs", future_field=1))
-    assert FarmOptions.from_config(cfg) == FarmOptions(chunk_size=7, gpu=False, executable="vs")
-    assert FarmOptions.from_config(JobConfig()) == FarmOptions()
+    cfg = load_config(overrides={"farm": {"chunk_size": 7, "gpu": False, "executable": "vs"}})
+    assert cfg.farm == FarmConfig(chunk_size=7, gpu=False, executable="vs")
+    assert JobConfig().farm == FarmConfig()
     template = export_openjd(SHOT, cfg, range(1, 15))  # chunk size from cfg.farm
     assert openjd_render_chunks(template) == ["1-7", "8-14"]
     assert all("hostRequirements" not in s for s in template["steps"])
@@ -127,7 +126,7 @@ def test_farm_settings_come_from_the_config_section():
 def test_generic_template_file_is_current_and_valid():
     """pipelines/openjd/vidswap_job.yaml is what openjd_template() makes (regenerate it if this fails)."""
     on_disk = yaml.safe_load(GENERIC_TEMPLATE.read_text())
-    assert on_disk == openjd_template(FarmOptions())
+    assert on_disk == openjd_template(FarmConfig())
     assert "passes validation" in _openjd("check", str(GENERIC_TEMPLATE)).stdout
     with pytest.raises(ConfigError, match="ShotFile"):
         validate_openjd(on_disk)  # the shot file has no default: it must be given
@@ -141,7 +140,7 @@ def test_make_template_script_for_cpu_fleets(tmp_path):
                            "--chunk-size", "20", "-o", str(out)], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     template = yaml.safe_load(out.read_text())
-    assert template == openjd_template(FarmOptions(gpu=False, chunk_size=20))
+    assert template == openjd_template(FarmConfig(gpu=False, chunk_size=20))
     assert all("hostRequirements" not in s for s in template["steps"])
     assert "passes validation" in _openjd("check", str(out)).stdout
     launcher = subprocess.run([sys.executable, str(ROOT / "pipelines" / "opencue" / "launch_spec.py"), "--help"],
@@ -154,17 +153,17 @@ def test_chunking_modes_and_errors():
     template = export_openjd(SHOT, JobConfig(), stepped, 10)  # auto: gaps -> explicit fileseq chunks
     assert "extensions" not in template
     assert openjd_render_chunks(template) == ["0-18x2", "20-38x2", "40-58x2", "60-78x2", "80-98x2"]
-    explicit = export_openjd(SHOT, JobConfig(), range(1001, 1011), 4, farm=FarmOptions(chunking="explicit"))
+    explicit = export_openjd(SHOT, JobConfig(), range(1001, 1011), 4, farm=FarmConfig(chunking="explicit"))
     assert openjd_render_chunks(explicit) == ["1001-1004", "1005-1008", "1009-1010"]
     with pytest.raises(ConfigError, match="gaps"):
-        export_openjd(SHOT, JobConfig(), stepped, 10, farm=FarmOptions(chunking="task_chunking"))
+        export_openjd(SHOT, JobConfig(), stepped, 10, farm=FarmConfig(chunking="task_chunking"))
     with pytest.raises(ConfigError, match="1024"):
-        export_openjd(SHOT, JobConfig(), range(3000), 2, farm=FarmOptions(chunking="explicit"))
+        export_openjd(SHOT, JobConfig(), range(3000), 2, farm=FarmConfig(chunking="explicit"))
     with pytest.raises(ConfigError, match="chunk_size"):
         export_openjd(SHOT, JobConfig(), range(10), 0)
     with pytest.raises(UsageError, match="no frames"):
         export_openjd(SHOT, JobConfig(), [], 10)
-    assert chunk_frames([5, 3, 4, 3, 9], 2) == [[3, 4], [5, 9]] and frames_string([1, 2, 3, 7]) == "1-3,7"
+    assert chunk_frames([5, 3, 4, 3, 9], 2) == [[3, 4], [5, 9]] and format_frames([1, 2, 3, 7]) == "1-3,7"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,7 +230,7 @@ def test_openjd_runs_the_real_vidswap_passes(media, tmp_path):
     cfg = load_config(shot=shot)
     info = probe_media(clip)
     frames = list(fileseq.FrameSet(cfg.frames))
-    template = export_openjd(shot, cfg, frames, 10, farm=FarmOptions(gpu=False, executable=str(vidswap)))
+    template = export_openjd(shot, cfg, frames, 10, farm=FarmConfig(gpu=False, executable=str(vidswap)))
     assert openjd_render_chunks(template) == ["0-9", "10-19"]
     job = write_openjd(template, tmp_path / "job.yaml")
     for step in ("Analyze", "Tune", "Render", "Assemble"):
@@ -252,7 +251,7 @@ def test_openjd_runs_the_real_vidswap_passes(media, tmp_path):
 def test_deadline_job_files(tmp_path):
     cfg = load_config(overrides={"output": {"path": "/studio/out/shot010_swap.mov"}})
     jobs = export_deadline(SHOT, cfg, range(1001, 1101), 25,
-                           farm=FarmOptions(pool="gpu", group="cuda", priority=70, timeout_s=5400))
+                           farm=FarmConfig(pool="gpu", group="cuda", priority=70, timeout_s=5400))
     assert [j.pass_name for j in jobs] == ["analyze", "tune", "render", "assemble"]
     paths = write_deadline(jobs, tmp_path / "deadline")
     assert [p.name for p in paths] == [
@@ -328,7 +327,7 @@ def test_submit_deadline_chains_job_dependencies(tmp_path):
 
 def test_opencue_outline_spec(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # pyoutline sessions would go here: nothing may appear
-    ol = export_opencue(SHOT, JobConfig(), range(1001, 1101), 25, farm=FarmOptions(show="demo", priority=80))
+    ol = export_opencue(SHOT, JobConfig(), range(1001, 1101), 25, farm=FarmConfig(show="demo", priority=80))
     spec = opencue_spec(ol)
     root = ET.fromstring(spec.split("?>", 1)[1].split(">", 1)[1])  # past the XML declaration and DOCTYPE
     assert root.findtext("show") == "demo" and root.findtext("shot") == "vidswap"
@@ -347,5 +346,5 @@ def test_opencue_outline_spec(tmp_path, monkeypatch):
     assert deps == [("tune", "analyze", "LAYER_ON_LAYER"), ("render", "tune", "LAYER_ON_LAYER"),
                     ("assemble", "render", "LAYER_ON_LAYER")]
     assert not (tmp_path / "home").exists()
-    cpu = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 11), 5, farm=FarmOptions(gpu=False)))
+    cpu = opencue_spec(export_opencue(SHOT, JobConfig(), range(1, 11), 5, farm=FarmConfig(gpu=False)))
     assert "<gpus>" not in cpu

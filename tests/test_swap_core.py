@@ -1,4 +1,4 @@
-"""Tests of the swap-core interface and the geometric swap core (vidswap.swap.core)."""
+"""Tests of the swap-core interface and the geometric swap core (vidswap.swap.geometric)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidswap.swap.core import (
-    GeometricSwapConfig,
-    GeometricSwapCore,
-    SourceFace,
-    SwapBatch,
-    SwapCore,
-    crop_frame_from_landmarks,
-    transform_landmarks,
-    warp_to_crop,
-)
-from vidswap.swap.reenact import canonical_from_landmarks
-from vidswap.swap.synthetic import face_cap, face_cap_mirror, rotation_y, test_texture
+from vidswap.config import load_config
+from vidswap.errors import ConfigError
+from vidswap.faces import pose
+from vidswap.faces.align import crop_frame_from_landmarks, transform_landmarks, warp_to_crop
+from vidswap.swap import SourceFace, SwapBatch, SwapCore, build_core
+from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
+from vidswap.swap.geometric.core import mixed_identity
+from vidswap.swap.geometric.reenact import canonical_from_landmarks
+from vidswap.swap.geometric.synthetic import face_cap, face_cap_mirror, rotation_y, test_texture
 
 RINGS, SEGMENTS = 15, 32
 
@@ -64,12 +61,10 @@ def make_batch(frame, lm_frame, canonical, S=256, eye_corners=EYES):
     M = crop_frame_from_landmarks(lm_frame, S, 0.2, eye_corners=eye_corners)
     crops = warp_to_crop(frame, M, S)
     lm = transform_landmarks(lm_frame, M)
-    from vidswap.faces import pose
-
     s, R, t = pose.umeyama(canonical.expand(lm.shape[0], -1, -1), lm)
     expr = canonical_from_landmarks(lm, s, R, t) - canonical
     return SwapBatch(target_crops=crops, target_landmarks=lm, s=s, R=R, t=t, expression=expr,
-                     confidence=torch.ones(lm.shape[0]))
+                     confidence=torch.ones(lm.shape[0]), frame_to_crop=M)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +87,17 @@ def test_geometric_core_satisfies_the_protocol():
         GeometricSwapCore(GeometricSwapConfig(inner="nobody"), topology=synthetic_topology())
 
 
-def test_config_from_job_config():
-    from vidswap import config
-    cfg = GeometricSwapConfig.from_config(config.SwapConfig(shape="blend", shape_weight=0.3, inner="source"),
-                                          supersample=2)
-    assert (cfg.shape, cfg.shape_weight, cfg.inner, cfg.supersample) == ("blend", 0.3, "source", 2)
+def test_config_section_builds_the_core_with_those_settings():
+    """``swap.geometric`` is validated by GeometricSwapConfig itself (declared once) and builds the core."""
+    cfg = load_config(overrides={"swap": {"geometric": {"shape": "blend", "shape_weight": 0.3, "inner": "source",
+                                                        "crop_size": 128}}})
+    section = cfg.swap.section()
+    assert section == GeometricSwapConfig(shape="blend", shape_weight=0.3, inner="source", crop_size=128)
+    core = build_core("geometric", section)
+    assert isinstance(core, GeometricSwapCore) and core.config is section
+    assert (core.crop.size, core.crop.margin) == (128, 0.2)
+    with pytest.raises(ConfigError, match="swap.geometric.shape"):
+        load_config(overrides={"swap": {"geometric": {"shape": "nobody"}}})
 
 
 def test_self_swap_reproduces_the_target_crop(cap):
@@ -138,7 +139,7 @@ def test_shape_modes_and_inner_holes(cap):
     core_s = GeometricSwapCore(GeometricSwapConfig(shape="target", inner="source"), topology=topo)
     res_t = core_t.swap(batch, ident)
     res_s = core_s.swap(batch, ident)
-    from vidswap.swap.render import fill_polygons
+    from vidswap.appearance.raster import fill_polygons
 
     lm = batch.target_landmarks
     for name in ("left_eye", "right_eye", "lips_inner"):
@@ -189,8 +190,6 @@ def test_crop_frame_is_upright_centred_and_pose_stable(cap):
 
 
 def test_crop_frame_on_the_real_canonical_face():
-    from vidswap.faces import pose
-
     can = pose.canonical_face()
     R = pose.matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([25.0]))
     lm = pose.compose(torch.tensor([90.0]), R, torch.tensor([[300.0, 200.0, 0.0]]), can)
@@ -233,7 +232,7 @@ def test_warp_to_crop_matches_opencv_and_antialiases():
 
 @pytest.fixture(scope="module")
 def real_face(model):
-    from vidswap.faces import pose, topology
+    from vidswap.faces import topology
 
     return pose, topology.load_topology(model("mesh_topology")), pose.canonical_face()
 
@@ -260,11 +259,11 @@ def test_real_topology_swap_turned_source(real_face):
     lm = transform_landmarks(tgt, M)
     p = pose.decompose(lm)
     batch = SwapBatch(target_crops=warp_to_crop(frames, M, 256), target_landmarks=lm, s=p.s, R=p.R, t=p.t,
-                      expression=p.x_c_obs - can, confidence=torch.ones(2))
+                      expression=p.x_c_obs - can, confidence=torch.ones(2), frame_to_crop=M)
     res = core.swap(batch, ident)
     assert torch.allclose(res.driven_landmarks, lm, atol=0.05)
     assert float(res.confidence[res.alpha > 0.5].mean()) > 0.9
-    from vidswap.swap.render import fill_polygons
+    from vidswap.appearance.raster import fill_polygons
 
     for name in ("left_eye", "right_eye"):
         inside = fill_polygons(lm, [torch.as_tensor(topo.regions[name])], (256, 256))[:, None]
@@ -274,8 +273,6 @@ def test_real_topology_swap_turned_source(real_face):
 
 
 def test_identity_mixing_takes_shape_from_one_source_and_texture_from_another():
-    from vidswap.swap.core import mixed_identity
-
     shapes = torch.stack([torch.zeros(478, 3), torch.ones(478, 3)])
     shape, texture = mixed_identity(shapes, shape_source=1, texture_source=0, weight=1.0, default_texture=0)
     assert texture == 0 and torch.equal(shape, shapes[1])
@@ -295,7 +292,6 @@ def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
     from vidswap.faces.topology import load_topology
     from vidswap.io import read_image
     from vidswap.pipeline import load_source_faces
-    from vidswap.swap.core import GeometricSwapConfig, GeometricSwapCore
 
     models = AnalysisModels.load(AnalysisConfig())
     topology = load_topology()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidswap.swap.core import SourceIdentity, SwapBatch, SwapResult
+from vidswap.swap.base import SourceIdentity, SwapBatch, SwapResult
 from vidswap.swap.generator import (
     AFFA,
     AdaIN,
@@ -84,11 +84,10 @@ def test_zero_gain_reproduces_the_render_exactly():
     # and the refiner adapter hands the swap core's result back untouched
     batch = SwapBatch(target_crops=t, target_landmarks=torch.zeros(3, 478, 3), s=torch.ones(3),
                       R=torch.eye(3).expand(3, 3, 3), t=torch.zeros(3, 3), expression=torch.zeros(3, 478, 3),
-                      confidence=torch.ones(3))
+                      confidence=torch.ones(3), frame_to_crop=torch.eye(3)[:2].expand(3, 2, 3))
     result = SwapResult(crops=r, alpha=a, driven_landmarks=torch.zeros(3, 478, 3))
-    ident = SourceIdentity(images=r[:1], landmarks=torch.zeros(1, 478, 3), canonical=torch.zeros(478, 3),
-                           embedding=e[0])
-    out = GeneratorRefiner(gen, "cpu", face_loop=list(range(10)))(batch, result, ident)
+    ident = SourceIdentity(embedding=e[0])
+    out = GeneratorRefiner(gen, "cpu", face_loop=list(range(10)))(0, batch, result, ident)
     assert torch.equal(out.crops, r) and torch.equal(out.alpha, a)
 
 
@@ -176,10 +175,11 @@ def test_refiner_batches_and_matches_the_generator():
     lm = torch.rand(B, 478, 3) * 100 + 14
     loop = list(range(0, 40))
     batch = SwapBatch(target_crops=t, target_landmarks=lm, s=torch.ones(B), R=torch.eye(3).expand(B, 3, 3),
-                      t=torch.zeros(B, 3), expression=torch.zeros(B, 478, 3), confidence=torch.ones(B))
+                      t=torch.zeros(B, 3), expression=torch.zeros(B, 478, 3), confidence=torch.ones(B),
+                      frame_to_crop=torch.eye(3)[:2].expand(B, 2, 3))
     result = SwapResult(crops=r, alpha=a, driven_landmarks=lm, confidence=a)
-    ident = SourceIdentity(images=r[:1], landmarks=lm[:1], canonical=torch.zeros(478, 3), embedding=e[0])
-    out = GeneratorRefiner(gen, "cpu", batch_size=2, face_loop=loop)(batch, result, ident)
+    ident = SourceIdentity(embedding=e[0])
+    out = GeneratorRefiner(gen, "cpu", batch_size=2, face_loop=loop)(0, batch, result, ident)
     with torch.no_grad():
         crop, alpha = gen(t, r, a, e[0], face_region(lm, a, torch.tensor(loop), gen.config.region_grow))
     assert out.crops.shape == (B, 3, S, S) and out.alpha.shape == (B, 1, S, S)

@@ -1,4 +1,4 @@
-"""Tests of the swap renderer (vidswap.swap.render) on synthetic meshes and textures."""
+"""Tests of the swap renderer (vidswap.appearance.raster, .texture) on synthetic meshes and textures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-from vidswap.swap.render import (
-    fill_polygons,
-    rasterize,
-    render_texture,
-    texture_confidence,
-    triangle_visibility,
-)
-from vidswap.swap.synthetic import face_cap, face_cap_mirror, grid_mesh, rotation_y, test_texture, uv_sphere
+from vidswap.appearance.raster import fill_polygons, rasterize
+from vidswap.appearance.texture import render_texture, texture_confidence, triangle_visibility
+from vidswap.swap.geometric.synthetic import face_cap, face_cap_mirror, grid_mesh, rotation_y, test_texture, uv_sphere
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:

@@ -1,4 +1,4 @@
-"""Per-clip generator tuning (vidswap.swap.tune), its losses (vidswap.swap.losses) and the differentiable SFace
+"""Per-clip generator tuning (vidswap.train.tune), its losses (vidswap.swap.losses) and the differentiable SFace
 (vidswap.swap.identity_torch), on a real clip."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_align_for_identity_matches_the_pipeline_alignment():
     # landmarks whose five keypoints sit exactly on the template (scaled x2 in a 224 image): the crop is a
     # 2x down-sampling of the image
     img = F.interpolate(torch.rand(1, 3, 14, 14), size=(224, 224), mode="bilinear", align_corners=False)
-    from vidswap.faces.landmarks import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
+    from vidswap.faces.types import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
 
     tpl = torch.from_numpy(arcface_template(112)) * 2 + 0.5
     lm = torch.zeros(1, 478, 3)
@@ -162,9 +162,10 @@ def shot(media, tmp_path_factory):
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.topology import load_topology
     from vidswap.io import probe
-    from vidswap.pipeline import StageTimer, analyze_shot, check_sources, load_source_faces, plan_frame_numbers
-    from vidswap.swap.core import GeometricSwapConfig, GeometricSwapCore
-    from vidswap.swap.tune import collect_tune_data, frame_reader
+    from vidswap.pipeline import StageTimer, analyze_shot, load_source_faces
+    from vidswap.shot import check_sources, plan_frame_numbers
+    from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
+    from vidswap.train.tune.data import collect_tune_data, frame_reader
 
     clip, src = media("single_face_clip"), media("astronaut")
     work = tmp_path_factory.mktemp("tune")
@@ -182,7 +183,7 @@ def shot(media, tmp_path_factory):
         reads.append(list(numbers))
         return frame_reader(clip)(numbers)
 
-    data = collect_tune_data(analysis, reader, 128, max_frames=16)
+    data = collect_tune_data(analysis, reader, core.crop, max_frames=16)
     return dict(analysis=analysis, core=core, identity=identity, reader=reader, reads=reads, data=data, work=work)
 
 
@@ -191,14 +192,15 @@ def test_collect_tune_data(shot):
     assert len(data) == 16 and data.numbers == list(range(16))
     assert data.crops.shape == (16, 3, 128, 128) and data.textures.shape[-1] == 160
     assert data.next_index[:-1].tolist() == list(range(1, 16)) and int(data.next_index[-1]) == -1
-    # the landmarks sit on the face in the crop (the processor's recipe: eyes level, face centred)
+    # the landmarks sit on the face in the crop (the render's recipe: eyes level, face centred)
     centre = data.landmarks[:, :468, :2].mean(1)
     assert torch.allclose(centre, torch.full_like(centre, 63.5), atol=1.0)
 
 
 @pytest.fixture(scope="module")
 def tuned(shot):
-    from vidswap.swap.tune import TuneParams, tune_for_shot
+    from vidswap.train.tune.cache import tune_for_shot
+    from vidswap.train.tune.params import TuneParams
 
     params = TuneParams(cpu_steps=30, batch=6, channels=CHANNELS, val_every=5, patience=100, max_frames=16,
                         identity_every=5)
@@ -226,7 +228,7 @@ def test_tuning_reduces_the_self_reenactment_loss(tuned):
 
 
 def test_cache_hit_skips_tuning(shot, tuned):
-    from vidswap.swap.tune import tune_for_shot
+    from vidswap.train.tune.cache import tune_for_shot
 
     gen, info, params, _ = tuned
 
@@ -241,16 +243,17 @@ def test_cache_hit_skips_tuning(shot, tuned):
     # another source identity is another key
     from dataclasses import replace
 
-    from vidswap.swap.tune import tune_key
+    from vidswap.train.tune.cache import tune_key
 
     other = replace(shot["identity"], embedding=-shot["identity"].embedding)
-    assert tune_key(shot["analysis"], other, params, 128, shot["core"].config) != info.key
-    assert tune_key(shot["analysis"], shot["identity"], replace(params, lr=2e-3), 128, shot["core"].config) != info.key
+    assert tune_key(shot["analysis"], other, params, shot["core"]) != info.key
+    assert tune_key(shot["analysis"], shot["identity"], replace(params, lr=2e-3), shot["core"]) != info.key
 
 
 def test_tuning_is_deterministic(shot):
     from vidswap.swap.generator import GeneratorConfig, SwapGenerator
-    from vidswap.swap.tune import TuneParams, tune_generator
+    from vidswap.train.tune.loop import tune_generator
+    from vidswap.train.tune.params import TuneParams
 
     params = TuneParams(cpu_steps=3, batch=4, channels=CHANNELS, max_frames=16, pairs_per_frame=1,
                         texture_frames=4, val_fraction=0.0, identity_every=1)  # no validation: keep the last step
@@ -264,9 +267,9 @@ def test_tuning_is_deterministic(shot):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-def test_refiner_plugs_into_the_processor(shot, tuned, media):
-    """build_refiner on a cache hit (no frames read) -> FaceSwapProcessor.refiner: the swapped frames change a
-    little where the face is, and nothing else changes."""
+def test_refiner_plugs_into_the_render_stage(shot, tuned, media):
+    """build_refiner on a cache hit (no frames read) -> RenderStage.refiner: the swapped frames change a little
+    where the face is, and nothing else changes."""
     import dataclasses
 
     import cv2
@@ -275,8 +278,9 @@ def test_refiner_plugs_into_the_processor(shot, tuned, media):
     from vidswap.config import CompositeConfig
     from vidswap.faces.topology import load_topology
     from vidswap.io import probe, read_frames
-    from vidswap.swap.processor import FaceSwapProcessor, composite_params
-    from vidswap.swap.tune import build_refiner
+    from vidswap.composite.compositor import composite_params
+    from vidswap.render import RenderStage
+    from vidswap.train.tune.cache import build_refiner
 
     gen, info, params, _ = tuned
     targets = {shot["analysis"].tracks[0].id: shot["identity"]}
@@ -293,8 +297,8 @@ def test_refiner_plugs_into_the_processor(shot, tuned, media):
         frames = list(it)
     outs = []
     for ref in (None, refiner):
-        proc = FaceSwapProcessor(analysis=shot["analysis"], targets=targets, core=shot["core"],
-                                 regions=load_topology().regions, params=cp, crop_size=128, refiner=ref)
+        proc = RenderStage(analysis=shot["analysis"], targets=targets, core=shot["core"],
+                           regions=load_topology().regions, params=cp, refiner=ref)
         outs.append(proc([dataclasses.replace(f) for f in frames]))
     for plate, core_only, refined in zip(frames, *outs):
         a = core_only.image.astype(int)

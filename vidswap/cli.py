@@ -6,19 +6,35 @@ Exit codes (README.md): 0 ok, 2 usage/bad input, 3 no usable face in a source, 4
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import sys
-import traceback
-from contextlib import contextmanager
-from functools import wraps
-from pathlib import Path
 
-import click
+# Idle OpenMP threads sleep instead of spinning. OpenMP reads this when torch loads, so it is set before any
+# vidswap module imports torch: with two tasks on a worker, or any other load, spinning threads starve each other
+# (4x slower measured on 2 cores; ~10% faster alone). Export OMP_WAIT_POLICY=ACTIVE on a dedicated machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from vidswap import __version__
-from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, EXIT_USAGE, VidswapError
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from functools import wraps  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from vidswap import __version__, pipeline  # noqa: E402
+from vidswap.config import JobConfig, load_config  # noqa: E402
+from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, ModelError, VidswapError  # noqa: E402
+from vidswap.eval.report import evaluate, frame_range  # noqa: E402
+from vidswap.eval.suite import run_suite  # noqa: E402
+from vidswap.io import probe as probe_media  # noqa: E402
+from vidswap.io.frames import format_frames  # noqa: E402
+from vidswap.jobs import farm as farm_jobs  # noqa: E402
+from vidswap.jobs import passes  # noqa: E402
+from vidswap.models.registry import add_model, fetch_models, list_models, load_manifest, verify_models  # noqa: E402
+from vidswap.shot import plan_shot  # noqa: E402
 
 
 def _report_errors(fn):
@@ -59,10 +75,6 @@ def _report_errors(fn):
 def main(debug: bool) -> None:
     """vidswap: replace the face in a shot with a source identity, keeping timing, audio, timecode and colour."""
     signal.signal(signal.SIGTERM, _terminate)  # farm cancellation: clean up temporaries like Ctrl-C
-    # Idle OpenMP threads sleep instead of spinning (read when torch loads, after this): with two tasks on a
-    # worker, or any other load, spinning threads starve each other (4x slower measured on 2 cores; ~10% faster
-    # alone). Export OMP_WAIT_POLICY=ACTIVE on a dedicated machine.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _terminate(signum, frame):
@@ -113,10 +125,8 @@ def job_options(fn):
 
 def load_job(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
              target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-             burnin=None, patches=None, **_):
+             burnin=None, patches=None, **_) -> JobConfig:
     """The job config from the shot YAML, the preset and the command-line flags."""
-    from vidswap.config import load_config
-
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
     mode = target_mode or ("index" if target_index is not None else "reference" if target_face else None)
@@ -140,12 +150,10 @@ def load_job(input, sources, output, frames, preview, scale, every, shot, preset
 @_report_errors
 def run(debug_frames, contact_sheet, **opts):
     """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
-    from vidswap import pipeline
-
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
         summary = pipeline.run(cfg, progress=bar, debug_frames=debug_frames, contact_sheet=contact_sheet)
-    _report(summary, cfg)
+    _report(summary)
     if contact_sheet:
         click.echo(f"contact sheet: {contact_sheet}")
     if debug_frames:
@@ -158,11 +166,9 @@ def run(debug_frames, contact_sheet, **opts):
 @_report_errors
 def analyze(overlay, **opts):
     """Analyze pass: faces, dense landmarks, identity, tracks, smoothing -> the tracks file in the job folder."""
-    from vidswap import pipeline
-
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
-        result = pipeline.analyze(cfg, progress=bar)
+        result = passes.analyze(cfg, progress=bar)
     click.echo(f"tracks: {result.tracks_path}")
     for line in result.lines():
         click.echo(line)
@@ -170,7 +176,7 @@ def analyze(overlay, **opts):
         click.echo(f"plot: {plot}")
     if overlay:
         with _progress(opts["quiet"]) as bar:
-            path = pipeline.write_overlay(cfg, overlay, progress=bar)
+            path = passes.write_overlay(cfg, overlay, progress=bar)
         click.echo(f"overlay: {path}")
 
 
@@ -179,15 +185,14 @@ def analyze(overlay, **opts):
 @_report_errors
 def tune_cmd(**opts):
     """Tune pass: fine-tune the generator on the analysed shot (when tune.enabled) and cache it (farm task)."""
-    from vidswap import pipeline
-
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
-        folder = pipeline.tune(cfg, progress=bar)
-    if cfg.tune.enabled and cfg.swap.core != "passthrough":
+        folder = passes.tune(cfg, progress=bar)
+    if folder is not None:
         click.echo(f"tuned generator: {folder}")
     else:
-        click.echo("tuning is off for this shot (tune.enabled: false): renders use the swap core alone")
+        click.echo("tuning is off for this shot (tune.enabled: false, or a pass-through core): renders use the "
+                   "swap core alone")
 
 
 @main.command()
@@ -196,14 +201,12 @@ def tune_cmd(**opts):
 @_report_errors
 def render(force, **opts):
     """Render one frame chunk (--frames) of an analysed shot into the job folder (farm task)."""
-    from vidswap import pipeline
-
     chunk = opts["frames"]
     if chunk is None:
         raise click.UsageError("render needs --frames A-B (the chunk to render)")
     cfg = load_job(**dict(opts, frames=None))  # the shot's frames come from the shot YAML
     with _progress(opts["quiet"]) as bar:
-        path, summary = pipeline.render_chunk(cfg, chunk, force=force, progress=bar)
+        path, summary = passes.render_chunk(cfg, chunk, force=force, progress=bar)
     if summary is None:
         click.echo(f"chunk {path} is complete; skipped (use --force to render it again)")
     else:
@@ -215,22 +218,20 @@ def render(force, **opts):
 @_report_errors
 def assemble(**opts):
     """Concatenate the rendered chunks into the output with the input's timing, audio and timecode."""
-    from vidswap import pipeline
-
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
-        summary = pipeline.assemble(cfg, progress=bar)
+        summary = passes.assemble(cfg, progress=bar)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height}")
 
 
-def _report(summary, cfg) -> None:
+def _report(summary: pipeline.RunSummary) -> None:
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height} "
                f"in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s)")
-    if cfg.swap.core != "passthrough":
+    if summary.swapping:
         click.echo(f"swapped {summary.frames_swapped} frames; passed through untouched: "
-                   f"{_ranges(summary.passed_through) or 'none'}")
+                   f"{format_frames(summary.passed_through) or 'none'}")
 
 
 @contextmanager
@@ -251,8 +252,6 @@ class _progress_bar:
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
         if self.bar is None or stage != self.stage:
             self.close()
             self.bar = tqdm(total=total, unit="frame", desc=stage, dynamic_ncols=True, file=sys.stderr)
@@ -262,12 +261,6 @@ class _progress_bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _ranges(numbers: list[int]) -> str:
-    import fileseq
-
-    return str(fileseq.FrameSet(numbers)) if numbers else ""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -280,8 +273,6 @@ def _ranges(numbers: list[int]) -> str:
 @_report_errors
 def probe(input, as_json):
     """Describe INPUT: codec, size, fps (VFR?), frames, duration, bit depth, colour tags, timecode, audio."""
-    from vidswap.io import probe as probe_media
-
     info = probe_media(input)
     data = info.to_dict()
     if as_json:
@@ -312,8 +303,6 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 
     Writes metrics.json, a self-contained report.html, plots over time and a contact sheet.
     """
-    from vidswap.eval.report import evaluate, frame_range
-
     out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
     with _progress(quiet) as bar:
         metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
@@ -330,9 +319,7 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 @click.option("--reuse", is_flag=True, help="Re-evaluate existing results without re-running the swaps.")
 @_report_errors
 def eval_suite(config, out_dir, reuse):
-    """Run a suite of swaps (configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
-    from vidswap.eval.suite import run_suite
-
+    """Run a suite of swaps (e.g. vidswap/configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
@@ -356,12 +343,8 @@ def farm():
 @_report_errors
 def farm_export(shot, fmt, output, chunk_size):
     """Export the shot job SHOT (YAML) as a farm job: analyze -> tune -> render chunks -> assemble."""
-    from vidswap import pipeline
-    from vidswap.config import load_config
-    from vidswap.jobs import farm as farm_jobs
-
     cfg = load_config(shot=shot)
-    numbers = pipeline.plan_shot(cfg).numbers
+    numbers = plan_shot(cfg).numbers
     shot_path = Path(shot).resolve()
     if fmt == "openjd":
         path = farm_jobs.write_openjd(farm_jobs.export_openjd(shot_path, cfg, numbers, chunk_size), Path(output))
@@ -387,8 +370,6 @@ def models():
 @_report_errors
 def models_list():
     """Name, role, license and whether each model is cached."""
-    from vidswap.models.registry import list_models, load_manifest
-
     rows = list_models(load_manifest())
     click.echo(f"{'name':<16} {'role':<14} {'default':<8} {'cached':<7} license")
     for row in rows:
@@ -402,8 +383,6 @@ def models_list():
 @_report_errors
 def models_fetch(names, defaults):
     """Fetch models into the cache (sha256-verified)."""
-    from vidswap.models.registry import fetch_models, load_manifest
-
     if not names and not defaults:
         raise click.UsageError("name models to fetch, or use --defaults")
     for path in fetch_models(load_manifest(), list(names) or None, defaults):
@@ -414,9 +393,6 @@ def models_fetch(names, defaults):
 @_report_errors
 def models_verify():
     """Check the sha256 of every cached model; exit 4 if a default is missing or corrupt."""
-    from vidswap.errors import ModelError
-    from vidswap.models.registry import load_manifest, verify_models
-
     manifest = load_manifest()
     bad = []
     for name, status in verify_models(manifest):
@@ -433,8 +409,6 @@ def models_verify():
 @_report_errors
 def models_add(name, file):
     """Copy a user-supplied model FILE into the cache as NAME."""
-    from vidswap.models.registry import add_model, load_manifest
-
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
 
 

@@ -1,8 +1,14 @@
 """Typed, immutable job configuration.
 
-Precedence (later wins): dataclass defaults < ``configs/<preset>.yaml`` < shot YAML < CLI flags. Every layer is
-validated on its own before merging, so an unknown key or a wrong type is reported with the key's dotted name
-and the file (or "command line") it came from.
+Precedence (later wins): dataclass defaults < ``vidswap/configs/<preset>.yaml`` (package data) < shot YAML < CLI
+flags. Every layer is validated on its own before merging, so an unknown key or a wrong type is reported with the
+key's dotted name and the file (or "command line") it came from.
+
+Sections owned by the stage that uses them are declared once, there: ``analysis`` and ``smoothing``
+(:mod:`vidswap.faces.analyze`), ``target`` (:mod:`vidswap.faces.targets`), ``composite``
+(:mod:`vidswap.composite.compositor`), ``swap.<core>`` by each swap core's config dataclass
+(:mod:`vidswap.swap.registry`), ``tune`` (:class:`vidswap.train.tune.params.TuneParams`). This module composes
+them into :class:`JobConfig` and validates the layers.
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ from typing import Any, Literal
 
 import yaml
 
+from vidswap.composite.compositor import CompositeConfig
 from vidswap.errors import ConfigError
+from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig
+from vidswap.faces.targets import TargetConfig
+from vidswap.swap.registry import core_config_type, core_names
+from vidswap.train.tune.params import TuneParams
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("default", "preview", "final")
 
 
@@ -37,85 +48,18 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
-    """Face detection, landmarks, identity and tracking parameters."""
-
-    detector_size: int = 320  # longest side of the detector input (px)
-    score_threshold: float = 0.6
-    min_face: int = 24  # faces smaller than this (px, box width) are ignored
-    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
-    identity_every: int = 10  # identity embedding for new tracks and every N frames
-    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
-    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """Which face(s) to replace."""
-
-    mode: Literal["largest", "all", "index", "reference"] = "largest"
-    index: int | None = None  # with mode=index: the K-th track (by first appearance)
-    reference: str | None = None  # with mode=reference: an image of the face to replace
-    map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """Temporal smoothing of landmarks and pose per track."""
-
-    method: Literal["rts", "one_euro", "none"] = "rts"
-    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
-    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
-    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
-    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
-    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
-    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
-
-
-@dataclass(frozen=True)
 class SwapConfig:
-    """The swap core."""
+    """The swap core: ``core`` names a registered core (:func:`vidswap.swap.registry.core_names`); ``sections``
+    holds the ``swap.<name>`` sections given in the layers, each an instance of that core's config dataclass."""
 
-    core: Literal["geometric", "passthrough"] = "geometric"
-    shape: Literal["source", "target", "blend"] = "source"
-    shape_weight: float = 0.5  # with shape=blend: weight of the source shape
-    inner: Literal["target", "source"] = "target"  # whose eye and mouth interiors are kept
-    crop_size: int = 256
-    mix_shape_source: int | None = None  # identity mixing: face shape from this source photo (index) ...
-    mix_texture_source: int | None = None  # ... texture (skin, eyes, brows, mouth) from this one
-    mix_weight: float = 1.0  # weight of the shape source's shape against the texture source's
+    core: str = "geometric"
+    sections: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class CompositeConfig:
-    """Masks, colour matching and blending back into the plate."""
-
-    blend: Literal["feather", "laplacian", "poisson"] = "feather"
-    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
-    feather: float = 0.06  # feather width as a fraction of the face width
-    erode: float = 0.02  # mask erosion as a fraction of the face width
-    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
-    occlusion: bool = True
-    grain: bool = False
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """Per-clip tuning (PTI) of the FaceDancer-style generator that refines the swap core's render."""
-
-    enabled: bool = False  # `--tune/--no-tune`
-    retune: bool = False  # tune again even when the job folder has weights for these inputs (`--retune`)
-    steps: int = 300  # optimisation steps on CUDA
-    cpu_steps: int = 40  # optimisation steps on CPU
-    lr: float = 1e-3
-    batch: int = 8
-    max_frames: int = 48  # frames of the clip sampled for training
-    w_identity: float = 1.0
-    w_temporal: float = 1.0
-    w_locality: float = 10.0  # PTI regulariser: keep weights near the starting point
-    patience: int = 4  # validations without improvement before stopping early
-    seed: int = 0
-    checkpoint: str | None = None  # safetensors generator to start from (default: zero-gain = the render itself)
+    def section(self, name: str | None = None) -> Any:
+        """The settings of core ``name`` (default: the selected core): the given section, or its defaults."""
+        name = name or self.core
+        given = self.sections.get(name)
+        return given if given is not None else core_config_type(name)()
 
 
 @dataclass(frozen=True)
@@ -135,6 +79,22 @@ class FarmConfig:
     pool: str | None = None  # Deadline 10 pool
     group: str | None = None  # Deadline 10 group
     show: str | None = None  # OpenCue show
+
+    def __post_init__(self):
+        if self.chunk_size < 1:
+            raise ConfigError(f"farm.chunk_size must be >= 1, got {self.chunk_size}")
+        if self.gpu_memory_mib is not None and self.gpu_memory_mib < 1:
+            raise ConfigError(f"farm.gpu_memory_mib must be >= 1 MiB, got {self.gpu_memory_mib}")
+        if self.timeout_s is not None and self.timeout_s < 1:
+            raise ConfigError(f"farm.timeout_s must be >= 1 s, got {self.timeout_s}")
+        if self.target_chunk_seconds < 0:
+            raise ConfigError(f"farm.target_chunk_seconds must be >= 0, got {self.target_chunk_seconds}")
+        if self.chunking not in ("auto", "task_chunking", "explicit"):
+            raise ConfigError(f"farm.chunking must be auto, task_chunking or explicit, got {self.chunking!r}")
+        if self.os_family not in (None, "linux", "windows", "macos"):
+            raise ConfigError(f"farm.os_family must be linux, windows or macos, got {self.os_family!r}")
+        if not self.executable.strip():
+            raise ConfigError("farm.executable is empty; give the vidswap executable the workers run")
 
 
 @dataclass(frozen=True)
@@ -165,7 +125,7 @@ class JobConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     swap: SwapConfig = field(default_factory=SwapConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
-    tune: TuneConfig = field(default_factory=TuneConfig)
+    tune: TuneParams = field(default_factory=TuneParams)
     farm: FarmConfig = field(default_factory=FarmConfig)
     colorspace: ColourspaceConfig = field(default_factory=ColourspaceConfig)
     preset: str = "default"
@@ -236,6 +196,8 @@ def _validate_layer(cls: type, data: Any, origin_name: str, prefix: str = "") ->
     if not isinstance(data, dict):
         where = prefix.rstrip(".") or "top level"
         raise ConfigError(f"{where} in {origin_name}: expected a mapping, got {type(data).__name__}")
+    if cls is SwapConfig:
+        return _validate_swap(data, origin_name, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     clean: dict = {}
@@ -251,6 +213,26 @@ def _validate_layer(cls: type, data: Any, origin_name: str, prefix: str = "") ->
     return clean
 
 
+def _validate_swap(data: dict, origin_name: str, prefix: str) -> dict:
+    """The ``swap`` section: ``core`` (a registered name) and ``<name>`` sections checked by each core's dataclass."""
+    names = core_names()
+    clean: dict = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key == "core":
+            if not isinstance(value, str) or value not in names:
+                raise ConfigError(f"unknown swap core {value!r} ({dotted} in {origin_name}); registered cores: "
+                                  f"{', '.join(names)}")
+            clean[key] = value
+        elif key in names:
+            clean[key] = _validate_layer(core_config_type(key), value, origin_name, prefix=f"{dotted}.")
+        else:
+            owners = [n for n in names if key in {f.name for f in dataclasses.fields(core_config_type(n))}]
+            hint = f"; core settings live in swap.<core>, e.g. {prefix}{owners[0]}.{key}" if owners else ""
+            raise ConfigError(f"unknown key {dotted!r} in {origin_name}; known: core, {', '.join(names)}{hint}")
+    return clean
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
@@ -261,13 +243,22 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _build(cls: type, data: dict) -> Any:
+def _build(cls: type, data: dict, where: str = "") -> Any:
+    """The config dataclasses from a merged, validated layer; a dataclass's own value checks (ValueError) become
+    ConfigErrors naming its section."""
+    if cls is SwapConfig:
+        sections = {name: _build(core_config_type(name), value, f"swap.{name}")
+                    for name, value in data.items() if name != "core"}
+        return SwapConfig(core=data.get("core", SwapConfig.core), sections=sections)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         tp = hints[key]
-        kwargs[key] = _build(tp, value) if dataclasses.is_dataclass(tp) else value
-    return cls(**kwargs)
+        kwargs[key] = _build(tp, value, f"{where}.{key}".lstrip(".")) if dataclasses.is_dataclass(tp) else value
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
 
 
 def read_yaml(path: Path) -> dict:
@@ -353,8 +344,6 @@ def _check_values(cfg: JobConfig) -> None:
         raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}")
     if not 0 <= cfg.output.crf <= 51:
         raise ConfigError(f"output.crf must be in [0, 51], got {cfg.output.crf}")
-    if cfg.swap.crop_size % 32 or not 64 <= cfg.swap.crop_size <= 1024:
-        raise ConfigError(f"swap.crop_size must be a multiple of 32 in [64, 1024], got {cfg.swap.crop_size}")
     if cfg.target.mode == "index" and cfg.target.index is None:
         raise ConfigError("target.mode is 'index' but target.index is not set")
     if cfg.target.mode == "reference" and cfg.target.reference is None:

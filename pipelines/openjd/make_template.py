@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidswap.jobs.farm import FarmOptions, openjd_template, validate_openjd, write_openjd
+from vidswap.config import FarmConfig
+from vidswap.jobs.farm import openjd_template, validate_openjd, write_openjd
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,10 +34,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--gpu-memory", type=int, help="minimum GPU memory in MiB")
     parser.add_argument("--os", choices=["linux", "windows", "macos"], help="require this worker OS family")
     parser.add_argument("--executable", default="vidswap", help="default vidswap executable on the workers")
-    parser.add_argument("--chunk-size", type=int, default=FarmOptions.chunk_size, help="default frames per task")
+    parser.add_argument("--chunk-size", type=int, default=FarmConfig.chunk_size, help="default frames per task")
     parser.add_argument("--timeout", type=int, help="per-task run limit in seconds")
     args = parser.parse_args(argv)
-    farm = FarmOptions(chunk_size=args.chunk_size, gpu=not args.cpu, gpu_memory_mib=args.gpu_memory,
+    farm = FarmConfig(chunk_size=args.chunk_size, gpu=not args.cpu, gpu_memory_mib=args.gpu_memory,
                        os_family=args.os, executable=args.executable, timeout_s=args.timeout)
     template = openjd_template(farm)
     validate_openjd(template, {"ShotFile": "/validate/shot.yaml", "Frames": "1-10"})

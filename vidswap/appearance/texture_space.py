@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.swap.render import fill_polygons, rasterize, render_texture
+from vidswap.appearance.raster import fill_polygons, rasterize
+from vidswap.appearance.texture import render_texture
 
 __all__ = [
     "TextureSpace",

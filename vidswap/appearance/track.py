@@ -25,7 +25,7 @@ from torch import Tensor
 from vidswap.appearance.encoding import srgb_to_linear
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, unwrap
-from vidswap.swap.render import texture_confidence
+from vidswap.appearance.texture import texture_confidence
 
 __all__ = ["TRACK_TEXTURE", "TrackAppearance", "AppearanceSampler", "weighted_median", "unwrap_frames",
            "build_track_appearance"]

@@ -36,15 +36,13 @@ from vidswap.composite.grain import (
 )
 from vidswap.composite.masks import (
     MaskParams,
-    OcclusionParams,
     face_regions,
     feather_mask,
-    fit_skin_model,
-    occlusion_visibility,
     polygon_mask,
     smooth_masks_temporal,
     swap_region_mask,
 )
+from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility
 from vidswap.composite.paste import PasteParams, paste_crop
 
 __all__ = [

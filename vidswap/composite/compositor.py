@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,20 +28,9 @@ from vidswap.composite.colour import (
     smooth_stats,
 )
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.masks import (
-    MaskParams,
-    OcclusionParams,
-    SWAP_REGIONS,
-    confidence_weight,
-    face_regions,
-    feather_mask,
-    fit_skin_model,
-    occlusion_visibility,
-    skin_sample_mask,
-    smooth_masks_temporal,
-    swap_region_mask,
-    union,
-)
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, feather_mask,
+                                     smooth_masks_temporal, swap_region_mask, union)
+from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
 
 
@@ -74,6 +64,38 @@ class CompositeParams:
     visibility_alpha: float = 0.8
     min_stat_pixels: int = 64
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Masks, colour matching and blending back into the plate."""
+
+    blend: Literal["feather", "laplacian", "poisson"] = "feather"
+    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
+    feather: float = 0.06  # feather width as a fraction of the face width
+    erode: float = 0.02  # mask erosion as a fraction of the face width
+    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
+    occlusion: bool = True
+    grain: bool = False
+
+
+def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
+    """The compositor's parameters from the job config's ``composite`` section.
+
+    No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
+    the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
+    depends only on the analysis and that frame, and farm chunks are identical to a single-pass render.
+    """
+    return CompositeParams(
+        regions=tuple(cfg.regions),
+        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
+        occlusion=OcclusionParams() if cfg.occlusion else None,
+        colour=ColourParams(method=cfg.colour),
+        paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
+        grain=GrainParams() if cfg.grain else None,
+        temporal="none",
+        seed=seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,28 @@ class CompositeResult:
     crop: torch.Tensor
     alpha: torch.Tensor
     state: TrackState
+    foreground: torch.Tensor | None = None
+    plate_alpha: torch.Tensor | None = None
+
+
+@dataclass
+class FaceLayer:
+    """One swapped face of one frame, as it was composited (for debug strips, face patches, linear compositing).
+
+    target_crop:   (3, h, w) the plate's aligned crop.
+    crop:          (3, h, w) the colour-matched swapped face that was pasted (same space as the plate).
+    alpha:         (1, h, w) its crop-space alpha.
+    crop_to_plate: (2, 3) affine from crop pixel centres to plate pixel centres.
+    foreground, plate_alpha: (3, H, W) / (1, H, W) the face warped to the plate, unblended, and its alpha; only
+                   when the render stage's ``plate_layers`` is set.
+    """
+
+    number: int
+    track: int
+    target_crop: torch.Tensor
+    crop: torch.Tensor
+    alpha: torch.Tensor
+    crop_to_plate: torch.Tensor
     foreground: torch.Tensor | None = None
     plate_alpha: torch.Tensor | None = None
 

@@ -1,4 +1,5 @@
-"""Debug pictures: a labelled strip per face (target | render | mask | final) and contact sheets of results.
+"""Debug pictures: a labelled strip per face (target | render | mask | final) and contact sheets of results, and
+the render-pass collectors that write them (:class:`DebugStrips`, :class:`ContactSheet`).
 
 Inputs may be torch tensors ``(3, H, W)`` / ``(1, 3, H, W)`` / masks ``(1, H, W)`` / ``(H, W)`` in [0, 1], or numpy
 ``(H, W, 3)`` / ``(H, W)`` arrays (uint8, uint16 or float in [0, 1]). Output is an RGB ``uint8`` array ready to
@@ -8,10 +9,17 @@ save (convert to BGR for ``cv2.imwrite``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+
+from vidswap.composite.compositor import FaceLayer
+from vidswap.composite.linear import display_plate
+from vidswap.io.colour import ColourPipeline
+from vidswap.io.frames import Frame
 
 ImageLike = torch.Tensor | np.ndarray
 
@@ -136,3 +144,54 @@ def contact_sheet(
         y, x = r * (cell_height + gap), c * (cw + gap)
         sheet[y : y + cell_height, x : x + cell.shape[1]] = cell
     return sheet
+
+
+@dataclass
+class DebugStrips:
+    """A face sink of the render stage: writes ``<folder>/strip_<frame>_t<track>.png``, target crop | render |
+    mask | final, for each swapped face."""
+
+    folder: Path
+
+    def __call__(self, item: FaceLayer) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = item.target_crop * (1 - item.alpha) + item.crop * item.alpha
+        image = strip(item.target_crop, item.crop, item.alpha, final)
+        cv2.imwrite(str(self.folder / f"strip_{item.number:06d}_t{item.track}.png"), image[..., ::-1])
+
+
+@dataclass
+class ContactSheet:
+    """Collects (plate, result) pairs of sampled frames during the render pass and writes them as one PNG.
+
+    plate_colour: a linear plate's OCIO pipeline (thumbnails show its display picture); result_colour: the same
+    for linear results (EXR outputs).
+    """
+
+    wanted: set[int]
+    pairs: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    plate_colour: ColourPipeline | None = None
+    result_colour: ColourPipeline | None = None
+    height: int = 240
+
+    @classmethod
+    def sampling(cls, numbers: list[int], count: int, plate_colour: ColourPipeline | None = None,
+                 result_colour: ColourPipeline | None = None) -> "ContactSheet":
+        """A sheet of ``count`` frames evenly sampled from ``numbers``."""
+        picks = np.linspace(0, len(numbers) - 1, min(count, len(numbers))).round().astype(int)
+        return cls({numbers[i] for i in picks}, plate_colour=plate_colour, result_colour=result_colour)
+
+    def __call__(self, before: list[Frame], after: list[Frame]) -> None:
+        for a, b in zip(before, after):
+            if a.number in self.wanted:
+                plate = a.image if self.plate_colour is None else display_plate(self.plate_colour, a.image)
+                result = b.image if self.result_colour is None else display_plate(self.result_colour, b.image)
+                self.pairs.append((a.number, _fit_height(to_uint8_rgb(plate), self.height),
+                                   _fit_height(to_uint8_rgb(result), self.height)))
+
+    def save(self, path: Path) -> Path:
+        sheet = contact_sheet([(a, b) for _, a, b in self.pairs], cols=2, cell_height=self.height,
+                              labels=[f"frame {n}" for n, _, _ in self.pairs])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), sheet[..., ::-1])
+        return path

@@ -19,6 +19,7 @@ import torch
 from kornia.geometry.transform import warp_affine
 
 from vidswap.composite.filters import dilate, gaussian_blur, gaussian_kernels, in_window, per_item, separable_conv
+from vidswap.composite.roi import plate_rois
 
 _SIGMA_GRID = tuple(float(s) for s in np.round(np.arange(0.0, 3.01, 0.25), 2))
 
@@ -258,8 +259,6 @@ def measure_plate_grain(
     Returns:
         :class:`GrainStats`.
     """
-    from vidswap.composite.paste import plate_rois
-
     b, c, hp, wp = plate.shape
     m = crop_to_plate.to(plate.device, torch.float32)
     margin = int(np.ceil(3 * params.highpass_sigma)) + 2

@@ -5,8 +5,10 @@ The face models and the swap core see display-referred pictures; a float plate i
 the *original* linear plate with its alpha, so every pixel the swap does not touch keeps its bits (NaN, negative
 and > 1 values included) and the blend happens in linear light::
 
-    processor = SceneLinearProcessor(face_swap_processor, colour)
-    frames_out = processor(frames_lin)          # linear in colour.output, or display-referred for video/PNG
+    stage = RenderStage(..., plate_layers=True)     # vidswap.render: swaps display-referred frames
+    linear = SceneLinearProcessor(stage, colour)
+    stage.sinks.append(linear.collect)              # the stage hands every composited face to the wrapper
+    frames_out = linear(frames_lin)                 # linear in colour.output, or display-referred for video/PNG
 
 The blend in linear is straight alpha-over of the unblended face (``feather``); the multi-band and Poisson
 blends and re-graining of the display path are not applied to linear plates.
@@ -15,12 +17,14 @@ blends and re-graining of the display path are not applied to linear plates.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from vidswap.io import Frame
+from vidswap.composite.compositor import FaceLayer
 from vidswap.io.colour import ColourPipeline, composite_in_linear
+from vidswap.io.frames import Frame
 
 
 def display_plate(colour: ColourPipeline, image: np.ndarray) -> np.ndarray:
@@ -38,28 +42,24 @@ def display_frames(frames, colour: ColourPipeline):
 
 @dataclass
 class SceneLinearProcessor:
-    """Wraps a :class:`~vidswap.swap.processor.FaceSwapProcessor` for scene-linear plates.
+    """Swaps scene-linear plates with a display-referred face processor and lays the faces over the linear plates.
 
-    inner:          the face-swap processor (display-referred); its ``plate_layers`` is switched on.
+    inner:          the face processor (the render stage, with ``plate_layers`` on): display-referred frames in,
+                    display-referred frames out; every face it composites is handed to :meth:`collect`.
     colour:         the shot's OCIO pipeline.
     display_output: return display-referred frames (for H.264/ProRes/PNG outputs of a linear plate) instead of
                     linear frames in ``colour.output``.
     """
 
-    inner: object
+    inner: Callable[[list[Frame]], list[Frame]]
     colour: ColourPipeline
     display_output: bool = False
-    _layers: dict = field(default_factory=dict, repr=False)
+    _layers: dict[int, list[FaceLayer]] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
-        self.inner.plate_layers = True
-        self.inner.sinks.append(self._collect)
-
-    @property
-    def sinks(self) -> list:
-        return self.inner.sinks
-
-    def _collect(self, layer) -> None:
+    def collect(self, layer: FaceLayer) -> None:
+        """The inner stage's face sink: keeps the plate-space layers of the batch being processed."""
+        if layer.foreground is None or layer.plate_alpha is None:
+            raise ValueError("SceneLinearProcessor needs plate-space layers: set the render stage's plate_layers")
         self._layers.setdefault(layer.number, []).append(layer)
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
@@ -76,6 +76,3 @@ class SceneLinearProcessor:
             out.append(frame if image is frame.image else dataclasses.replace(frame, image=image))
         self._layers = {}
         return out
-
-    def summary(self) -> tuple[int, list[int]]:
-        return self.inner.summary()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,9 +20,8 @@ from kornia.geometry.transform import warp_affine
 
 from vidswap.composite.blend import alpha_blend, laplacian_delta, max_levels, poisson_blend
 from vidswap.composite.filters import gaussian_blur
-
-if TYPE_CHECKING:
-    from vidswap.composite.grain import GrainStats
+from vidswap.composite.grain import GrainStats, apply_grain, select_items
+from vidswap.composite.roi import alpha_bbox, plate_rois
 
 MODES = ("alpha", "laplacian", "poisson")
 
@@ -48,67 +46,6 @@ class PasteParams:
     antialias: bool = True
 
 
-def _alpha_bbox(alpha: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, h, w) -> (B, 4)`` float ``x0, y0, x1, y1`` of alpha > 0 (-1s for an empty alpha)."""
-    b = alpha.shape[0]
-    nz = alpha[:, 0] > 0
-    rows, cols = nz.any(dim=2), nz.any(dim=1)
-    h, w = nz.shape[1:]
-    ar_h = torch.arange(h, device=alpha.device)
-    ar_w = torch.arange(w, device=alpha.device)
-    big = max(h, w) + 1
-    y0 = torch.where(rows, ar_h, big).min(dim=1).values
-    y1 = torch.where(rows, ar_h, -1).max(dim=1).values
-    x0 = torch.where(cols, ar_w, big).min(dim=1).values
-    x1 = torch.where(cols, ar_w, -1).max(dim=1).values
-    box = torch.stack([x0, y0, x1, y1], dim=1).float()
-    empty = ~rows.any(dim=1)
-    return torch.where(empty[:, None], torch.full((b, 4), -1.0, device=alpha.device), box)
-
-
-def plate_rois(
-    alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tuple[int, int], margin: int
-) -> tuple[list[tuple[int, int] | None], tuple[int, int]]:
-    """Where each face lands on the plate.
-
-    Args:
-        alpha: ``(B, 1, h, w)`` crop-space alpha.
-        crop_to_plate: ``(B, 2, 3)`` affine from crop pixels to plate pixels.
-        plate_size: ``(H, W)``.
-        margin: pixels added around the warped alpha bounding box.
-
-    Returns:
-        per item the ROI's top-left ``(x0, y0)`` or None when the face misses the plate, and the common ROI
-        size ``(rh, rw)`` (all ROIs share it so they batch).
-    """
-    hp, wp = plate_size
-    box = _alpha_bbox(alpha).cpu().double()
-    mats = crop_to_plate.detach().cpu().double()
-    spans, tops = [], []
-    for i in range(alpha.shape[0]):
-        x0, y0, x1, y1 = box[i].tolist()
-        if x1 < 0:
-            spans.append(None)
-            continue
-        corners = torch.tensor([[x0 - 1, y0 - 1, 1], [x1 + 1, y0 - 1, 1], [x0 - 1, y1 + 1, 1], [x1 + 1, y1 + 1, 1]])
-        pts = corners.double() @ mats[i].T
-        lo = torch.floor(pts.min(0).values) - margin
-        hi = torch.ceil(pts.max(0).values) + margin
-        px0, py0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
-        px1, py1 = min(int(hi[0]), wp - 1), min(int(hi[1]), hp - 1)
-        if px1 < px0 or py1 < py0:
-            spans.append(None)
-            continue
-        spans.append((px0, py0, px1, py1))
-    live = [s for s in spans if s is not None]
-    if not live:
-        return [None] * len(spans), (0, 0)
-    rw = min(wp, max(s[2] - s[0] + 1 for s in live))
-    rh = min(hp, max(s[3] - s[1] + 1 for s in live))
-    tops = [None if s is None else (min(s[0], wp - rw), min(s[1], hp - rh)) for s in spans]
-    return tops, (rh, rw)
-
-
 def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
     """Blur crop-space images by the amount a shrinking warp needs (sigma = 0.5 * sqrt(1/s^2 - 1))."""
     a = crop_to_plate[:, :, :2].to(torch.float32)
@@ -131,7 +68,7 @@ def paste_crop(
     crop_to_plate: torch.Tensor,
     mode: str | None = None,
     params: PasteParams = PasteParams(),
-    grain: "GrainStats | None" = None,
+    grain: GrainStats | None = None,
     grain_seeds: list[int] | None = None,
     grain_strength: float = 1.0,
     return_alpha: bool = False,
@@ -158,8 +95,6 @@ def paste_crop(
     if plate.shape[0] > 1:
         # One face at a time: each face's plate region (and multi-band depth) depends on that face alone, so a
         # frame's result does not depend on which other frames share its batch (farm chunks == single pass).
-        from vidswap.composite.grain import select_items
-
         parts = [paste_crop(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
                             grain=None if grain is None else select_items(grain, [i]),
                             grain_seeds=None if grain_seeds is None else [grain_seeds[i]],
@@ -181,7 +116,7 @@ def paste_crop(
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
     levels = 1
     if mode == "laplacian":
-        box = _alpha_bbox(src[:, c : c + 1])
+        box = alpha_bbox(src[:, c : c + 1])
         scale = (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]).abs().sqrt()
         side = float(((box[:, 2:] - box[:, :2]).clamp(min=1).min(dim=1).values * scale).max())
         levels = params.levels or max(1, min(7, int(math.log2(max(side / 16.0, 1.0))) + 1))
@@ -213,8 +148,6 @@ def paste_crop(
     else:
         roi = _poisson_rois(fg, bg32, a)
     if grain is not None:
-        from vidswap.composite.grain import apply_grain, select_items
-
         if grain_seeds is None or len(grain_seeds) != b:
             raise ValueError("grain needs one seed per batch item")
         roi = apply_grain(roi, a, select_items(grain, live), [grain_seeds[i] for i in live], grain_strength)

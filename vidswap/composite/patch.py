@@ -27,8 +27,11 @@ import cv2
 import numpy as np
 import torch
 
+from vidswap.composite.convert import from_float, to_float
+from vidswap.composite.paste import PasteParams, paste_crop
 from vidswap.errors import InputError, MediaError
-from vidswap.io.sequences import SequencePattern
+from vidswap.io.atomic import atomic_file
+from vidswap.io.sequences import SequencePattern, is_pattern
 
 PATCH_EXTS = (".png", ".exr")
 CONVENTION = "pixel centres; origin at the top-left pixel's centre; x right, y down"
@@ -43,8 +46,6 @@ def track_pattern(pattern: SequencePattern, track: int) -> SequencePattern:
 
 def check_patch_pattern(path: str | Path) -> SequencePattern:
     """The output pattern of a patch job; InputError unless it is a numbered .png or .exr sequence."""
-    from vidswap.io.sequences import is_pattern
-
     if not is_pattern(path) or Path(str(path)).suffix.lower() not in PATCH_EXTS:
         raise InputError(f"output.kind patch writes image sequences: give a pattern like face.####.png or "
                          f"face.####.exr, not {path}")
@@ -115,9 +116,6 @@ def recomposite_patch(plate: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cro
     plate: HxWx3 (uint8/uint16/float); rgb/alpha: the patch (:func:`read_patch`); crop_to_plate: (2, 3).
     Returns the plate's dtype. ``paste``: :class:`~vidswap.composite.paste.PasteParams` (default ones).
     """
-    from vidswap.composite.convert import from_float, to_float
-    from vidswap.composite.paste import PasteParams, paste_crop
-
     fg = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
     a = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
     m = torch.as_tensor(np.asarray(crop_to_plate, np.float32).reshape(1, 2, 3))
@@ -127,7 +125,7 @@ def recomposite_patch(plate: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cro
 
 @dataclass
 class PatchWriter:
-    """A processor sink (``FaceLayer``) that writes each swapped face as a patch file plus its JSON sidecar.
+    """A render-stage sink (``FaceLayer``) that writes each swapped face as a patch file plus its JSON sidecar.
 
     staging:    where files are written (the caller moves them into ``pattern.directory`` atomically).
     pattern:    the job's output pattern (``face.####.png``); tracks get ``face_t<id>.####.png``.
@@ -228,8 +226,6 @@ def nuke_script(pattern: SequencePattern, track: int, records: list[dict]) -> st
 
 def write_nuke_scripts(pattern: SequencePattern) -> list[Path]:
     """``face_t<track>.nk`` for every track with patches on disk (atomic writes); returns the paths."""
-    from vidswap.io.atomic import atomic_file
-
     paths = []
     for track, records in read_sidecars(pattern).items():
         tp = track_pattern(pattern, track)

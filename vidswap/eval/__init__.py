@@ -1,6 +1,6 @@
 """Evaluation of swapped clips: metrics, per-clip reports and a multi-swap suite.
 
-Public API (imported lazily, so ``import vidswap.eval`` stays cheap):
+Public API:
 
 * ``evaluate(result, target, sources, out_dir, frames=None, every=1) -> dict`` (:mod:`vidswap.eval.report`):
   writes ``metrics.json``, ``report.html`` (self-contained), per-frame plots, contact sheets and
@@ -15,16 +15,7 @@ Public API (imported lazily, so ``import vidswap.eval`` stays cheap):
 
 from __future__ import annotations
 
+from vidswap.eval.report import evaluate, frame_range
+from vidswap.eval.suite import run_suite
+
 __all__ = ["evaluate", "frame_range", "run_suite"]
-
-
-def __getattr__(name: str):
-    if name in ("evaluate", "frame_range"):
-        from vidswap.eval import report
-
-        return getattr(report, name)
-    if name == "run_suite":
-        from vidswap.eval.suite import run_suite
-
-        return run_suite
-    raise AttributeError(f"module 'vidswap.eval' has no attribute {name!r}")

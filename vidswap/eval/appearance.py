@@ -16,7 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vidswap.eval.metrics import _gray, _mask, face_size
+from vidswap.eval.frame_metrics import _gray, _mask
+from vidswap.eval.metrics import face_size
 
 __all__ = ["LIGHTING_SIGMA", "lowpass_luminance", "lighting_correlation", "series_correlation"]
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from vidswap.composite.debug import contact_sheet, label, to_uint8_rgb
 
 PLOT_SIZE = (10, 3.2)
 SHEET_HEIGHT = 200
@@ -72,8 +73,6 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
 def _labelled(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str]
               ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(plate, result) pairs with "<label> plate" / "result" written on them."""
-    from vidswap.composite.debug import label, to_uint8_rgb
-
     return [(label(to_uint8_rgb(a), f"{text} plate"), label(to_uint8_rgb(b), "result"))
             for (a, b), text in zip(pairs, labels)]
 
@@ -82,8 +81,6 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
                   sheet_labels: Sequence[str], face_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
                   face_labels: Sequence[str]) -> dict[str, Path]:
     """Write the plots and sheets into ``out_dir``; returns name -> path (in the order of the report)."""
-    from vidswap.composite.debug import contact_sheet
-
     out_dir = Path(out_dir)
     x = np.asarray(metrics["per_frame"]["number"])
     s = lambda key: _series(metrics, key)  # noqa: E731

@@ -35,9 +35,10 @@ import cv2
 import numpy as np
 
 from vidswap.errors import ModelError
-from vidswap.faces.align import as_rgb8
-from vidswap.faces.align import estimate_alignment
+from vidswap.faces.align import as_rgb8, estimate_alignment
 from vidswap.faces.identity import l2_normalize
+from vidswap.models.registry import fetch_model, load_manifest, model_path
+from vidswap.models.runtime import onnx_session, prepare_onnx
 
 CROP = 112
 LANDMARK_SIZE = 192
@@ -61,8 +62,8 @@ RIGID_106 = (72, 73, 74, 86, 80, 75, 81, 76, 82, 77, 83, 78, 84, 79, 85, 35, 39,
 RIGID_MIRROR_PAIRS = ((75, 81), (76, 82), (77, 83), (78, 84), (79, 85), (35, 93), (39, 89))
 
 #: 3D positions of RIGID_106 in the canonical face frame of ``vidswap.faces.pose`` (x image-right, y down, z away
-#: from the camera, unit RMS radius of the 468 mesh points). Built once by ``python -m
-#: vidswap.eval.build_template`` (triangulated over the head motion of the sample clips; see that module).
+#: from the camera, unit RMS radius of the 468 mesh points). Built once by ``python
+#: tools/build_template.py`` (triangulated over the head motion of the sample clips; see that module).
 RIGID_TEMPLATE = np.array([
     [ 0.00000, -0.65739, -0.11381],
     [ 0.00000, -0.42457, -0.27944],
@@ -94,8 +95,6 @@ def eval_model_path(name: str) -> tuple[Path, str]:
 
     Returns the path and a one-line note for reports (name, file, license, that it was fetched on demand).
     """
-    from vidswap.models.registry import fetch_model, load_manifest, model_path
-
     manifest = load_manifest()
     spec = manifest[name]
     try:
@@ -120,8 +119,6 @@ class OnnxJudge:
 
     @classmethod
     def load(cls, threads: int | None = None) -> Self:
-        from vidswap.models.runtime import onnx_session, prepare_onnx
-
         path, note = eval_model_path(cls.MODEL)
         return cls(onnx_session(prepare_onnx(path, dynamic_batch=True), threads=threads), note)
 

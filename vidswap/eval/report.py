@@ -49,9 +49,16 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from vidswap.composite.debug import to_uint8_rgb
 from vidswap.errors import InputError, NoFaceError
+from vidswap.eval import figures
+from vidswap.eval import frame_metrics as FM
 from vidswap.eval import metrics as M
 from vidswap.eval.judges import ArcFaceJudge, Landmarks106
+from vidswap.faces.detect import YuNetDetector, largest_face
+from vidswap.io import probe, read_frames, read_image
+from vidswap.io.frames import frames_as_range, parse_frames
+from vidswap.models.registry import model_path
 
 RETRIEVAL_FRAMES = 10
 SHEET_FRAMES = 8
@@ -77,16 +84,7 @@ def frame_range(frames: str | None, every: int = 1) -> range | None:
     (None stays None). For the CLI: ``evaluate(..., frames=frame_range(opts.frames))``."""
     if frames is None:
         return None
-    import fileseq
-
-    try:
-        numbers = list(fileseq.FrameSet(str(frames)))[::max(1, every)]
-    except fileseq.ParseException:
-        raise InputError(f"bad frame range {frames!r}: use e.g. 1001-1100 or 0-99x2") from None
-    step = numbers[1] - numbers[0] if len(numbers) > 1 else 1
-    if any(b - a != step for a, b in zip(numbers, numbers[1:])):
-        raise InputError(f"frame range {frames} has gaps; use a plain range like 0-47")
-    return range(numbers[0], numbers[-1] + 1, step)
+    return frames_as_range(parse_frames(frames)[::max(1, every)])
 
 
 def pair_frames(result_numbers: range, target_numbers: range, frames: range | None) -> tuple[range, range]:
@@ -114,18 +112,12 @@ class Judges:
     """The models of one evaluation: detector (the pipeline's YuNet: only locates faces), ArcFace, 2d106."""
 
     def __init__(self, frame_size: tuple[int, int] = (640, 360), threads: int | None = None):
-        from vidswap.faces.detect import YuNetDetector
-        from vidswap.models.registry import model_path
-
         side = int(min(DETECTOR_INPUT[1], max(DETECTOR_INPUT[0], max(frame_size) // 2)))
         self.detector = YuNetDetector.from_path(model_path("yunet"), threads=threads, input_size=side)
         self.arcface = ArcFaceJudge.load(threads=threads)
         self.landmarks = Landmarks106.load(threads=threads)
 
     def source_embedding(self, sources: Sequence[Path]) -> np.ndarray:
-        from vidswap.faces.detect import largest_face
-        from vidswap.io import read_image
-
         embs = []
         for path in sources:
             image = read_image(path)
@@ -160,15 +152,11 @@ def _square_crop(image: np.ndarray, polygon: np.ndarray, size: int = 160) -> np.
     side = 1.3 * (hi - lo).max()
     k = size / side
     m = np.array([[k, 0, size / 2 - k * c[0]], [0, k, size / 2 - k * c[1]]], np.float32)
-    from vidswap.composite.debug import to_uint8_rgb
-
     return cv2.warpAffine(to_uint8_rgb(image), m, (size, size), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_CONSTANT)
 
 
 def _thumb(image: np.ndarray, height: int = 200) -> np.ndarray:
-    from vidswap.composite.debug import to_uint8_rgb
-
     img = to_uint8_rgb(image)
     h, w = img.shape[:2]
     return cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
@@ -197,8 +185,6 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     Returns:
         the metrics dict also written to ``metrics.json`` (NaN written as null).
     """
-    from vidswap.io import probe, read_frames
-
     if every < 1:
         raise InputError(f"every must be at least 1, got {every}")
     if not sources:
@@ -276,17 +262,17 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                                       polygon - [xs.start, ys.start])
                 crop_t, crop_r = img_t[ys, xs], img_r[ys, xs]
                 if prev_t is not None:
-                    flow = M.dis_flow(prev_t[ys, xs], crop_t)
-                    row["flicker_target"] = M.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
-                    row["flicker_result"] = M.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
-                row["sharp_target"] = M.laplacian_energy(crop_t, mask)
-                row["sharp_result"] = M.laplacian_energy(crop_r, mask)
+                    flow = FM.dis_flow(prev_t[ys, xs], crop_t)
+                    row["flicker_target"] = FM.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
+                    row["flicker_result"] = FM.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
+                row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
+                row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
                 size = M.face_size(mask)
-                changed = M.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
+                changed = FM.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
                 seam_on = changed if (changed & mask).sum() >= SEAM_MIN_CHANGED * mask.sum() else mask
                 seam_changed += int(seam_on is changed)
-                row["seam"] = M.seam_ratio(crop_r, crop_t, seam_on, width=max(1, int(round(SEAM_WIDTH * size))))
-                row["boundary_step"] = M.boundary_step(crop_r, crop_t, seam_on,
+                row["seam"] = FM.seam_ratio(crop_r, crop_t, seam_on, width=max(1, int(round(SEAM_WIDTH * size))))
+                row["boundary_step"] = FM.boundary_step(crop_r, crop_t, seam_on,
                                                        width=max(2, int(round(STEP_WIDTH * size))))
                 if face_r is not None:
                     pts_r, e_r = pts[1], embs[1]
@@ -325,13 +311,13 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     emb_r_arr, emb_t_arr = np.stack(emb_r), np.stack(emb_t)
     data = _aggregate(rec, np.stack(lm_r), np.stack(lm_t), emb_r_arr, emb_t_arr, src_emb)
     data["per_frame"] = {"number": numbers, **{k: rec[k] for k in SERIES},
-                         "jitter_result": M.landmark_acceleration(np.stack(lm_r)).tolist(),
-                         "jitter_target": M.landmark_acceleration(np.stack(lm_t)).tolist()}
+                         "jitter_result": FM.landmark_acceleration(np.stack(lm_r)).tolist(),
+                         "jitter_target": FM.landmark_acceleration(np.stack(lm_t)).tolist()}
     judge_notes = {
         "identity": "ArcFace MobileFaceNet: " + judges.arcface.note,
         "landmarks": "InsightFace 2d106: " + judges.landmarks.note,
         "pose": "scaled-orthographic fit of a 3D template of 19 rigid 2d106 points (nose, eye corners); "
-                "template triangulated once from the sample clips (vidswap.eval.build_template). One template for "
+                "template triangulated once from the sample clips (tools/build_template.py). One template for "
                 "every face: a face of other proportions reads a few degrees off (mostly in pitch), so compare "
                 "swaps with each other rather than with 0",
         "expression": "mouth opening ratio (inner-lip gap / mouth width) and eye aspect ratios from 2d106 points",
@@ -353,8 +339,6 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     }
     metrics = {**head, **data}
     _write_embeddings(out_dir / "embeddings.npz", emb_r_arr, emb_t_arr, src_emb, numbers)
-    from vidswap.eval import figures
-
     images = figures.write_figures(out_dir, metrics, sheet_pairs, sheet_labels, face_pairs, face_labels)
     metrics["files"] = {name: path.name for name, path in images.items()}
     metrics["files"].update({"metrics": "metrics.json", "report": "report.html", "embeddings": "embeddings.npz"})
@@ -374,9 +358,9 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
     if valid.any() and t_ok.any():
         top1, _ = M.retrieval([emb_r[valid]], np.stack([src_emb, M.mean_embedding(emb_t[t_ok])]), [0], k=2)
         source_wins = top1
-    jit = M.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
-    flick = M.ratio_summary(rec["flicker_result"], rec["flicker_target"])
-    sharp = M.ratio_summary(rec["sharp_result"], rec["sharp_target"])
+    jit = FM.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
+    flick = FM.ratio_summary(rec["flicker_result"], rec["flicker_target"])
+    sharp = FM.ratio_summary(rec["sharp_result"], rec["sharp_target"])
     pose_ok = np.isfinite(np.asarray(rec["pose_error"]))
     return {
         "identity": {

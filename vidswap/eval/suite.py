@@ -1,6 +1,6 @@
 """Evaluation suite: run a list of swaps through the CLI, evaluate each, and summarise (with ID retrieval).
 
-    python -m vidswap.eval.suite configs/eval_suite.yaml [-o out/eval_suite]
+    python -m vidswap.eval.suite vidswap/configs/eval_suite.yaml [-o out/eval_suite]
 
 Config (YAML; names are sample media from ``samples/media.yaml`` -- fetched on demand -- or paths relative to
 the YAML file)::
@@ -45,7 +45,8 @@ import numpy as np
 import yaml
 
 from vidswap.errors import ConfigError, InputError
-from vidswap.eval.report import frame_range  # noqa: F401  (re-exported: the suite's frame ranges)
+from vidswap.eval import metrics as M
+from vidswap.eval.report import Judges, evaluate, frame_range
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,9 +165,6 @@ def run_suite(config_yaml: Path | str, out_dir: Path | str | None = None, reuse:
     Returns:
         the summary dict written to ``summary.json``.
     """
-    from vidswap.eval import metrics as M
-    from vidswap.eval.report import Judges, evaluate
-
     spec = load_suite(config_yaml)
     out = Path(out_dir) if out_dir is not None else Path(spec.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,38 @@
-"""2D similarity alignment of faces to a template, batched crops and their inverse (for paste-back).
+"""Every face crop: 2D similarity alignment to templates, the crop specs swap cores ask for, batched crops and
+their inverse (for paste-back).
 
 Matrices are ``(..., 2, 3)`` affine maps from *frame* pixels to *crop* pixels (OpenCV ``warpAffine``
 convention: pixel centres at integer coordinates), so ``crop = warp(frame, M)`` and a crop point ``p``
 maps back to the frame by ``invert_affine(M)``.
 
-All functions accept numpy arrays or torch tensors and return the same kind (``warp_crops`` is torch only).
+Crop specs (:class:`CropSpec`): how a swap core wants its target crops aligned, as a function of the 478 dense
+landmarks of each face:
+
+* :class:`MeshCrop` -- eye line level, mesh centre in the middle, scale from the 3D RMS radius (pose-stable):
+  the geometric core's crop;
+* :class:`TemplateCrop` -- five keypoints (:func:`kps5_from_landmarks`) fitted to a template by a similarity
+  (Umeyama, no reflection): ``TemplateCrop.arcface(128)`` is the inswapper-class crop.
+
+A core with its own alignment subclasses :class:`CropSpec` and implements ``frame_to_crop``.
+
+The alignment functions accept numpy arrays or torch tensors and return the same kind (``warp_crops``,
+``warp_to_crop`` and the crop specs are torch only).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import warp_affine
+from torch import Tensor
 
 from vidswap.errors import InputError
+from vidswap.faces.types import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
 
 Array = np.ndarray | torch.Tensor
 
@@ -39,6 +57,12 @@ def arcface_template(size: int = 112) -> np.ndarray:
     out = ARCFACE_TEMPLATE_112 * np.float32(ratio)
     out[:, 0] += np.float32(8.0 * ratio)
     return out
+
+
+#: (outer, inner) eye-corner landmarks of the subject's right eye (image left) and left eye (image right)
+EYE_CORNERS: tuple[tuple[int, int], tuple[int, int]] = ((33, 133), (263, 362))
+#: height of the canonical face mesh in units of its RMS radius (vidswap.faces.pose canonical frame: ~3.26)
+FACE_HEIGHT_RMS = 3.3
 
 
 def _is_torch(x: Array) -> bool:
@@ -138,8 +162,6 @@ def warp_crops(images: torch.Tensor, matrices: Array, size: int | tuple[int, int
         (N, C, h, w) crops, same dtype and device as ``images``. Matches ``cv2.warpAffine`` sampling
         (pixel centres at integer coordinates).
     """
-    from kornia.geometry.transform import warp_affine
-
     h, w = (size, size) if isinstance(size, int) else size
     m = torch.as_tensor(matrices, dtype=images.dtype, device=images.device)
     if m.ndim == 2:
@@ -181,3 +203,158 @@ def images_to_tensor(images: Sequence[np.ndarray], device: str | torch.device = 
     arr = np.stack([np.asarray(im) for im in images])
     t = torch.from_numpy(arr).to(device).permute(0, 3, 1, 2)
     return t.float().div_(255.0)
+
+
+def kps5_from_landmarks(landmarks: Array) -> Array:
+    """Five keypoints ``(..., 5, 2)`` (order of :mod:`vidswap.faces.types`: eye centres, nose tip, mouth corners)
+    from dense landmarks ``(..., >=468, 2 or 3)``; numpy in -> float32 numpy out, torch in -> float32 torch out."""
+    if _is_torch(landmarks):
+        pts = landmarks[..., :2].float()
+        stack = torch.stack
+    else:
+        pts = landmarks[..., :2]
+        stack = np.stack
+    kps = stack([
+        pts[..., list(RIGHT_EYE_CONTOUR), :].mean(-2),
+        pts[..., list(LEFT_EYE_CONTOUR), :].mean(-2),
+        pts[..., NOSE_TIP, :],
+        pts[..., MOUTH_CORNERS[0], :],
+        pts[..., MOUTH_CORNERS[1], :],
+    ], -2)
+    return kps if _is_torch(landmarks) else kps.astype(np.float32)
+
+
+def crop_frame_from_landmarks(
+    landmarks: Tensor,
+    size: int,
+    margin: float = 0.2,
+    *,
+    eye_corners: tuple[Sequence[int], Sequence[int]] = EYE_CORNERS,
+) -> Tensor:
+    """Similarity frame -> crop for aligned face crops: eye line horizontal, face centred, pose-stable scale.
+
+    * rotation: the line from the image-left eye (mean of ``eye_corners[0]``) to the other eye becomes +x;
+    * centre: the mean of the 468 mesh points (the canonical origin) lands on the crop centre ``(S-1)/2``;
+    * scale: from the 3D RMS radius of the mesh, which does not change with head rotation, so the crop does not
+      zoom when the head turns: the face height (``FACE_HEIGHT_RMS`` radii) times ``1 + 2 * margin`` fills ``S``.
+
+    Args:
+        landmarks: (B, N, 3) frame pixels (N = 478 or 468; z in pixel scale).
+        size: crop side S.
+        margin: extra border on each side as a fraction of the face height.
+        eye_corners: landmark indices of the two eyes.
+
+    Returns:
+        (B, 2, 3) float32 affine matrices frame -> crop (OpenCV ``warpAffine`` convention).
+    """
+    x = landmarks.float()
+    mesh = x[:, :468, :3]
+    centre = mesh.mean(1)  # (B, 3)
+    rms = ((mesh - centre[:, None]) ** 2).sum(-1).mean(-1).sqrt().clamp(min=1e-6)
+    eye_a = x[:, list(eye_corners[0]), :2].mean(1)
+    eye_b = x[:, list(eye_corners[1]), :2].mean(1)
+    d = eye_b - eye_a
+    ang = torch.atan2(d[:, 1], d[:, 0])
+    k = size / (FACE_HEIGHT_RMS * rms * (1.0 + 2.0 * margin))
+    c, s = torch.cos(ang) * k, torch.sin(ang) * k
+    A = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], 1)  # k * R(-ang)
+    b = (size - 1) / 2.0 - torch.einsum("bij,bj->bi", A, centre[:, :2])
+    return torch.cat([A, b[..., None]], -1)
+
+
+def transform_landmarks(points: Tensor, affine: Tensor) -> Tensor:
+    """Apply (..., 2, 3) similarity matrices to (..., N, 2 or 3) points.
+
+    x, y are mapped by the affine; z (if present) is multiplied by the matrix's scale ``sqrt(|det A|)`` so that
+    depth stays in the same pixel scale as x and y.
+    """
+    A = affine[..., :2].to(points.dtype)
+    b = affine[..., 2].to(points.dtype)
+    xy = points[..., :2] @ A.transpose(-1, -2) + b[..., None, :]
+    if points.shape[-1] == 2:
+        return xy
+    scale = torch.linalg.det(A).abs().sqrt()
+    return torch.cat([xy, points[..., 2:] * scale[..., None, None]], -1)
+
+
+def warp_to_crop(images: Tensor, affine: Tensor, size: int | tuple[int, int],
+                 padding_mode: str = "border") -> Tensor:
+    """Affine crops (kornia ``warp_affine``, pixel centres at integer coordinates) with anti-aliasing.
+
+    When the crop shrinks the image by more than 2x, the image is first halved with 2x2 box filters (and the
+    matrices adjusted) until it does not, so small crops of big photos do not alias.
+
+    Args:
+        images: (B, C, H, W) float.
+        affine: (B, 2, 3) image -> crop.
+        size: crop side or (h, w).
+
+    Returns:
+        (B, C, h, w).
+    """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    m = affine.to(device=images.device, dtype=torch.float32).clone()
+    img = images.float()
+    while True:
+        scale = float(torch.linalg.det(m[:, :, :2]).abs().sqrt().max())
+        if scale >= 0.5 or min(img.shape[-2:]) < 4:
+            break
+        img = F.avg_pool2d(img, 2, ceil_mode=True)
+        # a pixel x of the halved image is at 2x + 0.5 in the previous one
+        m[:, :, 2] = m[:, :, 2] + 0.5 * m[:, :, :2].sum(-1)
+        m[:, :, :2] = m[:, :, :2] * 2.0
+    out = warp_affine(img, m, (h, w), mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    return out.to(images.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# crop specs: the crop a swap core asks for
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CropSpec(ABC):
+    """How a swap core wants its target crops aligned: square crops of ``size`` pixels.
+
+    Subclasses implement :meth:`frame_to_crop`; the render stage warps the plate with it
+    (:func:`warp_to_crop`) and moves the landmarks with it (:func:`transform_landmarks`).
+    """
+
+    size: int
+
+    @abstractmethod
+    def frame_to_crop(self, landmarks: Tensor) -> Tensor:
+        """(B, 478, 3) landmarks in frame pixels -> (B, 2, 3) float32 frame -> crop similarity matrices."""
+
+
+@dataclass(frozen=True)
+class MeshCrop(CropSpec):
+    """Mesh-based crop (:func:`crop_frame_from_landmarks`): eye line level, face centred, pose-stable scale;
+    ``margin`` is the border on each side as a fraction of the face height."""
+
+    margin: float = 0.2
+
+    def frame_to_crop(self, landmarks: Tensor) -> Tensor:
+        return crop_frame_from_landmarks(landmarks, self.size, self.margin)
+
+
+@dataclass(frozen=True)
+class TemplateCrop(CropSpec):
+    """Five-point template crop: the similarity (Umeyama, no reflection) that best maps the face's five keypoints
+    (:func:`kps5_from_landmarks`) onto ``template`` ((5, 2) points in crop pixels at this size)."""
+
+    template: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.template) != 5 or any(len(p) != 2 for p in self.template):
+            raise ValueError(f"TemplateCrop needs 5 (x, y) template points, got {self.template!r}")
+
+    @classmethod
+    def arcface(cls, size: int = 112) -> "TemplateCrop":
+        """The ArcFace / InsightFace template at ``size`` (:func:`arcface_template`: multiples of 112 scale the
+        112 template; other sizes scale by ``size / 128`` and shift x by ``8 * size / 128``)."""
+        return cls(size=size, template=tuple((float(x), float(y)) for x, y in arcface_template(size)))
+
+    def frame_to_crop(self, landmarks: Tensor) -> Tensor:
+        kps = kps5_from_landmarks(landmarks)  # (B, 5, 2) float32
+        template = torch.tensor(self.template, dtype=torch.float64, device=kps.device)
+        return similarity_transform(kps.double(), template).float()

@@ -15,23 +15,49 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
-from vidswap.config import AnalysisConfig, SmoothingConfig
 from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
 from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
-from vidswap.faces.track import CutDetector, Observation, TrackerParams, box_iou, track_faces
+from vidswap.faces.cuts import CutDetector
+from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_path
 
 MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Face detection, landmarks, identity and tracking parameters."""
+
+    detector_size: int = 320  # longest side of the detector input (px)
+    score_threshold: float = 0.6
+    min_face: int = 24  # faces smaller than this (px, box width) are ignored
+    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
+    identity_every: int = 10  # identity embedding for new tracks and every N frames
+    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
+    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Temporal smoothing of landmarks and pose per track."""
+
+    method: Literal["rts", "one_euro", "none"] = "rts"
+    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
+    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
+    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
+    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
+    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
+    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
 
 
 @dataclass

@@ -39,23 +39,18 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vidswap.faces.align import as_rgb8
-from vidswap.faces.types import Detection, FaceLandmarks
+from vidswap.faces.align import as_rgb8, kps5_from_landmarks
+from vidswap.faces.types import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, Detection, FaceLandmarks
 from vidswap.models.runtime import TFLiteRunner
 
 MESH_SIZE = 192
 IRIS_SIZE = 64
 
-#: The 16 mesh points of each eye contour, in the order of the iris model's first 16 eye-contour outputs.
-RIGHT_EYE_CONTOUR = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
-LEFT_EYE_CONTOUR = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
 #: Eye corners (start -> end along the image x axis of an upright face) used for the iris ROIs.
 RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_CORNERS = (362, 263)
 RIGHT_IRIS = tuple(range(468, 473))
 LEFT_IRIS = tuple(range(473, 478))
-NOSE_TIP = 1
-MOUTH_CORNERS = (61, 291)
 #: Points whose line sets the roll of a landmark ROI (outer eye corners).
 ROLL_POINTS = (33, 263)
 
@@ -156,18 +151,6 @@ def extract_crops(frames: Sequence[np.ndarray], frame_index: Sequence[int], matr
         crop = cv2.warpAffine(frames[fi], m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         np.multiply(crop, np.float32(1 / 255), out=crops[i], casting="unsafe")
     return crops
-
-
-def kps5_from_mesh(points: np.ndarray) -> np.ndarray:
-    """Five-point keypoints (..., 5, 2) from landmarks (..., >=468, 2 or 3)."""
-    pts = points[..., :2]
-    return np.stack([
-        pts[..., list(RIGHT_EYE_CONTOUR), :].mean(-2),
-        pts[..., list(LEFT_EYE_CONTOUR), :].mean(-2),
-        pts[..., NOSE_TIP, :],
-        pts[..., MOUTH_CORNERS[0], :],
-        pts[..., MOUTH_CORNERS[1], :],
-    ], -2).astype(np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -285,7 +268,7 @@ class FaceMesh:
             centre_l = mesh[:, list(LEFT_EYE_CONTOUR)].mean(1, keepdims=True)
             iris = np.concatenate([np.repeat(centre_r, 5, 1), np.repeat(centre_l, 5, 1)], 1)
         points = np.concatenate([mesh, iris], 1).astype(np.float32)  # (n, NUM_LANDMARKS, 3)
-        kps = kps5_from_mesh(points)
+        kps = kps5_from_landmarks(points)
         out: list[list[FaceLandmarks]] = [[] for _ in frames]
         for i, fi in enumerate(index):
             out[fi].append(FaceLandmarks(points=points[i], kps5=kps[i], confidence=float(conf[i])))

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidswap.faces.pose import euler_from_matrix
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 
 _COLOURS = [(255, 80, 80), (80, 200, 255), (120, 255, 120), (255, 200, 60), (220, 120, 255), (255, 255, 255)]
@@ -70,8 +71,6 @@ def plot_track(track: TrackAnalysis, fps: float, path: Path, points: tuple[int, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from vidswap.faces.pose import euler_from_matrix
 
     t = (track.frames - track.frames[0]) / fps
     names = {1: "nose tip", 152: "chin", 33: "right eye corner", 263: "left eye corner", 13: "upper lip"}

@@ -156,7 +156,7 @@ def rotation_angle(R_a, R_b) -> torch.Tensor:
 def canonical_face(path: Path | str = DATA_FILE) -> torch.Tensor:
     """(478, 3) float32 canonical face: frontal, mirror-symmetric, centred, unit RMS radius (module docstring).
 
-    Built by ``python -m vidswap.faces.build_canonical`` from a real frontal face (median of the first frames
+    Built by ``python tools/build_canonical.py`` from a real frontal face (median of the first frames
     of the sample clip ``single_face_clip``), symmetrised with the mirror map.
     """
     with np.load(path) as z:

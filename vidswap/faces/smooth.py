@@ -33,6 +33,7 @@ from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 
 from vidswap.errors import UsageError
+from vidswap.faces.topology import load_static_data, load_topology
 
 
 @dataclass(frozen=True)
@@ -271,8 +272,6 @@ def landmark_groups(n: int = 478, topology=None) -> list[np.ndarray]:
     the top of the upper lip (jaw, chin), the eyes with their lids, irises and brows, and the rest of the face
     (which moves with the head). Each part gets its own manoeuvre detection in :func:`rts_smooth`.
     ``topology``: a :class:`vidswap.faces.topology.MeshTopology` (loaded when None)."""
-    from vidswap.faces.topology import load_static_data, load_topology
-
     topo = topology or load_topology()
     can = load_static_data()["canonical"]
     lip_top = can[topo.regions["lips_outer"], 1].min()

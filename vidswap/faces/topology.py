@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vidswap.errors import ModelError
+from vidswap.models.registry import model_path
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "canonical_face.npz"
 N_MESH = 468
@@ -269,9 +270,10 @@ def _join_paths(paths: list[list[int]], adjacency: dict[int, set[int]]) -> list[
 # ---------------------------------------------------------------------------------------------------------------
 
 def load_static_data(path: Path = DATA_FILE) -> dict[str, np.ndarray]:
-    """The arrays written by ``vidswap.faces.build_canonical``: ``mirror`` (478,), ``canonical`` (478, 3)."""
+    """The arrays written by ``tools/build_canonical.py``: ``mirror`` (478,), ``canonical`` (478, 3)."""
     if not Path(path).exists():
-        raise ModelError(f"face data {path} is missing; regenerate it: python -m vidswap.faces.build_canonical")
+        raise ModelError(f"face data {path} is missing; reinstall vidswap, or regenerate it from a source checkout: "
+                         "python tools/build_canonical.py")
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
 
@@ -279,8 +281,6 @@ def load_static_data(path: Path = DATA_FILE) -> dict[str, np.ndarray]:
 def load_topology(path: Path | str | None = None) -> MeshTopology:
     """Parse the MediaPipe topology file (default ``model_path('mesh_topology')``) into a MeshTopology."""
     if path is None:
-        from vidswap.models.registry import model_path
-
         path = model_path("mesh_topology")
     conn = parse_connections(Path(path))
     if "FACEMESH_TESSELATION" not in conn:

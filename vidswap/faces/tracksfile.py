@@ -16,6 +16,9 @@ import numpy as np
 from vidswap.errors import InputError
 
 TRACKS_VERSION = 3
+#: Confidence given to a track's interpolated frames (bridged detection gaps) when rendering: the compositor keeps
+#: the face at full strength from 0.7 up, so bridged frames are swapped like detected ones.
+INTERPOLATED_CONFIDENCE = 0.7
 
 
 @dataclass
@@ -56,6 +59,12 @@ class TrackAnalysis:
     def index_of(self, number: int) -> int | None:
         i = int(np.searchsorted(self.frames, number))
         return i if i < len(self.frames) and self.frames[i] == number else None
+
+    def render_confidence(self, rows: np.ndarray) -> np.ndarray:
+        """(B,) float32 confidence of the track's ``rows`` for rendering: the measured confidence (at least 0), or
+        :data:`INTERPOLATED_CONFIDENCE` for interpolated rows."""
+        measured = np.maximum(self.confidences[rows], 0.0).astype(np.float32)
+        return np.where(self.interpolated[rows], np.float32(INTERPOLATED_CONFIDENCE), measured).astype(np.float32)
 
     @property
     def mean_area(self) -> float:

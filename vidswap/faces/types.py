@@ -16,6 +16,12 @@ import numpy as np
 
 #: Number of points in the dense layout: 468 mesh points + 2 x 5 iris points (MediaPipe's refined mesh).
 NUM_LANDMARKS = 478
+#: The 16 mesh points of each eye contour, in the order of the iris model's first 16 eye-contour outputs; their
+#: means are the eye keypoints of the five-point layout.
+RIGHT_EYE_CONTOUR = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
+LEFT_EYE_CONTOUR = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
+NOSE_TIP = 1
+MOUTH_CORNERS = (61, 291)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,14 +1,19 @@
-"""The frame record that flows from readers to writers, resizing pictures to an output size, and frame-number <->
-timecode arithmetic."""
+"""The frame record that flows from readers to writers, resizing pictures to an output size, frame-range text
+(fileseq syntax, parsed and formatted only here) and frame-number <-> timecode arithmetic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
 
+from typing import Iterable
+
 import cv2
+import fileseq
 import numpy as np
 from timecode import Timecode
+
+from vidswap.errors import InputError
 
 
 @dataclass
@@ -38,6 +43,35 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image
     interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(image, tuple(size), interpolation=interp))
+
+
+def parse_frames(text: str) -> list[int]:
+    """Frame-range text in fileseq syntax (``1001-1100``, ``0-99x2``, ``1-3,7``) -> the frame numbers in order.
+    Bad syntax is an InputError (exit 2)."""
+    try:
+        return list(fileseq.FrameSet(str(text)))
+    except fileseq.ParseException:
+        raise InputError(f"bad frame range {text!r}: use e.g. 1001-1100 or 0-99x2") from None
+
+
+def format_frames(numbers: Iterable[int]) -> str:
+    """Frame numbers as fileseq frame-range text: [1001..1050] -> '1001-1050', [0, 2, 4] -> '0-4x2',
+    [1, 2, 3, 7] -> '1-3,7'; '' for none. Duplicates are dropped and the numbers sorted."""
+    unique = sorted(set(int(n) for n in numbers))
+    return str(fileseq.FrameSet(unique)) if unique else ""
+
+
+def frames_as_range(numbers: list[int]) -> range:
+    """Evenly spaced frame numbers as a ``range``; gaps are an InputError (render each part separately)."""
+    if len(numbers) == 1:
+        return range(numbers[0], numbers[0] + 1)
+    step = numbers[1] - numbers[0]
+    if step <= 0:
+        raise InputError(f"frame range {numbers[0]}-{numbers[-1]} runs backwards; give it in ascending order")
+    if any(b - a != step for a, b in zip(numbers, numbers[1:])):
+        raise InputError(f"frame range {format_frames(numbers)} has gaps; render each evenly spaced part "
+                         "separately (e.g. 0-47)")
+    return range(numbers[0], numbers[-1] + 1, step)
 
 
 def _timecode_rate(fps: Fraction) -> Fraction:

@@ -356,8 +356,8 @@ class VideoSink:
         self._close_inputs()
         try:
             self._out.close()
-        except Exception:  # the file is being thrown away; a half-written trailer does not matter
-            pass
+        except (av.FFmpegError, OSError, ValueError):
+            return  # the file is being thrown away: a failure to finish its trailer does not matter
 
     def _close_inputs(self) -> None:
         if self._copier is not None:

@@ -18,8 +18,7 @@ balances chunk sizes and Deadline Cloud may adapt them at run time).
     write_deadline(export_deadline(Path("shot.yaml"), cfg, frame_numbers), Path("deadline"))
     spec = opencue_spec(export_opencue(Path("shot.yaml"), cfg, frame_numbers))  # OpenCue XML job spec
 
-Farm settings come from ``cfg.farm`` when the config has that section (see ``FarmOptions`` for the fields),
-else from ``FarmOptions`` defaults; an explicit ``farm=`` argument wins over both.
+Farm settings come from ``cfg.farm`` (:class:`vidswap.config.FarmConfig`); an explicit ``farm=`` argument wins.
 """
 
 from __future__ import annotations
@@ -32,15 +31,15 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import fileseq
 import yaml
 
+from vidswap.config import FarmConfig, JobConfig
 from vidswap.errors import ConfigError, UsageError
+from vidswap.io.atomic import atomic_file, ensure_writable_dir
+from vidswap.io.frames import format_frames
 
-if TYPE_CHECKING:
-    from vidswap.config import JobConfig
 
 PASSES = ("analyze", "tune", "render", "assemble")
 GPU_PASSES = ("analyze", "tune", "render")  # assemble is stream copy + concatenation: CPU only
@@ -48,49 +47,6 @@ STEP_NAMES = {"analyze": "Analyze", "tune": "Tune", "render": "Render", "assembl
 OPENJD_SPEC = "jobtemplate-2023-09"
 OPENJD_MAX_TASKS = 1024  # OpenJD 2023-09 limit on the values of one explicit task-parameter range
 CANCEL_NOTIFY_S = 30  # SIGTERM, then this long to clean temporaries up, then SIGKILL
-
-
-@dataclass(frozen=True)
-class FarmOptions:
-    """How a shot is cut up and where it may run.  Mirrors ``JobConfig.farm`` (``FarmConfig``) field by field."""
-
-    chunk_size: int = 50  # frames per render task
-    gpu: bool = True  # require a GPU worker for analyze/tune/render; false on CPU-only farms
-    gpu_memory_mib: int | None = None  # minimum GPU memory per worker (OpenJD amount.worker.gpu.memory)
-    os_family: Literal["linux", "windows", "macos"] | None = None  # OpenJD attr.worker.os.family
-    executable: str = "vidswap"  # the vidswap executable on the workers (a name on PATH or a full path)
-    timeout_s: int | None = None  # per-task run limit (OpenJD action timeout, Deadline/OpenCue task timeout)
-    chunking: Literal["auto", "task_chunking", "explicit"] = "auto"  # OpenJD render-step chunking, see export_openjd
-    target_chunk_seconds: int = 0  # OpenJD adaptive chunking: aim for tasks this long (0 = fixed chunk_size)
-    name: str | None = None  # job name; None: "vidswap <shot file stem>"
-    priority: int = 50  # Deadline 10 / OpenCue priority
-    pool: str | None = None  # Deadline 10 pool
-    group: str | None = None  # Deadline 10 group (e.g. the group of GPU workers)
-    show: str | None = None  # OpenCue show (None: pyoutline's configured default)
-
-    def __post_init__(self):
-        if self.chunk_size < 1:
-            raise ConfigError(f"farm.chunk_size must be >= 1, got {self.chunk_size}")
-        if self.gpu_memory_mib is not None and self.gpu_memory_mib < 1:
-            raise ConfigError(f"farm.gpu_memory_mib must be >= 1 MiB, got {self.gpu_memory_mib}")
-        if self.timeout_s is not None and self.timeout_s < 1:
-            raise ConfigError(f"farm.timeout_s must be >= 1 s, got {self.timeout_s}")
-        if self.target_chunk_seconds < 0:
-            raise ConfigError(f"farm.target_chunk_seconds must be >= 0, got {self.target_chunk_seconds}")
-        if self.chunking not in ("auto", "task_chunking", "explicit"):
-            raise ConfigError(f"farm.chunking must be auto, task_chunking or explicit, got {self.chunking!r}")
-        if self.os_family not in (None, "linux", "windows", "macos"):
-            raise ConfigError(f"farm.os_family must be linux, windows or macos, got {self.os_family!r}")
-        if not self.executable.strip():
-            raise ConfigError("farm.executable is empty; give the vidswap executable the workers run")
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> FarmOptions:
-        """The ``farm`` section of a job config (any object with these attribute names), else the defaults."""
-        farm = getattr(cfg, "farm", None)
-        if farm is None:
-            return cls()
-        return cls(**{f.name: getattr(farm, f.name) for f in dataclasses.fields(cls) if hasattr(farm, f.name)})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -105,11 +61,6 @@ def chunk_frames(frame_numbers: Sequence[int], chunk_size: int) -> list[list[int
     if chunk_size < 1:
         raise ConfigError(f"chunk size must be >= 1, got {chunk_size}")
     return [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
-
-
-def frames_string(frame_numbers: Sequence[int]) -> str:
-    """fileseq frame-range text for frames: [1001..1050] -> '1001-1050', [0, 2, 4] -> '0-4x2'."""
-    return str(fileseq.FrameSet(sorted(set(int(n) for n in frame_numbers))))
 
 
 def is_contiguous(frame_numbers: Sequence[int]) -> bool:
@@ -127,7 +78,7 @@ def pass_args(pass_name: str, shot: str, frames: str | None = None, extra_args: 
     return args + ["--quiet", *extra_args]
 
 
-def _job_name(shot_yaml: Path, farm: FarmOptions) -> str:
+def _job_name(shot_yaml: Path, farm: FarmConfig) -> str:
     return farm.name or f"vidswap {Path(shot_yaml).stem}"
 
 
@@ -136,8 +87,8 @@ def _shot_path(shot_yaml: Path) -> str:
     return os.path.abspath(str(shot_yaml))
 
 
-def _resolve(cfg: Any, chunk_size: int | None, farm: FarmOptions | None) -> FarmOptions:
-    farm = farm if farm is not None else FarmOptions.from_config(cfg)
+def _resolve(cfg: JobConfig, chunk_size: int | None, farm: FarmConfig | None) -> FarmConfig:
+    farm = farm if farm is not None else cfg.farm
     if chunk_size is not None:
         farm = dataclasses.replace(farm, chunk_size=chunk_size)
     return farm
@@ -147,7 +98,7 @@ def _resolve(cfg: Any, chunk_size: int | None, farm: FarmOptions | None) -> Farm
 # Open Job Description (AWS Deadline Cloud, openjd-cli)
 
 
-def openjd_template(farm: FarmOptions = FarmOptions(), *, name: str = "vidswap shot",
+def openjd_template(farm: FarmConfig = FarmConfig(), *, name: str = "vidswap shot",
                     explicit_chunks: Sequence[str] | None = None, extra_args: Sequence[str] = (),
                     defaults: dict[str, Any] | None = None) -> dict:
     """An OpenJD 2023-09 job template for the four passes (not validated; see ``validate_openjd``).
@@ -245,7 +196,7 @@ def openjd_template(farm: FarmOptions = FarmOptions(), *, name: str = "vidswap s
 
 
 def export_openjd(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int], chunk_size: int | None = None, *,
-                  farm: FarmOptions | None = None, extra_args: Sequence[str] = ()) -> dict:
+                  farm: FarmConfig | None = None, extra_args: Sequence[str] = ()) -> dict:
     """A validated OpenJD job template for this shot, every job parameter defaulted to this shot's values.
 
     ``frame_numbers``: the frames the job renders (the shot's frame set after ``frames``/``every``).
@@ -263,7 +214,7 @@ def export_openjd(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int],
     if mode == "auto":
         mode = "task_chunking" if is_contiguous(frames) else "explicit"
     if mode == "task_chunking" and not is_contiguous(frames):
-        raise ConfigError(f"farm.chunking is task_chunking but the frames {frames_string(frames)} have gaps; "
+        raise ConfigError(f"farm.chunking is task_chunking but the frames {format_frames(frames)} have gaps; "
                           "use chunking: explicit (or auto) for stepped frame ranges")
     if mode == "explicit" and len(chunks) > OPENJD_MAX_TASKS:
         raise ConfigError(f"{len(chunks)} render chunks exceed the OpenJD limit of {OPENJD_MAX_TASKS} tasks; "
@@ -273,7 +224,7 @@ def export_openjd(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int],
         defaults.update(Frames=_openjd_range(frames), ChunkSize=farm.chunk_size)
     template = openjd_template(
         farm, name=_job_name(shot_yaml, farm), extra_args=extra_args, defaults=defaults,
-        explicit_chunks=[frames_string(chunk) for chunk in chunks] if mode == "explicit" else None)
+        explicit_chunks=[format_frames(chunk) for chunk in chunks] if mode == "explicit" else None)
     validate_openjd(template)
     return template
 
@@ -323,8 +274,6 @@ def write_openjd(template: dict, path: Path, comment: str | None = None) -> Path
 
 
 def _write_text(path: Path, text: str) -> Path:
-    from vidswap.io.atomic import atomic_file, ensure_writable_dir
-
     ensure_writable_dir(path.parent, path)
     with atomic_file(path) as temp:
         temp.write_text(text)
@@ -364,7 +313,7 @@ def _windows_quote(arg: str) -> str:
 
 
 def export_deadline(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int], chunk_size: int | None = None,
-                    *, farm: FarmOptions | None = None, extra_args: Sequence[str] = ()) -> list[DeadlineJob]:
+                    *, farm: FarmConfig | None = None, extra_args: Sequence[str] = ()) -> list[DeadlineJob]:
     """Four CommandLine-plugin jobs, one per pass, in submission order (each depends on the one before).
 
     The render job lists the shot's frames (``Frames=``, fileseq syntax, which Deadline reads) with
@@ -386,7 +335,7 @@ def export_deadline(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int
             "Name": f"{batch} - {pass_name}",
             "BatchName": batch,
             "Comment": f"vidswap {pass_name} pass of {shot}",
-            "Frames": frames_string(frames) if render else str(frames[0]),
+            "Frames": format_frames(frames) if render else str(frames[0]),
             "ChunkSize": farm.chunk_size if render else 1,
             "Priority": farm.priority,
             "Pool": farm.pool,
@@ -477,7 +426,7 @@ def _opencue_name(text: str) -> str:
 
 
 def export_opencue(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int], chunk_size: int | None = None,
-                   *, farm: FarmOptions | None = None, extra_args: Sequence[str] = ()) -> Any:
+                   *, farm: FarmConfig | None = None, extra_args: Sequence[str] = ()) -> Any:
     """A pyoutline ``Outline`` with one layer per pass: analyze, tune, assemble are single-frame Shell layers,
     render is a Shell layer over the shot's frames in chunks of ``chunk_size`` running
     ``vidswap render --config SHOT --frames #FRAME_START#-#FRAME_END#``; each layer depends on all frames
@@ -492,7 +441,7 @@ def export_opencue(shot_yaml: Path, cfg: JobConfig, frame_numbers: Sequence[int]
     chunks = chunk_frames(frame_numbers, farm.chunk_size)
     frames = [n for chunk in chunks for n in chunk]
     shot = _shot_path(shot_yaml)
-    frame_range = frames_string(frames)
+    frame_range = format_frames(frames)
     name = _opencue_name(_job_name(shot_yaml, farm))
     kwargs = {"show": farm.show} if farm.show else {}
     ol = outline.Outline(name, shot=_opencue_name(Path(shot_yaml).stem), frame_range=frame_range, **kwargs)

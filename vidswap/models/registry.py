@@ -30,7 +30,7 @@ import yaml
 from vidswap.errors import InputError, ModelError, UsageError
 from vidswap.models.sources import cache_home, fetch_artifact, sha256_of
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "configs" / "models.yaml"
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "configs" / "models.yaml"
 INSIGHTFACE_ENV = "VIDSWAP_INSIGHTFACE_DIR"
 
 

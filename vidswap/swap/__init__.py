@@ -1,32 +1,37 @@
-"""The swap core: reenactment geometry, mesh texture rendering and the swap-core plug-in interface.
+"""Swap backends behind one contract, registered by name (``swap.core``).
 
-* :mod:`vidswap.swap.render`  -- batched z-buffered triangle rasteriser and texture renderer (torch, any device)
-* :mod:`vidswap.swap.reenact` -- ``x = s·R·(x_c + δ) + t`` driving, shape mixing, multi-photo sources, inner masks
-* :mod:`vidswap.swap.core`    -- ``SwapCore`` protocol, records, ``GeometricSwapCore``, crop frames
+* :mod:`vidswap.swap.base`      -- the contract: records, ``SwapCore`` (name, crop spec, needs, prepare / swap),
+  ``PassthroughCore``, the ``Refiner`` protocol
+* :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
+* :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
+* :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
+
+Importing this package registers the built-in cores (``geometric``, ``passthrough``).
 """
 
-from vidswap.swap.core import (
-    GeometricSwapConfig,
-    GeometricSwapCore,
+from vidswap.swap.base import (
+    SOURCE_NEEDS,
+    PassthroughConfig,
+    PassthroughCore,
+    Refiner,
     SourceFace,
     SourceIdentity,
     SwapBatch,
     SwapCore,
     SwapResult,
-    crop_frame_from_landmarks,
-    transform_landmarks,
-    warp_to_crop,
 )
+from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
+from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
+
+
+def _passthrough(config: PassthroughConfig, context: CoreContext) -> PassthroughCore:
+    return PassthroughCore(config)
+
+
+register_core("geometric", build_geometric, GeometricSwapConfig)
+register_core("passthrough", _passthrough, PassthroughConfig)
 
 __all__ = [
-    "GeometricSwapConfig",
-    "GeometricSwapCore",
-    "SourceFace",
-    "SourceIdentity",
-    "SwapBatch",
-    "SwapCore",
-    "SwapResult",
-    "crop_frame_from_landmarks",
-    "transform_landmarks",
-    "warp_to_crop",
+    "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",
+    "SwapBatch", "SwapCore", "SwapResult", "build_core", "core_config_type", "core_names", "register_core",
 ]

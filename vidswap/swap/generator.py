@@ -1,6 +1,6 @@
 """A small FaceDancer-style refinement generator on top of the geometric swap, and its refiner adapter.
 
-The generator refines what :class:`vidswap.swap.core.GeometricSwapCore` renders (the source texture on the driven
+The generator refines what :class:`vidswap.swap.geometric.core.GeometricSwapCore` renders (the source texture on the driven
 mesh) into a face crop that fits the plate (lighting, shading, seams), conditioned on the source identity:
 
 * **encoder** over 7 channels ``[target crop, render, render alpha]`` (U-Net, residual blocks, average-pool
@@ -13,7 +13,7 @@ mesh) into a face crop that fits the plate (lighting, shading, seams), condition
 * **output**: a residual on the render with a **zero-initialised gain** γ (IDATT's ``F̂ = γ F + F_t``):
   ``crop = render + γ_rgb · Δ_rgb`` and ``alpha = clamp(render_alpha + γ_a · Δ_a, 0, 1)``. An untrained generator
   therefore returns the render and its alpha exactly (bit for bit), so switching it on can never make a result
-  worse than the swap core alone; per-clip tuning (:mod:`vidswap.swap.tune`) moves γ away from zero.
+  worse than the swap core alone; per-clip tuning (:mod:`vidswap.train.tune`) moves γ away from zero.
 
 Target-face low-pass: inside the face region (the render's alpha and the plate's face oval, dilated) the target
 crop is replaced by a low-passed copy (``lowpass``: S/16-px blocks by default) before encoding. The generator
@@ -37,7 +37,14 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from vidswap.errors import ModelError
+from vidswap.faces.topology import load_topology
+from vidswap.swap.base import SourceIdentity, SwapBatch, SwapResult
+from vidswap.appearance.raster import fill_polygons
 
 __all__ = [
     "GeneratorConfig",
@@ -50,7 +57,6 @@ __all__ = [
     "save_generator",
     "load_generator",
     "GeneratorRefiner",
-    "RefinerPerIdentity",
     "FORMAT_VERSION",
 ]
 
@@ -230,7 +236,6 @@ def face_region(target_landmarks: Tensor | None, render_alpha: Tensor, face_loop
     H, W = render_alpha.shape[-2:]
     region = (render_alpha > 0).float()
     if target_landmarks is not None and face_loop is not None:
-        from vidswap.swap.render import fill_polygons
 
         loop = torch.as_tensor(face_loop, dtype=torch.long, device=render_alpha.device)
         oval = fill_polygons(target_landmarks.to(render_alpha.device).float(), [loop], (H, W))[:, None].float()
@@ -353,8 +358,6 @@ class SwapGenerator(nn.Module):
 
 def save_generator(generator: SwapGenerator, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the weights as safetensors (atomically: the file is complete or absent); config in the metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in generator.state_dict().items()}
@@ -372,23 +375,17 @@ def save_generator(generator: SwapGenerator, path: str | Path, metadata: dict[st
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata of a generator file."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as fh:
         return dict(fh.metadata() or {})
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> SwapGenerator:
     """Build the generator described by a safetensors file's metadata and load its weights (strict)."""
-    from safetensors.torch import load_file
-
-    from vidswap.errors import ModelError
-
     path = Path(path)
     try:
         meta = read_metadata(path)
         tensors = load_file(str(path), device="cpu")
-    except Exception as exc:  # safetensors raises SafetensorError / OSError
+    except (SafetensorError, OSError) as exc:
         raise ModelError(f"cannot read generator weights {path}: {exc}") from None
     if meta.get("format") != "vidswap.swap_generator":
         raise ModelError(f"{path} is not a vidswap generator file (format {meta.get('format')!r})")
@@ -401,22 +398,22 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Swap
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the refiner adapter for FaceSwapProcessor
+# the refiner: the generator on the render stage's core results
 # ---------------------------------------------------------------------------------------------------------------
 
 class GeneratorRefiner:
-    """``FaceSwapProcessor.refiner``: ``(SwapBatch, SwapResult, SourceIdentity) -> SwapResult``.
+    """A :class:`~vidswap.swap.base.Refiner` running a (tuned) generator on the swap core's result.
 
-    Runs the generator on the swap core's result under ``torch.no_grad`` in batches of ``batch_size`` (autocast
-    bf16/fp16 on CUDA). An identity generator (all gains zero) returns the result object unchanged.
+    Runs under ``torch.no_grad`` in batches of ``batch_size`` (autocast bf16/fp16 on CUDA), conditioned on the
+    source identity's SFace embedding (``embedding``, default ``identity.embedding``). An identity generator
+    (all gains zero) returns the result object unchanged.
 
     Args:
         generator: a (tuned) :class:`SwapGenerator`.
         device: where it runs (default: the generator's device).
         batch_size: crops per forward pass.
         face_loop: face-oval landmark loop for :func:`face_region` (default: from the mesh topology).
-        embedding: override of the source embedding (default ``identity.embedding``; when that is None, the
-            embedding is computed from the identity's texture crops with the torch SFace).
+        embedding: override of the source embedding.
     """
 
     def __init__(self, generator: SwapGenerator, device: str | torch.device | None = None, batch_size: int = 8,
@@ -426,34 +423,19 @@ class GeneratorRefiner:
         self.generator = generator.to(self.device).eval()
         self.batch_size = max(1, int(batch_size))
         if face_loop is None:
-            from vidswap.faces.topology import load_topology
-
             face_loop = load_topology().regions["face_oval"]
         self.face_loop = torch.as_tensor(face_loop, dtype=torch.long)
         self.embedding = embedding
         self.autocast = autocast
-        self._embeddings: dict[int, Tensor] = {}
 
-    def source_embedding(self, identity) -> Tensor:
-        if self.embedding is not None:
-            return self.embedding.to(self.device, torch.float32).reshape(-1)
-        if identity.embedding is not None:
-            return identity.embedding.to(self.device, torch.float32).reshape(-1)
-        key = id(identity)
-        if key not in self._embeddings:
-            from vidswap.swap.identity_torch import align_for_identity, load_sface
+    def source_embedding(self, identity: SourceIdentity) -> Tensor:
+        """(D,) the embedding the generator is conditioned on."""
+        embedding = self.embedding if self.embedding is not None else identity.embedding
+        if embedding is None:
+            raise ValueError("the generator refiner needs the source's SFace embedding (SourceIdentity.embedding)")
+        return embedding.to(self.device, torch.float32).reshape(-1)
 
-            net = load_sface(device=self.device)
-            k = identity.texture_index
-            with torch.no_grad():
-                crops = align_for_identity(identity.images[k:k + 1].to(self.device),
-                                           identity.landmarks[k:k + 1].to(self.device))
-                self._embeddings[key] = net(crops, normalize=True)[0]
-        return self._embeddings[key]
-
-    def __call__(self, batch, result, identity):
-        from vidswap.swap.core import SwapResult
-
+    def __call__(self, track_id: int, batch: SwapBatch, result: SwapResult, identity: SourceIdentity) -> SwapResult:
         if self.generator.is_identity:
             return result
         emb = self.source_embedding(identity)
@@ -478,17 +460,3 @@ class GeneratorRefiner:
         alpha = torch.cat(alphas).to(device=result.alpha.device, dtype=result.alpha.dtype)
         return SwapResult(crops=out, alpha=alpha, driven_landmarks=result.driven_landmarks,
                           confidence=result.confidence)
-
-
-class RefinerPerIdentity:
-    """Dispatch ``FaceSwapProcessor.refiner`` calls to the refiner tuned for the call's identity (matched by
-    object identity); an identity without a refiner gets the swap core's result back unchanged."""
-
-    def __init__(self, refiners: Sequence[tuple[object, object]]):
-        self.refiners = list(refiners)
-
-    def __call__(self, batch, result, identity):
-        for ident, refiner in self.refiners:
-            if ident is identity:
-                return refiner(batch, result, identity)
-        return result

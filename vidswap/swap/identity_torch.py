@@ -28,7 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SFaceTorch", "UnsupportedOp", "dequantize", "align_for_identity", "kps5_from_landmarks",
+from vidswap.faces.align import estimate_alignment, kps5_from_landmarks, warp_to_crop
+from vidswap.models.registry import model_path
+
+__all__ = ["SFaceTorch", "UnsupportedOp", "dequantize", "align_for_identity",
            "load_sface"]
 
 CROP_SIZE = 112
@@ -265,24 +268,8 @@ def _run(op: str, x: list[Tensor | None], a: dict) -> Tensor:
 def load_sface(path: str | Path | None = None, device: str | torch.device = "cpu") -> SFaceTorch:
     """The SFace torch module from the model cache (``model_path('sface')``) or ``path``, on ``device``."""
     if path is None:
-        from vidswap.models.registry import model_path
-
         path = model_path("sface")
     return SFaceTorch.from_onnx(path).to(device)
-
-
-def kps5_from_landmarks(landmarks: Tensor) -> Tensor:
-    """Five ArcFace keypoints (B, 5, 2) from (B, 478, 2+) MediaPipe landmarks (torch; see ``kps5_from_mesh``)."""
-    from vidswap.faces.landmarks import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
-
-    pts = landmarks[..., :2].float()
-    return torch.stack([
-        pts[..., list(RIGHT_EYE_CONTOUR), :].mean(-2),
-        pts[..., list(LEFT_EYE_CONTOUR), :].mean(-2),
-        pts[..., NOSE_TIP, :],
-        pts[..., MOUTH_CORNERS[0], :],
-        pts[..., MOUTH_CORNERS[1], :],
-    ], -2)
 
 
 def align_for_identity(images: Tensor, landmarks: Tensor, size: int = CROP_SIZE) -> Tensor:
@@ -293,12 +280,9 @@ def align_for_identity(images: Tensor, landmarks: Tensor, size: int = CROP_SIZE)
         landmarks: (B, 478, 2+) landmarks in those images' pixels (the alignment itself is not differentiated).
 
     Returns:
-        (B, 3, size, size) crops (:func:`vidswap.swap.core.warp_to_crop`: kornia ``warp_affine`` with 2x box
+        (B, 3, size, size) crops (:func:`vidswap.faces.align.warp_to_crop`: kornia ``warp_affine`` with 2x box
         pre-filtering of large images, border padding).
     """
-    from vidswap.faces.align import estimate_alignment
-    from vidswap.swap.core import warp_to_crop
-
     kps = kps5_from_landmarks(landmarks.detach()).cpu().numpy()
     m = torch.as_tensor(estimate_alignment(kps, size), dtype=torch.float32, device=images.device)
     return warp_to_crop(images.float(), m.reshape(-1, 2, 3), size)

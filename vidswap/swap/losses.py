@@ -1,4 +1,4 @@
-"""Losses of per-clip generator tuning (:mod:`vidswap.swap.tune`): masked pixel and structural reconstruction,
+"""Losses of per-clip generator tuning (:mod:`vidswap.train.tune`): masked pixel and structural reconstruction,
 identity, optical-flow temporal consistency, mask stability and the PTI weight regulariser.
 
 All losses take batched tensors (B, C, H, W) and soft weights (B, 1, H, W) in [0, 1]; a masked mean is

@@ -1,6 +1,7 @@
-"""Regenerate the static face data in ``vidswap/faces/data/`` from real frontal face images.
+"""Regenerate the static face data in ``vidswap/faces/data/`` from real frontal face images (a developer tool; not
+shipped with the package).
 
-    python -m vidswap.faces.build_canonical [--media NAME --frames K | --image PATH] [--out FILE]
+    python tools/build_canonical.py [--media NAME --frames K | --image PATH] [--out FILE]
 
 Default: the first 10 frames of the sample clip ``single_face_clip`` (samples/media.yaml: a man looking
 straight into the lens with a neutral expression). Writes ``canonical_face.npz`` (~5 KB) with
@@ -24,16 +25,25 @@ by this script and by tests that need real landmarks; it is deliberately simple 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 from scipy.optimize import linear_sum_assignment
 
-from vidswap.errors import NoFaceError
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "samples"))
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+import fetch_media  # noqa: E402
+
+from vidswap.errors import NoFaceError  # noqa: E402
+from vidswap.models.registry import model_path  # noqa: E402
+
+DATA_DIR = ROOT / "vidswap" / "faces" / "data"
 CANONICAL_FILE = DATA_DIR / "canonical_face.npz"
 DEFAULT_MEDIA = "single_face_clip"  # a still, frontal, neutral face looking into the lens (samples/media.yaml)
 DEFAULT_FRAMES = 10
@@ -83,10 +93,6 @@ class FaceMeshRunner:
 
     def __init__(self, mesh_model: Path | None = None, iris_model: Path | None = None,
                  detector_model: Path | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        from vidswap.models.registry import model_path
-
         self._mesh = Interpreter(str(mesh_model or model_path("face_mesh")), num_threads=1)
         self._iris = Interpreter(str(iris_model or model_path("iris")), num_threads=1)
         self._mesh.allocate_tensors()
@@ -268,8 +274,6 @@ def symmetrise(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
 
 def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of a video as RGB uint8 arrays (PyAV)."""
-    import av
-
     frames = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
@@ -321,11 +325,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.image is not None:
         path, source = args.image, args.image.name
     else:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "samples"))
-        import fetch_media
-
         path = fetch_media.fetch(args.media, fetch_media.load_manifest())
         source = f"samples/media.yaml:{args.media}"
     if path.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"}:

@@ -1,6 +1,6 @@
 """Build the 3D template of the rigid 106-landmark points used by the evaluation's head-pose estimator.
 
-    python -m vidswap.eval.build_template        # prints RIGID_TEMPLATE for vidswap/eval/judges.py
+    python tools/build_template.py        # prints RIGID_TEMPLATE for vidswap/eval/judges.py (a developer tool)
 
 Each rigid 2d106 point (``judges.RIGID_106``) is triangulated in the canonical face frame of
 ``vidswap.faces.pose`` over the head motion of the sample clips: in every frame the pipeline's mesh gives the
@@ -20,19 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "samples"))
+
+import fetch_media  # noqa: E402
+
+from vidswap.eval.judges import RIGID_106, RIGID_MIRROR_PAIRS, Landmarks106  # noqa: E402
+from vidswap.faces.detect import YuNetDetector, largest_face  # noqa: E402
+from vidswap.faces.landmarks import FaceMesh  # noqa: E402
+from vidswap.faces.pose import decompose  # noqa: E402
+from vidswap.io import probe, read_frames  # noqa: E402
+from vidswap.models.registry import model_path  # noqa: E402
+
 
 def collect(names: tuple[str, ...] = ("pexels_clip", "single_face_clip"), step: int = 2):
     """(poses s (F,), R (F, 3, 3), t (F, 3)) from the pipeline's mesh and (F, 106, 2) 2d106 points."""
-    from vidswap.eval.judges import Landmarks106
-    from vidswap.faces.detect import YuNetDetector, largest_face
-    from vidswap.faces.landmarks import FaceMesh
-    from vidswap.faces.pose import decompose
-    from vidswap.io import probe, read_frames
-    from vidswap.models.registry import model_path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "samples"))
-    import fetch_media
-
     det = YuNetDetector.from_path(model_path("yunet"))
     mesh = FaceMesh.from_paths(model_path("face_mesh"), model_path("iris"))
     lm106 = Landmarks106.load()
@@ -69,8 +70,6 @@ def triangulate(s: np.ndarray, R: np.ndarray, t: np.ndarray, q: np.ndarray) -> t
 
 
 def build() -> np.ndarray:
-    from vidswap.eval.judges import RIGID_106, RIGID_MIRROR_PAIRS
-
     s, R, t, Q = collect()
     X = np.zeros((len(RIGID_106), 3))
     for j, idx in enumerate(RIGID_106):

@@ -1,252 +1,56 @@
-"""The swap-core plug-in interface and the geometric (reenactment + texture render) swap core.
+"""The geometric swap core: reenact the source's 3D landmark mesh with the target's pose and expression and render
+the source photo's texture on it. No learned weights; deterministic. Registered as ``geometric`` (the default).
 
-A swap core turns aligned target face crops plus a prepared source identity into swapped face crops with an
-alpha. Every core implements :class:`SwapCore` (``prepare`` once per source identity, ``swap`` per batch of
-crops), so learned swappers plug in beside :class:`GeometricSwapCore` without the pipeline changing.
-
-Coordinates: crops are square, ``S`` pixels, pixel centres at integer coordinates; landmarks are (478, 3)
-MediaPipe-layout points in the crop's pixels with z in the same pixel scale (smaller z = closer). Pose fields
-follow :mod:`vidswap.faces.pose`: ``x = s · R · (x_c + δ) + t`` maps the canonical frame to crop pixels.
+Its crop is the mesh crop (:class:`~vidswap.faces.align.MeshCrop`: eye line level, pose-stable scale); its
+identity (:class:`GeometricIdentity`) holds aligned texture crops of the source photos, their landmarks and the
+identity's canonical shape. Conventions: :mod:`vidswap.swap.base`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.swap.reenact import (
-    INNER_REGIONS,
-    canonical_from_landmarks,
-    combine_sources,
-    driven_geometry,
-    hole_triangles,
-    inner_loops,
-    inner_mask,
-    mix_shape,
-)
-from vidswap.swap.render import render_texture, texture_confidence
+from vidswap.composite.compositor import CompositeParams, build_masks
+from vidswap.composite.occlusion import OcclusionParams
+from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
+from vidswap.faces.topology import MeshTopology, load_topology
+from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
+from vidswap.appearance.texture import render_texture, texture_confidence
+from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
+                                            hole_triangles, inner_loops, inner_mask, mix_shape)
 
-__all__ = [
-    "SourceFace",
-    "SourceIdentity",
-    "SwapBatch",
-    "SwapResult",
-    "SwapCore",
-    "GeometricSwapConfig",
-    "GeometricSwapCore",
-    "crop_frame_from_landmarks",
-    "transform_landmarks",
-    "warp_to_crop",
-    "EYE_CORNERS",
-]
-
-#: (outer, inner) eye-corner landmarks of the subject's right eye (image left) and left eye (image right)
-EYE_CORNERS: tuple[tuple[int, int], tuple[int, int]] = ((33, 133), (263, 362))
-#: height of the canonical face mesh in units of its RMS radius (vidswap.faces.pose canonical frame: ~3.26)
-FACE_HEIGHT_RMS = 3.3
+__all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "forehead_validity", "mixed_identity"]
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# records
-# ---------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class SourceFace:
-    """One source photo as the analysis stages describe it.
+@dataclass(kw_only=True)
+class GeometricIdentity(SourceIdentity):
+    """The geometric core's prepared identity.
 
     Attributes:
-        image: (3, H, W) float tensor (any range; the render copies values through).
-        landmarks: (478, 3) in the image's pixels.
-        x_c_obs: (478, 3) the observation in the canonical frame (``Pose.x_c_obs``).
-        yaw, pitch, roll: head pose in degrees (:mod:`vidswap.faces.pose` convention).
-        embedding: (D,) identity embedding, or None.
-        expression: (478, 3) expression offset δ of this photo if known (canonical units), else None.
-    """
-
-    image: Tensor
-    landmarks: Tensor
-    x_c_obs: Tensor
-    yaw: float = 0.0
-    pitch: float = 0.0
-    roll: float = 0.0
-    embedding: Tensor | None = None
-    expression: Tensor | None = None
-
-
-@dataclass
-class SourceIdentity:
-    """A prepared source identity (output of :meth:`SwapCore.prepare`).
-
-    Attributes:
-        images: (K, 3, H, W) the source photos as aligned texture crops.
+        images: (K, 3, T, T) the source photos as aligned texture crops.
         landmarks: (K, 478, 3) landmarks in those crops' pixels.
         canonical: (478, 3) the identity's shape in the canonical frame.
         texture_index: which of the K photos textures the swap.
-        embedding: (D,) mean identity embedding (L2-normalised), or None.
         vertex_confidence: (K, 478) per-landmark texture confidence of each photo (self-occlusion, facing),
             or None (then everything counts as visible).
-        texture_validity: (K, 1, H, W) in [0, 1]: 0 where the photo's forehead is covered (a fringe of hair),
+        texture_validity: (K, 1, T, T) in [0, 1]: 0 where the photo's forehead is covered (a fringe of hair),
             so the render leaves the plate's own forehead there; None: all valid.
+        embedding: (inherited) (D,) mean SFace embedding (L2-normalised), or None.
     """
 
     images: Tensor
     landmarks: Tensor
     canonical: Tensor
     texture_index: int = 0
-    embedding: Tensor | None = None
     vertex_confidence: Tensor | None = None
     texture_validity: Tensor | None = None
 
-
-@dataclass
-class SwapBatch:
-    """B aligned target face crops and their analysis.
-
-    Attributes:
-        target_crops: (B, 3, S, S) aligned target crops.
-        target_landmarks: (B, 478, 3) in crop pixels.
-        s: (B,), R: (B, 3, 3), t: (B, 3): pose, canonical -> crop pixels.
-        expression: (B, 478, 3) expression offsets δ (canonical units).
-        confidence: (B,) landmark / track confidence in [0, 1].
-    """
-
-    target_crops: Tensor
-    target_landmarks: Tensor
-    s: Tensor
-    R: Tensor
-    t: Tensor
-    expression: Tensor
-    confidence: Tensor
-
-
-@dataclass
-class SwapResult:
-    """Swapped crops.
-
-    Attributes:
-        crops: (B, 3, S, S) swapped face crops (the rendered source face; undefined where alpha is 0).
-        alpha: (B, 1, S, S) in [0, 1]: where the crop replaces the plate (holes at the inner regions when the
-            plate's eyes and mouth are kept).
-        driven_landmarks: (B, 478, 3) the swapped face's landmarks in crop pixels.
-        confidence: (B, 1, S, S) texture confidence (low where the source photo did not see the surface), or None.
-    """
-
-    crops: Tensor
-    alpha: Tensor
-    driven_landmarks: Tensor
-    confidence: Tensor | None = None
-
-
-@runtime_checkable
-class SwapCore(Protocol):
-    """What every swap core implements."""
-
-    def prepare(self, sources: list[SourceFace]) -> SourceIdentity:
-        """Turn one or more source photos of one actor into a reusable identity (once per job)."""
-        ...
-
-    def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
-        """Swap a batch of aligned target crops (batched on the torch device of the batch / config)."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# crop frames
-# ---------------------------------------------------------------------------------------------------------------
-
-def crop_frame_from_landmarks(
-    landmarks: Tensor,
-    size: int,
-    margin: float = 0.2,
-    *,
-    eye_corners: tuple[Sequence[int], Sequence[int]] = EYE_CORNERS,
-) -> Tensor:
-    """Similarity frame -> crop for aligned face crops: eye line horizontal, face centred, pose-stable scale.
-
-    * rotation: the line from the image-left eye (mean of ``eye_corners[0]``) to the other eye becomes +x;
-    * centre: the mean of the 468 mesh points (the canonical origin) lands on the crop centre ``(S-1)/2``;
-    * scale: from the 3D RMS radius of the mesh, which does not change with head rotation, so the crop does not
-      zoom when the head turns: the face height (``FACE_HEIGHT_RMS`` radii) times ``1 + 2 * margin`` fills ``S``.
-
-    Args:
-        landmarks: (B, N, 3) frame pixels (N = 478 or 468; z in pixel scale).
-        size: crop side S.
-        margin: extra border on each side as a fraction of the face height.
-        eye_corners: landmark indices of the two eyes.
-
-    Returns:
-        (B, 2, 3) float32 affine matrices frame -> crop (OpenCV ``warpAffine`` convention).
-    """
-    x = landmarks.float()
-    mesh = x[:, :468, :3]
-    centre = mesh.mean(1)  # (B, 3)
-    rms = ((mesh - centre[:, None]) ** 2).sum(-1).mean(-1).sqrt().clamp(min=1e-6)
-    eye_a = x[:, list(eye_corners[0]), :2].mean(1)
-    eye_b = x[:, list(eye_corners[1]), :2].mean(1)
-    d = eye_b - eye_a
-    ang = torch.atan2(d[:, 1], d[:, 0])
-    k = size / (FACE_HEIGHT_RMS * rms * (1.0 + 2.0 * margin))
-    c, s = torch.cos(ang) * k, torch.sin(ang) * k
-    A = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], 1)  # k * R(-ang)
-    b = (size - 1) / 2.0 - torch.einsum("bij,bj->bi", A, centre[:, :2])
-    return torch.cat([A, b[..., None]], -1)
-
-
-def transform_landmarks(points: Tensor, affine: Tensor) -> Tensor:
-    """Apply (..., 2, 3) similarity matrices to (..., N, 2 or 3) points.
-
-    x, y are mapped by the affine; z (if present) is multiplied by the matrix's scale ``sqrt(|det A|)`` so that
-    depth stays in the same pixel scale as x and y.
-    """
-    A = affine[..., :2].to(points.dtype)
-    b = affine[..., 2].to(points.dtype)
-    xy = points[..., :2] @ A.transpose(-1, -2) + b[..., None, :]
-    if points.shape[-1] == 2:
-        return xy
-    scale = torch.linalg.det(A).abs().sqrt()
-    return torch.cat([xy, points[..., 2:] * scale[..., None, None]], -1)
-
-
-def warp_to_crop(images: Tensor, affine: Tensor, size: int | tuple[int, int],
-                 padding_mode: str = "border") -> Tensor:
-    """Affine crops (kornia ``warp_affine``, pixel centres at integer coordinates) with anti-aliasing.
-
-    When the crop shrinks the image by more than 2x, the image is first halved with 2x2 box filters (and the
-    matrices adjusted) until it does not, so small crops of big photos do not alias.
-
-    Args:
-        images: (B, C, H, W) float.
-        affine: (B, 2, 3) image -> crop.
-        size: crop side or (h, w).
-
-    Returns:
-        (B, C, h, w).
-    """
-    from kornia.geometry.transform import warp_affine
-
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    m = affine.to(device=images.device, dtype=torch.float32).clone()
-    img = images.float()
-    while True:
-        scale = float(torch.linalg.det(m[:, :, :2]).abs().sqrt().max())
-        if scale >= 0.5 or min(img.shape[-2:]) < 4:
-            break
-        img = F.avg_pool2d(img, 2, ceil_mode=True)
-        # a pixel x of the halved image is at 2x + 0.5 in the previous one
-        m[:, :, 2] = m[:, :, 2] + 0.5 * m[:, :, :2].sum(-1)
-        m[:, :, :2] = m[:, :, :2] * 2.0
-    out = warp_affine(img, m, (h, w), mode="bilinear", padding_mode=padding_mode, align_corners=True)
-    return out.to(images.dtype)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the geometric swap core
-# ---------------------------------------------------------------------------------------------------------------
 
 FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
 
@@ -257,15 +61,12 @@ def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 
     (K, 1, H, W) in [0, 1].
 
     A fringe of hair over the forehead would be painted onto the plate as a brown band. The skin-colour
-    occlusion test of the compositor (:func:`~vidswap.composite.masks.occlusion_visibility`, skin model fitted
+    occlusion test of the compositor (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted
     on the photo's own cheeks and nose) marks what is not skin; only the part above the brows counts (glasses,
     beards and make-up below them belong to the identity), fading in over ``ramp`` x the face size. A still
     photo has no temporal noise, so the test is stricter than on the plate (``keep_below``/``drop_above``
     Mahalanobis distances, no extra luma slack).
     """
-    from vidswap.composite.compositor import CompositeParams, build_masks
-    from vidswap.composite.masks import OcclusionParams
-
     params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
                                                        luma_slack=1.0))
     masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
@@ -282,7 +83,7 @@ class GeometricSwapConfig:
     """Settings of :class:`GeometricSwapCore`.
 
     Attributes:
-        shape: whose face shape: ``source``, ``target`` or ``blend`` (:func:`vidswap.swap.reenact.mix_shape`).
+        shape: whose face shape: ``source``, ``target`` or ``blend`` (:func:`vidswap.swap.geometric.reenact.mix_shape`).
         shape_weight: with ``blend``, the weight of the source shape.
         inner: ``target`` keeps the plate's eye interiors and mouth interior (holes in the alpha), ``source``
             renders the source photo's own (the mesh holes are closed with fan triangles).
@@ -291,7 +92,9 @@ class GeometricSwapConfig:
             the plate's lid shows rather than a static copy of the source's eye).
         inner_grow: hole dilation in pixels at crop size 256 (scaled with the crop).
         inner_feather: hole softening (Gaussian sigma) in pixels at crop size 256.
-        crop_size: side of the aligned crops the pipeline makes (the render follows the batch's crops).
+        crop_size: side of the aligned target crops (a multiple of 32 in [64, 1024]; the render follows the
+            batch's crops).
+        crop_margin: border of the target crops on each side, as a fraction of the face height.
         texture_size: side of the aligned source texture crops made by ``prepare`` (None: 1.25 x crop_size,
             rounded to 32 -- a little denser than the output, so sampling it neither blurs nor aliases).
         texture_margin: margin of those crops (fraction of the face height per side).
@@ -305,8 +108,6 @@ class GeometricSwapConfig:
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
             photo ``mix_texture_source``. None: the photos are one person, combined by ``combine_sources``.
-        device: torch device for ``prepare``'s outputs (None: the sources' device); ``swap`` runs on the
-            batch's device.
     """
 
     shape: Literal["source", "target", "blend"] = "source"
@@ -316,6 +117,7 @@ class GeometricSwapConfig:
     inner_grow: float = 1.0
     inner_feather: float = 1.0
     crop_size: int = 256
+    crop_margin: float = 0.2
     texture_size: int | None = None
     texture_margin: float = 0.25
     supersample: int = 1
@@ -325,15 +127,23 @@ class GeometricSwapConfig:
     mix_shape_source: int | None = None
     mix_texture_source: int | None = None
     mix_weight: float = 1.0
-    device: str | None = None
 
-    @classmethod
-    def from_config(cls, swap_config: Any, **overrides: Any) -> "GeometricSwapConfig":
-        """From the job config's ``swap`` section (``vidswap.config.SwapConfig``) plus keyword overrides."""
-        names = {f for f in cls.__dataclass_fields__}
-        kw = {n: getattr(swap_config, n) for n in names if hasattr(swap_config, n)}
-        kw.update(overrides)
-        return cls(**kw)
+    def __post_init__(self) -> None:
+        for key, value, allowed in (("shape", self.shape, ("source", "target", "blend")),
+                                    ("inner", self.inner, ("target", "source")),
+                                    ("inner_contour", self.inner_contour, ("union", "driven", "target"))):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.crop_size % 32 or not 64 <= self.crop_size <= 1024:
+            raise ValueError(f"crop_size must be a multiple of 32 in [64, 1024], got {self.crop_size}")
+        if not 0.0 <= self.mix_weight <= 1.0:
+            raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
+
+
+def default_texture_size(crop_size: int) -> int:
+    """Side of the source texture crops: 1.25 x the target crop, rounded to 32 (a little denser than the output,
+    so sampling it neither blurs nor aliases)."""
+    return max(32, int(round(1.25 * crop_size / 32)) * 32)
 
 
 def mixed_identity(shapes: Tensor, shape_source: int | None, texture_source: int | None, weight: float,
@@ -354,25 +164,27 @@ def mixed_identity(shapes: Tensor, shape_source: int | None, texture_source: int
     return weight * shapes[shape] + (1.0 - weight) * shapes[texture], texture
 
 
-class GeometricSwapCore:
+class GeometricSwapCore(SwapCore):
     """Reenact the source's 3D landmark mesh with the target's pose and expression and render the source photo's
-    texture on it (:func:`vidswap.swap.render.render_texture`). No learned weights; deterministic.
+    texture on it (:func:`vidswap.appearance.raster.render_texture`). No learned weights; deterministic.
 
     Args:
         config: :class:`GeometricSwapConfig`.
         topology: object with ``triangles`` (T, 3), ``regions`` (name -> index loop) and ``mirror`` (478,)
             (a :class:`vidswap.faces.topology.MeshTopology`); default :func:`vidswap.faces.topology.load_topology`.
+        device: torch device of ``prepare``'s outputs (None: the sources' device); ``swap`` runs on the batch's
+            device.
     """
 
-    def __init__(self, config: GeometricSwapConfig | None = None, topology: Any = None):
-        self.config = config or GeometricSwapConfig()
-        if self.config.shape not in ("source", "target", "blend"):
-            raise ValueError(f"shape must be source, target or blend, got {self.config.shape!r}")
-        if self.config.inner not in ("target", "source"):
-            raise ValueError(f"inner must be target or source, got {self.config.inner!r}")
-        if topology is None:
-            from vidswap.faces.topology import load_topology
+    name = "geometric"
+    needs = frozenset({"image", "landmarks", "pose", "embedding", "expression"})
 
+    def __init__(self, config: GeometricSwapConfig | None = None, topology: MeshTopology | None = None,
+                 device: torch.device | str | None = None):
+        self.config = config or GeometricSwapConfig()
+        self.device = torch.device(device) if device is not None else None
+        self.crop = MeshCrop(size=self.config.crop_size, margin=self.config.crop_margin)
+        if topology is None:
             topology = load_topology()
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
@@ -384,17 +196,18 @@ class GeometricSwapCore:
             torch.cat([self.triangles, hole_triangles(self.loops)], 0)
 
     # -- prepare ------------------------------------------------------------------------------------------------
-    def prepare(self, sources: list[SourceFace]) -> SourceIdentity:
+    def prepare(self, sources: list[SourceFace]) -> GeometricIdentity:
         if not sources:
             raise ValueError("prepare: no source faces")
         cfg = self.config
-        device = torch.device(cfg.device) if cfg.device else sources[0].image.device
-        T = cfg.texture_size or max(32, int(round(1.25 * cfg.crop_size / 32)) * 32)
+        device = self.device or sources[0].image.device
+        texture = MeshCrop(size=cfg.texture_size or default_texture_size(cfg.crop_size), margin=cfg.texture_margin)
+        T = texture.size
         crops, lms, shapes = [], [], []
         for src in sources:
             img = src.image.to(device)
             lm = src.landmarks.to(device=device, dtype=torch.float32)
-            m = crop_frame_from_landmarks(lm[None], T, cfg.texture_margin)
+            m = texture.frame_to_crop(lm[None])
             crops.append(warp_to_crop(img[None].float(), m, T)[0])
             lms.append(transform_landmarks(lm[None], m)[0])
             shape = src.x_c_obs.to(device=device, dtype=torch.float32)
@@ -420,11 +233,11 @@ class GeometricSwapCore:
         if embs:
             e = torch.stack([F.normalize(torch.as_tensor(x, dtype=torch.float32).reshape(-1), dim=0) for x in embs])
             emb = F.normalize(e.mean(0), dim=0).to(device)
-        return SourceIdentity(images=images, landmarks=landmarks, canonical=canonical, texture_index=best,
-                              embedding=emb, vertex_confidence=vconf, texture_validity=validity)
+        return GeometricIdentity(images=images, landmarks=landmarks, canonical=canonical, texture_index=best,
+                                 embedding=emb, vertex_confidence=vconf, texture_validity=validity)
 
     # -- swap ---------------------------------------------------------------------------------------------------
-    def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
+    def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
         cfg = self.config
         device = batch.target_crops.device
         S = int(batch.target_crops.shape[-1])

@@ -1,0 +1,68 @@
+"""The package as users install it: a wheel built from the repository carries the presets, the model manifest and
+the face data, and the installed package runs from a folder outside the repository (dependencies from this
+environment; PYTHONPATH puts the installed copy ahead of the editable install)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from vidswap.io import probe
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DATA = ("vidswap/configs/default.yaml", "vidswap/configs/preview.yaml", "vidswap/configs/final.yaml",
+                "vidswap/configs/models.yaml", "vidswap/faces/data/canonical_face.npz")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The repository's sources built into a wheel (in a copy, so the checkout gets no build folder) and
+    installed into a folder of its own; returns that folder."""
+    work = tmp_path_factory.mktemp("wheel")
+    src = work / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "vidswap", src / "vidswap", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    wheels = work / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", ".",
+                    "-w", str(wheels)], cwd=src, check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("vidswap-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    missing = [n for n in PACKAGE_DATA if n not in names]
+    assert not missing, f"the wheel lacks package data {missing}"
+    assert not any(n.startswith(("tests/", "tools/", "samples/")) for n in names)
+    target = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    return target
+
+
+def run_installed(target: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_installed_wheel_lists_models_and_renders_a_preview(installed, media, tmp_path):
+    where = run_installed(installed, tmp_path, "-c", "import vidswap; print(vidswap.__file__)")
+    assert where.returncode == 0 and Path(where.stdout.strip()).is_relative_to(installed), where.stdout
+
+    models = run_installed(installed, tmp_path, "-m", "vidswap.cli", "models", "list")
+    assert models.returncode == 0, models.stderr
+    assert "yunet" in models.stdout and "face_mesh" in models.stdout
+
+    out = tmp_path / "preview.mp4"
+    run = run_installed(installed, tmp_path, "-m", "vidswap.cli", "run", str(media("single_face_clip")),
+                        "--source", str(media("astronaut")), "--frames", "0-5", "--preset", "preview",
+                        "-o", str(out), "-q")
+    assert run.returncode == 0, run.stderr
+    assert "swapped 6 frames" in run.stdout
+    info = probe(out)
+    assert info.frame_count == 6 and (info.width, info.height) == (320, 180)

@@ -1,0 +1,67 @@
+"""Where a crop-space face lands on the plate: the bounding box of its alpha and the plate regions of interest
+that paste-back and grain measurement work in (so their cost follows the face size, not the plate size)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def alpha_bbox(alpha: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, h, w) -> (B, 4)`` float ``x0, y0, x1, y1`` of alpha > 0 (-1s for an empty alpha)."""
+    b = alpha.shape[0]
+    nz = alpha[:, 0] > 0
+    rows, cols = nz.any(dim=2), nz.any(dim=1)
+    h, w = nz.shape[1:]
+    ar_h = torch.arange(h, device=alpha.device)
+    ar_w = torch.arange(w, device=alpha.device)
+    big = max(h, w) + 1
+    y0 = torch.where(rows, ar_h, big).min(dim=1).values
+    y1 = torch.where(rows, ar_h, -1).max(dim=1).values
+    x0 = torch.where(cols, ar_w, big).min(dim=1).values
+    x1 = torch.where(cols, ar_w, -1).max(dim=1).values
+    box = torch.stack([x0, y0, x1, y1], dim=1).float()
+    empty = ~rows.any(dim=1)
+    return torch.where(empty[:, None], torch.full((b, 4), -1.0, device=alpha.device), box)
+
+
+def plate_rois(
+    alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tuple[int, int], margin: int
+) -> tuple[list[tuple[int, int] | None], tuple[int, int]]:
+    """Where each face lands on the plate.
+
+    Args:
+        alpha: ``(B, 1, h, w)`` crop-space alpha.
+        crop_to_plate: ``(B, 2, 3)`` affine from crop pixels to plate pixels.
+        plate_size: ``(H, W)``.
+        margin: pixels added around the warped alpha bounding box.
+
+    Returns:
+        per item the ROI's top-left ``(x0, y0)`` or None when the face misses the plate, and the common ROI
+        size ``(rh, rw)`` (all ROIs share it so they batch).
+    """
+    hp, wp = plate_size
+    box = alpha_bbox(alpha).cpu().double()
+    mats = crop_to_plate.detach().cpu().double()
+    spans, tops = [], []
+    for i in range(alpha.shape[0]):
+        x0, y0, x1, y1 = box[i].tolist()
+        if x1 < 0:
+            spans.append(None)
+            continue
+        corners = torch.tensor([[x0 - 1, y0 - 1, 1], [x1 + 1, y0 - 1, 1], [x0 - 1, y1 + 1, 1], [x1 + 1, y1 + 1, 1]])
+        pts = corners.double() @ mats[i].T
+        lo = torch.floor(pts.min(0).values) - margin
+        hi = torch.ceil(pts.max(0).values) + margin
+        px0, py0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+        px1, py1 = min(int(hi[0]), wp - 1), min(int(hi[1]), hp - 1)
+        if px1 < px0 or py1 < py0:
+            spans.append(None)
+            continue
+        spans.append((px0, py0, px1, py1))
+    live = [s for s in spans if s is not None]
+    if not live:
+        return [None] * len(spans), (0, 0)
+    rw = min(wp, max(s[2] - s[0] + 1 for s in live))
+    rh = min(hp, max(s[3] - s[1] + 1 for s in live))
+    tops = [None if s is None else (min(s[0], wp - rw), min(s[1], hp - rh)) for s in spans]
+    return tops, (rh, rw)

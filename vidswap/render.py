@@ -1,0 +1,128 @@
+"""The render stage for a batch of frames: per target track, the crops the core asks for -> core -> refiner ->
+compositor.
+
+:class:`RenderStage` is called with consecutive frames (the pipeline's batches) and returns them with the target
+faces replaced; frames without a target face come back untouched (the same array objects, bit-identical). No
+state is carried from batch to batch (see :func:`vidswap.composite.compositor.composite_params`), so the result
+does not depend on where the batches start and farm chunks equal a single-pass render.
+
+:func:`batch_from_track` -- a track's rows as a :class:`~vidswap.swap.base.SwapBatch` in a core's crop -- is shared
+by this stage and the training-data collection of :mod:`vidswap.train.tune.data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
+from vidswap.composite.convert import from_float, to_float
+from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
+from vidswap.faces.pose import decompose, expression
+from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
+from vidswap.io.frames import Frame
+from vidswap.swap.base import Refiner, SourceIdentity, SwapBatch, SwapCore
+
+
+def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, plates: torch.Tensor, crop: CropSpec,
+                     device: torch.device | str) -> tuple[SwapBatch, torch.Tensor]:
+    """Rows of a track cut from their plates in the crop a core asks for.
+
+    Args:
+        track: the track's analysis (smoothed landmarks, neutral shape, confidences).
+        rows: (B,) indices into the track's arrays (``track.index_of(frame number)``).
+        plates: (B, 3, H, W) float display-referred plates of those rows' frames.
+        crop: the core's :class:`~vidswap.faces.align.CropSpec`.
+        device: where the batch lives.
+
+    Returns:
+        the :class:`~vidswap.swap.base.SwapBatch` (crops, landmarks in crop pixels, pose, expression against the
+        track's neutral shape, confidence, ``frame_to_crop``) and (B, 2, 3) float32 ``crop_to_plate`` matrices.
+    """
+    idx = np.asarray(rows, dtype=np.int64)
+    landmarks = torch.from_numpy(track.smoothed[idx]).to(device)  # (B, 478, 3) frame px
+    frame_to_crop = crop.frame_to_crop(landmarks)
+    crops = warp_to_crop(plates, frame_to_crop, crop.size)
+    lm_crop = transform_landmarks(landmarks, frame_to_crop)
+    pose = decompose(lm_crop)
+    delta = expression(pose.x_c_obs, torch.from_numpy(track.neutral).to(device))
+    confidence = torch.from_numpy(track.render_confidence(idx)).to(device)
+    batch = SwapBatch(target_crops=crops, target_landmarks=lm_crop, s=pose.s, R=pose.R, t=pose.t,
+                      expression=delta, confidence=confidence, frame_to_crop=frame_to_crop)
+    crop_to_plate = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=device)
+    return batch, crop_to_plate
+
+
+FaceSink = Callable[[FaceLayer], None]
+
+
+@dataclass
+class RenderStage:
+    """Swap the faces of ``targets`` (track id -> the core's prepared source identity) in batches of frames.
+
+    analysis:     the shot's analysis (tracks with smoothed landmarks, colour statistics).
+    core:         the swap core; its ``crop`` decides the alignment.
+    regions:      the mesh topology's region loops (compositor masks).
+    params:       the compositor's parameters (:func:`~vidswap.composite.compositor.composite_params`).
+    refiner:      a post-core generator keyed by track id, or None.
+    sinks:        callables receiving every composited :class:`~vidswap.composite.compositor.FaceLayer` (debug
+                  strips, face patches, linear compositing).
+    plate_layers: the face layers also carry the plate-space foreground and alpha.
+    """
+
+    analysis: ShotAnalysis
+    targets: dict[int, SourceIdentity]
+    core: SwapCore
+    regions: dict[str, np.ndarray]
+    params: CompositeParams
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    refiner: Refiner | None = None
+    sinks: list[FaceSink] = field(default_factory=list)
+    plate_layers: bool = False
+    swapped: set[int] = field(default_factory=set)
+    seen: list[int] = field(default_factory=list)
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        self.seen.extend(f.number for f in frames)
+        out = list(frames)
+        for track_id, identity in self.targets.items():
+            track = self.analysis.track(track_id)
+            rows = [(k, i) for k, f in enumerate(out) if (i := track.index_of(f.number)) is not None]
+            if rows:
+                self._swap_track(out, rows, track, identity)
+        return out
+
+    def _swap_track(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
+                    identity: SourceIdentity) -> None:
+        ks = [k for k, _ in rows]
+        idx = np.array([i for _, i in rows])
+        dtype = out[ks[0]].image.dtype
+        plate = torch.stack([to_float(out[k].image, self.device) for k in ks])  # (B, 3, H, W)
+        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop, self.device)
+        result = self.core.swap(batch, identity)
+        if self.refiner is not None:
+            result = self.refiner(track.id, batch, result, identity)
+        numbers = [out[k].number for k in ks]
+        stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
+        comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
+                               crop_to_plate, numbers, track_id=track.id, params=self.params,
+                               confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
+                               layers=self.plate_layers)
+        for b, k in enumerate(ks):
+            f = out[k]
+            out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
+            self.swapped.add(f.number)
+            if self.sinks:
+                layer = FaceLayer(f.number, track.id, batch.target_crops[b], comp.crop[b], comp.alpha[b],
+                                  crop_to_plate[b], None if comp.foreground is None else comp.foreground[b],
+                                  None if comp.plate_alpha is None else comp.plate_alpha[b])
+                for sink in self.sinks:
+                    sink(layer)
+
+    def summary(self) -> tuple[int, list[int]]:
+        """(frames swapped, frame numbers passed through untouched)."""
+        return len(self.swapped), [n for n in self.seen if n not in self.swapped]

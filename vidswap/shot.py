@@ -1,0 +1,164 @@
+"""Shot planning: what a job renders (the input, its frames, the output and its size, the job folder, the plate's
+colour pipeline) and the settings derived from the job config for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import fileseq
+import numpy as np
+import torch
+
+from vidswap.composite.burnin import decorate_frame
+from vidswap.composite.patch import check_patch_pattern
+from vidswap.config import JobConfig
+from vidswap.errors import InputError
+from vidswap.io import EncodeSettings, Frame, MediaInfo, output_kind, probe, read_image
+from vidswap.io.colour import ColourPipeline
+from vidswap.io.frames import parse_frames
+
+
+@dataclass
+class ShotPlan:
+    """What a job renders: the input, its frames, the output and the job folder.
+
+    colour: the OCIO pipeline of a scene-linear (float, EXR) plate; None for display-referred inputs.
+    """
+
+    info: MediaInfo
+    numbers: list[int]
+    out_path: Path
+    size: tuple[int, int]
+    colour: ColourPipeline | None = None
+
+    @property
+    def job_dir(self) -> Path:
+        return job_dir(self.out_path)
+
+    @property
+    def tracks_path(self) -> Path:
+        """The shot's analysis in the job folder."""
+        return self.job_dir / "tracks.npz"
+
+
+def plan_frame_numbers(info: MediaInfo, frames: str | None, every: int) -> list[int]:
+    """The frame numbers to render: the ``frames`` range (fileseq syntax) within the clip, every N-th."""
+    available = info.frame_numbers
+    if frames is None:
+        numbers = list(available)
+    else:
+        wanted = parse_frames(frames)
+        outside = [n for n in wanted if n not in available]
+        if outside:
+            raise InputError(f"frame range {frames} is outside {info.path.name}'s frames "
+                             f"{available.start}-{available.stop - 1}")
+        numbers = wanted
+    return numbers[::every]
+
+
+def default_output_path(info: MediaInfo, suffix: str = "_swapped") -> Path:
+    """``<input stem>_swapped.<ext>`` next to the input; sequences keep their padding and numbering."""
+    if info.kind == "sequence" and info.pattern:
+        seq = fileseq.FileSequence(info.pattern)
+        base = Path(seq.basename().rstrip("._-") + suffix)
+        return Path(seq.dirname() or ".") / f"{base}.{seq.padding()}{seq.extension()}"
+    path = Path(info.path)
+    ext = path.suffix if info.kind == "video" else ".mp4"
+    return path.with_name(f"{path.stem}{suffix}{ext}")
+
+
+def output_size(info: MediaInfo, scale: float, video_out: bool) -> tuple[int, int]:
+    """(width, height) after scaling; even for video codecs with chroma subsampling."""
+    w, h = info.width * scale, info.height * scale
+    if video_out:
+        return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
+    return max(1, int(round(w))), max(1, int(round(h)))
+
+
+def check_sources(paths: tuple[str, ...]) -> list[np.ndarray]:
+    """Read every source portrait; a missing or unreadable one is an InputError (exit 2)."""
+    if not paths:
+        raise InputError("no source image given: use --source IMAGE (or sources: in the shot YAML)")
+    return [read_image(p) for p in paths]
+
+
+def settings_from_config(cfg: JobConfig, out_path: Path) -> EncodeSettings:
+    """The encoder settings of the output: ``output.codec`` or the codec the output's extension implies."""
+    codec = cfg.output.codec or _codec_for(out_path)
+    return EncodeSettings(codec=codec, crf=cfg.output.crf, preset=cfg.output.encoder_preset)
+
+
+def _codec_for(path: Path) -> str:
+    ext = Path(str(path).replace("#", "").replace("@", "")).suffix.lower()
+    return {".exr": "exr", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".mkv": "ffv1"}.get(ext, "h264")
+
+
+def job_dir(out_path: Path) -> Path:
+    """The job folder next to the output: tracks file, plots, summaries (``<output stem>.vidswap/``)."""
+    name = Path(str(out_path).replace("#", "").replace("@", ""))
+    stem = name.name.split("%")[0].rstrip("._-") if "%" in name.name else name.stem.rstrip("._-")
+    return name.parent / f"{stem}.vidswap"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``device: auto | cpu | cuda`` (auto: CUDA when torch sees one)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def plan_shot(cfg: JobConfig) -> ShotPlan:
+    """Probe the input and plan the job: frames, output path and size, colour pipeline (InputError on bad input)."""
+    if cfg.input is None:
+        raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
+    info = probe(cfg.input)
+    numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
+    patches = cfg.output.kind == "patch"
+    if cfg.output.path:
+        out_path = Path(cfg.output.path)
+    else:
+        out_path = default_output_path(info, "_face") if patches else default_output_path(info)
+        if patches and info.kind != "sequence":
+            out_path = out_path.with_name(f"{out_path.stem}.####.png")
+    if out_path.resolve() == Path(info.path).resolve():
+        raise InputError(f"output {out_path} would overwrite the input; choose another -o")
+    if patches:
+        check_patch_pattern(out_path)
+        if cfg.output.compare or cfg.output.burnin:
+            raise InputError("output.compare and output.burnin draw on whole frames; patch outputs have none")
+    size = output_size(info, cfg.scale, output_kind(out_path) == "video")
+    if cfg.output.compare:
+        size = (size[0] * 2, size[1])
+    return ShotPlan(info, numbers, out_path, size, shot_colour(cfg, info))
+
+
+def is_float_plate(info: MediaInfo) -> bool:
+    """A scene-linear plate: float pixels (EXR, float TIFF)."""
+    return (info.pix_fmt or "").startswith("rgbf")
+
+
+def shot_colour(cfg: JobConfig, info: MediaInfo) -> ColourPipeline | None:
+    """The OCIO pipeline (``colorspace:`` section) for a float plate; None for display-referred inputs, whose
+    pixels the models take as they are."""
+    if not is_float_plate(info):
+        return None
+    return ColourPipeline.from_config(cfg.colorspace)
+
+
+def linear_output(out_path: Path) -> bool:
+    """Outputs that keep scene-linear float pixels (EXR / TIFF sequences); others get the display picture."""
+    return Path(str(out_path)).suffix.lower() in (".exr", ".tif", ".tiff")
+
+
+def frame_decoration(cfg: JobConfig, plan: ShotPlan) -> Callable[[Frame, Frame], np.ndarray] | None:
+    """``decorate(plate, result) -> picture`` for ``output.compare`` / ``output.burnin``; None when neither."""
+    if not (cfg.output.compare or cfg.output.burnin):
+        return None
+    shot = Path(cfg.input).name if cfg.input else plan.info.path.name
+    return partial(decorate_frame, compare=cfg.output.compare, burnin=cfg.output.burnin, shot=shot,
+                   preset=cfg.preset, size=plan.size, fps=plan.info.fps)

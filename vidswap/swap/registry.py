@@ -1,0 +1,142 @@
+"""Swap cores by name: ``swap.core`` -> a builder and the dataclass that validates the core's config section.
+
+Config layout: ``swap.core: NAME`` picks the core; its settings live in ``swap.NAME: {...}``, validated by the
+frozen dataclass registered with it (the same dataclass the core uses, declared once)::
+
+    swap:
+      core: geometric
+      geometric: {shape: source, crop_size: 256}
+
+The registry is the one piece of process-wide state in vidswap: a name -> entry table filled when
+:mod:`vidswap.swap` is imported (the built-in cores ``geometric`` and ``passthrough``), by third-party packages
+through the entry-point group ``vidswap.swap_cores`` (each entry point names a module that calls
+:func:`register_core` on import, or a function that does when called), and by tests through
+:func:`register_core` / :func:`unregister_core`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from vidswap.errors import ConfigError
+from vidswap.faces.topology import MeshTopology, load_topology
+from vidswap.models.registry import ModelSpec, load_manifest, model_path
+from vidswap.swap.base import SwapCore
+
+ENTRY_POINT_GROUP = "vidswap.swap_cores"
+
+ConfigT = TypeVar("ConfigT")
+
+
+@dataclass(frozen=True)
+class CoreContext:
+    """What a core may need besides its config: the torch device, the face mesh topology, the model manifest.
+
+    ``topology`` is ``mesh_topology`` when given, else the cached MediaPipe topology, loaded on first use (a core
+    that never asks, like pass-through, needs no model files); ``models`` None is the packaged manifest.
+    """
+
+    device: torch.device = torch.device("cpu")
+    mesh_topology: MeshTopology | None = None
+    models: Mapping[str, ModelSpec] | None = None
+
+    @functools.cached_property
+    def topology(self) -> MeshTopology:
+        return self.mesh_topology if self.mesh_topology is not None else load_topology()
+
+    def model_path(self, name: str) -> Path:
+        """The verified cached file of manifest model ``name`` (ModelError, exit 4, with the fetch command if not)."""
+        return model_path(name, dict(self.models) if self.models is not None else load_manifest())
+
+
+@dataclass(frozen=True)
+class CoreEntry(Generic[ConfigT]):
+    """A registered core: its builder and its config dataclass."""
+
+    name: str
+    builder: Callable[[ConfigT, CoreContext], SwapCore]
+    config_type: type[ConfigT]
+
+
+_CORES: dict[str, CoreEntry] = {}
+
+
+def register_core(name: str, builder: Callable[[ConfigT, CoreContext], SwapCore], config_type: type[ConfigT],
+                  replace: bool = False) -> None:
+    """Register a core under ``name``: ``builder(config, context) -> SwapCore``; ``config_type`` is the frozen
+    dataclass that validates the ``swap.<name>`` section (its defaults are the core's defaults)."""
+    if not dataclasses.is_dataclass(config_type):
+        raise TypeError(f"swap core {name!r}: config_type must be a dataclass, got {config_type!r}")
+    if name in _CORES and not replace:
+        raise ValueError(f"swap core {name!r} is already registered ({_CORES[name].builder!r})")
+    if name == "core":
+        raise ValueError("'core' names the swap.core key; choose another core name")
+    _CORES[name] = CoreEntry(name, builder, config_type)
+
+
+def unregister_core(name: str) -> None:
+    """Remove a core (tests that register their own); unknown names are a KeyError."""
+    del _CORES[name]
+
+
+@functools.cache
+def _load_plugins() -> None:
+    """Import the ``vidswap.swap_cores`` entry points once (their modules register cores on import)."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any failure of a third-party plug-in is reported as config
+            raise ConfigError(f"swap core plug-in {ep.name} ({ep.value}) failed to load: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if callable(loaded) and not isinstance(loaded, type):
+            loaded()
+
+
+def core_names() -> list[str]:
+    """The registered core names, sorted."""
+    _load_plugins()
+    return sorted(_CORES)
+
+
+def _entry(name: str) -> CoreEntry:
+    _load_plugins()
+    if name not in _CORES:
+        raise ConfigError(f"unknown swap core {name!r} (swap.core); registered cores: {', '.join(sorted(_CORES))}")
+    return _CORES[name]
+
+
+def core_config_type(name: str) -> type:
+    """The dataclass validating ``swap.<name>``; ConfigError (exit 2) listing the names for an unknown core."""
+    return _entry(name).config_type
+
+
+def build_core(name: str, section: Any = None, context: CoreContext | None = None) -> SwapCore:
+    """Build core ``name`` from its config section (an instance of its config dataclass, a mapping of its fields,
+    or None for the defaults). Unknown names and bad sections are ConfigError (exit 2)."""
+    entry = _entry(name)
+    if section is None:
+        section = entry.config_type()
+    elif isinstance(section, Mapping):
+        known = {f.name for f in dataclasses.fields(entry.config_type)}
+        unknown = set(section) - known
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))} in swap.{name}; "
+                              f"known: {', '.join(sorted(known))}")
+        try:
+            section = entry.config_type(**section)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"swap.{name}: {exc}") from None
+    elif not isinstance(section, entry.config_type):
+        raise ConfigError(f"swap.{name}: expected {entry.config_type.__name__}, got {type(section).__name__}")
+    core = entry.builder(section, context or CoreContext())
+    if not isinstance(core, SwapCore):
+        raise TypeError(f"the builder of swap core {name!r} returned {type(core).__name__}, not a SwapCore")
+    return core
