@@ -89,11 +89,31 @@ def test_delight_splits_a_rendered_face_into_albedo_and_shading(setup):
         return max(out)
 
     assert int(sel.sum()) > 2000
-    assert spread(delight(tex, normals, well, inner, ridge=0.0, ridge_order2=0.0)) < 0.002
-    lit = delight(tex, normals, well, inner)  # the regularised default stays close
+    # per-channel light: a per-channel fit is exact
+    assert spread(delight(tex, normals, well, inner, ridge=0.0, ridge_order2=0.0, achromatic=False)) < 0.002
+    lit = delight(tex, normals, well, inner, achromatic=False)  # the regularised fit stays close
     assert spread(lit) < 0.01
     mean_shading = (lit.shading * well * inner).sum((2, 3)) / (well * inner).sum((2, 3))
     assert torch.allclose(mean_shading, torch.ones(1, 3), atol=1e-4)
+
+
+def test_achromatic_delight_of_white_light(setup):
+    """White light of any colour balance (one SH shape, scaled per channel): the achromatic fit (the default)
+    recovers the albedo up to one scale per channel and one shading shared by the channels."""
+    space, masks, verts, normals = setup
+    light = LIGHT[:, :1] * torch.tensor([1.0, 0.85, 0.7])[None, :, None]
+    albedo = torch.tensor([0.55, 0.40, 0.32])[None, :, None, None] * (1 - 0.6 * masks["brows"])
+    truth = sh_shading(normals, light)
+    image, _ = render_from_texture(space, albedo * truth, verts, (220, 200))
+    vis = texture_confidence(verts, space.triangles, image_size=(220, 200))
+    tex, weight = unwrap(space, image, verts, vis)
+    well = (weight > 0.9).float() * (truth.amin(1, keepdim=True) > 0.1).float()
+    lit = delight(tex, normals, well, erode(masks["skin"], 6.0), ridge=0.0, ridge_order2=0.0)
+    assert lit.shading.shape[1] == 1
+    sel = (erode(well, 3.0) * (erode(masks["skin"], 2.0) + erode(masks["brows"], 2.0)))[0, 0] > 0.5
+    for ch in range(3):
+        a = lit.albedo[0, ch][sel] / albedo[0, ch][sel]
+        assert float(a.std() / a.mean()) < 0.002
 
 
 def test_normalized_blur_and_robust_lowpass():

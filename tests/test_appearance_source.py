@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidswap.appearance.source import (AlbedoParams, build_source_albedo, detail_layer, fuse_textures, luminance,
+from vidswap.appearance.encoding import luminance
+from vidswap.appearance.source import (AlbedoParams, build_source_albedo, detail_layer, fuse_textures,
                                        source_masks)
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
                                               unwrap)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from vidswap.composite.colour import ColourParams
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
@@ -102,14 +103,15 @@ class RenderStage:
         idx = np.array([i for _, i in rows])
         dtype = out[ks[0]].image.dtype
         plate = torch.stack([to_float(out[k].image, self.device) for k in ks])  # (B, 3, H, W)
-        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop, self.device)
+        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop_for(track), self.device)
         result = self.core.swap(batch, identity)
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
         numbers = [out[k].number for k in ks]
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
+        params = replace(self.params, colour=ColourParams(method="none")) if result.lit_by_plate else self.params
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
-                               crop_to_plate, numbers, track_id=track.id, params=self.params,
+                               crop_to_plate, numbers, track_id=track.id, params=params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
                                layers=self.plate_layers)
         for b, k in enumerate(ks):

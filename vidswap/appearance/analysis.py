@@ -17,10 +17,11 @@ import torch
 
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, texel_normals
-from vidswap.appearance.track import (TRACK_TEXTURE, AppearanceSampler, TrackAppearance, build_track_appearance,
-                                      unwrap_frames)
+from vidswap.appearance.track import TRACK_TEXTURE, AppearanceSampler, build_track_appearance, unwrap_frames
 from vidswap.composite.convert import to_float
 from vidswap.faces.align import crop_frame_from_landmarks, transform_landmarks, warp_to_crop
+from vidswap.faces.pose import canonical_face
+from vidswap.faces.topology import MeshTopology
 
 __all__ = ["track_texture_space", "AppearanceCollector"]
 
@@ -30,10 +31,9 @@ CROP_FACTOR = 1.5
 CROP_MARGIN = 0.2
 
 
-def track_texture_space(topology, size: int = TRACK_TEXTURE) -> tuple[TextureSpace, dict[str, torch.Tensor]]:
+def track_texture_space(topology: MeshTopology, size: int = TRACK_TEXTURE
+                        ) -> tuple[TextureSpace, dict[str, torch.Tensor]]:
     """The texture space of the track models and its masks (:func:`~vidswap.appearance.source.source_masks`)."""
-    from vidswap.faces.pose import canonical_face
-
     space = build_texture_space(canonical_face(), torch.as_tensor(topology.triangles), size)
     return space, source_masks(space, region_masks(space, topology.regions))
 
@@ -88,12 +88,12 @@ class AppearanceCollector:
                 self.sampler.push(position, key, tex[i], w[i], normals[i])
                 i += 1
 
-    def models(self, owners: Mapping[int, Mapping[int, Hashable]]) -> dict[int, TrackAppearance]:
-        """Track id -> model, from ``owners``: track id -> {analysis position -> the track's face key there}.
-        Tracks without a sampled face get none."""
+    def models(self, owners: Mapping[int, Mapping[int, Hashable]]) -> dict[int, dict[str, np.ndarray]]:
+        """Track id -> the model's arrays (:meth:`TrackAppearance.to_arrays`), from ``owners``: track id ->
+        {analysis position -> the track's face key there}. Tracks without a sampled face get none."""
         out = {}
         for track_id, owner in owners.items():
             model = build_track_appearance(self.sampler.samples(dict(owner)), self.masks)
             if model is not None:
-                out[int(track_id)] = model
+                out[int(track_id)] = model.to_arrays()
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["srgb_to_linear", "linear_to_srgb"]
+__all__ = ["srgb_to_linear", "linear_to_srgb", "luminance"]
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
@@ -23,3 +23,8 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     """Linear values -> sRGB-encoded in [0, 1] (clamped)."""
     x = x.clamp(0.0, 1.0)
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def luminance(x: Tensor) -> Tensor:
+    """Rec.709 luminance of linear RGB: (B, 3, ...) -> (B, 1, ...)."""
+    return 0.2126 * x[:, 0:1] + 0.7152 * x[:, 1:2] + 0.0722 * x[:, 2:3]

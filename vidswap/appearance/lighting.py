@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vidswap.appearance.encoding import luminance
 from vidswap.composite.filters import gaussian_blur
 
 __all__ = ["SH_BANDS", "sh_basis", "fit_sh", "sh_shading", "normalized_blur", "robust_lowpass", "Delit", "delight"]
@@ -130,8 +131,9 @@ class Delit:
     """A de-lit texture.
 
     albedo: (B, C, U, U) texture / shading.
-    shading: (B, C, U, U) SH shading x low-frequency residual, mean 1 over the skin per channel.
-    coeffs: (B, C, 9) the SH fit (in the texture's units: the skin's mean albedo is folded in).
+    shading: (B, C or 1, U, U) SH shading x low-frequency residual, mean 1 over the skin per channel (one channel
+        when achromatic).
+    coeffs: (B, C or 1, 9) the SH fit (in the texture's units: the skin's mean albedo is folded in).
     """
 
     albedo: Tensor
@@ -140,7 +142,8 @@ class Delit:
 
 
 def delight(texture: Tensor, normals: Tensor, weight: Tensor, skin: Tensor, *, residual_sigma: float | None = None,
-            min_shading: float = 0.08, ridge: float = 1e-3, ridge_order2: float = 0.01) -> Delit:
+            min_shading: float = 0.08, ridge: float = 1e-3, ridge_order2: float = 0.01,
+            achromatic: bool = True) -> Delit:
     """Split a linear face texture into albedo and shading.
 
     The shading is the SH fit over the skin (:func:`fit_sh`) times, with ``residual_sigma``, the skin's remaining
@@ -156,12 +159,17 @@ def delight(texture: Tensor, normals: Tensor, weight: Tensor, skin: Tensor, *, r
         residual_sigma: texels; None: SH only.
         min_shading: floor of the normalised shading (grazing texels; no division blow-up).
         ridge, ridge_order2: regularisers of the SH fit (:func:`fit_sh`).
+        achromatic: fit the light on the luminance and divide every channel by the same shading (default): where
+            the nine bands miss the true shading (eye sockets, the nose's sides), per-channel fits miss
+            differently per channel and the division paints colour casts; a photo's light colour is a global
+            cast, which the plate's broad light replaces anyway.
 
     Returns:
         :class:`Delit`.
     """
     w = weight * skin
-    coeffs = fit_sh(texture, normals, w, ridge=ridge, ridge_order2=ridge_order2)
+    fitted = luminance(texture) if achromatic else texture
+    coeffs = fit_sh(fitted, normals, w, ridge=ridge, ridge_order2=ridge_order2)
     shade = sh_shading(normals, coeffs).clamp(min=_EPS)
     if residual_sigma:
         ratio, _ = normalized_blur(texture / shade, w, residual_sigma)

@@ -46,6 +46,8 @@ class RelightParams:
     """Settings of the relit render (lengths as fractions of the texture side).
 
     temporal: sigma of the temporal ratio's low-pass (keeps expression wrinkles, drops grain and misregistration).
+    ratio_deadband: changes of the temporal ratio smaller than this (in log units) are noise (grain, compression,
+        the mesh sliding a little over the skin), not light: they are dropped, larger ones are kept less this much.
     ratio_range: clamp of the temporal ratio.
     feature_margin: features are kept out of the temporal ratio by this margin.
     full_visibility: frame visibility at which the temporal ratio is fully trusted (below: blended toward 1).
@@ -53,7 +55,8 @@ class RelightParams:
         contours to the source's shape (:func:`follow_weights`).
     """
 
-    temporal: float = 0.012
+    temporal: float = 0.02
+    ratio_deadband: float = 0.04
     ratio_range: tuple[float, float] = (0.35, 2.5)
     feature_margin: float = 0.02
     full_visibility: float = 0.5
@@ -73,7 +76,7 @@ class PlateLight:
     """A track's light at render time (from its :class:`~vidswap.appearance.track.TrackAppearance`), with the
     frame-independent half of the temporal ratio computed once.
 
-    lighting: (1, 3, 9) SH coefficients (plate coordinates).
+    lighting: (1, 1, 9) SH coefficients of the luminance (plate coordinates).
     broad: (1, 3, u, u) broad light.
     mean_lowpass: (1, 3, u, u) the low-passed track appearance over ``support`` (the ratio's denominator).
     support: (1, 1, u, u) skin away from the features, where the ratio is measured.
@@ -101,8 +104,8 @@ def plate_light(model: Mapping[str, Tensor], masks: Mapping[str, Tensor],
 
 def temporal_ratio(light: PlateLight, frame: Tensor, frame_weight: Tensor,
                    params: RelightParams = RelightParams()) -> Tensor:
-    """``lowpass(I_f) / lowpass(mean)`` over the light's support (normalised convolutions), clamped, and blended
-    toward 1 where the frame saw little.
+    """``lowpass(I_f) / lowpass(mean)`` over the light's support (normalised convolutions), clamped, less the
+    dead band (in log units), and blended toward 1 (in log units) where the frame saw little.
 
     Args:
         light: the track's :class:`PlateLight`.
@@ -115,10 +118,11 @@ def temporal_ratio(light: PlateLight, frame: Tensor, frame_weight: Tensor,
     support = light.support.expand_as(frame_weight)
     num, _ = normalized_blur(frame, frame_weight * support, light.sigma)
     lo, hi = params.ratio_range
-    ratio = (num / light.mean_lowpass.clamp(min=_EPS)).clamp(lo, hi)
+    log_ratio = torch.log((num / light.mean_lowpass.clamp(min=_EPS)).clamp(lo, hi))
+    log_ratio = torch.sign(log_ratio) * (log_ratio.abs() - params.ratio_deadband).clamp(min=0.0)
     seen, _ = normalized_blur(frame_weight, support, light.sigma)
     trust = (seen / params.full_visibility).clamp(0.0, 1.0)
-    return 1.0 + (ratio - 1.0) * trust
+    return torch.exp(log_ratio * trust)
 
 
 def resize_texture(texture: Tensor, size: int) -> Tensor:
@@ -142,11 +146,12 @@ def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor) -> Tensor:
 
 
 def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> Tensor:
-    """SH shading of posed meshes per vertex: (B, V, 3) plate-pixel vertices, (1 or B, 3, 9) -> (B, V, 3),
-    floored at 1e-3. Interpolated over the render (Gouraud), which is smooth enough for nine bands."""
+    """SH shading of posed meshes per vertex: (B, V, 3) plate-pixel vertices, (1 or B, C, 9) -> (B, V, 3),
+    floored at 1e-3 (achromatic light, C = 1, is the same on every channel). Interpolated over the render
+    (Gouraud), which is smooth enough for nine bands."""
     n = vertex_normals(frame_verts, triangles).transpose(1, 2)  # (B, 3, V)
-    shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, 3, V)
-    return shade.transpose(1, 2).clamp(min=1e-3)
+    shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, C, V)
+    return shade.transpose(1, 2).clamp(min=1e-3).expand(-1, -1, 3)
 
 
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vidswap.appearance.encoding import srgb_to_linear
+from vidswap.appearance.encoding import luminance, srgb_to_linear
 from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
 from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
 from vidswap.composite.filters import dilate, erode, gaussian_blur
@@ -40,7 +40,6 @@ from vidswap.composite.filters import dilate, erode, gaussian_blur
 __all__ = [
     "AlbedoParams",
     "SourceAlbedo",
-    "luminance",
     "mirror_fill",
     "texel_density",
     "fuse_textures",
@@ -72,8 +71,8 @@ class AlbedoParams:
 
     broad: float = 0.055
     chroma: float = 0.006
-    specular_level: float = 1.12
-    specular_keep: float = 0.3
+    specular_level: float = 1.06
+    specular_keep: float = 0.2
     makeup_keep: float = 0.35
     lip_line: float = 0.012
     mid: float = 0.012
@@ -93,11 +92,6 @@ class SourceAlbedo:
 
     detail: Tensor
     weight: Tensor
-
-
-def luminance(x: Tensor) -> Tensor:
-    """Rec.709 luminance of linear RGB: (B, 3, ...) -> (B, 1, ...)."""
-    return 0.2126 * x[:, 0:1] + 0.7152 * x[:, 1:2] + 0.0722 * x[:, 2:3]
 
 
 def mirror_fill(texture: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -172,6 +166,10 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
     lum = _attenuate_mid(lum, w_face, params.mid * U, masks["eye_surround"].to(texture.device), params.makeup_keep)
     detail = lum * chroma
+    # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)
+    w_skin = weight * inner_skin
+    detail = detail / ((detail * w_skin).sum((2, 3), keepdim=True) /
+                       w_skin.sum((2, 3), keepdim=True).clamp(min=_EPS)).clamp(min=_EPS)
     # the lip line: refill from the body of the lips
     line = masks["lip_line"].to(texture.device)
     body = masks["lips"].to(texture.device) * (1.0 - line)
@@ -181,13 +179,16 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
 
 
 def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float = 0.012,
-                 inner_margin: float = 0.055, fade_start: float = 0.45, fade_end: float = 0.9) -> dict[str, Tensor]:
+                 inner_margin: float = 0.055, fade_start: float = 0.45, fade_end: float = 0.9,
+                 lid_reach: float = 0.08) -> dict[str, Tensor]:
     """The region masks plus those the source clean-up needs (all (1, 1, U, U) float):
 
     * ``inner_skin``: skin away from the face outline (``inner_margin`` x U): where the photo surely shows skin,
       for the lighting fit;
     * ``lip_line``: the band of the lips within ``lip_line`` x U of the mouth opening;
     * ``eye_surround``: skin within reach of the eyes (lids, under the eyes), without the brows and the lash line;
+    * ``lid_left``, ``lid_right``: the skin around each eye up to ``lid_reach`` x U (the lids), without the brows:
+      where a closing plate eye shows its own lids (:mod:`vidswap.swap.geometric.relit`);
     * ``forehead_fade``: 1 up to ``fade_start`` of the way from the brows to the top of the face, falling
       (smoothstep) to 0 at ``fade_end``: the source's hairline and fringe never reach the plate, whose own
       forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair).
@@ -202,6 +203,11 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
     lash = dilate(eyes, max(0.008 * U, 1.0))
     reach = dilate(eyes, 0.06 * U)
     out["eye_surround"] = (reach - lash - dilate(masks["brows"], 0.01 * U)).clamp(0, 1) * masks["skin"]
+    brows = dilate(masks["brows"], 0.01 * U)
+    for side in ("left", "right"):
+        eye = masks[f"{side}_eye"]
+        lid = (dilate(eye, lid_reach * U) - eye - brows).clamp(0, 1) * masks["face"]
+        out[f"lid_{side}"] = gaussian_blur(lid, 0.01 * U)  # soft: the fade shows no edge
     rows = torch.arange(U, dtype=torch.float32).view(1, 1, U, 1)
     top = _first_row(masks["face"])
     brow = _first_row(masks["brows"])

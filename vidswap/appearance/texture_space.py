@@ -177,8 +177,8 @@ def render_from_texture(space: TextureSpace, texture: Tensor, verts: Tensor, siz
 
 def region_masks(space: TextureSpace, regions: Mapping[str, np.ndarray | Sequence[int]]) -> dict[str, Tensor]:
     """Face regions in texture space, (1, 1, U, U) float each: ``face`` (inside the oval), ``lips`` (outer minus
-    inner contour), ``mouth`` (inside the outer lip contour), ``eyes``, ``brows``, ``nose``, ``skin`` (face minus
-    eyes, brows, mouth and nostrils' outline)."""
+    inner contour), ``mouth`` (inside the outer lip contour), ``eyes`` (and ``left_eye``, ``right_eye``: the
+    subject's), ``brows``, ``nose``, ``skin`` (face minus eyes, brows and mouth)."""
     uv = space.uv[None]
     size = (space.size, space.size)
 
@@ -190,11 +190,13 @@ def region_masks(space: TextureSpace, regions: Mapping[str, np.ndarray | Sequenc
     mouth = fill("lips_outer")
     inner = fill("lips_inner")
     eyes = fill("left_eye", "right_eye")
+    left_eye, right_eye = fill("left_eye"), fill("right_eye")
     brows = fill("left_brow", "right_brow")
     nose = fill("nose")
     lips = (mouth - inner).clamp(0, 1)
     skin = (face - eyes - brows - mouth).clamp(0, 1)
-    return {"face": face, "lips": lips, "mouth": mouth, "eyes": eyes, "brows": brows, "nose": nose, "skin": skin}
+    return {"face": face, "lips": lips, "mouth": mouth, "eyes": eyes, "left_eye": left_eye, "right_eye": right_eye,
+            "brows": brows, "nose": nose, "skin": skin}
 
 
 def mirror_texture(texture: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidswap.appearance.encoding import srgb_to_linear
+from vidswap.appearance.encoding import luminance, srgb_to_linear
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, unwrap
 from vidswap.appearance.texture import texture_confidence
@@ -43,8 +43,10 @@ class TrackAppearance:
 
     mean: (3, U, U) float16 linear weighted median of the sampled frames.
     weight: (1, U, U) float16 mean visibility over those frames (0 = never seen).
-    broad: (3, U, U) float16 broad light: ``robust_lowpass(mean / sh_shading(normals, lighting))`` over the skin.
-    lighting: (3, 9) float32 SH coefficients (plate coordinates: x right, y down, z away from the camera).
+    broad: (3, U, U) float16 broad light: ``robust_lowpass(mean / sh_shading(normals, lighting))`` over the skin
+        (the skin's colour under this light, fall-off, cast shadows), scaled to the skin's mean.
+    lighting: (1, 9) float32 SH coefficients of the luminance (plate coordinates: x right, y down, z away from
+        the camera).
     frames: number of frames sampled.
     """
 
@@ -56,8 +58,21 @@ class TrackAppearance:
 
     ARRAYS = ("mean", "weight", "broad", "lighting")
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The model as named arrays (for the tracks file)."""
+        out = {k: np.asarray(getattr(self, k)) for k in self.ARRAYS}
+        out["frames"] = np.asarray([self.frames], np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TrackAppearance | None":
+        """The model from the tracks file's arrays; None when the track has none."""
+        if not arrays or any(k not in arrays for k in cls.ARRAYS):
+            return None
+        return cls(**{k: np.asarray(arrays[k]) for k in cls.ARRAYS}, frames=int(np.asarray(arrays["frames"])[0]))
+
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
-        """The model as (1, C, U, U) float32 tensors (``lighting``: (1, 3, 9))."""
+        """The model as (1, C, U, U) float32 tensors (``lighting``: (1, 1, 9))."""
         return {k: torch.from_numpy(np.asarray(getattr(self, k), np.float32))[None].to(device) for k in self.ARRAYS}
 
 
@@ -145,9 +160,15 @@ def build_track_appearance(samples: list[tuple[Tensor, Tensor, Tensor]], masks: 
     normals = (nrm * w).sum(0, keepdim=True)
     normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=_EPS)
     seen = (weight > 0.3).float()
-    lighting = fit_sh(mean, normals, seen * masks["inner_skin"])
+    lighting = fit_sh(luminance(mean), normals, seen * masks["inner_skin"])  # achromatic: see lighting.delight
     shade = sh_shading(normals, lighting).clamp(min=1e-3)
-    broad = robust_lowpass(mean / shade, weight * masks["skin"], broad_sigma * U)
+    ratio = mean / shade
+    broad = robust_lowpass(ratio, weight * masks["skin"], broad_sigma * U)
+    # the robust low-pass follows the skin's typical level; rescale it to the skin's mean, which is what the
+    # source's detail layer is normalised to (so a swap keeps the plate's mean brightness)
+    inner = weight * masks["inner_skin"]
+    level = (ratio * inner).sum((2, 3), keepdim=True) / (broad * inner).sum((2, 3), keepdim=True).clamp(min=_EPS)
+    broad = broad * level
     f16 = lambda t: t[0].numpy().astype(np.float16)  # noqa: E731
     return TrackAppearance(mean=f16(mean), weight=f16(weight), broad=f16(broad),
                            lighting=lighting[0].numpy().astype(np.float32), frames=len(samples))

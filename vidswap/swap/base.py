@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from vidswap.faces.align import CropSpec, MeshCrop
+from vidswap.faces.tracksfile import TrackAnalysis
 
 #: What ``SwapCore.prepare`` may read of a :class:`SourceFace`: the photo, its landmarks, its head pose (``x_c_obs``,
 #: yaw / pitch / roll), its identity embedding, its expression.
@@ -121,12 +122,15 @@ class SwapResult:
             multiplies its region, occlusion and confidence masks in).
         driven_landmarks: (B, 478, 3) the swapped face's landmarks in crop pixels, when the core moves geometry.
         confidence: (B, 1, S, S) per-pixel confidence of the result (e.g. texture visibility), or None.
+        lit_by_plate: the crops already carry the plate's light and colour (the geometric core's relit
+            appearance): the compositor's colour transfer is skipped for them.
     """
 
     crops: Tensor
     alpha: Tensor
     driven_landmarks: Tensor | None = None
     confidence: Tensor | None = None
+    lit_by_plate: bool = False
 
 
 class SwapCore(ABC):
@@ -164,6 +168,16 @@ class SwapCore(ABC):
     @abstractmethod
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
         """Swap a batch of aligned target crops, batched on the batch's torch device."""
+
+    def crop_for(self, track: TrackAnalysis) -> CropSpec:
+        """The crop for one target track (default: :attr:`crop`). A core may size it per track, e.g. to render
+        the face at the plate's resolution; it must depend on the analysis only (farm chunks agree)."""
+        return self.crop
+
+    def for_target(self, identity: SourceIdentity, track: TrackAnalysis) -> SourceIdentity:
+        """The prepared identity specialised for one target track, from that track's analysis (default: the
+        identity itself). E.g. the geometric core's relit appearance adds the track's light."""
+        return identity
 
 
 @dataclass(frozen=True)
