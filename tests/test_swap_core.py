@@ -104,7 +104,7 @@ def test_self_swap_reproduces_the_target_crop(cap):
     """Source photo == target frame: the swap re-renders the plate's own face (PSNR over the face)."""
     frame = smooth_texture(300, 320)
     lm, *_ = frame_face(cap, yaw=20.0, roll=10.0)
-    core = GeometricSwapCore(GeometricSwapConfig(inner="source", texture_size=320), topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", inner="source", texture_size=320), topology=synthetic_topology())
     ident = core.prepare([SourceFace(image=frame[0], landmarks=lm, x_c_obs=cap, yaw=20.0, roll=10.0)])
     batch = make_batch(frame, lm[None], cap, S=192)
     res = core.swap(batch, ident)
@@ -128,15 +128,15 @@ def test_shape_modes_and_inner_holes(cap):
     out = {}
     ident = None
     for shape in ("source", "target", "blend"):
-        core = GeometricSwapCore(GeometricSwapConfig(shape=shape, shape_weight=0.5, texture_size=160), topology=topo)
+        core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape=shape, shape_weight=0.5, texture_size=160), topology=topo)
         ident = ident or core.prepare([src])
         out[shape] = core.swap(batch, ident).driven_landmarks
     assert torch.allclose(out["target"], batch.target_landmarks, atol=1e-2)
     assert float((out["source"] - batch.target_landmarks).abs().max()) > 5.0
     assert torch.allclose(out["blend"], 0.5 * (out["source"] + out["target"]), atol=1e-2)
 
-    core_t = GeometricSwapCore(GeometricSwapConfig(shape="target", inner="target"), topology=topo)
-    core_s = GeometricSwapCore(GeometricSwapConfig(shape="target", inner="source"), topology=topo)
+    core_t = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", inner="target"), topology=topo)
+    core_s = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", inner="source"), topology=topo)
     res_t = core_t.swap(batch, ident)
     res_s = core_s.swap(batch, ident)
     from vidswap.appearance.raster import fill_polygons
@@ -157,7 +157,7 @@ def test_prepare_combines_several_photos(cap):
         lm, *_ = frame_face(cap, yaw=yaw, s=80.0 + yaw)
         sources.append(SourceFace(image=frame[0], landmarks=lm, x_c_obs=cap + 0.001 * torch.randn_like(cap),
                                   yaw=yaw, embedding=torch.tensor(emb)))
-    core = GeometricSwapCore(GeometricSwapConfig(texture_size=128), topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", texture_size=128), topology=synthetic_topology())
     ident = core.prepare(sources)
     assert ident.texture_index == 1
     assert ident.images.shape == (3, 3, 128, 128) and ident.landmarks.shape == (3, cap.shape[0], 3)
@@ -245,7 +245,7 @@ def test_real_topology_swap_turned_source(real_face):
     R_src = pose.matrix_from_euler(torch.tensor([35.0]), torch.tensor([0.0]), torch.tensor([0.0]))
     src_lm = pose.compose(torch.tensor([70.0]), R_src, torch.tensor([[200.0, 180.0, 0.0]]), can)[0]
     src = SourceFace(image=frame[0], landmarks=src_lm, x_c_obs=can, yaw=35.0)
-    core = GeometricSwapCore(GeometricSwapConfig(shape="target", texture_size=256), topology=topo)
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", texture_size=256), topology=topo)
     ident = core.prepare([src])
     # the far side of the turned source is poorly seen
     x = can[:, 0]
