@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from vidswap.composite.colour import ColourParams
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
@@ -109,9 +108,8 @@ class RenderStage:
             result = self.refiner(track.id, batch, result, identity)
         numbers = [out[k].number for k in ks]
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
-        params = replace(self.params, colour=ColourParams(method="none")) if result.lit_by_plate else self.params
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
-                               crop_to_plate, numbers, track_id=track.id, params=params,
+                               crop_to_plate, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
                                layers=self.plate_layers)
         for b, k in enumerate(ks):

@@ -53,6 +53,8 @@ class RelightParams:
     full_visibility: frame visibility at which the temporal ratio is fully trusted (below: blended toward 1).
     lips_reach, eyes_reach: canonical-unit radii over which the driven mesh goes from the plate's lip / eye
         contours to the source's shape (:func:`follow_weights`).
+    lid_close_start, lid_close_full: a plate eye's openness relative to the source's at which its own lids start
+        to show, and from which they show fully (the geometric core's relit render).
     """
 
     temporal: float = 0.02
@@ -62,6 +64,8 @@ class RelightParams:
     full_visibility: float = 0.5
     lips_reach: float = 0.45
     eyes_reach: float = 0.2
+    lid_close_start: float = 0.65
+    lid_close_full: float = 0.35
 
 
 def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:

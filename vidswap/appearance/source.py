@@ -60,7 +60,12 @@ class AlbedoParams:
         chroma: sigma of the chroma smoothing of the detail.
         specular_level: mid-band luminance detail above this (x skin) is a highlight ...
         specular_keep: ... of which this fraction is kept.
-        makeup_keep: fraction of the mid-band detail kept around the eyes (lids, under the eyes).
+        makeup_keep: fraction of the mid-band luminance detail kept around the eyes (lids, under the eyes): eye
+            shadow and liner darken, but so do the eye sockets and lid creases that make the eyes this person's,
+            so most is kept ...
+        makeup_chroma_keep: ... while the colour of make-up (the detail's chroma relative to the skin around the
+            eyes) is mostly removed.
+        chroma_keep: fraction of the detail's chroma (relative to the skin) kept elsewhere outside the lips.
         lip_line: width of the refilled band of the lips next to the mouth opening.
         mid: sigma of the mid band the highlight and make-up edits look at.
         fusion_power: exponent of the per-photo weights when fusing several photos.
@@ -71,9 +76,11 @@ class AlbedoParams:
 
     broad: float = 0.055
     chroma: float = 0.006
-    specular_level: float = 1.06
-    specular_keep: float = 0.2
-    makeup_keep: float = 0.35
+    specular_level: float = 1.1
+    specular_keep: float = 0.4
+    makeup_keep: float = 0.8
+    makeup_chroma_keep: float = 0.2
+    chroma_keep: float = 0.6
     lip_line: float = 0.012
     mid: float = 0.012
     fusion_power: float = 4.0
@@ -164,7 +171,13 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     chroma = normalized_blur(detail / lum, weight, max(params.chroma * U, 0.5))[0]
     w_face = weight * masks["face"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
-    lum = _attenuate_mid(lum, w_face, params.mid * U, masks["eye_surround"].to(texture.device), params.makeup_keep)
+    around_eyes = masks["eye_surround"].to(texture.device)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
+    # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or
+    # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
+    keep = params.chroma_keep + (params.makeup_chroma_keep - params.chroma_keep) * around_eyes
+    keep = keep + (1.0 - keep) * masks["lips"].to(texture.device)
+    chroma = 1.0 + (chroma - 1.0) * keep
     detail = lum * chroma
     # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)
     w_skin = weight * inner_skin

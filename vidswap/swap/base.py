@@ -122,15 +122,12 @@ class SwapResult:
             multiplies its region, occlusion and confidence masks in).
         driven_landmarks: (B, 478, 3) the swapped face's landmarks in crop pixels, when the core moves geometry.
         confidence: (B, 1, S, S) per-pixel confidence of the result (e.g. texture visibility), or None.
-        lit_by_plate: the crops already carry the plate's light and colour (the geometric core's relit
-            appearance): the compositor's colour transfer is skipped for them.
     """
 
     crops: Tensor
     alpha: Tensor
     driven_landmarks: Tensor | None = None
     confidence: Tensor | None = None
-    lit_by_plate: bool = False
 
 
 class SwapCore(ABC):

@@ -340,7 +340,7 @@ class GeometricSwapCore(SwapCore):
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)
         return SwapResult(crops=crops.to(batch.target_crops.dtype), alpha=alpha * (1.0 - hole),
-                          driven_landmarks=driven, lit_by_plate=True)
+                          driven_landmarks=driven)
 
     def _swap_texture(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
         cfg = self.config

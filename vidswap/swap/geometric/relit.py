@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
+from vidswap.appearance.sharpness import match_sharpness
 from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, plate_light, relit_texture,
                                         temporal_ratio, vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
@@ -159,7 +160,10 @@ class RelitRenderer:
         shade = vertex_shading(transform_landmarks(driven, crop_to_frame), self.triangles, light.lighting)
         S = crops.shape[-1]
         rendered, cover = render_from_texture(space, texture, driven, (crops.shape[-2], S), vertex_gain=shade)
-        closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven))  # (B, 2)
+        closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
+                              self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
-        return linear_to_srgb(rendered[:, :3]), alpha
+        face = linear_to_srgb(rendered[:, :3])
+        face = match_sharpness(face, crops, (alpha > 0.9).to(face.dtype), sigma=max(1.0, S / 256.0))
+        return face, alpha
