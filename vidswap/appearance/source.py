@@ -60,6 +60,8 @@ class AlbedoParams:
         chroma: sigma of the chroma smoothing of the detail.
         specular_level: mid-band luminance detail above this (x skin) is a highlight ...
         specular_keep: ... of which this fraction is kept.
+        bright_knee, bright_slope: luminance detail above the knee (x the skin) is compressed by the slope (what
+            the mid-band highlight edit leaves of flash-lit tips and wet lips).
         makeup_keep: fraction of the mid-band luminance detail kept around the eyes (lids, under the eyes): eye
             shadow and liner darken, but so do the eye sockets and lid creases that make the eyes this person's,
             so most is kept ...
@@ -78,6 +80,8 @@ class AlbedoParams:
     chroma: float = 0.006
     specular_level: float = 1.1
     specular_keep: float = 0.4
+    bright_knee: float = 1.2
+    bright_slope: float = 0.3
     makeup_keep: float = 0.8
     makeup_chroma_keep: float = 0.2
     chroma_keep: float = 0.6
@@ -171,6 +175,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     chroma = normalized_blur(detail / lum, weight, max(params.chroma * U, 0.5))[0]
     w_face = weight * masks["face"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
+    # a soft knee on what is left brighter than the skin: flash-lit tips and wet lips of an expressive photo
+    lum = torch.where(lum > params.bright_knee, params.bright_knee + (lum - params.bright_knee) * params.bright_slope,
+                      lum)
     around_eyes = masks["eye_surround"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
     # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or

@@ -22,6 +22,7 @@ from vidswap.composite.occlusion import OcclusionParams
 from vidswap.appearance.relight import PlateLight
 from vidswap.appearance.track import TrackAppearance
 from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
+from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
@@ -70,26 +71,36 @@ FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_br
 
 
 def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 0.04, keep_below: float = 2.5,
-                      drop_above: float = 4.0) -> Tensor:
-    """Where a source photo's forehead texture can be used: (K, 3, H, W) crops + (K, 478, 3) landmarks ->
-    (K, 1, H, W) in [0, 1].
+                      drop_above: float = 4.0, sides: float = 0.2) -> Tensor:
+    """Where a source photo's texture can be used, as far as hair goes: (K, 3, H, W) crops + (K, 478, 3) landmarks
+    -> (K, 1, H, W) in [0, 1].
 
-    A fringe of hair over the forehead would be painted onto the plate as a brown band. The skin-colour
-    occlusion test of the compositor (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted
-    on the photo's own cheeks and nose) marks what is not skin; only the part above the brows counts (glasses,
-    beards and make-up below them belong to the identity), fading in over ``ramp`` x the face size. A still
-    photo has no temporal noise, so the test is stricter than on the plate (``keep_below``/``drop_above``
-    Mahalanobis distances, no extra luma slack).
+    A fringe of hair over the forehead, or hair hanging over the temples and the sides of the cheeks, would be
+    painted onto the plate as brown bands. The skin-colour occlusion test of the compositor
+    (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted on the photo's own cheeks and
+    nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
+    the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
+    fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
+    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). The crops are aligned
+    (eye line level), so "above" and "outer" are rows and columns.
     """
     params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
                                                        luma_slack=1.0))
     masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
-    brows = np.concatenate([np.asarray(regions["left_brow"]), np.asarray(regions["right_brow"])])
-    top = landmarks[:, torch.as_tensor(brows, device=landmarks.device), 1].amin(dim=1)  # (K,) brow tops
+    idx = lambda *names: torch.as_tensor(np.concatenate([np.asarray(regions[n]) for n in names]),  # noqa: E731
+                                         device=landmarks.device)
+    top = landmarks[:, idx("left_brow", "right_brow"), 1].amin(dim=1)  # (K,) brow tops
+    mouth = landmarks[:, list(LIP_CORNERS), 1].amin(dim=1)  # (K,) the higher mouth corner
+    oval = landmarks[:, idx("face_oval"), 0]
+    centre, half = (oval.amax(1) + oval.amin(1)) / 2, (oval.amax(1) - oval.amin(1)) / 2
     rows = torch.arange(images.shape[-2], device=images.device, dtype=torch.float32)
+    cols = torch.arange(images.shape[-1], device=images.device, dtype=torch.float32)
     width = (ramp * masks.size).clamp(min=1.0)
     above = ((top[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the brows
-    return 1.0 - (1.0 - masks.visibility) * above[:, None, :, None]
+    outer = (((cols[None] - centre[:, None]).abs() - (1.0 - sides) * half[:, None]) / width[:, None]).clamp(0, 1)
+    upper = ((mouth[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the mouth
+    prone = torch.maximum(above[:, :, None], upper[:, :, None] * outer[:, None, :])  # (K, H, W)
+    return 1.0 - (1.0 - masks.visibility) * prone[:, None]
 
 
 @dataclass(frozen=True)
