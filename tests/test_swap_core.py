@@ -286,7 +286,8 @@ def test_identity_mixing_takes_shape_from_one_source_and_texture_from_another():
 
 def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
     """The astronaut's fringe (hair over the forehead) and Grace Hopper's hat brim are not painted onto the plate;
-    nothing below the brows is touched (Grace Hopper keeps her glasses)."""
+    nothing below the brows is touched inside the face's inner width (Grace Hopper keeps her glasses); hair over
+    the sides of the face (portrait_f1) is left out too."""
     from vidswap.config import AnalysisConfig
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.topology import load_topology
@@ -302,7 +303,20 @@ def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
         ident = GeometricSwapCore(GeometricSwapConfig(), topology).prepare(src)
         valid = ident.texture_validity[0, 0].numpy()
         brow_top = float(ident.landmarks[0, brows, 1].min())
-        assert valid[int(np.ceil(brow_top)):].min() == 1.0  # below the brow tops (glasses, eyes): untouched
+        oval = ident.landmarks[0, topology.regions["face_oval"], 0].numpy()
+        centre, half = (oval.max() + oval.min()) / 2, (oval.max() - oval.min()) / 2
+        inner = slice(int(np.ceil(centre - 0.7 * half)), int(centre + 0.7 * half))  # inside the outer 20% + ramp
+        assert valid[int(np.ceil(brow_top)):, inner].min() == 1.0  # below the brows (glasses, eyes): untouched
         assert (valid[:int(brow_top)] < 0.5).sum() > least  # fringe / hat brim left out
         no_test = GeometricSwapCore(GeometricSwapConfig(source_occlusion=False), topology).prepare(src)
         assert no_test.texture_validity is None
+    path = media("portrait_f1")  # hair hangs over both sides of her face, above the mouth
+    src = load_source_faces((str(path),), [read_image(path)], models, [])
+    ident = GeometricSwapCore(GeometricSwapConfig(), topology).prepare(src)
+    valid = ident.texture_validity[0, 0].numpy()
+    lm = ident.landmarks[0].numpy()
+    rows = slice(int(lm[brows, 1].max()), int(lm[[61, 291], 1].min()))  # between the brows and the mouth
+    oval = lm[topology.regions["face_oval"], 0]
+    for side in (slice(int(oval.min()), int(oval.min() + 0.1 * (oval.max() - oval.min()))),
+                 slice(int(oval.max() - 0.1 * (oval.max() - oval.min())), int(oval.max()))):
+        assert (valid[rows, side] < 0.5).mean() > 0.2  # hair over the temples (the lower cheeks are skin)
