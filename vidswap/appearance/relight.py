@@ -55,6 +55,9 @@ class RelightParams:
         contours to the source's shape (:func:`follow_weights`).
     lid_close_start, lid_close_full: a plate eye's openness relative to the source's at which its own lids start
         to show, and from which they show fully (the geometric core's relit render).
+    shading_from_plate: weight of the plate's own mesh (vs the driven mesh) in the normals the SH light shades:
+        1 carries the plate's shading over point by point (the light falls as it does on the plate: the best
+        lighting match); 0 shades the source's shape (its nose and brow ridges cast their own light).
     """
 
     temporal: float = 0.02
@@ -66,6 +69,7 @@ class RelightParams:
     eyes_reach: float = 0.2
     lid_close_start: float = 0.65
     lid_close_full: float = 0.35
+    shading_from_plate: float = 1.0
 
 
 def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:

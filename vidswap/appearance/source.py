@@ -68,6 +68,8 @@ class AlbedoParams:
         makeup_chroma_keep: ... while the colour of make-up (the detail's chroma relative to the skin around the
             eyes) is mostly removed.
         chroma_keep: fraction of the detail's chroma (relative to the skin) kept elsewhere outside the lips.
+        fold_keep: fraction of the mid-band luminance detail kept on the skin around the mouth (the folds a smile
+            or a pout deepens: the photo's expression, which the render's mouth -- the plate's -- does not have).
         lip_line: width of the refilled band of the lips next to the mouth opening.
         mid: sigma of the mid band the highlight and make-up edits look at.
         fusion_power: exponent of the per-photo weights when fusing several photos.
@@ -84,6 +86,7 @@ class AlbedoParams:
     bright_slope: float = 0.3
     makeup_keep: float = 0.8
     makeup_chroma_keep: float = 0.2
+    fold_keep: float = 0.7
     chroma_keep: float = 0.6
     lip_line: float = 0.012
     mid: float = 0.012
@@ -180,6 +183,7 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
                       lum)
     around_eyes = masks["eye_surround"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, masks["mouth_folds"].to(texture.device), params.fold_keep)
     # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or
     # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
     keep = params.chroma_keep + (params.makeup_chroma_keep - params.chroma_keep) * around_eyes
@@ -207,6 +211,7 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
       for the lighting fit;
     * ``lip_line``: the band of the lips within ``lip_line`` x U of the mouth opening;
     * ``eye_surround``: skin within reach of the eyes (lids, under the eyes), without the brows and the lash line;
+    * ``mouth_folds``: the skin within ``0.1 x U`` of the lips (soft): the nasolabial and chin folds;
     * ``lid_left``, ``lid_right``: the skin around each eye up to ``lid_reach`` x U (the lids), without the brows:
       where a closing plate eye shows its own lids (:mod:`vidswap.swap.geometric.relit`);
     * ``forehead_fade``: 1 up to ``fade_start`` of the way from the brows to the top of the face, falling
@@ -223,6 +228,8 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
     lash = dilate(eyes, max(0.008 * U, 1.0))
     reach = dilate(eyes, 0.06 * U)
     out["eye_surround"] = (reach - lash - dilate(masks["brows"], 0.01 * U)).clamp(0, 1) * masks["skin"]
+    lips = masks["mouth"]
+    out["mouth_folds"] = gaussian_blur((dilate(lips, 0.1 * U) - lips).clamp(0, 1) * masks["skin"], 0.015 * U)
     brows = dilate(masks["brows"], 0.01 * U)
     for side in ("left", "right"):
         eye = masks[f"{side}_eye"]

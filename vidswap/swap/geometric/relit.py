@@ -122,6 +122,12 @@ class RelitRenderer:
         return plate_light(model.tensors(device), masks, self.relight)
 
     # -- swap ---------------------------------------------------------------------------------------------------
+    def _shading_mesh(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
+        """The mesh whose normals take the plate's SH light: the plate's own surface (its shading carried over
+        point by point, like a ratio image) blended with the driven mesh by ``shading_from_plate``."""
+        w = self.relight.shading_from_plate
+        return target_landmarks * w + driven * (1.0 - w) if w > 0 else driven
+
     def driven(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
         """The driven mesh following the plate's lip and eye contours: (B, 478, 3) crop pixels."""
         w = self.follow.to(driven)[None, :, None]
@@ -157,7 +163,8 @@ class RelitRenderer:
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
-        shade = vertex_shading(transform_landmarks(driven, crop_to_frame), self.triangles, light.lighting)
+        shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
+                               self.triangles, light.lighting)
         S = crops.shape[-1]
         rendered, cover = render_from_texture(space, texture, driven, (crops.shape[-2], S), vertex_gain=shade)
         closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
