@@ -109,3 +109,22 @@ def test_texel_density_scales_with_the_face(space):
     inside = space.covered[0, 0] > 0.5
     ratio = (big[0, 0][inside] / small[0, 0][inside].clamp(min=1e-6)).median()
     assert float(ratio) == pytest.approx(3.0, rel=0.02)
+
+
+def test_edge_blur_measures_a_known_blur():
+    """A square's edges blurred by a known Gaussian: the re-blur estimate recovers the sigma (the pixel grid's own
+    blur adds ~0.7 px in quadrature, so small sigmas read high); a render is blurred up to the plate's."""
+    from vidswap.appearance.sharpness import edge_blur, match_blur
+    from vidswap.composite.filters import gaussian_blur
+
+    square = torch.zeros(1, 3, 128, 128)
+    square[..., 32:96, 32:96] = 1.0
+    everywhere = torch.ones(1, 1, 128, 128)
+    for sigma in (2.0, 3.0):
+        assert float(edge_blur(gaussian_blur(square, sigma), everywhere)[0]) == pytest.approx(sigma, rel=0.1)
+    sharp = gaussian_blur(square, 1.0)
+    est = lambda img: float(edge_blur(img, everywhere)[0])  # noqa: E731
+    matched = match_blur(sharp, torch.tensor([est(sharp)]), torch.tensor([est(gaussian_blur(square, 3.0))]))
+    assert est(matched) == pytest.approx(est(gaussian_blur(square, 3.0)), rel=0.1)
+    assert torch.equal(match_blur(sharp, torch.tensor([3.0]), torch.tensor([1.0])), sharp)  # never sharpened
+    assert torch.isnan(edge_blur(square, torch.zeros(1, 1, 128, 128)))[0]  # no edges: unknown

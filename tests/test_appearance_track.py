@@ -14,7 +14,7 @@ from vidswap.appearance.relight import (RelightParams, follow_weights, plate_lig
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
                                               vertex_normals)
-from vidswap.appearance.track import AppearanceSampler, build_track_appearance, weighted_median
+from vidswap.appearance.track import AppearanceSampler, FaceSample, build_track_appearance, weighted_median
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
 
@@ -50,7 +50,7 @@ def test_sampler_keeps_the_same_frames_whatever_the_batches():
     def run(order):
         s = AppearanceSampler(max_frames=8)
         for p in order:
-            s.push(p, "face", torch.full((1, 2, 2), float(p)), torch.ones(1, 2, 2), torch.zeros(3, 2, 2))
+            s.push(p, "face", FaceSample(torch.full((1, 2, 2), float(p)), torch.ones(1, 2, 2), torch.zeros(3, 2, 2)))
         return s
 
     a, b = run(range(100)), run(list(range(100)))
@@ -59,7 +59,7 @@ def test_sampler_keeps_the_same_frames_whatever_the_batches():
     assert len(kept_a) <= 16 and all(p % a.stride == 0 for p in kept_a)
     samples = a.samples({p: "face" for p in range(100)})
     assert len(samples) == 8
-    values = [float(t[0, 0, 0]) for t, _, _ in samples]
+    values = [float(sample.texture[0, 0, 0]) for sample in samples]
     assert values == sorted(values) and values[0] == 0.0 and values[-1] >= 80
     assert a.samples({p: "other" for p in range(100)}) == []
 
@@ -72,9 +72,10 @@ def test_track_model_of_a_constant_face(space, masks):
     colour = torch.tensor([1.0, 0.8, 0.7])
     tex = sh_shading(normals, white)[0] * colour[:, None, None]
     seen = space.covered[0] * (tex.amin(0, keepdim=True) > 0.05)
-    samples = [(tex, seen, normals[0]) for _ in range(5)]
+    samples = [FaceSample(tex, seen, normals[0], edge_blur=b) for b in (0.01, 0.012, float("nan"), 0.011, 0.02)]
     model = build_track_appearance(samples, masks)
     assert model.frames == 5
+    assert model.edge_blur.shape == (1,) and float(model.edge_blur[0]) == pytest.approx(0.0115)  # NaN ignored
     inner = (masks["inner_skin"][0] * seen) > 0.5
     mean = torch.from_numpy(model.mean.astype(np.float32))
     assert float((mean - tex).abs().max()) < 1e-3  # float16 storage
@@ -92,7 +93,8 @@ def test_track_model_of_a_constant_face(space, masks):
 def test_temporal_ratio(space, masks):
     mean = torch.rand(1, 3, 64, 64) * 0.5 + 0.2
     w = space.covered
-    model = {"mean": mean, "weight": w, "broad": torch.ones(1, 3, 64, 64), "lighting": torch.zeros(1, 3, 9)}
+    model = {"mean": mean, "weight": w, "broad": torch.ones(1, 3, 64, 64), "lighting": torch.zeros(1, 3, 9),
+             "edge_blur": torch.tensor([[0.01]])}
     light = plate_light(model, masks)
     inside = (space.covered * light.support)[0, 0] > 0.5
     n = int(inside.sum())

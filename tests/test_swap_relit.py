@@ -18,8 +18,8 @@ from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import probe, read_frames
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
-from vidswap.swap.geometric.relit import (auto_crop_size, eye_openness, face_height, lid_closing,
-                                          source_texture_size)
+from vidswap.faces.align import face_height
+from vidswap.swap.geometric.relit import auto_crop_size, eye_openness, lid_closing, source_texture_size
 
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 

@@ -17,9 +17,11 @@ import torch
 
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, texel_normals
-from vidswap.appearance.track import TRACK_TEXTURE, AppearanceSampler, build_track_appearance, unwrap_frames
+from vidswap.appearance.sharpness import relative_edge_blur
+from vidswap.appearance.track import (TRACK_TEXTURE, AppearanceSampler, FaceSample, build_track_appearance,
+                                      unwrap_frames)
 from vidswap.composite.convert import to_float
-from vidswap.faces.align import crop_frame_from_landmarks, transform_landmarks, warp_to_crop
+from vidswap.faces.align import crop_frame_from_landmarks, face_height, transform_landmarks, warp_to_crop
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 
@@ -42,12 +44,13 @@ def track_texture_space(topology: MeshTopology, size: int = TRACK_TEXTURE
 class AppearanceCollector:
     """Streams faces into an :class:`AppearanceSampler`; see the module docstring.
 
-    space, masks: :func:`track_texture_space`.
+    space, masks: :func:`track_texture_space`; oval: the face oval's landmark loop.
     device: torch device of the unwrapping.
     """
 
     space: TextureSpace
     masks: dict[str, torch.Tensor]
+    oval: torch.Tensor  # the face oval's index loop (the edges around it tell the camera's sharpness)
     max_frames: int = 48
     device: torch.device | str = "cpu"
     sampler: AppearanceSampler = field(init=False)
@@ -71,7 +74,7 @@ class AppearanceCollector:
         if not rows:
             return
         size = int(round(self.space.size * CROP_FACTOR))
-        crops, crop_lms, frame_lms = [], [], []
+        crops, crop_lms, frame_lms, heights = [], [], [], []
         for image, pts in crops_of:
             lm = torch.from_numpy(pts).to(self.device)
             plate = to_float(image, self.device)[None].expand(len(pts), -1, -1, -1)
@@ -79,13 +82,16 @@ class AppearanceCollector:
             crops.append(warp_to_crop(plate, m, size))
             crop_lms.append(transform_landmarks(lm, m))
             frame_lms.append(lm)
+            heights.append(face_height(crop_lms[-1]))
         space = self.space.to(self.device)
-        tex, w = unwrap_frames(space, torch.cat(crops), torch.cat(crop_lms))
+        crops, crop_lms = torch.cat(crops), torch.cat(crop_lms)
+        tex, w = unwrap_frames(space, crops, crop_lms)
         normals = texel_normals(space, torch.cat(frame_lms))
+        blur = relative_edge_blur(crops, crop_lms, self.oval.to(crops.device), torch.cat(heights))
         i = 0
         for position, ks in rows:
             for key in ks:
-                self.sampler.push(position, key, tex[i], w[i], normals[i])
+                self.sampler.push(position, key, FaceSample(tex[i], w[i], normals[i], float(blur[i])))
                 i += 1
 
     def models(self, owners: Mapping[int, Mapping[int, Hashable]]) -> dict[int, dict[str, np.ndarray]]:

@@ -65,7 +65,7 @@ class RelightParams:
     ratio_range: tuple[float, float] = (0.35, 2.5)
     feature_margin: float = 0.02
     full_visibility: float = 0.5
-    lips_reach: float = 0.45
+    lips_reach: float = 0.3
     eyes_reach: float = 0.2
     lid_close_start: float = 0.65
     lid_close_full: float = 0.35
@@ -89,6 +89,7 @@ class PlateLight:
     mean_lowpass: (1, 3, u, u) the low-passed track appearance over ``support`` (the ratio's denominator).
     support: (1, 1, u, u) skin away from the features, where the ratio is measured.
     sigma: the low-pass sigma in texels.
+    edge_blur: (1,) the camera's blur around the face, as a fraction of its height (NaN when unknown).
     """
 
     lighting: Tensor
@@ -96,18 +97,19 @@ class PlateLight:
     mean_lowpass: Tensor
     support: Tensor
     sigma: float
+    edge_blur: Tensor
 
 
 def plate_light(model: Mapping[str, Tensor], masks: Mapping[str, Tensor],
                 params: RelightParams = RelightParams()) -> PlateLight:
     """The render-time light of a track from its model tensors (``TrackAppearance.tensors()``: mean, weight,
-    broad, lighting) and the region masks at the model's texture size."""
+    broad, lighting, edge_blur) and the region masks at the model's texture size."""
     mean, weight = model["mean"], model["weight"]
     support = feature_free_skin(masks, params.feature_margin).to(mean)
     sigma = max(params.temporal * mean.shape[-1], 0.5)
     mean_lowpass, _ = normalized_blur(mean, weight * support, sigma)
     return PlateLight(lighting=model["lighting"], broad=model["broad"], mean_lowpass=mean_lowpass,
-                      support=support, sigma=sigma)
+                      support=support, sigma=sigma, edge_blur=model["edge_blur"].reshape(1))
 
 
 def temporal_ratio(light: PlateLight, frame: Tensor, frame_weight: Tensor,
@@ -163,7 +165,7 @@ def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> 
 
 
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],
-                   lips_reach: float = 0.45, eyes_reach: float = 0.2) -> Tensor:
+                   lips_reach: float = 0.3, eyes_reach: float = 0.2) -> Tensor:
     """Per-vertex weight of the source's shape in the relit render's driven mesh: (V, 3) canonical -> (V,).
 
     0 on the plate's inner lip contour and eye contours (and the irises), rising smoothly (smoothstep of the

@@ -27,7 +27,7 @@ from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, unwrap
 from vidswap.appearance.texture import texture_confidence
 
-__all__ = ["TRACK_TEXTURE", "TrackAppearance", "AppearanceSampler", "weighted_median", "unwrap_frames",
+__all__ = ["TRACK_TEXTURE", "TrackAppearance", "FaceSample", "AppearanceSampler", "weighted_median", "unwrap_frames",
            "build_track_appearance"]
 
 _EPS = 1e-6
@@ -47,6 +47,8 @@ class TrackAppearance:
         (the skin's colour under this light, fall-off, cast shadows), scaled to the skin's mean.
     lighting: (1, 9) float32 SH coefficients of the luminance (plate coordinates: x right, y down, z away from
         the camera).
+    edge_blur: (1,) float32 the camera's blur on the edges around the face, as a fraction of the face height
+        (median over the sampled frames; NaN when too few edges: :mod:`vidswap.appearance.sharpness`).
     frames: number of frames sampled.
     """
 
@@ -54,9 +56,10 @@ class TrackAppearance:
     weight: np.ndarray
     broad: np.ndarray
     lighting: np.ndarray
+    edge_blur: np.ndarray
     frames: int
 
-    ARRAYS = ("mean", "weight", "broad", "lighting")
+    ARRAYS = ("mean", "weight", "broad", "lighting", "edge_blur")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The model as named arrays (for the tracks file)."""
@@ -99,51 +102,62 @@ def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor) ->
 
 
 @dataclass
+class FaceSample:
+    """One face of one analysed frame: texture (3, U, U) linear, weight (1, U, U), plate-space texel normals
+    (3, U, U), and the edge blur around the face as a fraction of its height (NaN when unknown)."""
+
+    texture: Tensor
+    weight: Tensor
+    normals: Tensor
+    edge_blur: float = float("nan")
+
+    def compact(self) -> "FaceSample":
+        """The sample on the CPU in float16 (what the sampler keeps)."""
+        half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
+        return FaceSample(half(self.texture), half(self.weight), half(self.normals), float(self.edge_blur))
+
+
+@dataclass
 class AppearanceSampler:
     """Collects unwrapped faces of evenly spread frames while the analyze pass streams (see the module docstring).
 
-    ``push(number, key, texture, weight, normals)`` with ``key`` identifying the face within the frame (the
-    analyze pass uses its detection box), textures (3, U, U) linear, weights (1, U, U), plate-space texel normals
-    (3, U, U); ``samples(match)`` returns the kept samples a track owns.
+    ``push(position, key, sample)`` with ``key`` identifying the face within the frame (the analyze pass uses its
+    observation index); ``samples(owner)`` returns the kept samples a track owns.
     """
 
     max_frames: int = 48
     stride: int = 1
-    _frames: list[int] = field(default_factory=list)  # analysed frame positions, in order
-    _kept: dict[int, list[tuple[object, Tensor, Tensor, Tensor]]] = field(default_factory=dict)
+    _kept: dict[int, list[tuple[object, FaceSample]]] = field(default_factory=dict)
 
     def wants(self, position: int) -> bool:
         """Whether the frame at this analysis position (0, 1, 2, ... in order) is sampled."""
         return position % self.stride == 0
 
-    def push(self, position: int, key: object, texture: Tensor, weight: Tensor, normals: Tensor) -> None:
+    def push(self, position: int, key: object, sample: FaceSample) -> None:
         if not self.wants(position):
             return
-        half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
-        self._kept.setdefault(position, []).append((key, half(texture), half(weight), half(normals)))
+        self._kept.setdefault(position, []).append((key, sample.compact()))
         while len(self._kept) > 2 * self.max_frames:
             self.stride *= 2
             self._kept = {p: v for p, v in self._kept.items() if p % self.stride == 0}
 
-    def samples(self, owner: dict[int, object]) -> list[tuple[Tensor, Tensor, Tensor]]:
+    def samples(self, owner: dict[int, object]) -> list[FaceSample]:
         """The kept samples of one track: ``owner`` maps analysis position -> the track's face key there."""
         out = []
         for position in sorted(self._kept):
             key = owner.get(position)
             if key is None:
                 continue
-            for k, tex, w, n in self._kept[position]:
-                if k == key:
-                    out.append((tex, w, n))
+            out += [sample for k, sample in self._kept[position] if k == key]
         if len(out) > self.max_frames:  # evenly spread down to the budget
             pick = np.linspace(0, len(out) - 1, self.max_frames).round().astype(int)
             out = [out[i] for i in pick]
         return out
 
 
-def build_track_appearance(samples: list[tuple[Tensor, Tensor, Tensor]], masks: dict[str, Tensor],
+def build_track_appearance(samples: list[FaceSample], masks: dict[str, Tensor],
                            broad_sigma: float = 0.094) -> TrackAppearance | None:
-    """The track model from its samples (``(texture, weight, normals)`` each (C, U, U)); None without samples.
+    """The track model from its samples; None without samples.
 
     Args:
         masks: region masks with ``skin`` and ``inner_skin`` (:func:`~vidswap.appearance.source.source_masks`).
@@ -151,9 +165,10 @@ def build_track_appearance(samples: list[tuple[Tensor, Tensor, Tensor]], masks: 
     """
     if not samples:
         return None
-    tex = torch.stack([s[0].float() for s in samples])
-    w = torch.stack([s[1].float() for s in samples])
-    nrm = torch.stack([s[2].float() for s in samples])
+    tex = torch.stack([s.texture.float() for s in samples])
+    w = torch.stack([s.weight.float() for s in samples])
+    nrm = torch.stack([s.normals.float() for s in samples])
+    blurs = np.array([s.edge_blur for s in samples], np.float32)
     U = tex.shape[-1]
     mean = weighted_median(tex, w)[None]
     weight = w.mean(0, keepdim=True)
@@ -170,6 +185,8 @@ def build_track_appearance(samples: list[tuple[Tensor, Tensor, Tensor]], masks: 
     level = (ratio * inner).sum((2, 3), keepdim=True) / (broad * inner).sum((2, 3), keepdim=True).clamp(min=_EPS)
     broad = broad * level
     f16 = lambda t: t[0].numpy().astype(np.float16)  # noqa: E731
+    edge = np.nanmedian(blurs) if np.isfinite(blurs).any() else np.nan
     return TrackAppearance(mean=f16(mean), weight=f16(weight), broad=f16(broad),
-                           lighting=lighting[0].numpy().astype(np.float32), frames=len(samples))
+                           lighting=lighting[0].numpy().astype(np.float32),
+                           edge_blur=np.asarray([edge], np.float32), frames=len(samples))
 

@@ -21,7 +21,7 @@ from vidswap.composite.compositor import CompositeParams, build_masks
 from vidswap.composite.occlusion import OcclusionParams
 from vidswap.appearance.relight import PlateLight
 from vidswap.appearance.track import TrackAppearance
-from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
+from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
@@ -29,8 +29,7 @@ from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, S
 from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
-from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, eye_openness, face_height,
-                                          source_texture_size)
+from vidswap.swap.geometric.relit import RelitRenderer, auto_crop_size, eye_openness, source_texture_size
 
 __all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "forehead_validity", "mixed_identity"]
 
@@ -52,6 +51,8 @@ class GeometricIdentity(SourceIdentity):
             much of each texel is the source's (:mod:`vidswap.swap.geometric.relit`); None otherwise.
         eye_openness: (2,) with ``appearance: relit``: the photos' mean eye openness (lid gap / eye width, the
             subject's left and right eye): a plate eye closing below it shows its own lids.
+        edge_blur: (1,) with ``appearance: relit``: the photos' sharpness, the blur of the edges around their faces
+            as a fraction of the face height (NaN when unknown): the render is blurred to the plate's.
         plate_light: the target track's light (set by :meth:`GeometricSwapCore.for_target`), or None.
         embedding: (inherited) (D,) mean SFace embedding (L2-normalised), or None.
     """
@@ -64,6 +65,7 @@ class GeometricIdentity(SourceIdentity):
     texture_validity: Tensor | None = None
     albedo: Tensor | None = None
     eye_openness: Tensor | None = None
+    edge_blur: Tensor | None = None
     plate_light: PlateLight | None = None
 
 
@@ -277,16 +279,17 @@ class GeometricSwapCore(SwapCore):
         if embs:
             e = torch.stack([F.normalize(torch.as_tensor(x, dtype=torch.float32).reshape(-1), dim=0) for x in embs])
             emb = F.normalize(e.mean(0), dim=0).to(device)
-        albedo = eyes = None
+        albedo = eyes = blur = None
         if self.relit is not None:
-            albedo = self._relit_albedo(sources, device)
+            albedo, blur = self._relit_albedo(sources, device)
             eyes = eye_openness(torch.stack([s.landmarks.to(device).float() for s in sources])).mean(0)
         return GeometricIdentity(images=images, landmarks=landmarks, canonical=canonical, texture_index=best,
                                  embedding=emb, vertex_confidence=vconf, texture_validity=validity, albedo=albedo,
-                                 eye_openness=eyes)
+                                 eye_openness=eyes, edge_blur=blur)
 
-    def _relit_albedo(self, sources: list[SourceFace], device: torch.device) -> Tensor:
-        """The relit albedo of the photos (from crops sized to their resolution; see :mod:`.relit`)."""
+    def _relit_albedo(self, sources: list[SourceFace], device: torch.device) -> tuple[Tensor, Tensor]:
+        """The relit albedo of the photos (from crops sized to their resolution; see :mod:`.relit`) and their
+        edge blur relative to the face height."""
         lms = torch.stack([s.landmarks.to(device=device, dtype=torch.float32) for s in sources])
         heights = face_height(lms)
         U = source_texture_size(float(heights.max()))
@@ -346,7 +349,8 @@ class GeometricSwapCore(SwapCore):
         tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
-                                         tgt_lm, driven, batch.frame_to_crop, identity.eye_openness)
+                                         tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
+                                         identity.edge_blur)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)

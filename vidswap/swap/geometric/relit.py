@@ -22,14 +22,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
-from vidswap.appearance.sharpness import match_sharpness
+from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, plate_light, relit_texture,
                                         temporal_ratio, vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, render_from_texture
 from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
-from vidswap.faces.align import FACE_HEIGHT_RMS, invert_affine, transform_landmarks
+from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 
@@ -40,16 +40,16 @@ __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "eye_openne
 _UNWRAP_CROP_FACTOR = 2
 
 
-def source_texture_size(face_height: float, lo: int = 256, hi: int = 1024) -> int:
-    """Side of the source albedo texture for a photo whose face is ``face_height`` pixels tall: the next power of
-    two (the detail the photo holds), within [lo, hi]."""
-    return int(min(hi, max(lo, 2 ** math.ceil(math.log2(max(face_height, 1.0))))))
+def source_texture_size(height: float, lo: int = 256, hi: int = 1024) -> int:
+    """Side of the source albedo texture for a photo whose face is ``height`` pixels tall: the next power of two
+    (the detail the photo holds), within [lo, hi]."""
+    return int(min(hi, max(lo, 2 ** math.ceil(math.log2(max(height, 1.0))))))
 
 
-def auto_crop_size(face_height: float, margin: float, lo: int = 256, hi: int = 1024) -> int:
+def auto_crop_size(height: float, margin: float, lo: int = 256, hi: int = 1024) -> int:
     """Crop side that renders a face at the plate's resolution: the face height (pixels) with its margins, rounded
     up to a multiple of 32, within [lo, hi]."""
-    side = face_height * (1.0 + 2.0 * margin)
+    side = height * (1.0 + 2.0 * margin)
     return int(min(hi, max(lo, 32 * math.ceil(side / 32.0))))
 
 
@@ -74,13 +74,6 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
     return x * x * (3.0 - 2.0 * x)
 
 
-def face_height(landmarks: Tensor) -> Tensor:
-    """Pose-stable face height in pixels (the mesh crop's measure): (B, 478, 3) -> (B,)."""
-    mesh = landmarks[..., :468, :].float()
-    rms = ((mesh - mesh.mean(-2, keepdim=True)) ** 2).sum(-1).mean(-1).sqrt()
-    return FACE_HEIGHT_RMS * rms
-
-
 @dataclass
 class RelitRenderer:
     """Per-core state of the relit appearance: texture spaces, masks and the driven mesh's follow weights."""
@@ -92,6 +85,7 @@ class RelitRenderer:
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
+        self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
                                      self.relight.eyes_reach)
 
@@ -105,16 +99,17 @@ class RelitRenderer:
 
     # -- prepare ------------------------------------------------------------------------------------------------
     def source_albedo(self, crops: Tensor, landmarks: Tensor, validity: Tensor | None,
-                      face_heights: Tensor) -> Tensor:
+                      face_heights: Tensor) -> tuple[Tensor, Tensor]:
         """(1, 4, U, U) the fused source albedo detail and its weight (the render's alpha) from the aligned texture
         crops of the photos, (K, 3, T, T) + (K, 478, 3) crop pixels; ``face_heights`` (K,) in the photos' own
-        pixels set the texture's size."""
+        pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median)."""
         U = source_texture_size(float(face_heights.max()))
         space, masks = self.space(U, crops.device)
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo)
-        return torch.cat([albedo.detail, albedo.weight], 1)
+        blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
+        return torch.cat([albedo.detail, albedo.weight], 1), blur.nanmedian()[None]
 
     def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
         """The render-time light of a track from its appearance model."""
@@ -145,7 +140,8 @@ class RelitRenderer:
         return temporal_ratio(light, frame, weight, self.relight)
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
-               frame_to_crop: Tensor, source_eyes: Tensor) -> tuple[Tensor, Tensor]:
+               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -157,6 +153,8 @@ class RelitRenderer:
             driven: (B, 478, 3) the driven mesh in crop pixels (already following the plate's contours).
             frame_to_crop: (B, 2, 3) the crops' alignment (normals are taken in plate coordinates).
             source_eyes: (2,) the source photos' eye openness (:func:`eye_openness`).
+            source_blur: (1,) the photos' edge blur relative to the face height; with the plate's (the light's
+                ``edge_blur``) the render is blurred to the plate's sharpness (None or NaN: left as rendered).
         """
         ratio = self.frame_ratio(light, crops, target_landmarks)
         space, masks = self.space(albedo.shape[-1], driven.device)
@@ -172,5 +170,8 @@ class RelitRenderer:
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
         face = linear_to_srgb(rendered[:, :3])
-        face = match_sharpness(face, crops, (alpha > 0.9).to(face.dtype), sigma=max(1.0, S / 256.0))
+        if source_blur is not None:
+            height = face_height(target_landmarks)  # the render's face size in crop pixels
+            own = torch.sqrt((source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2)
+            face = match_blur(face, own, light.edge_blur.to(face) * height)
         return face, alpha
