@@ -81,10 +81,12 @@ def smooth_texture(H, W):
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_geometric_core_satisfies_the_protocol():
-    core = GeometricSwapCore(topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture"), topology=synthetic_topology())
     assert isinstance(core, SwapCore)
     with pytest.raises(ValueError):
         GeometricSwapCore(GeometricSwapConfig(inner="nobody"), topology=synthetic_topology())
+    with pytest.raises(ValueError, match="appearance relit needs the face mesh"):
+        GeometricSwapCore(GeometricSwapConfig(), topology=synthetic_topology())
 
 
 def test_config_section_builds_the_core_with_those_settings():

@@ -69,6 +69,8 @@ class GeometricIdentity(SourceIdentity):
     plate_light: PlateLight | None = None
 
 
+#: regions the relit appearance reads (the driven mesh's follow weights, masks, the edges around the face)
+RELIT_REGIONS = {"face_oval", "lips_outer", "lips_inner", "left_eye", "right_eye", "left_brow", "right_brow"}
 FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
 
 
@@ -230,6 +232,9 @@ class GeometricSwapCore(SwapCore):
         self.crop = MeshCrop(size=self.config.base_crop_size, margin=self.config.crop_margin)
         if topology is None:
             topology = load_topology()
+        if self.config.appearance == "relit" and not RELIT_REGIONS <= set(topology.regions):
+            raise ValueError(f"appearance relit needs the face mesh's regions {sorted(RELIT_REGIONS)}; this topology "
+                             f"has {sorted(topology.regions)} (use appearance: texture)")
         self.relit = RelitRenderer(topology) if self.config.appearance == "relit" else None
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
