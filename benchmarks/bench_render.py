@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from vidswap.swap.geometric.raster import rasterize
-from vidswap.swap.geometric.texture import render_texture
+from vidswap.appearance.raster import rasterize
+from vidswap.appearance.texture import render_texture
 from vidswap.swap.geometric.synthetic import face_cap, rotation_y
 
 

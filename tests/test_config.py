@@ -96,7 +96,7 @@ def test_cli_override_errors_name_command_line():
 @pytest.mark.parametrize("over, needle", [
     ({"scale": 0.0}, "scale must be"),
     ({"every": 0}, "every must be"),
-    ({"swap": {"geometric": {"crop_size": 100}}}, "swap.geometric: crop_size must be a multiple of 32"),
+    ({"swap": {"geometric": {"crop_size": 100}}}, "swap.geometric: crop_size must be auto or a multiple of 32"),
     ({"tune": {"channels": [8, 16]}}, "tune: channels must list 4"),
     ({"target": {"mode": "index"}}, "target.index"),
 ])

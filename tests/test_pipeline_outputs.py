@@ -125,7 +125,9 @@ def test_patch_recomposited_onto_the_plate_matches_the_full_render(patch_job, pl
         record = json.loads((patch_job / "patches" / f"face_t0.{n:04d}.json").read_text())
         assert record["frame"] == n and record["alpha"] == "straight"
         rgb, alpha = read_patch(patch_job / "patches" / record["file"])
-        assert rgb.shape == (256, 256, 3) and alpha.max() == 1.0 and alpha[0, 0] == 0.0
+        side = record["patch"]["width"]  # the crop renders the face at the plate's resolution (a multiple of 32)
+        assert record["patch"]["height"] == side and side % 32 == 0 and side >= 256
+        assert rgb.shape == (side, side, 3) and alpha.max() == 1.0 and alpha[0, 0] == 0.0
         full = read_image_file(patch_job / f"full.{n:04d}.png")  # 16-bit PNG of the 8-bit render
         full = np.round(full.astype(np.float64) / 257).astype(np.uint8)
         recomp = recomposite_patch(plates[n], rgb, alpha, np.array(record["crop_to_plate"]))

@@ -81,10 +81,12 @@ def smooth_texture(H, W):
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_geometric_core_satisfies_the_protocol():
-    core = GeometricSwapCore(topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture"), topology=synthetic_topology())
     assert isinstance(core, SwapCore)
     with pytest.raises(ValueError):
         GeometricSwapCore(GeometricSwapConfig(inner="nobody"), topology=synthetic_topology())
+    with pytest.raises(ValueError, match="appearance relit needs the face mesh"):
+        GeometricSwapCore(GeometricSwapConfig(), topology=synthetic_topology())
 
 
 def test_config_section_builds_the_core_with_those_settings():
@@ -104,7 +106,7 @@ def test_self_swap_reproduces_the_target_crop(cap):
     """Source photo == target frame: the swap re-renders the plate's own face (PSNR over the face)."""
     frame = smooth_texture(300, 320)
     lm, *_ = frame_face(cap, yaw=20.0, roll=10.0)
-    core = GeometricSwapCore(GeometricSwapConfig(inner="source", texture_size=320), topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", inner="source", texture_size=320), topology=synthetic_topology())
     ident = core.prepare([SourceFace(image=frame[0], landmarks=lm, x_c_obs=cap, yaw=20.0, roll=10.0)])
     batch = make_batch(frame, lm[None], cap, S=192)
     res = core.swap(batch, ident)
@@ -128,18 +130,18 @@ def test_shape_modes_and_inner_holes(cap):
     out = {}
     ident = None
     for shape in ("source", "target", "blend"):
-        core = GeometricSwapCore(GeometricSwapConfig(shape=shape, shape_weight=0.5, texture_size=160), topology=topo)
+        core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape=shape, shape_weight=0.5, texture_size=160), topology=topo)
         ident = ident or core.prepare([src])
         out[shape] = core.swap(batch, ident).driven_landmarks
     assert torch.allclose(out["target"], batch.target_landmarks, atol=1e-2)
     assert float((out["source"] - batch.target_landmarks).abs().max()) > 5.0
     assert torch.allclose(out["blend"], 0.5 * (out["source"] + out["target"]), atol=1e-2)
 
-    core_t = GeometricSwapCore(GeometricSwapConfig(shape="target", inner="target"), topology=topo)
-    core_s = GeometricSwapCore(GeometricSwapConfig(shape="target", inner="source"), topology=topo)
+    core_t = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", inner="target"), topology=topo)
+    core_s = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", inner="source"), topology=topo)
     res_t = core_t.swap(batch, ident)
     res_s = core_s.swap(batch, ident)
-    from vidswap.swap.geometric.raster import fill_polygons
+    from vidswap.appearance.raster import fill_polygons
 
     lm = batch.target_landmarks
     for name in ("left_eye", "right_eye", "lips_inner"):
@@ -157,7 +159,7 @@ def test_prepare_combines_several_photos(cap):
         lm, *_ = frame_face(cap, yaw=yaw, s=80.0 + yaw)
         sources.append(SourceFace(image=frame[0], landmarks=lm, x_c_obs=cap + 0.001 * torch.randn_like(cap),
                                   yaw=yaw, embedding=torch.tensor(emb)))
-    core = GeometricSwapCore(GeometricSwapConfig(texture_size=128), topology=synthetic_topology())
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", texture_size=128), topology=synthetic_topology())
     ident = core.prepare(sources)
     assert ident.texture_index == 1
     assert ident.images.shape == (3, 3, 128, 128) and ident.landmarks.shape == (3, cap.shape[0], 3)
@@ -245,7 +247,7 @@ def test_real_topology_swap_turned_source(real_face):
     R_src = pose.matrix_from_euler(torch.tensor([35.0]), torch.tensor([0.0]), torch.tensor([0.0]))
     src_lm = pose.compose(torch.tensor([70.0]), R_src, torch.tensor([[200.0, 180.0, 0.0]]), can)[0]
     src = SourceFace(image=frame[0], landmarks=src_lm, x_c_obs=can, yaw=35.0)
-    core = GeometricSwapCore(GeometricSwapConfig(shape="target", texture_size=256), topology=topo)
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="texture", shape="target", texture_size=256), topology=topo)
     ident = core.prepare([src])
     # the far side of the turned source is poorly seen
     x = can[:, 0]
@@ -263,7 +265,7 @@ def test_real_topology_swap_turned_source(real_face):
     res = core.swap(batch, ident)
     assert torch.allclose(res.driven_landmarks, lm, atol=0.05)
     assert float(res.confidence[res.alpha > 0.5].mean()) > 0.9
-    from vidswap.swap.geometric.raster import fill_polygons
+    from vidswap.appearance.raster import fill_polygons
 
     for name in ("left_eye", "right_eye"):
         inside = fill_polygons(lm, [torch.as_tensor(topo.regions[name])], (256, 256))[:, None]
@@ -286,7 +288,8 @@ def test_identity_mixing_takes_shape_from_one_source_and_texture_from_another():
 
 def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
     """The astronaut's fringe (hair over the forehead) and Grace Hopper's hat brim are not painted onto the plate;
-    nothing below the brows is touched (Grace Hopper keeps her glasses)."""
+    nothing below the brows is touched inside the face's inner width (Grace Hopper keeps her glasses); hair over
+    the sides of the face (portrait_f1) is left out too."""
     from vidswap.config import AnalysisConfig
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.topology import load_topology
@@ -302,7 +305,20 @@ def test_hair_over_the_source_forehead_is_left_out_and_glasses_are_kept(media):
         ident = GeometricSwapCore(GeometricSwapConfig(), topology).prepare(src)
         valid = ident.texture_validity[0, 0].numpy()
         brow_top = float(ident.landmarks[0, brows, 1].min())
-        assert valid[int(np.ceil(brow_top)):].min() == 1.0  # below the brow tops (glasses, eyes): untouched
+        oval = ident.landmarks[0, topology.regions["face_oval"], 0].numpy()
+        centre, half = (oval.max() + oval.min()) / 2, (oval.max() - oval.min()) / 2
+        inner = slice(int(np.ceil(centre - 0.7 * half)), int(centre + 0.7 * half))  # inside the outer 20% + ramp
+        assert valid[int(np.ceil(brow_top)):, inner].min() == 1.0  # below the brows (glasses, eyes): untouched
         assert (valid[:int(brow_top)] < 0.5).sum() > least  # fringe / hat brim left out
         no_test = GeometricSwapCore(GeometricSwapConfig(source_occlusion=False), topology).prepare(src)
         assert no_test.texture_validity is None
+    path = media("portrait_f1")  # hair hangs over both sides of her face, above the mouth
+    src = load_source_faces((str(path),), [read_image(path)], models, [])
+    ident = GeometricSwapCore(GeometricSwapConfig(), topology).prepare(src)
+    valid = ident.texture_validity[0, 0].numpy()
+    lm = ident.landmarks[0].numpy()
+    rows = slice(int(lm[brows, 1].max()), int(lm[[61, 291], 1].min()))  # between the brows and the mouth
+    oval = lm[topology.regions["face_oval"], 0]
+    for side in (slice(int(oval.min()), int(oval.min() + 0.1 * (oval.max() - oval.min()))),
+                 slice(int(oval.max() - 0.1 * (oval.max() - oval.min())), int(oval.max()))):
+        assert (valid[rows, side] < 0.5).mean() > 0.2  # hair over the temples (the lower cheeks are skin)

@@ -118,7 +118,7 @@ def test_hole_triangles_close_the_loops():
     pts, regions = _square_landmarks()
     tri = hole_triangles(inner_loops(regions))
     assert tri.shape == (2 + 2 + 4, 3)
-    from vidswap.swap.geometric.raster import rasterize
+    from vidswap.appearance.raster import rasterize
 
     tri_id, _ = rasterize(pts, tri, (64, 64))
     hard = inner_mask(pts, inner_loops(regions), (64, 64), grow=0, feather=0)[:, 0] > 0.5

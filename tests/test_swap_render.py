@@ -1,4 +1,4 @@
-"""Tests of the swap renderer (vidswap.swap.geometric.raster, .texture) on synthetic meshes and textures."""
+"""Tests of the swap renderer (vidswap.appearance.raster, .texture) on synthetic meshes and textures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from vidswap.swap.geometric.raster import fill_polygons, rasterize
-from vidswap.swap.geometric.texture import render_texture, texture_confidence, triangle_visibility
+from vidswap.appearance.raster import fill_polygons, rasterize
+from vidswap.appearance.texture import render_texture, texture_confidence, triangle_visibility
 from vidswap.swap.geometric.synthetic import face_cap, face_cap_mirror, grid_mesh, rotation_y, test_texture, uv_sphere
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidswap.appearance.analysis import AppearanceCollector, track_texture_space
 from vidswap.composite.compositor import composite_params
 from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
@@ -128,8 +129,12 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         return cached
     analyzer = None
     if models is not None:
-        stats_fn = partial(plate_skin_stats, regions=load_topology().regions, device=resolve_device(cfg.device))
-        analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn)
+        topology = load_topology()
+        device = resolve_device(cfg.device)
+        stats_fn = partial(plate_skin_stats, regions=topology.regions, device=device)
+        space, masks = track_texture_space(topology)
+        sampler = AppearanceCollector(space, masks, torch.as_tensor(topology.regions["face_oval"]), device=device)
+        analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0
     with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
@@ -225,7 +230,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         warnings.append(f"no face track matches the target selection ({cfg.target.mode}); frames pass through")
     with timer.stage("load"):
         combined = core.prepare(sources)
-        identities = {tid: combined if src is None else core.prepare([sources[src]]) for tid, src in targets.items()}
+        identities = {tid: core.for_target(combined if src is None else core.prepare([sources[src]]),
+                                           analysis.track(tid)) for tid, src in targets.items()}
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
                         plate_layers=plan.colour is not None and cfg.output.kind != "patch")
     if cfg.tune.enabled and identities:

@@ -102,7 +102,7 @@ class RenderStage:
         idx = np.array([i for _, i in rows])
         dtype = out[ks[0]].image.dtype
         plate = torch.stack([to_float(out[k].image, self.device) for k in ks])  # (B, 3, H, W)
-        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop, self.device)
+        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop_for(track), self.device)
         result = self.core.swap(batch, identity)
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)

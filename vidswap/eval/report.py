@@ -51,6 +51,7 @@ import numpy as np
 
 from vidswap.composite.debug import to_uint8_rgb
 from vidswap.errors import InputError, NoFaceError
+from vidswap.eval import appearance as A
 from vidswap.eval import figures
 from vidswap.eval import frame_metrics as FM
 from vidswap.eval import metrics as M
@@ -72,7 +73,7 @@ SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "yaw
           "roll_error", "pose_l2", "yaw_target", "pitch_target", "roll_target", "yaw_result", "pitch_result",
           "roll_result", "mouth_target", "mouth_result", "eyes_target", "eyes_result", "mouth_error", "eyes_error",
           "expression_l2", "flicker_result", "flicker_target", "sharp_result", "sharp_target", "seam",
-          "boundary_step")
+          "boundary_step", "lighting")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -265,6 +266,7 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                     flow = FM.dis_flow(prev_t[ys, xs], crop_t)
                     row["flicker_target"] = FM.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
                     row["flicker_result"] = FM.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
+                row["lighting"] = A.lighting_correlation(crop_r, crop_t, mask)
                 row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
                 row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
                 size = M.face_size(mask)
@@ -387,8 +389,12 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
             "mouth_open_error": S(rec["mouth_error"]),
             "eye_open_error": S(rec["eyes_error"]),
             "l2": S(rec["expression_l2"]),
+            "mouth_correlation": A.series_correlation(rec["mouth_result"], rec["mouth_target"]),
+            "eyes_correlation": A.series_correlation(rec["eyes_result"], rec["eyes_target"]),
             "about": "absolute differences of the mouth opening ratio (inner-lip gap / mouth width) and the eye "
-                     "aspect ratio (lid gap / eye width, mean of both eyes); l2 over the three ratios",
+                     "aspect ratio (lid gap / eye width, mean of both eyes); l2 over the three ratios; "
+                     "mouth/eyes_correlation: how the result's mouth and eye opening follow the plate's over the "
+                     "clip (Pearson correlation; empty where the plate's does not move)",
         },
         "temporal": {
             "flicker": flick,
@@ -403,11 +409,13 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
             "sharpness_ratio": sharp["ratio"],
             "seam_ratio": S(rec["seam"]),
             "boundary_step": S(rec["boundary_step"]),
+            "lighting_correlation": S(rec["lighting"]),
             "about": "sharpness: Laplacian variance in the face region, result / plate (< 1 softer); seam: "
                      "gradient magnitude along the boundary of the region the result changed (the face region "
                      "where nothing changed), result / plate (1 = no seam); boundary_step: tone step across that "
                      "boundary beyond the plate's own, RGB distance in 8-bit levels (0 = none; catches feathered "
-                     "colour mismatches that have little gradient)",
+                     "colour mismatches that have little gradient); lighting_correlation: inside the face, the "
+                     "correlation of the result's low-frequency luminance with the plate's (1 = lit like the plate)",
         },
     }
 

@@ -224,6 +224,14 @@ def kps5_from_landmarks(landmarks: Array) -> Array:
     return kps if _is_torch(landmarks) else kps.astype(np.float32)
 
 
+def face_height(landmarks: Tensor) -> Tensor:
+    """Pose-stable face height in pixels, the mesh crop's measure (``FACE_HEIGHT_RMS`` x the 3D RMS radius of the
+    468 mesh points, which does not change as the head turns): (B, 478, 3) -> (B,)."""
+    mesh = landmarks[..., :468, :].float()
+    rms = ((mesh - mesh.mean(-2, keepdim=True)) ** 2).sum(-1).mean(-1).sqrt()
+    return FACE_HEIGHT_RMS * rms
+
+
 def crop_frame_from_landmarks(
     landmarks: Tensor,
     size: int,

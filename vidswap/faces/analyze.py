@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -107,6 +107,18 @@ def analyze_image(image: np.ndarray, models: AnalysisModels) -> list[FaceRecord]
 # per-frame streaming analysis
 
 
+class FaceSampler(Protocol):
+    """Collects per-face samples while the frames stream and builds a per-track model from them at the end (the
+    track appearance models, :class:`vidswap.appearance.analysis.AppearanceCollector`)."""
+
+    def push(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray],
+             keys: Sequence[Sequence[Hashable]]) -> None:
+        """One batch of consecutive frames: images, per frame (N_i, 478, 3) face landmarks and N_i face keys."""
+
+    def models(self, owners: Mapping[int, Mapping[int, Hashable]]) -> Mapping[int, Mapping[str, np.ndarray]]:
+        """Track id -> arrays, from track id -> {analysis position -> the track's face key there}."""
+
+
 @dataclass
 class FrameAnalyzer:
     """Streaming per-frame analysis: ``push`` batches of frames in order, then ``finish``."""
@@ -115,6 +127,7 @@ class FrameAnalyzer:
     cfg: AnalysisConfig
     # ([images], [(N_i, 478, 3)]) -> [(N_i, D)]: per-face statistics of a batch of frames (plate_skin_stats)
     stats_fn: Callable[[list, list], list] | None = None
+    sampler: FaceSampler | None = None  # per-face samples -> per-track models (appearance)
     numbers: list[int] = field(default_factory=list)
     observations: list[list[Observation]] = field(default_factory=list)
     face_stats: list[np.ndarray] = field(default_factory=list)
@@ -173,13 +186,17 @@ class FrameAnalyzer:
                                                   confidence=f.confidence) for f in faces])
             self.numbers.append(int(number))
             self._prev = faces
+        batch_obs = self.observations[-len(images):]
+        points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
+                  for obs in batch_obs]
         if self.stats_fn is not None:  # one batched pass over every face of the batch
             t0 = time.perf_counter()
-            batch_obs = self.observations[-len(images):]
-            points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
-                      for obs in batch_obs]
             self.face_stats.extend(self.stats_fn(list(images), points))
             self._time("colour", t0)
+        if self.sampler is not None:
+            t0 = time.perf_counter()
+            self.sampler.push(list(images), points, [list(range(len(obs))) for obs in batch_obs])
+            self._time("appearance", t0)
 
     def finish(self, fps: float, smoothing: SmoothingConfig, header: dict) -> "ShotAnalysis":
         """Link into tracks, smooth, decompose pose; the whole-shot result."""
@@ -188,27 +205,45 @@ class FrameAnalyzer:
         tracks = track_faces(self.observations, self.cuts, TrackerParams(max_gap=self.cfg.max_gap),
                              frames=self.numbers)
         self._time("track", t0)
+        tracks = [t for t in tracks if t.landmarks is not None]
+        models: Mapping[int, Mapping[str, np.ndarray]] = {}
+        if self.sampler is not None:
+            t0 = time.perf_counter()
+            models = self.sampler.models({int(t.id): dict(self._observed(t)) for t in tracks})
+            self._time("appearance", t0)
         t0 = time.perf_counter()
-        out = [_finish_track(t, fps, smoothing, self._track_stats(t)) for t in tracks if t.landmarks is not None]
+        out = [_finish_track(t, fps, smoothing, self._track_stats(t), dict(models.get(int(t.id), {})))
+               for t in tracks]
         self._time("smooth", t0)
         header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
         return ShotAnalysis(header=header, tracks=out)
 
 
+    def _observed(self, track) -> list[tuple[int, int]]:
+        """``(analysis position, observation index)`` of every frame where the track was observed (not
+        interpolated), found by its box among that frame's observations."""
+        where = {n: i for i, n in enumerate(self.numbers)}
+        out = []
+        for n, box, interp in zip(track.frames, track.boxes, track.interpolated):
+            i = where.get(int(n))
+            if i is None or interp:
+                continue
+            for k, obs in enumerate(self.observations[i]):
+                if np.array_equal(obs.box, box):
+                    out.append((i, k))
+        return out
+
     def _track_stats(self, track) -> np.ndarray:
         """(T, D) the per-face statistics along a track, interpolated over misses and smoothed (zero-phase)."""
         if self.stats_fn is None:
             return np.zeros((0, 6), np.float32)
+        observed = dict(self._observed(track))
         where = {n: i for i, n in enumerate(self.numbers)}
         rows = []
-        for n, box, interp in zip(track.frames, track.boxes, track.interpolated):
+        for n in track.frames:
             i = where.get(int(n))
-            hit = None
-            if i is not None and not interp:
-                for obs, st in zip(self.observations[i], self.face_stats[i]):
-                    if np.array_equal(obs.box, box):
-                        hit = st
-            rows.append(hit)
+            k = observed.get(i) if i is not None else None
+            rows.append(None if k is None else self.face_stats[i][k])
         d = next((len(r) for r in rows if r is not None), 6)
         stats = np.stack([r if r is not None else np.full(d, np.nan, np.float32) for r in rows]).astype(np.float64)
         return smooth_track_stats(stats).astype(np.float32)
@@ -261,7 +296,8 @@ def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
     return None
 
 
-def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray) -> TrackAnalysis:
+def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
+                  appearance: dict[str, np.ndarray] | None = None) -> TrackAnalysis:
     raw = track.landmarks.astype(np.float32)
     if cfg.method == "none" or len(raw) < 3:
         smoothed = raw.copy()
@@ -276,7 +312,7 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray) -
                          s=pose.s.numpy().astype(np.float32), R=pose.R.numpy().astype(np.float32),
                          t=pose.t.numpy().astype(np.float32), neutral=neutral,
                          embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32),
-                         colour=colour.astype(np.float32))
+                         colour=colour.astype(np.float32), appearance=appearance or {})
 
 
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,

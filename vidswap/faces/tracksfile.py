@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vidswap.errors import InputError
 
-TRACKS_VERSION = 3
+TRACKS_VERSION = 4
 #: Confidence given to a track's interpolated frames (bridged detection gaps) when rendering: the compositor keeps
 #: the face at full strength from 0.7 up, so bridged frames are swapped like detected ones.
 INTERPOLATED_CONFIDENCE = 0.7
@@ -36,6 +36,8 @@ class TrackAnalysis:
         embedding: (D,) float32 mean identity, or empty.
         colour: (T, 6) float32 the plate's skin LAB mean and std per frame, smoothed over the track (zero-phase),
             or empty when not measured.
+        appearance: the track's appearance model in texture space, name -> array
+            (:class:`vidswap.appearance.track.TrackAppearance`), or empty when too little of the face was seen.
     """
 
     id: int
@@ -52,6 +54,7 @@ class TrackAnalysis:
     neutral: np.ndarray
     embedding: np.ndarray
     colour: np.ndarray
+    appearance: dict[str, np.ndarray] = field(default_factory=dict)
 
     ARRAYS = ("frames", "boxes", "confidences", "interpolated", "raw", "smoothed", "s", "R", "t", "neutral",
               "embedding", "colour")
@@ -88,8 +91,9 @@ class ShotAnalysis:
     def save(self, path: Path) -> None:
         """Write atomically: ``path`` is either complete or absent."""
         arrays = {f"t{t.id}_{name}": getattr(t, name) for t in self.tracks for name in TrackAnalysis.ARRAYS}
+        arrays.update({f"t{t.id}_appearance_{name}": a for t in self.tracks for name, a in t.appearance.items()})
         meta = dict(self.header, version=TRACKS_VERSION,
-                    tracks=[{"id": t.id, "shot": t.shot} for t in self.tracks])
+                    tracks=[{"id": t.id, "shot": t.shot, "appearance": sorted(t.appearance)} for t in self.tracks])
         arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -108,7 +112,8 @@ class ShotAnalysis:
                 raise InputError(f"tracks file {path} has version {header.get('version')}, expected "
                                  f"{TRACKS_VERSION}; delete it to re-analyse")
             tracks = [TrackAnalysis(id=m["id"], shot=m["shot"],
-                                    **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS})
+                                    **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS},
+                                    appearance={n: z[f"t{m['id']}_appearance_{n}"] for n in m.get("appearance", [])})
                       for m in header.pop("tracks")]
         return cls(header=header, tracks=tracks)
 

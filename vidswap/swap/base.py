@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from vidswap.faces.align import CropSpec, MeshCrop
+from vidswap.faces.tracksfile import TrackAnalysis
 
 #: What ``SwapCore.prepare`` may read of a :class:`SourceFace`: the photo, its landmarks, its head pose (``x_c_obs``,
 #: yaw / pitch / roll), its identity embedding, its expression.
@@ -164,6 +165,16 @@ class SwapCore(ABC):
     @abstractmethod
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
         """Swap a batch of aligned target crops, batched on the batch's torch device."""
+
+    def crop_for(self, track: TrackAnalysis) -> CropSpec:
+        """The crop for one target track (default: :attr:`crop`). A core may size it per track, e.g. to render
+        the face at the plate's resolution; it must depend on the analysis only (farm chunks agree)."""
+        return self.crop
+
+    def for_target(self, identity: SourceIdentity, track: TrackAnalysis) -> SourceIdentity:
+        """The prepared identity specialised for one target track, from that track's analysis (default: the
+        identity itself). E.g. the geometric core's relit appearance adds the track's light."""
+        return identity
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from vidswap.errors import ModelError
 from vidswap.faces.topology import load_topology
 from vidswap.swap.base import SourceIdentity, SwapBatch, SwapResult
-from vidswap.swap.geometric.raster import fill_polygons
+from vidswap.appearance.raster import fill_polygons
 
 __all__ = [
     "GeneratorConfig",

@@ -3,8 +3,8 @@
 * :mod:`~vidswap.swap.geometric.core`      -- ``GeometricSwapCore``, its config and identity
 * :mod:`~vidswap.swap.geometric.reenact`   -- ``x = s·R·(x_c + δ) + t`` driving, shape mixing, multi-photo sources,
   inner (eye / mouth) masks
-* :mod:`~vidswap.swap.geometric.raster`    -- batched z-buffered triangle rasteriser and polygon filler (torch)
-* :mod:`~vidswap.swap.geometric.texture`   -- source-side texture confidence and the texture renderer
+* :mod:`~vidswap.appearance.raster`    -- batched z-buffered triangle rasteriser and polygon filler (torch)
+* :mod:`~vidswap.appearance.texture`   -- source-side texture confidence and the texture renderer
 * :mod:`~vidswap.swap.geometric.synthetic` -- synthetic meshes and textures for tests and benchmarks
 """
 

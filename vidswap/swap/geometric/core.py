@@ -8,7 +8,8 @@ identity's canonical shape. Conventions: :mod:`vidswap.swap.base`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -18,12 +19,17 @@ from torch import Tensor
 
 from vidswap.composite.compositor import CompositeParams, build_masks
 from vidswap.composite.occlusion import OcclusionParams
-from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
+from vidswap.appearance.relight import PlateLight
+from vidswap.appearance.track import TrackAppearance
+from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
+from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
 from vidswap.faces.topology import MeshTopology, load_topology
+from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
-from vidswap.swap.geometric.texture import render_texture, texture_confidence
+from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
+from vidswap.swap.geometric.relit import RelitRenderer, auto_crop_size, eye_openness, source_texture_size
 
 __all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "forehead_validity", "mixed_identity"]
 
@@ -41,6 +47,13 @@ class GeometricIdentity(SourceIdentity):
             or None (then everything counts as visible).
         texture_validity: (K, 1, T, T) in [0, 1]: 0 where the photo's forehead is covered (a fringe of hair),
             so the render leaves the plate's own forehead there; None: all valid.
+        albedo: (1, 4, U, U) with ``appearance: relit``: the photos' de-lit albedo detail in texture space and how
+            much of each texel is the source's (:mod:`vidswap.swap.geometric.relit`); None otherwise.
+        eye_openness: (2,) with ``appearance: relit``: the photos' mean eye openness (lid gap / eye width, the
+            subject's left and right eye): a plate eye closing below it shows its own lids.
+        edge_blur: (1,) with ``appearance: relit``: the photos' sharpness, the blur of the edges around their faces
+            as a fraction of the face height (NaN when unknown): the render is blurred to the plate's.
+        plate_light: the target track's light (set by :meth:`GeometricSwapCore.for_target`), or None.
         embedding: (inherited) (D,) mean SFace embedding (L2-normalised), or None.
     """
 
@@ -50,32 +63,48 @@ class GeometricIdentity(SourceIdentity):
     texture_index: int = 0
     vertex_confidence: Tensor | None = None
     texture_validity: Tensor | None = None
+    albedo: Tensor | None = None
+    eye_openness: Tensor | None = None
+    edge_blur: Tensor | None = None
+    plate_light: PlateLight | None = None
 
 
+#: regions the relit appearance reads (the driven mesh's follow weights, masks, the edges around the face)
+RELIT_REGIONS = {"face_oval", "lips_outer", "lips_inner", "left_eye", "right_eye", "left_brow", "right_brow"}
 FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
 
 
 def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 0.04, keep_below: float = 2.5,
-                      drop_above: float = 4.0) -> Tensor:
-    """Where a source photo's forehead texture can be used: (K, 3, H, W) crops + (K, 478, 3) landmarks ->
-    (K, 1, H, W) in [0, 1].
+                      drop_above: float = 4.0, sides: float = 0.2) -> Tensor:
+    """Where a source photo's texture can be used, as far as hair goes: (K, 3, H, W) crops + (K, 478, 3) landmarks
+    -> (K, 1, H, W) in [0, 1].
 
-    A fringe of hair over the forehead would be painted onto the plate as a brown band. The skin-colour
-    occlusion test of the compositor (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted
-    on the photo's own cheeks and nose) marks what is not skin; only the part above the brows counts (glasses,
-    beards and make-up below them belong to the identity), fading in over ``ramp`` x the face size. A still
-    photo has no temporal noise, so the test is stricter than on the plate (``keep_below``/``drop_above``
-    Mahalanobis distances, no extra luma slack).
+    A fringe of hair over the forehead, or hair hanging over the temples and the sides of the cheeks, would be
+    painted onto the plate as brown bands. The skin-colour occlusion test of the compositor
+    (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted on the photo's own cheeks and
+    nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
+    the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
+    fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
+    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). The crops are aligned
+    (eye line level), so "above" and "outer" are rows and columns.
     """
     params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
                                                        luma_slack=1.0))
     masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
-    brows = np.concatenate([np.asarray(regions["left_brow"]), np.asarray(regions["right_brow"])])
-    top = landmarks[:, torch.as_tensor(brows, device=landmarks.device), 1].amin(dim=1)  # (K,) brow tops
+    idx = lambda *names: torch.as_tensor(np.concatenate([np.asarray(regions[n]) for n in names]),  # noqa: E731
+                                         device=landmarks.device)
+    top = landmarks[:, idx("left_brow", "right_brow"), 1].amin(dim=1)  # (K,) brow tops
+    mouth = landmarks[:, list(LIP_CORNERS), 1].amin(dim=1)  # (K,) the higher mouth corner
+    oval = landmarks[:, idx("face_oval"), 0]
+    centre, half = (oval.amax(1) + oval.amin(1)) / 2, (oval.amax(1) - oval.amin(1)) / 2
     rows = torch.arange(images.shape[-2], device=images.device, dtype=torch.float32)
+    cols = torch.arange(images.shape[-1], device=images.device, dtype=torch.float32)
     width = (ramp * masks.size).clamp(min=1.0)
     above = ((top[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the brows
-    return 1.0 - (1.0 - masks.visibility) * above[:, None, :, None]
+    outer = (((cols[None] - centre[:, None]).abs() - (1.0 - sides) * half[:, None]) / width[:, None]).clamp(0, 1)
+    upper = ((mouth[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the mouth
+    prone = torch.maximum(above[:, :, None], upper[:, :, None] * outer[:, None, :])  # (K, H, W)
+    return 1.0 - (1.0 - masks.visibility) * prone[:, None]
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,9 @@ class GeometricSwapConfig:
     """Settings of :class:`GeometricSwapCore`.
 
     Attributes:
+        appearance: ``relit`` (default): the source's de-lit albedo under the plate's own light, per frame, with
+            the plate's lip and eye contours (:mod:`vidswap.swap.geometric.relit`); ``texture``: the source photo's
+            texture as it is (colour-matched by the compositor), the core's behaviour before relighting.
         shape: whose face shape: ``source``, ``target`` or ``blend`` (:func:`vidswap.swap.geometric.reenact.mix_shape`).
         shape_weight: with ``blend``, the weight of the source shape.
         inner: ``target`` keeps the plate's eye interiors and mouth interior (holes in the alpha), ``source``
@@ -92,11 +124,13 @@ class GeometricSwapConfig:
             the plate's lid shows rather than a static copy of the source's eye).
         inner_grow: hole dilation in pixels at crop size 256 (scaled with the crop).
         inner_feather: hole softening (Gaussian sigma) in pixels at crop size 256.
-        crop_size: side of the aligned target crops (a multiple of 32 in [64, 1024]; the render follows the
-            batch's crops).
+        crop_size: side of the aligned target crops: ``auto`` (default) renders each track at the plate's
+            resolution of its face (its median face height with the margins, a multiple of 32 in [256, 1024]), or
+            a fixed multiple of 32 in [64, 1024].
         crop_margin: border of the target crops on each side, as a fraction of the face height.
         texture_size: side of the aligned source texture crops made by ``prepare`` (None: 1.25 x crop_size,
-            rounded to 32 -- a little denser than the output, so sampling it neither blurs nor aliases).
+            rounded to 32, 256 for ``auto`` -- a little denser than the output, so sampling it neither blurs nor
+            aliases).
         texture_margin: margin of those crops (fraction of the face height per side).
         supersample: render at this factor and box-filter (1 = 1-px alpha feather only).
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
@@ -110,13 +144,14 @@ class GeometricSwapConfig:
             photo ``mix_texture_source``. None: the photos are one person, combined by ``combine_sources``.
     """
 
+    appearance: Literal["relit", "texture"] = "relit"
     shape: Literal["source", "target", "blend"] = "source"
     shape_weight: float = 0.5
     inner: Literal["target", "source"] = "target"
     inner_contour: Literal["union", "driven", "target"] = "union"
     inner_grow: float = 1.0
     inner_feather: float = 1.0
-    crop_size: int = 256
+    crop_size: int | Literal["auto"] = "auto"
     crop_margin: float = 0.2
     texture_size: int | None = None
     texture_margin: float = 0.25
@@ -129,15 +164,26 @@ class GeometricSwapConfig:
     mix_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for key, value, allowed in (("shape", self.shape, ("source", "target", "blend")),
+        for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
+                                    ("shape", self.shape, ("source", "target", "blend")),
                                     ("inner", self.inner, ("target", "source")),
                                     ("inner_contour", self.inner_contour, ("union", "driven", "target"))):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.crop_size % 32 or not 64 <= self.crop_size <= 1024:
-            raise ValueError(f"crop_size must be a multiple of 32 in [64, 1024], got {self.crop_size}")
+        if self.crop_size != "auto" and (not isinstance(self.crop_size, int) or self.crop_size % 32
+                                         or not 64 <= self.crop_size <= 1024):
+            raise ValueError(f"crop_size must be auto or a multiple of 32 in [64, 1024], got {self.crop_size!r}")
+
+    @property
+    def base_crop_size(self) -> int:
+        """The crop side when no track is known (and the texture crops' reference): 256 for ``auto``."""
+        return DEFAULT_CROP if self.crop_size == "auto" else int(self.crop_size)
         if not 0.0 <= self.mix_weight <= 1.0:
             raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
+
+
+#: the crop side of ``crop_size: auto`` when no track is known, and its smallest per-track side
+DEFAULT_CROP = 256
 
 
 def default_texture_size(crop_size: int) -> int:
@@ -166,7 +212,7 @@ def mixed_identity(shapes: Tensor, shape_source: int | None, texture_source: int
 
 class GeometricSwapCore(SwapCore):
     """Reenact the source's 3D landmark mesh with the target's pose and expression and render the source photo's
-    texture on it (:func:`vidswap.swap.geometric.raster.render_texture`). No learned weights; deterministic.
+    texture on it (:func:`vidswap.appearance.raster.render_texture`). No learned weights; deterministic.
 
     Args:
         config: :class:`GeometricSwapConfig`.
@@ -183,9 +229,13 @@ class GeometricSwapCore(SwapCore):
                  device: torch.device | str | None = None):
         self.config = config or GeometricSwapConfig()
         self.device = torch.device(device) if device is not None else None
-        self.crop = MeshCrop(size=self.config.crop_size, margin=self.config.crop_margin)
+        self.crop = MeshCrop(size=self.config.base_crop_size, margin=self.config.crop_margin)
         if topology is None:
             topology = load_topology()
+        if self.config.appearance == "relit" and not RELIT_REGIONS <= set(topology.regions):
+            raise ValueError(f"appearance relit needs the face mesh's regions {sorted(RELIT_REGIONS)}; this topology "
+                             f"has {sorted(topology.regions)} (use appearance: texture)")
+        self.relit = RelitRenderer(topology) if self.config.appearance == "relit" else None
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
@@ -201,7 +251,8 @@ class GeometricSwapCore(SwapCore):
             raise ValueError("prepare: no source faces")
         cfg = self.config
         device = self.device or sources[0].image.device
-        texture = MeshCrop(size=cfg.texture_size or default_texture_size(cfg.crop_size), margin=cfg.texture_margin)
+        texture = MeshCrop(size=cfg.texture_size or default_texture_size(cfg.base_crop_size),
+                           margin=cfg.texture_margin)
         T = texture.size
         crops, lms, shapes = [], [], []
         for src in sources:
@@ -233,28 +284,91 @@ class GeometricSwapCore(SwapCore):
         if embs:
             e = torch.stack([F.normalize(torch.as_tensor(x, dtype=torch.float32).reshape(-1), dim=0) for x in embs])
             emb = F.normalize(e.mean(0), dim=0).to(device)
+        albedo = eyes = blur = None
+        if self.relit is not None:
+            albedo, blur = self._relit_albedo(sources, device)
+            eyes = eye_openness(torch.stack([s.landmarks.to(device).float() for s in sources])).mean(0)
         return GeometricIdentity(images=images, landmarks=landmarks, canonical=canonical, texture_index=best,
-                                 embedding=emb, vertex_confidence=vconf, texture_validity=validity)
+                                 embedding=emb, vertex_confidence=vconf, texture_validity=validity, albedo=albedo,
+                                 eye_openness=eyes, edge_blur=blur)
+
+    def _relit_albedo(self, sources: list[SourceFace], device: torch.device) -> tuple[Tensor, Tensor]:
+        """The relit albedo of the photos (from crops sized to their resolution; see :mod:`.relit`) and their
+        edge blur relative to the face height."""
+        lms = torch.stack([s.landmarks.to(device=device, dtype=torch.float32) for s in sources])
+        heights = face_height(lms)
+        U = source_texture_size(float(heights.max()))
+        crop = MeshCrop(size=32 * math.ceil(1.5 * U / 32), margin=self.config.texture_margin)
+        m = crop.frame_to_crop(lms)
+        crops = torch.cat([warp_to_crop(s.image.to(device)[None].float(), m[k:k + 1], crop.size)
+                           for k, s in enumerate(sources)])
+        landmarks = transform_landmarks(lms, m)
+        validity = forehead_validity(crops, landmarks, self.topology_regions) \
+            if self.config.source_occlusion and FOREHEAD_REGIONS <= set(self.topology_regions) else None
+        return self.relit.source_albedo(crops, landmarks, validity, heights)
+
+    # -- per target ---------------------------------------------------------------------------------------------
+    def crop_for(self, track: TrackAnalysis) -> MeshCrop:
+        """``crop_size: auto``: the track's median face height at the plate's resolution; else the fixed crop."""
+        if self.config.crop_size != "auto" or not len(track.smoothed):
+            return self.crop
+        height = float(face_height(torch.from_numpy(track.smoothed)).median())
+        return MeshCrop(size=auto_crop_size(height, self.config.crop_margin, lo=DEFAULT_CROP),
+                        margin=self.config.crop_margin)
+
+    def for_target(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
+        """With ``appearance: relit``, the identity with the track's light (tracks the analysis has no appearance
+        model for -- too little of the face seen -- render with the plain texture)."""
+        model = TrackAppearance.from_arrays(track.appearance)
+        if self.relit is None or identity.albedo is None or model is None:
+            return identity
+        device = identity.albedo.device
+        return replace(identity, plate_light=self.relit.plate_light(model, device))
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
+        if self.relit is not None and identity.albedo is not None and identity.plate_light is not None:
+            return self._swap_relit(batch, identity)
+        return self._swap_texture(batch, identity)
+
+    def _driven(self, batch: SwapBatch, identity: GeometricIdentity) -> Tensor:
+        """The driven mesh: the identity's shape (mixed per ``shape``) with the target's pose and expression."""
         cfg = self.config
         device = batch.target_crops.device
-        S = int(batch.target_crops.shape[-1])
-        H = int(batch.target_crops.shape[-2])
         s = batch.s.to(device=device, dtype=torch.float32)
         R = batch.R.to(device=device, dtype=torch.float32)
         t = batch.t.to(device=device, dtype=torch.float32)
         delta = batch.expression.to(device=device, dtype=torch.float32)
-        tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
-
         src_c = identity.canonical.to(device=device, dtype=torch.float32)[None]
         if cfg.shape == "source":
             x_c = src_c
         else:
+            tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
             tgt_c = canonical_from_landmarks(tgt_lm, s, R, t) - delta
             x_c = mix_shape(src_c, tgt_c, cfg.shape, cfg.shape_weight)
-        driven = driven_geometry(x_c, delta, s, R, t)
+        return driven_geometry(x_c, delta, s, R, t)
+
+    def _swap_relit(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
+        device = batch.target_crops.device
+        S, H = int(batch.target_crops.shape[-1]), int(batch.target_crops.shape[-2])
+        tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
+        driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
+        crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
+                                         tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
+                                         identity.edge_blur)
+        px = S / 256.0
+        hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
+                          grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)
+        return SwapResult(crops=crops.to(batch.target_crops.dtype), alpha=alpha * (1.0 - hole),
+                          driven_landmarks=driven)
+
+    def _swap_texture(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
+        cfg = self.config
+        device = batch.target_crops.device
+        S = int(batch.target_crops.shape[-1])
+        H = int(batch.target_crops.shape[-2])
+        tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
+        driven = self._driven(batch, identity)
 
         k = identity.texture_index
         tex = identity.images[k:k + 1].to(device)

@@ -20,7 +20,7 @@ from typing import Iterable, Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from vidswap.swap.geometric.raster import fill_polygons
+from vidswap.appearance.raster import fill_polygons
 
 __all__ = [
     "driven_geometry",

@@ -23,7 +23,7 @@ How :func:`rasterize` works (no custom kernels; the same code runs on CPU and CU
    ``(float32 depth bits << 32) | triangle index`` (depths are shifted positive, where the bit patterns sort
    like the floats): the nearest triangle wins, ties go to the lower index; the result is deterministic;
 4. barycentrics are recomputed exactly for the winning triangle at each covered pixel (compactly, over the
-   covered pixels only; :func:`vidswap.swap.geometric.texture.render_texture` stays compact until the final
+   covered pixels only; :func:`vidswap.appearance.texture.render_texture` stays compact until the final
    scatter into images).
 
 Groups are split so that at most ``max_candidates`` candidates are alive at once (memory).

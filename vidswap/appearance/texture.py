@@ -1,6 +1,6 @@
 """Texture rendering on the rasterised mesh: which parts of a source photo the photo actually saw (texture
 confidence from source-side visibility) and the texture renderer (source photo -> driven mesh, with mirror fill
-of unseen parts and supersampling). Conventions: :mod:`vidswap.swap.geometric.raster`."""
+of unseen parts and supersampling). Conventions: :mod:`vidswap.appearance.raster`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.swap.geometric.raster import interpolate_corners, raster_fragments, rasterize
+from vidswap.appearance.raster import interpolate_corners, raster_fragments, rasterize
 
 __all__ = ["render_texture", "triangle_visibility", "texture_confidence", "vertex_confidence_from_triangles"]
 
@@ -179,6 +179,7 @@ def render_texture(
     *,
     mirror: Tensor | None = None,
     vertex_confidence: Tensor | None = None,
+    vertex_gain: Tensor | None = None,
     supersample: int = 1,
     feather: bool = True,
     return_confidence: bool = False,
@@ -206,6 +207,8 @@ def render_texture(
         size: (H, W) of the output crop.
         mirror: (V,) int64 left/right partner of every vertex, or None (no fill).
         vertex_confidence: (B, V) or (1, V) source texture confidence in [0, 1], or None.
+        vertex_gain: (B or 1, V, K) per-vertex factors interpolated over the driven mesh (Gouraud) and multiplied
+            into the first K channels of the sampled colour (e.g. per-vertex shading), or None.
         supersample: render at ``supersample`` x resolution and box-filter (anti-aliased colour and alpha).
         feather: with ``supersample == 1``, soften alpha on the 1-px rim inside the silhouette
             (covered rim pixels get 0.5..1 by the covered fraction of their 3x3 neighbourhood).
@@ -254,6 +257,9 @@ def render_texture(
         m = torch.as_tensor(mirror, device=device, dtype=torch.long)[:V]
         cols.append(src_uv[..., :2].index_select(1, m))
         cols.append(vc.index_select(1, m)[..., None])
+    n_uv = sum(c.shape[-1] for c in cols)
+    if vertex_gain is not None:
+        cols.append(vertex_gain.to(device=device, dtype=torch.float32).expand(B, V, -1))
     attrs = interpolate_corners(_corner_table(torch.cat(cols, -1), tri), g, w)  # (N, C)
 
     color = _sample_flat(src_image, attrs[:, 0:2], pix, Hr * Wr)  # (C, N)
@@ -269,6 +275,9 @@ def render_texture(
                 color_m = _sample_flat(src_image, attrs[:, 3:5], pix, Hr * Wr)
                 color = color_m.add_((color - color_m).mul_(w_self.to(color.dtype)))
             conf = a + gain
+    if vertex_gain is not None:  # the first channels of the colour times the interpolated per-vertex factors
+        factors = attrs[:, n_uv:].T.to(color.dtype)
+        color = torch.cat([color[: len(factors)] * factors, color[len(factors):]], 0)
 
     # scatter the covered pixels into dense (B, C, H, W) images
     hw = Hr * Wr

@@ -1,0 +1,125 @@
+"""Source albedo: fusion of several photos per texel, masks, the detail layer, the full build on a real photo."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidswap.appearance.encoding import luminance
+from vidswap.appearance.source import (AlbedoParams, build_source_albedo, detail_layer, fuse_textures,
+                                       source_masks)
+from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
+                                              unwrap)
+from vidswap.composite.convert import to_float
+from vidswap.faces.pose import canonical_face, matrix_from_euler
+from vidswap.faces.topology import load_topology
+from vidswap.appearance.texture import texture_confidence
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return load_topology()
+
+
+@pytest.fixture(scope="module")
+def space(topo):
+    return build_texture_space(canonical_face(), torch.as_tensor(topo.triangles), 128)
+
+
+@pytest.fixture(scope="module")
+def masks(space, topo):
+    return source_masks(space, region_masks(space, topo.regions))
+
+
+def photo(space, yaw: float, colour) -> tuple[torch.Tensor, torch.Tensor]:
+    """A synthetic photo of the canonical face turned by ``yaw`` with a flat albedo ``colour``."""
+    R = matrix_from_euler(torch.tensor([yaw]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    tex = torch.tensor(colour).view(1, 3, 1, 1).expand(1, 3, space.size, space.size)
+    image, _ = render_from_texture(space, tex, verts, (220, 200))
+    return image, verts
+
+
+def test_fusion_takes_each_texel_from_the_better_view(space, masks):
+    """Photo A turned one way (red), photo B the other way (blue): every texel of the cheek A sees head-on comes
+    from A, every texel of the other cheek from B; along the midline, where both see equally, they average."""
+    img_a, v_a = photo(space, 40.0, (0.8, 0.1, 0.1))
+    img_b, v_b = photo(space, -40.0, (0.1, 0.1, 0.8))
+    imgs, verts = torch.cat([img_a, img_b]), torch.cat([v_a, v_b])
+    vis = texture_confidence(verts, space.triangles, image_size=(220, 200))
+    tex, w = unwrap(space, imgs, verts, vis)
+    fused, best = fuse_textures(tex, w, power=4.0)
+    U = space.size
+    # texels both photos sampled cleanly (inside their renders), so A's share of a texel reads off its red
+    clean = ((tex[0, 0] - 0.8).abs() < 0.01) & ((tex[1, 2] - 0.8).abs() < 0.01)
+    share_a = (fused[0, 0] - 0.1) / 0.7
+    a_better = clean & (w[0, 0] > 0.8) & (w[1, 0] < 0.4)
+    b_better = clean & (w[1, 0] > 0.8) & (w[0, 0] < 0.4)
+    assert int(a_better.sum()) > 200 and int(b_better.sum()) > 200
+    # each view's share is w^4 / sum w^4: at twice the weight, at least 94% of the texel
+    expected = w[0, 0] ** 4 / (w[0, 0] ** 4 + w[1, 0] ** 4)
+    seen = clean & (w[0, 0] + w[1, 0] > 0.2)
+    assert float((share_a - expected)[seen].abs().max()) < 0.01
+    assert float(share_a[a_better].min()) > 0.94 and float(share_a[b_better].max()) < 0.06
+    # the two sides are on opposite sides of the layout's centre column
+    cols_a = torch.nonzero(a_better)[:, 1].float().mean()
+    cols_b = torch.nonzero(b_better)[:, 1].float().mean()
+    assert (cols_a - (U - 1) / 2) * (cols_b - (U - 1) / 2) < 0
+    # where both see alike (the midline), the texel is their mix
+    even = clean & ((w[0, 0] - w[1, 0]).abs() < 0.02) & (w[0, 0] > 0.5)
+    assert int(even.sum()) > 20 and float((share_a[even] - 0.5).abs().max()) < 0.05
+    assert torch.equal(best, w.amax(0, keepdim=True))
+
+
+def test_fusion_of_equal_views_is_their_mean():
+    tex = torch.stack([torch.full((3, 4, 4), 0.2), torch.full((3, 4, 4), 0.6)])
+    w = torch.full((2, 1, 4, 4), 0.7)
+    fused, _ = fuse_textures(tex, w)
+    assert torch.allclose(fused, torch.full((1, 3, 4, 4), 0.4))
+
+
+def test_source_masks(masks, space):
+    for name in ("skin", "inner_skin", "lip_line", "eye_surround", "forehead_fade"):
+        m = masks[name]
+        assert m.shape == (1, 1, space.size, space.size) and float(m.min()) >= 0 and float(m.max()) <= 1
+    # the lip line lies in the lips, the eye surround in the skin, the inner skin inside the skin
+    assert float((masks["lip_line"] * (1 - masks["lips"])).sum()) == 0
+    assert float((masks["eye_surround"] * (1 - masks["skin"])).sum()) == 0
+    assert float((masks["inner_skin"] * (1 - masks["skin"])).sum()) == 0
+    assert 0 < float(masks["lip_line"].sum()) < float(masks["lips"].sum())
+    # the fade is 1 on the lower face and 0 at the top of the forehead
+    fade = masks["forehead_fade"][0, 0]
+    assert float(fade[-20:].min()) == 1.0 and float(fade[:int(space.uv[:, 1].min()) + 2].max()) == 0.0
+
+
+def test_detail_layer_of_a_flat_face_is_one(space, masks):
+    """A face of one colour under known smooth light: its detail layer is 1 wherever it is well seen (light and
+    colour are all the plate's business)."""
+    img, verts = photo(space, 10.0, (0.5, 0.35, 0.3))
+    vis = texture_confidence(verts, space.triangles, image_size=(220, 200))
+    tex, w = unwrap(space, img, verts, vis)
+    normals = texel_normals(space, verts)
+    detail = detail_layer(space, tex, w, normals, masks)
+    sel = (w > 0.9)[0, 0] & (masks["inner_skin"][0, 0] > 0.5)
+    assert int(sel.sum()) > 1000
+    assert float((detail[0][:, sel] - 1).abs().max()) < 0.02
+
+
+def test_build_source_albedo_on_a_real_photo(media, detector, mesh, space, masks):
+    """The astronaut portrait: detail averages ~1 over the skin, the lips keep their colour relative to the skin
+    (redder), the weight is 0 at the top of the forehead (faded) and high on the cheeks."""
+    from vidswap.io import read_image
+
+    img = read_image(media("astronaut"))
+    dets = detector([img])[0]
+    lm = torch.from_numpy(mesh([img], [dets])[0][0].points)[None]
+    vis = texture_confidence(lm, space.triangles, image_size=img.shape[:2])
+    albedo = build_source_albedo(space, to_float(img)[None], lm, masks, visibility=vis, params=AlbedoParams())
+    skin = (masks["inner_skin"] * albedo.weight)[0, 0] > 0.9
+    lum = luminance(albedo.detail)[0, 0]
+    assert float(lum[skin].mean()) == pytest.approx(1.0, abs=0.05)
+    lips = (masks["lips"] * (1 - masks["lip_line"]))[0, 0] > 0.5
+    red = albedo.detail[0, 0] / albedo.detail[0, 1].clamp(min=1e-3)
+    assert float(red[lips].median()) > float(red[skin].median()) * 1.1
+    assert float(albedo.weight[0, 0][: int(space.uv[:, 1].min()) + 2].max()) == 0.0
+    assert float(albedo.weight[0, 0][skin].mean()) > 0.95

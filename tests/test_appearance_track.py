@@ -1,0 +1,152 @@
+"""Track appearance model, temporal ratio and the relit texture: exact answers on synthetic textures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vidswap.appearance.lighting import sh_shading
+from vidswap.appearance.relight import (RelightParams, follow_weights, plate_light, relit_texture, resize_texture,
+                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.source import source_masks
+from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
+                                              vertex_normals)
+from vidswap.appearance.track import AppearanceSampler, FaceSample, build_track_appearance, weighted_median
+from vidswap.faces.pose import canonical_face
+from vidswap.faces.topology import load_topology
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return load_topology()
+
+
+@pytest.fixture(scope="module")
+def space(topo):
+    return build_texture_space(canonical_face(), torch.as_tensor(topo.triangles), 64)
+
+
+@pytest.fixture(scope="module")
+def masks(space, topo):
+    return source_masks(space, region_masks(space, topo.regions))
+
+
+def test_weighted_median():
+    values = torch.tensor([1.0, 5.0, 2.0, 9.0])[:, None]
+    weights = torch.tensor([1.0, 1.0, 1.0, 10.0])[:, None]
+    assert float(weighted_median(values, weights)[0]) == 9.0
+    assert float(weighted_median(values, torch.ones(4, 1))[0]) == 2.0  # lower median
+    # a blink (two frames of five) does not move the median
+    frames = torch.tensor([0.5, 0.5, 0.1, 0.1, 0.5])[:, None, None]
+    assert float(weighted_median(frames, torch.ones(5, 1, 1))) == 0.5
+
+
+def test_sampler_keeps_the_same_frames_whatever_the_batches():
+    """Which frames are kept depends only on the positions, not on how the pushes are batched; memory stays
+    bounded and the kept frames are evenly spread."""
+    def run(order):
+        s = AppearanceSampler(max_frames=8)
+        for p in order:
+            s.push(p, "face", FaceSample(torch.full((1, 2, 2), float(p)), torch.ones(1, 2, 2), torch.zeros(3, 2, 2)))
+        return s
+
+    a, b = run(range(100)), run(list(range(100)))
+    kept_a = sorted(a._kept)
+    assert kept_a == sorted(b._kept)
+    assert len(kept_a) <= 16 and all(p % a.stride == 0 for p in kept_a)
+    samples = a.samples({p: "face" for p in range(100)})
+    assert len(samples) == 8
+    values = [float(sample.texture[0, 0, 0]) for sample in samples]
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] >= 80
+    assert a.samples({p: "other" for p in range(100)}) == []
+
+
+def test_track_model_of_a_constant_face(space, masks):
+    """Every frame the same texture under known light: the mean is that texture, the SH fit returns the light,
+    the broad light is the skin colour factor (1: the fit folds the albedo in)."""
+    normals = texel_normals(space, (canonical_face().float() * 25 + 32)[None])
+    white = torch.tensor([[[0.6, 0.1, -0.4, 0.15, 0, 0, 0, 0, 0]]])
+    colour = torch.tensor([1.0, 0.8, 0.7])
+    tex = sh_shading(normals, white)[0] * colour[:, None, None]
+    seen = space.covered[0] * (tex.amin(0, keepdim=True) > 0.05)
+    samples = [FaceSample(tex, seen, normals[0], edge_blur=b) for b in (0.01, 0.012, float("nan"), 0.011, 0.02)]
+    model = build_track_appearance(samples, masks)
+    assert model.frames == 5
+    assert model.edge_blur.shape == (1,) and float(model.edge_blur[0]) == pytest.approx(0.0115)  # NaN ignored
+    inner = (masks["inner_skin"][0] * seen) > 0.5
+    mean = torch.from_numpy(model.mean.astype(np.float32))
+    assert float((mean - tex).abs().max()) < 1e-3  # float16 storage
+    # the (regularised) achromatic fit reproduces the light's shading, up to one scale, on the skin it saw
+    fitted = sh_shading(normals, torch.from_numpy(model.lighting)[None])[0]
+    assert model.lighting.shape == (1, 9)
+    ratio = (tex / fitted)[:, inner[0]]
+    assert float((ratio.std(1) / ratio.mean(1)).max()) < 0.03
+    # the broad light is what the SH leaves: the light's colour here, and SH x broad gives the appearance back
+    broad = torch.from_numpy(model.broad.astype(np.float32))
+    err = ((fitted * broad - tex).abs() / tex)[:, inner[0]]
+    assert float(err.mean()) < 0.003 and float(err.max()) < 0.02
+
+
+def test_temporal_ratio(space, masks):
+    mean = torch.rand(1, 3, 64, 64) * 0.5 + 0.2
+    w = space.covered
+    model = {"mean": mean, "weight": w, "broad": torch.ones(1, 3, 64, 64), "lighting": torch.zeros(1, 3, 9),
+             "edge_blur": torch.tensor([[0.01]])}
+    light = plate_light(model, masks)
+    inside = (space.covered * light.support)[0, 0] > 0.5
+    n = int(inside.sum())
+    same = temporal_ratio(light, mean.clone(), w)
+    assert torch.allclose(same[0][:, inside], torch.ones(3, n), atol=1e-5)
+    darker = temporal_ratio(light, mean * 0.7, w)  # a shadow over the whole face, less the dead band
+    expected = math.exp(math.log(0.7) + RelightParams().ratio_deadband)
+    assert torch.allclose(darker[0][:, inside], torch.full((3, n), expected), atol=1e-4)
+    noise = temporal_ratio(light, mean * 1.03, w)  # a change within the dead band is no change
+    assert torch.allclose(noise[0][:, inside], torch.ones(3, n), atol=1e-5)
+    unseen = temporal_ratio(light, mean * 0.7, torch.zeros_like(w))  # nothing seen: ratio 1
+    assert torch.allclose(unseen, torch.ones_like(unseen))
+    clamped = temporal_ratio(light, mean * 10, w, RelightParams(ratio_range=(0.5, 2.0), ratio_deadband=0.0))
+    assert float(clamped.max()) == pytest.approx(2.0)
+
+
+def test_relit_texture_is_the_product():
+    detail = torch.rand(1, 4, 64, 64) + 0.5  # albedo + a weight channel that passes through
+    broad = torch.rand(1, 3, 32, 32) + 0.5  # another texture size: resampled
+    ratio = torch.rand(2, 3, 32, 32) + 0.5
+    out = relit_texture(detail, broad, ratio)
+    assert out.shape == (2, 4, 64, 64)
+    assert torch.allclose(out[:, :3], detail[:, :3] * resize_texture(broad * ratio, 64))
+    assert torch.equal(out[:, 3:], detail[:, 3:].expand(2, -1, -1, -1))
+    # resampling keeps texel centres: a linear ramp stays the same ramp
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 32, 32)
+    assert torch.allclose(resize_texture(ramp, 64)[0, 0, 0], torch.linspace(0, 1, 64), atol=1e-6)
+
+
+def test_vertex_shading_and_gouraud_render(space):
+    """Per-vertex SH shading of the posed mesh, interpolated by the renderer, equals the texel-normal shading up
+    to interpolation (smooth light on a smooth mesh); with a unit texture the render is the shading itself."""
+    verts = (canonical_face().float() * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    light = torch.tensor([[[0.8, 0.2, -0.5, 0.1, 0, 0, 0, 0, 0]]])  # achromatic (1, 1, 9)
+    shade = vertex_shading(verts, space.triangles, light)
+    expected = sh_shading(vertex_normals(verts, space.triangles).transpose(1, 2), light).transpose(1, 2)
+    assert shade.shape == (1, 478, 3)
+    assert torch.allclose(shade, expected.clamp(min=1e-3).expand(-1, -1, 3))
+    image, alpha = render_from_texture(space, torch.ones(1, 3, 64, 64), verts, (220, 200), vertex_gain=shade)
+    plain, _ = render_from_texture(space, torch.ones(1, 3, 64, 64), verts, (220, 200))
+    covered = alpha[0, 0] > 0.99
+    assert torch.allclose(plain[0][:, covered], torch.ones(3, int(covered.sum())), atol=1e-6)
+    assert float(image[0][:, covered].min()) >= float(shade.min()) - 1e-5
+    assert float(image[0][:, covered].max()) <= float(shade.max()) + 1e-5
+
+
+def test_follow_weights(topo):
+    c = canonical_face()
+    w = follow_weights(c, topo.regions, lips_reach=0.45, eyes_reach=0.2)
+    for name in ("lips_inner", "left_eye", "right_eye"):
+        assert float(w[torch.as_tensor(topo.regions[name])].abs().max()) == 0.0
+    assert float(w[468:].abs().max()) == 0.0
+    far = torch.as_tensor([10, 152])  # forehead top, chin
+    assert torch.allclose(w[far], torch.ones(2))
+    assert float(w.min()) >= 0 and float(w.max()) <= 1

@@ -1,0 +1,184 @@
+"""The relit render: the source's albedo under the plate's light, per frame, in linear light.
+
+In texture space, for frame f of a track::
+
+    result = detail_s(uv) · broad_t(uv) · ratio_f(uv)  x  SH_t(n_d)   (the last factor per driven vertex)
+
+* ``detail_s`` -- the source's de-lit albedo detail (:mod:`vidswap.appearance.source`): identity;
+* ``SH_t(n_d)`` -- the track's SH light (:mod:`vidswap.appearance.track`) evaluated on the *driven* mesh's vertex
+  normals in plate coordinates and interpolated over the render: the plate's light shading the source's shape;
+* ``broad_t`` -- the track's broad light: skin colour under this light, fall-off and cast shadows;
+* ``ratio_f`` -- the frame's temporal ratio ``lowpass(I_f) / lowpass(mean_t)`` over the skin away from the
+  features: what changes over time (moving shadows, expression wrinkles, lids closing), never the plate actor's
+  static identity detail, which cancels. Features (lips, eyes, brows) take the ratio of the skin around them.
+  Texels the frame does not see take ratio 1.
+
+The texture is rendered on the driven mesh with the per-vertex shading multiplied in
+(:func:`~vidswap.appearance.texture_space.render_from_texture`) and encoded back to sRGB. The track model and the
+frame's ratio live at a small texture size (they are low-pass); the detail at the render's. The driven mesh follows the plate's own lip and eye contours
+(:func:`follow_weights`): the source's lip colour goes on the target's lip shape, so the plate's mouth interior
+and eyes, which show through the holes, meet lips and lids that fit them -- no lip-line smear, blinks and gaze
+stay the plate's, and a smiling source does not add its smile to the target's expression at the mouth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidswap.appearance.lighting import normalized_blur, sh_shading
+from vidswap.appearance.texture_space import vertex_normals
+from vidswap.composite.filters import dilate
+
+__all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
+           "relit_texture", "vertex_shading", "follow_weights"]
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class RelightParams:
+    """Settings of the relit render (lengths as fractions of the texture side).
+
+    temporal: sigma of the temporal ratio's low-pass (keeps expression wrinkles, drops grain and misregistration).
+    ratio_deadband: changes of the temporal ratio smaller than this (in log units) are noise (grain, compression,
+        the mesh sliding a little over the skin), not light: they are dropped, larger ones are kept less this much.
+    ratio_range: clamp of the temporal ratio.
+    feature_margin: features are kept out of the temporal ratio by this margin.
+    full_visibility: frame visibility at which the temporal ratio is fully trusted (below: blended toward 1).
+    lips_reach, eyes_reach: canonical-unit radii over which the driven mesh goes from the plate's lip / eye
+        contours to the source's shape (:func:`follow_weights`).
+    lid_close_start, lid_close_full: a plate eye's openness relative to the source's at which its own lids start
+        to show, and from which they show fully (the geometric core's relit render).
+    shading_from_plate: weight of the plate's own mesh (vs the driven mesh) in the normals the SH light shades:
+        1 carries the plate's shading over point by point (the light falls as it does on the plate: the best
+        lighting match); 0 shades the source's shape (its nose and brow ridges cast their own light).
+    """
+
+    temporal: float = 0.02
+    ratio_deadband: float = 0.04
+    ratio_range: tuple[float, float] = (0.35, 2.5)
+    feature_margin: float = 0.02
+    full_visibility: float = 0.5
+    lips_reach: float = 0.3
+    eyes_reach: float = 0.2
+    lid_close_start: float = 0.65
+    lid_close_full: float = 0.35
+    shading_from_plate: float = 1.0
+
+
+def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:
+    """Skin at least ``margin`` x U from the lips, eyes and brows: (1, 1, U, U)."""
+    U = masks["skin"].shape[-1]
+    features = (masks["lips"] + masks["eyes"] + masks["brows"]).clamp(0, 1)
+    return masks["skin"] * (1.0 - dilate(features, max(margin * U, 1.0)))
+
+
+@dataclass
+class PlateLight:
+    """A track's light at render time (from its :class:`~vidswap.appearance.track.TrackAppearance`), with the
+    frame-independent half of the temporal ratio computed once.
+
+    lighting: (1, 1, 9) SH coefficients of the luminance (plate coordinates).
+    broad: (1, 3, u, u) broad light.
+    mean_lowpass: (1, 3, u, u) the low-passed track appearance over ``support`` (the ratio's denominator).
+    support: (1, 1, u, u) skin away from the features, where the ratio is measured.
+    sigma: the low-pass sigma in texels.
+    edge_blur: (1,) the camera's blur around the face, as a fraction of its height (NaN when unknown).
+    """
+
+    lighting: Tensor
+    broad: Tensor
+    mean_lowpass: Tensor
+    support: Tensor
+    sigma: float
+    edge_blur: Tensor
+
+
+def plate_light(model: Mapping[str, Tensor], masks: Mapping[str, Tensor],
+                params: RelightParams = RelightParams()) -> PlateLight:
+    """The render-time light of a track from its model tensors (``TrackAppearance.tensors()``: mean, weight,
+    broad, lighting, edge_blur) and the region masks at the model's texture size."""
+    mean, weight = model["mean"], model["weight"]
+    support = feature_free_skin(masks, params.feature_margin).to(mean)
+    sigma = max(params.temporal * mean.shape[-1], 0.5)
+    mean_lowpass, _ = normalized_blur(mean, weight * support, sigma)
+    return PlateLight(lighting=model["lighting"], broad=model["broad"], mean_lowpass=mean_lowpass,
+                      support=support, sigma=sigma, edge_blur=model["edge_blur"].reshape(1))
+
+
+def temporal_ratio(light: PlateLight, frame: Tensor, frame_weight: Tensor,
+                   params: RelightParams = RelightParams()) -> Tensor:
+    """``lowpass(I_f) / lowpass(mean)`` over the light's support (normalised convolutions), clamped, less the
+    dead band (in log units), and blended toward 1 (in log units) where the frame saw little.
+
+    Args:
+        light: the track's :class:`PlateLight`.
+        frame: (B, 3, u, u) linear unwrapped frames (the model's texture size); frame_weight (B, 1, u, u) their
+            visibility (times any occlusion matte).
+
+    Returns:
+        (B, 3, u, u).
+    """
+    support = light.support.expand_as(frame_weight)
+    num, _ = normalized_blur(frame, frame_weight * support, light.sigma)
+    lo, hi = params.ratio_range
+    log_ratio = torch.log((num / light.mean_lowpass.clamp(min=_EPS)).clamp(lo, hi))
+    log_ratio = torch.sign(log_ratio) * (log_ratio.abs() - params.ratio_deadband).clamp(min=0.0)
+    seen, _ = normalized_blur(frame_weight, support, light.sigma)
+    trust = (seen / params.full_visibility).clamp(0.0, 1.0)
+    return torch.exp(log_ratio * trust)
+
+
+def resize_texture(texture: Tensor, size: int) -> Tensor:
+    """Resample a texture to another texture size (texel centres at integers: the layouts scale with
+    ``size - 1``, :func:`~vidswap.appearance.texture_space.build_texture_space`)."""
+    if texture.shape[-1] == size:
+        return texture
+    return F.interpolate(texture, size=(size, size), mode="bilinear", align_corners=True)
+
+
+def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor) -> Tensor:
+    """The texture-space part of the relit render (linear): ``detail · broad · ratio`` at the detail's size.
+
+    detail (1, C, U, U) with the albedo in its first 3 channels (further channels pass through, e.g. the
+    source's weight); broad (1, 3, u, u) and ratio (B, 3, u, u) at any size (resampled) -> (B, C, U, U). The SH
+    shading of the driven normals is applied per vertex at render time (:func:`vertex_shading`).
+    """
+    U = detail.shape[-1]
+    light = resize_texture(broad * ratio, U)
+    return torch.cat([detail[:, :3] * light, detail[:, 3:].expand(light.shape[0], -1, -1, -1)], 1)
+
+
+def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> Tensor:
+    """SH shading of posed meshes per vertex: (B, V, 3) plate-pixel vertices, (1 or B, C, 9) -> (B, V, 3),
+    floored at 1e-3 (achromatic light, C = 1, is the same on every channel). Interpolated over the render
+    (Gouraud), which is smooth enough for nine bands."""
+    n = vertex_normals(frame_verts, triangles).transpose(1, 2)  # (B, 3, V)
+    shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, C, V)
+    return shade.transpose(1, 2).clamp(min=1e-3).expand(-1, -1, 3)
+
+
+def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],
+                   lips_reach: float = 0.3, eyes_reach: float = 0.2) -> Tensor:
+    """Per-vertex weight of the source's shape in the relit render's driven mesh: (V, 3) canonical -> (V,).
+
+    0 on the plate's inner lip contour and eye contours (and the irises), rising smoothly (smoothstep of the
+    canonical distance) to 1 at ``lips_reach`` / ``eyes_reach`` canonical units from them.
+    """
+    c = canonical.float()
+
+    def ramp(names: Sequence[str], reach: float) -> Tensor:
+        idx = torch.cat([torch.as_tensor(np.asarray(regions[n]), dtype=torch.long) for n in names])
+        x = (torch.cdist(c, c[idx]).amin(1) / reach).clamp(0.0, 1.0)
+        x[idx] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
+        return x * x * (3.0 - 2.0 * x)
+
+    w = torch.minimum(ramp(["lips_inner"], lips_reach), ramp(["left_eye", "right_eye"], eyes_reach))
+    w[468:] = 0.0  # irises: the plate's gaze
+    return w

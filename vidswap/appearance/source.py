@@ -1,0 +1,283 @@
+"""The source identity's albedo in texture space, from one or several photos.
+
+Each photo is unwrapped into texture space in linear light with its visibility, hidden texels are filled from the
+mirrored side, and its own lighting is divided out: the SH shading of the photo's mesh normals
+(:func:`~vidswap.appearance.lighting.delight`), then everything broader than ``broad`` over the skin (a robust
+low-pass), so what is left is a *detail* layer: 1 on average over the skin at broad scales, carrying what makes the
+face this person's -- brows, lids, lips, pores, freckles, wrinkles -- relative to the surrounding skin. The plate
+supplies the broad colour and light (:mod:`vidswap.appearance.relight`), which is how the source photo's lighting,
+white balance and make-up-level colour casts stay out of the result.
+
+Clean-ups, each a documented band-limited edit:
+
+* **specular highlights** (a shiny forehead or nose tip in a flash photo) are bright mid-band blobs above the skin:
+  compressed;
+* **eye make-up**: mid-band darkening around the eyes (between the lash line and the brows) is attenuated, while
+  the lash line and the brows stay;
+* **the lip line**: the band of the lips next to the mouth opening (a dark crease on a closed mouth, the teeth or
+  the lip's shadow on an open one) is refilled from the body of the lips, so no dark smear runs along the plate's
+  lip line when the mouth moves;
+* **chroma** of the detail is smoothed a little (JPEG chroma blocks and noise), luminance detail is kept sharp.
+
+Several photos are fused per texel, each texel taken from the photos that see it best (visibility x frontality x
+resolution, sharpened by a power so the best view dominates where it is clearly better).
+
+Shapes: textures (K, 3, U, U) linear, weights (K, 1, U, U), landmarks (K, V, 3) in the photos' pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vidswap.appearance.encoding import luminance, srgb_to_linear
+from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
+from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
+from vidswap.composite.filters import dilate, erode, gaussian_blur
+
+__all__ = [
+    "AlbedoParams",
+    "SourceAlbedo",
+    "mirror_fill",
+    "texel_density",
+    "fuse_textures",
+    "detail_layer",
+    "source_masks",
+    "build_source_albedo",
+]
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class AlbedoParams:
+    """Settings of the source albedo; lengths are fractions of the texture side (scale-free).
+
+    Attributes:
+        broad: sigma of the broad band the plate supplies (light and skin colour), ~14 texels at 256.
+        chroma: sigma of the chroma smoothing of the detail.
+        specular_level: mid-band luminance detail above this (x skin) is a highlight ...
+        specular_keep: ... of which this fraction is kept.
+        bright_knee, bright_slope: luminance detail above the knee (x the skin) is compressed by the slope (what
+            the mid-band highlight edit leaves of flash-lit tips and wet lips).
+        makeup_keep: fraction of the mid-band luminance detail kept around the eyes (lids, under the eyes): eye
+            shadow and liner darken, but so do the eye sockets and lid creases that make the eyes this person's,
+            so most is kept ...
+        makeup_chroma_keep: ... while the colour of make-up (the detail's chroma relative to the skin around the
+            eyes) is mostly removed.
+        chroma_keep: fraction of the detail's chroma (relative to the skin) kept elsewhere outside the lips.
+        fold_keep: fraction of the mid-band luminance detail kept on the skin around the mouth (the folds a smile
+            or a pout deepens: the photo's expression, which the render's mouth -- the plate's -- does not have).
+        lip_line: width of the refilled band of the lips next to the mouth opening.
+        mid: sigma of the mid band the highlight and make-up edits look at.
+        fusion_power: exponent of the per-photo weights when fusing several photos.
+        full_weight: texel weight from which a texel is fully the source's (below: toward plain skin, and the
+            render's alpha falls with it).
+        validity_margin: the photos' validity (a fringe left out) is eroded by this and softened by as much.
+    """
+
+    broad: float = 0.055
+    chroma: float = 0.006
+    specular_level: float = 1.1
+    specular_keep: float = 0.4
+    bright_knee: float = 1.2
+    bright_slope: float = 0.3
+    makeup_keep: float = 0.8
+    makeup_chroma_keep: float = 0.2
+    fold_keep: float = 0.7
+    chroma_keep: float = 0.6
+    lip_line: float = 0.012
+    mid: float = 0.012
+    fusion_power: float = 4.0
+    full_weight: float = 0.6
+    validity_margin: float = 0.015
+
+
+@dataclass
+class SourceAlbedo:
+    """The prepared source albedo.
+
+    detail: (1, 3, U, U) linear albedo relative to the broad skin colour (mean ~1 over the skin).
+    weight: (1, 1, U, U) in [0, 1]: how much of each texel is the source's (1 = well seen; 0 = nothing known, or
+        faded out: the plate shows there). It becomes the render's alpha.
+    """
+
+    detail: Tensor
+    weight: Tensor
+
+
+def mirror_fill(texture: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Fill texels a photo did not see from the mirrored side of the face, weighted by what each side saw.
+
+    ``value = (w t + w_m (1 - w) t_m) / (w + w_m (1 - w))`` with ``t_m, w_m`` the mirrored texture and weight;
+    the new weight is ``w + w_m (1 - w)``. (K, C, U, U), (K, 1, U, U) -> the same.
+    """
+    tm, wm = mirror_texture(texture), mirror_texture(weight)
+    gain = wm * (1.0 - weight)
+    total = weight + gain
+    filled = (texture * weight + tm * gain) / total.clamp(min=_EPS)
+    return torch.where(total > 1e-4, filled, texture), total.clamp(max=1.0)
+
+
+def texel_density(space: TextureSpace, landmarks: Tensor) -> Tensor:
+    """Image pixels per texel (square root of the unwrap's Jacobian determinant): (K, V, 2+) -> (K, 1, U, U).
+
+    Above 1 the photo holds more detail than the texture can keep; below 1 the texels are upsampled.
+    """
+    pos = texel_values(space, landmarks[..., :2].float())  # (K, 2, U, U)
+    dx = torch.zeros_like(pos)
+    dy = torch.zeros_like(pos)
+    dx[..., :, 1:-1] = (pos[..., :, 2:] - pos[..., :, :-2]) * 0.5
+    dy[..., 1:-1, :] = (pos[..., 2:, :] - pos[..., :-2, :]) * 0.5
+    det = (dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]).abs()
+    return det.sqrt()[:, None] * space.covered.to(pos.device)
+
+
+def fuse_textures(textures: Tensor, weights: Tensor, power: float = 4.0) -> tuple[Tensor, Tensor]:
+    """Fuse K views per texel: ``sum w_k^p t_k / sum w_k^p`` (the best-seen view dominates where it is clearly
+    better; equal views average). (K, C, U, U), (K, 1, U, U) -> (1, C, U, U), (1, 1, U, U) (the best weight)."""
+    wp = weights.clamp(min=0.0) ** power
+    total = wp.sum(0, keepdim=True)
+    fused = (textures * wp).sum(0, keepdim=True) / total.clamp(min=_EPS ** 2)
+    return fused, weights.amax(0, keepdim=True)
+
+
+def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tensor, keep: Tensor | float,
+                   above: float | None = None) -> Tensor:
+    """Scale the mid-band deviation of (K, 1, U, U) luminance detail inside ``mask``: by ``keep`` everywhere in the
+    mask, or, with ``above``, only where the mid band exceeds that level (highlights)."""
+    mid = normalized_blur(detail_lum, weight, sigma)[0].clamp(min=_EPS)
+    if above is None:
+        target = 1.0 + (mid - 1.0) * keep
+    else:
+        target = torch.where(mid > above, above + (mid - above) * keep, mid)
+    factor = target / mid
+    return detail_lum * (1.0 + (factor - 1.0) * mask)
+
+
+def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: Tensor,
+                 masks: dict[str, Tensor], params: AlbedoParams = AlbedoParams()) -> Tensor:
+    """One photo's de-lit detail layer (see the module docstring): (K, 3, U, U) linear -> (K, 3, U, U).
+
+    Args:
+        texture, weight: the unwrapped (mirror-filled) photo and its weights.
+        normals: (K, 3, U, U) texel normals of the photo's mesh.
+        masks: :func:`~vidswap.appearance.texture_space.region_masks` plus ``lip_line`` and ``eye_surround``
+            (:func:`source_masks`).
+    """
+    U = space.size
+    skin = masks["skin"].to(texture.device)
+    inner_skin = masks["inner_skin"].to(texture.device)
+    lit = delight(texture, normals, weight, inner_skin)
+    albedo = texture / lit.shading
+    broad = robust_lowpass(albedo, weight * skin, params.broad * U)
+    detail = albedo / broad.clamp(min=_EPS)
+    lum = luminance(detail).clamp(min=_EPS)
+    chroma = normalized_blur(detail / lum, weight, max(params.chroma * U, 0.5))[0]
+    w_face = weight * masks["face"].to(texture.device)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
+    # a soft knee on what is left brighter than the skin: flash-lit tips and wet lips of an expressive photo
+    lum = torch.where(lum > params.bright_knee, params.bright_knee + (lum - params.bright_knee) * params.bright_slope,
+                      lum)
+    around_eyes = masks["eye_surround"].to(texture.device)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, masks["mouth_folds"].to(texture.device), params.fold_keep)
+    # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or
+    # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
+    keep = params.chroma_keep + (params.makeup_chroma_keep - params.chroma_keep) * around_eyes
+    keep = keep + (1.0 - keep) * masks["lips"].to(texture.device)
+    chroma = 1.0 + (chroma - 1.0) * keep
+    detail = lum * chroma
+    # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)
+    w_skin = weight * inner_skin
+    detail = detail / ((detail * w_skin).sum((2, 3), keepdim=True) /
+                       w_skin.sum((2, 3), keepdim=True).clamp(min=_EPS)).clamp(min=_EPS)
+    # the lip line: refill from the body of the lips
+    line = masks["lip_line"].to(texture.device)
+    body = masks["lips"].to(texture.device) * (1.0 - line)
+    fill, reach = normalized_blur(detail, weight * body, max(2.0 * params.lip_line * U, 1.0))
+    use = line * (reach > 1e-3).float()
+    return detail * (1.0 - use) + fill * use
+
+
+def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float = 0.012,
+                 inner_margin: float = 0.055, fade_start: float = 0.45, fade_end: float = 0.9,
+                 lid_reach: float = 0.08) -> dict[str, Tensor]:
+    """The region masks plus those the source clean-up needs (all (1, 1, U, U) float):
+
+    * ``inner_skin``: skin away from the face outline (``inner_margin`` x U): where the photo surely shows skin,
+      for the lighting fit;
+    * ``lip_line``: the band of the lips within ``lip_line`` x U of the mouth opening;
+    * ``eye_surround``: skin within reach of the eyes (lids, under the eyes), without the brows and the lash line;
+    * ``mouth_folds``: the skin within ``0.1 x U`` of the lips (soft): the nasolabial and chin folds;
+    * ``lid_left``, ``lid_right``: the skin around each eye up to ``lid_reach`` x U (the lids), without the brows:
+      where a closing plate eye shows its own lids (:mod:`vidswap.swap.geometric.relit`);
+    * ``forehead_fade``: 1 up to ``fade_start`` of the way from the brows to the top of the face, falling
+      (smoothstep) to 0 at ``fade_end``: the source's hairline and fringe never reach the plate, whose own
+      forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair).
+    """
+    U = space.size
+    out = dict(masks)
+    out["inner_skin"] = erode(masks["skin"], inner_margin * U) * masks["skin"]
+    opening = (masks["mouth"] - masks["lips"]).clamp(0, 1)  # inside the inner lip contour (thin when closed)
+    seam = dilate(opening, 1.0)  # the inner contour itself, even where the opening has no area
+    out["lip_line"] = dilate(seam, lip_line * U) * masks["lips"]
+    eyes = masks["eyes"]
+    lash = dilate(eyes, max(0.008 * U, 1.0))
+    reach = dilate(eyes, 0.06 * U)
+    out["eye_surround"] = (reach - lash - dilate(masks["brows"], 0.01 * U)).clamp(0, 1) * masks["skin"]
+    lips = masks["mouth"]
+    out["mouth_folds"] = gaussian_blur((dilate(lips, 0.1 * U) - lips).clamp(0, 1) * masks["skin"], 0.015 * U)
+    brows = dilate(masks["brows"], 0.01 * U)
+    for side in ("left", "right"):
+        eye = masks[f"{side}_eye"]
+        lid = (dilate(eye, lid_reach * U) - eye - brows).clamp(0, 1) * masks["face"]
+        out[f"lid_{side}"] = gaussian_blur(lid, 0.01 * U)  # soft: the fade shows no edge
+    rows = torch.arange(U, dtype=torch.float32).view(1, 1, U, 1)
+    top = _first_row(masks["face"])
+    brow = _first_row(masks["brows"])
+    x = ((brow - rows) / max(brow - top, 1.0) - fade_start) / (fade_end - fade_start)  # 0 at start, 1 at end
+    x = x.clamp(0.0, 1.0)
+    out["forehead_fade"] = (1.0 - x * x * (3.0 - 2.0 * x)).expand(1, 1, U, U).contiguous()
+    return out
+
+
+def _first_row(mask: Tensor) -> float:
+    """The first (top) row of a (1, 1, U, U) mask that has any texel set."""
+    rows = torch.nonzero(mask[0, 0].amax(1) > 0.5)
+    return float(rows[0, 0]) if len(rows) else 0.0
+
+
+def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, masks: dict[str, Tensor], *,
+                        visibility: Tensor | None = None, validity: Tensor | None = None,
+                        params: AlbedoParams = AlbedoParams()) -> SourceAlbedo:
+    """The fused source albedo of K photos.
+
+    Args:
+        space: texture space (its size sets the detail's resolution).
+        crops: (K, 3, H, W) sRGB-encoded photos (or aligned crops of them), [0, 1].
+        landmarks: (K, V, 3) in those crops' pixels.
+        masks: :func:`source_masks`.
+        visibility: (K, V) per-vertex visibility in each photo (None: all visible).
+        validity: (K, 1, H, W) per-pixel usability (0 where hair covers the forehead, ...), or None.
+        params: :class:`AlbedoParams`.
+    """
+    lin = srgb_to_linear(crops.float())
+    if validity is not None:
+        lin = torch.cat([lin, validity.to(lin)], 1)
+    tex, w = unwrap(space, lin, landmarks, visibility)
+    if validity is not None:  # eroded and softened: the edge of a fringe never shows as a line
+        valid = erode(tex[:, 3:4].clamp(0, 1), params.validity_margin * space.size)
+        tex, w = tex[:, :3], w * gaussian_blur(valid, params.validity_margin * space.size)
+    w = w * texel_density(space, landmarks).clamp(max=1.0)
+    tex, w = mirror_fill(tex, w)
+    w = w * masks["forehead_fade"].to(w)
+    normals = texel_normals(space, landmarks)
+    detail = detail_layer(space, tex, w, normals, masks, params)
+    fused, weight = fuse_textures(detail, w, params.fusion_power)
+    # where the photos saw little, the detail fades to plain skin (1): a partly transparent edge of the render
+    # (the forehead fade, a fringe left out) shows the plate's light on skin, never the photo's hair or background
+    trust = (weight / params.full_weight).clamp(0.0, 1.0)
+    return SourceAlbedo(detail=1.0 + (fused - 1.0) * trust, weight=trust)

@@ -1,0 +1,177 @@
+"""The geometric core's relit appearance (``swap.geometric.appearance: relit``, the default): the source's de-lit
+albedo under the plate's own light, per frame, in linear light (:mod:`vidswap.appearance.relight`).
+
+* ``prepare``: the source photos' albedo detail in texture space (:func:`~vidswap.appearance.source.
+  build_source_albedo`), its size following the photos' resolution;
+* ``for_target``: the target track's light from its appearance model in the analysis (:class:`PlateLight`);
+* ``swap``: the driven mesh follows the plate's lip and eye contours (:func:`~vidswap.appearance.relight.
+  follow_weights`); the frame is unwrapped for its temporal ratio; the relit texture is rendered with the SH shading
+  of the driven mesh per vertex; the alpha is the coverage, minus the plate's eye and mouth openings, times how
+  much of each texel the source photos saw.
+
+Every frame's render depends only on the analysis and that frame (farm chunks stay bit-identical).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidswap.appearance.encoding import linear_to_srgb
+from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
+from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, plate_light, relit_texture,
+                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
+from vidswap.appearance.texture import texture_confidence
+from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, render_from_texture
+from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
+from vidswap.faces.align import face_height, invert_affine, transform_landmarks
+from vidswap.faces.pose import canonical_face
+from vidswap.faces.topology import MeshTopology
+
+__all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "eye_openness", "lid_closing"]
+
+#: the unwrap of a frame for its temporal ratio reads a crop at most this many times the track texture's side
+#: (larger crops are box-filtered down first, so the ratio does not alias)
+_UNWRAP_CROP_FACTOR = 2
+
+
+def source_texture_size(height: float, lo: int = 256, hi: int = 1024) -> int:
+    """Side of the source albedo texture for a photo whose face is ``height`` pixels tall: the next power of two
+    (the detail the photo holds), within [lo, hi]."""
+    return int(min(hi, max(lo, 2 ** math.ceil(math.log2(max(height, 1.0))))))
+
+
+def auto_crop_size(height: float, margin: float, lo: int = 256, hi: int = 1024) -> int:
+    """Crop side that renders a face at the plate's resolution: the face height (pixels) with its margins, rounded
+    up to a multiple of 32, within [lo, hi]."""
+    side = height * (1.0 + 2.0 * margin)
+    return int(min(hi, max(lo, 32 * math.ceil(side / 32.0))))
+
+
+#: per eye (the subject's left, then right): outer and inner corner, upper-lid and lower-lid points (MediaPipe)
+_EYES = (((263, 362), (386, 385, 387), (374, 380, 373)), ((33, 133), (159, 158, 160), (145, 153, 144)))
+
+
+def eye_openness(landmarks: Tensor) -> Tensor:
+    """Lid gap over eye width per eye (the subject's left, right): (B, 478, 2+) -> (B, 2). ~0.3 open, < 0.1 closed."""
+    out = []
+    for (outer, inner), upper, lower in _EYES:
+        width = (landmarks[:, outer, :2] - landmarks[:, inner, :2]).norm(dim=-1).clamp(min=1e-6)
+        gap = (landmarks[:, list(upper), :2] - landmarks[:, list(lower), :2]).norm(dim=-1).mean(-1)
+        out.append(gap / width)
+    return torch.stack(out, -1)
+
+
+def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float = 0.65, full: float = 0.35) -> Tensor:
+    """How far each plate eye has closed relative to the source's open eye, in [0, 1]: 0 while the plate's
+    openness is above ``start`` x the source's, 1 below ``full`` x (smoothstep). (B, 2), (2,) -> (B, 2)."""
+    x = ((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full)).clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+@dataclass
+class RelitRenderer:
+    """Per-core state of the relit appearance: texture spaces, masks and the driven mesh's follow weights."""
+
+    topology: MeshTopology
+    relight: RelightParams = RelightParams()
+    albedo: AlbedoParams = AlbedoParams()
+
+    def __post_init__(self) -> None:
+        self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
+        self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
+        self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
+        self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
+                                     self.relight.eyes_reach)
+
+    def space(self, size: int, device: torch.device | str = "cpu") -> tuple[TextureSpace, dict[str, Tensor]]:
+        """The texture space of side ``size`` and its masks (built once per size)."""
+        if size not in self._spaces:
+            space = build_texture_space(canonical_face(), self.triangles, size)
+            self._spaces[size] = (space, source_masks(space, region_masks(space, self.topology.regions)))
+        space, masks = self._spaces[size]
+        return space.to(device), {k: v.to(device) for k, v in masks.items()}
+
+    # -- prepare ------------------------------------------------------------------------------------------------
+    def source_albedo(self, crops: Tensor, landmarks: Tensor, validity: Tensor | None,
+                      face_heights: Tensor) -> tuple[Tensor, Tensor]:
+        """(1, 4, U, U) the fused source albedo detail and its weight (the render's alpha) from the aligned texture
+        crops of the photos, (K, 3, T, T) + (K, 478, 3) crop pixels; ``face_heights`` (K,) in the photos' own
+        pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median)."""
+        U = source_texture_size(float(face_heights.max()))
+        space, masks = self.space(U, crops.device)
+        vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
+        albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
+                                     params=self.albedo)
+        blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
+        return torch.cat([albedo.detail, albedo.weight], 1), blur.nanmedian()[None]
+
+    def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
+        """The render-time light of a track from its appearance model."""
+        _, masks = self.space(model.mean.shape[-1], device)
+        return plate_light(model.tensors(device), masks, self.relight)
+
+    # -- swap ---------------------------------------------------------------------------------------------------
+    def _shading_mesh(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
+        """The mesh whose normals take the plate's SH light: the plate's own surface (its shading carried over
+        point by point, like a ratio image) blended with the driven mesh by ``shading_from_plate``."""
+        w = self.relight.shading_from_plate
+        return target_landmarks * w + driven * (1.0 - w) if w > 0 else driven
+
+    def driven(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
+        """The driven mesh following the plate's lip and eye contours: (B, 478, 3) crop pixels."""
+        w = self.follow.to(driven)[None, :, None]
+        return w * driven + (1.0 - w) * target_landmarks
+
+    def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor) -> Tensor:
+        """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks."""
+        u = light.broad.shape[-1]
+        factor = max(1, crops.shape[-1] // (_UNWRAP_CROP_FACTOR * u))
+        if factor > 1:  # box-filter down; pixel centres move from x to (x + 0.5) / f - 0.5
+            crops = F.avg_pool2d(crops, factor)
+            landmarks = torch.cat([(landmarks[..., :2] + 0.5) / factor - 0.5, landmarks[..., 2:] / factor], -1)
+        space, _ = self.space(u, crops.device)
+        frame, weight = unwrap_frames(space, crops, landmarks)
+        return temporal_ratio(light, frame, weight, self.relight)
+
+    def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
+               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
+        texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
+        cuts the eye and mouth openings).
+
+        Args:
+            albedo: (1, 4, U, U) from :meth:`source_albedo`.
+            light: the target track's :class:`PlateLight`.
+            crops: (B, 3, S, S) the plate's aligned crops; target_landmarks (B, 478, 3) in crop pixels.
+            driven: (B, 478, 3) the driven mesh in crop pixels (already following the plate's contours).
+            frame_to_crop: (B, 2, 3) the crops' alignment (normals are taken in plate coordinates).
+            source_eyes: (2,) the source photos' eye openness (:func:`eye_openness`).
+            source_blur: (1,) the photos' edge blur relative to the face height; with the plate's (the light's
+                ``edge_blur``) the render is blurred to the plate's sharpness (None or NaN: left as rendered).
+        """
+        ratio = self.frame_ratio(light, crops, target_landmarks)
+        space, masks = self.space(albedo.shape[-1], driven.device)
+        lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
+        texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
+        crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
+        shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
+                               self.triangles, light.lighting)
+        S = crops.shape[-1]
+        rendered, cover = render_from_texture(space, texture, driven, (crops.shape[-2], S), vertex_gain=shade)
+        closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
+                              self.relight.lid_close_full)  # (B, 2)
+        lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
+        alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
+        face = linear_to_srgb(rendered[:, :3])
+        if source_blur is not None:
+            height = face_height(target_landmarks)  # the render's face size in crop pixels
+            own = torch.sqrt((source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2)
+            face = match_blur(face, own, light.edge_blur.to(face) * height)
+        return face, alpha
