@@ -72,6 +72,16 @@ def test_default_exr_space_is_scene_linear_acescg_with_ap1(tmp_path):
     assert pixel[0] < 0.7 and pixel[1] > 0.02 and pixel[2] > 0.01  # Rec.709 red inside AP1: not (1, 0, 0)
 
 
+def test_transposed_frames_are_written(tmp_path):
+    """Frames that come from torch as permuted views (not C-contiguous) go through OCIO all the same."""
+    chw = np.random.default_rng(0).integers(0, 256, (3, 4, 6), dtype=np.uint8)
+    view = chw.transpose(1, 2, 0)  # HxWx3 with channel-first memory
+    assert not view.flags.c_contiguous
+    write_image_file(tmp_path / "t.exr", view, "exr")
+    write_image_file(tmp_path / "c.exr", np.ascontiguousarray(view), "exr")
+    assert np.array_equal(read_image_file(tmp_path / "t.exr"), read_image_file(tmp_path / "c.exr"))
+
+
 def test_float_frames_pass_unchanged(tmp_path):
     linear = np.array([[[0.18, 2.5, -0.01]]], np.float32)  # scene-linear values outside [0, 1] survive
     write_image_file(tmp_path / "f.exr", linear, "exr")

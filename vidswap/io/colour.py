@@ -82,10 +82,10 @@ def _display_view(cfg: Any, text: str) -> tuple[str, str] | None:
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
     """uint8/uint16 -> [0, 1] float32; float -> float32.  Always a new contiguous array (OCIO works in place)."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / np.float32(255.0)
+    if image.dtype == np.uint8:  # order="C": astype keeps a transposed (e.g. torch-permuted) view's layout
+        return image.astype(np.float32, order="C") / np.float32(255.0)
     if image.dtype == np.uint16:
-        return image.astype(np.float32) / np.float32(65535.0)
+        return image.astype(np.float32, order="C") / np.float32(65535.0)
     if not np.issubdtype(image.dtype, np.floating):
         raise TypeError(f"expected a uint8, uint16 or float image, got {image.dtype}")
     return np.array(image, dtype=np.float32, order="C", copy=True)
