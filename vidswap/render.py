@@ -21,7 +21,8 @@ import torch
 
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
-from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
+from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
+from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 from vidswap.io.frames import Frame
@@ -58,6 +59,21 @@ def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, pla
 
 
 FaceSink = Callable[[FaceLayer], None]
+
+
+def hand_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequence[np.ndarray],
+                   frame_to_crop: torch.Tensor, size: int | tuple[int, int], params: HandMaskParams
+                   ) -> torch.Tensor | None:
+    """(B, 1, h, w) the hands of frames ``numbers`` (stored in the analysis) as crop-space occlusion mattes, each
+    rasterised in the plate and refined against ``images`` (HxWx3 plates); None when no frame has a hand."""
+    hands = [analysis.hands.at(n) for n in numbers]
+    if not any(len(h) for h in hands):
+        return None
+    h, w = images[0].shape[:2]
+    mattes = np.stack([hand_matte(pts, as_rgb8(im), params) if len(pts) else np.zeros((h, w), np.float32)
+                       for pts, im in zip(hands, images)])
+    plate = torch.from_numpy(mattes)[:, None].to(frame_to_crop.device)
+    return warp_to_crop(plate, frame_to_crop, size, padding_mode="zeros").clamp(0.0, 1.0)
 
 
 @dataclass
@@ -107,11 +123,15 @@ class RenderStage:
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
         numbers = [out[k].number for k in ks]
+        occluder = None
+        if self.params.hands is not None:
+            occluder = hand_occluders(self.analysis, numbers, [out[k].image for k in ks], batch.frame_to_crop,
+                                      tuple(batch.target_crops.shape[-2:]), self.params.hands)
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                crop_to_plate, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
-                               layers=self.plate_layers)
+                               layers=self.plate_layers, occluder=occluder)
         for b, k in enumerate(ks):
             f = out[k]
             out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
