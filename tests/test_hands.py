@@ -122,14 +122,22 @@ def test_segment_and_polygon_distance_exact():
 
 def test_hand_distance_is_union_of_hull_and_capsules():
     pts = synthetic_hand()
-    p = HandMaskParams(grow=0.0)
+    p = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.16, 0.13, 0.13, 0.12, 0.11))
     s = hand_size(pts)
     assert s == pytest.approx(20.0)
     tip = pts[8, :2]  # index tip: a capsule end, radius 0.13 * s
     np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, p), [5.0 - 0.13 * s])
     np.testing.assert_allclose(hand_distance(np.array([[50.0, 70.0]]), pts, p), [0.0])  # inside the palm
-    grown = HandMaskParams(grow=0.1)
+    grown = HandMaskParams(grow=0.1, tip_pull=0.0, finger_radius=p.finger_radius)
     np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, grown), [5.0 - 0.23 * s])
+    # the tip capsule pulled back by one radius: the distance beyond the tip grows by that radius
+    pulled = HandMaskParams(grow=0.0, tip_pull=1.0, finger_radius=p.finger_radius)
+    np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, pulled), [5.0])
+    # webs fill between neighbouring fingers up to the PIP joints
+    mid = (pts[6, :2] + pts[10, :2]) / 2 + [0.0, 0.0]
+    webbed = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.01,) * 5, webs=True)
+    bare = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.01,) * 5, webs=False)
+    assert hand_distance(mid[None], pts, webbed)[0] == 0.0 and hand_distance(mid[None], pts, bare)[0] > 2.0
 
 
 def test_rasterized_hand_matches_distance_field():

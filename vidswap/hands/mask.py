@@ -19,6 +19,11 @@ FINGER_BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (5, 6), (6, 7), (7, 8), (9, 10),
 PALM_POINTS = (0, 1, 2, 5, 9, 13, 17)
 #: Finger index of each bone (0 thumb .. 4 pinky), for per-finger widths.
 BONE_FINGER = (0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4)
+#: Bones that end at a fingertip (their far end is pulled back by ``tip_pull`` x the radius: a round cap on the tip
+#: landmark would reach past the finger).
+TIP_BONES = frozenset({3, 6, 9, 12, 15})
+#: The webs between neighbouring fingers up to their middle (PIP) joints: fingers held together cover them.
+WEBS = ((5, 6, 10, 9), (9, 10, 14, 13), (13, 14, 18, 17))
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,26 @@ class HandMaskParams:
     Attributes:
         finger_radius: capsule radius per finger (thumb, index, middle, ring, pinky).
         grow: every shape grown by this much (covers the soft edge and the model's error).
+        tip_pull: fingertip capsules end this many radii short of the tip landmark.
+        webs: fill the webs between neighbouring fingers up to their PIP joints (:data:`WEBS`).
         refine_radius: guided-filter window radius (fraction of the hand size; at least 1 px).
         refine_eps: guided-filter regularisation (intensity variance units, [0, 1] images).
-        refine: refine the edge against the plate (off: the geometric mask only).
+        refine: refine the edge against the plate. Off by default: on the sample clip's hand over the face
+            (skin on skin, little contrast) it widened the soft edge both ways (hand pixels covered 95.2% -> 91.2%,
+            face pixels touched 10.7% -> 17.4% at grow 0.08).
+
+    Defaults fitted on the 16 hand-annotated frames of tests/data/hand_occluders.json (grid over radius scale,
+    growth, tip pull-back, webs): 96.1% of the hand's pixels over the face covered, 5.3% of the visible face
+    touched (outside a 3-px band around the drawn outline).
     """
 
-    finger_radius: tuple[float, float, float, float, float] = (0.16, 0.13, 0.13, 0.12, 0.11)
-    grow: float = 0.08
+    finger_radius: tuple[float, float, float, float, float] = (0.26, 0.21, 0.21, 0.19, 0.18)
+    grow: float = 0.02
+    tip_pull: float = 1.5
+    webs: bool = True
     refine_radius: float = 0.05
     refine_eps: float = 1e-3
-    refine: bool = True
+    refine: bool = False
 
 
 def hand_size(points: np.ndarray) -> float:
@@ -89,13 +104,25 @@ def polygon_distance(px: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return np.where(inside if k >= 3 else False, 0.0, d)
 
 
-def _shapes(points: np.ndarray, params: HandMaskParams) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, float]]]:
-    """The grown hand's parts: the palm hull (K, 2) and its growth radius, and per bone (a, b, radius) in px."""
+def _shapes(points: np.ndarray, params: HandMaskParams
+            ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, float]]]:
+    """The hand's parts: convex polygons (the palm hull, the webs) each to be grown by ``grow * size``, and per bone
+    (a, b, radius) in px (radius includes the growth)."""
     size = hand_size(points)
     xy = points[:, :2].astype(np.float64)
-    bones = [(xy[i], xy[j], (params.finger_radius[f] + params.grow) * size)
-             for (i, j), f in zip(FINGER_BONES, BONE_FINGER)]
-    return convex_hull(xy[list(PALM_POINTS)]), bones
+    bones = []
+    for k, ((i, j), f) in enumerate(zip(FINGER_BONES, BONE_FINGER)):
+        a, b, r = xy[i], xy[j], (params.finger_radius[f] + params.grow) * size
+        if k in TIP_BONES and params.tip_pull > 0:
+            d = b - a
+            n = float(np.linalg.norm(d))
+            if n > 0:
+                b = b - d / n * min(params.tip_pull * params.finger_radius[f] * size, 0.5 * n)
+        bones.append((a, b, r))
+    polys = [convex_hull(xy[list(PALM_POINTS)])]
+    if params.webs:
+        polys += [convex_hull(xy[list(w)]) for w in WEBS]
+    return polys, bones
 
 
 def hand_distance(px: np.ndarray, points: np.ndarray, params: HandMaskParams = HandMaskParams()) -> np.ndarray:
@@ -104,8 +131,9 @@ def hand_distance(px: np.ndarray, points: np.ndarray, params: HandMaskParams = H
     The shape is the union of the palm hull grown by ``grow * size`` and one capsule per finger bone with radius
     ``(finger_radius[finger] + grow) * size``.
     """
-    hull, bones = _shapes(points, params)
-    d = polygon_distance(px, hull) - params.grow * hand_size(points)
+    polys, bones = _shapes(points, params)
+    g = params.grow * hand_size(points)
+    d = np.min([polygon_distance(px, poly) - g for poly in polys], axis=0)
     for a, b, r in bones:
         d = np.minimum(d, segment_distance(px, a, b) - r)
     return d
@@ -128,12 +156,13 @@ def rasterize_hands(hands: np.ndarray, height: int, width: int,
         size = hand_size(pts)
         if size <= 0:
             continue
-        hull, bones = _shapes(pts, params)
+        polys, bones = _shapes(pts, params)
         g = params.grow * size
-        poly = fix(hull)
-        cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_AA, shift)
-        if g > 0:
-            cv2.polylines(canvas, [poly], True, 255, max(1, int(round(2 * g))), cv2.LINE_AA, shift)
+        for hull in polys:
+            poly = fix(hull)
+            cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_AA, shift)
+            if g > 0:
+                cv2.polylines(canvas, [poly], True, 255, max(1, int(round(2 * g))), cv2.LINE_AA, shift)
         for a, b, r in bones:
             cv2.line(canvas, tuple(fix(a)), tuple(fix(b)), 255, max(1, int(round(2 * r))), cv2.LINE_AA, shift)
     return canvas.astype(np.float32) / 255.0
