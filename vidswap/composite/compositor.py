@@ -81,6 +81,8 @@ class CompositeConfig:
     occlusion: bool = True
     grain: bool = False
     hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
+    matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
+    matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -166,6 +168,7 @@ class FaceLayer:
     crop_to_plate: torch.Tensor
     foreground: torch.Tensor | None = None
     plate_alpha: torch.Tensor | None = None
+    occlusion: torch.Tensor | None = None
 
 
 def build_masks(
