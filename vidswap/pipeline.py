@@ -39,6 +39,7 @@ from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
+from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
@@ -211,6 +212,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     context = CoreContext(device=device)
     with timer.stage("load"):
         source_images = check_sources(cfg.sources)  # cheap checks first: a bad path fails before model loading
+        matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
+            if cfg.composite.matte else None
         core = job_core(cfg, context)
     params = composite_params(cfg.composite, cfg.seed)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
@@ -233,7 +236,9 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         identities = {tid: core.for_target(combined if src is None else core.prepare([sources[src]]),
                                            analysis.track(tid)) for tid, src in targets.items()}
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
-                        plate_layers=plan.colour is not None and cfg.output.kind != "patch")
+                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte)
+    if cfg.composite.matte_output:
+        stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
         with timer.stage("tune"):
             stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,

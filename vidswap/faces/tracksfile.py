@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vidswap.errors import InputError
+from vidswap.hands.types import HandTracks
 
 TRACKS_VERSION = 4
 #: Confidence given to a track's interpolated frames (bridged detection gaps) when rendering: the compositor keeps
@@ -77,10 +78,12 @@ class TrackAnalysis:
 
 @dataclass
 class ShotAnalysis:
-    """The analysis of one shot: header (inputs, parameters, cuts, frames) and its tracks."""
+    """The analysis of one shot: header (inputs, parameters, cuts, frames), its face tracks and the hands found in
+    it (per frame, smoothed per hand; empty when hands were not analysed)."""
 
     header: dict
     tracks: list[TrackAnalysis]
+    hands: HandTracks = field(default_factory=HandTracks.empty)
 
     def track(self, track_id: int) -> TrackAnalysis:
         for t in self.tracks:
@@ -94,6 +97,7 @@ class ShotAnalysis:
         arrays.update({f"t{t.id}_appearance_{name}": a for t in self.tracks for name, a in t.appearance.items()})
         meta = dict(self.header, version=TRACKS_VERSION,
                     tracks=[{"id": t.id, "shot": t.shot, "appearance": sorted(t.appearance)} for t in self.tracks])
+        arrays.update(self.hands.to_arrays())
         arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -115,7 +119,8 @@ class ShotAnalysis:
                                     **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS},
                                     appearance={n: z[f"t{m['id']}_appearance_{n}"] for n in m.get("appearance", [])})
                       for m in header.pop("tracks")]
-        return cls(header=header, tracks=tracks)
+            hands = HandTracks.from_arrays(z)
+        return cls(header=header, tracks=tracks, hands=hands)
 
 
 def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
