@@ -199,7 +199,9 @@ class RenderSetup:
 
 
 def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
-    """The job's swap core (``swap.core`` and its ``swap.<core>`` section)."""
+    """The job's swap core (``swap.core`` and its ``swap.<core>`` section); the context gets the job's
+    ``models.accept_noncommercial``."""
+    context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial))
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 
