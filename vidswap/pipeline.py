@@ -83,6 +83,7 @@ class RunSummary:
     height: int
     warnings: list[str] = field(default_factory=list)
     swapping: bool = True
+    runtime: str = ""  # what ran the swap core (SwapCore.runtime), when it says
 
     @property
     def fps(self) -> float:
@@ -200,7 +201,9 @@ class RenderSetup:
 
 
 def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
-    """The job's swap core (``swap.core`` and its ``swap.<core>`` section)."""
+    """The job's swap core (``swap.core`` and its ``swap.<core>`` section); the context gets the job's
+    ``models.accept_noncommercial``."""
+    context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial))
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 
@@ -401,7 +404,8 @@ def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: fl
     return RunSummary(input=str(plan.info.path), output=str(output), frames_written=written, frames_swapped=swapped,
                       passed_through=passed, seconds=time.perf_counter() - start,
                       stage_seconds=dict(timer.seconds), width=plan.size[0], height=plan.size[1], warnings=warnings,
-                      swapping=stage is not None and not stage.core.passes_through)
+                      swapping=stage is not None and not stage.core.passes_through,
+                      runtime=stage.core.runtime() if stage is not None else "")
 
 
 def batches(frames: Iterator[Frame], size: int, timer: StageTimer) -> Iterator[list[Frame]]:
