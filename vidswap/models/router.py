@@ -229,8 +229,8 @@ def route(path: Path, expect: str | None = None) -> Family:
         raise ModelError(f"{Path(path).name} has a signature vidswap does not know ({sig.describe()}); known: "
                          f"{known_signatures()}")
     if expect is not None and expect not in (family.name, family.role):
-        raise ModelError(f"{Path(path).name} is a {family.name} model ({family.role}), not the {expect} expected "
-                         f"here; its signature: {sig.describe()}")
+        raise ModelError(f"{Path(path).name} has the {family.name} signature ({family.role}), not the {expect} one "
+                         f"expected here: {sig.describe()}")
     return family
 
 
