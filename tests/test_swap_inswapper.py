@@ -266,3 +266,16 @@ def test_inswapper_runs_a_real_clip_end_to_end(cache, media, tmp_path):
     shift = np.mean(shifts, 0)
     assert np.abs(expected).max() > 10.0, expected  # a visible move
     np.testing.assert_allclose(shift, expected, rtol=0.1, atol=1.5)
+
+
+@pytest.mark.parametrize("graph_batch", [1, "N"])
+def test_torch_engine_equals_onnxruntime(cache, graph_batch):
+    manifest = cache(graph_batch)
+    ort_core, torch_core = make_core(manifest, batch_size=2), make_core(manifest, engine="torch", batch_size=2)
+    assert torch_core.runtime() == "torch cpu (inswapper_128, converted from ONNX)"
+    rng = np.random.default_rng(9)
+    crops = torch.from_numpy(rng.random((3, 3, 128, 128), np.float32))
+    vector = torch.from_numpy((rng.standard_normal(512) / 10).astype(np.float32))
+    identity = LearnedIdentity(vector=vector, arcface=vector)
+    a, b = ort_core.swap(batch_of(crops), identity), torch_core.swap(batch_of(crops), identity)
+    assert float((a.crops - b.crops).abs().max()) < 1e-5 and torch.equal(a.alpha, b.alpha)

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from vidswap.errors import ConfigError
 from vidswap.faces.align import TemplateCrop
+from vidswap.models.onnx_torch import OnnxModule, load_onnx_module
 from vidswap.models.router import Family, last_initializer
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.learned.identity import (
@@ -73,6 +74,8 @@ class LearnedOptions:
 
     provider: onnxruntime execution provider (:mod:`vidswap.swap.learned.runtime`).
     batch_size: crops per session run (graphs with a fixed batch of 1 run crop by crop).
+    engine: what runs the swapper: ``onnxruntime``, or ``torch`` -- the graph converted to a torch module
+        (:mod:`vidswap.models.onnx_torch`), on the job's torch device; per-clip tuning always runs it in torch.
     pixel_boost: the crop side to render at, a multiple of the model's (0: the model's own): the crop is cut at
         this size and split into ``k x k`` sub-pixel-shifted model-size tiles (tile ``(a, b)`` takes pixels
         ``(a + k i, b + k j)``, FaceFusion ``processors/pixel_boost.py``), each swapped, then interleaved back.
@@ -84,6 +87,7 @@ class LearnedOptions:
 
     provider: ProviderName = "auto"
     batch_size: int = 8
+    engine: Literal["onnxruntime", "torch"] = "onnxruntime"
     pixel_boost: int = 0
     restorer: str = ""
     restorer_strength: float = 0.8
@@ -93,6 +97,8 @@ class LearnedOptions:
 
     def __post_init__(self) -> None:
         check_runtime_settings(self.provider, self.batch_size)
+        if self.engine not in ("onnxruntime", "torch"):
+            raise ValueError(f"engine must be onnxruntime or torch, got {self.engine!r}")
         if self.pixel_boost < 0:
             raise ValueError(f"pixel_boost must be 0 or a multiple of the model size, got {self.pixel_boost}")
 
@@ -173,8 +179,10 @@ class LearnedSwapCore(SwapCore):
 
     def __init__(self, config: InswapperConfig | SimswapConfig, swapper: tuple[Path, Family],
                  identity: tuple[Path, Family], converter: tuple[Path, Family] | None = None,
-                 restorer: tuple[Path, Family] | None = None, parser: tuple[Path, Family] | None = None):
+                 restorer: tuple[Path, Family] | None = None, parser: tuple[Path, Family] | None = None,
+                 device: torch.device | str = "cpu"):
         self.config = config
+        self.device = torch.device(device)
         path, self.family = swapper
         if self.family.name not in self.expect_family:
             raise ConfigError(f"swap.{self.name}.model {config.model} is a {self.family.name} file; the {self.name} "
@@ -194,6 +202,10 @@ class LearnedSwapCore(SwapCore):
         self.identity_session = LearnedSession(identity[0], config.provider, config.batch_size)
         self.converter = LearnedSession(converter[0], config.provider) if converter is not None else None
         self.emap = last_initializer(path).astype(np.float32) if self.family.name == "inswapper_128" else None
+        self.path = path
+        self.module: OnnxModule | None = None  # the torch engine (converted graph, possibly tuned per clip)
+        if config.engine == "torch":
+            self.use_module(load_onnx_module(path))
         self._mean = torch.tensor(self.family.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(self.family.std, dtype=torch.float32).view(1, 3, 1, 1)
 
@@ -203,7 +215,22 @@ class LearnedSwapCore(SwapCore):
         return self.session.provider
 
     def runtime(self) -> str:
+        if self.module is not None:
+            return f"torch {self.device} ({self.family.name}, converted from ONNX)"
         return f"onnxruntime {self.provider} ({self.family.name})"
+
+    def use_module(self, module: OnnxModule) -> None:
+        """Run the swapper with a torch module (the converted graph, or one tuned on the clip) from now on."""
+        self.module = module.eval().to(self.device)
+
+    def normalise(self, crops: Tensor) -> Tensor:
+        """(B, 3, S, S) crops in [0, 1] -> ``(crop - mean) / std`` (differentiable; the model's ``target`` input)."""
+        return (crops - self._mean.to(crops)) / self._std.to(crops)
+
+    def forward_torch(self, module: OnnxModule, tiles: Tensor, vector: Tensor) -> Tensor:
+        """The swapper in torch: (B, 3, s, s) model-size crops and a (D,) source vector -> (B, 3, s, s) in [0, 1]
+        (differentiable; what per-clip tuning trains)."""
+        return module(self.normalise(tiles), vector.to(tiles).expand(tiles.shape[0], -1)).clamp(0.0, 1.0)
 
     def source_vector(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, 512) raw ArcFace embeddings of the photos -> the swapper's (D,) source input."""
@@ -235,10 +262,18 @@ class LearnedSwapCore(SwapCore):
         crops = batch.target_crops
         n = crops.shape[0]
         tiles = implode(crops, self.boost) if self.boost > 1 else crops
-        source = np.broadcast_to(identity.vector.numpy().astype(np.float32), (tiles.shape[0], identity.vector.numel()))
-        out = self.session.run({"target": self.model_input(tiles), "source": source},
-                               per_item=frozenset({"target", "source"}))
-        swapped = torch.from_numpy(np.clip(out, 0.0, 1.0)).to(device=crops.device, dtype=crops.dtype)
+        if self.module is not None:  # graphs with a fixed batch of 1 may reshape with it: crop by crop there too
+            step = 1 if self.session.fixed_batch else self.config.batch_size
+            with torch.no_grad():
+                swapped = torch.cat([self.forward_torch(self.module, tiles[i:i + step].to(self.device), identity.vector)
+                                     for i in range(0, tiles.shape[0], step)])
+            swapped = swapped.to(device=crops.device, dtype=crops.dtype)
+        else:
+            source = np.broadcast_to(identity.vector.numpy().astype(np.float32),
+                                     (tiles.shape[0], identity.vector.numel()))
+            out = self.session.run({"target": self.model_input(tiles), "source": source},
+                                   per_item=frozenset({"target", "source"}))
+            swapped = torch.from_numpy(np.clip(out, 0.0, 1.0)).to(device=crops.device, dtype=crops.dtype)
         if self.boost > 1:
             swapped = explode(swapped, self.boost)
         if self.restorer is not None:
@@ -271,10 +306,12 @@ def _extras(config: LearnedOptions, context: CoreContext) -> dict:
 
 def build_inswapper(config: InswapperConfig, context: CoreContext) -> InswapperCore:
     return InswapperCore(config, context.user_model(config.model, "swapper"),
-                         context.user_model(config.identity_model, "arcface_112"), **_extras(config, context))
+                         context.user_model(config.identity_model, "arcface_112"), **_extras(config, context),
+                         device=context.device)
 
 
 def build_simswap(config: SimswapConfig, context: CoreContext) -> SimswapCore:
     converter = context.user_model(config.converter, "embedding_converter") if config.converter else None
     return SimswapCore(config, context.user_model(config.model, "swapper"),
-                       context.user_model(config.identity_model, "arcface_112"), converter, **_extras(config, context))
+                       context.user_model(config.identity_model, "arcface_112"), converter, **_extras(config, context),
+                       device=context.device)
