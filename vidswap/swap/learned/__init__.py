@@ -11,11 +11,12 @@ from vidswap.swap.learned.swapper import (
     InswapperConfig,
     InswapperCore,
     LearnedIdentity,
+    LearnedSwapCore,
     SimswapConfig,
     SimswapCore,
     build_inswapper,
     build_simswap,
 )
 
-__all__ = ["InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "ProviderError",
+__all__ = ["InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "LearnedSwapCore", "ProviderError",
            "SimswapConfig", "SimswapCore", "build_inswapper", "build_simswap"]
