@@ -1,7 +1,8 @@
 """Restorers (GFPGAN / GPEN-BFR ``restorer_512`` and CodeFormer ``codeformer_512``) inside a learned swapper, on
 stand-ins: the restorer maps its [-1, 1] input x to ``0.5 x`` (CodeFormer: ``weight * x``), i.e. a [0, 1] colour c
 to ``0.5 c + 0.25``. Bilinear warps reproduce linear ramps exactly, so on a ramp crop the swapper-crop -> ffhq_512 ->
-swapper-crop round trip is exact and the blend ``c + strength * (0.5 c + 0.25 - c)`` can be checked to 1e-3 (float32 warp coordinates).
+swapper-crop round trip is exact and the blend ``c + strength * (0.5 c + 0.25 - c)`` can be checked to 1e-3
+(float32 warp coordinates).
 """
 
 from __future__ import annotations
