@@ -252,8 +252,7 @@ class LearnedSwapCore(SwapCore):
 
     def model_input(self, crops: Tensor) -> np.ndarray:
         """(B, 3, S, S) crops in [0, 1] -> the swapper's ``target`` input, ``(crop - mean) / std`` float32."""
-        x = (crops.detach().cpu().float() - self._mean) / self._std
-        return x.numpy().astype(np.float32, copy=False)
+        return self.normalise(crops.detach().cpu().float()).numpy().astype(np.float32, copy=False)
 
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
         if not isinstance(identity, LearnedIdentity):
