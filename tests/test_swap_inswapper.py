@@ -29,6 +29,7 @@ from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import probe, read_frames, read_image
 from vidswap.pipeline import load_source_faces
 from vidswap.models.registry import add_model, load_manifest, models_dir
+from vidswap.models.router import read_signature, route
 from vidswap.swap import SourceFace, SwapBatch, build_core, registry
 from vidswap.swap.learned import InswapperCore, LearnedIdentity, ProviderError
 from vidswap.swap.learned import runtime as learned_runtime
@@ -293,3 +294,21 @@ def test_torch_engine_equals_onnxruntime(cache, graph_batch):
     identity = LearnedIdentity(vector=vector, arcface=vector)
     a, b = ort_core.swap(batch_of(crops), identity), torch_core.swap(batch_of(crops), identity)
     assert float((a.crops - b.crops).abs().max()) < 1e-5 and torch.equal(a.alpha, b.alpha)
+
+
+def test_half_precision_file_routes_as_inswapper_and_swaps_like_the_float_one(cache, weights, tmp_path):
+    manifest = cache()
+    manifest["inswapper_128_fp16"] = dataclasses.replace(manifest["inswapper_128_fp16"], sha256="")
+    fp16 = standin.inswapper(tmp_path / "h.onnx", weights["emap"], GAIN, fp16=True)
+    assert route(fp16).name == "inswapper_128" and read_signature(fp16).inputs[0].dtype == "float16"
+    add_model(manifest, "inswapper_128_fp16", fp16)
+    half = build_core("inswapper", {"model": "inswapper_128_fp16"},
+                      CoreContext(models=manifest, accept_noncommercial=ACCEPT | {"inswapper_128_fp16"}))
+    full = make_core(manifest)
+    rng = np.random.default_rng(12)
+    crops = torch.from_numpy(rng.random((2, 3, 128, 128), np.float32))
+    source = [synthetic_source(0)]
+    ident_half, ident_full = half.prepare(source), full.prepare(source)
+    assert float((ident_half.vector - ident_full.vector).abs().max()) < 1e-3  # the emap read in half precision
+    a, b = half.swap(batch_of(crops), ident_half).crops, full.swap(batch_of(crops), ident_full).crops
+    assert a.dtype == torch.float32 and float((a - b).abs().max()) < 2e-3  # fp16 rounding: half an 8-bit level
