@@ -42,7 +42,9 @@ def _init(name: str, array) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
 
 
-def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch: int | str) -> Path:
+def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch: int | str,
+             fp16: bool = False) -> Path:
+    elem, ftype = (TensorProto.FLOAT16, np.float16) if fp16 else (TensorProto.FLOAT, np.float32)
     nodes = [
         helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["rgb"]),
         helper.make_node("Reshape", ["rgb", "shape4"], ["rgb4"]),
@@ -52,15 +54,16 @@ def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch:
     ]
     inits = [_init("starts", np.array([0], np.int64)), _init("ends", np.array([3], np.int64)),
              _init("axes", np.array([1], np.int64)), _init("shape4", np.array([-1, 3, 1, 1], np.int64)),
-             _init("gain", np.float32(gain)), _init("lo", np.float32(0.0)), _init("hi", np.float32(1.0))]
+             _init("gain", ftype(gain)), _init("lo", ftype(0.0)), _init("hi", ftype(1.0))]
     if emap is not None:
-        inits.append(_init("emap", emap.astype(np.float32)))  # last, as in inswapper_128.onnx
-    return _save(path, nodes, [_value("target", (batch, 3, size, size)), _value("source", (batch, 512))],
-                 [_value("output", (batch, 3, size, size))], inits)
+        inits.append(_init("emap", emap.astype(ftype)))  # last, as in inswapper_128.onnx
+    return _save(path, nodes, [_value("target", (batch, 3, size, size), elem), _value("source", (batch, 512), elem)],
+                 [_value("output", (batch, 3, size, size), elem)], inits)
 
 
-def inswapper(path: Path, emap: np.ndarray, gain: float = 0.5, batch: int | str = 1) -> Path:
-    return _swapper(path, 128, gain, emap, batch)
+def inswapper(path: Path, emap: np.ndarray, gain: float = 0.5, batch: int | str = 1, fp16: bool = False) -> Path:
+    """inswapper_128's signature; ``fp16``: half-precision inputs, outputs and weights (inswapper_128_fp16)."""
+    return _swapper(path, 128, gain, emap, batch, fp16)
 
 
 def simswap(path: Path, size: int = 256, gain: float = 0.5, batch: int | str = 1) -> Path:

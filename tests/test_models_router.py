@@ -82,7 +82,7 @@ def test_a_128_swapper_without_emap_and_other_graphs_are_unknown_with_the_known_
 def test_expected_family_or_role_must_agree(tmp_path):
     path = standin.restorer(tmp_path / "gfpgan.onnx")
     assert route(path, expect="restorer").name == "restorer_512"
-    with pytest.raises(ModelError, match="is a restorer_512 model .restorer., not the swapper expected"):
+    with pytest.raises(ModelError, match="has the restorer_512 signature .restorer., not the swapper one expected"):
         route(path, expect="swapper")
 
 
@@ -118,7 +118,7 @@ def test_add_checks_pinned_hash_then_signature(home, tmp_path):
     assert not (models_dir() / "inswapper_128.onnx").exists()
     # unpinned entry: any file of the right family goes in; another family is refused
     wrong = build("restorer_512", tmp_path / "simswap_256.onnx")
-    with pytest.raises(ModelError, match="is a restorer_512 model"):
+    with pytest.raises(ModelError, match="has the restorer_512 signature"):
         add_model(manifest, "simswap_256", wrong)
     right = build("simswap_256", tmp_path / "ok.onnx")
     cached = add_model(manifest, "simswap_256", right)
@@ -144,7 +144,7 @@ def test_user_model_checks_licence_then_presence_then_family(home, tmp_path):
     add_model(load_manifest(), "simswap_256", build("simswap_256", tmp_path / "s.onnx"))
     path, family = ctx.user_model("simswap_256", "swapper")
     assert family.name == "simswap_256" and family.size == 256 and path.parent == models_dir()
-    with pytest.raises(ModelError, match="not the restorer expected"):
+    with pytest.raises(ModelError, match="not the restorer one expected"):
         ctx.user_model("simswap_256", "restorer")
 
 

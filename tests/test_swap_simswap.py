@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import av
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 import onnx_standins as standin
-from test_swap_inswapper import batch_of, landmarks_with_kps, synthetic_source, umeyama
-from vidswap.models.registry import add_model, load_manifest
+from test_swap_inswapper import batch_of, decoded, landmarks_with_kps, synthetic_source, umeyama
+from vidswap.cli import main
+from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.io import probe
+from vidswap.models.registry import add_model, load_manifest, models_dir
 from vidswap.models.router import IMAGENET_MEAN, IMAGENET_STD
 from vidswap.swap import build_core
 from vidswap.swap.learned import LearnedIdentity, SimswapCore
@@ -89,3 +94,57 @@ def test_symbolic_batch_runs_in_chunks_equal_to_single_runs(manifest):
     ident = LearnedIdentity(vector=vector, arcface=vector)
     whole = core.swap(batch_of(crops), ident).crops
     assert torch.equal(whole, torch.cat([core.swap(batch_of(crops[i:i + 1]), ident).crops for i in range(3)]))
+
+
+def test_simswap_with_pixel_boost_restorer_and_parser_runs_a_real_clip_end_to_end(tmp_path, monkeypatch, media):
+    """simswap_256 (2 x 2 boosted tiles at 512), the GFPGAN-class restorer and the BiSeNet parser, stand-ins all,
+    through ``vidswap run``: frame count, timing and audio as the input's, pixels beyond the crop bit-identical."""
+    real = models_dir()
+    (tmp_path / "home" / "models").mkdir(parents=True)
+    for f in real.iterdir():
+        if f.is_file() and f.suffix in (".onnx", ".tflite", ".py"):
+            (tmp_path / "home" / "models" / f.name).symlink_to(f)
+    monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
+    rng = np.random.default_rng(4)
+    full = load_manifest()
+    names = NAMES + ("gfpgan_1.4", "bisenet_resnet_34")
+    man = {**full, **{n: dataclasses.replace(full[n], sha256="") for n in names}}
+    monkeypatch.setattr("vidswap.swap.registry.load_manifest", lambda: man)
+    add_model(man, "simswap_256", standin.simswap(tmp_path / "s.onnx", 256, GAIN))
+    add_model(man, "arcface_w600k_r50", standin.arcface(tmp_path / "a.onnx", rng.standard_normal((3, 512))))
+    add_model(man, "crossface_simswap", standin.converter(tmp_path / "c.onnx", np.eye(512)))
+    add_model(man, "gfpgan_1.4", standin.restorer(tmp_path / "g.onnx", 0.9))
+    parser_w = np.zeros((19, 3))
+    parser_w[1], parser_w[17] = (1, 0, 0), (0, 0, 1)
+    add_model(man, "bisenet_resnet_34", standin.bisenet(tmp_path / "b.onnx", parser_w))
+
+    clip, source = media("single_face_clip"), media("astronaut")
+    out = tmp_path / "simswap.mkv"
+    shot = tmp_path / "shot.yaml"
+    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-3\noutput: {{path: {out}}}\n"
+                    "swap: {core: simswap, simswap: {provider: cpu, pixel_boost: 512, restorer: gfpgan_1.4, "
+                    "restorer_strength: 0.5, parser: bisenet_resnet_34}}\n"
+                    f"models: {{accept_noncommercial: [{', '.join(names)}]}}\n"
+                    "composite: {colour: none, blend: feather, feather: 0.0, erode: 0.0, regions: [face], "
+                    "occlusion: false, grain: false}\n")
+    result = CliRunner().invoke(main, ["run", "--config", str(shot), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "swapped 4 frames" in result.output and "onnxruntime CPUExecutionProvider (simswap_256)" in result.output
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        ta = [f.time for f in a.decode(video=0)][:4]
+        tb = [f.time for f in b.decode(video=0)]
+    assert len(tb) == 4 and np.allclose(np.array(tb) - tb[0], np.array(ta) - ta[0], atol=1e-3)
+    assert len(probe(out).audio) == 1
+
+    (track,) = ShotAnalysis.load(out.parent / "simswap.vidswap" / "tracks.npz").tracks
+    core = make(man, model="simswap_256", pixel_boost=512)
+    m_all = core.crop.frame_to_crop(torch.from_numpy(track.smoothed).float()).double().numpy()
+    plates, results = decoded(clip), decoded(out)
+    for row, number in enumerate(track.frames.tolist()):
+        plate, swapped = plates[number], results[number]
+        ys, xs = np.mgrid[0:plate.shape[0], 0:plate.shape[1]]
+        m = m_all[row]
+        qx, qy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        outside = (qx < 3) | (qx > 508) | (qy < 3) | (qy > 508)
+        assert np.array_equal(swapped[outside], plate[outside]), f"frame {number}: pixels outside the crop changed"
+        assert np.any(swapped != plate, -1).sum() > 500

@@ -464,9 +464,9 @@ def models():
 def models_list():
     """Name, role, license and whether each model is cached."""
     rows = list_models(load_manifest())
-    click.echo(f"{'name':<16} {'role':<14} {'default':<8} {'cached':<7} license")
+    click.echo(f"{'name':<18} {'role':<18} {'default':<8} {'cached':<7} license")
     for row in rows:
-        click.echo(f"{row['name']:<16} {row['role']:<14} {'yes' if row['default'] else 'no':<8} "
+        click.echo(f"{row['name']:<18} {row['role']:<18} {'yes' if row['default'] else 'no':<8} "
                    f"{'yes' if row['cached'] else 'no':<7} {row['license']}")
 
 

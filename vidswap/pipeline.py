@@ -43,8 +43,10 @@ from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
-from vidswap.swap import CoreContext, Refiner, SourceFace, SwapCore, build_core
-from vidswap.train.tune.cache import build_refiner
+from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
+from vidswap.swap.learned import LearnedSwapCore
+from vidswap.train.learned import tune_learned_core
+from vidswap.train.tune.cache import build_refiner, identity_hash
 from vidswap.train.tune.data import FramesReader, frame_reader
 
 #: A stage that maps a batch of frames to a batch of frames (same numbers, same order).
@@ -244,8 +246,11 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
         with timer.stage("tune"):
-            stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,
-                                         progress=progress is not None)
+            if isinstance(core, LearnedSwapCore):  # the swapper itself is tuned (its ONNX graph, in torch)
+                tune_learned(cfg, plan, analysis, core, identities, warnings, cfg.tune.retune and not farm_task)
+            else:
+                stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,
+                                             progress=progress is not None)
     processor: FrameProcessor = stage
     if stage.plate_layers:  # float plates: the faces are laid over the linear plate (patch jobs write crops)
         linear = SceneLinearProcessor(stage, plan.colour, display_output=not linear_output(plan.out_path))
@@ -264,6 +269,19 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
     refiner, _ = build_refiner(analysis, read, stage.targets, cfg.tune, plan.job_dir / "tune", retune,
                                core=stage.core, device=stage.device, progress=progress)
     return refiner
+
+
+def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: LearnedSwapCore,
+                 identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
+    """Tune a learned swapper on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    read: FramesReader = frame_reader(plan.info)
+    if plan.colour is not None:
+        read = partial(_display_reader, read, plan.colour)
+    identity = next(iter(identities.values()))
+    if any(identity_hash(i) != identity_hash(identity) for i in identities.values()):
+        warnings.append("a learned swapper is tuned for one source identity; tuned for the first target's")
+    tune_learned_core(core, analysis, read, identity, cfg.tune, plan.job_dir / "tune", retune,
+                      track_ids=list(identities))
 
 
 def _display_reader(read: FramesReader, colour: ColourPipeline, numbers: list[int]) -> Iterator[Frame]:

@@ -141,10 +141,13 @@ def _batch_ok(d: Dim) -> bool:
     return d is None or isinstance(d, str) or d >= 1
 
 
-def _is(t: TensorInfo, shape: tuple[int, ...], dtype: str = "float32") -> bool:
-    """``t`` has ``shape`` after its batch dimension (any batch: 1 or symbolic) and element type ``dtype``."""
+FLOATS = ("float32", "float16")  # fp16 exports (e.g. inswapper_128_fp16.onnx) route like their fp32 originals
+
+
+def _is(t: TensorInfo, shape: tuple[int, ...], dtypes: tuple[str, ...] = FLOATS) -> bool:
+    """``t`` has ``shape`` after its batch dimension (any batch: 1 or symbolic) and an element type in ``dtypes``."""
     return (len(t.shape) == len(shape) + 1 and _batch_ok(t.shape[0]) and tuple(t.shape[1:]) == shape
-            and t.dtype == dtype)
+            and t.dtype in dtypes)
 
 
 def _named(sig: OnnxSignature, name: str) -> TensorInfo | None:
@@ -229,8 +232,8 @@ def route(path: Path, expect: str | None = None) -> Family:
         raise ModelError(f"{Path(path).name} has a signature vidswap does not know ({sig.describe()}); known: "
                          f"{known_signatures()}")
     if expect is not None and expect not in (family.name, family.role):
-        raise ModelError(f"{Path(path).name} is a {family.name} model ({family.role}), not the {expect} expected "
-                         f"here; its signature: {sig.describe()}")
+        raise ModelError(f"{Path(path).name} has the {family.name} signature ({family.role}), not the {expect} one "
+                         f"expected here: {sig.describe()}")
     return family
 
 

@@ -2,7 +2,8 @@
 
 * :mod:`vidswap.swap.learned.runtime`  -- onnxruntime sessions: explicit provider, checked; batched runs
 * :mod:`vidswap.swap.learned.identity` -- the source vector (ArcFace, emap, embedding converter)
-* :mod:`vidswap.swap.learned.swapper`  -- the cores and their config sections
+* :mod:`vidswap.swap.learned.restore`  -- restorers (GFPGAN / GPEN / CodeFormer) and the BiSeNet parser in the crop
+* :mod:`vidswap.swap.learned.swapper`  -- the cores, their config sections, pixel boost
 """
 
 from vidswap.swap.learned.runtime import LearnedSession, ProviderError
@@ -10,11 +11,12 @@ from vidswap.swap.learned.swapper import (
     InswapperConfig,
     InswapperCore,
     LearnedIdentity,
+    LearnedSwapCore,
     SimswapConfig,
     SimswapCore,
     build_inswapper,
     build_simswap,
 )
 
-__all__ = ["InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "ProviderError",
+__all__ = ["InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "LearnedSwapCore", "ProviderError",
            "SimswapConfig", "SimswapCore", "build_inswapper", "build_simswap"]

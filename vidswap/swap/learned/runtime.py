@@ -33,6 +33,8 @@ PROVIDER_NAMES: dict[str, str] = {
     "tensorrt": "TensorrtExecutionProvider",
     "coreml": "CoreMLExecutionProvider",
 }
+#: onnxruntime input types -> numpy (fp16 graphs take half-precision inputs; outputs come back as float32)
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 AUTO_ORDER = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
 
 
@@ -116,8 +118,10 @@ class LearnedSession:
 
         Returns (B, ...) float32.
         """
-        items = {k: np.ascontiguousarray(v) for k, v in feeds.items() if k in per_item}
-        whole = {k: np.ascontiguousarray(v) for k, v in feeds.items() if k not in per_item}
+        types = {i.name: _NUMPY_TYPES.get(i.type) for i in self.session.get_inputs()}
+        cast = {k: np.ascontiguousarray(v, dtype=types.get(k) or v.dtype) for k, v in feeds.items()}
+        items = {k: v for k, v in cast.items() if k in per_item}
+        whole = {k: v for k, v in cast.items() if k not in per_item}
         sizes = {v.shape[0] for v in items.values()}
         if len(sizes) != 1:
             raise ValueError(f"per-item inputs disagree on the batch size: {sorted(sizes)}")

@@ -16,6 +16,10 @@ Per batch of target crops (B, 3, S, S) in [0, 1], cut by the render stage in the
   the compositor multiplies its region and occlusion masks in.
 
 The source vector is computed once per job (:mod:`vidswap.swap.learned.identity`) and fed with every crop.
+
+Options (:class:`LearnedOptions`): ``pixel_boost`` cuts the crop at k times the model size and swaps its k x k
+sub-pixel-shifted tiles; ``restorer`` blends a GFPGAN / GPEN / CodeFormer-class restoration into the swapped crop;
+``parser`` multiplies a BiSeNet class mask of the target crop into the alpha (:mod:`vidswap.swap.learned.restore`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import torch
 from torch import Tensor
 
 from vidswap.errors import ConfigError
-from vidswap.faces.align import CropSpec, TemplateCrop
+from vidswap.faces.align import TemplateCrop
+from vidswap.models.onnx_torch import OnnxModule, load_onnx_module
 from vidswap.models.router import Family, last_initializer
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.learned.identity import (
@@ -41,6 +46,7 @@ from vidswap.swap.learned.identity import (
     l2_normalise,
     mean_identity,
 )
+from vidswap.swap.learned.restore import Parser, Restorer
 from vidswap.swap.learned.runtime import LearnedSession
 from vidswap.swap.registry import CoreContext
 
@@ -63,32 +69,56 @@ def check_runtime_settings(provider: str, batch_size: int) -> None:
 
 
 @dataclass(frozen=True)
-class InswapperConfig:
-    """``swap.inswapper``: the manifest entries of the swapper and its ArcFace, the onnxruntime provider, and
-    how many crops go into one session run (graphs with a fixed batch of 1 run crop by crop)."""
+class LearnedOptions:
+    """Settings every learned swapper shares (the ``swap.inswapper`` / ``swap.simswap`` keys besides the models).
 
-    model: str = "inswapper_128"
-    identity_model: str = "arcface_w600k_r50"
+    provider: onnxruntime execution provider (:mod:`vidswap.swap.learned.runtime`).
+    batch_size: crops per session run (graphs with a fixed batch of 1 run crop by crop).
+    engine: what runs the swapper: ``onnxruntime``, or ``torch`` -- the graph converted to a torch module
+        (:mod:`vidswap.models.onnx_torch`), on the job's torch device; per-clip tuning always runs it in torch.
+    pixel_boost: the crop side to render at, a multiple of the model's (0: the model's own): the crop is cut at
+        this size and split into ``k x k`` sub-pixel-shifted model-size tiles (tile ``(a, b)`` takes pixels
+        ``(a + k i, b + k j)``, FaceFusion ``processors/pixel_boost.py``), each swapped, then interleaved back.
+    restorer: manifest entry of a restorer run on the swapped crop ("" = none); ``restorer_strength`` blends it,
+        ``restorer_fidelity`` is CodeFormer's weight.
+    parser: manifest entry of a BiSeNet-class parser run on the target crop ("" = none); the swap keeps only
+        the ``parser_keep`` classes (hair, hats, hands, glasses stay the plate's).
+    """
+
     provider: ProviderName = "auto"
     batch_size: int = 8
+    engine: Literal["onnxruntime", "torch"] = "onnxruntime"
+    pixel_boost: int = 0
+    restorer: str = ""
+    restorer_strength: float = 0.8
+    restorer_fidelity: float = 0.5
+    parser: str = ""
+    parser_keep: tuple[str, ...] = ("skin", "brows", "eyes", "nose", "mouth", "lips")
 
     def __post_init__(self) -> None:
         check_runtime_settings(self.provider, self.batch_size)
+        if self.engine not in ("onnxruntime", "torch"):
+            raise ValueError(f"engine must be onnxruntime or torch, got {self.engine!r}")
+        if self.pixel_boost < 0:
+            raise ValueError(f"pixel_boost must be 0 or a multiple of the model size, got {self.pixel_boost}")
 
 
 @dataclass(frozen=True)
-class SimswapConfig:
+class InswapperConfig(LearnedOptions):
+    """``swap.inswapper``: the manifest entries of the swapper and of its ArcFace, plus :class:`LearnedOptions`."""
+
+    model: str = "inswapper_128"
+    identity_model: str = "arcface_w600k_r50"
+
+
+@dataclass(frozen=True)
+class SimswapConfig(LearnedOptions):
     """``swap.simswap``: as :class:`InswapperConfig`, plus the optional embedding converter that maps the ArcFace
     embedding into the swapper's identity space (FaceFusion's ``crossface_simswap``; "" = none)."""
 
     model: str = "simswap_256"
     identity_model: str = "arcface_w600k_r50"
     converter: str = "crossface_simswap"
-    provider: ProviderName = "auto"
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        check_runtime_settings(self.provider, self.batch_size)
 
 
 @dataclass(kw_only=True)
@@ -104,14 +134,30 @@ class LearnedIdentity(SourceIdentity):
     arcface: Tensor
 
 
-def family_crop(family: Family) -> CropSpec:
-    """The crop a swapper family is trained on."""
+def family_crop(family: Family, size: int = 0) -> TemplateCrop:
+    """The crop a swapper family is trained on, at ``size`` pixels (0: the model's size)."""
+    size = size or family.size
     if family.template == "arcface_128":
-        return TemplateCrop.arcface(family.size)
+        return TemplateCrop.arcface(size)  # the 128 template scaled: what FaceFusion's normalised arcface_128 gives
     if family.template == "arcface_112_v1":
-        scale = family.size / 112.0
-        return TemplateCrop(size=family.size, template=tuple((x * scale, y * scale) for x, y in ARCFACE_112_V1))
+        scale = size / 112.0
+        return TemplateCrop(size=size, template=tuple((x * scale, y * scale) for x, y in ARCFACE_112_V1))
     raise ConfigError(f"family {family.name} has no swapper crop (template {family.template!r})")
+
+
+def implode(crops: Tensor, k: int) -> Tensor:
+    """(B, C, kS, kS) -> (B k k, C, S, S): tile ``(a, b)`` of item ``i`` (row ``i k k + a k + b``) holds pixels
+    ``(a + k y, b + k x)``."""
+    b, c, h, w = crops.shape
+    s = h // k
+    return crops.reshape(b, c, s, k, s, k).permute(0, 3, 5, 1, 2, 4).reshape(b * k * k, c, s, s)
+
+
+def explode(tiles: Tensor, k: int) -> Tensor:
+    """The inverse of :func:`implode`: (B k k, C, S, S) -> (B, C, kS, kS)."""
+    n, c, s, _ = tiles.shape
+    b = n // (k * k)
+    return tiles.reshape(b, k, k, c, s, s).permute(0, 3, 4, 1, 5, 2).reshape(b, c, s * k, s * k)
 
 
 def border_alpha(n: int, size: int, border: int = BORDER, device: torch.device | str = "cpu") -> Tensor:
@@ -132,17 +178,34 @@ class LearnedSwapCore(SwapCore):
     expect_family: tuple[str, ...] = ()
 
     def __init__(self, config: InswapperConfig | SimswapConfig, swapper: tuple[Path, Family],
-                 identity: tuple[Path, Family], converter: tuple[Path, Family] | None = None):
+                 identity: tuple[Path, Family], converter: tuple[Path, Family] | None = None,
+                 restorer: tuple[Path, Family] | None = None, parser: tuple[Path, Family] | None = None,
+                 device: torch.device | str = "cpu"):
         self.config = config
+        self.device = torch.device(device)
         path, self.family = swapper
         if self.family.name not in self.expect_family:
             raise ConfigError(f"swap.{self.name}.model {config.model} is a {self.family.name} file; the {self.name} "
                               f"core runs {', '.join(self.expect_family)}")
-        self.crop = family_crop(self.family)
+        boost = config.pixel_boost or self.family.size
+        if boost % self.family.size:
+            raise ConfigError(f"swap.{self.name}.pixel_boost {boost} is not a multiple of the model size "
+                              f"{self.family.size}")
+        self.boost = boost // self.family.size
+        self.crop = family_crop(self.family, boost)
+        self.restorer = None if restorer is None else Restorer(
+            LearnedSession(restorer[0], config.provider, config.batch_size), restorer[1],
+            config.restorer_strength, config.restorer_fidelity)
+        self.parser = None if parser is None else Parser(
+            LearnedSession(parser[0], config.provider, config.batch_size), tuple(config.parser_keep))
         self.session = LearnedSession(path, config.provider, config.batch_size)
         self.identity_session = LearnedSession(identity[0], config.provider, config.batch_size)
         self.converter = LearnedSession(converter[0], config.provider) if converter is not None else None
         self.emap = last_initializer(path).astype(np.float32) if self.family.name == "inswapper_128" else None
+        self.path = path
+        self.module: OnnxModule | None = None  # the torch engine (converted graph, possibly tuned per clip)
+        if config.engine == "torch":
+            self.use_module(load_onnx_module(path))
         self._mean = torch.tensor(self.family.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(self.family.std, dtype=torch.float32).view(1, 3, 1, 1)
 
@@ -152,7 +215,22 @@ class LearnedSwapCore(SwapCore):
         return self.session.provider
 
     def runtime(self) -> str:
+        if self.module is not None:
+            return f"torch {self.device} ({self.family.name}, converted from ONNX)"
         return f"onnxruntime {self.provider} ({self.family.name})"
+
+    def use_module(self, module: OnnxModule) -> None:
+        """Run the swapper with a torch module (the converted graph, or one tuned on the clip) from now on."""
+        self.module = module.eval().to(self.device)
+
+    def normalise(self, crops: Tensor) -> Tensor:
+        """(B, 3, S, S) crops in [0, 1] -> ``(crop - mean) / std`` (differentiable; the model's ``target`` input)."""
+        return (crops - self._mean.to(crops)) / self._std.to(crops)
+
+    def forward_torch(self, module: OnnxModule, tiles: Tensor, vector: Tensor) -> Tensor:
+        """The swapper in torch: (B, 3, s, s) model-size crops and a (D,) source vector -> (B, 3, s, s) in [0, 1]
+        (differentiable; what per-clip tuning trains)."""
+        return module(self.normalise(tiles), vector.to(tiles).expand(tiles.shape[0], -1)).clamp(0.0, 1.0)
 
     def source_vector(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, 512) raw ArcFace embeddings of the photos -> the swapper's (D,) source input."""
@@ -174,8 +252,7 @@ class LearnedSwapCore(SwapCore):
 
     def model_input(self, crops: Tensor) -> np.ndarray:
         """(B, 3, S, S) crops in [0, 1] -> the swapper's ``target`` input, ``(crop - mean) / std`` float32."""
-        x = (crops.detach().cpu().float() - self._mean) / self._std
-        return x.numpy().astype(np.float32, copy=False)
+        return self.normalise(crops.detach().cpu().float()).numpy().astype(np.float32, copy=False)
 
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
         if not isinstance(identity, LearnedIdentity):
@@ -183,11 +260,26 @@ class LearnedSwapCore(SwapCore):
                             f"got {type(identity).__name__}")
         crops = batch.target_crops
         n = crops.shape[0]
-        source = np.broadcast_to(identity.vector.numpy().astype(np.float32), (n, identity.vector.numel()))
-        out = self.session.run({"target": self.model_input(crops), "source": source},
-                               per_item=frozenset({"target", "source"}))
-        swapped = torch.from_numpy(np.clip(out, 0.0, 1.0)).to(device=crops.device, dtype=crops.dtype)
-        alpha = border_alpha(n, self.crop.size, device=crops.device)
+        tiles = implode(crops, self.boost) if self.boost > 1 else crops
+        if self.module is not None:  # graphs with a fixed batch of 1 may reshape with it: crop by crop there too
+            step = 1 if self.session.fixed_batch else self.config.batch_size
+            with torch.no_grad():
+                swapped = torch.cat([self.forward_torch(self.module, tiles[i:i + step].to(self.device), identity.vector)
+                                     for i in range(0, tiles.shape[0], step)])
+            swapped = swapped.to(device=crops.device, dtype=crops.dtype)
+        else:
+            source = np.broadcast_to(identity.vector.numpy().astype(np.float32),
+                                     (tiles.shape[0], identity.vector.numel()))
+            out = self.session.run({"target": self.model_input(tiles), "source": source},
+                                   per_item=frozenset({"target", "source"}))
+            swapped = torch.from_numpy(np.clip(out, 0.0, 1.0)).to(device=crops.device, dtype=crops.dtype)
+        if self.boost > 1:
+            swapped = explode(swapped, self.boost)
+        if self.restorer is not None:
+            swapped = self.restorer(swapped, self.crop)
+        alpha = border_alpha(n, self.crop.size, BORDER * self.boost, device=crops.device)
+        if self.parser is not None:
+            alpha = alpha * self.parser.mask(crops)
         return SwapResult(crops=swapped, alpha=alpha, driven_landmarks=batch.target_landmarks)
 
 
@@ -205,12 +297,20 @@ class SimswapCore(LearnedSwapCore):
     expect_family = ("simswap_256", "simswap_512")
 
 
+def _extras(config: LearnedOptions, context: CoreContext) -> dict:
+    """The optional restorer and parser files of a learned core's config."""
+    return {"restorer": context.user_model(config.restorer, "restorer") if config.restorer else None,
+            "parser": context.user_model(config.parser, "parser") if config.parser else None}
+
+
 def build_inswapper(config: InswapperConfig, context: CoreContext) -> InswapperCore:
     return InswapperCore(config, context.user_model(config.model, "swapper"),
-                         context.user_model(config.identity_model, "arcface_112"))
+                         context.user_model(config.identity_model, "arcface_112"), **_extras(config, context),
+                         device=context.device)
 
 
 def build_simswap(config: SimswapConfig, context: CoreContext) -> SimswapCore:
     converter = context.user_model(config.converter, "embedding_converter") if config.converter else None
     return SimswapCore(config, context.user_model(config.model, "swapper"),
-                       context.user_model(config.identity_model, "arcface_112"), converter)
+                       context.user_model(config.identity_model, "arcface_112"), converter, **_extras(config, context),
+                       device=context.device)

@@ -1,0 +1,186 @@
+"""Per-clip tuning of a learned swapper (inswapper / SimSwap class): the ONNX graph converted to torch
+(:mod:`vidswap.models.onnx_torch`) and fine-tuned on the clip's own frames with the ``tune`` settings.
+
+Training data: the clip's frames cut in the core's crop exactly as the render cuts them
+(:func:`~vidswap.train.tune.data.collect_tune_data`). Loss terms (weights from :class:`TuneParams`):
+
+* **self-reenactment** (``w_l1``): the actor swapped onto himself -- each crop with the source vector made from the
+  clip's own faces (its ArcFace embeddings through the core's ``source_vector``) -- must reproduce the crop
+  (L1 inside the alpha's border);
+* **temporal** (``w_temporal``): with the job's source vector, the change of the swapped crop between consecutive
+  frames must follow the target's change (L1 of the frame differences);
+* **identity** (``w_identity``): the ArcFace cosine of the swapped crop to the source (the identity network
+  converted to torch too, on the 112 ArcFace crop of the swap) must not fall below the untuned model's (a
+  hinge, not a maximisation -- see :mod:`vidswap.train.tune.objective`);
+* **locality** (``w_locality``): the mean squared distance of the weights to the file's (PTI's regulariser).
+
+Adam for ``steps`` (CUDA) or ``cpu_steps`` (CPU) steps at ``lr``, seeded; the weights are cached in the job
+folder's ``tune/`` as safetensors under a key of the clip, the identity, the settings, the core and the swapper
+file's sha256, and loaded instead of tuning when the key matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from vidswap.faces.align import arcface_template, similarity_transform, warp_to_crop
+from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.io.atomic import atomic_file
+from vidswap.models.onnx_torch import OnnxModule, load_onnx_module
+from vidswap.models.sources import sha256_of
+from vidswap.swap.base import SourceFace
+from vidswap.swap.learned.identity import arcface_crops, arcface_embeddings
+from vidswap.swap.learned.swapper import LearnedIdentity, LearnedSwapCore, border_alpha, explode, implode
+from vidswap.train.tune.cache import tune_key
+from vidswap.train.tune.data import FramesReader, TuneData, collect_tune_data
+from vidswap.train.tune.params import TuneParams
+
+LEARNED_TUNE_VERSION = "1"
+
+
+@dataclass
+class LearnedTuneInfo:
+    """What a learned-swapper tuning run did (also written as JSON next to the weights)."""
+
+    key: str
+    cached: bool
+    steps: int = 0
+    seconds: float = 0.0
+    frames: int = 0
+    losses: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    weights: str | None = None
+
+
+def model_crops(core: LearnedSwapCore, crops: Tensor) -> Tensor:
+    """The crops in model-size tiles (pixel boost) -- what the swapper itself sees."""
+    return implode(crops, core.boost) if core.boost > 1 else crops
+
+
+def own_vector(core: LearnedSwapCore, data: TuneData) -> Tensor:
+    """The source vector of the clip's own actor: the core's ``source_vector`` of its frames' ArcFace embeddings."""
+    faces = [SourceFace(image=c, landmarks=lm, x_c_obs=torch.zeros(478, 3))
+             for c, lm in zip(data.crops.cpu(), data.landmarks.cpu())]
+    embeddings = arcface_embeddings(core.identity_session, arcface_crops(faces))
+    return torch.from_numpy(core.source_vector(embeddings))
+
+
+def arcface_alignment(core: LearnedSwapCore, n: int) -> Tensor:
+    """(n, 2, 3): the core's crop -> the 112 ArcFace crop (similarity between the templates)."""
+    src = torch.tensor(core.crop.template, dtype=torch.float64)
+    dst = torch.from_numpy(arcface_template(112)).double()
+    return similarity_transform(src, dst).float().expand(n, 2, 3)
+
+
+def identity_of(arcface: OnnxModule, crops: Tensor, align: Tensor) -> Tensor:
+    """(B, 512) L2-normalised ArcFace embeddings of (B, 3, S, S) crops (differentiable)."""
+    x = (warp_to_crop(crops, align.to(crops.device), 112) - 0.5) / 0.5
+    return F.normalize(arcface(x), dim=-1)
+
+
+def learned_tune_key(analysis: ShotAnalysis, identity: LearnedIdentity, params: TuneParams, core: LearnedSwapCore,
+                     track_ids: Sequence[int] | None) -> str:
+    """The cache key: :func:`~vidswap.train.tune.cache.tune_key` plus the swapper file's bytes."""
+    parts = (f"vidswap.tune.learned/{LEARNED_TUNE_VERSION}", tune_key(analysis, identity, params, core, track_ids),
+             sha256_of(Path(core.path)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def tune_module(core: LearnedSwapCore, data: TuneData, identity: LearnedIdentity, params: TuneParams,
+                device: torch.device) -> tuple[OnnxModule, LearnedTuneInfo]:
+    """Fine-tune the converted swapper on ``data`` (see the module doc); returns the module and the run record."""
+    torch.manual_seed(params.seed)
+    module = load_onnx_module(core.path).to(device).train()
+    start = {k: v.detach().clone() for k, v in module.named_parameters()}
+    arcface = load_onnx_module(core.identity_session.path).to(device).eval()
+    for p in arcface.parameters():
+        p.requires_grad_(False)
+    crops = data.crops.to(device)
+    n = crops.shape[0]
+    own, source = own_vector(core, data).to(device), identity.vector.to(device)
+    source_id = F.normalize(identity.arcface.to(device).float(), dim=-1)
+    border = border_alpha(1, crops.shape[-1], 2 * core.boost, device=device)
+    nxt = data.next_index.to(device)
+    pairs = torch.nonzero(nxt >= 0).flatten()
+    align = arcface_alignment(core, n)
+    with torch.no_grad():
+        base_id = (identity_of(arcface, swap_crops(core, module, crops, source), align) * source_id).sum(-1)
+    steps = params.steps_for(device)
+    optim = torch.optim.Adam(module.parameters(), lr=params.lr)
+    gen = torch.Generator().manual_seed(params.seed)
+    info = LearnedTuneInfo(key="", cached=False, frames=n)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        rows = torch.randperm(n, generator=gen)[:max(1, params.batch)].to(device)
+        optim.zero_grad()
+        x = crops[rows]
+        terms = {"l1": (border * (swap_crops(core, module, x, own) - x).abs()).mean()}
+        if len(pairs) and params.w_temporal > 0:
+            a = pairs[torch.randint(len(pairs), (max(1, params.batch // 2),), generator=gen).to(device)]
+            b = nxt[a]
+            sa = swap_crops(core, module, crops[a], source)
+            sb = swap_crops(core, module, crops[b], source)
+            terms["temporal"] = (border * ((sb - sa) - (crops[b] - crops[a])).abs()).mean()
+        if params.w_identity > 0:
+            swapped = swap_crops(core, module, x, source)
+            cos = (identity_of(arcface, swapped, align[:len(rows)]) * source_id).sum(-1)
+            terms["identity"] = F.relu(base_id[rows] - cos).mean()
+        terms["locality"] = sum(((p - start[k]) ** 2).mean() for k, p in module.named_parameters()) / len(start)
+        weights = {"l1": params.w_l1, "temporal": params.w_temporal, "identity": params.w_identity,
+                   "locality": params.w_locality}
+        loss = sum(weights[k] * v for k, v in terms.items())
+        loss.backward()
+        optim.step()
+        info.losses.append(loss.item())
+        for k, v in terms.items():
+            info.terms.setdefault(k, []).append(v.item())
+    info.steps = steps
+    info.seconds = time.perf_counter() - t0
+    return module.eval(), info
+
+
+def swap_crops(core: LearnedSwapCore, module: OnnxModule, crops: Tensor, vector: Tensor) -> Tensor:
+    """(B, 3, S, S) crops swapped by ``module`` with ``vector`` (tiled and interleaved under pixel boost)."""
+    out = core.forward_torch(module, model_crops(core, crops), vector)
+    return out if core.boost == 1 else explode(out, core.boost)
+
+
+def tune_learned_core(core: LearnedSwapCore, analysis: ShotAnalysis, frames_reader_fn: FramesReader,
+                      identity: LearnedIdentity, params: TuneParams, cache_dir: str | Path, retune: bool = False,
+                      track_ids: Sequence[int] | None = None) -> LearnedTuneInfo:
+    """Tune ``core``'s swapper on the clip (or load the cached weights) and make the core run the tuned module."""
+    key = learned_tune_key(analysis, identity, params, core, track_ids)
+    cache_dir = Path(cache_dir)
+    weights = cache_dir / f"learned_{core.name}_{key[:16]}.safetensors"
+    record = weights.with_suffix(".json")
+    if weights.exists() and not retune:
+        module = load_onnx_module(core.path)
+        module.load_state_dict(load_file(str(weights)))
+        core.use_module(module)
+        info = LearnedTuneInfo(**json.loads(record.read_text())) if record.exists() else LearnedTuneInfo(key, True)
+        info.cached = True
+        return info
+    data = collect_tune_data(analysis, frames_reader_fn, core.crop, params.max_frames, track_ids)
+    module, info = tune_module(core, data, identity, params, core.device)
+    info.key, info.weights = key, str(weights)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_file(weights) as temp:
+        save_file(state, str(temp), metadata={"tune_key": key})
+    with atomic_file(record) as temp:
+        temp.write_text(json.dumps(asdict(info)))
+    core.use_module(module)
+    return info
+
+
+__all__ = ["LearnedTuneInfo", "learned_tune_key", "own_vector", "tune_learned_core", "tune_module"]
