@@ -49,6 +49,7 @@ class OutputConfig:
     codec: Literal["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"] | None = None  # None: from path
     crf: int = 18  # H.264 quality (lower = better)
     encoder_preset: str = "medium"  # H.264 speed preset (ultrafast ... veryslow)
+    overwrite: bool = True  # replace an existing output (re-renders land in place); false: refuse, exit 2
 
 
 @dataclass(frozen=True)

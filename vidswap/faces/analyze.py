@@ -73,14 +73,22 @@ class AnalysisModels:
     def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
         """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
         manifest = load_manifest()
-        names = ("yunet", "face_mesh", "iris", "sface")
-        paths = {n: model_path(n, manifest) for n in names}
+        paths = {n: model_path(n, manifest) for n in ANALYSIS_MODELS}
         detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
                                            score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
                                            angles=tuple(cfg.angles))
         mesh = FaceMesh.from_paths(paths["face_mesh"], paths["iris"], num_threads=threads)
         identity = IdentityEncoder.from_path(paths["sface"], threads=threads)
-        return cls(detector, mesh, identity, {n: manifest[n].sha256 for n in names})
+        return cls(detector, mesh, identity, analysis_model_hashes(manifest))
+
+
+ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
+
+
+def analysis_model_hashes(manifest: dict | None = None) -> dict[str, str]:
+    """The pinned sha256 of each analysis model (part of the analysis cache key), from the manifest alone."""
+    manifest = manifest if manifest is not None else load_manifest()
+    return {n: manifest[n].sha256 for n in ANALYSIS_MODELS}
 
 
 @dataclass

@@ -216,7 +216,7 @@ class _SeekMissed(Exception):
 def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool) -> None:
     to_rgb = avutil.RgbConverter(info.bit_depth > 8, info.colorspace)
     last = numbers[-1]
-    with av.open(str(info.path), metadata_errors="replace") as container:
+    with av.open(avutil.local_url(info.path), metadata_errors="replace") as container:
         stream = avutil.video_stream(container)
         stream.thread_type = "AUTO"
         numbering = None
@@ -259,7 +259,7 @@ class RandomAccess:
             import decord
 
             try:
-                self._reader = decord.VideoReader(str(self.info.path), ctx=decord.cpu(0))
+                self._reader = decord.VideoReader(avutil.local_url(self.info.path), ctx=decord.cpu(0))
             except Exception as exc:  # decord raises its own DECORDError / RuntimeError
                 raise InputError(f"{self.info.path} cannot be opened for random access ({exc}); "
                                  "check the file or re-export it") from None

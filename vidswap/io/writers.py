@@ -29,11 +29,12 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from vidswap.errors import ConfigError, InputError, MediaError
 from vidswap.io import avutil
-from vidswap.io.atomic import atomic_file, atomic_files, ensure_writable_dir
+from vidswap.io.atomic import atomic_file, atomic_files, check_writable_dir, ensure_writable_dir, same_file
 from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import MediaInfo
 from vidswap.io.exr import ExrOutput
-from vidswap.io.mux import AudioCopier, check_container_codecs, copy_stream_tags, open_copier, open_source
+from vidswap.io.mux import (AudioCopier, check_container_codecs, container_codecs, copy_stream_tags, open_copier,
+                            open_source)
 from vidswap.io.sequences import WRITE_EXTS, SequencePattern, is_pattern, to_uint16, write_image_file
 
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -98,15 +99,9 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
     codec the container cannot hold, or an output that would overwrite the input.
     """
     out = Path(str(out))
-    kind = output_kind(out)
+    kind = check_output(out, info, settings, size)
     width, height = size or (info.width, info.height)
-    if width <= 0 or height <= 0:
-        raise InputError(f"output size {width}x{height} for {out} is invalid; give a positive width and height")
-    _refuse_input_overwrite(out, info)
     if kind == "video":
-        if settings.codec not in VIDEO_CODECS:
-            raise InputError(f"{out} is a video file but the codec is {settings.codec}; use an image pattern "
-                             f"like {out.stem}.####.{settings.codec} or a video codec")
         ensure_writable_dir(out.parent, out)
         with atomic_file(out) as temp:
             sink = VideoSink(temp, out, info, settings, (width, height))
@@ -119,8 +114,6 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
     else:
         pattern = SequencePattern.parse(out)
         fmt = WRITE_EXTS[pattern.ext]
-        if settings.codec in IMAGE_CODECS and settings.codec != fmt:
-            raise InputError(f"{out} ends in {pattern.ext} but the codec is {settings.codec}; make them agree")
         ensure_writable_dir(pattern.directory, out)
         with atomic_files(pattern.directory) as staging:
             sink = SequenceSink(staging, pattern, fmt, (width, height),
@@ -130,13 +123,57 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
                 raise MediaError(f"no frames were written to {out}; nothing to save")
 
 
+def check_output(out: str | Path, info: MediaInfo, settings: EncodeSettings,
+                 size: tuple[int, int] | None = None) -> str:
+    """Every check of an output that needs no writing (InputError, exit 2): the type from the extension, the
+    codec for it and its container, the size for the codec, an existing folder under the name, a writable
+    folder (nothing is created), the input not overwritten. Returns 'video' or 'sequence'. Called before any
+    work, and again by :func:`open_sink`."""
+    out = Path(str(out))
+    kind = output_kind(out)
+    width, height = size or (info.width, info.height)
+    if width <= 0 or height <= 0:
+        raise InputError(f"output size {width}x{height} for {out} is invalid; give a positive width and height")
+    _refuse_input_overwrite(out, info)
+    if kind == "video":
+        if settings.codec not in VIDEO_CODECS:
+            raise InputError(f"{out} is a video file but the codec is {settings.codec}; use an image pattern "
+                             f"like {out.stem}.####.{settings.codec} or a video codec")
+        if out.is_dir():
+            raise InputError(f"the output {out} is a folder; give a file name, e.g. {out / 'shot.mov'}")
+        encoder = _encoding(settings, info, False).encoder
+        codecs = {"the video": _CODEC_IDS[encoder]}
+        for track in info.audio:
+            codecs[f"audio track {track.index}"] = track.codec
+        check_container_codecs(container_codecs(out.suffix.lower()), out, codecs)
+        check_even_size(encoder, (width, height), out)
+        check_writable_dir(out.parent, out)
+    else:
+        pattern = SequencePattern.parse(out)
+        fmt = WRITE_EXTS[pattern.ext]
+        if settings.codec in IMAGE_CODECS and settings.codec != fmt:
+            raise InputError(f"{out} ends in {pattern.ext} but the codec is {settings.codec}; make them agree")
+        check_writable_dir(pattern.directory, out)
+    return kind
+
+
+def check_even_size(encoder: str, size: tuple[int, int], out: Path) -> None:
+    """H.264 4:2:0 needs an even width and height, ProRes 4:2:2 an even width (InputError otherwise)."""
+    width, height = size
+    if encoder == "libx264" and (width % 2 or height % 2):
+        raise InputError(f"H.264 4:2:0 needs an even size, {out} would be {width}x{height}; "
+                         "use prores_hq/ffv1 or an even size")
+    if encoder == "prores_ks" and width % 2:
+        raise InputError(f"ProRes needs an even width, {out} would be {width} wide; use ffv1 or an even width")
+
+
 def _refuse_input_overwrite(out: Path, info: MediaInfo) -> None:
     same = False
     if info.kind == "sequence" and is_pattern(out):
         a, b = SequencePattern.parse(out), SequencePattern.parse(info.path)
         same = (a.directory.resolve(), a.head, a.tail) == (b.directory.resolve(), b.head, b.tail)
     elif info.kind != "sequence" and not is_pattern(out):
-        same = out.resolve() == Path(info.path).resolve()
+        same = same_file(out, info.path)
     if same:
         raise InputError(f"the output {out} would overwrite the input; write to another path")
 
@@ -213,7 +250,7 @@ class VideoSink:
         options = _mov_options(self.time_base, info) if fmt in ("mp4", "mov") else {}
         encoder = _encoding(settings, info, False).encoder
         try:
-            self._out = av.open(str(temp), "w", format=fmt, options=options)
+            self._out = av.open(avutil.local_url(temp), "w", format=fmt, options=options)
         except av.FFmpegError as exc:
             raise InputError(f"cannot create {final} ({exc}); check the path") from None
         try:
@@ -221,20 +258,11 @@ class VideoSink:
             codecs = {"the video": _CODEC_IDS[encoder]}
             for track in info.audio:
                 codecs[f"audio track {track.index}"] = track.codec
-            check_container_codecs(self._out, final, codecs)
-            self._check_size(encoder)
+            check_container_codecs(self._out.supported_codecs, final, codecs)
+            check_even_size(encoder, self.size, self.final)
         except BaseException:
             self.abort()
             raise
-
-    def _check_size(self, encoder: str) -> None:
-        width, height = self.size
-        if encoder == "libx264" and (width % 2 or height % 2):
-            raise InputError(f"H.264 4:2:0 needs an even size, {self.final} would be {width}x{height}; "
-                             "use prores_hq/ffv1 or an even size")
-        if encoder == "prores_ks" and width % 2:
-            raise InputError(f"ProRes needs an even width, {self.final} would be {width} wide; use ffv1 or an "
-                             "even width")
 
     # -- setup on the first frame (needs its bit depth, pts and timecode) --
 

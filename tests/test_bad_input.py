@@ -1,0 +1,251 @@
+"""Hostile-input matrix (issue 14): every bad input, fault and hostile name gets its documented exit code and a
+one-line message naming the file, leaves no output or temporary behind (beyond what resume needs), and never
+changes the input (sha256). The matrix with results is in tests/README.md.
+
+The commands run in-process through click's runner (the real CLI, its error reporting and exit codes) on a real
+clip; pass-through jobs and short frame ranges keep the whole file fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from vidswap.cli import main
+from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.io import probe
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Job:
+    """A folder with a private copy of the real clip and a source portrait; runs vidswap in it."""
+
+    def __init__(self, folder: Path, clip: Path, source: Path):
+        self.dir = folder
+        self.clip = folder / "single_face.mp4"
+        self.source = folder / "grace_hopper.jpg"
+        shutil.copy(clip, self.clip)
+        shutil.copy(source, self.source)
+        self.hashes = {p.name: sha(p) for p in (self.clip, self.source)}
+
+    def __call__(self, *args):
+        cwd = os.getcwd()
+        os.chdir(self.dir)
+        try:
+            return CliRunner().invoke(main, [str(a) for a in args])
+        finally:
+            os.chdir(cwd)
+
+    def run(self, *args, frames: str | None = "0-5", passthrough: bool = True):
+        extra = (["--frames", frames] if frames is not None else []) + (["--passthrough"] if passthrough else [])
+        return self("run", self.clip.name, "-s", self.source.name, "-q", *extra, *args)
+
+    def inputs_unchanged(self) -> None:
+        for name, digest in self.hashes.items():
+            assert sha(self.dir / name) == digest, f"{name} was modified"
+
+    def leftovers(self) -> list[str]:
+        """Temporaries anywhere under the folder."""
+        return sorted(str(p.relative_to(self.dir)) for p in self.dir.rglob("*")
+                      if p.name.startswith(".vidswap-tmp-") or p.name.endswith(".part"))
+
+    def outputs(self) -> list[str]:
+        """Everything under the folder but the inputs."""
+        return sorted(str(p.relative_to(self.dir)) for p in self.dir.rglob("*")
+                      if p.is_file() and p.name not in self.hashes)
+
+
+def assert_fails(result, code: int, *needles: str) -> None:
+    """Exit ``code``, exactly one line on stderr, ``error: ...`` naming each of ``needles``, no traceback."""
+    stderr = result.stderr
+    assert result.exit_code == code, (result.exit_code, stderr, result.exception)
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def originals(media) -> tuple[Path, Path]:
+    return media("single_face_clip"), media("grace_hopper")
+
+
+@pytest.fixture
+def job(originals, tmp_path) -> Job:
+    return Job(tmp_path, *originals)
+
+
+def write_shot(job: Job, name: str = "shot.yaml", **settings) -> Path:
+    """A shot file: the clip, its source, pass-through, frames 0-11 (the farm passes take frames from it)."""
+    data = {"input": job.clip.name, "sources": [job.source.name], "frames": "0-11",
+            "swap": {"core": "passthrough"}, **settings}
+    path = job.dir / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# ------------------------------------------------------------------------------------------- frame ranges
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "empty frame range ''"),
+    (" ", "empty frame range ' '"),
+    ("0-2000000000", "'0-2000000000' has too many frames"),
+    ("23-0", "'23-0' does not count upwards"),
+    ("0-5x-1", "frame range '0-5x-1'"),
+    ("abc", "bad frame range 'abc'"),
+])
+def test_bad_frame_ranges_are_usage_errors_with_the_users_text(job, text, needle):
+    result = job.run("-o", "out.mp4", frames=text)
+    assert_fails(result, 2, needle, "single_face.mp4")
+    assert "range(" not in result.stderr
+    assert job.outputs() == [] and job.leftovers() == []
+    job.inputs_unchanged()
+
+
+# ------------------------------------------------------------------------------------------ FFmpeg as URLs
+
+
+def test_protocol_prefixed_names_are_the_files_themselves(job):
+    """A file named ``file:single_face.mp4`` is that file (6 frames), not single_face.mp4 (72), and writing to
+    the real plate's name from it is not writing over its input."""
+    short = job.dir / "file:single_face.mp4"
+    assert job.run("-o", short.name, frames="0-5").exit_code == 0
+    job.hashes[short.name] = sha(short)
+    assert probe(short).frame_count == 6
+    result = job("probe", "--json", short.name)
+    assert result.exit_code == 0 and '"frame_count": 6' in result.stdout
+    result = job("run", short.name, "-s", job.source.name, "--passthrough", "-q", "-o", "copy.mp4")
+    assert result.exit_code == 0, result.stderr
+    assert probe(job.dir / "copy.mp4").frame_count == 6
+    # output = input through a protocol prefix, a ./ path and a hard link: all refused, the plate untouched
+    for out in (short.name, f"./{short.name}"):
+        assert_fails(job("run", short.name, "-s", job.source.name, "--passthrough", "-q", "-o", out), 2,
+                     "overwrite the input")
+    os.link(job.clip, job.dir / "hardlink.mp4")
+    job.hashes["hardlink.mp4"] = job.hashes[job.clip.name]
+    assert_fails(job.run("-o", "hardlink.mp4"), 2, "hardlink.mp4", "overwrite the input")
+    concat = job.dir / "concat:single_face.mp4|single_face.mp4"
+    assert_fails(job("probe", concat.name), 2, "concat:single_face.mp4")  # missing: not FFmpeg's concat
+    assert probe(job.clip).frame_count == 72
+    job.inputs_unchanged()
+    assert job.leftovers() == []
+
+
+# ---------------------------------------------------------------------------------------- job state
+
+
+def test_stale_analysis_is_refused_by_render_and_assemble(job, originals):
+    """analyze, then the plate is re-exported under the same name: render and assemble refuse (exit 2, naming
+    what changed) instead of pasting at the old plate's positions; run re-analyses."""
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert job("analyze", "--config", shot.name, "-q").exit_code == 0
+    assert job("render", "--config", shot.name, "--frames", "0-5", "-q").exit_code == 0
+    reexport = job.dir / "reexport.mp4"
+    assert job.run("-o", reexport.name, frames="30-71").exit_code == 0
+    os.replace(reexport, job.clip)  # same name, other plate
+    job.hashes[job.clip.name] = sha(job.clip)
+    for args in (("render", "--frames", "6-11"), ("assemble",)):
+        result = job(args[0], "--config", shot.name, "-q", *args[1:])
+        assert_fails(result, 2, "stale", "single_face.mp4 changed since it was analysed", "vidswap analyze")
+    assert not (job.dir / "out.mkv").exists()
+    job.inputs_unchanged()
+    assert job.leftovers() == []
+
+
+def test_changed_analysis_settings_are_named(job):
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert job("analyze", "--config", shot.name, "-q").exit_code == 0
+    changed = write_shot(job, "changed.yaml", output={"path": "out.mkv"}, analysis={"score_threshold": 0.7})
+    assert_fails(job("render", "--config", changed.name, "--frames", "0-5", "-q"), 2,
+                 "analysis or smoothing settings changed")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_tracks_file(job, damage):
+    """render/assemble: 'corrupt', exit 2; run: analyses again and succeeds."""
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert job("analyze", "--config", shot.name, "-q").exit_code == 0
+    tracks = job.dir / "out.vidswap" / "tracks.npz"
+    data = tracks.read_bytes()
+    tracks.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"PK\x03\x04" + os.urandom(300),
+                        "empty": b""}[damage])
+    for args in (("render", "--frames", "0-5"), ("assemble",)):
+        assert_fails(job(args[0], "--config", shot.name, "-q", *args[1:]), 2, "tracks.npz", "corrupt")
+    result = job("run", "--config", shot.name, "-q")
+    assert result.exit_code == 0, result.stderr
+    job.inputs_unchanged()
+    assert job.leftovers() == []
+
+
+def test_tracks_temporary_is_created_exclusively(job, tmp_path):
+    """A symlink planted under the old predictable temporary name is not followed."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    folder = job.dir / "out.vidswap"
+    folder.mkdir()
+    for pid in range(os.getpid() - 2, os.getpid() + 3):
+        (folder / f".tracks.npz.{pid}.part").symlink_to(victim)
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert job("analyze", "--config", shot.name, "-q").exit_code == 0
+    assert victim.read_text() == "keep me"
+    ShotAnalysis.load(folder / "tracks.npz")
+
+
+def test_killed_chunk_temporaries_are_cleaned_on_rerun(job):
+    """A render task killed mid-chunk leaves its .vidswap-tmp- file; re-running the chunk removes it."""
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert job("analyze", "--config", shot.name, "-q").exit_code == 0
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "vidswap.cli", "render", "--config", shot.name,
+                             "--frames", "0-11", "-q"], cwd=job.dir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not job.leftovers() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    if not job.leftovers():  # the task finished before it could be killed: plant what a killed one leaves
+        chunks = next((job.dir / "out.vidswap" / "chunks").iterdir())
+        from vidswap.io.atomic import host_tag
+        (chunks / f".vidswap-tmp-{host_tag()}-{proc.pid}-0badf00d-00000000-00000011.mkv").write_bytes(b"x")
+        for done in chunks.glob("*.mkv"):
+            done.unlink()
+    assert job.leftovers(), "the killed task left no temporary to clean"
+    result = job("render", "--config", shot.name, "--frames", "0-11", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert job.leftovers() == []
+
+
+def test_overwrite_default_and_no_overwrite(job):
+    out = job.dir / "out.mp4"
+    assert job.run("-o", out.name, frames="0-5").exit_code == 0
+    assert probe(out).frame_count == 6
+    assert job.run("-o", out.name, frames="0-3").exit_code == 0  # default: replaced, as re-renders expect
+    assert probe(out).frame_count == 4
+    before = sha(out)
+    assert_fails(job.run("-o", out.name, "--no-overwrite", frames="0-5"), 2, "out.mp4", "--no-overwrite")
+    assert sha(out) == before
+    seq = job.dir / "seq" / "f.####.png"
+    assert job.run("-o", "seq/f.####.png", frames="0-2").exit_code == 0
+    assert_fails(job.run("-o", "seq/f.####.png", "--no-overwrite", frames="2-4"), 2, "f.####.png",
+                 "1 of its 3 frame files")
+    assert job.run("-o", "seq/f.####.png", "--no-overwrite", frames="3-4").exit_code == 0
+    assert len(list(seq.parent.glob("*.png"))) == 5
+    job.inputs_unchanged()
+    assert job.leftovers() == []
