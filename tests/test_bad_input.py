@@ -249,3 +249,170 @@ def test_overwrite_default_and_no_overwrite(job):
     assert len(list(seq.parent.glob("*.png"))) == 5
     job.inputs_unchanged()
     assert job.leftovers() == []
+
+
+# ------------------------------------------------------------------------------------- exit codes, up front
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--codec", "png", "-o", "out.mov"], ["out.mov", "codec is png"]),
+    (["-o", "seq/out.png"], ["seq/out.png", "placeholder"]),
+    (["--codec", "exr", "-o", "out.mp4"], ["out.mp4", "codec is exr"]),
+    (["-o", "out.avi"], ["out.avi", "output type"]),
+    (["--contact-sheet", "single_face.mp4/sheet.png", "-o", "out.mp4"], ["single_face.mp4", "not a folder"]),
+    (["--contact-sheet", "sheet.txt", "-o", "out.mp4"], ["sheet.txt", "image extension"]),
+    (["--contact-sheet", "single_face.mp4", "-o", "out.mp4"], ["single_face.mp4", "image extension"]),
+    (["--debug-frames", "single_face.mp4/dbg", "-o", "out.mp4"], ["single_face.mp4", "not a folder"]),
+    (["-o", "single_face.mp4/out.mp4"], ["single_face.mp4", "not a folder"]),
+])
+def test_settings_and_paths_fail_before_any_work(job, args, needles):
+    """A real swap job (no pass-through): bad settings and paths are refused before models load or the
+    analysis runs (well under the ~5 s the analysis takes), and leave no job folder."""
+    start = time.perf_counter()
+    result = job.run(*args, frames="0-5", passthrough=False)
+    assert_fails(result, 2, *needles)
+    assert time.perf_counter() - start < 2.0
+    assert job.outputs() == [] and not list(job.dir.glob("*.vidswap")) and job.leftovers() == []
+    job.inputs_unchanged()
+
+
+def test_bad_encoder_preset_and_sequence_output_equal_to_input(job):
+    shot = write_shot(job, output={"path": "out.mp4", "encoder_preset": "turbo"}, swap={"core": "geometric"})
+    assert_fails(job("run", "--config", shot.name, "-q"), 2, "turbo")
+    assert job.run("-o", "plate/p.%04d.png", frames="0-2").exit_code == 0
+    seq_hashes = {p.name: sha(p) for p in (job.dir / "plate").iterdir()}
+    # the same sequence written as #### or %04d: the input itself
+    for out in ("plate/p.####.png", "plate/p.%04d.png"):
+        result = job("run", "plate/p.####.png", "-s", job.source.name, "-q", "-o", out)
+        assert_fails(result, 2, "overwrite the input")
+    assert {p.name: sha(p) for p in (job.dir / "plate").iterdir()} == seq_hashes
+
+
+def test_output_that_is_a_folder_is_permanent(job):
+    (job.dir / "diro.mp4").mkdir()
+    assert_fails(job.run("-o", "diro.mp4"), 2, "diro.mp4", "is a folder")
+    assert list((job.dir / "diro.mp4").iterdir()) == []
+
+
+def test_unwritable_job_folder(job):
+    (job.dir / "out.vidswap").write_text("a file where the job folder goes")
+    assert_fails(job.run("-o", "out.mp4"), 2, "job folder", "out.vidswap")
+    assert not (job.dir / "out.mp4").exists() and job.leftovers() == []
+
+
+def test_disk_full_on_the_tracks_file_is_retryable(job, monkeypatch):
+    import errno
+    import vidswap.faces.tracksfile as tracksfile
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tracksfile.np, "savez_compressed", full)
+    shot = write_shot(job, output={"path": "out.mkv"})
+    assert_fails(job("analyze", "--config", shot.name, "-q"), 5, "tracks.npz", "No space left")
+    assert not (job.dir / "out.vidswap" / "tracks.npz").exists() and job.leftovers() == []
+
+
+def test_model_path_that_is_a_folder_is_a_model_error(job, model, monkeypatch, tmp_path_factory):
+    from vidswap.models.registry import load_manifest
+
+    home = tmp_path_factory.mktemp("home")
+    (home / "models").mkdir()
+    manifest = load_manifest()
+    cached = Path(model("yunet")).parent
+    for entry in cached.iterdir():  # the real cache, but the detector's file is a folder
+        link = home / "models" / entry.name
+        if entry.name == manifest["yunet"].file:
+            link.mkdir()
+        else:
+            link.symlink_to(entry)
+    monkeypatch.setenv("VIDSWAP_HOME", str(home))
+    result = job.run("-o", "out.mp4", passthrough=False)
+    assert_fails(result, 4, manifest["yunet"].file, "not a file", "vidswap models fetch")
+
+
+def test_corrupt_frame_inside_a_video_is_permanent(job):
+    data = bytearray(job.clip.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    bad = job.dir / "corrupt.mp4"
+    bad.write_bytes(bytes(data))
+    job.hashes[bad.name] = sha(bad)
+    result = job("run", bad.name, "-s", job.source.name, "--passthrough", "-q", "-o", "out.mp4")
+    assert_fails(result, 2, "corrupt.mp4", "corrupt")
+    assert job.outputs() == [] and job.leftovers() == []
+    job.inputs_unchanged()
+
+
+def test_corrupt_frame_inside_a_sequence_is_permanent(job):
+    assert job.run("-o", "plate/p.####.png", frames="0-5").exit_code == 0
+    bad = job.dir / "plate" / "p.0003.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    result = job("run", "plate/p.####.png", "-s", job.source.name, "--passthrough", "-q", "-o", "out.mp4")
+    assert_fails(result, 2, "p.0003.png", "corrupt")
+    assert not (job.dir / "out.mp4").exists() and job.leftovers() == []
+
+
+# ------------------------------------------------------------------------------- injection and resources
+
+
+def test_yaml_alias_bomb_fails_fast(job):
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for k, name in enumerate("bcdefgh"):
+        prev = "abcdefgh"[k]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    shot = job.dir / "bomb.yaml"
+    shot.write_text(f"input: {job.clip.name}\n" + "\n".join(levels) + "\nsources: [" + ", ".join(["*h"] * 9) + "]\n")
+    assert shot.stat().st_size < 1200
+    start = time.perf_counter()
+    assert_fails(job("run", "--config", shot.name, "-q"), 2, "bomb.yaml", "expands to more than")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_huge_yaml_values_are_not_formatted_whole(job):
+    shot = job.dir / "huge.yaml"
+    shot.write_text(f"input: {job.clip.name}\nscale: [" + ", ".join(["1"] * 50_000) + "]\n")
+    result = job("run", "--config", shot.name, "-q")
+    assert_fails(result, 2, "scale in", "huge.yaml")
+    assert len(result.stderr) < 400
+    shot.write_text(f"input: {job.clip.name}\nsources: ['" + "x" * 20_000 + "']\n")
+    assert_fails(job("run", "--config", shot.name, "-q"), 2, "20000 characters")
+
+
+HOSTILE = ['/comp/sh [python {open("/tmp/pwned","w")}] $HOME "q" {b} back\\slash/face.####.png',
+           "/comp/[exec touch pwned]/face.####.exr"]
+
+
+@pytest.mark.parametrize("path", HOSTILE)
+def test_nuke_scripts_escape_hostile_paths(path):
+    """Every path written into a Nuke script reads back, through a real Tcl interpreter's parse and then the
+    knob's own evaluation (``subst``), as the path itself, and runs nothing."""
+    tkinter = pytest.importorskip("tkinter")  # the stdlib's Tcl; present wherever CPython's Tk is
+    from vidswap.composite.patch import NukePlate, nuke_script, nuke_string, patch_record
+    from vidswap.io.sequences import SequencePattern
+
+    tcl = tkinter.Tcl()
+    tcl.eval('set ::ran 0; proc python args {set ::ran 1}; proc exec args {set ::ran 1}')
+    record = patch_record(0, 0, np.eye(3)[:2], (64, 64), (640, 360), "face_t0.0000.png", "straight", 'cs "$x"')
+    plate = NukePlate(path.replace("face.####", "plate.####"), 0, 5, "[python x]")
+    script = nuke_script(SequencePattern.parse(path), 0, [record], plate)
+    knobs = [line.split(" ", 2)[2] for line in script.splitlines() if line.startswith((" file ", " colorspace "))]
+    assert len(knobs) == 4
+    values = []
+    for knob in knobs:
+        parsed = tcl.eval(f"set v {knob}")
+        values.append(tcl.eval("subst $v"))
+    assert tcl.eval("set ::ran") == "0"
+    assert values[1] == 'cs "$x"' and values[3] == "[python x]"
+    assert values[0].endswith("face_t0.####.png" if path.endswith(".png") else "face_t0.####.exr")
+    assert "[" in values[2] and values[2] == Path(plate.file).as_posix()
+    assert parsed  # the last knob parsed to a value
+    with pytest.raises(Exception, match="control character"):
+        nuke_string("/comp/a\nb.exr")
+
+
+def test_passthrough_needs_no_source(job):
+    result = job("run", job.clip.name, "--passthrough", "--frames", "0-3", "-o", "out.mp4", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert probe(job.dir / "out.mp4").frame_count == 4
+    assert_fails(job("run", job.clip.name, "--frames", "0-3", "-o", "out2.mp4", "-q"), 2, "no source")

@@ -7,6 +7,7 @@ The CLI prints ``error: <message>`` and exits with ``exit_code``; tracebacks onl
 from __future__ import annotations
 
 import errno
+import reprlib
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # usage error or bad input (permanent: a farm must not retry)
@@ -20,6 +21,18 @@ EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
 #: (retryable). Other OS errors on a user's path (permissions, a folder where a file belongs) are permanent: 2.
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN,
                               errno.ENOLCK, errno.ECONNRESET, errno.EHOSTDOWN, errno.ENETDOWN, errno.ENETUNREACH})
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxset = 2, 4, 4, 4, 4
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 60, 60, 40
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """A bounded repr of ``value`` for a message: nested and long values are elided (``...``), so a huge or
+    self-multiplying value (a YAML alias bomb) is never formatted whole."""
+    text = _BRIEF.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class VidswapError(Exception):

@@ -237,8 +237,11 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
     with timer.stage("load"):
-        source_images = check_sources(cfg.sources)  # cheap checks first: a bad path fails before model loading
+        # cheap checks first: a bad source path fails before model loading; a pass-through core needs no source
+        source_images = check_sources(cfg.sources) if cfg.sources else []
         core = job_core(cfg, context)
+        if not source_images and not core.passes_through:
+            check_sources(cfg.sources)  # InputError: no source given
     params = composite_params(cfg.composite, cfg.seed)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
         analysis = require_analysis(cfg, plan) if farm_task else None

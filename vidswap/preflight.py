@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidswap.composite.patch import check_patch_pattern
+from vidswap.composite.patch import check_patch_pattern, nuke_string
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
 from vidswap.io import EncodeSettings, output_kind
@@ -50,6 +50,8 @@ def check_main_output(cfg: JobConfig, plan: ShotPlan, settings: EncodeSettings, 
     if cfg.output.kind == "patch":
         pattern = check_patch_pattern(out)
         check_writable_dir(pattern.directory, out)
+        for path in (pattern.directory.resolve(), Path(plan.info.path).resolve()):  # written into Nuke scripts
+            nuke_string(path.as_posix())
     else:
         check_output(out, plan.info, settings, plan.size)
     if replaces and not cfg.output.overwrite:

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidswap.errors import InputError, MediaError
+from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
 from vidswap.io import avutil
 from vidswap.io.frames import Frame, timecode_at
 from vidswap.io.media import MediaInfo, probe
@@ -154,8 +154,10 @@ def _file_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
         for n in numbers:
             try:
                 image = read_image_file(paths[n])
-            except InputError as exc:  # the file vanished or broke after probing
-                raise MediaError(f"reading frame {n} failed: {exc}") from None
+            except InputError as exc:
+                if paths[n].is_file():  # there but undecodable: a corrupt frame, permanent
+                    raise InputError(f"frame {n} is corrupt: {exc}") from None
+                raise MediaError(f"reading frame {n} failed: {exc}") from None  # vanished: a share, retry
             if not emit(Frame(n, None, timecode_at(info.timecode, info.fps, n - info.first_frame), image)):
                 return
 
@@ -203,8 +205,9 @@ def _video_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
         except _SeekMissed:
             _decode_video(info, numbers, emit, seek=False)
         except (av.FFmpegError, OSError) as exc:
-            raise MediaError(f"decoding {info.path} failed ({exc}); the file may be truncated or on a failing "
-                             "share; check it and retry") from None
+            if getattr(exc, "errno", None) in TRANSIENT_ERRNOS:  # the disk or the share, not the file
+                raise MediaError(f"reading {info.path} failed ({exc}); check the disk or share and retry") from None
+            raise InputError(f"{info.path} is corrupt: decoding failed ({exc}); re-export or re-copy it") from None
 
     return produce
 

@@ -135,7 +135,13 @@ def find_in_pack(spec: ModelSpec, insightface_dir: str | Path | None = None) -> 
 
 
 def _check(spec: ModelSpec, path: Path) -> bool:
-    return not spec.pinned or sha256_of(path) == spec.sha256
+    if not path.is_file():
+        raise ModelError(f"model {spec.name} at {path} is not a file; remove it and run: {fetch_command(spec)}")
+    try:
+        return not spec.pinned or sha256_of(path) == spec.sha256
+    except OSError as exc:
+        raise ModelError(f"model {spec.name} at {path} cannot be read ({exc.strerror}); fix its permissions or "
+                         f"run: {fetch_command(spec)}") from None
 
 
 def model_path(name: str, manifest: dict[str, ModelSpec] | None = None, verify: bool = True,
