@@ -416,3 +416,33 @@ def test_passthrough_needs_no_source(job):
     assert result.exit_code == 0, result.stderr
     assert probe(job.dir / "out.mp4").frame_count == 4
     assert_fails(job("run", job.clip.name, "--frames", "0-3", "-o", "out2.mp4", "-q"), 2, "no source")
+
+
+def test_odd_plate_size_is_kept_or_padded_never_resampled(job):
+    """A 639x359 plate (the real clip cropped): FFV1 keeps the size and every pixel; H.264 pads to 640x360 and
+    says so in one warning line."""
+    import av
+
+    from vidswap.io import read_frames
+
+    with read_frames(probe(job.clip), range(0, 4)) as frames:
+        crops = [np.ascontiguousarray(f.image[:359, :639]) for f in frames]
+    plate = job.dir / "odd.mkv"
+    with av.open(str(plate), "w") as container:
+        stream = container.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 639, 359, "bgr0"
+        for image in crops:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    job.hashes[plate.name] = sha(plate)
+    result = job("run", plate.name, "--passthrough", "-q", "-o", "kept.mkv")
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+    with read_frames(probe(job.dir / "kept.mkv")) as frames:
+        assert all(np.array_equal(f.image, c) for f, c in zip(frames, crops, strict=True))
+    result = job("run", plate.name, "--passthrough", "-q", "-o", "padded.mp4")
+    assert result.exit_code == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "639x359" in warnings[0] and "padded to 640x360" in warnings[0]
+    out = probe(job.dir / "padded.mp4")
+    assert (out.width, out.height) == (640, 360)
+    job.inputs_unchanged()

@@ -36,11 +36,12 @@ from vidswap.faces.pose import decompose
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint, input_size, stale_reasons
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_frames, resize_image
+from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_frames, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
+from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
@@ -316,6 +317,9 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         written = render_patches(cfg, plan, plan.numbers, setup, timer, progress)
         outputs = patch_outputs(plan, write_patch_scripts(cfg, plan))
         return summarise(plan, setup.stage, written, start, timer, warnings, outputs)
+    if output_kind(plan.out_path) == "video":
+        note = padding_note(plan.out_path, settings_from_config(cfg, plan.out_path), plan.size)
+        warnings += [note] if note else []
     sheet = None
     if contact_sheet is not None:
         linear_result = plan.colour if linear_output(plan.out_path) else None

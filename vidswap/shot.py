@@ -78,7 +78,10 @@ def default_output_path(info: MediaInfo, suffix: str = "_swapped") -> Path:
 
 
 def output_size(info: MediaInfo, scale: float, video_out: bool) -> tuple[int, int]:
-    """(width, height) after scaling; even for video codecs with chroma subsampling."""
+    """(width, height) after scaling: the plate's own size at scale 1 (a codec that needs an even size pads
+    it, :func:`vidswap.io.writers.encode_size`); scaled video sizes are rounded to even."""
+    if scale == 1:
+        return info.width, info.height
     w, h = info.width * scale, info.height * scale
     if video_out:
         return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)

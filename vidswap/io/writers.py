@@ -146,7 +146,6 @@ def check_output(out: str | Path, info: MediaInfo, settings: EncodeSettings,
         for track in info.audio:
             codecs[f"audio track {track.index}"] = track.codec
         check_container_codecs(container_codecs(out.suffix.lower()), out, codecs)
-        check_even_size(encoder, (width, height), out)
         check_writable_dir(out.parent, out)
     else:
         pattern = SequencePattern.parse(out)
@@ -157,14 +156,33 @@ def check_output(out: str | Path, info: MediaInfo, settings: EncodeSettings,
     return kind
 
 
-def check_even_size(encoder: str, size: tuple[int, int], out: Path) -> None:
-    """H.264 4:2:0 needs an even width and height, ProRes 4:2:2 an even width (InputError otherwise)."""
+def encode_size(settings: EncodeSettings, size: tuple[int, int]) -> tuple[int, int]:
+    """The size a video is encoded at for a picture of ``size``: H.264 4:2:0 needs an even width and height,
+    ProRes an even width, FFV1 takes any size. The picture is padded (its last row/column repeated), never
+    resampled, to reach it."""
     width, height = size
-    if encoder == "libx264" and (width % 2 or height % 2):
-        raise InputError(f"H.264 4:2:0 needs an even size, {out} would be {width}x{height}; "
-                         "use prores_hq/ffv1 or an even size")
-    if encoder == "prores_ks" and width % 2:
-        raise InputError(f"ProRes needs an even width, {out} would be {width} wide; use ffv1 or an even width")
+    if settings.codec == "h264":
+        return width + width % 2, height + height % 2
+    if settings.codec.startswith("prores"):
+        return width + width % 2, height
+    return width, height
+
+
+def padding_note(out: str | Path, settings: EncodeSettings, size: tuple[int, int]) -> str | None:
+    """One line when ``out`` is padded to an even size for its codec (None when not)."""
+    padded = encode_size(settings, size)
+    if padded == tuple(size):
+        return None
+    return (f"{out}: {settings.codec} needs an even size, so the {size[0]}x{size[1]} picture is padded to "
+            f"{padded[0]}x{padded[1]} (edge repeated, not resampled); write .mkv (FFV1) to keep the size")
+
+
+def pad_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWxC ``image`` grown to ``size`` = (width, height) by repeating its last column/row."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    return np.pad(image, ((0, size[1] - h), (0, size[0] - w), (0, 0)), mode="edge")
 
 
 def _refuse_input_overwrite(out: Path, info: MediaInfo) -> None:
@@ -259,7 +277,6 @@ class VideoSink:
             for track in info.audio:
                 codecs[f"audio track {track.index}"] = track.codec
             check_container_codecs(self._out.supported_codecs, final, codecs)
-            check_even_size(encoder, self.size, self.final)
         except BaseException:
             self.abort()
             raise
@@ -270,7 +287,7 @@ class VideoSink:
         deep = frame.image.dtype != np.uint8
         enc = _encoding(self.settings, self.info, deep)
         stream = self._out.add_stream(enc.encoder, rate=self.info.fps)
-        stream.width, stream.height = self.size
+        stream.width, stream.height = encode_size(self.settings, self.size)
         stream.pix_fmt = enc.pix_fmt
         stream.time_base = self.time_base
         ctx = stream.codec_context
@@ -342,13 +359,18 @@ class VideoSink:
     def _picture(self, image: np.ndarray) -> av.VideoFrame:
         """RGB array -> frame in the encoder's pixel format, scaled to the output size, tagged."""
         enc = self._encoding
+        width, height = self.size
+        if (image.shape[1], image.shape[0]) == (width, height):  # odd plate, even-only codec: pad, not resample
+            width, height = encode_size(self.settings, self.size)
+            image = pad_to(image, (width, height))
+        else:  # another size: scaled to the output size, then padded like any plate of it
+            width, height = encode_size(self.settings, self.size)
         if image.dtype == np.uint8:
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             flags = Interpolation.BICUBIC
         else:
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint16(image)), format="rgb48le")
             flags = avutil.SWS_FLAGS
-        width, height = self.size
         yuv = enc.pix_fmt.startswith("yuv")
         picture = self._sws.reformat(
             rgb, width=width, height=height, format=enc.pix_fmt, interpolation=flags,
