@@ -446,3 +446,27 @@ def test_odd_plate_size_is_kept_or_padded_never_resampled(job):
     out = probe(job.dir / "padded.mp4")
     assert (out.width, out.height) == (640, 360)
     job.inputs_unchanged()
+
+
+def test_models_load_from_the_verified_bytes(model, monkeypatch, tmp_path):
+    """The analysis models are read once, hashed in memory and built from those bytes: a file that fails its
+    sha256 is exit 4, and a good one is never reopened by path after the check."""
+    from vidswap.errors import ModelError
+    from vidswap.faces.detect import YuNetDetector
+    from vidswap.models.registry import load_manifest, model_bytes
+
+    manifest = load_manifest()
+    real = Path(model("yunet"))
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    copy = home / "models" / manifest["yunet"].file
+    copy.write_bytes(real.read_bytes())
+    monkeypatch.setenv("VIDSWAP_HOME", str(home))
+    data = model_bytes("yunet", manifest)
+    assert data == real.read_bytes()
+    copy.write_bytes(b"swapped after the check")  # what a check-then-reopen loader would now load
+    detector = YuNetDetector.from_path(data, threads=1)
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert detector([image]) == [[]]
+    with pytest.raises(ModelError, match="corrupt"):
+        model_bytes("yunet", manifest)

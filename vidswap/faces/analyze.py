@@ -29,7 +29,7 @@ from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
-from vidswap.models.registry import load_manifest, model_path
+from vidswap.models.registry import load_manifest, model_bytes
 
 MIN_CONFIDENCE = 0.5
 
@@ -73,7 +73,7 @@ class AnalysisModels:
     def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
         """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
         manifest = load_manifest()
-        paths = {n: model_path(n, manifest) for n in ANALYSIS_MODELS}
+        paths = {n: model_bytes(n, manifest) for n in ANALYSIS_MODELS}  # loaded from the bytes verified
         detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
                                            score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
                                            angles=tuple(cfg.angles))
