@@ -220,12 +220,16 @@ def test_killed_chunk_temporaries_are_cleaned_on_rerun(job):
         time.sleep(0.02)
     proc.kill()
     proc.wait()
-    if not job.leftovers():  # the task finished before it could be killed: plant what a killed one leaves
-        chunks = next((job.dir / "out.vidswap" / "chunks").iterdir())
+    if not job.leftovers():  # the task ended before it could be killed: plant what a killed one leaves
         from vidswap.io.atomic import host_tag
-        (chunks / f".vidswap-tmp-{host_tag()}-{proc.pid}-0badf00d-00000000-00000011.mkv").write_bytes(b"x")
-        for done in chunks.glob("*.mkv"):
+
+        chunks = job.dir / "out.vidswap" / "chunks"
+        if not chunks.is_dir():  # killed before its chunk folder existed: make it as the task would
+            assert job("render", "--config", shot.name, "--frames", "0-11", "-q").exit_code == 0
+        folder = next(chunks.iterdir())
+        for done in folder.glob("0*.mkv"):
             done.unlink()
+        (folder / f".vidswap-tmp-{host_tag()}-{proc.pid}-0badf00d-00000000-00000011.mkv").write_bytes(b"x")
     assert job.leftovers(), "the killed task left no temporary to clean"
     result = job("render", "--config", shot.name, "--frames", "0-11", "-q")
     assert result.exit_code == 0, result.stderr
@@ -470,3 +474,98 @@ def test_models_load_from_the_verified_bytes(model, monkeypatch, tmp_path):
     assert detector([image]) == [[]]
     with pytest.raises(ModelError, match="corrupt"):
         model_bytes("yunet", manifest)
+
+
+# ------------------------------------------------------------------------------------ the wider sweep
+
+
+def _prepare(job: Job) -> None:
+    """Hostile inputs beside the clip: an empty clip, a folder named like a clip or an image, a truncated
+    portrait, shot files that are a list, a Python tag, an unknown key."""
+    (job.dir / "empty.mp4").write_bytes(b"")
+    (job.dir / "adir.mp4").mkdir()
+    (job.dir / "srcdir.jpg").mkdir()
+    (job.dir / "trunc.jpg").write_bytes(job.source.read_bytes()[:5000])
+    (job.dir / "list.yaml").write_text("- a\n- b\n")
+    (job.dir / "py.yaml").write_text("input: !!python/object/apply:os.system ['touch pwned']\n")
+    (job.dir / "fut.yaml").write_text(f"input: {job.clip.name}\nversion: 3\n")
+    for name in ("empty.mp4", "trunc.jpg", "list.yaml", "py.yaml", "fut.yaml"):
+        job.hashes[name] = sha(job.dir / name)
+
+
+S = ("-s", "grace_hopper.jpg")
+P = ("--passthrough", "-q")
+SWEEP = [  # (case, argv, exit code, words of the one-line message)
+    ("empty input", ["run", "empty.mp4", *S, *P, "-o", "o.mp4"], 2, ["empty.mp4", "empty"]),
+    ("input is a folder", ["probe", "adir.mp4"], 2, ["adir.mp4", "not a file"]),
+    ("source is a folder", ["run", "single_face.mp4", "-s", "srcdir.jpg", "-q", "--frames", "0-3", "-o", "o.mp4"],
+     2, ["srcdir.jpg", "folder"]),
+    ("truncated source", ["run", "single_face.mp4", "-s", "trunc.jpg", "-q", "--frames", "0-3", "-o", "o.mp4"], 2,
+     ["trunc.jpg", "not a readable image"]),
+    ("source is a video", ["run", "single_face.mp4", "-s", "single_face.mp4", "-q", "-o", "o.mp4"], 2,
+     ["single_face.mp4", "not a still image"]),
+    ("scale 0", ["run", "single_face.mp4", *S, *P, "--scale", "0", "-o", "o.mp4"], 2, ["scale"]),
+    ("every 0", ["run", "single_face.mp4", *S, *P, "--every", "0", "-o", "o.mp4"], 2, ["every"]),
+    ("batch size 0", ["run", "single_face.mp4", *S, *P, "--batch-size", "0", "-o", "o.mp4"], 2, ["batch_size"]),
+    ("crf 99", ["run", "single_face.mp4", *S, *P, "--crf", "99", "-o", "o.mp4"], 2, ["crf"]),
+    ("shot file is a list", ["run", "--config", "list.yaml"], 2, ["list.yaml", "mapping"]),
+    ("python tag in YAML", ["run", "--config", "py.yaml"], 2, ["py.yaml", "bad YAML"]),
+    ("unknown key", ["run", "--config", "fut.yaml"], 2, ["fut.yaml", "unknown key 'version'"]),
+    ("missing shot file", ["run", "--config", "nothere.yaml"], 2, ["nothere.yaml", "not found"]),
+    ("output is a bare folder", ["run", "single_face.mp4", *S, *P, "--frames", "0-3", "-o", "out/"], 2,
+     ["out", "output type"]),
+    ("newline in output name", ["run", "single_face.mp4", *S, *P, "--frames", "0-3", "-o", "new\nline.mp4"], 2,
+     ["control character"]),
+    ("JPEG sequence output", ["run", "single_face.mp4", *S, *P, "--frames", "0-3", "-o", "o.####.jpg"], 2,
+     ["o.####.jpg", "output type"]),
+    ("patches into a movie", ["run", "single_face.mp4", *S, *P, "--frames", "0-3", "--patches", "-o", "p.mp4"], 2,
+     ["p.mp4", "image sequences"]),
+    ("chunk outside the clip", ["render", "single_face.mp4", *S, *P, "--frames", "100-110", "-o", "r.mkv"], 2,
+     ["single_face.mp4", "100-110"]),
+    ("assemble before analyze", ["assemble", "single_face.mp4", *S, *P, "-o", "r.mkv"], 2,
+     ["r.vidswap", "vidswap analyze"]),
+]
+
+
+@pytest.mark.parametrize("case, argv, code, needles", SWEEP, ids=[c[0] for c in SWEEP])
+def test_sweep(job, case, argv, code, needles):
+    _prepare(job)
+    before = job.outputs()
+    assert_fails(job(*argv), code, *needles)
+    assert job.outputs() == before and job.leftovers() == []
+    assert not (job.dir / "pwned").exists()
+    job.inputs_unchanged()
+
+
+def test_shell_metacharacters_and_unicode_names_are_inert(job):
+    for name in ("$(touch pwned).mp4", "a;touch pwned;.mov", "ünï code.mov"):
+        result = job.run("-o", name, frames="0-3")
+        assert result.exit_code == 0, result.stderr
+        assert probe(job.dir / name).frame_count == 4
+    assert not (job.dir / "pwned").exists()
+    job.inputs_unchanged()
+
+
+def _cli(job: Job, *args) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.Popen([sys.executable, "-m", "vidswap.cli", *map(str, args)], cwd=job.dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_runs_to_one_output_and_sigterm(job):
+    """Two runs writing the same output at once: both finish, the output is one whole clip. SIGTERM mid-run
+    (a farm cancelling): exit 130, nothing under the final name, no temporary."""
+    proc = _cli(job, "run", job.clip.name, "--passthrough", "-q", "--codec", "prores_hq", "-o", "term.mov")
+    runs = [_cli(job, "run", job.clip.name, "--passthrough", "-q", "--frames", "0-11", "-o", "same.mkv")
+            for _ in range(2)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(job.dir.glob(".vidswap-tmp-*term.mov")) and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be cancelled"
+    proc.terminate()
+    assert proc.wait(timeout=60) == 130, proc.stderr.read()
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read()
+    assert probe(job.dir / "same.mkv").frame_count == 12
+    assert not (job.dir / "term.mov").exists() and job.leftovers() == []
+    job.inputs_unchanged()

@@ -87,7 +87,8 @@ def check_writable_dir(directory: Path, output: str | Path) -> None:
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        raise InputError(f"cannot write {output}: {existing} is a file, not a folder; pick another path")
+        raise InputError(f"cannot write {output}: folder {directory} is not writable ({existing} is a file, not a "
+                         "folder); pick another path")
     try:
         fd, probe_path = tempfile.mkstemp(prefix=owned_prefix(), dir=existing)
         os.close(fd)

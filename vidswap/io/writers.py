@@ -130,6 +130,9 @@ def check_output(out: str | Path, info: MediaInfo, settings: EncodeSettings,
     folder (nothing is created), the input not overwritten. Returns 'video' or 'sequence'. Called before any
     work, and again by :func:`open_sink`."""
     out = Path(str(out))
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(out)):
+        raise InputError(f"the output name {str(out)!r:.80} has a control character (a newline?); logs, farm "
+                         "scripts and Nuke break on it: rename it")
     kind = output_kind(out)
     width, height = size or (info.width, info.height)
     if width <= 0 or height <= 0:
