@@ -123,3 +123,44 @@ def test_build_source_albedo_on_a_real_photo(media, detector, mesh, space, masks
     assert float(red[lips].median()) > float(red[skin].median()) * 1.1
     assert float(albedo.weight[0, 0][: int(space.uv[:, 1].min()) + 2].max()) == 0.0
     assert float(albedo.weight[0, 0][skin].mean()) > 0.95
+
+
+def _creased_photo(space, masks):
+    """The flat face of :func:`photo` with a dark, reddish crease (a wrinkle under hard light) down one cheek."""
+    U = space.size
+    img, verts = photo(space, 0.0, (0.5, 0.35, 0.3))
+    _, seen = unwrap(space, img, verts, texture_confidence(verts, space.triangles, image_size=(220, 200)))
+    cheek = (masks["inner_skin"][0, 0] > 0.5) & (masks["mouth_folds"][0, 0] < 0.01) & \
+            (masks["eye_surround"][0, 0] < 0.01) & (masks["lips"][0, 0] < 0.01) & (seen[0, 0] > 0.95)
+    col = int(cheek[:, : U // 2].sum(0).argmax())
+    line = torch.zeros(U, U, dtype=torch.bool)
+    line[:, col:col + 2] = cheek[:, col:col + 2]
+    tex = torch.tensor((0.5, 0.35, 0.3)).view(1, 3, 1, 1).repeat(1, 1, U, U)
+    tex[0][:, line] = torch.tensor((0.3, 0.12, 0.1)).view(3, 1)  # 0.5x as bright, redder than the skin
+    R = matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    image, _ = render_from_texture(space, tex, verts, (220, 200))
+    return image, verts, line
+
+
+def test_creases_are_compressed_and_lose_their_shadow_colour(space, masks):
+    """A crease darker than the dark knee keeps its place but loses part of its depth, and the reddening of its
+    shadow goes with the darkening (on the skin; lips and brows are not touched by either edit)."""
+    img, verts, line = _creased_photo(space, masks)
+    vis = texture_confidence(verts, space.triangles, image_size=(220, 200))
+    tex, w = unwrap(space, img, verts, vis)
+    normals = texel_normals(space, verts)
+    off = AlbedoParams(dark_slope=1.0, crease_chroma=0.0)
+    sel = line & (w[0, 0] > 0.9)
+    assert int(sel.sum()) > 20
+    depth, redness = {}, {}
+    for name, params in (("off", off), ("on", AlbedoParams())):
+        detail = detail_layer(space, tex, w, normals, masks, params)
+        lum = luminance(detail)[0, 0]
+        depth[name] = float(1.0 - lum[sel].mean())
+        redness[name] = float((detail[0, 0] / detail[0, 1])[sel].mean() - 1.0)
+    assert depth["off"] > 0.3  # the crease is there to compress
+    assert depth["on"] < 0.95 * depth["off"]  # measured 0.547 -> 0.494
+    assert depth["on"] > 0.8 * depth["off"]  # still a crease: identity detail is not erased
+    assert redness["off"] > 0.2
+    assert redness["on"] < 0.65 * redness["off"]  # measured 0.245 -> 0.129

@@ -247,6 +247,8 @@ def _report(summary: pipeline.RunSummary) -> None:
     if summary.swapping:
         click.echo(f"swapped {summary.frames_swapped} frames; passed through untouched: "
                    f"{format_frames(summary.passed_through) or 'none'}")
+    if summary.runtime:
+        click.echo(f"swap core ran on {summary.runtime}")
 
 
 @contextmanager

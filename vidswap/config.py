@@ -129,6 +129,14 @@ class ColourspaceConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    """User-supplied models: ``accept_noncommercial`` lists the non-commercial manifest entries whose licence the
+    user acknowledges (a learned core refuses to run a non-commercial model not listed here)."""
+
+    accept_noncommercial: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """A whole shot job. Immutable; build with ``load_config``."""
 
@@ -149,6 +157,7 @@ class JobConfig:
     tune: TuneParams = field(default_factory=TuneParams)
     farm: FarmConfig = field(default_factory=FarmConfig)
     colorspace: ColourspaceConfig = field(default_factory=ColourspaceConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     preset: str = "default"
 
 

@@ -43,6 +43,7 @@ from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
 from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
+from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
@@ -86,6 +87,7 @@ class RunSummary:
     height: int
     warnings: list[str] = field(default_factory=list)
     swapping: bool = True
+    runtime: str = ""  # what ran the swap core (SwapCore.runtime), when it says
 
     @property
     def fps(self) -> float:
@@ -199,7 +201,7 @@ def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
         raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
     found = ShotAnalysis.load(plan.tracks_path)
     passes = job_core(cfg, CoreContext()).passes_through
-    hashes = {"passthrough": ""} if passes else analysis_model_hashes()
+    hashes = {"passthrough": ""} if passes else analysis_model_hashes(hands=cfg.analysis.hands)
     key, inputs = analysis_inputs(cfg, plan.info, plan.numbers, hashes, plan.colour)
     if found.header.get("key") != key:
         reasons = stale_reasons(found.header.get("inputs"), inputs, plan.info.path.name)
@@ -227,7 +229,9 @@ class RenderSetup:
 
 
 def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
-    """The job's swap core (``swap.core`` and its ``swap.<core>`` section)."""
+    """The job's swap core (``swap.core`` and its ``swap.<core>`` section); the context gets the job's
+    ``models.accept_noncommercial``."""
+    context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial))
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 
@@ -240,6 +244,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     with timer.stage("load"):
         # cheap checks first: a bad source path fails before model loading; a pass-through core needs no source
         source_images = check_sources(cfg.sources) if cfg.sources else []
+        matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
+            if cfg.composite.matte else None
         core = job_core(cfg, context)
         if not source_images and not core.passes_through:
             check_sources(cfg.sources)  # InputError: no source given
@@ -264,7 +270,9 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         identities = {tid: core.for_target(combined if src is None else core.prepare([sources[src]]),
                                            analysis.track(tid)) for tid, src in targets.items()}
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
-                        plate_layers=plan.colour is not None and cfg.output.kind != "patch")
+                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte)
+    if cfg.composite.matte_output:
+        stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
         with timer.stage("tune"):
             stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,
@@ -431,7 +439,8 @@ def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: fl
     return RunSummary(input=str(plan.info.path), output=str(output), frames_written=written, frames_swapped=swapped,
                       passed_through=passed, seconds=time.perf_counter() - start,
                       stage_seconds=dict(timer.seconds), width=plan.size[0], height=plan.size[1], warnings=warnings,
-                      swapping=stage is not None and not stage.core.passes_through)
+                      swapping=stage is not None and not stage.core.passes_through,
+                      runtime=stage.core.runtime() if stage is not None else "")
 
 
 def batches(frames: Iterator[Frame], size: int, timer: StageTimer) -> Iterator[list[Frame]]:

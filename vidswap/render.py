@@ -21,7 +21,9 @@ import torch
 
 from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_track
 from vidswap.composite.convert import from_float, to_float
-from vidswap.faces.align import CropSpec, invert_affine, transform_landmarks, warp_to_crop
+from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
+from vidswap.composite.matte import UserMatte
+from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 from vidswap.io.frames import Frame
@@ -60,6 +62,39 @@ def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, pla
 FaceSink = Callable[[FaceLayer], None]
 
 
+def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequence[np.ndarray],
+                    hands: HandMaskParams | None, matte: UserMatte | None) -> list[np.ndarray | None]:
+    """Per frame the (H, W) float32 plate-space occlusion matte (1 = in front of the face), or None where nothing
+    is: the hands stored in the analysis (rasterised, refined against the plate ``images``) and the user's matte,
+    combined as ``1 - (1 - hands) * (1 - matte)``."""
+    out: list[np.ndarray | None] = []
+    for n, im in zip(numbers, images):
+        occ = None
+        if hands is not None:
+            pts = analysis.hands.at(n)
+            if len(pts):
+                occ = hand_matte(pts, as_rgb8(im), hands)
+        if matte is not None:
+            user = matte.read(n)
+            occ = user if occ is None else 1.0 - (1.0 - occ) * (1.0 - user)
+        out.append(occ)
+    return out
+
+
+def occluders_to_crop(mattes: Sequence[np.ndarray | None], frame_to_crop: torch.Tensor,
+                      size: int | tuple[int, int]) -> torch.Tensor | None:
+    """(B, 1, h, w) crop-space occluders from per-frame plate-space mattes (None: nothing in front); None when no
+    frame has one."""
+    if all(m is None for m in mattes):
+        return None
+    shape = next(m.shape for m in mattes if m is not None)
+    plate = torch.from_numpy(np.stack([m if m is not None else np.zeros(shape, np.float32) for m in mattes]))
+    return warp_to_crop(plate[:, None].to(frame_to_crop.device), frame_to_crop, size, padding_mode="zeros").clamp(0, 1)
+
+
+MatteSink = Callable[[int, np.ndarray], None]
+
+
 @dataclass
 class RenderStage:
     """Swap the faces of ``targets`` (track id -> the core's prepared source identity) in batches of frames.
@@ -72,6 +107,8 @@ class RenderStage:
     sinks:        callables receiving every composited :class:`~vidswap.composite.compositor.FaceLayer` (debug
                   strips, face patches, linear compositing).
     plate_layers: the face layers also carry the plate-space foreground and alpha.
+    matte:        the user's occlusion matte sequence (``composite.matte``), or None.
+    matte_sinks:  callables receiving ``(frame number, (H, W) occlusion matte)`` for every frame (debug sequence).
     """
 
     analysis: ShotAnalysis
@@ -83,21 +120,36 @@ class RenderStage:
     refiner: Refiner | None = None
     sinks: list[FaceSink] = field(default_factory=list)
     plate_layers: bool = False
+    matte: UserMatte | None = None
+    matte_sinks: list[MatteSink] = field(default_factory=list)
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         self.seen.extend(f.number for f in frames)
         out = list(frames)
+        occluders = self._occluders(frames)
         for track_id, identity in self.targets.items():
             track = self.analysis.track(track_id)
             rows = [(k, i) for k, f in enumerate(out) if (i := track.index_of(f.number)) is not None]
             if rows:
-                self._swap_track(out, rows, track, identity)
+                self._swap_track(out, rows, track, identity, occluders)
         return out
 
+    def _occluders(self, frames: list[Frame]) -> dict[int, np.ndarray | None]:
+        """Frame number -> plate-space occlusion matte, for the frames any target track covers (every frame when
+        a matte sink wants them)."""
+        wanted = [f for f in frames if self.matte_sinks or any(
+            self.analysis.track(t).index_of(f.number) is not None for t in self.targets)]
+        mattes = plate_occluders(self.analysis, [f.number for f in wanted], [f.image for f in wanted],
+                                 self.params.hands, self.matte)
+        for sink in self.matte_sinks:
+            for f, m in zip(wanted, mattes):
+                sink(f.number, m if m is not None else np.zeros(f.image.shape[:2], np.float32))
+        return {f.number: m for f, m in zip(wanted, mattes)}
+
     def _swap_track(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
-                    identity: SourceIdentity) -> None:
+                    identity: SourceIdentity, occluders: dict[int, np.ndarray | None]) -> None:
         ks = [k for k, _ in rows]
         idx = np.array([i for _, i in rows])
         dtype = out[ks[0]].image.dtype
@@ -107,11 +159,13 @@ class RenderStage:
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
         numbers = [out[k].number for k in ks]
+        occluder = occluders_to_crop([occluders.get(n) for n in numbers], batch.frame_to_crop,
+                                     tuple(batch.target_crops.shape[-2:]))
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                crop_to_plate, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
-                               layers=self.plate_layers)
+                               layers=self.plate_layers, occluder=occluder)
         for b, k in enumerate(ks):
             f = out[k]
             out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
@@ -119,7 +173,8 @@ class RenderStage:
             if self.sinks:
                 layer = FaceLayer(f.number, track.id, batch.target_crops[b], comp.crop[b], comp.alpha[b],
                                   crop_to_plate[b], None if comp.foreground is None else comp.foreground[b],
-                                  None if comp.plate_alpha is None else comp.plate_alpha[b])
+                                  None if comp.plate_alpha is None else comp.plate_alpha[b],
+                                  None if occluder is None else occluder[b])
                 for sink in self.sinks:
                     sink(layer)
 

@@ -70,6 +70,12 @@ class AlbedoParams:
         chroma_keep: fraction of the detail's chroma (relative to the skin) kept elsewhere outside the lips.
         fold_keep: fraction of the mid-band luminance detail kept on the skin around the mouth (the folds a smile
             or a pout deepens: the photo's expression, which the render's mouth -- the plate's -- does not have).
+        crease_depth, crease_chroma: a texel whose mid-band luminance is this far below its surroundings is a
+            full crease; in creases this fraction of the detail's chroma is removed on top of ``chroma_keep`` (the
+            reddened, scattered shadow of a wrinkle under the photo's hard light painted red streaks).
+        dark_knee, dark_slope: luminance detail below the knee (x the skin) is compressed by the slope on the
+            skin: the photo's light deepens creases beyond what the plate's light does (brows, lash lines and lips
+            are not skin and keep theirs).
         lip_line: width of the refilled band of the lips next to the mouth opening.
         mid: sigma of the mid band the highlight and make-up edits look at.
         fusion_power: exponent of the per-photo weights when fusing several photos.
@@ -88,6 +94,10 @@ class AlbedoParams:
     makeup_chroma_keep: float = 0.2
     fold_keep: float = 0.7
     chroma_keep: float = 0.6
+    crease_depth: float = 0.25
+    crease_chroma: float = 0.5
+    dark_knee: float = 0.8
+    dark_slope: float = 0.85
     lip_line: float = 0.012
     mid: float = 0.012
     fusion_power: float = 4.0
@@ -181,6 +191,10 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     # a soft knee on what is left brighter than the skin: flash-lit tips and wet lips of an expressive photo
     lum = torch.where(lum > params.bright_knee, params.bright_knee + (lum - params.bright_knee) * params.bright_slope,
                       lum)
+    # creases, wrinkles and frames darker than the knee (x the skin) are compressed on the skin: the photo's hard
+    # light deepens them far beyond what the plate's light would (brows, lash lines and lips are not skin)
+    dark = torch.where(lum < params.dark_knee, params.dark_knee - (params.dark_knee - lum) * params.dark_slope, lum)
+    lum = lum + (dark - lum) * skin
     around_eyes = masks["eye_surround"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
     lum = _attenuate_mid(lum, w_face, params.mid * U, masks["mouth_folds"].to(texture.device), params.fold_keep)
@@ -188,6 +202,10 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
     keep = params.chroma_keep + (params.makeup_chroma_keep - params.chroma_keep) * around_eyes
     keep = keep + (1.0 - keep) * masks["lips"].to(texture.device)
+    # in creases (mid-band darker than the skin) the photo's colour is the shadow's (light scattered under the
+    # skin reddens it), not the skin's: it goes with the darkening
+    crease = ((1.0 - normalized_blur(lum, w_face, params.mid * U)[0]) / params.crease_depth).clamp(0.0, 1.0)
+    keep = keep * (1.0 - params.crease_chroma * crease * (1.0 - masks["lips"].to(texture.device)))
     chroma = 1.0 + (chroma - 1.0) * keep
     detail = lum * chroma
     # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)

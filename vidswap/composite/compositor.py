@@ -32,6 +32,7 @@ from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight
                                      smooth_masks_temporal, swap_region_mask, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
+from vidswap.hands.mask import HandMaskParams
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class CompositeParams:
             moving hand does not leave a trail).
         min_stat_pixels: fewer skin pixels than this and a frame's colour stats are taken from its neighbours.
         seed: job seed for the grain.
+        hands: the hand occlusion mask (from the hands stored in the analysis; None: off).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -64,6 +66,7 @@ class CompositeParams:
     visibility_alpha: float = 0.8
     min_stat_pixels: int = 64
     seed: int = 0
+    hands: HandMaskParams | None = field(default_factory=HandMaskParams)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class CompositeConfig:
     regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
     occlusion: bool = True
     grain: bool = False
+    hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
+    matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
+    matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -95,6 +101,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         grain=GrainParams() if cfg.grain else None,
         temporal="none",
         seed=seed,
+        hands=HandMaskParams() if cfg.hands else None,
     )
 
 
@@ -161,6 +168,7 @@ class FaceLayer:
     crop_to_plate: torch.Tensor
     foreground: torch.Tensor | None = None
     plate_alpha: torch.Tensor | None = None
+    occlusion: torch.Tensor | None = None
 
 
 def build_masks(
@@ -219,6 +227,7 @@ def composite_track(
     state: TrackState | None = None,
     plate_stats: torch.Tensor | None = None,
     layers: bool = False,
+    occluder: torch.Tensor | None = None,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -239,6 +248,8 @@ def composite_track(
             whole track beforehand (the analyze pass). With them, a frame's result depends on that frame alone,
             so farm chunks agree with a single-pass render at their seams; ``temporal`` then only concerns masks.
         layers: also return the plate-space ``foreground`` and ``plate_alpha`` (one more warp per face).
+        occluder: ``(B, 1, h, w)`` in [0, 1], what is in front of the face in crop space (hands, a user's matte):
+            subtracted from the paste alpha (``alpha * (1 - occluder)``) and left out of the colour statistics.
 
     Returns:
         :class:`CompositeResult`.
@@ -259,6 +270,13 @@ def composite_track(
         region = smooth_masks_temporal(region, params.mask_alpha, mode, init_r)
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
     alpha = region * vis
+    stats_mask = masks.stats
+    if occluder is not None:
+        keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
+        alpha = alpha * keep
+        stats_mask = stats_mask * (keep > 0.5)
+        masks = CropMasks(region=masks.region, visibility=masks.visibility, stats=stats_mask, face=masks.face,
+                          size=masks.size)
 
     crop = render
     src_s = dst_s = None

@@ -72,10 +72,25 @@ def patch_record(number: int, track: int, crop_to_plate: np.ndarray, patch_size:
             "convention": CONVENTION, "alpha": alpha, "colorspace": colourspace}
 
 
-def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: ExrOutput | None = None) -> None:
+def occlusion_name(name: str) -> str:
+    """The occlusion-matte file beside a PNG patch: ``face_t0.0042.png`` -> ``face_t0.0042.occlusion.png``."""
+    return Path(name).stem + ".occlusion.png"
+
+
+def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: ExrOutput | None = None,
+               occlusion: np.ndarray | None = None) -> None:
     """HxWx3 RGB + HxW alpha (float) -> 16-bit straight-alpha PNG or half premultiplied EXR (``rgb`` already
-    in ``exr.colourspace``; ``exr`` gives the header attributes, default: the built-in OCIO defaults)."""
+    in ``exr.colourspace``; ``exr`` gives the header attributes, default: the built-in OCIO defaults).
+
+    ``occlusion`` (HxW, 1 = in front of the face, already subtracted from ``alpha``): an ``occlusion`` channel of
+    the EXR, or a 16-bit grey PNG beside the patch (:func:`occlusion_name`)."""
     try:
+        if occlusion is not None and fmt == ".png":
+            grey = np.round(np.clip(occlusion, 0.0, 1.0) * 65535.0).astype(np.uint16)
+            ok, encoded = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if not ok:
+                raise OSError("the PNG encoder refused the occlusion matte")
+            encoded.tofile(path.with_name(occlusion_name(path.name)))
         if fmt == ".png":
             rgba = np.dstack([np.clip(rgb, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)])
             data = np.round(rgba * 65535.0).astype(np.uint16)
@@ -87,7 +102,10 @@ def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: Ex
         else:
             a = np.clip(alpha, 0.0, 1.0).astype(np.float32)
             rgba = np.dstack([rgb.astype(np.float32) * a[..., None], a]).astype(np.float16)
-            write_exr(path, {"RGBA": rgba}, exr or ExrOutput.create())
+            channels = {"RGBA": rgba}
+            if occlusion is not None:
+                channels["occlusion"] = np.clip(occlusion, 0.0, 1.0).astype(np.float16)
+            write_exr(path, channels, exr or ExrOutput.create())
     except (OSError, RuntimeError, cv2.error) as exc:
         raise MediaError(f"writing {path} failed ({exc}); check disk space and permissions, then retry") from None
 
@@ -155,10 +173,14 @@ class PatchWriter:
         if self.exr is not None and fmt == ".exr":
             rgb, space = self.exr.from_display(np.clip(rgb, 0.0, 1.0)), self.exr.colourspace
         name = track.name(layer.number)
-        write_rgba(self.staging / name, rgb, alpha, fmt, self.exr)
+        occlusion = getattr(layer, "occlusion", None)
+        occ = None if occlusion is None else occlusion[0].cpu().numpy().astype(np.float32)
+        write_rgba(self.staging / name, rgb, alpha, fmt, self.exr, occlusion=occ)
         record = patch_record(layer.number, layer.track, layer.crop_to_plate.cpu().numpy(),
                               (rgb.shape[1], rgb.shape[0]), self.plate_size, name,
                               "premultiplied" if fmt == ".exr" else "straight", space)
+        if occ is not None:  # PNG: a grey 16-bit file beside the patch; EXR: an ``occlusion`` channel
+            record["occlusion"] = occlusion_name(name) if fmt == ".png" else "occlusion"
         sidecar = self.staging / (Path(name).stem + ".json")
         sidecar.write_text(json.dumps(record, indent=1))
         self.written.setdefault(layer.track, []).append(layer.number)

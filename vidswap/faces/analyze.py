@@ -28,6 +28,10 @@ from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
+from vidswap.hands.landmarks import HandLandmarker
+from vidswap.hands.palm import PalmDetector
+from vidswap.hands.track import HandParams, HandTracker
+from vidswap.faces.align import as_rgb8
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
 
@@ -45,6 +49,7 @@ class AnalysisConfig:
     identity_every: int = 10  # identity embedding for new tracks and every N frames
     max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
     cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
+    hands: bool = True  # track hands (palm detection + hand landmarks) for the occlusion mask
 
 
 @dataclass(frozen=True)
@@ -68,27 +73,39 @@ class AnalysisModels:
     mesh: FaceMesh
     identity: IdentityEncoder
     model_hashes: dict[str, str]
+    hands: tuple[PalmDetector, HandLandmarker] | None = None
 
     @classmethod
     def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
         """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
         manifest = load_manifest()
-        paths = {n: model_bytes(n, manifest) for n in ANALYSIS_MODELS}  # loaded from the bytes verified
+        names = analysis_model_names(cfg.hands)
+        paths = {n: model_bytes(n, manifest) for n in names}  # built from the bytes that were verified
         detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
                                            score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
                                            angles=tuple(cfg.angles))
         mesh = FaceMesh.from_paths(paths["face_mesh"], paths["iris"], num_threads=threads)
         identity = IdentityEncoder.from_path(paths["sface"], threads=threads)
-        return cls(detector, mesh, identity, analysis_model_hashes(manifest))
+        hands = None
+        if cfg.hands:
+            hands = (PalmDetector.from_path(paths["palm_detection"], threads),
+                     HandLandmarker.from_path(paths["hand_landmark"], threads))
+        return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
 
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
+HAND_MODELS = ("palm_detection", "hand_landmark")
 
 
-def analysis_model_hashes(manifest: dict | None = None) -> dict[str, str]:
+def analysis_model_names(hands: bool) -> tuple[str, ...]:
+    """The models the analysis loads: faces always, hands when ``analysis.hands``."""
+    return ANALYSIS_MODELS + (HAND_MODELS if hands else ())
+
+
+def analysis_model_hashes(manifest: dict | None = None, hands: bool = False) -> dict[str, str]:
     """The pinned sha256 of each analysis model (part of the analysis cache key), from the manifest alone."""
     manifest = manifest if manifest is not None else load_manifest()
-    return {n: manifest[n].sha256 for n in ANALYSIS_MODELS}
+    return {n: manifest[n].sha256 for n in analysis_model_names(hands)}
 
 
 @dataclass
@@ -143,9 +160,12 @@ class FrameAnalyzer:
     _cut: CutDetector | None = None
     _prev: list[FaceLandmarks] = field(default_factory=list)
     _since_identity: int = 0
+    _hands: HandTracker | None = None
 
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
+        if self.models.hands is not None and self.cfg.hands:
+            self._hands = HandTracker(*self.models.hands, params=HandParams())
 
     @property
     def cuts(self) -> list[int]:
@@ -171,6 +191,12 @@ class FrameAnalyzer:
         for i, (number, image) in enumerate(zip(numbers, images)):
             if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
+                if self._hands is not None:
+                    self._hands.reset()
+            if self._hands is not None:
+                t0 = time.perf_counter()
+                self._hands.push(int(number), as_rgb8(image))
+                self._time("hands", t0)
             t0 = time.perf_counter()
             faces = [lm for lm in lms[i] if lm.confidence >= MIN_CONFIDENCE]
             faces = _dedupe(faces)
@@ -224,7 +250,9 @@ class FrameAnalyzer:
                for t in tracks]
         self._time("smooth", t0)
         header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
-        return ShotAnalysis(header=header, tracks=out)
+        hands = self._hands.finish() if self._hands is not None else None
+        return ShotAnalysis(header=header, tracks=out) if hands is None else \
+            ShotAnalysis(header=header, tracks=out, hands=hands)
 
 
     def _observed(self, track) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
+from vidswap.hands.types import HandTracks
 from vidswap.io.atomic import owned_prefix, remove_dead_temporaries
 
 TRACKS_VERSION = 4
@@ -81,10 +82,12 @@ class TrackAnalysis:
 
 @dataclass
 class ShotAnalysis:
-    """The analysis of one shot: header (inputs, parameters, cuts, frames) and its tracks."""
+    """The analysis of one shot: header (inputs, parameters, cuts, frames), its face tracks and the hands found in
+    it (per frame, smoothed per hand; empty when hands were not analysed)."""
 
     header: dict
     tracks: list[TrackAnalysis]
+    hands: HandTracks = field(default_factory=HandTracks.empty)
 
     def track(self, track_id: int) -> TrackAnalysis:
         for t in self.tracks:
@@ -98,6 +101,7 @@ class ShotAnalysis:
         arrays.update({f"t{t.id}_appearance_{name}": a for t in self.tracks for name, a in t.appearance.items()})
         meta = dict(self.header, version=TRACKS_VERSION,
                     tracks=[{"id": t.id, "shot": t.shot, "appearance": sorted(t.appearance)} for t in self.tracks])
+        arrays.update(self.hands.to_arrays())
         arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,7 @@ class ShotAnalysis:
                                         appearance={n: z[f"t{m['id']}_appearance_{n}"]
                                                     for n in m.get("appearance", [])})
                           for m in header.pop("tracks")]
+                hands = HandTracks.from_arrays(z)
         except CorruptAnalysis:
             raise
         except FileNotFoundError:
@@ -143,7 +148,7 @@ class ShotAnalysis:
                 UnicodeDecodeError) as exc:
             raise CorruptAnalysis(f"the analysis {path} is corrupt ({type(exc).__name__}); run `vidswap analyze` "
                                   "again") from None
-        return cls(header=header, tracks=tracks)
+        return cls(header=header, tracks=tracks, hands=hands)
 
 
 class CorruptAnalysis(InputError):

@@ -29,7 +29,8 @@ from typing import Iterable
 
 import yaml
 
-from vidswap.errors import InputError, ModelError, UsageError
+from vidswap.errors import ConfigError, InputError, ModelError, UsageError
+from vidswap.models.router import route
 from vidswap.models.sources import cache_home, fetch_artifact, sha256_of
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "configs" / "models.yaml"
@@ -55,6 +56,8 @@ class ModelSpec:
     io: str
     sources: tuple[str, ...]
     pack_files: tuple[str, ...] = ()
+    url: str = ""  # where users obtain a user-supplied file (not fetched by vidswap)
+    family: str = ""  # the ONNX family the file must route to (vidswap.models.router), checked by add_model
 
     @property
     def pinned(self) -> bool:
@@ -196,7 +199,17 @@ def model_bytes(name: str, manifest: dict[str, ModelSpec] | None = None,
 def fetch_command(spec: ModelSpec) -> str:
     if spec.sources:
         return f"vidswap models fetch {spec.name}"
-    return f"vidswap models add {spec.name} /path/to/{spec.file}"
+    where = f" (download {spec.file} from {spec.url})" if spec.url else ""
+    return f"vidswap models add {spec.name} /path/to/{spec.file}{where}"
+
+
+def check_licence(spec: ModelSpec, accepted: Iterable[str]) -> None:
+    """A non-commercial model runs only when its name is in ``models.accept_noncommercial`` (ConfigError, exit 2,
+    naming the licence and the config line to add otherwise)."""
+    if spec.commercial or spec.name in set(accepted):
+        return
+    raise ConfigError(f"model {spec.name} is licensed '{spec.license}' (non-commercial); acknowledge it in the "
+                      f"config with models.accept_noncommercial: [{spec.name}] before using it")
 
 
 def fetch_model(spec: ModelSpec) -> Path:
@@ -280,6 +293,8 @@ def add_model(manifest: dict[str, ModelSpec], name: str, file: Path) -> Path:
     if spec.pinned and got != spec.sha256:
         raise ModelError(f"{file} is not the {name} model the manifest pins (sha256 {got[:12]}... != "
                          f"{spec.sha256[:12]}...); supply the file {spec.file}")
+    if spec.family:  # the graph must be the family the entry's wrapper expects (exit 4 otherwise)
+        route(file, expect=spec.family)
     dest_dir = models_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / spec.file

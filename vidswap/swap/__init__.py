@@ -4,9 +4,10 @@
   ``PassthroughCore``, the ``Refiner`` protocol
 * :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
+* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
 
-Importing this package registers the built-in cores (``geometric``, ``passthrough``).
+Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``).
 """
 
 from vidswap.swap.base import (
@@ -21,6 +22,7 @@ from vidswap.swap.base import (
     SwapResult,
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
+from vidswap.swap.learned import InswapperConfig, SimswapConfig, build_inswapper, build_simswap
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
 
@@ -30,6 +32,8 @@ def _passthrough(config: PassthroughConfig, context: CoreContext) -> Passthrough
 
 register_core("geometric", build_geometric, GeometricSwapConfig)
 register_core("passthrough", _passthrough, PassthroughConfig)
+register_core("inswapper", build_inswapper, InswapperConfig)
+register_core("simswap", build_simswap, SimswapConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

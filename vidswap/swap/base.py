@@ -166,6 +166,10 @@ class SwapCore(ABC):
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
         """Swap a batch of aligned target crops, batched on the batch's torch device."""
 
+    def runtime(self) -> str:
+        """What actually runs the core, for the run report (e.g. the onnxruntime provider); "" when nothing to say."""
+        return ""
+
     def crop_for(self, track: TrackAnalysis) -> CropSpec:
         """The crop for one target track (default: :attr:`crop`). A core may size it per track, e.g. to render
         the face at the plate's resolution; it must depend on the analysis only (farm chunks agree)."""

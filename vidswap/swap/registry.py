@@ -28,7 +28,8 @@ import torch
 
 from vidswap.errors import ConfigError
 from vidswap.faces.topology import MeshTopology, load_topology
-from vidswap.models.registry import ModelSpec, load_manifest, model_path
+from vidswap.models.registry import ModelSpec, check_licence, load_manifest, model_path
+from vidswap.models.router import Family, route
 from vidswap.swap.base import SwapCore
 
 ENTRY_POINT_GROUP = "vidswap.swap_cores"
@@ -47,6 +48,7 @@ class CoreContext:
     device: torch.device = torch.device("cpu")
     mesh_topology: MeshTopology | None = None
     models: Mapping[str, ModelSpec] | None = None
+    accept_noncommercial: frozenset[str] = frozenset()  # models.accept_noncommercial
 
     @functools.cached_property
     def topology(self) -> MeshTopology:
@@ -54,7 +56,23 @@ class CoreContext:
 
     def model_path(self, name: str) -> Path:
         """The verified cached file of manifest model ``name`` (ModelError, exit 4, with the fetch command if not)."""
-        return model_path(name, dict(self.models) if self.models is not None else load_manifest())
+        return model_path(name, self.manifest())
+
+    def manifest(self) -> dict[str, ModelSpec]:
+        """The model manifest (``models``, or the packaged one)."""
+        return dict(self.models) if self.models is not None else load_manifest()
+
+    def user_model(self, name: str, expect: str) -> tuple[Path, Family]:
+        """A user-supplied model for a learned core: its licence acknowledged (ConfigError, exit 2, if it is
+        non-commercial and not in ``models.accept_noncommercial``), its file cached and verified (ModelError,
+        exit 4, naming the ``vidswap models add`` command and the download URL), and its ONNX signature routed
+        to a family (``expect``: a family name or role; ModelError otherwise)."""
+        manifest = self.manifest()
+        if name not in manifest:
+            raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(manifest))}")
+        check_licence(manifest[name], self.accept_noncommercial)
+        path = model_path(name, manifest)
+        return path, route(path, expect=expect)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,211 @@
+"""Hand detection, tracking and the hand mask: exact synthetic geometry, and the real models on the sample clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from media_helpers import read_frames
+from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
+from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_size,
+                                polygon_distance, rasterize_hands, segment_distance)
+from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
+from vidswap.hands.track import HandTracks, smooth_series
+
+
+def synthetic_hand(cx: float = 50.0, cy: float = 60.0, s: float = 20.0) -> np.ndarray:
+    """(21, 3) an upright open hand: wrist at (cx, cy + s), MCPs on a line at cy, fingers straight up."""
+    pts = np.zeros((21, 3))
+    pts[0, :2] = (cx, cy + s)
+    pts[1:5, :2] = [(cx - 0.6 * s, cy + 0.7 * s - 0.3 * s * k) for k in range(4)]
+    for f, x in enumerate((-0.3, 0.0, 0.3, 0.6)):
+        base = 5 + 4 * f
+        pts[base:base + 4, :2] = [(cx + x * s, cy - 0.4 * s * k) for k in range(4)]
+    return pts
+
+
+# ---------------------------------------------------------------------------------------------------- palm decoding
+
+def test_palm_anchors_layout():
+    a = palm_anchors()
+    assert a.shape == (2016, 2)
+    np.testing.assert_allclose(a[0], [0.5 / 24, 0.5 / 24])
+    np.testing.assert_allclose(a[1], a[0])  # two anchors per stride-8 cell
+    np.testing.assert_allclose(a[2], [1.5 / 24, 0.5 / 24])  # then the next column
+    np.testing.assert_allclose(a[1152], [0.5 / 12, 0.5 / 12])  # six per stride-16 cell after 24*24*2
+    np.testing.assert_allclose(a[1157], a[1152])
+    np.testing.assert_allclose(a[1158], [1.5 / 12, 0.5 / 12])
+
+
+def test_decode_palms_one_anchor():
+    anchors = palm_anchors()
+    raw = np.zeros((2016, 18), np.float32)
+    logits = np.full(2016, -10.0, np.float32)
+    raw[1160] = [19.2, -9.6, 48, 96] + [1.92, 3.84] * 7
+    logits[1160] = 2.0
+    boxes, kps, scores = decode_palms(raw, logits, anchors, 0.5)
+    assert boxes.shape == (1, 4) and kps.shape == (1, 7, 2)
+    np.testing.assert_allclose(boxes[0], [anchors[1160, 0] + 0.1, anchors[1160, 1] - 0.05, 0.25, 0.5], atol=1e-6)
+    np.testing.assert_allclose(kps[0, 3], anchors[1160] + [0.01, 0.02], atol=1e-6)
+    np.testing.assert_allclose(scores, [1 / (1 + np.exp(-2.0))])
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate():
+    boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.52, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1]])
+    kps = np.zeros((3, 7, 2))
+    kps[1] += 1.0
+    scores = np.array([0.9, 0.6, 0.7])
+    b, k, s = weighted_nms(boxes, kps, scores, 0.3)
+    assert len(s) == 2 and s[0] == 0.9 and s[1] == 0.7
+    np.testing.assert_allclose(b[0, 0], (0.5 * 0.9 + 0.52 * 0.6) / 1.5)
+    np.testing.assert_allclose(k[0, 0, 0], 0.6 / 1.5)
+    np.testing.assert_allclose(b[1], boxes[2])
+
+
+def test_letterbox_maps_back_to_frame_pixels():
+    lb = Letterbox.fit(640, 360)
+    assert lb.scale == 0.3 and lb.pad == (0.0, 42.0)
+    # the continuous point (x, y) in frame corners -> normalised input -> back (pixel centre convention: -0.5)
+    xy = np.array([[100.5, 200.5]])
+    norm = (xy * lb.scale + lb.pad) / 192
+    np.testing.assert_allclose(lb.to_frame(norm), [[100.0, 200.0]])
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[:, :320] = 255
+    img = lb.image(frame)
+    assert img.shape == (192, 192, 3) and img[:42].max() == 0 and img[150:].max() == 0
+    assert img[100, 10].min() == 1.0 and img[100, 180].max() == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------- ROIs
+
+def test_fingers_up_angle():
+    assert fingers_up_angle(np.array([[0.0, 10.0]]), np.array([[0.0, 0.0]]))[0] == pytest.approx(0.0)
+    # fingers pointing to the image right: the crop's x axis points down the image
+    assert fingers_up_angle(np.array([[0.0, 0.0]]), np.array([[10.0, 0.0]]))[0] == pytest.approx(np.pi / 2)
+
+
+def test_rois_from_palms_shift_scale():
+    boxes = np.array([[100.0, 100.0, 40.0, 50.0]])
+    kps = np.zeros((1, 7, 2))
+    kps[0, 0], kps[0, 2] = (100, 120), (100, 90)  # upright
+    r = rois_from_palms(boxes, kps)
+    np.testing.assert_allclose(r.center[0], [100.0, 75.0])  # 0.5 x height towards the fingers
+    assert r.size[0] == pytest.approx(130.0) and r.angle[0] == pytest.approx(0.0)
+
+
+def test_rois_from_hand_landmarks_rotate_with_the_hand():
+    pts = synthetic_hand()
+    r0 = rois_from_hand_landmarks(pts[None])
+    assert r0.angle[0] == pytest.approx(0.0, abs=1e-9)
+    c = np.array([50.0, 60.0])
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])  # 90 degrees
+    turned = pts.copy()
+    turned[:, :2] = (pts[:, :2] - c) @ rot.T + c
+    r1 = rois_from_hand_landmarks(turned[None])
+    assert r1.angle[0] == pytest.approx(np.pi / 2)
+    assert r1.size[0] == pytest.approx(r0.size[0])
+    np.testing.assert_allclose(r1.center[0] - c, rot @ (r0.center[0] - c), atol=1e-9)
+
+
+# -------------------------------------------------------------------------------------------------- mask geometry
+
+def test_segment_and_polygon_distance_exact():
+    a, b = np.array([0.0, 0.0]), np.array([10.0, 0.0])
+    px = np.array([[5.0, 3.0], [-3.0, 4.0], [13.0, 0.0]])
+    np.testing.assert_allclose(segment_distance(px, a, b), [3.0, 5.0, 3.0])
+    square = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [2.0, 2.0], [4.0, 2.0]])
+    hull = convex_hull(square)
+    assert len(hull) == 4  # interior and collinear points dropped
+    q = np.array([[2.0, 2.0], [6.0, 2.0], [7.0, 8.0], [0.0, 0.0]])
+    np.testing.assert_allclose(polygon_distance(q, hull), [0.0, 2.0, 5.0, 0.0])
+
+
+def test_hand_distance_is_union_of_hull_and_capsules():
+    pts = synthetic_hand()
+    p = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.16, 0.13, 0.13, 0.12, 0.11))
+    s = hand_size(pts)
+    assert s == pytest.approx(20.0)
+    tip = pts[8, :2]  # index tip: a capsule end, radius 0.13 * s
+    np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, p), [5.0 - 0.13 * s])
+    np.testing.assert_allclose(hand_distance(np.array([[50.0, 70.0]]), pts, p), [0.0])  # inside the palm
+    grown = HandMaskParams(grow=0.1, tip_pull=0.0, finger_radius=p.finger_radius)
+    np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, grown), [5.0 - 0.23 * s])
+    # the tip capsule pulled back by one radius: the distance beyond the tip grows by that radius
+    pulled = HandMaskParams(grow=0.0, tip_pull=1.0, finger_radius=p.finger_radius)
+    np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, pulled), [5.0])
+    # webs fill between neighbouring fingers up to the PIP joints
+    mid = (pts[6, :2] + pts[10, :2]) / 2 + [0.0, 0.0]
+    webbed = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.01,) * 5, webs=True)
+    bare = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.01,) * 5, webs=False)
+    assert hand_distance(mid[None], pts, webbed)[0] == 0.0 and hand_distance(mid[None], pts, bare)[0] > 2.0
+
+
+def test_rasterized_hand_matches_distance_field():
+    pts = synthetic_hand(60, 70, 25)
+    m = rasterize_hands(pts[None], 120, 120)
+    ys, xs = np.mgrid[0:120, 0:120]
+    d = hand_distance(np.stack([xs, ys], -1).astype(float), pts)
+    assert (m[d < -1.5] > 0.99).all()  # inside: covered
+    assert (m[d > 1.5] < 0.01).mean() > 0.999  # outside: empty (but for a pixel or so at the hull's corners)
+    assert (d <= -1).sum() <= (m > 0.5).sum() <= (d <= 1).sum()  # the edge within a pixel of the exact one
+    assert rasterize_hands(np.zeros((0, 21, 3)), 10, 10).max() == 0.0
+
+
+def test_box_and_guided_filter():
+    x = np.arange(25, dtype=float).reshape(5, 5)
+    np.testing.assert_allclose(box_filter(x, 1)[2, 2], x[1:4, 1:4].mean())
+    np.testing.assert_allclose(box_filter(x, 1)[0, 0], x[:2, :2].mean())  # window clipped at the border
+    guide = np.zeros((20, 20))
+    guide[:, 10:] = 1.0
+    src = np.zeros((20, 20))
+    src[:, 8:] = 1.0  # mask edge two pixels off the picture's edge
+    out = guided_filter(guide, src, 3, 1e-4)
+    assert out[10, 10] > 0.99 and out[10, 7] < 0.5  # the step moves onto the guide's edge
+    assert out[10, 10] - out[10, 9] > 0.3 > out[10, 8] - out[10, 7]
+    np.testing.assert_allclose(guided_filter(guide, np.full((20, 20), 0.7), 3, 1e-3), 0.7)
+
+
+# ----------------------------------------------------------------------------------------------------- tracks
+
+def test_smooth_series_keeps_constants_and_lines():
+    t = np.arange(10, dtype=float)
+    np.testing.assert_allclose(smooth_series(np.full((10, 2), 3.0), 1.0), 3.0)
+    lin = np.stack([t, 2 * t], 1)
+    np.testing.assert_allclose(smooth_series(lin, 1.0)[3:7], lin[3:7], atol=1e-9)  # interior of a line kept
+
+
+def test_hand_tracks_arrays_round_trip():
+    tr = HandTracks(np.array([3, 3, 4]), np.array([0, 1, 0], np.int32),
+                    np.arange(189, dtype=np.float32).reshape(3, 21, 3), np.array([0.9, 0.8, 0.7], np.float32))
+    back = HandTracks.from_arrays(tr.to_arrays())
+    for n in HandTracks.ARRAYS:
+        np.testing.assert_array_equal(getattr(back, n), getattr(tr, n))
+    assert back.at(3).shape == (2, 21, 3) and back.at(5).shape == (0, 21, 3)
+    assert len(HandTracks.from_arrays({})) == 0
+
+
+# ------------------------------------------------------------------------------------------------ real models
+
+@pytest.fixture(scope="module")
+def tracker(model):
+    from vidswap.hands.landmarks import HandLandmarker
+    from vidswap.hands.palm import PalmDetector
+    from vidswap.hands.track import HandTracker
+
+    return lambda: HandTracker(PalmDetector.from_path(model("palm_detection"), 2),
+                               HandLandmarker.from_path(model("hand_landmark"), 2))
+
+
+def test_hand_tracked_over_the_face_on_the_sample_clip(media, tracker):
+    """The actress's hand covers her mouth and nose from about frame 60 to 225: found and held across frames where
+    the palm detector alone fails; none in the first frames (no hand)."""
+    frames = read_frames(media("pexels_clip"), limit=140)
+    tr = tracker()
+    counts = {n: len(tr.push(n, frames[n])) for n in list(range(0, 12)) + list(range(90, 140))}
+    assert all(counts[n] == 0 for n in range(12))
+    assert all(counts[n] == 1 for n in range(92, 140))
+    hands = tr.finish()
+    pts = hands.at(120)[0]
+    # the hand lies over the lower face: fingertips above the wrist, inside the frame's face area
+    assert pts[12, 1] < pts[9, 1] < pts[0, 1] and 250 < pts[12, 0] < 480 and 120 < pts[12, 1] < 300
+    assert hands.presence.min() >= tr.params.keep
