@@ -120,6 +120,8 @@ def job_options(fn):
                      help="Write face patches (crop + alpha + transform, Nuke script) instead of frames; "
                           "-o face.####.png or .exr."),
         click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
+        click.option("--overwrite/--no-overwrite", "overwrite", default=None,
+                     help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
         click.option("--appearance", type=click.Choice(["relit", "texture"]),
                      help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
                           "source photo's texture as it is (texture)."),
@@ -137,7 +139,7 @@ def load_job(**opts) -> JobConfig:
 
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
                target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-               burnin=None, patches=None, appearance=None, **_) -> list[ConfigLayer]:
+               burnin=None, patches=None, appearance=None, overwrite=None, **_) -> list[ConfigLayer]:
     """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
@@ -146,7 +148,7 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "input": input, "sources": list(sources) or None, "frames": frames, "scale": scale, "every": every,
         "device": device, "batch_size": batch_size,
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
-                   "kind": "patch" if patches else None},
+                   "kind": "patch" if patches else None, "overwrite": overwrite},
         "swap": {"core": "passthrough" if passthrough else None, "geometric": {"appearance": appearance}},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},
@@ -181,7 +183,7 @@ def analyze(overlay, **opts):
     """Analyze pass: faces, dense landmarks, identity, tracks, smoothing -> the tracks file in the job folder."""
     cfg = load_job(**opts)
     with _progress(opts["quiet"]) as bar:
-        result = passes.analyze(cfg, progress=bar)
+        result = passes.analyze(cfg, progress=bar, overlay=overlay)
     click.echo(f"tracks: {result.tracks_path}")
     for line in result.lines():
         click.echo(line)

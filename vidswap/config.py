@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from vidswap.composite.compositor import CompositeConfig
-from vidswap.errors import ConfigError
+from vidswap.errors import ConfigError, brief
 from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig
 from vidswap.faces.targets import TargetConfig
 from vidswap.swap.registry import core_config_type, core_names
@@ -49,6 +49,7 @@ class OutputConfig:
     codec: Literal["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"] | None = None  # None: from path
     crf: int = 18  # H.264 quality (lower = better)
     encoder_preset: str = "medium"  # H.264 speed preset (ultrafast ... veryslow)
+    overwrite: bool = True  # replace an existing output (re-renders land in place); false: refuse, exit 2
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,14 @@ class FarmConfig:
         if self.target_chunk_seconds < 0:
             raise ConfigError(f"farm.target_chunk_seconds must be >= 0, got {self.target_chunk_seconds}")
         if self.chunking not in ("auto", "task_chunking", "explicit"):
-            raise ConfigError(f"farm.chunking must be auto, task_chunking or explicit, got {self.chunking!r}")
+            raise ConfigError(f"farm.chunking must be auto, task_chunking or explicit, got {brief(self.chunking)}")
         if self.os_family not in (None, "linux", "windows", "macos"):
-            raise ConfigError(f"farm.os_family must be linux, windows or macos, got {self.os_family!r}")
+            raise ConfigError(f"farm.os_family must be linux, windows or macos, got {brief(self.os_family)}")
         if not self.executable.strip():
             raise ConfigError("farm.executable is empty; give the vidswap executable the workers run")
         if _is_relative_path(self.executable):
-            raise ConfigError(f"farm.executable {self.executable!r} is a relative path, which workers would resolve "
+            raise ConfigError(f"farm.executable {brief(self.executable)} is a relative path, which workers would "
+                              "resolve "
                               "in their own task folders; give a name on PATH or an absolute path")
         if self.max_retries < 0:
             raise ConfigError(f"farm.max_retries must be >= 0, got {self.max_retries}")
@@ -177,7 +179,7 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str, origin_name: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it in canonical form (lists -> tuples)."""
     origin = typing.get_origin(tp)
-    bad = ConfigError(f"{key} in {origin_name}: expected {_type_name(tp)}, got {value!r}")
+    bad = ConfigError(f"{key} in {origin_name}: expected {_type_name(tp)}, got {brief(value)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise bad
@@ -232,7 +234,7 @@ def _validate_layer(cls: type, data: Any, origin_name: str, prefix: str = "") ->
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"unknown key {dotted!r} in {origin_name}; known: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown key {brief(dotted)} in {origin_name}; known: {', '.join(sorted(names))}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             clean[key] = _validate_layer(tp, value, origin_name, prefix=f"{dotted}.")
@@ -249,7 +251,7 @@ def _validate_swap(data: dict, origin_name: str, prefix: str) -> dict:
         dotted = f"{prefix}{key}"
         if key == "core":
             if not isinstance(value, str) or value not in names:
-                raise ConfigError(f"unknown swap core {value!r} ({dotted} in {origin_name}); registered cores: "
+                raise ConfigError(f"unknown swap core {brief(value)} ({dotted} in {origin_name}); registered cores: "
                                   f"{', '.join(names)}")
             clean[key] = value
         elif key in names:
@@ -257,7 +259,7 @@ def _validate_swap(data: dict, origin_name: str, prefix: str) -> dict:
         else:
             owners = [n for n in names if key in {f.name for f in dataclasses.fields(core_config_type(n))}]
             hint = f"; core settings live in swap.<core>, e.g. {prefix}{owners[0]}.{key}" if owners else ""
-            raise ConfigError(f"unknown key {dotted!r} in {origin_name}; known: core, {', '.join(names)}{hint}")
+            raise ConfigError(f"unknown key {brief(dotted)} in {origin_name}; known: core, {', '.join(names)}{hint}")
     return clean
 
 
@@ -292,6 +294,10 @@ def _build(cls: type, data: dict, where: str = "") -> Any:
 def read_yaml(path: Path) -> dict:
     """Read a YAML mapping; errors name the file (exit 2)."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"config file {path} is {size} bytes, over the {MAX_YAML_BYTES} a shot file may have; "
+                              "is it the right file?")
         text = Path(path).read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
@@ -307,7 +313,35 @@ def read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    check_yaml_size(data, str(path))
     return data
+
+
+#: Bounds of a YAML config: the file, the nodes after alias expansion (a 1 KB "billion laughs" document expands
+#: to billions), and any one string.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_STRING = 16_384
+
+
+def check_yaml_size(data: Any, where: str) -> None:
+    """ConfigError when ``data`` (as loaded, aliases shared) has more than :data:`MAX_YAML_NODES` nodes once
+    its aliases are expanded, or a string or key longer than :data:`MAX_YAML_STRING`. The walk stops at the
+    bound, so it costs at most that many steps."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise ConfigError(f"{where} expands to more than {MAX_YAML_NODES} values (aliases?); a shot file "
+                              "is a few settings")
+        if isinstance(node, str) and len(node) > MAX_YAML_STRING:
+            raise ConfigError(f"{where} has a value of {len(node)} characters, over {MAX_YAML_STRING}")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
 
 
 _ENV_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<name>[A-Za-z_]\w*)|(?P<escaped>\$))")
@@ -392,7 +426,7 @@ def config_layers(shot: str | Path | None = None, preset: str | None = None, ove
     name = cli_layer.data.get("preset") or (shot_layer.data.get("preset") if shot_layer else None) or preset \
         or "default"
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {brief(name)}; choose one of {', '.join(PRESETS)}")
     preset_path = config_dir / f"{name}.yaml"
     preset_data = _validate_layer(JobConfig, read_yaml(preset_path), str(preset_path)) if preset_path.exists() else {}
     preset_data = dict(preset_data, preset=name)

@@ -6,6 +6,9 @@ The CLI prints ``error: <message>`` and exits with ``exit_code``; tracebacks onl
 
 from __future__ import annotations
 
+import errno
+import reprlib
+
 EXIT_OK = 0
 EXIT_USAGE = 2  # usage error or bad input (permanent: a farm must not retry)
 EXIT_NO_FACE = 3  # no usable face in a source image
@@ -13,6 +16,23 @@ EXIT_MODEL = 4  # model file missing or corrupt
 EXIT_MEDIA = 5  # media read/write failure (retryable: disk, network share)
 EXIT_RESOURCE = 75  # out of memory / transient resource shortage (EX_TEMPFAIL, retryable)
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
+
+#: errno values of I/O failures that can pass -- a full disk or quota, a network filesystem hiccup: exit 5
+#: (retryable). Other OS errors on a user's path (permissions, a folder where a file belongs) are permanent: 2.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN,
+                              errno.ENOLCK, errno.ECONNRESET, errno.EHOSTDOWN, errno.ENETDOWN, errno.ENETUNREACH})
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxset = 2, 4, 4, 4, 4
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 60, 60, 40
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """A bounded repr of ``value`` for a message: nested and long values are elided (``...``), so a huge or
+    self-multiplying value (a YAML alias bomb) is never formatted whole."""
+    text = _BRIEF.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class VidswapError(Exception):

@@ -9,6 +9,8 @@ frames of a clip in memory.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -29,16 +31,18 @@ from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern,
 from vidswap.composite.plate_stats import plate_skin_stats
 from vidswap.config import JobConfig
 from vidswap.errors import InputError, NoFaceError
-from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, analyze_image
+from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, analysis_model_hashes, analyze_image
 from vidswap.faces.pose import decompose
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.topology import load_topology
-from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_frames, resize_image
+from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint, input_size, stale_reasons
+from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_frames, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
+from vidswap.io.writers import padding_note
+from vidswap.preflight import SideOutputs, check_job
 from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
@@ -124,10 +128,7 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     ``colour``: a scene-linear plate's OCIO pipeline; the models see its display-referred picture.
     """
     hashes = models.model_hashes if models is not None else {"passthrough": ""}
-    if colour is not None:
-        hashes = dict(hashes, colour=f"{colour.config_name}|{colour.input}|{colour.working}")
-    key = analysis_key(input_fingerprint(info.path if info.kind != "sequence" else Path(info.pattern)), numbers,
-                       cfg.analysis, cfg.smoothing, hashes)
+    key, inputs = analysis_inputs(cfg, info, numbers, hashes, colour)
     cached = load_cached_analysis(tracks_path, key)
     if cached is not None:
         return cached
@@ -153,7 +154,7 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
             if progress:
                 progress("analyze", done, len(numbers))
     fps = float(info.fps) / max(1, cfg.every)
-    header = {"key": key, "input": str(info.path), "fps": fps, "width": info.width, "height": info.height,
+    header = {"key": key, "inputs": inputs, "input": str(info.path), "fps": fps, "width": info.width, "height": info.height,
               "timing": timing}
     if analyzer is None:
         result = ShotAnalysis(header=dict(header, cuts=[], frames=timing["numbers"]), tracks=[])
@@ -165,22 +166,49 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     return result
 
 
+def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_hashes: dict[str, str],
+                    colour: ColourPipeline | None) -> tuple[str, dict]:
+    """The analysis cache key and its parts (input fingerprint and size, frames, settings and models digests),
+    which the tracks file keeps so a stale analysis can be named (:func:`~vidswap.faces.tracksfile.stale_reasons`)."""
+    hashes = dict(model_hashes)
+    if colour is not None:
+        hashes["colour"] = f"{colour.config_name}|{colour.input}|{colour.working}"
+    source = info.path if info.kind != "sequence" else Path(info.pattern)
+    fingerprint = input_fingerprint(source)
+    key = analysis_key(fingerprint, numbers, cfg.analysis, cfg.smoothing, hashes)
+    digest = lambda value: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]  # noqa: E731
+    inputs = {"input": fingerprint, "size": input_size(source), "frames": [numbers[0], numbers[-1], len(numbers)],
+              "settings": digest([dataclasses.asdict(cfg.analysis), dataclasses.asdict(cfg.smoothing)]),
+              "models": digest(hashes)}
+    return key, inputs
+
+
 def load_cached_analysis(tracks_path: Path, key: str | None) -> ShotAnalysis | None:
-    """The saved analysis if it exists and (when ``key`` is given) matches ``key``; else None."""
+    """The saved analysis if it exists and (when ``key`` is given) matches ``key``; else None (a corrupt or
+    stale file is analysed again)."""
     if not tracks_path.exists():
         return None
     try:
         cached = ShotAnalysis.load(tracks_path)
-    except (OSError, ValueError, KeyError, InputError):
-        return None  # unreadable or old: analyse again
+    except (OSError, InputError):
+        return None  # unreadable, corrupt or old: analyse again
     return cached if key is None or cached.header.get("key") == key else None
 
 
-def require_analysis(plan: ShotPlan) -> ShotAnalysis:
-    """The analysis a farm task must find in the job folder (written by the analyze task)."""
-    found = load_cached_analysis(plan.tracks_path, None)
-    if found is None:
+def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
+    """The analysis a farm task must find in the job folder (written by the analyze task), made from this job's
+    input, frames, settings and models: a missing, corrupt (:class:`CorruptAnalysis`) or stale one is an
+    InputError (exit 2) that says what changed. A farm render never uses stale analysis."""
+    if not plan.tracks_path.exists():
         raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
+    found = ShotAnalysis.load(plan.tracks_path)
+    passes = job_core(cfg, CoreContext()).passes_through
+    hashes = {"passthrough": ""} if passes else analysis_model_hashes(hands=cfg.analysis.hands)
+    key, inputs = analysis_inputs(cfg, plan.info, plan.numbers, hashes, plan.colour)
+    if found.header.get("key") != key:
+        reasons = stale_reasons(found.header.get("inputs"), inputs, plan.info.path.name)
+        raise InputError(f"the analysis {plan.tracks_path} is stale: {'; '.join(reasons)}; run `vidswap analyze` "
+                         "for this shot again")
     return found
 
 
@@ -216,20 +244,23 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
     with timer.stage("load"):
-        source_images = check_sources(cfg.sources)  # cheap checks first: a bad path fails before model loading
+        # cheap checks first: a bad source path fails before model loading; a pass-through core needs no source
+        source_images = check_sources(cfg.sources) if cfg.sources else []
         matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
             if cfg.composite.matte else None
         core = job_core(cfg, context)
+        if not source_images and not core.passes_through:
+            check_sources(cfg.sources)  # InputError: no source given
     params = composite_params(cfg.composite, cfg.seed)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
-        analysis = require_analysis(plan) if farm_task else None
+        analysis = require_analysis(cfg, plan) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
         return RenderSetup(stage, stage, analysis)
     with timer.stage("load"):
         models = AnalysisModels.load(cfg.analysis)
         topology = context.topology
         sources = load_source_faces(cfg.sources, source_images, models, warnings) if core.needs else []
-    analysis = require_analysis(plan) if farm_task else analyze_shot(
+    analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
         cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour)
     targets = choose_targets(cfg.target, analysis, models, len(sources))
     if not analysis.tracks:
@@ -303,6 +334,7 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     timer = StageTimer()
     start = time.perf_counter()
     plan = plan_shot(cfg)
+    check_job(cfg, plan, SideOutputs(contact_sheet=contact_sheet, debug_frames=debug_frames))
     warnings: list[str] = []
     setup = build_render(cfg, plan, timer, progress, warnings)
     if debug_frames is not None:
@@ -311,6 +343,9 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         written = render_patches(cfg, plan, plan.numbers, setup, timer, progress)
         outputs = patch_outputs(plan, write_patch_scripts(cfg, plan))
         return summarise(plan, setup.stage, written, start, timer, warnings, outputs)
+    if output_kind(plan.out_path) == "video":
+        note = padding_note(plan.out_path, settings_from_config(cfg, plan.out_path), plan.size)
+        warnings += [note] if note else []
     sheet = None
     if contact_sheet is not None:
         linear_result = plan.colour if linear_output(plan.out_path) else None

@@ -18,6 +18,7 @@ from vidswap.composite.patch import check_patch_pattern
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
 from vidswap.io import EncodeSettings, Frame, MediaInfo, output_kind, probe, read_image
+from vidswap.io.atomic import same_file
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.exr import ExrOutput
 from vidswap.io.frames import parse_frames
@@ -53,7 +54,10 @@ def plan_frame_numbers(info: MediaInfo, frames: str | None, every: int) -> list[
     if frames is None:
         numbers = list(available)
     else:
-        wanted = parse_frames(frames)
+        try:
+            wanted = parse_frames(frames)
+        except InputError as exc:
+            raise InputError(f"{info.path.name}: {exc}") from None
         outside = [n for n in wanted if n not in available]
         if outside:
             raise InputError(f"frame range {frames} is outside {info.path.name}'s frames "
@@ -74,7 +78,10 @@ def default_output_path(info: MediaInfo, suffix: str = "_swapped") -> Path:
 
 
 def output_size(info: MediaInfo, scale: float, video_out: bool) -> tuple[int, int]:
-    """(width, height) after scaling; even for video codecs with chroma subsampling."""
+    """(width, height) after scaling: the plate's own size at scale 1 (a codec that needs an even size pads
+    it, :func:`vidswap.io.writers.encode_size`); scaled video sizes are rounded to even."""
+    if scale == 1:
+        return info.width, info.height
     w, h = info.width * scale, info.height * scale
     if video_out:
         return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
@@ -136,7 +143,7 @@ def plan_shot(cfg: JobConfig) -> ShotPlan:
         out_path = default_output_path(info, "_face") if patches else default_output_path(info)
         if patches and info.kind != "sequence":
             out_path = out_path.with_name(f"{out_path.stem}.####.png")
-    if out_path.resolve() == Path(info.path).resolve():
+    if same_file(out_path, info.path):
         raise InputError(f"output {out_path} would overwrite the input; choose another -o")
     if patches:
         check_patch_pattern(out_path)

@@ -18,6 +18,7 @@ import torch
 
 from vidswap.composite.compositor import FaceLayer
 from vidswap.composite.linear import display_plate
+from vidswap.errors import MediaError
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.frames import Frame
 
@@ -157,7 +158,7 @@ class DebugStrips:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = item.target_crop * (1 - item.alpha) + item.crop * item.alpha
         image = strip(item.target_crop, item.crop, item.alpha, final)
-        cv2.imwrite(str(self.folder / f"strip_{item.number:06d}_t{item.track}.png"), image[..., ::-1])
+        write_picture(self.folder / f"strip_{item.number:06d}_t{item.track}.png", image, "debug strip")
 
 
 @dataclass
@@ -193,5 +194,16 @@ class ContactSheet:
         sheet = contact_sheet([(a, b) for _, a, b in self.pairs], cols=2, cell_height=self.height,
                               labels=[f"frame {n}" for n, _, _ in self.pairs])
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), sheet[..., ::-1])
+        write_picture(path, sheet, "contact sheet")
         return path
+
+
+def write_picture(path: Path, rgb: np.ndarray, what: str) -> None:
+    """Write an RGB uint8 picture with cv2 (encoder by extension); MediaError (exit 5) when cv2 reports a
+    failure, which it does by its return value only (the paths were checked before the render)."""
+    try:
+        ok = cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+    except cv2.error as exc:
+        raise MediaError(f"could not write the {what} {path} ({exc}); check the folder and retry") from None
+    if not ok:
+        raise MediaError(f"could not write the {what} {path}; check the folder's space and permissions and retry")

@@ -233,7 +233,7 @@ class NukePlate:
     movie: bool = False
 
     def read_node(self) -> list[str]:
-        lines = ["Read {", " inputs 0", f" file \"{Path(self.file).as_posix()}\""]
+        lines = ["Read {", " inputs 0", f" file {nuke_string(Path(self.file).as_posix())}"]
         if self.movie:
             count = self.last - self.first + 1
             lines += [" first 1", f" last {count}", " origfirst 1", f" origlast {count}", " origset true",
@@ -242,8 +242,30 @@ class NukePlate:
             lines += [f" first {self.first}", f" last {self.last}", f" origfirst {self.first}",
                       f" origlast {self.last}", " origset true"]
         if self.colorspace:
-            lines.append(f" colorspace \"{self.colorspace}\"")
+            lines.append(f" colorspace {nuke_string(self.colorspace)}")
         return lines + [" on_error black", " name Read_plate", "}"]
+
+
+def nuke_string(text: str) -> str:
+    r"""``text`` as a double-quoted Nuke (Tcl) string whose knob value is ``text`` itself.
+
+    A .nk file is read by Tcl, and Nuke evaluates ``[...]`` and ``$...`` in file knobs again when it reads the
+    files, so a path like ``shot [python ...].exr`` is escaped twice: each of ``[ ] $ \`` becomes ``\\\`` and
+    itself (the script's parse leaves ``\`` and the character, the knob's evaluation the character), each of
+    ``" { }`` becomes ``\`` and itself. Control characters (a newline ends a knob) are refused: InputError.
+    """
+    text = str(text)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise InputError(f"{text!r:.80} has a control character, which a Nuke script cannot hold; rename it")
+    out = []
+    for ch in text:
+        if ch in "[]$\\":
+            out.append("\\\\\\" + ch)
+        elif ch in '"{}':
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def nuke_script(pattern: SequencePattern, track: int, records: list[dict], plate: NukePlate | None = None) -> str:
@@ -265,10 +287,11 @@ def nuke_script(pattern: SequencePattern, track: int, records: list[dict], plate
 
     straight = records[0]["alpha"] == "straight"
     lines = ["#! nuke script written by vidswap: face patches of one track", "version 13.0",
-             "Read {", " inputs 0", f" file \"{file}\"", f" format \"{w} {h} 0 0 {w} {h} 1 vidswap_patch\"",
+             "Read {", " inputs 0", f" file {nuke_string(file)}",
+             f" format \"{w} {h} 0 0 {w} {h} 1 vidswap_patch\"",
              f" first {first}", f" last {last}", f" origfirst {first}", f" origlast {last}", " origset true",
              " on_error black", f" premultiplied {'false' if straight else 'true'}",
-             *([f" colorspace \"{records[0]['colorspace']}\""] if records[0].get("colorspace") else []),
+             *([f" colorspace {nuke_string(records[0]['colorspace'])}"] if records[0].get("colorspace") else []),
              f" name Read_face_t{track}", "}"]
     if straight:
         lines += ["Premult {", f" name Premult_face_t{track}", "}"]

@@ -33,7 +33,7 @@ from vidswap.hands.palm import PalmDetector
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.faces.align import as_rgb8
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
-from vidswap.models.registry import load_manifest, model_path
+from vidswap.models.registry import load_manifest, model_bytes
 
 MIN_CONFIDENCE = 0.5
 
@@ -79,8 +79,8 @@ class AnalysisModels:
     def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
         """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
         manifest = load_manifest()
-        names = ("yunet", "face_mesh", "iris", "sface") + (("palm_detection", "hand_landmark") if cfg.hands else ())
-        paths = {n: model_path(n, manifest) for n in names}
+        names = analysis_model_names(cfg.hands)
+        paths = {n: model_bytes(n, manifest) for n in names}  # built from the bytes that were verified
         detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
                                            score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
                                            angles=tuple(cfg.angles))
@@ -90,7 +90,22 @@ class AnalysisModels:
         if cfg.hands:
             hands = (PalmDetector.from_path(paths["palm_detection"], threads),
                      HandLandmarker.from_path(paths["hand_landmark"], threads))
-        return cls(detector, mesh, identity, {n: manifest[n].sha256 for n in names}, hands)
+        return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
+
+
+ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
+HAND_MODELS = ("palm_detection", "hand_landmark")
+
+
+def analysis_model_names(hands: bool) -> tuple[str, ...]:
+    """The models the analysis loads: faces always, hands when ``analysis.hands``."""
+    return ANALYSIS_MODELS + (HAND_MODELS if hands else ())
+
+
+def analysis_model_hashes(manifest: dict | None = None, hands: bool = False) -> dict[str, str]:
+    """The pinned sha256 of each analysis model (part of the analysis cache key), from the manifest alone."""
+    manifest = manifest if manifest is not None else load_manifest()
+    return {n: manifest[n].sha256 for n in analysis_model_names(hands)}
 
 
 @dataclass

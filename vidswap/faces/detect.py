@@ -158,7 +158,7 @@ class YuNetDetector:
             raise InputError(f"detector input size must be at least 32 px; got {self.input_size}")
 
     @classmethod
-    def from_path(cls, path: Path, providers: Sequence[str] | None = None, threads: int | None = None,
+    def from_path(cls, path: Path | bytes, providers: Sequence[str] | None = None, threads: int | None = None,
                   **kwargs) -> "YuNetDetector":
         """Prepare the YuNet graph for batched, any-size input and open a session on it."""
         graph = prepare_onnx(path, dynamic_batch=True, dynamic_spatial=True, batch_reshapes=True)

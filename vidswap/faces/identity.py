@@ -94,7 +94,7 @@ class IdentityEncoder:
     flip: bool = False  # also embed the mirrored crop and average (steadier, 2x cost)
 
     @classmethod
-    def from_path(cls, path: Path, providers: Sequence[str] | None = None, threads: int | None = None,
+    def from_path(cls, path: Path | bytes, providers: Sequence[str] | None = None, threads: int | None = None,
                   **kwargs) -> "IdentityEncoder":
         graph = prepare_onnx(path, dynamic_batch=True)
         return cls(onnx_session(graph, providers=providers, threads=threads), **kwargs)

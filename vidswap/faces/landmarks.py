@@ -185,7 +185,7 @@ class FaceMesh:
     iris_scale: float = 2.3
 
     @classmethod
-    def from_paths(cls, mesh_path: Path, iris_path: Path | None = None, num_threads: int | None = None,
+    def from_paths(cls, mesh_path: Path | bytes, iris_path: Path | bytes | None = None, num_threads: int | None = None,
                    **kwargs) -> "FaceMesh":
         mesh = TFLiteRunner.from_path(mesh_path, num_threads)
         iris = TFLiteRunner.from_path(iris_path, num_threads) if iris_path is not None else None

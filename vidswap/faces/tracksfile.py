@@ -8,13 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vidswap.errors import InputError
+from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
 from vidswap.hands.types import HandTracks
+from vidswap.io.atomic import owned_prefix, remove_dead_temporaries
 
 TRACKS_VERSION = 4
 #: Confidence given to a track's interpolated frames (bridged detection gaps) when rendering: the compositor keeps
@@ -99,28 +103,63 @@ class ShotAnalysis:
                     tracks=[{"id": t.id, "shot": t.shot, "appearance": sorted(t.appearance)} for t in self.tracks])
         arrays.update(self.hands.to_arrays())
         arrays["header"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
-            with open(tmp, "wb") as fh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the job folder {path.parent} ({exc.strerror}); pick an output in a "
+                             "writable folder") from None
+        fd, name = _exclusive_temp(path)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
             os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno in TRANSIENT_ERRNOS:
+                raise MediaError(f"writing the analysis {path} failed ({exc.strerror}); free space and "
+                                 "retry") from None
+            raise InputError(f"cannot write the analysis {path} ({exc.strerror}); check the job folder") from None
         finally:
             tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> "ShotAnalysis":
-        with np.load(path) as z:
-            header = json.loads(bytes(z["header"]).decode())
-            if header.get("version") != TRACKS_VERSION:
-                raise InputError(f"tracks file {path} has version {header.get('version')}, expected "
-                                 f"{TRACKS_VERSION}; delete it to re-analyse")
-            tracks = [TrackAnalysis(id=m["id"], shot=m["shot"],
-                                    **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS},
-                                    appearance={n: z[f"t{m['id']}_appearance_{n}"] for n in m.get("appearance", [])})
-                      for m in header.pop("tracks")]
-            hands = HandTracks.from_arrays(z)
+        """Read a tracks file; :class:`CorruptAnalysis` (exit 2) when it is truncated, not a tracks file or
+        of another version."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(bytes(z["header"]).decode())
+                if not isinstance(header, dict):
+                    raise ValueError("the header is not a mapping")
+                if header.get("version") != TRACKS_VERSION:
+                    raise CorruptAnalysis(f"tracks file {path} has version {header.get('version')!r:.20}, "
+                                          f"expected {TRACKS_VERSION}; run `vidswap analyze` again")
+                tracks = [TrackAnalysis(id=m["id"], shot=m["shot"],
+                                        **{n: z[f"t{m['id']}_{n}"] for n in TrackAnalysis.ARRAYS},
+                                        appearance={n: z[f"t{m['id']}_appearance_{n}"]
+                                                    for n in m.get("appearance", [])})
+                          for m in header.pop("tracks")]
+                hands = HandTracks.from_arrays(z)
+        except CorruptAnalysis:
+            raise
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error,
+                UnicodeDecodeError) as exc:
+            raise CorruptAnalysis(f"the analysis {path} is corrupt ({type(exc).__name__}); run `vidswap analyze` "
+                                  "again") from None
         return cls(header=header, tracks=tracks, hands=hands)
+
+
+class CorruptAnalysis(InputError):
+    """A tracks file that cannot be read back (truncated, foreign, another version): exit 2."""
+
+
+def _exclusive_temp(path: Path) -> tuple[int, str]:
+    """A new, unpredictably named temporary beside ``path``, created exclusively (never follows a link); those
+    of killed processes are removed first."""
+    remove_dead_temporaries(path.parent)
+    return tempfile.mkstemp(prefix=owned_prefix(), suffix=f"-{path.name}.part", dir=path.parent)
 
 
 def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
@@ -143,4 +182,39 @@ def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
     h.update(str(len(files)).encode())
     return h.hexdigest()
 
+
+def input_size(path: Path) -> int | None:
+    """Bytes of a media file (None for a sequence pattern or a missing file): named in stale-analysis messages."""
+    try:
+        return Path(path).stat().st_size if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
+def stale_reasons(saved: dict | None, now: dict, input_name: str) -> list[str]:
+    """What changed between the inputs an analysis was made from (``saved``, the tracks file's ``inputs``
+    header) and the job's inputs ``now`` (same keys: input, size, frames, settings, models), in words."""
+    if not isinstance(saved, dict):
+        return ["it was written by an older vidswap"]
+    reasons = []
+    if saved.get("input") != now["input"]:
+        sizes = (saved.get("size"), now["size"])
+        detail = (f"{sizes[0]} -> {sizes[1]} bytes" if None not in sizes and sizes[0] != sizes[1]
+                  else "same size, other content or modification time")
+        reasons.append(f"the input {input_name} changed since it was analysed ({detail})")
+    if saved.get("frames") != now["frames"]:
+        reasons.append(f"the shot's frames changed ({_span(saved.get('frames'))} -> {_span(now['frames'])})")
+    if saved.get("settings") != now["settings"]:
+        reasons.append("the analysis or smoothing settings changed")
+    if saved.get("models") != now["models"]:
+        reasons.append("the analysis models or the plate's colour pipeline changed")
+    return reasons or ["it was made for other inputs"]
+
+
+def _span(frames) -> str:
+    try:
+        first, last, count = (int(x) for x in frames)
+        return f"{first}-{last} ({count} frames)"
+    except (TypeError, ValueError):
+        return "unknown"
 

@@ -94,7 +94,7 @@ class HandLandmarker:
     runner: TFLiteRunner
 
     @classmethod
-    def from_path(cls, path: Path, num_threads: int | None = None) -> "HandLandmarker":
+    def from_path(cls, path: Path | bytes, num_threads: int | None = None) -> "HandLandmarker":
         return cls(TFLiteRunner.from_path(path, num_threads, max_batch=4))
 
     def __call__(self, frames: Sequence[np.ndarray], frame_index: Sequence[int], rois: Rois) -> HandLandmarks:

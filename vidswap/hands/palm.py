@@ -134,7 +134,7 @@ class PalmDetector:
     max_palms: int = 2
 
     @classmethod
-    def from_path(cls, path: Path, num_threads: int | None = None, **kwargs) -> "PalmDetector":
+    def from_path(cls, path: Path | bytes, num_threads: int | None = None, **kwargs) -> "PalmDetector":
         return cls(TFLiteRunner.from_path(path, num_threads, max_batch=1), **kwargs)
 
     def __post_init__(self) -> None:

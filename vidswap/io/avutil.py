@@ -5,6 +5,9 @@ Colour tags are FFmpeg's numeric AVColor* codes inside PyAV; we expose FFmpeg's 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
@@ -27,6 +30,17 @@ _SWS_MATRIX = {"bt709": "itu709", "fcc": "fcc", "bt470bg": "itu601", "smpte170m"
 
 # Accurate rounding keeps >8-bit data exact to the last code value through swscale.
 SWS_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+
+
+def local_url(path: str | Path) -> str:
+    """The URL FFmpeg must open for the local file ``path``: ``file:`` and the absolute path.
+
+    FFmpeg reads a leading ``name:`` as a protocol (``file:``, ``concat:``, ``http:``...), so a file called
+    ``concat:a.mp4|b.mp4`` or ``file:plate.mp4`` given as it is would open other files. An absolute path behind an
+    explicit ``file:`` is always the file itself. Every path vidswap hands to FFmpeg (PyAV, decord) goes
+    through here.
+    """
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 def tag_name(table: dict[int, str], code: int | None) -> str | None:

@@ -48,10 +48,34 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def parse_frames(text: str) -> list[int]:
     """Frame-range text in fileseq syntax (``1001-1100``, ``0-99x2``, ``1-3,7``) -> the frame numbers in order.
     Bad syntax is an InputError (exit 2)."""
+    shown = _shown(text)
+    if not str(text).strip():
+        raise InputError(f"empty frame range {shown}: use e.g. 1001-1100 or 0-99x2, or leave --frames out for "
+                         "every frame")
+    if len(str(text)) > MAX_RANGE_TEXT:
+        raise InputError(f"frame range {shown} is too long; use e.g. 1001-1100 or 0-99x2")
     try:
-        return list(fileseq.FrameSet(str(text)))
-    except fileseq.ParseException:
-        raise InputError(f"bad frame range {text!r}: use e.g. 1001-1100 or 0-99x2") from None
+        numbers = list(fileseq.FrameSet(str(text)))
+    except fileseq.MaxSizeException:
+        raise InputError(f"frame range {shown} has too many frames; give the frames of the clip, "
+                         "e.g. 1001-1100") from None
+    except (fileseq.ParseException, ValueError, TypeError, OverflowError):
+        raise InputError(f"bad frame range {shown}: use e.g. 1001-1100 or 0-99x2") from None
+    if not numbers:
+        raise InputError(f"frame range {shown} has no frames: use e.g. 1001-1100 or 0-99x2")
+    if any(b <= a for a, b in zip(numbers, numbers[1:])):
+        raise InputError(f"frame range {shown} does not count upwards; give it in ascending order, e.g. 0-23")
+    return numbers
+
+
+#: Frame-range text longer than this is refused before parsing (a range is a few numbers, not a list of frames).
+MAX_RANGE_TEXT = 4096
+
+
+def _shown(text: str) -> str:
+    """The user's range text for a message, quoted and cut to 60 characters."""
+    text = str(text)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def format_frames(numbers: Iterable[int]) -> str:

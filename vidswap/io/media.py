@@ -144,7 +144,7 @@ class _Timing:
 
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), metadata_errors="replace")
+        return av.open(avutil.local_url(path), metadata_errors="replace")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path} is not a readable media file ({exc}); check the file or re-export it") from None
 

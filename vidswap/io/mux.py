@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 
 from vidswap.errors import InputError, MediaError
+from vidswap.io import avutil
 
 STREAM_TAGS = ("language", "handler_name", "title")
 _SEEK_MARGIN_S = 2  # seek this far before the span: muxers interleave audio loosely around video
@@ -33,18 +34,18 @@ def copy_stream_tags(source, target, keys: tuple[str, ...] = STREAM_TAGS) -> Non
             target.metadata[key] = value
 
 
-def check_container_codecs(output: av.container.OutputContainer, out_path: Path, codecs: dict[str, str]) -> None:
-    """InputError when the output container cannot hold one of ``codecs`` ({what: codec name})."""
-    supported = output.supported_codecs
+def check_container_codecs(supported: set[str], out_path: Path, codecs: dict[str, str]) -> None:
+    """InputError when a container that holds the ``supported`` codecs cannot hold one of ``codecs``
+    ({what: codec name})."""
     for what, codec in codecs.items():
         if codec not in supported:
             others = [ext for ext in (".mov", ".mkv", ".mp4") if ext != out_path.suffix.lower()
-                      and codec in _container_codecs(ext)]
+                      and codec in container_codecs(ext)]
             hint = f"write {' or '.join(others)} instead" if others else "pick another codec"
             raise InputError(f"{out_path.suffix} files cannot hold {what} ({codec}); {hint}")
 
 
-def _container_codecs(ext: str) -> set[str]:
+def container_codecs(ext: str) -> set[str]:
     """Codecs a container format can hold (opening an output container writes nothing until a header)."""
     container = av.open(f"probe{ext}", "w")
     try:
@@ -162,7 +163,7 @@ def _seconds(packet: av.Packet) -> Fraction | None:
 def open_source(source: Path) -> av.container.InputContainer:
     """Reopen the input for its audio packets and stream tags."""
     try:
-        return av.open(str(source), metadata_errors="replace")
+        return av.open(avutil.local_url(source), metadata_errors="replace")
     except av.FFmpegError as exc:
         raise InputError(f"cannot reopen {source} to copy its audio ({exc}); check the file") from None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidswap.errors import InputError, MediaError
+from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
 from vidswap.io import avutil
 from vidswap.io.frames import Frame, timecode_at
 from vidswap.io.media import MediaInfo, probe
@@ -154,8 +154,10 @@ def _file_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
         for n in numbers:
             try:
                 image = read_image_file(paths[n])
-            except InputError as exc:  # the file vanished or broke after probing
-                raise MediaError(f"reading frame {n} failed: {exc}") from None
+            except InputError as exc:
+                if paths[n].is_file():  # there but undecodable: a corrupt frame, permanent
+                    raise InputError(f"frame {n} is corrupt: {exc}") from None
+                raise MediaError(f"reading frame {n} failed: {exc}") from None  # vanished: a share, retry
             if not emit(Frame(n, None, timecode_at(info.timecode, info.fps, n - info.first_frame), image)):
                 return
 
@@ -203,8 +205,9 @@ def _video_producer(info: MediaInfo, numbers: range) -> Callable[[Emit], None]:
         except _SeekMissed:
             _decode_video(info, numbers, emit, seek=False)
         except (av.FFmpegError, OSError) as exc:
-            raise MediaError(f"decoding {info.path} failed ({exc}); the file may be truncated or on a failing "
-                             "share; check it and retry") from None
+            if getattr(exc, "errno", None) in TRANSIENT_ERRNOS:  # the disk or the share, not the file
+                raise MediaError(f"reading {info.path} failed ({exc}); check the disk or share and retry") from None
+            raise InputError(f"{info.path} is corrupt: decoding failed ({exc}); re-export or re-copy it") from None
 
     return produce
 
@@ -216,7 +219,7 @@ class _SeekMissed(Exception):
 def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool) -> None:
     to_rgb = avutil.RgbConverter(info.bit_depth > 8, info.colorspace)
     last = numbers[-1]
-    with av.open(str(info.path), metadata_errors="replace") as container:
+    with av.open(avutil.local_url(info.path), metadata_errors="replace") as container:
         stream = avutil.video_stream(container)
         stream.thread_type = "AUTO"
         numbering = None
@@ -259,7 +262,7 @@ class RandomAccess:
             import decord
 
             try:
-                self._reader = decord.VideoReader(str(self.info.path), ctx=decord.cpu(0))
+                self._reader = decord.VideoReader(avutil.local_url(self.info.path), ctx=decord.cpu(0))
             except Exception as exc:  # decord raises its own DECORDError / RuntimeError
                 raise InputError(f"{self.info.path} cannot be opened for random access ({exc}); "
                                  "check the file or re-export it") from None

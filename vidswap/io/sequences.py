@@ -172,6 +172,8 @@ def read_image_file(path: Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise InputError(f"image {path} is a folder, not an image file; check the path")
         raise InputError(f"image {path} does not exist; check the path")
     if path.suffix.lower() == ".exr":
         return _read_exr(path)[0]

@@ -29,11 +29,12 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from vidswap.errors import ConfigError, InputError, MediaError
 from vidswap.io import avutil
-from vidswap.io.atomic import atomic_file, atomic_files, ensure_writable_dir
+from vidswap.io.atomic import atomic_file, atomic_files, check_writable_dir, ensure_writable_dir, same_file
 from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import MediaInfo
 from vidswap.io.exr import ExrOutput
-from vidswap.io.mux import AudioCopier, check_container_codecs, copy_stream_tags, open_copier, open_source
+from vidswap.io.mux import (AudioCopier, check_container_codecs, container_codecs, copy_stream_tags, open_copier,
+                            open_source)
 from vidswap.io.sequences import WRITE_EXTS, SequencePattern, is_pattern, to_uint16, write_image_file
 
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -98,15 +99,9 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
     codec the container cannot hold, or an output that would overwrite the input.
     """
     out = Path(str(out))
-    kind = output_kind(out)
+    kind = check_output(out, info, settings, size)
     width, height = size or (info.width, info.height)
-    if width <= 0 or height <= 0:
-        raise InputError(f"output size {width}x{height} for {out} is invalid; give a positive width and height")
-    _refuse_input_overwrite(out, info)
     if kind == "video":
-        if settings.codec not in VIDEO_CODECS:
-            raise InputError(f"{out} is a video file but the codec is {settings.codec}; use an image pattern "
-                             f"like {out.stem}.####.{settings.codec} or a video codec")
         ensure_writable_dir(out.parent, out)
         with atomic_file(out) as temp:
             sink = VideoSink(temp, out, info, settings, (width, height))
@@ -119,8 +114,6 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
     else:
         pattern = SequencePattern.parse(out)
         fmt = WRITE_EXTS[pattern.ext]
-        if settings.codec in IMAGE_CODECS and settings.codec != fmt:
-            raise InputError(f"{out} ends in {pattern.ext} but the codec is {settings.codec}; make them agree")
         ensure_writable_dir(pattern.directory, out)
         with atomic_files(pattern.directory) as staging:
             sink = SequenceSink(staging, pattern, fmt, (width, height),
@@ -130,13 +123,78 @@ def open_sink(out: str | Path, info: MediaInfo, settings: EncodeSettings = Encod
                 raise MediaError(f"no frames were written to {out}; nothing to save")
 
 
+def check_output(out: str | Path, info: MediaInfo, settings: EncodeSettings,
+                 size: tuple[int, int] | None = None) -> str:
+    """Every check of an output that needs no writing (InputError, exit 2): the type from the extension, the
+    codec for it and its container, the size for the codec, an existing folder under the name, a writable
+    folder (nothing is created), the input not overwritten. Returns 'video' or 'sequence'. Called before any
+    work, and again by :func:`open_sink`."""
+    out = Path(str(out))
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(out)):
+        raise InputError(f"the output name {str(out)!r:.80} has a control character (a newline?); logs, farm "
+                         "scripts and Nuke break on it: rename it")
+    kind = output_kind(out)
+    width, height = size or (info.width, info.height)
+    if width <= 0 or height <= 0:
+        raise InputError(f"output size {width}x{height} for {out} is invalid; give a positive width and height")
+    _refuse_input_overwrite(out, info)
+    if kind == "video":
+        if settings.codec not in VIDEO_CODECS:
+            raise InputError(f"{out} is a video file but the codec is {settings.codec}; use an image pattern "
+                             f"like {out.stem}.####.{settings.codec} or a video codec")
+        if out.is_dir():
+            raise InputError(f"the output {out} is a folder; give a file name, e.g. {out / 'shot.mov'}")
+        encoder = _encoding(settings, info, False).encoder
+        codecs = {"the video": _CODEC_IDS[encoder]}
+        for track in info.audio:
+            codecs[f"audio track {track.index}"] = track.codec
+        check_container_codecs(container_codecs(out.suffix.lower()), out, codecs)
+        check_writable_dir(out.parent, out)
+    else:
+        pattern = SequencePattern.parse(out)
+        fmt = WRITE_EXTS[pattern.ext]
+        if settings.codec in IMAGE_CODECS and settings.codec != fmt:
+            raise InputError(f"{out} ends in {pattern.ext} but the codec is {settings.codec}; make them agree")
+        check_writable_dir(pattern.directory, out)
+    return kind
+
+
+def encode_size(settings: EncodeSettings, size: tuple[int, int]) -> tuple[int, int]:
+    """The size a video is encoded at for a picture of ``size``: H.264 4:2:0 needs an even width and height,
+    ProRes an even width, FFV1 takes any size. The picture is padded (its last row/column repeated), never
+    resampled, to reach it."""
+    width, height = size
+    if settings.codec == "h264":
+        return width + width % 2, height + height % 2
+    if settings.codec.startswith("prores"):
+        return width + width % 2, height
+    return width, height
+
+
+def padding_note(out: str | Path, settings: EncodeSettings, size: tuple[int, int]) -> str | None:
+    """One line when ``out`` is padded to an even size for its codec (None when not)."""
+    padded = encode_size(settings, size)
+    if padded == tuple(size):
+        return None
+    return (f"{out}: {settings.codec} needs an even size, so the {size[0]}x{size[1]} picture is padded to "
+            f"{padded[0]}x{padded[1]} (edge repeated, not resampled); write .mkv (FFV1) to keep the size")
+
+
+def pad_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWxC ``image`` grown to ``size`` = (width, height) by repeating its last column/row."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    return np.pad(image, ((0, size[1] - h), (0, size[0] - w), (0, 0)), mode="edge")
+
+
 def _refuse_input_overwrite(out: Path, info: MediaInfo) -> None:
     same = False
     if info.kind == "sequence" and is_pattern(out):
         a, b = SequencePattern.parse(out), SequencePattern.parse(info.path)
         same = (a.directory.resolve(), a.head, a.tail) == (b.directory.resolve(), b.head, b.tail)
     elif info.kind != "sequence" and not is_pattern(out):
-        same = out.resolve() == Path(info.path).resolve()
+        same = same_file(out, info.path)
     if same:
         raise InputError(f"the output {out} would overwrite the input; write to another path")
 
@@ -213,7 +271,7 @@ class VideoSink:
         options = _mov_options(self.time_base, info) if fmt in ("mp4", "mov") else {}
         encoder = _encoding(settings, info, False).encoder
         try:
-            self._out = av.open(str(temp), "w", format=fmt, options=options)
+            self._out = av.open(avutil.local_url(temp), "w", format=fmt, options=options)
         except av.FFmpegError as exc:
             raise InputError(f"cannot create {final} ({exc}); check the path") from None
         try:
@@ -221,20 +279,10 @@ class VideoSink:
             codecs = {"the video": _CODEC_IDS[encoder]}
             for track in info.audio:
                 codecs[f"audio track {track.index}"] = track.codec
-            check_container_codecs(self._out, final, codecs)
-            self._check_size(encoder)
+            check_container_codecs(self._out.supported_codecs, final, codecs)
         except BaseException:
             self.abort()
             raise
-
-    def _check_size(self, encoder: str) -> None:
-        width, height = self.size
-        if encoder == "libx264" and (width % 2 or height % 2):
-            raise InputError(f"H.264 4:2:0 needs an even size, {self.final} would be {width}x{height}; "
-                             "use prores_hq/ffv1 or an even size")
-        if encoder == "prores_ks" and width % 2:
-            raise InputError(f"ProRes needs an even width, {self.final} would be {width} wide; use ffv1 or an "
-                             "even width")
 
     # -- setup on the first frame (needs its bit depth, pts and timecode) --
 
@@ -242,7 +290,7 @@ class VideoSink:
         deep = frame.image.dtype != np.uint8
         enc = _encoding(self.settings, self.info, deep)
         stream = self._out.add_stream(enc.encoder, rate=self.info.fps)
-        stream.width, stream.height = self.size
+        stream.width, stream.height = encode_size(self.settings, self.size)
         stream.pix_fmt = enc.pix_fmt
         stream.time_base = self.time_base
         ctx = stream.codec_context
@@ -314,13 +362,18 @@ class VideoSink:
     def _picture(self, image: np.ndarray) -> av.VideoFrame:
         """RGB array -> frame in the encoder's pixel format, scaled to the output size, tagged."""
         enc = self._encoding
+        width, height = self.size
+        if (image.shape[1], image.shape[0]) == (width, height):  # odd plate, even-only codec: pad, not resample
+            width, height = encode_size(self.settings, self.size)
+            image = pad_to(image, (width, height))
+        else:  # another size: scaled to the output size, then padded like any plate of it
+            width, height = encode_size(self.settings, self.size)
         if image.dtype == np.uint8:
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             flags = Interpolation.BICUBIC
         else:
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint16(image)), format="rgb48le")
             flags = avutil.SWS_FLAGS
-        width, height = self.size
         yuv = enc.pix_fmt.startswith("yuv")
         picture = self._sws.reformat(
             rgb, width=width, height=height, format=enc.pix_fmt, interpolation=flags,

@@ -26,6 +26,7 @@ from vidswap.io.sequences import SequencePattern
 from vidswap.pipeline import (Progress, RunSummary, StageTimer, analyze_shot, build_render, job_core,
                               patch_outputs, render_frames, render_patches, require_analysis, summarise,
                               write_patch_scripts)
+from vidswap.preflight import SideOutputs, check_job
 from vidswap.shot import ShotPlan, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
 from vidswap.swap import CoreContext
 
@@ -55,11 +56,12 @@ class AnalyzeReport:
         return out
 
 
-def analyze(cfg: JobConfig, progress: Progress | None = None) -> AnalyzeReport:
+def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Path | None = None) -> AnalyzeReport:
     """The analyze pass alone: writes (or reuses) the tracks file in the job folder, plots the target tracks'
     landmark trajectories (raw vs smoothed) next to it. A pass-through core records only the frames' timing."""
     timer = StageTimer()
     plan = plan_shot(cfg)
+    check_job(cfg, plan, SideOutputs(overlay=overlay), replaces=False)  # a bad setting fails before the analysis
     core = job_core(cfg, CoreContext())
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
     analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour)
@@ -76,7 +78,7 @@ def analyze(cfg: JobConfig, progress: Progress | None = None) -> AnalyzeReport:
 def write_overlay(cfg: JobConfig, path: str | Path, progress: Progress | None = None) -> Path:
     """A video of the shot with the analysis drawn on it (boxes, track ids, landmarks, pose axes)."""
     plan = plan_shot(cfg)
-    analysis = require_analysis(plan)
+    analysis = require_analysis(cfg, plan)
     targets = {t.id for t in analysis.tracks}
 
     def draw(frames: list[Frame]) -> list[Frame]:
@@ -165,7 +167,8 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     numbers = [n for n in plan_frame_numbers(plan.info, chunk, 1) if n in shot]
     if not numbers:
         raise InputError(f"chunk {chunk} has none of the shot's frames ({format_frames(plan.numbers)})")
-    analysis = require_analysis(plan)
+    check_job(cfg, plan, replaces=False)
+    analysis = require_analysis(cfg, plan)
     in_place = writes_in_place(cfg, plan)
     out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers, done_marker=in_place)
     if not force and chunk_complete(out, numbers, cfg, plan):
@@ -198,9 +201,8 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
     timer = StageTimer()
     start = time.perf_counter()
     plan = plan_shot(cfg)
-    if not plan.tracks_path.exists():
-        raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` and the render chunks first")
-    header = ShotAnalysis.load(plan.tracks_path).header
+    check_job(cfg, plan)
+    header = require_analysis(cfg, plan).header
     timing = header["timing"]
     pts = dict(zip(timing["numbers"], timing["pts"]))
     durations = dict(zip(timing["numbers"], timing["durations"]))

@@ -18,6 +18,8 @@ A pinned sha256 is still checked; an entry whose ``sha256`` is empty accepts any
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import shutil
 import tempfile
@@ -138,7 +140,13 @@ def find_in_pack(spec: ModelSpec, insightface_dir: str | Path | None = None) -> 
 
 
 def _check(spec: ModelSpec, path: Path) -> bool:
-    return not spec.pinned or sha256_of(path) == spec.sha256
+    if not path.is_file():
+        raise ModelError(f"model {spec.name} at {path} is not a file; remove it and run: {fetch_command(spec)}")
+    try:
+        return not spec.pinned or sha256_of(path) == spec.sha256
+    except OSError as exc:
+        raise ModelError(f"model {spec.name} at {path} cannot be read ({exc.strerror}); fix its permissions or "
+                         f"run: {fetch_command(spec)}") from None
 
 
 def model_path(name: str, manifest: dict[str, ModelSpec] | None = None, verify: bool = True,
@@ -167,6 +175,25 @@ def model_path(name: str, manifest: dict[str, ModelSpec] | None = None, verify: 
     if spec.pack_eligible and insightface_root(insightface_dir) is not None:
         where += f" or the InsightFace folder {insightface_root(insightface_dir)}"
     raise ModelError(f"model {name} ({spec.file}) is not in {where}; run: {fetch_command(spec)}")
+
+
+def model_bytes(name: str, manifest: dict[str, ModelSpec] | None = None,
+                insightface_dir: str | Path | None = None) -> bytes:
+    """The bytes of a cached model, read once and checked against the pinned sha256 in memory: what is loaded
+    is what was verified (no check-then-reopen window). ModelError (exit 4) as :func:`model_path`."""
+    manifest = manifest if manifest is not None else load_manifest()
+    path = model_path(name, manifest, verify=False, insightface_dir=insightface_dir)
+    spec = manifest[name]
+    if not path.is_file():
+        raise ModelError(f"model {name} at {path} is not a file; remove it and run: {fetch_command(spec)}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {name} at {path} cannot be read ({exc.strerror}); fix its permissions or "
+                         f"run: {fetch_command(spec)}") from None
+    if spec.pinned and hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise ModelError(f"model {name} at {path} is corrupt (sha256 mismatch); run: {fetch_command(spec)}")
+    return data
 
 
 def fetch_command(spec: ModelSpec) -> str:

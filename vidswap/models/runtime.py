@@ -48,9 +48,10 @@ def available_providers() -> list[str]:
     return [p for p in order if p in have] or ["CPUExecutionProvider"]
 
 
-def prepare_onnx(path: Path, *, dynamic_batch: bool = False, dynamic_spatial: bool = False,
+def prepare_onnx(path: Path | bytes, *, dynamic_batch: bool = False, dynamic_spatial: bool = False,
                  batch_reshapes: bool = False) -> bytes:
-    """Load an ONNX file and return serialized bytes ready for ``onnx_session``.
+    """Load an ONNX file (or its verified bytes, :func:`vidswap.models.registry.model_bytes`) and return
+    serialized bytes ready for ``onnx_session``.
 
     Always drops graph inputs that no node consumes (left-overs of int8 conversion; onnxruntime and OpenCV 5
     otherwise ask for them). With ``dynamic_batch`` the first dimension of the real inputs becomes symbolic;
@@ -61,10 +62,11 @@ def prepare_onnx(path: Path, *, dynamic_batch: bool = False, dynamic_spatial: bo
     import onnx
     from onnx import numpy_helper
 
+    what = "(bytes)" if isinstance(path, bytes) else path
     try:
-        model = onnx.load(str(path))
+        model = onnx.load_from_string(path) if isinstance(path, bytes) else onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError / various
-        raise ModelError(f"cannot parse ONNX model {path}: {type(exc).__name__}; re-fetch it") from None
+        raise ModelError(f"cannot parse ONNX model {what}: {type(exc).__name__}; re-fetch it") from None
     graph = model.graph
     used = {name for node in graph.node for name in node.input}
     initializers = {init.name for init in graph.initializer}
@@ -159,13 +161,16 @@ def native_stderr_silenced():
         os.close(saved)
 
 
-def tflite_interpreter(path: Path, num_threads: int | None = None):
-    """A LiteRT (TFLite) interpreter for ``path`` with tensors allocated."""
+def tflite_interpreter(path: Path | bytes, num_threads: int | None = None):
+    """A LiteRT (TFLite) interpreter for a model file or its verified bytes, with tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter
 
+    source = {"model_content": path} if isinstance(path, bytes) else {"model_path": str(path)}
+    if isinstance(path, bytes):
+        path = "(bytes)"
     try:
         with native_stderr_silenced():
-            interp = Interpreter(model_path=str(path), num_threads=num_threads or default_threads())
+            interp = Interpreter(**source, num_threads=num_threads or default_threads())
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -188,7 +193,7 @@ class TFLiteRunner:
     _batchable: bool | None = field(default=None, init=False)
 
     @classmethod
-    def from_path(cls, path: Path, num_threads: int | None = None, max_batch: int = 16) -> "TFLiteRunner":
+    def from_path(cls, path: Path | bytes, num_threads: int | None = None, max_batch: int = 16) -> "TFLiteRunner":
         return cls(tflite_interpreter(path, num_threads), max_batch=max_batch)
 
     @property
