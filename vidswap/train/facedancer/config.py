@@ -33,13 +33,19 @@ class IdentityConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam (paper: β1 = 0, β2 = 0.99, lr 1e-4, lr × 0.97 every 100K steps), for G and D alike."""
+    """Adam (paper: β1 = 0, β2 = 0.99, lr 1e-4, lr × 0.97 every 100K steps), for G and D alike.
+
+    With β1 = 0 Adam's first steps are ``lr · g / (|g| + eps)``, about ``±lr`` for every weight whose gradient
+    is not far below eps, so gradients that differ only by rounding (another thread count, another split of the
+    batch over processes) can move some weights by 2·lr. A larger ``eps`` makes the update smooth in g.
+    """
 
     lr: float = 1e-4
     beta1: float = 0.0
     beta2: float = 0.99
     decay: float = 0.97
     decay_every: int = 100_000
+    eps: float = 1e-8  # Adam's epsilon (the paper does not give it; torch's default)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step ``step`` (staircase decay)."""

@@ -7,8 +7,8 @@ Generator ``G(X_t, z_id) -> X_c`` (:class:`FaceDancerGenerator`):
   filters" (:class:`~vidswap.swap.generator.ResDown`): resolutions S, S/2, ..., S/2^(L-1), widths
   ``config.channels``; every resolution's feature is a skip ``z_a``;
 * **mapping network** M: 4 fully connected layers, leaky ReLU after all but the last, ``z_id -> w_id``;
-* **decoder**: residual blocks with AdaIN identity injection (:class:`~vidswap.swap.generator.ResUpAdaIN`, the
-  AdaIN scale/bias from ``w_id``), from the bottleneck back up to S; at each resolution the skip is fused by
+* **decoder**: residual blocks with AdaIN identity injection (:class:`AdaINBlock`, the AdaIN scale/bias
+  from ``w_id``), from the bottleneck back up to S; at each resolution the skip is fused by
   **AFFA** (``h' = h·m + (1 - m)·z_a``, :class:`~vidswap.swap.generator.AFFA`), a **concatenation** (then a 1x1
   convolution back to the width), or not at all. The paper's configuration C (its best ID retrieval, Table 1) is
   the default: concat at 256, AFFA at 128, 64, 32; configuration D adds AFFA at 16 and 8
@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidswap.errors import ConfigError
-from vidswap.swap.generator import AFFA, MappingNetwork, ResDown, ResUpAdaIN
+from vidswap.swap.generator import AFFA, AdaIN, MappingNetwork, ResDown
 
-__all__ = ["FaceDancerConfig", "FaceDancerGenerator", "Discriminator", "SKIP_KINDS"]
+__all__ = ["FaceDancerConfig", "FaceDancerGenerator", "Discriminator", "AdaINBlock", "SKIP_KINDS"]
 
 SKIP_KINDS = ("affa", "concat", "none")
 _SLOPE = 0.2
@@ -110,6 +110,29 @@ class FaceDancerConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
+class AdaINBlock(nn.Module):
+    """Decoder residual block: 1x1 channel change, bilinear up-sampling by 2 (optional), two 3x3 convolutions each
+    followed by AdaIN (identity injection) and leaky ReLU, identity shortcut, sum / sqrt(2). The convolutions
+    have no bias: instance normalisation removes any per-channel constant, so a bias there would have an exactly
+    zero gradient and Adam would turn its rounding noise into weight changes."""
+
+    def __init__(self, cin: int, cout: int, style_dim: int, up: bool = True):
+        super().__init__()
+        self.up = up
+        self.proj = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.convs = nn.ModuleList([nn.Conv2d(cout, cout, 3, padding=1, bias=False) for _ in range(2)])
+        self.norms = nn.ModuleList([AdaIN(cout, style_dim) for _ in range(2)])
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        x = self.proj(x)
+        if self.up:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        h = x
+        for conv, norm in zip(self.convs, self.norms):
+            h = F.leaky_relu(norm(conv(h), w), _SLOPE)
+        return (h + x) * (1.0 / math.sqrt(2.0))
+
+
 class _Fuse(nn.Module):
     """One skip fusion: AFFA, concatenation + 1x1 convolution, or none."""
 
@@ -145,9 +168,9 @@ class FaceDancerGenerator(nn.Module):
             style_dim = cfg.id_dim
         self.stem = nn.Conv2d(3, ch[0], 3, padding=1)
         self.down = nn.ModuleList([ResDown(ch[i - 1], ch[i]) for i in range(1, len(ch))])
-        self.mid = nn.ModuleList([ResUpAdaIN(ch[-1], ch[-1], style_dim, up=False)
+        self.mid = nn.ModuleList([AdaINBlock(ch[-1], ch[-1], style_dim, up=False)
                                   for _ in range(cfg.bottleneck_blocks)])
-        self.up = nn.ModuleList([ResUpAdaIN(ch[i], ch[i - 1], style_dim) for i in range(len(ch) - 1, 0, -1)])
+        self.up = nn.ModuleList([AdaINBlock(ch[i], ch[i - 1], style_dim) for i in range(len(ch) - 1, 0, -1)])
         self.fuse = nn.ModuleList([_Fuse(kind, c) for kind, c in zip(cfg.skips, ch)])
         self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
 

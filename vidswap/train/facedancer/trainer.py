@@ -82,15 +82,15 @@ class Trainer:
         self.generator = FaceDancerGenerator(model_cfg).to(dev)
         self.disc = Discriminator(model_cfg).to(dev)
         o = cfg.optim
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
         self.step = self._resume()
         swap_pass: torch.nn.Module = SwapPass(self.generator)
         disc: torch.nn.Module = self.disc
         if info.enabled:
             ids = [dev.index] if dev.type == "cuda" else None
-            swap_pass = DDP(swap_pass, device_ids=ids, broadcast_buffers=False)
-            disc = DDP(disc, device_ids=ids, broadcast_buffers=False)
+            swap_pass = DDP(swap_pass, device_ids=ids)
+            disc = DDP(disc, device_ids=ids)
         self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d)
         global_batch = cfg.run.batch_size * info.world
         self.sampler = PairSampler(len(self.train_rows), global_batch, cfg.data.same_rate, cfg.data.augment,
