@@ -101,9 +101,7 @@ def test_resume_is_bit_identical(face_set, tmp_path):
     a, b = _weights(tmp_path / "full/checkpoints/last.safetensors"), _weights(tmp_path / "part/checkpoints/last.safetensors")
     assert a.keys() == b.keys() and len(a) > 20
     assert all(torch.equal(a[k], b[k]) for k in a)
-    init = write_cfg(tmp_path / "none.yaml", face_set, tmp_path / "none", steps=1)  # and training changed them
-    runner.invoke(main, ["train", "--config", str(init), "-q"])
-    c = _weights(tmp_path / "none/checkpoints/last.safetensors")
+    c = _weights(tmp_path / "part/checkpoints/step_00000001.safetensors")  # and the steps did change them
     assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("G."))
 
 

@@ -120,6 +120,9 @@ def job_options(fn):
                      help="Write face patches (crop + alpha + transform, Nuke script) instead of frames; "
                           "-o face.####.png or .exr."),
         click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
+        click.option("--swap-core", help="Swap core (swap.core): geometric, facedancer, passthrough or a plug-in."),
+        click.option("--checkpoint", type=click.Path(dir_okay=False),
+                     help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint)."),
         click.option("--appearance", type=click.Choice(["relit", "texture"]),
                      help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
                           "source photo's texture as it is (texture)."),
@@ -137,7 +140,7 @@ def load_job(**opts) -> JobConfig:
 
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
                target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-               burnin=None, patches=None, appearance=None, **_) -> list[ConfigLayer]:
+               burnin=None, patches=None, appearance=None, swap_core=None, checkpoint=None, **_) -> list[ConfigLayer]:
     """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
@@ -147,7 +150,8 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "device": device, "batch_size": batch_size,
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
                    "kind": "patch" if patches else None},
-        "swap": {"core": "passthrough" if passthrough else None, "geometric": {"appearance": appearance}},
+        "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
+                 **({"facedancer": {"checkpoint": checkpoint}} if checkpoint else {})},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},
         "preset": preset or ("preview" if preview else None),  # a flag: beats the shot file's preset

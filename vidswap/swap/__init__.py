@@ -5,8 +5,9 @@
 * :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
+* :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 
-Importing this package registers the built-in cores (``geometric``, ``passthrough``).
+Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``facedancer``).
 """
 
 from vidswap.swap.base import (
@@ -21,6 +22,7 @@ from vidswap.swap.base import (
     SwapResult,
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
+from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
 
@@ -30,6 +32,7 @@ def _passthrough(config: PassthroughConfig, context: CoreContext) -> Passthrough
 
 register_core("geometric", build_geometric, GeometricSwapConfig)
 register_core("passthrough", _passthrough, PassthroughConfig)
+register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

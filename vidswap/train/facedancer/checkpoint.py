@@ -131,11 +131,11 @@ def load_training_state(path: str | Path, generator: nn.Module, discriminator: n
     return int(meta["step"])
 
 
-def save_inference(path: str | Path, generator: FaceDancerGenerator, identity: str, step: int) -> Path:
-    """The generator alone, float32, with its config and the identity encoder's name (file)."""
+def save_inference(path: str | Path, generator: FaceDancerGenerator, identity_onnx: str, step: int) -> Path:
+    """The generator alone, float32, with its config and the identity encoder's ONNX file ("" = SFace)."""
     tensors = {k: v.float() for k, v in generator.state_dict().items()}
     meta = {"format": INFER_FORMAT, "version": VERSION, "step": str(step), "config": generator.config.to_json(),
-            "identity": identity}
+            "identity_onnx": identity_onnx}
     return _atomic_save(tensors, meta, Path(path))
 
 

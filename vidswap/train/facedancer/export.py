@@ -63,7 +63,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, onnx: bool = True
     out = Path(out)
     stem = out.with_suffix("") if out.suffix in (".safetensors", ".onnx") else out
     result: dict[str, str | float] = {}
-    result["checkpoint"] = str(save_inference(stem.with_suffix(".safetensors"), gen, meta.get("identity", "sface"),
+    result["checkpoint"] = str(save_inference(stem.with_suffix(".safetensors"), gen, meta.get("identity_onnx", ""),
                                               int(meta.get("step", 0))))
     if onnx:
         try:

@@ -128,7 +128,8 @@ class Trainer:
         """Rank 0 writes last.safetensors and a step file (keeping ``run.keep``); every rank waits for it."""
         path = None
         if self.info.rank == 0:
-            extra = {"train_config": json.dumps(asdict(self.cfg), default=str)}
+            extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
+                     "identity_onnx": self.cfg.identity.onnx or ""}
             path = ckpt.save_training_state(self.ckpt_dir / "last.safetensors", self.generator, self.disc,
                                             self.opt_g, self.opt_d, self.step, self.cfg.model, extra)
             if self.cfg.run.keep > 0:
