@@ -120,3 +120,20 @@ def test_losses_and_window_exact():
     img256 = torch.zeros(1, 3, 256, 256)
     img256[:, :, :224, 16:240] = 1.0
     assert torch.equal(arcface_window(img256), torch.ones(1, 3, 112, 112))
+
+
+def test_shipped_train_config_is_the_paper_setup():
+    from pathlib import Path
+
+    from vidswap.train.facedancer.config import load_train_config
+
+    cfg = load_train_config(Path(__file__).resolve().parents[1] / "vidswap/configs/train_facedancer.yaml")
+    assert cfg.model == FaceDancerConfig.paper("C", id_dim=128)
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.decay, cfg.optim.decay_every) == (
+        1e-4, 0.0, 0.99, 0.97, 100_000)
+    assert cfg.run.batch_size == 10 and cfg.run.steps == 500_000 and cfg.data.same_rate == 0.2
+    assert cfg.optim.lr_at(99_999) == 1e-4 and abs(cfg.optim.lr_at(200_000) - 1e-4 * 0.97 ** 2) < 1e-15
+    with pytest.raises(ConfigError, match="unknown key"):
+        from vidswap.train.facedancer.config import parse_train_config
+
+        parse_train_config({"data": {"root": "x"}, "run": {"stepz": 1}})

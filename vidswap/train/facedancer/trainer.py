@@ -292,6 +292,9 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     last_ckpt = trainer.ckpt_dir / "last.safetensors"
     if rank0:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        from vidswap.train.facedancer.plot import plot_run
+
+        plot_run(out)
     if not finished:
         raise Preempted(f"stopped by SIGTERM after step {trainer.step}; checkpoint {last_ckpt} written; run the "
                         f"same command again to resume")
