@@ -114,9 +114,9 @@ def test_losses_and_window_exact():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     logits = (x * 3).sum(dim=(1, 2, 3))
     assert torch.allclose(r1_penalty(logits, x), torch.full((2,), 0.5 * 9 * 192))
-    img = torch.arange(224 * 224, dtype=torch.float32).reshape(1, 1, 224, 224).expand(1, 3, 224, 224)
-    win = arcface_window(img)  # 224 = 2 x 112: the 112 template scaled, window is the whole crop
-    assert win.shape == (1, 3, 112, 112)
+    img = torch.rand(1, 3, 224, 224)
+    win = arcface_window(img)  # 224 = 2 x 112: the 112 template scaled, the window is the whole crop
+    assert torch.allclose(win, torch.nn.functional.avg_pool2d(img, 2), atol=1e-6)
     img256 = torch.zeros(1, 3, 256, 256)
     img256[:, :, :224, 16:240] = 1.0
     assert torch.equal(arcface_window(img256), torch.ones(1, 3, 112, 112))
@@ -137,3 +137,25 @@ def test_shipped_train_config_is_the_paper_setup():
         from vidswap.train.facedancer.config import parse_train_config
 
         parse_train_config({"data": {"root": "x"}, "run": {"stepz": 1}})
+
+
+def test_user_arcface_onnx_replaces_sface(model, media, detector):
+    """A user-supplied ArcFace ONNX (InsightFace w600k_mbf, cached for evaluation) runs as the training identity
+    encoder through the torch port and matches onnxruntime on a real face."""
+    from vidswap.eval.judges import ArcFaceJudge
+    from vidswap.faces.detect import largest_face
+    from vidswap.io import read_image
+    from vidswap.models.runtime import onnx_session, prepare_onnx
+    from vidswap.train.facedancer.data import align_face
+    from vidswap.train.facedancer.identity import IdentityNet
+
+    path = model("arcface_mbf")
+    net = IdentityNet.load(path, input_mean=127.5, input_std=127.5)
+    assert net.dim == 512
+    image = read_image(media("astronaut"))
+    det = largest_face(detector([image])[0])
+    crop = torch.from_numpy(align_face(image, det.kps, 224)).permute(2, 0, 1)[None].float() / 255
+    ours = net(crop)[0]
+    judge = ArcFaceJudge(onnx_session(prepare_onnx(path, dynamic_batch=True)))
+    ref = torch.from_numpy(judge.embed_crops(arcface_window(crop).numpy()))[0]
+    assert float((ours * ref).sum()) > 0.999

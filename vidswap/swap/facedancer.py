@@ -11,7 +11,8 @@ train export`` or a training state (its generator is used). The core
 
 * asks for ArcFace-template crops at the model's side S (:meth:`TemplateCrop.arcface`, the training alignment);
 * prepares the source identity with the encoder the model was trained with (SFace unless the checkpoint names
-  another ONNX file): every source photo aligned the same way, the identity vectors averaged and normalised;
+  another ONNX file): every source photo aligned the same way, the identity vectors averaged and normalised
+  (``id_vec``); ``embedding`` is the SFace one, as for every core;
 * swaps in batches of ``batch_size`` crops on the batch's device; alpha is 1 over the crop with a ``feather``
   ramp at its border: the compositor multiplies its face-region, occlusion and confidence masks in, as for every
   core, and the per-clip refiner (tune pass) runs on its output like on any core's.
@@ -74,7 +75,7 @@ class FaceDancerCore(SwapCore):
     needs = frozenset({"image", "landmarks"})
 
     def __init__(self, config: FaceDancerCoreConfig, device: torch.device | str = "cpu"):
-        from vidswap.train.facedancer.checkpoint import load_generator
+        from vidswap.train.facedancer.checkpoint import identity_of, load_generator
         from vidswap.train.facedancer.identity import IdentityNet
 
         if not config.checkpoint:
@@ -83,8 +84,10 @@ class FaceDancerCore(SwapCore):
         self.device = torch.device(device)
         self.generator, meta = load_generator(config.checkpoint, self.device)
         self.generator.requires_grad_(False)
-        onnx = meta.get("identity_onnx") or None
-        self.identity_net = IdentityNet.load(onnx).to(self.device)
+        onnx, mean, std = identity_of(meta)
+        self.identity_net = IdentityNet.load(onnx, mean, std).to(self.device)
+        #: SFace for the common ``SourceIdentity.embedding`` (refiners and the tune pass condition on it)
+        self.sface_net = self.identity_net if onnx is None else IdentityNet.load().to(self.device)
         if self.identity_net.dim != self.generator.config.id_dim:
             raise ConfigError(f"{config.checkpoint}: the model takes {self.generator.config.id_dim}-d identities "
                               f"but the identity encoder gives {self.identity_net.dim}-d")
@@ -104,7 +107,8 @@ class FaceDancerCore(SwapCore):
             raise ConfigError("the facedancer core needs at least one source photo")
         crops = torch.stack([self.align_source(s) for s in sources])
         vec = F.normalize(self.identity_net(crops).mean(0), dim=0)
-        return FaceDancerIdentity(id_vec=vec.cpu())
+        sface = vec if self.sface_net is self.identity_net else F.normalize(self.sface_net(crops).mean(0), dim=0)
+        return FaceDancerIdentity(id_vec=vec.cpu(), embedding=sface.cpu())
 
     @torch.no_grad()
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:

@@ -26,8 +26,8 @@ from torch import nn
 from vidswap.errors import ConfigError, ModelError
 from vidswap.train.facedancer.model import FaceDancerConfig, FaceDancerGenerator
 
-__all__ = ["TRAIN_FORMAT", "INFER_FORMAT", "save_training_state", "load_training_state", "save_inference",
-           "load_generator", "read_checkpoint"]
+__all__ = ["identity_meta", "identity_of", "TRAIN_FORMAT", "INFER_FORMAT", "save_training_state",
+           "load_training_state", "save_inference", "load_generator", "read_checkpoint"]
 
 TRAIN_FORMAT = "vidswap.facedancer.train"
 INFER_FORMAT = "vidswap.facedancer"
@@ -131,11 +131,22 @@ def load_training_state(path: str | Path, generator: nn.Module, discriminator: n
     return int(meta["step"])
 
 
-def save_inference(path: str | Path, generator: FaceDancerGenerator, identity_onnx: str, step: int) -> Path:
-    """The generator alone, float32, with its config and the identity encoder's ONNX file ("" = SFace)."""
+def identity_meta(onnx: str | None, mean: float = 0.0, std: float = 1.0) -> dict[str, str]:
+    """The metadata naming the identity encoder a model was trained with ("" = SFace) and its input scaling."""
+    return {"identity_onnx": onnx or "", "identity_mean": repr(float(mean)), "identity_std": repr(float(std))}
+
+
+def identity_of(meta: dict[str, str]) -> tuple[str | None, float, float]:
+    """(ONNX file or None for SFace, input mean, input std) from a checkpoint's metadata."""
+    return (meta.get("identity_onnx") or None, float(meta.get("identity_mean", 0.0)),
+            float(meta.get("identity_std", 1.0)))
+
+
+def save_inference(path: str | Path, generator: FaceDancerGenerator, identity: dict[str, str], step: int) -> Path:
+    """The generator alone, float32, with its config and the identity encoder (:func:`identity_meta`)."""
     tensors = {k: v.float() for k, v in generator.state_dict().items()}
     meta = {"format": INFER_FORMAT, "version": VERSION, "step": str(step), "config": generator.config.to_json(),
-            "identity_onnx": identity_onnx}
+            **identity}
     return _atomic_save(tensors, meta, Path(path))
 
 

@@ -26,9 +26,12 @@ __all__ = ["IdentityConfig", "OptimConfig", "RunConfig", "TrainConfig", "load_tr
 
 @dataclass(frozen=True)
 class IdentityConfig:
-    """The frozen identity encoder: ``onnx`` an ArcFace-class ONNX file (None: the project's SFace)."""
+    """The frozen identity encoder: ``onnx`` an ArcFace-class ONNX file (None: the project's SFace); the graph
+    sees ``(255·x - input_mean) / input_std`` (SFace: 0, 1; InsightFace ArcFace models: 127.5, 127.5)."""
 
     onnx: str | None = None
+    input_mean: float = 0.0
+    input_std: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vidswap.errors import ModelError
-from vidswap.train.facedancer.checkpoint import load_generator, save_inference
+from vidswap.train.facedancer.checkpoint import identity_meta, identity_of, load_generator, save_inference
 from vidswap.train.facedancer.model import FaceDancerGenerator
 
 __all__ = ["export_onnx", "onnx_max_error", "export_checkpoint"]
@@ -63,8 +63,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, onnx: bool = True
     out = Path(out)
     stem = out.with_suffix("") if out.suffix in (".safetensors", ".onnx") else out
     result: dict[str, str | float] = {}
-    result["checkpoint"] = str(save_inference(stem.with_suffix(".safetensors"), gen, meta.get("identity_onnx", ""),
-                                              int(meta.get("step", 0))))
+    result["checkpoint"] = str(save_inference(stem.with_suffix(".safetensors"), gen,
+                                              identity_meta(*identity_of(meta)), int(meta.get("step", 0))))
     if onnx:
         try:
             path = export_onnx(gen, stem.with_suffix(".onnx"))

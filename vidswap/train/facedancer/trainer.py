@@ -71,7 +71,8 @@ class Trainer:
         self.train_rows, self.held_rows = holdout_split(self.faces, cfg.data.holdout)
         if len(self.train_rows) == 0:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
-        self.identity = (identity or IdentityNet.load(cfg.identity.onnx)).to(dev)
+        idc = cfg.identity
+        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(dev)
         model_cfg = cfg.model
         if model_cfg.id_dim != self.identity.dim:
             from vidswap.errors import ConfigError
@@ -129,7 +130,8 @@ class Trainer:
         path = None
         if self.info.rank == 0:
             extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                     "identity_onnx": self.cfg.identity.onnx or ""}
+                     **identity_meta(self.cfg.identity.onnx, self.cfg.identity.input_mean,
+                                     self.cfg.identity.input_std)}
             path = ckpt.save_training_state(self.ckpt_dir / "last.safetensors", self.generator, self.disc,
                                             self.opt_g, self.opt_d, self.step, self.cfg.model, extra)
             if self.cfg.run.keep > 0:
