@@ -130,8 +130,8 @@ class Trainer:
         path = None
         if self.info.rank == 0:
             extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                     **identity_meta(self.cfg.identity.onnx, self.cfg.identity.input_mean,
-                                     self.cfg.identity.input_std)}
+                     **ckpt.identity_meta(self.cfg.identity.onnx, self.cfg.identity.input_mean,
+                                          self.cfg.identity.input_std)}
             path = ckpt.save_training_state(self.ckpt_dir / "last.safetensors", self.generator, self.disc,
                                             self.opt_g, self.opt_d, self.step, self.cfg.model, extra)
             if self.cfg.run.keep > 0:
