@@ -91,11 +91,11 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_is_bit_identical(face_set, tmp_path):
     runner = CliRunner()
-    full = write_cfg(tmp_path / "full.yaml", face_set, tmp_path / "full", steps=3)
+    full = write_cfg(tmp_path / "full.yaml", face_set, tmp_path / "full", steps=2)
     assert runner.invoke(main, ["train", "--config", str(full), "-q"]).exit_code == 0
     part = write_cfg(tmp_path / "part.yaml", face_set, tmp_path / "part", steps=1)
     assert runner.invoke(main, ["train", "--config", str(part), "-q"]).exit_code == 0
-    res = runner.invoke(main, ["train", "--config", str(part), "--steps", "3", "-q"])
+    res = runner.invoke(main, ["train", "--config", str(part), "--steps", "2", "-q"])
     assert res.exit_code == 0, res.output
     assert "resumed from" in res.output and "at step 1" in res.output
     a, b = _weights(tmp_path / "full/checkpoints/last.safetensors"), _weights(tmp_path / "part/checkpoints/last.safetensors")

@@ -1,6 +1,6 @@
 """Time FaceDancer training steps (generator + discriminator update) on synthetic inputs, for docs/training.md.
 
-    python tools/bench_facedancer_step.py [--size 256] [--batch 2] [--steps 3] [--paper C] [--device cpu|cuda]
+    python benchmarks/bench_facedancer_step.py [--size 256] [--batch 2] [--steps 3] [--paper C] [--device cpu|cuda]
 
 Prints the median step time over ``steps`` timed steps (after one warm-up) and, on CUDA, the peak memory. The
 inputs are random images (the step's cost does not depend on the pixels); the identity network is the real SFace.
