@@ -129,8 +129,15 @@ def test_sigterm_leaves_a_resumable_checkpoint(face_set, tmp_path):
 
 def test_export_onnx_matches_torch(face_set, tmp_path):
     runner = CliRunner()
-    cfg = write_cfg(tmp_path / "e.yaml", face_set, tmp_path / "e", steps=1)
+    cfg = write_cfg(tmp_path / "e.yaml", face_set, tmp_path / "e", steps=1, image_every=1)
     assert runner.invoke(main, ["train", "--config", str(cfg), "-q"]).exit_code == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "e/tensorboard")).Reload()  # the TensorBoard log: scalars and grids
+    assert {"loss/identity", "loss/reconstruction", "loss/d_total", "lr", "time/step_s"} <= set(events.Tags()["scalars"])
+    grid = events.Images("source|target|swap")[0]
+    assert (grid.width, grid.height) == (3 * 64, 2 * 64)  # per row source | target | swap, one row per sample
+    assert (tmp_path / "e/losses.png").is_file() and (tmp_path / "e/summary.json").is_file()
     res = runner.invoke(main, ["train", "export", str(tmp_path / "e/checkpoints/last.safetensors"), "-o",
                                str(tmp_path / "fd")])
     assert res.exit_code == 0, res.output
