@@ -48,6 +48,14 @@ def write_cfg(path: Path, face_set, out: Path, **run) -> Path:
     return path
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def env():
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
@@ -61,7 +69,7 @@ def test_ddp_two_processes_equal_one_process(face_set, tmp_path):
     subprocess.run([sys.executable, probe, str(cfg1), str(tmp_path / "one.st"), "2"], check=True, env=env(),
                    timeout=300)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                        "29561", probe, str(cfg2), str(tmp_path / "two.st"), "2"], env=env(), timeout=300,
+                        str(free_port()), probe, str(cfg2), str(tmp_path / "two.st"), "2"], env=env(), timeout=300,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     one, two = load_file(tmp_path / "one.st"), load_file(tmp_path / "two.st")
@@ -198,9 +206,10 @@ def test_bad_inputs_clear_errors(face_set, tmp_path, media, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", "29599")  # nothing listens there
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("MASTER_PORT", str(port))
     t0 = time.monotonic()
     res = run_with(run={"dist_timeout_s": 3})
     assert res.exit_code == 75, res.output
-    assert "cannot join the gloo process group at master 127.0.0.1:29599" in res.output
+    assert f"cannot join the gloo process group at master 127.0.0.1:{port}" in res.output
     assert time.monotonic() - t0 < 60
