@@ -122,6 +122,9 @@ def job_options(fn):
         click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
         click.option("--overwrite/--no-overwrite", "overwrite", default=None,
                      help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
+        click.option("--swap-core", help="Swap core (swap.core): geometric, facedancer, passthrough or a plug-in."),
+        click.option("--checkpoint", type=click.Path(dir_okay=False),
+                     help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint)."),
         click.option("--appearance", type=click.Choice(["relit", "texture"]),
                      help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
                           "source photo's texture as it is (texture)."),
@@ -139,7 +142,8 @@ def load_job(**opts) -> JobConfig:
 
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
                target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-               burnin=None, patches=None, appearance=None, overwrite=None, **_) -> list[ConfigLayer]:
+               burnin=None, patches=None, appearance=None, overwrite=None, swap_core=None, checkpoint=None,
+               **_) -> list[ConfigLayer]:
     """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
@@ -149,7 +153,8 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "device": device, "batch_size": batch_size,
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
                    "kind": "patch" if patches else None, "overwrite": overwrite},
-        "swap": {"core": "passthrough" if passthrough else None, "geometric": {"appearance": appearance}},
+        "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
+                 **({"facedancer": {"checkpoint": checkpoint}} if checkpoint else {})},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},
         "preset": preset or ("preview" if preview else None),  # a flag: beats the shot file's preset
@@ -505,6 +510,50 @@ def models_verify():
 def models_add(name, file):
     """Copy a user-supplied model FILE into the cache as NAME."""
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
+
+
+
+# --------------------------------------------------------------------------------------------------------------
+# train (FaceDancer)
+
+
+@main.group("train", invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
+              help="train.yaml (see vidswap/configs/train_facedancer.yaml).")
+@click.option("--steps", type=int, help="Override run.steps.")
+@click.option("--out", help="Override run.out (the run folder).")
+@click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_report_errors
+def train(ctx, config_path, steps, out, resume, quiet):
+    """Train a FaceDancer swap model (one process, or under torchrun: DDP)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not config_path:
+        raise click.UsageError("give --config train.yaml")
+    from vidswap.train.facedancer.config import load_train_config
+    from vidswap.train.facedancer.trainer import run_training
+
+    cfg = load_train_config(config_path, {"run": {"steps": steps, "out": out, "resume": resume}})
+    result = run_training(cfg, log=lambda m: click.echo(m, err=True), progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        s = result["summary"]
+        click.echo(f"trained to step {result['step']}: {result['checkpoint']} "
+                   f"(median step {s['step_s_median']:.3f} s, {s['processes']} process(es), {s['device']})")
+
+
+@train.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, help="Output stem: writes STEM.safetensors and STEM.onnx.")
+@click.option("--no-onnx", is_flag=True, help="Only the inference checkpoint.")
+@_report_errors
+def train_export(checkpoint, output, no_onnx):
+    """Write the inference checkpoint and the ONNX file of a training CHECKPOINT."""
+    from vidswap.train.facedancer.export import export_checkpoint
+
+    for key, value in export_checkpoint(checkpoint, output, onnx=not no_onnx).items():
+        click.echo(f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
 * :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
+* :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 
-Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``).
+Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
+``facedancer``).
 """
 
 from vidswap.swap.base import (
@@ -23,6 +25,7 @@ from vidswap.swap.base import (
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
 from vidswap.swap.learned import InswapperConfig, SimswapConfig, build_inswapper, build_simswap
+from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
 
@@ -34,6 +37,7 @@ register_core("geometric", build_geometric, GeometricSwapConfig)
 register_core("passthrough", _passthrough, PassthroughConfig)
 register_core("inswapper", build_inswapper, InswapperConfig)
 register_core("simswap", build_simswap, SimswapConfig)
+register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",
