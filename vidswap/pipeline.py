@@ -33,11 +33,10 @@ from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, a
 from vidswap.faces.pose import decompose
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.topology import load_topology
-from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_frames, resize_image
+from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint, shared_analysis_path
+from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
-from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
 from vidswap.render import RenderStage
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
@@ -113,19 +112,28 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
 
 def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: AnalysisModels | None,
                  tracks_path: Path, timer: StageTimer, progress: Progress | None = None,
-                 colour: ColourPipeline | None = None) -> ShotAnalysis:
-    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged.
+                 colour: ColourPipeline | None = None, work_size: tuple[int, int] | None = None) -> ShotAnalysis:
+    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged, or the
+    analysis another job of the same input and analysis settings shared (:func:`shared_analysis_path`).
 
     ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
     ``colour``: a scene-linear plate's OCIO pipeline; the models see its display-referred picture.
+    ``work_size``: (width, height) to analyse the frames at (:attr:`ShotPlan.work_size`); None: the plate's size.
     """
     hashes = models.model_hashes if models is not None else {"passthrough": ""}
     if colour is not None:
         hashes = dict(hashes, colour=f"{colour.config_name}|{colour.input}|{colour.working}")
+    if work_size is not None:
+        hashes = dict(hashes, work_size=f"{work_size[0]}x{work_size[1]}")
     key = analysis_key(input_fingerprint(info.path if info.kind != "sequence" else Path(info.pattern)), numbers,
                        cfg.analysis, cfg.smoothing, hashes)
     cached = load_cached_analysis(tracks_path, key)
     if cached is not None:
+        return cached
+    shared = shared_analysis_path(key)
+    cached = load_cached_analysis(shared, key) if models is not None else None
+    if cached is not None:
+        cached.save(tracks_path)
         return cached
     analyzer = None
     if models is not None:
@@ -137,7 +145,9 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0
-    with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+    if progress:  # the pass's clock starts now, not after its first batch
+        progress("analyze", 0, len(numbers))
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=work_size) as frames:
         for batch in batches(frames, cfg.batch_size, timer):
             timing["numbers"] += [f.number for f in batch]
             timing["pts"] += [f.pts for f in batch]
@@ -149,8 +159,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
             if progress:
                 progress("analyze", done, len(numbers))
     fps = float(info.fps) / max(1, cfg.every)
-    header = {"key": key, "input": str(info.path), "fps": fps, "width": info.width, "height": info.height,
-              "timing": timing}
+    width, height = work_size or (info.width, info.height)
+    header = {"key": key, "input": str(info.path), "fps": fps, "width": width, "height": height, "timing": timing}
     if analyzer is None:
         result = ShotAnalysis(header=dict(header, cuts=[], frames=timing["numbers"]), tracks=[])
     else:
@@ -158,6 +168,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         for name, sec in analyzer.stage_seconds.items():
             timer.seconds[name] += sec
     result.save(tracks_path)
+    if models is not None:
+        result.save(shared)
     return result
 
 
@@ -222,7 +234,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         topology = context.topology
         sources = load_source_faces(cfg.sources, source_images, models, warnings) if core.needs else []
     analysis = require_analysis(plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour)
+        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour, plan.work_size)
     targets = choose_targets(cfg.target, analysis, models, len(sources))
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
@@ -251,11 +263,17 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
     """The tuned generator(s) for the stage's targets: loaded from the job folder's ``tune/`` cache when its
     inputs are unchanged, tuned now otherwise (pivotal tuning on the clip's own frames)."""
     read: FramesReader = frame_reader(plan.info)
+    if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
+        read = partial(_resized_reader, read, plan.work_size)
     if plan.colour is not None:  # the generator learns on the display-referred picture the models see
         read = partial(_display_reader, read, plan.colour)
     refiner, _ = build_refiner(analysis, read, stage.targets, cfg.tune, plan.job_dir / "tune", retune,
                                core=stage.core, device=stage.device, progress=progress)
     return refiner
+
+
+def _resized_reader(read: FramesReader, size: tuple[int, int], numbers: list[int]) -> Iterator[Frame]:
+    return (resize_frame(frame, size) for frame in read(numbers))
 
 
 def _display_reader(read: FramesReader, colour: ColourPipeline, numbers: list[int]) -> Iterator[Frame]:
@@ -290,7 +308,7 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         linear_result = plan.colour if linear_output(plan.out_path) else None
         sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
     written = render_frames(cfg, plan.info, plan.numbers, setup.processor, plan.out_path, plan.size, timer,
-                            progress, observer=sheet, decorate=frame_decoration(cfg, plan))
+                            progress, observer=sheet, decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
@@ -339,7 +357,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                   size: tuple[int, int], timer: StageTimer, progress: Progress | None = None,
                   settings: EncodeSettings | None = None, sink_info: MediaInfo | None = None,
                   observer: Callable[[list[Frame], list[Frame]], None] | None = None,
-                  decorate: Callable[[Frame, Frame], np.ndarray] | None = None) -> int:
+                  decorate: Callable[[Frame, Frame], np.ndarray] | None = None,
+                  work_size: tuple[int, int] | None = None, label: str = "render") -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
@@ -350,7 +369,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     settings = settings or settings_from_config(cfg, out_path)
     exr = exr_output(cfg, info) if settings.codec == "exr" else None
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
-        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress):
+        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
+                                               label=label):
             if observer is not None:
                 observer(batch, result)
             if decorate is not None:
@@ -372,12 +392,17 @@ def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
 
 def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor,
                       timer: StageTimer, progress: Progress | None = None,
-                      colour: ColourPipeline | None = None) -> Iterator[tuple[list[Frame], list[Frame]]]:
+                      colour: ColourPipeline | None = None,
+                      size: tuple[int, int] | None = None,
+                      label: str = "render") -> Iterator[tuple[list[Frame], list[Frame]]]:
     """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
-    ``progress("render", done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
-    pipeline, to hand the processor display-referred frames."""
+    ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
+    pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
+    (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
-    with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+    if progress:  # the pass's clock starts now, not after its first batch
+        progress(label, 0, len(numbers))
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):
@@ -386,7 +411,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             yield batch, result
             done += len(batch)
             if progress:
-                progress("render", done, len(numbers))
+                progress(label, done, len(numbers))
 
 
 def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: float, timer: StageTimer,
