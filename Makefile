@@ -24,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) samples/fetch_media.py --link $(OUT)/media pexels_clip grace_hopper
+	$(PY) samples/fetch_media.py --link $(OUT)/media pexels_clip astronaut
 	$(VENV)/bin/vidswap models fetch --defaults
 	mkdir -p $(OUT)
 	$(VENV)/bin/vidswap run --config samples/shot.yaml --contact-sheet $(OUT)/pexels_contact_sheet.png

@@ -17,7 +17,7 @@ from vidswap.eval.report import evaluate, pair_frames
 
 FRAMES = range(0, 24)
 PNGS = ("identity.png", "pose.png", "expression.png", "temporal.png", "quality.png", "contact_sheet.png",
-        "faces_sheet.png")
+        "faces_sheet.png", "strip.png")
 
 
 @pytest.fixture(scope="module")

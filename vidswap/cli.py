@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import json  # noqa: E402
+import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
@@ -30,6 +31,7 @@ from vidswap.config_report import config_provenance, format_provenance, provenan
 from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, ModelError, VidswapError  # noqa: E402
 from vidswap.eval.report import evaluate, frame_range  # noqa: E402
 from vidswap.eval.suite import run_suite  # noqa: E402
+from vidswap.eval.verdict import verdict_table, verdicts  # noqa: E402
 from vidswap.io import probe as probe_media  # noqa: E402
 from vidswap.io.frames import format_frames  # noqa: E402
 from vidswap.io.sequences import sequence_label  # noqa: E402
@@ -60,6 +62,9 @@ def _report_errors(fn):
         except MemoryError:
             click.echo("error: out of memory; lower --batch-size or --scale and retry", err=True)
             sys.exit(EXIT_RESOURCE)
+        except BrokenPipeError:  # `vidswap probe clip.mp4 | head`: the reader stopped reading; no traceback
+            _quiet_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException):
             raise  # click reports usage errors itself (exit 2)
         except Exception as exc:  # noqa: BLE001 - last resort: still one line
@@ -73,12 +78,52 @@ def _report_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DebugAnywhere(click.Group):
+    """The root group: ``--debug`` is accepted after the subcommand too (``vidswap run ... --debug``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_flag(args, "--debug"))
+
+
+def hoist_flag(args: list[str], flag: str) -> list[str]:
+    """``args`` with every ``flag`` before a ``--`` end-of-options marker moved to the front (once)."""
+    end = args.index("--") if "--" in args else len(args)
+    if flag not in args[:end]:
+        return list(args)
+    return [flag] + [a for a in args[:end] if a != flag] + list(args[end:])
+
+
+@click.group(cls=_DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidswap")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors (before or after the subcommand).")
 def main(debug: bool) -> None:
     """vidswap: replace the face in a shot with a source identity, keeping timing, audio, timecode and colour."""
     signal.signal(signal.SIGTERM, _terminate)  # farm cancellation: clean up temporaries like Ctrl-C
+    logger = logging.getLogger("vidswap")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler(logging.WARNING))
+
+
+class _EchoHandler(logging.Handler):
+    """The stages' warnings said as they happen (``warning: ...`` on stderr), e.g. before a long CPU tuning."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+#: Exit code when stdout's reader went away (``probe | head``): 128 + SIGPIPE, as the shell's own tools end.
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail again on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _terminate(signum, frame):
@@ -94,8 +139,9 @@ def job_options(fn):
     options = [
         click.argument("input", required=False, type=click.Path(dir_okay=False, path_type=str)),
         click.option("-s", "--source", "sources", multiple=True, help="Source portrait (repeatable)."),
-        click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>)."),
-        click.option("--frames", help="Frame range, e.g. 1001-1100 or 0-99x2."),
+        click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>; "
+                     "_preview / _compare with --preview / --compare)."),
+        click.option("--frames", help="Frame range, e.g. 1001-1100, 0-99x2 or 0-3,10-12."),
         click.option("--preview", is_flag=True, help="Fast preview: the 'preview' preset (half scale, fast encode)."),
         click.option("--scale", type=float, help="Output scale factor (e.g. 0.5)."),
         click.option("--every", type=int, help="Render every N-th frame."),
@@ -278,7 +324,13 @@ class _progress_bar:
             self.close()
             self.bar = tqdm(total=total, unit="frame", desc=stage, dynamic_ncols=True, file=sys.stderr)
             self.stage = stage
-        self.bar.update(done - self.bar.n)
+        if self.bar.disable:  # closed at 100%: a later call of the same pass changes nothing
+            return
+        if done >= total:  # the pass is done: one 100% line (closing draws it), its rate final; the work after it
+            self.bar.n = done  # (smoothing, tuning) is not the pass's
+            self.close()
+        else:
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -327,12 +379,17 @@ def probe(input, as_json):
 def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
     """Measure a swap: identity (independent judge), pose/expression, flicker, jitter, sharpness, seams.
 
-    Writes metrics.json, a self-contained report.html, plots over time and a contact sheet.
+    Prints each check with pass / warn / fail against its thresholds; writes metrics.json, a self-contained
+    report.html, plots over time and a contact sheet. A result of another picture shape than the plate (a
+    --compare video) is refused (exit 2).
     """
     out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
     with _progress(quiet) as bar:
         metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
                            every=every, progress=bar)
+    click.echo(verdict_table(verdicts(metrics), colour=sys.stdout.isatty()))
+    if metrics["frames"].get("size_note"):
+        click.echo(f"note: {metrics['frames']['size_note']}")
     click.echo(f"report: {out / 'report.html'}")
     note = metrics.get("judges", {}).get("license_note")
     if note:

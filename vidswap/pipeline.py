@@ -35,11 +35,12 @@ from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, a
 from vidswap.faces.pose import decompose
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.topology import load_topology
-from vidswap.faces.tracksfile import ShotAnalysis, input_fingerprint, input_size, stale_reasons
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_frames, resize_image
+from vidswap.faces.tracksfile import (ShotAnalysis, input_fingerprint, input_size, shared_analysis_path,
+                                      stale_reasons)
+from vidswap.io import (EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_frames, read_numbers,
+                        resize_image)
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
-from vidswap.io.frames import frames_as_range
 from vidswap.io.sequences import SequencePattern
 from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
@@ -121,16 +122,23 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
 
 def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: AnalysisModels | None,
                  tracks_path: Path, timer: StageTimer, progress: Progress | None = None,
-                 colour: ColourPipeline | None = None) -> ShotAnalysis:
-    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged.
+                 colour: ColourPipeline | None = None, work_size: tuple[int, int] | None = None) -> ShotAnalysis:
+    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged, or the
+    analysis another job of the same input and analysis settings shared (:func:`shared_analysis_path`).
 
     ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
     ``colour``: a scene-linear plate's OCIO pipeline; the models see its display-referred picture.
+    ``work_size``: (width, height) to analyse the frames at (:attr:`ShotPlan.work_size`); None: the plate's size.
     """
     hashes = models.model_hashes if models is not None else {"passthrough": ""}
-    key, inputs = analysis_inputs(cfg, info, numbers, hashes, colour)
+    key, inputs = analysis_inputs(cfg, info, numbers, hashes, colour, work_size)
     cached = load_cached_analysis(tracks_path, key)
     if cached is not None:
+        return cached
+    shared = shared_analysis_path(key)
+    cached = load_cached_analysis(shared, key) if models is not None else None
+    if cached is not None:
+        cached.save(tracks_path)
         return cached
     analyzer = None
     if models is not None:
@@ -142,7 +150,9 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0
-    with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+    if progress:  # the pass's clock starts now, not after its first batch
+        progress("analyze", 0, len(numbers))
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=work_size) as frames:
         for batch in batches(frames, cfg.batch_size, timer):
             timing["numbers"] += [f.number for f in batch]
             timing["pts"] += [f.pts for f in batch]
@@ -154,8 +164,9 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
             if progress:
                 progress("analyze", done, len(numbers))
     fps = float(info.fps) / max(1, cfg.every)
-    header = {"key": key, "inputs": inputs, "input": str(info.path), "fps": fps, "width": info.width, "height": info.height,
-              "timing": timing}
+    width, height = work_size or (info.width, info.height)
+    header = {"key": key, "inputs": inputs, "input": str(info.path), "fps": fps, "width": width,
+              "height": height, "timing": timing}
     if analyzer is None:
         result = ShotAnalysis(header=dict(header, cuts=[], frames=timing["numbers"]), tracks=[])
     else:
@@ -163,16 +174,20 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         for name, sec in analyzer.stage_seconds.items():
             timer.seconds[name] += sec
     result.save(tracks_path)
+    if models is not None:
+        result.save(shared)
     return result
 
 
 def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_hashes: dict[str, str],
-                    colour: ColourPipeline | None) -> tuple[str, dict]:
+                    colour: ColourPipeline | None, work_size: tuple[int, int] | None = None) -> tuple[str, dict]:
     """The analysis cache key and its parts (input fingerprint and size, frames, settings and models digests),
     which the tracks file keeps so a stale analysis can be named (:func:`~vidswap.faces.tracksfile.stale_reasons`)."""
     hashes = dict(model_hashes)
     if colour is not None:
         hashes["colour"] = f"{colour.config_name}|{colour.input}|{colour.working}"
+    if work_size is not None:  # analysed at the job's working size (previews)
+        hashes["work_size"] = f"{work_size[0]}x{work_size[1]}"
     source = info.path if info.kind != "sequence" else Path(info.pattern)
     fingerprint = input_fingerprint(source)
     key = analysis_key(fingerprint, numbers, cfg.analysis, cfg.smoothing, hashes)
@@ -204,7 +219,7 @@ def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
     found = ShotAnalysis.load(plan.tracks_path)
     passes = job_core(cfg, CoreContext()).passes_through
     hashes = {"passthrough": ""} if passes else analysis_model_hashes(hands=cfg.analysis.hands)
-    key, inputs = analysis_inputs(cfg, plan.info, plan.numbers, hashes, plan.colour)
+    key, inputs = analysis_inputs(cfg, plan.info, plan.numbers, hashes, plan.colour, plan.work_size)
     if found.header.get("key") != key:
         reasons = stale_reasons(found.header.get("inputs"), inputs, plan.info.path.name)
         raise InputError(f"the analysis {plan.tracks_path} is stale: {'; '.join(reasons)}; run `vidswap analyze` "
@@ -261,7 +276,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         topology = context.topology
         sources = load_source_faces(cfg.sources, source_images, models, warnings) if core.needs else []
     analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour)
+        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
+        plan.work_size)
     targets = choose_targets(cfg.target, analysis, models, len(sources))
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
@@ -295,6 +311,8 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
     """The tuned generator(s) for the stage's targets: loaded from the job folder's ``tune/`` cache when its
     inputs are unchanged, tuned now otherwise (pivotal tuning on the clip's own frames)."""
     read: FramesReader = frame_reader(plan.info)
+    if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
+        read = partial(_resized_reader, read, plan.work_size)
     if plan.colour is not None:  # the generator learns on the display-referred picture the models see
         read = partial(_display_reader, read, plan.colour)
     refiner, _ = build_refiner(analysis, read, stage.targets, cfg.tune, plan.job_dir / "tune", retune,
@@ -306,6 +324,8 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: L
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
     """Tune a learned swapper on the clip (or load its cached weights from ``tune/``); the core then runs it."""
     read: FramesReader = frame_reader(plan.info)
+    if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
+        read = partial(_resized_reader, read, plan.work_size)
     if plan.colour is not None:
         read = partial(_display_reader, read, plan.colour)
     identity = next(iter(identities.values()))
@@ -313,6 +333,10 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: L
         warnings.append("a learned swapper is tuned for one source identity; tuned for the first target's")
     tune_learned_core(core, analysis, read, identity, cfg.tune, plan.job_dir / "tune", retune,
                       track_ids=list(identities))
+
+
+def _resized_reader(read: FramesReader, size: tuple[int, int], numbers: list[int]) -> Iterator[Frame]:
+    return (resize_frame(frame, size) for frame in read(numbers))
 
 
 def _display_reader(read: FramesReader, colour: ColourPipeline, numbers: list[int]) -> Iterator[Frame]:
@@ -351,7 +375,7 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         linear_result = plan.colour if linear_output(plan.out_path) else None
         sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
     written = render_frames(cfg, plan.info, plan.numbers, setup.processor, plan.out_path, plan.size, timer,
-                            progress, observer=sheet, decorate=frame_decoration(cfg, plan))
+                            progress, observer=sheet, decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
@@ -400,7 +424,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                   size: tuple[int, int], timer: StageTimer, progress: Progress | None = None,
                   settings: EncodeSettings | None = None, sink_info: MediaInfo | None = None,
                   observer: Callable[[list[Frame], list[Frame]], None] | None = None,
-                  decorate: Callable[[Frame, Frame], np.ndarray] | None = None) -> int:
+                  decorate: Callable[[Frame, Frame], np.ndarray] | None = None,
+                  work_size: tuple[int, int] | None = None, label: str = "render") -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
@@ -411,7 +436,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     settings = settings or settings_from_config(cfg, out_path)
     exr = exr_output(cfg, info) if settings.codec == "exr" else None
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
-        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress):
+        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
+                                               label=label):
             if observer is not None:
                 observer(batch, result)
             if decorate is not None:
@@ -433,12 +459,17 @@ def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
 
 def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor,
                       timer: StageTimer, progress: Progress | None = None,
-                      colour: ColourPipeline | None = None) -> Iterator[tuple[list[Frame], list[Frame]]]:
+                      colour: ColourPipeline | None = None,
+                      size: tuple[int, int] | None = None,
+                      label: str = "render") -> Iterator[tuple[list[Frame], list[Frame]]]:
     """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
-    ``progress("render", done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
-    pipeline, to hand the processor display-referred frames."""
+    ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
+    pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
+    (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
-    with read_frames(info, frames_as_range(numbers), prefetch=max(4, cfg.batch_size)) as frames:
+    if progress:  # the pass's clock starts now, not after its first batch
+        progress(label, 0, len(numbers))
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):
@@ -447,7 +478,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             yield batch, result
             done += len(batch)
             if progress:
-                progress("render", done, len(numbers))
+                progress(label, done, len(numbers))
 
 
 def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: float, timer: StageTimer,

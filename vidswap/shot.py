@@ -30,6 +30,9 @@ class ShotPlan:
     """What a job renders: the input, its frames, the output and the job folder.
 
     colour: the OCIO pipeline of a scene-linear (float, EXR) plate; None for display-referred inputs.
+    work_size: (width, height) the frames are analysed and rendered at when the job scales them down (previews at
+        half scale): read frames are resized to it first, so a half-scale preview does a quarter of the work;
+        None: at the plate's own size.
     """
 
     info: MediaInfo
@@ -37,6 +40,7 @@ class ShotPlan:
     out_path: Path
     size: tuple[int, int]
     colour: ColourPipeline | None = None
+    work_size: tuple[int, int] | None = None
 
     @property
     def job_dir(self) -> Path:
@@ -66,8 +70,18 @@ def plan_frame_numbers(info: MediaInfo, frames: str | None, every: int) -> list[
     return numbers[::every]
 
 
+def default_suffix(cfg: JobConfig) -> str:
+    """The default output name's suffix: ``_swapped`` for a normal run; previews and side-by-side compares get
+    their own (``_preview``, ``_compare``, ``_preview_compare``) so they never replace the real result;
+    ``_face`` for patches."""
+    if cfg.output.kind == "patch":
+        return "_face"
+    parts = [name for name, on in (("_preview", cfg.preset == "preview"), ("_compare", cfg.output.compare)) if on]
+    return "".join(parts) or "_swapped"
+
+
 def default_output_path(info: MediaInfo, suffix: str = "_swapped") -> Path:
-    """``<input stem>_swapped.<ext>`` next to the input; sequences keep their padding and numbering."""
+    """``<input stem><suffix>.<ext>`` next to the input; sequences keep their padding and numbering."""
     if info.kind == "sequence" and info.pattern:
         seq = fileseq.FileSequence(info.pattern)
         base = Path(seq.basename().rstrip("._-") + suffix)
@@ -140,7 +154,7 @@ def plan_shot(cfg: JobConfig) -> ShotPlan:
     if cfg.output.path:
         out_path = Path(cfg.output.path)
     else:
-        out_path = default_output_path(info, "_face") if patches else default_output_path(info)
+        out_path = default_output_path(info, default_suffix(cfg))
         if patches and info.kind != "sequence":
             out_path = out_path.with_name(f"{out_path.stem}.####.png")
     if same_file(out_path, info.path):
@@ -150,9 +164,10 @@ def plan_shot(cfg: JobConfig) -> ShotPlan:
         if cfg.output.compare or cfg.output.burnin:
             raise InputError("output.compare and output.burnin draw on whole frames; patch outputs have none")
     size = output_size(info, cfg.scale, output_kind(out_path) == "video")
+    work = size if cfg.scale < 1 and not patches else None  # patches keep the plate's coordinates
     if cfg.output.compare:
         size = (size[0] * 2, size[1])
-    return ShotPlan(info, numbers, out_path, size, shot_colour(cfg, info))
+    return ShotPlan(info, numbers, out_path, size, shot_colour(cfg, info), work)
 
 
 def is_float_plate(info: MediaInfo) -> bool:

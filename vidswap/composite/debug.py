@@ -114,6 +114,7 @@ def contact_sheet(
     cell_height: int = 256,
     labels: Sequence[str] | None = None,
     gap: int = 4,
+    background: int = 0,
 ) -> np.ndarray:
     """Grid of ``target | result`` pairs, ``cols`` pairs per row.
 
@@ -122,7 +123,8 @@ def contact_sheet(
         cols: pairs per row.
         cell_height: height of each image.
         labels: optional caption per pair (drawn on the target).
-        gap: pixels between cells.
+        gap: pixels between pairs (the two images of a pair are ``gap // 2`` apart, in black).
+        background: grey level (0-255) between the pairs: a lighter one separates the pairs visibly.
 
     Returns:
         uint8 RGB sheet (a 1x1 black image for no pairs).
@@ -139,7 +141,7 @@ def contact_sheet(
     cw = max(c.shape[1] for c in cells)
     cols = max(1, min(cols, len(cells)))
     rows = (len(cells) + cols - 1) // cols
-    sheet = np.zeros((rows * cell_height + (rows - 1) * gap, cols * cw + (cols - 1) * gap, 3), np.uint8)
+    sheet = np.full((rows * cell_height + (rows - 1) * gap, cols * cw + (cols - 1) * gap, 3), background, np.uint8)
     for i, cell in enumerate(cells):
         r, c = divmod(i, cols)
         y, x = r * (cell_height + gap), c * (cw + gap)
@@ -159,6 +161,11 @@ class DebugStrips:
         final = item.target_crop * (1 - item.alpha) + item.crop * item.alpha
         image = strip(item.target_crop, item.crop, item.alpha, final)
         write_picture(self.folder / f"strip_{item.number:06d}_t{item.track}.png", image, "debug strip")
+
+
+#: Contact sheets: pixels between the (plate, result) pairs and their grey, so that pairs read as pairs.
+SHEET_GAP = 16
+SHEET_BACKGROUND = 128
 
 
 @dataclass
@@ -191,8 +198,8 @@ class ContactSheet:
                                    _fit_height(to_uint8_rgb(result), self.height)))
 
     def save(self, path: Path) -> Path:
-        sheet = contact_sheet([(a, b) for _, a, b in self.pairs], cols=2, cell_height=self.height,
-                              labels=[f"frame {n}" for n, _, _ in self.pairs])
+        pairs = [(label(a, f"frame {n} plate"), label(b, f"frame {n} result")) for n, a, b in self.pairs]
+        sheet = contact_sheet(pairs, cols=2, cell_height=self.height, gap=SHEET_GAP, background=SHEET_BACKGROUND)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_picture(path, sheet, "contact sheet")
         return path

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from vidswap.composite.debug import contact_sheet, label, to_uint8_rgb
+from vidswap.composite.debug import SHEET_BACKGROUND, contact_sheet, label, to_uint8_rgb
 
 PLOT_SIZE = (10, 3.2)
 SHEET_HEIGHT = 200
@@ -96,8 +96,8 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
     files["identity"] = _save(fig, out_dir / "identity.png")
 
     fig, (a1, a2) = _figure(2)
-    _plot(a1, x, s("pose_error"), "geodesic error")
-    _plot(a1, x, s("pose_l2"), "L2 of (yaw, pitch, roll) error", linestyle="--")
+    _plot(a1, x, s("pose_error"), "head direction difference")
+    _plot(a1, x, s("pose_l2"), "yaw / pitch / roll difference combined", linestyle="--")
     _finish(a1, "degrees", "Head pose error, result vs plate (2d106 landmarks + 3D template fit)")
     for key, colour in (("yaw", "C0"), ("pitch", "C1"), ("roll", "C2")):
         _plot(a2, x, s(f"{key}_target"), f"{key} plate", color=colour, linestyle="--")
@@ -137,11 +137,21 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
 
     files["contact_sheet"] = write_png(out_dir / "contact_sheet.png",
                                        contact_sheet(_labelled(sheet_pairs, sheet_labels), cols=2,
-                                                     cell_height=SHEET_HEIGHT, gap=12))
+                                                     cell_height=SHEET_HEIGHT, gap=16,
+                                                     background=SHEET_BACKGROUND))
     files["faces_sheet"] = write_png(out_dir / "faces_sheet.png",
                                      contact_sheet(_labelled(face_pairs, face_labels), cols=4,
-                                                   cell_height=FACE_HEIGHT, gap=12))
+                                                   cell_height=FACE_HEIGHT, gap=16, background=SHEET_BACKGROUND))
     return files
+
+
+def faces_strip(source: np.ndarray, plate: np.ndarray, result: np.ndarray, frame: int,
+                height: int = FACE_HEIGHT) -> np.ndarray:
+    """The report's first picture: source | plate | result faces side by side, labelled (uint8 RGB)."""
+    cells = [label(cv2.resize(to_uint8_rgb(img), (height, height), interpolation=cv2.INTER_AREA), text)
+             for img, text in ((source, "source"), (plate, f"plate #{frame}"), (result, f"result #{frame}"))]
+    gap = np.full((height, 8, 3), SHEET_BACKGROUND, np.uint8)
+    return np.concatenate([cells[0], gap, cells[1], gap, cells[2]], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -163,28 +173,51 @@ def _stat(d: dict | None, key: str = "mean") -> float | None:
 
 
 def summary_rows(m: dict) -> list[tuple[str, str, str]]:
-    """(measure, value, how to read it) rows of the headline numbers."""
+    """(measure, value, how to read it) rows of the headline numbers, in plain words."""
     idn, pose, expr, tmp, q = m["identity"], m["pose"], m["expression"], m["temporal"], m["quality"]
     return [
-        ("identity to source (mean cos)", _fmt(_stat(idn["to_source"])),
-         f"higher is better; plate's own similarity to the source: {_fmt(_stat(idn['target_to_source']))}"),
-        ("identity to plate (mean cos)", _fmt(_stat(idn["to_target"])),
-         "lower = less of the original actor left (1.0 = unchanged)"),
-        ("frames closer to source than plate", _fmt(idn["closer_to_source_rate"]), "share of frames, 1.0 best"),
-        ("pose error (deg, mean / p95)",
+        ("looks like the source (0-1)", _fmt(_stat(idn["to_source"])),
+         f"face-recognition similarity to the source photos, higher is better; the plate's own actor scores "
+         f"{_fmt(_stat(idn['target_to_source']))}"),
+        ("still looks like the actor (0-1)", _fmt(_stat(idn["to_target"])),
+         "similarity to the original face in the same frame; lower = less of the actor left (1 = unchanged)"),
+        ("frames that look more like the source", _fmt(idn["closer_to_source_rate"]), "share of frames, 1 best"),
+        ("head direction difference (deg, mean / worst 5%)",
          f"{_fmt(_stat(pose['error_deg']), 2)} / {_fmt(_stat(pose['error_deg'], 'p95'), 2)}",
-         "geodesic angle result vs plate; 0 best"),
-        ("pose L2 (deg, mean)", _fmt(_stat(pose["l2_deg"]), 2), "yaw/pitch/roll L2 as in the papers"),
-        ("mouth opening error (mean)", _fmt(_stat(expr["mouth_open_error"])), "|Δ inner-lip gap / width|; 0 best"),
-        ("eye opening error (mean)", _fmt(_stat(expr["eye_open_error"])), "|Δ eye aspect ratio|; 0 best"),
-        ("flicker ratio / excess", f"{_fmt(tmp['flicker']['ratio'])} / {_fmt(tmp['flicker']['excess'])}",
-         "result / plate after motion compensation; 1 / 0 = as steady as the plate"),
-        ("landmark jitter ratio", _fmt(tmp["jitter"]["ratio"]), "result / plate; 1 = as steady as the plate"),
-        ("sharpness ratio", _fmt(q["sharpness_ratio"]), "result / plate; < 1 softer, > 1 sharper or noisier"),
-        ("seam ratio (mean)", _fmt(_stat(q["seam_ratio"])), "edge energy on the swap boundary vs plate; 1 best"),
-        ("boundary tone step (mean, levels)", _fmt(_stat(q.get("boundary_step")), 2),
-         "colour step across the swap boundary beyond the plate's; 0 best"),
+         "how far the result's head points away from the plate's; 0 best"),
+        ("yaw / pitch / roll difference (deg, mean)", _fmt(_stat(pose["l2_deg"]), 2),
+         "the same difference as three turn angles combined; 0 best"),
+        ("mouth opening difference (mean)", _fmt(_stat(expr["mouth_open_error"])),
+         "difference in mouth gap / mouth width; 0 best"),
+        ("eye opening difference (mean)", _fmt(_stat(expr["eye_open_error"])),
+         "difference in lid gap / eye width; 0 best"),
+        ("flicker vs plate (ratio / extra levels)", f"{_fmt(tmp['flicker']['ratio'])} / {_fmt(tmp['flicker']['excess'])}",
+         "frame-to-frame shimmer in the face after following the motion; 1 / 0 = as steady as the plate"),
+        ("feature shake vs plate", _fmt(tmp["jitter"]["ratio"]), "1 = as steady as the plate"),
+        ("sharpness vs plate", _fmt(q["sharpness_ratio"]), "below 1 softer, above 1 sharper or noisier"),
+        ("seam vs plate (mean)", _fmt(_stat(q["seam_ratio"])), "edge strength on the swap's border; 1 best"),
+        ("colour step at the border (mean, 8-bit levels)", _fmt(_stat(q.get("boundary_step")), 2),
+         "colour jump across the swap's border beyond the plate's own; 0 best"),
     ]
+
+
+COLOURS = {"pass": "#1a7f37", "warn": "#b35900", "fail": "#c62828", "n/a": "#777"}
+
+
+def verdict_html(verdict: dict) -> str:
+    """The verdict table: each check, its value, pass / warn / fail in colour, the thresholds it was judged by."""
+    rows = []
+    for c in verdict["checks"]:
+        value = _fmt(c["value"], 2 if c["key"] not in ("mouth",) else 3)
+        colour = COLOURS.get(c["status"], "#777")
+        note = f"<br><span class='note'>{html.escape(c['note'])}</span>" if c["note"] else ""
+        rows.append(f"<tr><td><b>{html.escape(c['check'])}</b><br><span class='note'>{html.escape(c['meaning'])}"
+                    f"</span>{note}</td><td class='v'>{value}</td><td class='s' style='background:{colour}'>"
+                    f"{c['status']}</td><td class='note'>{html.escape(c['thresholds'])}</td></tr>")
+    colour = COLOURS.get(verdict["overall"], "#777")
+    return (f"<p class='overall' style='background:{colour}'>overall: {verdict['overall']}</p>\n"
+            "<table><tr><th>check</th><th>value</th><th>verdict</th><th>thresholds</th></tr>\n"
+            + "\n".join(rows) + "\n</table>")
 
 
 def html_report(metrics: dict, images: dict[str, Path]) -> str:
@@ -203,7 +236,12 @@ def html_report(metrics: dict, images: dict[str, Path]) -> str:
         "temporal": "Temporal stability", "quality": "Image quality in the face region",
     }
     order = ["contact_sheet", "faces_sheet", "identity", "pose", "expression", "temporal", "quality"]
-    for name in order + [n for n in images if n not in order]:
+    strip = ""
+    if "strip" in images:
+        data = base64.b64encode(Path(images["strip"]).read_bytes()).decode("ascii")
+        strip = (f"<figure><img class='strip' src='data:image/png;base64,{data}' alt='strip'>"
+                 "<figcaption>source | plate | result, the middle evaluated frame</figcaption></figure>")
+    for name in order + [n for n in images if n not in order and n != "strip"]:
         if name not in images:
             continue
         data = base64.b64encode(Path(images[name]).read_bytes()).decode("ascii")
@@ -218,14 +256,21 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 td.v {{ font-family: monospace; text-align: right; white-space: nowrap; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 13px; }}
 .note {{ color: #555; font-size: 13px; }}
+td.s {{ color: white; font-weight: bold; text-align: center; }}
+p.overall {{ color: white; font-weight: bold; font-size: 20px; padding: 6px 12px; display: inline-block; }}
+img.strip {{ max-width: 520px; }}
 </style></head><body>
 <h1>Evaluation: {html.escape(Path(m['result']).name)}</h1>
+{strip}
+<h2>Verdict</h2>
+{verdict_html(m['verdict']) if 'verdict' in m else ''}
+{f"<p class='note'>{html.escape(fr['size_note'])}</p>" if fr.get('size_note') else ''}
 <p>result <code>{html.escape(m['result'])}</code><br>plate <code>{html.escape(m['target'])}</code><br>
 sources: {sources}</p>
 <p>{fr['evaluated']} frames evaluated ({fr['first']}-{fr['last']}, every {fr['every']}); plate face missing in
 {fr['target_face_missing']}, result face lost in {fr['result_face_missing']}.
 Evaluation took {m['timing']['seconds']:.1f} s ({m['timing']['ms_per_frame']:.0f} ms per frame).</p>
-<h2>Summary</h2>
+<h2>Numbers</h2>
 <table><tr><th>measure</th><th>value</th><th>how to read</th></tr>
 {rows}
 </table>

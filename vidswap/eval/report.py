@@ -16,7 +16,8 @@ Writes into ``out_dir``:
 How the result is paired with the target: ``frames`` names the target frames the result covers (default: all of
 them). A result with as many frames pairs by position (a rendered video numbers its frames from 0); otherwise
 the result must contain those frame numbers (an image sequence keeps the plate's numbers). A result of another
-size (a preview) is resized to the plate's size for the pixel measures. ``every`` evaluates every N-th pair;
+size and the plate's shape (a preview) is resized to the plate's size for the pixel measures; another shape (a side-by-side
+compare) is refused (:mod:`vidswap.eval.pairing`). ``every`` evaluates every N-th pair;
 motion compensation for flicker always uses the frame just before each evaluated one.
 
 Per evaluated frame, on the *largest face of the target frame* (the result's face is the detection overlapping it
@@ -43,6 +44,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -58,7 +60,8 @@ from vidswap.eval import metrics as M
 from vidswap.eval.judges import ArcFaceJudge, Landmarks106
 from vidswap.faces.detect import YuNetDetector, largest_face
 from vidswap.io import probe, read_frames, read_image
-from vidswap.io.frames import frames_as_range, parse_frames
+from vidswap.eval.pairing import check_result_shape, frame_range, pair_frames  # noqa: F401 (frame_range: API)
+from vidswap.eval.verdict import eyes_closing, overall, verdicts
 from vidswap.models.registry import model_path
 
 RETRIEVAL_FRAMES = 10
@@ -78,31 +81,6 @@ SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "yaw
 
 # --------------------------------------------------------------------------------------------------------------
 # pairing
-
-
-def frame_range(frames: str | None, every: int = 1) -> range | None:
-    """A frame-range string (fileseq syntax: ``'0-47'``, ``'1001-1100x2'``), thinned by ``every`` -> a range
-    (None stays None). For the CLI: ``evaluate(..., frames=frame_range(opts.frames))``."""
-    if frames is None:
-        return None
-    return frames_as_range(parse_frames(frames)[::max(1, every)])
-
-
-def pair_frames(result_numbers: range, target_numbers: range, frames: range | None) -> tuple[range, range]:
-    """The (result, target) frame numbers to compare, in order (see the module doc)."""
-    wanted = target_numbers if frames is None else frames
-    if len(wanted) == 0:
-        raise InputError("no frames to evaluate: the frame range is empty")
-    if frames is not None and (frames[0] not in target_numbers or frames[-1] not in target_numbers):
-        raise InputError(f"frames {frames[0]}-{frames[-1]} are outside the target's frames "
-                         f"{target_numbers.start}-{target_numbers.stop - 1}")
-    if len(result_numbers) == len(wanted):
-        return result_numbers, wanted
-    if all(n in result_numbers for n in wanted):
-        return wanted, wanted
-    raise InputError(f"the result has {len(result_numbers)} frames ({result_numbers.start}-"
-                     f"{result_numbers.stop - 1}) but the target range has {len(wanted)}; pass the frames the "
-                     "result was rendered from (e.g. --frames 1001-1100)")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -157,6 +135,16 @@ def _square_crop(image: np.ndarray, polygon: np.ndarray, size: int = 160) -> np.
                           borderMode=cv2.BORDER_CONSTANT)
 
 
+def _source_crop(judges: "Judges", path: Path) -> np.ndarray:
+    """A square crop of the source photo's largest face (the whole photo when none is found)."""
+    image = read_image(path)
+    face = largest_face(judges.detector([image])[0])
+    if face is None:
+        return to_uint8_rgb(image)
+    x0, y0, x1, y1 = face.box
+    return _square_crop(image, np.array([[x0, y0], [x1, y1]], np.float32))
+
+
 def _thumb(image: np.ndarray, height: int = 200) -> np.ndarray:
     img = to_uint8_rgb(image)
     h, w = img.shape[:2]
@@ -194,6 +182,7 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rinfo, tinfo = probe(result), probe(target)
+    size_note = check_result_shape(rinfo, tinfo)
     rnums, tnums = pair_frames(rinfo.frame_numbers, tinfo.frame_numbers, frames)
     total = len(range(0, len(tnums), every))
 
@@ -311,7 +300,10 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
     if not numbers:
         raise InputError(f"no frames to evaluate in {result}")
     emb_r_arr, emb_t_arr = np.stack(emb_r), np.stack(emb_t)
-    data = _aggregate(rec, np.stack(lm_r), np.stack(lm_t), emb_r_arr, emb_t_arr, src_emb)
+    with warnings.catch_warnings():  # all-NaN series (a face lost throughout) summarise as NaN, said in the report
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = _aggregate(rec, np.stack(lm_r), np.stack(lm_t), emb_r_arr, emb_t_arr, src_emb)
+    data["expression"]["eyes_closing"] = eyes_closing(rec["eyes_target"], rec["eyes_result"], numbers)
     data["per_frame"] = {"number": numbers, **{k: rec[k] for k in SERIES},
                          "jitter_result": FM.landmark_acceleration(np.stack(lm_r)).tolist(),
                          "jitter_target": FM.landmark_acceleration(np.stack(lm_t)).tolist()}
@@ -334,14 +326,23 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
         "frames": {"evaluated": len(numbers), "first": numbers[0], "last": numbers[-1], "every": every,
                    "target_face_missing": missing_target, "result_face_missing": missing_result,
                    "seam_on_changed_region": seam_changed,
-                   "result_resized_to_target": resized},
+                   "result_resized_to_target": resized, "size_note": size_note},
         "judges": judge_notes,
         "timing": {"seconds": seconds, "model_load_seconds": load_seconds,
                    "ms_per_frame": 1000.0 * eval_seconds / len(numbers)},
     }
     metrics = {**head, **data}
+    checks = verdicts(metrics)
+    metrics["verdict"] = {"overall": overall(checks), "checks": [
+        {"key": c.rule.key, "check": c.rule.name, "meaning": c.rule.meaning, "value": c.value, "status": c.status,
+         "thresholds": c.rule.threshold_text(), "note": c.note} for c in checks]}
     _write_embeddings(out_dir / "embeddings.npz", emb_r_arr, emb_t_arr, src_emb, numbers)
     images = figures.write_figures(out_dir, metrics, sheet_pairs, sheet_labels, face_pairs, face_labels)
+    if face_pairs:
+        middle = len(face_pairs) // 2
+        strip = figures.faces_strip(_source_crop(judges, sources[0]), *face_pairs[middle],
+                                    int(face_labels[middle].lstrip("#")))
+        images = {"strip": figures.write_png(out_dir / "strip.png", strip), **images}
     metrics["files"] = {name: path.name for name, path in images.items()}
     metrics["files"].update({"metrics": "metrics.json", "report": "report.html", "embeddings": "embeddings.npz"})
     _write_text(out_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=False))

@@ -32,6 +32,7 @@ from vidswap.hands.landmarks import HandLandmarker
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.faces.align import as_rgb8
+from vidswap.io.frames import format_frames, frame_runs
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
 
@@ -354,7 +355,10 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,
                  model_hashes: dict[str, str]) -> str:
     """Cache key of an analysis: everything its result depends on."""
-    blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": [numbers[0], numbers[-1], len(numbers)],
+    frames: list = [numbers[0], numbers[-1], len(numbers)]
+    if len(frame_runs(list(numbers))) > 1:  # a range with gaps: the whole list (even ranges keep their old keys)
+        frames.append(format_frames(numbers))
+    blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": frames,
                        "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

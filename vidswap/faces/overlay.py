@@ -29,7 +29,7 @@ def draw_face(image: np.ndarray, track: TrackAnalysis, i: int, label: str | None
     style = cv2.LINE_AA
     cv2.rectangle(image, (x0, y0), (x1, y1), colour, scale, style)
     text = label or f"track {track.id}" + (" (interp)" if track.interpolated[i] else "")
-    cv2.putText(image, text, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, colour, scale, style)
+    text_box(image, text, (x0, y0 - 4), colour, 0.5 * scale, scale)
     pts = track.smoothed[i]
     for x, y, _ in pts[:468:4]:
         cv2.circle(image, (int(round(x)), int(round(y))), scale, colour, -1, style)
@@ -52,9 +52,25 @@ def draw_overlay(image: np.ndarray, number: int, analysis: ShotAnalysis, targets
         if i is not None:
             tag = f"track {track.id}" + (" TARGET" if track.id in targets else "")
             draw_face(out, track, i, tag)
-    cv2.putText(out, f"frame {number}", (8, out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    scale = max(1, round(out.shape[0] / 540))
+    text_box(out, f"frame {number}", (8, out.shape[0] - 8), (255, 255, 255), 0.5 * scale, scale)
     return out
+
+
+def text_box(image: np.ndarray, text: str, bottom_left: tuple[int, int], colour: tuple[int, int, int],
+             font_scale: float, thickness: int) -> None:
+    """Write ``text`` in ``colour`` on a near-black box (legible on dark and bright plates alike), its bottom-left
+    corner at ``bottom_left`` moved inside the image (in place, HxWx3 uint8 RGB)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, font_scale, thickness)
+    pad = max(2, thickness * 2)
+    h, w = image.shape[:2]
+    x = int(min(max(0, bottom_left[0]), max(0, w - tw - 2 * pad)))
+    y = int(min(max(th + base + 2 * pad, bottom_left[1]), h))
+    top = max(0, y - th - base - 2 * pad)
+    box = image[top:y, x:x + tw + 2 * pad]
+    box[:] = (box.astype(np.uint16) // 5).astype(np.uint8)  # darkened to a fifth: the plate still shows through
+    cv2.putText(image, text, (x + pad, y - base - pad), font, font_scale, colour, thickness, cv2.LINE_AA)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -72,14 +88,15 @@ def plot_track(track: TrackAnalysis, fps: float, path: Path, points: tuple[int, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = (track.frames - track.frames[0]) / fps
+    t = track.frames  # frame numbers: what VFX people count in
     names = {1: "nose tip", 152: "chin", 33: "right eye corner", 263: "left eye corner", 13: "upper lip"}
     fig, axes = plt.subplots(len(points) + 1, 2, figsize=(12, 2.2 * (len(points) + 1)), sharex=True)
     for row, p in enumerate(points):
         for col, axis in enumerate("xy"):
             ax = axes[row, col]
-            ax.plot(t, track.raw[:, p, col], lw=0.8, color="0.6", label="raw")
-            ax.plot(t, track.smoothed[:, p, col], lw=1.2, color="C0", label="smoothed")
+            ax.plot(t, track.smoothed[:, p, col], lw=1.6, color="C0", label="smoothed", zorder=1)
+            ax.plot(t, track.raw[:, p, col], lw=0.8, color="C1", marker=".", markersize=3, label="raw (measured)",
+                    zorder=2)  # drawn over the smoothed line: where they differ is what smoothing removed
             ax.set_ylabel(f"{names.get(p, p)} {axis} (px)", fontsize=8)
             if row == 0 and col == 0:
                 ax.legend(fontsize=8)
@@ -95,8 +112,9 @@ def plot_track(track: TrackAnalysis, fps: float, path: Path, points: tuple[int, 
     ax.plot(t, track.confidences, lw=1.0, color="C3")
     ax.set_ylabel("landmark confidence", fontsize=8)
     for ax in axes[-1]:
-        ax.set_xlabel("seconds")
-    fig.suptitle(f"track {track.id}: {len(track.frames)} frames, raw vs smoothed landmarks", fontsize=10)
+        ax.set_xlabel("frame")
+    fig.suptitle(f"track {track.id}: frames {track.frames[0]}-{track.frames[-1]} ({len(track.frames)} frames, "
+                 f"{fps:g} fps), raw vs smoothed landmarks", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -19,11 +19,21 @@ import numpy as np
 from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
 from vidswap.hands.types import HandTracks
 from vidswap.io.atomic import owned_prefix, remove_dead_temporaries
+from vidswap.models.sources import cache_home
 
 TRACKS_VERSION = 4
 #: Confidence given to a track's interpolated frames (bridged detection gaps) when rendering: the compositor keeps
 #: the face at full strength from 0.7 up, so bridged frames are swapped like detected ones.
 INTERPOLATED_CONFIDENCE = 0.7
+
+
+def shared_analysis_path(key: str) -> Path:
+    """Where the analysis with cache key ``key`` is shared between jobs: ``$VIDSWAP_HOME/shot_analyses/<key>.npz``.
+
+    The key covers the input, its frames and every analysis setting (never the output), so a preview, a compare
+    and the final render of one shot analyse it once.
+    """
+    return cache_home() / "shot_analyses" / f"{key}.npz"
 
 
 @dataclass

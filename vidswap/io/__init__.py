@@ -8,11 +8,11 @@
 
 from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import AudioTrack, MediaInfo, probe
-from vidswap.io.readers import FrameStream, RandomAccess, read_frames, read_image
+from vidswap.io.readers import FrameStream, RandomAccess, read_frames, read_image, read_numbers
 from vidswap.io.writers import EncodeSettings, FrameSink, open_sink, output_kind
 
 __all__ = [
     "resize_image",
     "AudioTrack", "EncodeSettings", "Frame", "FrameSink", "FrameStream", "MediaInfo", "RandomAccess",
-    "open_sink", "output_kind", "probe", "read_frames", "read_image", "timecode_at",
+    "open_sink", "output_kind", "probe", "read_frames", "read_image", "read_numbers", "timecode_at",
 ]

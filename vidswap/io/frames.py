@@ -98,6 +98,27 @@ def frames_as_range(numbers: list[int]) -> range:
     return range(numbers[0], numbers[-1] + 1, step)
 
 
+def frame_runs(numbers: list[int]) -> list[range]:
+    """Ascending frame numbers as their evenly spaced runs, in order: [0, 1, 2, 3, 10, 11, 12] ->
+    [range(0, 4), range(10, 13)]; [0, 2, 4] -> [range(0, 5, 2)]. Numbers that do not ascend are an InputError."""
+    runs: list[range] = []
+    i = 0
+    while i < len(numbers):
+        if i + 1 == len(numbers):
+            runs.append(range(numbers[i], numbers[i] + 1))
+            break
+        step = numbers[i + 1] - numbers[i]
+        if step <= 0:
+            raise InputError(f"frame {numbers[i + 1]} comes after {numbers[i]}; give frame ranges in ascending "
+                             "order")
+        j = i + 1
+        while j + 1 < len(numbers) and numbers[j + 1] - numbers[j] == step:
+            j += 1
+        runs.append(range(numbers[i], numbers[j] + 1, step))
+        i = j + 1
+    return runs
+
+
 def _timecode_rate(fps: Fraction) -> Fraction:
     """The timecode counting rate for a clip rate: integer rates stay, NTSC rates stay as x000/1001."""
     if fps.denominator in (1, 1001):

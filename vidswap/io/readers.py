@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from vidswap.errors import TRANSIENT_ERRNOS, InputError, MediaError
 from vidswap.io import avutil
-from vidswap.io.frames import Frame, timecode_at
+from vidswap.io.frames import Frame, frame_runs, resize_image, timecode_at
 from vidswap.io.media import MediaInfo, probe
 from vidswap.io.sequences import IMAGE_EXTS, SequencePattern, read_image_file
 
@@ -118,6 +118,27 @@ def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8
     else:
         produce = _file_producer(info, numbers)
     stream = FrameStream(produce, prefetch, name=f"vidswap-read-{Path(info.path).name}")
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+@contextmanager
+def read_numbers(info: MediaInfo, numbers: list[int], prefetch: int = 8,
+                 size: tuple[int, int] | None = None) -> Iterator[Iterator[Frame]]:
+    """Stream the frames ``numbers`` (ascending, gaps allowed: ``0-3,10-12``) of a probed input, in order: one
+    :func:`read_frames` stream per evenly spaced run, so the frames in a gap are never read. ``size``: (width,
+    height) to resize every frame to (dtype kept), or None for the input's own size."""
+    runs = frame_runs(list(numbers))
+
+    def chained() -> Iterator[Frame]:
+        for run in runs:
+            with read_frames(info, run, prefetch) as frames:
+                for frame in frames:
+                    yield frame if size is None else replace(frame, image=resize_image(frame.image, size))
+
+    stream = chained()
     try:
         yield stream
     finally:

@@ -64,7 +64,8 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     check_job(cfg, plan, SideOutputs(overlay=overlay), replaces=False)  # a bad setting fails before the analysis
     core = job_core(cfg, CoreContext())
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
-    analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour)
+    analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
+                            plan.work_size)
     targets, plots = [], []
     if models is not None and analysis.tracks:
         selection = dataclasses.replace(cfg.target, map=())
@@ -89,7 +90,8 @@ def write_overlay(cfg: JobConfig, path: str | Path, progress: Progress | None = 
     out = Path(path)
     size = output_size(plan.info, cfg.scale, output_kind(out) == "video")
     render_frames(cfg, plan.info, plan.numbers, draw, out, size, StageTimer(), progress,
-                  settings=EncodeSettings(codec="h264", crf=20, preset="veryfast"))
+                  settings=EncodeSettings(codec="h264", crf=20, preset="veryfast"), work_size=plan.work_size,
+                  label="overlay")
     return out
 
 
@@ -178,13 +180,14 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     if not in_place:
         chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
         written = render_frames(cfg, plan.info, numbers, setup.processor, out, plan.size, timer, progress,
-                                settings=CHUNK_SETTINGS, sink_info=chunk_info, decorate=frame_decoration(cfg, plan))
+                                settings=CHUNK_SETTINGS, sink_info=chunk_info, decorate=frame_decoration(cfg, plan),
+                                work_size=plan.work_size)
         return out, summarise(plan, setup.stage, written, start, timer, warnings, out, numbers)
     if cfg.output.kind == "patch":
         written = render_patches(cfg, plan, numbers, setup, timer, progress)
     else:
         written = render_frames(cfg, plan.info, numbers, setup.processor, plan.out_path, plan.size, timer, progress,
-                                decorate=frame_decoration(cfg, plan))
+                                decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as temp:  # written last: a killed task leaves no marker
         temp.write_text(f"{format_frames(numbers)}\n")
@@ -223,6 +226,8 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
                              "chunks are marked done; render them again with --force")
         return summarise(plan, None, len(plan.numbers), start, timer, [], plan.out_path)
     written = 0
+    if progress:
+        progress("assemble", 0, len(plan.numbers))
     with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
         for first, last, path in spans:
             mine = [n for n in plan.numbers if first <= n <= last]

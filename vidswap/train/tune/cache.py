@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -29,8 +30,10 @@ from vidswap.swap.base import SourceIdentity, SwapCore, TrackRefiners
 from vidswap.swap.generator import GeneratorConfig, GeneratorRefiner, SwapGenerator, load_generator, save_generator
 from vidswap.train.tune.data import FramesReader, TuneData, collect_tune_data
 from vidswap.train.tune.loop import TuneInfo, tune_generator
-from vidswap.train.tune.params import TuneParams
+from vidswap.train.tune.params import TuneParams, cpu_tuning_warning
 from vidswap.train.tune.plot import plot_history
+
+log = logging.getLogger("vidswap")
 
 TUNE_VERSION = 2  # 2: keys name the core and its crop; identities hash every field
 
@@ -141,6 +144,8 @@ def tune_for_shot(analysis: ShotAnalysis, frames_reader_fn: FramesReader, identi
             gen = SwapGenerator(GeneratorConfig(channels=tuple(params.channels))).to(dev)
     if data is None:
         data = collect_tune_data(analysis, frames_reader_fn, core.crop, params.max_frames, track_ids)
+    if dev.type == "cpu":  # said before the steps start: minutes, not the seconds of a render
+        log.warning(cpu_tuning_warning(params, int(data.crops.shape[-1])))
     info = tune_generator(gen, data, identity, core, params, device=dev, progress=progress)
     info.key = key
     info.weights = str(weights)

@@ -137,6 +137,17 @@ def batch_split(params: TuneParams, n_train_pairs: int, n_train_cons: int) -> tu
     return n_rec, n_cons
 
 
+def latest_losses(history: dict[str, list[float]], names: Sequence[str]) -> dict[str, str]:
+    """The progress display of the loss terms: each term's latest measured value (terms measured every N-th step,
+    like identity, keep their last value in between instead of showing nan); terms never measured are left out."""
+    shown = {}
+    for name in names:
+        measured = [v for v in history.get(name, []) if v == v]  # v == v: not nan
+        if measured:
+            shown[name] = f"{measured[-1]:.4f}"
+    return shown
+
+
 def tune_generator(generator: SwapGenerator, data: TuneData, identity: SourceIdentity, core: SwapCore,
                    params: TuneParams, *, device: torch.device | str | None = None, sface: SFaceTorch | None = None,
                    face_loop: Sequence[int] | None = None, progress: bool = True,
@@ -197,7 +208,7 @@ def tune_generator(generator: SwapGenerator, data: TuneData, identity: SourceIde
         info.initial_val = float("nan") if best is None else best
         best_state = {k: v.detach().clone() for k, v in generator.state_dict().items()}
         best_step, bad = 0, 0
-        bar = tqdm(range(1, n_steps + 1), desc="tune", disable=not progress, leave=False)
+        bar = tqdm(range(1, n_steps + 1), desc="tune", unit="step", disable=not progress, dynamic_ncols=True)
         step = 0
         for step in bar:
             pairs = train_pairs[torch.randperm(len(train_pairs), generator=g)[:n_rec]] if n_rec else train_pairs[:0]
@@ -208,7 +219,7 @@ def tune_generator(generator: SwapGenerator, data: TuneData, identity: SourceIde
             history.setdefault("step", []).append(step)
             for k, v in terms.items():
                 history.setdefault(k, []).append(float(v.detach()) if with_id or k != "identity" else float("nan"))
-            bar.set_postfix({k: f"{history[k][-1]:.4f}" for k in ("l1", "ssim", "identity", "temporal", "total")})
+            bar.set_postfix(latest_losses(history, ("l1", "ssim", "identity", "temporal", "total")))
             if best is not None and (step % max(1, params.val_every) == 0 or step == n_steps):
                 v = record_val(step)
                 bar.set_postfix({"val": f"{v:.4f}", "best": f"{best:.4f}"})

@@ -82,3 +82,21 @@ class TuneParams:
     def steps_for(self, device: torch.device | str) -> int:
         """The step budget on ``device``: ``steps`` on CUDA, ``cpu_steps`` elsewhere."""
         return self.steps if torch.device(device).type == "cuda" else self.cpu_steps
+
+
+#: Seconds per CPU tuning step of the default generator at a 256 px crop and batch 8 (benchmarks/RESULTS.md,
+#: bench_tune.py on a 2-core machine); other crops and batches scale with their pixel count.
+CPU_STEP_SECONDS_256 = 5.1
+
+
+def cpu_tuning_estimate(params: TuneParams, crop: int) -> tuple[int, float]:
+    """(steps, seconds) tuning is expected to take on a CPU with ``crop`` px training crops."""
+    per_step = CPU_STEP_SECONDS_256 * (crop / 256) ** 2 * (params.batch / 8)
+    return params.cpu_steps, params.cpu_steps * per_step
+
+
+def cpu_tuning_warning(params: TuneParams, crop: int) -> str:
+    """The line said before tuning on a CPU: how long it will take and how to avoid it."""
+    steps, seconds = cpu_tuning_estimate(params, crop)
+    return (f"tuning on the CPU: {steps} steps at {crop} px, about {seconds / 60:.0f} min "
+            f"(~{seconds / steps:.0f} s a step on 2 cores); --no-tune skips it, a CUDA GPU is ~50x faster")
