@@ -52,3 +52,12 @@ def mesh(model):
     from vidswap.faces.landmarks import FaceMesh
 
     return FaceMesh.from_paths(model("face_mesh"), model("iris"), num_threads=2)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Report the test process's SIGINT disposition at the end (a library that leaves it ignored makes child
+    processes deaf to Ctrl-C; see test_cli_run.test_ctrl_c_leaves_nothing)."""
+    import signal as _signal
+    handler = _signal.getsignal(_signal.SIGINT)
+    if handler is _signal.SIG_IGN:
+        print("\nnote: SIGINT is ignored in the test process at the end of the session")

@@ -188,7 +188,10 @@ def test_ctrl_c_leaves_nothing(media, source, tmp_path):
     out = tmp_path / "o.mov"
     proc = subprocess.Popen([*VIDSWAP, "run", str(clip), "--source", str(source), "--passthrough", "-q",
                              "-o", str(out), "--codec", "prores_hq"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a Ctrl-C from a terminal: the child's SIGINT is not inherited as ignored from the
+                            # test process (libraries loaded by earlier tests may leave it so)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not any(tmp_path.iterdir()):  # wait until the temp output exists
         time.sleep(0.05)
