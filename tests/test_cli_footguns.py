@@ -149,7 +149,7 @@ def test_jobs_of_the_same_input_and_analysis_settings_share_the_analysis(clip, t
 
 
 def test_each_pass_prints_its_100_percent_line_once_under_its_own_name(capsys):
-    from vidswap.cli import _progress_bar
+    from vidswap.cli_support import ProgressBar as _progress_bar
 
     bar = _progress_bar()
     for stage, done, total in (("render", 0, 3), ("render", 2, 3), ("render", 3, 3), ("render", 3, 3),

@@ -17,18 +17,16 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from functools import wraps  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import click  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from vidswap import __version__, pipeline  # noqa: E402
 from vidswap.config import ConfigLayer, JobConfig, build_config, config_layers, load_config  # noqa: E402
 from vidswap.config_report import config_provenance, format_provenance, provenance_json  # noqa: E402
-from vidswap.errors import EXIT_INTERRUPTED, EXIT_RESOURCE, ModelError, VidswapError  # noqa: E402
+from vidswap.cli_support import DebugAnywhere, EchoHandler, progress, report_errors, terminate  # noqa: E402
+from vidswap.cli_support import hoist_flag  # noqa: E402,F401 - part of the CLI's interface (tests)
+from vidswap.errors import ModelError  # noqa: E402
 from vidswap.eval.report import evaluate, frame_range  # noqa: E402
 from vidswap.eval.suite import run_suite  # noqa: E402
 from vidswap.eval.verdict import verdict_table, verdicts  # noqa: E402
@@ -41,93 +39,18 @@ from vidswap.jobs import deadline, opencue, openjd  # noqa: E402
 from vidswap.jobs import passes  # noqa: E402
 from vidswap.models.registry import add_model, fetch_models, list_models, load_manifest, verify_models  # noqa: E402
 from vidswap.shot import plan_shot  # noqa: E402
+from vidswap.train import commands as train_commands  # noqa: E402
 
 
-def _report_errors(fn):
-    """Turn errors into one line on stderr and the documented exit code (tracebacks only with --debug)."""
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = bool(click.get_current_context().find_root().params.get("debug"))
-        try:
-            return fn(*args, **kwargs)
-        except VidswapError as exc:
-            if debug:
-                traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: no output was left under the final name", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except MemoryError:
-            click.echo("error: out of memory; lower --batch-size or --scale and retry", err=True)
-            sys.exit(EXIT_RESOURCE)
-        except BrokenPipeError:  # `vidswap probe clip.mp4 | head`: the reader stopped reading; no traceback
-            _quiet_stdout()
-            sys.exit(EXIT_BROKEN_PIPE)
-        except (click.exceptions.Exit, click.ClickException):
-            raise  # click reports usage errors itself (exit 2)
-        except Exception as exc:  # noqa: BLE001 - last resort: still one line
-            if debug:
-                traceback.print_exc()
-            else:
-                click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                           err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-class _DebugAnywhere(click.Group):
-    """The root group: ``--debug`` is accepted after the subcommand too (``vidswap run ... --debug``)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_flag(args, "--debug"))
-
-
-def hoist_flag(args: list[str], flag: str) -> list[str]:
-    """``args`` with every ``flag`` before a ``--`` end-of-options marker moved to the front (once)."""
-    end = args.index("--") if "--" in args else len(args)
-    if flag not in args[:end]:
-        return list(args)
-    return [flag] + [a for a in args[:end] if a != flag] + list(args[end:])
-
-
-@click.group(cls=_DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidswap")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors (before or after the subcommand).")
 def main(debug: bool) -> None:
     """vidswap: replace the face in a shot with a source identity, keeping timing, audio, timecode and colour."""
-    signal.signal(signal.SIGTERM, _terminate)  # farm cancellation: clean up temporaries like Ctrl-C
+    signal.signal(signal.SIGTERM, terminate)  # farm cancellation: clean up temporaries like Ctrl-C
     logger = logging.getLogger("vidswap")
-    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
-        logger.addHandler(_EchoHandler(logging.WARNING))
-
-
-class _EchoHandler(logging.Handler):
-    """The stages' warnings said as they happen (``warning: ...`` on stderr), e.g. before a long CPU tuning."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
-
-
-#: Exit code when stdout's reader went away (``probe | head``): 128 + SIGPIPE, as the shell's own tools end.
-EXIT_BROKEN_PIPE = 141
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so that Python's flush at exit does not fail again on the closed pipe."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
-        pass
-    finally:
-        os.close(devnull)
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler(logging.WARNING))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -213,11 +136,11 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
 @click.option("--debug-frames", type=click.Path(file_okay=False), help="Folder for per-frame strips "
               "(target crop | render | mask | final).")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="PNG of sampled frames, plate | result.")
-@_report_errors
+@report_errors
 def run(debug_frames, contact_sheet, **opts):
     """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
     cfg = load_job(**opts)
-    with _progress(opts["quiet"]) as bar:
+    with progress(opts["quiet"]) as bar:
         summary = pipeline.run(cfg, progress=bar, debug_frames=debug_frames, contact_sheet=contact_sheet)
     _report(summary)
     if contact_sheet:
@@ -229,11 +152,11 @@ def run(debug_frames, contact_sheet, **opts):
 @main.command()
 @job_options
 @click.option("--overlay", type=click.Path(dir_okay=False), help="Write a video of the analysis drawn on the frames.")
-@_report_errors
+@report_errors
 def analyze(overlay, **opts):
     """Analyze pass: faces, dense landmarks, identity, tracks, smoothing -> the tracks file in the job folder."""
     cfg = load_job(**opts)
-    with _progress(opts["quiet"]) as bar:
+    with progress(opts["quiet"]) as bar:
         result = passes.analyze(cfg, progress=bar, overlay=overlay)
     click.echo(f"tracks: {result.tracks_path}")
     for line in result.lines():
@@ -241,18 +164,18 @@ def analyze(overlay, **opts):
     for plot in result.plots:
         click.echo(f"plot: {plot}")
     if overlay:
-        with _progress(opts["quiet"]) as bar:
+        with progress(opts["quiet"]) as bar:
             path = passes.write_overlay(cfg, overlay, progress=bar)
         click.echo(f"overlay: {path}")
 
 
 @main.command("tune")
 @job_options
-@_report_errors
+@report_errors
 def tune_cmd(**opts):
     """Tune pass: fine-tune the generator on the analysed shot (when tune.enabled) and cache it (farm task)."""
     cfg = load_job(**opts)
-    with _progress(opts["quiet"]) as bar:
+    with progress(opts["quiet"]) as bar:
         folder = passes.tune(cfg, progress=bar)
     if folder is not None:
         click.echo(f"tuned generator: {folder}")
@@ -264,14 +187,14 @@ def tune_cmd(**opts):
 @main.command()
 @job_options
 @click.option("--force", is_flag=True, help="Render the chunk even if its output exists.")
-@_report_errors
+@report_errors
 def render(force, **opts):
     """Render one frame chunk (--frames) of an analysed shot into the job folder (farm task)."""
     chunk = opts["frames"]
     if chunk is None:
         raise click.UsageError("render needs --frames A-B (the chunk to render)")
     cfg = load_job(**dict(opts, frames=None))  # the shot's frames come from the shot YAML
-    with _progress(opts["quiet"]) as bar:
+    with progress(opts["quiet"]) as bar:
         path, summary = passes.render_chunk(cfg, chunk, force=force, progress=bar)
     if summary is None:
         click.echo(f"chunk {path} is complete; skipped (use --force to render it again)")
@@ -281,11 +204,11 @@ def render(force, **opts):
 
 @main.command()
 @job_options
-@_report_errors
+@report_errors
 def assemble(**opts):
     """Concatenate the rendered chunks into the output with the input's timing, audio and timecode."""
     cfg = load_job(**opts)
-    with _progress(opts["quiet"]) as bar:
+    with progress(opts["quiet"]) as bar:
         summary = passes.assemble(cfg, progress=bar)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height}")
 
@@ -302,49 +225,13 @@ def _report(summary: pipeline.RunSummary) -> None:
         click.echo(f"swap core ran on {summary.runtime}")
 
 
-@contextmanager
-def _progress(quiet: bool):
-    bar = None if quiet else _progress_bar()
-    try:
-        yield bar
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-class _progress_bar:
-    """tqdm progress with frames/s, one bar per pass (analyze, render), created when its total is known."""
-
-    def __init__(self):
-        self.bar = None
-        self.stage = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.bar is None or stage != self.stage:
-            self.close()
-            self.bar = tqdm(total=total, unit="frame", desc=stage, dynamic_ncols=True, file=sys.stderr)
-            self.stage = stage
-        if self.bar.disable:  # closed at 100%: a later call of the same pass changes nothing
-            return
-        if done >= total:  # the pass is done: one 100% line (closing draws it), its rate final; the work after it
-            self.bar.n = done  # (smoothing, tuning) is not the pass's
-            self.close()
-        else:
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-# --------------------------------------------------------------------------------------------------------------
 # probe
 
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_report_errors
+@report_errors
 def probe(input, as_json):
     """Describe INPUT: codec, size, fps (VFR?), frames, duration, bit depth, colour tags, timecode, audio."""
     info = probe_media(input)
@@ -375,7 +262,7 @@ def probe(input, as_json):
 @click.option("--frames", help="Target frame numbers the result covers, e.g. 0-47.")
 @click.option("--every", type=int, default=1, show_default=True, help="Evaluate every N-th frame.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_report_errors
+@report_errors
 def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
     """Measure a swap: identity (independent judge), pose/expression, flicker, jitter, sharpness, seams.
 
@@ -384,7 +271,7 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
     --compare video) is refused (exit 2).
     """
     out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
-    with _progress(quiet) as bar:
+    with progress(quiet) as bar:
         metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
                            every=every, progress=bar)
     click.echo(verdict_table(verdicts(metrics), colour=sys.stdout.isatty()))
@@ -400,7 +287,7 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 @click.argument("config", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", "out_dir", help="Summary folder (default: the suite's output).")
 @click.option("--reuse", is_flag=True, help="Re-evaluate existing results without re-running the swaps.")
-@_report_errors
+@report_errors
 def eval_suite(config, out_dir, reuse):
     """Run a suite of swaps (e.g. vidswap/configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
     run_suite(config, out_dir, reuse=reuse)
@@ -418,14 +305,14 @@ def eval_suite(config, out_dir, reuse):
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed shot (default: run them all).")
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), help="Also write the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@_report_errors
+@report_errors
 def batch(shots, force, fail_fast, summary_path, quiet):
     """Run the shot files SHOTS one after another on this machine; shots an earlier batch finished (same
     settings and input, output still there) are skipped. Prints a summary table; exits with the first failed
     shot's code (0 when all are done)."""
 
     def run_shot(cfg: JobConfig) -> pipeline.RunSummary:
-        with _progress(quiet) as bar:
+        with progress(quiet) as bar:
             return pipeline.run(cfg, progress=bar)
 
     def said(result: batch_jobs.ShotResult) -> None:
@@ -444,7 +331,7 @@ def batch(shots, force, fail_fast, summary_path, quiet):
               "plots, chunks), not only the render chunks.")
 @click.option("--force", is_flag=True, help="Clean shots whose output is not complete, too.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
-@_report_errors
+@report_errors
 def clean(shots, everything, force, dry_run):
     """Remove the finished render chunks from the job folders of the shot files SHOTS (farm renders leave
     them there; an FFV1 chunk set is as large as the shot). Shots whose output is not complete are kept."""
@@ -469,7 +356,7 @@ def config_group():
 @config_group.command("show")
 @job_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {key: {value, from, written}}.")
-@_report_errors
+@report_errors
 def config_show(as_json, **opts):
     """Print the effective config of a job (the same INPUT / --config / flags as run), each value with where it
     came from: default, preset, shot file or command line."""
@@ -494,7 +381,7 @@ def farm():
 @click.option("--chunk-size", type=int, help="Frames per render task (default farm.chunk_size).")
 @click.option("--executable", help="The vidswap executable on the workers, a name on PATH or an absolute path "
               "(default farm.executable).")
-@_report_errors
+@report_errors
 def farm_export(shot, fmt, output, chunk_size, executable):
     """Export the shot job SHOT (YAML) as a farm job: analyze -> tune (when on) -> render chunks -> assemble."""
     cfg = load_config(shot=shot, overrides={"farm": {"executable": executable}})
@@ -524,7 +411,7 @@ def models():
 
 
 @models.command("list")
-@_report_errors
+@report_errors
 def models_list():
     """Name, role, license and whether each model is cached."""
     rows = list_models(load_manifest())
@@ -537,7 +424,7 @@ def models_list():
 @models.command("fetch")
 @click.argument("names", nargs=-1)
 @click.option("--defaults", is_flag=True, help="Fetch every default model.")
-@_report_errors
+@report_errors
 def models_fetch(names, defaults):
     """Fetch models into the cache (sha256-verified)."""
     if not names and not defaults:
@@ -547,7 +434,7 @@ def models_fetch(names, defaults):
 
 
 @models.command("verify")
-@_report_errors
+@report_errors
 def models_verify():
     """Check the sha256 of every cached model; exit 4 if a default is missing or corrupt."""
     manifest = load_manifest()
@@ -563,7 +450,7 @@ def models_verify():
 @models.command("add")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@_report_errors
+@report_errors
 def models_add(name, file):
     """Copy a user-supplied model FILE into the cache as NAME."""
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
@@ -574,43 +461,7 @@ def models_add(name, file):
 # train (FaceDancer)
 
 
-@main.group("train", invoke_without_command=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
-              help="train.yaml (see vidswap/configs/train_facedancer.yaml).")
-@click.option("--steps", type=int, help="Override run.steps.")
-@click.option("--out", help="Override run.out (the run folder).")
-@click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.pass_context
-@_report_errors
-def train(ctx, config_path, steps, out, resume, quiet):
-    """Train a FaceDancer swap model (one process, or under torchrun: DDP)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not config_path:
-        raise click.UsageError("give --config train.yaml")
-    from vidswap.train.facedancer.config import load_train_config
-    from vidswap.train.facedancer.trainer import run_training
-
-    cfg = load_train_config(config_path, {"run": {"steps": steps, "out": out, "resume": resume}})
-    result = run_training(cfg, log=lambda m: click.echo(m, err=True), progress=not quiet)
-    if int(os.environ.get("RANK", "0")) == 0:
-        s = result["summary"]
-        click.echo(f"trained to step {result['step']}: {result['checkpoint']} "
-                   f"(median step {s['step_s_median']:.3f} s, {s['processes']} process(es), {s['device']})")
-
-
-@train.command("export")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", required=True, help="Output stem: writes STEM.safetensors and STEM.onnx.")
-@click.option("--no-onnx", is_flag=True, help="Only the inference checkpoint.")
-@_report_errors
-def train_export(checkpoint, output, no_onnx):
-    """Write the inference checkpoint and the ONNX file of a training CHECKPOINT."""
-    from vidswap.train.facedancer.export import export_checkpoint
-
-    for key, value in export_checkpoint(checkpoint, output, onnx=not no_onnx).items():
-        click.echo(f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}")
+main.add_command(train_commands.train)
 
 
 if __name__ == "__main__":

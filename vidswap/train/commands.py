@@ -1,0 +1,51 @@
+"""`vidswap train` and `vidswap train export`: parse, call, report (the trainer is imported when a command runs,
+so the rest of the command line stays light)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from vidswap.cli_support import report_errors
+
+__all__ = ["train"]
+
+
+@click.group("train", invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
+              help="train.yaml (see vidswap/configs/train_facedancer.yaml).")
+@click.option("--steps", type=int, help="Override run.steps.")
+@click.option("--out", help="Override run.out (the run folder).")
+@click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+@report_errors
+def train(ctx, config_path, steps, out, resume, quiet):
+    """Train a FaceDancer swap model (one process, or under torchrun: DDP)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not config_path:
+        raise click.UsageError("give --config train.yaml")
+    from vidswap.train.facedancer.config import load_train_config
+    from vidswap.train.facedancer.trainer import run_training
+
+    cfg = load_train_config(config_path, {"run": {"steps": steps, "out": out, "resume": resume}})
+    result = run_training(cfg, log=lambda m: click.echo(m, err=True), progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        s = result["summary"]
+        click.echo(f"trained to step {result['step']}: {result['checkpoint']} "
+                   f"(median step {s['step_s_median']:.3f} s, {s['processes']} process(es), {s['device']})")
+
+
+@train.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, help="Output stem: writes STEM.safetensors and STEM.onnx.")
+@click.option("--no-onnx", is_flag=True, help="Only the inference checkpoint.")
+@report_errors
+def train_export(checkpoint, output, no_onnx):
+    """Write the inference checkpoint and the ONNX file of a training CHECKPOINT."""
+    from vidswap.train.facedancer.export import export_checkpoint
+
+    for key, value in export_checkpoint(checkpoint, output, onnx=not no_onnx).items():
+        click.echo(f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}")
