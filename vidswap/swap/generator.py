@@ -101,8 +101,8 @@ class GeneratorConfig:
 # building blocks
 # ---------------------------------------------------------------------------------------------------------------
 
-def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2)
+def _conv(cin: int, cout: int, k: int = 3, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias)
 
 
 class MappingNetwork(nn.Module):
@@ -197,13 +197,14 @@ class ResDown(nn.Module):
 
 class ResUpAdaIN(nn.Module):
     """Decoder residual block: 1x1 channel change at the low resolution, bilinear up-sampling by 2 (optional),
-    ``convs`` 3x3 convolutions each followed by AdaIN and leaky ReLU, identity skip around them."""
+    ``convs`` 3x3 convolutions each followed by AdaIN and leaky ReLU, identity skip around them. ``bias``: whether
+    those convolutions have a bias (AdaIN's instance normalisation removes it anyway)."""
 
-    def __init__(self, cin: int, cout: int, style_dim: int, up: bool = True, convs: int = 2):
+    def __init__(self, cin: int, cout: int, style_dim: int, up: bool = True, convs: int = 2, bias: bool = True):
         super().__init__()
         self.up = up
         self.proj = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-        self.convs = nn.ModuleList([_conv(cout, cout) for _ in range(convs)])
+        self.convs = nn.ModuleList([_conv(cout, cout, bias=bias) for _ in range(convs)])
         self.norms = nn.ModuleList([AdaIN(cout, style_dim) for _ in range(convs)])
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidswap.errors import ConfigError
-from vidswap.swap.generator import AFFA, AdaIN, MappingNetwork, ResDown
+from vidswap.swap.generator import AFFA, MappingNetwork, ResDown, ResUpAdaIN
 
 __all__ = ["FaceDancerConfig", "FaceDancerGenerator", "Discriminator", "AdaINBlock", "SKIP_KINDS"]
 
@@ -110,27 +110,14 @@ class FaceDancerConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
-class AdaINBlock(nn.Module):
+class AdaINBlock(ResUpAdaIN):
     """Decoder residual block: 1x1 channel change, bilinear up-sampling by 2 (optional), two 3x3 convolutions each
     followed by AdaIN (identity injection) and leaky ReLU, identity shortcut, sum / sqrt(2). The convolutions
     have no bias: instance normalisation removes any per-channel constant, so a bias there would have an exactly
     zero gradient and Adam would turn its rounding noise into weight changes."""
 
     def __init__(self, cin: int, cout: int, style_dim: int, up: bool = True):
-        super().__init__()
-        self.up = up
-        self.proj = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-        self.convs = nn.ModuleList([nn.Conv2d(cout, cout, 3, padding=1, bias=False) for _ in range(2)])
-        self.norms = nn.ModuleList([AdaIN(cout, style_dim) for _ in range(2)])
-
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        x = self.proj(x)
-        if self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        h = x
-        for conv, norm in zip(self.convs, self.norms):
-            h = F.leaky_relu(norm(conv(h), w), _SLOPE)
-        return (h + x) * (1.0 / math.sqrt(2.0))
+        super().__init__(cin, cout, style_dim, up=up, convs=2, bias=False)
 
 
 class _Fuse(nn.Module):
