@@ -14,11 +14,14 @@ No real weights exist here (the files are user-supplied and mostly non-commercia
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from vidswap.models.registry import add_model, load_manifest, models_dir
 
 OPSET = 17
 IR_VERSION = 8
@@ -110,3 +113,34 @@ def unknown(path: Path) -> Path:
              helper.make_node("MatMul", ["f", "w"], ["y"])]
     return _save(path, nodes, [_value("x", (1, 3, 64, 64))], [_value("y", (1, 10))],
                  [_init("w", np.ones((3, 10), np.float32))])
+
+
+#: the compositor settings under which a swap's pixels land in the frame as the core made them (end-to-end tests)
+PLAIN_PASTE = ("composite: {colour: none, blend: feather, feather: 0.0, erode: 0.0, regions: [face], "
+               "occlusion: false, grain: false}\n")
+
+
+def unpinned_manifest(names) -> dict:
+    """The model manifest with the sha256 of ``names`` cleared, so stand-in files can be added under them."""
+    full = load_manifest()
+    return {**full, **{n: dataclasses.replace(full[n], sha256="") for n in names}}
+
+
+def inswapper_manifest(tmp_path: Path, names) -> dict:
+    """:func:`unpinned_manifest` with an ``inswapper_128`` stand-in (identity emap, gain 1) and an
+    ``arcface_w600k_r50`` stand-in (all-ones weight) added."""
+    man = unpinned_manifest(names)
+    add_model(man, "inswapper_128", inswapper(tmp_path / "i.onnx", np.eye(512, dtype=np.float32), 1.0))
+    add_model(man, "arcface_w600k_r50", arcface(tmp_path / "a.onnx", np.ones((3, 512))))
+    return man
+
+
+def home_with_real_models(tmp_path: Path, monkeypatch) -> None:
+    """``VIDSWAP_HOME`` at ``tmp_path / "home"``, its model cache holding links to the real cache's model files (the
+    analysis models); stand-ins are then added beside them."""
+    real = models_dir()
+    (tmp_path / "home" / "models").mkdir(parents=True)
+    for f in real.iterdir():
+        if f.is_file() and f.suffix in (".onnx", ".tflite", ".py"):
+            (tmp_path / "home" / "models" / f.name).symlink_to(f)
+    monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import av
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 import onnx_standins as standin
+from media_helpers import assert_first_frames_timing_and_audio
 from vidswap.cli import main
 from vidswap.errors import ConfigError
 from vidswap.faces.align import ARCFACE_TEMPLATE_112
@@ -28,7 +28,7 @@ from vidswap.faces.analyze import AnalysisModels
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import probe, read_frames, read_image
 from vidswap.pipeline import load_source_faces
-from vidswap.models.registry import add_model, load_manifest, models_dir
+from vidswap.models.registry import add_model
 from vidswap.models.router import read_signature, route
 from vidswap.swap import SourceFace, SwapBatch, build_core, registry
 from vidswap.swap.learned import InswapperCore, LearnedIdentity, ProviderError
@@ -91,14 +91,8 @@ def weights():
 def cache(tmp_path, monkeypatch, weights):
     """A temporary model cache holding the stand-ins under the manifest's names; the manifest's pin of the real
     inswapper file is lifted (the stand-in has other bytes). The analysis models are linked from the real cache."""
-    real = models_dir()
-    (tmp_path / "home" / "models").mkdir(parents=True)
-    for f in real.iterdir():
-        if f.is_file() and f.suffix in (".onnx", ".tflite", ".py"):
-            (tmp_path / "home" / "models" / f.name).symlink_to(f)
-    monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
-    manifest = load_manifest()
-    manifest = {**manifest, **{n: dataclasses.replace(manifest[n], sha256="") for n in ACCEPT}}
+    standin.home_with_real_models(tmp_path, monkeypatch)
+    manifest = standin.unpinned_manifest(ACCEPT)
     monkeypatch.setattr("vidswap.swap.registry.load_manifest", lambda: manifest)
 
     def install(batch=1):
@@ -231,17 +225,12 @@ def test_inswapper_runs_a_real_clip_end_to_end(cache, media, tmp_path):
     shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-11\noutput: {{path: {out}}}\n"
                     "swap: {core: inswapper, inswapper: {provider: cpu}}\n"
                     "models: {accept_noncommercial: [inswapper_128, arcface_w600k_r50]}\n"
-                    "composite: {colour: none, blend: feather, feather: 0.0, erode: 0.0, regions: [face], "
-                    "occlusion: false, grain: false}\n")
+                    + standin.PLAIN_PASTE)
     result = CliRunner().invoke(main, ["run", "--config", str(shot), "-q"])
     assert result.exit_code == 0, result.output
     assert "swapped 12 frames" in result.output
     assert "swap core ran on onnxruntime CPUExecutionProvider (inswapper_128)" in result.output
-    with av.open(str(clip)) as a, av.open(str(out)) as b:
-        ta = [f.time for f in a.decode(video=0)][:12]
-        tb = [f.time for f in b.decode(video=0)]
-    assert len(tb) == 12 and np.allclose(np.array(tb) - tb[0], np.array(ta) - ta[0], atol=1e-3)
-    assert len(probe(out).audio) == 1
+    assert_first_frames_timing_and_audio(clip, out, 12)
 
     (track,) = ShotAnalysis.load(out.parent / "inswapper.vidswap" / "tracks.npz").tracks
     core = make_core(registry.load_manifest())

@@ -5,8 +5,6 @@ The swap keeps only the configured classes; hair (and, by default, glasses) stay
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ import torch
 import onnx_standins as standin
 from test_swap_inswapper import batch_of
 from vidswap.errors import ConfigError
-from vidswap.models.registry import add_model, load_manifest
+from vidswap.models.registry import add_model
 from vidswap.swap import build_core
 from vidswap.swap.learned import LearnedIdentity
 from vidswap.swap.registry import CoreContext
@@ -25,10 +23,7 @@ NAMES = ("inswapper_128", "arcface_w600k_r50")
 @pytest.fixture
 def manifest(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
-    full = load_manifest()
-    man = {**full, **{n: dataclasses.replace(full[n], sha256="") for n in NAMES}}
-    add_model(man, "inswapper_128", standin.inswapper(tmp_path / "i.onnx", np.eye(512, dtype=np.float32), 1.0))
-    add_model(man, "arcface_w600k_r50", standin.arcface(tmp_path / "a.onnx", np.ones((3, 512))))
+    man = standin.inswapper_manifest(tmp_path, NAMES)
     weight = np.zeros((19, 3))
     weight[1], weight[6], weight[17] = (1, 0, 0), (0, 1, 0), (0, 0, 1)
     add_model(man, "bisenet_resnet_34", standin.bisenet(tmp_path / "b.onnx", weight))

@@ -7,8 +7,6 @@ swapper-crop round trip is exact and the blend ``c + strength * (0.5 c + 0.25 - 
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,7 @@ import onnx_standins as standin
 from test_swap_inswapper import batch_of, umeyama
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.align import TemplateCrop
-from vidswap.models.registry import add_model, load_manifest
+from vidswap.models.registry import add_model
 from vidswap.swap import build_core
 from vidswap.swap.learned import LearnedIdentity
 from vidswap.swap.learned.restore import FFHQ_512, crop_to_ffhq
@@ -29,10 +27,7 @@ NAMES = ("inswapper_128", "arcface_w600k_r50", "gfpgan_1.4", "codeformer", "gpen
 @pytest.fixture
 def manifest(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
-    full = load_manifest()
-    man = {**full, **{n: dataclasses.replace(full[n], sha256="") for n in NAMES}}
-    add_model(man, "inswapper_128", standin.inswapper(tmp_path / "i.onnx", np.eye(512, dtype=np.float32), 1.0))
-    add_model(man, "arcface_w600k_r50", standin.arcface(tmp_path / "a.onnx", np.ones((3, 512))))
+    man = standin.inswapper_manifest(tmp_path, NAMES)
     add_model(man, "gfpgan_1.4", standin.restorer(tmp_path / "g.onnx", 0.5))
     add_model(man, "codeformer", standin.codeformer(tmp_path / "c.onnx"))
     return man

@@ -8,20 +8,17 @@ the converter is a fixed matrix, the ArcFace stand-in the per-channel mean of it
 
 from __future__ import annotations
 
-import dataclasses
-
-import av
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 import onnx_standins as standin
+from media_helpers import assert_first_frames_timing_and_audio
 from test_swap_inswapper import batch_of, decoded, landmarks_with_kps, synthetic_source, umeyama
 from vidswap.cli import main
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.io import probe
-from vidswap.models.registry import add_model, load_manifest, models_dir
+from vidswap.models.registry import add_model
 from vidswap.models.router import IMAGENET_MEAN, IMAGENET_STD
 from vidswap.swap import build_core
 from vidswap.swap.learned import LearnedIdentity, SimswapCore
@@ -37,8 +34,7 @@ V1 = np.array([[39.7300, 51.1380], [72.2700, 51.1380], [56.0000, 68.4930], [42.4
 def manifest(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
     rng = np.random.default_rng(11)
-    full = load_manifest()
-    man = {**full, **{n: dataclasses.replace(full[n], sha256="") for n in NAMES}}
+    man = standin.unpinned_manifest(NAMES)
     add_model(man, "simswap_256", standin.simswap(tmp_path / "s256.onnx", 256, GAIN))
     add_model(man, "simswap_512", standin.simswap(tmp_path / "s512.onnx", 512, GAIN, batch="N"))
     arc, conv = rng.standard_normal((3, 512)), rng.standard_normal((512, 512)) / 20
@@ -99,16 +95,10 @@ def test_symbolic_batch_runs_in_chunks_equal_to_single_runs(manifest):
 def test_simswap_with_pixel_boost_restorer_and_parser_runs_a_real_clip_end_to_end(tmp_path, monkeypatch, media):
     """simswap_256 (2 x 2 boosted tiles at 512), the GFPGAN-class restorer and the BiSeNet parser, stand-ins all,
     through ``vidswap run``: frame count, timing and audio as the input's, pixels beyond the crop bit-identical."""
-    real = models_dir()
-    (tmp_path / "home" / "models").mkdir(parents=True)
-    for f in real.iterdir():
-        if f.is_file() and f.suffix in (".onnx", ".tflite", ".py"):
-            (tmp_path / "home" / "models" / f.name).symlink_to(f)
-    monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
+    standin.home_with_real_models(tmp_path, monkeypatch)
     rng = np.random.default_rng(4)
-    full = load_manifest()
     names = NAMES + ("gfpgan_1.4", "bisenet_resnet_34")
-    man = {**full, **{n: dataclasses.replace(full[n], sha256="") for n in names}}
+    man = standin.unpinned_manifest(names)
     monkeypatch.setattr("vidswap.swap.registry.load_manifest", lambda: man)
     add_model(man, "simswap_256", standin.simswap(tmp_path / "s.onnx", 256, GAIN))
     add_model(man, "arcface_w600k_r50", standin.arcface(tmp_path / "a.onnx", rng.standard_normal((3, 512))))
@@ -125,16 +115,11 @@ def test_simswap_with_pixel_boost_restorer_and_parser_runs_a_real_clip_end_to_en
                     "swap: {core: simswap, simswap: {provider: cpu, pixel_boost: 512, restorer: gfpgan_1.4, "
                     "restorer_strength: 0.5, parser: bisenet_resnet_34}}\n"
                     f"models: {{accept_noncommercial: [{', '.join(names)}]}}\n"
-                    "composite: {colour: none, blend: feather, feather: 0.0, erode: 0.0, regions: [face], "
-                    "occlusion: false, grain: false}\n")
+                    + standin.PLAIN_PASTE)
     result = CliRunner().invoke(main, ["run", "--config", str(shot), "-q"])
     assert result.exit_code == 0, result.output
     assert "swapped 4 frames" in result.output and "onnxruntime CPUExecutionProvider (simswap_256)" in result.output
-    with av.open(str(clip)) as a, av.open(str(out)) as b:
-        ta = [f.time for f in a.decode(video=0)][:4]
-        tb = [f.time for f in b.decode(video=0)]
-    assert len(tb) == 4 and np.allclose(np.array(tb) - tb[0], np.array(ta) - ta[0], atol=1e-3)
-    assert len(probe(out).audio) == 1
+    assert_first_frames_timing_and_audio(clip, out, 4)
 
     (track,) = ShotAnalysis.load(out.parent / "simswap.vidswap" / "tracks.npz").tracks
     core = make(man, model="simswap_256", pixel_boost=512)

@@ -12,6 +12,7 @@ import numpy as np
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+import onnx_standins as standin
 from test_swap_inswapper import cache, weights  # noqa: F401 - the stand-in model cache fixtures
 from vidswap.cli import main
 from vidswap.io import probe, read_frames
@@ -31,8 +32,7 @@ def test_tuning_a_learned_swapper_on_the_clip_lowers_its_loss_and_is_cached(cach
                     "swap: {core: inswapper, inswapper: {provider: cpu}}\n"
                     "models: {accept_noncommercial: [inswapper_128, arcface_w600k_r50]}\n"
                     "tune: {enabled: true, cpu_steps: 12, lr: 0.05, batch: 2, max_frames: 6, w_locality: 0.0}\n"
-                    "composite: {colour: none, blend: feather, feather: 0.0, erode: 0.0, regions: [face], "
-                    "occlusion: false, grain: false}\n")
+                    + standin.PLAIN_PASTE)
     result = CliRunner().invoke(main, ["run", "--config", str(shot), "-q"])
     assert result.exit_code == 0, result.output
     assert "swap core ran on torch cpu (inswapper_128, converted from ONNX)" in result.output
