@@ -116,10 +116,11 @@ def test_the_demo_source_wears_no_glasses_and_make_demo_fetches_what_the_shot_re
 
 
 def test_jobs_of_the_same_input_and_analysis_settings_share_the_analysis(clip, tmp_path, monkeypatch):
-    from vidswap import pipeline
+    from vidswap import analysis_cache
+    from vidswap.analysis_cache import analyze_shot
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.tracksfile import shared_analysis_path
-    from vidswap.pipeline import StageTimer, analyze_shot
+    from vidswap.timing import StageTimer
 
     real_home = os.environ.get("VIDSWAP_HOME")
     monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
@@ -128,7 +129,7 @@ def test_jobs_of_the_same_input_and_analysis_settings_share_the_analysis(clip, t
         monkeypatch.delenv("VIDSWAP_HOME")
     else:
         monkeypatch.setenv("VIDSWAP_HOME", real_home)
-    monkeypatch.setattr(pipeline, "shared_analysis_path", lambda key: tmp_path / "home" / "shot_analyses" / f"{key}.npz")
+    monkeypatch.setattr(analysis_cache, "shared_analysis_path", lambda key: tmp_path / "home" / "shot_analyses" / f"{key}.npz")
     cfg = load_config(overrides={"input": str(clip), "frames": "0-3"})
     models = AnalysisModels.load(cfg.analysis)
     info, numbers = probe(clip), [0, 1, 2, 3]

@@ -9,12 +9,8 @@ frames of a clip in memory.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -22,23 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidswap.appearance.analysis import AppearanceCollector, track_texture_space
+from vidswap.analysis_cache import analyze_shot, load_job_analysis
 from vidswap.composite.compositor import composite_params
 from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
-from vidswap.composite.linear import SceneLinearProcessor, display_frames, display_plate
+from vidswap.composite.linear import SceneLinearProcessor, display_frames
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
-from vidswap.composite.plate_stats import plate_skin_stats
 from vidswap.config import JobConfig
-from vidswap.errors import InputError, NoFaceError
-from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, analysis_model_hashes, analyze_image
+from vidswap.errors import NoFaceError
+from vidswap.faces.analyze import AnalysisModels, analyze_image
 from vidswap.faces.pose import decompose
 from vidswap.faces.targets import choose_targets
-from vidswap.faces.topology import load_topology
-from vidswap.faces.tracksfile import (ShotAnalysis, input_fingerprint, input_size, shared_analysis_path,
-                                      stale_reasons)
-from vidswap.io import (EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_frames, read_numbers,
-                        resize_image)
+from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.sequences import SequencePattern
@@ -50,28 +42,13 @@ from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, 
     resolve_device, settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
 from vidswap.swap.learned import LearnedSwapCore
+from vidswap.timing import Progress, StageTimer, batches
 from vidswap.train.learned import tune_learned_core
 from vidswap.train.tune.cache import build_refiner, identity_hash
 from vidswap.train.tune.data import FramesReader, frame_reader
 
 #: A stage that maps a batch of frames to a batch of frames (same numbers, same order).
 FrameProcessor = Callable[[list[Frame]], list[Frame]]
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class StageTimer:
-    """Accumulates wall seconds per stage name."""
-
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - start
 
 
 @dataclass
@@ -120,113 +97,6 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
     return faces
 
 
-def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: AnalysisModels | None,
-                 tracks_path: Path, timer: StageTimer, progress: Progress | None = None,
-                 colour: ColourPipeline | None = None, work_size: tuple[int, int] | None = None) -> ShotAnalysis:
-    """The analyze pass over the frames to render; reuses ``tracks_path`` when its inputs are unchanged, or the
-    analysis another job of the same input and analysis settings shared (:func:`shared_analysis_path`).
-
-    ``models`` None (pass-through jobs) records only the frames' timing (for chunked renders and assembly).
-    ``colour``: a scene-linear plate's OCIO pipeline; the models see its display-referred picture.
-    ``work_size``: (width, height) to analyse the frames at (:attr:`ShotPlan.work_size`); None: the plate's size.
-    """
-    hashes = models.model_hashes if models is not None else {"passthrough": ""}
-    key, inputs = analysis_inputs(cfg, info, numbers, hashes, colour, work_size)
-    cached = load_cached_analysis(tracks_path, key)
-    if cached is not None:
-        return cached
-    shared = shared_analysis_path(key)
-    cached = load_cached_analysis(shared, key) if models is not None else None
-    if cached is not None:
-        cached.save(tracks_path)
-        return cached
-    analyzer = None
-    if models is not None:
-        topology = load_topology()
-        device = resolve_device(cfg.device)
-        stats_fn = partial(plate_skin_stats, regions=topology.regions, device=device)
-        space, masks = track_texture_space(topology)
-        sampler = AppearanceCollector(space, masks, torch.as_tensor(topology.regions["face_oval"]), device=device)
-        analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
-    timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
-    done = 0
-    if progress:  # the pass's clock starts now, not after its first batch
-        progress("analyze", 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=work_size) as frames:
-        for batch in batches(frames, cfg.batch_size, timer):
-            timing["numbers"] += [f.number for f in batch]
-            timing["pts"] += [f.pts for f in batch]
-            timing["durations"] += [f.duration for f in batch]
-            if analyzer is not None:
-                images = [f.image if colour is None else display_plate(colour, f.image) for f in batch]
-                analyzer.push([f.number for f in batch], images)
-            done += len(batch)
-            if progress:
-                progress("analyze", done, len(numbers))
-    fps = float(info.fps) / max(1, cfg.every)
-    width, height = work_size or (info.width, info.height)
-    header = {"key": key, "inputs": inputs, "input": str(info.path), "fps": fps, "width": width,
-              "height": height, "timing": timing}
-    if analyzer is None:
-        result = ShotAnalysis(header=dict(header, cuts=[], frames=timing["numbers"]), tracks=[])
-    else:
-        result = analyzer.finish(fps, cfg.smoothing, header)
-        for name, sec in analyzer.stage_seconds.items():
-            timer.seconds[name] += sec
-    result.save(tracks_path)
-    if models is not None:
-        result.save(shared)
-    return result
-
-
-def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_hashes: dict[str, str],
-                    colour: ColourPipeline | None, work_size: tuple[int, int] | None = None) -> tuple[str, dict]:
-    """The analysis cache key and its parts (input fingerprint and size, frames, settings and models digests),
-    which the tracks file keeps so a stale analysis can be named (:func:`~vidswap.faces.tracksfile.stale_reasons`)."""
-    hashes = dict(model_hashes)
-    if colour is not None:
-        hashes["colour"] = f"{colour.config_name}|{colour.input}|{colour.working}"
-    if work_size is not None:  # analysed at the job's working size (previews)
-        hashes["work_size"] = f"{work_size[0]}x{work_size[1]}"
-    source = info.path if info.kind != "sequence" else Path(info.pattern)
-    fingerprint = input_fingerprint(source)
-    key = analysis_key(fingerprint, numbers, cfg.analysis, cfg.smoothing, hashes)
-    digest = lambda value: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]  # noqa: E731
-    inputs = {"input": fingerprint, "size": input_size(source), "frames": [numbers[0], numbers[-1], len(numbers)],
-              "settings": digest([dataclasses.asdict(cfg.analysis), dataclasses.asdict(cfg.smoothing)]),
-              "models": digest(hashes)}
-    return key, inputs
-
-
-def load_cached_analysis(tracks_path: Path, key: str | None) -> ShotAnalysis | None:
-    """The saved analysis if it exists and (when ``key`` is given) matches ``key``; else None (a corrupt or
-    stale file is analysed again)."""
-    if not tracks_path.exists():
-        return None
-    try:
-        cached = ShotAnalysis.load(tracks_path)
-    except (OSError, InputError):
-        return None  # unreadable, corrupt or old: analyse again
-    return cached if key is None or cached.header.get("key") == key else None
-
-
-def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
-    """The analysis a farm task must find in the job folder (written by the analyze task), made from this job's
-    input, frames, settings and models: a missing, corrupt (:class:`CorruptAnalysis`) or stale one is an
-    InputError (exit 2) that says what changed. A farm render never uses stale analysis."""
-    if not plan.tracks_path.exists():
-        raise InputError(f"no analysis in {plan.job_dir}: run `vidswap analyze` for this shot first")
-    found = ShotAnalysis.load(plan.tracks_path)
-    passes = job_core(cfg, CoreContext()).passes_through
-    hashes = {"passthrough": ""} if passes else analysis_model_hashes(hands=cfg.analysis.hands)
-    key, inputs = analysis_inputs(cfg, plan.info, plan.numbers, hashes, plan.colour, plan.work_size)
-    if found.header.get("key") != key:
-        reasons = stale_reasons(found.header.get("inputs"), inputs, plan.info.path.name)
-        raise InputError(f"the analysis {plan.tracks_path} is stale: {'; '.join(reasons)}; run `vidswap analyze` "
-                         "for this shot again")
-    return found
-
-
 # --------------------------------------------------------------------------------------------------------------
 # the render stage
 
@@ -250,6 +120,11 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
     ``models.accept_noncommercial``."""
     context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial))
     return build_core(cfg.swap.core, cfg.swap.section(), context)
+
+
+def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
+    """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`)."""
+    return load_job_analysis(cfg, plan, job_core(cfg, CoreContext()).passes_through)
 
 
 def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Progress | None, warnings: list[str],
@@ -490,20 +365,3 @@ def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: fl
                       stage_seconds=dict(timer.seconds), width=plan.size[0], height=plan.size[1], warnings=warnings,
                       swapping=stage is not None and not stage.core.passes_through,
                       runtime=stage.core.runtime() if stage is not None else "")
-
-
-def batches(frames: Iterator[Frame], size: int, timer: StageTimer) -> Iterator[list[Frame]]:
-    """Consecutive batches of ``size`` frames (the last may be shorter); decoding time goes to ``decode``."""
-    batch: list[Frame] = []
-    it = iter(frames)
-    while True:
-        with timer.stage("decode"):
-            frame = next(it, None)
-        if frame is None:
-            break
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

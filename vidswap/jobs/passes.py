@@ -23,9 +23,9 @@ from vidswap.io import EncodeSettings, Frame, open_sink, output_kind, probe, rea
 from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
 from vidswap.io.sequences import SequencePattern
-from vidswap.pipeline import (Progress, RunSummary, StageTimer, analyze_shot, build_render, job_core,
-                              patch_outputs, render_frames, render_patches, require_analysis, summarise,
-                              write_patch_scripts)
+from vidswap.analysis_cache import analyze_shot
+from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs, render_frames,
+                              render_patches, require_analysis, summarise, write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.shot import ShotPlan, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
 from vidswap.swap import CoreContext
