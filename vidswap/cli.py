@@ -91,7 +91,8 @@ def job_options(fn):
         click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
         click.option("--overwrite/--no-overwrite", "overwrite", default=None,
                      help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
-        click.option("--swap-core", help="Swap core (swap.core): geometric, facedancer, passthrough or a plug-in."),
+        click.option("--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, facedancer, "
+                     "passthrough or a plug-in."),
         click.option("--checkpoint", type=click.Path(dir_okay=False),
                      help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint)."),
         click.option("--appearance", type=click.Choice(["relit", "texture"]),
