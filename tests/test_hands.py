@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from media_helpers import read_frames
+from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
+from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
 from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
-from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_size,
-                                polygon_distance, rasterize_hands, segment_distance)
+from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
+                                hand_size, polygon_distance, rasterize_hands, segment_distance)
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
 from vidswap.hands.track import HandTracks, smooth_series
 
@@ -163,6 +165,52 @@ def test_box_and_guided_filter():
     assert out[10, 10] > 0.99 and out[10, 7] < 0.5  # the step moves onto the guide's edge
     assert out[10, 10] - out[10, 9] > 0.3 > out[10, 8] - out[10, 7]
     np.testing.assert_allclose(guided_filter(guide, np.full((20, 20), 0.7), 3, 1e-3), 0.7)
+
+
+def test_hand_matte_in_its_box_equals_the_whole_frame_raster():
+    pts = synthetic_hand(60, 70, 25)
+    plate = np.full((140, 200, 3), 90, np.uint8)
+    shape_only = HandMaskParams(colour=None)
+    np.testing.assert_array_equal(hand_matte(pts[None], plate, shape_only), rasterize_hands(pts[None], 140, 200,
+                                                                                           shape_only))
+    edge = synthetic_hand(5, 20, 25)  # partly outside the frame: the box is clipped
+    np.testing.assert_array_equal(hand_matte(edge[None], plate, shape_only), rasterize_hands(edge[None], 140, 200,
+                                                                                            shape_only))
+
+
+def test_colour_split_drops_face_coloured_band_and_keeps_hand_colour():
+    h = w = 80
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[...] = (45.0, 12.0, 14.0)  # the face behind: darker
+    lab[20:60, 25:55] = (70.0, 18.0, 20.0)  # the hand: a 40x30 block, lighter and pinker
+    rng = np.random.default_rng(0)
+    lab += rng.normal(0, 1.0, lab.shape).astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    mask[14:66, 19:61] = 1.0  # the landmark shape over-covers by 6 px on every side
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    out = colour_split(mask, lab, 40.0, params)
+    assert (out[22:58, 27:53] > 0.99).all()  # the hand, core and band, is kept
+    over = np.zeros((h, w), bool)
+    over[14:66, 19:61] = True
+    over[20:60, 25:55] = False
+    assert (out[over] < 0.01).all()  # the face the shape over-covered is given back
+    assert (out[:10] == 0).all() and (out[:, 70:] == 0).all()  # beyond the band: never hand
+    # too little to fit a model: the mask comes back unchanged
+    tiny = np.zeros((h, w), np.float32)
+    tiny[40, 40] = 1.0
+    np.testing.assert_array_equal(colour_split(tiny, lab, 40.0, params), tiny)
+
+
+def test_mixture_separates_two_clusters():
+    rng = np.random.default_rng(1)
+    a = rng.normal((30, 0, 0), 1.0, (300, 3))
+    b = rng.normal((70, 20, 20), 1.0, (300, 3))
+    mix = Mixture.fit(np.concatenate([a, b]), 2, (1.0, 1.0, 1.0), 4000)
+    single = Gaussian.fit(np.concatenate([a, b]), (1.0, 1.0, 1.0), 4000)
+    mid = np.array([[50.0, 10.0, 10.0]])
+    assert len(mix.parts) == 2
+    assert mix.loglik(a[:1])[0] > mix.loglik(mid)[0] + 20  # the gap between the clusters is unlikely ...
+    assert single.loglik(a[:1])[0] < single.loglik(mid)[0]  # ... unlike for one Gaussian over both
 
 
 # ----------------------------------------------------------------------------------------------------- tracks
