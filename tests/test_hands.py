@@ -12,6 +12,7 @@ from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, 
 from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
                                 hand_size, polygon_distance, rasterize_hands, segment_distance)
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
+from vidswap.hands.pose import person_roi, rois_from_body_keypoints
 from vidswap.hands.track import HandTracks, smooth_series
 
 
@@ -257,3 +258,62 @@ def test_hand_tracked_over_the_face_on_the_sample_clip(media, tracker):
     # the hand lies over the lower face: fingertips above the wrist, inside the frame's face area
     assert pts[12, 1] < pts[9, 1] < pts[0, 1] and 250 < pts[12, 0] < 480 and 120 < pts[12, 1] < 300
     assert hands.presence.min() >= tr.params.keep
+
+
+# ------------------------------------------------------------------------------------------- hands seen by the pose
+
+def test_person_roi_from_the_face_box():
+    roi = person_roi(np.array([100.0, 50.0, 160.0, 130.0]), down=1.0, scale=4.0)
+    np.testing.assert_allclose(roi.center, [[130.0, 170.0]])  # one face height (80) below the face's centre
+    np.testing.assert_allclose(roi.size, [320.0])
+    np.testing.assert_allclose(roi.angle, [0.0])
+
+
+def test_rois_from_body_keypoints_centre_and_rotation():
+    # wrist below the knuckles: fingers up, no rotation; knuckle estimate (2 index + pinky) / 3
+    pts = np.array([[[30.0, 100.0], [36.0, 70.0], [24.0, 70.0]],  # wrist, pinky, index
+                    [[100.0, 30.0], [70.0, 36.0], [70.0, 24.0]]])  # wrist to the right: fingers point left
+    rois = rois_from_body_keypoints(pts, 50.0)
+    np.testing.assert_allclose(rois.center, [[28.0, 70.0], [70.0, 28.0]])
+    np.testing.assert_allclose(rois.size, [50.0, 50.0])
+    np.testing.assert_allclose(rois.angle[0], 0.0, atol=0.2)
+    for k in range(2):  # the crop's "up" (-y axis) points from the wrist to the knuckles
+        up = -np.array([-np.sin(rois.angle[k]), np.cos(rois.angle[k])])
+        d = rois.center[k] - pts[k, 0]
+        assert up @ d / np.linalg.norm(d) > 0.999
+
+
+@pytest.fixture(scope="module")
+def edge_clip(media):
+    """The sample clip's occluded stretch with the bottom 60 rows cut off: the hand enters from the frame edge with
+    its wrist outside the picture, and the palm detector misses it on every frame."""
+    frames = read_frames(media("pexels_clip"), limit=232)
+    return {n: np.ascontiguousarray(frames[n][:300]) for n in range(56, 232)}
+
+
+def test_palm_detection_alone_misses_the_hand_entering_from_the_edge(edge_clip, tracker):
+    tr = tracker()
+    for n, im in edge_clip.items():
+        tr.push(n, im)
+    assert len(tr.finish()) == 0
+
+
+def test_pose_seeds_the_hand_entering_from_the_edge(edge_clip, model):
+    """Through the analyze pass (faces found, the pose landmarker near each face): the hand is found from its first
+    frames and held over about half the stretch where it covers the mouth and nose (about 60-225; measured 59-78 and
+    154-226: over the nose and eyes, fingers up, neither the pose nor the tracker holds it), one hand at a time,
+    over the lower face."""
+    from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer
+
+    cfg = AnalysisConfig()
+    analyzer = FrameAnalyzer(AnalysisModels.load(cfg, 2), cfg)
+    numbers = sorted(edge_clip)
+    for s in range(0, len(numbers), 8):
+        batch = numbers[s:s + 8]
+        analyzer.push(batch, [edge_clip[n] for n in batch])
+    hands = analyzer._hands.finish()
+    got = sorted(set(hands.frames.tolist()))
+    assert len(got) >= 80 and got[0] <= 65 and got[-1] <= 232
+    assert all(len(hands.at(n)) == 1 for n in got)
+    pts = hands.at(190)[0]
+    assert 300 < pts[:, 0].mean() < 480 and 150 < pts[:, 1].mean() < 300
