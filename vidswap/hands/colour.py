@@ -50,7 +50,7 @@ class ColourSplitParams:
     softness: float = 1.0
     blur: float = 0.02
     min_samples: int = 50
-    max_samples: int = 4000
+    max_samples: int = 1000
     min_std: tuple[float, float, float] = (2.0, 1.0, 1.0)
     clusters: int = 3
 
@@ -78,7 +78,7 @@ class Gaussian:
     def loglik(self, x: np.ndarray) -> np.ndarray:
         """(...,) Gaussian log-likelihood (up to a constant) of ``x (..., 3)``."""
         d = x - self.mean
-        return -0.5 * (np.einsum("...i,ij,...j->...", d, self.inv, d) + self.logdet)
+        return -0.5 * (((d @ self.inv) * d).sum(-1) + self.logdet)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Mixture:
         if k == 1:
             return cls((Gaussian.fit(x, min_std, max_samples),), np.zeros(1))
         cv2.setRNGSeed(0)
-        _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.1), 1,
+        _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
                                   cv2.KMEANS_PP_CENTERS)
         labels = labels.ravel()
         parts, weights = [], []
@@ -115,10 +115,6 @@ class Mixture:
         return top + np.log(np.exp(ll - top).sum(0))
 
 
-def _disk(r: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
 def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams()
                  ) -> np.ndarray:
     """The landmark mask with its band re-decided by colour.
@@ -133,12 +129,14 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
         band, 0 outside (the mask dilated by ``outer``).
     """
     binary = (mask >= 0.5).astype(np.uint8)
-    r_in = max(1, int(round(params.inner * size)))
-    r_out = max(0, int(round(params.outer * size)))
-    r_ring = max(1, int(round(params.ring * size)))
-    core = cv2.erode(binary, _disk(r_in)) > 0
-    reach = cv2.dilate(binary, _disk(r_out)) > 0 if r_out else binary > 0
-    ring = (cv2.dilate(binary, _disk(r_out + r_ring)) > 0) & ~reach
+    r_in = max(1.0, params.inner * size)
+    r_out = max(0.0, params.outer * size)
+    r_ring = max(1.0, params.ring * size)
+    inside = cv2.distanceTransform(binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest non-hand pixel
+    outside = cv2.distanceTransform(1 - binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest hand pixel
+    core = inside > r_in
+    reach = outside <= r_out
+    ring = (outside > r_out) & (outside <= r_out + r_ring)
     if core.sum() < params.min_samples or ring.sum() < params.min_samples:
         return mask
     hand = Mixture.fit(lab[core], params.clusters, params.min_std, params.max_samples)

@@ -28,8 +28,8 @@ class HandParams:
         keep: presence under which a tracked hand is dropped (and re-detected).
         keep_edge: the same for a hand that reaches past the frame's edge (the wrist outside the picture): the
             landmarker is less sure of a hand it sees only in part, and nothing else would find it again.
-        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand);
-            with none tracked it runs on every frame.
+        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand).
+        idle_detect_every: with none tracked, every N frames (the frames between are covered by ``backfill``).
         min_frames: hands seen for fewer frames are dropped (a spurious detection does not last).
         smooth_sigma: zero-phase Gaussian smoothing of each hand's landmarks over time (frames).
         overlap: a palm whose centre falls inside a tracked hand's bounds (scaled by this) is that hand.
@@ -45,10 +45,11 @@ class HandParams:
     keep: float = 0.5
     keep_edge: float = 0.2
     redetect_every: int = 6
+    idle_detect_every: int = 2
     min_frames: int = 3
     smooth_sigma: float = 1.0
     overlap: float = 1.0
-    pose_every: int = 3
+    pose_every: int = 4
     backfill: int = 6
 
 
@@ -132,7 +133,8 @@ class HandTracker:
         self._since_detect += 1
         self._since_pose += 1
         new: list[tuple[int, np.ndarray, float]] = []
-        if len(found) < p.max_hands and (not found or self._since_detect >= p.redetect_every):
+        due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
+        if len(found) < p.max_hands and due:
             self._since_detect = 0
             new = self._detect(frame, found)
         if self.pose is not None and len(faces) and not new and not found and self._since_pose >= p.pose_every:
