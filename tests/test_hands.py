@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from media_helpers import read_frames
+from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
+from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
 from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
@@ -231,6 +233,29 @@ def test_hand_tracks_arrays_round_trip():
         np.testing.assert_array_equal(getattr(back, n), getattr(tr, n))
     assert back.at(3).shape == (2, 21, 3) and back.at(5).shape == (0, 21, 3)
     assert len(HandTracks.from_arrays({})) == 0
+
+
+def test_hand_tracks_around_gathers_the_neighbouring_frames():
+    pts = np.arange(4 * 63, dtype=np.float32).reshape(4, 21, 3)
+    tr = HandTracks(np.array([3, 4, 5, 7]), np.zeros(4, np.int32), pts, np.ones(4, np.float32))
+    np.testing.assert_array_equal(tr.around(4, 1), pts[:3])
+    np.testing.assert_array_equal(tr.around(6, 1), pts[[2, 3]])
+    np.testing.assert_array_equal(tr.around(4, 0), tr.at(4))
+    assert tr.around(10, 1).shape == (0, 21, 3)
+
+
+def test_mattes_to_crop_moves_and_scales_exactly():
+    matte = np.zeros((20, 30), np.float32)
+    matte[5, 7] = 1.0
+    shift = np.array([[[1.0, 0.0, -2.0], [0.0, 1.0, -3.0]], [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
+    out = mattes_to_crop([matte, matte], shift, (16, 24))
+    assert out.shape == (2, 16, 24)
+    assert out[0, 2, 5] == 1.0 and out[0].sum() == 1.0  # (7, 5) -> (5, 2)
+    assert out[1, 10, 14] == 1.0  # x2 about the origin: (7, 5) -> (14, 10), bilinear in between
+    np.testing.assert_allclose(out[1, 10, 13], 0.5, atol=1 / 32)
+    none = mattes_to_crop([None, matte], shift, (16, 24))
+    assert none[0].max() == 0.0 and none[1].sum() == out[1].sum()
+    assert mattes_to_crop([None, None], shift, (16, 24)) is None
 
 
 # ------------------------------------------------------------------------------------------------ real models

@@ -72,7 +72,7 @@ def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequ
     for n, im in zip(numbers, images):
         occ = None
         if hands is not None:
-            pts = analysis.hands.at(n)
+            pts = analysis.hands.around(n, hands.time_reach)
             if len(pts):
                 occ = hand_matte(pts, as_rgb8(im), hands)
         if matte is not None:
