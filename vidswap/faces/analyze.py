@@ -51,7 +51,7 @@ class AnalysisConfig:
     identity_every: int = 10  # identity embedding for new tracks and every N frames
     max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
     cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
-    hands: bool = True  # track hands (palm detection + hand landmarks) for the occlusion mask
+    hands: bool = True  # track hands (palm detection, pose near faces, hand landmarks) for the occlusion mask
 
 
 @dataclass(frozen=True)
