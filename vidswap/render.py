@@ -23,6 +23,7 @@ from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_t
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
+from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
@@ -71,7 +72,7 @@ def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequ
     for n, im in zip(numbers, images):
         occ = None
         if hands is not None:
-            pts = analysis.hands.at(n)
+            pts = analysis.hands.around(n, hands.time_reach)
             if len(pts):
                 occ = hand_matte(pts, as_rgb8(im), hands)
         if matte is not None:
@@ -85,11 +86,9 @@ def occluders_to_crop(mattes: Sequence[np.ndarray | None], frame_to_crop: torch.
                       size: int | tuple[int, int]) -> torch.Tensor | None:
     """(B, 1, h, w) crop-space occluders from per-frame plate-space mattes (None: nothing in front); None when no
     frame has one."""
-    if all(m is None for m in mattes):
-        return None
-    shape = next(m.shape for m in mattes if m is not None)
-    plate = torch.from_numpy(np.stack([m if m is not None else np.zeros(shape, np.float32) for m in mattes]))
-    return warp_to_crop(plate[:, None].to(frame_to_crop.device), frame_to_crop, size, padding_mode="zeros").clamp(0, 1)
+    size = (size, size) if isinstance(size, int) else size
+    crop = mattes_to_crop(mattes, frame_to_crop.detach().cpu().numpy(), size)
+    return None if crop is None else torch.from_numpy(crop)[:, None].to(frame_to_crop.device)
 
 
 MatteSink = Callable[[int, np.ndarray], None]
