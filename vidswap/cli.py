@@ -456,6 +456,20 @@ def models_add(name, file):
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
 
 
+@models.command("convert-stylegan")
+@click.argument("pickle_file", metavar="IN.pkl", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The .safetensors file to write.")
+@click.option("--network", default="G_ema", show_default=True, help="Which network of the snapshot to convert.")
+@report_errors
+def models_convert_stylegan(pickle_file, output, network):
+    """Convert NVIDIA's StyleGAN2 pickle IN.pkl to safetensors (its code is never run)."""
+    from vidswap.swap.stylegan.importer import convert_checkpoint
+
+    path, cfg = convert_checkpoint(pickle_file, output, network)
+    click.echo(f"ok {path}: StyleGAN2 {cfg.resolution}x{cfg.resolution}, {cfg.num_ws} W+ codes of {cfg.w_dim}")
+
+
 
 # --------------------------------------------------------------------------------------------------------------
 # train (FaceDancer)
