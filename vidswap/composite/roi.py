@@ -65,3 +65,40 @@ def plate_rois(
     rh = min(hp, max(s[3] - s[1] + 1 for s in live))
     tops = [None if s is None else (min(s[0], wp - rw), min(s[1], hp - rh)) for s in spans]
     return tops, (rh, rw)
+
+
+def footprint_roi(crop_to_plate: torch.Tensor, crop_size: tuple[int, int], plate_size: tuple[int, int],
+                  margin: int, align: int = 32) -> tuple[int, int, int, int]:
+    """The plate region a set of face crops covers: where the render stage reads and writes a track's faces.
+
+    Args:
+        crop_to_plate: ``(N, 2, 3)`` affine from crop pixels to plate pixels (every frame of a track).
+        crop_size: ``(h, w)`` of the crop.
+        plate_size: ``(H, W)``.
+        margin: plate pixels added around the crops' bounding box (bilinear taps, paste-back context).
+        align: the region starts at multiples of ``align`` (so a crop's 2x2 box-filter halvings, see
+            :func:`vidswap.faces.align.warp_to_crop`, see the same pixel blocks as on the whole plate) and ends at a
+            multiple of ``align`` or the plate's edge.
+
+    Returns:
+        ``(x0, y0, x1, y1)`` with exclusive ends, inside the plate; the whole plate when a crop reaches outside it
+        by more than the plate's size.
+    """
+    hp, wp = plate_size
+    h, w = crop_size
+    corners = torch.tensor([[0.0, 0.0, 1.0], [w - 1.0, 0.0, 1.0], [0.0, h - 1.0, 1.0], [w - 1.0, h - 1.0, 1.0]],
+                           dtype=torch.float64)
+    pts = corners @ crop_to_plate.detach().cpu().double().transpose(1, 2)  # (N, 4, 2)
+    pts = pts.reshape(-1, 2)
+    finite = torch.isfinite(pts).all(dim=1)
+    if not bool(finite.all()) or pts.shape[0] == 0:
+        return 0, 0, wp, hp
+    lo = torch.floor(pts.min(dim=0).values) - margin
+    hi = torch.ceil(pts.max(dim=0).values) + margin + 1
+    x0 = min(max(int(lo[0]) // align * align, 0), wp)
+    y0 = min(max(int(lo[1]) // align * align, 0), hp)
+    x1 = max(min(-(-int(hi[0]) // align) * align, wp), x0)
+    y1 = max(min(-(-int(hi[1]) // align) * align, hp), y0)
+    if x1 <= x0 or y1 <= y0:  # the crops miss the plate: nothing of it is read
+        return 0, 0, wp, hp
+    return x0, y0, x1, y1
