@@ -18,7 +18,7 @@ from vidswap.composite.roi import footprint_roi
 from vidswap.config import load_config
 from vidswap.io import probe, read_frames
 from vidswap.pipeline import StageTimer, build_render
-from vidswap.render import shift_source, shift_target
+from vidswap.composite.roi import shift_source, shift_target
 from vidswap.shot import plan_shot
 
 

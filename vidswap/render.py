@@ -24,7 +24,7 @@ from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
 from vidswap.composite.paste import paste_margin
-from vidswap.composite.roi import footprint_roi
+from vidswap.composite.roi import footprint_roi, shift_source, shift_target
 from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
@@ -62,23 +62,6 @@ def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, pla
                       expression=delta, confidence=confidence, frame_to_crop=frame_to_crop)
     crop_to_plate = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=device)
     return batch, crop_to_plate
-
-
-def shift_source(affine: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
-    """(B, 2, 3) plate -> crop matrices as matrices from the plate region whose top-left plate pixel is ``origin``
-    (x, y): ``A (p + o) + t = A p + (A o + t)``. The same tensor for origin (0, 0)."""
-    if origin == (0, 0):
-        return affine
-    o = torch.tensor([float(origin[0]), float(origin[1])], dtype=affine.dtype, device=affine.device)
-    return torch.cat([affine[:, :, :2], affine[:, :, 2:] + (affine[:, :, :2] @ o)[..., None]], dim=-1)
-
-
-def shift_target(affine: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
-    """(B, 2, 3) crop -> plate matrices as matrices to the plate region whose top-left plate pixel is ``origin``."""
-    if origin == (0, 0):
-        return affine
-    o = torch.tensor([float(origin[0]), float(origin[1])], dtype=affine.dtype, device=affine.device)
-    return torch.cat([affine[:, :, :2], affine[:, :, 2:] - o[:, None]], dim=-1)
 
 
 FaceSink = Callable[[FaceLayer], None]
