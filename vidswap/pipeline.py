@@ -32,6 +32,7 @@ from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
+from vidswap.io.background import background_writer
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.sequences import SequencePattern
 from vidswap.io.writers import padding_note
@@ -311,17 +312,21 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     settings = settings or settings_from_config(cfg, out_path)
     exr = exr_output(cfg, info) if settings.codec == "exr" else None
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
-        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
-                                               label=label):
-            if observer is not None:
-                observer(batch, result)
-            if decorate is not None:
-                result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
-            with timer.stage("encode"):
-                for frame in result:
-                    sink.write(resize_frame(frame, size))
-            written += len(result)
-        mux_start = time.perf_counter()
+        # the encoder works on a thread of its own while the next batch renders; "encode" is the time the
+        # render waited for it, "encode_overlapped" the time it worked
+        with background_writer(sink, partial(resize_frame, size=size), depth=max(4, cfg.batch_size)) as writer:
+            for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
+                                                   label=label):
+                if observer is not None:
+                    observer(batch, result)
+                if decorate is not None:
+                    result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
+                with timer.stage("encode"):
+                    for frame in result:
+                        writer.write(frame)
+                written += len(result)
+            mux_start = time.perf_counter()
+        timer.seconds["encode_overlapped"] += writer.busy
     timer.seconds["mux"] += time.perf_counter() - mux_start
     return written
 
