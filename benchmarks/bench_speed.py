@@ -175,9 +175,12 @@ def child_cli(args: list[str]) -> dict:
             raise
     wall = time.perf_counter() - start
     s = summaries[-1] if summaries else None
+    gpu = None
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        gpu = sys.modules["torch"].cuda.max_memory_allocated() / 2 ** 20
     return {"wall": wall, "process": time.perf_counter() - START, "first_frame": seen.get("first_frame"),
             "frames": s.frames_written if s else None, "stages": dict(s.stage_seconds) if s else {},
-            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mib": gpu}
 
 
 def spawn(mode: str, *args: str, env: dict | None = None) -> dict:
@@ -289,6 +292,28 @@ def main() -> int:
     return 0
 
 
+def gpu_matrix(frames: int, frames_4k: int, batches: list[int]) -> int:
+    """On a CUDA machine: `vidswap run --device cuda --batch-size B` at 1080p and 4K, frames/s and GPU memory."""
+    clip, source = sample("pexels_clip"), sample("grace_hopper")
+    work = Path(tempfile.mkdtemp(prefix="vidswap_gpu_"))
+    print("| plate | batch | frames | wall s | frames/s end to end | render pass frames/s | peak GPU MiB | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        for row, n in (("1080", frames), ("4k", frames_4k)):
+            plate = make_plate(clip, SIZES[row], n)
+            for b in batches:
+                r = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o", str(work / f"{row}_{b}.mp4"),
+                          "-q", "--frames", f"0-{n - 1}", "--device", "cuda", "--batch-size", str(b))
+                st = r["stages"]
+                render = sum(st.get(k, 0.0) for k in ("swap", "encode", "decode", "mux"))
+                print(f"| {row} | {b} | {n} | {r['wall']:.1f} | {n / r['wall']:.1f} | "
+                      f"{n / render if render else float('nan'):.1f} | {r['gpu_mib'] or 0:.0f} | "
+                      f"{r['rss_mib'] / 1024:.2f} |", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def report(r: dict) -> None:
     print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}\n")
     print("| plate | frames | vidswap run | transcode | ratio | vidswap peak RSS | load |")
@@ -330,5 +355,7 @@ if __name__ == "__main__":
         print(MARK + json.dumps(child_transcode(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-cli":
         print(MARK + json.dumps(child_cli(sys.argv[2:])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--gpu-matrix":
+        sys.exit(gpu_matrix(int(sys.argv[2]), int(sys.argv[3]), [int(b) for b in sys.argv[4].split(",")]))
     else:
         sys.exit(main())
