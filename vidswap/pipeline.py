@@ -16,18 +16,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vidswap.analysis_cache import analyze_shot, load_job_analysis
 from vidswap.composite.compositor import composite_params
-from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
 from vidswap.composite.linear import SceneLinearProcessor, display_frames
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
-from vidswap.errors import NoFaceError
-from vidswap.faces.analyze import AnalysisModels, analyze_image
-from vidswap.faces.pose import decompose
+from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
@@ -39,6 +35,7 @@ from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
+from vidswap.source_cache import analyse_source, cached_source_faces, source_face
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
@@ -84,17 +81,10 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
     """Analyse the source portraits: the largest face of each (NoFaceError, exit 3, if a source has none)."""
     faces = []
     for path, image in zip(paths, images):
-        found = analyze_image(image, models)
-        if not found:
-            raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait")
-        if len(found) > 1:
-            warnings.append(f"source {path} has {len(found)} faces; using the largest")
-        face = found[0]
-        pts = torch.from_numpy(face.landmarks.points)
-        pose = decompose(pts[None])
-        faces.append(SourceFace(image=to_float(image), landmarks=pts, x_c_obs=pose.x_c_obs[0],
-                                yaw=float(pose.yaw[0]), pitch=float(pose.pitch[0]), roll=float(pose.roll[0]),
-                                embedding=torch.from_numpy(face.embedding)))
+        points, embedding, count = analyse_source(path, image, models)
+        if count > 1:
+            warnings.append(f"source {path} has {count} faces; using the largest")
+        faces.append(source_face(image, points, embedding))
     return faces
 
 
@@ -147,14 +137,25 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         analysis = require_analysis(cfg, plan) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
         return RenderSetup(stage, stage, analysis)
+    loaded: list[AnalysisModels] = []
+
+    def models() -> AnalysisModels:  # loaded when first needed: a farm task whose sources are recorded never does
+        if not loaded:
+            loaded.append(AnalysisModels.load(cfg.analysis))
+        return loaded[0]
+
     with timer.stage("load"):
-        models = AnalysisModels.load(cfg.analysis)
+        if not farm_task:
+            models()
         topology = context.topology
-        sources = load_source_faces(cfg.sources, source_images, models, warnings) if core.needs else []
+        sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources",
+                                      analysis_model_hashes(hands=cfg.analysis.hands), models, warnings) \
+            if core.needs else []
     analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
+        cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress, plan.colour,
         plan.work_size)
-    targets = choose_targets(cfg.target, analysis, models, len(sources))
+    targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
+                             len(sources))
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
