@@ -133,6 +133,15 @@ def _first_frame_probe() -> dict:
         return original(self, frame)
 
     writers.VideoSink.write = write
+    from vidswap import render
+
+    stage_call = render.RenderStage.__call__
+
+    def call(self, frames):
+        seen.setdefault("first_batch", time.perf_counter() - START)
+        return stage_call(self, frames)
+
+    render.RenderStage.__call__ = call
     return seen
 
 
@@ -179,6 +188,7 @@ def child_cli(args: list[str]) -> dict:
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         gpu = sys.modules["torch"].cuda.max_memory_allocated() / 2 ** 20
     return {"wall": wall, "process": time.perf_counter() - START, "first_frame": seen.get("first_frame"),
+            "first_batch": seen.get("first_batch"),
             "frames": s.frames_written if s else None, "stages": dict(s.stage_seconds) if s else {},
             "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mib": gpu}
 
@@ -336,9 +346,12 @@ def report(r: dict) -> None:
         print(f"\n--preview at 1080p: {med([x['ours']['wall'] for x in runs]):.1f} s vs default "
               f"{med([x['base']['wall'] for x in runs]):.1f} s: **{med([1 / x['ratio'] for x in runs]):.2f}x** faster")
     if "farm" in r:
-        ff = [x["first_frame"] for x in r["farm"] if x.get("first_frame") is not None]
-        print(f"\nfarm render-chunk: process start -> first frame encoded: "
-              f"{', '.join(f'{x:.2f}' for x in ff)} s (median {med(ff):.2f} s)" if ff else "\nfarm: no frame seen")
+        for key, what in (("first_batch", "first batch handed to the render stage"),
+                          ("first_frame", "first frame handed to the encoder")):
+            ff = [x[key] for x in r["farm"] if x.get(key) is not None]
+            if ff:
+                print(f"\nfarm `vidswap render` task: process start -> {what}: "
+                      f"{', '.join(f'{x:.2f}' for x in ff)} s (median {med(ff):.2f} s)")
     print("\nms per frame of `vidswap run` by stage (median of the pairs):\n")
     rows = {names[k]: stage_ms(v["runs"], v["frames"]) for k, v in r["rows"].items()}
     if "preview" in r:
