@@ -251,11 +251,25 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     if contact_sheet is not None:
         linear_result = plan.colour if linear_output(plan.out_path) else None
         sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
+    decorate = frame_decoration(cfg, plan)
     written = render_frames(cfg, plan.info, plan.numbers, setup.processor, plan.out_path, plan.size, timer,
-                            progress, observer=sheet, decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
+                            progress, observer=sheet, decorate=decorate, work_size=plan.work_size,
+                            rgb=not copies_pictures(cfg, plan, setup, sheet is not None or debug_frames is not None,
+                                                    decorate is not None))
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
+
+
+def copies_pictures(cfg: JobConfig, plan: ShotPlan, setup: RenderSetup, observed: bool, decorated: bool) -> bool:
+    """Whether the run's frames go from the decoder to the encoder as decoded pictures, with no YUV -> RGB -> YUV
+    round trip: a pass-through core, nothing that looks at the pixels (mattes, contact sheets, debug strips,
+    burn-ins, compares), a video plate encoded to H.264 at its own size in display space."""
+    stage = setup.stage
+    return (stage.core.passes_through and stage.matte is None and not stage.matte_sinks and not observed
+            and not decorated and plan.info.kind == "video" and plan.colour is None and plan.work_size is None
+            and tuple(plan.size) == (plan.info.width, plan.info.height) and output_kind(plan.out_path) == "video"
+            and settings_from_config(cfg, plan.out_path).codec == "h264")
 
 
 def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], setup: RenderSetup, timer: StageTimer,
@@ -302,8 +316,9 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                   settings: EncodeSettings | None = None, sink_info: MediaInfo | None = None,
                   observer: Callable[[list[Frame], list[Frame]], None] | None = None,
                   decorate: Callable[[Frame, Frame], np.ndarray] | None = None,
-                  work_size: tuple[int, int] | None = None, label: str = "render") -> int:
+                  work_size: tuple[int, int] | None = None, label: str = "render", rgb: bool = True) -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
+    ``rgb=False``: the frames stay decoded pictures (:func:`copies_pictures`; the processor must not look at them).
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
     sees every batch before and after processing (contact sheets); ``decorate(plate, result)`` returns the picture
@@ -317,7 +332,7 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
         # render waited for it, "encode_overlapped" the time it worked
         with background_writer(sink, partial(resize_frame, size=size), depth=max(4, cfg.batch_size)) as writer:
             for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
-                                                   label=label):
+                                                   label=label, rgb=rgb):
                 if observer is not None:
                     observer(batch, result)
                 if decorate is not None:
@@ -342,7 +357,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
                       timer: StageTimer, progress: Progress | None = None,
                       colour: ColourPipeline | None = None,
                       size: tuple[int, int] | None = None,
-                      label: str = "render") -> Iterator[tuple[list[Frame], list[Frame]]]:
+                      label: str = "render", rgb: bool = True) -> Iterator[tuple[list[Frame], list[Frame]]]:
     """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
     ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
@@ -350,7 +365,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     done = 0
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size) as frames:
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size, rgb=rgb) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):
