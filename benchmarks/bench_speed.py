@@ -281,7 +281,8 @@ def main() -> int:
             n = a.frames_4k if row == "4k" else a.frames
             plate = make_plate(clip, SIZES[row], n)
             results["rows"][row] = {"frames": n, "runs": paired(plate, n, source, a.pairs, [], work)}
-            print(f"[{time.strftime('%H:%M:%S')}] {row} done, load {load()}", file=sys.stderr)
+            print(f"[{time.strftime('%H:%M:%S')}] {row} done, load {load()}: {json.dumps(results['rows'][row])}",
+                  file=sys.stderr, flush=True)  # kept if the run is cut short
         if not a.no_passthrough:
             plate = make_plate(clip, SIZES["1080"], a.frames)
             results["passthrough"] = {"frames": a.frames,
