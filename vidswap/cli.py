@@ -27,9 +27,6 @@ from vidswap.config_report import config_provenance, format_provenance, provenan
 from vidswap.cli_support import DebugAnywhere, EchoHandler, progress, report_errors, terminate  # noqa: E402
 from vidswap.cli_support import hoist_flag  # noqa: E402,F401 - part of the CLI's interface (tests)
 from vidswap.errors import ModelError  # noqa: E402
-from vidswap.eval.report import evaluate, frame_range  # noqa: E402
-from vidswap.eval.suite import run_suite  # noqa: E402
-from vidswap.eval.verdict import verdict_table, verdicts  # noqa: E402
 from vidswap.io import probe as probe_media  # noqa: E402
 from vidswap.io.frames import format_frames  # noqa: E402
 from vidswap.io.sequences import sequence_label  # noqa: E402
@@ -270,6 +267,9 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
     report.html, plots over time and a contact sheet. A result of another picture shape than the plate (a
     --compare video) is refused (exit 2).
     """
+    from vidswap.eval.report import evaluate, frame_range  # lazy: the eval stack is not every command's cost
+    from vidswap.eval.verdict import verdict_table, verdicts
+
     out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
     with progress(quiet) as bar:
         metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
@@ -290,6 +290,8 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 @report_errors
 def eval_suite(config, out_dir, reuse):
     """Run a suite of swaps (e.g. vidswap/configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
+    from vidswap.eval.suite import run_suite  # lazy, like eval
+
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
