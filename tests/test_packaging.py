@@ -66,3 +66,35 @@ def test_installed_wheel_lists_models_and_renders_a_preview(installed, media, tm
     assert "swapped 6 frames" in run.stdout
     info = probe(out)
     assert info.frame_count == 6 and (info.width, info.height) == (320, 180)
+
+
+TEST_ONLY = ("ffmpeg-python", "imageio-ffmpeg", "psutil")
+IMPORT_NAMES = {"ffmpeg-python": "ffmpeg", "imageio-ffmpeg": "imageio_ffmpeg", "psutil": "psutil"}
+
+
+def _requirement_names(block: str) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower()
+            for line in block.splitlines() if line.strip() and not line.strip().startswith("#")}
+
+
+def test_install_is_minimal_and_test_tools_are_an_extra():
+    """ffmpeg-python, imageio-ffmpeg and psutil serve tests and benchmarks only: not install dependencies, but in
+    the ``test`` extra (which `make test` installs), and no module of the package imports them."""
+    import ast
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    install = _requirement_names(cfg["options"]["install_requires"])
+    test_extra = _requirement_names(cfg["options.extras_require"]["test"])
+    assert not install & set(TEST_ONLY), install & set(TEST_ONLY)
+    assert set(TEST_ONLY) <= test_extra, set(TEST_ONLY) - test_extra
+    assert '-e ".[test]"' in (ROOT / "Makefile").read_text()
+    for path in (ROOT / "vidswap").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] not in IMPORT_NAMES.values(), f"{path} imports {name}"
