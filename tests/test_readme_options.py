@@ -60,3 +60,26 @@ def test_every_command_has_a_readme_section():
                    for h in headings):
             undocumented.append(" ".join(path))
     assert not undocumented, f"commands without a README section heading: {undocumented}"
+
+
+def _listed(command: str) -> set[str]:
+    cmd = main.commands[command]
+    return {o for p in cmd.get_params(click.Context(cmd)) if isinstance(p, click.Option) and not p.hidden
+            for o in p.opts if o.startswith("--")}
+
+
+def test_farm_passes_list_only_the_options_they_use():
+    from click.testing import CliRunner
+
+    run = _listed("run")
+    assert _listed("render") == run - {"--debug-frames", "--contact-sheet"} | {"--force"}
+    analyze, tune, assemble = _listed("analyze"), _listed("tune"), _listed("assemble")
+    assert not analyze & {"--codec", "--crf", "--tune", "--compare", "--burn-in", "--overwrite"}
+    assert {"--source", "--frames", "--target", "--scale", "--swap-core", "--overlay"} <= analyze
+    assert not tune & {"--codec", "--crf", "--compare", "--burn-in", "--patches", "--overwrite"}
+    assert {"--tune", "--retune", "--source", "--target"} <= tune
+    assert not assemble & {"--source", "--device", "--target", "--map", "--swap-core", "--tune"}
+    assert {"--codec", "--crf", "--output", "--compare", "--overwrite", "--config"} <= assemble
+    # hidden options are still accepted, so a hand-run pass describes the same job as the others
+    result = CliRunner().invoke(main, ["assemble", "--source", "x.jpg", "--help"])
+    assert result.exit_code == 0 and "--source" not in result.output
