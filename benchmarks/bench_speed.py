@@ -303,6 +303,63 @@ def main() -> int:
     return 0
 
 
+def ab(before: str, frames: int, frames_4k: int) -> int:
+    """Before/after on the same plates, back to back (each row's runs within a minute or two of each other, so the
+    machine's load is shared): ``before`` is a checkout of the code before the change (its PYTHONPATH)."""
+    clip, source = sample("pexels_clip"), sample("grace_hopper")
+    work = Path(tempfile.mkdtemp(prefix="vidswap_ab_"))
+    trees = {"before": before, "after": str(ROOT)}
+
+    def env(tree: str) -> dict:
+        return dict(os.environ, PYTHONPATH=trees[tree])
+
+    def line(*cells) -> None:
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+
+    print(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')} {platform.node()}, "
+          f"load {load()}\n")
+    line("plate", "frames", "code", "wall s", "frames/s", "peak RSS GB", "load", "ms/frame by stage")
+    line(*["---"] * 8)
+    try:
+        for row, n in (("1080", frames), ("4k", frames_4k), ("360", frames)):
+            plate = make_plate(clip, SIZES[row], max(n, 24)) if row != "360" else clip
+            for tree in ("before", "after"):
+                la = load()
+                r = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o",
+                          str(work / f"{row}_{tree}.mp4"), "-q", "--frames", f"0-{n - 1}", env=env(tree))
+                st = {k: f"{1000 * v / n:.0f}" for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1])
+                      if 1000 * v / n >= 5}
+                line(row, n, tree, f"{r['wall']:.1f}", f"{n / r['wall']:.2f}", f"{r['rss_mib'] / 1024:.2f}", la,
+                     ", ".join(f"{k} {v}" for k, v in st.items()))
+        plate = make_plate(clip, SIZES["1080"], 120)
+        t = spawn("--child-transcode", str(plate), str(work / "t.mp4"), "120")
+        line("1080 transcode", 120, "PyAV", f"{t['wall']:.2f}", f"{120 / t['wall']:.1f}", f"{t['rss_mib'] / 1024:.2f}",
+             load(), "")
+        for tree in ("before", "after"):
+            la = load()
+            r = spawn("--child-cli", "run", str(plate), "-o", str(work / f"pt_{tree}.mp4"), "-q", "--passthrough",
+                      env=env(tree))
+            line("1080 --passthrough", 120, tree, f"{r['wall']:.2f}", f"{120 / r['wall']:.1f}",
+                 f"{r['rss_mib'] / 1024:.2f}", la, f"ratio to the transcode {r['wall'] / t['wall']:.2f}")
+        job = work / "farm"
+        job.mkdir()
+        cfg = job / "shot.yaml"
+        plate = make_plate(clip, SIZES["1080"], 24)
+        cfg.write_text(json.dumps({"input": str(plate), "sources": [str(source)], "frames": "0-23",
+                                   "output": {"path": str(job / "out.mp4")}}))
+        for tree in ("before", "after"):  # each analyses its own job folder (the record of its sources too)
+            shutil.rmtree(job / "out.vidswap", ignore_errors=True)
+            spawn("--child-cli", "analyze", "--config", str(cfg), env=env(tree))
+            la = load()
+            r = spawn("--child-cli", "render", "--config", str(cfg), "--frames", "0-7", env=env(tree))
+            line("farm render task", 8, tree, f"{r['wall']:.1f}", "", f"{r['rss_mib'] / 1024:.2f}", la,
+                 f"process start -> first batch {r['first_batch']:.2f} s, -> first frame encoded "
+                 f"{r['first_frame']:.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def gpu_matrix(frames: int, frames_4k: int, batches: list[int]) -> int:
     """On a CUDA machine: `vidswap run --device cuda --batch-size B` at 1080p and 4K, frames/s and GPU memory."""
     clip, source = sample("pexels_clip"), sample("grace_hopper")
@@ -369,6 +426,8 @@ if __name__ == "__main__":
         print(MARK + json.dumps(child_transcode(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-cli":
         print(MARK + json.dumps(child_cli(sys.argv[2:])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--ab":
+        sys.exit(ab(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     elif len(sys.argv) > 1 and sys.argv[1] == "--gpu-matrix":
         sys.exit(gpu_matrix(int(sys.argv[2]), int(sys.argv[3]), [int(b) for b in sys.argv[4].split(",")]))
     else:
