@@ -96,3 +96,20 @@ def test_face_region_render_matches_the_whole_plate_render_within_one_code_value
         outside = np.ones((h, w), bool)
         outside[y0:y1, x0:x1] = False
         assert np.array_equal(a.image[outside], plate.image[outside])  # never converted, bit for bit
+
+
+def test_region_crops_equal_whole_frame_crops():
+    """The analysis's face crops (colour statistics, appearance unwrap) from the faces' region only equal the
+    crops of the whole converted frame (up to float rounding of the shifted matrices)."""
+    from vidswap.composite.convert import to_float
+    from vidswap.composite.roi import region_crops
+    from vidswap.faces.align import warp_to_crop
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    m = torch.tensor([[[0.8, 0.1, -300.0], [-0.1, 0.8, -120.0]],
+                      [[0.5, 0.0, -20.0], [0.0, 0.5, -10.0]]], dtype=torch.float32)
+    whole = warp_to_crop(to_float(image)[None].expand(2, -1, -1, -1), m, 96)
+    region = region_crops(image, m, 96)
+    assert region.shape == (2, 3, 96, 96)
+    torch.testing.assert_close(region, whole, atol=2e-4, rtol=0)
