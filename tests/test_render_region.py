@@ -69,11 +69,6 @@ def renders(media, tmp_path_factory):
         frames = list(stream)
     stage = setup.stage
     fast = stage(list(frames))
-    groups = {}
-    for budget in (1, 1 << 40):  # one face per core/compositor call; all of a batch's faces in one call
-        stage.max_crop_pixels = budget
-        groups[budget] = stage(list(frames))
-    stage.max_crop_pixels = None
     stage.face_regions = False
     slow = stage(list(frames))
     track = next(iter(stage.targets))
@@ -82,11 +77,11 @@ def renders(media, tmp_path_factory):
     stage.face_regions = True
     return frames, fast, slow, stage.face_region(setup.analysis.track(track),
                                                  stage.core.crop_for(setup.analysis.track(track)),
-                                                 frames[0].image.shape[:2]), whole, groups
+                                                 frames[0].image.shape[:2]), whole
 
 
 def test_face_region_render_matches_the_whole_plate_render_within_one_code_value(renders):
-    frames, fast, slow, region, whole, _ = renders
+    frames, fast, slow, region, whole = renders
     h, w = frames[0].image.shape[:2]
     assert whole == (0, 0, w, h)
     x0, y0, x1, y1 = region
@@ -118,14 +113,3 @@ def test_region_crops_equal_whole_frame_crops():
     region = region_crops(image, m, 96)
     assert region.shape == (2, 3, 96, 96)
     torch.testing.assert_close(region, whole, atol=2e-4, rtol=0)
-
-
-def test_faces_grouped_by_the_crop_pixel_budget_render_the_same_frames(renders):
-    """The render stage's memory cap (faces per core + compositor call) does not change a single pixel."""
-    from vidswap.render import crop_pixel_budget
-
-    frames, fast = renders[0], renders[1]
-    one, everything = renders[5][1], renders[5][1 << 40]
-    for a, b, c in zip(fast, one, everything):
-        assert np.array_equal(a.image, b.image) and np.array_equal(a.image, c.image)
-    assert crop_pixel_budget("cpu") == 2 * 512 * 512 and crop_pixel_budget("cuda") > 1 << 30

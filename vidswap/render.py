@@ -68,12 +68,6 @@ def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, pla
 FaceSink = Callable[[FaceLayer], None]
 
 
-def crop_pixel_budget(device: torch.device | str) -> int:
-    """Crop pixels per core + compositor call: 2 x 512² on CPU (a 1080p close-up, ~576 px crops, goes one face at a
-    time; the crop-space masks of a batch of 8 such faces are several hundred MB), unbounded on CUDA."""
-    return 1 << 40 if torch.device(device).type == "cuda" else 2 * 512 * 512
-
-
 def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequence[np.ndarray],
                     hands: HandMaskParams | None, matte: UserMatte | None) -> list[np.ndarray | None]:
     """Per frame the (H, W) float32 plate-space occlusion matte (1 = in front of the face), or None where nothing
@@ -122,9 +116,6 @@ class RenderStage:
     face_regions: convert, composite and convert back only each track's face region (:meth:`face_region`); the
                   rest of the plate stays in its own dtype, untouched. False: whole plates (the reference path;
                   the results agree within 1 code value).
-    max_crop_pixels: a track's faces of one frame batch go through the core and the compositor in groups of at
-                  most this many crop pixels (at least one face): the crop-space masks of large faces dominate the
-                  memory. None: :func:`crop_pixel_budget` of the device. The frames are the same either way.
     """
 
     analysis: ShotAnalysis
@@ -139,7 +130,6 @@ class RenderStage:
     matte: UserMatte | None = None
     matte_sinks: list[MatteSink] = field(default_factory=list)
     face_regions: bool = True
-    max_crop_pixels: int | None = None
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
     _regions: dict[tuple, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
@@ -152,12 +142,7 @@ class RenderStage:
             track = self.analysis.track(track_id)
             rows = [(k, i) for k, f in enumerate(out) if (i := track.index_of(f.number)) is not None]
             if rows:
-                crop = self.core.crop_for(track)
-                side = crop.size if isinstance(crop.size, int) else max(crop.size)
-                budget = self.max_crop_pixels or crop_pixel_budget(self.device)
-                group = max(1, budget // (side * side))
-                for start in range(0, len(rows), group):
-                    self._swap_track(out, rows[start:start + group], track, identity, occluders)
+                self._swap_track(out, rows, track, identity, occluders)
         return out
 
     def _occluders(self, frames: list[Frame]) -> dict[int, np.ndarray | None]:
