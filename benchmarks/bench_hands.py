@@ -2,9 +2,10 @@
 
     python benchmarks/bench_hands.py [--frames 56-231] [--out DIR] [--figures benchmarks/figures]
 
-1. Components on every frame of the sample clip (640x360, 2 threads): the hand tracker in the analyze pass (palm
-   detection while no hand is tracked, the landmarker on every tracked hand), and the render-side matte (raster,
-   plate-space, then warped into the crop) on the frames with a hand.
+1. Paired cost on every frame of the sample clip (640x360, 2 threads): the analyze pass with and without hands on
+   the same batches of 8 frames, alternating which runs first, so both see the same load; added = the difference,
+   on the occluded stretch and outside it. Plus the render-side matte (raster in the hand's box, colour split,
+   warp into the crop) on every frame with a hand.
 2. End to end: `vidswap run` over the occluded stretch twice from a cold job folder: hands off
    (``analysis.hands: false``, ``composite.hands: false``) and the default (hands on), lossless PNG output;
    wall time per frame of each.
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "samples"))
@@ -35,37 +35,48 @@ sys.path.insert(0, str(ROOT / "tests"))
 import fetch_media  # noqa: E402
 from media_helpers import read_frames  # noqa: E402
 
-from vidswap.hands.landmarks import HandLandmarker  # noqa: E402
-from vidswap.hands.mask import HandMaskParams, hand_matte  # noqa: E402
-from vidswap.hands.palm import PalmDetector  # noqa: E402
-from vidswap.hands.track import HandTracker  # noqa: E402
-from vidswap.models.registry import model_path  # noqa: E402
-from vidswap.render import occluders_to_crop  # noqa: E402
+from vidswap.composite.compositor import CompositeParams  # noqa: E402
+from vidswap.composite.occlusion import mattes_to_crop  # noqa: E402
+from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer  # noqa: E402
+from vidswap.hands.mask import hand_matte  # noqa: E402
 
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 
 
-def components(frames: list[np.ndarray]) -> dict:
-    tracker = HandTracker(PalmDetector.from_path(model_path("palm_detection"), 2),
-                          HandLandmarker.from_path(model_path("hand_landmark"), 2))
-    per = []
-    for n, im in enumerate(frames):
+def components(frames: list[np.ndarray], stretch: tuple[int, int]) -> dict:
+    """Paired cost of the hands: the analyze pass with and without hand tracking on the same batches, alternating
+    batch by batch (so both see the same machine load), and the render-side matte of every frame with a hand."""
+    cfg_on, cfg_off = AnalysisConfig(hands=True), AnalysisConfig(hands=False)
+    on = FrameAnalyzer(AnalysisModels.load(cfg_on, 2), cfg_on)
+    off = FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)
+    seconds = {"on": np.zeros(len(frames)), "off": np.zeros(len(frames))}
+    for s in range(0, len(frames), 8):
+        batch = list(range(s, min(s + 8, len(frames))))
+        for name, analyzer in (("off", off), ("on", on)) if (s // 8) % 2 else (("on", on), ("off", off)):
+            t0 = time.perf_counter()
+            analyzer.push(batch, [frames[n] for n in batch])
+            seconds[name][batch] = (time.perf_counter() - t0) / len(batch)
+    hands = on._hands.finish()
+    with_hand = sorted(set(hands.frames.tolist()))
+    matte = []
+    params = CompositeParams().hands
+    eye = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]] * 1)  # a face crop about this size
+    for n in with_hand:
         t0 = time.perf_counter()
-        found = tracker.push(n, im)
-        per.append((time.perf_counter() - t0, len(found)))
-    hands = tracker.finish()
-    with_hand = [t for t, k in per if k]
-    without = [t for t, k in per if not k]
-    mattes = []
-    eye = torch.tensor([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])  # a face crop about this size
-    for n in sorted(set(hands.frames.tolist())):
-        t0 = time.perf_counter()
-        m = hand_matte(hands.at(n), frames[n], HandMaskParams())
-        occluders_to_crop([m], eye, (384, 384))
-        mattes.append(time.perf_counter() - t0)
-    return {"frames": len(frames), "track_ms": 1e3 * float(np.mean([t for t, _ in per])),
-            "track_ms_hand": 1e3 * float(np.mean(with_hand)), "track_ms_no_hand": 1e3 * float(np.mean(without)),
-            "matte_ms_hand": 1e3 * float(np.mean(mattes)), "hand_frames": len(mattes)}
+        m = hand_matte(hands.at(n), frames[n], params)
+        mattes_to_crop([m], eye, (384, 384))
+        matte.append(time.perf_counter() - t0)
+    first, last = stretch
+    inside = np.zeros(len(frames), bool)
+    inside[first:last + 1] = True
+    added = 1e3 * (seconds["on"] - seconds["off"])
+    return {"frames": len(frames), "hand_frames": len(with_hand),
+            "analysis_ms_off": 1e3 * float(seconds["off"].mean()), "analysis_ms_on": 1e3 * float(seconds["on"].mean()),
+            "analysis_added_ms_stretch": float(added[inside].mean()),
+            "analysis_added_ms_outside": float(added[~inside].mean()),
+            "tracker_ms_stretch": 1e3 * on.stage_seconds.get("hands", 0.0) / len(frames),
+            "matte_ms_hand": 1e3 * float(np.mean(matte)) if matte else 0.0,
+            "added_ms_stretch": float(added[inside].mean()) + (1e3 * float(np.mean(matte)) if matte else 0.0)}
 
 
 def render(clip: Path, source: Path, frames: str, out: Path, hands: bool) -> float:
@@ -103,6 +114,34 @@ def sheet(plates: dict, before: Path, after: Path, numbers: list[int], out: Path
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
+def plot_temporal(reports: dict[str, Path], out: Path) -> None:
+    """Per-frame flicker and landmark jitter of the plate and each result (``vidswap eval`` metrics.json)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    plate_done = False
+    for name, report in reports.items():
+        per = json.loads((report / "metrics.json").read_text())["per_frame"]
+        x = per["number"]
+        for ax, key in zip(axes, ("flicker", "jitter")):
+            if not plate_done:
+                ax.plot(x, per[f"{key}_target"], "k--", lw=1, label="plate")
+            ax.plot(x, [np.nan if v is None else v for v in per[f"{key}_result"]], lw=1, label=name)
+        plate_done = True
+    axes[0].set_ylabel("flicker (8-bit levels)")
+    axes[1].set_ylabel("jitter (px / frame^2)")
+    axes[1].set_xlabel("frame")
+    for ax in axes:
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", default="56-231")
@@ -113,9 +152,11 @@ def main() -> int:
     clip, source = fetch_media.fetch("pexels_clip", manifest), fetch_media.fetch("grace_hopper", manifest)
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_hands_"))
     frames = read_frames(clip)
-    comp = components(frames)
-    print(json.dumps(comp, indent=1))
     first, last = (int(v) for v in args.frames.split("-"))
+    comp = components(frames, (first, last))
+    with open("/proc/loadavg") as f:
+        comp["loadavg"] = f.read().split()[:3]
+    print(json.dumps(comp, indent=1))
     count = last - first + 1
     results = {}
     for name, hands in (("off", False), ("on", True)):
@@ -125,8 +166,11 @@ def main() -> int:
         results[name] = {"s_per_frame": seconds / count, **evaluate(out, clip, source, args.frames, work / f"{name}_eval")}
         print(name, json.dumps(results[name]))
     added = 1e3 * (results["on"]["s_per_frame"] - results["off"]["s_per_frame"])
-    print(f"end to end: hands off {1e3 * results['off']['s_per_frame']:.1f} ms/frame, on "
-          f"{1e3 * results['on']['s_per_frame']:.1f} ms/frame, added {added:.1f} ms/frame")
+    print(f"end to end (not paired: minutes apart): hands off {1e3 * results['off']['s_per_frame']:.1f} ms/frame, on "
+          f"{1e3 * results['on']['s_per_frame']:.1f} ms/frame, difference {added:.1f} ms/frame")
+    args.figures.mkdir(parents=True, exist_ok=True)
+    plot_temporal({"hands off": work / "off_eval", "hands on": work / "on_eval"},
+                  args.figures / "pexels_clip_hands_temporal.png")
     step = max(1, count // 6)
     picks = [first + 6 + step * k for k in range(6)]
     sheet({n: frames[n] for n in picks}, work / "off" / "f.####.png", work / "on" / "f.####.png", picks,

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 from media_helpers import read_frames
+from vidswap.composite.occlusion import mattes_to_crop
+from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
+from vidswap.composite.occlusion import mattes_to_crop
+from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
 from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
-from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_size,
-                                polygon_distance, rasterize_hands, segment_distance)
+from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
+                                hand_size, polygon_distance, rasterize_hands, segment_distance)
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
+from vidswap.hands.pose import person_roi, rois_from_body_keypoints
 from vidswap.hands.track import HandTracks, smooth_series
 
 
@@ -165,6 +170,52 @@ def test_box_and_guided_filter():
     np.testing.assert_allclose(guided_filter(guide, np.full((20, 20), 0.7), 3, 1e-3), 0.7)
 
 
+def test_hand_matte_in_its_box_equals_the_whole_frame_raster():
+    pts = synthetic_hand(60, 70, 25)
+    plate = np.full((140, 200, 3), 90, np.uint8)
+    shape_only = HandMaskParams(colour=None)
+    np.testing.assert_array_equal(hand_matte(pts[None], plate, shape_only), rasterize_hands(pts[None], 140, 200,
+                                                                                           shape_only))
+    edge = synthetic_hand(5, 20, 25)  # partly outside the frame: the box is clipped
+    np.testing.assert_array_equal(hand_matte(edge[None], plate, shape_only), rasterize_hands(edge[None], 140, 200,
+                                                                                            shape_only))
+
+
+def test_colour_split_drops_face_coloured_band_and_keeps_hand_colour():
+    h = w = 80
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[...] = (45.0, 12.0, 14.0)  # the face behind: darker
+    lab[20:60, 25:55] = (70.0, 18.0, 20.0)  # the hand: a 40x30 block, lighter and pinker
+    rng = np.random.default_rng(0)
+    lab += rng.normal(0, 1.0, lab.shape).astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    mask[14:66, 19:61] = 1.0  # the landmark shape over-covers by 6 px on every side
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    out = colour_split(mask, lab, 40.0, params)
+    assert (out[22:58, 27:53] > 0.99).all()  # the hand, core and band, is kept
+    over = np.zeros((h, w), bool)
+    over[14:66, 19:61] = True
+    over[20:60, 25:55] = False
+    assert (out[over] < 0.01).all()  # the face the shape over-covered is given back
+    assert (out[:10] == 0).all() and (out[:, 70:] == 0).all()  # beyond the band: never hand
+    # too little to fit a model: the mask comes back unchanged
+    tiny = np.zeros((h, w), np.float32)
+    tiny[40, 40] = 1.0
+    np.testing.assert_array_equal(colour_split(tiny, lab, 40.0, params), tiny)
+
+
+def test_mixture_separates_two_clusters():
+    rng = np.random.default_rng(1)
+    a = rng.normal((30, 0, 0), 1.0, (300, 3))
+    b = rng.normal((70, 20, 20), 1.0, (300, 3))
+    mix = Mixture.fit(np.concatenate([a, b]), 2, (1.0, 1.0, 1.0), 4000)
+    single = Gaussian.fit(np.concatenate([a, b]), (1.0, 1.0, 1.0), 4000)
+    mid = np.array([[50.0, 10.0, 10.0]])
+    assert len(mix.parts) == 2
+    assert mix.loglik(a[:1])[0] > mix.loglik(mid)[0] + 20  # the gap between the clusters is unlikely ...
+    assert single.loglik(a[:1])[0] < single.loglik(mid)[0]  # ... unlike for one Gaussian over both
+
+
 # ----------------------------------------------------------------------------------------------------- tracks
 
 def test_smooth_series_keeps_constants_and_lines():
@@ -182,6 +233,29 @@ def test_hand_tracks_arrays_round_trip():
         np.testing.assert_array_equal(getattr(back, n), getattr(tr, n))
     assert back.at(3).shape == (2, 21, 3) and back.at(5).shape == (0, 21, 3)
     assert len(HandTracks.from_arrays({})) == 0
+
+
+def test_hand_tracks_around_gathers_the_neighbouring_frames():
+    pts = np.arange(4 * 63, dtype=np.float32).reshape(4, 21, 3)
+    tr = HandTracks(np.array([3, 4, 5, 7]), np.zeros(4, np.int32), pts, np.ones(4, np.float32))
+    np.testing.assert_array_equal(tr.around(4, 1), pts[:3])
+    np.testing.assert_array_equal(tr.around(6, 1), pts[[2, 3]])
+    np.testing.assert_array_equal(tr.around(4, 0), tr.at(4))
+    assert tr.around(10, 1).shape == (0, 21, 3)
+
+
+def test_mattes_to_crop_moves_and_scales_exactly():
+    matte = np.zeros((20, 30), np.float32)
+    matte[5, 7] = 1.0
+    shift = np.array([[[1.0, 0.0, -2.0], [0.0, 1.0, -3.0]], [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
+    out = mattes_to_crop([matte, matte], shift, (16, 24))
+    assert out.shape == (2, 16, 24)
+    assert out[0, 2, 5] == 1.0 and out[0].sum() == 1.0  # (7, 5) -> (5, 2)
+    assert out[1, 10, 14] == 1.0  # x2 about the origin: (7, 5) -> (14, 10), bilinear in between
+    np.testing.assert_allclose(out[1, 10, 13], 0.5, atol=1 / 32)
+    none = mattes_to_crop([None, matte], shift, (16, 24))
+    assert none[0].max() == 0.0 and none[1].sum() == out[1].sum()
+    assert mattes_to_crop([None, None], shift, (16, 24)) is None
 
 
 # ------------------------------------------------------------------------------------------------ real models
@@ -209,3 +283,62 @@ def test_hand_tracked_over_the_face_on_the_sample_clip(media, tracker):
     # the hand lies over the lower face: fingertips above the wrist, inside the frame's face area
     assert pts[12, 1] < pts[9, 1] < pts[0, 1] and 250 < pts[12, 0] < 480 and 120 < pts[12, 1] < 300
     assert hands.presence.min() >= tr.params.keep
+
+
+# ------------------------------------------------------------------------------------------- hands seen by the pose
+
+def test_person_roi_from_the_face_box():
+    roi = person_roi(np.array([100.0, 50.0, 160.0, 130.0]), down=1.0, scale=4.0)
+    np.testing.assert_allclose(roi.center, [[130.0, 170.0]])  # one face height (80) below the face's centre
+    np.testing.assert_allclose(roi.size, [320.0])
+    np.testing.assert_allclose(roi.angle, [0.0])
+
+
+def test_rois_from_body_keypoints_centre_and_rotation():
+    # wrist below the knuckles: fingers up, no rotation; knuckle estimate (2 index + pinky) / 3
+    pts = np.array([[[30.0, 100.0], [36.0, 70.0], [24.0, 70.0]],  # wrist, pinky, index
+                    [[100.0, 30.0], [70.0, 36.0], [70.0, 24.0]]])  # wrist to the right: fingers point left
+    rois = rois_from_body_keypoints(pts, 50.0)
+    np.testing.assert_allclose(rois.center, [[28.0, 70.0], [70.0, 28.0]])
+    np.testing.assert_allclose(rois.size, [50.0, 50.0])
+    np.testing.assert_allclose(rois.angle[0], 0.0, atol=0.2)
+    for k in range(2):  # the crop's "up" (-y axis) points from the wrist to the knuckles
+        up = -np.array([-np.sin(rois.angle[k]), np.cos(rois.angle[k])])
+        d = rois.center[k] - pts[k, 0]
+        assert up @ d / np.linalg.norm(d) > 0.999
+
+
+@pytest.fixture(scope="module")
+def edge_clip(media):
+    """The sample clip's occluded stretch with the bottom 60 rows cut off: the hand enters from the frame edge with
+    its wrist outside the picture, and the palm detector misses it on every frame."""
+    frames = read_frames(media("pexels_clip"), limit=232)
+    return {n: np.ascontiguousarray(frames[n][:300]) for n in range(56, 232)}
+
+
+def test_palm_detection_alone_misses_the_hand_entering_from_the_edge(edge_clip, tracker):
+    tr = tracker()
+    for n, im in edge_clip.items():
+        tr.push(n, im)
+    assert len(tr.finish()) == 0
+
+
+def test_pose_seeds_the_hand_entering_from_the_edge(edge_clip, model):
+    """Through the analyze pass (faces found, the pose landmarker near each face): the hand is found from its first
+    frames and held over about half the stretch where it covers the mouth and nose (about 60-225; measured 59-78 and
+    154-226: over the nose and eyes, fingers up, neither the pose nor the tracker holds it), one hand at a time,
+    over the lower face."""
+    from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer
+
+    cfg = AnalysisConfig()
+    analyzer = FrameAnalyzer(AnalysisModels.load(cfg, 2), cfg)
+    numbers = sorted(edge_clip)
+    for s in range(0, len(numbers), 8):
+        batch = numbers[s:s + 8]
+        analyzer.push(batch, [edge_clip[n] for n in batch])
+    hands = analyzer._hands.finish()
+    got = sorted(set(hands.frames.tolist()))
+    assert len(got) >= 80 and got[0] <= 70 and got[-1] <= 232
+    assert all(len(hands.at(n)) == 1 for n in got)
+    pts = hands.at(190)[0]
+    assert 300 < pts[:, 0].mean() < 480 and 150 < pts[:, 1].mean() < 300

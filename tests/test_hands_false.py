@@ -1,5 +1,6 @@
-"""No false hands: the hand tracker finds nothing in real clips without a hand, and exactly one hand in the sample
-clip's occluded stretch (every frame of every clip in the media cache)."""
+"""No false hands: the analyze pass (palm detection, and the pose landmarker near every face found) finds no hand in
+real clips without one, and the hand tracker exactly one hand in the sample clip's occluded stretch (every frame of
+every clip in the media cache)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,33 @@ def track(model):
     return run
 
 
+@pytest.fixture(scope="module")
+def analyze():
+    from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer
+
+    cfg = AnalysisConfig()
+    models = AnalysisModels.load(cfg, 2)
+    assert models.hands is not None and models.hands[2] is not None  # the pose path is exercised
+
+    def run(frames):
+        analyzer = FrameAnalyzer(models, cfg)
+        for s in range(0, len(frames), 8):
+            analyzer.push(list(range(s, min(s + 8, len(frames)))), frames[s:s + 8])
+        faces = sum(len(o) for o in analyzer.observations)
+        return analyzer._hands.finish(), len(analyzer._hands.rows), faces
+
+    return run
+
+
 @pytest.mark.parametrize("name", CLIPS)
-def test_no_hand_in_clips_without_one(media, track, name):
+def test_no_hand_in_clips_without_one(media, analyze, name):
     frames = read_frames(media(name))
     assert len(frames) > 30
-    hands = track(frames, range(len(frames)))
+    hands, raw_rows, faces = analyze(frames)
     assert len(hands) == 0, f"{len(hands)} false hand rows in {name}"
+    assert raw_rows == 0, f"{raw_rows} hand rows before the min_frames filter in {name}"
+    if name != "no_face_clip":
+        assert faces > 0  # faces were found, so the pose landmarker looked for hands
 
 
 def test_sample_clip_one_hand_only_while_it_covers_the_face(media, track):

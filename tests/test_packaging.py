@@ -4,15 +4,11 @@ environment; PYTHONPATH puts the installed copy ahead of the editable install)."
 
 from __future__ import annotations
 
-import ast
-import configparser
 import os
-import re
 import shutil
 import subprocess
 import sys
 import zipfile
-from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -72,99 +68,33 @@ def test_installed_wheel_lists_models_and_renders_a_preview(installed, media, tm
     assert info.frame_count == 6 and (info.width, info.height) == (320, 180)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# dependencies: the install carries what the package imports; what only tests and benchmarks use is the [test] extra
-
-#: Only the tests and benchmarks use these (imageio-ffmpeg: an independent ffmpeg binary to make and check media);
-#: ffmpeg-python and psutil were install dependencies that nothing imports.
-TEST_ONLY = ("imageio-ffmpeg",)
-DROPPED = ("ffmpeg-python", "psutil")
-#: Extras the package imports lazily, for an optional feature (the import names the extra when it is missing).
-OPTIONAL_EXTRAS = ("opencue", "gpu", "insightface")
-#: Modules whose distribution records no top-level names (so importlib.metadata cannot map them).
-MODULE_DISTRIBUTION = {"OpenEXR": "openexr"}
-#: Benchmarks comparing against a library that is deliberately not a dependency (the benchmark says how to install it).
-NOT_DEPENDENCIES = {"scenedetect": "benchmarks/bench_cuts.py"}
+TEST_ONLY = ("ffmpeg-python", "imageio-ffmpeg", "psutil")
+IMPORT_NAMES = {"ffmpeg-python": "ffmpeg", "imageio-ffmpeg": "imageio_ffmpeg", "psutil": "psutil"}
 
 
-def requirement_names(text: str) -> set[str]:
-    """The distribution names of a setup.cfg requirement list, normalised (lower case, ``-``)."""
-    names = set()
-    for line in text.splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            names.add(re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower().replace("_", "-"))
-    return names
+def _requirement_names(block: str) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower()
+            for line in block.splitlines() if line.strip() and not line.strip().startswith("#")}
 
 
-def setup_cfg() -> tuple[set[str], dict[str, set[str]]]:
-    """(install_requires, {extra: requirements}) from setup.cfg."""
+def test_install_is_minimal_and_test_tools_are_an_extra():
+    """ffmpeg-python, imageio-ffmpeg and psutil serve tests and benchmarks only: not install dependencies, but in
+    the ``test`` extra (which `make test` installs), and no module of the package imports them."""
+    import ast
+    import configparser
+
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    extras = {k: requirement_names(v) for k, v in cfg["options.extras_require"].items()}
-    return requirement_names(cfg["options"]["install_requires"]), extras
-
-
-def third_party_imports(folder: Path) -> dict[str, set[str]]:
-    """{top-level module: files importing it} for the absolute imports of every .py file under ``folder`` that are
-    neither the standard library, vidswap, nor a module of this repository (tests' helpers, samples/fetch_media)."""
-    local = {p.stem for p in ROOT.glob("*/*.py")} | {"vidswap"}
-    found: dict[str, set[str]] = {}
-    for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
+    install = _requirement_names(cfg["options"]["install_requires"])
+    test_extra = _requirement_names(cfg["options.extras_require"]["test"])
+    assert not install & set(TEST_ONLY), install & set(TEST_ONLY)
+    assert set(TEST_ONLY) <= test_extra, set(TEST_ONLY) - test_extra
+    assert '-e ".[test]"' in (ROOT / "Makefile").read_text()
+    for path in (ROOT / "vidswap").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
-                top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in local:
-                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
-    return found
-
-
-def distributions_of(module: str) -> set[str]:
-    names = packages_distributions().get(module) or [MODULE_DISTRIBUTION.get(module, f"<unknown: {module}>")]
-    return {n.lower().replace("_", "-") for n in names}
-
-
-def unprovided(folder: Path, allowed: set[str]) -> list[str]:
-    """``module (files)`` for each third-party import under ``folder`` that no distribution in ``allowed`` provides."""
-    return sorted(f"{m} ({', '.join(sorted(files))})" for m, files in third_party_imports(folder).items()
-                  if not distributions_of(m) & allowed and NOT_DEPENDENCIES.get(m) not in files)
-
-
-def test_install_requires_only_what_the_package_imports():
-    install, extras = setup_cfg()
-    assert not set(TEST_ONLY + DROPPED) & install, "test-only packages are install dependencies again"
-    assert set(TEST_ONLY) <= extras["test"], extras["test"]
-    optional = set().union(*(extras[e] for e in OPTIONAL_EXTRAS))
-    missing = unprovided(ROOT / "vidswap", install | optional)
-    assert not missing, f"vidswap imports modules no install dependency provides: {missing}"
-    test_only = extras["test"] - install - optional
-    leaked = sorted(m for m in third_party_imports(ROOT / "vidswap") if distributions_of(m) & test_only)
-    assert not leaked, f"vidswap imports test-only packages: {leaked}"
-
-
-def test_tests_and_benchmarks_get_their_packages_from_the_test_extra():
-    install, extras = setup_cfg()
-    allowed = install | extras["test"]
-    for folder in ("tests", "benchmarks"):
-        missing = unprovided(ROOT / folder, allowed)
-        assert not missing, f"{folder}/ imports modules neither install_requires nor [test] provides: {missing}"
-    makefile = (ROOT / "Makefile").read_text()
-    assert '-e ".[test]"' in makefile, "make test / make bench no longer install the [test] extra"
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_wheel_metadata_puts_test_tools_in_the_test_extra(installed):
-    (meta,) = installed.glob("vidswap-*.dist-info/METADATA")
-    requires = [line.split(":", 1)[1].strip() for line in meta.read_text().splitlines()
-                if line.startswith("Requires-Dist:")]
-    for name in TEST_ONLY:
-        lines = [r for r in requires if r.lower().startswith(name)]
-        assert lines and all('extra == "test"' in r for r in lines), lines
-    for name in DROPPED:
-        assert not any(r.lower().startswith(name) for r in requires), requires
+                assert name.split(".")[0] not in IMPORT_NAMES.values(), f"{path} imports {name}"

@@ -83,3 +83,38 @@ def test_facedancer_core_bad_checkpoints(tmp_path):
         with pytest.raises(ModelError, match=needle) as exc:
             build_core("facedancer", {"checkpoint": str(path)})
         assert exc.value.exit_code == 4
+
+
+def test_tune_fine_tunes_the_trained_generator_on_the_clip_and_caches_it(media, checkpoint, tmp_path):
+    """``tune.enabled`` with the facedancer core tunes the generator itself (not a refiner on its output): the
+    self-reenactment loss falls, the weights move away from the checkpoint's, and a second run reuses them."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from vidswap.cli import main as cli_main
+
+    clip, source = media("single_face_clip"), media("astronaut")
+    out = tmp_path / "tuned.mkv"
+    shot = tmp_path / "shot.yaml"
+    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-5\noutput: {{path: {out}, codec: ffv1}}\n"
+                    f"swap: {{core: facedancer, facedancer: {{checkpoint: {checkpoint}}}}}\n"
+                    "tune: {enabled: true, cpu_steps: 15, lr: 0.003, batch: 2, max_frames: 6, w_locality: 0.0}\n")
+    result = CliRunner().invoke(cli_main, ["run", "--config", str(shot), "-q"])
+    assert result.exit_code == 0, result.output
+    tune_dir = out.parent / "tuned.vidswap" / "tune"
+    (tuned,) = tune_dir.glob("facedancer_*.safetensors")
+    assert not list(tune_dir.glob("refiner*")), "the facedancer core must not fall back to the output refiner"
+    record = json.loads(tuned.with_suffix(".json").read_text())
+    assert record["steps"] == 15 and record["frames"] >= 4 and not record["cached"]
+    l1 = record["terms"]["l1"]
+    assert np.mean(l1[-3:]) < 0.8 * np.mean(l1[:3]), l1
+    start, after = load_file(str(checkpoint)), load_file(str(tuned))
+    moved = [k for k in after if k in start and not torch.equal(after[k], start[k])]
+    assert moved, "tuning left every generator weight as the checkpoint's"
+    first = _frames(out)
+    stamp = tuned.stat().st_mtime_ns
+    result = CliRunner().invoke(cli_main, ["run", "--config", str(shot), "-q"])  # same inputs: cache reused
+    assert result.exit_code == 0, result.output
+    assert tuned.stat().st_mtime_ns == stamp
+    assert all(np.array_equal(a, b) for a, b in zip(first, _frames(out)))

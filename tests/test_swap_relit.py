@@ -48,6 +48,20 @@ def test_crop_and_texture_sizes():
     assert float(face_height(lm)[0]) == pytest.approx(3.3 * 50.0, rel=1e-4)
 
 
+def test_crop_max_caps_the_auto_crop_and_the_preview_preset_sets_it():
+    from vidswap.config import load_config
+
+    assert auto_crop_size(300.0, 0.2, hi=384) == 384 and auto_crop_size(200.0, 0.2, hi=384) == 288
+    assert GeometricSwapConfig().crop_max == 1024
+    for bad in (200, 400, 2048):
+        with pytest.raises(ValueError, match="crop_max must be a multiple of 32"):
+            GeometricSwapConfig(crop_max=bad)
+    with pytest.raises(ValueError, match="mix_weight must be in"):  # validated (it was dead code after a return)
+        GeometricSwapConfig(mix_weight=1.5)
+    assert load_config(preset="preview").swap.section("geometric").crop_max == 384
+    assert load_config().swap.section("geometric").crop_max == 1024
+
+
 def _track(scale: float, appearance: dict | None = None):
     from vidswap.faces.tracksfile import TrackAnalysis
 

@@ -22,14 +22,12 @@ from pathlib import Path  # noqa: E402
 import click  # noqa: E402
 
 from vidswap import __version__, pipeline  # noqa: E402
-from vidswap.config import ConfigLayer, JobConfig, build_config, config_layers, load_config  # noqa: E402
+from vidswap.config import JobConfig, load_config  # noqa: E402
 from vidswap.config_report import config_provenance, format_provenance, provenance_json  # noqa: E402
+from vidswap.cli_options import ANALYZE_HIDES, ASSEMBLE_HIDES, TUNE_HIDES, job_layers, job_options, load_job  # noqa: E402,F401
 from vidswap.cli_support import DebugAnywhere, EchoHandler, progress, report_errors, terminate  # noqa: E402
 from vidswap.cli_support import hoist_flag  # noqa: E402,F401 - part of the CLI's interface (tests)
 from vidswap.errors import ModelError  # noqa: E402
-from vidswap.eval.report import evaluate, frame_range  # noqa: E402
-from vidswap.eval.suite import run_suite  # noqa: E402
-from vidswap.eval.verdict import verdict_table, verdicts  # noqa: E402
 from vidswap.io import probe as probe_media  # noqa: E402
 from vidswap.io.frames import format_frames  # noqa: E402
 from vidswap.io.sequences import sequence_label  # noqa: E402
@@ -57,79 +55,6 @@ def main(debug: bool) -> None:
 # run
 
 
-def job_options(fn):
-    """The options every shot command takes (run, analyze, render, assemble)."""
-    options = [
-        click.argument("input", required=False, type=click.Path(dir_okay=False, path_type=str)),
-        click.option("-s", "--source", "sources", multiple=True, help="Source portrait (repeatable)."),
-        click.option("-o", "--output", help="Output file or sequence pattern (default: <input stem>_swapped.<ext>; "
-                     "_preview / _compare with --preview / --compare)."),
-        click.option("--frames", help="Frame range, e.g. 1001-1100, 0-99x2 or 0-3,10-12."),
-        click.option("--preview", is_flag=True, help="Fast preview: the 'preview' preset (half scale, fast encode)."),
-        click.option("--scale", type=float, help="Output scale factor (e.g. 0.5)."),
-        click.option("--every", type=int, help="Render every N-th frame."),
-        click.option("--config", "shot", type=click.Path(dir_okay=False), help="Per-shot job YAML."),
-        click.option("--preset", type=click.Choice(["default", "preview", "final"]), help="Config preset."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device."),
-        click.option("--batch-size", type=int, help="Frames per batch on the device."),
-        click.option("--codec", type=click.Choice(["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"]),
-                     help="Output codec (default from the output extension)."),
-        click.option("--crf", type=int, help="H.264 quality (0-51, lower is better)."),
-        click.option("--target", "target_mode", type=click.Choice(["largest", "all"]),
-                     help="Which faces to replace (default largest)."),
-        click.option("--target-index", type=int, help="Replace the K-th face track (by first appearance)."),
-        click.option("--target-face", type=click.Path(dir_okay=False), help="Replace the face most like this image."),
-        click.option("--map", "mapping", multiple=True, help="TRACK:SOURCE pairs for several sources (repeatable)."),
-        click.option("--tune/--no-tune", "tune", default=None, help="Per-clip generator tuning (default: config)."),
-        click.option("--retune", is_flag=True, default=None, help="Tune again even if the job folder has weights."),
-        click.option("--compare", is_flag=True, default=None, help="Side by side: plate | result (twice as wide)."),
-        click.option("--burn-in/--no-burn-in", "burnin", default=None,
-                     help="Burn shot, frame, timecode and preset into the picture (previews)."),
-        click.option("--patches", is_flag=True, default=None,
-                     help="Write face patches (crop + alpha + transform, Nuke script) instead of frames; "
-                          "-o face.####.png or .exr."),
-        click.option("--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
-        click.option("--overwrite/--no-overwrite", "overwrite", default=None,
-                     help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
-        click.option("--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, facedancer, "
-                     "passthrough or a plug-in."),
-        click.option("--checkpoint", type=click.Path(dir_okay=False),
-                     help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint)."),
-        click.option("--appearance", type=click.Choice(["relit", "texture"]),
-                     help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
-                          "source photo's texture as it is (texture)."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def load_job(**opts) -> JobConfig:
-    """The job config from the shot YAML, the preset and the command-line flags."""
-    return build_config(job_layers(**opts))
-
-
-def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
-               target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
-               burnin=None, patches=None, appearance=None, overwrite=None, swap_core=None, checkpoint=None,
-               **_) -> list[ConfigLayer]:
-    """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
-    if input is None and shot is None:
-        raise click.UsageError("give an INPUT clip or --config shot.yaml")
-    mode = target_mode or ("index" if target_index is not None else "reference" if target_face else None)
-    overrides = {
-        "input": input, "sources": list(sources) or None, "frames": frames, "scale": scale, "every": every,
-        "device": device, "batch_size": batch_size,
-        "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
-                   "kind": "patch" if patches else None, "overwrite": overwrite},
-        "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
-                 **({"facedancer": {"checkpoint": checkpoint}} if checkpoint else {})},
-        "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
-        "tune": {"enabled": tune, "retune": retune or None},
-        "preset": preset or ("preview" if preview else None),  # a flag: beats the shot file's preset
-    }
-    return config_layers(shot=shot, overrides=overrides)
 
 
 @main.command()
@@ -151,7 +76,7 @@ def run(debug_frames, contact_sheet, **opts):
 
 
 @main.command()
-@job_options
+@job_options(hide=ANALYZE_HIDES)
 @click.option("--overlay", type=click.Path(dir_okay=False), help="Write a video of the analysis drawn on the frames.")
 @report_errors
 def analyze(overlay, **opts):
@@ -171,7 +96,7 @@ def analyze(overlay, **opts):
 
 
 @main.command("tune")
-@job_options
+@job_options(hide=TUNE_HIDES)
 @report_errors
 def tune_cmd(**opts):
     """Tune pass: fine-tune the generator on the analysed shot (when tune.enabled) and cache it (farm task)."""
@@ -204,7 +129,7 @@ def render(force, **opts):
 
 
 @main.command()
-@job_options
+@job_options(hide=ASSEMBLE_HIDES)
 @report_errors
 def assemble(**opts):
     """Concatenate the rendered chunks into the output with the input's timing, audio and timecode."""
@@ -271,6 +196,9 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
     report.html, plots over time and a contact sheet. A result of another picture shape than the plate (a
     --compare video) is refused (exit 2).
     """
+    from vidswap.eval.report import evaluate, frame_range  # lazy: the eval stack is not every command's cost
+    from vidswap.eval.verdict import verdict_table, verdicts
+
     out = Path(out_dir) if out_dir else Path(result).with_name(Path(result).stem + "_eval")
     with progress(quiet) as bar:
         metrics = evaluate(Path(result), Path(target), [Path(s) for s in sources], out, frames=frame_range(frames),
@@ -291,6 +219,8 @@ def eval_cmd(result, target, sources, out_dir, frames, every, quiet):
 @report_errors
 def eval_suite(config, out_dir, reuse):
     """Run a suite of swaps (e.g. vidswap/configs/eval_suite.yaml) plus eval; write summary.md and summary.json."""
+    from vidswap.eval.suite import run_suite  # lazy, like eval
+
     run_suite(config, out_dir, reuse=reuse)
     folder = Path(out_dir) if out_dir else None
     click.echo(f"summary: {(folder / 'summary.md') if folder else 'summary.md in the suite output folder'}")
@@ -455,6 +385,20 @@ def models_verify():
 def models_add(name, file):
     """Copy a user-supplied model FILE into the cache as NAME."""
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
+
+
+@models.command("convert-stylegan")
+@click.argument("pickle_file", metavar="IN.pkl", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The .safetensors file to write.")
+@click.option("--network", default="G_ema", show_default=True, help="Which network of the snapshot to convert.")
+@report_errors
+def models_convert_stylegan(pickle_file, output, network):
+    """Convert NVIDIA's StyleGAN2 pickle IN.pkl to safetensors (its code is never run)."""
+    from vidswap.swap.stylegan.importer import convert_checkpoint
+
+    path, cfg = convert_checkpoint(pickle_file, output, network)
+    click.echo(f"ok {path}: StyleGAN2 {cfg.resolution}x{cfg.resolution}, {cfg.num_ws} W+ codes of {cfg.w_dim}")
 
 
 

@@ -16,33 +16,33 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vidswap.analysis_cache import analyze_shot, load_job_analysis
 from vidswap.composite.compositor import composite_params
-from vidswap.composite.convert import to_float
 from vidswap.composite.debug import ContactSheet, DebugStrips
 from vidswap.composite.linear import SceneLinearProcessor, display_frames
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
-from vidswap.errors import NoFaceError
-from vidswap.faces.analyze import AnalysisModels, analyze_image
-from vidswap.faces.pose import decompose
+from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
+from vidswap.io.background import background_writer
 from vidswap.io.colour import ColourPipeline
 from vidswap.io.sequences import SequencePattern
 from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
+from vidswap.source_cache import analyse_source, cached_source_faces, source_face
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
+from vidswap.swap.facedancer import FaceDancerCore
 from vidswap.swap.learned import LearnedSwapCore
 from vidswap.timing import Progress, StageTimer, batches
+from vidswap.train.facedancer.clip_tune import tune_facedancer_core
 from vidswap.train.learned import tune_learned_core
 from vidswap.train.tune.cache import build_refiner, identity_hash
 from vidswap.train.tune.data import FramesReader, frame_reader
@@ -83,17 +83,10 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
     """Analyse the source portraits: the largest face of each (NoFaceError, exit 3, if a source has none)."""
     faces = []
     for path, image in zip(paths, images):
-        found = analyze_image(image, models)
-        if not found:
-            raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait")
-        if len(found) > 1:
-            warnings.append(f"source {path} has {len(found)} faces; using the largest")
-        face = found[0]
-        pts = torch.from_numpy(face.landmarks.points)
-        pose = decompose(pts[None])
-        faces.append(SourceFace(image=to_float(image), landmarks=pts, x_c_obs=pose.x_c_obs[0],
-                                yaw=float(pose.yaw[0]), pitch=float(pose.pitch[0]), roll=float(pose.roll[0]),
-                                embedding=torch.from_numpy(face.embedding)))
+        points, embedding, count = analyse_source(path, image, models)
+        if count > 1:
+            warnings.append(f"source {path} has {count} faces; using the largest")
+        faces.append(source_face(image, points, embedding))
     return faces
 
 
@@ -146,14 +139,25 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         analysis = require_analysis(cfg, plan) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
         return RenderSetup(stage, stage, analysis)
+    loaded: list[AnalysisModels] = []
+
+    def models() -> AnalysisModels:  # loaded when first needed: a farm task whose sources are recorded never does
+        if not loaded:
+            loaded.append(AnalysisModels.load(cfg.analysis))
+        return loaded[0]
+
     with timer.stage("load"):
-        models = AnalysisModels.load(cfg.analysis)
+        if not farm_task:
+            models()
         topology = context.topology
-        sources = load_source_faces(cfg.sources, source_images, models, warnings) if core.needs else []
+        sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources",
+                                      analysis_model_hashes(hands=cfg.analysis.hands), models, warnings) \
+            if core.needs else []
     analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
+        cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress, plan.colour,
         plan.work_size)
-    targets = choose_targets(cfg.target, analysis, models, len(sources))
+    targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
+                             len(sources))
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
@@ -168,7 +172,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
         with timer.stage("tune"):
-            if isinstance(core, LearnedSwapCore):  # the swapper itself is tuned (its ONNX graph, in torch)
+            if isinstance(core, (LearnedSwapCore, FaceDancerCore)):  # the swapper itself is tuned on the clip
                 tune_learned(cfg, plan, analysis, core, identities, warnings, cfg.tune.retune and not farm_task)
             else:
                 stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,
@@ -195,9 +199,10 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
     return refiner
 
 
-def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: LearnedSwapCore,
+def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: LearnedSwapCore | FaceDancerCore,
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
-    """Tune a learned swapper on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    """Tune a learned swapper (ONNX graph in torch) or a trained FaceDancer generator on the clip (or load its
+    cached weights from ``tune/``); the core then runs it."""
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)
@@ -206,8 +211,8 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, core: L
     identity = next(iter(identities.values()))
     if any(identity_hash(i) != identity_hash(identity) for i in identities.values()):
         warnings.append("a learned swapper is tuned for one source identity; tuned for the first target's")
-    tune_learned_core(core, analysis, read, identity, cfg.tune, plan.job_dir / "tune", retune,
-                      track_ids=list(identities))
+    tuner = tune_facedancer_core if isinstance(core, FaceDancerCore) else tune_learned_core
+    tuner(core, analysis, read, identity, cfg.tune, plan.job_dir / "tune", retune, track_ids=list(identities))
 
 
 def _resized_reader(read: FramesReader, size: tuple[int, int], numbers: list[int]) -> Iterator[Frame]:
@@ -249,11 +254,25 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     if contact_sheet is not None:
         linear_result = plan.colour if linear_output(plan.out_path) else None
         sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
+    decorate = frame_decoration(cfg, plan)
     written = render_frames(cfg, plan.info, plan.numbers, setup.processor, plan.out_path, plan.size, timer,
-                            progress, observer=sheet, decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
+                            progress, observer=sheet, decorate=decorate, work_size=plan.work_size,
+                            rgb=not copies_pictures(cfg, plan, setup, sheet is not None or debug_frames is not None,
+                                                    decorate is not None))
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
+
+
+def copies_pictures(cfg: JobConfig, plan: ShotPlan, setup: RenderSetup, observed: bool, decorated: bool) -> bool:
+    """Whether the run's frames go from the decoder to the encoder as decoded pictures, with no YUV -> RGB -> YUV
+    round trip: a pass-through core, nothing that looks at the pixels (mattes, contact sheets, debug strips,
+    burn-ins, compares), a video plate encoded to H.264 at its own size in display space."""
+    stage = setup.stage
+    return (stage.core.passes_through and stage.matte is None and not stage.matte_sinks and not observed
+            and not decorated and plan.info.kind == "video" and plan.colour is None and plan.work_size is None
+            and tuple(plan.size) == (plan.info.width, plan.info.height) and output_kind(plan.out_path) == "video"
+            and settings_from_config(cfg, plan.out_path).codec == "h264")
 
 
 def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], setup: RenderSetup, timer: StageTimer,
@@ -300,8 +319,9 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                   settings: EncodeSettings | None = None, sink_info: MediaInfo | None = None,
                   observer: Callable[[list[Frame], list[Frame]], None] | None = None,
                   decorate: Callable[[Frame, Frame], np.ndarray] | None = None,
-                  work_size: tuple[int, int] | None = None, label: str = "render") -> int:
+                  work_size: tuple[int, int] | None = None, label: str = "render", rgb: bool = True) -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
+    ``rgb=False``: the frames stay decoded pictures (:func:`copies_pictures`; the processor must not look at them).
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
     sees every batch before and after processing (contact sheets); ``decorate(plate, result)`` returns the picture
@@ -311,17 +331,21 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     settings = settings or settings_from_config(cfg, out_path)
     exr = exr_output(cfg, info) if settings.codec == "exr" else None
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
-        for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
-                                               label=label):
-            if observer is not None:
-                observer(batch, result)
-            if decorate is not None:
-                result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
-            with timer.stage("encode"):
-                for frame in result:
-                    sink.write(resize_frame(frame, size))
-            written += len(result)
-        mux_start = time.perf_counter()
+        # the encoder works on a thread of its own while the next batch renders; "encode" is the time the
+        # render waited for it, "encode_overlapped" the time it worked
+        with background_writer(sink, partial(resize_frame, size=size), depth=max(4, cfg.batch_size)) as writer:
+            for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
+                                                   label=label, rgb=rgb):
+                if observer is not None:
+                    observer(batch, result)
+                if decorate is not None:
+                    result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
+                with timer.stage("encode"):
+                    for frame in result:
+                        writer.write(frame)
+                written += len(result)
+            mux_start = time.perf_counter()
+        timer.seconds["encode_overlapped"] += writer.busy
     timer.seconds["mux"] += time.perf_counter() - mux_start
     return written
 
@@ -336,7 +360,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
                       timer: StageTimer, progress: Progress | None = None,
                       colour: ColourPipeline | None = None,
                       size: tuple[int, int] | None = None,
-                      label: str = "render") -> Iterator[tuple[list[Frame], list[Frame]]]:
+                      label: str = "render", rgb: bool = True) -> Iterator[tuple[list[Frame], list[Frame]]]:
     """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
     ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
@@ -344,7 +368,7 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     done = 0
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size) as frames:
+    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size, rgb=rgb) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):

@@ -23,6 +23,9 @@ from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_t
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
+from vidswap.composite.occlusion import mattes_to_crop
+from vidswap.composite.paste import paste_margin
+from vidswap.composite.roi import footprint_roi, shift_source, shift_target
 from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
@@ -31,24 +34,27 @@ from vidswap.swap.base import Refiner, SourceIdentity, SwapBatch, SwapCore
 
 
 def batch_from_track(track: TrackAnalysis, rows: Sequence[int] | np.ndarray, plates: torch.Tensor, crop: CropSpec,
-                     device: torch.device | str) -> tuple[SwapBatch, torch.Tensor]:
+                     device: torch.device | str, origin: tuple[int, int] = (0, 0)) -> tuple[SwapBatch, torch.Tensor]:
     """Rows of a track cut from their plates in the crop a core asks for.
 
     Args:
         track: the track's analysis (smoothed landmarks, neutral shape, confidences).
         rows: (B,) indices into the track's arrays (``track.index_of(frame number)``).
-        plates: (B, 3, H, W) float display-referred plates of those rows' frames.
+        plates: (B, 3, H, W) float display-referred plates of those rows' frames, or the same region of each
+            (the face's region, :func:`~vidswap.composite.roi.footprint_roi`) whose top-left plate pixel is
+            ``origin`` = (x, y).
         crop: the core's :class:`~vidswap.faces.align.CropSpec`.
         device: where the batch lives.
 
     Returns:
         the :class:`~vidswap.swap.base.SwapBatch` (crops, landmarks in crop pixels, pose, expression against the
-        track's neutral shape, confidence, ``frame_to_crop``) and (B, 2, 3) float32 ``crop_to_plate`` matrices.
+        track's neutral shape, confidence, ``frame_to_crop``) and (B, 2, 3) float32 ``crop_to_plate`` matrices
+        (whole-plate pixels, whatever ``origin``).
     """
     idx = np.asarray(rows, dtype=np.int64)
     landmarks = torch.from_numpy(track.smoothed[idx]).to(device)  # (B, 478, 3) frame px
     frame_to_crop = crop.frame_to_crop(landmarks)
-    crops = warp_to_crop(plates, frame_to_crop, crop.size)
+    crops = warp_to_crop(plates, shift_source(frame_to_crop, origin), crop.size)
     lm_crop = transform_landmarks(landmarks, frame_to_crop)
     pose = decompose(lm_crop)
     delta = expression(pose.x_c_obs, torch.from_numpy(track.neutral).to(device))
@@ -71,7 +77,7 @@ def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequ
     for n, im in zip(numbers, images):
         occ = None
         if hands is not None:
-            pts = analysis.hands.at(n)
+            pts = analysis.hands.around(n, hands.time_reach)
             if len(pts):
                 occ = hand_matte(pts, as_rgb8(im), hands)
         if matte is not None:
@@ -85,11 +91,9 @@ def occluders_to_crop(mattes: Sequence[np.ndarray | None], frame_to_crop: torch.
                       size: int | tuple[int, int]) -> torch.Tensor | None:
     """(B, 1, h, w) crop-space occluders from per-frame plate-space mattes (None: nothing in front); None when no
     frame has one."""
-    if all(m is None for m in mattes):
-        return None
-    shape = next(m.shape for m in mattes if m is not None)
-    plate = torch.from_numpy(np.stack([m if m is not None else np.zeros(shape, np.float32) for m in mattes]))
-    return warp_to_crop(plate[:, None].to(frame_to_crop.device), frame_to_crop, size, padding_mode="zeros").clamp(0, 1)
+    size = (size, size) if isinstance(size, int) else size
+    crop = mattes_to_crop(mattes, frame_to_crop.detach().cpu().numpy(), size)
+    return None if crop is None else torch.from_numpy(crop)[:, None].to(frame_to_crop.device)
 
 
 MatteSink = Callable[[int, np.ndarray], None]
@@ -109,6 +113,9 @@ class RenderStage:
     plate_layers: the face layers also carry the plate-space foreground and alpha.
     matte:        the user's occlusion matte sequence (``composite.matte``), or None.
     matte_sinks:  callables receiving ``(frame number, (H, W) occlusion matte)`` for every frame (debug sequence).
+    face_regions: convert, composite and convert back only each track's face region (:meth:`face_region`); the
+                  rest of the plate stays in its own dtype, untouched. False: whole plates (the reference path;
+                  the results agree within 1 code value).
     """
 
     analysis: ShotAnalysis
@@ -122,8 +129,10 @@ class RenderStage:
     plate_layers: bool = False
     matte: UserMatte | None = None
     matte_sinks: list[MatteSink] = field(default_factory=list)
+    face_regions: bool = True
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
+    _regions: dict[tuple, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         self.seen.extend(f.number for f in frames)
@@ -148,13 +157,32 @@ class RenderStage:
                 sink(f.number, m if m is not None else np.zeros(f.image.shape[:2], np.float32))
         return {f.number: m for f, m in zip(wanted, mattes)}
 
+    def face_region(self, track: TrackAnalysis, crop: CropSpec, plate_size: tuple[int, int]) -> tuple[int, ...]:
+        """``(x0, y0, x1, y1)``: the plate region every frame of ``track`` is read from and written to (the crops
+        of the whole track plus the paste-back's context; :func:`~vidswap.composite.roi.footprint_roi`). It
+        depends on the analysis alone, so farm chunks cut the same region as a single pass. The whole plate
+        when the faces are also laid out as plate-sized layers (``plate_layers``)."""
+        key = (track.id, plate_size, self.face_regions and not self.plate_layers)
+        if key not in self._regions:
+            if self.plate_layers or not self.face_regions or not len(track.frames):
+                self._regions[key] = (0, 0, plate_size[1], plate_size[0])
+            else:
+                landmarks = torch.from_numpy(track.smoothed).to(self.device)
+                crop_to_plate = torch.as_tensor(invert_affine(crop.frame_to_crop(landmarks)), dtype=torch.float32)
+                self._regions[key] = footprint_roi(crop_to_plate, (crop.size, crop.size) if isinstance(
+                    crop.size, int) else tuple(crop.size), plate_size, paste_margin(self.params.paste))
+        return self._regions[key]
+
     def _swap_track(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
                     identity: SourceIdentity, occluders: dict[int, np.ndarray | None]) -> None:
         ks = [k for k, _ in rows]
         idx = np.array([i for _, i in rows])
         dtype = out[ks[0]].image.dtype
-        plate = torch.stack([to_float(out[k].image, self.device) for k in ks])  # (B, 3, H, W)
-        batch, crop_to_plate = batch_from_track(track, idx, plate, self.core.crop_for(track), self.device)
+        crop = self.core.crop_for(track)
+        x0, y0, x1, y1 = self.face_region(track, crop, out[ks[0]].image.shape[:2])
+        # only the face's region is converted, composited and converted back, in the plate's own dtype outside it
+        plate = torch.stack([to_float(out[k].image[y0:y1, x0:x1], self.device) for k in ks])  # (B, 3, h, w)
+        batch, crop_to_plate = batch_from_track(track, idx, plate, crop, self.device, origin=(x0, y0))
         result = self.core.swap(batch, identity)
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
@@ -163,12 +191,14 @@ class RenderStage:
                                      tuple(batch.target_crops.shape[-2:]))
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
-                               crop_to_plate, numbers, track_id=track.id, params=self.params,
+                               shift_target(crop_to_plate, (x0, y0)), numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
                                layers=self.plate_layers, occluder=occluder)
         for b, k in enumerate(ks):
             f = out[k]
-            out[k] = dataclasses.replace(f, image=from_float(comp.frames[b], dtype))
+            image = f.image.copy()
+            image[y0:y1, x0:x1] = from_float(comp.frames[b], dtype)
+            out[k] = dataclasses.replace(f, image=image)
             self.swapped.add(f.number)
             if self.sinks:
                 layer = FaceLayer(f.number, track.id, batch.target_crops[b], comp.crop[b], comp.alpha[b],

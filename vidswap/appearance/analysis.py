@@ -20,8 +20,8 @@ from vidswap.appearance.texture_space import TextureSpace, build_texture_space, 
 from vidswap.appearance.sharpness import relative_edge_blur
 from vidswap.appearance.track import (TRACK_TEXTURE, AppearanceSampler, FaceSample, build_track_appearance,
                                       unwrap_frames)
-from vidswap.composite.convert import to_float
-from vidswap.faces.align import crop_frame_from_landmarks, face_height, transform_landmarks, warp_to_crop
+from vidswap.composite.roi import region_crops
+from vidswap.faces.align import crop_frame_from_landmarks, face_height, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 
@@ -77,9 +77,8 @@ class AppearanceCollector:
         crops, crop_lms, frame_lms, heights = [], [], [], []
         for image, pts in crops_of:
             lm = torch.from_numpy(pts).to(self.device)
-            plate = to_float(image, self.device)[None].expand(len(pts), -1, -1, -1)
             m = crop_frame_from_landmarks(lm, size, CROP_MARGIN)
-            crops.append(warp_to_crop(plate, m, size))
+            crops.append(region_crops(image, m, size, self.device))  # only the faces' region goes to float
             crop_lms.append(transform_landmarks(lm, m))
             frame_lms.append(lm)
             heights.append(face_height(crop_lms[-1]))

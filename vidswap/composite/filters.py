@@ -83,15 +83,16 @@ def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None) 
 _INF = float("inf")
 
 
-def _shift(x: torch.Tensor, k: int, dy: int, dx: int, fill: float) -> torch.Tensor:
-    """``out[y, x] = in[y + k*dy, x + k*dx]``, ``fill`` outside the image."""
-    if k == 0:
-        return x
-    h, w = x.shape[-2:]
-    py, px = abs(k * dy), abs(k * dx)
-    p = F.pad(x, (px, px, py, py), value=fill)
-    oy, ox = py + k * dy, px + k * dx
-    return p[..., oy : oy + h, ox : ox + w]
+def _fold(m: torch.Tensor, sy: int, sx: int, op) -> torch.Tensor:
+    """``out[y, x] = op(m[y, x], m[y + sy, x + sx])`` where that neighbour exists, ``m[y, x]`` elsewhere (what
+    ``op`` with the fill value gives there): one copy and one in-place ``op`` on views, no padded temporary."""
+    h, w = m.shape[-2:]
+    out = m.clone()
+    ys, xs = slice(max(0, -sy), h - max(0, sy)), slice(max(0, -sx), w - max(0, sx))
+    yn, xn = slice(max(0, sy), h - max(0, -sy)), slice(max(0, sx), w - max(0, -sx))
+    view = out[..., ys, xs]
+    op(view, m[..., yn, xn], out=view)
+    return out
 
 
 def _line(x: torch.Tensor, half: int, dy: int, dx: int, dilate: bool) -> torch.Tensor:
@@ -106,7 +107,7 @@ def _line(x: torch.Tensor, half: int, dy: int, dx: int, dilate: bool) -> torch.T
     n = 2 * half + 1
     span = 1
     while span * 2 <= n:  # m[i] = op over [i, i + 2 * span - 1] along the line
-        m = op(m, _shift(m, span, dy, dx, fill))
+        m = _fold(m, span * dy, span * dx, op)
         span *= 2
 
     def at(t: int) -> torch.Tensor:  # m at image position + t steps along the line

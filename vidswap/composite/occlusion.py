@@ -8,7 +8,9 @@ Masks are float ``(B, 1, H, W)`` in [0, 1] on the device of their inputs (conven
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 from kornia.color import rgb_to_lab
@@ -207,3 +209,25 @@ def skin_sample_mask(skin: torch.Tensor, size: torch.Tensor | float, erosion: fl
     b = skin.shape[0]
     fs = per_item(size, b, skin.device)
     return in_window(skin, 1, lambda m: (erode(m, torch.round(fs * erosion)) > 0.5).to(skin.dtype))
+
+
+def mattes_to_crop(mattes: Sequence[np.ndarray | None], frame_to_crop: np.ndarray, size: tuple[int, int]
+                   ) -> np.ndarray | None:
+    """(B, h, w) float32 crop-space occluders from per-frame (H, W) plate-space mattes (None: nothing in front),
+    bilinear with pixel centres at integers and zeros outside the plate (the convention of
+    :func:`vidswap.faces.align.warp_to_crop`, without its anti-aliasing: a face crop does not shrink the plate by
+    2x); None when no frame has a matte. One ``cv2.warpAffine`` per frame with a matte (a few tenths of a ms),
+    where a batched ``grid_sample`` over the plate cost tens of ms under load.
+
+    Args:
+        frame_to_crop: (B, 2, 3) plate -> crop affine matrices; size: the crop's (h, w).
+    """
+    if all(m is None for m in mattes):
+        return None
+    h, w = int(size[0]), int(size[1])
+    out = np.zeros((len(mattes), h, w), np.float32)
+    for b, m in enumerate(mattes):
+        if m is not None:
+            out[b] = cv2.warpAffine(np.asarray(m, np.float32), np.asarray(frame_to_crop[b], np.float64), (w, h),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)

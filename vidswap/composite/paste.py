@@ -46,6 +46,12 @@ class PasteParams:
     antialias: bool = True
 
 
+def paste_margin(params: PasteParams) -> int:
+    """Plate pixels beyond a face crop's footprint that paste-back may read: the bilinear taps, and for the
+    multi-band blend the context of its deepest pyramid level (at most 7 levels)."""
+    return 4 + (2 ** (7 + 1) if params.mode == "laplacian" else 0)
+
+
 def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
     """Blur crop-space images by the amount a shrinking warp needs (sigma = 0.5 * sqrt(1/s^2 - 1))."""
     a = crop_to_plate[:, :, :2].to(torch.float32)

@@ -8,8 +8,8 @@ import torch
 
 from vidswap.composite.colour import masked_lab_stats, pack_stats
 from vidswap.composite.compositor import CompositeParams, build_masks
-from vidswap.composite.convert import to_float
-from vidswap.faces.align import MeshCrop, transform_landmarks, warp_to_crop
+from vidswap.composite.roi import region_crops
+from vidswap.faces.align import MeshCrop, transform_landmarks
 
 STATS_CROP_MARGIN = 0.2  # the statistics crop: a mesh crop with this margin (the geometric core's default)
 
@@ -38,10 +38,9 @@ def plate_skin_stats(images: np.ndarray | list[np.ndarray], points: np.ndarray |
     for image, pts in zip(images, points):
         if len(pts) == 0:
             continue
-        plate = to_float(image, device)[None].expand(len(pts), -1, -1, -1)
         lm = torch.from_numpy(np.asarray(pts, np.float32)).to(device)
         frame_to_crop = crop.frame_to_crop(lm)
-        crops.append(warp_to_crop(plate, frame_to_crop, crop_size))
+        crops.append(region_crops(image, frame_to_crop, crop_size, device))  # the faces' region, not the frame
         lms.append(transform_landmarks(lm, frame_to_crop))
     crop_images = torch.cat(crops)
     masks = build_masks(crop_images, torch.cat(lms), regions, CompositeParams())

@@ -1,9 +1,14 @@
 """Where a crop-space face lands on the plate: the bounding box of its alpha and the plate regions of interest
-that paste-back and grain measurement work in (so their cost follows the face size, not the plate size)."""
+that paste-back, grain measurement, the render stage and the analysis's face crops work in (so their cost
+follows the face size, not the plate size)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from vidswap.composite.convert import to_float
+from vidswap.faces.align import invert_affine, warp_to_crop
 
 
 def alpha_bbox(alpha: torch.Tensor) -> torch.Tensor:
@@ -65,3 +70,78 @@ def plate_rois(
     rh = min(hp, max(s[3] - s[1] + 1 for s in live))
     tops = [None if s is None else (min(s[0], wp - rw), min(s[1], hp - rh)) for s in spans]
     return tops, (rh, rw)
+
+
+def footprint_roi(crop_to_plate: torch.Tensor, crop_size: tuple[int, int], plate_size: tuple[int, int],
+                  margin: int, align: int = 32) -> tuple[int, int, int, int]:
+    """The plate region a set of face crops covers: where the render stage reads and writes a track's faces.
+
+    Args:
+        crop_to_plate: ``(N, 2, 3)`` affine from crop pixels to plate pixels (every frame of a track), a
+            tensor or an array.
+        crop_size: ``(h, w)`` of the crop.
+        plate_size: ``(H, W)``.
+        margin: plate pixels added around the crops' bounding box (bilinear taps, paste-back context).
+        align: the region starts at multiples of ``align`` (so a crop's 2x2 box-filter halvings, see
+            :func:`vidswap.faces.align.warp_to_crop`, see the same pixel blocks as on the whole plate) and ends at a
+            multiple of ``align`` or the plate's edge.
+
+    Returns:
+        ``(x0, y0, x1, y1)`` with exclusive ends, inside the plate; the whole plate when the crops miss it (or
+        a matrix is not finite).
+    """
+    hp, wp = plate_size
+    h, w = crop_size
+    corners = np.array([[0.0, 0.0, 1.0], [w - 1.0, 0.0, 1.0], [0.0, h - 1.0, 1.0], [w - 1.0, h - 1.0, 1.0]])
+    mats = np.asarray(crop_to_plate.detach().cpu().numpy() if torch.is_tensor(crop_to_plate) else crop_to_plate,
+                      np.float64)
+    pts = (corners @ mats.transpose(0, 2, 1)).reshape(-1, 2)  # (N * 4, 2)
+    if pts.shape[0] == 0 or not np.isfinite(pts).all():
+        return 0, 0, wp, hp
+    lo = np.floor(pts.min(axis=0)) - margin
+    hi = np.ceil(pts.max(axis=0)) + margin + 1
+    x0 = min(max(int(lo[0]) // align * align, 0), wp)
+    y0 = min(max(int(lo[1]) // align * align, 0), hp)
+    x1 = max(min(-(-int(hi[0]) // align) * align, wp), x0)
+    y1 = max(min(-(-int(hi[1]) // align) * align, hp), y0)
+    if x1 <= x0 or y1 <= y0:  # the crops miss the plate: nothing of it is read
+        return 0, 0, wp, hp
+    return x0, y0, x1, y1
+
+
+def shift_source(affine: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+    """(B, 2, 3) plate -> crop matrices as matrices from the plate region whose top-left plate pixel is ``origin``
+    (x, y): ``A (p + o) + t = A p + (A o + t)``. The same tensor for origin (0, 0)."""
+    if origin == (0, 0):
+        return affine
+    o = torch.tensor([float(origin[0]), float(origin[1])], dtype=affine.dtype, device=affine.device)
+    return torch.cat([affine[:, :, :2], affine[:, :, 2:] + (affine[:, :, :2] @ o)[..., None]], dim=-1)
+
+
+def shift_target(affine: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+    """(B, 2, 3) crop -> plate matrices as matrices to the plate region whose top-left plate pixel is ``origin``."""
+    if origin == (0, 0):
+        return affine
+    o = torch.tensor([float(origin[0]), float(origin[1])], dtype=affine.dtype, device=affine.device)
+    return torch.cat([affine[:, :, :2], affine[:, :, 2:] - o[:, None]], dim=-1)
+
+
+
+def region_crops(image: np.ndarray, frame_to_crop: torch.Tensor, size: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """``warp_to_crop(to_float(image)[None].expand(N, ...), frame_to_crop, size)`` -- N face crops of one frame --
+    with only the plate region the crops cover converted to float (:func:`footprint_roi`, from this frame's
+    matrices alone). Equal to the whole-frame crops up to float rounding of the shifted matrices.
+
+    Args:
+        image: HxWx3 plate (uint8 / uint16 / float).
+        frame_to_crop: (N, 2, 3) frame -> crop matrices.
+        size: crop side.
+
+    Returns:
+        (N, 3, size, size) float32 crops on ``device``.
+    """
+    m = frame_to_crop.to(device=device, dtype=torch.float32)
+    x0, y0, x1, y1 = footprint_roi(invert_affine(m.detach().cpu().numpy()), (size, size), image.shape[:2], margin=4)
+    plate = to_float(image[y0:y1, x0:x1], device)[None].expand(len(m), -1, -1, -1)
+    return warp_to_crop(plate, shift_source(m, (x0, y0)), size)

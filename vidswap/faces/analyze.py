@@ -30,6 +30,7 @@ from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
 from vidswap.hands.landmarks import HandLandmarker
 from vidswap.hands.palm import PalmDetector
+from vidswap.hands.pose import PoseHands
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.faces.align import as_rgb8
 from vidswap.io.frames import format_frames, frame_runs
@@ -50,7 +51,7 @@ class AnalysisConfig:
     identity_every: int = 10  # identity embedding for new tracks and every N frames
     max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
     cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
-    hands: bool = True  # track hands (palm detection + hand landmarks) for the occlusion mask
+    hands: bool = True  # track hands (palm detection, pose near faces, hand landmarks) for the occlusion mask
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class AnalysisModels:
     mesh: FaceMesh
     identity: IdentityEncoder
     model_hashes: dict[str, str]
-    hands: tuple[PalmDetector, HandLandmarker] | None = None
+    hands: tuple[PalmDetector, HandLandmarker, PoseHands] | None = None
 
     @classmethod
     def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
@@ -90,12 +91,13 @@ class AnalysisModels:
         hands = None
         if cfg.hands:
             hands = (PalmDetector.from_path(paths["palm_detection"], threads),
-                     HandLandmarker.from_path(paths["hand_landmark"], threads))
+                     HandLandmarker.from_path(paths["hand_landmark"], threads),
+                     PoseHands.from_path(paths["pose_landmark"], threads))
         return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
 
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
-HAND_MODELS = ("palm_detection", "hand_landmark")
+HAND_MODELS = ("palm_detection", "hand_landmark", "pose_landmark")
 
 
 def analysis_model_names(hands: bool) -> tuple[str, ...]:
@@ -166,7 +168,8 @@ class FrameAnalyzer:
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
         if self.models.hands is not None and self.cfg.hands:
-            self._hands = HandTracker(*self.models.hands, params=HandParams())
+            palms, landmarker, pose = self.models.hands
+            self._hands = HandTracker(palms, landmarker, HandParams(), pose)
 
     @property
     def cuts(self) -> list[int]:
@@ -194,10 +197,6 @@ class FrameAnalyzer:
                 self._prev = []
                 if self._hands is not None:
                     self._hands.reset()
-            if self._hands is not None:
-                t0 = time.perf_counter()
-                self._hands.push(int(number), as_rgb8(image))
-                self._time("hands", t0)
             t0 = time.perf_counter()
             faces = [lm for lm in lms[i] if lm.confidence >= MIN_CONFIDENCE]
             faces = _dedupe(faces)
@@ -207,6 +206,11 @@ class FrameAnalyzer:
                 faces += [lm for lm in found if lm.confidence >= MIN_CONFIDENCE
                           and not any(_overlap(lm, f) > 0.3 for f in faces)]
             self._time("landmarks", t0)
+            if self._hands is not None:
+                t0 = time.perf_counter()
+                boxes = [np.concatenate([f.points[:, :2].min(0), f.points[:, :2].max(0)]) for f in faces]
+                self._hands.push(int(number), as_rgb8(image), boxes)
+                self._time("hands", t0)
             t0 = time.perf_counter()
             new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
             due = self._since_identity % max(1, self.cfg.identity_every) == 0

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from filterpy.common import Q_continuous_white_noise
-from filterpy.kalman import KalmanFilter
 
 from vidswap.errors import UsageError
 from vidswap.faces.topology import load_static_data, load_topology
@@ -198,6 +196,11 @@ def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.n
     first, last = int(idx[0]), int(idx[-1])
     sigma = p.measurement_noise if p.measurement_noise is not None and p.measurement_noise > 0 else noise_level(z)
     r = max(sigma, 1e-9) ** 2
+    # imported here: filterpy pulls in scipy.stats (~1-2 s), which a render task that only reads the analysis
+    # never needs
+    from filterpy.common import Q_continuous_white_noise
+    from filterpy.kalman import KalmanFilter
+
     kf = KalmanFilter(dim_x=2, dim_z=1)
     kf.F = np.array([[1.0, dt], [0.0, 1.0]])
     kf.H = np.array([[1.0, 0.0]])

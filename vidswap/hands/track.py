@@ -12,7 +12,9 @@ from typing import Sequence
 import numpy as np
 
 from vidswap.hands.landmarks import HandLandmarker, rois_from_hand_landmarks, rois_from_palms
+from vidswap.faces.landmarks import Rois
 from vidswap.hands.palm import PalmDetector
+from vidswap.hands.pose import PoseHands
 from vidswap.hands.types import HandTracks
 
 
@@ -24,20 +26,31 @@ class HandParams:
         max_hands: hands followed at once.
         accept: landmarker presence a new hand (from a palm) must reach.
         keep: presence under which a tracked hand is dropped (and re-detected).
-        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand);
-            with none tracked it runs on every frame.
+        keep_edge: the same for a hand that reaches past the frame's edge (the wrist outside the picture): the
+            landmarker is less sure of a hand it sees only in part, and nothing else would find it again.
+        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand).
+        idle_detect_every: with none tracked, every N frames (the frames between are covered by ``backfill``).
         min_frames: hands seen for fewer frames are dropped (a spurious detection does not last).
         smooth_sigma: zero-phase Gaussian smoothing of each hand's landmarks over time (frames).
         overlap: a palm whose centre falls inside a tracked hand's bounds (scaled by this) is that hand.
+        pose_every: with no hand tracked and the palm detector finding none, the pose landmarker (given a face)
+            looks for hands near each face every this many frames, and at once when a tracked hand is lost (a hand entering from the frame
+            edge, its wrist outside: palm detection misses it throughout).
+        backfill: a newly found hand is tracked backwards through up to this many earlier frames (kept in
+            memory), so detection that runs only every few frames does not start the hand late.
     """
 
     max_hands: int = 2
     accept: float = 0.8
     keep: float = 0.5
+    keep_edge: float = 0.2
     redetect_every: int = 6
+    idle_detect_every: int = 2
     min_frames: int = 3
     smooth_sigma: float = 1.0
     overlap: float = 1.0
+    pose_every: int = 4
+    backfill: int = 6
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -48,6 +61,12 @@ def _bounds(points: np.ndarray) -> np.ndarray:
 def _inside(xy: np.ndarray, box: np.ndarray, scale: float) -> bool:
     c, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * scale
     return bool((np.abs(xy - c) <= half).all())
+
+
+def _past_edge(points: np.ndarray, width: int, height: int) -> bool:
+    """Whether (21, 2+) landmarks reach outside the ``width`` x ``height`` frame."""
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    return bool(lo[0] < 0 or lo[1] < 0 or hi[0] > width - 1 or hi[1] > height - 1)
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,33 +100,70 @@ class HandTracker:
     palms: PalmDetector
     landmarker: HandLandmarker
     params: HandParams = field(default_factory=HandParams)
+    pose: PoseHands | None = None
     rows: list[tuple[int, int, np.ndarray, float]] = field(default_factory=list)
     _active: list[tuple[int, np.ndarray]] = field(default_factory=list)
     _next_id: int = 0
     _since_detect: int = 0
+    _since_pose: int = 0
+    _recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
     def reset(self) -> None:
-        """Forget the tracked hands (a shot cut)."""
+        """Forget the tracked hands and the frames kept for backfilling (a shot cut)."""
         self._active = []
+        self._recent = []
 
-    def push(self, number: int, frame: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
-        """Track the hands into frame ``number`` (HxWx3 RGB uint8); returns its ``(id, (21, 3) points, presence)``."""
+    def push(self, number: int, frame: np.ndarray, faces: Sequence[np.ndarray] = ()
+             ) -> list[tuple[int, np.ndarray, float]]:
+        """Track the hands into frame ``number`` (HxWx3 RGB uint8); returns its ``(id, (21, 3) points, presence)``.
+
+        ``faces``: (4,) x0, y0, x1, y1 boxes of the faces in the frame, where the pose landmarker looks for hands.
+        """
         p = self.params
         found: list[tuple[int, np.ndarray, float]] = []
         if self._active:
             lm = self.landmarker([frame], [0] * len(self._active),
                                  rois_from_hand_landmarks(np.stack([pts for _, pts in self._active])))
+            h, w = frame.shape[:2]
             found = [(hid, pts, float(pr)) for (hid, _), pts, pr in zip(self._active, lm.points, lm.presence)
-                     if pr >= p.keep]
+                     if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep)]
+            if len(found) < len(self._active):  # a hand lost: the pose landmarker looks for it at once
+                self._since_pose = p.pose_every
             found = self._dedupe(found)
         self._since_detect += 1
-        if len(found) < p.max_hands and (not found or self._since_detect >= p.redetect_every):
+        self._since_pose += 1
+        new: list[tuple[int, np.ndarray, float]] = []
+        due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
+        if len(found) < p.max_hands and due:
             self._since_detect = 0
-            found += self._detect(frame, found)
+            new = self._detect(frame, found)
+        if self.pose is not None and len(faces) and not new and not found and self._since_pose >= p.pose_every:
+            self._since_pose = 0
+            for box in faces:
+                if len(new) < p.max_hands:
+                    new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
+        for hid, pts, _ in new:
+            self._backfill(hid, pts)
+        found += new
         self._active = [(hid, pts) for hid, pts, _ in found]
         for hid, pts, pr in found:
             self.rows.append((int(number), hid, pts, pr))
+        if p.backfill > 0:
+            self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
         return found
+
+    def _backfill(self, hid: int, points: np.ndarray) -> None:
+        """Track a new hand backwards through the kept frames (newest first) while the landmarker holds it and the
+        frame has no hand there already."""
+        pts = points
+        for number, frame in reversed(self._recent):
+            if any(_box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, _, q, _ in self.rows if n == number):
+                break
+            lm = self.landmarker([frame], [0], rois_from_hand_landmarks(pts[None]))
+            if lm.presence[0] < self.params.keep:
+                break
+            pts = lm.points[0]
+            self.rows.append((number, hid, pts, float(lm.presence[0])))
 
     def _dedupe(self, hands: list[tuple[int, np.ndarray, float]]) -> list[tuple[int, np.ndarray, float]]:
         """Two tracks that converged on one hand: keep the more confident."""
@@ -127,8 +183,19 @@ class HandTracker:
         new = new[:p.max_hands - len(tracked)]
         if not new:
             return []
-        lm = self.landmarker([frame], [0] * len(new), rois_from_palms(palms.boxes[new], palms.keypoints[new]))
-        good = [k for k in range(len(new)) if lm.presence[k] >= p.accept]
+        return self._confirm(frame, rois_from_palms(palms.boxes[new], palms.keypoints[new]), tracked)
+
+    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list) -> list[tuple[int, np.ndarray, float]]:
+        """New hands from candidate regions: the landmarker's presence must reach ``accept``; a second pass from
+        the first pass's landmarks; not a hand already tracked."""
+        p = self.params
+        boxes = [_bounds(pts) for _, pts, _ in tracked]
+        keep = [i for i in range(len(rois)) if not any(_inside(rois.center[i], b, p.overlap) for b in boxes)]
+        if not keep:
+            return []
+        rois = Rois(rois.center[keep], rois.size[keep], rois.angle[keep])
+        lm = self.landmarker([frame], [0] * len(rois), rois)
+        good = [k for k in range(len(rois)) if lm.presence[k] >= p.accept]
         if not good:
             return []
         # a second pass from the first pass's landmarks: the tracking ROI fits the hand better than the palm's
@@ -136,9 +203,12 @@ class HandTracker:
         out = []
         for j, k in enumerate(good):
             pts, pr = (lm2.points[j], lm2.presence[j]) if lm2.presence[j] >= p.keep else (lm.points[k], lm.presence[k])
+            if any(_inside(pts[:, :2].mean(0), b, p.overlap) for b in boxes):
+                continue  # a hand already tracked, seen again
             out.append((self._next_id, pts, float(pr)))
             self._next_id += 1
-        return self._dedupe(tracked + out)[len(tracked):] if tracked else self._dedupe(out)
+        new_ids = {hid for hid, _, _ in out}
+        return [h for h in self._dedupe(tracked + out) if h[0] in new_ids]  # not a tracked hand again
 
     def finish(self) -> HandTracks:
         """Per hand: dropped if seen for fewer than ``min_frames`` frames, else smoothed over its run of frames."""
@@ -146,7 +216,7 @@ class HandTracker:
             return HandTracks.empty()
         out = []
         for hid in sorted({r[1] for r in self.rows}):
-            mine = [r for r in self.rows if r[1] == hid]
+            mine = sorted((r for r in self.rows if r[1] == hid), key=lambda r: r[0])  # backfilled rows came later
             if len(mine) < self.params.min_frames:
                 continue
             pts = smooth_series(np.stack([r[2] for r in mine]).astype(np.float32), self.params.smooth_sigma)

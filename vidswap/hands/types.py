@@ -37,6 +37,10 @@ class HandTracks:
         """(K, 21, 3) the landmarks of the hands in frame ``number``."""
         return self.points[self.frames == number]
 
+    def around(self, number: int, reach: int) -> np.ndarray:
+        """(K, 21, 3) the landmarks of the hands in frames ``number - reach`` .. ``number + reach``."""
+        return self.points[np.abs(self.frames - number) <= reach]
+
     def to_arrays(self, prefix: str = "hands_") -> dict[str, np.ndarray]:
         return {prefix + n: getattr(self, n) for n in self.ARRAYS}
 

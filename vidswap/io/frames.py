@@ -26,18 +26,23 @@ class Frame:
     image:    HxWx3 RGB, uint8 (8-bit sources), uint16 (>8-bit sources, full 0..65535 range) or
               float32 (EXR, scene-linear values as stored).
     duration: how long the frame is shown, in time_base units (video only; None when unknown).
+    picture:  the decoded picture (``av.VideoFrame``, in the stream's own pixel format) when read with
+              ``rgb=False``; ``image`` is then None (pass-through copies it to the encoder, no RGB round trip).
     """
 
     number: int
     pts: int | None
     timecode: str | None
-    image: np.ndarray
+    image: np.ndarray | None
     duration: int | None = None
+    picture: object | None = None
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """HxWxC ``image`` at ``size`` = (width, height), keeping its dtype (uint8 / uint16 / float): area filter when
     shrinking, bicubic when enlarging; the same array when it already has that size."""
+    if image is None:  # a picture kept in its decoded form (Frame.picture): nothing to resize here
+        return image
     h, w = image.shape[:2]
     if (w, h) == tuple(size):
         return image

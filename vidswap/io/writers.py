@@ -25,6 +25,7 @@ from typing import Protocol
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from vidswap.errors import ConfigError, InputError, MediaError
@@ -265,6 +266,7 @@ class VideoSink:
         self._stream = None
         self._encoding: _Encoding | None = None
         self._sws = VideoReformatter()
+        self._to_rgb: avutil.RgbConverter | None = None
         self._copier: AudioCopier | None = None
         self._source = None
         fmt = VIDEO_CONTAINERS[final.suffix.lower()]
@@ -287,7 +289,7 @@ class VideoSink:
     # -- setup on the first frame (needs its bit depth, pts and timecode) --
 
     def _start(self, frame: Frame) -> None:
-        deep = frame.image.dtype != np.uint8
+        deep = frame.image.dtype != np.uint8 if frame.image is not None else self.info.bit_depth > 8
         enc = _encoding(self.settings, self.info, deep)
         stream = self._out.add_stream(enc.encoder, rate=self.info.fps)
         stream.width, stream.height = encode_size(self.settings, self.size)
@@ -323,14 +325,15 @@ class VideoSink:
     # -- per frame --
 
     def write(self, frame: Frame) -> None:
-        """Encode one frame (HxWx3 uint8/uint16/float32 RGB) at the output size, keeping its timing."""
-        if frame.image.ndim != 3 or frame.image.shape[2] != 3:
+        """Encode one frame (HxWx3 uint8/uint16/float32 RGB, or a decoded picture: :attr:`Frame.picture`) at the
+        output size, keeping its timing."""
+        if frame.image is not None and (frame.image.ndim != 3 or frame.image.shape[2] != 3):
             raise ValueError(f"frame {frame.number}: expected an HxWx3 RGB image, got shape {frame.image.shape}")
         try:
             if self._stream is None:
                 self._start(frame)
             pts, duration, source_pts = self._timing(frame)
-            picture = self._picture(frame.image)
+            picture = self._picture(frame.image) if frame.image is not None else self._decoded(frame.picture)
             picture.pts = pts
             picture.time_base = self.time_base
             self._durations[pts] = duration
@@ -358,6 +361,21 @@ class VideoSink:
             duration = step if step > 0 else self._frame_ticks
         self._prev_pts = source_pts
         return source_pts - self._shift, duration, source_pts
+
+    def _decoded(self, picture: av.VideoFrame) -> av.VideoFrame:
+        """A decoded picture of the input as the encoder's frame: as it is when it already has the encoder's pixel
+        format and size (the encoder's colour tags are the input's), else through RGB like any rendered frame."""
+        width, height = encode_size(self.settings, self.size)
+        if (picture.format.name == self._encoding.pix_fmt and (picture.width, picture.height) == (width, height)
+                and not int(picture.rotation or 0) % 360):
+            picture.pict_type = PictureType.NONE  # the encoder chooses its own frame types
+            for key, code in self._encoding.tags.items():
+                if code is not None:
+                    setattr(picture, key, code)
+            return picture
+        if self._to_rgb is None:
+            self._to_rgb = avutil.RgbConverter(self.info.bit_depth > 8, self.info.colorspace)
+        return self._picture(self._to_rgb(picture))
 
     def _picture(self, image: np.ndarray) -> av.VideoFrame:
         """RGB array -> frame in the encoder's pixel format, scaled to the output size, tagged."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from vidswap.composite.linear import display_frames
 from vidswap.config import JobConfig, to_dict
 from vidswap.errors import InputError
-from vidswap.faces.analyze import AnalysisModels
+from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
@@ -27,7 +27,8 @@ from vidswap.analysis_cache import analyze_shot
 from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs, render_frames,
                               render_patches, require_analysis, summarise, write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
-from vidswap.shot import ShotPlan, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
+from vidswap.source_cache import cached_source_faces
+from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
 from vidswap.swap import CoreContext
 
 CHUNK_SETTINGS = EncodeSettings(codec="ffv1")
@@ -66,6 +67,9 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
     analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
                             plan.work_size)
+    if models is not None and cfg.sources and core.needs:  # recorded once here, so render tasks load no models
+        cached_source_faces(cfg.sources, check_sources(cfg.sources), plan.job_dir / "sources",
+                            analysis_model_hashes(hands=cfg.analysis.hands), lambda: models, [])
     targets, plots = [], []
     if models is not None and analysis.tracks:
         selection = dataclasses.replace(cfg.target, map=())

@@ -15,7 +15,8 @@ train export`` or a training state (its generator is used). The core
   (``id_vec``); ``embedding`` is the SFace one, as for every core;
 * swaps in batches of ``batch_size`` crops on the batch's device; alpha is 1 over the crop with a ``feather``
   ramp at its border: the compositor multiplies its face-region, occlusion and confidence masks in, as for every
-  core, and the per-clip refiner (tune pass) runs on its output like on any core's.
+  core. With ``tune.enabled`` the generator itself is fine-tuned on the clip (pivotal tuning,
+  :mod:`vidswap.train.facedancer.clip_tune`), not a refiner on its output.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class FaceDancerCore(SwapCore):
                               f"but the identity encoder gives {self.identity_net.dim}-d")
         self.size = self.generator.config.size
         self.crop = TemplateCrop.arcface(self.size)
+
+    def use_generator(self, generator: torch.nn.Module) -> None:
+        """Render with ``generator`` from now on (the per-clip tuned copy, :mod:`vidswap.train.facedancer.clip_tune`)."""
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
 
     def align_source(self, source: SourceFace) -> torch.Tensor:
         """(3, S, S) the source photo in the training alignment (ArcFace template at S)."""

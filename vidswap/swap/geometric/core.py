@@ -127,6 +127,8 @@ class GeometricSwapConfig:
         crop_size: side of the aligned target crops: ``auto`` (default) renders each track at the plate's
             resolution of its face (its median face height with the margins, a multiple of 32 in [256, 1024]), or
             a fixed multiple of 32 in [64, 1024].
+        crop_max: the largest side ``auto`` picks (a multiple of 32 in [256, 1024]; the preview preset caps it to
+            render close-ups cheaply).
         crop_margin: border of the target crops on each side, as a fraction of the face height.
         texture_size: side of the aligned source texture crops made by ``prepare`` (None: 1.25 x crop_size,
             rounded to 32, 256 for ``auto`` -- a little denser than the output, so sampling it neither blurs nor
@@ -152,6 +154,7 @@ class GeometricSwapConfig:
     inner_grow: float = 1.0
     inner_feather: float = 1.0
     crop_size: int | Literal["auto"] = "auto"
+    crop_max: int = 1024
     crop_margin: float = 0.2
     texture_size: int | None = None
     texture_margin: float = 0.25
@@ -173,13 +176,15 @@ class GeometricSwapConfig:
         if self.crop_size != "auto" and (not isinstance(self.crop_size, int) or self.crop_size % 32
                                          or not 64 <= self.crop_size <= 1024):
             raise ValueError(f"crop_size must be auto or a multiple of 32 in [64, 1024], got {self.crop_size!r}")
+        if not isinstance(self.crop_max, int) or self.crop_max % 32 or not DEFAULT_CROP <= self.crop_max <= 1024:
+            raise ValueError(f"crop_max must be a multiple of 32 in [{DEFAULT_CROP}, 1024], got {self.crop_max!r}")
+        if not 0.0 <= self.mix_weight <= 1.0:
+            raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
 
     @property
     def base_crop_size(self) -> int:
         """The crop side when no track is known (and the texture crops' reference): 256 for ``auto``."""
         return DEFAULT_CROP if self.crop_size == "auto" else int(self.crop_size)
-        if not 0.0 <= self.mix_weight <= 1.0:
-            raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
 
 
 #: the crop side of ``crop_size: auto`` when no track is known, and its smallest per-track side
@@ -313,7 +318,7 @@ class GeometricSwapCore(SwapCore):
         if self.config.crop_size != "auto" or not len(track.smoothed):
             return self.crop
         height = float(face_height(torch.from_numpy(track.smoothed)).median())
-        return MeshCrop(size=auto_crop_size(height, self.config.crop_margin, lo=DEFAULT_CROP),
+        return MeshCrop(size=auto_crop_size(height, self.config.crop_margin, lo=DEFAULT_CROP, hi=self.config.crop_max),
                         margin=self.config.crop_margin)
 
     def for_target(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:

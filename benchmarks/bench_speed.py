@@ -1,0 +1,434 @@
+"""Full-resolution speed of `vidswap run` against a plain transcode of the same clip (issue 19).
+
+    python benchmarks/bench_speed.py [--frames 120] [--frames-4k 48] [--pairs 2] [--rows 360,1080,4k]
+                                     [--no-passthrough] [--no-preview] [--no-farm] [--json F]
+
+Plates: the Pexels sample (640x360, frames 0..N-1) and its first N frames upscaled with PyAV (swscale lanczos) to
+1920x1080 and 3840x2160, encoded once (libx264 crf 12, veryfast) and cached in ``~/.cache/vidswap/bench/``.
+
+Every measurement runs in a fresh process and is *paired* with its baseline in the same run (baseline, then
+vidswap, repeated ``--pairs`` times; the table shows medians and the median of the per-pair ratios), because the
+machine is shared and its load changes from minute to minute (the load average is printed with the table):
+
+* transcode: PyAV decode + libx264 crf 18 preset medium encode of the same frames, frame threads, frames handed
+  from decoder to encoder in YUV (what ``ffmpeg -i in -c:v libx264 -crf 18 -preset medium out.mp4`` does);
+* vidswap run: ``vidswap run PLATE --source grace_hopper -o OUT.mp4 -q --frames 0-(N-1)`` (default preset), in
+  a fresh job folder (the analysis is never reused), the CLI in-process behind a wrapper that keeps its
+  ``RunSummary`` (per-stage seconds) and peak RSS;
+* pass-through: the same with ``--passthrough``;
+* preview: the same with ``--preview`` (paired with the default run, at 1080p);
+* farm render-task fixed cost: ``vidswap render-chunk`` of one chunk after ``vidswap analyze``: wall time from the
+  process start to the first frame handed to the encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "samples"))
+MARK = "BENCH_JSON "
+SIZES = {"360": (640, 360), "1080": (1920, 1080), "4k": (3840, 2160)}
+START = time.perf_counter()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDSWAP_BENCH_CACHE", Path.home() / ".cache" / "vidswap" / "bench"))
+
+
+def sample(name: str) -> Path:
+    import fetch_media
+
+    return fetch_media.fetch(name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# plates
+
+
+def make_plate(src: Path, size: tuple[int, int], frames: int) -> Path:
+    """The first ``frames`` frames of ``src`` scaled to ``size`` (lanczos), cached; ``src`` itself at its size."""
+    import av
+
+    with av.open(str(src)) as probe:
+        stream = probe.streams.video[0]
+        if (stream.width, stream.height) == size:
+            return src
+    out = cache_dir() / f"pexels_{size[0]}x{size[1]}_{frames}f.mp4"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(src)) as inp, av.open(str(tmp), "w") as dst:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
+        vout.options = {"crf": "12", "preset": "veryfast"}
+        vout.codec_context.thread_type = "AUTO"
+        for k, frame in enumerate(inp.decode(vin)):
+            if k >= frames:
+                break
+            big = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="LANCZOS")
+            big.pts = k
+            big.time_base = 1 / vin.average_rate
+            for packet in vout.encode(big):
+                dst.mux(packet)
+        for packet in vout.encode(None):
+            dst.mux(packet)
+    os.replace(tmp, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# children (this script re-invoked): one measurement each, in a fresh process
+
+
+def child_transcode(src: str, dest: str, frames: int) -> dict:
+    """PyAV decode + libx264 crf 18 preset medium of the first ``frames`` frames (YUV in, YUV out)."""
+    import av
+
+    start = time.perf_counter()
+    with av.open(src) as inp, av.open(dest, "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        vout.options = {"crf": "18", "preset": "medium"}
+        vout.codec_context.thread_count = 0
+        vout.codec_context.thread_type = "AUTO"
+        for k, frame in enumerate(inp.decode(vin)):
+            if k >= frames:
+                break
+            frame.pts, frame.time_base = k, 1 / vin.average_rate
+            for packet in vout.encode(frame):
+                out.mux(packet)
+        for packet in vout.encode(None):
+            out.mux(packet)
+    return {"wall": time.perf_counter() - start, "process": time.perf_counter() - START,
+            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _first_frame_probe() -> dict:
+    """Record when the first frame reaches an encoder (the farm task's fixed cost ends there)."""
+    from vidswap.io import writers
+
+    seen: dict = {}
+    original = writers.VideoSink.write
+
+    def write(self, frame):
+        seen.setdefault("first_frame", time.perf_counter() - START)
+        return original(self, frame)
+
+    writers.VideoSink.write = write
+    from vidswap import render
+
+    stage_call = render.RenderStage.__call__
+
+    def call(self, frames):
+        seen.setdefault("first_batch", time.perf_counter() - START)
+        return stage_call(self, frames)
+
+    render.RenderStage.__call__ = call
+    return seen
+
+
+def _private_shared_analyses() -> None:
+    """Analyses other jobs shared ($VIDSWAP_HOME/shot_analyses) are not reused: each run analyses its frames, as a
+    new user's first run does (a farm render task still reads the analysis of its own job folder)."""
+    import importlib
+
+    folder = Path(tempfile.mkdtemp(prefix="vidswap_bench_shared_"))
+    for name in ("vidswap.analysis_cache", "vidswap.pipeline"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "shared_analysis_path"):
+            module.shared_analysis_path = lambda key: folder / f"{key}.npz"
+
+
+def child_cli(args: list[str]) -> dict:
+    """One CLI command in-process: wall time, the RunSummary's stage seconds, peak RSS, time to the first frame."""
+    seen = _first_frame_probe()
+    _private_shared_analyses()
+    from vidswap import pipeline
+
+    summaries = []
+    original = pipeline.run
+
+    def run(*a, **k):
+        summaries.append(original(*a, **k))
+        return summaries[-1]
+
+    pipeline.run = run
+    from vidswap.cli import main
+
+    start = time.perf_counter()
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    wall = time.perf_counter() - start
+    s = summaries[-1] if summaries else None
+    gpu = None
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        gpu = sys.modules["torch"].cuda.max_memory_allocated() / 2 ** 20
+    return {"wall": wall, "process": time.perf_counter() - START, "first_frame": seen.get("first_frame"),
+            "first_batch": seen.get("first_batch"),
+            "frames": s.frames_written if s else None, "stages": dict(s.stage_seconds) if s else {},
+            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mib": gpu}
+
+
+def spawn(mode: str, *args: str, env: dict | None = None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), mode, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    for line in proc.stdout.splitlines()[::-1]:
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise RuntimeError(f"benchmark child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# paired measurements
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def paired(plate: Path, frames: int, source: Path, pairs: int, extra: list[str], work: Path,
+           baseline: list[str] | None = None) -> list[dict]:
+    """``pairs`` x (baseline, vidswap run with ``extra``); baseline None: the transcode."""
+    out = []
+    for k in range(pairs):
+        job = work / f"p{k}_{len(out)}_{os.getpid()}"
+        shutil.rmtree(job, ignore_errors=True)
+        job.mkdir(parents=True)
+        rng = f"0-{frames - 1}"
+        la = load()
+        if baseline is None:
+            base = spawn("--child-transcode", str(plate), str(job / "t.mp4"), str(frames))
+        else:
+            base = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o", str(job / "b.mp4"), "-q",
+                         "--frames", rng, *baseline)
+        ours = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o", str(job / "o.mp4"), "-q",
+                     "--frames", rng, *extra)
+        out.append({"base": base, "ours": ours, "ratio": ours["wall"] / base["wall"], "load": la})
+        shutil.rmtree(job, ignore_errors=True)
+    return out
+
+
+def farm_fixed_cost(plate: Path, frames: int, source: Path, work: Path, pairs: int) -> list[dict]:
+    """Seconds from a render-chunk process's start to its first encoded frame (after one analyze)."""
+    job = work / "farm"
+    shutil.rmtree(job, ignore_errors=True)
+    job.mkdir(parents=True)
+    cfg = job / "shot.yaml"
+    cfg.write_text(json.dumps({"input": str(plate), "sources": [str(source)], "frames": f"0-{frames - 1}",
+                               "output": {"path": str(job / "out.mp4")}}))
+    spawn("--child-cli", "analyze", "--config", str(cfg))
+    out = []
+    for _ in range(pairs):
+        out.append(render_once(job, cfg, frames))
+    return out
+
+
+def render_once(job: Path, cfg: Path, frames: int) -> dict:
+    shutil.rmtree(job / "out.vidswap" / "chunks", ignore_errors=True)  # or the chunk is found complete and skipped
+    return spawn("--child-cli", "render", "--config", str(cfg), "--frames", f"0-{min(frames, 24) - 1}")
+
+
+def med(values) -> float:
+    return statistics.median(values)
+
+
+def stage_ms(rows: list[dict], frames: int) -> dict[str, float]:
+    keys = sorted({k for r in rows for k in r["ours"]["stages"]})
+    return {k: 1000 * med([r["ours"]["stages"].get(k, 0.0) for r in rows]) / frames for k in keys}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--frames-4k", type=int, default=48)
+    ap.add_argument("--pairs", type=int, default=2)
+    ap.add_argument("--rows", default="360,1080,4k")
+    ap.add_argument("--no-passthrough", action="store_true")
+    ap.add_argument("--no-preview", action="store_true")
+    ap.add_argument("--no-farm", action="store_true")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    clip, source = sample("pexels_clip"), sample("grace_hopper")
+    work = Path(tempfile.mkdtemp(prefix="vidswap_speed_"))
+    results: dict = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+                     "machine": platform.node(), "cpus": os.cpu_count(), "load_start": load(), "rows": {}}
+    try:
+        for row in a.rows.split(","):
+            n = a.frames_4k if row == "4k" else a.frames
+            plate = make_plate(clip, SIZES[row], n)
+            results["rows"][row] = {"frames": n, "runs": paired(plate, n, source, a.pairs, [], work)}
+            print(f"[{time.strftime('%H:%M:%S')}] {row} done, load {load()}: {json.dumps(results['rows'][row])}",
+                  file=sys.stderr, flush=True)  # kept if the run is cut short
+        if not a.no_passthrough:
+            plate = make_plate(clip, SIZES["1080"], a.frames)
+            results["passthrough"] = {"frames": a.frames,
+                                      "runs": paired(plate, a.frames, source, a.pairs, ["--passthrough"], work)}
+        if not a.no_preview:
+            plate = make_plate(clip, SIZES["1080"], a.frames)
+            results["preview"] = {"frames": a.frames, "runs": paired(plate, a.frames, source, a.pairs,
+                                                                     ["--preview"], work, baseline=[])}
+        if not a.no_farm:
+            plate = make_plate(clip, SIZES["1080"], a.frames)
+            results["farm"] = farm_fixed_cost(plate, a.frames, source, work, a.pairs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["load_end"] = load()
+    report(results)
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def ab(before: str, frames: int, frames_4k: int) -> int:
+    """Before/after on the same plates, back to back (each row's runs within a minute or two of each other, so the
+    machine's load is shared): ``before`` is a checkout of the code before the change (its PYTHONPATH)."""
+    clip, source = sample("pexels_clip"), sample("grace_hopper")
+    work = Path(tempfile.mkdtemp(prefix="vidswap_ab_"))
+    trees = {"before": before, "after": str(ROOT)}
+
+    def env(tree: str) -> dict:
+        return dict(os.environ, PYTHONPATH=trees[tree])
+
+    def line(*cells) -> None:
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+
+    print(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')} {platform.node()}, "
+          f"load {load()}\n")
+    line("plate", "frames", "code", "wall s", "frames/s", "peak RSS GB", "load", "ms/frame by stage")
+    line(*["---"] * 8)
+    try:
+        for row, n in (("1080", frames), ("4k", frames_4k), ("360", frames)):
+            plate = make_plate(clip, SIZES[row], max(n, 24)) if row != "360" else clip
+            for tree in ("before", "after"):
+                la = load()
+                r = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o",
+                          str(work / f"{row}_{tree}.mp4"), "-q", "--frames", f"0-{n - 1}", env=env(tree))
+                st = {k: f"{1000 * v / n:.0f}" for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1])
+                      if 1000 * v / n >= 5}
+                line(row, n, tree, f"{r['wall']:.1f}", f"{n / r['wall']:.2f}", f"{r['rss_mib'] / 1024:.2f}", la,
+                     ", ".join(f"{k} {v}" for k, v in st.items()))
+        plate = make_plate(clip, SIZES["1080"], 120)
+        t = spawn("--child-transcode", str(plate), str(work / "t.mp4"), "120")
+        line("1080 transcode", 120, "PyAV", f"{t['wall']:.2f}", f"{120 / t['wall']:.1f}", f"{t['rss_mib'] / 1024:.2f}",
+             load(), "")
+        for tree in ("before", "after"):
+            la = load()
+            r = spawn("--child-cli", "run", str(plate), "-o", str(work / f"pt_{tree}.mp4"), "-q", "--passthrough",
+                      env=env(tree))
+            line("1080 --passthrough", 120, tree, f"{r['wall']:.2f}", f"{120 / r['wall']:.1f}",
+                 f"{r['rss_mib'] / 1024:.2f}", la, f"ratio to the transcode {r['wall'] / t['wall']:.2f}")
+        job = work / "farm"
+        job.mkdir()
+        cfg = job / "shot.yaml"
+        plate = make_plate(clip, SIZES["1080"], 24)
+        cfg.write_text(json.dumps({"input": str(plate), "sources": [str(source)], "frames": "0-23",
+                                   "output": {"path": str(job / "out.mp4")}}))
+        for tree in ("before", "after"):  # each analyses its own job folder (the record of its sources too)
+            shutil.rmtree(job / "out.vidswap", ignore_errors=True)
+            spawn("--child-cli", "analyze", "--config", str(cfg), env=env(tree))
+            la = load()
+            r = spawn("--child-cli", "render", "--config", str(cfg), "--frames", "0-7", env=env(tree))
+            line("farm render task", 8, tree, f"{r['wall']:.1f}", "", f"{r['rss_mib'] / 1024:.2f}", la,
+                 f"process start -> first batch {r['first_batch']:.2f} s, -> first frame encoded "
+                 f"{r['first_frame']:.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def gpu_matrix(frames: int, frames_4k: int, batches: list[int]) -> int:
+    """On a CUDA machine: `vidswap run --device cuda --batch-size B` at 1080p and 4K, frames/s and GPU memory."""
+    clip, source = sample("pexels_clip"), sample("grace_hopper")
+    work = Path(tempfile.mkdtemp(prefix="vidswap_gpu_"))
+    print("| plate | batch | frames | wall s | frames/s end to end | render pass frames/s | peak GPU MiB | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        for row, n in (("1080", frames), ("4k", frames_4k)):
+            plate = make_plate(clip, SIZES[row], n)
+            for b in batches:
+                r = spawn("--child-cli", "run", str(plate), "--source", str(source), "-o", str(work / f"{row}_{b}.mp4"),
+                          "-q", "--frames", f"0-{n - 1}", "--device", "cuda", "--batch-size", str(b))
+                st = r["stages"]
+                render = sum(st.get(k, 0.0) for k in ("swap", "encode", "decode", "mux"))
+                print(f"| {row} | {b} | {n} | {r['wall']:.1f} | {n / r['wall']:.1f} | "
+                      f"{n / render if render else float('nan'):.1f} | {r['gpu_mib'] or 0:.0f} | "
+                      f"{r['rss_mib'] / 1024:.2f} |", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(r: dict) -> None:
+    print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}\n")
+    print("| plate | frames | vidswap run | transcode | ratio | vidswap peak RSS | load |")
+    print("|---|---|---|---|---|---|---|")
+    names = {"360": "640x360", "1080": "1920x1080", "4k": "3840x2160"}
+    for row, v in r["rows"].items():
+        runs, n = v["runs"], v["frames"]
+        ours, base = med([x["ours"]["wall"] for x in runs]), med([x["base"]["wall"] for x in runs])
+        print(f"| {names[row]} | {n} | {ours:.1f} s ({n / ours:.1f} frames/s) | {base:.2f} s | "
+              f"{med([x['ratio'] for x in runs]):.2f}x | {max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
+              f"{', '.join(x['load'] for x in runs)} |")
+    if "passthrough" in r:
+        runs = r["passthrough"]["runs"]
+        print(f"| 1920x1080 --passthrough | {r['passthrough']['frames']} | "
+              f"{med([x['ours']['wall'] for x in runs]):.2f} s | {med([x['base']['wall'] for x in runs]):.2f} s | "
+              f"{med([x['ratio'] for x in runs]):.2f}x | {max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
+              f"{', '.join(x['load'] for x in runs)} |")
+    if "preview" in r:
+        runs = r["preview"]["runs"]
+        print(f"\n--preview at 1080p: {med([x['ours']['wall'] for x in runs]):.1f} s vs default "
+              f"{med([x['base']['wall'] for x in runs]):.1f} s: **{med([1 / x['ratio'] for x in runs]):.2f}x** faster")
+    if "farm" in r:
+        for key, what in (("first_batch", "first batch handed to the render stage"),
+                          ("first_frame", "first frame handed to the encoder")):
+            ff = [x[key] for x in r["farm"] if x.get(key) is not None]
+            if ff:
+                print(f"\nfarm `vidswap render` task: process start -> {what}: "
+                      f"{', '.join(f'{x:.2f}' for x in ff)} s (median {med(ff):.2f} s)")
+    print("\nms per frame of `vidswap run` by stage (median of the pairs):\n")
+    rows = {names[k]: stage_ms(v["runs"], v["frames"]) for k, v in r["rows"].items()}
+    if "preview" in r:
+        rows["1080p --preview"] = stage_ms(r["preview"]["runs"], r["preview"]["frames"])
+    keys = sorted({k for v in rows.values() for k in v}, key=lambda k: -max(v.get(k, 0) for v in rows.values()))
+    print("| plate | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, v in rows.items():
+        print(f"| {name} | " + " | ".join(f"{v.get(k, 0):.1f}" for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-transcode":
+        print(MARK + json.dumps(child_transcode(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-cli":
+        print(MARK + json.dumps(child_cli(sys.argv[2:])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--ab":
+        sys.exit(ab(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--gpu-matrix":
+        sys.exit(gpu_matrix(int(sys.argv[2]), int(sys.argv[3]), [int(b) for b in sys.argv[4].split(",")]))
+    else:
+        sys.exit(main())

@@ -1,0 +1,152 @@
+"""The hand mask's edge decided by colour: inside a band around the landmark-shaped mask, each pixel goes to the hand
+or to the face behind it by which of two colour models (CIE LAB Gaussians) explains it better, the hand's fitted on
+the mask's core and the face's on a ring just outside the mask, both in the same frame.
+
+Skin on skin is a weak contrast for an edge filter (a guided filter widened the soft edge both ways on the sample
+clip) but a hand is lit differently from the face it covers (nearer the light, no shadow of its own, pinker), and
+the face next to a hand has shadows, lips, nostrils and eyes the hand does not: whole-region colour statistics
+separate the two where edge gradients do not.
+
+Each model is a small mixture (k-means clusters, one Gaussian each): lit and shadowed skin, the gaps between fingers,
+hair, lips. Defaults fitted on the 16 hand-annotated frames of tests/data/hand_occluders.json (grid over the band's
+inner / outer reach, the margin, 1-3 clusters, the landmark mask's growth): occluder pixels untouched 97.4% -> 95.1%,
+visible face wrongly left unswapped 4.9% -> 2.9% against the landmark mask alone.
+
+Masks are float32 in [0, 1], 1 = hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ColourSplitParams:
+    """Colour split of the band around the landmark mask (lengths are fractions of the hand size, the
+    wrist -> middle-MCP distance).
+
+    Attributes:
+        inner: the band reaches this far inside the landmark mask; deeper pixels stay hand (the core).
+        outer: the band reaches this far outside the landmark mask (pixels further out stay face).
+        ring: the face model is fitted on a ring this wide just outside the band.
+        margin: log-likelihood margin (nats) by which a band pixel must favour the face to be dropped: ties go to
+            the hand (missing part of a hand is worse than not swapping a sliver of face).
+        softness: log-likelihood ratio scale of the soft decision (nats from 0 to 1).
+        blur: the decision is smoothed with a Gaussian of this sigma before use (no speckle: a speckled matte made
+            the result's landmarks jitter).
+        min_samples: fewer samples in either model and the landmark mask is returned unchanged.
+        max_samples: each model is fitted on a regular subsample of at most this many pixels.
+        min_std: floor on each LAB channel's std (L, a, b units).
+        clusters: colour clusters per model (lit and shadowed skin, hair, lips, the gaps between fingers).
+    """
+
+    inner: float = 0.06
+    outer: float = 0.04
+    ring: float = 0.12
+    margin: float = 0.5
+    softness: float = 1.0
+    blur: float = 0.02
+    min_samples: int = 50
+    max_samples: int = 1000
+    min_std: tuple[float, float, float] = (2.0, 1.0, 1.0)
+    clusters: int = 3
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """A colour model: ``mean (3,)``, ``inv (3, 3)`` inverse covariance, ``logdet`` of the covariance."""
+
+    mean: np.ndarray
+    inv: np.ndarray
+    logdet: float
+
+    @classmethod
+    def fit(cls, samples: np.ndarray, min_std: tuple[float, float, float], max_samples: int) -> "Gaussian":
+        """Fit to ``samples (N, 3)`` (a regular subsample of at most ``max_samples``), variances floored."""
+        step = max(1, len(samples) // max_samples)
+        x = samples[::step].astype(np.float64)
+        mean = x.mean(0)
+        cov = np.cov(x, rowvar=False) if len(x) > 1 else np.zeros((3, 3))
+        floor = np.asarray(min_std, np.float64) ** 2
+        cov = cov + np.diag(np.maximum(floor - np.diag(cov), 0.0)) + 1e-6 * np.eye(3)
+        sign, logdet = np.linalg.slogdet(cov)
+        return cls(mean, np.linalg.inv(cov), float(logdet))
+
+    def loglik(self, x: np.ndarray) -> np.ndarray:
+        """(...,) Gaussian log-likelihood (up to a constant) of ``x (..., 3)``."""
+        d = x - self.mean
+        return -0.5 * (((d @ self.inv) * d).sum(-1) + self.logdet)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A few :class:`Gaussian` colour clusters with weights: ``loglik`` is the mixture's."""
+
+    parts: tuple[Gaussian, ...]
+    logw: np.ndarray
+
+    @classmethod
+    def fit(cls, samples: np.ndarray, k: int, min_std: tuple[float, float, float], max_samples: int) -> "Mixture":
+        """k-means (OpenCV's k-means++, seeded: the same samples give the same clusters) into ``k`` clusters, one
+        Gaussian each (hard assignment)."""
+        step = max(1, len(samples) // max_samples)
+        x = np.ascontiguousarray(samples[::step], np.float32)
+        k = max(1, min(k, len(x) // 20))
+        if k == 1:
+            return cls((Gaussian.fit(x, min_std, max_samples),), np.zeros(1))
+        cv2.setRNGSeed(0)
+        _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
+                                  cv2.KMEANS_PP_CENTERS)
+        labels = labels.ravel()
+        parts, weights = [], []
+        for j in range(k):
+            member = x[labels == j]
+            if len(member) >= 4:
+                parts.append(Gaussian.fit(member, min_std, max_samples))
+                weights.append(len(member))
+        return cls(tuple(parts), np.log(np.asarray(weights, np.float64) / sum(weights)))
+
+    def loglik(self, x: np.ndarray) -> np.ndarray:
+        ll = np.stack([g.loglik(x) + w for g, w in zip(self.parts, self.logw)])
+        top = ll.max(0)
+        return top + np.log(np.exp(ll - top).sum(0))
+
+
+def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams()
+                 ) -> np.ndarray:
+    """The landmark mask with its band re-decided by colour.
+
+    Args:
+        mask: (h, w) float32 in [0, 1], one hand's landmark-shaped mask (a region of the frame around it).
+        lab: (h, w, 3) float32 CIE LAB of the plate over the same region (L in [0, 100]).
+        size: the hand's size in px.
+
+    Returns:
+        (h, w) float32 in [0, 1]: 1 in the core (the mask eroded by ``inner``), the soft colour decision in the
+        band, 0 outside (the mask dilated by ``outer``).
+    """
+    binary = (mask >= 0.5).astype(np.uint8)
+    r_in = max(1.0, params.inner * size)
+    r_out = max(0.0, params.outer * size)
+    r_ring = max(1.0, params.ring * size)
+    inside = cv2.distanceTransform(binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest non-hand pixel
+    outside = cv2.distanceTransform(1 - binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest hand pixel
+    core = inside > r_in
+    reach = outside <= r_out
+    ring = (outside > r_out) & (outside <= r_out + r_ring)
+    if core.sum() < params.min_samples or ring.sum() < params.min_samples:
+        return mask
+    hand = Mixture.fit(lab[core], params.clusters, params.min_std, params.max_samples)
+    face = Mixture.fit(lab[ring], params.clusters, params.min_std, params.max_samples)
+    band = reach & ~core
+    ratio = np.zeros(mask.shape, np.float32)
+    ratio[band] = hand.loglik(lab[band]) - face.loglik(lab[band]) + params.margin
+    p = np.where(core, 1.0, np.where(band, 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30))), 0.0))
+    sigma = params.blur * size
+    if sigma > 0.3:
+        p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
+        p = np.where(core, 1.0, np.where(reach, p, 0.0))
+    return p.astype(np.float32)
