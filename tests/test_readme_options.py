@@ -83,3 +83,78 @@ def test_farm_passes_list_only_the_options_they_use():
     # hidden options are still accepted, so a hand-run pass describes the same job as the others
     result = CliRunner().invoke(main, ["assemble", "--source", "x.jpg", "--help"])
     assert result.exit_code == 0 and "--source" not in result.output
+
+
+def readme_sections(text: str) -> list[tuple[str, str]]:
+    """(heading, body) of every ``###`` section of the README."""
+    parts = re.split(r"^(#{2,3} .*)$", text, flags=re.M)
+    return [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2) if parts[i].startswith("### ")]
+
+
+def section_for(path: tuple[str, ...], text: str) -> str | None:
+    """The README section of the command ``path``: the ``###`` heading naming ``vidswap <path>``, else the one naming
+    its parent group (``vidswap models list | fetch ...``). The root command's is the CLI reference."""
+    if not path:
+        start = text.index("## CLI reference")
+        return text[start:text.index("\n### ", start)]
+    for n in range(len(path), 0, -1):
+        name = re.compile(r"`vidswap " + re.escape(" ".join(path[:n])) + r"(?![\w-])")
+        for heading, body in readme_sections(text):
+            if name.search(heading):
+                return heading + body
+    return None
+
+
+def listed_options(cmd: click.Command) -> dict[str, click.Option]:
+    """The long names (--x and --no-x) of the options ``cmd --help`` lists, --help left out (documented once)."""
+    return {o: p for p in cmd.get_params(click.Context(cmd)) if isinstance(p, click.Option) and not p.hidden
+            for o in p.opts + p.secondary_opts if o.startswith("--") and o != "--help"}
+
+
+def mentions(option: str, text: str) -> bool:
+    return re.search(re.escape(option) + r"(?![\w-])", text) is not None
+
+
+def test_every_listed_option_is_in_its_commands_section():
+    """Each option ``--help`` lists is in its command's README section; the farm passes' and ``config show``'s
+    job options, shared with ``run``, may be documented in ``run``'s table instead."""
+    text = README.read_text()
+    run_section, run_options = section_for(("run",), text), listed_options(main.commands["run"])
+    missing = []
+    for path, cmd in commands():
+        section = section_for(path, text) or ""
+        for option in listed_options(cmd):
+            if not mentions(option, section) and not (option in run_options and mentions(option, run_section)):
+                missing.append(" ".join(("vidswap",) + path + (option,)))
+    assert not missing, f"options missing from their command's README section: {missing}"
+
+
+def test_every_choice_is_named_beside_its_option():
+    """A choice option's README lines (its table row or heading) name every value it accepts."""
+    text = README.read_text()
+    run_section = section_for(("run",), text)
+    unnamed = []
+    for path, cmd in commands():
+        section = (section_for(path, text) or "") + run_section
+        for option, param in listed_options(cmd).items():
+            if isinstance(param.type, click.Choice):
+                lines = [line for line in section.splitlines() if mentions(option, line)]
+                gaps = [c for c in param.type.choices if not any(c in line for line in lines)]
+                if gaps:
+                    unnamed.append(f"vidswap {' '.join(path)} {option}: {gaps}")
+    assert not unnamed, f"choices the README does not name beside their option: {unnamed}"
+
+
+def test_section_lookup_falls_back_to_the_parent_group():
+    text = "## CLI reference\n### `vidswap models list | fetch [NAME]`\nbody\n### `vidswap eval-suite X`\nother\n"
+    assert "body" in section_for(("models", "fetch"), text)
+    assert section_for(("eval",), text) is None  # eval never matches eval-suite's heading
+
+
+def test_readme_states_the_eval_verdict_thresholds():
+    """The README's verdict table states each rule's thresholds exactly as the report does."""
+    from vidswap.eval.verdict import RULES
+
+    text = README.read_text()
+    stale = [rule.name for rule in RULES if f"| {rule.name} | {rule.meaning} | {rule.threshold_text()} |" not in text]
+    assert not stale, f"README verdict rows missing or out of date with vidswap/eval/verdict.py: {stale}"
