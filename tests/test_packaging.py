@@ -98,3 +98,60 @@ def test_install_is_minimal_and_test_tools_are_an_extra():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
                 assert name.split(".")[0] not in IMPORT_NAMES.values(), f"{path} imports {name}"
+
+
+#: Extras the package imports lazily for an optional feature (the import error names the extra).
+OPTIONAL_EXTRAS = ("opencue", "gpu", "insightface")
+#: Modules whose distribution records no top-level names, so importlib.metadata cannot map them.
+MODULE_DISTRIBUTION = {"OpenEXR": "openexr"}
+#: Benchmarks that compare against a library deliberately not a dependency (they say how to install it).
+NOT_DEPENDENCIES = {"scenedetect": "benchmarks/bench_cuts.py"}
+
+
+def _third_party_imports(folder: Path) -> dict[str, set[str]]:
+    """{top-level module: files importing it} for the absolute imports under ``folder`` that are neither the
+    standard library, vidswap, nor a module of this repository (tests' helpers, samples/fetch_media.py)."""
+    import ast
+
+    local = {p.stem for p in ROOT.glob("*/*.py")} | {"vidswap"}
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _unprovided(folder: Path, allowed: set[str]) -> list[str]:
+    """``module (files)`` for each third-party import under ``folder`` no distribution in ``allowed`` provides."""
+    from importlib.metadata import packages_distributions
+
+    dists = packages_distributions()
+    missing = []
+    for module, files in sorted(_third_party_imports(folder).items()):
+        names = {d.lower().replace("_", "-") for d in dists.get(module, [])} or \
+            {MODULE_DISTRIBUTION.get(module, f"?{module}")}
+        if not names & {a.replace("_", "-") for a in allowed} and NOT_DEPENDENCIES.get(module) not in files:
+            missing.append(f"{module} ({', '.join(sorted(files))})")
+    return missing
+
+
+def test_every_import_is_declared():
+    """What the package imports is an install dependency (or an optional extra's); what tests and benchmarks
+    import is an install dependency or in the ``test`` extra: a fresh ``pip install -e .[test]`` runs them all."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    install = _requirement_names(cfg["options"]["install_requires"])
+    extras = {k: _requirement_names(v) for k, v in cfg["options.extras_require"].items()}
+    optional = set().union(*(extras[e] for e in OPTIONAL_EXTRAS))
+    missing = _unprovided(ROOT / "vidswap", install | optional)
+    assert not missing, f"vidswap imports modules no install dependency provides: {missing}"
+    for folder in ("tests", "benchmarks"):
+        missing = _unprovided(ROOT / folder, install | extras["test"])
+        assert not missing, f"{folder}/ imports modules neither install_requires nor [test] provides: {missing}"
