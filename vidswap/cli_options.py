@@ -12,13 +12,15 @@ import click
 
 from vidswap.config import ConfigLayer, JobConfig, build_config, config_layers
 
+# A pass hides only options that change nothing it reads or writes (tests/test_cli_pass_options.py). The output
+# options that name the job folder (-o, --preview, --compare, --patches) stay listed everywhere.
 #: the analyze pass reads the input, sources, frames, scale, target selection and core; not the encode or tuning
-ANALYZE_HIDES = ("--codec", "--crf", "--tune", "--retune", "--compare", "--burn-in", "--overwrite", "--appearance")
+ANALYZE_HIDES = ("--codec", "--crf", "--tune", "--retune", "--burn-in", "--overwrite", "--appearance")
 #: the tune pass: no output encoding
-TUNE_HIDES = ("--codec", "--crf", "--compare", "--burn-in", "--patches", "--overwrite", "--passthrough")
-#: assemble joins the rendered chunks: no analysis, swap or tuning settings
-ASSEMBLE_HIDES = ("--source", "--device", "--batch-size", "--target", "--target-index", "--target-face", "--map",
-                  "--tune", "--retune", "--swap-core", "--checkpoint", "--appearance", "--passthrough")
+TUNE_HIDES = ("--codec", "--crf", "--burn-in", "--overwrite")
+#: assemble finds the chunks by a hash of every render setting (sources, targets, core, tuning included), so it
+#: lists them all but the device and batch size
+ASSEMBLE_HIDES = ("--device", "--batch-size")
 
 
 def job_options(fn=None, *, hide: Iterable[str] = ()):
@@ -80,11 +82,6 @@ def _option(hidden: set[str], *decls: str, **attrs):
     """``click.option`` hidden from ``--help`` when one of its long names is in ``hidden``."""
     names = {n for d in decls for n in d.split("/") if n.startswith("--")}
     return click.option(*decls, hidden=bool(names & hidden), **attrs)
-
-
-def load_job(**opts) -> JobConfig:
-    """The job config from the shot YAML, the preset and the command-line flags."""
-    return build_config(job_layers(**opts))
 
 
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
