@@ -117,3 +117,25 @@ def test_e4s_pti_config_rejects_bad_settings():
         with pytest.raises(ConfigError) as exc:
             E4SPTIConfig(**bad)
         assert exc.value.exit_code == 2
+
+
+def test_e4s_pti_swap_of_a_batch_equals_the_swap_of_its_parts(faces, tmp_path):
+    """A farm chunk boundary may split a render batch anywhere: the core's output per crop must not change."""
+    from vidswap.swap.base import SwapBatch
+    from vidswap.swap.stylegan.core import E4SPTICore, E4SPTIIdentity
+    from vidswap.swap.stylegan.importer import save_generator
+
+    path = save_generator(small_generator(2), tmp_path / "g.safetensors")
+    core = E4SPTICore(E4SPTIConfig(checkpoint=str(path), steps=3))
+    assert core.crop.size == 64 and core.id_layers == (3, 7)
+    n = len(faces)
+    batch = SwapBatch(target_crops=faces, target_landmarks=torch.zeros(n, 478, 3), s=torch.ones(n),
+                      R=torch.eye(3).expand(n, 3, 3), t=torch.zeros(n, 3), expression=torch.zeros(n, 478, 3),
+                      confidence=torch.ones(n), frame_to_crop=torch.zeros(n, 2, 3))
+    codes = torch.randn(1, core.base.num_ws, 32, generator=torch.Generator().manual_seed(3))
+    identity = E4SPTIIdentity(codes=codes, ws=codes[0])
+    whole = core.swap(batch, identity)
+    parts = [core.swap(batch.select(rows), identity) for rows in ([0], [1, 2])]
+    assert torch.equal(whole.crops, torch.cat([p.crops for p in parts]))
+    assert whole.crops.shape == (3, 3, 64, 64) and whole.alpha.shape == (3, 1, 64, 64)
+    assert not torch.equal(whole.crops[0], whole.crops[1])

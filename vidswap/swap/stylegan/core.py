@@ -181,8 +181,10 @@ class E4SPTICore(SwapCore):
         self.base.to(dev)
         pivots = self.invert_targets(batch.target_crops)
         mixed = mix_codes(pivots, identity.ws.to(dev), self.id_layers, self.config.mix_weight)
-        with torch.no_grad():
-            crops = from_unit(synthesize(self.generator.to(dev), mixed))
+        gen = self.generator.to(dev)
+        with torch.no_grad():  # one crop at a time, as the inversion: batched kernels differ in the last bits, and
+            # a farm chunk boundary may split a batch anywhere
+            crops = from_unit(torch.cat([synthesize(gen, code[None]) for code in mixed]))
         alpha = border_alpha(self.size, self.config.feather, dev).expand(crops.shape[0], 1, -1, -1)
         return SwapResult(crops=crops, alpha=alpha.contiguous(), driven_landmarks=batch.target_landmarks)
 
