@@ -27,18 +27,18 @@ def checkpoint(tmp_path_factory):
     return save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)), path)
 
 
-def _run(clip, source, checkpoint, out, shot_text: str):
+def _run(clip, source, checkpoint, out, shot_text: str, command: tuple[str, ...] = ("run",)):
     shot = out.parent / f"{out.stem}.yaml"
-    shot.write_text(shot_text)
-    return CliRunner().invoke(main, ["run", str(clip), "--source", str(source), "--config", str(shot),
-                                     "--swap-core", "e4s-pti", "--checkpoint", str(checkpoint), "--frames", "0-3",
-                                     "--codec", "ffv1", "-o", str(out), "-q"])
+    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-3\noutput: {{path: {out}, codec: ffv1}}\n"
+                    + shot_text)
+    return CliRunner().invoke(main, [*command, "--config", str(shot), "--swap-core", "e4s-pti", "--checkpoint",
+                                     str(checkpoint), "-q"])
 
 
 def test_run_with_the_e4s_pti_core_tunes_once_and_renders_a_real_clip(media, checkpoint, tmp_path):
     clip, source, out = media("single_face_clip"), media("astronaut"), tmp_path / "out.mkv"
-    settings = ("swap: {e4s-pti: {steps: 4, source_steps: 8}}\n"
-                "tune: {enabled: true, cpu_steps: 6, lr: 0.01, batch: 2, max_frames: 4, w_locality: 0.0}\n")
+    settings = ("swap: {e4s-pti: {steps: 2, source_steps: 4}}\n"
+                "tune: {enabled: true, cpu_steps: 4, lr: 0.01, batch: 2, max_frames: 4, w_locality: 0.0}\n")
     result = _run(clip, source, checkpoint, out, settings)
     assert result.exit_code == 0, result.output
     assert "swapped 4 frames" in result.output
@@ -50,18 +50,21 @@ def test_run_with_the_e4s_pti_core_tunes_once_and_renders_a_real_clip(media, che
     assert (diff[:, h // 4: 3 * h // 4, w // 3: 2 * w // 3] > 8).mean() > 0.2  # the face is replaced
     assert diff[:, :, : w // 8].max() < 3 and diff[:, :, -w // 8:].max() < 3  # the frame border is the plate's
     # PTI ran in the tune step: the generator's weights moved and fit the clip's pivots better than the checkpoint
-    (tuned,) = (tmp_path / "out.vidswap" / "tune").glob("e4s_pti_*.safetensors")
+    tune_dir = tmp_path / "out.vidswap" / "tune"
+    (tuned,) = tune_dir.glob("e4s_pti_*.safetensors")
     record = json.loads(tuned.with_suffix(".json").read_text())
-    assert record["steps"] == 6 and record["frames"] >= 3 and not record["cached"]
+    assert record["steps"] == 4 and record["frames"] >= 3 and not record["cached"]
     assert record["psnr_tuned"] > record["psnr_inversion"], record
     start, after = load_file(str(checkpoint)), load_file(str(tuned))
     assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("synthesis."))
-    # same inputs again: the tuned weights are loaded, not tuned again, and the frames are bit-identical
+    # a farm render chunk of the same job only loads the tuned weights, and its frames are the single pass's
     stamp = tuned.stat().st_mtime_ns
-    result = _run(clip, source, checkpoint, out, settings)
+    result = _run(clip, source, checkpoint, out, settings, ("render", "--frames", "2-3"))
     assert result.exit_code == 0, result.output
-    assert tuned.stat().st_mtime_ns == stamp
-    assert all(np.array_equal(a, b.astype(np.float32)) for a, b in zip(got, read_frames(out)))
+    assert tuned.stat().st_mtime_ns == stamp and len(list(tune_dir.iterdir())) == 2
+    (chunk,) = (tmp_path / "out.vidswap" / "chunks").glob("*/00000002-00000003.mkv")
+    assert all(np.array_equal(a, b.astype(np.float32)) for a, b in zip(got[2:], read_frames(chunk, limit=2)))
+    assert len(read_frames(chunk)) == 2
 
 
 def test_e4s_pti_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
@@ -75,7 +78,7 @@ def test_e4s_pti_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_pat
              (checkpoint, "swap: {e4s-pti: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
              (tmp_path / "missing.safetensors", "", "does not exist")]
     for path, settings, needle in cases:
-        result = _run(clip, source, path, tmp_path / "bad.mkv", settings or "{}\n")
+        result = _run(clip, source, path, tmp_path / "bad.mkv", settings)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 4, result.output
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
