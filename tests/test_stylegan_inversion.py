@@ -139,3 +139,40 @@ def test_e4s_pti_swap_of_a_batch_equals_the_swap_of_its_parts(faces, tmp_path):
     assert torch.equal(whole.crops, torch.cat([p.crops for p in parts]))
     assert whole.crops.shape == (3, 3, 64, 64) and whole.alpha.shape == (3, 1, 64, 64)
     assert not torch.equal(whole.crops[0], whole.crops[1])
+
+
+def _portrait(face: torch.Tensor) -> "SourceFace":
+    """A source photo that is exactly a 64 px FFHQ crop: landmarks whose five keypoints make the FFHQ quad the
+    image square (eye distance 16, eyes to mouth 16: |x| = max(32, 28.8) = 32 about c = (32, 32))."""
+    from vidswap.faces.types import LEFT_EYE_CONTOUR, MOUTH_CORNERS, NOSE_TIP, RIGHT_EYE_CONTOUR
+    from vidswap.swap.base import SourceFace
+
+    lm = torch.zeros(478, 3)
+    lm[list(RIGHT_EYE_CONTOUR), :2] = torch.tensor([24.0, 30.4])
+    lm[list(LEFT_EYE_CONTOUR), :2] = torch.tensor([40.0, 30.4])
+    lm[NOSE_TIP, :2] = torch.tensor([32.0, 38.0])
+    lm[MOUTH_CORNERS[0], :2] = torch.tensor([26.0, 46.4])
+    lm[MOUTH_CORNERS[1], :2] = torch.tensor([38.0, 46.4])
+    return SourceFace(image=face, landmarks=lm, x_c_obs=torch.zeros(478, 3), embedding=torch.tensor([3.0, 4.0]))
+
+
+def test_e4s_pti_prepare_mixes_identity_layers_across_source_photos(faces, tmp_path):
+    from vidswap.errors import ConfigError
+    from vidswap.swap.stylegan.core import E4SPTICore
+    from vidswap.swap.stylegan.importer import save_generator
+
+    path = save_generator(small_generator(4), tmp_path / "g.safetensors")
+    sources = [_portrait(faces[1]), _portrait(faces[2])]
+    core = E4SPTICore(E4SPTIConfig(checkpoint=str(path), source_steps=2))
+    torch.testing.assert_close(core.align_source(sources[0]), faces[1], atol=1e-4, rtol=0)  # the crop is the photo
+    plain = core.prepare(sources)
+    assert plain.codes.shape == (2, 10, 32) and not torch.equal(plain.codes[0], plain.codes[1])
+    torch.testing.assert_close(plain.ws, plain.codes.mean(0))
+    torch.testing.assert_close(plain.embedding, torch.tensor([0.6, 0.8]))
+    mixed = E4SPTICore(E4SPTIConfig(checkpoint=str(path), source_steps=2, mix_shape_source=1,
+                                    mix_texture_source=0)).prepare(sources)
+    assert torch.equal(mixed.codes, plain.codes)  # each photo inverted alike
+    assert torch.equal(mixed.ws[3:5], plain.codes[1, 3:5]) and torch.equal(mixed.ws[5:7], plain.codes[0, 5:7])
+    assert torch.equal(mixed.ws[:3], plain.ws[:3]) and torch.equal(mixed.ws[7:], plain.ws[7:])
+    with pytest.raises(ConfigError, match="mix_shape_source is 2 but there are 2 source photo"):
+        E4SPTICore(E4SPTIConfig(checkpoint=str(path), mix_shape_source=2)).prepare(sources)
