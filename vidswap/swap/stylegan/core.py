@@ -40,7 +40,7 @@ from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
 from vidswap.swap.stylegan.generator import StyleGAN2Generator
 from vidswap.swap.stylegan.importer import load_generator
-from vidswap.swap.stylegan.inversion import InversionParams, from_unit, invert, synthesize
+from vidswap.swap.stylegan.inversion import InversionParams, from_unit, invert, mean_w, synthesize
 
 __all__ = ["E4SPTIConfig", "E4SPTICore", "E4SPTIIdentity", "build_e4s_pti", "default_id_layers", "mix_codes"]
 
@@ -130,6 +130,8 @@ class E4SPTICore(SwapCore):
         #: the checkpoint's generator: it inverts (the pivots), and renders when there is no tuned copy
         self.base: StyleGAN2Generator = load_generator(config.checkpoint, config.resolution).to(self.device).eval()
         self.base.requires_grad_(False)
+        with torch.no_grad():  # a generator that never tracked its mean W gets it once here, not at every inversion
+            self.base.mapping.w_avg.copy_(mean_w(self.base))
         self.generator: StyleGAN2Generator = self.base
         num_ws = self.base.num_ws
         start, stop = default_id_layers(num_ws)
