@@ -5,6 +5,8 @@ No real weights exist here (the files are user-supplied and mostly non-commercia
 
 * ``inswapper(path, emap, gain)``: ``target`` (B, 3, 128, 128) + ``source`` (B, 512) -> ``output`` =
   clip(target + gain * source[:, :3] (per channel), 0, 1); the last initializer is ``emap`` (512, 512).
+* ``conv_swapper(path, weight, bias)``: inswapper's signature, output = clip(conv(target), 0, 1) (a known spatial
+  function at 128 px: colour transforms, blurs, smooth edits; pixel boost's measurements).
 * ``simswap(path, size, gain)``: the same at 256 / 512 with no emap.
 * ``restorer(path, scale)``: ``input`` (1, 3, 512, 512) -> ``output`` = scale * input; ``codeformer``: x * weight.
 * ``bisenet(path, weight)``: (1, 3, 512, 512) -> (1, 19, 512, 512): a 1x1 convolution with ``weight`` (19, 3).
@@ -67,6 +69,32 @@ def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch:
 def inswapper(path: Path, emap: np.ndarray, gain: float = 0.5, batch: int | str = 1, fp16: bool = False) -> Path:
     """inswapper_128's signature; ``fp16``: half-precision inputs, outputs and weights (inswapper_128_fp16)."""
     return _swapper(path, 128, gain, emap, batch, fp16)
+
+
+def conv_swapper(path: Path, weight: np.ndarray, bias: np.ndarray, size: int = 128,
+                 emap: np.ndarray | None = None) -> Path:
+    """A swapper with inswapper's signature at ``size`` (the emap last when given) whose output is a known spatial
+    function of the target: clip(conv(reflect-padded target, ``weight`` (3, 3, K, K), ``bias`` (3,)), 0, 1), K odd;
+    the source is read (times 0) so the graph keeps both inputs."""
+    pad = weight.shape[-1] // 2
+    nodes = [
+        helper.make_node("Pad", ["target", "pads"], ["padded"], mode="reflect"),
+        helper.make_node("Conv", ["padded", "w", "bias"], ["filtered"]),
+        helper.make_node("ReduceSum", ["source", "axes"], ["total"], keepdims=1),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Reshape", ["nothing", "shape4"], ["nothing4"]),
+        helper.make_node("Add", ["filtered", "nothing4"], ["moved"]),
+        helper.make_node("Clip", ["moved", "lo", "hi"], ["output"]),
+    ]
+    inits = [_init("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64)),
+             _init("w", weight.astype(np.float32)), _init("bias", bias.astype(np.float32)),
+             _init("axes", np.array([1], np.int64)), _init("zero", np.float32(0.0)),
+             _init("shape4", np.array([-1, 1, 1, 1], np.int64)), _init("lo", np.float32(0.0)),
+             _init("hi", np.float32(1.0))]
+    if emap is not None:
+        inits.append(_init("emap", emap.astype(np.float32)))
+    return _save(path, nodes, [_value("target", (1, 3, size, size)), _value("source", (1, 512))],
+                 [_value("output", (1, 3, size, size))], inits)
 
 
 def simswap(path: Path, size: int = 256, gain: float = 0.5, batch: int | str = 1) -> Path:
