@@ -108,7 +108,8 @@ def test_each_tile_is_one_phase_so_detail_above_128_px_survives_exactly(tmp_path
     checker = torch.from_numpy(np.where((yy + xx) % 2 == 0, 0.7, 0.3).astype(np.float32))
     crop = checker.expand(1, 3, 256, 256).contiguous()
     tiles = implode(crop, 2)
-    assert torch.equal(tiles[0], torch.full((3, 128, 128), 0.7)) and torch.equal(tiles[1], torch.full((3, 128, 128), 0.3))
+    assert torch.equal(tiles[0], torch.full((3, 128, 128), 0.7))
+    assert torch.equal(tiles[1], torch.full((3, 128, 128), 0.3))
     ident = LearnedIdentity(vector=torch.zeros(512), arcface=torch.zeros(512))
     boosted = core.swap(batch_of(crop), ident).crops
     assert torch.allclose(boosted, 1.5 * crop - 0.1, atol=1e-6)
