@@ -1,4 +1,4 @@
-"""Per-clip tuning of a learned swapper (inswapper / SimSwap class): the ONNX graph converted to torch
+"""Per-clip tuning of a learned swapper (inswapper / SimSwap / HyperSwap): the ONNX graph converted to torch
 (:mod:`vidswap.models.onnx_torch`) and fine-tuned on the clip's own frames with the ``tune`` settings.
 
 Training data: the clip's frames cut in the core's crop exactly as the render cuts them
