@@ -4,12 +4,12 @@
   ``PassthroughCore``, the ``Refiner`` protocol
 * :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
-* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap)
+* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap, hyperswap)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
 * :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 
 Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
-``facedancer``).
+``hyperswap``, ``facedancer``).
 """
 
 from vidswap.swap.base import (
@@ -24,7 +24,14 @@ from vidswap.swap.base import (
     SwapResult,
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
-from vidswap.swap.learned import InswapperConfig, SimswapConfig, build_inswapper, build_simswap
+from vidswap.swap.learned import (
+    HyperswapConfig,
+    InswapperConfig,
+    SimswapConfig,
+    build_hyperswap,
+    build_inswapper,
+    build_simswap,
+)
 from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
@@ -37,6 +44,7 @@ register_core("geometric", build_geometric, GeometricSwapConfig)
 register_core("passthrough", _passthrough, PassthroughConfig)
 register_core("inswapper", build_inswapper, InswapperConfig)
 register_core("simswap", build_simswap, SimswapConfig)
+register_core("hyperswap", build_hyperswap, HyperswapConfig)
 register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 
 __all__ = [
