@@ -70,7 +70,8 @@ def face_sheet(out: Path, tracks: Path, picks: list[int], videos: list[Path], la
         x0, y0 = int(centre[0] - side / 2), int(centre[1] - side / 2)
         cells = []
         for k, clip in enumerate(clips):
-            img = cv2.copyMakeBorder(clip[p + (first if k == 0 else 0)], 600, 600, 600, 600, cv2.BORDER_REPLICATE)
+            img = cv2.copyMakeBorder(clip[p + (first if k == 0 else 0)], 600, 600, 600, 600,
+                                     cv2.BORDER_CONSTANT, value=(0, 0, 0))  # outside the frame: black
             cut = img[y0 + 600:y0 + 600 + int(side), x0 + 600:x0 + 600 + int(side)]
             cell = cv2.resize(cut, (256, 256), interpolation=cv2.INTER_AREA if side > 256 else cv2.INTER_CUBIC)
             cv2.putText(cell, labels[k], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)

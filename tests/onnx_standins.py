@@ -5,7 +5,11 @@ No real weights exist here (the files are user-supplied and mostly non-commercia
 
 * ``inswapper(path, emap, gain)``: ``target`` (B, 3, 128, 128) + ``source`` (B, 512) -> ``output`` =
   clip(target + gain * source[:, :3] (per channel), 0, 1); the last initializer is ``emap`` (512, 512).
+* ``conv_swapper(path, weight, bias)``: inswapper's signature, output = clip(conv(target), 0, 1) (a known spatial
+  function at 128 px: colour transforms, blurs, smooth edits; pixel boost's measurements).
 * ``simswap(path, size, gain)``: the same at 256 / 512 with no emap.
+* ``hyperswap(path, gain)``: HyperSwap's signature (``source``, ``target`` -> ``output``, ``mask``) at 256, in
+  [-1, 1]: output = clip(target + gain * source[:, :3], -1, 1).
 * ``restorer(path, scale)``: ``input`` (1, 3, 512, 512) -> ``output`` = scale * input; ``codeformer``: x * weight.
 * ``bisenet(path, weight)``: (1, 3, 512, 512) -> (1, 19, 512, 512): a 1x1 convolution with ``weight`` (19, 3).
 * ``arcface(path, weight)``: (1, 3, 112, 112) -> (1, 512): the per-channel mean of the input times ``weight`` (3, 512).
@@ -69,8 +73,55 @@ def inswapper(path: Path, emap: np.ndarray, gain: float = 0.5, batch: int | str 
     return _swapper(path, 128, gain, emap, batch, fp16)
 
 
+def conv_swapper(path: Path, weight: np.ndarray, bias: np.ndarray, size: int = 128,
+                 emap: np.ndarray | None = None) -> Path:
+    """A swapper with inswapper's signature at ``size`` (the emap last when given) whose output is a known spatial
+    function of the target: clip(conv(reflect-padded target, ``weight`` (3, 3, K, K), ``bias`` (3,)), 0, 1), K odd;
+    the source is read (times 0) so the graph keeps both inputs."""
+    pad = weight.shape[-1] // 2
+    nodes = [
+        helper.make_node("Pad", ["target", "pads"], ["padded"], mode="reflect"),
+        helper.make_node("Conv", ["padded", "w", "bias"], ["filtered"]),
+        helper.make_node("ReduceSum", ["source", "axes"], ["total"], keepdims=1),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Reshape", ["nothing", "shape4"], ["nothing4"]),
+        helper.make_node("Add", ["filtered", "nothing4"], ["moved"]),
+        helper.make_node("Clip", ["moved", "lo", "hi"], ["output"]),
+    ]
+    inits = [_init("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64)),
+             _init("w", weight.astype(np.float32)), _init("bias", bias.astype(np.float32)),
+             _init("axes", np.array([1], np.int64)), _init("zero", np.float32(0.0)),
+             _init("shape4", np.array([-1, 1, 1, 1], np.int64)), _init("lo", np.float32(0.0)),
+             _init("hi", np.float32(1.0))]
+    if emap is not None:
+        inits.append(_init("emap", emap.astype(np.float32)))
+    return _save(path, nodes, [_value("target", (1, 3, size, size)), _value("source", (1, 512))],
+                 [_value("output", (1, 3, size, size))], inits)
+
+
 def simswap(path: Path, size: int = 256, gain: float = 0.5, batch: int | str = 1) -> Path:
     return _swapper(path, size, gain, None, batch)
+
+
+def hyperswap(path: Path, gain: float = 0.5, batch: int | str = 1) -> Path:
+    """HyperSwap 1a/1b/1c's signature: ``source`` (B, 512) and ``target`` (B, 3, 256, 256) in, ``output``
+    (B, 3, 256, 256) and ``mask`` (B, 1, 256, 256) out, all float32. ``output`` = clip(target + gain *
+    source[:, :3] (per channel), -1, 1) (the model works in [-1, 1]); ``mask`` = clip(channel mean of target, 0, 1)."""
+    nodes = [
+        helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["rgb"]),
+        helper.make_node("Reshape", ["rgb", "shape4"], ["rgb4"]),
+        helper.make_node("Mul", ["rgb4", "gain"], ["shift"]),
+        helper.make_node("Add", ["target", "shift"], ["moved"]),
+        helper.make_node("Clip", ["moved", "lo", "hi"], ["output"]),
+        helper.make_node("ReduceMean", ["target"], ["grey"], axes=[1], keepdims=1),
+        helper.make_node("Clip", ["grey", "zero", "hi"], ["mask"]),
+    ]
+    inits = [_init("starts", np.array([0], np.int64)), _init("ends", np.array([3], np.int64)),
+             _init("axes", np.array([1], np.int64)), _init("shape4", np.array([-1, 3, 1, 1], np.int64)),
+             _init("gain", np.float32(gain)), _init("lo", np.float32(-1.0)), _init("hi", np.float32(1.0)),
+             _init("zero", np.float32(0.0))]
+    return _save(path, nodes, [_value("source", (batch, 512)), _value("target", (batch, 3, 256, 256))],
+                 [_value("output", (batch, 3, 256, 256)), _value("mask", (batch, 1, 256, 256))], inits)
 
 
 def restorer(path: Path, scale: float = 0.5, batch: int | str = 1) -> Path:

@@ -30,6 +30,8 @@ def build(kind: str, path, batch=1):
         return standin.simswap(path, 256, batch=batch)
     if kind == "simswap_512":
         return standin.simswap(path, 512, batch=batch)
+    if kind == "hyperswap_256":
+        return standin.hyperswap(path, batch=batch)
     if kind == "restorer_512":
         return standin.restorer(path, batch=batch)
     if kind == "codeformer_512":

@@ -87,3 +87,49 @@ def test_boosted_result_is_sharper_than_swapping_at_128_and_upscaling(manifest, 
     # stand-in shows the plumbing keeps the detail; how much a real 128 model adds per tile needs real weights.
     assert sharp_boost > 3 * sharp_up, (sharp_boost, sharp_up)
     assert abs(sharp_boost - sharp_photo) < 0.05 * sharp_photo
+
+
+def conv_core(tmp_path, monkeypatch, weight: np.ndarray, bias: np.ndarray, boost: int):
+    """The inswapper core on a :func:`onnx_standins.conv_swapper` file (a known spatial function at 128 px)."""
+    monkeypatch.setenv("VIDSWAP_HOME", str(tmp_path / "home"))
+    man = standin.unpinned_manifest(NAMES)
+    add_model(man, "inswapper_128", standin.conv_swapper(tmp_path / "c.onnx", weight, bias,
+                                                         emap=np.eye(512, dtype=np.float32)))
+    add_model(man, "arcface_w600k_r50", standin.arcface(tmp_path / "a.onnx", np.ones((3, 512))))
+    return core_with(man, pixel_boost=boost)
+
+
+def test_each_tile_is_one_phase_so_detail_above_128_px_survives_exactly(tmp_path, monkeypatch):
+    """A 256 crop of a Nyquist checkerboard: each 2 x 2 phase tile is flat (0.3 or 0.7), the per-pixel model
+    (x -> 1.5 x - 0.1) runs on each, and the interleave gives the full-resolution answer exactly; swapping the
+    box-averaged 128 crop and upscaling gives a flat 0.65 (the detail is gone)."""
+    core = conv_core(tmp_path, monkeypatch, 1.5 * np.eye(3).reshape(3, 3, 1, 1), np.full(3, -0.1), 256)
+    yy, xx = np.mgrid[:256, :256]
+    checker = torch.from_numpy(np.where((yy + xx) % 2 == 0, 0.7, 0.3).astype(np.float32))
+    crop = checker.expand(1, 3, 256, 256).contiguous()
+    tiles = implode(crop, 2)
+    assert torch.equal(tiles[0], torch.full((3, 128, 128), 0.7))
+    assert torch.equal(tiles[1], torch.full((3, 128, 128), 0.3))
+    ident = LearnedIdentity(vector=torch.zeros(512), arcface=torch.zeros(512))
+    boosted = core.swap(batch_of(crop), ident).crops
+    assert torch.allclose(boosted, 1.5 * crop - 0.1, atol=1e-6)
+    small = F.avg_pool2d(crop, 2)
+    assert torch.allclose(small, torch.full_like(small, 0.5))
+    plain = conv_core(tmp_path, monkeypatch, 1.5 * np.eye(3).reshape(3, 3, 1, 1), np.full(3, -0.1), 0)
+    upscaled = F.interpolate(plain.swap(batch_of(small), ident).crops, scale_factor=2, mode="bicubic")
+    assert torch.allclose(upscaled, torch.full_like(upscaled, 0.65), atol=1e-6)
+
+
+def test_boost_applies_a_spatial_model_with_its_kernel_dilated_by_k(tmp_path, monkeypatch):
+    """A 3 x 3 convolution at 128 px, boosted to 256: away from the crop edge, exactly that convolution with
+    dilation 2 on the full-resolution crop (neighbours within a tile are k pixels apart)."""
+    rng = np.random.default_rng(5)
+    weight = 0.5 * np.eye(3)[:, :, None, None] * np.pad(np.ones((1, 1)), 1) + rng.uniform(-0.03, 0.03, (3, 3, 3, 3))
+    bias = np.full(3, 0.25)
+    core = conv_core(tmp_path, monkeypatch, weight, bias, 256)
+    crop = torch.from_numpy(rng.uniform(0.2, 0.8, (2, 3, 256, 256)).astype(np.float32))
+    out = core.swap(batch_of(crop), LearnedIdentity(vector=torch.zeros(512), arcface=torch.zeros(512))).crops
+    expected = F.conv2d(crop.double(), torch.from_numpy(weight), torch.from_numpy(bias), dilation=2).float()
+    assert torch.allclose(out[..., 2:-2, 2:-2], expected, atol=1e-5)
+    undilated = F.conv2d(crop.double(), torch.from_numpy(weight), torch.from_numpy(bias), padding=1).float()
+    assert float((out - undilated)[..., 2:-2, 2:-2].abs().max()) > 0.05  # not the kernel at full resolution

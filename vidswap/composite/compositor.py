@@ -27,6 +27,7 @@ from vidswap.composite.colour import (
     pack_stats,
     smooth_stats,
 )
+from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, feather_mask,
                                      smooth_masks_temporal, swap_region_mask, union)
@@ -53,6 +54,8 @@ class CompositeParams:
         min_stat_pixels: fewer skin pixels than this and a frame's colour stats are taken from its neighbours.
         seed: job seed for the grain.
         hands: the hand occlusion mask (from the hands stored in the analysis; None: off).
+        edge: the plate's colour and fine detail along the paste boundary (:mod:`~vidswap.composite.edge`;
+            None: off).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -67,6 +70,7 @@ class CompositeParams:
     min_stat_pixels: int = 64
     seed: int = 0
     hands: HandMaskParams | None = field(default_factory=HandMaskParams)
+    edge: EdgeParams | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class CompositeConfig:
     hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
+    edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -102,6 +107,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         temporal="none",
         seed=seed,
         hands=HandMaskParams() if cfg.hands else None,
+        edge=EdgeParams() if cfg.edge_match else None,
     )
 
 
@@ -270,6 +276,7 @@ def composite_track(
         region = smooth_masks_temporal(region, params.mask_alpha, mode, init_r)
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
     alpha = region * vis
+    face_alpha = alpha
     stats_mask = masks.stats
     if occluder is not None:
         keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
@@ -302,6 +309,9 @@ def composite_track(
         crop = histogram_match(render, target_crop, masks.stats, masks.stats)
     elif cp.method != "none":
         raise ValueError(f"colour method must be 'reinhard', 'histogram' or 'none', got {cp.method!r}")
+
+    if params.edge is not None:
+        crop = edge_match(crop, target_crop.to(crop), face_alpha, masks.size, params.edge)
 
     grain = seeds = None
     if params.grain is not None:

@@ -16,7 +16,15 @@ The signatures and conventions, with their public sources:
   (``facefusion/processors/modules/face_swapper/core.py``, ``forward_swap_face``). Crop: ArcFace template at 128.
 * ``simswap_256`` / ``simswap_512`` -- the same two inputs at 256 / 512 without an emap. FaceFusion's model table
   (same file): template ``arcface_112_v1``, ImageNet mean / std on the 256 input, none on the 512 one; output
-  RGB in [0, 1]. GHOST / HyperSwap files share this signature; vidswap runs them with the SimSwap convention.
+  RGB in [0, 1]. GHOST files (``ghost_256_unet_*``) have exactly simswap_256's signature, so the file cannot tell
+  them apart; FaceFusion runs GHOST with [-1, 1] in and out, which vidswap does not (not a supported family).
+* ``hyperswap_256`` -- inputs ``source`` (1, 512) and ``target`` (1, 3, 256, 256) float, two outputs: ``output``
+  (1, 3, 256, 256) and ``mask`` (1, 1, 256, 256) (FaceFusion Labs' HyperSwap 1a / 1b / 1c, ONNX opset 15;
+  I/O as listed by onnxruntime on ``hyperswap_1c_256.onnx``). Conventions from FaceFusion
+  ``processors/modules/face_swapper/core.py`` (model table, type ``hyperswap``): template ``arcface_128`` at 256,
+  input ``(x - 0.5) / 0.5`` (mean = std = 0.5), output ``x * 0.5 + 0.5`` clipped to [0, 1]
+  (``normalize_crop_frame``), source the L2-normalised ArcFace embedding (``prepare_source_embedding``:
+  ``embedding_norm``; no emap, no converter). FaceFusion reads only the first output; so does vidswap.
 * ``restorer_512`` -- one input ``input`` (1, 3, 512, 512) -> (1, 3, 512, 512): GFPGAN / GPEN-BFR-class,
   RGB in [-1, 1] both ways (FaceFusion ``face_enhancer/core.py``: ``(x - 0.5) / 0.5``, output clipped to [-1, 1]).
 * ``codeformer_512`` -- as ``restorer_512`` plus a ``weight`` input (1,) double: the fidelity weight
@@ -167,6 +175,15 @@ def _swapper(size: int, emap: bool) -> Callable[[OnnxSignature], bool]:
     return test
 
 
+def _hyperswap(sig: OnnxSignature) -> bool:
+    """HyperSwap: ``source`` (N, 512) + ``target`` (N, 3, 256, 256) -> (N, 3, 256, 256) image + (N, 1, 256, 256)
+    mask."""
+    target, source = _named(sig, "target"), _named(sig, "source")
+    return (len(sig.inputs) == 2 and target is not None and source is not None and len(sig.outputs) == 2
+            and _is(target, (3, 256, 256)) and _is(source, (512,)) and _is(sig.outputs[0], (3, 256, 256))
+            and _is(sig.outputs[1], (1, 256, 256)))
+
+
 def _single(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Callable[[OnnxSignature], bool]:
     def test(sig: OnnxSignature) -> bool:
         return (len(sig.inputs) == 1 and len(sig.outputs) == 1 and _is(sig.inputs[0], in_shape)
@@ -195,6 +212,8 @@ FAMILIES: tuple[Family, ...] = (
            "target(1,3,256,256) + source(1,512) -> (1,3,256,256), no emap", _swapper(256, emap=False)),
     Family("simswap_512", "swapper", 512, "arcface_112_v1", *_UNIT, "unit",
            "target(1,3,512,512) + source(1,512) -> (1,3,512,512), no emap", _swapper(512, emap=False)),
+    Family("hyperswap_256", "swapper", 256, "arcface_128", *_SIGNED, "signed",
+           "source(1,512) + target(1,3,256,256) -> output(1,3,256,256) + mask(1,1,256,256)", _hyperswap),
     Family("codeformer_512", "restorer", 512, "ffhq_512", *_SIGNED, "signed",
            "input(1,3,512,512) + weight(1) float64 -> (1,3,512,512)", _codeformer),
     Family("restorer_512", "restorer", 512, "ffhq_512", *_SIGNED, "signed",

@@ -4,13 +4,13 @@
   ``PassthroughCore``, the ``Refiner`` protocol
 * :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
-* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap)
+* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap, hyperswap)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
 * :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 * :mod:`vidswap.swap.stylegan.core` -- ``e4s-pti``: a StyleGAN2 checkpoint, W+ inversion and per-clip PTI
 
 Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
-``facedancer``, ``e4s-pti``).
+``hyperswap``, ``facedancer``, ``e4s-pti``).
 """
 
 from vidswap.swap.base import (
@@ -25,7 +25,14 @@ from vidswap.swap.base import (
     SwapResult,
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
-from vidswap.swap.learned import InswapperConfig, SimswapConfig, build_inswapper, build_simswap
+from vidswap.swap.learned import (
+    HyperswapConfig,
+    InswapperConfig,
+    SimswapConfig,
+    build_hyperswap,
+    build_inswapper,
+    build_simswap,
+)
 from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.stylegan.core import E4SPTIConfig, build_e4s_pti
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
@@ -39,6 +46,7 @@ register_core("geometric", build_geometric, GeometricSwapConfig)
 register_core("passthrough", _passthrough, PassthroughConfig)
 register_core("inswapper", build_inswapper, InswapperConfig)
 register_core("simswap", build_simswap, SimswapConfig)
+register_core("hyperswap", build_hyperswap, HyperswapConfig)
 register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
 

@@ -1,4 +1,4 @@
-"""Per-clip tuning of a learned swapper (inswapper / SimSwap class): the ONNX graph converted to torch
+"""Per-clip tuning of a learned swapper (inswapper / SimSwap / HyperSwap): the ONNX graph converted to torch
 (:mod:`vidswap.models.onnx_torch`) and fine-tuned on the clip's own frames with the ``tune`` settings.
 
 Training data: the clip's frames cut in the core's crop exactly as the render cuts them
@@ -14,7 +14,13 @@ Training data: the clip's frames cut in the core's crop exactly as the render cu
   hinge, not a maximisation -- see :mod:`vidswap.train.tune.objective`);
 * **locality** (``w_locality``): the mean squared distance of the weights to the file's (PTI's regulariser).
 
-Adam for ``steps`` (CUDA) or ``cpu_steps`` (CPU) steps at ``lr``, seeded; the weights are cached in the job
+Adam for ``steps`` (CUDA) or ``cpu_steps`` (CPU) steps at ``lr``, seeded, on the training frames. Early stopping
+(the generator tuning's rule and settings, :mod:`vidswap.train.tune.loop`): ``val_fraction`` of the consecutive
+pairs, evenly spread, are held out (:func:`held_out`); every ``val_every`` steps (and after the last) the same
+weighted loss on all held-out frames and pairs is measured without sampling; a validation that does not beat the
+best by ``min_delta`` (relative) counts as bad, ``patience`` bad ones stop the run, and the best validated weights
+are kept (step 0 -- the file's own weights -- included). No randomness enters validation, so a farm's chunks,
+tuning on the same inputs, stay bit-identical. The weights are cached in the job
 folder's ``tune/`` as safetensors under a key of the clip, the identity, the settings, the core and the swapper
 file's sha256, and loaded instead of tuning when the key matches.
 """
@@ -28,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -45,7 +52,7 @@ from vidswap.train.tune.cache import tune_key
 from vidswap.train.tune.data import FramesReader, TuneData, collect_tune_data
 from vidswap.train.tune.params import TuneParams
 
-LEARNED_TUNE_VERSION = "1"
+LEARNED_TUNE_VERSION = "2"  # 2: held-out validation and early stopping
 
 
 @dataclass
@@ -60,6 +67,28 @@ class LearnedTuneInfo:
     losses: list[float] = field(default_factory=list)
     terms: dict[str, list[float]] = field(default_factory=dict)
     weights: str | None = None
+    best_step: int = 0
+    stopped_early: bool = False
+    held_out: int = 0
+    val_steps: list[int] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """What every loss evaluation reads (one tuning run): crops (N, 3, S, S), the clip's own and the job's source
+    vectors, the source's normalised ArcFace (512,), the untuned identity cosines (N,), the crop border (1, 1, S, S),
+    next-frame indices (N,), crop -> ArcFace alignments (N, 2, 3), and the starting weights."""
+
+    crops: Tensor
+    own: Tensor
+    source: Tensor
+    source_id: Tensor
+    base_id: Tensor
+    border: Tensor
+    nxt: Tensor
+    align: Tensor
+    start: dict[str, Tensor]
 
 
 def model_crops(core: LearnedSwapCore, crops: Tensor) -> Tensor:
@@ -96,9 +125,49 @@ def learned_tune_key(analysis: ShotAnalysis, identity: LearnedIdentity, params: 
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def held_out(next_index: Tensor, fraction: float) -> Tensor:
+    """(N,) bool: the frames held out for validation -- ``fraction`` of the consecutive pairs (``a``,
+    ``next_index[a]``), evenly spread, at least one when there are 3 pairs or more (none below that); the
+    generator tuning's split (:func:`vidswap.train.tune.objective.build_pool`)."""
+    anchors = [a for a in range(len(next_index)) if int(next_index[a]) >= 0]
+    mask = torch.zeros(len(next_index), dtype=torch.bool)
+    if fraction <= 0 or len(anchors) < 3:
+        return mask
+    n_val = max(1, int(round(fraction * len(anchors))))
+    for pos in sorted(set(np.linspace(0, len(anchors) - 1, n_val + 2)[1:-1].round().astype(int).tolist())):
+        a = anchors[pos]
+        mask[a] = mask[int(next_index[a])] = True
+    return mask
+
+
+def loss_terms(core: LearnedSwapCore, module: OnnxModule, arcface: OnnxModule, b: _Batch, rows: Tensor,
+               pairs: Tensor, params: TuneParams) -> dict[str, Tensor]:
+    """The loss terms on frames ``rows`` and consecutive pairs starting at ``pairs`` (see the module doc)."""
+    x = b.crops[rows]
+    terms = {"l1": (b.border * (swap_crops(core, module, x, b.own) - x).abs()).mean()}
+    if len(pairs) and params.w_temporal > 0:
+        nxt = b.nxt[pairs]
+        sa = swap_crops(core, module, b.crops[pairs], b.source)
+        sb = swap_crops(core, module, b.crops[nxt], b.source)
+        terms["temporal"] = (b.border * ((sb - sa) - (b.crops[nxt] - b.crops[pairs])).abs()).mean()
+    if params.w_identity > 0:
+        swapped = swap_crops(core, module, x, b.source)
+        cos = (identity_of(arcface, swapped, b.align[:len(rows)]) * b.source_id).sum(-1)
+        terms["identity"] = F.relu(b.base_id[rows] - cos).mean()
+    terms["locality"] = sum(((p - b.start[k]) ** 2).mean() for k, p in module.named_parameters()) / len(b.start)
+    return terms
+
+
+def weighted(terms: dict[str, Tensor], params: TuneParams) -> Tensor:
+    weights = {"l1": params.w_l1, "temporal": params.w_temporal, "identity": params.w_identity,
+               "locality": params.w_locality}
+    return sum(weights[k] * v for k, v in terms.items())
+
+
 def tune_module(core: LearnedSwapCore, data: TuneData, identity: LearnedIdentity, params: TuneParams,
                 device: torch.device) -> tuple[OnnxModule, LearnedTuneInfo]:
-    """Fine-tune the converted swapper on ``data`` (see the module doc); returns the module and the run record."""
+    """Fine-tune the converted swapper on ``data`` (see the module doc); returns the module (its best validated
+    weights) and the run record."""
     torch.manual_seed(params.seed)
     module = load_onnx_module(core.path).to(device).train()
     start = {k: v.detach().clone() for k, v in module.named_parameters()}
@@ -111,40 +180,60 @@ def tune_module(core: LearnedSwapCore, data: TuneData, identity: LearnedIdentity
     source_id = F.normalize(identity.arcface.to(device).float(), dim=-1)
     border = border_alpha(1, crops.shape[-1], 2 * core.boost, device=device)
     nxt = data.next_index.to(device)
-    pairs = torch.nonzero(nxt >= 0).flatten()
     align = arcface_alignment(core, n)
     with torch.no_grad():
         base_id = (identity_of(arcface, swap_crops(core, module, crops, source), align) * source_id).sum(-1)
+    b = _Batch(crops, own, source, source_id, base_id, border, nxt, align, start)
+    val = held_out(data.next_index.cpu(), params.val_fraction).to(device)
+    train_rows, val_rows = torch.nonzero(~val).flatten(), torch.nonzero(val).flatten()
+    starts = (nxt >= 0) & ~val & ~val[nxt.clamp_min(0)]
+    train_pairs, val_pairs = torch.nonzero(starts).flatten(), torch.nonzero((nxt >= 0) & val).flatten()
     steps = params.steps_for(device)
     optim = torch.optim.Adam(module.parameters(), lr=params.lr)
     gen = torch.Generator().manual_seed(params.seed)
-    info = LearnedTuneInfo(key="", cached=False, frames=n)
+    info = LearnedTuneInfo(key="", cached=False, frames=n, held_out=len(val_rows))
+
+    def validate(step: int) -> float | None:
+        if not len(val_rows):
+            return None
+        with torch.no_grad():
+            v = float(weighted(loss_terms(core, module, arcface, b, val_rows, val_pairs, params), params))
+        info.val_steps.append(step)
+        info.val_losses.append(v)
+        return v
+
     t0 = time.perf_counter()
-    for _ in range(steps):
-        rows = torch.randperm(n, generator=gen)[:max(1, params.batch)].to(device)
+    best, bad, step = validate(0), 0, 0
+    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    for step in range(1, steps + 1):
+        rows = train_rows[torch.randperm(len(train_rows), generator=gen)[:max(1, params.batch)].to(device)]
+        pairs = train_pairs[:0]
+        if len(train_pairs) and params.w_temporal > 0:
+            pairs = train_pairs[torch.randint(len(train_pairs), (max(1, params.batch // 2),), generator=gen)
+                                .to(device)]
         optim.zero_grad()
-        x = crops[rows]
-        terms = {"l1": (border * (swap_crops(core, module, x, own) - x).abs()).mean()}
-        if len(pairs) and params.w_temporal > 0:
-            a = pairs[torch.randint(len(pairs), (max(1, params.batch // 2),), generator=gen).to(device)]
-            b = nxt[a]
-            sa = swap_crops(core, module, crops[a], source)
-            sb = swap_crops(core, module, crops[b], source)
-            terms["temporal"] = (border * ((sb - sa) - (crops[b] - crops[a])).abs()).mean()
-        if params.w_identity > 0:
-            swapped = swap_crops(core, module, x, source)
-            cos = (identity_of(arcface, swapped, align[:len(rows)]) * source_id).sum(-1)
-            terms["identity"] = F.relu(base_id[rows] - cos).mean()
-        terms["locality"] = sum(((p - start[k]) ** 2).mean() for k, p in module.named_parameters()) / len(start)
-        weights = {"l1": params.w_l1, "temporal": params.w_temporal, "identity": params.w_identity,
-                   "locality": params.w_locality}
-        loss = sum(weights[k] * v for k, v in terms.items())
+        terms = loss_terms(core, module, arcface, b, rows, pairs, params)
+        loss = weighted(terms, params)
         loss.backward()
         optim.step()
         info.losses.append(loss.item())
         for k, v in terms.items():
             info.terms.setdefault(k, []).append(v.item())
-    info.steps = steps
+        if best is not None and (step % max(1, params.val_every) == 0 or step == steps):
+            v = validate(step)
+            if v < best * (1.0 - params.min_delta):
+                best, bad, info.best_step = v, 0, step
+                best_state = {k: x.detach().clone() for k, x in module.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= params.patience:
+                    info.stopped_early = True
+                    break
+    if best is not None:
+        module.load_state_dict(best_state)
+    else:
+        info.best_step = step
+    info.steps = step
     info.seconds = time.perf_counter() - t0
     return module.eval(), info
 
@@ -183,4 +272,5 @@ def tune_learned_core(core: LearnedSwapCore, analysis: ShotAnalysis, frames_read
     return info
 
 
-__all__ = ["LearnedTuneInfo", "learned_tune_key", "own_vector", "tune_learned_core", "tune_module"]
+__all__ = ["LearnedTuneInfo", "held_out", "learned_tune_key", "loss_terms", "own_vector", "tune_learned_core",
+           "tune_module"]

@@ -1,4 +1,4 @@
-"""Learned one-shot swappers from user-supplied ONNX files (``swap.core: inswapper | simswap``).
+"""Learned one-shot swappers from user-supplied ONNX files (``swap.core: inswapper | simswap | hyperswap``).
 
 * :mod:`vidswap.swap.learned.runtime`  -- onnxruntime sessions: explicit provider, checked; batched runs
 * :mod:`vidswap.swap.learned.identity` -- the source vector (ArcFace, emap, embedding converter)
@@ -8,15 +8,19 @@
 
 from vidswap.swap.learned.runtime import LearnedSession, ProviderError
 from vidswap.swap.learned.swapper import (
+    HyperswapConfig,
+    HyperswapCore,
     InswapperConfig,
     InswapperCore,
     LearnedIdentity,
     LearnedSwapCore,
     SimswapConfig,
     SimswapCore,
+    build_hyperswap,
     build_inswapper,
     build_simswap,
 )
 
-__all__ = ["InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "LearnedSwapCore", "ProviderError",
-           "SimswapConfig", "SimswapCore", "build_inswapper", "build_simswap"]
+__all__ = ["HyperswapConfig", "HyperswapCore", "InswapperConfig", "InswapperCore", "LearnedIdentity", "LearnedSession", "LearnedSwapCore", "ProviderError",
+           "SimswapConfig", "SimswapCore", "build_hyperswap", "build_inswapper",
+           "build_simswap"]

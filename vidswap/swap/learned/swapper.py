@@ -1,17 +1,20 @@
-"""One-shot learned swappers behind :class:`~vidswap.swap.base.SwapCore`: ``swap.core: inswapper`` and
-``swap.core: simswap``, each running a user-supplied ONNX file (routed by :mod:`vidswap.models.router`).
+"""One-shot learned swappers behind :class:`~vidswap.swap.base.SwapCore`: ``swap.core: inswapper``,
+``swap.core: simswap`` and ``swap.core: hyperswap``, each running a user-supplied ONNX file (routed by
+:mod:`vidswap.models.router`).
 
 Per batch of target crops (B, 3, S, S) in [0, 1], cut by the render stage in the family's crop:
 
-* crop: inswapper -- the ArcFace template at 128 (InsightFace ``face_align.norm_crop2(img, kps, 128)``: the 112
+* crop: inswapper (and HyperSwap, at 256: FaceFusion's model table, template ``arcface_128``) -- the ArcFace
+  template at 128 (InsightFace ``face_align.norm_crop2(img, kps, 128)``: the 112
   template shifted 8 px right, :func:`~vidswap.faces.align.arcface_template`); SimSwap class -- FaceFusion's
   ``arcface_112_v1`` template scaled to the crop size (``facefusion/face_helper.py`` ``WARP_TEMPLATES``; the
   model table in ``processors/modules/face_swapper/core.py``);
 * input: ``(crop - mean) / std`` per RGB channel (inswapper: RGB / 255, i.e. the [0, 1] crop as is --
   InsightFace ``inswapper.py`` ``blobFromImage(aimg, 1/255, swapRB=True)``; simswap_256: ImageNet mean / std;
-  simswap_512: none -- FaceFusion's model table);
+  simswap_512: none -- FaceFusion's model table; HyperSwap: mean = std = 0.5, i.e. [-1, 1], same table);
 * output: RGB in [0, 1], clipped (InsightFace ``np.clip(255 * img_fake, 0, 255)``; FaceFusion
-  ``normalize_crop_frame`` for these two types);
+  ``normalize_crop_frame`` for these two types); HyperSwap's first output is in [-1, 1]: ``x * std + mean``, then
+  clipped (``normalize_crop_frame`` for type ``hyperswap``);
 * alpha: 1 inside the crop except a 2-pixel border (InsightFace zeroes 2 pixels at each edge of its paste mask);
   the compositor multiplies its region and occlusion masks in.
 
@@ -121,6 +124,15 @@ class SimswapConfig(LearnedOptions):
     converter: str = "crossface_simswap"
 
 
+@dataclass(frozen=True)
+class HyperswapConfig(LearnedOptions):
+    """``swap.hyperswap``: the manifest entries of the swapper (hyperswap_1a_256 / 1b / 1c) and of its ArcFace,
+    plus :class:`LearnedOptions`."""
+
+    model: str = "hyperswap_1a_256"
+    identity_model: str = "arcface_w600k_r50"
+
+
 @dataclass(kw_only=True)
 class LearnedIdentity(SourceIdentity):
     """A learned swapper's prepared source.
@@ -177,7 +189,7 @@ class LearnedSwapCore(SwapCore):
     needs = frozenset({"image", "landmarks", "embedding"})
     expect_family: tuple[str, ...] = ()
 
-    def __init__(self, config: InswapperConfig | SimswapConfig, swapper: tuple[Path, Family],
+    def __init__(self, config: InswapperConfig | SimswapConfig | HyperswapConfig, swapper: tuple[Path, Family],
                  identity: tuple[Path, Family], converter: tuple[Path, Family] | None = None,
                  restorer: tuple[Path, Family] | None = None, parser: tuple[Path, Family] | None = None,
                  device: torch.device | str = "cpu"):
@@ -227,10 +239,18 @@ class LearnedSwapCore(SwapCore):
         """(B, 3, S, S) crops in [0, 1] -> ``(crop - mean) / std`` (differentiable; the model's ``target`` input)."""
         return (crops - self._mean.to(crops)) / self._std.to(crops)
 
+    def to_unit(self, out: Tensor) -> Tensor:
+        """The model's first output -> RGB in [0, 1]: ``signed`` families ``x * std + mean``; then clipped."""
+        if self.family.output == "signed":
+            out = out * self._std.to(out) + self._mean.to(out)
+        return out.clamp(0.0, 1.0)
+
     def forward_torch(self, module: OnnxModule, tiles: Tensor, vector: Tensor) -> Tensor:
         """The swapper in torch: (B, 3, s, s) model-size crops and a (D,) source vector -> (B, 3, s, s) in [0, 1]
         (differentiable; what per-clip tuning trains)."""
-        return module(self.normalise(tiles), vector.to(tiles).expand(tiles.shape[0], -1)).clamp(0.0, 1.0)
+        feeds = {"target": self.normalise(tiles), "source": vector.to(tiles).expand(tiles.shape[0], -1)}
+        # in the graph's input order (HyperSwap's lists the source first)
+        return self.to_unit(module(*(feeds[name] for name in module.input_names)))
 
     def source_vector(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, 512) raw ArcFace embeddings of the photos -> the swapper's (D,) source input."""
@@ -272,7 +292,7 @@ class LearnedSwapCore(SwapCore):
                                      (tiles.shape[0], identity.vector.numel()))
             out = self.session.run({"target": self.model_input(tiles), "source": source},
                                    per_item=frozenset({"target", "source"}))
-            swapped = torch.from_numpy(np.clip(out, 0.0, 1.0)).to(device=crops.device, dtype=crops.dtype)
+            swapped = self.to_unit(torch.from_numpy(out)).to(device=crops.device, dtype=crops.dtype)
         if self.boost > 1:
             swapped = explode(swapped, self.boost)
         if self.restorer is not None:
@@ -288,6 +308,18 @@ class InswapperCore(LearnedSwapCore):
 
     name = "inswapper"
     expect_family = ("inswapper_128",)
+
+
+class HyperswapCore(LearnedSwapCore):
+    """``swap.core: hyperswap`` -- FaceFusion Labs' HyperSwap 1a / 1b / 1c (256 px) and files with their signature.
+    The source input is the normalised ArcFace embedding itself (FaceFusion ``prepare_source_embedding``, type
+    ``hyperswap``: ``embedding_norm``)."""
+
+    name = "hyperswap"
+    expect_family = ("hyperswap_256",)
+
+    def source_vector(self, embeddings: np.ndarray) -> np.ndarray:
+        return mean_identity(embeddings)
 
 
 class SimswapCore(LearnedSwapCore):
@@ -314,3 +346,9 @@ def build_simswap(config: SimswapConfig, context: CoreContext) -> SimswapCore:
     return SimswapCore(config, context.user_model(config.model, "swapper"),
                        context.user_model(config.identity_model, "arcface_112"), converter, **_extras(config, context),
                        device=context.device)
+
+
+def build_hyperswap(config: HyperswapConfig, context: CoreContext) -> HyperswapCore:
+    return HyperswapCore(config, context.user_model(config.model, "swapper"),
+                         context.user_model(config.identity_model, "arcface_112"), **_extras(config, context),
+                         device=context.device)

@@ -1,0 +1,85 @@
+"""Edge matching (vidswap.composite.edge): the plate's colour and fine detail along the paste boundary."""
+
+import torch
+
+from vidswap.composite.edge import EdgeParams, boundary_weight, edge_match
+from vidswap.composite.filters import gaussian_blur
+
+
+def _disc(size: int = 96, radius: float = 36.0) -> torch.Tensor:
+    """(1, 1, size, size) a filled disc, 1 inside."""
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                          indexing="ij")
+    c = (size - 1) / 2
+    return (((y - c) ** 2 + (x - c) ** 2) <= radius ** 2).float()[None, None]
+
+
+def _band_outside(size: int = 96, radius: float = 36.0, width: float = 8.0) -> torch.Tensor:
+    """(size, size) bool: the band of ``width`` px just outside the disc (where a feathered paste still shows)."""
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                          indexing="ij")
+    c = (size - 1) / 2
+    r = ((y - c) ** 2 + (x - c) ** 2).sqrt()
+    return (r > radius) & (r <= radius + width)
+
+
+def test_boundary_weight_is_one_outside_and_zero_deep_inside():
+    inside = _disc()
+    w = boundary_weight(inside, torch.tensor([10.0]))
+    assert torch.equal(w[inside == 0], torch.ones_like(w[inside == 0]))
+    centre = w[0, 0, 40:56, 40:56]  # > 28 px (> 1.5 reach) from the boundary
+    assert float(centre.max()) < 1e-6
+    assert 0.2 < float(w[0, 0, 47, 47 - 36 + 4]) < 1.0  # 4 px inside: partly
+
+
+def test_identical_render_and_empty_alpha_are_left_exactly():
+    g = torch.Generator().manual_seed(0)
+    plate = torch.rand(2, 3, 96, 96, generator=g)
+    alpha = _disc().expand(2, -1, -1, -1)
+    size = torch.tensor([72.0, 72.0])
+    assert torch.equal(edge_match(plate, plate, alpha, size), plate)
+    render = torch.rand(2, 3, 96, 96, generator=g)
+    assert torch.equal(edge_match(render, plate, torch.zeros_like(alpha), size), render)
+
+
+def test_constant_colour_step_is_removed_at_the_boundary_and_kept_inside():
+    plate = torch.full((1, 3, 96, 96), 0.5)
+    plate[:, 0] = 0.6
+    step = torch.tensor([0.1, -0.05, 0.02])[None, :, None, None]
+    render = plate + step
+    alpha = _disc()
+    params = EdgeParams(colour_reach=0.15, detail_reach=0.0)
+    out = edge_match(render, plate, alpha, torch.tensor([72.0]), params)
+    # on the boundary and just outside the render is the plate's colour (the ring's mismatch is exactly -step) ...
+    outside = _band_outside()
+    # (to within the low-passed remainder of the corrected ramp that the plate's detail is laid on: < 5 % of it)
+    assert torch.allclose(out[0][:, outside], plate[0][:, outside], atol=0.005)
+    assert torch.allclose(out[0, :, 47, 47 - 36], plate[0, :, 47, 47 - 36], atol=0.005)
+    # ... and deep inside it is the render's
+    assert torch.allclose(out[0, :, 44:52, 44:52], render[0, :, 44:52, 44:52], atol=1e-6)
+
+
+def test_fine_detail_at_the_boundary_is_the_plates():
+    y = torch.arange(128, dtype=torch.float32)
+    stripes = 0.1 * torch.sign(torch.sin(y * 3.14159 / 2.0))  # a 4-px period: all fine detail
+    plate = torch.full((1, 3, 128, 128), 0.5)
+    render = plate + stripes[None, None, None, :]  # the source's fine detail, e.g. a glasses arm's edges
+    alpha = _disc(128)
+    params = EdgeParams(colour_reach=0.0, detail_reach=0.1, detail_sigma=0.03)
+    out = edge_match(render, plate, alpha, torch.tensor([72.0]), params)
+    outside = _band_outside(128)
+    # just outside the boundary no fine detail of the render is left: what differs from the plate there is smooth
+    # (the colour membrane's estimate of the ring's mean), its band above the detail sigma < 10 % of the stripes
+    resid = out - plate
+    fine = resid - gaussian_blur(resid, 0.03 * 72.0)
+    assert float(fine[0][:, outside].abs().max()) < 0.01
+    assert float((render - plate)[0][:, outside].abs().max()) > 0.099  # (there were stripes to remove)
+    # deep inside the stripes are the render's
+    assert torch.allclose(out[0, :, 60:68, 60:68], render[0, :, 60:68, 60:68], atol=1e-6)
+
+
+def test_config_switch_reaches_the_compositor():
+    from vidswap.composite.compositor import CompositeConfig, composite_params
+
+    assert composite_params(CompositeConfig(), 0).edge is None
+    assert composite_params(CompositeConfig(edge_match=True), 0).edge == EdgeParams()
