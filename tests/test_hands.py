@@ -205,6 +205,25 @@ def test_colour_split_drops_face_coloured_band_and_keeps_hand_colour():
     np.testing.assert_array_equal(colour_split(tiny, lab, 40.0, params), tiny)
 
 
+def test_colour_split_core_from_the_own_shape_leaves_the_sweep_to_colour():
+    h = w = 80
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[...] = (45.0, 12.0, 14.0)  # the face
+    lab[20:60, 25:55] = (70.0, 18.0, 20.0)  # the hand
+    lab += np.random.default_rng(0).normal(0, 1.0, lab.shape).astype(np.float32)
+    own = np.zeros((h, w), np.float32)
+    own[20:60, 25:55] = 1.0
+    swept = own.copy()
+    swept[20:60, 25:70] = 1.0  # the shape interpolated towards a neighbour frame: 15 px of face to the right
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    forced = colour_split(swept, lab, 40.0, params)
+    assert (forced[30:50, 55:60] == 1.0).all()  # without core_from the sweep's deep face pixels are core
+    out = colour_split(swept, lab, 40.0, params, core_from=own)
+    assert (out[30:50, 58:70] < 0.01).all()  # with it, colour gives that face back
+    assert (out[30:50, 25:47] == 1.0).all()  # the own shape's core stays hand
+    np.testing.assert_array_equal(colour_split(swept, lab, 40.0, params, core_from=swept), forced)
+
+
 def test_mixture_separates_two_clusters():
     rng = np.random.default_rng(1)
     a = rng.normal((30, 0, 0), 1.0, (300, 3))

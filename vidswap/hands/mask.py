@@ -257,7 +257,8 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
 
     Args:
         hands: (K, 21, 2+) landmarks, or (K, S, 21, 2+) per hand S shapes whose union is that hand's landmark
-            mask (:meth:`~vidswap.hands.types.HandTracks.swept`; sized by the middle one, ``S // 2``).
+            mask (:meth:`~vidswap.hands.types.HandTracks.swept`; sized by the middle one, ``S // 2``, whose shape
+            alone makes the colour split's core: what the other shapes add is decided by colour).
     """
     h, w = plate.shape[:2]
     out = np.zeros((h, w), np.float32)
@@ -284,7 +285,8 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         if c is not None:
             lab = cv2.cvtColor(sub.astype(np.float32) / 255.0 if sub.dtype == np.uint8 else sub.astype(np.float32),
                                cv2.COLOR_RGB2LAB)
-            m = colour_split(m, lab, size, c)
+            own = None if len(local) == 1 else rasterize_hands(local[len(local) // 2][None], y1 - y0, x1 - x0, params)
+            m = colour_split(m, lab, size, c, own)
         elif params.refine:
             m = refine_mask(m, sub, size, params)
         out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], m.astype(np.float32))
