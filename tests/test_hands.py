@@ -294,6 +294,8 @@ def test_hand_matte_of_swept_shapes_is_their_union():
     assert (got >= union).all()  # one canvas: where two anti-aliased edges overlap they add up
     assert (got[union == 1.0] == 1.0).all() and (got[union == 0.0] == 0.0).all()
     np.testing.assert_array_equal(hand_matte(a[None, None], plate), hand_matte(a[None], plate))
+    still = np.stack([a + 0.9, a, a - 0.9])[None]  # no landmark moves a pixel: the frame's own shape alone
+    np.testing.assert_array_equal(hand_matte(still, plate), hand_matte(a[None], plate))
 
 
 def test_mattes_to_crop_moves_and_scales_exactly():

@@ -55,7 +55,10 @@ class HandMaskParams:
         sweep: with ``time_reach`` 0, each hand's landmark shape is the union of its landmarks at the frame and
             interpolated ``sweep`` frames before and after (:meth:`~vidswap.hands.types.HandTracks.swept`): what a
             moving hand covers while the shutter is open (motion blur), nothing more for a hand at rest; decided by
-            colour once, against this frame's plate.
+            colour once, against this frame's plate; only the frame's own shape makes the colour split's core, so
+            what the sweep adds is decided by colour.
+        sweep_min_px: a swept shape that moves no landmark by this many px is left out (a hand at rest costs what
+            it did without the sweep).
 
     Shape defaults fitted on the 16 hand-annotated frames of tests/data/hand_occluders.json (grid over radius scale,
     growth, tip pull-back, webs): 96.1% of the hand's pixels over the face covered, 5.3% of the visible face
@@ -72,6 +75,7 @@ class HandMaskParams:
     colour: ColourSplitParams | None = field(default_factory=ColourSplitParams)
     time_reach: int = 0
     sweep: float = 0.0
+    sweep_min_px: float = 1.0
 
 
 def hand_size(points: np.ndarray) -> float:
@@ -267,6 +271,9 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         hands = hands[:, None]
     for shapes in hands:
         pts = shapes[len(shapes) // 2]
+        # the frame's own shape first, then those the hand sweeps over that move a landmark by a pixel or more
+        shapes = np.stack([pts] + [q for i, q in enumerate(shapes) if i != len(shapes) // 2
+                                   and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px])
         size = hand_size(pts)
         if size <= 0:
             continue
@@ -285,7 +292,7 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         if c is not None:
             lab = cv2.cvtColor(sub.astype(np.float32) / 255.0 if sub.dtype == np.uint8 else sub.astype(np.float32),
                                cv2.COLOR_RGB2LAB)
-            own = None if len(local) == 1 else rasterize_hands(local[len(local) // 2][None], y1 - y0, x1 - x0, params)
+            own = None if len(local) == 1 else rasterize_hands(local[:1], y1 - y0, x1 - x0, params)
             m = colour_split(m, lab, size, c, own)
         elif params.refine:
             m = refine_mask(m, sub, size, params)
