@@ -171,8 +171,9 @@ def plot_temporal(reports: dict[str, Path], out: Path, series: dict | None = Non
             if k.startswith("area "):
                 axes[1].plot(series["number"], series[k], lw=1, label=f"matte {k[5:]}")
         axes[1].set_ylabel("hand matte area (px)")
-    for ax in axes:
+    for ax in axes[1:] if series is not None else axes:
         ax.legend(loc="upper right")
+    for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
