@@ -191,7 +191,7 @@ def main() -> int:
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_hands_"))
     frames = read_frames(clip)
     first, last = (int(v) for v in args.frames.split("-"))
-    hands, comp = components(frames, (first, last))
+    tracked, comp = components(frames, (first, last))
     with open("/proc/loadavg") as f:
         comp["loadavg"] = f.read().split()[:3]
     print(json.dumps(comp, indent=1))
@@ -207,7 +207,7 @@ def main() -> int:
     print(f"end to end (not paired: minutes apart): hands off {1e3 * results['off']['s_per_frame']:.1f} ms/frame, on "
           f"{1e3 * results['on']['s_per_frame']:.1f} ms/frame, difference {added:.1f} ms/frame")
     args.figures.mkdir(parents=True, exist_ok=True)
-    series = hand_series(hands, {n: frames[n] for n in range(first, last + 1)}, {"on": CompositeParams().hands})
+    series = hand_series(tracked, {n: frames[n] for n in range(first, last + 1)}, {"on": CompositeParams().hands})
     plot_temporal({"hands off": work / "off_eval", "hands on": work / "on_eval"},
                   args.figures / "pexels_clip_hands_temporal.png", series)
     step = max(1, count // 6)
