@@ -43,9 +43,10 @@ from vidswap.hands.mask import hand_matte  # noqa: E402
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 
 
-def components(frames: list[np.ndarray], stretch: tuple[int, int]) -> dict:
+def components(frames: list[np.ndarray], stretch: tuple[int, int]) -> tuple[object, dict]:
     """Paired cost of the hands: the analyze pass with and without hand tracking on the same batches, alternating
-    batch by batch (so both see the same machine load), and the render-side matte of every frame with a hand."""
+    batch by batch (so both see the same machine load), and the render-side matte of every frame with a hand.
+    Returns the tracked hands (:class:`~vidswap.hands.types.HandTracks`) and the costs."""
     cfg_on, cfg_off = AnalysisConfig(hands=True), AnalysisConfig(hands=False)
     on = FrameAnalyzer(AnalysisModels.load(cfg_on, 2), cfg_on)
     off = FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)
@@ -63,14 +64,14 @@ def components(frames: list[np.ndarray], stretch: tuple[int, int]) -> dict:
     eye = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]] * 1)  # a face crop about this size
     for n in with_hand:
         t0 = time.perf_counter()
-        m = hand_matte(hands.at(n), frames[n], params)
+        m = hand_matte(hands.swept(n, params.sweep), frames[n], params)
         mattes_to_crop([m], eye, (384, 384))
         matte.append(time.perf_counter() - t0)
     first, last = stretch
     inside = np.zeros(len(frames), bool)
     inside[first:last + 1] = True
     added = 1e3 * (seconds["on"] - seconds["off"])
-    return {"frames": len(frames), "hand_frames": len(with_hand),
+    return hands, {"frames": len(frames), "hand_frames": len(with_hand),
             "analysis_ms_off": 1e3 * float(seconds["off"].mean()), "analysis_ms_on": 1e3 * float(seconds["on"].mean()),
             "analysis_added_ms_stretch": float(added[inside].mean()),
             "analysis_added_ms_outside": float(added[~inside].mean()),
@@ -114,28 +115,65 @@ def sheet(plates: dict, before: Path, after: Path, numbers: list[int], out: Path
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def plot_temporal(reports: dict[str, Path], out: Path) -> None:
-    """Per-frame flicker and landmark jitter of the plate and each result (``vidswap eval`` metrics.json)."""
+def hand_series(hands, frames: dict[int, np.ndarray], params: dict[str, object]) -> dict:
+    """Per frame of ``frames`` (number -> RGB plate): the tracked hands' presence (max over hands), the speed of
+    their landmarks' centroid (px/frame, from the previous frame) and, per named :class:`HandMaskParams`, the
+    matte's area (px at >= 0.5) as the render builds it (``swept`` / ``around`` shapes, colour split)."""
+    numbers = sorted(frames)
+    out = {"number": numbers, "presence": [], "speed": [], **{f"area {k}": [] for k in params}}
+    prev = None
+    for n in numbers:
+        pts = hands.at(n)
+        out["presence"].append(float(hands.presence[hands.frames == n].max()) if len(pts) else 0.0)
+        c = pts[:, :, :2].mean((0, 1)) if len(pts) else None
+        out["speed"].append(float(np.linalg.norm(c - prev)) if c is not None and prev is not None else np.nan)
+        prev = c
+        for k, p in params.items():
+            shapes = hands.around(n, p.time_reach) if p.time_reach else hands.swept(n, p.sweep)
+            area = float((hand_matte(shapes, frames[n], p) >= 0.5).sum()) if len(shapes) else 0.0
+            out[f"area {k}"].append(area)
+    return out
+
+
+def plot_temporal(reports: dict[str, Path], out: Path, series: dict | None = None) -> None:
+    """Per-frame flicker and landmark jitter of the plate and each result (``vidswap eval`` metrics.json), their
+    excess over the plate, and (``series`` from :func:`hand_series`) the hands' presence, speed and matte area."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    rows = 4 if series is not None else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.6 * rows), sharex=True)
     plate_done = False
     for name, report in reports.items():
         per = json.loads((report / "metrics.json").read_text())["per_frame"]
         x = per["number"]
-        for ax, key in zip(axes, ("flicker", "jitter")):
+        for ax, key in zip(axes[-2:], ("flicker", "jitter")):
             if not plate_done:
                 ax.plot(x, per[f"{key}_target"], "k--", lw=1, label="plate")
             ax.plot(x, [np.nan if v is None else v for v in per[f"{key}_result"]], lw=1, label=name)
         plate_done = True
-    axes[0].set_ylabel("flicker (8-bit levels)")
-    axes[1].set_ylabel("jitter (px / frame^2)")
-    axes[1].set_xlabel("frame")
-    for ax in axes:
+    axes[-2].set_ylabel("flicker (8-bit levels)")
+    axes[-1].set_ylabel("jitter (px / frame^2)")
+    axes[-1].set_xlabel("frame")
+    if series is not None:
+        ax = axes[0]
+        ax.plot(series["number"], series["speed"], "C3", lw=1, label="hand speed (px/frame)")
+        ax.set_ylabel("hand speed (px/frame)")
+        tw = ax.twinx()
+        tw.plot(series["number"], series["presence"], "C7", lw=1, label="presence")
+        tw.set_ylim(0, 1.05)
+        tw.set_ylabel("landmarker presence")
+        ax.legend(loc="upper left")
+        tw.legend(loc="upper right")
+        for k in series:
+            if k.startswith("area "):
+                axes[1].plot(series["number"], series[k], lw=1, label=f"matte {k[5:]}")
+        axes[1].set_ylabel("hand matte area (px)")
+    for ax in axes[1:] if series is not None else axes:
         ax.legend(loc="upper right")
+    for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -153,7 +191,7 @@ def main() -> int:
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_hands_"))
     frames = read_frames(clip)
     first, last = (int(v) for v in args.frames.split("-"))
-    comp = components(frames, (first, last))
+    tracked, comp = components(frames, (first, last))
     with open("/proc/loadavg") as f:
         comp["loadavg"] = f.read().split()[:3]
     print(json.dumps(comp, indent=1))
@@ -169,8 +207,9 @@ def main() -> int:
     print(f"end to end (not paired: minutes apart): hands off {1e3 * results['off']['s_per_frame']:.1f} ms/frame, on "
           f"{1e3 * results['on']['s_per_frame']:.1f} ms/frame, difference {added:.1f} ms/frame")
     args.figures.mkdir(parents=True, exist_ok=True)
+    series = hand_series(tracked, {n: frames[n] for n in range(first, last + 1)}, {"on": CompositeParams().hands})
     plot_temporal({"hands off": work / "off_eval", "hands on": work / "on_eval"},
-                  args.figures / "pexels_clip_hands_temporal.png")
+                  args.figures / "pexels_clip_hands_temporal.png", series)
     step = max(1, count // 6)
     picks = [first + 6 + step * k for k in range(6)]
     sheet({n: frames[n] for n in picks}, work / "off" / "f.####.png", work / "on" / "f.####.png", picks,

@@ -16,6 +16,7 @@ from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
 from vidswap.hands.pose import person_roi, rois_from_body_keypoints
 from vidswap.hands.track import HandTracks, smooth_series
+from vidswap.hands.types import swept_shapes
 
 
 def synthetic_hand(cx: float = 50.0, cy: float = 60.0, s: float = 20.0) -> np.ndarray:
@@ -204,6 +205,25 @@ def test_colour_split_drops_face_coloured_band_and_keeps_hand_colour():
     np.testing.assert_array_equal(colour_split(tiny, lab, 40.0, params), tiny)
 
 
+def test_colour_split_core_from_the_own_shape_leaves_the_sweep_to_colour():
+    h = w = 80
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[...] = (45.0, 12.0, 14.0)  # the face
+    lab[20:60, 25:55] = (70.0, 18.0, 20.0)  # the hand
+    lab += np.random.default_rng(0).normal(0, 1.0, lab.shape).astype(np.float32)
+    own = np.zeros((h, w), np.float32)
+    own[20:60, 25:55] = 1.0
+    swept = own.copy()
+    swept[20:60, 25:70] = 1.0  # the shape interpolated towards a neighbour frame: 15 px of face to the right
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    forced = colour_split(swept, lab, 40.0, params)
+    assert (forced[30:50, 55:60] == 1.0).all()  # without core_from the sweep's deep face pixels are core
+    out = colour_split(swept, lab, 40.0, params, core_from=own)
+    assert (out[30:50, 58:70] < 0.01).all()  # with it, colour gives that face back
+    assert (out[30:50, 25:47] == 1.0).all()  # the own shape's core stays hand
+    np.testing.assert_array_equal(colour_split(swept, lab, 40.0, params, core_from=swept), forced)
+
+
 def test_mixture_separates_two_clusters():
     rng = np.random.default_rng(1)
     a = rng.normal((30, 0, 0), 1.0, (300, 3))
@@ -242,6 +262,40 @@ def test_hand_tracks_around_gathers_the_neighbouring_frames():
     np.testing.assert_array_equal(tr.around(6, 1), pts[[2, 3]])
     np.testing.assert_array_equal(tr.around(4, 0), tr.at(4))
     assert tr.around(10, 1).shape == (0, 21, 3)
+
+
+def test_swept_shapes_interpolate_towards_the_neighbours():
+    pts = np.zeros((3, 21, 3), np.float32)
+    pts[:, :, 0] = np.array([0.0, 10.0, 30.0])[:, None]  # x per row; frames 3, 4, 6
+    frames = np.array([3, 4, 6])
+    got = swept_shapes(frames, pts, 4, 0.5)
+    np.testing.assert_array_equal(got[:, 0, 0], [5.0, 10.0, 15.0])  # half way to 3; a quarter of the way to 6
+    np.testing.assert_array_equal(swept_shapes(frames, pts, 3, 0.5)[:, 0, 0], [0.0, 0.0, 5.0])  # first row
+    np.testing.assert_array_equal(swept_shapes(frames, pts, 6, 4.0)[:, 0, 0], [10.0, 30.0, 30.0])  # at most all
+
+
+def test_hand_tracks_swept_per_hand():
+    pts = np.zeros((4, 21, 3), np.float32)
+    pts[:, :, 1] = np.array([0.0, 100.0, 4.0, 200.0])[:, None]  # y per row
+    tr = HandTracks(np.array([3, 3, 4, 5]), np.array([0, 1, 0, 1], np.int32), pts, np.ones(4, np.float32))
+    got = tr.swept(4, 0.5)
+    assert got.shape == (1, 3, 21, 3)
+    np.testing.assert_array_equal(got[0, :, 0, 1], [2.0, 4.0, 4.0])  # hand 0 only: hand 1 is not in frame 4
+    np.testing.assert_array_equal(tr.swept(3, 0.0), tr.at(3)[:, None])
+    assert tr.swept(9, 0.5).shape == (0, 3, 21, 3)
+
+
+def test_hand_matte_of_swept_shapes_is_their_union():
+    a, b = synthetic_hand(60, 70, 25), synthetic_hand(90, 70, 25)
+    plate = np.full((140, 200, 3), 90, np.uint8)
+    shape_only = HandMaskParams(colour=None)
+    union = np.maximum(rasterize_hands(a[None], 140, 200, shape_only), rasterize_hands(b[None], 140, 200, shape_only))
+    got = hand_matte(np.stack([a, a, b])[None], plate, shape_only)
+    assert (got >= union).all()  # one canvas: where two anti-aliased edges overlap they add up
+    assert (got[union == 1.0] == 1.0).all() and (got[union == 0.0] == 0.0).all()
+    np.testing.assert_array_equal(hand_matte(a[None, None], plate), hand_matte(a[None], plate))
+    still = np.stack([a + 0.9, a, a - 0.9])[None]  # no landmark moves a pixel: the frame's own shape alone
+    np.testing.assert_array_equal(hand_matte(still, plate), hand_matte(a[None], plate))
 
 
 def test_mattes_to_crop_moves_and_scales_exactly():

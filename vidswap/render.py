@@ -77,7 +77,8 @@ def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequ
     for n, im in zip(numbers, images):
         occ = None
         if hands is not None:
-            pts = analysis.hands.around(n, hands.time_reach)
+            reach = hands.time_reach
+            pts = analysis.hands.around(n, reach) if reach else analysis.hands.swept(n, hands.sweep)
             if len(pts):
                 occ = hand_matte(pts, as_rgb8(im), hands)
         if matte is not None:

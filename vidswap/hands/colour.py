@@ -115,24 +115,27 @@ class Mixture:
         return top + np.log(np.exp(ll - top).sum(0))
 
 
-def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams()
-                 ) -> np.ndarray:
+def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams(),
+                 core_from: np.ndarray | None = None) -> np.ndarray:
     """The landmark mask with its band re-decided by colour.
 
     Args:
         mask: (h, w) float32 in [0, 1], one hand's landmark-shaped mask (a region of the frame around it).
         lab: (h, w, 3) float32 CIE LAB of the plate over the same region (L in [0, 100]).
         size: the hand's size in px.
+        core_from: (h, w) the mask whose erosion is the core (default ``mask``): a hand's own landmark shape inside
+            a wider ``mask`` (the shapes it sweeps over), so that the wider part is decided by colour, never forced.
 
     Returns:
-        (h, w) float32 in [0, 1]: 1 in the core (the mask eroded by ``inner``), the soft colour decision in the
-        band, 0 outside (the mask dilated by ``outer``).
+        (h, w) float32 in [0, 1]: 1 in the core (``core_from`` or the mask, eroded by ``inner``), the soft colour
+        decision in the band, 0 outside (the mask dilated by ``outer``).
     """
     binary = (mask >= 0.5).astype(np.uint8)
+    own = binary if core_from is None else (core_from >= 0.5).astype(np.uint8)
     r_in = max(1.0, params.inner * size)
     r_out = max(0.0, params.outer * size)
     r_ring = max(1.0, params.ring * size)
-    inside = cv2.distanceTransform(binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest non-hand pixel
+    inside = cv2.distanceTransform(own, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest non-hand pixel
     outside = cv2.distanceTransform(1 - binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest hand pixel
     core = inside > r_in
     reach = outside <= r_out
