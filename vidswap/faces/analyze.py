@@ -358,11 +358,13 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
 
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,
                  model_hashes: dict[str, str]) -> str:
-    """Cache key of an analysis: everything its result depends on."""
+    """Cache key of an analysis: everything its result depends on (the hand tracker's settings are code defaults,
+    not job settings: they are in the key so a change to them does not reuse a stale shared analysis)."""
     frames: list = [numbers[0], numbers[-1], len(numbers)]
     if len(frame_runs(list(numbers))) > 1:  # a range with gaps: the whole list (even ranges keep their old keys)
         frames.append(format_frames(numbers))
     blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": frames,
-                       "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes},
+                       "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes,
+                       "hands": asdict(HandParams())},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
