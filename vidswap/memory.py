@@ -4,14 +4,12 @@ Frames in flight: the reader's and the writer's queues hold at most :func:`queue
 that shrinks as the plate grows (a 4K RGB frame is 25 MB), so what waits between the stages stays within
 :data:`QUEUE_BYTES` per queue whatever the plate size and the clip length.
 
-The C heap:
-
-The render stage allocates and frees many large tensors of changing sizes every batch (crop-space masks, the
+The C heap: the render stage allocates and frees many large tensors of changing sizes every batch (crop-space masks, the
 face region of each track, paste-back regions). glibc's allocator serves a freed ``mmap`` size from its heap next
 time (its mmap threshold rises to the largest block freed, up to 32 MiB), and a heap fragmented by blocks of
 varying size is rarely given back: measured on a 1080p plate (40 frames, batch 8), the resident set between
-batches rose from 0.9 GB to 1.6 GB over five batches and the peak reached 2.95 GB; with a fixed threshold it
-stayed at 0.6-0.9 GB and peaked at 2.49 GB, for the same wall time (``benchmarks/bench_memory.py``).
+batches rose from 0.88 GB to 1.58 GB over five batches and the peak reached 2.88 GB; with a fixed threshold it
+stayed at 0.59-0.86 GB and peaked at 2.43 GB, for the same wall time (``benchmarks/bench_memory.py``).
 
 :func:`steady_heap` fixes the threshold (large blocks are mapped and unmapped, so freeing one returns it) and
 :func:`release_free_heap` hands the heaps' free pages back after each batch. Both only change where memory comes
