@@ -163,7 +163,8 @@ def main() -> int:
     runs = []
     print(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')} {platform.node()} "
           f"({os.cpu_count()} CPUs), tree {a.tree}\n")
-    print("| plate | frames | wall s | peak RSS MiB | analysis peak | render peak | RSS after the first / last render batch | load |")
+    print("| plate | frames | wall s | peak RSS MiB | analysis peak | render peak "
+          "| RSS after the first / last render batch | load |")
     print("|---|---|---|---|---|---|---|---|")
     for row in a.rows:
         plate, frames, *label = row.split(":")
