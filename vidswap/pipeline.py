@@ -26,6 +26,7 @@ from vidswap.config import JobConfig
 from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.memory import frame_bytes, queue_depth, release_free_heap, steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -337,7 +338,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
         # the encoder works on a thread of its own while the next batch renders; "encode" is the time the
         # render waited for it, "encode_overlapped" the time it worked
-        with background_writer(sink, partial(resize_frame, size=size), depth=max(4, cfg.batch_size)) as writer:
+        depth = frames_in_flight(cfg, info, work_size)
+        with background_writer(sink, partial(resize_frame, size=size), depth=depth) as writer:
             for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
                                                    label=label, rgb=rgb):
                 if observer is not None:
@@ -348,10 +350,19 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                     for frame in result:
                         writer.write(frame)
                 written += len(result)
+                del batch, result  # not kept while the next batch is read and rendered
             mux_start = time.perf_counter()
         timer.seconds["encode_overlapped"] += writer.busy
     timer.seconds["mux"] += time.perf_counter() - mux_start
     return written
+
+
+def frames_in_flight(cfg: JobConfig, info: MediaInfo, size: tuple[int, int] | None) -> int:
+    """Frames the reader's queue and the writer's queue each hold at most (:func:`vidswap.memory.queue_depth`):
+    fewer as the plate grows, never more than ``max(4, batch_size)``; ``size``: the working size, if not the
+    plate's."""
+    w, h = size or (info.width, info.height)
+    return queue_depth(cfg.batch_size, frame_bytes(w, h, info.bit_depth))
 
 
 def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
@@ -370,9 +381,10 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
+    steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=size, rgb=rgb) as frames:
+    with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):
@@ -380,6 +392,8 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
                 result = processor(batch)
             yield batch, result
             done += len(batch)
+            del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
+            release_free_heap()
             if progress:
                 progress(label, done, len(numbers))
 

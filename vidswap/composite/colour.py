@@ -50,6 +50,11 @@ def _as_pair(stats: Stats) -> tuple[torch.Tensor, torch.Tensor]:
     return stats
 
 
+def _item(t: torch.Tensor | None, i: int, batch: int) -> torch.Tensor | None:
+    """Item ``i`` of a per-item tensor (leading dim ``batch``) kept 4-d/2-d; a broadcast one as it is."""
+    return t[i:i + 1] if t is not None and t.ndim > 1 and t.shape[0] == batch else t
+
+
 def pack_stats(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """``(B, 3), (B, 3) -> (B, 6)`` (means then stds), the layout :func:`smooth_stats` works on."""
     return torch.cat([mean, std], dim=-1)
@@ -73,6 +78,10 @@ def masked_lab_stats(
     Returns:
         ``mean (B, 3)``, ``std (B, 3)`` in L*, a*, b* units (population std).
     """
+    if images.shape[0] > 1:  # one image at a time: LAB's temporaries follow one crop, not the batch
+        parts = [masked_lab_stats(images[i:i + 1], _item(masks, i, images.shape[0]), eps)
+                 for i in range(images.shape[0])]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     lab = rgb_to_lab(images)
     w = masks.to(lab.dtype)
     total = w.sum(dim=(2, 3)).clamp(min=eps)  # (B, 1)
@@ -108,6 +117,11 @@ def apply_stats_transfer(
     """
     sm, ss = _as_pair(src_stats)
     dm, ds = _as_pair(dst_stats)
+    if image.shape[0] > 1:  # one image at a time (each is transferred on its own): temporaries of one crop
+        b = image.shape[0]
+        return torch.cat([apply_stats_transfer(image[i:i + 1], (_item(sm, i, b), _item(ss, i, b)),
+                                               (_item(dm, i, b), _item(ds, i, b)), _item(mask, i, b), strength,
+                                               max_std_ratio, clamp_max) for i in range(b)])
     lab = rgb_to_lab(image)
     gain = ds / ss.clamp(min=1e-6)
     if max_std_ratio is not None:

@@ -1,0 +1,115 @@
+"""The render pass's memory does not grow with the clip (issue 19): the frames alive at any time are bounded by
+the batch and the two queues, whatever the clip's length; the queues shrink at large plates; glibc's heap gives
+large freed blocks back."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import subprocess
+import sys
+import weakref
+
+import pytest
+
+from vidswap.config import JobConfig
+from vidswap.io import probe
+from vidswap.memory import frame_bytes, queue_depth, steady_heap
+from vidswap.pipeline import frames_in_flight, render_frames
+from vidswap.timing import StageTimer
+
+
+def test_queue_depth_keeps_the_overlap_at_small_plates_and_shrinks_at_large_ones():
+    assert frame_bytes(1920, 1080, 8) == 1920 * 1080 * 3
+    assert frame_bytes(3840, 2160, 10) == 3840 * 2160 * 6 and frame_bytes(64, 64, 32) == 64 * 64 * 12
+    assert queue_depth(8, frame_bytes(640, 360, 8)) == 8
+    assert queue_depth(8, frame_bytes(1920, 1080, 8)) == 8  # 50 MB of frames: as before
+    assert queue_depth(8, frame_bytes(3840, 2160, 8)) == 4  # 96 MiB // 24.9 MB
+    assert queue_depth(8, frame_bytes(3840, 2160, 16)) == 2  # never fewer than 2
+    assert queue_depth(1, frame_bytes(640, 360, 8)) == 4 and queue_depth(32, frame_bytes(640, 360, 8)) == 32
+
+
+class Alive:
+    """A processor that hands the frames back as new arrays and counts, at every call, how many of the frames it
+    has seen (plates and results) are still referenced anywhere."""
+
+    def __init__(self):
+        self.alive = 0
+        self.peaks: list[int] = []
+
+    def _track(self, array) -> None:
+        self.alive += 1
+        weakref.finalize(array, self._gone)
+
+    def _gone(self) -> None:
+        self.alive -= 1
+
+    def __call__(self, frames):
+        for f in frames:
+            self._track(f.image)
+        self.peaks.append(self.alive)
+        out = [dataclasses.replace(f, image=f.image.copy()) for f in frames]
+        for f in out:
+            self._track(f.image)
+        return out
+
+
+def run_loop(path, frames: int, batch: int, tmp_path) -> tuple[Alive, int]:
+    info = probe(path)
+    cfg = dataclasses.replace(JobConfig(), batch_size=batch)
+    processor = Alive()
+    written = render_frames(cfg, info, list(range(frames)), processor, tmp_path / f"out_{frames}.mp4",
+                            (info.width, info.height), StageTimer())
+    assert written == frames
+    return processor, frames_in_flight(cfg, info, None)
+
+
+def test_the_frames_alive_in_the_render_loop_are_bounded_by_batch_and_queue_not_by_clip_length(media, tmp_path):
+    """At each render call at most: this batch's plates, the results waiting in the writer's queue and the one
+    being encoded. The previous batch (plates and results) is gone, and nothing is kept per frame of the clip."""
+    clip = media("pexels_clip")
+    short, depth = run_loop(clip, 12, 4, tmp_path)
+    long, _ = run_loop(clip, 60, 4, tmp_path)
+    assert depth == 4
+    bound = 4 + depth + 1
+    assert max(short.peaks) <= bound and max(long.peaks) <= bound, (short.peaks, long.peaks)
+    assert max(long.peaks) <= max(short.peaks) + 1
+    assert long.alive == 0  # after the pass nothing it rendered is referenced
+
+
+MAPPED_AFTER_A_BIG_FREE = """
+import ctypes, sys
+sys.path.insert(0, {root!r})
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = {struct}
+if {steady}:
+    from vidswap.memory import steady_heap
+    assert steady_heap()
+libc.free(libc.malloc(20 << 20))  # glibc's dynamic threshold rises to 20 MB here
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+print(libc.mallinfo2().hblks - before)
+libc.free(block)
+"""
+
+
+def _mapped_blocks(steady: bool) -> int:
+    struct = "type('M', (ctypes.Structure,), {'_fields_': [(n, ctypes.c_size_t) for n in " \
+             "('arena','ordblks','smblks','hblks','hblkhd','usmblks','fsmblks','uordblks','fordblks','keepcost')]})"
+    from pathlib import Path
+
+    code = MAPPED_AFTER_A_BIG_FREE.format(root=str(Path(__file__).resolve().parents[1]), struct=struct,
+                                          steady=steady)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (Linux only)")
+def test_steady_heap_maps_large_blocks_even_after_a_larger_one_was_freed():
+    """Without it, a freed 20 MB block makes glibc serve the next 1 MB from its heap (kept after free); with it,
+    the 1 MB block is mapped on its own and given back when freed."""
+    assert _mapped_blocks(steady=False) == 0
+    assert _mapped_blocks(steady=True) == 1
+    assert steady_heap()
