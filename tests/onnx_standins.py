@@ -49,9 +49,8 @@ def _init(name: str, array) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
 
 
-def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch: int | str,
-             fp16: bool = False) -> Path:
-    elem, ftype = (TensorProto.FLOAT16, np.float16) if fp16 else (TensorProto.FLOAT, np.float32)
+def _shift_by_source(gain: float, lo: float, hi: float, ftype=np.float32) -> tuple[list, list]:
+    """Nodes and initializers of ``output = clip(target + gain * source[:, :3] (per channel), lo, hi)``."""
     nodes = [
         helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["rgb"]),
         helper.make_node("Reshape", ["rgb", "shape4"], ["rgb4"]),
@@ -61,7 +60,14 @@ def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch:
     ]
     inits = [_init("starts", np.array([0], np.int64)), _init("ends", np.array([3], np.int64)),
              _init("axes", np.array([1], np.int64)), _init("shape4", np.array([-1, 3, 1, 1], np.int64)),
-             _init("gain", ftype(gain)), _init("lo", ftype(0.0)), _init("hi", ftype(1.0))]
+             _init("gain", ftype(gain)), _init("lo", ftype(lo)), _init("hi", ftype(hi))]
+    return nodes, inits
+
+
+def _swapper(path: Path, size: int, gain: float, emap: np.ndarray | None, batch: int | str,
+             fp16: bool = False) -> Path:
+    elem, ftype = (TensorProto.FLOAT16, np.float16) if fp16 else (TensorProto.FLOAT, np.float32)
+    nodes, inits = _shift_by_source(gain, 0.0, 1.0, ftype)
     if emap is not None:
         inits.append(_init("emap", emap.astype(ftype)))  # last, as in inswapper_128.onnx
     return _save(path, nodes, [_value("target", (batch, 3, size, size), elem), _value("source", (batch, 512), elem)],
@@ -107,19 +113,10 @@ def hyperswap(path: Path, gain: float = 0.5, batch: int | str = 1) -> Path:
     """HyperSwap 1a/1b/1c's signature: ``source`` (B, 512) and ``target`` (B, 3, 256, 256) in, ``output``
     (B, 3, 256, 256) and ``mask`` (B, 1, 256, 256) out, all float32. ``output`` = clip(target + gain *
     source[:, :3] (per channel), -1, 1) (the model works in [-1, 1]); ``mask`` = clip(channel mean of target, 0, 1)."""
-    nodes = [
-        helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["rgb"]),
-        helper.make_node("Reshape", ["rgb", "shape4"], ["rgb4"]),
-        helper.make_node("Mul", ["rgb4", "gain"], ["shift"]),
-        helper.make_node("Add", ["target", "shift"], ["moved"]),
-        helper.make_node("Clip", ["moved", "lo", "hi"], ["output"]),
-        helper.make_node("ReduceMean", ["target"], ["grey"], axes=[1], keepdims=1),
-        helper.make_node("Clip", ["grey", "zero", "hi"], ["mask"]),
-    ]
-    inits = [_init("starts", np.array([0], np.int64)), _init("ends", np.array([3], np.int64)),
-             _init("axes", np.array([1], np.int64)), _init("shape4", np.array([-1, 3, 1, 1], np.int64)),
-             _init("gain", np.float32(gain)), _init("lo", np.float32(-1.0)), _init("hi", np.float32(1.0)),
-             _init("zero", np.float32(0.0))]
+    nodes, inits = _shift_by_source(gain, -1.0, 1.0)
+    nodes += [helper.make_node("ReduceMean", ["target"], ["grey"], axes=[1], keepdims=1),
+              helper.make_node("Clip", ["grey", "zero", "hi"], ["mask"])]
+    inits.append(_init("zero", np.float32(0.0)))
     return _save(path, nodes, [_value("source", (batch, 512)), _value("target", (batch, 3, 256, 256))],
                  [_value("output", (batch, 3, 256, 256)), _value("mask", (batch, 1, 256, 256))], inits)
 

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 import onnx_standins as standin
 from media_helpers import assert_first_frames_timing_and_audio
-from test_swap_inswapper import batch_of, decoded, landmarks_with_kps, synthetic_source, umeyama
+from test_swap_inswapper import (batch_of, decoded, landmarks_with_kps, synthetic_source, umeyama,
+                                 untouched_outside_crop)
 from vidswap.cli import main
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.models.registry import add_model
@@ -127,9 +128,5 @@ def test_simswap_with_pixel_boost_restorer_and_parser_runs_a_real_clip_end_to_en
     plates, results = decoded(clip), decoded(out)
     for row, number in enumerate(track.frames.tolist()):
         plate, swapped = plates[number], results[number]
-        ys, xs = np.mgrid[0:plate.shape[0], 0:plate.shape[1]]
-        m = m_all[row]
-        qx, qy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-        outside = (qx < 3) | (qx > 508) | (qy < 3) | (qy > 508)
-        assert np.array_equal(swapped[outside], plate[outside]), f"frame {number}: pixels outside the crop changed"
+        untouched_outside_crop(plate, swapped, m_all[row], 3, 508, number)
         assert np.any(swapped != plate, -1).sum() > 500
