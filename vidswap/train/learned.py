@@ -28,27 +28,24 @@ file's sha256, and loaded instead of tuning when the key matches.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from vidswap.faces.align import arcface_template, similarity_transform, warp_to_crop
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.io.atomic import atomic_file
 from vidswap.models.onnx_torch import OnnxModule, load_onnx_module
 from vidswap.models.sources import sha256_of
 from vidswap.swap.base import SourceFace
 from vidswap.swap.learned.identity import arcface_crops, arcface_embeddings
 from vidswap.swap.learned.swapper import LearnedIdentity, LearnedSwapCore, border_alpha, explode, implode
-from vidswap.train.tune.cache import tune_key
+from vidswap.train.tune.cache import load_tuned_state, save_tuned_state, tune_key
 from vidswap.train.tune.data import FramesReader, TuneData, collect_tune_data
 from vidswap.train.tune.params import TuneParams
 
@@ -251,23 +248,16 @@ def tune_learned_core(core: LearnedSwapCore, analysis: ShotAnalysis, frames_read
     key = learned_tune_key(analysis, identity, params, core, track_ids)
     cache_dir = Path(cache_dir)
     weights = cache_dir / f"learned_{core.name}_{key[:16]}.safetensors"
-    record = weights.with_suffix(".json")
-    if weights.exists() and not retune:
+    cached = None if retune else load_tuned_state(weights, LearnedTuneInfo, key)
+    if cached is not None:
         module = load_onnx_module(core.path)
-        module.load_state_dict(load_file(str(weights)))
+        module.load_state_dict(cached[0])
         core.use_module(module)
-        info = LearnedTuneInfo(**json.loads(record.read_text())) if record.exists() else LearnedTuneInfo(key, True)
-        info.cached = True
-        return info
+        return cached[1]
     data = collect_tune_data(analysis, frames_reader_fn, core.crop, params.max_frames, track_ids)
     module, info = tune_module(core, data, identity, params, core.device)
     info.key, info.weights = key, str(weights)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    with atomic_file(weights) as temp:
-        save_file(state, str(temp), metadata={"tune_key": key})
-    with atomic_file(record) as temp:
-        temp.write_text(json.dumps(asdict(info)))
+    save_tuned_state(weights, module, key, info)
     core.use_module(module)
     return info
 

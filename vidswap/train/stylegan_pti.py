@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.io.atomic import atomic_file
 from vidswap.models.sources import sha256_of
 from vidswap.swap.stylegan.core import E4SPTICore, E4SPTIIdentity
 from vidswap.swap.stylegan.inversion import PTIParams, from_unit, pivotal_tuning, psnr, synthesize
 from vidswap.train.learned import LearnedTuneInfo
-from vidswap.train.tune.cache import tune_key
+from vidswap.train.tune.cache import load_tuned_state, save_tuned_state, tune_key
 from vidswap.train.tune.data import FramesReader, collect_tune_data
 from vidswap.train.tune.params import TuneParams
 
@@ -68,14 +65,12 @@ def tune_e4s_pti_core(core: E4SPTICore, analysis: ShotAnalysis, frames_reader_fn
     key = pti_tune_key(analysis, identity, params, core, track_ids)
     cache_dir = Path(cache_dir)
     weights = cache_dir / f"e4s_pti_{key[:16]}.safetensors"
-    record = weights.with_suffix(".json")
-    if weights.exists() and not retune:
+    cached = None if retune else load_tuned_state(weights, PTITuneInfo, key)
+    if cached is not None:
         gen = copy.deepcopy(core.base)
-        gen.load_state_dict(load_file(str(weights)))
+        gen.load_state_dict(cached[0])
         core.use_generator(gen)
-        info = PTITuneInfo(**json.loads(record.read_text())) if record.exists() else PTITuneInfo(key, True)
-        info.cached = True
-        return info
+        return cached[1]
     t0 = time.perf_counter()
     data = collect_tune_data(analysis, frames_reader_fn, core.crop, params.max_frames, track_ids)
     crops = data.crops.to(core.device).float().clamp(0, 1)
@@ -87,11 +82,6 @@ def tune_e4s_pti_core(core: E4SPTICore, analysis: ShotAnalysis, frames_reader_fn
     info = PTITuneInfo(key=key, cached=False, steps=len(result.losses), seconds=time.perf_counter() - t0,
                        frames=int(crops.shape[0]), losses=result.losses, terms=result.terms, weights=str(weights),
                        psnr_inversion=before, psnr_tuned=after)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in result.generator.state_dict().items()}
-    with atomic_file(weights) as temp:
-        save_file(state, str(temp), metadata={"tune_key": key})
-    with atomic_file(record) as temp:
-        temp.write_text(json.dumps(asdict(info)))
+    save_tuned_state(weights, result.generator, key, info)
     core.use_generator(result.generator)
     return info

@@ -23,23 +23,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.io.atomic import atomic_file
 from vidswap.models.sources import sha256_of
 from vidswap.swap.facedancer import FaceDancerCore, FaceDancerIdentity, border_alpha
 from vidswap.train.learned import LearnedTuneInfo
-from vidswap.train.tune.cache import tune_key
+from vidswap.train.tune.cache import load_tuned_state, save_tuned_state, tune_key
 from vidswap.train.tune.data import FramesReader, TuneData, collect_tune_data
 from vidswap.train.tune.params import TuneParams
 
@@ -122,23 +118,16 @@ def tune_facedancer_core(core: FaceDancerCore, analysis: ShotAnalysis, frames_re
     key = facedancer_tune_key(analysis, identity, params, core, track_ids)
     cache_dir = Path(cache_dir)
     weights = cache_dir / f"facedancer_{key[:16]}.safetensors"
-    record = weights.with_suffix(".json")
-    if weights.exists() and not retune:
+    cached = None if retune else load_tuned_state(weights, LearnedTuneInfo, key)
+    if cached is not None:
         gen = copy.deepcopy(core.generator)
-        gen.load_state_dict(load_file(str(weights)))
+        gen.load_state_dict(cached[0])
         core.use_generator(gen)
-        info = LearnedTuneInfo(**json.loads(record.read_text())) if record.exists() else LearnedTuneInfo(key, True)
-        info.cached = True
-        return info
+        return cached[1]
     data = collect_tune_data(analysis, frames_reader_fn, core.crop, params.max_frames, track_ids)
     gen, info = tune_generator(core, data, identity, params, core.device)
     info.key, info.weights = key, str(weights)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}
-    with atomic_file(weights) as temp:
-        save_file(state, str(temp), metadata={"tune_key": key})
-    with atomic_file(record) as temp:
-        temp.write_text(json.dumps(asdict(info)))
+    save_tuned_state(weights, gen, key, info)
     core.use_generator(gen)
     return info
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from vidswap.errors import ModelError
@@ -99,6 +100,30 @@ def _load_cached(weights: Path, info_path: Path, key: str, device: torch.device)
         return None
     info.cached = True
     return gen, info
+
+
+def load_tuned_state(weights: Path, info_cls: type, key: str) -> tuple[dict[str, Tensor], object] | None:
+    """Cached per-clip weights of a tuned module (safetensors) and their run record (``info_cls`` built from the
+    JSON beside them, or ``info_cls(key, True)`` when it is missing) with ``cached`` set; None when there are no
+    weights. Shared by the tuners of learned swappers, FaceDancer and e4s-pti."""
+    if not weights.exists():
+        return None
+    state = load_file(str(weights))
+    record = weights.with_suffix(".json")
+    info = info_cls(**json.loads(record.read_text())) if record.exists() else info_cls(key, True)
+    info.cached = True
+    return state, info
+
+
+def save_tuned_state(weights: Path, module: torch.nn.Module, key: str, info: object) -> None:
+    """Write a tuned module's weights (safetensors, tagged with the tune key) and its run record (a dataclass, as
+    JSON beside them), each atomically."""
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_file(weights) as temp:
+        save_file(state, str(temp), metadata={"tune_key": key})
+    with atomic_file(weights.with_suffix(".json")) as temp:
+        temp.write_text(json.dumps(asdict(info)))
 
 
 def tune_for_shot(analysis: ShotAnalysis, frames_reader_fn: FramesReader, identity: SourceIdentity,
