@@ -137,6 +137,20 @@ def test_add_checks_pinned_hash_then_signature(home, tmp_path):
     assert add_model(pinned, "inswapper_128", path).is_file()
 
 
+def test_every_pinned_learned_entry_refuses_other_bytes(home, tmp_path):
+    """Entries pinned from a public source (inswapper READMEs, InsightFace, VisoMaster's models_data.py) refuse a
+    file of the right family but other bytes, and the cache stays empty."""
+    manifest = load_manifest()
+    pinned = [n for n, s in manifest.items() if s.family and s.pinned]
+    assert {"inswapper_128", "inswapper_128_fp16", "arcface_w600k_r50", "gfpgan_1.4", "gpen_bfr_512",
+            "bisenet_resnet_34", "ghost_unet_2_block", "ghost_arcface_backbone"} <= set(pinned)
+    for name in pinned:
+        path = build(manifest[name].family, tmp_path / f"{name}.onnx")
+        with pytest.raises(ModelError, match=f"not the {name} model the manifest pins"):
+            add_model(manifest, name, path)
+    assert not models_dir().exists() or not any(models_dir().iterdir())
+
+
 def test_user_model_checks_licence_then_presence_then_family(home, tmp_path):
     ctx = CoreContext()
     with pytest.raises(ConfigError) as err:

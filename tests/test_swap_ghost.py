@@ -147,6 +147,17 @@ def test_batch_of_n_equals_n_runs_of_one(manifest, model):
     assert torch.equal(whole, torch.cat([core.swap(batch_of(crops[i:i + 1]), ident).crops for i in range(3)]))
 
 
+def test_torch_engine_equals_onnxruntime(manifest):
+    rng = np.random.default_rng(9)
+    crops = torch.from_numpy(rng.random((2, 3, 256, 256), np.float32))
+    vector = torch.from_numpy((rng.standard_normal(512) / 5).astype(np.float32))
+    ident = LearnedIdentity(vector=vector, arcface=vector)
+    ort_out = make(manifest["manifest"]).swap(batch_of(crops), ident).crops
+    torch_core = make(manifest["manifest"], engine="torch")
+    assert torch_core.runtime().startswith("torch cpu (ghost_256")
+    assert torch.allclose(torch_core.swap(batch_of(crops), ident).crops, ort_out, atol=1e-5)
+
+
 def test_ghost_runs_a_real_clip_end_to_end(tmp_path, monkeypatch, media):
     """The stand-ins through ``vidswap run`` on 4 real frames: frame count, timing and audio as the input's, pixels
     beyond the 256 crop bit-identical, the face changed."""
