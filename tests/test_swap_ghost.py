@@ -74,7 +74,7 @@ def test_ghost_is_named_by_its_registry_entry_and_the_file_must_agree(manifest):
         add_model(manifest["manifest"], "ghost_1_256", wrong)
     with pytest.raises(ModelError, match="not the ghost_unet_3_block model the manifest pins .sha256"):
         add_model(manifest["manifest"], "ghost_unet_3_block", manifest["dir"] / "g1.onnx")  # VisoMaster's pin
-    with pytest.raises(ModelError, match="model simswap_256 has the simswap_256 signature .swapper., not the ghost_256 one"):
+    with pytest.raises(ModelError, match="simswap_256 has the simswap_256 signature .swapper., not the ghost_256"):
         make(manifest["manifest"], model="simswap_256")
     accept = CoreContext(models=manifest["manifest"], accept_noncommercial=frozenset(NAMES))
     with pytest.raises(ConfigError, match="swap.simswap.model ghost_unet_1_block is a ghost_256 file"):
@@ -85,6 +85,12 @@ def test_ghost_is_named_by_its_registry_entry_and_the_file_must_agree(manifest):
         make(manifest["manifest"], converter="crossface_ghost")
     with pytest.raises(ConfigError, match=r"models.accept_noncommercial: \[ghost_unet_2_block\]"):
         build_core("ghost", None, CoreContext(models=manifest["manifest"]))
+    with pytest.raises(ModelError, match="not in the cache .*; run: vidswap models add ghost_unet_3_block "
+                                         "/path/to/ghost_unet_3_block.onnx .download ghost_unet_3_block.onnx from "
+                                         "https://github.com/visomaster/visomaster-assets/releases/download/v1.0.0/"):
+        accept = frozenset(NAMES) | {"ghost_unet_3_block"}
+        build_core("ghost", {"model": "ghost_unet_3_block"},
+                   CoreContext(models=manifest["manifest"], accept_noncommercial=accept))
 
 
 def test_crop_is_arcface_112_v1_at_256_and_io_is_signed(manifest):
