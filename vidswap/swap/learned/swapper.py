@@ -226,7 +226,6 @@ class LearnedSwapCore(SwapCore):
             LearnedSession(parser[0], config.provider, config.batch_size), tuple(config.parser_keep))
         self.session = LearnedSession(path, config.provider, config.batch_size)
         self.identity_session = LearnedSession(identity[0], config.provider, config.batch_size)
-        self.identity_family = identity[1]
         # the identity network's own crop (GHOST's reads arcface_112_v1; the others the standard ArcFace template)
         self.identity_template = ARCFACE_112_V1 if identity[1].template == "arcface_112_v1" else None
         self.converter = LearnedSession(converter[0], config.provider) if converter is not None else None
