@@ -10,6 +10,8 @@ No real weights exist here (the files are user-supplied and mostly non-commercia
 * ``simswap(path, size, gain)``: the same at 256 / 512 with no emap.
 * ``hyperswap(path, gain)``: HyperSwap's signature (``source``, ``target`` -> ``output``, ``mask``) at 256, in
   [-1, 1]: output = clip(target + gain * source[:, :3], -1, 1).
+* ``ghost(path, gain)``: simswap_256's signature with GHOST's output name ``781``, in [-1, 1]:
+  output = clip(target + gain * source[:, :3], -1, 1).
 * ``restorer(path, scale)``: ``input`` (1, 3, 512, 512) -> ``output`` = scale * input; ``codeformer``: x * weight.
 * ``bisenet(path, weight)``: (1, 3, 512, 512) -> (1, 19, 512, 512): a 1x1 convolution with ``weight`` (19, 3).
 * ``arcface(path, weight)``: (1, 3, 112, 112) -> (1, 512): the per-channel mean of the input times ``weight`` (3, 512).
@@ -49,14 +51,14 @@ def _init(name: str, array) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
 
 
-def _shift_by_source(gain: float, lo: float, hi: float, ftype=np.float32) -> tuple[list, list]:
-    """Nodes and initializers of ``output = clip(target + gain * source[:, :3] (per channel), lo, hi)``."""
+def _shift_by_source(gain: float, lo: float, hi: float, ftype=np.float32, out: str = "output") -> tuple[list, list]:
+    """Nodes and initializers of ``out = clip(target + gain * source[:, :3] (per channel), lo, hi)``."""
     nodes = [
         helper.make_node("Slice", ["source", "starts", "ends", "axes"], ["rgb"]),
         helper.make_node("Reshape", ["rgb", "shape4"], ["rgb4"]),
         helper.make_node("Mul", ["rgb4", "gain"], ["shift"]),
         helper.make_node("Add", ["target", "shift"], ["moved"]),
-        helper.make_node("Clip", ["moved", "lo", "hi"], ["output"]),
+        helper.make_node("Clip", ["moved", "lo", "hi"], [out]),
     ]
     inits = [_init("starts", np.array([0], np.int64)), _init("ends", np.array([3], np.int64)),
              _init("axes", np.array([1], np.int64)), _init("shape4", np.array([-1, 3, 1, 1], np.int64)),
@@ -119,6 +121,15 @@ def hyperswap(path: Path, gain: float = 0.5, batch: int | str = 1) -> Path:
     inits.append(_init("zero", np.float32(0.0)))
     return _save(path, nodes, [_value("source", (batch, 512)), _value("target", (batch, 3, 256, 256))],
                  [_value("output", (batch, 3, 256, 256)), _value("mask", (batch, 1, 256, 256))], inits)
+
+
+def ghost(path: Path, gain: float = 0.5, batch: int | str = 1) -> Path:
+    """GHOST's signature (VisoMaster's ghost_unet_1_block.onnx): ``target`` (B, 3, 256, 256) + ``source`` (B, 512)
+    -> one (B, 3, 256, 256) output named ``781``, float32, no emap -- simswap_256's signature. The model works in
+    [-1, 1]: ``781`` = clip(target + gain * source[:, :3] (per channel), -1, 1)."""
+    nodes, inits = _shift_by_source(gain, -1.0, 1.0, out="781")
+    return _save(path, nodes, [_value("target", (batch, 3, 256, 256)), _value("source", (batch, 512))],
+                 [_value("781", (batch, 3, 256, 256))], inits)
 
 
 def restorer(path: Path, scale: float = 0.5, batch: int | str = 1) -> Path:

@@ -16,7 +16,7 @@ import onnx_standins as standin
 from vidswap.cli import main
 from vidswap.errors import ConfigError, ModelError
 from vidswap.models.registry import add_model, load_manifest, models_dir
-from vidswap.models.router import FAMILIES, known_signatures, last_initializer, read_signature, route
+from vidswap.models.router import FAMILIES, FAMILY_BY_NAME, known_signatures, last_initializer, read_signature, route
 from vidswap.models.sources import sha256_of
 from vidswap.swap.registry import CoreContext
 
@@ -32,13 +32,15 @@ def build(kind: str, path, batch=1):
         return standin.simswap(path, 512, batch=batch)
     if kind == "hyperswap_256":
         return standin.hyperswap(path, batch=batch)
+    if kind == "ghost_256":
+        return standin.ghost(path, batch=batch)
     if kind == "restorer_512":
         return standin.restorer(path, batch=batch)
     if kind == "codeformer_512":
         return standin.codeformer(path, batch=batch)
     if kind == "bisenet_19":
         return standin.bisenet(path, RNG.standard_normal((19, 3)), batch=batch)
-    if kind == "arcface_112":
+    if kind in ("arcface_112", "ghost_arcface_112"):
         return standin.arcface(path, RNG.standard_normal((3, 512)), batch=batch)
     if kind == "embedding_converter":
         return standin.converter(path, np.eye(512))
@@ -53,10 +55,15 @@ def home(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("family", [f.name for f in FAMILIES])
 def test_each_standin_routes_to_its_family(family, tmp_path):
+    # named-only twins (GHOST: simswap_256's signature) route to their family only when it is named
+    named = FAMILY_BY_NAME[family].named_only
+    expect = family if named else None
     path = build(family, tmp_path / f"{family}.onnx")
-    assert route(path).name == family
+    assert route(path, expect=expect).name == family
+    if named:
+        assert route(path).name != family
     if family != "embedding_converter":  # symbolic batch dimensions route alike
-        assert route(build(family, tmp_path / f"{family}_n.onnx", batch="N")).name == family
+        assert route(build(family, tmp_path / f"{family}_n.onnx", batch="N"), expect=expect).name == family
 
 
 def test_signature_reads_names_shapes_dtypes_and_the_emap(tmp_path):
@@ -128,6 +135,20 @@ def test_add_checks_pinned_hash_then_signature(home, tmp_path):
     # a pinned entry whose pin matches the stand-in is accepted
     pinned = {"inswapper_128": dataclasses.replace(manifest["inswapper_128"], sha256=sha256_of(path))}
     assert add_model(pinned, "inswapper_128", path).is_file()
+
+
+def test_every_pinned_learned_entry_refuses_other_bytes(home, tmp_path):
+    """Entries pinned from a public source (inswapper READMEs, InsightFace, VisoMaster's models_data.py) refuse a
+    file of the right family but other bytes, and the cache stays empty."""
+    manifest = load_manifest()
+    pinned = [n for n, s in manifest.items() if s.family and s.pinned]
+    assert {"inswapper_128", "inswapper_128_fp16", "arcface_w600k_r50", "gfpgan_1.4", "gpen_bfr_512",
+            "bisenet_resnet_34", "ghost_unet_2_block", "ghost_arcface_backbone"} <= set(pinned)
+    for name in pinned:
+        path = build(manifest[name].family, tmp_path / f"{name}.onnx")
+        with pytest.raises(ModelError, match=f"not the {name} model the manifest pins"):
+            add_model(manifest, name, path)
+    assert not models_dir().exists() or not any(models_dir().iterdir())
 
 
 def test_user_model_checks_licence_then_presence_then_family(home, tmp_path):

@@ -17,7 +17,7 @@ from vidswap.swap import build_core
 from vidswap.swap.learned import LearnedIdentity
 from vidswap.swap.registry import CoreContext
 
-NAMES = ("inswapper_128", "arcface_w600k_r50")
+NAMES = ("inswapper_128", "arcface_w600k_r50", "bisenet_resnet_34")
 
 
 @pytest.fixture

@@ -64,8 +64,8 @@ def job_options(fn=None, *, hide: Iterable[str] = ()):
         _option(hidden, "--passthrough", is_flag=True, help="Copy frames without swapping (I/O check)."),
         _option(hidden, "--overwrite/--no-overwrite", "overwrite", default=None,
                      help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
-        _option(hidden, "--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, hyperswap, facedancer, "
-                "e4s-pti, passthrough or a plug-in."),
+        _option(hidden, "--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, hyperswap, ghost, "
+                "facedancer, e4s-pti, passthrough or a plug-in."),
         _option(hidden, "--checkpoint", type=click.Path(dir_okay=False),
                      help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint); e4s-pti core: "
                           "the converted StyleGAN2 file (swap.e4s-pti.checkpoint)."),

@@ -16,8 +16,29 @@ The signatures and conventions, with their public sources:
   (``facefusion/processors/modules/face_swapper/core.py``, ``forward_swap_face``). Crop: ArcFace template at 128.
 * ``simswap_256`` / ``simswap_512`` -- the same two inputs at 256 / 512 without an emap. FaceFusion's model table
   (same file): template ``arcface_112_v1``, ImageNet mean / std on the 256 input, none on the 512 one; output
-  RGB in [0, 1]. GHOST files (``ghost_256_unet_*``) have exactly simswap_256's signature, so the file cannot tell
-  them apart; FaceFusion runs GHOST with [-1, 1] in and out, which vidswap does not (not a supported family).
+  RGB in [0, 1].
+* ``ghost_256`` -- GHOST (ai-forever/ghost, "sber-swap"; FaceFusion's ``ghost_1/2/3_256.onnx``, VisoMaster's
+  ``ghost_unet_1/2/3_block.onnx``): exactly simswap_256's signature (``target`` (1, 3, 256, 256) + ``source``
+  (1, 512) -> one (1, 3, 256, 256) output, no emap; VisoMaster ``app/processors/face_swappers.py``
+  ``run_swapper_ghostface`` binds these names and shapes; its output is named ``781`` / ``1165`` / ``1549``), so
+  the file cannot tell it from SimSwap: the family is *named* -- the registry entry's ``family: ghost_256`` --
+  and routing then checks that the file's signature agrees (:func:`route` with ``expect``; a twin family is never
+  matched by signature alone). Conventions: template ``arcface_112_v1`` at 256 (FaceFusion model table, type
+  ``ghost``; it is the frontal one of the five pose templates GHOST's own crop chooses among --
+  ``insightface`` ``face_align.estimate_norm(kps, 224, mode='None')`` in ``insightface_func/
+  face_detect_crop_single.py``, the 224 crop then resized to 256; vidswap keeps the frontal one on every frame,
+  as FaceFusion does, so the crop does not jump between templates along a shot); input RGB ``(x - 0.5) / 0.5``,
+  i.e. [-1, 1] (FaceFusion mean = std = 0.5; GHOST ``utils/inference/core.py`` ``transform_target_to_torch``;
+  VisoMaster ``x / 127.5 - 1``); output in [-1, 1]: ``x * 0.5 + 0.5`` clipped (FaceFusion ``normalize_crop_frame``
+  for type ``ghost``; VisoMaster ``x * 127.5 + 127.5``).
+* ``ghost_arcface_112`` -- GHOST's own identity network (InsightFace's iresnet100 ``backbone.pth`` that
+  GHOST's ``download_models.sh`` fetches; VisoMaster ships it as ``ghost_arcface_backbone.onnx``): arcface_112's
+  signature, so again named by the registry entry. GHOST feeds it its 224 source crop downscaled to 112
+  (``F.interpolate(source, scale_factor=0.5)``, ``utils/inference/core.py``), RGB ``(x - 0.5) / 0.5``
+  (``normalize_and_torch``): the ``arcface_112_v1`` template at 112, [-1, 1]. Its raw (un-normalised) output is
+  the swapper's source input (GHOST passes ``source_embeds`` straight to ``G``; VisoMaster
+  ``calc_swapper_latent_ghost`` only reshapes). VisoMaster aligns this network's crop to the standard ArcFace
+  template instead; vidswap follows GHOST's authors.
 * ``hyperswap_256`` -- inputs ``source`` (1, 512) and ``target`` (1, 3, 256, 256) float, two outputs: ``output``
   (1, 3, 256, 256) and ``mask`` (1, 1, 256, 256) (FaceFusion Labs' HyperSwap 1a / 1b / 1c, ONNX opset 15;
   I/O as listed by onnxruntime on ``hyperswap_1c_256.onnx``). Conventions from FaceFusion
@@ -34,7 +55,10 @@ The signatures and conventions, with their public sources:
 * ``arcface_112`` -- (1, 3, 112, 112) -> (1, 512): an ArcFace identity network (InsightFace ``ModelRouter``:
   112 x 112 input; ``arcface_onnx.py``: RGB, (x - 127.5) / 127.5 for the w600k files).
 * ``embedding_converter`` -- (1, 512) -> (1, 512): maps an ArcFace embedding into a swapper's identity space
-  (FaceFusion ``crossface_simswap``, ``forward_convert_embedding``).
+  (FaceFusion ``crossface_simswap``, ``forward_convert_embedding``). FaceFusion runs GHOST on the w600k ArcFace
+  embedding through ``crossface_ghost`` and feeds the converted vector *un-normalised* (``prepare_source_embedding``
+  for type ``ghost`` keeps the first value ``convert_source_embedding`` returns; the SimSwap class gets the
+  normalised second one).
 """
 
 from __future__ import annotations
@@ -94,6 +118,8 @@ class Family:
         output: ``unit`` (RGB in [0, 1]), ``signed`` ([-1, 1]), ``logits`` (class scores) or ``vector``.
         signature: the signature in words (the unknown-signature error lists these).
         matches: the test on an :class:`OnnxSignature`.
+        named_only: the signature is another family's twin (GHOST's is simswap_256's): the family is chosen only
+            when the registry entry names it (``route(path, expect=name)``), never by the signature alone.
     """
 
     name: str
@@ -105,6 +131,7 @@ class Family:
     output: str
     signature: str
     matches: Callable[[OnnxSignature], bool] = field(repr=False, compare=False)
+    named_only: bool = False
 
 
 _DTYPE_NAMES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool"}
@@ -214,6 +241,9 @@ FAMILIES: tuple[Family, ...] = (
            "target(1,3,512,512) + source(1,512) -> (1,3,512,512), no emap", _swapper(512, emap=False)),
     Family("hyperswap_256", "swapper", 256, "arcface_128", *_SIGNED, "signed",
            "source(1,512) + target(1,3,256,256) -> output(1,3,256,256) + mask(1,1,256,256)", _hyperswap),
+    Family("ghost_256", "swapper", 256, "arcface_112_v1", *_SIGNED, "signed",
+           "target(1,3,256,256) + source(1,512) -> (1,3,256,256), no emap (simswap_256's signature: named by the "
+           "registry entry)", _swapper(256, emap=False), named_only=True),
     Family("codeformer_512", "restorer", 512, "ffhq_512", *_SIGNED, "signed",
            "input(1,3,512,512) + weight(1) float64 -> (1,3,512,512)", _codeformer),
     Family("restorer_512", "restorer", 512, "ffhq_512", *_SIGNED, "signed",
@@ -222,6 +252,9 @@ FAMILIES: tuple[Family, ...] = (
            "input(1,3,512,512) -> (1,19,512,512)", _single((3, 512, 512), (19, 512, 512))),
     Family("arcface_112", "identity", 112, "arcface_112_v2", *_ARC, "vector",
            "input(1,3,112,112) -> (1,512)", _single((3, 112, 112), (512,))),
+    Family("ghost_arcface_112", "identity", 112, "arcface_112_v1", *_ARC, "vector",
+           "input(1,3,112,112) -> (1,512) (arcface_112's signature: named by the registry entry)",
+           _single((3, 112, 112), (512,)), named_only=True),
     Family("embedding_converter", "identity-converter", 0, "", *_UNIT, "vector",
            "input(1,512) -> (1,512)", _single((512,), (512,))),
 )
@@ -235,17 +268,21 @@ def known_signatures() -> str:
 
 
 def match_family(sig: OnnxSignature) -> Family | None:
-    """The first family whose test ``sig`` passes, or None."""
-    return next((f for f in FAMILIES if f.matches(sig)), None)
+    """The first family (not a named-only twin) whose test ``sig`` passes, or None."""
+    return next((f for f in FAMILIES if not f.named_only and f.matches(sig)), None)
 
 
 def route(path: Path, expect: str | None = None) -> Family:
-    """The family of an ONNX file. ``expect`` (a family name or role) must agree when given.
+    """The family of an ONNX file. ``expect`` (a family name or role) must agree when given; a family *name* is
+    taken when the file has that family's signature, which is how named-only twins (``ghost_256``) are chosen.
 
     Raises ModelError (exit 4): unreadable file; a signature no family has (the message lists the known ones);
     a family other than ``expect``.
     """
     sig = read_signature(path)
+    named = FAMILY_BY_NAME.get(expect or "")
+    if named is not None and named.matches(sig):
+        return named
     family = match_family(sig)
     if family is None:
         raise ModelError(f"{Path(path).name} has a signature vidswap does not know ({sig.describe()}); known: "

@@ -4,13 +4,14 @@
   ``PassthroughCore``, the ``Refiner`` protocol
 * :mod:`vidswap.swap.registry`  -- name -> builder and config dataclass; each core validates its own section
 * :mod:`vidswap.swap.geometric` -- reenactment + texture rendering (the default core)
-* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap, hyperswap)
+* :mod:`vidswap.swap.learned`   -- one-shot swappers from user-supplied ONNX files (inswapper, simswap, hyperswap,
+  ghost)
 * :mod:`vidswap.swap.generator` -- the refinement generator tuned per clip (:mod:`vidswap.train.tune`)
 * :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 * :mod:`vidswap.swap.stylegan.core` -- ``e4s-pti``: a StyleGAN2 checkpoint, W+ inversion and per-clip PTI
 
 Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
-``hyperswap``, ``facedancer``, ``e4s-pti``).
+``hyperswap``, ``ghost``, ``facedancer``, ``e4s-pti``).
 """
 
 from vidswap.swap.base import (
@@ -26,9 +27,11 @@ from vidswap.swap.base import (
 )
 from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
 from vidswap.swap.learned import (
+    GhostConfig,
     HyperswapConfig,
     InswapperConfig,
     SimswapConfig,
+    build_ghost,
     build_hyperswap,
     build_inswapper,
     build_simswap,
@@ -47,6 +50,7 @@ register_core("passthrough", _passthrough, PassthroughConfig)
 register_core("inswapper", build_inswapper, InswapperConfig)
 register_core("simswap", build_simswap, SimswapConfig)
 register_core("hyperswap", build_hyperswap, HyperswapConfig)
+register_core("ghost", build_ghost, GhostConfig)
 register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
 

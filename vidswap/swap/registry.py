@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from vidswap.errors import ConfigError
+from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.models.registry import ModelSpec, check_licence, load_manifest, model_path
 from vidswap.models.router import Family, route
@@ -66,13 +66,20 @@ class CoreContext:
         """A user-supplied model for a learned core: its licence acknowledged (ConfigError, exit 2, if it is
         non-commercial and not in ``models.accept_noncommercial``), its file cached and verified (ModelError,
         exit 4, naming the ``vidswap models add`` command and the download URL), and its ONNX signature routed
-        to a family (``expect``: a family name or role; ModelError otherwise)."""
+        to a family (``expect``: a family name or role; ModelError otherwise). An entry that names its family
+        (``family`` in the manifest) is routed to that family -- the only way to tell signature twins apart
+        (GHOST files have simswap_256's) -- and that family must then agree with ``expect``."""
         manifest = self.manifest()
         if name not in manifest:
             raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(manifest))}")
-        check_licence(manifest[name], self.accept_noncommercial)
+        spec = manifest[name]
+        check_licence(spec, self.accept_noncommercial)
         path = model_path(name, manifest)
-        return path, route(path, expect=expect)
+        family = route(path, expect=spec.family or expect)
+        if expect not in (family.name, family.role):
+            raise ModelError(f"model {name} has the {family.name} signature ({family.role}), not the {expect} one "
+                             "expected here")
+        return path, family
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@
   (InsightFace ``model_zoo/inswapper.py``, ``INSwapper.get``), ``emap`` being the graph's last initializer.
 * SimSwap class (:func:`converted_vector`): the ArcFace embedding through the embedding converter when one is
   configured (FaceFusion ``crossface_simswap``: ``convert_source_embedding``), then L2-normalised.
+* GHOST (:func:`ghost_vector`): the mean raw embedding of GHOST's own identity network, or of the w600k ArcFace
+  through ``crossface_ghost``; not normalised (see :mod:`vidswap.models.router`, ``ghost_256``).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=axis, keepdims=True)).astype(np.float32)
 
 
-def arcface_crops(sources: list[SourceFace]) -> Tensor:
-    """Each source photo aligned to the ArcFace 112 template: (N, 3, 112, 112) float RGB in [0, 1]."""
-    template = torch.from_numpy(arcface_template(ARCFACE_SIZE)).double()
+def arcface_crops(sources: list[SourceFace], template: np.ndarray | None = None) -> Tensor:
+    """Each source photo aligned to the ArcFace 112 template (or ``template``, (5, 2) points in 112-px crop
+    pixels: GHOST's identity network reads ``arcface_112_v1``): (N, 3, 112, 112) float RGB in [0, 1]."""
+    points = arcface_template(ARCFACE_SIZE) if template is None else np.asarray(template, np.float64)
+    template = torch.from_numpy(points).double()
     crops = []
     for face in sources:
         kps = kps5_from_landmarks(face.landmarks[None].double())
@@ -66,3 +70,15 @@ def converted_vector(normed: np.ndarray, converter: LearnedSession | None) -> np
     name = converter.input_names[0]
     out = converter.run({name: np.asarray(normed, np.float32)[None]}, per_item=frozenset({name}))
     return l2_normalise(out[0])
+
+
+def ghost_vector(embeddings: np.ndarray, converter: LearnedSession | None) -> np.ndarray:
+    """GHOST's source input from (N, 512) raw identity embeddings: their mean (FaceFusion ``get_average_face``
+    averages raw embeddings), through ``converter`` when one is given, *not* normalised (GHOST feeds
+    ``source_embeds`` to its generator as they come, ``utils/inference/core.py``; FaceFusion's type ``ghost``
+    takes the un-normalised converter output). (512,) float32."""
+    mean = np.asarray(embeddings, np.float64).mean(0).astype(np.float32)
+    if converter is None:
+        return mean
+    name = converter.input_names[0]
+    return converter.run({name: mean[None]}, per_item=frozenset({name}))[0].astype(np.float32)

@@ -1,20 +1,20 @@
 """One-shot learned swappers behind :class:`~vidswap.swap.base.SwapCore`: ``swap.core: inswapper``,
-``swap.core: simswap`` and ``swap.core: hyperswap``, each running a user-supplied ONNX file (routed by
-:mod:`vidswap.models.router`).
+``swap.core: simswap``, ``swap.core: hyperswap`` and ``swap.core: ghost``, each running a user-supplied ONNX file
+(routed by :mod:`vidswap.models.router`).
 
 Per batch of target crops (B, 3, S, S) in [0, 1], cut by the render stage in the family's crop:
 
 * crop: inswapper (and HyperSwap, at 256: FaceFusion's model table, template ``arcface_128``) -- the ArcFace
   template at 128 (InsightFace ``face_align.norm_crop2(img, kps, 128)``: the 112
-  template shifted 8 px right, :func:`~vidswap.faces.align.arcface_template`); SimSwap class -- FaceFusion's
+  template shifted 8 px right, :func:`~vidswap.faces.align.arcface_template`); SimSwap class and GHOST -- FaceFusion's
   ``arcface_112_v1`` template scaled to the crop size (``facefusion/face_helper.py`` ``WARP_TEMPLATES``; the
   model table in ``processors/modules/face_swapper/core.py``);
 * input: ``(crop - mean) / std`` per RGB channel (inswapper: RGB / 255, i.e. the [0, 1] crop as is --
   InsightFace ``inswapper.py`` ``blobFromImage(aimg, 1/255, swapRB=True)``; simswap_256: ImageNet mean / std;
-  simswap_512: none -- FaceFusion's model table; HyperSwap: mean = std = 0.5, i.e. [-1, 1], same table);
+  simswap_512: none -- FaceFusion's model table; HyperSwap and GHOST: mean = std = 0.5, i.e. [-1, 1], same table);
 * output: RGB in [0, 1], clipped (InsightFace ``np.clip(255 * img_fake, 0, 255)``; FaceFusion
-  ``normalize_crop_frame`` for these two types); HyperSwap's first output is in [-1, 1]: ``x * std + mean``, then
-  clipped (``normalize_crop_frame`` for type ``hyperswap``);
+  ``normalize_crop_frame`` for these two types); HyperSwap's first output and GHOST's are in [-1, 1]:
+  ``x * std + mean``, then clipped (``normalize_crop_frame`` for types ``hyperswap``, ``ghost``);
 * alpha: 1 inside the crop except a 2-pixel border (InsightFace zeroes 2 pixels at each edge of its paste mask);
   the compositor multiplies its region and occlusion masks in.
 
@@ -45,6 +45,7 @@ from vidswap.swap.learned.identity import (
     arcface_crops,
     arcface_embeddings,
     converted_vector,
+    ghost_vector,
     inswapper_vector,
     l2_normalise,
     mean_identity,
@@ -133,6 +134,18 @@ class HyperswapConfig(LearnedOptions):
     identity_model: str = "arcface_w600k_r50"
 
 
+@dataclass(frozen=True)
+class GhostConfig(LearnedOptions):
+    """``swap.ghost``: a GHOST file (a registry entry of family ``ghost_256``: ghost_unet_1/2/3_block from
+    VisoMaster, ghost_1/2/3_256 from FaceFusion) and its identity network: GHOST's own ArcFace backbone
+    (``ghost_arcface_backbone``, ``converter: ""``), or the w600k ArcFace with FaceFusion's ``crossface_ghost``
+    converter (``identity_model: arcface_w600k_r50, converter: crossface_ghost``); plus :class:`LearnedOptions`."""
+
+    model: str = "ghost_unet_2_block"  # GHOST's main model (2 AAD blocks; its download_models.sh)
+    identity_model: str = "ghost_arcface_backbone"
+    converter: str = ""
+
+
 @dataclass(kw_only=True)
 class LearnedIdentity(SourceIdentity):
     """A learned swapper's prepared source.
@@ -189,7 +202,8 @@ class LearnedSwapCore(SwapCore):
     needs = frozenset({"image", "landmarks", "embedding"})
     expect_family: tuple[str, ...] = ()
 
-    def __init__(self, config: InswapperConfig | SimswapConfig | HyperswapConfig, swapper: tuple[Path, Family],
+    def __init__(self, config: InswapperConfig | SimswapConfig | HyperswapConfig | GhostConfig,
+                 swapper: tuple[Path, Family],
                  identity: tuple[Path, Family], converter: tuple[Path, Family] | None = None,
                  restorer: tuple[Path, Family] | None = None, parser: tuple[Path, Family] | None = None,
                  device: torch.device | str = "cpu"):
@@ -212,6 +226,8 @@ class LearnedSwapCore(SwapCore):
             LearnedSession(parser[0], config.provider, config.batch_size), tuple(config.parser_keep))
         self.session = LearnedSession(path, config.provider, config.batch_size)
         self.identity_session = LearnedSession(identity[0], config.provider, config.batch_size)
+        # the identity network's own crop (GHOST's reads arcface_112_v1; the others the standard ArcFace template)
+        self.identity_template = ARCFACE_112_V1 if identity[1].template == "arcface_112_v1" else None
         self.converter = LearnedSession(converter[0], config.provider) if converter is not None else None
         self.emap = last_initializer(path).astype(np.float32) if self.family.name == "inswapper_128" else None
         self.path = path
@@ -263,7 +279,7 @@ class LearnedSwapCore(SwapCore):
     def prepare(self, sources: list[SourceFace]) -> LearnedIdentity:
         if not sources:
             raise ValueError("a learned swapper needs at least one source photo")
-        embeddings = arcface_embeddings(self.identity_session, arcface_crops(sources))
+        embeddings = arcface_embeddings(self.identity_session, arcface_crops(sources, self.identity_template))
         vector = self.source_vector(embeddings)
         sface = [s.embedding for s in sources if s.embedding is not None]
         common = torch.from_numpy(l2_normalise(torch.stack(sface).float().mean(0).numpy())) if sface else None
@@ -329,6 +345,27 @@ class SimswapCore(LearnedSwapCore):
     expect_family = ("simswap_256", "simswap_512")
 
 
+class GhostCore(LearnedSwapCore):
+    """``swap.core: ghost`` -- GHOST (ai-forever/ghost) 256-px files, named by their registry entry (family
+    ``ghost_256``: the file has simswap_256's signature). Crop, [-1, 1] I/O: :mod:`vidswap.models.router`; source
+    vector: :func:`~vidswap.swap.learned.identity.ghost_vector`."""
+
+    name = "ghost"
+    expect_family = ("ghost_256",)
+
+    def __init__(self, config: GhostConfig, swapper: tuple[Path, Family], identity: tuple[Path, Family],
+                 converter: tuple[Path, Family] | None = None, **kwargs):
+        own = identity[1].name == "ghost_arcface_112"
+        if own == (converter is not None):
+            raise ConfigError(f"swap.ghost: identity_model {config.identity_model} is a {identity[1].name} file; "
+                              + ("GHOST's own ArcFace backbone takes no converter (set converter: \"\")" if own else
+                                 "a w600k ArcFace needs FaceFusion's converter (converter: crossface_ghost)"))
+        super().__init__(config, swapper, identity, converter, **kwargs)
+
+    def source_vector(self, embeddings: np.ndarray) -> np.ndarray:
+        return ghost_vector(embeddings, self.converter)
+
+
 def _extras(config: LearnedOptions, context: CoreContext) -> dict:
     """The optional restorer and parser files of a learned core's config."""
     return {"restorer": context.user_model(config.restorer, "restorer") if config.restorer else None,
@@ -352,3 +389,10 @@ def build_hyperswap(config: HyperswapConfig, context: CoreContext) -> HyperswapC
     return HyperswapCore(config, context.user_model(config.model, "swapper"),
                          context.user_model(config.identity_model, "arcface_112"), **_extras(config, context),
                          device=context.device)
+
+
+def build_ghost(config: GhostConfig, context: CoreContext) -> GhostCore:
+    converter = context.user_model(config.converter, "embedding_converter") if config.converter else None
+    return GhostCore(config, context.user_model(config.model, "ghost_256"),
+                     context.user_model(config.identity_model, "identity"), converter, **_extras(config, context),
+                     device=context.device)
