@@ -142,8 +142,12 @@ def test_every_pinned_learned_entry_refuses_other_bytes(home, tmp_path):
     file of the right family but other bytes, and the cache stays empty."""
     manifest = load_manifest()
     pinned = [n for n, s in manifest.items() if s.family and s.pinned]
-    assert {"inswapper_128", "inswapper_128_fp16", "arcface_w600k_r50", "gfpgan_1.4", "gpen_bfr_512",
-            "bisenet_resnet_34", "ghost_unet_2_block", "ghost_arcface_backbone"} <= set(pinned)
+    assert {"inswapper_128", "inswapper_128_fp16_visomaster", "arcface_w600k_r50", "gfpgan_1.4_visomaster",
+            "gpen_bfr_512_visomaster", "bisenet_resnet_34_visomaster", "ghost_unet_2_block",
+            "ghost_arcface_backbone"} <= set(pinned)
+    # FaceFusion's copies of the same models stay addable (no public sha256 for them): the user vouches
+    assert not any(manifest[n].pinned for n in ("inswapper_128_fp16", "gfpgan_1.4", "gpen_bfr_512",
+                                                 "bisenet_resnet_34"))
     for name in pinned:
         path = build(manifest[name].family, tmp_path / f"{name}.onnx")
         with pytest.raises(ModelError, match=f"not the {name} model the manifest pins"):

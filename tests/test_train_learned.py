@@ -93,3 +93,26 @@ def test_tuning_stops_when_the_held_out_loss_stops_improving_and_keeps_the_best(
     again = json.loads(tuned.with_suffix(".json").read_text())
     assert again["losses"] == record["losses"] and again["val_losses"] == record["val_losses"]
     assert all(torch.equal(v, load_file(str(tuned))[k]) for k, v in state.items())
+
+
+def test_identity_loss_crops_with_the_identity_networks_own_template():
+    """GHOST's identity network reads the arcface_112_v1 crop: the tuning's identity alignment maps the core's
+    crop template onto those points (the other families: onto the standard ArcFace 112 template)."""
+    from types import SimpleNamespace
+
+    from vidswap.faces.align import arcface_template
+    from vidswap.swap.learned.swapper import ARCFACE_112_V1
+    from vidswap.train.learned import arcface_alignment
+
+    core_template = arcface_template(256)
+    standard, v1 = arcface_template(112), np.asarray(ARCFACE_112_V1, np.float64)
+    pts = torch.from_numpy(np.asarray(core_template, np.float32))
+    for own, expected, other in ((ARCFACE_112_V1, v1, standard), (None, standard, v1)):
+        core = SimpleNamespace(crop=SimpleNamespace(template=core_template), identity_template=own)
+        m = arcface_alignment(core, 3)
+        assert m.shape == (3, 2, 3) and torch.equal(m[0], m[2])
+        mapped = (pts @ m[0, :, :2].T + m[0, :, 2]).numpy()
+        err, err_other = np.abs(mapped - expected).mean(), np.abs(mapped - other).mean()
+        assert err < 1.0 and err < err_other / 2, (err, err_other)
+        if own is None:
+            assert err < 1e-3  # the core's template is the standard one scaled: an exact similarity

@@ -97,14 +97,16 @@ def own_vector(core: LearnedSwapCore, data: TuneData) -> Tensor:
     """The source vector of the clip's own actor: the core's ``source_vector`` of its frames' ArcFace embeddings."""
     faces = [SourceFace(image=c, landmarks=lm, x_c_obs=torch.zeros(478, 3))
              for c, lm in zip(data.crops.cpu(), data.landmarks.cpu())]
-    embeddings = arcface_embeddings(core.identity_session, arcface_crops(faces))
+    embeddings = arcface_embeddings(core.identity_session, arcface_crops(faces, core.identity_template))
     return torch.from_numpy(core.source_vector(embeddings))
 
 
 def arcface_alignment(core: LearnedSwapCore, n: int) -> Tensor:
-    """(n, 2, 3): the core's crop -> the 112 ArcFace crop (similarity between the templates)."""
+    """(n, 2, 3): the core's crop -> the 112 crop its identity network reads (similarity between the templates:
+    the standard ArcFace one, or ``core.identity_template`` where the network has its own, as GHOST's does)."""
     src = torch.tensor(core.crop.template, dtype=torch.float64)
-    dst = torch.from_numpy(arcface_template(112)).double()
+    points = arcface_template(112) if core.identity_template is None else np.asarray(core.identity_template)
+    dst = torch.from_numpy(np.asarray(points, np.float64)).double()
     return similarity_transform(src, dst).float().expand(n, 2, 3)
 
 
