@@ -29,10 +29,11 @@ from vidswap.composite.colour import (
 )
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, feather_mask,
-                                     smooth_masks_temporal, swap_region_mask, union)
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions,
+                                     smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
+from vidswap.composite.regions import check_regions, region_alpha
 from vidswap.hands.mask import HandMaskParams
 
 
@@ -88,6 +89,9 @@ class CompositeConfig:
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
+
+    def __post_init__(self) -> None:
+        check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -196,7 +200,7 @@ def build_masks(
     size = tuple(target_crop.shape[-2:])
     fr = face_regions(landmarks, regions, size, params.mask)
     fs = fr["size"]
-    region = feather_mask(swap_region_mask(fr, params.regions), fs, params.mask.erosion, params.mask.feather)
+    region = region_alpha(fr, params.regions, params.mask)  # vidswap.composite.regions: the per-region swap
     occ = params.occlusion
     sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
     if occ is not None:
