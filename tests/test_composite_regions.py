@@ -93,3 +93,29 @@ def test_keep_the_mouth(face):
         m = inside(lm, loops, name)
         assert torch.allclose(alpha[0, 0][m], whole[0, 0][m], atol=1e-6)
     assert alpha[0, 0, 80, 40].item() == pytest.approx(whole[0, 0, 80, 40].item(), abs=1e-6)  # the cheek is the source's
+
+
+def test_a_selection_keeps_farm_chunks_identical():
+    from test_composite_compositor import scene
+
+    from vidswap.composite.colour import ColourParams
+    from vidswap.composite.compositor import CompositeParams, composite_track
+
+    _, plate, target, lm, loops, m, _ = scene(frames=4, occluder=False)
+    lm = lm + torch.tensor([0.0, 0.7, 1.4, 2.1]).view(4, 1, 1)  # a moving face: every frame's mask differs
+    render = (target * 0.7).clamp(0, 1)
+    params = CompositeParams(regions=("eyes", "brows"), grain=None, temporal="none", occlusion=None, hands=None,
+                             colour=ColourParams(method="none"))
+    whole = composite_track(plate, target, render, lm, loops, m, [0, 1, 2, 3], params=params)
+    parts = [composite_track(plate[i:i + 2], target[i:i + 2], render[i:i + 2], lm[i:i + 2], loops, m[i:i + 2],
+                             [i, i + 1], params=params) for i in (0, 2)]
+    assert torch.equal(torch.cat([p.frames for p in parts]), whole.frames)
+
+
+def test_config_rejects_an_unknown_region(tmp_path):
+    from vidswap.config import load_config
+
+    assert load_config(overrides={"composite": {"regions": ["eyes", "brows"]}}).composite.regions == ("eyes", "brows")
+    assert covers_face(load_config().composite.regions)  # default: the whole face
+    with pytest.raises(ConfigError, match="unknown face region"):
+        load_config(overrides={"composite": {"regions": ["eyes", "lips"]}})

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from vidswap.composite.filters import gaussian_blur, per_item
-from vidswap.composite.masks import SWAP_REGIONS, MaskParams, feather_mask, subtract, union
+from vidswap.composite.masks import SWAP_REGIONS, MaskParams, face_regions, feather_mask, subtract, union
 from vidswap.errors import ConfigError
 
 #: every name ``composite.regions`` accepts (``face``: all five parts)
@@ -117,3 +117,23 @@ def region_alpha(regions: Mapping[str, torch.Tensor], names: Sequence[str], para
     if covers_face(sel):
         return face
     return face * soften_selection(selection_mask(regions, sel), fs, params.feature_grow)
+
+
+def region_classes(landmarks: torch.Tensor, loops: Mapping, size: tuple[int, int], names: Sequence[str],
+                   params: MaskParams = MaskParams()) -> torch.Tensor:
+    """Two soft classes for region-wise synthesis (the e4s-pti core's per-region codes): kept and swapped.
+
+    Args:
+        landmarks: ``(B, 478, 2 or 3)`` crop pixels.
+        loops: ``MeshTopology.regions``.
+        size: ``(H, W)`` of the masks.
+        names: the selection (``composite.regions``).
+        params: feature growth (the ramp), antialiasing.
+
+    Returns:
+        ``(B, 2, H, W)``: channel 0 the kept part (outside the face, and the unselected parts), channel 1 the
+        softened selection; they sum to one.
+    """
+    fr = face_regions(landmarks, loops, size, params)
+    sel = soften_selection(selection_mask(fr, names), fr["size"], params.feature_grow)
+    return torch.cat([1.0 - sel, sel], dim=1)

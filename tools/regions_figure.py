@@ -1,6 +1,6 @@
 """Per-region swap on a real clip: a figure (plate | full swap | eyes + brows only | mouth kept) and the numbers.
 
-    python benchmarks/regions_figure.py [--frames 0-11] [--out out/regions]
+    python tools/regions_figure.py [--frames 0-11] [--out out/regions]
 
 Runs ``vidswap run`` on the registry clip ``single_face_clip`` with the source ``grace_hopper`` three times
 (``composite.regions``: all, ``[eyes, brows]``, ``[eyes, brows, nose, skin]``), lossless (FFV1), and measures per
