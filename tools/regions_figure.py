@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     box = face_box(analyze_image(plates[mid], models)[0].landmarks.points, plates[mid].shape)
     tiles = [plates[mid]] + [results[k][mid] for k in VARIANTS]
     strip = np.concatenate([t[box[1]:box[3], box[0]:box[2]] for t in tiles], axis=1)
-    Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.LANCZOS).save(
-        args.out / "regions.png")
+    Image.fromarray(strip).save(args.out / "regions.png", optimize=True)
     for k, r in summary.items():
         print(f"{k:11s} " + "  ".join(f"{m} {v:.4f}" for m, v in r.items()))
     print(f"figure: {args.out / 'regions.png'} (plate | full swap | eyes + brows only | mouth kept)")
