@@ -70,17 +70,21 @@ def area_masks(points: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarra
     return out
 
 
+def plate_areas(plates: list[np.ndarray], models: AnalysisModels) -> list[tuple[np.ndarray, dict]]:
+    """Per plate frame: its face's ArcFace embedding and its :func:`area_masks`."""
+    faces = [analyze_image(p, models)[0] for p in plates]
+    return [(f.embedding, area_masks(f.landmarks.points, p.shape[:2])) for f, p in zip(faces, plates)]
+
+
 def measure(plates: list[np.ndarray], results: dict[str, list[np.ndarray]], source_emb: np.ndarray,
-            models: AnalysisModels) -> dict:
+            models: AnalysisModels, areas: list[tuple[np.ndarray, dict]] | None = None) -> dict:
     """Per variant: mean |result - plate| (0-1 units) in each area per frame, ArcFace cosine to the source per
-    frame; ``plate`` is the unswapped frame's own cosine."""
+    frame; ``plate`` is the unswapped frame's own cosine. ``areas``: :func:`plate_areas` (computed if None)."""
     rows: dict[str, dict[str, list[float]]] = {k: {"identity": [], **{a: [] for a in AREAS}}
                                               for k in ("plate", *results)}
-    for i, plate in enumerate(plates):
-        face = analyze_image(plate, models)[0]
-        masks = area_masks(face.landmarks.points, plate.shape[:2])
+    for i, (plate, (embedding, masks)) in enumerate(zip(plates, areas or plate_areas(plates, models))):
         scale = float(np.iinfo(plate.dtype).max) if plate.dtype.kind == "u" else 1.0
-        rows["plate"]["identity"].append(float(face.embedding @ source_emb))
+        rows["plate"]["identity"].append(float(embedding @ source_emb))
         for a in AREAS:
             rows["plate"][a].append(0.0)
         for name, frames in results.items():
