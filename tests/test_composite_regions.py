@@ -119,3 +119,21 @@ def test_config_rejects_an_unknown_region(tmp_path):
     assert covers_face(load_config().composite.regions)  # default: the whole face
     with pytest.raises(ConfigError, match="unknown face region"):
         load_config(overrides={"composite": {"regions": ["eyes", "lips"]}})
+
+
+def test_region_feather_widens_the_soft_edge_only(face):
+    lm, loops, fr = face
+    narrow = region_alpha(fr, ["eyes", "brows"], PARAMS)
+    wide = region_alpha(fr, ["eyes", "brows"], PARAMS, 0.06, lm, loops)
+    whole = region_alpha(fr, ["face"], PARAMS)
+    assert torch.equal(region_alpha(fr, ["face"], PARAMS, 0.06, lm, loops), whole)  # the whole face ignores it
+    assert torch.equal(region_alpha(fr, ["eyes", "brows"], PARAMS, PARAMS.feature_grow, lm, loops), narrow)
+    assert (wide > 0).sum() > 1.3 * (narrow > 0).sum()  # reaches farther into the skin ...
+    for name in ("left_eye", "right_brow"):
+        m = inside(lm, loops, name)
+        assert torch.allclose(wide[0, 0][m], whole[0, 0][m], atol=1e-6)  # ... the features stay whole
+    assert wide[0, 0][inside(lm, loops, "lips_outer")].max().item() == 0.0
+    with pytest.raises(ValueError, match="landmarks and loops"):
+        region_alpha(fr, ["eyes"], PARAMS, 0.06)
+    with pytest.raises(ConfigError, match="region_feather"):
+        CompositeConfig(region_feather=0.5)

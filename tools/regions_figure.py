@@ -43,12 +43,14 @@ def decoded(path: Path) -> list[np.ndarray]:
         return [f.image for f in frames]
 
 
-def swap(clip: Path, source: Path, regions: list[str], out: Path, frames: str) -> Path:
-    """One lossless ``vidswap run`` with ``composite.regions``; returns the output video."""
+def swap(clip: Path, source: Path, regions: list[str], out: Path, frames: str, region_feather: float | None = None
+         ) -> Path:
+    """One lossless ``vidswap run`` with ``composite.regions`` (and ``region_feather``); returns the output video."""
     out.mkdir(parents=True, exist_ok=True)
     shot = out / "shot.yaml"
     shot.write_text(json.dumps({"input": str(clip), "sources": [str(source)], "frames": frames,
-                                "composite": {"regions": regions}}))  # JSON is YAML
+                                "composite": {"regions": regions, **({} if region_feather is None else
+                                                                     {"region_feather": region_feather})}}))  # YAML
     video = out / "swapped.mkv"
     proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", "--config", str(shot), "-o", str(video),
                            "-q"], capture_output=True, text=True, timeout=900)
@@ -107,11 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", default="0-11")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "regions")
+    ap.add_argument("--region-feather", type=float, help="composite.region_feather (default: the config's)")
     args = ap.parse_args(argv)
     manifest = fetch_media.load_manifest()
     clip = fetch_media.fetch("single_face_clip", manifest)
     source = fetch_media.fetch("grace_hopper", manifest)
-    videos = {name: swap(clip, source, regs, args.out / name, args.frames) for name, regs in VARIANTS.items()}
+    videos = {name: swap(clip, source, regs, args.out / name, args.frames, args.region_feather)
+              for name, regs in VARIANTS.items()}
     results = {name: decoded(v) for name, v in videos.items()}
     n = len(next(iter(results.values())))
     first = int(args.frames.split("-")[0])

@@ -34,6 +34,7 @@ from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
 from vidswap.composite.regions import check_regions, region_alpha
+from vidswap.errors import ConfigError
 from vidswap.hands.mask import HandMaskParams
 
 
@@ -57,6 +58,8 @@ class CompositeParams:
         hands: the hand occlusion mask (from the hands stored in the analysis; None: off).
         edge: the plate's colour and fine detail along the paste boundary (:mod:`~vidswap.composite.edge`;
             None: off).
+        region_feather: with ``regions`` a part of the face: how far eyes, brows and mouth are grown for the
+            selection and the reach of its soft edge (fraction of the face size; :mod:`~vidswap.composite.regions`).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -72,6 +75,7 @@ class CompositeParams:
     seed: int = 0
     hands: HandMaskParams | None = field(default_factory=HandMaskParams)
     edge: EdgeParams | None = None
+    region_feather: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,13 @@ class CompositeConfig:
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
 
+    region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
+
     def __post_init__(self) -> None:
         check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
+        if not 0.0 <= self.region_feather <= 0.15:
+            raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
+                              f"{self.region_feather}")
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -112,6 +121,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         seed=seed,
         hands=HandMaskParams() if cfg.hands else None,
         edge=EdgeParams() if cfg.edge_match else None,
+        region_feather=cfg.region_feather,
     )
 
 
@@ -200,7 +210,7 @@ def build_masks(
     size = tuple(target_crop.shape[-2:])
     fr = face_regions(landmarks, regions, size, params.mask)
     fs = fr["size"]
-    region = region_alpha(fr, params.regions, params.mask)  # vidswap.composite.regions: the per-region swap
+    region = region_alpha(fr, params.regions, params.mask, params.region_feather, landmarks, regions)  # per-region
     occ = params.occlusion
     sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
     if occ is not None:

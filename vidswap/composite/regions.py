@@ -12,8 +12,8 @@ The face is split into five parts that partition it (the masks of
 (:func:`region_alpha` returns the face alpha of :func:`~vidswap.composite.masks.feather_mask` unchanged).
 
 A subset is the union of its parts, softened across the part boundaries by a Gaussian ramp centred on the
-boundary (:func:`soften_selection`: reach ``MaskParams.feature_grow`` x face size), then multiplied into the face
-alpha. The features are grown by the same length, so a selected feature is fully the
+boundary (:func:`soften_selection`: reach ``MaskParams.feature_grow`` x face size, or ``composite.region_feather``),
+then multiplied into the face alpha. The features are grown by the same length, so a selected feature is fully the
 render inside its own (ungrown) contour and a kept one is fully the plate inside its contour; the ramp lies in the
 grown band around it. The masks follow the tracked (smoothed) landmarks, so the selection is as steady as the face
 mask; no state is carried between frames, so farm chunks stay bit-identical to a single pass.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -99,13 +100,17 @@ def soften_selection(selection: torch.Tensor, size: torch.Tensor | float, reach:
     return gaussian_blur(selection, radius / 2.0, radius)
 
 
-def region_alpha(regions: Mapping[str, torch.Tensor], names: Sequence[str], params: MaskParams) -> torch.Tensor:
+def region_alpha(regions: Mapping[str, torch.Tensor], names: Sequence[str], params: MaskParams,
+                 reach: float | None = None, landmarks: torch.Tensor | None = None,
+                 loops: Mapping | None = None) -> torch.Tensor:
     """The compositor's region alpha for a selection (module doc).
 
     Args:
         regions: :func:`~vidswap.composite.masks.face_regions` output, with ``size`` ``(B,)``.
         names: the selection.
-        params: erosion and feather of the face alpha; ``feature_grow`` is the selection's ramp radius.
+        params: erosion and feather of the face alpha; ``feature_grow`` the features' growth and the ramp's reach.
+        reach: another growth and reach for the selection (``composite.region_feather``); the parts are then
+            rasterised again from ``landmarks`` ``(B, 478, 2 or 3)`` and ``loops`` (``MeshTopology.regions``).
 
     Returns:
         ``(B, 1, H, W)`` alpha in [0, 1]: the face alpha times the softened selection (the face alpha itself for
@@ -116,6 +121,11 @@ def region_alpha(regions: Mapping[str, torch.Tensor], names: Sequence[str], para
     face = feather_mask(regions["face"], fs, params.erosion, params.feather)
     if covers_face(sel):
         return face
+    if reach is not None and reach != params.feature_grow:
+        if landmarks is None or loops is None:
+            raise ValueError("a selection reach other than the features' growth needs the landmarks and loops")
+        params = replace(params, feature_grow=reach)
+        regions = face_regions(landmarks, loops, tuple(regions["face"].shape[-2:]), params)
     return face * soften_selection(selection_mask(regions, sel), fs, params.feature_grow)
 
 
