@@ -5,8 +5,9 @@
 Runs ``vidswap run`` on the registry clip ``single_face_clip`` with the source ``grace_hopper`` three times
 (``composite.regions``: all, ``[eyes, brows]``, ``[eyes, brows, nose, skin]``), lossless (FFV1), and measures per
 frame, in the plate's own landmark regions (the analysis models on the original frame): the mean absolute change
-against the plate inside the lips, inside the eye + brow contours, and the ArcFace cosine to the source. Writes
-``regions.png`` (face crops of the middle frame) and ``regions.json``.
+against the plate inside the lips, inside the eye + brow contours, and the ArcFace cosine to the source; and the
+region alpha's temporal jitter (:func:`alpha_jitter`). Writes ``regions.png`` (face crops of the middle frame) and
+``regions.json``.
 """
 
 from __future__ import annotations
@@ -98,6 +99,25 @@ def measure(plates: list[np.ndarray], results: dict[str, list[np.ndarray]], sour
     return rows
 
 
+def alpha_jitter(tracks: Path, names: list[str], size: tuple[int, int]) -> dict[str, float]:
+    """Temporal jitter of the region alpha in plate pixels, from the job's tracks file: mean over frames of
+    ``sum |a[t+1] - 2 a[t] + a[t-1]| / sum a[t]`` (a second difference: steady motion gives ~0), with the raw and
+    with the smoothed landmarks of the first track (the compositor uses the smoothed ones)."""
+    from vidswap.composite.masks import MaskParams, face_regions
+    from vidswap.composite.regions import region_alpha
+    from vidswap.faces.tracksfile import ShotAnalysis
+
+    track = ShotAnalysis.load(tracks).tracks[0]
+    out = {}
+    for kind in ("raw", "smoothed"):
+        lm = torch.from_numpy(np.asarray(getattr(track, kind), np.float32))
+        fr = face_regions(lm, load_topology().regions, size, MaskParams())
+        a = region_alpha(fr, names, MaskParams())
+        d2 = (a[2:] - 2 * a[1:-1] + a[:-2]).abs().sum((1, 2, 3)) / a[1:-1].sum((1, 2, 3)).clamp(min=1e-6)
+        out[kind] = float(d2.mean())
+    return out
+
+
 def face_box(points: np.ndarray, shape: tuple[int, ...], margin: float = 0.35) -> tuple[int, int, int, int]:
     x0, y0 = points[:, :2].min(0)
     x1, y1 = points[:, :2].max(0)
@@ -124,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     src = analyze_image(read_image(source), models)[0].embedding
     rows = measure(plates, results, src, models)
     summary = {k: {m: float(np.mean(v)) for m, v in r.items()} for k, r in rows.items()}
+    if n >= 3:
+        for name, regs in VARIANTS.items():
+            summary[name]["jitter"] = alpha_jitter(videos[name].with_suffix(".vidswap") / "tracks.npz", regs,
+                                                   plates[0].shape[:2])
     (args.out / "regions.json").write_text(json.dumps({"per_frame": rows, "mean": summary}, indent=1))
     mid = n // 2
     box = face_box(analyze_image(plates[mid], models)[0].landmarks.points, plates[mid].shape)
@@ -131,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     strip = np.concatenate([t[box[1]:box[3], box[0]:box[2]] for t in tiles], axis=1)
     Image.fromarray(strip).save(args.out / "regions.png", optimize=True)
     for k, r in summary.items():
-        print(f"{k:11s} " + "  ".join(f"{m} {v:.4f}" for m, v in r.items()))
+        print(f"{k:11s} " + "  ".join(f"{m} {v:.4f}" if isinstance(v, float) else
+                                      f"{m} raw {v['raw']:.4f} smoothed {v['smoothed']:.4f}" for m, v in r.items()))
     print(f"figure: {args.out / 'regions.png'} (plate | full swap | eyes + brows only | mouth kept)")
 
 
