@@ -139,3 +139,11 @@ def test_region_feather_widens_the_soft_edge_only(face):
         region_alpha(fr, ["eyes"], PARAMS, 0.06)
     with pytest.raises(ConfigError, match="region_feather"):
         CompositeConfig(region_feather=0.5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(face):
+    lm, loops, fr = face
+    cpu = region_alpha(fr, ["eyes", "nose"], PARAMS, 0.05, lm, loops)
+    gpu = region_alpha({k: v.cuda() for k, v in fr.items()}, ["eyes", "nose"], PARAMS, 0.05, lm.cuda(), loops)
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
