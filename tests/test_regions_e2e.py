@@ -1,7 +1,11 @@
 """composite.regions end to end on the real clip: `vidswap run` three times (all regions, eyes + brows, everything but
-the mouth) on the first frames, lossless, measured in the plate's own landmark regions (tools/regions_figure.py)."""
+the mouth) on the first frames, lossless, measured in the plate's own landmark regions (tools/regions_figure.py);
+a farm chunk of the eyes + brows job equals the single pass."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +30,7 @@ def runs(media, tmp_path_factory):
     src = analyze_image(read_image(source), models)[0].embedding
     areas = plate_areas(plates, models)
     return {"plates": plates, "results": results, "rows": measure(plates, results, src, models, areas),
-            "areas": areas}
+            "areas": areas, "work": work}
 
 
 def test_every_frame_is_swapped(runs):
@@ -44,6 +48,16 @@ def test_eyes_and_brows_only_keep_the_plates_mouth(runs):
     for (_, masks), a, b in zip(runs["areas"], runs["results"]["eyes_brows"], runs["results"]["full"]):
         m = masks["eyes_brows"]
         assert np.abs(a.astype(float) - b.astype(float)).mean(-1)[m].mean() < 1.0  # 8-bit levels
+
+
+def test_a_farm_chunk_equals_the_single_pass(runs):
+    shot = runs["work"] / "eyes_brows" / "shot.yaml"
+    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "render", "--config", str(shot), "--frames", "2-3",
+                           "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (chunk,) = (runs["work"] / "eyes_brows" / "swapped.vidswap" / "chunks").glob("*/00000002-00000003.mkv")
+    got = decoded(chunk)
+    assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, runs["results"]["eyes_brows"][2:]))
 
 
 def test_mouth_kept(runs):

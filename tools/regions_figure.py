@@ -48,13 +48,13 @@ def swap(clip: Path, source: Path, regions: list[str], out: Path, frames: str, r
          ) -> Path:
     """One lossless ``vidswap run`` with ``composite.regions`` (and ``region_feather``); returns the output video."""
     out.mkdir(parents=True, exist_ok=True)
-    shot = out / "shot.yaml"
+    shot, video = out / "shot.yaml", out / "swapped.mkv"
     shot.write_text(json.dumps({"input": str(clip), "sources": [str(source)], "frames": frames,
+                                "output": {"path": str(video), "codec": "ffv1"},
                                 "composite": {"regions": regions, **({} if region_feather is None else
                                                                      {"region_feather": region_feather})}}))  # YAML
-    video = out / "swapped.mkv"
-    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", "--config", str(shot), "-o", str(video),
-                           "-q"], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", "--config", str(shot), "-q"],
+                          capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"vidswap run failed ({proc.returncode}): {proc.stderr}")
     return video
