@@ -113,8 +113,9 @@ class RenderSetup:
 
 def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
     """The job's swap core (``swap.core`` and its ``swap.<core>`` section); the context gets the job's
-    ``models.accept_noncommercial``."""
-    context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial))
+    ``models.accept_noncommercial`` and ``composite.regions``."""
+    context = dataclasses.replace(context, accept_noncommercial=frozenset(cfg.models.accept_noncommercial),
+                                  regions=tuple(cfg.composite.regions))
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 

@@ -29,10 +29,12 @@ from vidswap.composite.colour import (
 )
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, feather_mask,
-                                     smooth_masks_temporal, swap_region_mask, union)
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions,
+                                     smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
+from vidswap.composite.regions import check_regions, region_alpha
+from vidswap.errors import ConfigError
 from vidswap.hands.mask import HandMaskParams
 
 
@@ -56,6 +58,8 @@ class CompositeParams:
         hands: the hand occlusion mask (from the hands stored in the analysis; None: off).
         edge: the plate's colour and fine detail along the paste boundary (:mod:`~vidswap.composite.edge`;
             None: off).
+        region_feather: with ``regions`` a part of the face: how far eyes, brows and mouth are grown for the
+            selection and the reach of its soft edge (fraction of the face size; :mod:`~vidswap.composite.regions`).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -71,6 +75,7 @@ class CompositeParams:
     seed: int = 0
     hands: HandMaskParams | None = field(default_factory=HandMaskParams)
     edge: EdgeParams | None = None
+    region_feather: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,14 @@ class CompositeConfig:
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
+
+    region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
+
+    def __post_init__(self) -> None:
+        check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
+        if not 0.0 <= self.region_feather <= 0.15:
+            raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
+                              f"{self.region_feather}")
 
 
 def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
@@ -108,6 +121,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         seed=seed,
         hands=HandMaskParams() if cfg.hands else None,
         edge=EdgeParams() if cfg.edge_match else None,
+        region_feather=cfg.region_feather,
     )
 
 
@@ -196,7 +210,7 @@ def build_masks(
     size = tuple(target_crop.shape[-2:])
     fr = face_regions(landmarks, regions, size, params.mask)
     fs = fr["size"]
-    region = feather_mask(swap_region_mask(fr, params.regions), fs, params.mask.erosion, params.mask.feather)
+    region = region_alpha(fr, params.regions, params.mask, params.region_feather, landmarks, regions)  # per-region
     occ = params.occlusion
     sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
     if occ is not None:

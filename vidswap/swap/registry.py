@@ -49,6 +49,7 @@ class CoreContext:
     mesh_topology: MeshTopology | None = None
     models: Mapping[str, ModelSpec] | None = None
     accept_noncommercial: frozenset[str] = frozenset()  # models.accept_noncommercial
+    regions: tuple[str, ...] | None = None  # composite.regions (None: the whole face), for cores with per-region codes
 
     @functools.cached_property
     def topology(self) -> MeshTopology:

@@ -19,7 +19,10 @@ Config::
   names alike);
 * synthesises the mixed codes with the generator -- the per-clip PTI-tuned copy when ``tune.enabled``
   (:mod:`vidswap.train.stylegan_pti`, a tune-pass step whose weights are cached in the job folder; a render pass
-  only loads them) -- and hands the crop back to the compositor with a feathered border alpha.
+  only loads them) -- and hands the crop back to the compositor with a feathered border alpha;
+* with ``composite.regions`` a part of the face, synthesises per-region codes (E4S's mask-guided generator,
+  :mod:`~vidswap.swap.stylegan.regional`): the mixed code inside the selected regions, the target's pivot
+  elsewhere, so the swapped parts are rendered in the plate's own face (the compositor then cuts them out).
 
 Slow by design: every frame is an optimisation (``steps`` forward + backward passes of the generator).
 """
@@ -33,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidswap.composite.regions import covers_face, region_classes
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.align import warp_to_crop
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
@@ -41,6 +45,7 @@ from vidswap.swap.stylegan.align import FFHQCrop
 from vidswap.swap.stylegan.generator import StyleGAN2Generator
 from vidswap.swap.stylegan.importer import load_generator
 from vidswap.swap.stylegan.inversion import InversionParams, from_unit, invert, mean_w, synthesize
+from vidswap.swap.stylegan.regional import regional_synthesize
 
 __all__ = ["E4SPTIConfig", "E4SPTICore", "E4SPTIIdentity", "build_e4s_pti", "default_id_layers", "mix_codes"]
 
@@ -121,7 +126,14 @@ class E4SPTICore(SwapCore):
     name = "e4s-pti"
     needs = frozenset({"image", "landmarks", "embedding"})
 
-    def __init__(self, config: E4SPTIConfig, device: torch.device | str = "cpu"):
+    def __init__(self, config: E4SPTIConfig, device: torch.device | str = "cpu",
+                 regions: tuple[str, ...] | None = None, loops: dict | None = None):
+        """``regions``: ``composite.regions`` (None or the whole face: one code per frame); a part of the face
+        needs the mesh's region ``loops`` (``MeshTopology.regions``) for per-region codes."""
+        self.regions = None if regions is None or covers_face(regions) else tuple(regions)
+        if self.regions is not None and loops is None:
+            raise ValueError("per-region codes need the mesh topology's region loops")
+        self.loops = loops
         if not config.checkpoint:
             raise ConfigError("swap.core e4s-pti needs a StyleGAN2 checkpoint: swap.e4s-pti.checkpoint (or "
                               "--checkpoint; convert NVIDIA's pickle with `vidswap models convert-stylegan`)")
@@ -186,7 +198,14 @@ class E4SPTICore(SwapCore):
         gen = self.generator.to(dev)
         with torch.no_grad():  # one crop at a time, as the inversion: batched kernels differ in the last bits, and
             # a farm chunk boundary may split a batch anywhere
-            crops = from_unit(torch.cat([synthesize(gen, code[None]) for code in mixed]))
+            if self.regions is None:
+                crops = from_unit(torch.cat([synthesize(gen, code[None]) for code in mixed]))
+            else:  # E4S: the swapped code inside the selected regions, the target's own outside
+                classes = region_classes(batch.target_landmarks.float(), self.loops, (self.size, self.size),
+                                         self.regions).to(dev)
+                crops = from_unit(torch.cat([
+                    regional_synthesize(gen, torch.stack([pivot, code])[None], classes[i:i + 1])
+                    for i, (pivot, code) in enumerate(zip(pivots, mixed))]))
         alpha = border_alpha(self.size, self.config.feather, dev).expand(crops.shape[0], 1, -1, -1)
         return SwapResult(crops=crops, alpha=alpha.contiguous(), driven_landmarks=batch.target_landmarks)
 
@@ -195,4 +214,6 @@ def build_e4s_pti(config: E4SPTIConfig, context) -> E4SPTICore:
     """The registry's builder (ModelError, exit 4, for a missing or unusable checkpoint)."""
     if config.checkpoint and not Path(config.checkpoint).is_file():
         raise ModelError(f"swap.e4s-pti.checkpoint {config.checkpoint} does not exist")
-    return E4SPTICore(config, device=context.device)
+    regions = getattr(context, "regions", None)
+    loops = context.topology.regions if regions is not None and not covers_face(regions) else None
+    return E4SPTICore(config, device=context.device, regions=regions, loops=loops)
