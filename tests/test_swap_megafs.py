@@ -57,7 +57,7 @@ def test_run_with_the_megafs_core_renders_a_real_clip(media, checkpoint, tmp_pat
 def test_megafs_core_swaps_the_sources_codes(checkpoint):
     from vidswap.swap.stylegan.megafs_core import MegaFSCore, MegaFSCoreConfig, MegaFSIdentity
 
-    core = MegaFSCore(MegaFSCoreConfig(checkpoint=str(checkpoint)))
+    core = MegaFSCore(MegaFSCoreConfig(checkpoint=str(checkpoint), batch_size=1))
     assert core.size == 64 and core.crop.size == 64
     torch.manual_seed(1)
     targets = torch.rand(2, 3, 64, 64)
@@ -65,10 +65,13 @@ def test_megafs_core_swaps_the_sources_codes(checkpoint):
     batch = type("B", (), {"target_crops": targets, "target_landmarks": torch.zeros(2, 478, 3)})()
     outs = [core.swap(batch, MegaFSIdentity(const=c.const[0], ws=c.ws[0])).crops for c in ids]
     assert outs[0].shape == (2, 3, 64, 64) and float((outs[0] - outs[1]).abs().mean()) > 1e-3
-    with torch.no_grad():  # the batch equals the crops one by one (to rounding)
+    with torch.no_grad():  # one crop alone gives that crop's swap (here every pass is one crop: batch_size 1)
         one = core.swap(type("B", (), {"target_crops": targets[1:], "target_landmarks": torch.zeros(1, 478, 3)})(),
                         MegaFSIdentity(const=ids[0].const[0], ws=ids[0].ws[0])).crops
-    assert torch.allclose(one[0], outs[0][1], atol=1e-5)
+    assert torch.equal(one[0], outs[0][1])
+    core.config = MegaFSCoreConfig(checkpoint=str(checkpoint), batch_size=2)  # one pass of both: equal to rounding
+    both = core.swap(batch, MegaFSIdentity(const=ids[0].const[0], ws=ids[0].ws[0])).crops
+    assert torch.allclose(both, outs[0], atol=1e-5)
 
 
 def test_megafs_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):

@@ -103,14 +103,17 @@ def load_megafs(path: str | Path, resolution: int | None = None) -> tuple[MegaFS
 
 @dataclass(frozen=True)
 class MegaFSCoreConfig:
-    """``swap.megafs``: checkpoint (required), resolution the generator must have (None: any), feather (alpha
-    border ramp, fraction of the crop side)."""
+    """``swap.megafs``: checkpoint (required), resolution the generator must have (None: any), batch_size (crops
+    per encoder + generator pass), feather (alpha border ramp, fraction of the crop side)."""
 
     checkpoint: str | None = None
     resolution: int | None = None
+    batch_size: int = 8
     feather: float = 0.08
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"swap.megafs.batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= self.feather < 0.5:
             raise ConfigError(f"swap.megafs.feather must be in [0, 0.5), got {self.feather}")
 
@@ -160,9 +163,12 @@ class MegaFSCore(SwapCore):
             raise TypeError(f"the megafs core needs its own prepared identity, got {type(identity).__name__}")
         dev = batch.target_crops.device
         model = self.model.to(dev)
-        target = model.encode(batch.target_crops.float().clamp(0, 1))
         source = WPlusPlus(const=identity.const[None].to(dev), ws=identity.ws[None].to(dev))
-        crops = from_unit(model.decode(model.transfer(source, target)))
+        outs = []
+        for i in range(0, len(batch.target_crops), self.config.batch_size):
+            target = model.encode(batch.target_crops[i:i + self.config.batch_size].float().clamp(0, 1))
+            outs.append(from_unit(model.decode(model.transfer(source, target))))
+        crops = torch.cat(outs) if outs else batch.target_crops
         alpha = border_alpha(self.size, self.config.feather, dev).expand(crops.shape[0], 1, -1, -1)
         return SwapResult(crops=crops, alpha=alpha.contiguous(), driven_landmarks=batch.target_landmarks)
 
