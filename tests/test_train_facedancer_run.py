@@ -213,3 +213,27 @@ def test_bad_inputs_clear_errors(face_set, tmp_path, media, monkeypatch):
     assert res.exit_code == 75, res.output
     assert f"cannot join the gloo process group at master 127.0.0.1:{port}" in res.output
     assert time.monotonic() - t0 < 60
+
+
+def test_vgg16_perceptual_run(face_set, tmp_path):
+    """``perceptual: {net: vgg16, weights: ...}`` trains with a VGG16 file in torchvision's layout (built here)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from test_train_facedancer_perceptual import vgg16_state
+
+    save_file(vgg16_state(), str(tmp_path / "vgg16.safetensors"))
+    cfg_path = write_cfg(tmp_path / "v.yaml", face_set, tmp_path / "v", steps=1)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["perceptual"] = {"net": "vgg16", "weights": "vgg16.safetensors"}  # relative to the YAML
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg_path), "-q"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "v/metrics.jsonl").read_text().splitlines()[0])
+    assert 0.0 < first["perceptual"] < float("inf")  # pair 0 is always a same pair, and the swap differs from it
+    with safe_open(str(tmp_path / "v/checkpoints/last.safetensors"), "pt") as fh:
+        saved = json.loads(fh.metadata()["train_config"])["perceptual"]
+    assert saved == {"net": "vgg16", "weights": str(tmp_path / "vgg16.safetensors")}
+    cfg["perceptual"]["weights"] = "missing.safetensors"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg_path), "-q", "--resume", "never"])
+    assert res.exit_code == 4 and "VGG16 weights" in res.output and "do not exist" in res.output

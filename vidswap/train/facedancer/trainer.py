@@ -36,6 +36,7 @@ from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_
 from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
+from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.step import LOSS_NAMES, StepModels, SwapPass, train_step
 
 __all__ = ["Preempted", "TrainResult", "Trainer", "run_training", "image_grid"]
@@ -92,7 +93,9 @@ class Trainer:
             ids = [dev.index] if dev.type == "cuda" else None
             swap_pass = DDP(swap_pass, device_ids=ids)
             disc = DDP(disc, device_ids=ids)
-        self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d)
+        pc = cfg.perceptual
+        vgg = load_vgg16(pc.weights).to(dev) if pc.net == "vgg16" else None
+        self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d, vgg)
         global_batch = cfg.run.batch_size * info.world
         self.sampler = PairSampler(len(self.train_rows), global_batch, cfg.data.same_rate, cfg.data.augment,
                                    cfg.run.seed)
