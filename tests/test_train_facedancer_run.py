@@ -25,18 +25,6 @@ TINY_MODEL = {"size": 64, "channels": [8, 16, 16, 16], "skips": ["concat", "affa
               "style_dim": 32, "bottleneck_blocks": 1, "disc_channels": [8, 32]}
 
 
-@pytest.fixture(scope="session")
-def face_set(tmp_path_factory):
-    """A small identity-folder set from the registry media (3 frames of each clip, the stills), and a shared
-    preprocessing cache."""
-    import face_set as fs
-
-    root = tmp_path_factory.mktemp("faces")
-    fs.build_face_set(root / "set", frames_per_clip=3, stills={"astronaut": "astronaut",
-                                                              "grace_hopper": "grace_hopper"})
-    return root / "set", root / "cache"
-
-
 def write_cfg(path: Path, face_set, out: Path, **run) -> Path:
     root, cache = face_set
     cfg = {"data": {"root": str(root), "cache": str(cache), "holdout": 0.0},

@@ -1,8 +1,8 @@
 """``vidswap train``: the FaceDancer training loop under torch DDP.
 
 Launch: ``vidswap train --config train.yaml`` (one process) or ``torchrun --nproc-per-node N -m vidswap.cli train
---config train.yaml`` (N processes; :mod:`.distributed` joins the group torchrun describes). Rank 0 prepares the
-data cache first, the others wait and read it. Each step: the global batch of step k (:class:`~.data.PairSampler`),
+--config train.yaml`` (N processes; :mod:`.distributed` joins the group torchrun describes). The ranks share the
+preparation of the face cache's missing shards (:mod:`.facecache`), then each reads faces lazily. Each step: the global batch of step k (:class:`~.data.PairSampler`),
 this rank's slice, one G and one D update (:func:`~.step.train_step`), learning rate ``lr · 0.97^(k // 100K)``.
 
 Checkpoints (:mod:`.checkpoint`, rank 0 writes): ``<out>/checkpoints/last.safetensors`` and ``step_XXXXXXXX``
@@ -31,9 +31,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from vidswap.errors import EXIT_RESOURCE, VidswapError
 from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
-from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, prepare_faces
+from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
 from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs
+from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
 from vidswap.train.facedancer.perceptual import load_vgg16
@@ -103,16 +104,19 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------------------
     def _faces(self) -> FaceSet:
+        """Every rank prepares its share of the cache's missing shards (shard j on rank j % world), then all
+        load it (lazily: each rank reads only the faces of its batch slices)."""
         d = self.cfg.data
         cache = Path(d.cache) if d.cache else self.out / "data_cache"
-        if self.info.rank == 0:
-            faces = prepare_faces(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
-                                  log=self.log)
+        report = prepare_shards(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
+                                shard_images=d.shard_images, part=self.info.rank, parts=self.info.world,
+                                log=self.log)
         if self.info.enabled:
             torch.distributed.barrier()
-        if self.info.rank != 0:
-            faces = prepare_faces(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
-                                  log=self.log)
+        write_index(report.folder, Path(d.root))  # every shard is committed now; idempotent
+        faces = load_face_cache(report.folder)
+        if report.done:
+            self.log(f"face cache {report.folder}: {len(faces)} faces of {len(faces.names)} identities")
         return faces
 
     def _resume(self) -> int:
@@ -149,8 +153,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------------------
     def local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(target, source, same, source rows) of this rank at ``step`` (augmented, on the device)."""
-        pb = self.sampler(step).slice(self.info.rank, self.info.world)
-        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
+        t_rows, s_rows, pb = local_rows(self.sampler, self.train_rows, step, self.info.rank, self.info.world)
         xt = augment(self.faces.tensor(t_rows), pb.aug_t).to(self.info.device)
         xs = augment(self.faces.tensor(s_rows), pb.aug_s).to(self.info.device)
         return xt, xs, pb.same, torch.as_tensor(s_rows)
