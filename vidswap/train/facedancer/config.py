@@ -71,6 +71,8 @@ class RunConfig:
         log_every: scalars every N steps; image_every: image grids; eval_every: held-out evaluation (0 = off;
             always at the end).
         eval_pairs: held-out pairs evaluated.
+        eval_gallery: the ID-retrieval gallery: ``heldout`` (every held-out identity, embedded once per run) or
+            ``pairs`` (only the evaluated pairs' sources).
         device: auto (CUDA when present, one GPU per process by LOCAL_RANK), cpu or cuda.
         amp: mixed precision (bf16 autocast) on CUDA; ignored on CPU.
         dist_timeout_s: how long the process group waits for its master / peers.
@@ -89,6 +91,7 @@ class RunConfig:
     image_every: int = 1000
     eval_every: int = 5000
     eval_pairs: int = 64
+    eval_gallery: str = "heldout"
     device: str = "auto"
     amp: bool = True
     dist_timeout_s: float = 300.0
@@ -151,6 +154,8 @@ def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
     run = _build(RunConfig, raw.get("run"), "run")
     resume = run.resume if run.resume in ("auto", "never") else _path(run.resume, base)
     run = dataclasses.replace(run, out=_path(run.out, base), resume=resume)
+    if run.eval_gallery not in ("heldout", "pairs"):
+        raise ConfigError(f"run.eval_gallery must be heldout or pairs, got {run.eval_gallery!r}")
     if run.steps < 1 or run.batch_size < 1:
         raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
     return TrainConfig(data=data, model=model, identity=identity, loss=_build(LossWeights, raw.get("loss"), "loss"),

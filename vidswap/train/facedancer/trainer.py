@@ -33,7 +33,7 @@ from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
 from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
-from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs
+from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_gallery, heldout_pairs
 from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
@@ -225,6 +225,7 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     step_times: list[float] = []
     last: dict[str, float] = {}
     evals: list[dict] = []
+    gallery: list = []  # the held-out retrieval gallery, built at the first evaluation
     last_save = [time.monotonic()]
 
     def on_step(step: int, losses: dict[str, float], dt: float) -> None:
@@ -254,8 +255,14 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     def evaluate(step: int) -> None:
         if not rank0 or not len(eval_pairs[0]):
             return
+        if cfg.run.eval_gallery == "heldout" and not gallery:
+            t0 = time.perf_counter()
+            gallery.append(heldout_gallery(trainer.faces, trainer.held_rows, judges, trainer.identity,
+                                           device=info.device))
+            log(f"retrieval gallery: {len(gallery[0])} held-out identities ({len(trainer.held_rows)} faces, "
+                f"{gallery[0].judge}) in {time.perf_counter() - t0:.1f} s")
         res = evaluate_heldout(trainer.generator, trainer.identity, trainer.faces, *eval_pairs, judges,
-                               device=info.device)
+                               device=info.device, gallery=gallery[0] if gallery else None)
         res["step"] = step
         evals.append(res)
         for k, v in res.items():
