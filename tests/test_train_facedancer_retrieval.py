@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from vidswap.train.facedancer.data import holdout_split
-from vidswap.train.facedancer.evaluate import evaluate_heldout, heldout_gallery, heldout_pairs
+from vidswap.train.facedancer.evaluate import (evaluate_heldout, heldout_gallery, heldout_pairs,
+                                               stored_heldout_gallery)
 from vidswap.train.facedancer.facecache import prepare_faces
 from vidswap.train.facedancer.retrieval import Gallery, class_means, embed_rows, nearest_class, top1_retrieval
 
@@ -57,7 +58,7 @@ class BankGenerator(torch.nn.Module):
         return self.bank[torch.argmax(z @ self.keys.T, dim=1)] if self.source else target
 
 
-def test_heldout_gallery_retrieval_on_real_faces(face_set, model):
+def test_heldout_gallery_retrieval_on_real_faces(face_set, model, tmp_path):
     """Gallery = the held-out identities; no swap (the target back) is never retrieved as the source (training
     encoder), a perfect swap (the source itself) always (ArcFace judge; and the pairs-only gallery)."""
     from vidswap.eval.judges import ArcFaceJudge
@@ -82,6 +83,13 @@ def test_heldout_gallery_retrieval_on_real_faces(face_set, model):
         res = evaluate_heldout(generator, idnet, faces, targets, sources, judges, gallery=gallery)
         assert res["retrieval"] == expected and res["retrieval_gallery"] == float(len(gallery)), (name, res)
         assert res["retrieval_judge"] == name
+    stored = tmp_path / "eval_gallery.npz"  # kept for resumed runs; rebuilt for other rows
+    first, reused = stored_heldout_gallery(stored, faces, held, arcface, idnet)
+    assert not reused and np.array_equal(first.vectors, gallery.vectors)
+    again, reused = stored_heldout_gallery(stored, faces, held, arcface, idnet)
+    assert reused and np.array_equal(again.vectors, first.vectors) and again.judge == "arcface_mbf"
+    other, reused = stored_heldout_gallery(stored, faces, held[:-1], arcface, idnet)
+    assert not reused and len(other) == len(first) - 1
     pairs_only = evaluate_heldout(perfect, idnet, faces, targets, sources)  # the training encoder, no gallery
     assert pairs_only["retrieval"] == 1.0 and pairs_only["id_swap"] > 0.999
     assert pairs_only["retrieval_gallery"] == len(np.unique(faces.identity[sources]))

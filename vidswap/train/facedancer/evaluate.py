@@ -8,8 +8,8 @@ On fixed held-out pairs (target, source of another identity where the held-out s
   the unit-length mean embedding of each identity, :mod:`.retrieval`) is the true source -- with the independent
   ArcFace judge when it is in the model cache (``arcface_mbf``, evaluation only), else the training encoder
   (``retrieval_judge`` says which). The gallery (``run.eval_gallery``) is every held-out identity (``heldout``:
-  its faces embedded once per run, in batches; ``retrieval_gallery`` gives its size) or only the pairs' sources
-  (``pairs``);
+  its faces embedded in batches once, kept in the run folder's ``eval_gallery.npz`` for resumed runs;
+  ``retrieval_gallery`` gives its size) or only the pairs' sources (``pairs``);
 * ``pose``: mean head-rotation angle (degrees) between swap and target from the 106-point landmark judge
   (:func:`vidswap.eval.metrics.fit_pose`), when that judge is cached; the face box is the target crop's
   template box.
@@ -17,6 +17,9 @@ On fixed held-out pairs (target, source of another identity where the held-out s
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,7 +29,8 @@ from vidswap.train.facedancer.data import FaceSet
 from vidswap.train.facedancer.identity import IdentityNet, arcface_window
 from vidswap.train.facedancer.retrieval import Gallery, class_means, embed_rows, top1_retrieval
 
-__all__ = ["heldout_pairs", "evaluate_heldout", "Judges", "judge_embedder", "heldout_gallery"]
+__all__ = ["heldout_pairs", "evaluate_heldout", "Judges", "judge_embedder", "heldout_gallery",
+           "stored_heldout_gallery"]
 
 TRAINING_ENCODER = "training identity encoder"
 
@@ -89,6 +93,33 @@ def heldout_gallery(faces: FaceSet, rows: np.ndarray, judges: Judges | None, idn
     judge, embed = judge_embedder(judges, idnet, device)
     rows = np.asarray(rows, np.int64)
     return Gallery(*class_means(embed_rows(faces.tensor, embed, rows, batch), faces.identity[rows]), judge)
+
+
+def gallery_key(faces: FaceSet, rows: np.ndarray, judge: str) -> str:
+    """What a stored gallery must match: the judge, the held-out rows, their labels and source files."""
+    rows = np.asarray(rows, np.int64)
+    h = hashlib.sha256(judge.encode())
+    h.update(rows.tobytes())
+    h.update(np.asarray(faces.identity[rows], np.int64).tobytes())
+    h.update("\0".join(faces.files[i] for i in rows).encode())
+    return h.hexdigest()
+
+
+def stored_heldout_gallery(path: Path, faces: FaceSet, rows: np.ndarray, judges: Judges | None, idnet: IdentityNet,
+                           device: torch.device = torch.device("cpu")) -> tuple[Gallery, bool]:
+    """(gallery, reused): :func:`heldout_gallery`, kept in ``path`` (``.npz``, no pickles) so that a resumed run
+    does not embed the held-out faces again; rebuilt when the judge, the rows or their faces differ."""
+    judge, _ = judge_embedder(judges, idnet, device)
+    key = gallery_key(faces, rows, judge)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return Gallery(z["classes"], z["vectors"], str(z["judge"])), True
+    gallery = heldout_gallery(faces, rows, judges, idnet, device=device)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part.npz")
+    np.savez(tmp, classes=gallery.classes, vectors=gallery.vectors, judge=np.array(gallery.judge), key=np.array(key))
+    os.replace(tmp, path)
+    return gallery, False
 
 
 def _template_box(size: int) -> np.ndarray:

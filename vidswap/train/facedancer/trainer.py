@@ -33,7 +33,7 @@ from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
 from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
-from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_gallery, heldout_pairs
+from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs, stored_heldout_gallery
 from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
@@ -257,10 +257,12 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
             return
         if cfg.run.eval_gallery == "heldout" and not gallery:
             t0 = time.perf_counter()
-            gallery.append(heldout_gallery(trainer.faces, trainer.held_rows, judges, trainer.identity,
-                                           device=info.device))
-            log(f"retrieval gallery: {len(gallery[0])} held-out identities ({len(trainer.held_rows)} faces, "
-                f"{gallery[0].judge}) in {time.perf_counter() - t0:.1f} s")
+            g, reused = stored_heldout_gallery(out / "eval_gallery.npz", trainer.faces, trainer.held_rows, judges,
+                                               trainer.identity, device=info.device)
+            gallery.append(g)
+            log(f"retrieval gallery: {len(g)} held-out identities ({len(trainer.held_rows)} faces, {g.judge}) "
+                f"{'read from' if reused else 'embedded into'} {out / 'eval_gallery.npz'} in "
+                f"{time.perf_counter() - t0:.1f} s")
         res = evaluate_heldout(trainer.generator, trainer.identity, trainer.faces, *eval_pairs, judges,
                                device=info.device, gallery=gallery[0] if gallery else None)
         res["step"] = step
