@@ -44,6 +44,14 @@ def test_sharded_images_gather_exact(tmp_path):
     assert list(fresh._maps) == [2]  # only the shard holding rows 5, 6 is read
     with pytest.raises(IndexError):
         imgs[np.array([9])]
+    capped = ShardedImages(files, [3, 0, 4, 2], 2, max_open=2)  # at most two maps (descriptors) open
+    for rows in ([0, 8], [3, 1], [6, 2, 8], [0]):
+        assert capped[np.array(rows)][:, 0, 0, 0].tolist() == rows and len(capped._maps) <= 2
+    assert list(capped._maps) == [3, 0]  # least recently used closed first: 0,3 -> 3,0 -> 0,2 -> 2,3 -> 3,0
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(capped))  # DataLoader workers / spawn: maps are reopened per process
+    assert clone._maps == {} and clone[np.array([7])][0, 0, 0, 0] == 7
 
 
 class CountingDetector:

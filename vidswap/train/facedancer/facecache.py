@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,12 +41,15 @@ CACHE_VERSION = 2
 
 class ShardedImages:
     """Read-only (N, S, S, 3) uint8 view over shard files: ``images[rows]`` gathers the rows (an int, a slice or
-    an integer array, any shape) from the shards' memory maps, opened on first use; nothing else is read."""
+    an integer array, any shape) from the shards' memory maps, opened on first use; nothing else is read. At most
+    ``max_open`` maps stay open (least recently used closed first): each holds a file descriptor, and VGGFace2
+    makes ~1,600 shards against a usual limit of 1,024 descriptors per process."""
 
-    def __init__(self, files: list[Path], counts: list[int], size: int):
+    def __init__(self, files: list[Path], counts: list[int], size: int, max_open: int = 256):
         self.files, self.size = [Path(f) for f in files], int(size)
         self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-        self._maps: dict[int, np.ndarray] = {}
+        self.max_open = max(1, int(max_open))
+        self._maps: OrderedDict[int, np.ndarray] = OrderedDict()
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -56,8 +60,12 @@ class ShardedImages:
 
     def shard(self, j: int) -> np.ndarray:
         """Shard ``j``'s memory map (n_j, S, S, 3)."""
-        if j not in self._maps:
-            self._maps[j] = np.load(self.files[j], mmap_mode="r", allow_pickle=False)
+        if j in self._maps:
+            self._maps.move_to_end(j)
+            return self._maps[j]
+        while len(self._maps) >= self.max_open:
+            self._maps.popitem(last=False)  # the map (and its descriptor) closes when no array views it
+        self._maps[j] = np.load(self.files[j], mmap_mode="r", allow_pickle=False)
         return self._maps[j]
 
     def __getitem__(self, index) -> np.ndarray:
@@ -76,7 +84,7 @@ class ShardedImages:
         return out.reshape(*idx.shape, self.size, self.size, 3)
 
     def __getstate__(self):  # maps are per process
-        return {"files": self.files, "size": self.size, "offsets": self.offsets, "_maps": {}}
+        return {**self.__dict__, "_maps": OrderedDict()}
 
 
 def _cache_key(root: Path, items: list[tuple[str, str]], size: int, min_face: float, shard_images: int) -> str:
