@@ -58,7 +58,8 @@ def main() -> None:
         if k:
             times.append(time.perf_counter() - t0)
     line = (f"FaceDancer config {a.paper} {a.size}², batch {a.batch}, {dev.type}, threads "
-            f"{torch.get_num_threads()}{', VGG16 perceptual' if a.vgg else ''}: median step {statistics.median(times):.3f} s over {len(times)} steps; "
+            f"{torch.get_num_threads()}{', VGG16 perceptual' if a.vgg else ''}: median step "
+            f"{statistics.median(times):.3f} s over {len(times)} steps; "
             f"G {g.num_parameters() / 1e6:.1f} M parameters")
     if dev.type == "cuda":
         line += f"; peak memory {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB"

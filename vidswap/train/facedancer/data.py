@@ -64,8 +64,8 @@ class DataConfig:
 @dataclass
 class FaceSet:
     """Aligned faces: ``images`` (N, S, S, 3) uint8 RGB (an array, or the cache's lazy
-    :class:`~.facecache.ShardedImages`: only indexed rows are read), ``identity`` (N,) int64 labels, ``names`` the identity
-    names (label -> name), ``files`` the source file of each face (relative to the root)."""
+    :class:`~.facecache.ShardedImages`: only indexed rows are read), ``identity`` (N,) int64 labels, ``names`` the
+    identity names (label -> name), ``files`` the source file of each face (relative to the root)."""
 
     images: np.ndarray
     identity: np.ndarray

@@ -2,8 +2,9 @@
 
 Launch: ``vidswap train --config train.yaml`` (one process) or ``torchrun --nproc-per-node N -m vidswap.cli train
 --config train.yaml`` (N processes; :mod:`.distributed` joins the group torchrun describes). The ranks share the
-preparation of the face cache's missing shards (:mod:`.facecache`), then each reads faces lazily. Each step: the global batch of step k (:class:`~.data.PairSampler`),
-this rank's slice, one G and one D update (:func:`~.step.train_step`), learning rate ``lr · 0.97^(k // 100K)``.
+preparation of the face cache's missing shards (:mod:`.facecache`), then each reads faces lazily. Each step: the
+global batch of step k (:class:`~.data.PairSampler`), this rank's slice, one G and one D update
+(:func:`~.step.train_step`), learning rate ``lr · 0.97^(k // 100K)``.
 
 Checkpoints (:mod:`.checkpoint`, rank 0 writes): ``<out>/checkpoints/last.safetensors`` and ``step_XXXXXXXX``
 files every ``save_every_steps`` steps or ``save_every_minutes`` minutes, and at the end. SIGTERM (pre-emption)
