@@ -47,6 +47,18 @@ def detector(model):
 
 
 @pytest.fixture(scope="session")
+def face_set(tmp_path_factory):
+    """FaceDancer training: a small identity-folder set from the registry media (3 frames of each clip, two
+    stills) and a shared preprocessing cache folder: (set root, cache folder)."""
+    import face_set as fs
+
+    root = tmp_path_factory.mktemp("faces")
+    fs.build_face_set(root / "set", frames_per_clip=3, stills={"astronaut": "astronaut",
+                                                              "grace_hopper": "grace_hopper"})
+    return root / "set", root / "cache"
+
+
+@pytest.fixture(scope="session")
 def mesh(model):
     """MediaPipe face mesh + iris (478 points), 2 threads."""
     from vidswap.faces.landmarks import FaceMesh

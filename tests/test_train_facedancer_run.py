@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from click.testing import CliRunner
@@ -23,18 +22,6 @@ from vidswap.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = {"size": 64, "channels": [8, 16, 16, 16], "skips": ["concat", "affa", "affa", "none"],
               "style_dim": 32, "bottleneck_blocks": 1, "disc_channels": [8, 32]}
-
-
-@pytest.fixture(scope="session")
-def face_set(tmp_path_factory):
-    """A small identity-folder set from the registry media (3 frames of each clip, the stills), and a shared
-    preprocessing cache."""
-    import face_set as fs
-
-    root = tmp_path_factory.mktemp("faces")
-    fs.build_face_set(root / "set", frames_per_clip=3, stills={"astronaut": "astronaut",
-                                                              "grace_hopper": "grace_hopper"})
-    return root / "set", root / "cache"
 
 
 def write_cfg(path: Path, face_set, out: Path, **run) -> Path:
@@ -213,3 +200,27 @@ def test_bad_inputs_clear_errors(face_set, tmp_path, media, monkeypatch):
     assert res.exit_code == 75, res.output
     assert f"cannot join the gloo process group at master 127.0.0.1:{port}" in res.output
     assert time.monotonic() - t0 < 60
+
+
+def test_vgg16_perceptual_run(face_set, tmp_path):
+    """``perceptual: {net: vgg16, weights: ...}`` trains with a VGG16 file in torchvision's layout (built here)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from test_train_facedancer_perceptual import vgg16_state
+
+    save_file(vgg16_state(), str(tmp_path / "vgg16.safetensors"))
+    cfg_path = write_cfg(tmp_path / "v.yaml", face_set, tmp_path / "v", steps=1)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["perceptual"] = {"net": "vgg16", "weights": "vgg16.safetensors"}  # relative to the YAML
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg_path), "-q"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "v/metrics.jsonl").read_text().splitlines()[0])
+    assert 0.0 < first["perceptual"] < float("inf")  # pair 0 is always a same pair, and the swap differs from it
+    with safe_open(str(tmp_path / "v/checkpoints/last.safetensors"), "pt") as fh:
+        saved = json.loads(fh.metadata()["train_config"])["perceptual"]
+    assert saved == {"net": "vgg16", "weights": str(tmp_path / "vgg16.safetensors")}
+    cfg["perceptual"]["weights"] = "missing.safetensors"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg_path), "-q", "--resume", "never"])
+    assert res.exit_code == 4 and "VGG16 weights" in res.output and "do not exist" in res.output

@@ -58,3 +58,30 @@ def train_export(checkpoint, output, no_onnx):
 
     for key, value in export_checkpoint(checkpoint, output, onnx=not no_onnx).items():
         click.echo(f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@train.command("prepare")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="train.yaml (its data section and model.size).")
+@click.option("--part", help="R/W: prepare shards j with j % W == R (default: torchrun's RANK/WORLD_SIZE, else 0/1).")
+@report_errors
+def train_prepare(config_path, part):
+    """Detect, align and filter the dataset into the face cache (resumable; split over processes with --part)."""
+    from vidswap.train.facedancer.config import load_train_config
+    from vidswap.train.facedancer.facecache import prepare_shards
+
+    if part:
+        try:
+            r, w = (int(x) for x in part.split("/"))
+        except ValueError:
+            raise click.BadParameter("give R/W, e.g. 0/4", param_hint="--part") from None
+    else:
+        r, w = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    cfg = load_train_config(config_path)
+    d = cfg.data
+    cache = d.cache or os.path.join(cfg.run.out, "data_cache")
+    rep = prepare_shards(d.root, cfg.model.size, cache, d.min_face, max_images=d.max_images,
+                         shard_images=d.shard_images, part=r, parts=w, log=lambda m: click.echo(m, err=True))
+    state = "complete (index written)" if rep.complete else "other parts still pending"
+    click.echo(f"{rep.folder}: part {r}/{w} prepared {rep.done} shard(s), {rep.reused} already there, "
+               f"{rep.shards} in all: {state}")

@@ -3,7 +3,8 @@
 Sections: ``data`` (:class:`~vidswap.train.facedancer.data.DataConfig`), ``model``
 (:class:`~vidswap.train.facedancer.model.FaceDancerConfig`, or ``model: {paper: C}`` / ``{paper: D, ...}``),
 ``identity`` (:class:`IdentityConfig`), ``loss`` (:class:`~vidswap.train.facedancer.losses.LossWeights`),
-``optim`` (:class:`OptimConfig`), ``run`` (:class:`RunConfig`). Relative paths are relative to the YAML file.
+``perceptual`` (:class:`~vidswap.train.facedancer.perceptual.PerceptualConfig`), ``optim`` (:class:`OptimConfig`),
+``run`` (:class:`RunConfig`). Relative paths are relative to the YAML file.
 Example: ``vidswap/configs/train_facedancer.yaml``.
 """
 
@@ -20,6 +21,7 @@ from vidswap.errors import ConfigError
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.losses import LossWeights
 from vidswap.train.facedancer.model import FaceDancerConfig
+from vidswap.train.facedancer.perceptual import PerceptualConfig
 
 __all__ = ["IdentityConfig", "OptimConfig", "RunConfig", "TrainConfig", "load_train_config", "parse_train_config"]
 
@@ -69,6 +71,8 @@ class RunConfig:
         log_every: scalars every N steps; image_every: image grids; eval_every: held-out evaluation (0 = off;
             always at the end).
         eval_pairs: held-out pairs evaluated.
+        eval_gallery: the ID-retrieval gallery: ``heldout`` (every held-out identity, embedded once per run) or
+            ``pairs`` (only the evaluated pairs' sources).
         device: auto (CUDA when present, one GPU per process by LOCAL_RANK), cpu or cuda.
         amp: mixed precision (bf16 autocast) on CUDA; ignored on CPU.
         dist_timeout_s: how long the process group waits for its master / peers.
@@ -87,6 +91,7 @@ class RunConfig:
     image_every: int = 1000
     eval_every: int = 5000
     eval_pairs: int = 64
+    eval_gallery: str = "heldout"
     device: str = "auto"
     amp: bool = True
     dist_timeout_s: float = 300.0
@@ -100,6 +105,7 @@ class TrainConfig:
     model: FaceDancerConfig = field(default_factory=FaceDancerConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     loss: LossWeights = field(default_factory=LossWeights)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -130,7 +136,7 @@ def _path(value: str | None, base: Path) -> str | None:
 def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
     """A :class:`TrainConfig` from the parsed YAML mapping; relative paths resolved against ``base``."""
     if not isinstance(raw, dict):
-        raise ConfigError("train.yaml must be a mapping with data/model/identity/loss/optim/run sections")
+        raise ConfigError("train.yaml must be a mapping with data/model/identity/loss/perceptual/optim/run sections")
     _build(_Sections, raw, "train.yaml")
     data = _build(DataConfig, raw.get("data"), "data")
     if not data.root:
@@ -143,13 +149,17 @@ def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
              if variant else _build(FaceDancerConfig, model_raw, "model"))
     identity = _build(IdentityConfig, raw.get("identity"), "identity")
     identity = dataclasses.replace(identity, onnx=_path(identity.onnx, base))
+    perceptual = _build(PerceptualConfig, raw.get("perceptual"), "perceptual")
+    perceptual = dataclasses.replace(perceptual, weights=_path(perceptual.weights, base))
     run = _build(RunConfig, raw.get("run"), "run")
     resume = run.resume if run.resume in ("auto", "never") else _path(run.resume, base)
     run = dataclasses.replace(run, out=_path(run.out, base), resume=resume)
+    if run.eval_gallery not in ("heldout", "pairs"):
+        raise ConfigError(f"run.eval_gallery must be heldout or pairs, got {run.eval_gallery!r}")
     if run.steps < 1 or run.batch_size < 1:
         raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
     return TrainConfig(data=data, model=model, identity=identity, loss=_build(LossWeights, raw.get("loss"), "loss"),
-                       optim=_build(OptimConfig, raw.get("optim"), "optim"), run=run)
+                       perceptual=perceptual, optim=_build(OptimConfig, raw.get("optim"), "optim"), run=run)
 
 
 @dataclass
@@ -158,6 +168,7 @@ class _Sections:  # the known top-level keys
     model: Any = None
     identity: Any = None
     loss: Any = None
+    perceptual: Any = None
     optim: Any = None
     run: Any = None
 

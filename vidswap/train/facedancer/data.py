@@ -3,10 +3,10 @@
 Layouts (:func:`scan_dataset`): ``root/<identity>/*.jpg`` (VGGFace2 / CelebA-by-identity) or a flat ``root/*.jpg``
 (each image its own identity). Extensions: :data:`vidswap.io.sequences.IMAGE_EXTS`.
 
-Preprocessing (:func:`prepare_faces`) runs once per dataset: the project's YuNet detector, the largest face, its
-five keypoints aligned to the ArcFace template at side S (:func:`vidswap.faces.align.arcface_template`), faces
-smaller than ``min_face`` pixels dropped. The result is an uint8 ``.npz`` (no pickles) in the cache folder, keyed by
-the file list (paths, sizes, modification times), S and the filter settings; a changed dataset makes a new one.
+Preprocessing (:mod:`.facecache`) runs once per dataset: the project's YuNet detector, the largest face, its
+five keypoints aligned to the ArcFace template at side S (:func:`align_face`), faces smaller than ``min_face``
+pixels dropped, stored as uint8 ``.npy`` shards plus an index that the dataset reads lazily per item (resumable,
+parallel over processes; see that module).
 
 Pairs (:class:`PairSampler`): at step k the *global* batch is a pure function of (seed, k) -- target and source
 indices, which pairs are the same image (probability ``same_rate``, the paper's 20 %, and always the first pair
@@ -19,9 +19,6 @@ image by s, each factor uniform in [1 - r, 1 + r].
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +27,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidswap.errors import InputError, NoFaceError
+from vidswap.errors import InputError
 from vidswap.faces.align import arcface_template, estimate_alignment
 from vidswap.io.sequences import IMAGE_EXTS
 
-__all__ = ["DataConfig", "FaceSet", "scan_dataset", "prepare_faces", "PairSampler", "PairBatch", "augment",
-           "holdout_split"]
-
-CACHE_VERSION = 1
+__all__ = ["DataConfig", "FaceSet", "scan_dataset", "align_face", "PairSampler", "PairBatch", "augment",
+           "holdout_split", "local_rows"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,8 @@ class DataConfig:
         augment: brightness, contrast, saturation ranges r (factor uniform in [1 - r, 1 + r]).
         holdout: fraction of each identity's images held out for evaluation (every 1/holdout-th image).
         max_images: use at most this many images (0: all), the first in sorted order.
+        shard_images: source images per cache shard (a shard holds their aligned faces; 2048 at 256² is at most
+            ~400 MB).
     """
 
     root: str = ""
@@ -61,12 +58,14 @@ class DataConfig:
     augment: tuple[float, float, float] = (0.2, 0.2, 0.2)
     holdout: float = 0.1
     max_images: int = 0
+    shard_images: int = 2048
 
 
 @dataclass
 class FaceSet:
-    """Aligned faces: ``images`` (N, S, S, 3) uint8 RGB, ``identity`` (N,) int64 labels, ``names`` the identity
-    names (label -> name), ``files`` the source file of each face (relative to the root)."""
+    """Aligned faces: ``images`` (N, S, S, 3) uint8 RGB (an array, or the cache's lazy
+    :class:`~.facecache.ShardedImages`: only indexed rows are read), ``identity`` (N,) int64 labels, ``names`` the
+    identity names (label -> name), ``files`` the source file of each face (relative to the root)."""
 
     images: np.ndarray
     identity: np.ndarray
@@ -104,14 +103,6 @@ def scan_dataset(root: str | Path) -> list[tuple[str, str]]:
     return items
 
 
-def _cache_key(root: Path, items: list[tuple[str, str]], size: int, min_face: float) -> str:
-    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "size": size, "min_face": min_face}).encode())
-    for rel, ident in items:
-        st = (root / rel).stat()
-        h.update(f"{rel}\0{ident}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:20]
-
-
 def align_face(image: np.ndarray, kps: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 3) uint8 image, (5, 2) keypoints -> (size, size, 3) uint8 ArcFace-template crop."""
     m = estimate_alignment(kps.astype(np.float32), size, arcface_template(size)).astype(np.float64)
@@ -119,71 +110,23 @@ def align_face(image: np.ndarray, kps: np.ndarray, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT_101)
 
 
-def prepare_faces(root: str | Path, size: int, cache_dir: str | Path, min_face: float = 32.0, detector=None,
-                  max_images: int = 0, log=print) -> FaceSet:
-    """Detect, align and filter every image once (cached; see the module doc). NoFaceError (exit 3) when no
-    image has a usable face."""
-    from vidswap.faces.detect import largest_face
-    from vidswap.io.readers import read_image
-    from vidswap.faces.align import as_rgb8
-
-    root = Path(root)
-    items = scan_dataset(root)
-    if max_images:
-        items = items[:max_images]
-    cache = Path(cache_dir) / f"faces_{size}_{_cache_key(root, items, size, min_face)}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return FaceSet(z["images"], z["identity"], meta["names"], meta["files"])
-    if detector is None:
-        from vidswap.faces.detect import YuNetDetector
-        from vidswap.models.registry import model_path
-
-        detector = YuNetDetector.from_path(model_path("yunet"))
-    names = sorted({ident for _, ident in items})
-    label = {n: i for i, n in enumerate(names)}
-    faces, ids, files = [], [], []
-    for rel, ident in items:
-        try:
-            image = as_rgb8(read_image(root / rel))
-        except InputError as exc:
-            log(f"skipped {rel}: {exc}")
-            continue
-        det = largest_face(detector([image])[0])
-        if det is None or min(det.width, det.height) < min_face:
-            continue
-        faces.append(align_face(image, det.kps, size))
-        ids.append(label[ident])
-        files.append(rel)
-    if not faces:
-        raise NoFaceError(f"no detectable face (>= {min_face:g} px) in any of the {len(items)} images under {root}; "
-                          f"give aligned-able face photos")
-    used = sorted(set(ids))
-    remap = {old: new for new, old in enumerate(used)}
-    out = FaceSet(np.stack(faces), np.array([remap[i] for i in ids], np.int64), [names[i] for i in used], files)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.part.npz")
-    np.savez(tmp, images=out.images, identity=out.identity,
-             meta=np.array(json.dumps({"names": out.names, "files": out.files})))
-    os.replace(tmp, cache)
-    log(f"prepared {len(out)} faces of {len(out.names)} identities from {len(items)} images -> {cache}")
-    return out
-
-
 def holdout_split(faces: FaceSet, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, held-out rows): of each identity with >= 2 images, every round(1/fraction)-th image (the
-    last of each run) is held out. fraction 0: nothing held out."""
+    last of each run) is held out, or its last image when it has fewer. fraction 0: nothing held out.
+    One stable sort over the labels (O(N log N), VGGFace2-size label arrays take well under a second)."""
     if fraction <= 0:
         return np.arange(len(faces)), np.zeros(0, np.int64)
     every = max(2, round(1.0 / fraction))
-    held = []
-    for ident in np.unique(faces.identity):
-        rows = np.flatnonzero(faces.identity == ident)
-        if len(rows) >= 2:
-            held.extend(rows[every - 1::every].tolist() or [int(rows[-1])])
-    mask = np.zeros(len(faces), bool)
-    mask[held] = True
+    labels = np.asarray(faces.identity)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    counts = np.diff(np.r_[starts, len(labels)])
+    pos = np.arange(len(labels)) - np.repeat(starts, counts)  # rank within its identity (file order)
+    cnt = np.repeat(counts, counts)
+    held_sorted = (cnt >= 2) & (((pos + 1) % every == 0) | ((cnt < every) & (pos == cnt - 1)))
+    mask = np.zeros(len(labels), bool)
+    mask[order[held_sorted]] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
@@ -225,6 +168,14 @@ class PairSampler:
         aug_t = 1.0 + (torch.rand(self.batch, 3, generator=g) * 2 - 1) * r
         aug_s = 1.0 + (torch.rand(self.batch, 3, generator=g) * 2 - 1) * r
         return PairBatch(t, s, same.float(), aug_t, aug_s)
+
+
+def local_rows(sampler: PairSampler, train_rows: np.ndarray, step: int, rank: int, world: int
+               ) -> tuple[np.ndarray, np.ndarray, PairBatch]:
+    """(target face rows, source face rows, this rank's PairBatch) at ``step``: the rank's slice of the global
+    batch mapped to face rows -- the only rows the rank reads."""
+    pb = sampler(step).slice(rank, world)
+    return train_rows[pb.target.numpy()], train_rows[pb.source.numpy()], pb
 
 
 def augment(images: Tensor, factors: Tensor) -> Tensor:

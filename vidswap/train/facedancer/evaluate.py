@@ -4,9 +4,12 @@ On fixed held-out pairs (target, source of another identity where the held-out s
 
 * ``id_swap``: mean cosine between the swap's and the source's identity vectors (the training encoder);
 * ``id_target``: the same for the unchanged target (the baseline the swap must rise above);
-* ``retrieval``: the paper's ID retrieval -- the fraction of swaps whose nearest source identity (mean vector
-  per held-out identity) is the true source -- with the independent ArcFace judge when it is in the model cache
-  (``arcface_mbf``, evaluation only), else the training encoder (``retrieval_judge`` says which);
+* ``retrieval``: the paper's ID retrieval -- the fraction of swaps whose nearest gallery identity (cosine to
+  the unit-length mean embedding of each identity, :mod:`.retrieval`) is the true source -- with the independent
+  ArcFace judge when it is in the model cache (``arcface_mbf``, evaluation only), else the training encoder
+  (``retrieval_judge`` says which). The gallery (``run.eval_gallery``) is every held-out identity (``heldout``:
+  its faces embedded in batches once, kept in the run folder's ``eval_gallery.npz`` for resumed runs;
+  ``retrieval_gallery`` gives its size) or only the pairs' sources (``pairs``);
 * ``pose``: mean head-rotation angle (degrees) between swap and target from the 106-point landmark judge
   (:func:`vidswap.eval.metrics.fit_pose`), when that judge is cached; the face box is the target crop's
   template box.
@@ -14,13 +17,22 @@ On fixed held-out pairs (target, source of another identity where the held-out s
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import torch
 
 from vidswap.train.facedancer.data import FaceSet
 from vidswap.train.facedancer.identity import IdentityNet, arcface_window
+from vidswap.train.facedancer.retrieval import Gallery, class_means, embed_rows, top1_retrieval
 
-__all__ = ["heldout_pairs", "evaluate_heldout", "Judges"]
+__all__ = ["heldout_pairs", "evaluate_heldout", "Judges", "judge_embedder", "heldout_gallery",
+           "stored_heldout_gallery"]
+
+TRAINING_ENCODER = "training identity encoder"
 
 
 def heldout_pairs(identity: np.ndarray, rows: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +75,53 @@ class Judges:
             pass
 
 
+def judge_embedder(judges: Judges | None, idnet: IdentityNet, device: torch.device
+                   ) -> tuple[str, Callable[[torch.Tensor], np.ndarray]]:
+    """(name, embed): the retrieval embedder, ``embed((B, 3, S, S) crops in [0, 1]) -> (B, D)`` unit vectors --
+    the independent ArcFace judge when cached, else the training encoder."""
+    if judges is not None and judges.arcface is not None:
+        return "arcface_mbf", lambda x: judges.arcface.embed_crops(arcface_window(x.float().cpu()).numpy())
+    return TRAINING_ENCODER, lambda x: idnet(x.to(device)).float().cpu().numpy()
+
+
+@torch.no_grad()
+def heldout_gallery(faces: FaceSet, rows: np.ndarray, judges: Judges | None, idnet: IdentityNet, batch: int = 256,
+                    device: torch.device = torch.device("cpu")) -> Gallery:
+    """The retrieval gallery of the held-out ``rows``: every held-out identity's mean embedding, the faces
+    embedded ``batch`` at a time (read lazily from the cache). Built once per run: the faces and the judge do not
+    change."""
+    judge, embed = judge_embedder(judges, idnet, device)
+    rows = np.asarray(rows, np.int64)
+    return Gallery(*class_means(embed_rows(faces.tensor, embed, rows, batch), faces.identity[rows]), judge)
+
+
+def gallery_key(faces: FaceSet, rows: np.ndarray, judge: str) -> str:
+    """What a stored gallery must match: the judge, the held-out rows, their labels and source files."""
+    rows = np.asarray(rows, np.int64)
+    h = hashlib.sha256(judge.encode())
+    h.update(rows.tobytes())
+    h.update(np.asarray(faces.identity[rows], np.int64).tobytes())
+    h.update("\0".join(faces.files[i] for i in rows).encode())
+    return h.hexdigest()
+
+
+def stored_heldout_gallery(path: Path, faces: FaceSet, rows: np.ndarray, judges: Judges | None, idnet: IdentityNet,
+                           device: torch.device = torch.device("cpu")) -> tuple[Gallery, bool]:
+    """(gallery, reused): :func:`heldout_gallery`, kept in ``path`` (``.npz``, no pickles) so that a resumed run
+    does not embed the held-out faces again; rebuilt when the judge, the rows or their faces differ."""
+    judge, _ = judge_embedder(judges, idnet, device)
+    key = gallery_key(faces, rows, judge)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return Gallery(z["classes"], z["vectors"], str(z["judge"])), True
+    gallery = heldout_gallery(faces, rows, judges, idnet, device=device)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part.npz")
+    np.savez(tmp, classes=gallery.classes, vectors=gallery.vectors, judge=np.array(gallery.judge), key=np.array(key))
+    os.replace(tmp, path)
+    return gallery, False
+
+
 def _template_box(size: int) -> np.ndarray:
     """The face box of an ArcFace-template crop of side ``size`` (the 112 crop's face, scaled): x0 y0 x1 y1."""
     k = size / 128.0
@@ -72,8 +131,10 @@ def _template_box(size: int) -> np.ndarray:
 @torch.no_grad()
 def evaluate_heldout(generator: torch.nn.Module, idnet: IdentityNet, faces: FaceSet, targets: np.ndarray,
                      sources: np.ndarray, judges: Judges | None = None, batch: int = 8,
-                     device: torch.device = torch.device("cpu")) -> dict[str, float | str]:
-    """The measures of the module doc on the given pairs (empty dict for no pairs)."""
+                     device: torch.device = torch.device("cpu"), gallery: Gallery | None = None
+                     ) -> dict[str, float | str]:
+    """The measures of the module doc on the given pairs (empty dict for no pairs). ``gallery``: the retrieval
+    gallery (:func:`heldout_gallery`, built once per run); None: the pairs' sources."""
     if len(targets) == 0:
         return {}
     was_training = generator.training
@@ -94,18 +155,16 @@ def evaluate_heldout(generator: torch.nn.Module, idnet: IdentityNet, faces: Face
     out: dict[str, float | str] = {"pairs": float(len(targets)), "id_swap": float((zs * zc).sum(-1).mean()),
                                    "id_target": float((zs * zt).sum(-1).mean())}
     src_ident = faces.identity[sources]
-    labels = np.unique(src_ident)
-    if len(labels) >= 2:
-        if judges is not None and judges.arcface is not None:
-            emb_swap = judges.arcface.embed_crops(arcface_window(swaps_t).numpy())
-            emb_src = judges.arcface.embed_crops(arcface_window(faces.tensor(sources)).numpy())
-            out["retrieval_judge"] = "arcface_mbf"
-        else:
-            emb_swap, emb_src = zc.numpy(), zs.numpy()
-            out["retrieval_judge"] = "training identity encoder"
-        gallery = np.stack([emb_src[src_ident == lab].mean(0) for lab in labels])
-        nearest = labels[np.argmax(emb_swap @ gallery.T, axis=1)]
-        out["retrieval"] = float((nearest == src_ident).mean())
+    judge, embed = judge_embedder(judges, idnet, device)
+    if gallery is None:  # the pairs' own sources
+        rows = np.unique(sources)
+        gallery = Gallery(*class_means(embed_rows(faces.tensor, embed, rows, batch * 8), faces.identity[rows]), judge)
+    if len(gallery) >= 2:
+        queries = zc.numpy() if gallery.judge == TRAINING_ENCODER else np.concatenate(
+            [embed(swaps_t[i:i + batch * 8]) for i in range(0, len(swaps_t), batch * 8)])
+        out["retrieval"] = top1_retrieval(queries, src_ident, gallery)
+        out["retrieval_judge"] = gallery.judge
+        out["retrieval_gallery"] = float(len(gallery))
     if judges is not None and judges.landmarks is not None:
         from vidswap.eval.metrics import fit_pose, pose_error
 

@@ -8,8 +8,8 @@ on the same global batch identical).
 * identity ``L_i = 1 - cos(I(X_s), I(X_c))``;
 * reconstruction ``L_r = |X_t - X_c|_1`` (mean over pixels) where ``X_t = X_s``, else 0;
 * perceptual ``L_p = Σ_{i=0..n} |P_i(X_t) - P_i(X_c)|_1`` (n = 4) where ``X_t = X_s``. The paper's P is VGG16
-  (ImageNet); those weights are not among the project's offline models, so P is the frozen identity network's
-  first n+1 feature maps (its early, attribute-carrying layers; see IFSR);
+  (ImageNet), used with user-supplied weights (``perceptual.net: vgg16``); by default P is the frozen identity
+  network's first n+1 feature maps (its early, attribute-carrying layers; see IFSR and :mod:`.perceptual`);
 * cycle ``L_c = |X_t - G(X_c, I(X_t))|_1``;
 * IFSR ``Σ_{i=k..n} max(1 - cos(I_i(X_t), I_i(X_c)) - m_i·s, 0)`` over the identity network's intermediate
   feature maps flattened to vectors (k = 2, n = 13, s = 1.2). The paper prints ``min(·, 0)``, which would

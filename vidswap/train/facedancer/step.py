@@ -19,8 +19,9 @@ from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.losses import (LossWeights, d_hinge, feature_l1, g_hinge, identity_loss, ifsr_loss,
                                              r1_penalty, reconstruction_loss)
 from vidswap.train.facedancer.model import FaceDancerGenerator
+from vidswap.train.facedancer.perceptual import VGG16Features, vgg16_perceptual
 
-__all__ = ["SwapPass", "StepModels", "train_step", "LOSS_NAMES"]
+__all__ = ["SwapPass", "StepModels", "train_step", "perceptual_loss", "LOSS_NAMES"]
 
 LOSS_NAMES = ("g_total", "adv", "identity", "reconstruction", "perceptual", "cycle", "ifsr", "d_total", "d_hinge",
               "r1")
@@ -41,7 +42,8 @@ class SwapPass(nn.Module):
 @dataclass
 class StepModels:
     """The step's modules: ``swap_pass`` and ``disc`` possibly DDP-wrapped, ``disc_plain`` the bare
-    discriminator, the frozen ``identity`` network and both optimisers."""
+    discriminator, the frozen ``identity`` network, both optimisers and the perceptual network (None: the
+    identity network's feature maps, ``perceptual.net: identity``; see :mod:`.perceptual`)."""
 
     swap_pass: nn.Module
     disc: nn.Module
@@ -49,6 +51,20 @@ class StepModels:
     identity: IdentityNet
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    perceptual: VGG16Features | None = None
+
+
+def perceptual_loss(m: StepModels, target: Tensor, swap: Tensor, same: Tensor, f_t: list[Tensor],
+                    f_c: list[Tensor], n: int) -> Tensor:
+    """(B,) ``L_p`` where ``same`` (else 0). With VGG16 only the same-image rows run through it (the others
+    contribute 0 either way)."""
+    if m.perceptual is None:
+        return feature_l1(f_t, f_c, range(n + 1)) * same
+    out = torch.zeros_like(same)
+    rows = same.nonzero().flatten()
+    if len(rows):
+        out = out.index_put((rows,), vgg16_perceptual(m.perceptual, target[rows], swap[rows], n))
+    return out
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -84,7 +100,7 @@ def train_step(m: StepModels, target: Tensor, source: Tensor, same: Tensor, w: L
         "adv": g_hinge(fake_logits),
         "identity": identity_loss(z_s, z_c),
         "reconstruction": reconstruction_loss(target, swap, same),
-        "perceptual": feature_l1(f_t, f_c, range(w.perceptual_layers + 1)) * same,
+        "perceptual": perceptual_loss(m, target, swap, same, f_t, f_c, w.perceptual_layers),
         "cycle": (target - cycle).abs().mean(dim=(1, 2, 3)),
         "ifsr": ifsr_loss(f_t, f_c, w.ifsr_first, w.margins(), w.ifsr_scale),
     }

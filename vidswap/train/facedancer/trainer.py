@@ -1,9 +1,10 @@
 """``vidswap train``: the FaceDancer training loop under torch DDP.
 
 Launch: ``vidswap train --config train.yaml`` (one process) or ``torchrun --nproc-per-node N -m vidswap.cli train
---config train.yaml`` (N processes; :mod:`.distributed` joins the group torchrun describes). Rank 0 prepares the
-data cache first, the others wait and read it. Each step: the global batch of step k (:class:`~.data.PairSampler`),
-this rank's slice, one G and one D update (:func:`~.step.train_step`), learning rate ``lr · 0.97^(k // 100K)``.
+--config train.yaml`` (N processes; :mod:`.distributed` joins the group torchrun describes). The ranks share the
+preparation of the face cache's missing shards (:mod:`.facecache`), then each reads faces lazily. Each step: the
+global batch of step k (:class:`~.data.PairSampler`), this rank's slice, one G and one D update
+(:func:`~.step.train_step`), learning rate ``lr · 0.97^(k // 100K)``.
 
 Checkpoints (:mod:`.checkpoint`, rank 0 writes): ``<out>/checkpoints/last.safetensors`` and ``step_XXXXXXXX``
 files every ``save_every_steps`` steps or ``save_every_minutes`` minutes, and at the end. SIGTERM (pre-emption)
@@ -31,11 +32,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from vidswap.errors import EXIT_RESOURCE, VidswapError
 from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
-from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, prepare_faces
+from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
-from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs
+from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs, stored_heldout_gallery
+from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
+from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.step import LOSS_NAMES, StepModels, SwapPass, train_step
 
 __all__ = ["Preempted", "TrainResult", "Trainer", "run_training", "image_grid"]
@@ -92,7 +95,9 @@ class Trainer:
             ids = [dev.index] if dev.type == "cuda" else None
             swap_pass = DDP(swap_pass, device_ids=ids)
             disc = DDP(disc, device_ids=ids)
-        self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d)
+        pc = cfg.perceptual
+        vgg = load_vgg16(pc.weights).to(dev) if pc.net == "vgg16" else None
+        self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d, vgg)
         global_batch = cfg.run.batch_size * info.world
         self.sampler = PairSampler(len(self.train_rows), global_batch, cfg.data.same_rate, cfg.data.augment,
                                    cfg.run.seed)
@@ -100,16 +105,19 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------------------
     def _faces(self) -> FaceSet:
+        """Every rank prepares its share of the cache's missing shards (shard j on rank j % world), then all
+        load it (lazily: each rank reads only the faces of its batch slices)."""
         d = self.cfg.data
         cache = Path(d.cache) if d.cache else self.out / "data_cache"
-        if self.info.rank == 0:
-            faces = prepare_faces(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
-                                  log=self.log)
+        report = prepare_shards(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
+                                shard_images=d.shard_images, part=self.info.rank, parts=self.info.world,
+                                log=self.log)
         if self.info.enabled:
             torch.distributed.barrier()
-        if self.info.rank != 0:
-            faces = prepare_faces(d.root, self.cfg.model.size, cache, d.min_face, max_images=d.max_images,
-                                  log=self.log)
+        write_index(report.folder, Path(d.root))  # every shard is committed now; idempotent
+        faces = load_face_cache(report.folder)
+        if report.done:
+            self.log(f"face cache {report.folder}: {len(faces)} faces of {len(faces.names)} identities")
         return faces
 
     def _resume(self) -> int:
@@ -146,8 +154,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------------------
     def local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(target, source, same, source rows) of this rank at ``step`` (augmented, on the device)."""
-        pb = self.sampler(step).slice(self.info.rank, self.info.world)
-        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
+        t_rows, s_rows, pb = local_rows(self.sampler, self.train_rows, step, self.info.rank, self.info.world)
         xt = augment(self.faces.tensor(t_rows), pb.aug_t).to(self.info.device)
         xs = augment(self.faces.tensor(s_rows), pb.aug_s).to(self.info.device)
         return xt, xs, pb.same, torch.as_tensor(s_rows)
@@ -219,6 +226,7 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     step_times: list[float] = []
     last: dict[str, float] = {}
     evals: list[dict] = []
+    gallery: list = []  # the held-out retrieval gallery, built at the first evaluation
     last_save = [time.monotonic()]
 
     def on_step(step: int, losses: dict[str, float], dt: float) -> None:
@@ -248,8 +256,16 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     def evaluate(step: int) -> None:
         if not rank0 or not len(eval_pairs[0]):
             return
+        if cfg.run.eval_gallery == "heldout" and not gallery:
+            t0 = time.perf_counter()
+            g, reused = stored_heldout_gallery(out / "eval_gallery.npz", trainer.faces, trainer.held_rows, judges,
+                                               trainer.identity, device=info.device)
+            gallery.append(g)
+            log(f"retrieval gallery: {len(g)} held-out identities ({len(trainer.held_rows)} faces, {g.judge}) "
+                f"{'read from' if reused else 'embedded into'} {out / 'eval_gallery.npz'} in "
+                f"{time.perf_counter() - t0:.1f} s")
         res = evaluate_heldout(trainer.generator, trainer.identity, trainer.faces, *eval_pairs, judges,
-                               device=info.device)
+                               device=info.device, gallery=gallery[0] if gallery else None)
         res["step"] = step
         evals.append(res)
         for k, v in res.items():
