@@ -27,21 +27,16 @@ TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16, 16], "depths": [1, 1,
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(face_set, tmp_path_factory):
     """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
-    import face_set as fs
-
-    root = tmp_path_factory.mktemp("megafs")
-    fs.build_face_set(root / "set", frames_per_clip=3, stills={"astronaut": "astronaut",
-                                                              "grace_hopper": "grace_hopper"})
     torch.manual_seed(0)
-    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)), root / "G.safetensors")
-    return root / "set", root / "cache", gen
+    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)), tmp_path_factory.mktemp("megafs") / "G.safetensors")
+    return face_set[0], face_set[1], gen
 
 
-def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
+def write_cfg(path: Path, setup, out: Path, model=None, perceptual=None, **run) -> Path:
     root, cache, gen = setup
-    cfg = {"method": "megafs", "generator": {"checkpoint": str(gen)},
+    cfg = {"method": "megafs", "generator": {"checkpoint": str(gen)}, "perceptual": perceptual or {},
            "data": {"root": str(root), "cache": str(cache), "holdout": 0.0},
            "model": model or TINY, "optim": {"lr": 0.001}, "encoder_steps": 1,
            "run": {"out": str(out), "steps": 2, "batch_size": 2, "log_every": 1, "image_every": 0, "eval_every": 0,
@@ -184,3 +179,22 @@ def test_the_shipped_example_config_parses():
     cfg = load_megafs_config(path)
     assert cfg.model.depths == (3, 4, 6, 3) and cfg.encoder_steps == 300_000 and cfg.optim.lr == 0.01
     assert cfg.loss.ftm_identity == 24 and cfg.generator.checkpoint.endswith("ffhq1024.safetensors")
+
+
+def test_perceptual_vgg16_reaches_the_loss(setup, tmp_path):
+    from test_train_facedancer_perceptual import vgg16_state
+
+    weights = tmp_path / "vgg.safetensors"
+    save_file(vgg16_state(), str(weights))
+    runner = CliRunner()
+    logged = {}
+    for net, extra in (("identity", {}), ("vgg16", {"weights": str(weights)})):
+        cfg = write_cfg(tmp_path / f"{net}.yaml", setup, tmp_path / net, perceptual={"net": net, **extra}, steps=1)
+        res = runner.invoke(main, ["train", "--config", str(cfg), "-q"])
+        assert res.exit_code == 0, res.output
+        logged[net] = json.loads((tmp_path / net / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["identity"]["rec"] == logged["vgg16"]["rec"]  # the same first step, another perceptual term
+    assert logged["identity"]["perceptual"] != logged["vgg16"]["perceptual"] and logged["vgg16"]["perceptual"] > 0
+    cfg = write_cfg(tmp_path / "bad.yaml", setup, tmp_path / "bad", perceptual={"net": "vgg16"}, steps=1)
+    res = runner.invoke(main, ["train", "--config", str(cfg), "-q"])
+    assert res.exit_code == 2 and "needs perceptual.weights" in res.output

@@ -1,7 +1,7 @@
 """A MegaFS ``train.yaml`` (``method: megafs``; ``yaml.safe_load``; unknown keys are errors).
 
 Sections: ``generator`` (the frozen StyleGAN2: a converted safetensors file, required), ``data``, ``identity``,
-``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults here are the paper's
+``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults here are the paper's
 Adam, lr 0.01, betas 0.9 / 0.999), ``model`` (:class:`~vidswap.swap.stylegan.megafs.MegaFSConfig`), ``loss``
 (:class:`MegaFSLossWeights`) and ``encoder_steps``: the first steps train the HieRFE encoder, the rest the FTM
 with the encoder frozen (the paper trains them sequentially). Example: ``vidswap/configs/train_megafs.yaml``.
@@ -20,6 +20,7 @@ from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.megafs import MegaFSConfig
 from vidswap.train.facedancer.config import IdentityConfig, OptimConfig, RunConfig, _build, _path
 from vidswap.train.facedancer.data import DataConfig
+from vidswap.train.facedancer.perceptual import PerceptualConfig
 
 __all__ = ["MegaFSLossWeights", "MegaFSTrainConfig", "is_megafs_config", "parse_megafs_config",
            "load_megafs_config"]
@@ -27,9 +28,10 @@ __all__ = ["MegaFSLossWeights", "MegaFSTrainConfig", "is_megafs_config", "parse_
 
 @dataclass(frozen=True)
 class MegaFSLossWeights:
-    """Encoder stage (paper λ1..λ3: 1, 0.8, 1): ``rec`` pixel L2, ``perceptual`` (the paper's LPIPS; here the
-    frozen identity network's first ``perceptual_layers`` + 1 feature maps, as FaceDancer's trainer substitutes
-    VGG), ``identity`` (1 - cos), ``w_reg`` (squared distance of the codes from the mean W, off in the paper).
+    """Encoder stage (paper λ1..λ3: 1, 0.8, 1): ``rec`` pixel L2, ``perceptual`` (the paper's LPIPS; here
+    FaceDancer's perceptual term, chosen by the ``perceptual`` section: the frozen identity network's first
+    ``perceptual_layers`` + 1 feature maps by default, or VGG16 relu1_2..relu5_3 from user-supplied weights),
+    ``identity`` (1 - cos), ``w_reg`` (squared distance of the codes from the mean W, off in the paper).
     FTM stage (paper φ1, φ2, φ3, φ5: 8, 32, 24, 32): ``ftm_rec`` (self-swaps of source and target reproduce
     them), ``ftm_perceptual`` (swap vs target), ``ftm_identity`` (swap vs source), ``ftm_norm`` (|L_s^high -
     L_s2t|^2). The paper's landmark terms (λ4, φ4: an HRNet landmark predictor) have no offline network here and
@@ -59,6 +61,7 @@ class MegaFSTrainConfig:
     generator: GeneratorSection
     model: MegaFSConfig = field(default_factory=MegaFSConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     loss: MegaFSLossWeights = field(default_factory=MegaFSLossWeights)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, beta1=0.9, beta2=0.999))
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/megafs"))
@@ -72,6 +75,7 @@ class _Sections:
     generator: Any = None
     model: Any = None
     identity: Any = None
+    perceptual: Any = None
     loss: Any = None
     optim: Any = None
     run: Any = None
@@ -103,6 +107,8 @@ def parse_megafs_config(raw: Any, base: Path = Path(".")) -> MegaFSTrainConfig:
     gen = GeneratorSection(_path(gen.checkpoint, base))
     identity = _build(IdentityConfig, raw.get("identity"), "identity")
     identity = dataclasses.replace(identity, onnx=_path(identity.onnx, base))
+    perceptual = _build(PerceptualConfig, raw.get("perceptual"), "perceptual")
+    perceptual = dataclasses.replace(perceptual, weights=_path(perceptual.weights, base))
     run = _build(RunConfig, {"out": "runs/megafs", **(raw.get("run") or {})}, "run")
     resume = run.resume if run.resume in ("auto", "never") else _path(run.resume, base)
     run = dataclasses.replace(run, out=_path(run.out, base), resume=resume)
@@ -114,7 +120,7 @@ def parse_megafs_config(raw: Any, base: Path = Path(".")) -> MegaFSTrainConfig:
         raise ConfigError(f"encoder_steps must be an integer >= 0, got {encoder_steps!r}")
     optim = _build(OptimConfig, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, **(raw.get("optim") or {})}, "optim")
     return MegaFSTrainConfig(data=data, generator=gen, model=_build(MegaFSConfig, raw.get("model"), "model"),
-                             identity=identity, loss=_build(MegaFSLossWeights, raw.get("loss"), "loss"),
+                             identity=identity, perceptual=perceptual, loss=_build(MegaFSLossWeights, raw.get("loss"), "loss"),
                              optim=optim, run=run, encoder_steps=encoder_steps)
 
 

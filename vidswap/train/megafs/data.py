@@ -3,11 +3,13 @@ keypoints in crop pixels (the identity network's ArcFace crop is cut from them, 
 
 Reuses FaceDancer's dataset layout, sampler and augmentation (:mod:`vidswap.train.facedancer.data`); only the
 crop differs: :func:`~vidswap.swap.stylegan.align.ffhq_matrix` from the detector's keypoints instead of the ArcFace
-template. Cached as an uint8 ``.npz`` keyed like FaceDancer's cache (file list, size, filter settings).
+template. Cached as one uint8 ``.npz`` keyed by the file list (paths, sizes, modification times), the size and
+the filter settings (small sets; FaceDancer's sharded cache is for datasets at scale).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,9 +23,11 @@ from torch import Tensor
 from vidswap.errors import InputError, NoFaceError
 from vidswap.faces.align import estimate_alignment, warp_to_crop
 from vidswap.swap.stylegan.align import ffhq_matrix
-from vidswap.train.facedancer.data import FaceSet, _cache_key, scan_dataset
+from vidswap.train.facedancer.data import FaceSet, scan_dataset
 
 __all__ = ["FFHQFaces", "prepare_ffhq_faces", "arcface_crops"]
+
+CACHE_VERSION = 1
 
 
 @dataclass
@@ -32,6 +36,15 @@ class FFHQFaces:
 
     faces: FaceSet
     kps: np.ndarray
+
+
+def _cache_key(root: Path, items: list[tuple[str, str]], size: int, min_face: float) -> str:
+    """sha256 prefix over the settings and every file's path, identity, size and modification time."""
+    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "ffhq": size, "min_face": min_face}).encode())
+    for rel, ident in items:
+        st = (root / rel).stat()
+        h.update(f"{rel}\0{ident}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
 
 
 def _crop(image: np.ndarray, kps: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

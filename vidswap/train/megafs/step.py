@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from vidswap.swap.stylegan.megafs import MegaFS, WPlusPlus
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.losses import feature_l1, identity_loss
+from vidswap.train.facedancer.perceptual import VGG16Features, vgg16_perceptual
 from vidswap.train.megafs.config import MegaFSLossWeights
 from vidswap.train.megafs.data import arcface_crops
 
@@ -48,12 +49,21 @@ class FTMPass(nn.Module):
 
 @dataclass
 class StageModels:
-    """The step's pass (possibly DDP-wrapped), the bare model, the identity network and the stage's optimiser."""
+    """The step's pass (possibly DDP-wrapped), the bare model, the identity network, the stage's optimiser and
+    the VGG16 of the perceptual term (None: the identity network's feature maps)."""
 
     step_pass: nn.Module
     model: MegaFS
     identity: IdentityNet
     opt: torch.optim.Optimizer
+    vgg: VGG16Features | None = None
+
+
+def _perceptual(m: StageModels, w: MegaFSLossWeights, real: Tensor, fake: Tensor, f_real, f_fake) -> Tensor:
+    """(B,) perceptual distance of ``fake`` to ``real`` ([0, 1]): VGG16 maps or the identity network's."""
+    if m.vgg is not None:
+        return vgg16_perceptual(m.vgg, real, fake, w.perceptual_layers)
+    return feature_l1(f_real, f_fake, range(w.perceptual_layers + 1))
 
 
 def _id(identity: IdentityNet, images01: Tensor, kps: Tensor):
@@ -73,7 +83,7 @@ def encoder_step(m: StageModels, images: Tensor, kps: Tensor, w: MegaFSLossWeigh
         z_x, f_x = _id(m.identity, images, kps)
     z_y, f_y = _id(m.identity, out01, kps)
     parts = {"rec": _l2(recon, images * 2 - 1),
-             "perceptual": feature_l1(f_x, f_y, range(w.perceptual_layers + 1)),
+             "perceptual": _perceptual(m, w, images, out01, f_x, f_y),
              "identity": identity_loss(z_x, z_y),
              "w_reg": (ws - m.model.w_avg).square().mean(dim=(1, 2))}
     total = (w.rec * parts["rec"] + w.perceptual * parts["perceptual"] + w.identity * parts["identity"]
@@ -101,7 +111,7 @@ def ftm_step(m: StageModels, source: Tensor, target: Tensor, kps_s: Tensor, kps_
     z_y, f_y = _id(m.identity, y01, kps_t)
     low = model.cfg.low_codes
     parts = {"rec": _l2(y_s, source * 2 - 1) + _l2(y_t, target * 2 - 1),
-             "perceptual": feature_l1(f_t, f_y, range(w.perceptual_layers + 1)),
+             "perceptual": _perceptual(m, w, target, y01, f_t, f_y),
              "identity": identity_loss(z_s, z_y),
              "norm": (cs.ws[:, low:] - s2t[:, low:]).square().mean(dim=(1, 2))}
     total = (w.ftm_rec * parts["rec"] + w.ftm_perceptual * parts["perceptual"] + w.ftm_identity * parts["identity"]

@@ -31,6 +31,7 @@ from vidswap.train.facedancer.checkpoint import identity_meta
 from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
 from vidswap.train.facedancer.identity import IdentityNet
+from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.trainer import Preempted, TrainResult, _writer, image_grid
 from vidswap.train.megafs.checkpoint import load_megafs_state, save_megafs_state
 from vidswap.train.megafs.config import MegaFSTrainConfig
@@ -56,6 +57,8 @@ class MegaFSTrainer:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
         idc = cfg.identity
         self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
+        pc = cfg.perceptual
+        self.vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         self.model = MegaFS(cfg.model, gen).to(info.device)
         o = cfg.optim
@@ -117,7 +120,7 @@ class MegaFSTrainer:
                 dev = self.info.device
                 step_pass = DDP(step_pass, device_ids=[dev.index] if dev.type == "cuda" else None)
             opt = self.opt_e if name == "encoder" else self.opt_f
-            self._stage = (name, StageModels(step_pass, self.model, self.identity, opt))
+            self._stage = (name, StageModels(step_pass, self.model, self.identity, opt, self.vgg))
         return self._stage
 
     def local_batch(self, step: int):
