@@ -30,7 +30,8 @@ TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16, 16], "depths": [1, 1,
 def setup(face_set, tmp_path_factory):
     """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
     torch.manual_seed(0)
-    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)), tmp_path_factory.mktemp("megafs") / "G.safetensors")
+    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)),
+                         tmp_path_factory.mktemp("megafs") / "G.safetensors")
     return face_set[0], face_set[1], gen
 
 
@@ -92,7 +93,8 @@ def test_resume_across_the_stage_switch_is_bit_identical(setup, tmp_path):
     res = runner.invoke(main, ["train", "--config", str(part), "--steps", "3", "-q"])  # resume into the FTM stage
     assert res.exit_code == 0, res.output
     assert "resumed from" in res.output and "at step 1" in res.output and "trained to step 3" in res.output
-    a, b = _state(tmp_path / "full/checkpoints/last.safetensors"), _state(tmp_path / "part/checkpoints/last.safetensors")
+    a = _state(tmp_path / "full/checkpoints/last.safetensors")
+    b = _state(tmp_path / "part/checkpoints/last.safetensors")
     assert a.keys() == b.keys() and any(k.startswith("optF.") for k in a) and any(k.startswith("optE.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = _state(tmp_path / "part/checkpoints/step_00000001.safetensors")

@@ -1,9 +1,9 @@
 """A MegaFS ``train.yaml`` (``method: megafs``; ``yaml.safe_load``; unknown keys are errors).
 
 Sections: ``generator`` (the frozen StyleGAN2: a converted safetensors file, required), ``data``, ``identity``,
-``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults here are the paper's
-Adam, lr 0.01, betas 0.9 / 0.999), ``model`` (:class:`~vidswap.swap.stylegan.megafs.MegaFSConfig`), ``loss``
-(:class:`MegaFSLossWeights`) and ``encoder_steps``: the first steps train the HieRFE encoder, the rest the FTM
+``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults
+here are the paper's Adam, lr 0.01, betas 0.9 / 0.999), ``model``
+(:class:`~vidswap.swap.stylegan.megafs.MegaFSConfig`), ``loss`` (:class:`MegaFSLossWeights`) and ``encoder_steps``: the first steps train the HieRFE encoder, the rest the FTM
 with the encoder frozen (the paper trains them sequentially). Example: ``vidswap/configs/train_megafs.yaml``.
 """
 
@@ -120,7 +120,8 @@ def parse_megafs_config(raw: Any, base: Path = Path(".")) -> MegaFSTrainConfig:
         raise ConfigError(f"encoder_steps must be an integer >= 0, got {encoder_steps!r}")
     optim = _build(OptimConfig, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, **(raw.get("optim") or {})}, "optim")
     return MegaFSTrainConfig(data=data, generator=gen, model=_build(MegaFSConfig, raw.get("model"), "model"),
-                             identity=identity, perceptual=perceptual, loss=_build(MegaFSLossWeights, raw.get("loss"), "loss"),
+                             identity=identity, perceptual=perceptual,
+                             loss=_build(MegaFSLossWeights, raw.get("loss"), "loss"),
                              optim=optim, run=run, encoder_steps=encoder_steps)
 
 
