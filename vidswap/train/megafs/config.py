@@ -3,8 +3,9 @@
 Sections: ``generator`` (the frozen StyleGAN2: a converted safetensors file, required), ``data``, ``identity``,
 ``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults
 here are the paper's Adam, lr 0.01, betas 0.9 / 0.999), ``model``
-(:class:`~vidswap.swap.stylegan.megafs.MegaFSConfig`), ``loss`` (:class:`MegaFSLossWeights`) and ``encoder_steps``: the first steps train the HieRFE encoder, the rest the FTM
-with the encoder frozen (the paper trains them sequentially). Example: ``vidswap/configs/train_megafs.yaml``.
+(:class:`~vidswap.swap.stylegan.megafs.MegaFSConfig`), ``loss`` (:class:`MegaFSLossWeights`) and
+``encoder_steps``: the first steps train the HieRFE encoder, the rest the FTM with the encoder frozen (the paper
+trains them sequentially). Example: ``vidswap/configs/train_megafs.yaml``.
 """
 
 from __future__ import annotations
