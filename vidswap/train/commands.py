@@ -14,7 +14,7 @@ __all__ = ["train"]
 
 @click.group("train", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
-              help="train.yaml (see vidswap/configs/train_facedancer.yaml).")
+              help="train.yaml (see vidswap/configs/train_facedancer.yaml, train_megafs.yaml).")
 @click.option("--steps", type=int, help="Override run.steps.")
 @click.option("--out", help="Override run.out (the run folder).")
 @click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")
@@ -22,15 +22,24 @@ __all__ = ["train"]
 @click.pass_context
 @report_errors
 def train(ctx, config_path, steps, out, resume, quiet):
-    """Train a FaceDancer swap model (one process, or under torchrun: DDP)."""
+    """Train a FaceDancer or (method: megafs) MegaFS swap model (one process, or under torchrun: DDP)."""
     if ctx.invoked_subcommand is not None:
         return
     if not config_path:
         raise click.UsageError("give --config train.yaml")
-    from vidswap.train.facedancer.config import load_train_config
-    from vidswap.train.facedancer.trainer import run_training
+    from vidswap.train.megafs.config import is_megafs_config
 
-    cfg = load_train_config(config_path, {"run": {"steps": steps, "out": out, "resume": resume}})
+    overrides = {"run": {"steps": steps, "out": out, "resume": resume}}
+    if is_megafs_config(config_path):  # method: megafs
+        from vidswap.train.megafs.config import load_megafs_config
+        from vidswap.train.megafs.trainer import run_megafs_training as run_training
+
+        cfg = load_megafs_config(config_path, overrides)
+    else:
+        from vidswap.train.facedancer.config import load_train_config
+        from vidswap.train.facedancer.trainer import run_training
+
+        cfg = load_train_config(config_path, overrides)
     result = run_training(cfg, log=lambda m: click.echo(m, err=True), progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         s = result["summary"]

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from vidswap.faces.align import CropSpec, kps5_from_landmarks
 
-__all__ = ["FFHQCrop", "ffhq_frame", "ffhq_quad"]
+__all__ = ["FFHQCrop", "ffhq_frame", "ffhq_matrix", "ffhq_quad"]
 
 
 def _rot90(v: Tensor) -> Tensor:
@@ -52,15 +52,20 @@ def ffhq_quad(kps: Tensor) -> Tensor:
     return torch.stack([c - x - y, c - x + y, c + x + y, c + x - y], 1)
 
 
+def ffhq_matrix(kps: Tensor, size: int) -> Tensor:
+    """(B, 5, 2) keypoints -> (B, 2, 3) frame -> FFHQ crop matrices at side ``size``."""
+    c, x = ffhq_frame(kps)
+    scale = size / (2.0 * x.norm(dim=-1))  # (B,)
+    cos, sin = x[:, 0] / x.norm(dim=-1), x[:, 1] / x.norm(dim=-1)
+    rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # x -> +x
+    lin = scale[:, None, None] * rot
+    t = size / 2.0 - (lin @ c[:, :, None])[:, :, 0]
+    return torch.cat([lin, t[:, :, None]], -1).float()
+
+
 @dataclass(frozen=True)
 class FFHQCrop(CropSpec):
     """The FFHQ crop at ``size`` (1024 for NVIDIA's FFHQ checkpoints; a generator's resolution generally)."""
 
     def frame_to_crop(self, landmarks: Tensor) -> Tensor:
-        c, x = ffhq_frame(kps5_from_landmarks(landmarks))
-        scale = self.size / (2.0 * x.norm(dim=-1))  # (B,)
-        cos, sin = x[:, 0] / x.norm(dim=-1), x[:, 1] / x.norm(dim=-1)
-        rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # x -> +x
-        lin = scale[:, None, None] * rot
-        t = self.size / 2.0 - (lin @ c[:, :, None])[:, :, 0]
-        return torch.cat([lin, t[:, :, None]], -1).float()
+        return ffhq_matrix(kps5_from_landmarks(landmarks), self.size)

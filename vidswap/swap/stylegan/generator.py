@@ -128,10 +128,12 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, styles: dict[str, torch.Tensor],
                 noise_mode: str, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: [B, I, r/2, r/2] (None for the first block); img: [B, C, r/2, r/2] or None -> ([B, O, r, r], [B, C, r, r])."""
+        """x: [B, I, r/2, r/2] (the first block: None for its learned constant, or [B, O, 4, 4] in its place);
+        img: [B, C, r/2, r/2] or None -> ([B, O, r, r], [B, C, r, r])."""
         if self.in_channels == 0:
-            batch = styles["conv1"].shape[0]
-            x = self.const.unsqueeze(0).expand(batch, -1, -1, -1).to(styles["conv1"].dtype)
+            if x is None:
+                batch = styles["conv1"].shape[0]
+                x = self.const.unsqueeze(0).expand(batch, -1, -1, -1).to(styles["conv1"].dtype)
         else:
             x = self.conv0(x, styles["conv0"], noise_mode, generator)
         x = self.conv1(x, styles["conv1"], noise_mode, generator)
@@ -175,22 +177,23 @@ class SynthesisNetwork(nn.Module):
         return {name: self.get_submodule(name).affine(ws[:, idx]) for name, idx in self.layer_ws_index().items()}
 
     def synthesize(self, styles: dict[str, torch.Tensor], noise_mode: str = "const",
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """S-space styles -> image [B, C, R, R]."""
+                   generator: torch.Generator | None = None, const: torch.Tensor | None = None) -> torch.Tensor:
+        """S-space styles -> image [B, C, R, R]; ``const`` [B, channels(4), 4, 4] replaces the learned constant
+        input (MegaFS's W++ space), None keeps it."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
         missing = sorted(set(self.layer_ws_index()) - set(styles))
         if missing:
             raise ValueError(f"styles missing for layers: {', '.join(missing)}")
-        x = img = None
+        x, img = const, None
         for res, block in self.blocks():
             own = {name: styles[f"b{res}.{name}"] for name in block.layer_names}
             x, img = block(x, img, own, noise_mode, generator)
         return img
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None
-                ) -> torch.Tensor:
-        return self.synthesize(self.ws_to_styles(ws), noise_mode, generator)
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None,
+                const: torch.Tensor | None = None) -> torch.Tensor:
+        return self.synthesize(self.ws_to_styles(ws), noise_mode, generator, const)
 
 
 class StyleGAN2Generator(nn.Module):

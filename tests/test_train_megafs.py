@@ -1,0 +1,202 @@
+"""MegaFS training at 64 px on real registry faces (a random 64 px StyleGAN2: the machinery, not the quality):
+DDP 2 processes (gloo) == 1 process, bit-identical resume across the encoder -> FTM stage switch, the run's
+outputs (losses.png, TensorBoard, summary), and clear errors with exit codes for bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from vidswap.cli import main
+from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
+from vidswap.swap.stylegan.importer import save_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(resolution=64, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16)
+TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "fpn": 16, "mid_codes": 3,
+        "cells": 2, "groups": 4}
+
+
+@pytest.fixture(scope="module")
+def setup(face_set, tmp_path_factory):
+    """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
+    torch.manual_seed(0)
+    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)),
+                         tmp_path_factory.mktemp("megafs") / "G.safetensors")
+    return face_set[0], face_set[1], gen
+
+
+def write_cfg(path: Path, setup, out: Path, model=None, perceptual=None, **run) -> Path:
+    root, cache, gen = setup
+    cfg = {"method": "megafs", "generator": {"checkpoint": str(gen)}, "perceptual": perceptual or {},
+           "data": {"root": str(root), "cache": str(cache), "holdout": 0.0},
+           "model": model or TINY, "optim": {"lr": 0.001}, "encoder_steps": 1,
+           "run": {"out": str(out), "steps": 2, "batch_size": 2, "log_every": 1, "image_every": 0, "eval_every": 0,
+                   "save_every_steps": 0, "save_every_minutes": 0, "threads": 1, **run}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def test_ddp_two_processes_equal_one_process(setup, tmp_path):
+    from test_train_facedancer_run import free_port
+
+    cfg1 = write_cfg(tmp_path / "one.yaml", setup, tmp_path / "one", batch_size=4)
+    cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
+    probe = str(ROOT / "tests" / "megafs_probe.py")
+    subprocess.run([sys.executable, probe, str(cfg1), str(tmp_path / "one.st")], check=True, env=env(), timeout=300)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        str(free_port()), probe, str(cfg2), str(tmp_path / "two.st")], env=env(), timeout=300,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    one, two = load_file(tmp_path / "one.st"), load_file(tmp_path / "two.st")
+    assert one.keys() == two.keys()
+    assert any(k.startswith("g1.E.") for k in one) and any(k.startswith("g2.F.") for k in one)
+    worst = {}
+    for tag in ("g1.", "g2.", "w."):
+        keys = [k for k in one if k.startswith(tag)]
+        num = max(float((one[k] - two[k]).abs().max()) for k in keys)
+        worst[tag] = num / max(float(one[k].abs().max()) for k in keys)
+    # the gradients of each stage's step (DDP's average of two half batches vs the whole batch) and the weights
+    # after both steps agree to rounding; a run on another global batch differs by orders of magnitude more
+    assert worst["g1."] < 1e-4 and worst["g2."] < 1e-4, worst
+    for k in (k for k in one if k.startswith("w.")):
+        assert torch.allclose(one[k], two[k], rtol=1e-4, atol=2e-3 * 1.01), k  # Adam's first step: +-lr at most
+    print(f"DDP vs 1 process, worst relative difference: {worst}")
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path)
+
+
+def test_resume_across_the_stage_switch_is_bit_identical(setup, tmp_path):
+    runner = CliRunner()
+    full = write_cfg(tmp_path / "full.yaml", setup, tmp_path / "full", steps=3, image_every=1)
+    res = runner.invoke(main, ["train", "--config", str(full), "-q"])
+    assert res.exit_code == 0, res.output
+    part = write_cfg(tmp_path / "part.yaml", setup, tmp_path / "part", steps=1, image_every=1)
+    assert runner.invoke(main, ["train", "--config", str(part), "-q"]).exit_code == 0  # the encoder stage
+    res = runner.invoke(main, ["train", "--config", str(part), "--steps", "3", "-q"])  # resume into the FTM stage
+    assert res.exit_code == 0, res.output
+    assert "resumed from" in res.output and "at step 1" in res.output and "trained to step 3" in res.output
+    a = _state(tmp_path / "full/checkpoints/last.safetensors")
+    b = _state(tmp_path / "part/checkpoints/last.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("optF.") for k in a) and any(k.startswith("optE.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _state(tmp_path / "part/checkpoints/step_00000001.safetensors")
+    from vidswap.swap.stylegan.importer import load_generator
+    from vidswap.swap.stylegan.megafs import MegaFS, MegaFSConfig
+
+    torch.manual_seed(0)  # run.seed: the trainer's initial weights
+    init = MegaFS(MegaFSConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items()}),
+                  load_generator(setup[2])).encoder.state_dict()
+    assert not all(torch.equal(c[f"E.{k}"], v) for k, v in init.items())  # step 1 trained the encoder
+    assert all(torch.equal(a[k], c[k]) for k in a if k.startswith("E."))  # then it stayed frozen
+    assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("F."))  # steps 2-3 trained the FTM
+    assert all(torch.equal(a[k], c[k]) for k in a if k.startswith("S."))  # the generator stays frozen
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "full/tensorboard")).Reload()
+    assert {"loss/encoder/rec", "loss/ftm/identity", "loss/ftm/norm", "lr"} <= set(events.Tags()["scalars"])
+    assert {"encoder: source|target|output", "ftm: source|target|output"} <= set(events.Tags()["images"])
+    summary = json.loads((tmp_path / "full/summary.json").read_text())
+    assert summary["step"] == 3 and summary["encoder_steps"] == 1 and (tmp_path / "full/losses.png").is_file()
+
+
+def test_bad_checkpoints_clear_errors(setup, tmp_path):
+    runner = CliRunner()
+    cfg = write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a", steps=1)
+    assert runner.invoke(main, ["train", "--config", str(cfg), "-q"]).exit_code == 0
+    good = tmp_path / "a/checkpoints/last.safetensors"
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.facedancer.train"})
+    cases = [({"resume": str(corrupt)}, None, "unreadable"),
+             ({"resume": str(other)}, None, "not a MegaFS checkpoint"),
+             ({"resume": str(good)}, {**TINY, "fpn": 8}, "another architecture")]
+    for run, model, needle in cases:
+        res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",
+                                                                      model=model, **run)), "-q"])
+        assert res.exit_code == 4 and needle in res.output, res.output
+    raw = yaml.safe_load(cfg.read_text())
+    raw["generator"] = {}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    res = runner.invoke(main, ["train", "--config", str(tmp_path / "c.yaml"), "-q"])
+    assert res.exit_code == 2 and "generator.checkpoint is required" in res.output
+
+
+def test_encoder_losses_fall_and_sigterm_leaves_a_resumable_checkpoint(setup, tmp_path):
+    import signal
+    import time
+
+    cfg = write_cfg(tmp_path / "t.yaml", setup, tmp_path / "t", steps=10_000)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["encoder_steps"] = 10_000
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = subprocess.Popen([sys.executable, "-m", "vidswap.cli", "train", "--config", str(cfg), "-q"], env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "t" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 16):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err
+    assert "stopped by SIGTERM after step" in err and "run the same command again to resume" in err
+    recs = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rec = [r["rec"] for r in recs]
+    # the encoder learns to reconstruct through the generator: measured 0.86 -> 0.31 (first / last 4 of 17 steps)
+    assert sum(rec[-4:]) < 0.75 * sum(rec[:4]), rec
+    print(f"encoder pixel L2 over {len(rec)} steps: first 4 {sum(rec[:4]) / 4:.3f}, last 4 {sum(rec[-4:]) / 4:.3f}")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "t/checkpoints/last.safetensors"), "pt") as fh:
+        k = int(fh.metadata()["step"])
+    assert len(recs) <= k < 10_000
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg), "--steps", str(k + 1), "-q"])
+    assert res.exit_code == 0, res.output
+    assert f"at step {k}" in res.output and f"trained to step {k + 1}" in res.output
+
+
+def test_the_shipped_example_config_parses():
+    from vidswap.train.megafs.config import is_megafs_config, load_megafs_config
+
+    path = ROOT / "vidswap/configs/train_megafs.yaml"
+    assert is_megafs_config(path) and not is_megafs_config(ROOT / "vidswap/configs/train_facedancer.yaml")
+    cfg = load_megafs_config(path)
+    assert cfg.model.depths == (3, 4, 6, 3) and cfg.encoder_steps == 300_000 and cfg.optim.lr == 0.01
+    assert cfg.loss.ftm_identity == 24 and cfg.generator.checkpoint.endswith("ffhq1024.safetensors")
+
+
+def test_perceptual_vgg16_reaches_the_loss(setup, tmp_path):
+    from test_train_facedancer_perceptual import vgg16_state
+
+    weights = tmp_path / "vgg.safetensors"
+    save_file(vgg16_state(), str(weights))
+    runner = CliRunner()
+    logged = {}
+    for net, extra in (("identity", {}), ("vgg16", {"weights": str(weights)})):
+        cfg = write_cfg(tmp_path / f"{net}.yaml", setup, tmp_path / net, perceptual={"net": net, **extra}, steps=1)
+        res = runner.invoke(main, ["train", "--config", str(cfg), "-q"])
+        assert res.exit_code == 0, res.output
+        logged[net] = json.loads((tmp_path / net / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["identity"]["rec"] == logged["vgg16"]["rec"]  # the same first step, another perceptual term
+    assert logged["identity"]["perceptual"] != logged["vgg16"]["perceptual"] and logged["vgg16"]["perceptual"] > 0
+    cfg = write_cfg(tmp_path / "bad.yaml", setup, tmp_path / "bad", perceptual={"net": "vgg16"}, steps=1)
+    res = runner.invoke(main, ["train", "--config", str(cfg), "-q"])
+    assert res.exit_code == 2 and "needs perceptual.weights" in res.output

@@ -1,0 +1,178 @@
+"""The MegaFS swap core (``swap.core: megafs``) and its checkpoint reader.
+
+Config::
+
+    swap:
+      core: megafs
+      megafs: {checkpoint: runs/megafs/checkpoints/last.safetensors}
+
+(or ``vidswap run --swap-core megafs --checkpoint FILE``). The checkpoint is a ``vidswap train`` MegaFS file
+(``format = vidswap.megafs.train``): the encoder (``E.*``), the FTM (``F.*``) and the frozen StyleGAN2 it was
+trained with (``S.*``), so one file is all a render needs. The core
+
+* asks for FFHQ crops at the generator's resolution (:class:`~vidswap.swap.stylegan.align.FFHQCrop`);
+* encodes every source photo to W++ and averages their codes (the source identity);
+* per batch of target crops: encodes them, swaps the high codes through the FTM (the target's C and low codes
+  kept), renders with the generator and hands the crops back with a feathered border alpha.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from vidswap.errors import ConfigError, ModelError
+from vidswap.faces.align import warp_to_crop
+from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
+from vidswap.swap.facedancer import border_alpha
+from vidswap.swap.stylegan.align import FFHQCrop
+from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
+from vidswap.swap.stylegan.inversion import from_unit
+from vidswap.swap.stylegan.megafs import MegaFS, MegaFSConfig, WPlusPlus
+
+__all__ = ["TRAIN_FORMAT", "MegaFSCoreConfig", "MegaFSCore", "MegaFSIdentity", "read_megafs", "load_megafs",
+           "megafs_configs", "build_megafs"]
+
+TRAIN_FORMAT = "vidswap.megafs.train"
+
+
+def read_megafs(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(tensors, metadata) of a MegaFS checkpoint; ModelError (exit 4) when missing, unreadable or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"MegaFS checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"MegaFS checkpoint {path} is unreadable (corrupt, truncated or not safetensors): "
+                         f"{exc}") from None
+    if meta.get("format") != TRAIN_FORMAT:
+        raise ModelError(f"{path} is not a MegaFS checkpoint (format {meta.get('format')!r}); give a file written "
+                         f"by `vidswap train` with a MegaFS train.yaml")
+    return tensors, meta
+
+
+def megafs_configs(meta: dict[str, str], path: Path) -> tuple[MegaFSConfig, StyleGANConfig]:
+    """The encoder/FTM config and the generator config a checkpoint records."""
+    try:
+        return (MegaFSConfig.from_json(meta["config"]),
+                StyleGANConfig.from_dict(json.loads(meta["stylegan_config"])))
+    except (KeyError, ValueError, TypeError, ConfigError) as exc:
+        raise ModelError(f"MegaFS checkpoint {path} has no readable model config: {exc}") from None
+
+
+def load_prefixed(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str, path: Path) -> None:
+    """Load the ``prefix.*`` tensors into ``module`` (strict); ModelError naming the mismatch."""
+    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(sub, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"MegaFS checkpoint {path} does not fit its recorded architecture ({first})") from None
+
+
+def load_megafs(path: str | Path, resolution: int | None = None) -> tuple[MegaFS, dict[str, str]]:
+    """(MegaFS model in eval mode, metadata) from a checkpoint; ``resolution`` (when given) must be the
+    generator's."""
+    path = Path(path)
+    tensors, meta = read_megafs(path)
+    cfg, gcfg = megafs_configs(meta, path)
+    if resolution is not None and gcfg.resolution != resolution:
+        raise ModelError(f"{path.name}: generator is {gcfg.resolution}x{gcfg.resolution}, this core needs "
+                         f"{resolution}x{resolution}")
+    gen = StyleGAN2Generator(gcfg)
+    load_prefixed(gen, tensors, "S", path)
+    try:
+        model = MegaFS(cfg, gen)
+    except ConfigError as exc:
+        raise ModelError(f"MegaFS checkpoint {path}: {exc}") from None
+    load_prefixed(model.encoder, tensors, "E", path)
+    load_prefixed(model.ftm, tensors, "F", path)
+    if "w_avg" in tensors:
+        model.w_avg.copy_(tensors["w_avg"])
+    return model.eval(), meta
+
+
+@dataclass(frozen=True)
+class MegaFSCoreConfig:
+    """``swap.megafs``: checkpoint (required), resolution the generator must have (None: any), batch_size (crops
+    per encoder + generator pass), feather (alpha border ramp, fraction of the crop side)."""
+
+    checkpoint: str | None = None
+    resolution: int | None = None
+    batch_size: int = 8
+    feather: float = 0.08
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"swap.megafs.batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.feather < 0.5:
+            raise ConfigError(f"swap.megafs.feather must be in [0, 0.5), got {self.feather}")
+
+
+@dataclass(kw_only=True)
+class MegaFSIdentity(SourceIdentity):
+    """``const`` (C4, 4, 4) and ``ws`` (L, D): the source photos' mean W++ codes."""
+
+    const: Tensor
+    ws: Tensor
+
+
+class MegaFSCore(SwapCore):
+    """See the module doc."""
+
+    name = "megafs"
+    needs = frozenset({"image", "landmarks", "embedding"})
+
+    def __init__(self, config: MegaFSCoreConfig, device: torch.device | str = "cpu"):
+        if not config.checkpoint:
+            raise ConfigError("swap.core megafs needs a trained MegaFS checkpoint: swap.megafs.checkpoint (or "
+                              "--checkpoint; train one with `vidswap train --config` a MegaFS train.yaml)")
+        self.config = config
+        self.device = torch.device(device)
+        self.model, self.meta = load_megafs(config.checkpoint, config.resolution)
+        self.model.to(self.device).requires_grad_(False)
+        self.size = self.model.generator.cfg.resolution
+        self.crop = FFHQCrop(size=self.size)
+
+    def align_source(self, source: SourceFace) -> Tensor:
+        """(3, R, R) the source photo in the FFHQ crop."""
+        m = self.crop.frame_to_crop(source.landmarks[None].float().cpu()).to(self.device)
+        return warp_to_crop(source.image[None].float().to(self.device), m, self.size)[0].clamp(0, 1)
+
+    @torch.no_grad()
+    def prepare(self, sources: list[SourceFace]) -> MegaFSIdentity:
+        if not sources:
+            raise ConfigError("the megafs core needs at least one source photo")
+        codes = self.model.encode(torch.stack([self.align_source(s) for s in sources]))
+        embs = [s.embedding for s in sources if s.embedding is not None]
+        emb = F.normalize(torch.stack(embs).float().mean(0), dim=0) if embs else None
+        return MegaFSIdentity(const=codes.const.mean(0).cpu(), ws=codes.ws.mean(0).cpu(), embedding=emb)
+
+    @torch.no_grad()
+    def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
+        if not isinstance(identity, MegaFSIdentity):
+            raise TypeError(f"the megafs core needs its own prepared identity, got {type(identity).__name__}")
+        dev = batch.target_crops.device
+        model = self.model.to(dev)
+        source = WPlusPlus(const=identity.const[None].to(dev), ws=identity.ws[None].to(dev))
+        outs = []
+        for i in range(0, len(batch.target_crops), self.config.batch_size):
+            target = model.encode(batch.target_crops[i:i + self.config.batch_size].float().clamp(0, 1))
+            outs.append(from_unit(model.decode(model.transfer(source, target))))
+        crops = torch.cat(outs) if outs else batch.target_crops
+        alpha = border_alpha(self.size, self.config.feather, dev).expand(crops.shape[0], 1, -1, -1)
+        return SwapResult(crops=crops, alpha=alpha.contiguous(), driven_landmarks=batch.target_landmarks)
+
+
+def build_megafs(config: MegaFSCoreConfig, context) -> MegaFSCore:
+    """The registry's builder (ModelError, exit 4, for a missing or unusable checkpoint)."""
+    return MegaFSCore(config, device=context.device)

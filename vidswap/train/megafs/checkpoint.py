@@ -1,0 +1,59 @@
+"""MegaFS training checkpoints (``format = vidswap.megafs.train``, safetensors, written atomically).
+
+Tensors: the encoder ``E.*``, the FTM ``F.*``, the frozen generator ``S.*`` (so the swap core needs this one
+file), the mean W ``w_avg``, and both Adam states ``optE.*`` / ``optF.*``. Metadata: the MegaFS and StyleGAN
+configs (JSON), the step, the optimisers' groups, ``encoder_steps`` and the train config. Reading goes through
+:func:`vidswap.swap.stylegan.megafs_core.read_megafs` (every failure a ModelError, exit 4); the safetensors and
+optimiser plumbing is FaceDancer's (:mod:`vidswap.train.facedancer.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from vidswap.errors import ModelError
+from vidswap.swap.stylegan.megafs import MegaFS
+from vidswap.swap.stylegan.megafs_core import TRAIN_FORMAT, load_prefixed, megafs_configs, read_megafs
+from vidswap.train.facedancer.checkpoint import _atomic_save, _load_optimizer, _optimizer_tensors
+
+__all__ = ["save_megafs_state", "load_megafs_state"]
+
+
+def save_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimizer, opt_f: torch.optim.Optimizer,
+                      step: int, encoder_steps: int, extra: dict[str, str] | None = None) -> Path:
+    """Write everything a resume (and the swap core) needs."""
+    tensors = {f"E.{k}": v.float() for k, v in model.encoder.state_dict().items()}
+    tensors.update({f"F.{k}": v.float() for k, v in model.ftm.state_dict().items()})
+    tensors.update({f"S.{k}": v.float() for k, v in model.generator.state_dict().items()})
+    tensors["w_avg"] = model.w_avg.float()
+    te, groups_e = _optimizer_tensors("optE", opt_e)
+    tf, groups_f = _optimizer_tensors("optF", opt_f)
+    tensors.update(te)
+    tensors.update(tf)
+    meta = {"format": TRAIN_FORMAT, "version": "1", "step": str(step), "encoder_steps": str(encoder_steps),
+            "config": model.cfg.to_json(), "stylegan_config": json.dumps(model.generator.cfg.to_dict()),
+            "optE": groups_e, "optF": groups_f, **{k: str(v) for k, v in (extra or {}).items()}}
+    return _atomic_save(tensors, meta, Path(path))
+
+
+def load_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimizer,
+                      opt_f: torch.optim.Optimizer) -> int:
+    """Restore a training state into ``model`` and the optimisers; returns its step. ModelError (exit 4) when
+    unreadable, not MegaFS, or of another architecture / generator than ``model``."""
+    path = Path(path)
+    tensors, meta = read_megafs(path)
+    cfg, gcfg = megafs_configs(meta, path)
+    if cfg != model.cfg or gcfg != model.generator.cfg:
+        raise ModelError(f"checkpoint {path} is of another architecture than train.yaml's: saved model "
+                         f"{cfg.to_json()} on a {gcfg.resolution} px generator vs {model.cfg.to_json()} on "
+                         f"{model.generator.cfg.resolution} px")
+    load_prefixed(model.encoder, tensors, "E", path)
+    load_prefixed(model.ftm, tensors, "F", path)
+    load_prefixed(model.generator, tensors, "S", path)
+    model.w_avg.copy_(tensors["w_avg"])
+    _load_optimizer(opt_e, tensors, "optE", meta["optE"])
+    _load_optimizer(opt_f, tensors, "optF", meta["optF"])
+    return int(meta["step"])
