@@ -104,11 +104,16 @@ def load_megafs(path: str | Path, resolution: int | None = None) -> tuple[MegaFS
 @dataclass(frozen=True)
 class MegaFSCoreConfig:
     """``swap.megafs``: checkpoint (required), resolution the generator must have (None: any), batch_size (crops
-    per encoder + generator pass), feather (alpha border ramp, fraction of the crop side)."""
+    per encoder + generator pass), feather (alpha border ramp, fraction of the crop side).
+
+    ``batch_size`` 1 (default) renders each crop on its own, so a frame's result does not depend on which frames
+    share its render batch and farm chunks are bit-identical to one pass. Larger passes are faster on a GPU but
+    differ from per-crop results by float rounding (~1e-5), which can move a code value across a chunk boundary.
+    """
 
     checkpoint: str | None = None
     resolution: int | None = None
-    batch_size: int = 8
+    batch_size: int = 1
     feather: float = 0.08
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ INFER_FORMAT = "vidswap.facedancer"
 VERSION = "1"
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> Path:
+def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
@@ -62,7 +62,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, meta
 
 
-def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
     sd = opt.state_dict()
     tensors = {f"{prefix}.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v))
                for pid, st in sd["state"].items() for name, v in st.items()}
@@ -75,14 +75,14 @@ def save_training_state(path: str | Path, generator: nn.Module, discriminator: n
     """Write everything a resume needs (see the module doc)."""
     tensors = {f"G.{k}": v.float() for k, v in generator.state_dict().items()}
     tensors.update({f"D.{k}": v.float() for k, v in discriminator.state_dict().items()})
-    tg, groups_g = _optimizer_tensors("optG", opt_g)
-    td, groups_d = _optimizer_tensors("optD", opt_d)
+    tg, groups_g = optimizer_tensors("optG", opt_g)
+    td, groups_d = optimizer_tensors("optD", opt_d)
     tensors.update(tg)
     tensors.update(td)
     meta = {"format": TRAIN_FORMAT, "version": VERSION, "step": str(step), "config": config.to_json(),
             "optG": groups_g, "optD": groups_d}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
-    return _atomic_save(tensors, meta, Path(path))
+    return atomic_save(tensors, meta, Path(path))
 
 
 def _config_of(meta: dict[str, str], path: Path) -> FaceDancerConfig:
@@ -101,7 +101,7 @@ def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: st
         raise ModelError(f"checkpoint {path} does not fit the model ({first})") from None
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: str) -> None:
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: str) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith(prefix + "."):
@@ -126,8 +126,8 @@ def load_training_state(path: str | Path, generator: nn.Module, discriminator: n
                          f"{saved.to_json()} vs {config.to_json()}")
     _load_module(generator, tensors, "G", path)
     _load_module(discriminator, tensors, "D", path)
-    _load_optimizer(opt_g, tensors, "optG", meta["optG"])
-    _load_optimizer(opt_d, tensors, "optD", meta["optD"])
+    load_optimizer(opt_g, tensors, "optG", meta["optG"])
+    load_optimizer(opt_d, tensors, "optD", meta["optD"])
     return int(meta["step"])
 
 
@@ -147,7 +147,7 @@ def save_inference(path: str | Path, generator: FaceDancerGenerator, identity: d
     tensors = {k: v.float() for k, v in generator.state_dict().items()}
     meta = {"format": INFER_FORMAT, "version": VERSION, "step": str(step), "config": generator.config.to_json(),
             **identity}
-    return _atomic_save(tensors, meta, Path(path))
+    return atomic_save(tensors, meta, Path(path))
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"

@@ -110,7 +110,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
-def _build(cls: type, raw: Any, where: str):
+def build_section(cls: type, raw: Any, where: str):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -126,7 +126,7 @@ def _build(cls: type, raw: Any, where: str):
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _path(value: str | None, base: Path) -> str | None:
+def resolve_path(value: str | None, base: Path) -> str | None:
     if value is None or value == "":
         return value
     p = Path(value).expanduser()
@@ -137,29 +137,29 @@ def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
     """A :class:`TrainConfig` from the parsed YAML mapping; relative paths resolved against ``base``."""
     if not isinstance(raw, dict):
         raise ConfigError("train.yaml must be a mapping with data/model/identity/loss/perceptual/optim/run sections")
-    _build(_Sections, raw, "train.yaml")
-    data = _build(DataConfig, raw.get("data"), "data")
+    build_section(_Sections, raw, "train.yaml")
+    data = build_section(DataConfig, raw.get("data"), "data")
     if not data.root:
         raise ConfigError("data.root is required: the folder of face images")
-    data = dataclasses.replace(data, root=_path(data.root, base), cache=_path(data.cache, base))
+    data = dataclasses.replace(data, root=resolve_path(data.root, base), cache=resolve_path(data.cache, base))
     model_raw = dict(raw.get("model") or {})
     variant = model_raw.pop("paper", None)
     model = (FaceDancerConfig.paper(str(variant), **{k: tuple(v) if isinstance(v, list) else v
                                                     for k, v in model_raw.items()})
-             if variant else _build(FaceDancerConfig, model_raw, "model"))
-    identity = _build(IdentityConfig, raw.get("identity"), "identity")
-    identity = dataclasses.replace(identity, onnx=_path(identity.onnx, base))
-    perceptual = _build(PerceptualConfig, raw.get("perceptual"), "perceptual")
-    perceptual = dataclasses.replace(perceptual, weights=_path(perceptual.weights, base))
-    run = _build(RunConfig, raw.get("run"), "run")
-    resume = run.resume if run.resume in ("auto", "never") else _path(run.resume, base)
-    run = dataclasses.replace(run, out=_path(run.out, base), resume=resume)
+             if variant else build_section(FaceDancerConfig, model_raw, "model"))
+    identity = build_section(IdentityConfig, raw.get("identity"), "identity")
+    identity = dataclasses.replace(identity, onnx=resolve_path(identity.onnx, base))
+    perceptual = build_section(PerceptualConfig, raw.get("perceptual"), "perceptual")
+    perceptual = dataclasses.replace(perceptual, weights=resolve_path(perceptual.weights, base))
+    run = build_section(RunConfig, raw.get("run"), "run")
+    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
+    run = dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
     if run.eval_gallery not in ("heldout", "pairs"):
         raise ConfigError(f"run.eval_gallery must be heldout or pairs, got {run.eval_gallery!r}")
     if run.steps < 1 or run.batch_size < 1:
         raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
-    return TrainConfig(data=data, model=model, identity=identity, loss=_build(LossWeights, raw.get("loss"), "loss"),
-                       perceptual=perceptual, optim=_build(OptimConfig, raw.get("optim"), "optim"), run=run)
+    return TrainConfig(data=data, model=model, identity=identity, loss=build_section(LossWeights, raw.get("loss"), "loss"),
+                       perceptual=perceptual, optim=build_section(OptimConfig, raw.get("optim"), "optim"), run=run)
 
 
 @dataclass

@@ -187,7 +187,7 @@ class Trainer:
         return True
 
 
-def _writer(out: Path):
+def tensorboard_writer(out: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # tensorboard is a declared dependency; say so if it is missing
@@ -214,7 +214,7 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_requested", True))
     out = trainer.out
     out.mkdir(parents=True, exist_ok=True)
-    writer = _writer(out) if rank0 else None
+    writer = tensorboard_writer(out) if rank0 else None
     metrics = (out / "metrics.jsonl").open("a") if rank0 else None
     bar = None
     if rank0 and progress:

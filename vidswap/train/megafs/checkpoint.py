@@ -17,7 +17,7 @@ import torch
 from vidswap.errors import ModelError
 from vidswap.swap.stylegan.megafs import MegaFS
 from vidswap.swap.stylegan.megafs_core import TRAIN_FORMAT, load_prefixed, megafs_configs, read_megafs
-from vidswap.train.facedancer.checkpoint import _atomic_save, _load_optimizer, _optimizer_tensors
+from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 
 __all__ = ["save_megafs_state", "load_megafs_state"]
 
@@ -29,14 +29,14 @@ def save_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimi
     tensors.update({f"F.{k}": v.float() for k, v in model.ftm.state_dict().items()})
     tensors.update({f"S.{k}": v.float() for k, v in model.generator.state_dict().items()})
     tensors["w_avg"] = model.w_avg.float()
-    te, groups_e = _optimizer_tensors("optE", opt_e)
-    tf, groups_f = _optimizer_tensors("optF", opt_f)
+    te, groups_e = optimizer_tensors("optE", opt_e)
+    tf, groups_f = optimizer_tensors("optF", opt_f)
     tensors.update(te)
     tensors.update(tf)
     meta = {"format": TRAIN_FORMAT, "version": "1", "step": str(step), "encoder_steps": str(encoder_steps),
             "config": model.cfg.to_json(), "stylegan_config": json.dumps(model.generator.cfg.to_dict()),
             "optE": groups_e, "optF": groups_f, **{k: str(v) for k, v in (extra or {}).items()}}
-    return _atomic_save(tensors, meta, Path(path))
+    return atomic_save(tensors, meta, Path(path))
 
 
 def load_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimizer,
@@ -54,6 +54,6 @@ def load_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimi
     load_prefixed(model.ftm, tensors, "F", path)
     load_prefixed(model.generator, tensors, "S", path)
     model.w_avg.copy_(tensors["w_avg"])
-    _load_optimizer(opt_e, tensors, "optE", meta["optE"])
-    _load_optimizer(opt_f, tensors, "optF", meta["optF"])
+    load_optimizer(opt_e, tensors, "optE", meta["optE"])
+    load_optimizer(opt_f, tensors, "optF", meta["optF"])
     return int(meta["step"])

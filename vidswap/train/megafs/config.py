@@ -19,7 +19,7 @@ import yaml
 
 from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.megafs import MegaFSConfig
-from vidswap.train.facedancer.config import IdentityConfig, OptimConfig, RunConfig, _build, _path
+from vidswap.train.facedancer.config import IdentityConfig, OptimConfig, RunConfig, build_section, resolve_path
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.perceptual import PerceptualConfig
 
@@ -97,32 +97,32 @@ def parse_megafs_config(raw: Any, base: Path = Path(".")) -> MegaFSTrainConfig:
     """A :class:`MegaFSTrainConfig` from the parsed YAML; relative paths against ``base``."""
     if not isinstance(raw, dict):
         raise ConfigError("train.yaml must be a mapping")
-    _build(_Sections, raw, "train.yaml")
-    data = _build(DataConfig, raw.get("data"), "data")
+    build_section(_Sections, raw, "train.yaml")
+    data = build_section(DataConfig, raw.get("data"), "data")
     if not data.root:
         raise ConfigError("data.root is required: the folder of face images")
-    data = dataclasses.replace(data, root=_path(data.root, base), cache=_path(data.cache, base))
-    gen = _build(GeneratorSection, raw.get("generator"), "generator")
+    data = dataclasses.replace(data, root=resolve_path(data.root, base), cache=resolve_path(data.cache, base))
+    gen = build_section(GeneratorSection, raw.get("generator"), "generator")
     if not gen.checkpoint:
         raise ConfigError("generator.checkpoint is required: the StyleGAN2 safetensors MegaFS encodes into")
-    gen = GeneratorSection(_path(gen.checkpoint, base))
-    identity = _build(IdentityConfig, raw.get("identity"), "identity")
-    identity = dataclasses.replace(identity, onnx=_path(identity.onnx, base))
-    perceptual = _build(PerceptualConfig, raw.get("perceptual"), "perceptual")
-    perceptual = dataclasses.replace(perceptual, weights=_path(perceptual.weights, base))
-    run = _build(RunConfig, {"out": "runs/megafs", **(raw.get("run") or {})}, "run")
-    resume = run.resume if run.resume in ("auto", "never") else _path(run.resume, base)
-    run = dataclasses.replace(run, out=_path(run.out, base), resume=resume)
+    gen = GeneratorSection(resolve_path(gen.checkpoint, base))
+    identity = build_section(IdentityConfig, raw.get("identity"), "identity")
+    identity = dataclasses.replace(identity, onnx=resolve_path(identity.onnx, base))
+    perceptual = build_section(PerceptualConfig, raw.get("perceptual"), "perceptual")
+    perceptual = dataclasses.replace(perceptual, weights=resolve_path(perceptual.weights, base))
+    run = build_section(RunConfig, {"out": "runs/megafs", **(raw.get("run") or {})}, "run")
+    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
+    run = dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
     if run.steps < 1 or run.batch_size < 1:
         raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
     encoder_steps = raw.get("encoder_steps")
     encoder_steps = run.steps // 2 if encoder_steps is None else encoder_steps
     if not isinstance(encoder_steps, int) or encoder_steps < 0:
         raise ConfigError(f"encoder_steps must be an integer >= 0, got {encoder_steps!r}")
-    optim = _build(OptimConfig, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, **(raw.get("optim") or {})}, "optim")
-    return MegaFSTrainConfig(data=data, generator=gen, model=_build(MegaFSConfig, raw.get("model"), "model"),
+    optim = build_section(OptimConfig, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, **(raw.get("optim") or {})}, "optim")
+    return MegaFSTrainConfig(data=data, generator=gen, model=build_section(MegaFSConfig, raw.get("model"), "model"),
                              identity=identity, perceptual=perceptual,
-                             loss=_build(MegaFSLossWeights, raw.get("loss"), "loss"),
+                             loss=build_section(MegaFSLossWeights, raw.get("loss"), "loss"),
                              optim=optim, run=run, encoder_steps=encoder_steps)
 
 

@@ -32,7 +32,7 @@ from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.perceptual import load_vgg16
-from vidswap.train.facedancer.trainer import Preempted, TrainResult, _writer, image_grid
+from vidswap.train.facedancer.trainer import Preempted, TrainResult, tensorboard_writer, image_grid
 from vidswap.train.megafs.checkpoint import load_megafs_state, save_megafs_state
 from vidswap.train.megafs.config import MegaFSTrainConfig
 from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
@@ -178,7 +178,7 @@ def _train(cfg: MegaFSTrainConfig, info: DistInfo, log, progress: bool, identity
     previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_requested", True))
     out = trainer.out
     out.mkdir(parents=True, exist_ok=True)
-    writer = _writer(out) if rank0 else None
+    writer = tensorboard_writer(out) if rank0 else None
     metrics = (out / "metrics.jsonl").open("a") if rank0 else None
     bar = None
     if rank0 and progress:
