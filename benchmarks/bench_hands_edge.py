@@ -5,13 +5,15 @@ the hand's palm and wrist are outside the picture (frames 79-153: about half the
 
 The analyze pass (faces, hands: palm detection, pose near the faces, the landmarker) runs over frames 56-231 of the
 cut clip twice, on the same batches of 8 frames, alternating which runs first: "before" with the tracker's former
-behaviour (``HandParams(black_border=False, relock_frames=0, motion=MotionParams(bridge=0, coast=0))``) and
+behaviour (``HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0))``) and
 "after" with the defaults. The reference hand is the one tracked on the uncut frames (defaults), drawn as the
 landmark shape and cut like the frame. Reported per setting, on frames 79-153:
 
 - frames with a hand mask;
 - frames whose mask (the render's ``hand_matte``, swept, colour-decided; >= 0.5) covers at least half of the
   reference hand inside the face oval, and the median share covered;
+- the share of the face oval away from the reference hand (beyond 7 px of it) under the mask (>= 0.5): mean and
+  worst frame (a mask in the wrong place);
 - on the hand-annotated frames among them (tests/data/hand_occluders.json, cut likewise; 3-px band left out):
   hand pixels inside the face under a full mask (>= 0.99: the plate is kept there) and visible face pixels under
   any mask (>= 0.01: wrongly kept as the plate). A matte-only proxy of the render measures of
@@ -49,7 +51,7 @@ from vidswap.hands.track import HandParams  # noqa: E402
 STRETCH = range(56, 232)
 EDGE = range(79, 154)
 SHOWN = (80, 92, 100, 120, 150)
-BEFORE = HandParams(black_border=False, relock_frames=0, motion=MotionParams(bridge=0, coast=0))
+BEFORE = HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0))
 
 
 def analyze(models, frames: dict[int, np.ndarray], settings: dict[str, HandParams]) -> tuple[dict, dict]:
@@ -84,7 +86,7 @@ def measure(hands, reference, ovals: dict, cut: dict, ann: dict, sweep: float = 
     """The measures of the module docstring for one setting; also the mattes of :data:`SHOWN`."""
     h, w = next(iter(cut.values())).shape[:2]
     kernel = np.ones((7, 7), np.uint8)
-    cover, ms, shown = [], [], {}
+    cover, wrong, ms, shown = [], [], [], {}
     a_n = a_ok = v_n = v_bad = 0
     for n in EDGE:
         m = np.zeros((h, w), np.float32)
@@ -98,6 +100,9 @@ def measure(hands, reference, ovals: dict, cut: dict, ann: dict, sweep: float = 
         ref = (rasterize_hands(reference.at(n), h + 400, w)[:h] > 0.5) & face
         if ref.sum() > 200:
             cover.append(float((m[ref] >= 0.5).mean()))
+        away = face & ~(cv2.dilate(ref.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)
+        if away.any():
+            wrong.append((n, float((m[away] >= 0.5).mean())))
         if n in ann:
             drawn = fill(ann[n], (h, w)).astype(np.uint8)
             inner, outer = cv2.erode(drawn, kernel) > 0, cv2.dilate(drawn, kernel) > 0
@@ -108,6 +113,9 @@ def measure(hands, reference, ovals: dict, cut: dict, ann: dict, sweep: float = 
     return {"frames_with_mask": sum(len(hands.at(n)) > 0 for n in EDGE), "frames": len(EDGE),
             "covered_half": int((cover >= 0.5).sum()), "reference_frames": len(cover),
             "median_cover": float(np.median(cover)) if len(cover) else 0.0,
+            "wrong_face_mean_pct": 100 * float(np.mean([v for _, v in wrong])),
+            "wrong_face_max_pct": 100 * max(v for _, v in wrong),
+            "wrong_face_max_at": max(wrong, key=lambda x: x[1])[0],
             "annotated": sorted(n for n in ann if n in EDGE),
             "hand_kept_pct": 100.0 * a_ok / max(a_n, 1), "face_touched_pct": 100.0 * v_bad / max(v_n, 1),
             "matte_ms": 1000 * float(np.mean(ms)) if ms else 0.0}, shown

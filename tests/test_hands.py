@@ -386,8 +386,9 @@ def test_palm_detection_alone_misses_the_hand_entering_from_the_edge(edge_clip, 
 def test_hand_entering_from_the_edge_is_held_throughout(edge_clip, stretch, model):
     """Through the analyze pass (faces found, the pose landmarker near each face, a dropped hand looked for again
     on the frame's edge): the hand is found from its first frames and held, as one hand, on every frame of 79-153
-    (half of it below the cut; before the re-detection at the edge and the motion model, none of them), where its
-    fingertips lie where the landmarker puts them in the uncut frame (from the same region)."""
+    (half of it below the cut; before the re-detection at the edge and the motion model, none of them), where the
+    hand shape drawn from its landmarks covers at least 70% of the shape the landmarker reads in the uncut frame
+    from the same region (cut likewise; measured 76-98% on 100-140), and spills at most 30% outside it (11-27%)."""
     from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer
     from vidswap.hands.landmarks import HandLandmarker, rois_from_hand_landmarks
 
@@ -403,12 +404,11 @@ def test_hand_entering_from_the_edge_is_held_throughout(edge_clip, stretch, mode
     assert set(range(79, 154)) <= set(got)
     assert all(len(hands.at(n)) == 1 for n in got) and len(set(hands.ids.tolist())) == 1
     landmarker = HandLandmarker.from_path(model("hand_landmark"), 2)
-    for n in (100, 120, 140):
+    for n in (100, 110, 120, 130, 140):
         pts = hands.at(n)[0]
         uncut = landmarker([stretch[n]], [0], rois_from_hand_landmarks(pts[None]))
         assert uncut.presence[0] > 0.8
-        tips = [4, 8, 12, 16, 20]
-        # each of the uncut reading's finger tips (not the thumb's, down by the cut) near one of the cut hand's tips:
-        # the cut hand may be read as the other hand (thumb and pinky swapped)
-        d = np.linalg.norm(pts[tips, None, :2] - uncut.points[0][None, tips, :2], axis=-1)
-        assert d.min(0)[1:].max() < 12.0
+        # the hand's shape drawn from the cut frame's landmarks covers that from the uncut frame's, cut likewise
+        seen = rasterize_hands(uncut.points, 360, 640)[:300] > 0.5
+        drawn = rasterize_hands(pts[None], 300, 640) > 0.5
+        assert (drawn & seen).sum() >= 0.7 * seen.sum() and (drawn & ~seen).sum() <= 0.3 * drawn.sum()

@@ -45,8 +45,12 @@ class HandParams:
         black_border: the landmarker's crop is black beyond the frame's edge (MediaPipe's own padding), not the
             edge replicated. Off by default: on the sample clip's stretch with the bottom 60 rows cut off it gave
             landmarks closer to those of the uncut frame (visible-landmark error 5-14 px, replicated 42-56 px, on
-            frames 168-220; visible face under the mask on the annotated frames 2.5% vs 5.7%), but on the uncut clip
-            the annotated hand pixels kept fell from 95.3% to 91.7% (tests/test_occlusion_hands.py).
+            frames 168-220), but on the uncut clip the annotated hand pixels kept fell from 95.3% to 91.7%
+            (tests/test_occlusion_hands.py). Reading a hand whose region leaves the frame with both borders and
+            keeping the reading of higher presence: on the cut clip's frames 79-153 the face under the mask away
+            from the uncut frame's hand 0.1% (worst frame 1.7%) instead of 1.9% (worst 21%, frames 83-91), but
+            94.6% of the uncut clip's annotated hand pixels kept; not done.
+        relock_black: a dropped hand is looked for again with the black border.
         relock_frames: a dropped hand is looked for again (every ``idle_detect_every`` frames, from its predicted
             place) for up to this many frames; found, it keeps its id (so ``motion`` bridges the gap).
         edge_scale: a dropped hand that reached the frame's edge is also looked for in a region this many face
@@ -70,6 +74,7 @@ class HandParams:
     pose_every: int = 4
     backfill: int = 6
     black_border: bool = False
+    relock_black: bool = True
     relock_frames: int = 60
     edge_scale: float = 1.5
     near_edge: float = 0.5
@@ -181,8 +186,10 @@ class HandTracker:
         if self._pushed:
             self._cuts.append(len(self._pushed))
 
-    def _landmarks(self, frame: np.ndarray, rois: Rois):
-        return self.landmarker([frame], [0] * len(rois), rois, self.params.black_border)
+    def _landmarks(self, frame: np.ndarray, rois: Rois, black: bool | None = None):
+        """The landmarker on ``rois`` of ``frame``, the crop's border black or replicated (default: ``black_border``)."""
+        black = self.params.black_border if black is None else black
+        return self.landmarker([frame], [0] * len(rois), rois, black)
 
     def push(self, number: int, frame: np.ndarray, faces: Sequence[np.ndarray] = ()
              ) -> list[tuple[int, np.ndarray, float]]:
@@ -198,7 +205,8 @@ class HandTracker:
             lost.since += 1
         self._lost = {hid: lost for hid, lost in self._lost.items() if lost.since <= p.relock_frames}
         if self._active:
-            lm = self._landmarks(frame, rois_from_hand_landmarks(np.stack([pts for _, pts in self._active])))
+            rois = rois_from_hand_landmarks(np.stack([pts for _, pts in self._active]))
+            lm = self._landmarks(frame, rois)
             found = [(hid, pts, float(pr)) for (hid, _), pts, pr in zip(self._active, lm.points, lm.presence)
                      if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep)]
             if len(found) < len(self._active):  # a hand lost: the pose landmarker looks for it at once
@@ -206,7 +214,7 @@ class HandTracker:
             found = self._dedupe(found)
             kept = {hid for hid, _, _ in found}
             for hid, pts in self._active:
-                if hid not in kept and hid in self._filters:
+                if hid not in kept and hid in self._filters and p.relock_frames > 0:
                     self._lost[hid] = _Lost(pts, self._filters.pop(hid))
         self._since_detect += 1
         self._since_pose += 1
@@ -278,7 +286,8 @@ class HandTracker:
                 centres.append(r.center[0])
                 sizes.append(r.size[0])
                 angles.append(r.angle[0])
-        return self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked)
+        return self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked,
+                             p.relock_black or p.black_border)
 
     def _backfill(self, hid: int, points: np.ndarray) -> None:
         """Track a new hand backwards through the kept frames (newest first) while the landmarker holds it and the
@@ -313,7 +322,8 @@ class HandTracker:
             return []
         return self._confirm(frame, rois_from_palms(palms.boxes[new], palms.keypoints[new]), tracked)
 
-    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list) -> list[tuple[int, np.ndarray, float]]:
+    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list, black: bool | None = None
+                 ) -> list[tuple[int, np.ndarray, float]]:
         """New hands from candidate regions: the landmarker's presence must reach ``accept``; a second pass from
         the first pass's landmarks; not a hand already tracked."""
         p = self.params
@@ -322,12 +332,12 @@ class HandTracker:
         if not keep:
             return []
         rois = Rois(rois.center[keep], rois.size[keep], rois.angle[keep])
-        lm = self._landmarks(frame, rois)
+        lm = self._landmarks(frame, rois, black)
         good = [k for k in range(len(rois)) if lm.presence[k] >= p.accept]
         if not good:
             return []
         # a second pass from the first pass's landmarks: the tracking ROI fits the hand better than the palm's
-        lm2 = self._landmarks(frame, rois_from_hand_landmarks(lm.points[good]))
+        lm2 = self._landmarks(frame, rois_from_hand_landmarks(lm.points[good]), black)
         out = []
         for j, k in enumerate(good):
             pts, pr = (lm2.points[j], lm2.presence[j]) if lm2.presence[j] >= p.keep else (lm.points[k], lm.presence[k])
