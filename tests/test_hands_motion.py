@@ -144,3 +144,18 @@ def test_shot_cut_ends_the_coast():
             tracker.reset()
         tracker.push(n, np.full((120, 100, 3), n, np.uint8))
     assert set(tracker.finish().frames.tolist()) == set(range(7))  # coasted to 6, not into the next shot
+
+
+def test_analysis_cache_key_covers_the_motion_and_relock_settings(monkeypatch):
+    import vidswap.faces.analyze as analyze
+    from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key
+
+    def key():
+        return analysis_key("clip", [0, 1, 2], AnalysisConfig(), SmoothingConfig(), {"m": "0"})
+
+    base = key()
+    assert key() == base
+    for changed in (HandParams(motion=MotionParams(bridge=5)), HandParams(relock_frames=10),
+                    HandParams(relock_black=False), HandParams(edge_scale=1.2)):
+        monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
+        assert key() != base
