@@ -144,11 +144,13 @@ def eye_rois(points: np.ndarray, corners: tuple[int, int], scale: float = 2.3) -
 
 
 def extract_crops(frames: Sequence[np.ndarray], frame_index: Sequence[int], matrices: np.ndarray,
-                  out: int) -> np.ndarray:
-    """(N, out, out, 3) float32 RGB crops in [0, 1] with ``cv2.warpAffine`` (bilinear, border replicated)."""
+                  out: int, black_border: bool = False) -> np.ndarray:
+    """(N, out, out, 3) float32 RGB crops in [0, 1] with ``cv2.warpAffine`` (bilinear; beyond the frame the border
+    replicated, or black with ``black_border``)."""
     crops = np.empty((len(matrices), out, out, 3), np.float32)
+    border = cv2.BORDER_CONSTANT if black_border else cv2.BORDER_REPLICATE
     for i, (fi, m) in enumerate(zip(frame_index, matrices)):
-        crop = cv2.warpAffine(frames[fi], m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(frames[fi], m, (out, out), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
         np.multiply(crop, np.float32(1 / 255), out=crops[i], casting="unsafe")
     return crops
 

@@ -97,11 +97,13 @@ class HandLandmarker:
     def from_path(cls, path: Path | bytes, num_threads: int | None = None) -> "HandLandmarker":
         return cls(TFLiteRunner.from_path(path, num_threads, max_batch=4))
 
-    def __call__(self, frames: Sequence[np.ndarray], frame_index: Sequence[int], rois: Rois) -> HandLandmarks:
-        """Landmarks for ``rois`` of ``frames[frame_index[i]]`` (HxWx3 RGB uint8)."""
+    def __call__(self, frames: Sequence[np.ndarray], frame_index: Sequence[int], rois: Rois,
+                 black_border: bool = False) -> HandLandmarks:
+        """Landmarks for ``rois`` of ``frames[frame_index[i]]`` (HxWx3 RGB uint8); the crop beyond the frame's edge
+        is the edge replicated, or black with ``black_border`` (see :class:`~vidswap.hands.track.HandParams`)."""
         if len(rois) == 0:
             return HandLandmarks(np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
-        crops = extract_crops(frames, frame_index, crop_matrices(rois, HAND_SIZE), HAND_SIZE)
+        crops = extract_crops(frames, frame_index, crop_matrices(rois, HAND_SIZE), HAND_SIZE, black_border)
         raw, presence, right, _world = self.runner(crops)
         pts = crop_to_frame(raw.reshape(-1, 21, 3), rois, HAND_SIZE)
         return HandLandmarks(pts, _sigmoid_if_logit(presence).astype(np.float32),

@@ -1,7 +1,10 @@
 """Hand tracking through a shot: palm detection finds hands, the landmarker follows each from its previous
 landmarks (palm detection alone misses most hands over a face: the back of the hand to the camera, the wrist out of
-frame), and a hand is dropped when the landmarker's presence falls. ``finish`` smooths each hand over time
-(zero-phase) and drops hands seen for too few frames.
+frame), and a hand is dropped when the landmarker's presence falls. A dropped hand is remembered for a while with a
+Kalman filter on its centroid (:mod:`vidswap.hands.motion`) and looked for again where the filter predicts it (and,
+for a hand at the frame's edge, in a hand-sized region on that edge, fingers pointing into the picture); found
+again, it keeps its id. ``finish`` smooths each hand over time (zero-phase), drops hands seen for too few frames,
+and carries each hand across short gaps and a few frames past its end on its motion model.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from vidswap.hands.landmarks import HandLandmarker, rois_from_hand_landmarks, rois_from_palms
+from vidswap.hands.landmarks import HandLandmarker, fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.faces.landmarks import Rois
+from vidswap.hands.motion import MotionParams, carry_hand, centroid, centroid_filter
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
 from vidswap.hands.types import HandTracks
@@ -38,6 +42,24 @@ class HandParams:
             edge, its wrist outside: palm detection misses it throughout).
         backfill: a newly found hand is tracked backwards through up to this many earlier frames (kept in
             memory), so detection that runs only every few frames does not start the hand late.
+        black_border: the landmarker's crop is black beyond the frame's edge (MediaPipe's own padding), not the
+            edge replicated. Off by default: on the sample clip's stretch with the bottom 60 rows cut off it gave
+            landmarks closer to those of the uncut frame (visible-landmark error 5-14 px, replicated 42-56 px, on
+            frames 168-220), but on the uncut clip the annotated hand pixels kept fell from 95.3% to 91.7%
+            (tests/test_occlusion_hands.py). Reading a hand whose region leaves the frame with both borders and
+            keeping the reading of higher presence: on the cut clip's frames 79-153 the face under the mask away
+            from the uncut frame's hand 0.1% (worst frame 1.7%) instead of 1.9% (worst 21%, frames 83-91), but
+            94.6% of the uncut clip's annotated hand pixels kept; not done.
+        relock_black: a dropped hand is looked for again with the black border.
+        relock_frames: a dropped hand is looked for again (every ``idle_detect_every`` frames, from its predicted
+            place) for up to this many frames; found, it keeps its id (so ``motion`` bridges the gap).
+        edge_scale: a dropped hand that reached the frame's edge is also looked for in a region this many face
+            heights wide centred on that edge (fingers pointing into the picture; the hand's region when there is
+            no face): a hand raised from below the picture has its palm and wrist outside it, and its last
+            landmarks (of the few fingers then visible) size it too small.
+        near_edge: a hand "reached the edge" when its landmark bounds, grown by this many hand sizes, leave the
+            frame.
+        motion: how far ``finish`` carries a hand across gaps and past its end (:class:`MotionParams`).
     """
 
     max_hands: int = 2
@@ -51,6 +73,12 @@ class HandParams:
     overlap: float = 1.0
     pose_every: int = 4
     backfill: int = 6
+    black_border: bool = False
+    relock_black: bool = True
+    relock_frames: int = 60
+    edge_scale: float = 1.5
+    near_edge: float = 0.5
+    motion: MotionParams = field(default_factory=MotionParams)
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -93,6 +121,43 @@ def smooth_series(points: np.ndarray, sigma: float) -> np.ndarray:
     return (out / norm[:, None]).reshape(points.shape).astype(points.dtype)
 
 
+def edge_roi(points: np.ndarray, width: int, height: int, side: float, grow: float) -> Rois | None:
+    """The region where a hand that reached the frame's edge is looked for again: ``side`` px square, centred on
+    the edge it crossed (the side its grown bounds leave the frame by most; ``grow`` hand sizes) at its landmark
+    centroid, rotated so the fingers point into the picture; None when the grown bounds stay inside.
+
+    Args:
+        points: (21, 2+) the hand's landmarks (frame px), where it is predicted to be.
+    """
+    size = float(np.linalg.norm(points[9, :2] - points[0, :2]))
+    lo, hi = points[:, :2].min(0) - grow * size, points[:, :2].max(0) + grow * size
+    past = {"left": -lo[0], "top": -lo[1], "right": hi[0] - (width - 1), "bottom": hi[1] - (height - 1)}
+    edge = max(past, key=past.get)
+    if past[edge] <= 0:
+        return None
+    c = np.clip(centroid(points), 0, [width - 1, height - 1])
+    inward = {"left": (1.0, 0.0), "top": (0.0, 1.0), "right": (-1.0, 0.0), "bottom": (0.0, -1.0)}[edge]
+    c = {"left": (0.0, c[1]), "top": (c[0], 0.0), "right": (width - 1.0, c[1]), "bottom": (c[0], height - 1.0)}[edge]
+    c = np.asarray(c, np.float64)
+    return Rois(c[None], np.array([float(side)]), fingers_up_angle(c[None] - inward, c[None] + inward))
+
+
+@dataclass
+class _Lost:
+    """A dropped hand still looked for: its last landmarks, its centroid filter (predicted every frame since),
+    frames since it was dropped."""
+
+    points: np.ndarray
+    kf: object
+    since: int = 0
+
+    def predicted(self) -> np.ndarray:
+        """(21, 3) the last landmarks moved to the filter's predicted centroid."""
+        out = self.points.astype(np.float64).copy()
+        out[:, :2] += np.asarray(self.kf.x[:2]) - centroid(self.points)
+        return out
+
+
 @dataclass
 class HandTracker:
     """Streaming hand tracking: ``push`` frames in order, then ``finish``."""
@@ -107,11 +172,24 @@ class HandTracker:
     _since_detect: int = 0
     _since_pose: int = 0
     _recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    _filters: dict = field(default_factory=dict)
+    _lost: dict = field(default_factory=dict)
+    _pushed: list[int] = field(default_factory=list)
+    _cuts: list[int] = field(default_factory=list)
 
     def reset(self) -> None:
-        """Forget the tracked hands and the frames kept for backfilling (a shot cut)."""
+        """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
         self._active = []
         self._recent = []
+        self._filters = {}
+        self._lost = {}
+        if self._pushed:
+            self._cuts.append(len(self._pushed))
+
+    def _landmarks(self, frame: np.ndarray, rois: Rois, black: bool | None = None):
+        """The landmarker on ``rois`` of ``frame``, the crop's border black or replicated (default: ``black_border``)."""
+        black = self.params.black_border if black is None else black
+        return self.landmarker([frame], [0] * len(rois), rois, black)
 
     def push(self, number: int, frame: np.ndarray, faces: Sequence[np.ndarray] = ()
              ) -> list[tuple[int, np.ndarray, float]]:
@@ -120,16 +198,24 @@ class HandTracker:
         ``faces``: (4,) x0, y0, x1, y1 boxes of the faces in the frame, where the pose landmarker looks for hands.
         """
         p = self.params
+        h, w = frame.shape[:2]
         found: list[tuple[int, np.ndarray, float]] = []
+        for lost in self._lost.values():
+            lost.kf.predict()
+            lost.since += 1
+        self._lost = {hid: lost for hid, lost in self._lost.items() if lost.since <= p.relock_frames}
         if self._active:
-            lm = self.landmarker([frame], [0] * len(self._active),
-                                 rois_from_hand_landmarks(np.stack([pts for _, pts in self._active])))
-            h, w = frame.shape[:2]
+            rois = rois_from_hand_landmarks(np.stack([pts for _, pts in self._active]))
+            lm = self._landmarks(frame, rois)
             found = [(hid, pts, float(pr)) for (hid, _), pts, pr in zip(self._active, lm.points, lm.presence)
                      if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep)]
             if len(found) < len(self._active):  # a hand lost: the pose landmarker looks for it at once
                 self._since_pose = p.pose_every
             found = self._dedupe(found)
+            kept = {hid for hid, _, _ in found}
+            for hid, pts in self._active:
+                if hid not in kept and hid in self._filters and p.relock_frames > 0:
+                    self._lost[hid] = _Lost(pts, self._filters.pop(hid))
         self._since_detect += 1
         self._since_pose += 1
         new: list[tuple[int, np.ndarray, float]] = []
@@ -137,29 +223,80 @@ class HandTracker:
         if len(found) < p.max_hands and due:
             self._since_detect = 0
             new = self._detect(frame, found)
+            if not new and self._lost:
+                new = self._relock(frame, found, faces)
         if self.pose is not None and len(faces) and not new and not found and self._since_pose >= p.pose_every:
             self._since_pose = 0
             for box in faces:
                 if len(new) < p.max_hands:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
+        new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
         for hid, pts, _ in new:
             self._backfill(hid, pts)
         found += new
         self._active = [(hid, pts) for hid, pts, _ in found]
         for hid, pts, pr in found:
             self.rows.append((int(number), hid, pts, pr))
+            if hid in self._filters:
+                self._filters[hid].predict()
+                self._filters[hid].update(centroid(pts))
+            else:
+                self._filters[hid] = centroid_filter(centroid(pts), p.motion)
         if p.backfill > 0:
             self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
+        self._pushed.append(int(number))
         return found
+
+    def _adopt(self, hid: int, pts: np.ndarray, pr: float) -> tuple[int, np.ndarray, float]:
+        """A new hand near where a dropped one is predicted (within two hand sizes) is that hand again: its id and
+        its filter (updated with the new centroid)."""
+        best, gap = None, np.inf
+        size = float(np.linalg.norm(pts[9, :2] - pts[0, :2]))
+        for lid, lost in self._lost.items():
+            d = float(np.linalg.norm(centroid(pts) - np.asarray(lost.kf.x[:2])))
+            reach = 2 * max(size, float(np.linalg.norm(lost.points[9, :2] - lost.points[0, :2])))
+            if d <= reach and d < gap:
+                best, gap = lid, d
+        if best is None:
+            return hid, pts, pr
+        self._filters[best] = self._lost.pop(best).kf
+        return best, pts, pr
+
+    def _relock(self, frame: np.ndarray, tracked: list, faces: Sequence[np.ndarray]
+                ) -> list[tuple[int, np.ndarray, float]]:
+        """Dropped hands looked for again: where each is predicted (its last tracking region moved there), and for
+        one at the frame's edge also in a region on that edge (:func:`edge_roi`), sized from the nearest face."""
+        p = self.params
+        h, w = frame.shape[:2]
+        centres, sizes, angles = [], [], []
+        for lost in self._lost.values():
+            pts = lost.predicted()
+            roi = rois_from_hand_landmarks(pts[None])
+            rois = [roi]
+            side = float(roi.size[0])
+            if len(faces):
+                boxes = np.asarray(faces, np.float64).reshape(-1, 4)
+                mid = (boxes[:, :2] + boxes[:, 2:]) / 2
+                near = boxes[int(np.argmin(np.linalg.norm(mid - centroid(pts), axis=1)))]
+                side = p.edge_scale * float(near[3] - near[1])
+            edge = edge_roi(pts, w, h, side, p.near_edge)
+            if edge is not None:
+                rois.append(edge)
+            for r in rois:
+                centres.append(r.center[0])
+                sizes.append(r.size[0])
+                angles.append(r.angle[0])
+        return self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked,
+                             p.relock_black or p.black_border)
 
     def _backfill(self, hid: int, points: np.ndarray) -> None:
         """Track a new hand backwards through the kept frames (newest first) while the landmarker holds it and the
         frame has no hand there already."""
         pts = points
         for number, frame in reversed(self._recent):
-            if any(_box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, _, q, _ in self.rows if n == number):
+            if any(i == hid or _box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, i, q, _ in self.rows if n == number):
                 break
-            lm = self.landmarker([frame], [0], rois_from_hand_landmarks(pts[None]))
+            lm = self._landmarks(frame, rois_from_hand_landmarks(pts[None]))
             if lm.presence[0] < self.params.keep:
                 break
             pts = lm.points[0]
@@ -185,7 +322,8 @@ class HandTracker:
             return []
         return self._confirm(frame, rois_from_palms(palms.boxes[new], palms.keypoints[new]), tracked)
 
-    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list) -> list[tuple[int, np.ndarray, float]]:
+    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list, black: bool | None = None
+                 ) -> list[tuple[int, np.ndarray, float]]:
         """New hands from candidate regions: the landmarker's presence must reach ``accept``; a second pass from
         the first pass's landmarks; not a hand already tracked."""
         p = self.params
@@ -194,12 +332,12 @@ class HandTracker:
         if not keep:
             return []
         rois = Rois(rois.center[keep], rois.size[keep], rois.angle[keep])
-        lm = self.landmarker([frame], [0] * len(rois), rois)
+        lm = self._landmarks(frame, rois, black)
         good = [k for k in range(len(rois)) if lm.presence[k] >= p.accept]
         if not good:
             return []
         # a second pass from the first pass's landmarks: the tracking ROI fits the hand better than the palm's
-        lm2 = self.landmarker([frame], [0] * len(good), rois_from_hand_landmarks(lm.points[good]))
+        lm2 = self._landmarks(frame, rois_from_hand_landmarks(lm.points[good]), black)
         out = []
         for j, k in enumerate(good):
             pts, pr = (lm2.points[j], lm2.presence[j]) if lm2.presence[j] >= p.keep else (lm.points[k], lm.presence[k])
@@ -211,16 +349,23 @@ class HandTracker:
         return [h for h in self._dedupe(tracked + out) if h[0] in new_ids]  # not a tracked hand again
 
     def finish(self) -> HandTracks:
-        """Per hand: dropped if seen for fewer than ``min_frames`` frames, else smoothed over its run of frames."""
+        """Per hand: dropped if seen for fewer than ``min_frames`` frames, else smoothed over its run of frames and
+        carried across short gaps and past its end (:func:`~vidswap.hands.motion.carry_hand`; counted in pushed
+        frames, never past the shot's last frame)."""
         if not self.rows:
             return HandTracks.empty()
+        index = {n: k for k, n in enumerate(self._pushed)}
+        bounds = sorted(set(self._cuts + [len(self._pushed)]))
         out = []
         for hid in sorted({r[1] for r in self.rows}):
             mine = sorted((r for r in self.rows if r[1] == hid), key=lambda r: r[0])  # backfilled rows came later
             if len(mine) < self.params.min_frames:
                 continue
             pts = smooth_series(np.stack([r[2] for r in mine]).astype(np.float32), self.params.smooth_sigma)
-            out += [(r[0], hid, q, r[3]) for r, q in zip(mine, pts)]
+            at = np.array([index[r[0]] for r in mine], np.int64)
+            end = next(b for b in bounds if b > at[-1]) - 1  # the hand's shot ends here
+            k, q, pr, _ = carry_hand(at, pts, np.array([r[3] for r in mine], np.float32), self.params.motion, end)
+            out += [(self._pushed[int(j)], hid, qq, float(pp)) for j, qq, pp in zip(k, q, pr)]
         if not out:
             return HandTracks.empty()
         out.sort(key=lambda r: (r[0], r[1]))
