@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidswap.faces.motion import MotionParams, apply_affine, face_motion, fit_affine, motion_path
+from vidswap.faces.motion import MotionParams, apply_affine, clear_of, face_motion, fit_affine, motion_path
 from vidswap.errors import UsageError
 from vidswap.faces.smooth import smooth_landmarks
 
@@ -46,6 +46,15 @@ def test_fit_affine_shrugs_off_outliers():
     plain = np.linalg.lstsq(a, dst, rcond=None)[0].T
     assert robust < 0.05
     assert np.abs(apply_affine(plain, src[good]) - apply_affine(m, src[good])).mean() > 1.0
+
+
+def test_clear_of_keeps_the_points_outside_every_outline_by_the_margin():
+    square = np.array([[10.0, 10.0], [30.0, 10.0], [30.0, 30.0], [10.0, 30.0]])
+    other = square + 100.0
+    pts = np.array([[20.0, 20.0], [33.0, 20.0], [40.0, 20.0], [0.0, 0.0], [120.0, 120.0], [20.0, 30.5]])
+    assert clear_of(pts, [square, other], 5.0).tolist() == [False, False, True, True, False, False]
+    assert clear_of(pts, [square], 0.0).tolist() == [False, True, True, True, True, True]
+    assert clear_of(pts, [], 5.0).all()
 
 
 def test_motion_path_follows_the_maps_and_holds_where_unknown():

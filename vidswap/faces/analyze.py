@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -24,7 +25,7 @@ from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
-from vidswap.faces.motion import NAN_AFFINE, MotionParams, face_motion, gray8
+from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8
 from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
@@ -171,6 +172,7 @@ class FrameAnalyzer:
     _since_identity: int = 0
     _hands: HandTracker | None = None
     _prev_gray: np.ndarray | None = None
+    _hand_outlines: tuple[list, list] = ([], [])
 
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
@@ -205,6 +207,7 @@ class FrameAnalyzer:
             if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
                 self._prev_gray = None
+                self._hand_outlines = ([], [])
                 if self._hands is not None:
                     self._hands.reset()
             t0 = time.perf_counter()
@@ -219,7 +222,9 @@ class FrameAnalyzer:
             if self._hands is not None:
                 t0 = time.perf_counter()
                 boxes = [np.concatenate([f.points[:, :2].min(0), f.points[:, :2].max(0)]) for f in faces]
-                self._hands.push(int(number), as_rgb8(image), boxes)
+                found_hands = self._hands.push(int(number), as_rgb8(image), boxes)
+                # the hands' outlines in the previous frame and this one (the face's motion is measured clear of them)
+                self._hand_outlines = (self._hand_outlines[1], [p[:, :2] for _, p, _ in found_hands])
                 self._time("hands", t0)
             t0 = time.perf_counter()
             new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
@@ -277,14 +282,24 @@ class FrameAnalyzer:
 
 
     def _motion(self, gray: np.ndarray, face: FaceLandmarks) -> np.ndarray:
-        """The face's image motion from the previous analysed frame (the face there it overlaps most), or NaN."""
+        """The face's image motion from the previous analysed frame (the face there it overlaps most), measured at
+        its rigid points clear of the hands in either frame (too few of them: NaN), or NaN."""
         if self._prev_gray is None or self._prev_gray.shape != gray.shape:
             return NAN_AFFINE.copy()
         prev = max(self._prev, key=lambda p: _overlap(p, face), default=None)
         if prev is None or _overlap(prev, face) <= 0.3:
             return NAN_AFFINE.copy()
-        return face_motion(self._prev_gray, gray, prev.points[self._rigid, :2], face.points[self._rigid, :2],
-                           self.motion_params)
+        p0, p1 = prev.points[self._rigid, :2], face.points[self._rigid, :2]
+        hands = self._hand_outlines[0] + self._hand_outlines[1]
+        if hands:
+            radius = float(np.sqrt(((p1 - p1.mean(0)) ** 2).sum(1).mean()))
+            outlines = [cv2.convexHull(h.astype(np.float32)) for h in hands]
+            margin = self.motion_params.hand_margin * radius
+            keep = clear_of(p0, outlines, margin) & clear_of(p1, outlines, margin)
+            if keep.sum() < self.motion_params.min_points:
+                return NAN_AFFINE.copy()
+            p0, p1 = p0[keep], p1[keep]
+        return face_motion(self._prev_gray, gray, p0, p1, self.motion_params)
 
     def _track_motions(self, track) -> np.ndarray:
         """(T, 2, 3) the track's image motion from each row's frame to the next: rows observed in consecutive
@@ -406,6 +421,6 @@ def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisCon
         frames.append(format_frames(numbers))
     blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": frames,
                        "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes,
-                       "hands": asdict(HandParams())},
+                       "hands": asdict(HandParams()), "motion": asdict(MotionParams())},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
