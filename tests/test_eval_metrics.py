@@ -190,6 +190,18 @@ def test_flicker_ratio_above_one_for_a_flickering_result():
                                     np.zeros(mask.shape, bool)))
 
 
+def test_flow_miss_is_the_points_departure_from_the_picture_motion():
+    """The picture moves right 3, down 2: points that move with it miss by ~0, points left behind by the whole
+    motion (sqrt(13) px), and points without a position give NaN."""
+    prev = _texture(seed=4)
+    cur = np.roll(prev, (2, 3), axis=(0, 1))
+    rng = np.random.default_rng(6)
+    pts = rng.uniform(40, prev.shape[0] - 40, (50, 2))
+    assert FM.flow_miss(prev, cur, pts, pts + [3.0, 2.0]) < 0.2
+    assert FM.flow_miss(prev, cur, pts, pts) == pytest.approx(math.sqrt(13.0), abs=0.2)
+    assert math.isnan(FM.flow_miss(prev, cur, np.full((3, 2), np.nan), pts[:3]))
+
+
 def test_ratio_summary_drops_nan_frames():
     s = FM.ratio_summary([2.0, np.nan, 4.0], [1.0, 5.0, np.nan])
     assert s == {"result": 2.0, "target": 1.0, "ratio": 2.0, "excess": 1.0}

@@ -4,7 +4,7 @@ Conventions as in :mod:`vidswap.eval.metrics` (images HxWx3 or HxW, uint8 / uint
 measures in 8-bit levels; masks HxW bool or float, > 0.5 = inside).
 
 * temporal -- :func:`dis_flow`, :func:`warp_with_flow`, :func:`flicker_error`, :func:`ratio_summary`,
-  :func:`jitter_ratio`, :func:`landmark_acceleration`;
+  :func:`jitter_ratio`, :func:`landmark_acceleration`, :func:`flow_miss`;
 * image quality -- :func:`laplacian_energy`, :func:`sharpness_ratio`, :func:`boundary_ring`,
   :func:`gradient_magnitude`, :func:`change_mask`, :func:`seam_ratio`, :func:`boundary_step`.
 """
@@ -134,6 +134,28 @@ def landmark_acceleration(tracks: np.ndarray) -> np.ndarray:
         ok = np.isfinite(d2).all(1)
         out[1:-1][ok] = np.sqrt((d2[ok] ** 2).mean(1))
     return out
+
+
+def flow_miss(prev: np.ndarray, cur: np.ndarray, prev_points: np.ndarray, cur_points: np.ndarray,
+              margin: int = 20) -> float:
+    """How far tracked points move otherwise than the picture: mean distance (px) between each point's
+    frame-to-frame motion and the :func:`dis_flow` of the frames at its current position (the flow flicker
+    compensates with). Frames (H, W[, 3]), points (N, 2) frame pixels; the flow is measured on the points' box
+    grown by ``margin`` px. 0 for points that move exactly with the picture; NaN without finite points."""
+    p0 = np.asarray(prev_points, dtype=np.float64)
+    p1 = np.asarray(cur_points, dtype=np.float64)
+    ok = np.isfinite(p0).all(1) & np.isfinite(p1).all(1)
+    if not ok.any():
+        return float("nan")
+    p0, p1 = p0[ok], p1[ok]
+    h, w = np.shape(cur)[:2]
+    x0, y0 = np.clip(np.floor(p1.min(0) - margin).astype(int), 0, None)
+    x1, y1 = np.minimum(np.ceil(p1.max(0) + margin).astype(int) + 1, [w, h])
+    flow = dis_flow(prev[y0:y1, x0:x1], cur[y0:y1, x0:x1])
+    q = (p1 - [x0, y0]).astype(np.float32)[:, None, :]
+    f = np.stack([cv2.remap(flow[..., c], q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                  [:, 0] for c in range(2)], 1)
+    return float(np.linalg.norm(p1 - p0 + f, axis=1).mean())
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -24,7 +25,8 @@ from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
-from vidswap.faces.smooth import OneEuroParams, RtsParams, smooth_landmarks
+from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8
+from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
@@ -65,6 +67,8 @@ class SmoothingConfig:
     rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
     rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
     rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
+    # follow the face's image motion between frames (optical flow) and smooth only what it does not explain
+    follow_image_motion: bool = True
 
 
 @dataclass
@@ -159,14 +163,21 @@ class FrameAnalyzer:
     numbers: list[int] = field(default_factory=list)
     observations: list[list[Observation]] = field(default_factory=list)
     face_stats: list[np.ndarray] = field(default_factory=list)
+    # per frame, per observation: the face's image motion from the previous analysed frame ((2, 3), NaN: unknown)
+    motions: list[list[np.ndarray]] = field(default_factory=list)
+    motion_params: MotionParams = field(default_factory=MotionParams)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     _cut: CutDetector | None = None
     _prev: list[FaceLandmarks] = field(default_factory=list)
     _since_identity: int = 0
     _hands: HandTracker | None = None
+    _prev_gray: np.ndarray | None = None
+    _hand_outlines: tuple[list, list] = ([], [])
 
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
+        rigid = landmark_groups()[0]
+        self._rigid = rigid[rigid < 468]  # the points that move with the head (no lips, eyes, brows, irises)
         if self.models.hands is not None and self.cfg.hands:
             palms, landmarker, pose = self.models.hands
             self._hands = HandTracker(palms, landmarker, HandParams(), pose)
@@ -195,6 +206,8 @@ class FrameAnalyzer:
         for i, (number, image) in enumerate(zip(numbers, images)):
             if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
+                self._prev_gray = None
+                self._hand_outlines = ([], [])
                 if self._hands is not None:
                     self._hands.reset()
             t0 = time.perf_counter()
@@ -209,7 +222,9 @@ class FrameAnalyzer:
             if self._hands is not None:
                 t0 = time.perf_counter()
                 boxes = [np.concatenate([f.points[:, :2].min(0), f.points[:, :2].max(0)]) for f in faces]
-                self._hands.push(int(number), as_rgb8(image), boxes)
+                found_hands = self._hands.push(int(number), as_rgb8(image), boxes)
+                # the hands' outlines in the previous frame and this one (the face's motion is measured clear of them)
+                self._hand_outlines = (self._hand_outlines[1], [p[:, :2] for _, p, _ in found_hands])
                 self._time("hands", t0)
             t0 = time.perf_counter()
             new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
@@ -223,8 +238,13 @@ class FrameAnalyzer:
             self._time("identity", t0)
             self.observations.append([Observation(box=f.box, landmarks=f.points, embedding=embeddings.get(id(f)),
                                                   confidence=f.confidence) for f in faces])
+            t0 = time.perf_counter()
+            gray = gray8(as_rgb8(image))
+            self.motions.append([self._motion(gray, f) for f in faces])
+            self._time("motion", t0)
             self.numbers.append(int(number))
             self._prev = faces
+            self._prev_gray = gray
         batch_obs = self.observations[-len(images):]
         points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
                   for obs in batch_obs]
@@ -251,7 +271,8 @@ class FrameAnalyzer:
             models = self.sampler.models({int(t.id): dict(self._observed(t)) for t in tracks})
             self._time("appearance", t0)
         t0 = time.perf_counter()
-        out = [_finish_track(t, fps, smoothing, self._track_stats(t), dict(models.get(int(t.id), {})))
+        out = [_finish_track(t, fps, smoothing, self._track_stats(t), dict(models.get(int(t.id), {})),
+                             self._track_motions(t) if smoothing.follow_image_motion else None)
                for t in tracks]
         self._time("smooth", t0)
         header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
@@ -259,6 +280,39 @@ class FrameAnalyzer:
         return ShotAnalysis(header=header, tracks=out) if hands is None else \
             ShotAnalysis(header=header, tracks=out, hands=hands)
 
+
+    def _motion(self, gray: np.ndarray, face: FaceLandmarks) -> np.ndarray:
+        """The face's image motion from the previous analysed frame (the face there it overlaps most), measured at
+        its rigid points clear of the hands in either frame (too few of them: NaN), or NaN."""
+        if self._prev_gray is None or self._prev_gray.shape != gray.shape:
+            return NAN_AFFINE.copy()
+        prev = max(self._prev, key=lambda p: _overlap(p, face), default=None)
+        if prev is None or _overlap(prev, face) <= 0.3:
+            return NAN_AFFINE.copy()
+        p0, p1 = prev.points[self._rigid, :2], face.points[self._rigid, :2]
+        hands = self._hand_outlines[0] + self._hand_outlines[1]
+        if hands:
+            radius = float(np.sqrt(((p1 - p1.mean(0)) ** 2).sum(1).mean()))
+            outlines = [cv2.convexHull(h.astype(np.float32)) for h in hands]
+            margin = self.motion_params.hand_margin * radius
+            keep = clear_of(p0, outlines, margin) & clear_of(p1, outlines, margin)
+            if keep.sum() < self.motion_params.min_points:
+                return NAN_AFFINE.copy()
+            p0, p1 = p0[keep], p1[keep]
+        return face_motion(self._prev_gray, gray, p0, p1, self.motion_params)
+
+    def _track_motions(self, track) -> np.ndarray:
+        """(T, 2, 3) the track's image motion from each row's frame to the next: rows observed in consecutive
+        analysed frames carry their face's measured motion, the others NaN."""
+        observed = dict(self._observed(track))
+        where = {n: i for i, n in enumerate(self.numbers)}
+        out = np.full((len(track.frames), 2, 3), np.nan)
+        for j in range(1, len(track.frames)):
+            i, before = where.get(int(track.frames[j])), where.get(int(track.frames[j - 1]))
+            if i is None or before != i - 1 or i not in observed or before not in observed:
+                continue
+            out[j] = self.motions[i][observed[i]]
+        return out
 
     def _observed(self, track) -> list[tuple[int, int]]:
         """``(analysis position, observation index)`` of every frame where the track was observed (not
@@ -338,12 +392,14 @@ def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
 
 
 def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
-                  appearance: dict[str, np.ndarray] | None = None) -> TrackAnalysis:
+                  appearance: dict[str, np.ndarray] | None = None, motion: np.ndarray | None = None
+                  ) -> TrackAnalysis:
     raw = track.landmarks.astype(np.float32)
     if cfg.method == "none" or len(raw) < 3:
         smoothed = raw.copy()
     else:
-        smoothed = smooth_landmarks(raw, fps, method=cfg.method, params=smoothing_params(cfg)).astype(np.float32)
+        smoothed = smooth_landmarks(raw, fps, method=cfg.method, params=smoothing_params(cfg),
+                                    motion=motion).astype(np.float32)
     pose = decompose(torch.from_numpy(smoothed))
     neutral = neutral_shape(pose.x_c_obs).numpy().astype(np.float32)
     emb = track.embedding
@@ -365,6 +421,6 @@ def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisCon
         frames.append(format_frames(numbers))
     blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": frames,
                        "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes,
-                       "hands": asdict(HandParams())},
+                       "hands": asdict(HandParams()), "motion": asdict(MotionParams())},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -332,24 +332,45 @@ def smooth_pose(params: np.ndarray, fps: float, method: str = "rts",
 
 def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
                      params: RtsParams | OneEuroParams | None = None,
-                     groups: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+                     groups: Sequence[Sequence[int]] | None = None,
+                     motion: np.ndarray | None = None) -> np.ndarray:
     """Smooth a (T, 478, 3) landmark track in face-scale units (:func:`face_scale`).
 
     ``method``: ``"rts"`` (zero-phase; manoeuvre detection per part, ``groups`` default
     :func:`landmark_groups`), ``"one_euro"`` (causal) or ``"none"``. Frames that are NaN (misses, or frames a
     caller rejected as bad) are bridged by ``rts`` and held by ``one_euro``. Returns (T, N, 3) float64.
+
+    ``motion``: (T, 2, 3) the face's image motion from frame t-1 to t (affine maps of frame pixels, NaN where
+    unknown; :func:`vidswap.faces.motion.face_motion`). The track then follows the path that motion traces from
+    its first frame (:func:`vidswap.faces.motion.motion_path`) and only its departure from that path (x, y) is
+    smoothed: a complementary filter, fast motion from the image, position from the landmarks.
     """
     x = np.asarray(track, dtype=np.float64)
     if method == "none":
         return x.copy()
     scale = face_scale(x)
+    path = None
+    if motion is not None:
+        from vidswap.faces.motion import motion_path
+
+        if len(motion) != len(x):
+            raise UsageError(f"smooth_landmarks: {len(motion)} motions for {len(x)} frames")
+        first = int(np.flatnonzero(np.isfinite(x).all(axis=(1, 2)))[0]) if np.isfinite(x).any() else 0
+        path = np.zeros(x.shape[:2] + (2,))
+        path[first:] = motion_path(x[first, :, :2], motion[first:])
+        x = x.copy()
+        x[..., :2] -= path
     if method == "rts":
         if groups is None and x.shape[1] in (468, 478):
             groups = landmark_groups(x.shape[1])
-        return rts_smooth(x, fps, params if isinstance(params, RtsParams) else None, scale, groups)
-    if method == "one_euro":
-        return one_euro(x, fps, params if isinstance(params, OneEuroParams) else None, scale)
-    raise UsageError(f"unknown smoothing method {method!r}; use rts, one_euro or none")
+        out = rts_smooth(x, fps, params if isinstance(params, RtsParams) else None, scale, groups)
+    elif method == "one_euro":
+        out = one_euro(x, fps, params if isinstance(params, OneEuroParams) else None, scale)
+    else:
+        raise UsageError(f"unknown smoothing method {method!r}; use rts, one_euro or none")
+    if path is not None:
+        out[..., :2] += path
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
