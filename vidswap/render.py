@@ -117,6 +117,10 @@ class RenderStage:
     face_regions: convert, composite and convert back only each track's face region (:meth:`face_region`); the
                   rest of the plate stays in its own dtype, untouched. False: whole plates (the reference path;
                   the results agree within 1 code value).
+    crop_pixels:  the most crop pixels (faces x crop area) swapped and composited at once: a track's rows of a
+                  batch go through in groups of ``max(1, crop_pixels // (h * w))`` faces (8 at a 512-px crop,
+                  2 at 1024), so the crop-space tensors alive at once do not grow with the crop size. Every face's
+                  result depends on that face alone, so the pictures are the same for any value (0: no limit).
     """
 
     analysis: ShotAnalysis
@@ -131,6 +135,7 @@ class RenderStage:
     matte: UserMatte | None = None
     matte_sinks: list[MatteSink] = field(default_factory=list)
     face_regions: bool = True
+    crop_pixels: int = 1 << 21
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
     _regions: dict[tuple, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
@@ -174,12 +179,23 @@ class RenderStage:
                     crop.size, int) else tuple(crop.size), plate_size, paste_margin(self.params.paste))
         return self._regions[key]
 
+    def group_size(self, crop: CropSpec) -> int:
+        """How many faces of a track are swapped and composited at once (:attr:`crop_pixels`)."""
+        h, w = (crop.size, crop.size) if isinstance(crop.size, int) else tuple(crop.size)
+        return max(1, self.crop_pixels // (int(h) * int(w))) if self.crop_pixels > 0 else 1 << 30
+
     def _swap_track(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
                     identity: SourceIdentity, occluders: dict[int, np.ndarray | None]) -> None:
+        crop = self.core.crop_for(track)
+        n = self.group_size(crop)
+        for start in range(0, len(rows), n):
+            self._swap_rows(out, rows[start:start + n], track, identity, occluders, crop)
+
+    def _swap_rows(self, out: list[Frame], rows: list[tuple[int, int]], track: TrackAnalysis,
+                   identity: SourceIdentity, occluders: dict[int, np.ndarray | None], crop: CropSpec) -> None:
         ks = [k for k, _ in rows]
         idx = np.array([i for _, i in rows])
         dtype = out[ks[0]].image.dtype
-        crop = self.core.crop_for(track)
         x0, y0, x1, y1 = self.face_region(track, crop, out[ks[0]].image.shape[:2])
         # only the face's region is converted, composited and converted back, in the plate's own dtype outside it
         plate = torch.stack([to_float(out[k].image[y0:y1, x0:x1], self.device) for k in ks])  # (B, 3, h, w)

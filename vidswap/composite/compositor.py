@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vidswap.composite.colour import (
     ColourParams,
@@ -29,11 +30,11 @@ from vidswap.composite.colour import (
 )
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions,
-                                     smooth_masks_temporal, union)
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
+                                     feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
-from vidswap.composite.regions import check_regions, region_alpha
+from vidswap.composite.regions import check_regions, covers_face, region_alpha
 from vidswap.errors import ConfigError
 from vidswap.hands.mask import HandMaskParams
 
@@ -60,6 +61,8 @@ class CompositeParams:
             None: off).
         region_feather: with ``regions`` a part of the face: how far eyes, brows and mouth are grown for the
             selection and the reach of its soft edge (fraction of the face size; :mod:`~vidswap.composite.regions`).
+        mask_size: the masks and the occlusion test run on crops of at most this side (the crop box-filtered
+            down, the soft masks bilinearly up; :func:`build_masks`); None: at the crop's own size.
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -76,6 +79,7 @@ class CompositeParams:
     hands: HandMaskParams | None = field(default_factory=HandMaskParams)
     edge: EdgeParams | None = None
     region_feather: float = 0.03
+    mask_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class CompositeConfig:
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
+    mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
 
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
 
@@ -122,6 +127,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         hands=HandMaskParams() if cfg.hands else None,
         edge=EdgeParams() if cfg.edge_match else None,
         region_feather=cfg.region_feather,
+        mask_size=cfg.mask_size,
     )
 
 
@@ -191,6 +197,29 @@ class FaceLayer:
     occlusion: torch.Tensor | None = None
 
 
+def mask_scale(size: tuple[int, int], mask_size: int | None) -> tuple[int, int]:
+    """The ``(h, w)`` the masks of a crop of ``size`` are computed at: ``size`` scaled so its longer side is at most
+    ``mask_size`` (rounded to whole pixels, at least 1), or ``size`` itself when it already is (or None)."""
+    h, w = int(size[0]), int(size[1])
+    if mask_size is None or max(h, w) <= mask_size:
+        return h, w
+    f = mask_size / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def _to_work(landmarks: torch.Tensor, size: tuple[int, int], work: tuple[int, int]) -> torch.Tensor:
+    """Landmarks ``(B, N, 2 or 3)`` from crop pixels to working-size pixels (pixel centres at integers: a box
+    filter of factor f maps x to (x + 0.5) / f - 0.5); a third coordinate scales with x."""
+    fy, fx = work[0] / size[0], work[1] / size[1]
+    xy = torch.stack([(landmarks[..., 0] + 0.5) * fx - 0.5, (landmarks[..., 1] + 0.5) * fy - 0.5], -1)
+    return torch.cat([xy, landmarks[..., 2:] * fx], -1)
+
+
+def _up(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, 1, h, w)`` -> ``(B, 1, H, W)`` bilinear (pixel centres aligned as in :func:`_to_work`), in [0, 1]."""
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+
+
 def build_masks(
     target_crop: torch.Tensor,
     landmarks: torch.Tensor,
@@ -198,6 +227,14 @@ def build_masks(
     params: CompositeParams = CompositeParams(),
 ) -> CropMasks:
     """Region alpha, occlusion visibility and colour-statistics mask in crop space.
+
+    With ``params.mask_size`` smaller than the crop, the feature masks (eyes, brows, mouth, skin), the skin
+    sample and the occlusion test run on the crop box-filtered (area) down to :func:`mask_scale`, with the
+    landmarks scaled to it (the face-relative radii follow the face size there); the visibility comes back up
+    bilinearly, the statistics mask is the upsampled sample mask above 0.5 where that visibility is above 0.5.
+    The face outline, its erosion and feather (the paste seam) stay at the crop's size: for the default regions
+    (the whole face) the region alpha, ``face`` and ``size`` are the full-size path's, bit for bit; a regional
+    swap's parts (``composite.regions``) and their soft edges are rasterised at the crop's size too.
 
     Args:
         target_crop: ``(B, 3, h, w)`` aligned crop of the plate.
@@ -207,19 +244,41 @@ def build_masks(
     Returns:
         :class:`CropMasks`.
     """
-    size = tuple(target_crop.shape[-2:])
-    fr = face_regions(landmarks, regions, size, params.mask)
-    fs = fr["size"]
-    region = region_alpha(fr, params.regions, params.mask, params.region_feather, landmarks, regions)  # per-region
+    size = (int(target_crop.shape[-2]), int(target_crop.shape[-1]))
+    work = mask_scale(size, params.mask_size)
+    if work == size:
+        fr = face_regions(landmarks, regions, size, params.mask)
+        sample, vis = _sample_and_visibility(target_crop, fr, params)
+        fs = fr["size"]
+        region = region_alpha(fr, params.regions, params.mask, params.region_feather, landmarks, regions)
+        vis = torch.ones_like(region) if vis is None else vis
+        return CropMasks(region=region, visibility=vis, stats=sample * (vis > 0.5), face=fr["face"], size=fs)
+    fr = face_regions(_to_work(landmarks, size, work), regions, work, params.mask)
+    sample, vis = _sample_and_visibility(F.interpolate(target_crop, size=work, mode="area"), fr, params)
+    oval = region_polygon(landmarks, regions["face_oval"])
+    fs, face = face_size(oval), polygon_mask(oval, size, params.mask.antialias)
+    if covers_face(check_regions(params.regions)):
+        region = feather_mask(face, fs, params.mask.erosion, params.mask.feather)
+    else:  # a regional swap: its parts and their soft edges at the crop's own size
+        full = face_regions(landmarks, regions, size, params.mask)
+        region = region_alpha(full, params.regions, params.mask, params.region_feather, landmarks, regions)
+    vis = torch.ones_like(region) if vis is None else _up(vis, size)
+    stats = ((_up(sample, size) > 0.5) & (vis > 0.5)).to(vis.dtype)
+    return CropMasks(region=region, visibility=vis, stats=stats, face=face, size=fs)
+
+
+def _sample_and_visibility(crop: torch.Tensor, fr: Mapping[str, torch.Tensor], params: CompositeParams
+                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The skin sample mask and the occlusion visibility (None: no occlusion test) of ``crop (B, 3, h, w)`` from
+    its :func:`~vidswap.composite.masks.face_regions` ``fr`` at the same size."""
     occ = params.occlusion
+    fs = fr["size"]
     sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
-    if occ is not None:
-        model = fit_skin_model(target_crop, sample, occ)
-        protect = union(fr["eyes"], fr["brows"], fr["mouth"])
-        vis = occlusion_visibility(target_crop, fr["face"], model, fs, protect, occ)
-    else:
-        vis = torch.ones_like(region)
-    return CropMasks(region=region, visibility=vis, stats=sample * (vis > 0.5), face=fr["face"], size=fs)
+    if occ is None:
+        return sample, None
+    model = fit_skin_model(crop, sample, occ)
+    protect = union(fr["eyes"], fr["brows"], fr["mouth"])
+    return sample, occlusion_visibility(crop, fr["face"], model, fs, protect, occ)
 
 
 def _fill_invalid(stats: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
