@@ -33,6 +33,7 @@ from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight
                                      smooth_masks_temporal, swap_region_mask, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, paste_crop
+from vidswap.composite.tone import ToneParams, tone_match
 from vidswap.hands.mask import HandMaskParams
 
 
@@ -56,6 +57,8 @@ class CompositeParams:
         hands: the hand occlusion mask (from the hands stored in the analysis; None: off).
         edge: the plate's colour and fine detail along the paste boundary (:mod:`~vidswap.composite.edge`;
             None: off).
+        tone: a smooth lightness offset over the face meeting the plate's along the boundary
+            (:mod:`~vidswap.composite.tone`; None: off).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -71,6 +74,7 @@ class CompositeParams:
     seed: int = 0
     hands: HandMaskParams | None = field(default_factory=HandMaskParams)
     edge: EdgeParams | None = None
+    tone: ToneParams | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,14 @@ class CompositeConfig:
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
+    # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
+    # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core
+    tone_match: Literal["auto"] | bool = "auto"
 
 
-def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
-    """The compositor's parameters from the job config's ``composite`` section.
+def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> CompositeParams:
+    """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
+    the relit appearance, which ``tone_match: auto`` turns the tone match on for).
 
     No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
     the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
@@ -108,6 +116,7 @@ def composite_params(cfg: CompositeConfig, seed: int) -> CompositeParams:
         seed=seed,
         hands=HandMaskParams() if cfg.hands else None,
         edge=EdgeParams() if cfg.edge_match else None,
+        tone=ToneParams() if cfg.tone_match is True or (cfg.tone_match == "auto" and relit) else None,
     )
 
 
@@ -310,6 +319,11 @@ def composite_track(
     elif cp.method != "none":
         raise ValueError(f"colour method must be 'reinhard', 'histogram' or 'none', got {cp.method!r}")
 
+    if params.tone is not None:  # skin the plate shows (no occluder, no hand) along the boundary is measured
+        valid = masks.face.to(crop) * (masks.visibility > 0.5).to(crop)
+        if occluder is not None:
+            valid = valid * (occluder.to(crop) < 0.5)
+        crop = tone_match(crop, target_crop.to(crop), face_alpha, masks.size, params.tone, valid)
     if params.edge is not None:
         crop = edge_match(crop, target_crop.to(crop), face_alpha, masks.size, params.edge)
 
