@@ -164,3 +164,39 @@ def test_creases_are_compressed_and_lose_their_shadow_colour(space, masks):
     assert depth["on"] > 0.8 * depth["off"]  # still a crease: identity detail is not erased
     assert redness["off"] > 0.2
     assert redness["on"] < 0.65 * redness["off"]  # measured 0.245 -> 0.129
+
+
+def test_soft_knee_exact():
+    from vidswap.appearance.source import soft_knee
+
+    v = torch.tensor([0.5, 1.0, 1.2, 1.6, 2.2])
+    assert torch.allclose(soft_knee(v, 1.2, 0.5), torch.tensor([0.5, 1.0, 1.2, 1.4, 1.7]))
+    assert torch.equal(soft_knee(v, 1.2, 1.0), v)
+
+
+def test_nose_highlight_is_compressed_more_than_a_cheek_highlight(space, masks):
+    """A flash highlight on the photo's nose is the photo's light: the nose knee compresses it; the same highlight on
+    the cheek (sheen that carries identity) keeps the milder knee of the rest of the face."""
+    U = space.size
+    R = matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    normals = texel_normals(space, verts)
+    nose = masks["nose"][0, 0] > 0.5
+    ys, xs = torch.nonzero(nose, as_tuple=True)
+    ny, nx = int(ys.float().mean()), int(xs.float().mean())
+    cheek = (masks["inner_skin"][0, 0] > 0.5) & (masks["eye_surround"][0, 0] < 0.01) & \
+        (masks["mouth_folds"][0, 0] < 0.01) & (torch.arange(U)[None, :] < nx - U // 6)
+    cys, cxs = torch.nonzero(cheek, as_tuple=True)
+    k = int(((cys - ny).abs() + (cxs - (nx - U // 4)).abs()).argmin())
+    cy, cx = int(cys[k]), int(cxs[k])
+    tex = torch.tensor((0.5, 0.35, 0.3)).view(1, 3, 1, 1).repeat(1, 1, U, U)
+    for y, x in ((ny, nx), (cy, cx)):
+        tex[0, :, y - 1:y + 2, x - 1:x + 2] *= 1.8  # a 3x3 highlight, 1.8x the skin
+    w = masks["face"].clone()
+    peak = {}
+    for name, params in (("off", AlbedoParams(nose_slope=1.0)), ("on", AlbedoParams())):
+        lum = luminance(detail_layer(space, tex, w, normals, masks, params))[0, 0]
+        peak[name] = (float(lum[ny, nx]), float(lum[cy, cx]))
+    assert peak["off"][0] > 1.2  # there is a highlight to compress
+    assert peak["on"][0] < peak["off"][0] - 0.1  # the nose's: compressed
+    assert peak["on"][1] == pytest.approx(peak["off"][1], abs=0.01)  # the cheek's: as it was

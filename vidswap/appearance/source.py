@@ -44,6 +44,7 @@ __all__ = [
     "texel_density",
     "fuse_textures",
     "detail_layer",
+    "soft_knee",
     "source_masks",
     "build_source_albedo",
 ]
@@ -64,6 +65,9 @@ class AlbedoParams:
             keeping 0.4 of it cost 0.01-0.03 ArcFace similarity to the source, issue 12's bench).
         bright_knee, bright_slope: luminance detail above the knee (x the skin) is compressed by the slope (what
             the mid-band highlight edit leaves of flash-lit tips and wet lips).
+        nose_knee, nose_slope: on the nose, a lower knee and a steeper compression: a flash or window highlight on
+            the photo's nose tip is the photo's light, not the person's (elsewhere the sheen of brow and
+            cheekbones carries identity and keeps the milder knee above).
         makeup_keep: fraction of the mid-band luminance detail kept around the eyes (lids, under the eyes): eye
             shadow and liner darken, but so do the eye sockets and lid creases that make the eyes this person's,
             so most is kept ...
@@ -92,6 +96,8 @@ class AlbedoParams:
     specular_keep: float = 0.8
     bright_knee: float = 1.2
     bright_slope: float = 0.8
+    nose_knee: float = 1.05
+    nose_slope: float = 0.25
     makeup_keep: float = 0.8
     makeup_chroma_keep: float = 0.2
     fold_keep: float = 0.7
@@ -156,6 +162,11 @@ def fuse_textures(textures: Tensor, weights: Tensor, power: float = 4.0) -> tupl
     return fused, weights.amax(0, keepdim=True)
 
 
+def soft_knee(values: Tensor, knee: float, slope: float) -> Tensor:
+    """Values above ``knee`` compressed by ``slope``: ``knee + (v - knee) * slope`` there, ``v`` below (any shape)."""
+    return torch.where(values > knee, knee + (values - knee) * slope, values)
+
+
 def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tensor, keep: Tensor | float,
                    above: float | None = None) -> Tensor:
     """Scale the mid-band deviation of (K, 1, U, U) luminance detail inside ``mask``: by ``keep`` everywhere in the
@@ -191,8 +202,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     w_face = weight * masks["face"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
     # a soft knee on what is left brighter than the skin: flash-lit tips and wet lips of an expressive photo
-    lum = torch.where(lum > params.bright_knee, params.bright_knee + (lum - params.bright_knee) * params.bright_slope,
-                      lum)
+    lum = soft_knee(lum, params.bright_knee, params.bright_slope)
+    nose = gaussian_blur(masks["nose"].to(texture.device), max(0.01 * U, 0.5))
+    lum = lum + (soft_knee(lum, params.nose_knee, params.nose_slope) - lum) * nose
     # creases, wrinkles and frames darker than the knee (x the skin) are compressed on the skin: the photo's hard
     # light deepens them far beyond what the plate's light would (brows, lash lines and lips are not skin)
     dark = torch.where(lum < params.dark_knee, params.dark_knee - (params.dark_knee - lum) * params.dark_slope, lum)
