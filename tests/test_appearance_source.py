@@ -200,3 +200,29 @@ def test_nose_highlight_is_compressed_more_than_a_cheek_highlight(space, masks):
     assert peak["off"][0] > 1.2  # there is a highlight to compress
     assert peak["on"][0] < peak["off"][0] - 0.1  # the nose's: compressed
     assert peak["on"][1] == pytest.approx(peak["off"][1], abs=0.01)  # the cheek's: as it was
+
+
+def test_brow_band_is_covered_where_a_fringe_hid_the_forehead(space, masks):
+    """A fringe hides the photo's forehead down to its brows: the render still covers the band just above the
+    brows (plain skin under the plate's light, weight 1) so the plate's own brows cannot show above the source's;
+    the top of the forehead stays the plate's."""
+    U = space.size
+    img, verts = photo(space, 0.0, (0.5, 0.35, 0.3))
+    brow_rows = torch.nonzero(masks["brows"][0, 0].amax(1) > 0.5)[:, 0]
+    validity = torch.ones(1, 1, *img.shape[-2:])
+    top_y = float(verts[0, :, 1].min())
+    brow_y = float(verts[0, [70, 63, 105, 66, 107, 300, 293, 334, 296, 336], 1].min())  # the brows' upper edge
+    validity[..., : int(brow_y) - 1, :] = 0.0
+    assert brow_y - top_y > 20  # there is a forehead to hide
+    vis = texture_confidence(verts, space.triangles, image_size=tuple(img.shape[-2:]))
+    without = {k: v for k, v in masks.items() if k != "brow_band"}
+    a = build_source_albedo(space, img, verts, masks, visibility=vis, validity=validity)
+    b = build_source_albedo(space, img, verts, without, visibility=vis, validity=validity)
+    above = int(brow_rows.min()) - int(0.03 * U)  # 0.03 U above the brows
+    cols = masks["brows"][0, 0, int(brow_rows.min()) + 1] > 0.5
+    assert float(b.weight[0, 0, above][cols].max()) < 0.5  # the fringe took the band out ...
+    assert float(a.weight[0, 0, above][cols].min()) > 0.99  # ... the brow band puts it back
+    assert torch.allclose(a.detail[0, :, above][:, cols], torch.ones(3, int(cols.sum())), atol=0.05)  # plain skin
+    top = int(space.uv[:, 1].min()) + 2
+    assert float(a.weight[0, 0, :top].max()) == 0.0  # the forehead's top stays the plate's
+    assert "brow_band" in masks and float(masks["brow_band"].max()) == pytest.approx(1.0, abs=1e-3)

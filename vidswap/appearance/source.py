@@ -236,7 +236,7 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
 
 def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float = 0.012,
                  inner_margin: float = 0.055, fade_start: float = 0.45, fade_end: float = 0.9,
-                 lid_reach: float = 0.08) -> dict[str, Tensor]:
+                 lid_reach: float = 0.08, brow_band: float = 0.06) -> dict[str, Tensor]:
     """The region masks plus those the source clean-up needs (all (1, 1, U, U) float):
 
     * ``inner_skin``: skin away from the face outline (``inner_margin`` x U): where the photo surely shows skin,
@@ -248,7 +248,10 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
       where a closing plate eye shows its own lids (:mod:`vidswap.swap.geometric.relit`);
     * ``forehead_fade``: 1 up to ``fade_start`` of the way from the brows to the top of the face, falling
       (smoothstep) to 0 at ``fade_end``: the source's hairline and fringe never reach the plate, whose own
-      forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair).
+      forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair);
+    * ``brow_band``: the brows and the skin up to ``brow_band`` x U around them (soft), within the forehead fade:
+      the render covers it even where the photos did not see it (a fringe), with plain skin under the plate's
+      light, so the plate's own brows never show above or below the source's.
     """
     U = space.size
     out = dict(masks)
@@ -273,6 +276,8 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
     x = ((brow - rows) / max(brow - top, 1.0) - fade_start) / (fade_end - fade_start)  # 0 at start, 1 at end
     x = x.clamp(0.0, 1.0)
     out["forehead_fade"] = (1.0 - x * x * (3.0 - 2.0 * x)).expand(1, 1, U, U).contiguous()
+    band = dilate(masks["brows"], brow_band * U) * masks["face"]
+    out["brow_band"] = (gaussian_blur(band, 0.01 * U) * out["forehead_fade"]).clamp(0.0, 1.0)
     return out
 
 
@@ -312,4 +317,5 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
     # where the photos saw little, the detail fades to plain skin (1): a partly transparent edge of the render
     # (the forehead fade, a fringe left out) shows the plate's light on skin, never the photo's hair or background
     trust = (weight / params.full_weight).clamp(0.0, 1.0)
-    return SourceAlbedo(detail=1.0 + (fused - 1.0) * trust, weight=trust)
+    cover = torch.maximum(trust, masks["brow_band"].to(trust)) if "brow_band" in masks else trust
+    return SourceAlbedo(detail=1.0 + (fused - 1.0) * trust, weight=cover)
