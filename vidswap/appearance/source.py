@@ -96,8 +96,8 @@ class AlbedoParams:
     specular_keep: float = 0.8
     bright_knee: float = 1.2
     bright_slope: float = 0.8
-    nose_knee: float = 1.05
-    nose_slope: float = 0.25
+    nose_knee: float = 1.15
+    nose_slope: float = 0.5
     makeup_keep: float = 0.8
     makeup_chroma_keep: float = 0.2
     fold_keep: float = 0.7
