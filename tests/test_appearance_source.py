@@ -164,3 +164,65 @@ def test_creases_are_compressed_and_lose_their_shadow_colour(space, masks):
     assert depth["on"] > 0.8 * depth["off"]  # still a crease: identity detail is not erased
     assert redness["off"] > 0.2
     assert redness["on"] < 0.65 * redness["off"]  # measured 0.245 -> 0.129
+
+
+def test_soft_knee_exact():
+    from vidswap.appearance.source import soft_knee
+
+    v = torch.tensor([0.5, 1.0, 1.2, 1.6, 2.2])
+    assert torch.allclose(soft_knee(v, 1.2, 0.5), torch.tensor([0.5, 1.0, 1.2, 1.4, 1.7]))
+    assert torch.equal(soft_knee(v, 1.2, 1.0), v)
+
+
+def test_nose_highlight_is_compressed_more_than_a_cheek_highlight(space, masks):
+    """A flash highlight on the photo's nose is the photo's light: the nose knee compresses it; the same highlight on
+    the cheek (sheen that carries identity) keeps the milder knee of the rest of the face."""
+    U = space.size
+    R = matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    normals = texel_normals(space, verts)
+    nose = masks["nose"][0, 0] > 0.5
+    ys, xs = torch.nonzero(nose, as_tuple=True)
+    ny, nx = int(ys.float().mean()), int(xs.float().mean())
+    cheek = (masks["inner_skin"][0, 0] > 0.5) & (masks["eye_surround"][0, 0] < 0.01) & \
+        (masks["mouth_folds"][0, 0] < 0.01) & (torch.arange(U)[None, :] < nx - U // 6)
+    cys, cxs = torch.nonzero(cheek, as_tuple=True)
+    k = int(((cys - ny).abs() + (cxs - (nx - U // 4)).abs()).argmin())
+    cy, cx = int(cys[k]), int(cxs[k])
+    tex = torch.tensor((0.5, 0.35, 0.3)).view(1, 3, 1, 1).repeat(1, 1, U, U)
+    for y, x in ((ny, nx), (cy, cx)):
+        tex[0, :, y - 1:y + 2, x - 1:x + 2] *= 1.8  # a 3x3 highlight, 1.8x the skin
+    w = masks["face"].clone()
+    peak = {}
+    for name, params in (("off", AlbedoParams(nose_slope=1.0)), ("on", AlbedoParams())):
+        lum = luminance(detail_layer(space, tex, w, normals, masks, params))[0, 0]
+        peak[name] = (float(lum[ny, nx]), float(lum[cy, cx]))
+    assert peak["off"][0] > 1.2  # there is a highlight to compress
+    assert peak["on"][0] < peak["off"][0] - 0.1  # the nose's: compressed
+    assert peak["on"][1] == pytest.approx(peak["off"][1], abs=0.01)  # the cheek's: as it was
+
+
+def test_brow_band_is_covered_where_a_fringe_hid_the_forehead(space, masks):
+    """A fringe hides the photo's forehead down to its brows: the render still covers the band just above the
+    brows (plain skin under the plate's light, weight 1) so the plate's own brows cannot show above the source's;
+    the top of the forehead stays the plate's."""
+    U = space.size
+    img, verts = photo(space, 0.0, (0.5, 0.35, 0.3))
+    brow_rows = torch.nonzero(masks["brows"][0, 0].amax(1) > 0.5)[:, 0]
+    validity = torch.ones(1, 1, *img.shape[-2:])
+    top_y = float(verts[0, :, 1].min())
+    brow_y = float(verts[0, [70, 63, 105, 66, 107, 300, 293, 334, 296, 336], 1].min())  # the brows' upper edge
+    validity[..., : int(brow_y) - 1, :] = 0.0
+    assert brow_y - top_y > 20  # there is a forehead to hide
+    vis = texture_confidence(verts, space.triangles, image_size=tuple(img.shape[-2:]))
+    without = {k: v for k, v in masks.items() if k != "brow_band"}
+    a = build_source_albedo(space, img, verts, masks, visibility=vis, validity=validity)
+    b = build_source_albedo(space, img, verts, without, visibility=vis, validity=validity)
+    above = int(brow_rows.min()) - int(0.03 * U)  # 0.03 U above the brows
+    cols = masks["brows"][0, 0, int(brow_rows.min()) + 1] > 0.5
+    assert float(b.weight[0, 0, above][cols].max()) < 0.5  # the fringe took the band out ...
+    assert float(a.weight[0, 0, above][cols].min()) > 0.99  # ... the brow band puts it back
+    assert torch.allclose(a.detail[0, :, above][:, cols], torch.ones(3, int(cols.sum())), atol=0.05)  # plain skin
+    top = int(space.uv[:, 1].min()) + 2
+    assert float(a.weight[0, 0, :top].max()) == 0.0  # the forehead's top stays the plate's
+    assert "brow_band" in masks and float(masks["brow_band"].max()) == pytest.approx(1.0, abs=1e-3)

@@ -138,7 +138,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         core = job_core(cfg, context)
         if not source_images and not core.passes_through:
             check_sources(cfg.sources)  # InputError: no source given
-    params = composite_params(cfg.composite, cfg.seed)
+    relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
+    params = composite_params(cfg.composite, cfg.seed, relit=relit)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
         analysis = require_analysis(cfg, plan) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)

@@ -44,6 +44,7 @@ __all__ = [
     "texel_density",
     "fuse_textures",
     "detail_layer",
+    "soft_knee",
     "source_masks",
     "build_source_albedo",
 ]
@@ -64,6 +65,9 @@ class AlbedoParams:
             keeping 0.4 of it cost 0.01-0.03 ArcFace similarity to the source, issue 12's bench).
         bright_knee, bright_slope: luminance detail above the knee (x the skin) is compressed by the slope (what
             the mid-band highlight edit leaves of flash-lit tips and wet lips).
+        nose_knee, nose_slope: on the nose, a lower knee and a steeper compression: a flash or window highlight on
+            the photo's nose tip is the photo's light, not the person's (elsewhere the sheen of brow and
+            cheekbones carries identity and keeps the milder knee above).
         makeup_keep: fraction of the mid-band luminance detail kept around the eyes (lids, under the eyes): eye
             shadow and liner darken, but so do the eye sockets and lid creases that make the eyes this person's,
             so most is kept ...
@@ -92,6 +96,8 @@ class AlbedoParams:
     specular_keep: float = 0.8
     bright_knee: float = 1.2
     bright_slope: float = 0.8
+    nose_knee: float = 1.15
+    nose_slope: float = 0.5
     makeup_keep: float = 0.8
     makeup_chroma_keep: float = 0.2
     fold_keep: float = 0.7
@@ -156,6 +162,11 @@ def fuse_textures(textures: Tensor, weights: Tensor, power: float = 4.0) -> tupl
     return fused, weights.amax(0, keepdim=True)
 
 
+def soft_knee(values: Tensor, knee: float, slope: float) -> Tensor:
+    """Values above ``knee`` compressed by ``slope``: ``knee + (v - knee) * slope`` there, ``v`` below (any shape)."""
+    return torch.where(values > knee, knee + (values - knee) * slope, values)
+
+
 def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tensor, keep: Tensor | float,
                    above: float | None = None) -> Tensor:
     """Scale the mid-band deviation of (K, 1, U, U) luminance detail inside ``mask``: by ``keep`` everywhere in the
@@ -191,8 +202,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     w_face = weight * masks["face"].to(texture.device)
     lum = _attenuate_mid(lum, w_face, params.mid * U, skin, params.specular_keep, above=params.specular_level)
     # a soft knee on what is left brighter than the skin: flash-lit tips and wet lips of an expressive photo
-    lum = torch.where(lum > params.bright_knee, params.bright_knee + (lum - params.bright_knee) * params.bright_slope,
-                      lum)
+    lum = soft_knee(lum, params.bright_knee, params.bright_slope)
+    nose = gaussian_blur(masks["nose"].to(texture.device), max(0.01 * U, 0.5))
+    lum = lum + (soft_knee(lum, params.nose_knee, params.nose_slope) - lum) * nose
     # creases, wrinkles and frames darker than the knee (x the skin) are compressed on the skin: the photo's hard
     # light deepens them far beyond what the plate's light would (brows, lash lines and lips are not skin)
     dark = torch.where(lum < params.dark_knee, params.dark_knee - (params.dark_knee - lum) * params.dark_slope, lum)
@@ -224,7 +236,7 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
 
 def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float = 0.012,
                  inner_margin: float = 0.055, fade_start: float = 0.45, fade_end: float = 0.9,
-                 lid_reach: float = 0.08) -> dict[str, Tensor]:
+                 lid_reach: float = 0.08, brow_band: float = 0.06) -> dict[str, Tensor]:
     """The region masks plus those the source clean-up needs (all (1, 1, U, U) float):
 
     * ``inner_skin``: skin away from the face outline (``inner_margin`` x U): where the photo surely shows skin,
@@ -236,7 +248,10 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
       where a closing plate eye shows its own lids (:mod:`vidswap.swap.geometric.relit`);
     * ``forehead_fade``: 1 up to ``fade_start`` of the way from the brows to the top of the face, falling
       (smoothstep) to 0 at ``fade_end``: the source's hairline and fringe never reach the plate, whose own
-      forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair).
+      forehead top and hairline stay (they carry little identity and a lot of the plate actor's hair);
+    * ``brow_band``: the brows and the skin up to ``brow_band`` x U around them (soft), within the forehead fade:
+      the render covers it even where the photos did not see it (a fringe), with plain skin under the plate's
+      light, so the plate's own brows never show above or below the source's.
     """
     U = space.size
     out = dict(masks)
@@ -261,6 +276,8 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
     x = ((brow - rows) / max(brow - top, 1.0) - fade_start) / (fade_end - fade_start)  # 0 at start, 1 at end
     x = x.clamp(0.0, 1.0)
     out["forehead_fade"] = (1.0 - x * x * (3.0 - 2.0 * x)).expand(1, 1, U, U).contiguous()
+    band = dilate(masks["brows"], brow_band * U) * masks["face"]
+    out["brow_band"] = (gaussian_blur(band, 0.01 * U) * out["forehead_fade"]).clamp(0.0, 1.0)
     return out
 
 
@@ -300,4 +317,5 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
     # where the photos saw little, the detail fades to plain skin (1): a partly transparent edge of the render
     # (the forehead fade, a fringe left out) shows the plate's light on skin, never the photo's hair or background
     trust = (weight / params.full_weight).clamp(0.0, 1.0)
-    return SourceAlbedo(detail=1.0 + (fused - 1.0) * trust, weight=trust)
+    cover = torch.maximum(trust, masks["brow_band"].to(trust)) if "brow_band" in masks else trust
+    return SourceAlbedo(detail=1.0 + (fused - 1.0) * trust, weight=cover)
