@@ -96,5 +96,5 @@ def test_restorer_strength_zero_is_the_swap_and_bad_settings_are_config_errors(m
         core_with(manifest, restorer="gfpgan_1.4", restorer_strength=1.5)
     with pytest.raises(ModelError, match="has the arcface_112 signature .identity., not the restorer one expected"):
         core_with(manifest, restorer="arcface_w600k_r50")
-    with pytest.raises(ModelError, match="run: vidswap models add gpen_bfr_512 /path/to/GPEN-BFR-512.onnx .download GPEN-BFR-512.onnx from https://github.com/visomaster/"):
+    with pytest.raises(ModelError, match="run: vidswap models add gpen_bfr_512 /path/to/gpen_bfr_512.onnx .download gpen_bfr_512.onnx from https://github.com/facefusion/"):
         core_with(manifest, restorer="gpen_bfr_512")  # configured but not supplied
