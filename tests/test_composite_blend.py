@@ -111,6 +111,27 @@ def test_poisson_blend_uint8_removes_offset_and_keeps_outside():
     assert np.abs(out[mask > 0].astype(int) - bg[mask > 0].astype(int)).max() <= 3
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_poisson_blend_carries_the_foregrounds_texture_inside(dtype):
+    """Inside the mask the clone has the foreground's gradients (its stripes, which the flat background lacks),
+    outside it is the background exactly. (A clone that returned the background everywhere passed the
+    offset-only tests above: OpenCV 5 overwrote the mask that decided what is inside.)"""
+    h, w = 64, 64
+    scale = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+    xx = np.mgrid[0:h, 0:w][1]
+    bg = np.full((h, w, 3), 0.3, np.float64)
+    fg = bg.copy()
+    fg[..., 0] += 0.3 * ((xx // 8) % 2)
+    bg, fg = (np.rint(a * scale).astype(dtype) if scale != 1.0 else a.astype(dtype) for a in (bg, fg))
+    mask = np.zeros((h, w), bool)
+    mask[10:54, 10:54] = True
+    out = poisson_blend(fg, bg, mask).astype(np.float64) / scale
+    np.testing.assert_array_equal(out[~mask], bg[~mask].astype(np.float64) / scale)
+    step = out[32, 24, 0] - out[32, 23, 0]  # a stripe edge inside: the foreground's step of 0.3
+    assert step == pytest.approx(0.3, abs=0.02), step
+    assert out[20:44, 20:44, 0].std() > 0.1
+
+
 def test_poisson_blend_high_bit_depth():
     h, w = 60, 70
     yy, xx = np.mgrid[0:h, 0:w]

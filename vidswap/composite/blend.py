@@ -195,8 +195,8 @@ def poisson_blend(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, mixed: bool 
     dt = np.dtype(bg.dtype)
     scale = _INT_MAX.get(dt, 1.0)
     fg8, bg8 = _to_u8(fg, scale), _to_u8(bg, scale)
-    cloned = cv2.seamlessClone(fg8, bg8, m, center, flag)
     inside = (m > 0)[:, :, None]
+    cloned = cv2.seamlessClone(fg8, bg8, m.copy(), center, flag)  # OpenCV 5 writes into the mask it is given
     if dt == np.uint8:
         return np.where(inside, cloned, bg)
     corr = (cloned.astype(np.float64) - fg8.astype(np.float64)) * (scale / 255.0)
