@@ -40,6 +40,7 @@ from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerGenerator
 from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.step import LOSS_NAMES, StepModels, SwapPass, train_step
+from vidswap.train.run_support import record_step, save_schedule
 
 __all__ = ["Preempted", "TrainResult", "Trainer", "run_training", "image_grid"]
 
@@ -227,31 +228,19 @@ def _train(cfg: TrainConfig, info: DistInfo, log, progress: bool, identity) -> T
     last: dict[str, float] = {}
     evals: list[dict] = []
     gallery: list = []  # the held-out retrieval gallery, built at the first evaluation
-    last_save = [time.monotonic()]
 
     def on_step(step: int, losses: dict[str, float], dt: float) -> None:
         step_times.append(dt)
         last.update(losses)
         if not rank0:
             return
-        for k, v in losses.items():
-            writer.add_scalar(f"loss/{k}", v, step)
-        writer.add_scalar("lr", cfg.optim.lr_at(step - 1), step)
-        writer.add_scalar("time/step_s", dt, step)
-        metrics.write(json.dumps({"step": step, "step_s": dt, **losses}) + "\n")
-        metrics.flush()
+        record_step(writer, metrics, step, losses, cfg.optim.lr_at(step - 1), dt)
 
     def images(step: int, xs, xt, swap) -> None:
         if rank0:
             writer.add_image("source|target|swap", image_grid(xs, xt, swap), step)
 
-    def save_due(step: int) -> bool:
-        r = cfg.run
-        due = (r.save_every_steps and step % r.save_every_steps == 0) or (
-            r.save_every_minutes and time.monotonic() - last_save[0] > 60 * r.save_every_minutes)
-        if due:
-            last_save[0] = time.monotonic()
-        return bool(due)
+    save_due = save_schedule(cfg.run.save_every_steps, cfg.run.save_every_minutes)
 
     def evaluate(step: int) -> None:
         if not rank0 or not len(eval_pairs[0]):

@@ -38,6 +38,7 @@ from vidswap.train.megafs.config import MegaFSTrainConfig
 from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
 from vidswap.train.megafs.step import (ENCODER_LOSSES, FTM_LOSSES, EncoderPass, FTMPass, StageModels, encoder_step,
                                        ftm_step)
+from vidswap.train.run_support import record_step, save_schedule
 
 __all__ = ["MegaFSTrainer", "run_megafs_training"]
 
@@ -187,7 +188,6 @@ def _train(cfg: MegaFSTrainConfig, info: DistInfo, log, progress: bool, identity
         bar = tqdm(total=cfg.run.steps, initial=trainer.step, desc="train megafs", unit="step", dynamic_ncols=True)
     step_times: list[float] = []
     last: dict[str, float] = {}
-    last_save = [time.monotonic()]
 
     def on_step(step: int, stage: str, losses: dict[str, float], dt: float) -> None:
         step_times.append(dt)
@@ -198,24 +198,14 @@ def _train(cfg: MegaFSTrainConfig, info: DistInfo, log, progress: bool, identity
             bar.set_postfix(stage=stage, total=f"{losses['total']:.3f}")
         if not rank0:
             return
-        for k, v in losses.items():
-            writer.add_scalar(f"loss/{stage}/{k}", v, step)
-        writer.add_scalar("lr", cfg.optim.lr_at(step - 1), step)
-        writer.add_scalar("time/step_s", dt, step)
-        metrics.write(json.dumps({"step": step, "stage": stage, "step_s": dt, **losses}) + "\n")
-        metrics.flush()
+        record_step(writer, metrics, step, losses, cfg.optim.lr_at(step - 1), dt, prefix=f"loss/{stage}",
+                    extra={"stage": stage})
 
     def images(step: int, stage: str, xs, xt, y) -> None:
         if rank0:
             writer.add_image(f"{stage}: source|target|output", image_grid(xs, xt, y), step)
 
-    def save_due(step: int) -> bool:
-        r = cfg.run
-        due = (r.save_every_steps and step % r.save_every_steps == 0) or (
-            r.save_every_minutes and time.monotonic() - last_save[0] > 60 * r.save_every_minutes)
-        if due:
-            last_save[0] = time.monotonic()
-        return bool(due)
+    save_due = save_schedule(cfg.run.save_every_steps, cfg.run.save_every_minutes)
 
     try:
         finished = trainer.run_steps(cfg.run.steps, on_step, images, save_due)
