@@ -133,27 +133,38 @@ def resolve_path(value: str | None, base: Path) -> str | None:
     return str(p if p.is_absolute() else base / p)
 
 
+def data_section(raw: dict, base: Path) -> DataConfig:
+    """The ``data`` section every train.yaml has: its image folder required, paths resolved against ``base``."""
+    data = build_section(DataConfig, raw.get("data"), "data")
+    if not data.root:
+        raise ConfigError("data.root is required: the folder of face images")
+    return dataclasses.replace(data, root=resolve_path(data.root, base), cache=resolve_path(data.cache, base))
+
+
+def shared_sections(raw: dict, base: Path, run_raw: Any) -> tuple[IdentityConfig, PerceptualConfig, RunConfig]:
+    """The ``identity``, ``perceptual`` and ``run`` sections every train.yaml has (``run_raw``: the run mapping,
+    with a method's defaults merged in), paths resolved against ``base``."""
+    identity = build_section(IdentityConfig, raw.get("identity"), "identity")
+    identity = dataclasses.replace(identity, onnx=resolve_path(identity.onnx, base))
+    perceptual = build_section(PerceptualConfig, raw.get("perceptual"), "perceptual")
+    perceptual = dataclasses.replace(perceptual, weights=resolve_path(perceptual.weights, base))
+    run = build_section(RunConfig, run_raw, "run")
+    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
+    return identity, perceptual, dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
+
+
 def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
     """A :class:`TrainConfig` from the parsed YAML mapping; relative paths resolved against ``base``."""
     if not isinstance(raw, dict):
         raise ConfigError("train.yaml must be a mapping with data/model/identity/loss/perceptual/optim/run sections")
     build_section(_Sections, raw, "train.yaml")
-    data = build_section(DataConfig, raw.get("data"), "data")
-    if not data.root:
-        raise ConfigError("data.root is required: the folder of face images")
-    data = dataclasses.replace(data, root=resolve_path(data.root, base), cache=resolve_path(data.cache, base))
+    data = data_section(raw, base)
     model_raw = dict(raw.get("model") or {})
     variant = model_raw.pop("paper", None)
     model = (FaceDancerConfig.paper(str(variant), **{k: tuple(v) if isinstance(v, list) else v
                                                     for k, v in model_raw.items()})
              if variant else build_section(FaceDancerConfig, model_raw, "model"))
-    identity = build_section(IdentityConfig, raw.get("identity"), "identity")
-    identity = dataclasses.replace(identity, onnx=resolve_path(identity.onnx, base))
-    perceptual = build_section(PerceptualConfig, raw.get("perceptual"), "perceptual")
-    perceptual = dataclasses.replace(perceptual, weights=resolve_path(perceptual.weights, base))
-    run = build_section(RunConfig, raw.get("run"), "run")
-    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
-    run = dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
+    identity, perceptual, run = shared_sections(raw, base, raw.get("run"))
     if run.eval_gallery not in ("heldout", "pairs"):
         raise ConfigError(f"run.eval_gallery must be heldout or pairs, got {run.eval_gallery!r}")
     if run.steps < 1 or run.batch_size < 1:

@@ -19,7 +19,8 @@ import yaml
 
 from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.megafs import MegaFSConfig
-from vidswap.train.facedancer.config import IdentityConfig, OptimConfig, RunConfig, build_section, resolve_path
+from vidswap.train.facedancer.config import (IdentityConfig, OptimConfig, RunConfig, build_section, data_section,
+                                             resolve_path, shared_sections)
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.perceptual import PerceptualConfig
 
@@ -98,21 +99,12 @@ def parse_megafs_config(raw: Any, base: Path = Path(".")) -> MegaFSTrainConfig:
     if not isinstance(raw, dict):
         raise ConfigError("train.yaml must be a mapping")
     build_section(_Sections, raw, "train.yaml")
-    data = build_section(DataConfig, raw.get("data"), "data")
-    if not data.root:
-        raise ConfigError("data.root is required: the folder of face images")
-    data = dataclasses.replace(data, root=resolve_path(data.root, base), cache=resolve_path(data.cache, base))
+    data = data_section(raw, base)
     gen = build_section(GeneratorSection, raw.get("generator"), "generator")
     if not gen.checkpoint:
         raise ConfigError("generator.checkpoint is required: the StyleGAN2 safetensors MegaFS encodes into")
     gen = GeneratorSection(resolve_path(gen.checkpoint, base))
-    identity = build_section(IdentityConfig, raw.get("identity"), "identity")
-    identity = dataclasses.replace(identity, onnx=resolve_path(identity.onnx, base))
-    perceptual = build_section(PerceptualConfig, raw.get("perceptual"), "perceptual")
-    perceptual = dataclasses.replace(perceptual, weights=resolve_path(perceptual.weights, base))
-    run = build_section(RunConfig, {"out": "runs/megafs", **(raw.get("run") or {})}, "run")
-    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
-    run = dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
+    identity, perceptual, run = shared_sections(raw, base, {"out": "runs/megafs", **(raw.get("run") or {})})
     if run.steps < 1 or run.batch_size < 1:
         raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
     encoder_steps = raw.get("encoder_steps")
