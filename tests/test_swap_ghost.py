@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 import onnx_standins as standin
 from media_helpers import assert_first_frames_timing_and_audio
-from test_swap_inswapper import (batch_of, bilinear_crop, decoded, landmarks_with_kps, synthetic_source, umeyama,
+from test_swap_inswapper import (assert_batch_equals_single_runs, assert_torch_engine_matches, batch_of, bilinear_crop,
+                                 decoded, landmarks_with_kps, random_crops_and_identity, synthetic_source, umeyama,
                                  untouched_outside_crop)
 from vidswap.cli import main
 from vidswap.errors import ConfigError, ModelError
@@ -145,23 +146,12 @@ def test_source_vector_is_the_raw_mean_embedding_or_the_crossface_output(manifes
 def test_batch_of_n_equals_n_runs_of_one(manifest, model):
     core = make(manifest["manifest"], model=model, batch_size=2)
     assert core.session.fixed_batch == (model == "ghost_unet_1_block")
-    rng = np.random.default_rng(6)
-    crops = torch.from_numpy(rng.random((3, 3, 256, 256), np.float32))
-    vector = torch.from_numpy((rng.standard_normal(512) / 5).astype(np.float32))
-    ident = LearnedIdentity(vector=vector, arcface=vector)
-    whole = core.swap(batch_of(crops), ident).crops
-    assert torch.equal(whole, torch.cat([core.swap(batch_of(crops[i:i + 1]), ident).crops for i in range(3)]))
+    assert_batch_equals_single_runs(core, *random_crops_and_identity(6, 3, 256))
 
 
 def test_torch_engine_equals_onnxruntime(manifest):
-    rng = np.random.default_rng(9)
-    crops = torch.from_numpy(rng.random((2, 3, 256, 256), np.float32))
-    vector = torch.from_numpy((rng.standard_normal(512) / 5).astype(np.float32))
-    ident = LearnedIdentity(vector=vector, arcface=vector)
-    ort_out = make(manifest["manifest"]).swap(batch_of(crops), ident).crops
-    torch_core = make(manifest["manifest"], engine="torch")
-    assert torch_core.runtime().startswith("torch cpu (ghost_256")
-    assert torch.allclose(torch_core.swap(batch_of(crops), ident).crops, ort_out, atol=1e-5)
+    man = manifest["manifest"]
+    assert_torch_engine_matches(make(man), make(man, engine="torch"), "ghost_256", 256)
 
 
 def test_ghost_runs_a_real_clip_end_to_end(tmp_path, monkeypatch, media):

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 import onnx_standins as standin
 from media_helpers import assert_first_frames_timing_and_audio
-from test_swap_inswapper import (batch_of, decoded, landmarks_with_kps, synthetic_source, umeyama,
+from test_swap_inswapper import (assert_batch_equals_single_runs, assert_torch_engine_matches, batch_of, decoded,
+                                 landmarks_with_kps, random_crops_and_identity, synthetic_source, umeyama,
                                  untouched_outside_crop)
 from vidswap.cli import main
 from vidswap.errors import ConfigError
@@ -99,23 +100,12 @@ def test_source_vector_is_the_normalised_arcface_embedding(manifest):
 def test_batch_of_n_equals_n_runs_of_one(manifest, model):
     core = make(manifest["manifest"], model=model, batch_size=2)
     assert core.session.fixed_batch == (model == "hyperswap_1a_256")
-    rng = np.random.default_rng(8)
-    crops = torch.from_numpy(rng.random((3, 3, 256, 256), np.float32))
-    vector = torch.from_numpy((rng.standard_normal(512) / 5).astype(np.float32))
-    ident = LearnedIdentity(vector=vector, arcface=vector)
-    whole = core.swap(batch_of(crops), ident).crops
-    assert torch.equal(whole, torch.cat([core.swap(batch_of(crops[i:i + 1]), ident).crops for i in range(3)]))
+    assert_batch_equals_single_runs(core, *random_crops_and_identity(8, 3, 256))
 
 
 def test_torch_engine_equals_onnxruntime(manifest):
-    rng = np.random.default_rng(9)
-    crops = torch.from_numpy(rng.random((2, 3, 256, 256), np.float32))
-    vector = torch.from_numpy((rng.standard_normal(512) / 5).astype(np.float32))
-    ident = LearnedIdentity(vector=vector, arcface=vector)
-    ort_out = make(manifest["manifest"]).swap(batch_of(crops), ident).crops
-    torch_core = make(manifest["manifest"], engine="torch")
-    assert torch_core.runtime().startswith("torch cpu (hyperswap_256")
-    assert torch.allclose(torch_core.swap(batch_of(crops), ident).crops, ort_out, atol=1e-5)
+    man = manifest["manifest"]
+    assert_torch_engine_matches(make(man), make(man, engine="torch"), "hyperswap_256", 256)
 
 
 def test_hyperswap_runs_a_real_clip_end_to_end(tmp_path, monkeypatch, media):

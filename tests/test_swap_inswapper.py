@@ -170,18 +170,35 @@ def batch_of(crops: torch.Tensor) -> SwapBatch:
                      confidence=torch.ones(n), frame_to_crop=torch.zeros(n, 2, 3))
 
 
+def random_crops_and_identity(seed: int, n: int, size: int, scale: float = 5.0):
+    """``n`` random (3, size, size) crops and a learned identity whose vector is 512 normals / ``scale``."""
+    rng = np.random.default_rng(seed)
+    crops = torch.from_numpy(rng.random((n, 3, size, size), np.float32))
+    vector = torch.from_numpy((rng.standard_normal(512) / scale).astype(np.float32))
+    return crops, LearnedIdentity(vector=vector, arcface=vector)
+
+
+def assert_batch_equals_single_runs(core, crops: torch.Tensor, identity) -> None:
+    """One ``swap`` of all crops == one ``swap`` per crop, crops and alpha bit for bit."""
+    whole = core.swap(batch_of(crops), identity)
+    ones = [core.swap(batch_of(crops[i:i + 1]), identity) for i in range(crops.shape[0])]
+    assert torch.equal(whole.crops, torch.cat([r.crops for r in ones]))
+    assert torch.equal(whole.alpha, torch.cat([r.alpha for r in ones]))
+
+
+def assert_torch_engine_matches(ort_core, torch_core, family: str, size: int, seed: int = 9) -> None:
+    """The converted torch module swaps 2 random crops as onnxruntime does (1e-5), and says it runs."""
+    crops, identity = random_crops_and_identity(seed, 2, size)
+    ort_out = ort_core.swap(batch_of(crops), identity).crops
+    assert torch_core.runtime().startswith(f"torch cpu ({family}")
+    assert torch.allclose(torch_core.swap(batch_of(crops), identity).crops, ort_out, atol=1e-5)
+
+
 @pytest.mark.parametrize("graph_batch", [1, "N"])
 def test_batch_of_n_equals_n_runs_of_one(cache, graph_batch):
     core = make_core(cache(graph_batch), batch_size=2)
     assert core.session.fixed_batch == (graph_batch == 1)
-    rng = np.random.default_rng(5)
-    crops = torch.from_numpy(rng.random((5, 3, 128, 128), np.float32))
-    vector = torch.from_numpy((rng.standard_normal(512) / 10).astype(np.float32))
-    identity = LearnedIdentity(vector=vector, arcface=vector)
-    whole = core.swap(batch_of(crops), identity)
-    ones = [core.swap(batch_of(crops[i:i + 1]), identity) for i in range(5)]
-    assert torch.equal(whole.crops, torch.cat([r.crops for r in ones]))
-    assert torch.equal(whole.alpha, torch.cat([r.alpha for r in ones]))
+    assert_batch_equals_single_runs(core, *random_crops_and_identity(5, 5, 128, scale=10))
 
 
 def test_provider_auto_reports_what_runs_and_cuda_never_falls_back_silently(cache, monkeypatch):
