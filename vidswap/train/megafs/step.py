@@ -74,6 +74,16 @@ def _l2(a: Tensor, b: Tensor) -> Tensor:
     return (a - b).square().flatten(1).mean(1)
 
 
+def _optimise(m: StageModels, parts: dict[str, Tensor], total: Tensor) -> dict[str, Tensor]:
+    """One optimiser step on ``total``; returns each loss term's local mean and the total (detached)."""
+    m.opt.zero_grad(set_to_none=True)
+    total.backward()
+    m.opt.step()
+    res = {k: v.detach().mean() for k, v in parts.items()}
+    res["total"] = total.detach()
+    return res
+
+
 def encoder_step(m: StageModels, images: Tensor, kps: Tensor, w: MegaFSLossWeights
                  ) -> tuple[dict[str, Tensor], Tensor]:
     """images (B, 3, R, R) in [0, 1], kps (B, 5, 2) -> ({loss: local mean}, reconstruction in [0, 1])."""
@@ -88,12 +98,7 @@ def encoder_step(m: StageModels, images: Tensor, kps: Tensor, w: MegaFSLossWeigh
              "w_reg": (ws - m.model.w_avg).square().mean(dim=(1, 2))}
     total = (w.rec * parts["rec"] + w.perceptual * parts["perceptual"] + w.identity * parts["identity"]
              + w.w_reg * parts["w_reg"]).mean()
-    m.opt.zero_grad(set_to_none=True)
-    total.backward()
-    m.opt.step()
-    res = {k: v.detach().mean() for k, v in parts.items()}
-    res["total"] = total.detach()
-    return res, out01.detach().clamp(0, 1)
+    return _optimise(m, parts, total), out01.detach().clamp(0, 1)
 
 
 def ftm_step(m: StageModels, source: Tensor, target: Tensor, kps_s: Tensor, kps_t: Tensor, w: MegaFSLossWeights
@@ -116,9 +121,4 @@ def ftm_step(m: StageModels, source: Tensor, target: Tensor, kps_s: Tensor, kps_
              "norm": (cs.ws[:, low:] - s2t[:, low:]).square().mean(dim=(1, 2))}
     total = (w.ftm_rec * parts["rec"] + w.ftm_perceptual * parts["perceptual"] + w.ftm_identity * parts["identity"]
              + w.ftm_norm * parts["norm"]).mean()
-    m.opt.zero_grad(set_to_none=True)
-    total.backward()
-    m.opt.step()
-    res = {k: v.detach().mean() for k, v in parts.items()}
-    res["total"] = total.detach()
-    return res, y01.detach().clamp(0, 1)
+    return _optimise(m, parts, total), y01.detach().clamp(0, 1)
