@@ -70,11 +70,13 @@ def test_ddp_two_processes_equal_one_process(face_set, tmp_path):
     assert worst_g < 1e-4, worst_g
     # after 2 steps: the same weights up to rounding. Not bit for bit: with β1 = 0 Adam's first updates are
     # lr·g/(|g| + eps), about ±lr wherever |g| is near the rounding level, so a different summation order flips a
-    # few such weights by up to 2·lr. Measured: mean |Δw| ~1e-7, 0.1 % of weights beyond 1e-5; a run on another
-    # global batch differs by ~5e-5 on average with ~40 % beyond 1e-5.
+    # few such weights by up to 2·lr. Measured: mean |Δw| ~1e-7 and 0.1 % of weights beyond 1e-5 on one
+    # machine, 1.2e-6 and 1.7 % on an AMD EPYC one (its kernels round differently); a run on another global
+    # batch differs by ~5e-5 on average with ~40 % beyond 1e-5.
     w = [k for k in one if k.startswith("w.")]
     diff = torch.cat([(one[k] - two[k]).abs().flatten() for k in w])
-    assert float(diff.mean()) < 1e-6 and float((diff > 1e-5).float().mean()) < 0.01, (float(diff.mean()),)
+    beyond = float((diff > 1e-5).float().mean())
+    assert float(diff.mean()) < 5e-6 and beyond < 0.05, (float(diff.mean()), beyond)
     assert float(diff.max()) <= 2 * 2 * 1e-4 * 1.01
     print(f"DDP vs 1 process: step-1 gradients within {worst_g:.1e} (relative); weights after 2 steps: mean "
           f"|dw| {float(diff.mean()):.1e}, {float((diff > 1e-5).float().mean()):.2%} beyond 1e-5, max {float(diff.max()):.1e}")

@@ -57,26 +57,35 @@ def test_ddp_two_processes_equal_one_process(setup, tmp_path):
 
     cfg1 = write_cfg(tmp_path / "one.yaml", setup, tmp_path / "one", batch_size=4)
     cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
+    ctl = write_cfg(tmp_path / "ctl.yaml", setup, tmp_path / "ctl", batch_size=4, seed=1)  # another global batch
     probe = str(ROOT / "tests" / "megafs_probe.py")
-    subprocess.run([sys.executable, probe, str(cfg1), str(tmp_path / "one.st")], check=True, env=env(), timeout=300)
+    for cfg, out in ((cfg1, "one.st"), (ctl, "ctl.st")):
+        subprocess.run([sys.executable, probe, str(cfg), str(tmp_path / out)], check=True, env=env(), timeout=300)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                         str(free_port()), probe, str(cfg2), str(tmp_path / "two.st")], env=env(), timeout=300,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    one, two = load_file(tmp_path / "one.st"), load_file(tmp_path / "two.st")
-    assert one.keys() == two.keys()
+    one, two, other = (load_file(tmp_path / f) for f in ("one.st", "two.st", "ctl.st"))
+    assert one.keys() == two.keys() == other.keys()
     assert any(k.startswith("g1.E.") for k in one) and any(k.startswith("g2.F.") for k in one)
-    worst = {}
-    for tag in ("g1.", "g2.", "w."):
+
+    def relative(a, b, tag):
         keys = [k for k in one if k.startswith(tag)]
-        num = max(float((one[k] - two[k]).abs().max()) for k in keys)
-        worst[tag] = num / max(float(one[k].abs().max()) for k in keys)
-    # the gradients of each stage's step (DDP's average of two half batches vs the whole batch) and the weights
-    # after both steps agree to rounding; a run on another global batch differs by orders of magnitude more
-    assert worst["g1."] < 1e-4 and worst["g2."] < 1e-4, worst
+        return max(float((a[k] - b[k]).abs().max()) for k in keys) / max(float(a[k].abs().max()) for k in keys)
+
+    ddp = {tag: relative(one, two, tag) for tag in ("g1.", "g2.", "w.")}
+    control = {tag: relative(one, other, tag) for tag in ("g1.", "g2.", "w.")}
+    # step 1's gradients (DDP's average of two half batches vs the whole batch) agree to rounding: the summation
+    # order differs, and how far that moves a float32 sum depends on the CPU's kernels (1e-6 on one machine, 1.4e-4
+    # relative on an AMD EPYC one). A run on another global batch differs by orders of magnitude more.
+    assert ddp["g1."] < 1e-3 and ddp["g1."] < control["g1."] / 100, (ddp, control)
+    # step 2 runs on weights after Adam's first step, lr * g / (|g| + eps): about +-lr wherever |g| is near the
+    # rounding level, so a few such weights flip by up to 2 * lr and step 2's gradients inherit that; still far
+    # below what another batch gives
+    assert ddp["g2."] < control["g2."] / 20, (ddp, control)
     for k in (k for k in one if k.startswith("w.")):
         assert torch.allclose(one[k], two[k], rtol=1e-4, atol=2e-3 * 1.01), k  # Adam's first step: +-lr at most
-    print(f"DDP vs 1 process, worst relative difference: {worst}")
+    print(f"DDP vs 1 process, worst relative difference: {ddp}; another global batch: {control}")
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
