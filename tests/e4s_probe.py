@@ -1,4 +1,5 @@
-"""Run by tests/test_train_e4s.py (directly, or under torchrun for the DDP check; not a test itself).
+"""Run by tests/test_train_e4s.py (under torchrun for the DDP check, or imported for the 1-process reference; not
+a test itself).
 
     python tests/e4s_probe.py train.yaml OUT.safetensors
 
@@ -19,12 +20,12 @@ from vidswap.train.e4s.trainer import E4STrainer
 from vidswap.train.facedancer.distributed import init_distributed, shutdown
 
 
-def main(config: str, out: str) -> None:
+def probe(config: str, out: str, identity=None) -> None:
     cfg = load_e4s_config(config)
     torch.set_num_threads(cfg.run.threads or 1)  # the same kernels in every process: threads change rounding
     info = init_distributed("cpu", 60)
     try:
-        trainer = E4STrainer(cfg, info, log=lambda _m: None)
+        trainer = E4STrainer(cfg, info, log=lambda _m: None, identity=identity)
         named = [(f"E.{n}", p) for n, p in trainer.model.encoder.named_parameters()]
         named += [(f"S.{n}", p) for n, p in trainer.model.generator.named_parameters() if p.requires_grad]
         tensors = {}
@@ -39,4 +40,4 @@ def main(config: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    probe(sys.argv[1], sys.argv[2])

@@ -46,6 +46,8 @@ def _attr(spec: str):
 
 #: name -> method (one line per method, in alphabetical order).
 METHODS: dict[str, TrainMethod] = {m.name: m for m in (
+    TrainMethod("e4s", "vidswap.train.e4s.config:load_e4s_config",
+                "vidswap.train.e4s.trainer:run_e4s_training", "E4S (regional encoder, mask-guided StyleGAN2)"),
     TrainMethod("facedancer", "vidswap.train.facedancer.config:load_train_config",
                 "vidswap.train.facedancer.trainer:run_training", "FaceDancer (AFFA U-Net swapper, GAN)"),
     TrainMethod("megafs", "vidswap.train.megafs.config:load_megafs_config",
