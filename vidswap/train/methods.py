@@ -52,6 +52,8 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
                 "vidswap.train.facedancer.trainer:run_training", "FaceDancer (AFFA U-Net swapper, GAN)"),
     TrainMethod("megafs", "vidswap.train.megafs.config:load_megafs_config",
                 "vidswap.train.megafs.trainer:run_megafs_training", "MegaFS (HieRFE encoder, then FTM)"),
+    TrainMethod("stylegan-glo", "vidswap.train.glo.config:load_glo_config",
+                "vidswap.train.glo.trainer:run_glo_training", "a small StyleGAN2 generator by GLO (codes + G)"),
 )}
 
 
