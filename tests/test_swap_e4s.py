@@ -121,7 +121,7 @@ def test_e4s_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
     save_file(load_file(str(checkpoint)), str(wrong), metadata={**meta, "config": meta["config"].replace(
         '"hidden": 16', '"hidden": 32')})
     cases = [(corrupt, "", "unreadable (corrupt, truncated or not safetensors)"),
-             (other, "", "not an E4S checkpoint"),
+             (other, "", "is not a vidswap E4S checkpoint"),
              (wrong, "", "does not fit its recorded architecture"),
              (checkpoint, "swap: {e4s: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
              (tmp_path / "missing.safetensors", "", "does not exist")]

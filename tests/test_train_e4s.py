@@ -156,7 +156,7 @@ def test_bad_checkpoints_and_configs_clear_errors(setup, tmp_path):
     save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.megafs.train"})
     runner = CliRunner()
     cases = [({"resume": str(corrupt)}, None, "unreadable"),
-             ({"resume": str(other)}, None, "not an E4S checkpoint"),
+             ({"resume": str(other)}, None, "is not a vidswap E4S checkpoint"),
              ({"resume": str(good)}, {**TINY, "hidden": 8}, "another architecture")]
     for run, model_cfg, needle in cases:
         res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.align import kps5_from_landmarks, warp_to_crop
+from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
@@ -52,20 +52,8 @@ TRAIN_FORMAT = "vidswap.e4s.train"
 
 def read_e4s(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     """(tensors, metadata) of an E4S checkpoint; ModelError (exit 4) when missing, unreadable or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"E4S checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"E4S checkpoint {path} is unreadable (corrupt, truncated or not safetensors): "
-                         f"{exc}") from None
-    if meta.get("format") != TRAIN_FORMAT:
-        raise ModelError(f"{path} is not an E4S checkpoint (format {meta.get('format')!r}); give a file written "
-                         f"by `vidswap train` with an E4S train.yaml (method: e4s)")
-    return tensors, meta
+    return read_tagged_checkpoint(path, (TRAIN_FORMAT,), "E4S checkpoint", "vidswap E4S",
+                                  "`vidswap train` with an E4S train.yaml (method: e4s)")
 
 
 def e4s_configs(meta: dict[str, str], path: Path) -> tuple[E4SConfig, StyleGANConfig]:
