@@ -43,9 +43,11 @@ from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapC
 from vidswap.swap.facedancer import FaceDancerCore
 from vidswap.swap.learned import LearnedSwapCore
 from vidswap.swap.stylegan.core import E4SPTICore
+from vidswap.swap.stylegan.e4s_core import E4SCore
 from vidswap.timing import Progress, StageTimer, batches
 from vidswap.train.facedancer.clip_tune import tune_facedancer_core
 from vidswap.train.learned import tune_learned_core
+from vidswap.train.e4s.tune import tune_e4s_core
 from vidswap.train.stylegan_pti import tune_e4s_pti_core
 from vidswap.train.tune.cache import build_refiner, identity_hash
 from vidswap.train.tune.data import FramesReader, frame_reader
@@ -177,7 +179,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
         with timer.stage("tune"):
-            if isinstance(core, (LearnedSwapCore, FaceDancerCore, E4SPTICore)):  # the swapper itself is tuned
+            if isinstance(core, (LearnedSwapCore, FaceDancerCore, E4SPTICore, E4SCore)):  # the swapper is tuned
                 tune_learned(cfg, plan, analysis, core, identities, warnings, cfg.tune.retune and not farm_task)
             else:
                 stage.refiner = tune_refiner(cfg, plan, analysis, stage, retune=cfg.tune.retune and not farm_task,
@@ -205,10 +207,10 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
 
 
 def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis,
-                 core: LearnedSwapCore | FaceDancerCore | E4SPTICore,
+                 core: LearnedSwapCore | FaceDancerCore | E4SPTICore | E4SCore,
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
-    """Tune a learned swapper (ONNX graph in torch), a trained FaceDancer generator or the e4s-pti core's StyleGAN2
-    generator (PTI) on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    """Tune a learned swapper (ONNX graph in torch), a trained FaceDancer generator or the e4s-pti / e4s core's
+    StyleGAN2 generator (PTI) on the clip (or load its cached weights from ``tune/``); the core then runs it."""
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)
@@ -218,7 +220,8 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis,
     if any(identity_hash(i) != identity_hash(identity) for i in identities.values()):
         warnings.append("a learned swapper is tuned for one source identity; tuned for the first target's")
     tuner = (tune_facedancer_core if isinstance(core, FaceDancerCore) else
-             tune_e4s_pti_core if isinstance(core, E4SPTICore) else tune_learned_core)
+             tune_e4s_pti_core if isinstance(core, E4SPTICore) else
+             tune_e4s_core if isinstance(core, E4SCore) else tune_learned_core)
     tuner(core, analysis, read, identity, cfg.tune, plan.job_dir / "tune", retune, track_ids=list(identities))
 
 

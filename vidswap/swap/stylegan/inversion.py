@@ -19,6 +19,7 @@ Images are (B, 3, R, R) in [0, 1]; the generator works in [-1, 1] (:func:`to_uni
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -157,11 +158,18 @@ def _invert_one(gen: StyleGAN2Generator, image: Tensor, w0: Tensor, params: Inve
     return ws.detach()
 
 
-def pivotal_tuning(gen: StyleGAN2Generator, pivots: Tensor, images: Tensor, params: PTIParams | None = None
-                   ) -> PTIResult:
+def pivotal_tuning(gen: StyleGAN2Generator, pivots: Tensor, images: Tensor, params: PTIParams | None = None,
+                   render: Callable[[StyleGAN2Generator, Tensor], Tensor] | None = None) -> PTIResult:
     """A copy of ``gen`` fine-tuned so that ``pivots`` (N, num_ws, w_dim) synthesise ``images`` (N, 3, R, R) in
-    [0, 1] (see the module doc). Minibatches are drawn with the params' seed, so a run is reproducible."""
+    [0, 1] (see the module doc). Minibatches are drawn with the params' seed, so a run is reproducible.
+
+    ``render(generator, rows)``: the images ([-1, 1]) of the pivots at ``rows`` (a LongTensor) with ``generator``;
+    None is :func:`synthesize` of ``pivots[rows]`` (E4S passes its mask-guided synthesis of per-region codes, whose
+    pivots are then (N, C, num_ws, w_dim))."""
     params = params or PTIParams()
+    if render is None:
+        def render(g: StyleGAN2Generator, rows: Tensor) -> Tensor:
+            return synthesize(g, pivots[rows], params.recon.noise_mode)
     if pivots.shape[0] != images.shape[0] or pivots.shape[0] == 0:
         raise ValueError(f"PTI needs one pivot per image, got {pivots.shape[0]} pivots and {images.shape[0]} images")
     tuned = copy.deepcopy(gen).train().requires_grad_(True)
@@ -176,8 +184,7 @@ def pivotal_tuning(gen: StyleGAN2Generator, pivots: Tensor, images: Tensor, para
         for _ in range(params.steps):
             rows = torch.randperm(n, generator=sampler)[:max(1, params.batch)].to(pivots.device)
             optim.zero_grad(set_to_none=True)
-            terms = {k: v.mean() for k, v in reconstruction_loss(
-                synthesize(tuned, pivots[rows], params.recon.noise_mode), real[rows], params.recon).items()}
+            terms = {k: v.mean() for k, v in reconstruction_loss(render(tuned, rows), real[rows], params.recon).items()}
             loss = _weighted(terms, params.recon)
             if params.w_locality > 0:
                 terms["locality"] = sum(((p - start[k]) ** 2).mean() for k, p in tuned.named_parameters()) / len(start)
