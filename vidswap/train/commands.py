@@ -22,24 +22,16 @@ __all__ = ["train"]
 @click.pass_context
 @report_errors
 def train(ctx, config_path, steps, out, resume, quiet):
-    """Train a FaceDancer or (method: megafs) MegaFS swap model (one process, or under torchrun: DDP)."""
+    """Train a swap model (method: in train.yaml, default facedancer; one process, or under torchrun: DDP)."""
     if ctx.invoked_subcommand is not None:
         return
     if not config_path:
         raise click.UsageError("give --config train.yaml")
-    from vidswap.train.megafs.config import is_megafs_config
+    from vidswap.train.methods import resolve_method
 
-    overrides = {"run": {"steps": steps, "out": out, "resume": resume}}
-    if is_megafs_config(config_path):  # method: megafs
-        from vidswap.train.megafs.config import load_megafs_config
-        from vidswap.train.megafs.trainer import run_megafs_training as run_training
-
-        cfg = load_megafs_config(config_path, overrides)
-    else:
-        from vidswap.train.facedancer.config import load_train_config
-        from vidswap.train.facedancer.trainer import run_training
-
-        cfg = load_train_config(config_path, overrides)
+    method = resolve_method(config_path)  # method: in train.yaml (absent: facedancer); unknown: exit 2
+    cfg = method.load_config(config_path, {"run": {"steps": steps, "out": out, "resume": resume}})
+    run_training = method.runner()
     result = run_training(cfg, log=lambda m: click.echo(m, err=True), progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         s = result["summary"]

@@ -175,6 +175,7 @@ def parse_train_config(raw: Any, base: Path = Path(".")) -> TrainConfig:
 
 @dataclass
 class _Sections:  # the known top-level keys
+    method: Any = None  # "facedancer" (vidswap.train.methods picks the loader)
     data: Any = None
     model: Any = None
     identity: Any = None

@@ -1,4 +1,5 @@
-"""``vidswap train`` for MegaFS: the encoder stage, then the FTM stage, on FaceDancer's DDP machinery.
+"""``vidswap train`` for MegaFS: the encoder stage, then the FTM stage, on the shared run driver
+(:mod:`vidswap.train.loop`: DDP, SIGTERM, logging, checkpoint schedule) as the plug-in :data:`MEGAFS`.
 
 Steps ``[0, encoder_steps)`` train the HieRFE encoder (reconstruction through W++), the rest the FTM with the
 encoder frozen; the StyleGAN2 generator is frozen throughout. Per step the global batch of step k comes from
@@ -14,13 +15,11 @@ Logging on rank 0: TensorBoard (``loss/<stage>/<name>``, lr, step time, image gr
 from __future__ import annotations
 
 import json
-import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -29,21 +28,20 @@ from vidswap.swap.stylegan.importer import load_generator
 from vidswap.swap.stylegan.megafs import MegaFS
 from vidswap.train.facedancer.checkpoint import identity_meta
 from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
+from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.perceptual import load_vgg16
-from vidswap.train.facedancer.trainer import Preempted, TrainResult, tensorboard_writer, image_grid
 from vidswap.train.megafs.checkpoint import load_megafs_state, save_megafs_state
 from vidswap.train.megafs.config import MegaFSTrainConfig
 from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
 from vidswap.train.megafs.step import (ENCODER_LOSSES, FTM_LOSSES, EncoderPass, FTMPass, StageModels, encoder_step,
                                        ftm_step)
-from vidswap.train.run_support import record_step, save_schedule
+from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
 
-__all__ = ["MegaFSTrainer", "run_megafs_training"]
+__all__ = ["MEGAFS", "MegaFSTrainer", "run_megafs_training"]
 
 
-class MegaFSTrainer:
+class MegaFSTrainer(RunState):
     """The run's state on one process (see the module doc)."""
 
     def __init__(self, cfg: MegaFSTrainConfig, info: DistInfo, log: Callable[[str], None] = print,
@@ -93,22 +91,18 @@ class MegaFSTrainer:
             self.log(f"resumed from {path} at step {step}")
         return step
 
-    def save(self) -> Path | None:
-        """Rank 0 writes last.safetensors and a step file (keeping ``run.keep``); every rank waits for it."""
-        path = None
-        if self.info.rank == 0:
-            idc = self.cfg.identity
-            extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                     **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
-            path = save_megafs_state(self.ckpt_dir / "last.safetensors", self.model, self.opt_e, self.opt_f,
-                                     self.step, self.cfg.encoder_steps, extra)
-            if self.cfg.run.keep > 0:
-                (self.ckpt_dir / f"step_{self.step:08d}.safetensors").write_bytes(path.read_bytes())
-                for old in sorted(self.ckpt_dir.glob("step_*.safetensors"))[:-self.cfg.run.keep]:
-                    old.unlink()
-        if self.info.enabled:
-            torch.distributed.barrier()
-        return path
+    def write_checkpoint(self, path: Path) -> Path:
+        idc = self.cfg.identity
+        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
+                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
+        return save_megafs_state(path, self.model, self.opt_e, self.opt_f, self.step, self.cfg.encoder_steps, extra)
+
+    def lr_at(self, step: int) -> float:
+        return self.cfg.optim.lr_at(step)
+
+    def summary_extras(self) -> dict:
+        return {"encoder_steps": self.cfg.encoder_steps, "faces": len(self.data.faces),
+                "train_faces": int(len(self.train_rows))}
 
     def stage(self, step: int) -> tuple[str, StageModels]:
         """("encoder" | "ftm", the stage's models) of ``step``; the pass is built (and DDP-wrapped) once."""
@@ -147,13 +141,13 @@ class MegaFSTrainer:
                 losses, out = ftm_step(models, xs, xt, ks, kt, self.cfg.loss)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save = any_flag([self.stop_requested, save_due(self.step)], self.info)
-            if on_step is not None and (self.step % self.cfg.run.log_every == 0 or self.step == until or stop):
+            stop, save, log_now = self.after_step(until, save_due)
+            if on_step is not None and log_now:
                 keys = ENCODER_LOSSES if name == "encoder" else FTM_LOSSES
                 vec = all_reduce_mean(torch.stack([losses[k].float() for k in keys]), self.info)
                 on_step(self.step, name, dict(zip(keys, vec.tolist())), dt)
             if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, name, xs, xt, out)
+                images(self.step, f"{name}: source|target|output", xs, xt, out)
             if save or stop:
                 self.save()
             if stop:
@@ -161,73 +155,18 @@ class MegaFSTrainer:
         return True
 
 
+def _plot(out: Path):
+    from vidswap.train.megafs.plot import plot_megafs_run
+
+    return plot_megafs_run(out)
+
+
+#: MegaFS on the shared run driver (:mod:`vidswap.train.loop`): two stages, per-stage loss keys and optimisers.
+MEGAFS = TrainerPlugin(label="train megafs", build=MegaFSTrainer, plot=_plot,
+                       postfix=lambda stage, losses: {"stage": stage, "total": f"{losses['total']:.3f}"})
+
+
 def run_megafs_training(cfg: MegaFSTrainConfig, log: Callable[[str], None] = print, progress: bool = True,
                         identity: IdentityNet | None = None) -> TrainResult:
     """Train as configured (see the module doc). Raises :class:`Preempted` after a SIGTERM checkpoint."""
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    info = init_distributed(cfg.run.device, cfg.run.dist_timeout_s)
-    try:
-        return _train(cfg, info, log, progress, identity)
-    finally:
-        shutdown(info)
-
-
-def _train(cfg: MegaFSTrainConfig, info: DistInfo, log, progress: bool, identity) -> TrainResult:
-    rank0 = info.rank == 0
-    trainer = MegaFSTrainer(cfg, info, log if rank0 else (lambda _m: None), identity=identity)
-    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_requested", True))
-    out = trainer.out
-    out.mkdir(parents=True, exist_ok=True)
-    writer = tensorboard_writer(out) if rank0 else None
-    metrics = (out / "metrics.jsonl").open("a") if rank0 else None
-    bar = None
-    if rank0 and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.run.steps, initial=trainer.step, desc="train megafs", unit="step", dynamic_ncols=True)
-    step_times: list[float] = []
-    last: dict[str, float] = {}
-
-    def on_step(step: int, stage: str, losses: dict[str, float], dt: float) -> None:
-        step_times.append(dt)
-        last.clear()
-        last.update(losses)
-        if bar is not None:
-            bar.update(step - bar.n)
-            bar.set_postfix(stage=stage, total=f"{losses['total']:.3f}")
-        if not rank0:
-            return
-        record_step(writer, metrics, step, losses, cfg.optim.lr_at(step - 1), dt, prefix=f"loss/{stage}",
-                    extra={"stage": stage})
-
-    def images(step: int, stage: str, xs, xt, y) -> None:
-        if rank0:
-            writer.add_image(f"{stage}: source|target|output", image_grid(xs, xt, y), step)
-
-    save_due = save_schedule(cfg.run.save_every_steps, cfg.run.save_every_minutes)
-
-    try:
-        finished = trainer.run_steps(cfg.run.steps, on_step, images, save_due)
-        if finished:
-            trainer.save()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        for closer in (bar, writer, metrics):
-            if closer is not None:
-                closer.close()
-    times = np.array(step_times[1:] or step_times or [float("nan")])
-    summary = {"step": trainer.step, "processes": info.world, "device": str(info.device),
-               "batch_per_process": cfg.run.batch_size, "encoder_steps": cfg.encoder_steps,
-               "step_s_median": float(np.median(times)), "step_s_mean": float(times.mean()), "last_losses": last,
-               "faces": len(trainer.data.faces), "train_faces": int(len(trainer.train_rows))}
-    last_ckpt = trainer.ckpt_dir / "last.safetensors"
-    if rank0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        from vidswap.train.megafs.plot import plot_megafs_run
-
-        plot_megafs_run(out)
-    if not finished:
-        raise Preempted(f"stopped by SIGTERM after step {trainer.step}; checkpoint {last_ckpt} written; run the "
-                        f"same command again to resume")
-    return TrainResult(step=trainer.step, checkpoint=str(last_ckpt), summary=summary)
+    return run_method(MEGAFS, cfg, log, progress, identity=identity)
