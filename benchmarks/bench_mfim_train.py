@@ -44,7 +44,7 @@ def setup(out: Path, steps: int, batch: int, lr: float) -> Path:
            "data": {"root": str(faces), "cache": str(out / "cache"), "holdout": 0.0},
            "model": TINY, "optim": {"lr": lr}, "discriminator": {"channels": [8, 16]},
            "run": {"out": str(out / "run"), "steps": steps, "batch_size": batch, "log_every": 1, "image_every": 0,
-                   "eval_every": 0, "save_every_steps": 0, "save_every_minutes": 0, "threads": 2, "resume": "never"}}
+                   "eval_every": 0, "save_every_steps": 0, "save_every_minutes": 0, "threads": 1, "resume": "never"}}
     path = out / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
