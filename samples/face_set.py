@@ -2,7 +2,7 @@
 tests and the CPU learning run. Frames are written as PNG (the images themselves are not redistributable: keep the
 folder in the cache, never in the repository).
 
-    python samples/face_set.py OUT_DIR [--frames-per-clip N]
+    python samples/face_set.py OUT_DIR [--frames-per-clip N] [--exclude IDENTITY ...]
 
 Layout: ``OUT/<identity>/<name>.png``; clips give one identity each (every k-th frame, N in all), stills one
 identity each.
@@ -68,5 +68,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--frames-per-clip", type=int, default=12)
+    ap.add_argument("--exclude", nargs="*", default=[], help="identities to leave out (e.g. a held-out set)")
     a = ap.parse_args()
-    print(build_face_set(a.out, a.frames_per_clip))
+    unknown = sorted(set(a.exclude) - set(CLIPS) - set(STILLS))
+    if unknown:
+        ap.error(f"unknown identities {unknown}; known: {sorted(CLIPS) + sorted(STILLS)}")
+    print(build_face_set(a.out, a.frames_per_clip, {k: v for k, v in CLIPS.items() if k not in a.exclude},
+                         {k: v for k, v in STILLS.items() if k not in a.exclude}))

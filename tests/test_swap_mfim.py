@@ -132,7 +132,7 @@ def test_mfim_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
     save_file(load_file(str(checkpoint)), str(wrong), metadata={**meta, "config": meta["config"].replace(
         '"fpn": 16', '"fpn": 32')})
     cases = [(corrupt, "", "unreadable (corrupt, truncated or not safetensors)"),
-             (other, "", "not an MFIM checkpoint"),
+             (other, "", "is not a MFIM checkpoint"),
              (wrong, "", "does not fit its recorded architecture"),
              (checkpoint, "swap: {mfim: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
              (tmp_path / "missing.safetensors", "", "does not exist")]

@@ -135,7 +135,7 @@ def test_bad_checkpoints_and_configs_clear_errors(setup, tmp_path):
     other = tmp_path / "other.safetensors"
     save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.megafs.train"})
     cases = [({"resume": str(corrupt)}, None, "unreadable"),
-             ({"resume": str(other)}, None, "not an MFIM checkpoint"),
+             ({"resume": str(other)}, None, "is not a MFIM checkpoint"),
              ({"resume": str(good)}, {**TINY, "fpn": 8}, "another architecture")]
     for run, model, needle in cases:
         res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.align import warp_to_crop
+from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
@@ -44,20 +44,8 @@ TRAIN_FORMAT = "vidswap.megafs.train"
 
 def read_megafs(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     """(tensors, metadata) of a MegaFS checkpoint; ModelError (exit 4) when missing, unreadable or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"MegaFS checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"MegaFS checkpoint {path} is unreadable (corrupt, truncated or not safetensors): "
-                         f"{exc}") from None
-    if meta.get("format") != TRAIN_FORMAT:
-        raise ModelError(f"{path} is not a MegaFS checkpoint (format {meta.get('format')!r}); give a file written "
-                         f"by `vidswap train` with a MegaFS train.yaml")
-    return tensors, meta
+    return read_tagged_checkpoint(path, (TRAIN_FORMAT,), "MegaFS checkpoint", "MegaFS",
+                                  "`vidswap train` with a MegaFS train.yaml")
 
 
 def megafs_configs(meta: dict[str, str], path: Path) -> tuple[MegaFSConfig, StyleGANConfig]:

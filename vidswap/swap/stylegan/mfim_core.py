@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.align import warp_to_crop
+from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
@@ -48,20 +48,8 @@ TRAIN_FORMAT = "vidswap.mfim.train"
 
 def read_mfim(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     """(tensors, metadata) of an MFIM checkpoint; ModelError (exit 4) when missing, unreadable or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"MFIM checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"MFIM checkpoint {path} is unreadable (corrupt, truncated or not safetensors): "
-                         f"{exc}") from None
-    if meta.get("format") != TRAIN_FORMAT:
-        raise ModelError(f"{path} is not an MFIM checkpoint (format {meta.get('format')!r}); give a file written "
-                         f"by `vidswap train` with an MFIM train.yaml")
-    return tensors, meta
+    return read_tagged_checkpoint(path, (TRAIN_FORMAT,), "MFIM checkpoint", "MFIM",
+                                  "`vidswap train` with an MFIM train.yaml")
 
 
 def mfim_configs(meta: dict[str, str], path: Path) -> tuple[MFIMConfig, StyleGANConfig]:

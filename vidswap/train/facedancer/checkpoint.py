@@ -19,11 +19,11 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from vidswap.errors import ConfigError, ModelError
+from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.train.facedancer.model import FaceDancerConfig, FaceDancerGenerator
 
 __all__ = ["identity_meta", "identity_of", "TRAIN_FORMAT", "INFER_FORMAT", "save_training_state",
@@ -47,19 +47,8 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Pa
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a FaceDancer checkpoint; ModelError when unreadable or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"checkpoint {path} is unreadable (corrupt, truncated or not safetensors): {exc}") from None
-    if meta.get("format") not in (TRAIN_FORMAT, INFER_FORMAT):
-        raise ModelError(f"{path} is not a FaceDancer checkpoint (format {meta.get('format')!r}); give a file "
-                         f"written by `vidswap train` or `vidswap train export`")
-    return tensors, meta
+    return read_tagged_checkpoint(path, (TRAIN_FORMAT, INFER_FORMAT), "checkpoint", "FaceDancer",
+                                  "`vidswap train` or `vidswap train export`")
 
 
 def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
