@@ -65,11 +65,12 @@ def job_options(fn=None, *, hide: Iterable[str] = ()):
         _option(hidden, "--overwrite/--no-overwrite", "overwrite", default=None,
                      help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
         _option(hidden, "--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, hyperswap, ghost, "
-                "facedancer, e4s-pti, megafs, e4s, passthrough or a plug-in."),
+                "facedancer, e4s-pti, megafs, e4s, mfim, passthrough or a plug-in."),
         _option(hidden, "--checkpoint", type=click.Path(dir_okay=False),
                      help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint); e4s-pti core: "
                           "the converted StyleGAN2 file (swap.e4s-pti.checkpoint); megafs core: the trained MegaFS "
-                          "file (swap.megafs.checkpoint); e4s core: the trained E4S file (swap.e4s.checkpoint)."),
+                          "file (swap.megafs.checkpoint); e4s core: the trained E4S file (swap.e4s.checkpoint); "
+                          "mfim core: the trained MFIM file (swap.mfim.checkpoint)."),
         _option(hidden, "--appearance", type=click.Choice(["relit", "texture"]),
                      help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
                           "source photo's texture as it is (texture)."),
@@ -100,7 +101,7 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
                    "kind": "patch" if patches else None, "overwrite": overwrite},
         "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
-                 **({(swap_core if swap_core in ("e4s-pti", "megafs", "e4s") else "facedancer"): {"checkpoint": checkpoint}}
+                 **({(swap_core if swap_core in ("e4s-pti", "megafs", "e4s", "mfim") else "facedancer"): {"checkpoint": checkpoint}}
                     if checkpoint else {})},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},

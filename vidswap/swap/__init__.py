@@ -10,9 +10,10 @@
 * :mod:`vidswap.swap.facedancer` -- a FaceDancer generator trained by ``vidswap train`` (:mod:`vidswap.train.facedancer`)
 * :mod:`vidswap.swap.stylegan.core` -- ``e4s-pti``: a StyleGAN2 checkpoint, W+ inversion and per-clip PTI
 * :mod:`vidswap.swap.stylegan.e4s_core` -- ``e4s``: E4S's regional encoder and mask-guided StyleGAN2 (``vidswap train``)
+* :mod:`vidswap.swap.stylegan.mfim_core` -- ``mfim``: S-space codes + style maps, ID mixing (``vidswap train``)
 
 Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
-``hyperswap``, ``ghost``, ``facedancer``, ``e4s-pti``).
+``hyperswap``, ``ghost``, ``facedancer``, ``e4s-pti``, ``megafs``, ``mfim``).
 """
 
 from vidswap.swap.base import (
@@ -41,6 +42,7 @@ from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.stylegan.core import E4SPTIConfig, build_e4s_pti
 from vidswap.swap.stylegan.megafs_core import MegaFSCoreConfig, build_megafs
 from vidswap.swap.stylegan.e4s_core import E4SCoreConfig, build_e4s
+from vidswap.swap.stylegan.mfim_core import MFIMCoreConfig, build_mfim
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
 
@@ -58,6 +60,7 @@ register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
 register_core("megafs", build_megafs, MegaFSCoreConfig)
 register_core("e4s", build_e4s, E4SCoreConfig)
+register_core("mfim", build_mfim, MFIMCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

@@ -52,6 +52,8 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
                 "vidswap.train.facedancer.trainer:run_training", "FaceDancer (AFFA U-Net swapper, GAN)"),
     TrainMethod("megafs", "vidswap.train.megafs.config:load_megafs_config",
                 "vidswap.train.megafs.trainer:run_megafs_training", "MegaFS (HieRFE encoder, then FTM)"),
+    TrainMethod("mfim", "vidswap.train.mfim.config:load_mfim_config",
+                "vidswap.train.mfim.trainer:run_mfim_training", "MFIM (S-space codes + style maps, ID mixing)"),
     TrainMethod("stylegan-glo", "vidswap.train.glo.config:load_glo_config",
                 "vidswap.train.glo.trainer:run_glo_training", "a small StyleGAN2 generator by GLO (codes + G)"),
 )}

@@ -1,0 +1,192 @@
+"""``vidswap train`` for MFIM on the shared run driver (:mod:`vidswap.train.loop`: DDP, SIGTERM, logging,
+checkpoint schedule) as the plug-in :data:`MFIM_PLUGIN`.
+
+One stage (the paper trains the encoder end to end): every step encodes a source and a target, swaps by code
+routing through the frozen StyleGAN2 and updates the encoder, then the discriminator (:mod:`.step`). The global
+batch of step k comes from FaceDancer's :class:`~vidswap.train.facedancer.data.PairSampler` (this rank takes its
+slice) on MegaFS's FFHQ-aligned face cache (:func:`~vidswap.train.megafs.data.prepare_ffhq_faces`), so 1 process
+and N processes see the same batch and a resumed run the same batches as an uninterrupted one. Checkpoints
+(:mod:`.checkpoint`): ``<out>/checkpoints/last.safetensors`` (+ step files) every ``save_every_steps`` /
+``save_every_minutes``, at the end, and after SIGTERM (exit 75, resumable). Logging on rank 0: TensorBoard
+(``loss/<name>``, lr, step time, image grids), ``metrics.jsonl``, ``summary.json`` and ``losses.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from vidswap.errors import VidswapError
+from vidswap.swap.stylegan.importer import load_generator
+from vidswap.swap.stylegan.mfim import MFIM
+from vidswap.train.facedancer.checkpoint import identity_meta
+from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
+from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.identity import IdentityNet
+from vidswap.train.facedancer.model import Discriminator, FaceDancerConfig
+from vidswap.train.facedancer.perceptual import load_vgg16
+from vidswap.train.facedancer.plot import moving_average, read_metrics
+from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
+from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+from vidswap.train.mfim.checkpoint import load_mfim_state, save_mfim_state
+from vidswap.train.mfim.config import MFIMTrainConfig
+from vidswap.train.mfim.step import LOSSES, StepModels, SwapPass, mfim_step
+
+__all__ = ["MFIM_PLUGIN", "MFIMTrainer", "run_mfim_training", "plot_mfim_run"]
+
+
+def _ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    if not info.enabled:
+        return module
+    dev = info.device
+    return DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+
+class MFIMTrainer(RunState):
+    """The run's state on one process (see the module doc)."""
+
+    def __init__(self, cfg: MFIMTrainConfig, info: DistInfo, log: Callable[[str], None] = print,
+                 identity: IdentityNet | None = None, faces: FFHQFaces | None = None):
+        self.cfg, self.info, self.log = cfg, info, log
+        self.out = Path(cfg.run.out)
+        self.ckpt_dir = self.out / "checkpoints"
+        gen = load_generator(cfg.generator.checkpoint)
+        self.data = faces if faces is not None else self._faces(gen.cfg.resolution)
+        self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
+        if len(self.train_rows) == 0:
+            raise VidswapError("no training faces left after the hold-out split (data.holdout)")
+        idc = cfg.identity
+        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
+        pc = cfg.perceptual
+        self.vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
+        torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+        self.model = MFIM(cfg.model, gen).to(info.device)
+        self.disc = Discriminator(FaceDancerConfig(size=gen.cfg.resolution,
+                                                   disc_channels=tuple(cfg.discriminator.channels))).to(info.device)
+        o = cfg.optim
+        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
+        self.step = self._resume()
+        self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
+                                   cfg.data.augment, cfg.run.seed)
+        self.models = StepModels(_ddp(SwapPass(self.model), info), _ddp(self.disc, info), self.disc, self.identity,
+                                 self.opt_e, self.opt_d, self.vgg)
+        self.stop_requested = False
+
+    def _faces(self, size: int) -> FFHQFaces:
+        d = self.cfg.data
+        cache = Path(d.cache) if d.cache else self.out / "data_cache"
+
+        def prep():
+            return prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
+
+        faces = prep() if self.info.rank == 0 else None
+        if self.info.enabled:
+            torch.distributed.barrier()
+        return faces if faces is not None else prep()
+
+    def _resume(self) -> int:
+        r = self.cfg.run.resume
+        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
+        if r == "never" or (r == "auto" and not path.is_file()):
+            return 0
+        step = load_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d)
+        if self.info.rank == 0:
+            self.log(f"resumed from {path} at step {step}")
+        return step
+
+    def write_checkpoint(self, path: Path) -> Path:
+        idc = self.cfg.identity
+        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
+                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
+        return save_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d, self.step, extra)
+
+    def lr_at(self, step: int) -> float:
+        return self.cfg.optim.lr_at(step)
+
+    def summary_extras(self) -> dict:
+        return {"faces": len(self.data.faces), "train_faces": int(len(self.train_rows))}
+
+    def local_batch(self, step: int):
+        """(source, target, source kps, target kps) of this rank at ``step`` (augmented, on the device)."""
+        pb = self.sampler(step).slice(self.info.rank, self.info.world)
+        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
+        dev, d = self.info.device, self.data
+        xt = augment(d.faces.tensor(t_rows), pb.aug_t).to(dev)
+        xs = augment(d.faces.tensor(s_rows), pb.aug_s).to(dev)
+        return xs, xt, torch.from_numpy(d.kps[s_rows]).to(dev), torch.from_numpy(d.kps[t_rows]).to(dev)
+
+    def run_steps(self, until: int, on_step=None, images=None, save_due=lambda step: False) -> bool:
+        """Train up to step ``until``; False when stopped early by SIGTERM."""
+        while self.step < until:
+            lr = self.cfg.optim.lr_at(self.step)
+            for opt in (self.opt_e, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            t0 = time.perf_counter()
+            xs, xt, ks, kt = self.local_batch(self.step)
+            losses, out = mfim_step(self.models, xs, xt, ks, kt, self.cfg.loss)
+            dt = time.perf_counter() - t0
+            self.step += 1
+            stop, save, log_now = self.after_step(until, save_due)
+            if on_step is not None and log_now:
+                vec = all_reduce_mean(torch.stack([losses[k].float() for k in LOSSES]), self.info)
+                on_step(self.step, None, dict(zip(LOSSES, vec.tolist())), dt)
+            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
+                images(self.step, "source|target|output", xs, xt, out)
+            if save or stop:
+                self.save()
+            if stop:
+                return False
+        return True
+
+
+def plot_mfim_run(run: str | Path, smooth: int = 10) -> Path | None:
+    """Write ``<run>/losses.png`` (the encoder's terms, the GAN terms; faint per step, a trailing moving average);
+    None when nothing was logged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run)
+    steps, _ = read_metrics(run / "metrics.jsonl")
+    if not steps:
+        return None
+    x = np.array([r["step"] for r in steps])
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    panels = ((("total", "identity", "rec_l1", "perceptual"), "encoder losses"),
+              (("adv", "d_loss", "r1"), "adversarial (encoder), discriminator, R1"))
+    for ax, (names, title) in zip(axes, panels):
+        for name in names:
+            y = np.array([r[name] for r in steps])
+            line, = ax.plot(x, y, alpha=0.25)
+            ax.plot(x, moving_average(y, smooth), color=line.get_color(), label=name)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = run / "losses.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+#: MFIM on the shared run driver (:mod:`vidswap.train.loop`): one stage, two optimisers (encoder, discriminator).
+MFIM_PLUGIN = TrainerPlugin(label="train mfim", build=MFIMTrainer, plot=plot_mfim_run,
+                            postfix=lambda stage, losses: {"total": f"{losses['total']:.3f}",
+                                                           "id": f"{losses['identity']:.3f}"})
+
+
+def run_mfim_training(cfg: MFIMTrainConfig, log: Callable[[str], None] = print, progress: bool = True,
+                      identity: IdentityNet | None = None) -> TrainResult:
+    """Train as configured (see the module doc). Raises :class:`Preempted` after a SIGTERM checkpoint."""
+    return run_method(MFIM_PLUGIN, cfg, log, progress, identity=identity)
