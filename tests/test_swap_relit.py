@@ -134,32 +134,3 @@ def test_a_track_without_an_appearance_model_renders_the_texture(relit_and_textu
     assert core.for_target(ident, replace(track, appearance={})).plate_light is None
     lit = core.for_target(ident, track).plate_light
     assert lit is not None and lit.lighting.shape == (1, 1, 9) and lit.broad.shape[-1] == 128
-
-
-def test_frame_ratio_leaves_the_occluder_out_of_the_plates_light():
-    """A bright hand over the cheek changes the frames' light ratio unless the occluder covers it; covered, the
-    ratio is exactly that of the frame without the hand (the hand's texels get no weight)."""
-    from vidswap.appearance.relight import plate_light
-    from vidswap.swap.geometric.relit import RelitRenderer
-
-    renderer = RelitRenderer(load_topology())
-    lm = (canonical_face() * 60.0 + torch.tensor([128.0, 128.0, 0.0]))[None]
-    face = torch.full((1, 3, 256, 256), 0.45)
-    face[..., :, :128] = 0.4  # some structure, so the light is not flat
-    hand = face.clone()
-    hand[..., 140:200, 150:210] = 0.95
-    occluder = torch.zeros(1, 1, 256, 256)
-    occluder[..., 136:204, 146:214] = 1.0  # the hand and 4 px around it
-    u = 64
-    space, masks = renderer.space(u)
-    from vidswap.appearance.track import unwrap_frames
-
-    mean, weight = unwrap_frames(space, face, lm)
-    light = plate_light({"mean": mean, "weight": weight, "broad": torch.ones(1, 3, u, u),
-                         "lighting": torch.zeros(1, 1, 9), "edge_blur": torch.tensor([[0.01]])}, masks)
-    plain = renderer.frame_ratio(light, face, lm)
-    seen = renderer.frame_ratio(light, hand, lm)
-    assert float((seen - plain).abs().max()) > 0.05  # the hand brightens the light around it
-    left_out = renderer.frame_ratio(light, hand, lm, occluder)
-    assert torch.allclose(left_out, renderer.frame_ratio(light, face, lm, occluder), atol=1e-6)
-    assert torch.allclose(renderer.frame_ratio(light, hand, lm, torch.zeros_like(occluder)), seen, atol=1e-6)

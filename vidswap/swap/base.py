@@ -83,8 +83,6 @@ class SwapBatch:
         expression: (B, 478, 3) expression offsets δ (canonical units).
         confidence: (B,) landmark / track confidence in [0, 1].
         frame_to_crop: (B, 2, 3) the alignment each crop was cut with (frame pixels -> crop pixels).
-        occluder: (B, 1, S, S) in [0, 1], what is in front of the face in the crops (tracked hands, a user's
-            matte), or None: a core that measures the plate (the relit core's light) leaves it out.
     """
 
     target_crops: Tensor
@@ -95,7 +93,6 @@ class SwapBatch:
     expression: Tensor
     confidence: Tensor
     frame_to_crop: Tensor
-    occluder: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target_crops.shape[0])
@@ -103,26 +100,16 @@ class SwapBatch:
     def select(self, rows: Sequence[int] | Tensor) -> "SwapBatch":
         """The batch's ``rows`` (every field indexed alike)."""
         index = torch.as_tensor(rows, dtype=torch.long, device=self.target_crops.device)
-        return SwapBatch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
-                            for f in fields(self)})
+        return SwapBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def to(self, device: torch.device | str) -> "SwapBatch":
         """The batch on ``device``."""
-        return SwapBatch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
-                            for f in fields(self)})
+        return SwapBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @staticmethod
     def concat(batches: Sequence["SwapBatch"]) -> "SwapBatch":
         """Batches one after the other (same crop size)."""
-        def cat(name: str) -> Tensor | None:
-            parts = [getattr(b, name) for b in batches]
-            if all(p is None for p in parts):
-                return None
-            if name == "occluder":  # a batch without one has nothing in front
-                parts = [torch.zeros_like(b.target_crops[:, :1]) if p is None else p for b, p in zip(batches, parts)]
-            return torch.cat(parts)
-
-        return SwapBatch(**{f.name: cat(f.name) for f in fields(SwapBatch)})
+        return SwapBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(SwapBatch)})
 
 
 @dataclass

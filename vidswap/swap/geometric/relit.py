@@ -128,28 +128,20 @@ class RelitRenderer:
         w = self.follow.to(driven)[None, :, None]
         return w * driven + (1.0 - w) * target_landmarks
 
-    def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor, occluder: Tensor | None = None
-                    ) -> Tensor:
-        """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks;
-        ``occluder`` (B, 1, S, S) in [0, 1]: what covers the face (a hand), left out of the plate's light (a hand
-        moving over the face would otherwise brighten or darken the swap around it)."""
+    def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor) -> Tensor:
+        """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks."""
         u = light.broad.shape[-1]
-        if occluder is not None:  # unwrapped with the crops as a 4th channel (sRGB-decoded like them: encoded back)
-            crops = torch.cat([crops, occluder.to(crops)], 1)
         factor = max(1, crops.shape[-1] // (_UNWRAP_CROP_FACTOR * u))
         if factor > 1:  # box-filter down; pixel centres move from x to (x + 0.5) / f - 0.5
             crops = F.avg_pool2d(crops, factor)
             landmarks = torch.cat([(landmarks[..., :2] + 0.5) / factor - 0.5, landmarks[..., 2:] / factor], -1)
         space, _ = self.space(u, crops.device)
         frame, weight = unwrap_frames(space, crops, landmarks)
-        if occluder is not None:
-            covered = linear_to_srgb(frame[:, 3:4].clamp(0.0, 1.0))
-            frame, weight = frame[:, :3], weight * (1.0 - covered)
         return temporal_ratio(light, frame, weight, self.relight)
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
-               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
-               occluder: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -163,10 +155,8 @@ class RelitRenderer:
             source_eyes: (2,) the source photos' eye openness (:func:`eye_openness`).
             source_blur: (1,) the photos' edge blur relative to the face height; with the plate's (the light's
                 ``edge_blur``) the render is blurred to the plate's sharpness (None or NaN: left as rendered).
-            occluder: (B, 1, S, S) what covers the face in the crops, left out of the frames' light
-                (:meth:`frame_ratio`), or None.
         """
-        ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
+        ratio = self.frame_ratio(light, crops, target_landmarks)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
