@@ -25,7 +25,8 @@ from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
-from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8
+from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8, motion_path
+from vidswap.faces.occluded import hold_occluded, occluded_points
 from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
@@ -34,6 +35,7 @@ from vidswap.hands.landmarks import HandLandmarker
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
 from vidswap.hands.track import HandParams, HandTracker
+from vidswap.hands.types import HandTracks
 from vidswap.faces.align import as_rgb8
 from vidswap.io.frames import format_frames, frame_runs
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
@@ -270,13 +272,15 @@ class FrameAnalyzer:
             t0 = time.perf_counter()
             models = self.sampler.models({int(t.id): dict(self._observed(t)) for t in tracks})
             self._time("appearance", t0)
+        hands = self._hands.finish() if self._hands is not None else None
         t0 = time.perf_counter()
         out = [_finish_track(t, fps, smoothing, self._track_stats(t), dict(models.get(int(t.id), {})),
-                             self._track_motions(t) if smoothing.follow_image_motion else None)
+                             self._track_motions(t) if smoothing.follow_image_motion else None,
+                             self._track_occluded(t, hands),
+                             self._hands is None or self._hands.params.hold_smoothed)
                for t in tracks]
         self._time("smooth", t0)
         header = dict(header, cuts=self.cuts, frames=self.numbers, faces_per_frame=[len(o) for o in self.observations])
-        hands = self._hands.finish() if self._hands is not None else None
         return ShotAnalysis(header=header, tracks=out) if hands is None else \
             ShotAnalysis(header=header, tracks=out, hands=hands)
 
@@ -300,6 +304,14 @@ class FrameAnalyzer:
                 return NAN_AFFINE.copy()
             p0, p1 = p0[keep], p1[keep]
         return face_motion(self._prev_gray, gray, p0, p1, self.motion_params)
+
+    def _track_occluded(self, track, hands: HandTracks | None) -> np.ndarray | None:
+        """(T, N) which of the track's raw landmarks lie behind a tracked hand (``HandParams.hold_face``), or None
+        (no hands, or the hold off)."""
+        params = self._hands.params if self._hands is not None else None
+        if hands is None or not len(hands) or params is None or not params.hold_face:
+            return None
+        return occluded_points(track.landmarks, [hands.at(int(n)) for n in track.frames], params.hold_margin)
 
     def _track_motions(self, track) -> np.ndarray:
         """(T, 2, 3) the track's image motion from each row's frame to the next: rows observed in consecutive
@@ -392,14 +404,23 @@ def smoothing_params(cfg: SmoothingConfig) -> OneEuroParams | RtsParams | None:
 
 
 def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
-                  appearance: dict[str, np.ndarray] | None = None, motion: np.ndarray | None = None
-                  ) -> TrackAnalysis:
+                  appearance: dict[str, np.ndarray] | None = None, motion: np.ndarray | None = None,
+                  occluded: np.ndarray | None = None, hold_smoothed: bool = True) -> TrackAnalysis:
+    """``occluded``: (T, N) the raw landmarks behind a hand; after smoothing they are placed on the face's image
+    motion path, their smoothed departure from it interpolated from the frames where they are visible
+    (:func:`vidswap.faces.occluded.hold_occluded`), instead of following the landmark model's guess. The visible
+    points are smoothed as before (``hold_smoothed`` False: held before the smoothing, on the raw track).
+    ``raw`` keeps the measurements."""
     raw = track.landmarks.astype(np.float32)
     if cfg.method == "none" or len(raw) < 3:
         smoothed = raw.copy()
     else:
-        smoothed = smooth_landmarks(raw, fps, method=cfg.method, params=smoothing_params(cfg),
-                                    motion=motion).astype(np.float32)
+        hold = occluded is not None and occluded.any()
+        measured = hold_occluded(raw, _path_of(raw, motion), occluded) if hold and not hold_smoothed else raw
+        smoothed = smooth_landmarks(measured, fps, method=cfg.method, params=smoothing_params(cfg), motion=motion)
+        if hold and hold_smoothed:
+            smoothed = hold_occluded(smoothed, _path_of(raw, motion), occluded)
+        smoothed = smoothed.astype(np.float32)
     pose = decompose(torch.from_numpy(smoothed))
     neutral = neutral_shape(pose.x_c_obs).numpy().astype(np.float32)
     emb = track.embedding
@@ -410,6 +431,17 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
                          t=pose.t.numpy().astype(np.float32), neutral=neutral,
                          embedding=np.zeros(0, np.float32) if emb is None else emb.astype(np.float32),
                          colour=colour.astype(np.float32), appearance=appearance or {})
+
+
+def _path_of(raw: np.ndarray, motion: np.ndarray | None) -> np.ndarray:
+    """(T, N, 2) the path the track's points take from its first measured frame following ``motion`` (T, 2, 3);
+    without a motion, points at rest (zeros: a hidden point's position itself is interpolated)."""
+    path = np.zeros(raw.shape[:2] + (2,))
+    finite = np.flatnonzero(np.isfinite(raw).all(axis=(1, 2)))
+    if motion is None or not len(finite):
+        return path
+    path[finite[0]:] = motion_path(raw[finite[0], :, :2], motion[finite[0]:])
+    return path
 
 
 def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,

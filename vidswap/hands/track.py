@@ -60,6 +60,14 @@ class HandParams:
         near_edge: a hand "reached the edge" when its landmark bounds, grown by this many hand sizes, leave the
             frame.
         motion: how far ``finish`` carries a hand across gaps and past its end (:class:`MotionParams`).
+        hold_face: the analyze pass smooths the face landmarks behind a tracked hand on the face's image motion
+            path, their departure from it interpolated between the frames where they are visible, instead of the
+            landmark model's guess (:func:`vidswap.faces.occluded.hold_occluded`).
+        hold_margin: a face landmark counts as behind a hand up to this fraction of the face's size (RMS radius)
+            outside the hand's outline.
+        hold_smoothed: the hidden landmarks are placed after the smoothing, on the smoothed track (the visible
+            ones are smoothed as without the hold); False: before it, on the raw track (the smoother's noise
+            estimate, taken over all points, then falls and the visible points are smoothed less).
     """
 
     max_hands: int = 2
@@ -79,6 +87,9 @@ class HandParams:
     edge_scale: float = 1.5
     near_edge: float = 0.5
     motion: MotionParams = field(default_factory=MotionParams)
+    hold_face: bool = True
+    hold_margin: float = 0.05
+    hold_smoothed: bool = True
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
