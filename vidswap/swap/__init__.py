@@ -38,6 +38,7 @@ from vidswap.swap.learned import (
 )
 from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.stylegan.core import E4SPTIConfig, build_e4s_pti
+from vidswap.swap.stylegan.idatt_core import IDATTCoreConfig, build_idatt
 from vidswap.swap.stylegan.megafs_core import MegaFSCoreConfig, build_megafs
 from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
 
@@ -55,6 +56,7 @@ register_core("ghost", build_ghost, GhostConfig)
 register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
 register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
 register_core("megafs", build_megafs, MegaFSCoreConfig)
+register_core("idatt", build_idatt, IDATTCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

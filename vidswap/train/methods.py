@@ -48,6 +48,8 @@ def _attr(spec: str):
 METHODS: dict[str, TrainMethod] = {m.name: m for m in (
     TrainMethod("facedancer", "vidswap.train.facedancer.config:load_train_config",
                 "vidswap.train.facedancer.trainer:run_training", "FaceDancer (AFFA U-Net swapper, GAN)"),
+    TrainMethod("idatt", "vidswap.train.idatt.config:load_idatt_config",
+                "vidswap.train.idatt.trainer:run_idatt_training", "IDATT / MAttFace (pSp + attention, then blending)"),
     TrainMethod("megafs", "vidswap.train.megafs.config:load_megafs_config",
                 "vidswap.train.megafs.trainer:run_megafs_training", "MegaFS (HieRFE encoder, then FTM)"),
 )}
