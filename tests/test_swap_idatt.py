@@ -36,7 +36,7 @@ def checkpoint(tmp_path_factory):
 
 def _run(clip, source, checkpoint, out, shot_text: str = ""):
     shot = out.parent / f"{out.stem}.yaml"
-    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-2\noutput: {{path: {out}, codec: ffv1}}\n"
+    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-1\noutput: {{path: {out}, codec: ffv1}}\n"
                     + shot_text)
     return CliRunner().invoke(main, ["run", "--config", str(shot), "--swap-core", "idatt", "--checkpoint",
                                      str(checkpoint), "-q"])
@@ -46,10 +46,10 @@ def test_run_with_the_idatt_core_renders_a_real_clip(media, checkpoint, tmp_path
     clip, source, out = media("single_face_clip"), media("astronaut"), tmp_path / "out.mkv"
     result = _run(clip, source, checkpoint, out)
     assert result.exit_code == 0, result.output
-    assert "swapped 3 frames" in result.output
-    assert_first_frames_timing_and_audio(clip, out, 3)
+    assert "swapped 2 frames" in result.output
+    assert_first_frames_timing_and_audio(clip, out, 2)
     got = [f.astype(np.float32) for f in read_frames(out)]
-    plate = [f.astype(np.float32) for f in read_frames(clip)][:3]
+    plate = [f.astype(np.float32) for f in read_frames(clip)][:2]
     diff = np.stack([np.abs(g - p).mean(-1) for g, p in zip(got, plate)])
     h, w = diff.shape[1:]
     assert (diff[:, h // 4: 3 * h // 4, w // 3: 2 * w // 3] > 8).mean() > 0.1  # the face is changed

@@ -27,7 +27,6 @@ The paper's parts (see docs/training.md and README "swap.core: idatt" for what d
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 
 import torch
