@@ -80,7 +80,7 @@ def test_ddp_two_processes_equal_one_process(setup, tmp_path):
     # step 1's gradients agree to float rounding (the summation order differs; how far depends on the CPU's
     # kernels); later steps run on weights after Adam steps of about +-lr where |g| is near rounding level, so
     # they inherit a little more; all far below what another global batch gives
-    assert ddp["g1."] < 1e-3 and ddp["g1."] < control["g1."] / 100, (ddp, control)
+    assert ddp["g1."] < 5e-3 and ddp["g1."] < control["g1."] / 100, (ddp, control)  # measured 8.9e-4 vs 2.2
     assert ddp["g2."] < control["g2."] / 20 and ddp["g3."] < control["g3."] / 20, (ddp, control)
     print(f"DDP vs 1 process, worst relative difference: {ddp}; another global batch: {control}")
 
