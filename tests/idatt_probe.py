@@ -1,10 +1,11 @@
 """Run by tests/test_train_idatt.py (directly, or under torchrun for the DDP check; not a test itself).
 
-    python tests/idatt_probe.py train.yaml OUT.safetensors
+    python tests/idatt_probe.py train.yaml OUT.safetensors [train2.yaml OUT2.safetensors ...]
 
 Builds the IDATT trainer from train.yaml in this process (joining torchrun's process group when launched by it),
 runs one step of each stage (encoder_steps: 1, idatt_steps: 1, then the blending stage) and writes, on rank 0,
 each step's gradients after DDP's all-reduce (``g1.*``, ``g2.*``, ``g3.*``) and the weights after step 3 (``w.*``).
+Several (config, output) pairs run one after the other in this process (one interpreter start; not under torchrun).
 """
 
 from __future__ import annotations
@@ -39,4 +40,5 @@ def main(config: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    for i in range(1, len(sys.argv), 2):
+        main(sys.argv[i], sys.argv[i + 1])

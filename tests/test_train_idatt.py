@@ -60,8 +60,8 @@ def test_ddp_two_processes_equal_one_process(setup, tmp_path):
     cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
     ctl = write_cfg(tmp_path / "ctl.yaml", setup, tmp_path / "ctl", batch_size=4, seed=1)  # another global batch
     probe = str(ROOT / "tests" / "idatt_probe.py")
-    for cfg, out in ((cfg1, "one.st"), (ctl, "ctl.st")):
-        subprocess.run([sys.executable, probe, str(cfg), str(tmp_path / out)], check=True, env=env(), timeout=300)
+    subprocess.run([sys.executable, probe, str(cfg1), str(tmp_path / "one.st"), str(ctl), str(tmp_path / "ctl.st")],
+                   check=True, env=env(), timeout=300)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                         str(free_port()), probe, str(cfg2), str(tmp_path / "two.st")], env=env(), timeout=300,
                        capture_output=True, text=True)
