@@ -65,12 +65,12 @@ def job_options(fn=None, *, hide: Iterable[str] = ()):
         _option(hidden, "--overwrite/--no-overwrite", "overwrite", default=None,
                      help="Replace an existing output (default: output.overwrite, on) or refuse with exit 2."),
         _option(hidden, "--swap-core", help="Swap core (swap.core): geometric, inswapper, simswap, hyperswap, ghost, "
-                "facedancer, e4s-pti, megafs, e4s, mfim, passthrough or a plug-in."),
+                "facedancer, e4s-pti, megafs, e4s, mfim, idatt, passthrough or a plug-in."),
         _option(hidden, "--checkpoint", type=click.Path(dir_okay=False),
                      help="FaceDancer core: the trained checkpoint (swap.facedancer.checkpoint); e4s-pti core: "
                           "the converted StyleGAN2 file (swap.e4s-pti.checkpoint); megafs core: the trained MegaFS "
-                          "file (swap.megafs.checkpoint); e4s core: the trained E4S file (swap.e4s.checkpoint); "
-                          "mfim core: the trained MFIM file (swap.mfim.checkpoint)."),
+                          "file (swap.megafs.checkpoint); e4s, mfim, idatt cores: the trained file "
+                          "(swap.e4s.checkpoint, swap.mfim.checkpoint, swap.idatt.checkpoint)."),
         _option(hidden, "--appearance", type=click.Choice(["relit", "texture"]),
                      help="Geometric core: the source's albedo under the plate's light (relit, default) or the "
                           "source photo's texture as it is (texture)."),
@@ -87,6 +87,10 @@ def _option(hidden: set[str], *decls: str, **attrs):
     return click.option(*decls, hidden=bool(names & hidden), **attrs)
 
 
+#: cores whose --checkpoint goes to their own section (swap.<core>.checkpoint); others: swap.facedancer
+CHECKPOINT_CORES = ("e4s-pti", "megafs", "e4s", "mfim", "idatt")
+
+
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
                target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
                burnin=None, patches=None, appearance=None, overwrite=None, swap_core=None, checkpoint=None,
@@ -101,7 +105,7 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
                    "kind": "patch" if patches else None, "overwrite": overwrite},
         "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
-                 **({(swap_core if swap_core in ("e4s-pti", "megafs", "e4s", "mfim") else "facedancer"): {"checkpoint": checkpoint}}
+                 **({(swap_core if swap_core in CHECKPOINT_CORES else "facedancer"): {"checkpoint": checkpoint}}
                     if checkpoint else {})},
         "target": {"mode": mode, "index": target_index, "reference": target_face, "map": list(mapping) or None},
         "tune": {"enabled": tune, "retune": retune or None},

@@ -11,6 +11,8 @@
 * :mod:`vidswap.swap.stylegan.core` -- ``e4s-pti``: a StyleGAN2 checkpoint, W+ inversion and per-clip PTI
 * :mod:`vidswap.swap.stylegan.e4s_core` -- ``e4s``: E4S's regional encoder and mask-guided StyleGAN2 (``vidswap train``)
 * :mod:`vidswap.swap.stylegan.mfim_core` -- ``mfim``: S-space codes + style maps, ID mixing (``vidswap train``)
+* :mod:`vidswap.swap.stylegan.idatt_core` -- ``idatt``: pSp encoder + cross-attention identity transfer, two-stage
+  blending (``vidswap train``)
 
 Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
 ``hyperswap``, ``ghost``, ``facedancer``, ``e4s-pti``, ``megafs``, ``mfim``).
@@ -40,6 +42,7 @@ from vidswap.swap.learned import (
 )
 from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
 from vidswap.swap.stylegan.core import E4SPTIConfig, build_e4s_pti
+from vidswap.swap.stylegan.idatt_core import IDATTCoreConfig, build_idatt
 from vidswap.swap.stylegan.megafs_core import MegaFSCoreConfig, build_megafs
 from vidswap.swap.stylegan.e4s_core import E4SCoreConfig, build_e4s
 from vidswap.swap.stylegan.mfim_core import MFIMCoreConfig, build_mfim
@@ -61,6 +64,7 @@ register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
 register_core("megafs", build_megafs, MegaFSCoreConfig)
 register_core("e4s", build_e4s, E4SCoreConfig)
 register_core("mfim", build_mfim, MFIMCoreConfig)
+register_core("idatt", build_idatt, IDATTCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

@@ -14,7 +14,8 @@ __all__ = ["train"]
 
 @click.group("train", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
-              help="train.yaml (see vidswap/configs/train_facedancer.yaml, train_megafs.yaml, train_mfim.yaml).")
+              help="train.yaml (see vidswap/configs/train_facedancer.yaml, train_megafs.yaml, train_e4s.yaml, "
+                   "train_mfim.yaml, train_idatt.yaml).")
 @click.option("--steps", type=int, help="Override run.steps.")
 @click.option("--out", help="Override run.out (the run folder).")
 @click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")

@@ -50,6 +50,8 @@ METHODS: dict[str, TrainMethod] = {m.name: m for m in (
                 "vidswap.train.e4s.trainer:run_e4s_training", "E4S (regional encoder, mask-guided StyleGAN2)"),
     TrainMethod("facedancer", "vidswap.train.facedancer.config:load_train_config",
                 "vidswap.train.facedancer.trainer:run_training", "FaceDancer (AFFA U-Net swapper, GAN)"),
+    TrainMethod("idatt", "vidswap.train.idatt.config:load_idatt_config",
+                "vidswap.train.idatt.trainer:run_idatt_training", "IDATT / MAttFace (pSp + attention, then blending)"),
     TrainMethod("megafs", "vidswap.train.megafs.config:load_megafs_config",
                 "vidswap.train.megafs.trainer:run_megafs_training", "MegaFS (HieRFE encoder, then FTM)"),
     TrainMethod("mfim", "vidswap.train.mfim.config:load_mfim_config",

@@ -1,0 +1,1 @@
+"""``vidswap train`` for MAttFace / IDATT (``method: idatt``): config, checkpoints, steps, trainer."""

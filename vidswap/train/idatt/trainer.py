@@ -1,0 +1,180 @@
+"""``vidswap train`` for IDATT: the encoder stage, the IDATT stage, the blending stage, on the shared run driver
+(:mod:`vidswap.train.loop`: DDP, SIGTERM, logging, checkpoint schedule) as the plug-in :data:`IDATT_PLUGIN`.
+
+The StyleGAN2 generator is frozen throughout; each stage trains its parts (:data:`~.step.STAGE_PARTS`) with its
+own Adam, all three kept in one checkpoint, so a resume lands in the right stage with the right optimiser. Per
+step the global batch comes from FaceDancer's :class:`~vidswap.train.facedancer.data.PairSampler` (this rank
+takes its slice; ``data.same_rate`` same-image pairs, the paper's 0.5), on MegaFS's FFHQ-aligned face cache
+(:mod:`vidswap.train.megafs.data`), so 1 process and N processes see the same batch and a resumed run the same
+batches as an uninterrupted one. The stage's pass is DDP-wrapped when the stage starts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from vidswap.errors import VidswapError
+from vidswap.swap.stylegan.idatt import IDATT
+from vidswap.swap.stylegan.importer import load_generator
+from vidswap.train.facedancer.checkpoint import identity_meta
+from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
+from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.identity import IdentityNet
+from vidswap.train.facedancer.perceptual import load_vgg16
+from vidswap.train.idatt.checkpoint import load_idatt_state, save_idatt_state
+from vidswap.train.idatt.config import IDATTTrainConfig
+from vidswap.train.idatt.step import (STAGE_LOSSES, STAGE_PARTS, BlendPass, EncoderPass, StageModels, TransferPass,
+                                      blend_step, encoder_step, idatt_step)
+from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
+from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+
+__all__ = ["IDATT_PLUGIN", "IDATTTrainer", "run_idatt_training", "stage_of"]
+
+_PASSES = {"encoder": EncoderPass, "idatt": TransferPass, "blend": BlendPass}
+_OPT = {"encoder": "optE", "idatt": "optA", "blend": "optB"}
+
+
+def stage_of(step: int, encoder_steps: int, idatt_steps: int) -> str:
+    """The stage that trains ``step`` (0-based)."""
+    return "encoder" if step < encoder_steps else "idatt" if step < encoder_steps + idatt_steps else "blend"
+
+
+class IDATTTrainer(RunState):
+    """The run's state on one process (see the module doc)."""
+
+    def __init__(self, cfg: IDATTTrainConfig, info: DistInfo, log: Callable[[str], None] = print,
+                 identity: IdentityNet | None = None, faces: FFHQFaces | None = None):
+        self.cfg, self.info, self.log = cfg, info, log
+        self.out = Path(cfg.run.out)
+        self.ckpt_dir = self.out / "checkpoints"
+        gen = load_generator(cfg.generator.checkpoint)
+        self.data = faces if faces is not None else self._faces(gen.cfg.resolution)
+        self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
+        if len(self.train_rows) == 0:
+            raise VidswapError("no training faces left after the hold-out split (data.holdout)")
+        idc = cfg.identity
+        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
+        pc = cfg.perceptual
+        self.vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
+        torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+        self.model = IDATT(cfg.model, gen).to(info.device)
+        o = cfg.optim
+        self.opts = {_OPT[s]: torch.optim.Adam([p for part in STAGE_PARTS[s] for p in
+                                                getattr(self.model, part).parameters()],
+                                               lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps) for s in _OPT}
+        self.step = self._resume()
+        self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
+                                   cfg.data.augment, cfg.run.seed)
+        self._stage: tuple[str, StageModels] | None = None
+        self.stop_requested = False
+
+    def _faces(self, size: int) -> FFHQFaces:
+        d = self.cfg.data
+        cache = Path(d.cache) if d.cache else self.out / "data_cache"
+        faces = None
+        if self.info.rank == 0:
+            faces = prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
+        if self.info.enabled:
+            torch.distributed.barrier()
+        return faces if faces is not None else prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images,
+                                                                   log=self.log)
+
+    def _resume(self) -> int:
+        r = self.cfg.run.resume
+        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
+        if r == "never" or (r == "auto" and not path.is_file()):
+            return 0
+        step = load_idatt_state(path, self.model, self.opts)
+        if self.info.rank == 0:
+            self.log(f"resumed from {path} at step {step}")
+        return step
+
+    def write_checkpoint(self, path: Path) -> Path:
+        idc = self.cfg.identity
+        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
+                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
+        return save_idatt_state(path, self.model, self.opts, self.step, self.cfg.encoder_steps,
+                                self.cfg.idatt_steps, extra)
+
+    def lr_at(self, step: int) -> float:
+        return self.cfg.optim.lr_at(step)
+
+    def summary_extras(self) -> dict:
+        return {"encoder_steps": self.cfg.encoder_steps, "idatt_steps": self.cfg.idatt_steps,
+                "faces": len(self.data.faces), "train_faces": int(len(self.train_rows))}
+
+    def stage(self, step: int) -> tuple[str, StageModels]:
+        """(stage name, the stage's models) of ``step``; the pass is built (and DDP-wrapped) once per stage."""
+        name = stage_of(step, self.cfg.encoder_steps, self.cfg.idatt_steps)
+        if self._stage is None or self._stage[0] != name:
+            self.model.requires_grad_(False)
+            for part in STAGE_PARTS[name]:
+                getattr(self.model, part).requires_grad_(True)
+            step_pass: torch.nn.Module = _PASSES[name](self.model)
+            if self.info.enabled:
+                dev = self.info.device
+                step_pass = DDP(step_pass, device_ids=[dev.index] if dev.type == "cuda" else None)
+            self._stage = (name, StageModels(step_pass, self.model, self.identity, self.opts[_OPT[name]], self.vgg))
+        return self._stage
+
+    def local_batch(self, step: int):
+        """(source, target, source kps, target kps, same) of this rank at ``step`` (augmented, on the device)."""
+        pb = self.sampler(step).slice(self.info.rank, self.info.world)
+        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
+        dev, d = self.info.device, self.data
+        xt = augment(d.faces.tensor(t_rows), pb.aug_t).to(dev)
+        xs = augment(d.faces.tensor(s_rows), pb.aug_s).to(dev)
+        return (xs, xt, torch.from_numpy(d.kps[s_rows]).to(dev), torch.from_numpy(d.kps[t_rows]).to(dev),
+                pb.same.to(dev))
+
+    def run_steps(self, until: int, on_step=None, images=None, save_due=lambda step: False) -> bool:
+        """Train up to step ``until``; False when stopped early by SIGTERM."""
+        while self.step < until:
+            name, models = self.stage(self.step)
+            for group in models.opt.param_groups:
+                group["lr"] = self.cfg.optim.lr_at(self.step)
+            t0 = time.perf_counter()
+            xs, xt, ks, kt, same = self.local_batch(self.step)
+            if name == "encoder":
+                losses, out = encoder_step(models, xt, kt, self.cfg.loss)
+            else:
+                losses, out = (idatt_step if name == "idatt" else blend_step)(models, xs, xt, ks, kt, same,
+                                                                               self.cfg.loss)
+            dt = time.perf_counter() - t0
+            self.step += 1
+            stop, save, log_now = self.after_step(until, save_due)
+            if on_step is not None and log_now:
+                keys = STAGE_LOSSES[name]
+                vec = all_reduce_mean(torch.stack([losses[k].float() for k in keys]), self.info)
+                on_step(self.step, name, dict(zip(keys, vec.tolist())), dt)
+            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
+                images(self.step, f"{name}: source|target|output", xs, xt, out)
+            if save or stop:
+                self.save()
+            if stop:
+                return False
+        return True
+
+
+def _plot(out: Path):
+    from vidswap.train.idatt.plot import plot_idatt_run
+
+    return plot_idatt_run(out)
+
+
+#: IDATT on the shared run driver (:mod:`vidswap.train.loop`): three stages, per-stage loss keys and optimisers.
+IDATT_PLUGIN = TrainerPlugin(label="train idatt", build=IDATTTrainer, plot=_plot,
+                             postfix=lambda stage, losses: {"stage": stage, "total": f"{losses['total']:.3f}"})
+
+
+def run_idatt_training(cfg: IDATTTrainConfig, log: Callable[[str], None] = print, progress: bool = True,
+                       identity: IdentityNet | None = None) -> TrainResult:
+    """Train as configured (see the module doc). Raises :class:`Preempted` after a SIGTERM checkpoint."""
+    return run_method(IDATT_PLUGIN, cfg, log, progress, identity=identity)
