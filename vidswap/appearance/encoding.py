@@ -16,13 +16,17 @@ __all__ = ["srgb_to_linear", "linear_to_srgb", "luminance"]
 def srgb_to_linear(x: Tensor) -> Tensor:
     """sRGB-encoded values in [0, 1] -> linear (any shape; values outside [0, 1] are clamped first)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    # where(x <= knee, line, curve) without the mask and select: the curve above the knee plus the line's part
+    # below it (the two meet at the knee to ~1e-9)
+    return x.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4).add_(x.clamp(max=0.04045).sub_(0.04045).div_(12.92))
 
 
 def linear_to_srgb(x: Tensor) -> Tensor:
     """Linear values -> sRGB-encoded in [0, 1] (clamped)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    # as srgb_to_linear: the curve above the knee plus the line below it (they meet at the knee to ~1e-6)
+    curve = x.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    return curve.add_(x.clamp(max=0.0031308).sub_(0.0031308).mul_(12.92))
 
 
 def luminance(x: Tensor) -> Tensor:
