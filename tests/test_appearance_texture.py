@@ -128,3 +128,22 @@ def test_edge_blur_measures_a_known_blur():
     assert est(matched) == pytest.approx(est(gaussian_blur(square, 3.0)), rel=0.1)
     assert torch.equal(match_blur(sharp, torch.tensor([3.0]), torch.tensor([1.0])), sharp)  # never sharpened
     assert torch.isnan(edge_blur(square, torch.zeros(1, 1, 128, 128)))[0]  # no edges: unknown
+
+
+def test_match_blur_window_equals_the_whole_crop_blur():
+    """match_blur blurs only the window around the render's non-zero pixels plus the blur radius: bit for bit
+    the whole crop's blur (per-item sigmas, one item not blurred, a face near the border, an empty render)."""
+    from vidswap.appearance.sharpness import match_blur
+    from vidswap.composite.filters import gaussian_blur
+
+    g = torch.Generator().manual_seed(5)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(80.0), indexing="ij")
+    inside = ((((yy - 40) / 30) ** 2 + ((xx - 44) / 22) ** 2) < 1).float()
+    near_border = ((((yy - 85) / 20) ** 2 + ((xx - 8) / 15) ** 2) < 1).float()
+    render = torch.rand(3, 3, 96, 80, generator=g) * torch.stack([inside, near_border, inside])[:, None]
+    own, plate = torch.tensor([1.0, 0.8, 2.0]), torch.tensor([2.5, 3.0, 1.5])  # the third: never sharpened
+    extra = (plate ** 2 - own ** 2).clamp(min=0.0).sqrt()
+    whole = gaussian_blur(render, extra.clamp(min=1e-3))
+    want = torch.where(extra[:, None, None, None] >= 0.05, whole, render)
+    assert torch.equal(match_blur(render, own, plate), want)
+    assert torch.equal(match_blur(torch.zeros(1, 3, 16, 16), own[:1], plate[:1]), torch.zeros(1, 3, 16, 16))

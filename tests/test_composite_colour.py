@@ -116,3 +116,42 @@ def test_smooth_stats_removes_pumping():
     assert mean.shape == (60, 3) and std.shape == (60, 3)
     with pytest.raises(ValueError):
         smooth_stats(noisy, mode="kalman")
+
+
+def test_fast_lab_conversions_agree_with_kornia():
+    """composite.lab: kornia's formulas with the knees as clamps (no where()); values at, above and below every
+    knee (sRGB 0.04045, linear 0.0031308, XYZ 0.008856, f 0.2069), black, white and random colours."""
+    from kornia.color import lab_to_rgb as k_lab_to_rgb, rgb_to_lab as k_rgb_to_lab
+
+    from vidswap.composite import lab as fast_lab
+
+    g = torch.Generator().manual_seed(3)
+    knees = torch.tensor([0.0, 1e-4, 0.003, 0.0031308, 0.0032, 0.04, 0.04045, 0.041, 0.2, 0.5, 0.99, 1.0])
+    grid = torch.cartesian_prod(knees, knees, knees).T.reshape(1, 3, -1, 12)
+    images = torch.cat([grid, torch.rand(1, 3, grid.shape[2], 12, generator=g)])
+    lab = fast_lab.rgb_to_lab(images)
+    assert (lab - k_rgb_to_lab(images)).abs().max() < 3e-4  # L*a*b* units (float rounding of the cube root)
+    assert (fast_lab.lab_to_rgb(lab) - k_lab_to_rgb(lab, clip=False)).abs().max() < 2e-5
+    assert (fast_lab.lab_to_rgb(lab) - images).abs().max() < 2e-5  # round trip
+    gain = torch.tensor([[1.3, 0.7, 1.2], [0.8, 1.5, 0.9]])
+    offset = torch.tensor([[-5.0, 3.0, -2.0], [4.0, -6.0, 1.0]])
+    moved = k_lab_to_rgb(lab * gain[:, :, None, None] + offset[:, :, None, None], clip=False)
+    assert (fast_lab.lab_affine(lab, gain, offset) - moved).abs().max() < 2e-5
+
+
+def test_transfer_with_strength_is_the_blend_in_lab():
+    """apply_stats_transfer's per-channel affine (strength folded into gain and offset) equals the blend of the
+    original and the fully moved L*a*b*, as the formula reads."""
+    from kornia.color import lab_to_rgb as k_lab_to_rgb
+
+    from vidswap.composite import lab as fast_lab
+
+    g = torch.Generator().manual_seed(4)
+    image = torch.rand(2, 3, 8, 8, generator=g)
+    src = (torch.tensor([[60.0, 8.0, 12.0]] * 2), torch.tensor([[10.0, 4.0, 5.0]] * 2))
+    dst = (torch.tensor([[50.0, 12.0, 10.0]] * 2), torch.tensor([[12.0, 3.0, 6.0]] * 2))
+    out = apply_stats_transfer(image, src, dst, None, strength=0.4, max_std_ratio=None, clamp_max=None)
+    lab = fast_lab.rgb_to_lab(image)
+    moved = (lab - src[0][:, :, None, None]) * (dst[1] / src[1])[:, :, None, None] + dst[0][:, :, None, None]
+    want = k_lab_to_rgb(lab + 0.4 * (moved - lab), clip=False).clamp(min=0.0)
+    assert (out - want).abs().max() < 2e-5

@@ -12,17 +12,26 @@ from torch import Tensor
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "luminance"]
 
+# line(knee) - curve(knee) of each direction (float32 curve values, as the tensors compute them)
+_SHIFT_TO_LINEAR = 0.04045 / 12.92 - float(torch.tensor(0.04045).add(0.055).div(1.055).pow(2.4))
+_SHIFT_TO_SRGB = 0.0031308 * 12.92 - float(torch.tensor(0.0031308).pow(1 / 2.4).mul(1.055).sub(0.055))
+
 
 def srgb_to_linear(x: Tensor) -> Tensor:
     """sRGB-encoded values in [0, 1] -> linear (any shape; values outside [0, 1] are clamped first)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    # where(x <= knee, line, curve) without the mask and select: the curve above the knee plus the line's part
+    # below it, shifted by the ~2e-9 the two miss each other at the knee (so the line's values are exact)
+    curve = x.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4)
+    return curve.add_(x.clamp(max=0.04045).sub_(0.04045).div_(12.92).add_(_SHIFT_TO_LINEAR))
 
 
 def linear_to_srgb(x: Tensor) -> Tensor:
     """Linear values -> sRGB-encoded in [0, 1] (clamped)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    # as srgb_to_linear: the curve above the knee plus the line below it, shifted by the ~1e-6 they miss at the knee
+    curve = x.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    return curve.add_(x.clamp(max=0.0031308).sub_(0.0031308).mul_(12.92).add_(_SHIFT_TO_SRGB))
 
 
 def luminance(x: Tensor) -> Tensor:

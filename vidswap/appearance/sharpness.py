@@ -69,8 +69,22 @@ def match_blur(render: Tensor, sigma_render: Tensor, sigma_plate: Tensor) -> Ten
     extra = torch.nan_to_num(extra, nan=0.0)
     if float(extra.max()) < 0.05:
         return render
-    blurred = gaussian_blur(render, extra.clamp(min=1e-3))
-    return torch.where(extra[:, None, None, None] >= 0.05, blurred, render)
+    # Only the window around what is not 0 (the rendered face; 0 outside the mesh) plus the blur's radius can
+    # change: zeros beyond it blur to zeros, and replicating the window's zero border is what the crop's zeros
+    # give. The same blur, on fewer pixels.
+    covered = (render != 0).flatten(0, 1).any(0)  # (H, W)
+    rows, cols = covered.any(1).nonzero()[:, 0], covered.any(0).nonzero()[:, 0]
+    if rows.numel() == 0:
+        return render
+    sigma = extra.clamp(min=1e-3)
+    r = int(torch.ceil(3.0 * sigma).max())
+    h, w = render.shape[-2:]
+    y0, y1 = max(0, int(rows[0]) - r), min(h, int(rows[-1]) + 1 + r)
+    x0, x1 = max(0, int(cols[0]) - r), min(w, int(cols[-1]) + 1 + r)
+    window = render[..., y0:y1, x0:x1]
+    out = render.clone()
+    out[..., y0:y1, x0:x1] = torch.where(extra[:, None, None, None] >= 0.05, gaussian_blur(window, sigma), window)
+    return out
 
 
 def face_ring(landmarks: Tensor, oval: Tensor, size: tuple[int, int], heights: Tensor, inner: float = 0.03,

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from kornia.color import lab_to_rgb, rgb_to_lab
 
+from vidswap.composite import lab as fast_lab
+
 Stats = tuple[torch.Tensor, torch.Tensor] | torch.Tensor
 
 
@@ -66,7 +68,7 @@ def unpack_stats(stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def masked_lab_stats(
-    images: torch.Tensor, masks: torch.Tensor, eps: float = 1e-6
+    images: torch.Tensor, masks: torch.Tensor, eps: float = 1e-6, lab: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask-weighted mean and standard deviation of the LAB channels.
 
@@ -74,15 +76,17 @@ def masked_lab_stats(
         images: ``(B, 3, H, W)`` RGB.
         masks: ``(B, 1, H, W)`` weights (soft masks weight their pixels).
         eps: guards an empty mask (mean 0, std 0 are returned for it).
+        lab: ``(B, 3, H, W)`` the images' L*a*b* when the caller has it (:func:`fast_lab.rgb_to_lab`), so the
+            colour match converts its render once for the statistics and the transfer.
 
     Returns:
         ``mean (B, 3)``, ``std (B, 3)`` in L*, a*, b* units (population std).
     """
     if images.shape[0] > 1:  # one image at a time: LAB's temporaries follow one crop, not the batch
-        parts = [masked_lab_stats(images[i:i + 1], _item(masks, i, images.shape[0]), eps)
-                 for i in range(images.shape[0])]
+        b = images.shape[0]
+        parts = [masked_lab_stats(images[i:i + 1], _item(masks, i, b), eps, _item(lab, i, b)) for i in range(b)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    lab = rgb_to_lab(images)
+    lab = fast_lab.rgb_to_lab(images) if lab is None else lab
     w = masks.to(lab.dtype)
     total = w.sum(dim=(2, 3)).clamp(min=eps)  # (B, 1)
     mean = (lab * w).sum(dim=(2, 3)) / total
@@ -98,6 +102,7 @@ def apply_stats_transfer(
     strength: float = 1.0,
     max_std_ratio: float | None = 3.0,
     clamp_max: float | None = 1.0,
+    lab: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reinhard transfer in LAB: ``lab' = (lab - src_mean) * dst_std / src_std + dst_mean``.
 
@@ -111,6 +116,7 @@ def apply_stats_transfer(
         max_std_ratio: limit of the std gain per channel (None: unlimited).
         clamp_max: RGB upper clamp (None keeps values above 1 for scene-referred float plates). Negative
             values are always clamped to 0.
+        lab: ``(B, 3, H, W)`` the image's L*a*b* when the caller has it (see :func:`masked_lab_stats`).
 
     Returns:
         ``(B, 3, H, W)``.
@@ -121,15 +127,17 @@ def apply_stats_transfer(
         b = image.shape[0]
         return torch.cat([apply_stats_transfer(image[i:i + 1], (_item(sm, i, b), _item(ss, i, b)),
                                                (_item(dm, i, b), _item(ds, i, b)), _item(mask, i, b), strength,
-                                               max_std_ratio, clamp_max) for i in range(b)])
-    lab = rgb_to_lab(image)
+                                               max_std_ratio, clamp_max, _item(lab, i, b)) for i in range(b)])
+    lab = fast_lab.rgb_to_lab(image) if lab is None else lab
     gain = ds / ss.clamp(min=1e-6)
     if max_std_ratio is not None:
         gain = gain.clamp(1.0 / max_std_ratio, max_std_ratio)
-    moved = (lab - sm[:, :, None, None]) * gain[:, :, None, None] + dm[:, :, None, None]
+    # (lab - sm) * gain + dm, blended with lab by strength, is one per-channel affine of lab
+    offset = dm - sm * gain
     if strength != 1.0:
-        moved = lab + strength * (moved - lab)
-    return _finish(lab_to_rgb(moved, clip=False), image, mask, clamp_max)
+        gain, offset = 1.0 + strength * (gain - 1.0), strength * offset
+    gain, offset = gain.expand(lab.shape[0], 3).to(lab), offset.expand(lab.shape[0], 3).to(lab)
+    return _finish(fast_lab.lab_affine(lab, gain, offset), image, mask, clamp_max)
 
 
 def _finish(rgb: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None, clamp_max: float | None,

@@ -30,6 +30,7 @@ from vidswap.composite.colour import (
 )
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
+from vidswap.composite.lab import rgb_to_lab
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
                                      feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
@@ -373,7 +374,9 @@ def composite_track(
     cp = params.colour
     if cp.method == "reinhard":
         valid = masks.stats.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
-        src_s = pack_stats(*masked_lab_stats(render, masks.stats))
+        # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries)
+        render_lab = torch.cat([rgb_to_lab(render[i:i + 1]) for i in range(render.shape[0])])
+        src_s = pack_stats(*masked_lab_stats(render, masks.stats, lab=render_lab))
         if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
             dst_s = plate_stats.to(src_s)
             src_s = torch.where(valid[:, None], src_s, dst_s)  # too little skin seen: leave that frame's colour
@@ -387,7 +390,8 @@ def composite_track(
                 src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
                 dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
         if bool(valid.any()):
-            crop = apply_stats_transfer(render, src_s, dst_s, None, cp.strength, cp.max_std_ratio)
+            crop = apply_stats_transfer(render, src_s, dst_s, None, cp.strength, cp.max_std_ratio,
+                                        lab=render_lab)
     elif cp.method == "histogram":
         crop = histogram_match(render, target_crop, masks.stats, masks.stats)
     elif cp.method != "none":
