@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidswap.appearance.lighting import sh_shading
+from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (RelightParams, follow_weights, outline_fade, outline_gain,
-                                        plate_light, relit_texture,
+                                        outline_smooth, plate_light, relit_texture,
                                         resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
@@ -166,6 +166,27 @@ def test_outline_gain_makes_the_render_meet_the_plate_on_the_outline():
     assert torch.all((mid > 1.0) & (mid < 1.25))
     assert torch.equal(outline_gain(expected, plate, weight, face, face, band=0.0, sigma=0.03),
                        torch.ones_like(expected))
+
+
+def test_outline_smooth_takes_the_low_pass_on_the_outline_and_the_detail_inside():
+    """A checkered albedo (1 +- 0.5) on a 24-texel square face: on the outline it is its skin low-pass (the
+    checker gone), from the band inward its own detail exactly; a flat albedo stays flat; no band: unchanged."""
+    face = torch.zeros(1, 1, 32, 32)
+    face[..., 4:28, 4:28] = 1.0
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    detail = (1.0 + 0.5 * ((yy + xx) % 2 * 2 - 1).float()).expand(1, 3, 32, 32)
+    out = outline_smooth(detail, face, face, band=4.0 / 32, sigma=2.0 / 32)
+    smooth, _ = normalized_blur(detail, face, 2.0)
+    ring = torch.zeros_like(face, dtype=torch.bool)
+    ring[..., 4:28, 4:28] = True
+    ring[..., 5:27, 5:27] = False
+    on = ring.expand(1, 3, 32, 32)
+    assert torch.equal(out[on], smooth[on])
+    assert (out[on] - 1.0).abs().max() < 0.2  # the checker (+-0.5) is gone on the outline
+    assert torch.equal(out[..., 9:23, 9:23], detail[..., 9:23, 9:23])
+    flat = torch.full((1, 3, 32, 32), 0.7)
+    assert torch.allclose(outline_smooth(flat, face, face, 4.0 / 32, 2.0 / 32), flat, atol=1e-6)
+    assert outline_smooth(detail, face, face, 0.0, 0.03) is detail
 
 
 def test_vertex_shading_and_gouraud_render(space):

@@ -38,7 +38,7 @@ from vidswap.composite.filters import dilate
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
            "relit_texture", "vertex_shading", "follow_weights", "outline_fade",
-           "outline_gain"]
+           "outline_gain", "outline_smooth"]
 
 _EPS = 1e-6
 
@@ -66,7 +66,10 @@ class RelightParams:
     outline_match: width of the band along the outline (fraction of the texture side) where the source's albedo
         takes a per-track gain that makes the render equal the track's own appearance there
         (:func:`outline_gain`), falling smoothly to no gain inside (0: off). Fixed per track: it cannot flicker.
-    outline_sigma: the low-pass of that gain (fraction of the texture side): tone, not detail.
+    outline_detail: width of the band along the outline (fraction of the texture side) over which the source's
+        albedo goes from its own low-pass (skin tone, no glasses rims or wrinkles) at the outline to its full detail
+        inside (:func:`outline_smooth`): the outline crosses no feature of the source (0: off).
+    outline_sigma: the low-pass of that gain and of the smoothed detail (fraction of the texture side): tone, not detail.
     outline_gain_range: clamp of the gain.
     """
 
@@ -82,6 +85,7 @@ class RelightParams:
     shading_from_plate: float = 1.0
     outline: float = 0.0
     outline_match: float = 0.0
+    outline_detail: float = 0.0
     outline_sigma: float = 0.03
     outline_gain_range: tuple[float, float] = (0.67, 1.5)
 
@@ -134,6 +138,21 @@ def outline_gain(expected: Tensor, plate: Tensor, weight: Tensor, face: Tensor, 
     ratio = (num / den.clamp(min=_EPS)).clamp(lo, hi)
     trust = (seen / seen.amax().clamp(min=_EPS) * 4.0).clamp(0.0, 1.0)  # no ring near: no gain
     return 1.0 + (ratio - 1.0) * trust * inside * _filled(face)
+
+
+def outline_smooth(detail: Tensor, skin: Tensor, face: Tensor, band: float, sigma: float) -> Tensor:
+    """The source's albedo with its detail faded out toward the face's outline: (1, C, U, U) -> (1, C, U, U).
+
+    ``fade · detail + (1 - fade) · lowpass(detail)``, ``fade`` = :func:`outline_fade` (0 on the outline, 1 from
+    ``band`` x U inside) and the low-pass a normalised convolution over the ``skin`` (``sigma`` x U), so the
+    features' colours do not bleed into it. Unchanged for ``band`` <= 0.
+    """
+    if band <= 0:
+        return detail
+    fade = outline_fade(face, band)
+    smooth, seen = normalized_blur(detail, skin, max(sigma * detail.shape[-1], 0.5))
+    smooth = torch.where(seen > 1e-3, smooth, detail)  # no skin near: keep the detail
+    return fade * detail + (1.0 - fade) * smooth
 
 
 def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:

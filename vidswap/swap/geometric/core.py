@@ -167,6 +167,7 @@ class GeometricSwapConfig:
     mix_weight: float = 1.0
     relit_outline: float = 0.0
     relit_outline_match: float = 0.0
+    relit_outline_detail: float = 0.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -182,6 +183,9 @@ class GeometricSwapConfig:
             raise ValueError(f"crop_max must be a multiple of 32 in [{DEFAULT_CROP}, 1024], got {self.crop_max!r}")
         if not 0.0 <= self.mix_weight <= 1.0:
             raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
+        if not 0.0 <= self.relit_outline_detail <= 0.5:
+            raise ValueError(f"relit_outline_detail must be in [0, 0.5] (fraction of the texture side), got "
+                             f"{self.relit_outline_detail}")
         if not 0.0 <= self.relit_outline_match <= 0.5:
             raise ValueError(f"relit_outline_match must be in [0, 0.5] (fraction of the texture side), got "
                              f"{self.relit_outline_match}")
@@ -249,7 +253,8 @@ class GeometricSwapCore(SwapCore):
             raise ValueError(f"appearance relit needs the face mesh's regions {sorted(RELIT_REGIONS)}; this topology "
                              f"has {sorted(topology.regions)} (use appearance: texture)")
         self.relit = (RelitRenderer(topology, relight=RelightParams(outline=self.config.relit_outline,
-                                                                    outline_match=self.config.relit_outline_match))
+                                                                    outline_match=self.config.relit_outline_match,
+                                                                    outline_detail=self.config.relit_outline_detail))
                       if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)

@@ -25,7 +25,7 @@ from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, outline_fade, outline_gain,
-                                        plate_light, relit_texture, resize_texture, temporal_ratio, vertex_shading)
+                                        outline_smooth, plate_light, relit_texture, resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
@@ -112,7 +112,9 @@ class RelitRenderer:
                                      params=self.albedo)
         weight = albedo.weight * outline_fade(masks["face"], self.relight.outline)  # the plate's outline shows
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
-        return torch.cat([albedo.detail, weight], 1), blur.nanmedian()[None]
+        detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,
+                                self.relight.outline_sigma)  # the outline crosses no glasses rim or wrinkle
+        return torch.cat([detail, weight], 1), blur.nanmedian()[None]
 
     def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
         """The render-time light of a track from its appearance model."""
