@@ -69,7 +69,8 @@ class RelightParams:
     outline_detail: width of the band along the outline (fraction of the texture side) over which the source's
         albedo goes from its own low-pass (skin tone, no glasses rims or wrinkles) at the outline to its full detail
         inside (:func:`outline_smooth`): the outline crosses no feature of the source (0: off).
-    outline_sigma: the low-pass of that gain and of the smoothed detail (fraction of the texture side): tone, not detail.
+    outline_sigma: the low-pass of that gain and of the smoothed detail (fraction of the texture side): tone, not
+        detail.
     outline_gain_range: clamp of the gain.
     """
 
@@ -92,7 +93,8 @@ class RelightParams:
 
 def _filled(face: Tensor) -> Tensor:
     """(1, 1, U, U) the face mask (> 0.5) with its holes (eye and mouth openings) filled, 0/1."""
-    return torch.from_numpy(binary_fill_holes((face[0, 0] > 0.5).cpu().numpy()).astype(np.float32))[None, None].to(face)
+    filled = binary_fill_holes((face[0, 0] > 0.5).cpu().numpy()).astype(np.float32)
+    return torch.from_numpy(filled)[None, None].to(face)
 
 
 def outline_fade(face: Tensor, width: float) -> Tensor:

@@ -25,7 +25,8 @@ from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, outline_fade, outline_gain,
-                                        outline_smooth, plate_light, relit_texture, resize_texture, temporal_ratio, vertex_shading)
+                                        outline_smooth, plate_light, relit_texture, resize_texture, temporal_ratio,
+                                        vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
