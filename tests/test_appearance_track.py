@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidswap.appearance.lighting import sh_shading
-from vidswap.appearance.relight import (RelightParams, follow_weights, plate_light, relit_texture, resize_texture,
-                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.lighting import normalized_blur, sh_shading
+from vidswap.appearance.relight import (RelightParams, follow_weights, outline_fade, outline_gain,
+                                        outline_smooth, plate_light, relit_texture,
+                                        resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
                                               vertex_normals)
@@ -122,6 +123,70 @@ def test_relit_texture_is_the_product():
     # resampling keeps texel centres: a linear ramp stays the same ramp
     ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 32, 32)
     assert torch.allclose(resize_texture(ramp, 64)[0, 0, 0], torch.linspace(0, 1, 64), atol=1e-6)
+
+
+def test_outline_fade_is_zero_on_the_outline_and_one_inside():
+    """A 9 x 9 square face in a 16-texel texture, band 2/16 = 2 texels: 0 outside and on the outline ring,
+    smoothstep(0.5) = 0.5 one texel in, 1 from two texels in; no band: all ones."""
+    face = torch.zeros(1, 1, 16, 16)
+    face[..., 3:12, 3:12] = 1.0
+    face[..., 7, 7] = 0.0  # a hole (an eye): not an outline
+    fade = outline_fade(face, 2.0 / 16)
+    assert fade.shape == face.shape
+    outside = torch.ones_like(face)
+    outside[..., 3:12, 3:12] = 0.0
+    assert torch.equal(fade * outside, torch.zeros_like(face))  # outside
+    ring = face.clone()
+    ring[..., 4:11, 4:11] = 0.0
+    assert torch.equal(fade[ring > 0], torch.zeros(int(ring.sum())))  # the outline: the plate shows exactly
+    assert torch.allclose(fade[0, 0, 4, 4:11], torch.full((7,), 0.5))  # second ring: distance 2, x = 1/2
+    assert torch.equal(fade[0, 0, 5:10, 5:10], torch.ones(5, 5))  # distance >= 3: the render's own weight
+    assert torch.equal(outline_fade(face, 0.0), torch.ones_like(face))
+
+
+def test_outline_gain_makes_the_render_meet_the_plate_on_the_outline():
+    """A face (with an eye-like hole, which is no outline) whose expected render is 1 and whose plate is
+    (1.25, 1, 0.8) per channel, seen everywhere: on the
+    outline the gained render equals the plate; from the band inward and outside the face the gain is 1."""
+    face = torch.zeros(1, 1, 32, 32)
+    face[..., 4:28, 4:28] = 1.0
+    face[..., 14:17, 14:18] = 0.0
+    expected = torch.ones(1, 3, 32, 32)
+    plate = torch.tensor([1.25, 1.0, 0.8]).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    weight = torch.ones(1, 1, 32, 32)
+    gain = outline_gain(expected, plate, weight, face, face, band=4.0 / 32, sigma=1.0 / 32)
+    ring = torch.zeros_like(face)
+    ring[..., 4:28, 4:28] = 1.0
+    ring[..., 5:27, 5:27] = 0.0
+    on = (ring > 0).expand(1, 3, 32, 32)
+    assert torch.allclose((expected * gain)[on], plate[on], atol=1e-5)
+    assert torch.equal(gain[..., 9:23, 9:23], torch.ones(1, 3, 14, 14))  # distance >= 5 = 1 + band: no gain
+    assert torch.equal(gain * (1 - face), 1 - face.expand(1, 3, 32, 32))  # outside the face
+    mid = gain[0, 0, 6, 10:22]  # distance 3: half way between the plate's gain and none
+    assert torch.all((mid > 1.0) & (mid < 1.25))
+    assert torch.equal(outline_gain(expected, plate, weight, face, face, band=0.0, sigma=0.03),
+                       torch.ones_like(expected))
+
+
+def test_outline_smooth_takes_the_low_pass_on_the_outline_and_the_detail_inside():
+    """A checkered albedo (1 +- 0.5) on a 24-texel square face: on the outline it is its skin low-pass (the
+    checker gone), from the band inward its own detail exactly; a flat albedo stays flat; no band: unchanged."""
+    face = torch.zeros(1, 1, 32, 32)
+    face[..., 4:28, 4:28] = 1.0
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    detail = (1.0 + 0.5 * ((yy + xx) % 2 * 2 - 1).float()).expand(1, 3, 32, 32)
+    out = outline_smooth(detail, face, face, band=4.0 / 32, sigma=2.0 / 32)
+    smooth, _ = normalized_blur(detail, face, 2.0)
+    ring = torch.zeros_like(face, dtype=torch.bool)
+    ring[..., 4:28, 4:28] = True
+    ring[..., 5:27, 5:27] = False
+    on = ring.expand(1, 3, 32, 32)
+    assert torch.equal(out[on], smooth[on])
+    assert (out[on] - 1.0).abs().max() < 0.2  # the checker (+-0.5) is gone on the outline
+    assert torch.equal(out[..., 9:23, 9:23], detail[..., 9:23, 9:23])
+    flat = torch.full((1, 3, 32, 32), 0.7)
+    assert torch.allclose(outline_smooth(flat, face, face, 4.0 / 32, 2.0 / 32), flat, atol=1e-6)
+    assert outline_smooth(detail, face, face, 0.0, 0.03) is detail
 
 
 def test_vertex_shading_and_gouraud_render(space):

@@ -58,6 +58,12 @@ def test_crop_max_caps_the_auto_crop_and_the_preview_preset_sets_it():
             GeometricSwapConfig(crop_max=bad)
     with pytest.raises(ValueError, match="mix_weight must be in"):  # validated (it was dead code after a return)
         GeometricSwapConfig(mix_weight=1.5)
+    for key, bad in (("relit_outline", 0.3), ("relit_outline_match", -0.1), ("relit_outline_detail", 0.6)):
+        with pytest.raises(ValueError, match=f"{key} must be in"):
+            GeometricSwapConfig(**{key: bad})
+    core = GeometricSwapCore(GeometricSwapConfig(relit_outline=0.1, relit_outline_match=0.2, relit_outline_detail=0.3))
+    assert (core.relit.relight.outline, core.relit.relight.outline_match, core.relit.relight.outline_detail) == (
+        0.1, 0.2, 0.3)
     assert load_config(preset="preview").swap.section("geometric").crop_max == 384
     assert load_config().swap.section("geometric").crop_max == 1024
 

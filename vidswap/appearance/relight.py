@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import binary_fill_holes, distance_transform_edt
 from torch import Tensor
 
 from vidswap.appearance.lighting import normalized_blur, sh_shading
@@ -36,7 +37,8 @@ from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
-           "relit_texture", "vertex_shading", "follow_weights"]
+           "relit_texture", "vertex_shading", "follow_weights", "outline_fade",
+           "outline_gain", "outline_smooth"]
 
 _EPS = 1e-6
 
@@ -58,6 +60,18 @@ class RelightParams:
     shading_from_plate: weight of the plate's own mesh (vs the driven mesh) in the normals the SH light shades:
         1 carries the plate's shading over point by point (the light falls as it does on the plate: the best
         lighting match); 0 shades the source's shape (its nose and brow ridges cast their own light).
+    outline: width of the band along the face's outline (fraction of the texture side) over which the render's
+        weight rises from 0 at the outline to 1 inside (:func:`outline_fade`): there the plate shows through, so
+        the boundary is the plate's own by construction (0: off).
+    outline_match: width of the band along the outline (fraction of the texture side) where the source's albedo
+        takes a per-track gain that makes the render equal the track's own appearance there
+        (:func:`outline_gain`), falling smoothly to no gain inside (0: off). Fixed per track: it cannot flicker.
+    outline_detail: width of the band along the outline (fraction of the texture side) over which the source's
+        albedo goes from its own low-pass (skin tone, no glasses rims or wrinkles) at the outline to its full detail
+        inside (:func:`outline_smooth`): the outline crosses no feature of the source (0: off).
+    outline_sigma: the low-pass of that gain and of the smoothed detail (fraction of the texture side): tone, not
+        detail.
+    outline_gain_range: clamp of the gain.
     """
 
     temporal: float = 0.02
@@ -70,6 +84,77 @@ class RelightParams:
     lid_close_start: float = 0.65
     lid_close_full: float = 0.35
     shading_from_plate: float = 1.0
+    outline: float = 0.0
+    outline_match: float = 0.0
+    outline_detail: float = 0.0
+    outline_sigma: float = 0.03
+    outline_gain_range: tuple[float, float] = (0.67, 1.5)
+
+
+def _filled(face: Tensor) -> Tensor:
+    """(1, 1, U, U) the face mask (> 0.5) with its holes (eye and mouth openings) filled, 0/1."""
+    filled = binary_fill_holes((face[0, 0] > 0.5).cpu().numpy()).astype(np.float32)
+    return torch.from_numpy(filled)[None, None].to(face)
+
+
+def outline_fade(face: Tensor, width: float) -> Tensor:
+    """Weight of the render along the face's outline in texture space: (1, 1, U, U) face coverage -> (1, 1, U, U).
+
+    The face's holes (eye and mouth openings) are filled first: only its outer outline counts.
+    0 on the outline (the face's texels next to one outside it) and outside, rising as a smoothstep of the
+    Euclidean distance (in texels, less the outline's own 1) to 1 at ``width`` x U and beyond; all ones for
+    ``width`` <= 0. Fixed in texture space: it moves with the mesh and is the same on every frame.
+    """
+    if width <= 0:
+        return torch.ones_like(face)
+    dist = torch.from_numpy(distance_transform_edt(_filled(face)[0, 0].cpu().numpy()).astype(np.float32)).to(face)
+    x = ((dist - 1.0) / (width * face.shape[-1])).clamp(0.0, 1.0)
+    return (x * x * (3.0 - 2.0 * x))[None, None]
+
+
+def outline_gain(expected: Tensor, plate: Tensor, weight: Tensor, face: Tensor, skin: Tensor, band: float,
+                 sigma: float, gain_range: tuple[float, float] = (0.67, 1.5)) -> Tensor:
+    """Per-track gain on the source's albedo that makes the render meet the plate along the face's outline.
+
+    ``ratio = lowpass(plate) / lowpass(expected)`` (normalised convolutions over the skin the track saw within
+    ``band`` of the outline, ``sigma`` x U), clamped to ``gain_range``; the gain is ``ratio`` on the outline and
+    falls to 1 at ``band`` x U inside (``1 - outline_fade``), and is 1 where the track saw no skin near.
+
+    Args:
+        expected: (1, 3, u, u) the render the source's albedo gives under the track's light (linear).
+        plate: (1, 3, u, u) the track's own appearance (its weighted median, linear); weight (1, 1, u, u) its
+            visibility.
+        face, skin: (1, 1, u, u) region masks.
+
+    Returns:
+        (1, 3, u, u) gain (exactly 1 for ``band`` <= 0).
+    """
+    if band <= 0:
+        return torch.ones_like(expected)
+    inside = 1.0 - outline_fade(face, band)  # 1 on the outline, 0 from band inward
+    ring = weight * skin * inside * (weight > 0.3)
+    s = max(sigma * face.shape[-1], 0.5)
+    num, seen = normalized_blur(plate, ring, s)
+    den, _ = normalized_blur(expected, ring, s)
+    lo, hi = gain_range
+    ratio = (num / den.clamp(min=_EPS)).clamp(lo, hi)
+    trust = (seen / seen.amax().clamp(min=_EPS) * 4.0).clamp(0.0, 1.0)  # no ring near: no gain
+    return 1.0 + (ratio - 1.0) * trust * inside * _filled(face)
+
+
+def outline_smooth(detail: Tensor, skin: Tensor, face: Tensor, band: float, sigma: float) -> Tensor:
+    """The source's albedo with its detail faded out toward the face's outline: (1, C, U, U) -> (1, C, U, U).
+
+    ``fade · detail + (1 - fade) · lowpass(detail)``, ``fade`` = :func:`outline_fade` (0 on the outline, 1 from
+    ``band`` x U inside) and the low-pass a normalised convolution over the ``skin`` (``sigma`` x U), so the
+    features' colours do not bleed into it. Unchanged for ``band`` <= 0.
+    """
+    if band <= 0:
+        return detail
+    fade = outline_fade(face, band)
+    smooth, seen = normalized_blur(detail, skin, max(sigma * detail.shape[-1], 0.5))
+    smooth = torch.where(seen > 1e-3, smooth, detail)  # no skin near: keep the detail
+    return fade * detail + (1.0 - fade) * smooth
 
 
 def feature_free_skin(masks: Mapping[str, Tensor], margin: float) -> Tensor:

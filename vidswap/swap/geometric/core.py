@@ -19,7 +19,7 @@ from torch import Tensor
 
 from vidswap.composite.compositor import CompositeParams, build_masks
 from vidswap.composite.occlusion import OcclusionParams
-from vidswap.appearance.relight import PlateLight
+from vidswap.appearance.relight import PlateLight, RelightParams
 from vidswap.appearance.track import TrackAppearance
 from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
@@ -165,6 +165,9 @@ class GeometricSwapConfig:
     mix_shape_source: int | None = None
     mix_texture_source: int | None = None
     mix_weight: float = 1.0
+    relit_outline: float = 0.0
+    relit_outline_match: float = 0.0
+    relit_outline_detail: float = 0.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -180,6 +183,15 @@ class GeometricSwapConfig:
             raise ValueError(f"crop_max must be a multiple of 32 in [{DEFAULT_CROP}, 1024], got {self.crop_max!r}")
         if not 0.0 <= self.mix_weight <= 1.0:
             raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
+        if not 0.0 <= self.relit_outline_detail <= 0.5:
+            raise ValueError(f"relit_outline_detail must be in [0, 0.5] (fraction of the texture side), got "
+                             f"{self.relit_outline_detail}")
+        if not 0.0 <= self.relit_outline_match <= 0.5:
+            raise ValueError(f"relit_outline_match must be in [0, 0.5] (fraction of the texture side), got "
+                             f"{self.relit_outline_match}")
+        if not 0.0 <= self.relit_outline <= 0.25:
+            raise ValueError(f"relit_outline must be in [0, 0.25] (fraction of the texture side), got "
+                             f"{self.relit_outline}")
 
     @property
     def base_crop_size(self) -> int:
@@ -240,7 +252,10 @@ class GeometricSwapCore(SwapCore):
         if self.config.appearance == "relit" and not RELIT_REGIONS <= set(topology.regions):
             raise ValueError(f"appearance relit needs the face mesh's regions {sorted(RELIT_REGIONS)}; this topology "
                              f"has {sorted(topology.regions)} (use appearance: texture)")
-        self.relit = RelitRenderer(topology) if self.config.appearance == "relit" else None
+        self.relit = (RelitRenderer(topology, relight=RelightParams(outline=self.config.relit_outline,
+                                                                    outline_match=self.config.relit_outline_match,
+                                                                    outline_detail=self.config.relit_outline_detail))
+                      if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
@@ -328,7 +343,9 @@ class GeometricSwapCore(SwapCore):
         if self.relit is None or identity.albedo is None or model is None:
             return identity
         device = identity.albedo.device
-        return replace(identity, plate_light=self.relit.plate_light(model, device))
+        pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
+        albedo = self.relit.track_albedo(identity.albedo, model, torch.from_numpy(track.smoothed[pick]))
+        return replace(identity, albedo=albedo, plate_light=self.relit.plate_light(model, device))
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:

@@ -23,11 +23,14 @@ from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
-from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, plate_light, relit_texture,
-                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.lighting import sh_shading
+from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, outline_fade, outline_gain,
+                                        outline_smooth, plate_light, relit_texture, resize_texture, temporal_ratio,
+                                        vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
-from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, render_from_texture
+from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
+                                              texel_normals)
 from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
 from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
@@ -108,13 +111,36 @@ class RelitRenderer:
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo)
+        weight = albedo.weight * outline_fade(masks["face"], self.relight.outline)  # the plate's outline shows
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
-        return torch.cat([albedo.detail, albedo.weight], 1), blur.nanmedian()[None]
+        detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,
+                                self.relight.outline_sigma)  # the outline crosses no glasses rim or wrinkle
+        return torch.cat([detail, weight], 1), blur.nanmedian()[None]
 
     def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
         """The render-time light of a track from its appearance model."""
         _, masks = self.space(model.mean.shape[-1], device)
         return plate_light(model.tensors(device), masks, self.relight)
+
+    def track_albedo(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor) -> Tensor:
+        """The source albedo for one track: with ``outline_match``, times the per-track :func:`outline_gain` that
+        makes the render meet the track's own appearance along the face's outline (the same on every frame).
+
+        albedo (1, 4, U, U) from :meth:`source_albedo`; landmarks (N, 478, 3) the track's plate-pixel meshes
+        (evenly spread frames: their mean texel normals take the track's SH light)."""
+        if self.relight.outline_match <= 0:
+            return albedo
+        device = albedo.device
+        tensors = model.tensors(device)
+        u = tensors["mean"].shape[-1]
+        space, masks = self.space(u, device)
+        normals = texel_normals(space, landmarks.to(device).float()).mean(0, keepdim=True)
+        normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
+        shade = sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
+        expected = resize_texture(albedo[:, :3], u) * tensors["broad"] * shade
+        gain = outline_gain(expected, tensors["mean"], tensors["weight"], masks["face"], masks["skin"],
+                            self.relight.outline_match, self.relight.outline_sigma, self.relight.outline_gain_range)
+        return torch.cat([albedo[:, :3] * resize_texture(gain, albedo.shape[-1]), albedo[:, 3:]], 1)
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def _shading_mesh(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
