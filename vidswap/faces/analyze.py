@@ -69,6 +69,9 @@ class SmoothingConfig:
     rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
     # follow the face's image motion between frames (optical flow) and smooth only what it does not explain
     follow_image_motion: bool = True
+    # with follow_image_motion: the manoeuvre gate (in place of rts_gate) of the landmarks' departure from the
+    # image motion (0: none; the fast moves are the image's, fast departures mostly landmark noise)
+    motion_gate: float = 0.0
 
 
 @dataclass
@@ -399,7 +402,7 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
         smoothed = raw.copy()
     else:
         smoothed = smooth_landmarks(raw, fps, method=cfg.method, params=smoothing_params(cfg),
-                                    motion=motion).astype(np.float32)
+                                    motion=motion, motion_gate=cfg.motion_gate).astype(np.float32)
     pose = decompose(torch.from_numpy(smoothed))
     neutral = neutral_shape(pose.x_c_obs).numpy().astype(np.float32)
     emb = track.embedding
