@@ -71,6 +71,9 @@ class SmoothingConfig:
     rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
     # follow the face's image motion between frames (optical flow) and smooth only what it does not explain
     follow_image_motion: bool = True
+    # with follow_image_motion: the manoeuvre gate (in place of rts_gate) of the landmarks' departure from the
+    # image motion (0: none; the fast moves are the image's, fast departures mostly landmark noise)
+    motion_gate: float = 0.0
 
 
 @dataclass
@@ -417,7 +420,8 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
     else:
         hold = occluded is not None and occluded.any()
         measured = hold_occluded(raw, _path_of(raw, motion), occluded) if hold and not hold_smoothed else raw
-        smoothed = smooth_landmarks(measured, fps, method=cfg.method, params=smoothing_params(cfg), motion=motion)
+        smoothed = smooth_landmarks(measured, fps, method=cfg.method, params=smoothing_params(cfg), motion=motion,
+                                    motion_gate=cfg.motion_gate)
         if hold and hold_smoothed:
             smoothed = hold_occluded(smoothed, _path_of(raw, motion), occluded)
         smoothed = smoothed.astype(np.float32)

@@ -24,7 +24,7 @@ the output behind the input, from the cross-correlation of their frame-to-frame 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -333,7 +333,7 @@ def smooth_pose(params: np.ndarray, fps: float, method: str = "rts",
 def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
                      params: RtsParams | OneEuroParams | None = None,
                      groups: Sequence[Sequence[int]] | None = None,
-                     motion: np.ndarray | None = None) -> np.ndarray:
+                     motion: np.ndarray | None = None, motion_gate: float | None = None) -> np.ndarray:
     """Smooth a (T, 478, 3) landmark track in face-scale units (:func:`face_scale`).
 
     ``method``: ``"rts"`` (zero-phase; manoeuvre detection per part, ``groups`` default
@@ -344,6 +344,11 @@ def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
     unknown; :func:`vidswap.faces.motion.face_motion`). The track then follows the path that motion traces from
     its first frame (:func:`vidswap.faces.motion.motion_path`) and only its departure from that path (x, y) is
     smoothed: a complementary filter, fast motion from the image, position from the landmarks.
+
+    ``motion_gate``: with ``motion`` and ``rts``, the manoeuvre gate of the departure from the motion path (0: no
+    manoeuvre detection), in place of ``params.gate``. The fast moves are the image motion's; what departs from
+    it fast is mostly the landmark model's noise (on a face leaving the frame, around blinks and quick
+    expressions), which the gate would take for a manoeuvre and let through. None keeps ``params.gate``.
     """
     x = np.asarray(track, dtype=np.float64)
     if method == "none":
@@ -361,9 +366,12 @@ def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
         x = x.copy()
         x[..., :2] -= path
     if method == "rts":
+        rts = params if isinstance(params, RtsParams) else None
+        if path is not None and motion_gate is not None:
+            rts = replace(rts or RtsParams(), gate=motion_gate)
         if groups is None and x.shape[1] in (468, 478):
             groups = landmark_groups(x.shape[1])
-        out = rts_smooth(x, fps, params if isinstance(params, RtsParams) else None, scale, groups)
+        out = rts_smooth(x, fps, rts, scale, groups)
     elif method == "one_euro":
         out = one_euro(x, fps, params if isinstance(params, OneEuroParams) else None, scale)
     else:
