@@ -75,7 +75,7 @@ def figure(faces, names, results: dict, out: Path, run: Path | None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    show = [0, 1, 2, len(faces) // 2 + 1, len(faces) - 1]
+    show = sorted({min(i, len(faces) - 1) for i in (0, 1, 2, len(faces) // 2 + 1, len(faces) - 1)})
     cols = 5 + (1 if run else 0)
     fig, axes = plt.subplots(len(show), cols, figsize=(2.1 * cols, 2.1 * len(show)), squeeze=False)
     heads = ["held-out face", "GLO: inverted", "GLO: + PTI", "random G: inverted", "random G: + PTI"]
