@@ -12,7 +12,7 @@ from vidswap.hands.landmarks import HandLandmarks
 from vidswap.hands.palm import Palms
 from vidswap.hands.track import HandParams, HandTracker
 
-H, W, STEP = 160, 200, 2
+H, W, STEP, CY = 160, 200, 2, 150.0
 
 
 def texture(seed: int = 0) -> np.ndarray:
@@ -62,14 +62,15 @@ def test_hold_decision():
 
 class MovingHand:
     """A palm detector and landmarker that see the synthetic hand moving with the texture, read flipped on the
-    frames in ``flips`` (the frame number is pixel (0, 0))."""
+    frames in ``flips`` (the frame number is pixel (0, 0)); knuckles at row ``cy`` (CY: the wrist past the
+    frame's bottom edge)."""
 
-    def __init__(self, flips):
-        self.flips = set(flips)
+    def __init__(self, flips, cy: float = CY):
+        self.flips, self.cy = set(flips), cy
 
     def reading(self, n: int) -> np.ndarray:
         cx = 100.0 + STEP * n
-        return (flipped(cx, 80, 20) if n in self.flips else synthetic_hand(cx, 80, 20)).astype(np.float32)
+        return (flipped(cx, self.cy, 20) if n in self.flips else synthetic_hand(cx, self.cy, 20)).astype(np.float32)
 
     def palms(self, image):
         pts = self.reading(int(image[0, 0, 0]))
@@ -84,33 +85,38 @@ class MovingHand:
         return HandLandmarks(np.repeat(pts[None], n, 0), np.full(n, 0.95, np.float32), np.ones(n, np.float32))
 
 
-def track(params: HandParams, flips, frames: int = 9):
-    models, tex = MovingHand(flips), texture()
+def track(params: HandParams, flips, frames: int = 9, cy: float = CY):
+    models, tex = MovingHand(flips, cy), texture()
     tracker = HandTracker(models.palms, models.landmarker, params)
     return [tracker.push(n, frame(tex, n)) for n in range(frames)]
 
 
 def test_tracker_holds_the_flow_moved_shape_over_a_flipped_reading():
-    """Frames 5 and 6 read flipped: both are held (the previous shape moved 2 px by the flow; presence 0.95 * 0.9,
+    """The hand's wrist past the frame's bottom edge; frames 5 and 6 read flipped: both are held (the previous shape moved 2 px by the flow; presence 0.95 * 0.9,
     then * 0.9 again); frame 7's reading is taken again. Held at most one frame, frame 6's flipped reading is
-    taken. Off, both flipped readings are taken."""
+    taken. Off, or edge-only with the hand inside the frame, both flipped readings are taken."""
     out = track(HandParams(), flips=(5, 6))
     assert [len(o) for o in out] == [0] + [1] * 8  # found on frame 1 (detection every 2nd frame), backfilled to 0
     for n in (5, 6):
         hid, pts, pr = out[n][0]
-        np.testing.assert_allclose(pts[:, :2], synthetic_hand(100 + STEP * n, 80, 20)[:, :2], atol=0.6)
+        np.testing.assert_allclose(pts[:, :2], synthetic_hand(100 + STEP * n, CY, 20)[:, :2], atol=0.6)
         np.testing.assert_allclose(pr, 0.95 * 0.9 ** (n - 4), rtol=1e-6)
     for n in (4, 7, 8):
         np.testing.assert_array_equal(out[n][0][1], MovingHand(()).reading(n))
         assert out[n][0][2] == np.float32(0.95)
 
     once = track(HandParams(flow_hold_frames=1), flips=(5, 6))
-    assert departure(once[5][0][1], synthetic_hand(110, 80, 20)) < 0.05
+    assert departure(once[5][0][1], synthetic_hand(110, CY, 20)) < 0.05
     np.testing.assert_array_equal(once[6][0][1], MovingHand((6,)).reading(6))
 
     off = track(HandParams(flow_hold=0), flips=(5, 6))
     for n in (5, 6):
         np.testing.assert_array_equal(off[n][0][1], MovingHand((n,)).reading(n))
+    inside = track(HandParams(flow_hold_edge=True), flips=(5, 6), cy=80.0)
+    for n in (5, 6):
+        np.testing.assert_array_equal(inside[n][0][1], MovingHand((n,), 80.0).reading(n))
+    everywhere = track(HandParams(flow_hold_edge=False), flips=(5,), cy=80.0)
+    assert departure(everywhere[5][0][1], synthetic_hand(110, 80, 20)) < 0.05
 
 
 def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
@@ -121,6 +127,7 @@ def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
         return analysis_key("clip", [0, 1, 2], AnalysisConfig(), SmoothingConfig(), {"m": "0"})
 
     base = key()
-    for changed in (HandParams(flow_hold=0.2), HandParams(flow_hold_frames=2), HandParams(flow_hold_decay=0.5)):
+    for changed in (HandParams(flow_hold=0.2), HandParams(flow_hold_frames=2), HandParams(flow_hold_decay=0.5),
+                    HandParams(flow_hold_edge=True)):
         monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
         assert key() != base

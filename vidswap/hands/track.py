@@ -72,8 +72,12 @@ class HandParams:
             estimate, taken over all points, then falls and the visible points are smoothed less).
         flow_hold: a tracked hand whose new reading departs from its previous landmarks moved by the plate's
             optical flow by more than this many hand sizes (:func:`vidswap.hands.flow.departure`) keeps the
-            flow-moved shape that frame (the landmarker flipping a partly seen hand); 0: off.
+            flow-moved shape that frame (the landmarker flipping a partly seen hand); 0: off. 0.35 took the uncut
+            sample clip's annotated hand pixels kept to 93.9% (tests/test_occlusion_hands.py); 0.7 misses the flip.
         flow_hold_frames: at most this many frames in a row are held; then the reading is taken again.
+        flow_hold_edge: only a hand whose previous landmarks reach past the frame's edge is held. Off by default:
+            on the cut sample clip the flipped readings (83-91) lie inside the frame, and it left the worst frame
+            at 21.6% (benchmarks/RESULTS.md, hands2-s8).
         flow_hold_decay: a held frame's presence is the previous frame's times this.
     """
 
@@ -97,8 +101,9 @@ class HandParams:
     hold_face: bool = True
     hold_margin: float = 0.05
     hold_smoothed: bool = True
-    flow_hold: float = 0.35
+    flow_hold: float = 0.5
     flow_hold_frames: int = 6
+    flow_hold_edge: bool = False
     flow_hold_decay: float = 0.9
 
 
@@ -284,10 +289,17 @@ class HandTracker:
         p = self.params
         if p.flow_hold <= 0 or self._prev is None or not found:
             return found
+        h, w = frame.shape[:2]
         before = dict(self._active)
+        if p.flow_hold_edge and not any(_past_edge(before[hid], w, h) for hid, _, _ in found):
+            return found
         a, b = gray8(self._prev), gray8(frame)
         out = []
         for hid, pts, pr in found:
+            if p.flow_hold_edge and not _past_edge(before[hid], w, h):
+                self._held[hid] = 0
+                out.append((hid, pts, pr))
+                continue
             moved = flow_moved(a, b, before[hid])
             held = self._held.get(hid, 0)
             if hold(pts, moved, p.flow_hold, held, p.flow_hold_frames):
