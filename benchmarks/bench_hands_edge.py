@@ -5,8 +5,9 @@ the hand's palm and wrist are outside the picture (frames 79-153: about half the
 
 The analyze pass (faces, hands: palm detection, pose near the faces, the landmarker) runs over frames 56-231 of the
 cut clip twice, on the same batches of 8 frames, alternating which runs first: "before" with the tracker's former
-behaviour (``HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0))``) and
-"after" with the defaults. The reference hand is the one tracked on the uncut frames (defaults), drawn as the
+behaviour (``HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0))``),
+"after" with the defaults but no flow hold (``flow_hold=0``), and "hold<T>" with the defaults and ``flow_hold=T``
+(``--holds``). The reference hand is the one tracked on the uncut frames (defaults, no flow hold), drawn as the
 landmark shape and cut like the frame. Reported per setting, on frames 79-153:
 
 - frames with a hand mask;
@@ -142,6 +143,7 @@ def strip(cut: dict, ovals: dict, shown: dict[str, dict], out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cut", type=int, default=300, help="rows kept from the top of each frame")
+    ap.add_argument("--holds", default="0.35", help="flow_hold thresholds run as 'hold<T>' (comma separated)")
     ap.add_argument("--figure", type=Path, default=ROOT / "benchmarks" / "figures" / "pexels_clip_hands_edge.png")
     args = ap.parse_args()
     frames = read_frames(fetch_media.fetch("pexels_clip", fetch_media.load_manifest()), limit=STRETCH.stop)
@@ -150,8 +152,10 @@ def main() -> int:
     ann = {int(n): e["polygons"] for n, e in json.loads((ROOT / "tests" / "data" / "hand_occluders.json")
                                                         .read_text())["clips"]["pexels_clip"]["frames"].items()}
     models = AnalysisModels.load(AnalysisConfig(), 2)
-    ref, _ = analyze(models, full, {"after": HandParams()})
-    runs, ms = analyze(models, cut, {"before": BEFORE, "after": HandParams()})
+    ref, _ = analyze(models, full, {"after": HandParams(flow_hold=0)})
+    settings = {"before": BEFORE, "after": HandParams(flow_hold=0)}
+    settings.update({f"hold{t}": HandParams(flow_hold=float(t)) for t in args.holds.split(",") if t})
+    runs, ms = analyze(models, cut, settings)
     track = ref["after"].tracks[0]
     oval = np.asarray(load_topology().regions["face_oval"])
     ovals = {n: track.smoothed[track.index_of(n)][oval, :2] for n in STRETCH if track.index_of(n) is not None}

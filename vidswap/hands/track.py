@@ -16,6 +16,8 @@ import numpy as np
 
 from vidswap.hands.landmarks import HandLandmarker, fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.faces.landmarks import Rois
+from vidswap.faces.motion import gray8
+from vidswap.hands.flow import flow_moved, hold
 from vidswap.hands.motion import MotionParams, carry_hand, centroid, centroid_filter
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
@@ -68,6 +70,15 @@ class HandParams:
         hold_smoothed: the hidden landmarks are placed after the smoothing, on the smoothed track (the visible
             ones are smoothed as without the hold); False: before it, on the raw track (the smoother's noise
             estimate, taken over all points, then falls and the visible points are smoothed less).
+        flow_hold: a tracked hand whose new reading departs from its previous landmarks moved by the plate's
+            optical flow by more than this many hand sizes (:func:`vidswap.hands.flow.departure`) keeps the
+            flow-moved shape that frame (the landmarker flipping a partly seen hand); 0: off. 0.35 took the uncut
+            sample clip's annotated hand pixels kept to 93.9% (tests/test_occlusion_hands.py); 0.7 misses the flip.
+        flow_hold_frames: at most this many frames in a row are held; then the reading is taken again.
+        flow_hold_edge: only a hand whose previous landmarks reach past the frame's edge is held. Off by default:
+            on the cut sample clip the flipped readings (83-91) lie inside the frame, and it left the worst frame
+            at 21.6% (benchmarks/RESULTS.md, hands2-s8).
+        flow_hold_decay: a held frame's presence is the previous frame's times this.
     """
 
     max_hands: int = 2
@@ -90,6 +101,10 @@ class HandParams:
     hold_face: bool = True
     hold_margin: float = 0.05
     hold_smoothed: bool = True
+    flow_hold: float = 0.5
+    flow_hold_frames: int = 6
+    flow_hold_edge: bool = False
+    flow_hold_decay: float = 0.9
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -187,6 +202,9 @@ class HandTracker:
     _lost: dict = field(default_factory=dict)
     _pushed: list[int] = field(default_factory=list)
     _cuts: list[int] = field(default_factory=list)
+    _prev: np.ndarray | None = None
+    _held: dict = field(default_factory=dict)
+    _presence: dict = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
@@ -194,6 +212,8 @@ class HandTracker:
         self._recent = []
         self._filters = {}
         self._lost = {}
+        self._prev = None
+        self._held = {}
         if self._pushed:
             self._cuts.append(len(self._pushed))
 
@@ -220,6 +240,7 @@ class HandTracker:
             lm = self._landmarks(frame, rois)
             found = [(hid, pts, float(pr)) for (hid, _), pts, pr in zip(self._active, lm.points, lm.presence)
                      if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep)]
+            found = self._flow_hold(frame, found)
             if len(found) < len(self._active):  # a hand lost: the pose landmarker looks for it at once
                 self._since_pose = p.pose_every
             found = self._dedupe(found)
@@ -253,10 +274,41 @@ class HandTracker:
                 self._filters[hid].update(centroid(pts))
             else:
                 self._filters[hid] = centroid_filter(centroid(pts), p.motion)
+        self._presence = {hid: pr for hid, _, pr in found}
+        self._held = {hid: n for hid, n in self._held.items() if hid in self._presence}
+        self._prev = frame if p.flow_hold > 0 else None
         if p.backfill > 0:
             self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
         self._pushed.append(int(number))
         return found
+
+    def _flow_hold(self, frame: np.ndarray, found: list[tuple[int, np.ndarray, float]]
+                   ) -> list[tuple[int, np.ndarray, float]]:
+        """Each tracked hand's reading, or its previous landmarks moved by the plate's flow where the reading departs
+        from them (:func:`vidswap.hands.flow.hold`; presence decays by ``flow_hold_decay`` a held frame)."""
+        p = self.params
+        if p.flow_hold <= 0 or self._prev is None or not found:
+            return found
+        h, w = frame.shape[:2]
+        before = dict(self._active)
+        if p.flow_hold_edge and not any(_past_edge(before[hid], w, h) for hid, _, _ in found):
+            return found
+        a, b = gray8(self._prev), gray8(frame)
+        out = []
+        for hid, pts, pr in found:
+            if p.flow_hold_edge and not _past_edge(before[hid], w, h):
+                self._held[hid] = 0
+                out.append((hid, pts, pr))
+                continue
+            moved = flow_moved(a, b, before[hid])
+            held = self._held.get(hid, 0)
+            if hold(pts, moved, p.flow_hold, held, p.flow_hold_frames):
+                self._held[hid] = held + 1
+                out.append((hid, moved.astype(pts.dtype), p.flow_hold_decay * self._presence.get(hid, pr)))
+            else:
+                self._held[hid] = 0
+                out.append((hid, pts, pr))
+        return out
 
     def _adopt(self, hid: int, pts: np.ndarray, pr: float) -> tuple[int, np.ndarray, float]:
         """A new hand near where a dropped one is predicted (within two hand sizes) is that hand again: its id and
