@@ -250,9 +250,7 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     plan = plan_shot(cfg)
     check_job(cfg, plan, SideOutputs(contact_sheet=contact_sheet, debug_frames=debug_frames))
     warnings: list[str] = []
-    steady_heap()  # from the analysis pass on: its large blocks go back when freed (vidswap.memory)
     setup = build_render(cfg, plan, timer, progress, warnings)
-    release_free_heap()  # what the analysis pass and its models left free, before the render pass's first batch
     if debug_frames is not None:
         setup.stage.sinks.append(DebugStrips(Path(debug_frames)))
     if cfg.output.kind == "patch":
