@@ -93,9 +93,10 @@ class RunLog:
 
 class RunState:
     """Base of a method's trainer state on one process. A subclass sets ``cfg`` (with a ``run`` section),
-    ``info`` (:class:`DistInfo`), ``out`` / ``ckpt_dir`` (Paths), ``step`` and ``stop_requested`` in its
-    ``__init__`` and implements :meth:`run_steps`, :meth:`write_checkpoint` and :meth:`lr_at`; the hooks
-    :meth:`begin`, :meth:`evaluate` (with ``eval_every``) and :meth:`summary_extras` are optional."""
+    ``info`` (:class:`DistInfo`), ``log`` (the rank's message sink), ``out`` / ``ckpt_dir`` (Paths), ``step``
+    (usually :meth:`resume_with`) and ``stop_requested`` in its ``__init__`` and implements :meth:`run_steps`,
+    :meth:`write_checkpoint` and :meth:`lr_at`; the hooks :meth:`begin`, :meth:`evaluate` (with ``eval_every``)
+    and :meth:`summary_extras` are optional."""
 
     cfg: Any
     info: DistInfo
@@ -137,6 +138,25 @@ class RunState:
         stop, save = any_flag([self.stop_requested, save_due(self.step)], self.info)
         log_now = self.step % self.cfg.run.log_every == 0 or self.step == until or stop
         return stop, save, log_now
+
+    def resume_path(self) -> Path | None:
+        """The checkpoint ``run.resume`` asks to resume from: ``auto`` -> ``<ckpt_dir>/last.safetensors`` when it
+        exists, a path -> that path, ``never`` (or ``auto`` with no checkpoint yet) -> None."""
+        r = self.cfg.run.resume
+        if r == "never":
+            return None
+        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
+        return None if r == "auto" and not path.is_file() else path
+
+    def resume_with(self, load: Callable[[Path], int]) -> int:
+        """The step to start at: 0, or ``load(path)``'s step for :meth:`resume_path` (reported on rank 0)."""
+        path = self.resume_path()
+        if path is None:
+            return 0
+        step = load(path)
+        if self.info.rank == 0:
+            self.log(f"resumed from {path} at step {step}")
+        return step
 
     def save(self) -> Path | None:
         """Rank 0 writes last.safetensors and a step file (keeping ``run.keep``); every rank waits for it."""

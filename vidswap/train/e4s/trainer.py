@@ -35,7 +35,7 @@ from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
 
 __all__ = ["E4S_METHOD", "E4STrainer", "flip_flags", "region_picture", "run_e4s_training"]
 
@@ -67,7 +67,8 @@ class E4STrainer(RunState):
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
         gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else self._faces(gen.cfg.resolution)
+        self.data = faces if faces is not None else ffhq_faces_for_run(
+            cfg.data, gen.cfg.resolution, self.out, info, self.log)
         self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
         if len(self.train_rows) == 0:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
@@ -76,7 +77,8 @@ class E4STrainer(RunState):
         o = cfg.optim
         self.opt = torch.optim.Adam(trainable(self.model, cfg.tune_generator), lr=o.lr, betas=(o.beta1, o.beta2),
                                     eps=o.eps)
-        self.step = self._resume()  # before the loss networks load: a bad checkpoint fails fast
+        # before the loss networks load: a bad checkpoint fails fast
+        self.step = self.resume_with(lambda path: load_e4s_state(path, self.model, self.opt))
         idc = cfg.identity
         self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
         pc = cfg.perceptual
@@ -89,28 +91,6 @@ class E4STrainer(RunState):
             step_pass = DDP(step_pass, device_ids=[dev.index] if dev.type == "cuda" else None)
         self.models = E4SModels(step_pass, self.model, self.identity, self.opt, vgg)
         self.stop_requested = False
-
-    def _faces(self, size: int) -> FFHQFaces:
-        d = self.cfg.data
-        cache = Path(d.cache) if d.cache else self.out / "data_cache"
-
-        def prep():
-            return prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
-
-        faces = prep() if self.info.rank == 0 else None
-        if self.info.enabled:
-            torch.distributed.barrier()
-        return faces if faces is not None else prep()
-
-    def _resume(self) -> int:
-        r = self.cfg.run.resume
-        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
-        if r == "never" or (r == "auto" and not path.is_file()):
-            return 0
-        step = load_e4s_state(path, self.model, self.opt)
-        if self.info.rank == 0:
-            self.log(f"resumed from {path} at step {step}")
-        return step
 
     def write_checkpoint(self, path: Path) -> Path:
         """Write the training state to ``path`` (rank 0; :meth:`RunState.save` schedules it)."""

@@ -74,7 +74,8 @@ class Trainer(RunState):
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
-        self.step = self._resume()
+        self.step = self.resume_with(lambda path: ckpt.load_training_state(
+            path, self.generator, self.disc, self.opt_g, self.opt_d, self.cfg.model))
         swap_pass: torch.nn.Module = SwapPass(self.generator)
         disc: torch.nn.Module = self.disc
         if info.enabled:
@@ -105,18 +106,6 @@ class Trainer(RunState):
         if report.done:
             self.log(f"face cache {report.folder}: {len(faces)} faces of {len(faces.names)} identities")
         return faces
-
-    def _resume(self) -> int:
-        r = self.cfg.run.resume
-        if r == "never":
-            return 0
-        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
-        if r == "auto" and not path.is_file():
-            return 0
-        step = ckpt.load_training_state(path, self.generator, self.disc, self.opt_g, self.opt_d, self.cfg.model)
-        if self.info.rank == 0:
-            self.log(f"resumed from {path} at step {step}")
-        return step
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def write_checkpoint(self, path: Path) -> Path:

@@ -38,7 +38,7 @@ from vidswap.train.facedancer.data import holdout_split
 from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
 from vidswap.train.glo.config import GLOLossWeights, GLOTrainConfig
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
 
 __all__ = ["GLO_LOSSES", "STYLEGAN_GLO", "TRAIN_FORMAT", "GLOModel", "GLOTrainer", "batch_rows", "glo_losses",
            "run_glo_training"]
@@ -97,7 +97,8 @@ class GLOTrainer(RunState):
         self.cfg, self.info, self.log = cfg, info, log
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
-        self.data = faces if faces is not None else self._faces(cfg.generator.resolution)
+        self.data = faces if faces is not None else ffhq_faces_for_run(
+            cfg.data, cfg.generator.resolution, self.out, info, self.log)
         self.train_rows, self.held_rows = holdout_split(self.data.faces, cfg.data.holdout)
         if len(self.train_rows) == 0:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
@@ -111,7 +112,7 @@ class GLOTrainer(RunState):
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.model.generator.synthesis.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
         self.opt_c = torch.optim.Adam([self.model.codes], lr=o.code_lr, betas=(o.beta1, o.beta2))
-        self.step = self._resume()
+        self.step = self.resume_with(self._load_state)
         self.step_model: nn.Module = self.model
         if info.enabled:
             dev = info.device
@@ -119,24 +120,9 @@ class GLOTrainer(RunState):
         self.images = torch.from_numpy(self.data.faces.images[self.train_rows])  # (N, R, R, 3) uint8
         self.stop_requested = False
 
-    def _faces(self, size: int) -> FFHQFaces:
-        d = self.cfg.data
-        cache = Path(d.cache) if d.cache else self.out / "data_cache"
-
-        def prep():
-            return prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
-
-        faces = prep() if self.info.rank == 0 else None
-        if self.info.enabled:
-            torch.distributed.barrier()
-        return faces if faces is not None else prep()
-
     # -- checkpoints ----------------------------------------------------------------------------------------
-    def _resume(self) -> int:
-        r = self.cfg.run.resume
-        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
-        if r == "never" or (r == "auto" and not path.is_file()):
-            return 0
+    def _load_state(self, path: Path) -> int:
+        """Load the training state saved at ``path``; its step."""
         tensors, meta = read_tagged_checkpoint(path, (TRAIN_FORMAT,), "StyleGAN-GLO checkpoint", "StyleGAN-GLO",
                                                "`vidswap train` with a stylegan-glo train.yaml")
         try:
@@ -153,10 +139,7 @@ class GLOTrainer(RunState):
             self.model.codes.copy_(tensors["codes"])
         load_optimizer(self.opt_g, tensors, "optG", meta["optG"])
         load_optimizer(self.opt_c, tensors, "optC", meta["optC"])
-        step = int(meta["step"])
-        if self.info.rank == 0:
-            self.log(f"resumed from {path} at step {step}")
-        return step
+        return int(meta["step"])
 
     def write_checkpoint(self, path: Path) -> Path:
         gen = self.model.generator

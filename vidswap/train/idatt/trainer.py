@@ -33,7 +33,7 @@ from vidswap.train.idatt.config import IDATTTrainConfig
 from vidswap.train.idatt.step import (STAGE_LOSSES, STAGE_PARTS, BlendPass, EncoderPass, StageModels, TransferPass,
                                       blend_step, encoder_step, idatt_step)
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
 
 __all__ = ["IDATT_PLUGIN", "IDATTTrainer", "run_idatt_training", "stage_of"]
 
@@ -55,7 +55,8 @@ class IDATTTrainer(RunState):
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
         gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else self._faces(gen.cfg.resolution)
+        self.data = faces if faces is not None else ffhq_faces_for_run(
+            cfg.data, gen.cfg.resolution, self.out, info, self.log)
         self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
         if len(self.train_rows) == 0:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
@@ -69,32 +70,11 @@ class IDATTTrainer(RunState):
         self.opts = {_OPT[s]: torch.optim.Adam([p for part in STAGE_PARTS[s] for p in
                                                 getattr(self.model, part).parameters()],
                                                lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps) for s in _OPT}
-        self.step = self._resume()
+        self.step = self.resume_with(lambda path: load_idatt_state(path, self.model, self.opts))
         self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
                                    cfg.data.augment, cfg.run.seed)
         self._stage: tuple[str, StageModels] | None = None
         self.stop_requested = False
-
-    def _faces(self, size: int) -> FFHQFaces:
-        d = self.cfg.data
-        cache = Path(d.cache) if d.cache else self.out / "data_cache"
-        faces = None
-        if self.info.rank == 0:
-            faces = prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
-        if self.info.enabled:
-            torch.distributed.barrier()
-        return faces if faces is not None else prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images,
-                                                                   log=self.log)
-
-    def _resume(self) -> int:
-        r = self.cfg.run.resume
-        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
-        if r == "never" or (r == "auto" and not path.is_file()):
-            return 0
-        step = load_idatt_state(path, self.model, self.opts)
-        if self.info.rank == 0:
-            self.log(f"resumed from {path} at step {step}")
-        return step
 
     def write_checkpoint(self, path: Path) -> Path:
         idc = self.cfg.identity

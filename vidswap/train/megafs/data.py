@@ -101,6 +101,20 @@ def prepare_ffhq_faces(root: str | Path, size: int, cache_dir: str | Path, min_f
     return out
 
 
+def ffhq_faces_for_run(data, size: int, out: Path, info, log=print) -> FFHQFaces:
+    """The run's FFHQ-crop faces under DDP: rank 0 prepares ``data`` (a train.yaml data section: root, cache,
+    min_face, max_images; cache default ``<out>/data_cache``) while the others wait, then they read its cache."""
+    cache = Path(data.cache) if data.cache else Path(out) / "data_cache"
+
+    def prepare() -> FFHQFaces:
+        return prepare_ffhq_faces(data.root, size, cache, data.min_face, data.max_images, log=log)
+
+    faces = prepare() if info.rank == 0 else None
+    if info.enabled:
+        torch.distributed.barrier()
+    return faces if faces is not None else prepare()
+
+
 def arcface_crops(images: Tensor, kps: Tensor) -> Tensor:
     """(B, 3, S, S) crops and their (B, 5, 2) keypoints -> (B, 3, 112, 112) ArcFace-template crops
     (differentiable in ``images``)."""

@@ -34,7 +34,7 @@ from vidswap.train.facedancer.model import Discriminator, FaceDancerConfig
 from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.plot import moving_average, read_metrics
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, prepare_ffhq_faces
+from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
 from vidswap.train.mfim.checkpoint import load_mfim_state, save_mfim_state
 from vidswap.train.mfim.config import MFIMTrainConfig
 from vidswap.train.mfim.step import LOSSES, StepModels, SwapPass, mfim_step
@@ -58,7 +58,8 @@ class MFIMTrainer(RunState):
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
         gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else self._faces(gen.cfg.resolution)
+        self.data = faces if faces is not None else ffhq_faces_for_run(
+            cfg.data, gen.cfg.resolution, self.out, info, self.log)
         self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
         if len(self.train_rows) == 0:
             raise VidswapError("no training faces left after the hold-out split (data.holdout)")
@@ -73,34 +74,13 @@ class MFIMTrainer(RunState):
         o = cfg.optim
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
-        self.step = self._resume()
+        self.step = self.resume_with(
+            lambda path: load_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d))
         self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
                                    cfg.data.augment, cfg.run.seed)
         self.models = StepModels(_ddp(SwapPass(self.model), info), _ddp(self.disc, info), self.disc, self.identity,
                                  self.opt_e, self.opt_d, self.vgg)
         self.stop_requested = False
-
-    def _faces(self, size: int) -> FFHQFaces:
-        d = self.cfg.data
-        cache = Path(d.cache) if d.cache else self.out / "data_cache"
-
-        def prep():
-            return prepare_ffhq_faces(d.root, size, cache, d.min_face, d.max_images, log=self.log)
-
-        faces = prep() if self.info.rank == 0 else None
-        if self.info.enabled:
-            torch.distributed.barrier()
-        return faces if faces is not None else prep()
-
-    def _resume(self) -> int:
-        r = self.cfg.run.resume
-        path = self.ckpt_dir / "last.safetensors" if r == "auto" else Path(r)
-        if r == "never" or (r == "auto" and not path.is_file()):
-            return 0
-        step = load_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d)
-        if self.info.rank == 0:
-            self.log(f"resumed from {path} at step {step}")
-        return step
 
     def write_checkpoint(self, path: Path) -> Path:
         idc = self.cfg.identity
