@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from vidswap.errors import EXIT_RESOURCE, VidswapError
-from vidswap.train.facedancer.distributed import DistInfo, any_flag, init_distributed, shutdown
+from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean, any_flag, init_distributed, shutdown
 from vidswap.train.run_support import record_step, save_schedule
 
 __all__ = ["Preempted", "TrainResult", "RunLog", "RunState", "TrainerPlugin", "image_grid", "run_method",
@@ -138,6 +138,24 @@ class RunState:
         stop, save = any_flag([self.stop_requested, save_due(self.step)], self.info)
         log_now = self.step % self.cfg.run.log_every == 0 or self.step == until or stop
         return stop, save, log_now
+
+    def finish_step(self, until: int, save_due: Callable[[int], bool], stage: str | None, losses: dict, keys,
+                    dt: float, on_step: OnStep | None = None, images: OnImages | None = None,
+                    picture: Callable[[], tuple] | None = None) -> bool:
+        """The end of every method's step, after ``self.step`` was incremented: the losses ``keys`` averaged over
+        processes to ``on_step`` when due (:meth:`after_step`), ``images(self.step, *picture())`` every
+        ``run.image_every`` steps (``picture`` is only called then), and a checkpoint when the schedule or a stop
+        request asks for one. True when the run must stop (SIGTERM; the checkpoint is written)."""
+        stop, save, log_now = self.after_step(until, save_due)
+        if on_step is not None and log_now:
+            vec = all_reduce_mean(torch.stack([losses[k].detach().float() for k in keys]), self.info)
+            on_step(self.step, stage, dict(zip(keys, vec.tolist())), dt)
+        if images is not None and picture is not None and self.cfg.run.image_every \
+                and self.step % self.cfg.run.image_every == 0:
+            images(self.step, *picture())
+        if save or stop:
+            self.save()
+        return stop
 
     def resume_path(self) -> Path | None:
         """The checkpoint ``run.resume`` asks to resume from: ``auto`` -> ``<ckpt_dir>/last.safetensors`` when it

@@ -31,7 +31,7 @@ from vidswap.train.e4s.config import E4STrainConfig
 from vidswap.train.e4s.step import LOSSES, E4SModels, E4SPass, e4s_step, flip_faces, trainable
 from vidswap.train.facedancer.checkpoint import identity_meta
 from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.distributed import DistInfo
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
@@ -128,15 +128,9 @@ class E4STrainer(RunState):
             losses, out = e4s_step(self.models, x, k, self.cfg.loss)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save, log_now = self.after_step(until, save_due)
-            if on_step is not None and log_now:
-                vec = all_reduce_mean(torch.stack([losses[key].float() for key in LOSSES]), self.info)
-                on_step(self.step, None, dict(zip(LOSSES, vec.tolist())), dt)
-            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, "rgi: input|regions|reconstruction", x, region_picture(self.model.masks(k)), out)
-            if save or stop:
-                self.save()
-            if stop:
+            if self.finish_step(until, save_due, None, losses, LOSSES, dt, on_step, images,
+                                lambda: ("rgi: input|regions|reconstruction", x,
+                                         region_picture(self.model.masks(k)), out)):
                 return False
         return True
 

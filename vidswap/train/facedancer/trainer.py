@@ -34,7 +34,7 @@ from vidswap.errors import VidswapError
 from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
 from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.distributed import DistInfo
 from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs, stored_heldout_gallery
 from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
@@ -140,15 +140,8 @@ class Trainer(RunState):
                 torch.cuda.synchronize(self.info.device)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save, log_now = self.after_step(until, save_due)
-            if on_step is not None and log_now:
-                vec = all_reduce_mean(torch.stack([losses[k].float() for k in LOSS_NAMES]), self.info)
-                on_step(self.step, None, dict(zip(LOSS_NAMES, vec.tolist())), dt)
-            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, "source|target|swap", xs, xt, swap)
-            if save or stop:
-                self.save()
-            if stop:
+            if self.finish_step(until, save_due, None, losses, LOSS_NAMES, dt, on_step, images,
+                                lambda: ("source|target|swap", xs, xt, swap)):
                 return False
         return True
 

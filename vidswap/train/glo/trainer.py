@@ -35,7 +35,7 @@ from vidswap.swap.stylegan.importer import save_generator
 from vidswap.swap.stylegan.inversion import from_unit, mean_w, psnr, reconstruction_loss, to_unit
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 from vidswap.train.facedancer.data import holdout_split
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.distributed import DistInfo
 from vidswap.train.glo.config import GLOLossWeights, GLOTrainConfig
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
 from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
@@ -191,16 +191,9 @@ class GLOTrainer(RunState):
                 torch.cuda.synchronize(self.info.device)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save, log_now = self.after_step(until, save_due)
-            if on_step is not None and log_now:
-                vec = all_reduce_mean(torch.stack([losses[k].detach().float() for k in GLO_LOSSES]), self.info)
-                on_step(self.step, None, dict(zip(GLO_LOSSES, vec.tolist())), dt)
-            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, "target|reconstruction|difference", from_unit(real), from_unit(fake.detach()),
-                       (from_unit(fake.detach()) - from_unit(real)).abs())
-            if save or stop:
-                self.save()
-            if stop:
+            if self.finish_step(until, save_due, None, losses, GLO_LOSSES, dt, on_step, images,
+                                lambda: ("target|reconstruction|difference", from_unit(real), from_unit(fake.detach()),
+                                         (from_unit(fake.detach()) - from_unit(real)).abs())):
                 return False
         return True
 

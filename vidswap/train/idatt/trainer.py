@@ -25,7 +25,7 @@ from vidswap.swap.stylegan.idatt import IDATT
 from vidswap.swap.stylegan.importer import load_generator
 from vidswap.train.facedancer.checkpoint import identity_meta
 from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.distributed import DistInfo
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.idatt.checkpoint import load_idatt_state, save_idatt_state
@@ -129,16 +129,8 @@ class IDATTTrainer(RunState):
                                                                                self.cfg.loss)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save, log_now = self.after_step(until, save_due)
-            if on_step is not None and log_now:
-                keys = STAGE_LOSSES[name]
-                vec = all_reduce_mean(torch.stack([losses[k].float() for k in keys]), self.info)
-                on_step(self.step, name, dict(zip(keys, vec.tolist())), dt)
-            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, f"{name}: source|target|output", xs, xt, out)
-            if save or stop:
-                self.save()
-            if stop:
+            if self.finish_step(until, save_due, name, losses, STAGE_LOSSES[name], dt, on_step, images,
+                                lambda: (f"{name}: source|target|output", xs, xt, out)):
                 return False
         return True
 

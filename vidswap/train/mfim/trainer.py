@@ -28,7 +28,7 @@ from vidswap.swap.stylegan.importer import load_generator
 from vidswap.swap.stylegan.mfim import MFIM
 from vidswap.train.facedancer.checkpoint import identity_meta
 from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo, all_reduce_mean
+from vidswap.train.facedancer.distributed import DistInfo
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerConfig
 from vidswap.train.facedancer.perceptual import load_vgg16
@@ -115,15 +115,8 @@ class MFIMTrainer(RunState):
             losses, out = mfim_step(self.models, xs, xt, ks, kt, self.cfg.loss)
             dt = time.perf_counter() - t0
             self.step += 1
-            stop, save, log_now = self.after_step(until, save_due)
-            if on_step is not None and log_now:
-                vec = all_reduce_mean(torch.stack([losses[k].float() for k in LOSSES]), self.info)
-                on_step(self.step, None, dict(zip(LOSSES, vec.tolist())), dt)
-            if images is not None and self.cfg.run.image_every and self.step % self.cfg.run.image_every == 0:
-                images(self.step, "source|target|output", xs, xt, out)
-            if save or stop:
-                self.save()
-            if stop:
+            if self.finish_step(until, save_due, None, losses, LOSSES, dt, on_step, images,
+                                lambda: ("source|target|output", xs, xt, out)):
                 return False
         return True
 
