@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from vidswap.cli import main
-from vidswap.train.facedancer.config import RunConfig
+from vidswap.train.sections import RunConfig
 from vidswap.train.loop import Preempted, RunState, TrainerPlugin, run_method
 from vidswap.train.methods import METHODS, method_of, resolve_method
 

@@ -183,10 +183,11 @@ def test_encoder_losses_fall_and_sigterm_leaves_a_resumable_checkpoint(setup, tm
 
 
 def test_the_shipped_example_config_parses():
-    from vidswap.train.megafs.config import is_megafs_config, load_megafs_config
+    from vidswap.train.megafs.config import load_megafs_config
+    from vidswap.train.methods import method_of
 
     path = ROOT / "vidswap/configs/train_megafs.yaml"
-    assert is_megafs_config(path) and not is_megafs_config(ROOT / "vidswap/configs/train_facedancer.yaml")
+    assert method_of(path) == "megafs" and method_of(ROOT / "vidswap/configs/train_facedancer.yaml") == "facedancer"
     cfg = load_megafs_config(path)
     assert cfg.model.depths == (3, 4, 6, 3) and cfg.encoder_steps == 300_000 and cfg.optim.lr == 0.01
     assert cfg.loss.ftm_identity == 24 and cfg.generator.checkpoint.endswith("ffhq1024.safetensors")

@@ -1,7 +1,7 @@
 """An E4S ``train.yaml`` (``method: e4s``; ``yaml.safe_load``; unknown keys are errors).
 
 Sections: ``generator`` (the StyleGAN2: a converted safetensors file, required), ``data``, ``identity``,
-``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults here
+``perceptual``, ``optim`` and ``run`` shared by every method (:mod:`vidswap.train.sections`; optim defaults here
 are the paper's Adam, lr 1e-4, betas 0.9 / 0.999, x0.1 every 100K steps), ``model``
 (:class:`~vidswap.swap.stylegan.e4s.E4SConfig`), ``loss`` (:class:`E4SLossWeights`), ``tune_generator`` (the paper
 fine-tunes the generator's first K = ``model.masked_layers`` layers with the encoder; false freezes it, the
@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.e4s import E4SConfig
-from vidswap.train.facedancer.config import (IdentityConfig, OptimConfig, RunConfig, build_section, data_section,
-                                             resolve_path, shared_sections)
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.perceptual import PerceptualConfig
-from vidswap.train.megafs.config import GeneratorSection
+from vidswap.train.sections import (GeneratorSection, IdentityConfig, OptimConfig, RunConfig, build_section,
+                                    check_sections, read_train_yaml, stylegan_sections)
 
-__all__ = ["E4SLossWeights", "E4STrainConfig", "is_e4s_config", "parse_e4s_config", "load_e4s_config"]
+__all__ = ["E4SLossWeights", "E4STrainConfig", "parse_e4s_config", "load_e4s_config"]
+
+SECTIONS = ("data", "generator", "model", "identity", "perceptual", "loss", "optim", "run", "tune_generator", "flip")
 
 
 @dataclass(frozen=True)
@@ -69,30 +68,6 @@ class E4STrainConfig:
     flip: bool = True
 
 
-@dataclass
-class _Sections:
-    method: Any = None
-    data: Any = None
-    generator: Any = None
-    model: Any = None
-    identity: Any = None
-    perceptual: Any = None
-    loss: Any = None
-    optim: Any = None
-    run: Any = None
-    tune_generator: Any = None
-    flip: Any = None
-
-
-def is_e4s_config(path: str | Path) -> bool:
-    """Whether train.yaml says ``method: e4s`` (False for other methods' files and unreadable ones)."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(raw, dict) and raw.get("method") == "e4s"
-
-
 def _flag(raw: dict, key: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
@@ -102,34 +77,15 @@ def _flag(raw: dict, key: str, default: bool) -> bool:
 
 def parse_e4s_config(raw: Any, base: Path = Path(".")) -> E4STrainConfig:
     """An :class:`E4STrainConfig` from the parsed YAML; relative paths against ``base``."""
-    if not isinstance(raw, dict):
-        raise ConfigError("train.yaml must be a mapping")
-    build_section(_Sections, raw, "train.yaml")
-    data = data_section(raw, base)
-    gen = build_section(GeneratorSection, raw.get("generator"), "generator")
-    if not gen.checkpoint:
-        raise ConfigError("generator.checkpoint is required: the StyleGAN2 safetensors E4S inverts into")
-    gen = GeneratorSection(resolve_path(gen.checkpoint, base))
-    identity, perceptual, run = shared_sections(raw, base, {"out": "runs/e4s", **(raw.get("run") or {})})
-    if run.steps < 1 or run.batch_size < 1:
-        raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
-    optim = build_section(OptimConfig, {"lr": 1e-4, "beta1": 0.9, "beta2": 0.999, "decay": 0.1,
-                                        **(raw.get("optim") or {})}, "optim")
-    return E4STrainConfig(data=data, generator=gen, model=build_section(E4SConfig, raw.get("model"), "model"),
-                          identity=identity, perceptual=perceptual,
-                          loss=build_section(E4SLossWeights, raw.get("loss"), "loss"), optim=optim, run=run,
-                          tune_generator=_flag(raw, "tune_generator", True), flip=_flag(raw, "flip", True))
+    shared = stylegan_sections(check_sections(raw, SECTIONS), base, method="e4s", uses="E4S inverts into",
+                               optim={"lr": 1e-4, "beta1": 0.9, "beta2": 0.999, "decay": 0.1})
+    return E4STrainConfig(data=shared.data, generator=shared.generator,
+                          model=build_section(E4SConfig, raw.get("model"), "model"), identity=shared.identity,
+                          perceptual=shared.perceptual, loss=build_section(E4SLossWeights, raw.get("loss"), "loss"),
+                          optim=shared.optim, run=shared.run, tune_generator=_flag(raw, "tune_generator", True),
+                          flip=_flag(raw, "flip", True))
 
 
 def load_e4s_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> E4STrainConfig:
     """Read an E4S train.yaml; ``overrides`` ({section: {key: value}}) replace its values (None: keep)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
-    for section, values in (overrides or {}).items():
-        raw[section] = {**(raw.get(section) or {}), **{k: v for k, v in values.items() if v is not None}}
-    return parse_e4s_config(raw, path.parent)
+    return parse_e4s_config(*read_train_yaml(path, overrides))

@@ -3,25 +3,25 @@
 Sections: ``data`` (FaceDancer's: ``root``, ``cache``, ``min_face``, ``max_images``, ``holdout``; the images are
 cut in the FFHQ crop as for MegaFS, :func:`vidswap.train.megafs.data.prepare_ffhq_faces`), ``generator`` (the
 architecture, :class:`~vidswap.swap.stylegan.generator.StyleGANConfig` fields; default a 32 px, 32-channel
-generator), ``loss`` (:class:`GLOLossWeights`), ``optim`` (:class:`GLOOptim`) and ``run`` (FaceDancer's
-:class:`~vidswap.train.facedancer.config.RunConfig`). Example: ``vidswap/configs/train_stylegan_glo.yaml``.
+generator), ``loss`` (:class:`GLOLossWeights`), ``optim`` (:class:`GLOOptim`) and ``run`` (every method's
+:class:`~vidswap.train.sections.RunConfig`). Example: ``vidswap/configs/train_stylegan_glo.yaml``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.generator import StyleGANConfig
-from vidswap.train.facedancer.config import RunConfig, build_section, data_section, resolve_path
 from vidswap.train.facedancer.data import DataConfig
+from vidswap.train.sections import (RunConfig, build_section, check_sections, data_section, read_train_yaml,
+                                    run_section)
 
 __all__ = ["GLOLossWeights", "GLOOptim", "GLOTrainConfig", "parse_glo_config", "load_glo_config"]
+
+SECTIONS = ("data", "generator", "loss", "optim", "run")
 
 SMALL_GENERATOR = {"resolution": 32, "z_dim": 32, "w_dim": 64, "mapping_layers": 2, "channel_base": 2048,
                    "channel_max": 32}
@@ -64,31 +64,15 @@ class GLOTrainConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/stylegan-glo"))
 
 
-@dataclass
-class _Sections:
-    method: Any = None
-    data: Any = None
-    generator: Any = None
-    loss: Any = None
-    optim: Any = None
-    run: Any = None
-
-
 def parse_glo_config(raw: Any, base: Path = Path(".")) -> GLOTrainConfig:
     """A :class:`GLOTrainConfig` from the parsed YAML; relative paths against ``base``."""
-    if not isinstance(raw, dict):
-        raise ConfigError("train.yaml must be a mapping")
-    build_section(_Sections, raw, "train.yaml")
+    check_sections(raw, SECTIONS)
     data = data_section(raw, base)
     try:
         gen = build_section(StyleGANConfig, {**SMALL_GENERATOR, **(raw.get("generator") or {})}, "generator")
     except ValueError as exc:
         raise ConfigError(f"generator: {exc}") from None
-    run = build_section(RunConfig, {"out": "runs/stylegan-glo", **(raw.get("run") or {})}, "run")
-    resume = run.resume if run.resume in ("auto", "never") else resolve_path(run.resume, base)
-    run = dataclasses.replace(run, out=resolve_path(run.out, base), resume=resume)
-    if run.steps < 1 or run.batch_size < 1:
-        raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
+    run = run_section(raw, base, "runs/stylegan-glo")
     optim = build_section(GLOOptim, raw.get("optim"), "optim")
     if optim.lr <= 0 or optim.code_lr <= 0:
         raise ConfigError(f"optim.lr and optim.code_lr must be > 0, got {optim.lr}, {optim.code_lr}")
@@ -98,15 +82,4 @@ def parse_glo_config(raw: Any, base: Path = Path(".")) -> GLOTrainConfig:
 
 def load_glo_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> GLOTrainConfig:
     """Read a StyleGAN-GLO train.yaml; ``overrides`` ({section: {key: value}}) replace its values (None: keep)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"training config {path} must be a mapping")
-    for section, values in (overrides or {}).items():
-        raw[section] = {**(raw.get(section) or {}), **{k: v for k, v in values.items() if v is not None}}
-    return parse_glo_config(raw, path.parent)
+    return parse_glo_config(*read_train_yaml(path, overrides))

@@ -1,7 +1,7 @@
 """An IDATT ``train.yaml`` (``method: idatt``; ``yaml.safe_load``; unknown keys are errors).
 
 Sections: ``generator`` (the frozen StyleGAN2: a converted safetensors file, required), ``data``, ``identity``,
-``perceptual``, ``optim`` and ``run`` as FaceDancer's (:mod:`vidswap.train.facedancer.config`; optim defaults
+``perceptual``, ``optim`` and ``run`` shared by every method (:mod:`vidswap.train.sections`; optim defaults
 here are the paper's Adam, lr 1e-4, betas 0.9 / 0.999), ``model``
 (:class:`~vidswap.swap.stylegan.idatt.IDATTConfig`), ``loss`` (:class:`IDATTLossWeights`) and the stage
 lengths: steps ``[0, encoder_steps)`` train the pSp encoder (feature pyramid + latent head) to invert faces,
@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.idatt import IDATTConfig
-from vidswap.train.facedancer.config import (IdentityConfig, OptimConfig, RunConfig, build_section, data_section,
-                                             resolve_path, shared_sections)
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.perceptual import PerceptualConfig
-from vidswap.train.megafs.config import GeneratorSection
+from vidswap.train.sections import (GeneratorSection, IdentityConfig, OptimConfig, RunConfig, build_section,
+                                    check_sections, read_train_yaml, stage_steps, stylegan_sections)
 
 __all__ = ["IDATTLossWeights", "IDATTTrainConfig", "parse_idatt_config", "load_idatt_config"]
+
+SECTIONS = ("data", "generator", "model", "identity", "perceptual", "loss", "optim", "run", "encoder_steps",
+            "idatt_steps")
 
 
 @dataclass(frozen=True)
@@ -60,60 +59,19 @@ class IDATTTrainConfig:
     idatt_steps: int = 0
 
 
-@dataclass
-class _Sections:
-    method: Any = None
-    data: Any = None
-    generator: Any = None
-    model: Any = None
-    identity: Any = None
-    perceptual: Any = None
-    loss: Any = None
-    optim: Any = None
-    run: Any = None
-    encoder_steps: Any = None
-    idatt_steps: Any = None
-
-
-def _steps(raw: dict, key: str, default: int) -> int:
-    value = raw.get(key)
-    value = default if value is None else value
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
-    return value
-
-
 def parse_idatt_config(raw: Any, base: Path = Path(".")) -> IDATTTrainConfig:
     """An :class:`IDATTTrainConfig` from the parsed YAML; relative paths against ``base``."""
-    if not isinstance(raw, dict):
-        raise ConfigError("train.yaml must be a mapping")
-    build_section(_Sections, raw, "train.yaml")
-    data = data_section(raw, base)
-    gen = build_section(GeneratorSection, raw.get("generator"), "generator")
-    if not gen.checkpoint:
-        raise ConfigError("generator.checkpoint is required: the StyleGAN2 safetensors IDATT generates with")
-    gen = GeneratorSection(resolve_path(gen.checkpoint, base))
-    identity, perceptual, run = shared_sections(raw, base, {"out": "runs/idatt", **(raw.get("run") or {})})
-    if run.steps < 1 or run.batch_size < 1:
-        raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
-    optim = build_section(OptimConfig, {"lr": 1e-4, "beta1": 0.9, "beta2": 0.999, **(raw.get("optim") or {})},
-                          "optim")
-    return IDATTTrainConfig(data=data, generator=gen, model=build_section(IDATTConfig, raw.get("model"), "model"),
-                            identity=identity, perceptual=perceptual,
-                            loss=build_section(IDATTLossWeights, raw.get("loss"), "loss"), optim=optim, run=run,
-                            encoder_steps=_steps(raw, "encoder_steps", run.steps // 3),
-                            idatt_steps=_steps(raw, "idatt_steps", run.steps // 3))
+    shared = stylegan_sections(check_sections(raw, SECTIONS), base, method="idatt", uses="IDATT generates with",
+                               optim={"lr": 1e-4, "beta1": 0.9, "beta2": 0.999})
+    steps = shared.run.steps
+    return IDATTTrainConfig(data=shared.data, generator=shared.generator,
+                            model=build_section(IDATTConfig, raw.get("model"), "model"), identity=shared.identity,
+                            perceptual=shared.perceptual, loss=build_section(IDATTLossWeights, raw.get("loss"), "loss"),
+                            optim=shared.optim, run=shared.run,
+                            encoder_steps=stage_steps(raw, "encoder_steps", steps // 3),
+                            idatt_steps=stage_steps(raw, "idatt_steps", steps // 3))
 
 
 def load_idatt_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> IDATTTrainConfig:
     """Read an IDATT train.yaml; ``overrides`` ({section: {key: value}}) replace its values (None: keep)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
-    for section, values in (overrides or {}).items():
-        raw[section] = {**(raw.get(section) or {}), **{k: v for k, v in values.items() if v is not None}}
-    return parse_idatt_config(raw, path.parent)
+    return parse_idatt_config(*read_train_yaml(path, overrides))

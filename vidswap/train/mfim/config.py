@@ -1,8 +1,8 @@
 """An MFIM ``train.yaml`` (``method: mfim``; ``yaml.safe_load``; unknown keys are errors).
 
 Sections: ``generator`` (the frozen StyleGAN2: a converted safetensors file, required; MegaFS's section),
-``data``, ``identity``, ``perceptual``, ``optim`` and ``run`` as FaceDancer's
-(:mod:`vidswap.train.facedancer.config`), ``model`` (:class:`~vidswap.swap.stylegan.mfim.MFIMConfig`), ``loss``
+``data``, ``identity``, ``perceptual``, ``optim`` and ``run`` shared by every method
+(:mod:`vidswap.train.sections`), ``model`` (:class:`~vidswap.swap.stylegan.mfim.MFIMConfig`), ``loss``
 (:class:`MFIMLossWeights`) and ``discriminator`` (:class:`DiscriminatorSection`). Example:
 ``vidswap/configs/train_mfim.yaml``.
 """
@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vidswap.errors import ConfigError
 from vidswap.swap.stylegan.mfim import MFIMConfig
-from vidswap.train.facedancer.config import (IdentityConfig, OptimConfig, RunConfig, build_section, data_section,
-                                             resolve_path, shared_sections)
 from vidswap.train.facedancer.data import DataConfig
 from vidswap.train.facedancer.perceptual import PerceptualConfig
-from vidswap.train.megafs.config import GeneratorSection
+from vidswap.train.sections import (GeneratorSection, IdentityConfig, OptimConfig, RunConfig, build_section,
+                                    check_sections, read_train_yaml, stylegan_sections)
 
 __all__ = ["MFIMLossWeights", "DiscriminatorSection", "MFIMTrainConfig", "parse_mfim_config", "load_mfim_config"]
+
+SECTIONS = ("data", "generator", "model", "identity", "perceptual", "loss", "discriminator", "optim", "run")
 
 
 @dataclass(frozen=True)
@@ -73,52 +72,18 @@ class MFIMTrainConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/mfim"))
 
 
-@dataclass
-class _Sections:
-    method: Any = None
-    data: Any = None
-    generator: Any = None
-    model: Any = None
-    identity: Any = None
-    perceptual: Any = None
-    loss: Any = None
-    discriminator: Any = None
-    optim: Any = None
-    run: Any = None
-
-
 def parse_mfim_config(raw: Any, base: Path = Path(".")) -> MFIMTrainConfig:
     """A :class:`MFIMTrainConfig` from the parsed YAML; relative paths against ``base``."""
-    if not isinstance(raw, dict):
-        raise ConfigError("train.yaml must be a mapping")
-    build_section(_Sections, raw, "train.yaml")
-    data = data_section(raw, base)
-    gen = build_section(GeneratorSection, raw.get("generator"), "generator")
-    if not gen.checkpoint:
-        raise ConfigError("generator.checkpoint is required: the StyleGAN2 safetensors MFIM encodes into")
-    gen = GeneratorSection(resolve_path(gen.checkpoint, base))
-    identity, perceptual, run = shared_sections(raw, base, {"out": "runs/mfim", **(raw.get("run") or {})})
-    if run.steps < 1 or run.batch_size < 1:
-        raise ConfigError(f"run.steps and run.batch_size must be >= 1, got {run.steps}, {run.batch_size}")
-    optim = build_section(OptimConfig, {"lr": 1e-4, "beta1": 0.0, "beta2": 0.99, **(raw.get("optim") or {})},
-                          "optim")
-    return MFIMTrainConfig(data=data, generator=gen, model=build_section(MFIMConfig, raw.get("model"), "model"),
-                           identity=identity, perceptual=perceptual,
-                           loss=build_section(MFIMLossWeights, raw.get("loss"), "loss"),
+    shared = stylegan_sections(check_sections(raw, SECTIONS), base, method="mfim", uses="MFIM encodes into",
+                               optim={"lr": 1e-4, "beta1": 0.0, "beta2": 0.99})
+    return MFIMTrainConfig(data=shared.data, generator=shared.generator,
+                           model=build_section(MFIMConfig, raw.get("model"), "model"), identity=shared.identity,
+                           perceptual=shared.perceptual, loss=build_section(MFIMLossWeights, raw.get("loss"), "loss"),
                            discriminator=build_section(DiscriminatorSection, raw.get("discriminator"),
-                                                                     "discriminator"),
-                           optim=optim, run=run)
+                                                       "discriminator"),
+                           optim=shared.optim, run=shared.run)
 
 
 def load_mfim_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> MFIMTrainConfig:
     """Read an MFIM train.yaml; ``overrides`` ({section: {key: value}}) replace its values (None: keep)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
-    for section, values in (overrides or {}).items():
-        raw[section] = {**(raw.get(section) or {}), **{k: v for k, v in values.items() if v is not None}}
-    return parse_mfim_config(raw, path.parent)
+    return parse_mfim_config(*read_train_yaml(path, overrides))
