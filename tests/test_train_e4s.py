@@ -15,16 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from click.testing import CliRunner
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from stylegan_method_setup import ROOT, check_bad_checkpoints, check_bad_configs, env, small_generator, write_method_cfg
 
-from vidswap.cli import main
-from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
-from vidswap.swap.stylegan.importer import save_generator
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(resolution=64, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16)
 TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16], "depths": [1, 1, 1], "hidden": 16, "groups": 4,
         "masked_layers": 6}
 
@@ -32,10 +25,7 @@ TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16], "depths": [1, 1, 1],
 @pytest.fixture(scope="module")
 def setup(face_set, tmp_path_factory):
     """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
-    torch.manual_seed(0)
-    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)),
-                         tmp_path_factory.mktemp("e4s") / "G.safetensors")
-    return face_set[0], face_set[1], gen
+    return face_set[0], face_set[1], small_generator(tmp_path_factory.mktemp("e4s"))
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +39,7 @@ def identity():
 
 
 def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
-    root, cache, gen = setup
-    cfg = {"method": "e4s", "generator": {"checkpoint": str(gen)},
-           "data": {"root": str(root), "cache": str(cache), "holdout": 0.0},
-           "model": model or TINY, "optim": {"lr": 0.001},
-           "run": {"out": str(out), "steps": 2, "batch_size": 2, "log_every": 1, "image_every": 0, "eval_every": 0,
-                   "save_every_steps": 0, "save_every_minutes": 0, "threads": 1, **run}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def env():
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return e
+    return write_method_cfg(path, setup, out, "e4s", model or TINY, **run)
 
 
 def test_ddp_two_processes_equal_one_process(setup, identity, tmp_path):
@@ -150,25 +127,13 @@ def test_bad_checkpoints_and_configs_clear_errors(setup, tmp_path):
     model = E4S(E4SConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items()}),
                 load_generator(setup[2]))
     good = save_e4s_state(tmp_path / "good.safetensors", model, torch.optim.Adam(model.encoder.parameters()), 1)
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(good.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.megafs.train"})
-    runner = CliRunner()
-    cases = [({"resume": str(corrupt)}, None, "unreadable"),
-             ({"resume": str(other)}, None, "is not a vidswap E4S checkpoint"),
-             ({"resume": str(good)}, {**TINY, "hidden": 8}, "another architecture")]
-    for run, model_cfg, needle in cases:
-        res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",
-                                                                      model=model_cfg, **run)), "-q"])
-        assert res.exit_code == 4 and needle in res.output, res.output
-    raw = yaml.safe_load(write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a").read_text())
-    for key, value, needle in (("generator", {}, "generator.checkpoint is required"),
-                               ("model", {**TINY, "masked_layers": 0}, "masked_layers must be >= 1"),
-                               ("flip", "yes", "flip must be true or false")):
-        (tmp_path / "c.yaml").write_text(yaml.safe_dump({**raw, key: value}))
-        res = runner.invoke(main, ["train", "--config", str(tmp_path / "c.yaml"), "-q"])
-        assert res.exit_code == 2 and needle in res.output, res.output
+    check_bad_checkpoints(lambda path, out, **kw: write_cfg(path, setup, out, **kw), tmp_path, good,
+                          not_ours="is not a vidswap E4S checkpoint", other_format="vidswap.megafs.train",
+                          other_model={**TINY, "hidden": 8})
+    check_bad_configs(write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a"), tmp_path,
+                      [(lambda r: r.update(generator={}), "generator.checkpoint is required"),
+                       (lambda r: r.update(model={**TINY, "masked_layers": 0}), "masked_layers must be >= 1"),
+                       (lambda r: r.update(flip="yes"), "flip must be true or false")])
 
 
 def test_the_shipped_example_config_parses():

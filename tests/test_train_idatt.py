@@ -6,23 +6,18 @@ driver's, tested in test_train_loop.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from stylegan_method_setup import ROOT, check_bad_checkpoints, check_bad_configs, env, small_generator, write_method_cfg
 
 from vidswap.cli import main
-from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
-from vidswap.swap.stylegan.importer import save_generator
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(resolution=64, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16)
 TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16], "depths": [1, 1, 1], "fpn": 16, "medium_codes": 3,
         "blend_from": 16, "blend_width": 8, "groups": 4}
 
@@ -30,27 +25,12 @@ TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16], "depths": [1, 1, 1],
 @pytest.fixture(scope="module")
 def setup(face_set, tmp_path_factory):
     """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
-    torch.manual_seed(0)
-    gen = save_generator(StyleGAN2Generator(StyleGANConfig(**SMALL)),
-                         tmp_path_factory.mktemp("idatt") / "G.safetensors")
-    return face_set[0], face_set[1], gen
+    return face_set[0], face_set[1], small_generator(tmp_path_factory.mktemp("idatt"))
 
 
 def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
-    root, cache, gen = setup
-    cfg = {"method": "idatt", "generator": {"checkpoint": str(gen)},
-           "data": {"root": str(root), "cache": str(cache), "holdout": 0.0, "same_rate": 0.5},
-           "model": model or TINY, "optim": {"lr": 0.001}, "encoder_steps": 1, "idatt_steps": 1,
-           "run": {"out": str(out), "steps": 3, "batch_size": 2, "log_every": 1, "image_every": 0, "eval_every": 0,
-                   "save_every_steps": 0, "save_every_minutes": 0, "threads": 1, **run}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def env():
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return e
+    return write_method_cfg(path, setup, out, "idatt", model or TINY, extra={"encoder_steps": 1, "idatt_steps": 1},
+                            data={"same_rate": 0.5}, **{"steps": 3, **run})
 
 
 def test_ddp_two_processes_equal_one_process(setup, tmp_path):
@@ -119,23 +99,11 @@ def test_resume_across_both_stage_switches_is_bit_identical(setup, tmp_path):
 def _bad_checkpoints(runner, setup, tmp_path, good):
     """Resuming from a corrupt file, another method's file or another architecture: one clear line, exit 4;
     a bad stage length: exit 2."""
-    cfg = write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a", steps=1)
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(good.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.megafs.train"})
-    cases = [({"resume": str(corrupt)}, None, "unreadable"),
-             ({"resume": str(other)}, None, "not a IDATT checkpoint"),
-             ({"resume": str(good)}, {**TINY, "fpn": 8}, "another architecture")]
-    for run, model, needle in cases:
-        res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",
-                                                                      model=model, **run)), "-q"])
-        assert res.exit_code == 4 and needle in res.output, res.output
-    raw = yaml.safe_load(cfg.read_text())
-    raw["idatt_steps"] = -1
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-    res = runner.invoke(main, ["train", "--config", str(tmp_path / "c.yaml"), "-q"])
-    assert res.exit_code == 2 and "idatt_steps must be an integer >= 0" in res.output
+    check_bad_checkpoints(lambda path, out, **kw: write_cfg(path, setup, out, **kw), tmp_path, good,
+                          not_ours="not a IDATT checkpoint", other_format="vidswap.megafs.train",
+                          other_model={**TINY, "fpn": 8})
+    check_bad_configs(write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a", steps=1), tmp_path,
+                      [(lambda r: r.update(idatt_steps=-1), "idatt_steps must be an integer >= 0")])
 
 
 def test_the_shipped_example_config_parses():

@@ -1,29 +1,23 @@
 """MFIM training at 64 px on real registry faces (a random 64 px StyleGAN2: the machinery, not the quality):
 DDP 2 processes (gloo) == 1 process, bit-identical resume, the run's outputs (losses.png, TensorBoard, summary),
-SIGTERM -> a resumable checkpoint, and clear errors with exit codes for bad checkpoints and configs."""
+and clear errors with exit codes for bad checkpoints and configs (the SIGTERM checkpoint is the shared driver's,
+tested in test_train_loop.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from stylegan_method_setup import ROOT, check_bad_checkpoints, check_bad_configs, env, small_generator, write_method_cfg
 
 from vidswap.cli import main
-from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
-from vidswap.swap.stylegan.importer import save_generator
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(resolution=64, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16)
 TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "fpn": 16, "groups": 4,
         "map_max": 32, "id_from": 32}
 
@@ -31,30 +25,18 @@ TINY = {"input_size": 64, "stem": 8, "widths": [8, 16, 16, 16], "depths": [1, 1,
 @pytest.fixture(scope="module")
 def setup(face_set, tmp_path_factory):
     """(face set folder, preprocessing cache, 64 px generator checkpoint)."""
-    torch.manual_seed(0)
-    gen = StyleGAN2Generator(StyleGANConfig(**SMALL))
-    with torch.no_grad():  # non-zero noise strengths, so the style maps' gains start non-zero
-        for _, block in gen.synthesis.blocks():
-            for name in block.layer_names[:-1]:
-                getattr(block, name).noise_strength.fill_(0.2)
-    return face_set[0], face_set[1], save_generator(gen, tmp_path_factory.mktemp("mfim") / "G.safetensors")
+    def noisy(gen):  # non-zero noise strengths, so the style maps' gains start non-zero
+        with torch.no_grad():
+            for _, block in gen.synthesis.blocks():
+                for name in block.layer_names[:-1]:
+                    getattr(block, name).noise_strength.fill_(0.2)
+
+    return face_set[0], face_set[1], small_generator(tmp_path_factory.mktemp("mfim"), noisy)
 
 
 def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
-    root, cache, gen = setup
-    cfg = {"method": "mfim", "generator": {"checkpoint": str(gen)},
-           "data": {"root": str(root), "cache": str(cache), "holdout": 0.0},
-           "model": model or TINY, "optim": {"lr": 0.001}, "discriminator": {"channels": [8, 16]},
-           "run": {"out": str(out), "steps": 2, "batch_size": 2, "log_every": 1, "image_every": 0, "eval_every": 0,
-                   "save_every_steps": 0, "save_every_minutes": 0, "threads": 1, **run}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def env():
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return e
+    return write_method_cfg(path, setup, out, "mfim", model or TINY, extra={"discriminator": {"channels": [8, 16]}},
+                            **run)
 
 
 def test_ddp_two_processes_equal_one_process(setup, tmp_path):
@@ -126,52 +108,15 @@ def test_resume_is_bit_identical_and_the_run_writes_its_outputs(setup, tmp_path)
 
 
 def test_bad_checkpoints_and_configs_clear_errors(setup, tmp_path):
-    runner = CliRunner()
     cfg = write_cfg(tmp_path / "a.yaml", setup, tmp_path / "a", steps=1)
-    assert runner.invoke(main, ["train", "--config", str(cfg), "-q"]).exit_code == 0
-    good = tmp_path / "a/checkpoints/last.safetensors"
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(good.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "vidswap.megafs.train"})
-    cases = [({"resume": str(corrupt)}, None, "unreadable"),
-             ({"resume": str(other)}, None, "is not a MFIM checkpoint"),
-             ({"resume": str(good)}, {**TINY, "fpn": 8}, "another architecture")]
-    for run, model, needle in cases:
-        res = runner.invoke(main, ["train", "--config", str(write_cfg(tmp_path / "b.yaml", setup, tmp_path / "b",
-                                                                      model=model, **run)), "-q"])
-        assert res.exit_code == 4 and needle in res.output, res.output
-    for change, needle in ((lambda r: r.update(generator={}), "generator.checkpoint is required"),
-                           (lambda r: r["model"].update(id_from=128), "at least one identity block"),
-                           (lambda r: r.update(loss={"adv": -1}), "loss.adv must be >= 0"),
-                           (lambda r: r.update(loss={"shape": 1}), "unknown key(s) shape in loss")):
-        raw = yaml.safe_load(cfg.read_text())
-        change(raw)
-        (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-        res = runner.invoke(main, ["train", "--config", str(tmp_path / "c.yaml"), "-q"])
-        assert res.exit_code == 2 and needle in res.output, res.output
-
-
-def test_sigterm_leaves_a_resumable_checkpoint(setup, tmp_path):
-    cfg = write_cfg(tmp_path / "t.yaml", setup, tmp_path / "t", steps=10_000)
-    proc = subprocess.Popen([sys.executable, "-m", "vidswap.cli", "train", "--config", str(cfg), "-q"], env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "t" / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 75, err
-    assert "stopped by SIGTERM after step" in err and "run the same command again to resume" in err
-    from safetensors import safe_open
-
-    with safe_open(str(tmp_path / "t/checkpoints/last.safetensors"), "pt") as fh:
-        k = int(fh.metadata()["step"])
-    assert 2 <= k < 10_000
-    res = CliRunner().invoke(main, ["train", "--config", str(cfg), "--steps", str(k + 1), "-q"])
-    assert res.exit_code == 0, res.output
-    assert f"at step {k}" in res.output and f"trained to step {k + 1}" in res.output
+    assert CliRunner().invoke(main, ["train", "--config", str(cfg), "-q"]).exit_code == 0
+    check_bad_checkpoints(lambda path, out, **kw: write_cfg(path, setup, out, **kw), tmp_path,
+                          tmp_path / "a/checkpoints/last.safetensors", not_ours="is not a MFIM checkpoint",
+                          other_format="vidswap.megafs.train", other_model={**TINY, "fpn": 8})
+    check_bad_configs(cfg, tmp_path, [(lambda r: r.update(generator={}), "generator.checkpoint is required"),
+                                      (lambda r: r["model"].update(id_from=128), "at least one identity block"),
+                                      (lambda r: r.update(loss={"adv": -1}), "loss.adv must be >= 0"),
+                                      (lambda r: r.update(loss={"shape": 1}), "unknown key(s) shape in loss")])
 
 
 def test_the_shipped_example_config_parses():
