@@ -21,7 +21,7 @@ import numpy as np
 from vidswap.eval.frame_metrics import dis_flow, landmark_acceleration
 from vidswap.eval.pairing import pair_frames
 from vidswap.eval.report import Judges, _iou
-from vidswap.faces.smooth import jitter
+from vidswap.faces.smooth_measures import jitter
 from vidswap.io.media import probe
 from vidswap.io.readers import read_frames
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
-from vidswap.faces.smooth import (OneEuroFilter, OneEuroParams, RtsParams, face_scale, jitter, lag, noise_level,
-                                  one_euro, plot_trajectories, rts_smooth, smooth_landmarks, smooth_pose,
-                                  step_delay)
+from vidswap.faces.smooth import (OneEuroFilter, OneEuroParams, RtsParams, face_scale, noise_level, one_euro,
+                                  rts_smooth, smooth_landmarks, smooth_pose)
+from vidswap.faces.smooth_measures import jitter, lag, plot_trajectories, step_delay
 
 FPS = 30.0
 METHODS = ("rts", "one_euro")

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from vidswap.eval.metrics import face_size
-from vidswap.faces.smooth import jitter
+from vidswap.faces.smooth_measures import jitter
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def ratio_summary(result: Sequence[float], target: Sequence[float]) -> dict[str,
 
 
 def jitter_ratio(result_tracks: np.ndarray, target_tracks: np.ndarray) -> dict[str, float]:
-    """Landmark jitter (RMS second difference, ``vidswap.faces.smooth.jitter``) of result vs target tracks.
+    """Landmark jitter (RMS second difference, ``vidswap.faces.smooth_measures.jitter``) of result vs target tracks.
 
     Args:
         result_tracks, target_tracks: (T, P, 2) landmark tracks (NaN for frames without a face), T >= 3.
