@@ -14,28 +14,22 @@ resumed run the same batches as an uninterrupted one. The faces are MegaFS's FFH
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from vidswap.errors import VidswapError
 from vidswap.swap.stylegan.e4s import E4S
-from vidswap.swap.stylegan.importer import load_generator
 from vidswap.train.e4s.checkpoint import load_e4s_state, save_e4s_state
 from vidswap.train.e4s.config import E4STrainConfig
 from vidswap.train.e4s.step import LOSSES, E4SModels, E4SPass, e4s_step, flip_faces, trainable
-from vidswap.train.facedancer.checkpoint import identity_meta
-from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo
+from vidswap.train.facedancer.data import augment
+from vidswap.train.facedancer.distributed import DistInfo, wrap_ddp
 from vidswap.train.facedancer.identity import IdentityNet
-from vidswap.train.facedancer.perceptual import load_vgg16
-from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
+from vidswap.train.loop import TrainerPlugin, TrainResult, run_method
+from vidswap.train.megafs.data import FFHQFaces
+from vidswap.train.stylegan_state import StyleGANRunState
 
 __all__ = ["E4S_METHOD", "E4STrainer", "flip_flags", "region_picture", "run_e4s_training"]
 
@@ -58,53 +52,28 @@ def region_picture(masks: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bchw,cd->bdhw", masks, REGION_COLOURS.to(masks)).clamp(0, 1)
 
 
-class E4STrainer(RunState):
+class E4STrainer(StyleGANRunState):
     """The run's state on one process (see the module doc)."""
 
     def __init__(self, cfg: E4STrainConfig, info: DistInfo, log: Callable[[str], None] = print,
                  identity: IdentityNet | None = None, faces: FFHQFaces | None = None):
-        self.cfg, self.info, self.log = cfg, info, log
-        self.out = Path(cfg.run.out)
-        self.ckpt_dir = self.out / "checkpoints"
-        gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else ffhq_faces_for_run(
-            cfg.data, gen.cfg.resolution, self.out, info, self.log)
-        self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
-        if len(self.train_rows) == 0:
-            raise VidswapError("no training faces left after the hold-out split (data.holdout)")
+        gen = self.start_run(cfg, info, log, faces)
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         self.model = E4S(cfg.model, gen).to(info.device)
-        o = cfg.optim
-        self.opt = torch.optim.Adam(trainable(self.model, cfg.tune_generator), lr=o.lr, betas=(o.beta1, o.beta2),
-                                    eps=o.eps)
+        self.opt = self.adam(trainable(self.model, cfg.tune_generator))
         # before the loss networks load: a bad checkpoint fails fast
         self.step = self.resume_with(lambda path: load_e4s_state(path, self.model, self.opt))
-        idc = cfg.identity
-        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
-        pc = cfg.perceptual
-        vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
-        self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, 0.0, cfg.data.augment,
-                                   cfg.run.seed)
-        step_pass: torch.nn.Module = E4SPass(self.model)
-        if info.enabled:
-            dev = info.device
-            step_pass = DDP(step_pass, device_ids=[dev.index] if dev.type == "cuda" else None)
-        self.models = E4SModels(step_pass, self.model, self.identity, self.opt, vgg)
-        self.stop_requested = False
+        self.load_loss_networks(identity)
+        self.sampler = self.pair_sampler(same_rate=0.0)
+        self.models = E4SModels(wrap_ddp(E4SPass(self.model), info), self.model, self.identity, self.opt, self.vgg)
 
     def write_checkpoint(self, path: Path) -> Path:
         """Write the training state to ``path`` (rank 0; :meth:`RunState.save` schedules it)."""
-        idc = self.cfg.identity
-        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
-        return save_e4s_state(path, self.model, self.opt, self.step, extra)
-
-    def lr_at(self, step: int) -> float:
-        return self.cfg.optim.lr_at(step)
+        return save_e4s_state(path, self.model, self.opt, self.step, self.checkpoint_meta())
 
     def summary_extras(self) -> dict:
-        return {"faces": len(self.data.faces), "train_faces": int(len(self.train_rows)),
-                "tune_generator": self.cfg.tune_generator, "masked_layers": self.model.masked_layers}
+        return {**super().summary_extras(), "tune_generator": self.cfg.tune_generator,
+                "masked_layers": self.model.masked_layers}
 
     def local_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(faces (B, 3, R, R) [0, 1], keypoints (B, 5, 2) crop pixels) of this rank at ``step``: colour-jittered

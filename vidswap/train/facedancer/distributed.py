@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from vidswap.errors import EXIT_RESOURCE, VidswapError
 
-__all__ = ["DistributedError", "DistInfo", "init_distributed", "shutdown", "all_reduce_mean", "any_flag"]
+__all__ = ["DistributedError", "DistInfo", "init_distributed", "shutdown", "all_reduce_mean", "any_flag", "wrap_ddp"]
 
 
 class DistributedError(VidswapError):
@@ -88,3 +88,14 @@ def any_flag(flags: list[bool], info: DistInfo) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v > 0) for v in t.tolist()]
+
+
+def wrap_ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``module`` under DistributedDataParallel when the run has a process group (on its GPU for CUDA); else
+    ``module`` itself."""
+    if not info.enabled:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    dev = info.device
+    return DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)

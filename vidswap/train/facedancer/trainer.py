@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vidswap.errors import VidswapError
 from vidswap.train.facedancer import checkpoint as ckpt
 from vidswap.train.facedancer.config import TrainConfig
 from vidswap.train.facedancer.data import FaceSet, PairSampler, augment, holdout_split, local_rows
-from vidswap.train.facedancer.distributed import DistInfo
+from vidswap.train.facedancer.distributed import DistInfo, wrap_ddp
 from vidswap.train.facedancer.evaluate import Judges, evaluate_heldout, heldout_pairs, stored_heldout_gallery
 from vidswap.train.facedancer.facecache import load_face_cache, prepare_shards, write_index
 from vidswap.train.facedancer.identity import IdentityNet
@@ -76,12 +75,7 @@ class Trainer(RunState):
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
         self.step = self.resume_with(lambda path: ckpt.load_training_state(
             path, self.generator, self.disc, self.opt_g, self.opt_d, self.cfg.model))
-        swap_pass: torch.nn.Module = SwapPass(self.generator)
-        disc: torch.nn.Module = self.disc
-        if info.enabled:
-            ids = [dev.index] if dev.type == "cuda" else None
-            swap_pass = DDP(swap_pass, device_ids=ids)
-            disc = DDP(disc, device_ids=ids)
+        swap_pass, disc = wrap_ddp(SwapPass(self.generator), info), wrap_ddp(self.disc, info)
         pc = cfg.perceptual
         vgg = load_vgg16(pc.weights).to(dev) if pc.net == "vgg16" else None
         self.models = StepModels(swap_pass, disc, self.disc, self.identity, self.opt_g, self.opt_d, vgg)

@@ -26,7 +26,6 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vidswap.errors import ModelError, VidswapError
 from vidswap.models.checkpoint_file import read_tagged_checkpoint
@@ -35,7 +34,7 @@ from vidswap.swap.stylegan.importer import save_generator
 from vidswap.swap.stylegan.inversion import from_unit, mean_w, psnr, reconstruction_loss, to_unit
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 from vidswap.train.facedancer.data import holdout_split
-from vidswap.train.facedancer.distributed import DistInfo
+from vidswap.train.facedancer.distributed import DistInfo, wrap_ddp
 from vidswap.train.glo.config import GLOLossWeights, GLOTrainConfig
 from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
 from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
@@ -113,10 +112,7 @@ class GLOTrainer(RunState):
         self.opt_g = torch.optim.Adam(self.model.generator.synthesis.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
         self.opt_c = torch.optim.Adam([self.model.codes], lr=o.code_lr, betas=(o.beta1, o.beta2))
         self.step = self.resume_with(self._load_state)
-        self.step_model: nn.Module = self.model
-        if info.enabled:
-            dev = info.device
-            self.step_model = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        self.step_model: nn.Module = wrap_ddp(self.model, info)
         self.images = torch.from_numpy(self.data.faces.images[self.train_rows])  # (N, R, R, 3) uint8
         self.stop_requested = False
 

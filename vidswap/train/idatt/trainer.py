@@ -11,29 +11,22 @@ batches as an uninterrupted one. The stage's pass is DDP-wrapped when the stage 
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from vidswap.errors import VidswapError
 from vidswap.swap.stylegan.idatt import IDATT
-from vidswap.swap.stylegan.importer import load_generator
-from vidswap.train.facedancer.checkpoint import identity_meta
-from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo
+from vidswap.train.facedancer.distributed import DistInfo, wrap_ddp
 from vidswap.train.facedancer.identity import IdentityNet
-from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.idatt.checkpoint import load_idatt_state, save_idatt_state
 from vidswap.train.idatt.config import IDATTTrainConfig
 from vidswap.train.idatt.step import (STAGE_LOSSES, STAGE_PARTS, BlendPass, EncoderPass, StageModels, TransferPass,
                                       blend_step, encoder_step, idatt_step)
-from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
+from vidswap.train.loop import TrainerPlugin, TrainResult, run_method
+from vidswap.train.megafs.data import FFHQFaces
+from vidswap.train.stylegan_state import StyleGANRunState
 
 __all__ = ["IDATT_PLUGIN", "IDATTTrainer", "run_idatt_training", "stage_of"]
 
@@ -46,49 +39,28 @@ def stage_of(step: int, encoder_steps: int, idatt_steps: int) -> str:
     return "encoder" if step < encoder_steps else "idatt" if step < encoder_steps + idatt_steps else "blend"
 
 
-class IDATTTrainer(RunState):
+class IDATTTrainer(StyleGANRunState):
     """The run's state on one process (see the module doc)."""
 
     def __init__(self, cfg: IDATTTrainConfig, info: DistInfo, log: Callable[[str], None] = print,
                  identity: IdentityNet | None = None, faces: FFHQFaces | None = None):
-        self.cfg, self.info, self.log = cfg, info, log
-        self.out = Path(cfg.run.out)
-        self.ckpt_dir = self.out / "checkpoints"
-        gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else ffhq_faces_for_run(
-            cfg.data, gen.cfg.resolution, self.out, info, self.log)
-        self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
-        if len(self.train_rows) == 0:
-            raise VidswapError("no training faces left after the hold-out split (data.holdout)")
-        idc = cfg.identity
-        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
-        pc = cfg.perceptual
-        self.vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
+        gen = self.start_run(cfg, info, log, faces)
+        self.load_loss_networks(identity)
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         self.model = IDATT(cfg.model, gen).to(info.device)
-        o = cfg.optim
-        self.opts = {_OPT[s]: torch.optim.Adam([p for part in STAGE_PARTS[s] for p in
-                                                getattr(self.model, part).parameters()],
-                                               lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps) for s in _OPT}
+        self.opts = {_OPT[s]: self.adam([p for part in STAGE_PARTS[s] for p in getattr(self.model, part).parameters()])
+                     for s in _OPT}
         self.step = self.resume_with(lambda path: load_idatt_state(path, self.model, self.opts))
-        self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
-                                   cfg.data.augment, cfg.run.seed)
+        self.sampler = self.pair_sampler()
         self._stage: tuple[str, StageModels] | None = None
-        self.stop_requested = False
 
     def write_checkpoint(self, path: Path) -> Path:
-        idc = self.cfg.identity
-        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
         return save_idatt_state(path, self.model, self.opts, self.step, self.cfg.encoder_steps,
-                                self.cfg.idatt_steps, extra)
-
-    def lr_at(self, step: int) -> float:
-        return self.cfg.optim.lr_at(step)
+                                self.cfg.idatt_steps, self.checkpoint_meta())
 
     def summary_extras(self) -> dict:
         return {"encoder_steps": self.cfg.encoder_steps, "idatt_steps": self.cfg.idatt_steps,
-                "faces": len(self.data.faces), "train_faces": int(len(self.train_rows))}
+                **super().summary_extras()}
 
     def stage(self, step: int) -> tuple[str, StageModels]:
         """(stage name, the stage's models) of ``step``; the pass is built (and DDP-wrapped) once per stage."""
@@ -98,21 +70,9 @@ class IDATTTrainer(RunState):
             for part in STAGE_PARTS[name]:
                 getattr(self.model, part).requires_grad_(True)
             step_pass: torch.nn.Module = _PASSES[name](self.model)
-            if self.info.enabled:
-                dev = self.info.device
-                step_pass = DDP(step_pass, device_ids=[dev.index] if dev.type == "cuda" else None)
+            step_pass = wrap_ddp(step_pass, self.info)
             self._stage = (name, StageModels(step_pass, self.model, self.identity, self.opts[_OPT[name]], self.vgg))
         return self._stage
-
-    def local_batch(self, step: int):
-        """(source, target, source kps, target kps, same) of this rank at ``step`` (augmented, on the device)."""
-        pb = self.sampler(step).slice(self.info.rank, self.info.world)
-        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
-        dev, d = self.info.device, self.data
-        xt = augment(d.faces.tensor(t_rows), pb.aug_t).to(dev)
-        xs = augment(d.faces.tensor(s_rows), pb.aug_s).to(dev)
-        return (xs, xt, torch.from_numpy(d.kps[s_rows]).to(dev), torch.from_numpy(d.kps[t_rows]).to(dev),
-                pb.same.to(dev))
 
     def run_steps(self, until: int, on_step=None, images=None, save_due=lambda step: False) -> bool:
         """Train up to step ``until``; False when stopped early by SIGTERM."""
@@ -121,7 +81,7 @@ class IDATTTrainer(RunState):
             for group in models.opt.param_groups:
                 group["lr"] = self.cfg.optim.lr_at(self.step)
             t0 = time.perf_counter()
-            xs, xt, ks, kt, same = self.local_batch(self.step)
+            xs, xt, ks, kt, same = self.local_pairs(self.step)
             if name == "encoder":
                 losses, out = encoder_step(models, xt, kt, self.cfg.loss)
             else:

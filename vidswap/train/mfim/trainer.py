@@ -13,95 +13,48 @@ and N processes see the same batch and a resumed run the same batches as an unin
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from vidswap.errors import VidswapError
-from vidswap.swap.stylegan.importer import load_generator
 from vidswap.swap.stylegan.mfim import MFIM
-from vidswap.train.facedancer.checkpoint import identity_meta
-from vidswap.train.facedancer.data import PairSampler, augment, holdout_split
-from vidswap.train.facedancer.distributed import DistInfo
+from vidswap.train.facedancer.distributed import DistInfo, wrap_ddp
 from vidswap.train.facedancer.identity import IdentityNet
 from vidswap.train.facedancer.model import Discriminator, FaceDancerConfig
-from vidswap.train.facedancer.perceptual import load_vgg16
 from vidswap.train.facedancer.plot import moving_average, read_metrics
-from vidswap.train.loop import RunState, TrainerPlugin, TrainResult, run_method
-from vidswap.train.megafs.data import FFHQFaces, ffhq_faces_for_run
+from vidswap.train.loop import TrainerPlugin, TrainResult, run_method
+from vidswap.train.megafs.data import FFHQFaces
 from vidswap.train.mfim.checkpoint import load_mfim_state, save_mfim_state
 from vidswap.train.mfim.config import MFIMTrainConfig
 from vidswap.train.mfim.step import LOSSES, StepModels, SwapPass, mfim_step
+from vidswap.train.stylegan_state import StyleGANRunState
 
 __all__ = ["MFIM_PLUGIN", "MFIMTrainer", "run_mfim_training", "plot_mfim_run"]
 
 
-def _ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    if not info.enabled:
-        return module
-    dev = info.device
-    return DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-
-class MFIMTrainer(RunState):
+class MFIMTrainer(StyleGANRunState):
     """The run's state on one process (see the module doc)."""
 
     def __init__(self, cfg: MFIMTrainConfig, info: DistInfo, log: Callable[[str], None] = print,
                  identity: IdentityNet | None = None, faces: FFHQFaces | None = None):
-        self.cfg, self.info, self.log = cfg, info, log
-        self.out = Path(cfg.run.out)
-        self.ckpt_dir = self.out / "checkpoints"
-        gen = load_generator(cfg.generator.checkpoint)
-        self.data = faces if faces is not None else ffhq_faces_for_run(
-            cfg.data, gen.cfg.resolution, self.out, info, self.log)
-        self.train_rows, _ = holdout_split(self.data.faces, cfg.data.holdout)
-        if len(self.train_rows) == 0:
-            raise VidswapError("no training faces left after the hold-out split (data.holdout)")
-        idc = cfg.identity
-        self.identity = (identity or IdentityNet.load(idc.onnx, idc.input_mean, idc.input_std)).to(info.device)
-        pc = cfg.perceptual
-        self.vgg = load_vgg16(pc.weights).to(info.device) if pc.net == "vgg16" else None
+        gen = self.start_run(cfg, info, log, faces)
+        self.load_loss_networks(identity)
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         self.model = MFIM(cfg.model, gen).to(info.device)
         self.disc = Discriminator(FaceDancerConfig(size=gen.cfg.resolution,
                                                    disc_channels=tuple(cfg.discriminator.channels))).to(info.device)
-        o = cfg.optim
-        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps)
+        self.opt_e, self.opt_d = self.adam(self.model.encoder.parameters()), self.adam(self.disc.parameters())
         self.step = self.resume_with(
             lambda path: load_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d))
-        self.sampler = PairSampler(len(self.train_rows), cfg.run.batch_size * info.world, cfg.data.same_rate,
-                                   cfg.data.augment, cfg.run.seed)
-        self.models = StepModels(_ddp(SwapPass(self.model), info), _ddp(self.disc, info), self.disc, self.identity,
-                                 self.opt_e, self.opt_d, self.vgg)
-        self.stop_requested = False
+        self.sampler = self.pair_sampler()
+        self.models = StepModels(wrap_ddp(SwapPass(self.model), info), wrap_ddp(self.disc, info), self.disc,
+                                 self.identity, self.opt_e, self.opt_d, self.vgg)
 
     def write_checkpoint(self, path: Path) -> Path:
-        idc = self.cfg.identity
-        extra = {"train_config": json.dumps(asdict(self.cfg), default=str),
-                 **identity_meta(idc.onnx, idc.input_mean, idc.input_std)}
-        return save_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d, self.step, extra)
-
-    def lr_at(self, step: int) -> float:
-        return self.cfg.optim.lr_at(step)
-
-    def summary_extras(self) -> dict:
-        return {"faces": len(self.data.faces), "train_faces": int(len(self.train_rows))}
-
-    def local_batch(self, step: int):
-        """(source, target, source kps, target kps) of this rank at ``step`` (augmented, on the device)."""
-        pb = self.sampler(step).slice(self.info.rank, self.info.world)
-        t_rows, s_rows = self.train_rows[pb.target.numpy()], self.train_rows[pb.source.numpy()]
-        dev, d = self.info.device, self.data
-        xt = augment(d.faces.tensor(t_rows), pb.aug_t).to(dev)
-        xs = augment(d.faces.tensor(s_rows), pb.aug_s).to(dev)
-        return xs, xt, torch.from_numpy(d.kps[s_rows]).to(dev), torch.from_numpy(d.kps[t_rows]).to(dev)
+        return save_mfim_state(path, self.model, self.disc, self.opt_e, self.opt_d, self.step, self.checkpoint_meta())
 
     def run_steps(self, until: int, on_step=None, images=None, save_due=lambda step: False) -> bool:
         """Train up to step ``until``; False when stopped early by SIGTERM."""
@@ -111,7 +64,7 @@ class MFIMTrainer(RunState):
                 for group in opt.param_groups:
                     group["lr"] = lr
             t0 = time.perf_counter()
-            xs, xt, ks, kt = self.local_batch(self.step)
+            xs, xt, ks, kt, _ = self.local_pairs(self.step)
             losses, out = mfim_step(self.models, xs, xt, ks, kt, self.cfg.loss)
             dt = time.perf_counter() - t0
             self.step += 1
