@@ -25,7 +25,6 @@ fine-tuned when the run tuned it), so one file is all a render needs. The core
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.errors import ConfigError, ModelError
+from vidswap.errors import ConfigError
 from vidswap.faces.align import kps5_from_landmarks, warp_to_crop
 from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
 from vidswap.swap.stylegan.e4s import E4S, E4SConfig, region_select
-from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
+from vidswap.swap.stylegan.generator import StyleGAN2Generator
 from vidswap.swap.stylegan.inversion import from_unit
-from vidswap.swap.stylegan.megafs_core import load_prefixed
+from vidswap.swap.stylegan.recorded import build_recorded, load_prefixed, recorded_configs, recorded_generator
 
-__all__ = ["TRAIN_FORMAT", "E4SCoreConfig", "E4SCore", "E4SIdentity", "read_e4s", "load_e4s", "e4s_configs",
+__all__ = ["TRAIN_FORMAT", "E4SCoreConfig", "E4SCore", "E4SIdentity", "read_e4s", "load_e4s",
            "build_e4s"]
 
 TRAIN_FORMAT = "vidswap.e4s.train"
@@ -56,30 +55,16 @@ def read_e4s(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                                   "`vidswap train` with an E4S train.yaml (method: e4s)")
 
 
-def e4s_configs(meta: dict[str, str], path: Path) -> tuple[E4SConfig, StyleGANConfig]:
-    """The encoder config and the generator config a checkpoint records."""
-    try:
-        return E4SConfig.from_json(meta["config"]), StyleGANConfig.from_dict(json.loads(meta["stylegan_config"]))
-    except (KeyError, ValueError, TypeError, ConfigError) as exc:
-        raise ModelError(f"E4S checkpoint {path} has no readable model config: {exc}") from None
-
-
 def load_e4s(path: str | Path, resolution: int | None = None) -> tuple[E4S, dict[str, str]]:
     """(E4S model in eval mode, metadata) from a checkpoint; ``resolution`` (when given) must be the
     generator's."""
     path = Path(path)
     tensors, meta = read_e4s(path)
-    cfg, gcfg = e4s_configs(meta, path)
-    if resolution is not None and gcfg.resolution != resolution:
-        raise ModelError(f"{path.name}: generator is {gcfg.resolution}x{gcfg.resolution}, this core needs "
-                         f"{resolution}x{resolution}")
-    gen = StyleGAN2Generator(gcfg)
-    load_prefixed(gen, tensors, "S", path)
-    try:
-        model = E4S(cfg, gen)
-    except ConfigError as exc:
-        raise ModelError(f"E4S checkpoint {path}: {exc}") from None
-    load_prefixed(model.encoder, tensors, "E", path)
+    cfg, gcfg = recorded_configs(meta, path, "E4S", E4SConfig)
+    gen = recorded_generator(gcfg, path, resolution)
+    load_prefixed(gen, tensors, "S", path, "E4S")
+    model = build_recorded("E4S", path, lambda: E4S(cfg, gen))
+    load_prefixed(model.encoder, tensors, "E", path, "E4S")
     if "w_avg" in tensors:
         model.w_avg.copy_(tensors["w_avg"])
     return model.eval(), meta

@@ -22,26 +22,25 @@ The core
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from vidswap.errors import ConfigError, ModelError
+from vidswap.errors import ConfigError
 from vidswap.faces.align import kps5_from_landmarks, warp_to_crop
 from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
-from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.idatt import IDATT, IDATTConfig, source_keys
 from vidswap.swap.stylegan.inversion import from_unit
+from vidswap.swap.stylegan.recorded import build_recorded, load_prefixed, recorded_configs, recorded_generator
 
-__all__ = ["TRAIN_FORMAT", "IDATTCoreConfig", "IDATTCore", "IDATTIdentity", "read_idatt", "idatt_configs",
-           "load_idatt_weights", "load_idatt", "blend_trained", "build_idatt"]
+__all__ = ["TRAIN_FORMAT", "IDATTCoreConfig", "IDATTCore", "IDATTIdentity", "read_idatt", "load_idatt_weights",
+           "load_idatt", "blend_trained", "build_idatt"]
 
 TRAIN_FORMAT = "vidswap.idatt.train"
 
@@ -52,28 +51,12 @@ def read_idatt(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                                   "`vidswap train` with an IDATT train.yaml (method: idatt)")
 
 
-def idatt_configs(meta: dict[str, str], path: Path) -> tuple[IDATTConfig, StyleGANConfig]:
-    """The model config and the generator config a checkpoint records."""
-    try:
-        return IDATTConfig.from_json(meta["config"]), StyleGANConfig.from_dict(json.loads(meta["stylegan_config"]))
-    except (KeyError, ValueError, TypeError, ConfigError) as exc:
-        raise ModelError(f"IDATT checkpoint {path} has no readable model config: {exc}") from None
-
-
-def _load_strict(module: nn.Module, sub: dict[str, Tensor], path: Path) -> None:
-    try:
-        module.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"IDATT checkpoint {path} does not fit its recorded architecture ({first})") from None
-
-
 def load_idatt_weights(model: IDATT, tensors: dict[str, Tensor], path: Path) -> None:
     """The ``S.*`` generator and ``I.*`` trainable tensors into ``model`` (strict); ModelError on a mismatch."""
-    _load_strict(model.generator, {k[2:]: v for k, v in tensors.items() if k.startswith("S.")}, path)
-    own = {k[2:]: v for k, v in tensors.items() if k.startswith("I.")}
-    own.update({f"generator.{k}": v for k, v in model.generator.state_dict().items()})
-    _load_strict(model, own, path)
+    load_prefixed(model.generator, tensors, "S", path, "IDATT")
+    own = {k: v for k, v in tensors.items() if k.startswith("I.")}
+    own.update({f"I.generator.{k}": v for k, v in model.generator.state_dict().items()})
+    load_prefixed(model, own, "I", path, "IDATT")
 
 
 def blend_trained(meta: dict[str, str]) -> bool:
@@ -88,14 +71,9 @@ def load_idatt(path: str | Path, resolution: int | None = None) -> tuple[IDATT, 
     """(IDATT model in eval mode, metadata); ``resolution`` (when given) must be the generator's."""
     path = Path(path)
     tensors, meta = read_idatt(path)
-    cfg, gcfg = idatt_configs(meta, path)
-    if resolution is not None and gcfg.resolution != resolution:
-        raise ModelError(f"{path.name}: generator is {gcfg.resolution}x{gcfg.resolution}, this core needs "
-                         f"{resolution}x{resolution}")
-    try:
-        model = IDATT(cfg, StyleGAN2Generator(gcfg))
-    except ConfigError as exc:
-        raise ModelError(f"IDATT checkpoint {path}: {exc}") from None
+    cfg, gcfg = recorded_configs(meta, path, "IDATT", IDATTConfig)
+    gen = recorded_generator(gcfg, path, resolution)
+    model = build_recorded("IDATT", path, lambda: IDATT(cfg, gen))
     load_idatt_weights(model, tensors, path)
     return model.eval(), meta
 

@@ -18,7 +18,6 @@ trained with (``S.*``), so one file is all a render needs. The core
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.errors import ConfigError, ModelError
+from vidswap.errors import ConfigError
 from vidswap.faces.align import warp_to_crop
 from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
-from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.inversion import from_unit
 from vidswap.swap.stylegan.megafs import MegaFS, MegaFSConfig, WPlusPlus
+from vidswap.swap.stylegan.recorded import build_recorded, load_prefixed, recorded_configs, recorded_generator
 
 __all__ = ["TRAIN_FORMAT", "MegaFSCoreConfig", "MegaFSCore", "MegaFSIdentity", "read_megafs", "load_megafs",
-           "megafs_configs", "build_megafs"]
+           "build_megafs"]
 
 TRAIN_FORMAT = "vidswap.megafs.train"
 
@@ -48,42 +47,17 @@ def read_megafs(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                                   "`vidswap train` with a MegaFS train.yaml")
 
 
-def megafs_configs(meta: dict[str, str], path: Path) -> tuple[MegaFSConfig, StyleGANConfig]:
-    """The encoder/FTM config and the generator config a checkpoint records."""
-    try:
-        return (MegaFSConfig.from_json(meta["config"]),
-                StyleGANConfig.from_dict(json.loads(meta["stylegan_config"])))
-    except (KeyError, ValueError, TypeError, ConfigError) as exc:
-        raise ModelError(f"MegaFS checkpoint {path} has no readable model config: {exc}") from None
-
-
-def load_prefixed(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str, path: Path) -> None:
-    """Load the ``prefix.*`` tensors into ``module`` (strict); ModelError naming the mismatch."""
-    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"MegaFS checkpoint {path} does not fit its recorded architecture ({first})") from None
-
-
 def load_megafs(path: str | Path, resolution: int | None = None) -> tuple[MegaFS, dict[str, str]]:
     """(MegaFS model in eval mode, metadata) from a checkpoint; ``resolution`` (when given) must be the
     generator's."""
     path = Path(path)
     tensors, meta = read_megafs(path)
-    cfg, gcfg = megafs_configs(meta, path)
-    if resolution is not None and gcfg.resolution != resolution:
-        raise ModelError(f"{path.name}: generator is {gcfg.resolution}x{gcfg.resolution}, this core needs "
-                         f"{resolution}x{resolution}")
-    gen = StyleGAN2Generator(gcfg)
-    load_prefixed(gen, tensors, "S", path)
-    try:
-        model = MegaFS(cfg, gen)
-    except ConfigError as exc:
-        raise ModelError(f"MegaFS checkpoint {path}: {exc}") from None
-    load_prefixed(model.encoder, tensors, "E", path)
-    load_prefixed(model.ftm, tensors, "F", path)
+    cfg, gcfg = recorded_configs(meta, path, "MegaFS", MegaFSConfig)
+    gen = recorded_generator(gcfg, path, resolution)
+    load_prefixed(gen, tensors, "S", path, "MegaFS")
+    model = build_recorded("MegaFS", path, lambda: MegaFS(cfg, gen))
+    load_prefixed(model.encoder, tensors, "E", path, "MegaFS")
+    load_prefixed(model.ftm, tensors, "F", path, "MegaFS")
     if "w_avg" in tensors:
         model.w_avg.copy_(tensors["w_avg"])
     return model.eval(), meta

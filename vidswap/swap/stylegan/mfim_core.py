@@ -22,7 +22,6 @@ optimiser states are for resuming only). The core
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +35,11 @@ from vidswap.models.checkpoint_file import read_tagged_checkpoint
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.swap.facedancer import border_alpha
 from vidswap.swap.stylegan.align import FFHQCrop
-from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.inversion import from_unit
 from vidswap.swap.stylegan.mfim import MFIM, MFIMConfig, id_source_styles
+from vidswap.swap.stylegan.recorded import build_recorded, load_prefixed, recorded_configs, recorded_generator
 
-__all__ = ["TRAIN_FORMAT", "MFIMCoreConfig", "MFIMCore", "MFIMIdentity", "read_mfim", "load_mfim", "mfim_configs",
-           "load_part", "build_mfim"]
+__all__ = ["TRAIN_FORMAT", "MFIMCoreConfig", "MFIMCore", "MFIMIdentity", "read_mfim", "load_mfim", "build_mfim"]
 
 TRAIN_FORMAT = "vidswap.mfim.train"
 
@@ -52,39 +50,15 @@ def read_mfim(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                                   "`vidswap train` with an MFIM train.yaml")
 
 
-def mfim_configs(meta: dict[str, str], path: Path) -> tuple[MFIMConfig, StyleGANConfig]:
-    """The encoder config and the generator config a checkpoint records."""
-    try:
-        return MFIMConfig.from_json(meta["config"]), StyleGANConfig.from_dict(json.loads(meta["stylegan_config"]))
-    except (KeyError, ValueError, TypeError, ConfigError) as exc:
-        raise ModelError(f"MFIM checkpoint {path} has no readable model config: {exc}") from None
-
-
-def load_part(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str, path: Path) -> None:
-    """Load the ``prefix.*`` tensors into ``module`` (strict); ModelError naming the mismatch."""
-    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"MFIM checkpoint {path} does not fit its recorded architecture ({first})") from None
-
-
 def load_mfim(path: str | Path, resolution: int | None = None) -> tuple[MFIM, dict[str, str]]:
     """(MFIM model in eval mode, metadata) from a checkpoint; ``resolution`` (when given) must be the generator's."""
     path = Path(path)
     tensors, meta = read_mfim(path)
-    cfg, gcfg = mfim_configs(meta, path)
-    if resolution is not None and gcfg.resolution != resolution:
-        raise ModelError(f"{path.name}: generator is {gcfg.resolution}x{gcfg.resolution}, this core needs "
-                         f"{resolution}x{resolution}")
-    gen = StyleGAN2Generator(gcfg)
-    load_part(gen, tensors, "S", path)
-    try:
-        model = MFIM(cfg, gen)
-    except ConfigError as exc:
-        raise ModelError(f"MFIM checkpoint {path}: {exc}") from None
-    load_part(model.encoder, tensors, "E", path)
+    cfg, gcfg = recorded_configs(meta, path, "MFIM", MFIMConfig)
+    gen = recorded_generator(gcfg, path, resolution)
+    load_prefixed(gen, tensors, "S", path, "MFIM")
+    model = build_recorded("MFIM", path, lambda: MFIM(cfg, gen))
+    load_prefixed(model.encoder, tensors, "E", path, "MFIM")
     if tensors.get("s_avg") is None or tensors["s_avg"].shape != model.s_avg.shape:
         raise ModelError(f"MFIM checkpoint {path} does not fit its recorded architecture (mean styles s_avg)")
     model.s_avg.copy_(tensors["s_avg"])

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from vidswap.errors import ModelError
-from vidswap.swap.stylegan.e4s import E4S
-from vidswap.swap.stylegan.e4s_core import TRAIN_FORMAT, e4s_configs, read_e4s
-from vidswap.swap.stylegan.megafs_core import load_prefixed
+from vidswap.swap.stylegan.e4s import E4S, E4SConfig
+from vidswap.swap.stylegan.e4s_core import TRAIN_FORMAT, read_e4s
+from vidswap.swap.stylegan.recorded import load_prefixed, recorded_configs, require_architecture
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 
 __all__ = ["save_e4s_state", "load_e4s_state"]
@@ -42,13 +42,10 @@ def load_e4s_state(path: str | Path, model: E4S, opt: torch.optim.Optimizer) -> 
     not E4S, or of another architecture / generator than ``model``."""
     path = Path(path)
     tensors, meta = read_e4s(path)
-    cfg, gcfg = e4s_configs(meta, path)
-    if cfg != model.cfg or gcfg != model.generator.cfg:
-        raise ModelError(f"checkpoint {path} is of another architecture than train.yaml's: saved model "
-                         f"{cfg.to_json()} on a {gcfg.resolution} px generator vs {model.cfg.to_json()} on "
-                         f"{model.generator.cfg.resolution} px")
-    load_prefixed(model.encoder, tensors, "E", path)
-    load_prefixed(model.generator, tensors, "S", path)
+    cfg, gcfg = recorded_configs(meta, path, "E4S", E4SConfig)
+    require_architecture(cfg, gcfg, model, path)
+    load_prefixed(model.encoder, tensors, "E", path, "E4S")
+    load_prefixed(model.generator, tensors, "S", path, "E4S")
     model.w_avg.copy_(tensors["w_avg"])
     if "opt" not in meta:
         raise ModelError(f"checkpoint {path} has no optimiser state (not a training checkpoint)")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from vidswap.errors import ModelError
-from vidswap.swap.stylegan.idatt import IDATT
-from vidswap.swap.stylegan.idatt_core import TRAIN_FORMAT, idatt_configs, load_idatt_weights, read_idatt
+from vidswap.swap.stylegan.idatt import IDATT, IDATTConfig
+from vidswap.swap.stylegan.idatt_core import TRAIN_FORMAT, load_idatt_weights, read_idatt
+from vidswap.swap.stylegan.recorded import recorded_configs, require_architecture
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 
 __all__ = ["OPTIMISERS", "save_idatt_state", "load_idatt_state"]
@@ -46,11 +46,8 @@ def load_idatt_state(path: str | Path, model: IDATT, opts: dict[str, torch.optim
     unreadable, not IDATT, or of another architecture / generator than ``model``."""
     path = Path(path)
     tensors, meta = read_idatt(path)
-    cfg, gcfg = idatt_configs(meta, path)
-    if cfg != model.cfg or gcfg != model.generator.cfg:
-        raise ModelError(f"checkpoint {path} is of another architecture than train.yaml's: saved model "
-                         f"{cfg.to_json()} on a {gcfg.resolution} px generator vs {model.cfg.to_json()} on "
-                         f"{model.generator.cfg.resolution} px")
+    cfg, gcfg = recorded_configs(meta, path, "IDATT", IDATTConfig)
+    require_architecture(cfg, gcfg, model, path)
     load_idatt_weights(model, tensors, path)
     for name in OPTIMISERS:
         load_optimizer(opts[name], tensors, name, meta[name])

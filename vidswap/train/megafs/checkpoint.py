@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from vidswap.errors import ModelError
-from vidswap.swap.stylegan.megafs import MegaFS
-from vidswap.swap.stylegan.megafs_core import TRAIN_FORMAT, load_prefixed, megafs_configs, read_megafs
+from vidswap.swap.stylegan.megafs import MegaFS, MegaFSConfig
+from vidswap.swap.stylegan.megafs_core import TRAIN_FORMAT, read_megafs
+from vidswap.swap.stylegan.recorded import load_prefixed, recorded_configs, require_architecture
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 
 __all__ = ["save_megafs_state", "load_megafs_state"]
@@ -45,14 +45,10 @@ def load_megafs_state(path: str | Path, model: MegaFS, opt_e: torch.optim.Optimi
     unreadable, not MegaFS, or of another architecture / generator than ``model``."""
     path = Path(path)
     tensors, meta = read_megafs(path)
-    cfg, gcfg = megafs_configs(meta, path)
-    if cfg != model.cfg or gcfg != model.generator.cfg:
-        raise ModelError(f"checkpoint {path} is of another architecture than train.yaml's: saved model "
-                         f"{cfg.to_json()} on a {gcfg.resolution} px generator vs {model.cfg.to_json()} on "
-                         f"{model.generator.cfg.resolution} px")
-    load_prefixed(model.encoder, tensors, "E", path)
-    load_prefixed(model.ftm, tensors, "F", path)
-    load_prefixed(model.generator, tensors, "S", path)
+    cfg, gcfg = recorded_configs(meta, path, "MegaFS", MegaFSConfig)
+    require_architecture(cfg, gcfg, model, path)
+    for part, prefix in ((model.encoder, "E"), (model.ftm, "F"), (model.generator, "S")):
+        load_prefixed(part, tensors, prefix, path, "MegaFS")
     model.w_avg.copy_(tensors["w_avg"])
     load_optimizer(opt_e, tensors, "optE", meta["optE"])
     load_optimizer(opt_f, tensors, "optF", meta["optF"])

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from vidswap.errors import ModelError
-from vidswap.swap.stylegan.mfim import MFIM
-from vidswap.swap.stylegan.mfim_core import TRAIN_FORMAT, load_part, mfim_configs, read_mfim
+from vidswap.swap.stylegan.mfim import MFIM, MFIMConfig
+from vidswap.swap.stylegan.mfim_core import TRAIN_FORMAT, read_mfim
+from vidswap.swap.stylegan.recorded import load_prefixed, recorded_configs, require_architecture
 from vidswap.train.facedancer.checkpoint import atomic_save, load_optimizer, optimizer_tensors
 
 __all__ = ["save_mfim_state", "load_mfim_state"]
@@ -47,14 +48,10 @@ def load_mfim_state(path: str | Path, model: MFIM, disc: nn.Module, opt_e: torch
     when unreadable, not MFIM, or of another architecture / generator than ``model``."""
     path = Path(path)
     tensors, meta = read_mfim(path)
-    cfg, gcfg = mfim_configs(meta, path)
-    if cfg != model.cfg or gcfg != model.generator.cfg:
-        raise ModelError(f"checkpoint {path} is of another architecture than train.yaml's: saved model "
-                         f"{cfg.to_json()} on a {gcfg.resolution} px generator vs {model.cfg.to_json()} on "
-                         f"{model.generator.cfg.resolution} px")
-    load_part(model.encoder, tensors, "E", path)
-    load_part(model.generator, tensors, "S", path)
-    load_part(disc, tensors, "D", path)
+    cfg, gcfg = recorded_configs(meta, path, "MFIM", MFIMConfig)
+    require_architecture(cfg, gcfg, model, path)
+    for part, prefix in ((model.encoder, "E"), (model.generator, "S"), (disc, "D")):
+        load_prefixed(part, tensors, prefix, path, "MFIM")
     model.s_avg.copy_(tensors["s_avg"])
     try:
         load_optimizer(opt_e, tensors, "optE", meta["optE"])
