@@ -10,12 +10,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from media_helpers import assert_first_frames_timing_and_audio, read_frames
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from stylegan_core_checks import assert_exit_4_one_line, assert_face_replaced, bad_checkpoints, run_core
 
-from vidswap.cli import main
 from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.e4s import E4S, E4SConfig
 from vidswap.train.e4s.checkpoint import save_e4s_state
@@ -37,11 +35,7 @@ def checkpoint(tmp_path_factory):
 
 
 def _run(clip, source, checkpoint, out, shot_text: str = "", command: tuple[str, ...] = ("run",)):
-    shot = out.parent / f"{out.stem}.yaml"
-    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-3\noutput: {{path: {out}, codec: ffv1}}\n"
-                    + shot_text)
-    return CliRunner().invoke(main, [*command, "--config", str(shot), "--swap-core", "e4s", "--checkpoint",
-                                     str(checkpoint), "-q"])
+    return run_core("e4s", clip, source, checkpoint, out, shot_text, command=command)
 
 
 def test_run_with_the_e4s_core_tunes_once_and_renders_a_real_clip(media, checkpoint, tmp_path):
@@ -51,12 +45,7 @@ def test_run_with_the_e4s_core_tunes_once_and_renders_a_real_clip(media, checkpo
     assert result.exit_code == 0, result.output
     assert "swapped 4 frames" in result.output
     assert_first_frames_timing_and_audio(clip, out, 4)
-    got = [f.astype(np.float32) for f in read_frames(out)]
-    plate = [f.astype(np.float32) for f in read_frames(clip)][:4]
-    diff = np.stack([np.abs(g - p).mean(-1) for g, p in zip(got, plate)])  # (4, H, W)
-    h, w = diff.shape[1:]
-    assert (diff[:, h // 4: 3 * h // 4, w // 3: 2 * w // 3] > 8).mean() > 0.2  # the face is replaced
-    assert diff[:, :, : w // 8].max() < 3 and diff[:, :, -w // 8:].max() < 3  # the frame border is the plate's
+    assert_face_replaced(clip, out, 4)
     # the tune step fine-tuned the generator on the clip's frames rendered from their own regional codes
     tune_dir = tmp_path / "out.vidswap" / "tune"
     (tuned,) = tune_dir.glob("e4s_*.safetensors")
@@ -71,7 +60,8 @@ def test_run_with_the_e4s_core_tunes_once_and_renders_a_real_clip(media, checkpo
     assert result.exit_code == 0, result.output
     assert tuned.stat().st_mtime_ns == stamp and len(list(tune_dir.iterdir())) == 2
     (chunk,) = (tmp_path / "out.vidswap" / "chunks").glob("*/00000002-00000003.mkv")
-    assert all(np.array_equal(a, b.astype(np.float32)) for a, b in zip(got[2:], read_frames(chunk, limit=2)))
+    got = read_frames(out)
+    assert all(np.array_equal(a, b) for a, b in zip(got[2:], read_frames(chunk, limit=2)))
 
 
 def _batch(crops: torch.Tensor):
@@ -111,22 +101,6 @@ def test_e4s_core_swaps_the_selected_regions_codes(checkpoint):
 
 def test_e4s_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
     clip, source = media("single_face_clip"), media("astronaut")
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(checkpoint.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"encoder.weight": torch.zeros(2, 2)}, str(other), metadata={"format": "vidswap.megafs.train"})
-    with safe_open(str(checkpoint), "pt") as fh:
-        meta = fh.metadata()
-    wrong = tmp_path / "wrong.safetensors"  # the recorded architecture does not match the tensors
-    save_file(load_file(str(checkpoint)), str(wrong), metadata={**meta, "config": meta["config"].replace(
-        '"hidden": 16', '"hidden": 32')})
-    cases = [(corrupt, "", "unreadable (corrupt, truncated or not safetensors)"),
-             (other, "", "is not a vidswap E4S checkpoint"),
-             (wrong, "", "does not fit its recorded architecture"),
-             (checkpoint, "swap: {e4s: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
-             (tmp_path / "missing.safetensors", "", "does not exist")]
-    for path, settings, needle in cases:
-        result = _run(clip, source, path, tmp_path / "bad.mkv", settings)
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert result.exit_code == 4, result.output
-        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
+    cases = bad_checkpoints(checkpoint, tmp_path, "e4s", "is not a vidswap E4S checkpoint",
+                            ('"hidden": 16', '"hidden": 32'), other_format="vidswap.megafs.train")
+    assert_exit_4_one_line("e4s", clip, source, cases, tmp_path)

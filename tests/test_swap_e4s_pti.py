@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from media_helpers import assert_first_frames_timing_and_audio, read_frames
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from stylegan_core_checks import assert_exit_4_one_line, assert_face_replaced, bad_checkpoints, run_core
 
-from vidswap.cli import main
 from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.importer import save_generator
 
@@ -28,11 +27,7 @@ def checkpoint(tmp_path_factory):
 
 
 def _run(clip, source, checkpoint, out, shot_text: str, command: tuple[str, ...] = ("run",)):
-    shot = out.parent / f"{out.stem}.yaml"
-    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-3\noutput: {{path: {out}, codec: ffv1}}\n"
-                    + shot_text)
-    return CliRunner().invoke(main, [*command, "--config", str(shot), "--swap-core", "e4s-pti", "--checkpoint",
-                                     str(checkpoint), "-q"])
+    return run_core("e4s-pti", clip, source, checkpoint, out, shot_text, command=command)
 
 
 def test_run_with_the_e4s_pti_core_tunes_once_and_renders_a_real_clip(media, checkpoint, tmp_path):
@@ -43,12 +38,7 @@ def test_run_with_the_e4s_pti_core_tunes_once_and_renders_a_real_clip(media, che
     assert result.exit_code == 0, result.output
     assert "swapped 4 frames" in result.output
     assert_first_frames_timing_and_audio(clip, out, 4)
-    got = [f.astype(np.float32) for f in read_frames(out)]
-    plate = [f.astype(np.float32) for f in read_frames(clip)][:4]
-    diff = np.stack([np.abs(g - p).mean(-1) for g, p in zip(got, plate)])  # (4, H, W)
-    h, w = diff.shape[1:]
-    assert (diff[:, h // 4: 3 * h // 4, w // 3: 2 * w // 3] > 8).mean() > 0.2  # the face is replaced
-    assert diff[:, :, : w // 8].max() < 3 and diff[:, :, -w // 8:].max() < 3  # the frame border is the plate's
+    assert_face_replaced(clip, out, 4)
     # PTI ran in the tune step: the generator's weights moved and fit the clip's pivots better than the checkpoint
     tune_dir = tmp_path / "out.vidswap" / "tune"
     (tuned,) = tune_dir.glob("e4s_pti_*.safetensors")
@@ -63,24 +53,15 @@ def test_run_with_the_e4s_pti_core_tunes_once_and_renders_a_real_clip(media, che
     assert result.exit_code == 0, result.output
     assert tuned.stat().st_mtime_ns == stamp and len(list(tune_dir.iterdir())) == 2
     (chunk,) = (tmp_path / "out.vidswap" / "chunks").glob("*/00000002-00000003.mkv")
-    assert all(np.array_equal(a, b.astype(np.float32)) for a, b in zip(got[2:], read_frames(chunk, limit=2)))
+    got = read_frames(out)
+    assert all(np.array_equal(a, b) for a, b in zip(got[2:], read_frames(chunk, limit=2)))
     assert len(read_frames(chunk)) == 2
 
 
 def test_e4s_pti_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
     clip, source = media("single_face_clip"), media("astronaut")
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(checkpoint.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"encoder.weight": torch.zeros(2, 2)}, str(other))
-    cases = [(corrupt, "", "not a readable safetensors file"),
-             (other, "", "not a vidswap StyleGAN2 checkpoint"),
-             (checkpoint, "swap: {e4s-pti: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
-             (tmp_path / "missing.safetensors", "", "does not exist")]
-    for path, settings, needle in cases:
-        result = _run(clip, source, path, tmp_path / "bad.mkv", settings)
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert result.exit_code == 4, result.output
-        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
+    cases = bad_checkpoints(checkpoint, tmp_path, "e4s-pti", "not a vidswap StyleGAN2 checkpoint", None,
+                            unreadable="not a readable safetensors file")
+    assert_exit_4_one_line("e4s-pti", clip, source, cases, tmp_path)
     result = _run(clip, source, checkpoint, tmp_path / "bad.mkv", "swap: {e4s-pti: {id_start: 5, id_stop: 50}}\n")
     assert result.exit_code == 2 and "0 <= start < stop <= 10" in result.output, result.output

@@ -4,14 +4,11 @@ and the bad-checkpoint exits."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from media_helpers import assert_first_frames_timing_and_audio, read_frames
-from safetensors.torch import save_file
+from media_helpers import assert_first_frames_timing_and_audio
+from stylegan_core_checks import assert_exit_4_one_line, assert_face_replaced, bad_checkpoints, run_core
 
-from vidswap.cli import main
 from vidswap.swap.stylegan import StyleGAN2Generator, StyleGANConfig
 from vidswap.swap.stylegan.megafs import MegaFS, MegaFSConfig
 from vidswap.train.megafs.checkpoint import save_megafs_state
@@ -33,11 +30,7 @@ def checkpoint(tmp_path_factory):
 
 
 def _run(clip, source, checkpoint, out, shot_text: str = ""):
-    shot = out.parent / f"{out.stem}.yaml"
-    shot.write_text(f"input: {clip}\nsources: [{source}]\nframes: 0-3\noutput: {{path: {out}, codec: ffv1}}\n"
-                    + shot_text)
-    return CliRunner().invoke(main, ["run", "--config", str(shot), "--swap-core", "megafs", "--checkpoint",
-                                     str(checkpoint), "-q"])
+    return run_core("megafs", clip, source, checkpoint, out, shot_text)
 
 
 def test_run_with_the_megafs_core_renders_a_real_clip(media, checkpoint, tmp_path):
@@ -46,12 +39,7 @@ def test_run_with_the_megafs_core_renders_a_real_clip(media, checkpoint, tmp_pat
     assert result.exit_code == 0, result.output
     assert "swapped 4 frames" in result.output
     assert_first_frames_timing_and_audio(clip, out, 4)
-    got = [f.astype(np.float32) for f in read_frames(out)]
-    plate = [f.astype(np.float32) for f in read_frames(clip)][:4]
-    diff = np.stack([np.abs(g - p).mean(-1) for g, p in zip(got, plate)])  # (4, H, W)
-    h, w = diff.shape[1:]
-    assert (diff[:, h // 4: 3 * h // 4, w // 3: 2 * w // 3] > 8).mean() > 0.2  # the face is replaced
-    assert diff[:, :, : w // 8].max() < 3 and diff[:, :, -w // 8:].max() < 3  # the frame border is the plate's
+    assert_face_replaced(clip, out, 4)
 
 
 def test_megafs_core_swaps_the_sources_codes(checkpoint):
@@ -76,25 +64,5 @@ def test_megafs_core_swaps_the_sources_codes(checkpoint):
 
 def test_megafs_bad_checkpoints_exit_4_with_one_line(media, checkpoint, tmp_path):
     clip, source = media("single_face_clip"), media("astronaut")
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(checkpoint.read_bytes()[:300])
-    other = tmp_path / "other.safetensors"
-    save_file({"encoder.weight": torch.zeros(2, 2)}, str(other))
-    from safetensors.torch import load_file
-    from safetensors import safe_open
-
-    with safe_open(str(checkpoint), "pt") as fh:
-        meta = fh.metadata()
-    wrong = tmp_path / "wrong.safetensors"  # the recorded architecture does not match the tensors
-    tensors = load_file(str(checkpoint))
-    save_file(tensors, str(wrong), metadata={**meta, "config": meta["config"].replace('"fpn": 16', '"fpn": 32')})
-    cases = [(corrupt, "", "unreadable (corrupt, truncated or not safetensors)"),
-             (other, "", "not a MegaFS checkpoint"),
-             (wrong, "", "does not fit its recorded architecture"),
-             (checkpoint, "swap: {megafs: {resolution: 1024}}\n", "generator is 64x64, this core needs 1024x1024"),
-             (tmp_path / "missing.safetensors", "", "does not exist")]
-    for path, settings, needle in cases:
-        result = _run(clip, source, path, tmp_path / "bad.mkv", settings)
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert result.exit_code == 4, result.output
-        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
+    cases = bad_checkpoints(checkpoint, tmp_path, "megafs", "not a MegaFS checkpoint", ('"fpn": 16', '"fpn": 32'))
+    assert_exit_4_one_line("megafs", clip, source, cases, tmp_path)
