@@ -7,7 +7,7 @@
    first; CPU time of the process (``time.process_time``: both threads, whatever else the machine runs) per batch.
    Added = the difference, over all frames, on the occluded stretch 56-231 and outside it; also the hand tracker's
    own CPU time (its ``push`` calls) and the render-side matte (``hand_matte`` of the swept shapes and its warp into
-   a face crop) on every frame with a hand.
+   a face crop) on every frame with a hand. The wall-clock times of the same calls are reported too.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution
    (``flow_size=0``, hands2-s8's behaviour) and on the hand's region shrunk to ``HandParams().flow_size`` px (the
@@ -59,17 +59,22 @@ def timed_hands(analyzer: FrameAnalyzer) -> list[float]:
     return spent
 
 
-def interleaved(runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], numbers: list[int]) -> dict[str, np.ndarray]:
+def interleaved(runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], numbers: list[int], wall: dict | None = None
+                ) -> dict[str, np.ndarray]:
     """Per run the CPU seconds per frame of its analyze pass (per batch of 8, divided evenly), the runs alternating
-    which goes first batch by batch."""
+    which goes first batch by batch; the wall seconds likewise into ``wall`` when given."""
     cpu = {name: np.zeros(len(numbers)) for name in runs}
+    if wall is not None:
+        wall.update({name: np.zeros(len(numbers)) for name in runs})
     for s in range(0, len(numbers), 8):
         idx = list(range(s, min(s + 8, len(numbers))))
         order = list(runs.items()) if (s // 8) % 2 == 0 else list(runs.items())[::-1]
         for name, an in order:
-            t0 = time.process_time()
+            t0, w0 = time.process_time(), time.perf_counter()
             an.push([numbers[i] for i in idx], [frames[i] for i in idx])
             cpu[name][idx] = (time.process_time() - t0) / len(idx)
+            if wall is not None:
+                wall[name][idx] = (time.perf_counter() - w0) / len(idx)
     return cpu
 
 
@@ -80,19 +85,25 @@ def at_size(frames: list[np.ndarray], count: int) -> dict:
     off = FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)
     spent = timed_hands(on)
     numbers = list(range(count))
-    cpu = interleaved({"on": on, "off": off}, frames[:count], numbers)
+    wall: dict = {}
+    cpu = interleaved({"on": on, "off": off}, frames[:count], numbers, wall)
     hands = on._hands.finish()
     params = CompositeParams().hands
     crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
-    matte = []
+    matte, matte_wall = [], []
     for n in sorted(set(hands.frames.tolist())):
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         mattes_to_crop([hand_matte(hands.swept(n, params.sweep), frames[n], params)], crop, (384, 384))
         matte.append(time.process_time() - t0)
+        matte_wall.append(time.perf_counter() - w0)
     inside = np.zeros(count, bool)
     inside[STRETCH[0]:STRETCH[1] + 1] = True
     added = 1e3 * (cpu["on"] - cpu["off"])
-    return {"frames": count, "hand_frames": len(matte),
+    added_wall = 1e3 * (wall["on"] - wall["off"])
+    return {"wall_added_ms_stretch": float(added_wall[inside].mean()),
+            "wall_added_ms_outside": float(added_wall[~inside].mean()) if (~inside).any() else None,
+            "wall_matte_ms_per_hand_frame": 1e3 * float(np.mean(matte_wall)) if matte_wall else 0.0,
+            "frames": count, "hand_frames": len(matte),
             "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean()), "analysis_cpu_ms_on": 1e3 * float(cpu["on"].mean()),
             "added_cpu_ms_all": float(added.mean()), "added_cpu_ms_stretch": float(added[inside].mean()),
             "added_cpu_ms_outside": float(added[~inside].mean()) if (~inside).any() else None,
