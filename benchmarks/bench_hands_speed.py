@@ -9,9 +9,10 @@
    own CPU time (its ``push`` calls) and the render-side matte (``hand_matte`` of the swept shapes and its warp into
    a face crop) on every frame with a hand. The wall-clock times of the same calls are reported too.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
-   frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution
-   (``flow_size=0``, hands2-s8's behaviour) and on the hand's region shrunk to ``HandParams().flow_size`` px (the
-   default), interleaved batch by batch; with the flow hold off as the floor.
+   frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
+   every tracked frame (``flow_size=0, flow_skip=0``, hands2-s8's behaviour), on the hand's region shrunk to
+   ``HandParams().flow_size`` px on every frame, and shrunk and skipped where the reading agrees with the previous
+   landmarks (the defaults), interleaved batch by batch; with the flow hold off as the floor.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def by_plate_size(frames: list[np.ndarray], numbers: list[int], scale: int) -> d
     for s in (1, scale):
         imgs = [cv2.resize(frames[n], None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC) if s != 1 else frames[n]
                 for n in numbers]
-        settings = {"flow at plate": HandParams(flow_size=0), "flow shrunk": HandParams(),
+        settings = {"flow at plate, every frame (main)": HandParams(flow_size=0, flow_skip=0),
+                    "flow shrunk, every frame": HandParams(flow_skip=0), "flow shrunk, skipped (default)": HandParams(),
                     "no flow hold": HandParams(flow_hold=0)}
         runs, spent = {}, {}
         for name, params in settings.items():
@@ -141,12 +143,15 @@ def main() -> int:
     ap.add_argument("--big-frames", default="56-151")
     ap.add_argument("--scale", type=int, default=3)
     ap.add_argument("--skip-size", action="store_true", help="part 1 only")
+    ap.add_argument("--only-size", action="store_true", help="part 2 only")
     args = ap.parse_args()
     cv2.setNumThreads(2)
     frames = read_frames(fetch_media.fetch("pexels_clip", fetch_media.load_manifest()), limit=args.frames)
     load = open("/proc/loadavg").read().split()[:3]
-    result = {"load_start": load, "at_360p": at_size(frames, min(args.frames, len(frames)))}
-    print(json.dumps(result["at_360p"], indent=1))
+    result = {"load_start": load}
+    if not args.only_size:
+        result["at_360p"] = at_size(frames, min(args.frames, len(frames)))
+        print(json.dumps(result["at_360p"], indent=1))
     if not args.skip_size:
         first, last = (int(v) for v in args.big_frames.split("-"))
         result["tracker_cpu_ms_by_plate"] = by_plate_size(frames, list(range(first, last + 1)), args.scale)

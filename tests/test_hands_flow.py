@@ -155,6 +155,31 @@ def test_tracker_holds_the_flow_moved_shape_over_a_flipped_reading():
     assert departure(everywhere[5][0][1], synthetic_hand(110, 80, 20)) < 0.05
 
 
+def test_flow_runs_only_for_a_reading_that_departs_from_the_previous_landmarks(monkeypatch):
+    """A reading within ``flow_skip`` hand sizes of the previous landmarks is taken without the flow: the steadily
+    moving hand (2 px a frame, a tenth of its size) needs none; a flipped reading (frame 5) still gets it and is held,
+    and so does the next frame (measured against the held shape). ``flow_skip=0``: the flow on every tracked frame
+    after the first."""
+    import vidswap.hands.track as track_module
+
+    calls = []
+    real = track_module.flow_moved
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(track_module, "flow_moved", spy)
+    track(HandParams(), flips=())
+    assert len(calls) == 0
+    out = track(HandParams(), flips=(5,))
+    assert len(calls) == 2  # frame 5 (flipped: held) and frame 6 (against the held shape: taken)
+    assert departure(out[5][0][1], synthetic_hand(110, CY, 20)) < 0.05
+    calls.clear()
+    track(HandParams(flow_skip=0), flips=())
+    assert len(calls) == 7  # frames 2-8: frame 0 is backfilled, frame 1 found (no previous frame to flow from)
+
+
 def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
     import vidswap.faces.analyze as analyze
     from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key
@@ -165,6 +190,6 @@ def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
     base = key()
     for changed in (HandParams(flow_hold=0.2), HandParams(flow_hold_frames=2), HandParams(flow_hold_decay=0.5),
                     HandParams(flow_hold_edge=True), HandParams(flow_size=0), HandParams(flow_preset="fast"),
-                    HandParams(flow_hold_still=0)):
+                    HandParams(flow_hold_still=0), HandParams(flow_skip=0)):
         monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
         assert key() != base

@@ -16,7 +16,7 @@ import numpy as np
 
 from vidswap.hands.landmarks import HandLandmarker, fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.faces.landmarks import Rois
-from vidswap.hands.flow import flow_moved, hold
+from vidswap.hands.flow import departure, flow_moved, hold
 from vidswap.hands.motion import MotionParams, carry_hand, centroid, centroid_filter
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
@@ -89,6 +89,9 @@ class HandParams:
             shows nearly at rest (the cut clip's held frames: 0.01-0.09, 0.18 once); the uncut sample clip analysed
             every other frame was held wrongly while the hand rose into the picture and left it (62-68, 226-230:
             0.15-0.69), where the flow lags the blurred hand.
+        flow_skip: with no frame held, a reading that departs from the previous landmarks themselves by at most this
+            many hand sizes (:func:`vidswap.hands.flow.departure`) is taken without measuring the flow (0: the flow
+            always runs): a hand at rest read as before is no flip; a flip turns the reading by more at once.
     """
 
     max_hands: int = 2
@@ -118,6 +121,7 @@ class HandParams:
     flow_size: int = 224
     flow_preset: str = "medium"
     flow_hold_still: float = 0.2
+    flow_skip: float = 0.25
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -312,8 +316,12 @@ class HandTracker:
                 self._held[hid] = 0
                 out.append((hid, pts, pr))
                 continue
-            moved = flow_moved(self._prev, frame, before[hid], size=p.flow_size, preset=p.flow_preset)
             held = self._held.get(hid, 0)
+            if held == 0 and p.flow_skip > 0 and departure(pts, before[hid]) <= p.flow_skip:
+                self._held[hid] = 0  # the reading agrees with the previous landmarks: no flow needed
+                out.append((hid, pts, pr))
+                continue
+            moved = flow_moved(self._prev, frame, before[hid], size=p.flow_size, preset=p.flow_preset)
             if hold(pts, moved, p.flow_hold, held, p.flow_hold_frames, before[hid], p.flow_hold_still):
                 self._held[hid] = held + 1
                 out.append((hid, moved.astype(pts.dtype), p.flow_hold_decay * self._presence.get(hid, pr)))
