@@ -7,7 +7,7 @@ The analyze pass (faces, hands: palm detection, pose near the faces, the landmar
 cut clip twice, on the same batches of 8 frames, alternating which runs first: "before" with the tracker's former
 behaviour (``HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0))``),
 "after" with the defaults but no flow hold (``flow_hold=0``), and "hold<T>" with the defaults and ``flow_hold=T``
-(``--holds``). The reference hand is the one tracked on the uncut frames (defaults, no flow hold), drawn as the
+(``--holds``), and "size<N>" with the defaults and ``flow_size=N`` (``--flow-sizes``). The reference hand is the one tracked on the uncut frames (defaults, no flow hold), drawn as the
 landmark shape and cut like the frame. Reported per setting, on frames 79-153:
 
 - frames with a hand mask;
@@ -28,6 +28,7 @@ top row before, bottom row after.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -144,6 +145,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cut", type=int, default=300, help="rows kept from the top of each frame")
     ap.add_argument("--holds", default="0.35", help="flow_hold thresholds run as 'hold<T>' (comma separated)")
+    ap.add_argument("--flow-sizes", default="",
+                    help="flow_size values run as 'size<N>' (comma separated; the defaults otherwise; 0: the plate's "
+                         "resolution)")
+    ap.add_argument("--params", nargs="*", default=[],
+                    help="NAME=field:value,field:value: HandParams settings run as NAME (the defaults otherwise)")
     ap.add_argument("--figure", type=Path, default=ROOT / "benchmarks" / "figures" / "pexels_clip_hands_edge.png")
     args = ap.parse_args()
     frames = read_frames(fetch_media.fetch("pexels_clip", fetch_media.load_manifest()), limit=STRETCH.stop)
@@ -155,6 +161,11 @@ def main() -> int:
     ref, _ = analyze(models, full, {"after": HandParams(flow_hold=0)})
     settings = {"before": BEFORE, "after": HandParams(flow_hold=0)}
     settings.update({f"hold{t}": HandParams(flow_hold=float(t)) for t in args.holds.split(",") if t})
+    settings.update({f"size{n}": HandParams(flow_size=int(n)) for n in args.flow_sizes.split(",") if n})
+    for spec in args.params:
+        name, fields = spec.split("=", 1)
+        settings[name] = HandParams(**{k: ast.literal_eval(v) for k, v in (f.split(":", 1) for f in fields.split(",")
+                                                                          if f)})
     runs, ms = analyze(models, cut, settings)
     track = ref["after"].tracks[0]
     oval = np.asarray(load_topology().regions["face_oval"])

@@ -7,7 +7,8 @@ For each frame of the stretch (sample clip ``pexels_clip``), on the plate and on
 change (``vidswap eval``'s flicker: |frame - previous frame moved by the *plate's* DIS flow|, 8-bit levels, summed
 over pixels) inside the eval's face polygon, split into four regions: under the hand matte (the render's
 ``hand_matte`` of the stored hands, >= 0.5), a 4-px band around it, and the rest of the face above and below the
-nose tip (the first track's smoothed landmark 1). And the eval judge's 106 landmarks' acceleration (px/frame^2),
+nose tip (the first track's smoothed landmark 1). The hand matte's own motion-compensated change (its change not
+explained by the plate's flow, 255 x matte, summed over the face: the mask edge's flicker). And the eval judge's 106 landmarks' acceleration (px/frame^2),
 split into points under the hand matte on the plate and visible points. Printed per part of the stretch as the
 result's excess over the plate; plotted per frame (levels per pixel of the region).
 """
@@ -56,13 +57,15 @@ def measure(plates: list[np.ndarray], results: dict[str, list[np.ndarray]], anal
     params = CompositeParams().hands
     rows = {name: {"flicker": {k: [] for k in REGIONS}, "pixels": {k: [] for k in REGIONS}, "lm": []}
             for name in ["plate", *results]}
-    occluded = []
+    occluded, mattes, matte_change = [], [], []
     track = analysis.tracks[0]
     for k, n in enumerate(numbers):
         plate = plates[n]
         face = max(judges.detector([plate])[0], key=lambda d: (d.area, d.score))
         shapes = analysis.hands.swept(n, params.sweep)
-        hand = (hand_matte(shapes, plate, params) if len(shapes) else np.zeros(plate.shape[:2], np.float32)) >= 0.5
+        soft = hand_matte(shapes, plate, params) if len(shapes) else np.zeros(plate.shape[:2], np.float32)
+        mattes.append(soft)
+        hand = soft >= 0.5
         band = cv2.dilate(hand.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~hand
         pts = judges.landmarks([plate], face.box[None], [0])[0]
         h, w = hand.shape
@@ -77,6 +80,9 @@ def measure(plates: list[np.ndarray], results: dict[str, list[np.ndarray]], anal
         region = {"hand": mask & hand[ys, xs], "band": mask & band[ys, xs], "upper": rest & ~below,
                   "lower": rest & below}
         flow = FM.dis_flow(plates[numbers[k - 1]][ys, xs], plate[ys, xs]) if k else None
+        # the matte's own change not explained by the plate's motion (levels: 255 x matte), over the face polygon
+        matte_change.append(np.nan if flow is None else float(np.abs(  # warp_with_flow gives 255 x a float image
+            255 * soft[ys, xs] - FM.warp_with_flow(np.ascontiguousarray(mattes[k - 1][ys, xs]), flow))[mask].sum()))
         for name, frames in [("plate", [plates[m] for m in numbers]), *results.items()]:
             cur = frames[k]
             if name == "plate":
@@ -99,7 +105,7 @@ def measure(plates: list[np.ndarray], results: dict[str, list[np.ndarray]], anal
         lm = np.stack(rows[name].pop("lm")).astype(np.float64)
         rows[name]["jitter_visible"] = accel(lm, ~occ).tolist()
         rows[name]["jitter_hidden"] = accel(lm, occ).tolist()
-    return {"numbers": numbers, "runs": rows}
+    return {"numbers": numbers, "runs": rows, "matte_change": matte_change}
 
 
 def report(data: dict) -> None:
@@ -115,6 +121,9 @@ def report(data: dict) -> None:
                            / 1e3) for k in REGIONS}
             jr, jp = np.nanmean(np.array(run["jitter_visible"])[sel]), np.nanmean(np.array(plate["jitter_visible"])[sel])
             print(f"{name:>10} {a}-{b}: {ex}  jitter {jr:.2f}/{jp:.2f}")
+    change = np.array(data["matte_change"], float)
+    print("the hand matte's motion-compensated change (k level-px over the face, 255 x matte) per part:",
+          {f"{a}-{b}": round(float(np.nansum(change[(numbers >= a) & (numbers <= b)])) / 1e3) for a, b in PARTS})
 
 
 def plot(data: dict, out: Path) -> None:

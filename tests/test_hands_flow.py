@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from test_hands import synthetic_hand
-from vidswap.hands.flow import departure, flow_moved, hand_size, hold
+from vidswap.hands.flow import departure, flow_motion, flow_moved, hand_size, hold
 from vidswap.hands.landmarks import HandLandmarks
 from vidswap.hands.palm import Palms
 from vidswap.hands.track import HandParams, HandTracker
@@ -46,6 +46,37 @@ def test_flow_moved_follows_a_translated_image():
     np.testing.assert_array_equal(moved[:, 2], pts[:, 2])
 
 
+def test_flow_moved_on_a_shrunk_region_stays_in_frame_pixels(monkeypatch):
+    """With ``size`` the region is shrunk before the flow (its long side at most ``size`` px: what the flow costs
+    no longer grows with the plate) and the flow is scaled back: a 3x larger plate, moved 3x as far, gives 3x the
+    moved offset within a pixel; RGB frames give what their luma gives."""
+    import vidswap.hands.flow as flow
+
+    big = cv2.resize(texture(1), None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)  # (480, 720)
+    a, b = big[:, 60:660], big[:, 60 - 18:660 - 18]  # moved 18 px right
+    pts = synthetic_hand(300, 240, 60)
+    seen = []
+    real = cv2.DISOpticalFlow_create
+
+    class Spy:
+        def __init__(self, preset):
+            self.dis = real(preset)
+
+        def calc(self, x, y, f):
+            seen.append(x.shape)
+            return self.dis.calc(x, y, f)
+
+    monkeypatch.setattr(flow.cv2, "DISOpticalFlow_create", Spy)
+    small = flow_moved(a, b, pts, size=96)
+    assert max(seen[-1]) <= 96
+    np.testing.assert_allclose(small[:, :2], pts[:, :2] + [18, 0], atol=1.0)
+    full = flow_moved(a, b, pts)
+    assert seen[-1] == (193, 133)  # the whole region, (331 - 138, 367 - 234)
+    np.testing.assert_allclose(full[:, :2], pts[:, :2] + [18, 0], atol=0.5)
+    rgb = flow_moved(np.repeat(a[..., None], 3, 2), np.repeat(b[..., None], 3, 2), pts, size=96)
+    np.testing.assert_array_equal(rgb, small)
+
+
 def test_hold_decision():
     moved = synthetic_hand(100, 80, 20)
     assert hand_size(moved) == 20.0
@@ -58,6 +89,11 @@ def test_hold_decision():
     assert not hold(tip, moved, 0.35, 6, 6)  # held six frames already
     assert not hold(tip, moved, 0.0, 0, 6)  # off
     assert departure(flipped(100, 80, 20), moved) > 1.0
+    previous = moved - [3.0, 4.0, 0.0]  # the flow moved every point 5 px: a quarter of the hand's size
+    assert flow_motion(previous, moved) == 0.25
+    assert hold(tip, moved, 0.35, 0, 6, previous, still=0.3)
+    assert not hold(tip, moved, 0.35, 0, 6, previous, still=0.2)  # the plate's hand moves: the reading is taken
+    assert hold(tip, moved, 0.35, 0, 6, previous, still=0.0)  # no gate
 
 
 class MovingHand:
@@ -119,6 +155,31 @@ def test_tracker_holds_the_flow_moved_shape_over_a_flipped_reading():
     assert departure(everywhere[5][0][1], synthetic_hand(110, 80, 20)) < 0.05
 
 
+def test_flow_runs_only_for_a_reading_that_departs_from_the_previous_landmarks(monkeypatch):
+    """A reading within ``flow_skip`` hand sizes of the previous landmarks is taken without the flow: the steadily
+    moving hand (2 px a frame, a tenth of its size) needs none; a flipped reading (frame 5) still gets it and is held,
+    and so does the next frame (measured against the held shape). ``flow_skip=0``: the flow on every tracked frame
+    after the first."""
+    import vidswap.hands.track as track_module
+
+    calls = []
+    real = track_module.flow_moved
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(track_module, "flow_moved", spy)
+    track(HandParams(), flips=())
+    assert len(calls) == 0
+    out = track(HandParams(), flips=(5,))
+    assert len(calls) == 2  # frame 5 (flipped: held) and frame 6 (against the held shape: taken)
+    assert departure(out[5][0][1], synthetic_hand(110, CY, 20)) < 0.05
+    calls.clear()
+    track(HandParams(flow_skip=0), flips=())
+    assert len(calls) == 7  # frames 2-8: frame 0 is backfilled, frame 1 found (no previous frame to flow from)
+
+
 def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
     import vidswap.faces.analyze as analyze
     from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key
@@ -128,6 +189,7 @@ def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
 
     base = key()
     for changed in (HandParams(flow_hold=0.2), HandParams(flow_hold_frames=2), HandParams(flow_hold_decay=0.5),
-                    HandParams(flow_hold_edge=True)):
+                    HandParams(flow_hold_edge=True), HandParams(flow_size=0), HandParams(flow_preset="fast"),
+                    HandParams(flow_hold_still=0), HandParams(flow_skip=0)):
         monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
         assert key() != base

@@ -16,8 +16,7 @@ import numpy as np
 
 from vidswap.hands.landmarks import HandLandmarker, fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.faces.landmarks import Rois
-from vidswap.faces.motion import gray8
-from vidswap.hands.flow import flow_moved, hold
+from vidswap.hands.flow import departure, flow_moved, hold
 from vidswap.hands.motion import MotionParams, carry_hand, centroid, centroid_filter
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
@@ -79,6 +78,20 @@ class HandParams:
             on the cut sample clip the flipped readings (83-91) lie inside the frame, and it left the worst frame
             at 21.6% (benchmarks/RESULTS.md, hands2-s8).
         flow_hold_decay: a held frame's presence is the previous frame's times this.
+        flow_size: the flow hold's optical flow runs on the hand's region shrunk so its long side is at most this
+            many px (0: at the plate's resolution, hands2-s8's behaviour, whose cost grew with the plate: 27 ms/frame
+            for the hands stage at 1080p). 224, the landmarker's crop size, leaves the sample clip at 640x360 as it
+            was (on the cut clip's frames 79-153 the same masks as 0); 128 / 96 let the held shapes lag there (frames
+            with half the reference hand covered 71 -> 68 / 52; benchmarks/RESULTS.md, hands-s9).
+        flow_preset: the DIS optical flow's preset (:data:`vidswap.hands.flow.PRESETS`).
+        flow_hold_still: a hand is held only while the flow moves its previous landmarks by at most this many hand
+            sizes (:func:`vidswap.hands.flow.flow_motion`; 0: always). A flipped reading comes over a hand the plate
+            shows nearly at rest (the cut clip's held frames: 0.01-0.09, 0.18 once); the uncut sample clip analysed
+            every other frame was held wrongly while the hand rose into the picture and left it (62-68, 226-230:
+            0.15-0.69), where the flow lags the blurred hand.
+        flow_skip: with no frame held, a reading that departs from the previous landmarks themselves by at most this
+            many hand sizes (:func:`vidswap.hands.flow.departure`) is taken without measuring the flow (0: the flow
+            always runs): a hand at rest read as before is no flip; a flip turns the reading by more at once.
     """
 
     max_hands: int = 2
@@ -105,6 +118,10 @@ class HandParams:
     flow_hold_frames: int = 6
     flow_hold_edge: bool = False
     flow_hold_decay: float = 0.9
+    flow_size: int = 224
+    flow_preset: str = "medium"
+    flow_hold_still: float = 0.2
+    flow_skip: float = 0.25
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -293,16 +310,19 @@ class HandTracker:
         before = dict(self._active)
         if p.flow_hold_edge and not any(_past_edge(before[hid], w, h) for hid, _, _ in found):
             return found
-        a, b = gray8(self._prev), gray8(frame)
         out = []
         for hid, pts, pr in found:
             if p.flow_hold_edge and not _past_edge(before[hid], w, h):
                 self._held[hid] = 0
                 out.append((hid, pts, pr))
                 continue
-            moved = flow_moved(a, b, before[hid])
             held = self._held.get(hid, 0)
-            if hold(pts, moved, p.flow_hold, held, p.flow_hold_frames):
+            if held == 0 and p.flow_skip > 0 and departure(pts, before[hid]) <= p.flow_skip:
+                self._held[hid] = 0  # the reading agrees with the previous landmarks: no flow needed
+                out.append((hid, pts, pr))
+                continue
+            moved = flow_moved(self._prev, frame, before[hid], size=p.flow_size, preset=p.flow_preset)
+            if hold(pts, moved, p.flow_hold, held, p.flow_hold_frames, before[hid], p.flow_hold_still):
                 self._held[hid] = held + 1
                 out.append((hid, moved.astype(pts.dtype), p.flow_hold_decay * self._presence.get(hid, pr)))
             else:
