@@ -23,6 +23,9 @@ def test_render_side_follows_the_plate_blur():
     assert render_side(100, 20.0, 1.0) == 100  # a crop below the floor stays as it is
     assert render_side(256, 1.0, 1.0) == 256  # sharp enough: full size
     assert render_side(256, 0.6, 1.0) == 256
+    assert render_side(384, 1.15, 1.0) == 384  # 352 would save less than a quarter: full size
+    assert render_side(1024, 1.3, 1.0) == 1024  # 800 > 3/4 of 1024
+    assert render_side(1024, 1.34, 1.0) == 768  # 764.2 -> 768 = 3/4 of 1024
     assert render_side(1024, float("nan"), 1.0) == 1024  # blur unknown
     assert render_side(1024, 3.3, 0.0) == 1024  # off
 

@@ -137,7 +137,7 @@ class GeometricSwapConfig:
         render_sigma: with ``appearance: relit``, draw the render of a track whose plate is soft (its measured
             edge blur, from the analysis) at the smallest side (a multiple of 32, >= 128) where that blur still
             spans this many render pixels, and upsample it to the crop (detail the plate does not hold is not
-            rendered); 0: always at the crop's side.
+            rendered; only when that saves at least a quarter of the side); 0: always at the crop's side.
         texture_size: side of the aligned source texture crops made by ``prepare`` (None: 1.25 x crop_size,
             rounded to 32, 256 for ``auto`` -- a little denser than the output, so sampling it neither blurs nor
             aliases).

@@ -67,11 +67,12 @@ def render_side(crop: int, plate_sigma: float, min_sigma: float, lo: int = 128) 
     """Side at which the relit render of a crop of side ``crop`` is drawn when the plate's edge blur there is
     ``plate_sigma`` crop pixels: the smallest multiple of 32 at which that blur still spans ``min_sigma`` render
     pixels (detail finer than the plate holds is not rendered), within [min(lo, crop), crop]. ``crop`` when the
-    blur is unknown (NaN), at most ``min_sigma`` or ``min_sigma`` <= 0 (off)."""
+    blur is unknown (NaN), at most ``min_sigma``, ``min_sigma`` <= 0 (off), or when the smaller side would save
+    less than a quarter of the side (not worth resampling the render)."""
     if not math.isfinite(plate_sigma) or min_sigma <= 0 or plate_sigma <= min_sigma:
         return int(crop)
-    side = 32 * math.ceil(crop * min_sigma / plate_sigma / 32.0)
-    return int(min(crop, max(min(lo, crop), side)))
+    side = max(min(lo, crop), 32 * math.ceil(crop * min_sigma / plate_sigma / 32.0))
+    return int(side) if 4 * side <= 3 * crop else int(crop)
 
 
 def downsize_albedo(albedo: Tensor, scale: float) -> Tensor:
