@@ -29,7 +29,8 @@ from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, S
 from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
-from vidswap.swap.geometric.relit import RelitRenderer, auto_crop_size, eye_openness, source_texture_size
+from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, downsize_albedo, eye_openness, render_side,
+                                          source_texture_size)
 
 __all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "forehead_validity", "mixed_identity"]
 
@@ -54,6 +55,8 @@ class GeometricIdentity(SourceIdentity):
         edge_blur: (1,) with ``appearance: relit``: the photos' sharpness, the blur of the edges around their faces
             as a fraction of the face height (NaN when unknown): the render is blurred to the plate's.
         plate_light: the target track's light (set by :meth:`GeometricSwapCore.for_target`), or None.
+        render_size: (crop side, render side) set with ``plate_light`` when the track's plate is soft enough to
+            render its crops smaller (``render_sigma``; ``albedo`` is then the downsized one), or None.
         embedding: (inherited) (D,) mean SFace embedding (L2-normalised), or None.
     """
 
@@ -67,6 +70,7 @@ class GeometricIdentity(SourceIdentity):
     eye_openness: Tensor | None = None
     edge_blur: Tensor | None = None
     plate_light: PlateLight | None = None
+    render_size: tuple[int, int] | None = None
 
 
 #: regions the relit appearance reads (the driven mesh's follow weights, masks, the edges around the face)
@@ -130,6 +134,10 @@ class GeometricSwapConfig:
         crop_max: the largest side ``auto`` picks (a multiple of 32 in [256, 1024]; the preview preset caps it to
             render close-ups cheaply).
         crop_margin: border of the target crops on each side, as a fraction of the face height.
+        render_sigma: with ``appearance: relit``, draw the render of a track whose plate is soft (its measured
+            edge blur, from the analysis) at the smallest side (a multiple of 32, >= 128) where that blur still
+            spans this many render pixels, and upsample it to the crop (detail the plate does not hold is not
+            rendered; only when that saves at least a quarter of the side); 0: always at the crop's side.
         texture_size: side of the aligned source texture crops made by ``prepare`` (None: 1.25 x crop_size,
             rounded to 32, 256 for ``auto`` -- a little denser than the output, so sampling it neither blurs nor
             aliases).
@@ -156,6 +164,7 @@ class GeometricSwapConfig:
     crop_size: int | Literal["auto"] = "auto"
     crop_max: int = 1024
     crop_margin: float = 0.2
+    render_sigma: float = 1.0
     texture_size: int | None = None
     texture_margin: float = 0.25
     supersample: int = 1
@@ -181,6 +190,8 @@ class GeometricSwapConfig:
             raise ValueError(f"crop_size must be auto or a multiple of 32 in [64, 1024], got {self.crop_size!r}")
         if not isinstance(self.crop_max, int) or self.crop_max % 32 or not DEFAULT_CROP <= self.crop_max <= 1024:
             raise ValueError(f"crop_max must be a multiple of 32 in [{DEFAULT_CROP}, 1024], got {self.crop_max!r}")
+        if not 0.0 <= self.render_sigma <= 8.0:
+            raise ValueError(f"render_sigma must be in [0, 8] (render pixels; 0 = off), got {self.render_sigma}")
         if not 0.0 <= self.mix_weight <= 1.0:
             raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
         if not 0.0 <= self.relit_outline_detail <= 0.5:
@@ -345,7 +356,13 @@ class GeometricSwapCore(SwapCore):
         device = identity.albedo.device
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         albedo = self.relit.track_albedo(identity.albedo, model, torch.from_numpy(track.smoothed[pick]))
-        return replace(identity, albedo=albedo, plate_light=self.relit.plate_light(model, device))
+        crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
+        sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)
+        side = render_side(crop, sigma, self.config.render_sigma)
+        size = None
+        if side < crop:
+            albedo, size = downsize_albedo(albedo, side / crop), (crop, side)
+        return replace(identity, albedo=albedo, plate_light=self.relit.plate_light(model, device), render_size=size)
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
@@ -377,12 +394,19 @@ class GeometricSwapCore(SwapCore):
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
-                                         identity.edge_blur)
+                                         identity.edge_blur, side=self._render_side(identity, S, H))
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)
         return SwapResult(crops=crops.to(batch.target_crops.dtype), alpha=alpha * (1.0 - hole),
                           driven_landmarks=driven)
+
+    @staticmethod
+    def _render_side(identity: GeometricIdentity, S: int, H: int) -> int | None:
+        """The relit render's side for a batch of (H, S) crops: the track's chosen side when the crops are the size
+        it was chosen for (else None: at the crop's size, with the albedo at whatever size it has)."""
+        size = identity.render_size
+        return size[1] if size is not None and size[0] == S == H else None
 
     def _swap_texture(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
         cfg = self.config

@@ -29,6 +29,7 @@ from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weight
                                         vertex_shading)
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
+from vidswap.composite.filters import gaussian_blur
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
                                               texel_normals)
 from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
@@ -36,7 +37,8 @@ from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 
-__all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "eye_openness", "lid_closing"]
+__all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
+           "lid_closing", "UPSAMPLE_BLUR"]
 
 #: the unwrap of a frame for its temporal ratio reads a crop at most this many times the track texture's side
 #: (larger crops are box-filtered down first, so the ratio does not alias)
@@ -54,6 +56,35 @@ def auto_crop_size(height: float, margin: float, lo: int = 256, hi: int = 1024) 
     up to a multiple of 32, within [lo, hi]."""
     side = height * (1.0 + 2.0 * margin)
     return int(min(hi, max(lo, 32 * math.ceil(side / 32.0))))
+
+
+#: blur (render pixels) of the bilinear upsample from the render's side to the crop's: a triangle filter one render
+#: pixel wide on each side, variance 1/6
+UPSAMPLE_BLUR = math.sqrt(1.0 / 6.0)
+
+
+def render_side(crop: int, plate_sigma: float, min_sigma: float, lo: int = 128) -> int:
+    """Side at which the relit render of a crop of side ``crop`` is drawn when the plate's edge blur there is
+    ``plate_sigma`` crop pixels: the smallest multiple of 32 at which that blur still spans ``min_sigma`` render
+    pixels (detail finer than the plate holds is not rendered), within [min(lo, crop), crop]. ``crop`` when the
+    blur is unknown (NaN), at most ``min_sigma``, ``min_sigma`` <= 0 (off), or when the smaller side would save
+    less than a quarter of the side (not worth resampling the render)."""
+    if not math.isfinite(plate_sigma) or min_sigma <= 0 or plate_sigma <= min_sigma:
+        return int(crop)
+    side = max(min(lo, crop), 32 * math.ceil(crop * min_sigma / plate_sigma / 32.0))
+    return int(side) if 4 * side <= 3 * crop else int(crop)
+
+
+def downsize_albedo(albedo: Tensor, scale: float) -> Tensor:
+    """The albedo texture (1, C, U, U) for a render ``scale`` (< 1) times the crop: side ``32 * ceil(U * scale /
+    32)`` (unchanged when that is not smaller), Gaussian prefiltered (sigma ``0.5 * sqrt(f^2 - 1)`` texels for a
+    reduction by f) so the smaller render samples it without aliasing; texel centres kept (:func:`resize_texture`)."""
+    U = albedo.shape[-1]
+    side = 32 * math.ceil(U * scale / 32.0)
+    if side >= U:
+        return albedo
+    f = (U - 1) / (side - 1)
+    return resize_texture(gaussian_blur(albedo, 0.5 * math.sqrt(f * f - 1.0)), side)
 
 
 #: per eye (the subject's left, then right): outer and inner corner, upper-lid and lower-lid points (MediaPipe)
@@ -166,8 +197,8 @@ class RelitRenderer:
         return temporal_ratio(light, frame, weight, self.relight)
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
-               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None
-               ) -> tuple[Tensor, Tensor]:
+               frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
+               side: int | None = None) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -181,6 +212,9 @@ class RelitRenderer:
             source_eyes: (2,) the source photos' eye openness (:func:`eye_openness`).
             source_blur: (1,) the photos' edge blur relative to the face height; with the plate's (the light's
                 ``edge_blur``) the render is blurred to the plate's sharpness (None or NaN: left as rendered).
+            side: draw the render at this side (< S, square crops only: rasterise, texture, shading, sRGB and the
+                blur match with what the upsample leaves of it) and upsample it and its alpha bilinearly to S
+                (:func:`render_side`; ``albedo`` then :func:`downsize_albedo`'d to match). None or S: at S.
         """
         ratio = self.frame_ratio(light, crops, target_landmarks)
         space, masks = self.space(albedo.shape[-1], driven.device)
@@ -189,15 +223,25 @@ class RelitRenderer:
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
                                self.triangles, light.lighting)
-        S = crops.shape[-1]
-        rendered, cover = render_from_texture(space, texture, driven, (crops.shape[-2], S), vertex_gain=shade)
+        S, H = crops.shape[-1], crops.shape[-2]
+        n = S if side is None or side >= S or H != S else int(side)
+        k = n / S  # crop pixel centres x map to (x + 0.5) k - 0.5 in the render
+        drawn = driven if n == S else torch.cat([(driven[..., :2] + 0.5) * k - 0.5, driven[..., 2:] * k], -1)
+        rendered, cover = render_from_texture(space, texture, drawn, (n if n < S else H, n), vertex_gain=shade)
         closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
         face = linear_to_srgb(rendered[:, :3])
         if source_blur is not None:
-            height = face_height(target_landmarks)  # the render's face size in crop pixels
-            own = torch.sqrt((source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2)
-            face = match_blur(face, own, light.edge_blur.to(face) * height)
+            height = face_height(target_landmarks) * k  # the render's face size in render pixels
+            own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
+            plate = light.edge_blur.to(face) * height
+            if n < S:  # the texture's prefilter is part of the render's blur; the upsample's of the plate's
+                own = own + RESAMPLING_BLUR ** 2
+                plate = (plate * plate - UPSAMPLE_BLUR ** 2).clamp(min=0.0).sqrt()
+            face = match_blur(face, own.sqrt(), plate)
+        if n < S:
+            up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
+            face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
         return face, alpha
