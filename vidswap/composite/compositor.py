@@ -93,6 +93,10 @@ class CompositeConfig:
 
     blend: Literal["feather", "laplacian", "poisson"] = "feather"
     colour: Literal["reinhard", "histogram", "none"] = "reinhard"
+    # reinhard's contrast (L*a*b* std) gain per channel is limited to [1 / limit, limit]; 1 matches the means only
+    # (the render keeps its own detail contrast). Lower limits keep more of the source's detail (ArcFace up) at a
+    # cost in seam and flicker on the relit swap (benchmarks/RESULTS.md, skintone-s9)
+    colour_std_limit: float = 3.0
     feather: float = 0.06  # feather width as a fraction of the face width
     erode: float = 0.02  # mask erosion as a fraction of the face width
     regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
@@ -111,6 +115,8 @@ class CompositeConfig:
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
 
     def __post_init__(self) -> None:
+        if not 1.0 <= self.colour_std_limit <= 10.0:
+            raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
         check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
         if not 0.0 <= self.region_feather <= 0.15:
             raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
@@ -129,7 +135,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         regions=tuple(cfg.regions),
         mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
         occlusion=OcclusionParams() if cfg.occlusion else None,
-        colour=ColourParams(method=cfg.colour),
+        colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit)),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
         grain=GrainParams() if cfg.grain else None,
         temporal="none",

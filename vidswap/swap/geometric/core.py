@@ -20,6 +20,7 @@ from torch import Tensor
 from vidswap.composite.compositor import CompositeParams, build_masks
 from vidswap.composite.occlusion import OcclusionParams
 from vidswap.appearance.relight import PlateLight, RelightParams
+from vidswap.appearance.skin_tone import SkinToneParams
 from vidswap.appearance.track import TrackAppearance
 from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
@@ -177,12 +178,14 @@ class GeometricSwapConfig:
     relit_outline: float = 0.0
     relit_outline_match: float = 0.0
     relit_outline_detail: float = 0.0
+    relit_skin_tone: Literal["gain", "none"] = "none"
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
                                     ("shape", self.shape, ("source", "target", "blend")),
                                     ("inner", self.inner, ("target", "source")),
-                                    ("inner_contour", self.inner_contour, ("union", "driven", "target"))):
+                                    ("inner_contour", self.inner_contour, ("union", "driven", "target")),
+                                    ("relit_skin_tone", self.relit_skin_tone, ("gain", "none"))):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
         if self.crop_size != "auto" and (not isinstance(self.crop_size, int) or self.crop_size % 32
@@ -265,7 +268,8 @@ class GeometricSwapCore(SwapCore):
                              f"has {sorted(topology.regions)} (use appearance: texture)")
         self.relit = (RelitRenderer(topology, relight=RelightParams(outline=self.config.relit_outline,
                                                                     outline_match=self.config.relit_outline_match,
-                                                                    outline_detail=self.config.relit_outline_detail))
+                                                                    outline_detail=self.config.relit_outline_detail),
+                                    skin_tone=SkinToneParams(method=self.config.relit_skin_tone))
                       if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)

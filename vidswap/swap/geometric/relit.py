@@ -24,9 +24,10 @@ from torch import Tensor
 from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
-from vidswap.appearance.relight import (PlateLight, RelightParams, follow_weights, outline_fade, outline_gain,
-                                        outline_smooth, plate_light, relit_texture, resize_texture, temporal_ratio,
-                                        vertex_shading)
+from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, outline_fade,
+                                        outline_gain, outline_smooth, plate_light, relit_texture, resize_texture,
+                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.skin_tone import SkinToneParams, skin_tone_gain
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.composite.filters import gaussian_blur
@@ -115,6 +116,7 @@ class RelitRenderer:
     topology: MeshTopology
     relight: RelightParams = RelightParams()
     albedo: AlbedoParams = AlbedoParams()
+    skin_tone: SkinToneParams = SkinToneParams()
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
@@ -154,12 +156,14 @@ class RelitRenderer:
         return plate_light(model.tensors(device), masks, self.relight)
 
     def track_albedo(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor) -> Tensor:
-        """The source albedo for one track: with ``outline_match``, times the per-track :func:`outline_gain` that
-        makes the render meet the track's own appearance along the face's outline (the same on every frame).
+        """The source albedo for one track, the same on every frame: times the per-channel skin-tone gain
+        (:func:`~vidswap.appearance.skin_tone.skin_tone_gain`: the source's skin under the track's light brought to
+        the track's own skin) and, with ``outline_match``, the :func:`outline_gain` that makes the render meet the
+        track's own appearance along the face's outline.
 
         albedo (1, 4, U, U) from :meth:`source_albedo`; landmarks (N, 478, 3) the track's plate-pixel meshes
         (evenly spread frames: their mean texel normals take the track's SH light)."""
-        if self.relight.outline_match <= 0:
+        if self.relight.outline_match <= 0 and self.skin_tone.method == "none":
             return albedo
         device = albedo.device
         tensors = model.tensors(device)
@@ -167,10 +171,13 @@ class RelitRenderer:
         space, masks = self.space(u, device)
         normals = texel_normals(space, landmarks.to(device).float()).mean(0, keepdim=True)
         normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
-        shade = sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
-        expected = resize_texture(albedo[:, :3], u) * tensors["broad"] * shade
-        gain = outline_gain(expected, tensors["mean"], tensors["weight"], masks["face"], masks["skin"],
-                            self.relight.outline_match, self.relight.outline_sigma, self.relight.outline_gain_range)
+        light = tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
+        expected = resize_texture(albedo[:, :3], u) * light
+        tone = skin_tone_gain(expected, tensors["mean"], tensors["weight"], light,
+                              feature_free_skin(masks, self.relight.feature_margin), self.skin_tone)
+        gain = tone * outline_gain(expected * tone, tensors["mean"], tensors["weight"], masks["face"], masks["skin"],
+                                   self.relight.outline_match, self.relight.outline_sigma,
+                                   self.relight.outline_gain_range)
         return torch.cat([albedo[:, :3] * resize_texture(gain, albedo.shape[-1]), albedo[:, 3:]], 1)
 
     # -- swap ---------------------------------------------------------------------------------------------------
