@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import subprocess
 import sys
 import weakref
@@ -113,3 +114,22 @@ def test_steady_heap_maps_large_blocks_even_after_a_larger_one_was_freed():
     assert _mapped_blocks(steady=False) == 0
     assert _mapped_blocks(steady=True) == 1
     assert steady_heap()
+
+
+def test_release_after_analysis_collects_what_the_analysis_left_in_reference_cycles():
+    from vidswap.memory import release_after_analysis
+
+    class Models:  # an analyser and its models referring to each other, as the frame analyser's callbacks do
+        pass
+
+    gc.disable()  # only release_after_analysis may collect the cycle here
+    try:
+        models = Models()
+        models.self = models
+        ref = weakref.ref(models)
+        del models
+        assert ref() is not None
+        release_after_analysis()
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -26,7 +26,8 @@ from vidswap.config import JobConfig
 from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.memory import frame_bytes, queue_depth, release_free_heap, steady_heap
+from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis, release_free_heap, \
+    steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -165,6 +166,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         plan.work_size)
     targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
                              len(sources))
+    loaded.clear()  # the analysis models are not needed past here; neither is what the analysis pass freed
+    release_after_analysis()
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
@@ -174,7 +177,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         identities = {tid: core.for_target(combined if src is None else core.prepare([sources[src]]),
                                            analysis.track(tid)) for tid, src in targets.items()}
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
-                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte)
+                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte,
+                        crop_pixels=RENDER_CROP_PIXELS)
     if cfg.composite.matte_output:
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
