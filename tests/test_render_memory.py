@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import subprocess
 import sys
 import weakref
@@ -113,3 +114,43 @@ def test_steady_heap_maps_large_blocks_even_after_a_larger_one_was_freed():
     assert _mapped_blocks(steady=False) == 0
     assert _mapped_blocks(steady=True) == 1
     assert steady_heap()
+
+
+def test_release_after_analysis_collects_what_the_analysis_left_in_reference_cycles():
+    from vidswap.memory import release_after_analysis
+
+    class Models:  # an analyser and its models referring to each other, as the frame analyser's callbacks do
+        pass
+
+    gc.disable()  # only release_after_analysis may collect the cycle here
+    try:
+        models = Models()
+        models.self = models
+        ref = weakref.ref(models)
+        del models
+        assert ref() is not None
+        release_after_analysis()
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_a_prepared_identity_reads_back_bit_exact_and_only_for_its_key(tmp_path):
+    import torch
+
+    from vidswap.identity_cache import read_identity, write_identity
+    from vidswap.swap.geometric.core import GeometricIdentity
+
+    g = torch.Generator().manual_seed(3)
+    ident = GeometricIdentity(images=torch.rand(2, 3, 8, 8, generator=g), landmarks=torch.rand(2, 478, 3, generator=g),
+                              canonical=torch.rand(478, 3, generator=g), texture_index=1,
+                              embedding=torch.rand(128, generator=g), edge_blur=torch.tensor([float("nan")]))
+    path = tmp_path / "id.safetensors"
+    assert write_identity(path, "k1", ident)
+    back = read_identity(path, "k1", "cpu")
+    assert type(back) is GeometricIdentity and back.texture_index == 1 and back.albedo is None
+    for name, t in ident.tensors().items():
+        assert torch.equal(back.tensors()[name], t) or (name == "edge_blur" and torch.isnan(back.edge_blur).all())
+    assert read_identity(path, "k2", "cpu") is None
+    path.write_bytes(b"not a record")
+    assert read_identity(path, "k1", "cpu") is None

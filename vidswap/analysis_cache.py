@@ -27,6 +27,7 @@ from vidswap.faces.tracksfile import (ShotAnalysis, input_fingerprint, input_siz
                                       stale_reasons)
 from vidswap.io import MediaInfo, read_numbers
 from vidswap.io.colour import ColourPipeline
+from vidswap.memory import frame_bytes, queue_depth
 from vidswap.shot import ShotPlan, resolve_device
 from vidswap.timing import Progress, StageTimer, batches
 
@@ -63,7 +64,9 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     done = 0
     if progress:  # the pass's clock starts now, not after its first batch
         progress("analyze", 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=max(4, cfg.batch_size), size=work_size) as frames:
+    w, h = work_size or (info.width, info.height)  # frames waiting for the analysis: within QUEUE_BYTES (4K: 3)
+    prefetch = queue_depth(cfg.batch_size, frame_bytes(w, h, info.bit_depth))
+    with read_numbers(info, numbers, prefetch=prefetch, size=work_size) as frames:
         for batch in batches(frames, cfg.batch_size, timer):
             timing["numbers"] += [f.number for f in batch]
             timing["pts"] += [f.pts for f in batch]

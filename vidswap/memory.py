@@ -19,6 +19,7 @@ from, never a computed value. They do nothing where the C library is not glibc.
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 
 #: mallopt parameters (glibc malloc.h).
@@ -29,6 +30,12 @@ MMAP_THRESHOLD = 128 * 1024
 
 #: Bytes of decoded frames one queue between the stages may hold (at least 2 frames).
 QUEUE_BYTES = 96 * 2 ** 20
+
+#: Crop pixels the render stage swaps and composites at once (``RenderStage.crop_pixels``): one face at a 1024-px
+#: crop, 4 at 512, a whole batch of 8 at 360 px and below. The crop-space tensors of a group are the render pass's
+#: working set (1080p, 1024-px crops, 24 frames with the analysis reused: peak RSS 988 MiB with groups of 2,
+#: 838 MiB with 1, the same output file); every face's result depends on that face alone.
+RENDER_CROP_PIXELS = 1 << 20
 
 _state: dict[str, object] = {}
 
@@ -81,3 +88,13 @@ def release_free_heap() -> bool:
     anything was released (False where the C library is not glibc)."""
     lib = _glibc()
     return bool(lib.malloc_trim(ctypes.c_size_t(0))) if lib is not None else False
+
+
+def release_after_analysis() -> bool:
+    """Between the analysis pass and the render pass: collect what the analysis left unreachable (its models, the
+    frame analyser's buffers) and give the heaps' free pages back (:func:`release_free_heap`), so the render pass
+    starts from the analysis's results, not its high-water mark. Changes no allocator setting: glibc's fixed mmap
+    threshold (:func:`steady_heap`) set this early made the render pass 2.5x slower (``benchmarks/RESULTS.md``,
+    "Regression found and backed out"). Returns whether anything was released."""
+    gc.collect()
+    return release_free_heap()

@@ -26,7 +26,8 @@ from vidswap.config import JobConfig
 from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.memory import frame_bytes, queue_depth, release_free_heap, steady_heap
+from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis, release_free_heap, \
+    steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -36,7 +37,8 @@ from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
-from vidswap.source_cache import analyse_source, cached_source_faces, source_face
+from vidswap.identity_cache import cached_identity
+from vidswap.source_cache import analyse_source, cached_source_faces, source_face, source_key
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
 from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
@@ -121,6 +123,18 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 
+def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
+                      which: int | None) -> SourceIdentity:
+    """``core.prepare`` of all ``sources`` (``which`` None) or of source ``which`` alone, recorded in the job
+    folder's ``sources/`` so a farm render task or a re-run reads it instead (:mod:`vidswap.identity_cache`)."""
+    picked = list(range(len(sources))) if which is None else [which]
+    hashes = analysis_model_hashes(hands=cfg.analysis.hands)
+    settings = {"section": dataclasses.asdict(cfg.swap.section()), "regions": list(cfg.composite.regions),
+                "accept_noncommercial": sorted(cfg.models.accept_noncommercial)}
+    return cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked],
+                           [source_key(cfg.sources[k], hashes) for k in picked], folder, device)
+
+
 def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
     """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`)."""
     return load_job_analysis(cfg, plan, job_core(cfg, CoreContext()).passes_through)
@@ -165,16 +179,20 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         plan.work_size)
     targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
                              len(sources))
+    loaded.clear()  # the analysis models are not needed past here; neither is what the analysis pass freed
+    release_after_analysis()
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
         warnings.append(f"no face track matches the target selection ({cfg.target.mode}); frames pass through")
     with timer.stage("load"):
-        combined = core.prepare(sources)
-        identities = {tid: core.for_target(combined if src is None else core.prepare([sources[src]]),
-                                           analysis.track(tid)) for tid, src in targets.items()}
+        prepare = partial(prepared_identity, cfg, core, sources, plan.job_dir / "sources", device)
+        combined = prepare(None) if targets else None
+        identities = {tid: core.for_target(combined if src is None else prepare(src), analysis.track(tid))
+                      for tid, src in targets.items()}
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
-                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte)
+                        plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte,
+                        crop_pixels=RENDER_CROP_PIXELS)
     if cfg.composite.matte_output:
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:

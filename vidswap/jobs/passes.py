@@ -24,11 +24,13 @@ from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
 from vidswap.io.sequences import SequencePattern
 from vidswap.analysis_cache import analyze_shot
-from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs, render_frames,
-                              render_patches, require_analysis, summarise, write_patch_scripts)
+from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs,
+                              prepared_identity, render_frames, render_patches, require_analysis, summarise,
+                              write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.source_cache import cached_source_faces
-from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, settings_from_config
+from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, \
+    resolve_device, settings_from_config
 from vidswap.swap import CoreContext
 
 CHUNK_SETTINGS = EncodeSettings(codec="ffv1")
@@ -67,13 +69,18 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
     analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
                             plan.work_size)
+    sources = []
     if models is not None and cfg.sources and core.needs:  # recorded once here, so render tasks load no models
-        cached_source_faces(cfg.sources, check_sources(cfg.sources), plan.job_dir / "sources",
-                            analysis_model_hashes(hands=cfg.analysis.hands), lambda: models, [])
+        sources = cached_source_faces(cfg.sources, check_sources(cfg.sources), plan.job_dir / "sources",
+                                      analysis_model_hashes(hands=cfg.analysis.hands), lambda: models, [])
     targets, plots = [], []
     if models is not None and analysis.tracks:
         selection = dataclasses.replace(cfg.target, map=())
         targets = sorted(choose_targets(selection, analysis, models, max(1, len(cfg.sources))))
+    if sources and targets:  # the core's prepared sources, recorded once here: render tasks only read them
+        device = resolve_device(cfg.device)
+        prepared_identity(cfg, job_core(cfg, CoreContext(device=device)), sources, plan.job_dir / "sources", device,
+                          None)
         for track in analysis.tracks:
             if track.id in targets and len(track.frames) >= 3:
                 plots.append(plot_track(track, analysis.header["fps"], plan.job_dir / f"track_{track.id}.png"))
