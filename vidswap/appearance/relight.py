@@ -38,7 +38,7 @@ from vidswap.composite.filters import dilate
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
            "relit_texture", "vertex_shading", "follow_weights", "outline_fade",
-           "outline_gain", "outline_smooth"]
+           "outline_gain", "outline_smooth", "lid_glints"]
 
 _EPS = 1e-6
 
@@ -72,6 +72,9 @@ class RelightParams:
     outline_sigma: the low-pass of that gain and of the smoothed detail (fraction of the texture side): tone, not
         detail.
     outline_gain_range: clamp of the gain.
+    lid_glint_knee, lid_glint_slope: on the lids (the band that bends with the plate's eye contour), the source
+        albedo's luminance detail above the knee (x the skin) is compressed by the slope (:func:`lid_glints`): a
+        photo's glints on glasses or wet lids would stretch and move as the plate's lids squeeze (slope 1: off).
     """
 
     temporal: float = 0.02
@@ -89,6 +92,8 @@ class RelightParams:
     outline_detail: float = 0.0
     outline_sigma: float = 0.03
     outline_gain_range: tuple[float, float] = (0.67, 1.5)
+    lid_glint_knee: float = 1.1
+    lid_glint_slope: float = 0.2
 
 
 def _filled(face: Tensor) -> Tensor:
@@ -247,6 +252,21 @@ def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> 
     n = vertex_normals(frame_verts, triangles).transpose(1, 2)  # (B, 3, V)
     shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, C, V)
     return shade.transpose(1, 2).clamp(min=1e-3).expand(-1, -1, 3)
+
+
+def lid_glints(detail: Tensor, lids: Tensor, knee: float, slope: float) -> Tensor:
+    """The source albedo detail with its highlights on the lids compressed: (B, C>=3, U, U) detail (luminance 1 =
+    the skin), (1 or B, 1, U, U) soft lid mask in [0, 1] -> same shape as ``detail``.
+
+    Where the detail's luminance L (Rec. 709 weights of the first three channels) exceeds ``knee`` it is brought
+    to ``knee + (L - knee) x slope``, colour ratios kept; the result blends to that by the mask. Channels past the
+    third (a weight) are passed as they are.
+    """
+    rgb = detail[:, :3]
+    lum = (0.2126 * rgb[:, 0:1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=_EPS)
+    target = torch.where(lum > knee, knee + (lum - knee) * slope, lum)
+    gain = 1.0 + (target / lum - 1.0) * lids
+    return torch.cat([rgb * gain, detail[:, 3:]], 1)
 
 
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],

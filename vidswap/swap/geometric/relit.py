@@ -24,9 +24,9 @@ from torch import Tensor
 from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
-from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, outline_fade,
-                                        outline_gain, outline_smooth, plate_light, relit_texture, resize_texture,
-                                        temporal_ratio, vertex_shading)
+from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
+                                        outline_fade, outline_gain, outline_smooth, plate_light, relit_texture,
+                                        resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.skin_tone import SkinToneParams, skin_tone_gain
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
@@ -148,6 +148,9 @@ class RelitRenderer:
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
         detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,
                                 self.relight.outline_sigma)  # the outline crosses no glasses rim or wrinkle
+        if self.relight.lid_glint_slope != 1.0:  # no photo glints on the lids that bend with the plate's
+            lids = (masks["lid_left"] + masks["lid_right"]).clamp(0.0, 1.0)
+            detail = lid_glints(detail, lids, self.relight.lid_glint_knee, self.relight.lid_glint_slope)
         return torch.cat([detail, weight], 1), blur.nanmedian()[None]
 
     def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
