@@ -165,7 +165,7 @@ class GeometricSwapConfig:
     crop_size: int | Literal["auto"] = "auto"
     crop_max: int = 1024
     crop_margin: float = 0.2
-    render_sigma: float = 1.0
+    render_sigma: float = 2.0
     texture_size: int | None = None
     texture_margin: float = 0.25
     supersample: int = 1
