@@ -77,13 +77,13 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     if models is not None and analysis.tracks:
         selection = dataclasses.replace(cfg.target, map=())
         targets = sorted(choose_targets(selection, analysis, models, max(1, len(cfg.sources))))
+        for track in analysis.tracks:
+            if track.id in targets and len(track.frames) >= 3:
+                plots.append(plot_track(track, analysis.header["fps"], plan.job_dir / f"track_{track.id}.png"))
     if sources and targets:  # the core's prepared sources, recorded once here: render tasks only read them
         device = resolve_device(cfg.device)
         prepared_identity(cfg, job_core(cfg, CoreContext(device=device)), sources, plan.job_dir / "sources", device,
                           None)
-        for track in analysis.tracks:
-            if track.id in targets and len(track.frames) >= 3:
-                plots.append(plot_track(track, analysis.header["fps"], plan.job_dir / f"track_{track.id}.png"))
     return AnalyzeReport(plan.tracks_path, analysis, targets, plots)
 
 
