@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from test_hands import synthetic_hand
-from vidswap.hands.flow import departure, flow_motion, flow_moved, hand_size, hold
+from vidswap.hands.flow import departure, flow_motion, flow_moved, hold
+from vidswap.hands.mask import hand_size
 from vidswap.hands.landmarks import HandLandmarks
 from vidswap.hands.palm import Palms
 from vidswap.hands.track import HandParams, HandTracker

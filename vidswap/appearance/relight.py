@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from scipy.ndimage import binary_fill_holes, distance_transform_edt
 from torch import Tensor
 
+from vidswap.appearance.encoding import luminance
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate
@@ -263,7 +264,7 @@ def lid_glints(detail: Tensor, lids: Tensor, knee: float, slope: float) -> Tenso
     third (a weight) are passed as they are.
     """
     rgb = detail[:, :3]
-    lum = (0.2126 * rgb[:, 0:1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=_EPS)
+    lum = luminance(rgb).clamp(min=_EPS)
     target = torch.where(lum > knee, knee + (lum - knee) * slope, lum)
     gain = 1.0 + (target / lum - 1.0) * lids
     return torch.cat([rgb * gain, detail[:, 3:]], 1)

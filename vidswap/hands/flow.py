@@ -12,12 +12,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vidswap.faces.motion import gray8
+from vidswap.hands.mask import hand_size
+
 TIPS = (4, 8, 12, 16, 20)
-
-
-def hand_size(points: np.ndarray) -> float:
-    """The wrist to middle-finger knuckle distance of (21, 2+) points (px)."""
-    return float(np.linalg.norm(points[9, :2] - points[0, :2]))
 
 
 def flow_region(points: np.ndarray, width: int, height: int, margin: float = 0.5) -> tuple[int, int, int, int]:
@@ -31,9 +29,8 @@ def flow_region(points: np.ndarray, width: int, height: int, margin: float = 0.5
 
 
 def _luma(region: np.ndarray) -> np.ndarray:
-    """(h, w) uint8 luma of an (h, w) luma or (h, w, 3) RGB uint8 region (OpenCV's Rec. 601 weights)."""
-    region = np.ascontiguousarray(region)
-    return region if region.ndim == 2 else cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
+    """(h, w) uint8 luma of an (h, w) luma or (h, w, 3) RGB uint8 region (:func:`vidswap.faces.motion.gray8`)."""
+    return np.ascontiguousarray(region) if region.ndim == 2 else gray8(region)
 
 
 #: OpenCV's DIS optical flow presets by name.
