@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance
 from vidswap.composite.filters import gaussian_blur
 
@@ -86,19 +87,9 @@ def fit_sh(texture: Tensor, normals: Tensor, weight: Tensor, iterations: int = 4
             break
         pred = A @ coeffs.transpose(1, 2)  # (B, N, C)
         rel = (y - pred) / pred.abs().clamp(min=_EPS)
-        scale = 1.4826 * _weighted_median(rel.abs(), w0).clamp(min=0.02)  # (B, C) robust spread
+        scale = 1.4826 * weighted_quantile_along(rel.abs(), w0, 1).clamp(min=0.02)  # (B, C) robust spread
         w = w0 / (1.0 + (rel / (2.4 * scale[:, None])) ** 2)
     return coeffs.to(texture.dtype)
-
-
-def _weighted_median(x: Tensor, w: Tensor) -> Tensor:
-    """Weighted median over dim 1: (B, N, C) values and weights -> (B, C)."""
-    order = x.argsort(dim=1)
-    xs, ws = x.gather(1, order), w.gather(1, order)
-    cum = ws.cumsum(1)
-    half = cum[:, -1:] * 0.5
-    idx = (cum < half).sum(1, keepdim=True).clamp(max=x.shape[1] - 1)
-    return xs.gather(1, idx)[:, 0]
 
 
 def normalized_blur(values: Tensor, weight: Tensor, sigma: float) -> tuple[Tensor, Tensor]:

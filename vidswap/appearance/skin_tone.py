@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance
 
 __all__ = ["SkinToneParams", "weighted_quantile", "clean_skin", "skin_tone_gain"]
@@ -61,13 +62,8 @@ def weighted_quantile(values: Tensor, weights: Tensor, q: float = 0.5) -> Tensor
 
     The smallest value whose cumulative weight (in ascending order) reaches ``q`` of the total."""
     C = values.shape[1]
-    v = values.reshape(C, -1)
     w = weights.reshape(1, -1).expand(C, -1)
-    order = v.argsort(1)
-    vs, ws = v.gather(1, order), w.gather(1, order)
-    cum = ws.cumsum(1)
-    idx = (cum < cum[:, -1:] * q).sum(1, keepdim=True).clamp(max=v.shape[1] - 1)
-    return vs.gather(1, idx).reshape(1, C, 1, 1)
+    return weighted_quantile_along(values.reshape(C, -1), w, 1, q).reshape(1, C, 1, 1)
 
 
 def clean_skin(source_detail: Tensor, plate_detail: Tensor, skin: Tensor, limit: float) -> Tensor:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, unwrap
@@ -84,12 +85,7 @@ def weighted_median(values: Tensor, weights: Tensor) -> Tensor:
 
     Where all weights are 0 the plain median is returned.
     """
-    w = weights.expand_as(values) + 1e-9  # all-zero columns fall back to the plain median
-    order = values.argsort(0)
-    vs, ws = values.gather(0, order), w.gather(0, order)
-    cum = ws.cumsum(0)
-    idx = (cum < cum[-1:] * 0.5).sum(0, keepdim=True).clamp(max=values.shape[0] - 1)
-    return vs.gather(0, idx)[0]
+    return weighted_quantile_along(values, weights.expand_as(values) + 1e-9, 0)  # all-zero columns: plain median
 
 
 def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor) -> tuple[Tensor, Tensor]:
