@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from vidswap.errors import ModelError
-from vidswap.models.checkpoint_file import read_tagged_checkpoint
+from vidswap.models.checkpoint_file import load_prefixed_module, read_tagged_checkpoint
 
 
 def read(path):
@@ -33,3 +34,12 @@ def test_missing_corrupt_and_foreign_files_are_model_errors_with_exact_messages(
         read(tmp_path / "other.safetensors")
     assert str(exc.value) == (f"{tmp_path / 'other.safetensors'} is not a A checkpoint (format 'b.train'); give a "
                               f"file written by `make a`")
+
+
+def test_load_prefixed_module_takes_only_its_prefix_and_names_a_mismatch():
+    lin = nn.Linear(2, 1)
+    tensors = {"G.weight": torch.tensor([[1.0, 2.0]]), "G.bias": torch.tensor([3.0]), "D.weight": torch.zeros(5)}
+    load_prefixed_module(lin, tensors, "G", "unused")
+    assert lin.weight.tolist() == [[1.0, 2.0]] and lin.bias.tolist() == [3.0]
+    with pytest.raises(ModelError, match=r"^ckpt x does not fit \(Error\(s\) in loading state_dict"):
+        load_prefixed_module(nn.Linear(3, 1), tensors, "G", "ckpt x does not fit")

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-from torch import Tensor
+from torch import Tensor, nn
 
 from vidswap.errors import ModelError
 
-__all__ = ["read_tagged_checkpoint"]
+__all__ = ["read_tagged_checkpoint", "load_prefixed_module"]
 
 
 def read_tagged_checkpoint(path: str | Path, formats: tuple[str, ...], noun: str, kind: str,
@@ -33,3 +33,14 @@ def read_tagged_checkpoint(path: str | Path, formats: tuple[str, ...], noun: str
         raise ModelError(f"{path} is not a {kind} checkpoint (format {meta.get('format')!r}); give a file written "
                          f"by {hint}")
     return tensors, meta
+
+
+def load_prefixed_module(module: nn.Module, tensors: dict[str, Tensor], prefix: str, mismatch: str) -> None:
+    """Load the ``prefix.*`` tensors of a checkpoint into ``module`` (strict). ModelError (exit 4)
+    ``"<mismatch> (<the first line of torch's message>)"`` when they do not fit it."""
+    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(sub, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"{mismatch} ({first})") from None

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from vidswap.errors import ConfigError, ModelError
+from vidswap.models.checkpoint_file import load_prefixed_module
 from vidswap.swap.stylegan.generator import StyleGAN2Generator, StyleGANConfig
 
 __all__ = ["recorded_configs", "recorded_generator", "build_recorded", "load_prefixed", "require_architecture"]
@@ -49,12 +50,7 @@ def build_recorded(label: str, path: Path, make: Callable[[], M]) -> M:
 def load_prefixed(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str, path: Path, label: str) -> None:
     """Load the ``prefix.*`` tensors of a ``label`` checkpoint into ``module`` (strict); ModelError naming the
     mismatch."""
-    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"{label} checkpoint {path} does not fit its recorded architecture ({first})") from None
+    load_prefixed_module(module, tensors, prefix, f"{label} checkpoint {path} does not fit its recorded architecture")
 
 
 def require_architecture(cfg, gcfg: StyleGANConfig, model: torch.nn.Module, path: Path) -> None:

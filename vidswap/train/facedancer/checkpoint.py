@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vidswap.errors import ConfigError, ModelError
-from vidswap.models.checkpoint_file import read_tagged_checkpoint
+from vidswap.models.checkpoint_file import load_prefixed_module, read_tagged_checkpoint
 from vidswap.train.facedancer.model import FaceDancerConfig, FaceDancerGenerator
 
 __all__ = ["identity_meta", "identity_of", "TRAIN_FORMAT", "INFER_FORMAT", "save_training_state",
@@ -82,12 +82,7 @@ def _config_of(meta: dict[str, str], path: Path) -> FaceDancerConfig:
 
 
 def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
-    sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"checkpoint {path} does not fit the model ({first})") from None
+    load_prefixed_module(module, tensors, prefix, f"checkpoint {path} does not fit the model")
 
 
 def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: str) -> None:
