@@ -135,15 +135,18 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
                            [source_key(cfg.sources[k], hashes) for k in picked], folder, device)
 
 
-def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
-    """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`)."""
-    return load_job_analysis(cfg, plan, job_core(cfg, CoreContext()).passes_through)
+def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = None) -> ShotAnalysis:
+    """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`); ``core``: the
+    job's core, if the caller has built it (else it is built here, for its ``passes_through``)."""
+    core = core if core is not None else job_core(cfg, CoreContext())
+    return load_job_analysis(cfg, plan, core.passes_through)
 
 
 def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Progress | None, warnings: list[str],
-                 farm_task: bool = False) -> RenderSetup:
+                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None) -> RenderSetup:
     """The render stage for the job and the shot analysis (analysed now, or loaded from the job folder; a farm
-    task must find the analysis the analyze task wrote). Tunes the refiner when ``tune.enabled``."""
+    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``).
+    Tunes the refiner when ``tune.enabled``."""
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
     with timer.stage("load"):
@@ -157,7 +160,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
     params = composite_params(cfg.composite, cfg.seed, relit=relit)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
-        analysis = require_analysis(cfg, plan) if farm_task else None
+        analysis = (farm_analysis or require_analysis(cfg, plan, core)) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
         return RenderSetup(stage, stage, analysis)
     loaded: list[AnalysisModels] = []
@@ -174,13 +177,16 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources",
                                       analysis_model_hashes(hands=cfg.analysis.hands), models, warnings) \
             if core.needs else []
-    analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress, plan.colour,
-        plan.work_size)
+    if farm_task:
+        analysis = farm_analysis or require_analysis(cfg, plan, core)
+    else:
+        analysis = analyze_shot(cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress,
+                                plan.colour, plan.work_size)
     targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
                              len(sources))
-    loaded.clear()  # the analysis models are not needed past here; neither is what the analysis pass freed
-    release_after_analysis()
+    if loaded:  # the analysis models are not needed past here; neither is what the analysis pass freed
+        loaded.clear()
+        release_after_analysis()
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
