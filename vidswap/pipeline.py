@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,12 +48,9 @@ from vidswap.swap.learned import LearnedSwapCore
 from vidswap.swap.stylegan.core import E4SPTICore
 from vidswap.swap.stylegan.e4s_core import E4SCore
 from vidswap.timing import Progress, StageTimer, batches
-from vidswap.train.facedancer.clip_tune import tune_facedancer_core
-from vidswap.train.learned import tune_learned_core
-from vidswap.train.e4s.tune import tune_e4s_core
-from vidswap.train.stylegan_pti import tune_e4s_pti_core
-from vidswap.train.tune.cache import build_refiner, identity_hash
-from vidswap.train.tune.data import FramesReader, frame_reader
+
+if TYPE_CHECKING:
+    from vidswap.train.tune.data import FramesReader
 
 #: A stage that maps a batch of frames to a batch of frames (same numbers, same order).
 FrameProcessor = Callable[[list[Frame]], list[Frame]]
@@ -220,6 +218,9 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
                  progress: bool) -> Refiner:
     """The tuned generator(s) for the stage's targets: loaded from the job folder's ``tune/`` cache when its
     inputs are unchanged, tuned now otherwise (pivotal tuning on the clip's own frames)."""
+    from vidswap.train.tune.cache import build_refiner  # the tuning stack: only jobs that tune import it
+    from vidswap.train.tune.data import frame_reader
+
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)
@@ -235,6 +236,13 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis,
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
     """Tune a learned swapper (ONNX graph in torch), a trained FaceDancer generator or the e4s-pti / e4s core's
     StyleGAN2 generator (PTI) on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    from vidswap.train.e4s.tune import tune_e4s_core  # the tuning stack: only jobs that tune import it
+    from vidswap.train.facedancer.clip_tune import tune_facedancer_core
+    from vidswap.train.learned import tune_learned_core
+    from vidswap.train.stylegan_pti import tune_e4s_pti_core
+    from vidswap.train.tune.cache import identity_hash
+    from vidswap.train.tune.data import frame_reader
+
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)
