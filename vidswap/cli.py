@@ -1,7 +1,7 @@
 """Command line: parse, call, report. No logic lives here.
 
-Each command imports the modules it calls when it runs: ``--help``, ``probe`` and the one-line bad-input checks
-do not pay for torch and the models (``tests/test_cli_imports.py``).
+Each command imports the modules it calls when it runs: ``--help``, ``probe`` and the ``models`` commands do not
+import torch (``tests/test_cli_imports.py``); the shot commands import it with the job config.
 
 Exit codes (README.md): 0 ok, 2 usage/bad input, 3 no usable face in a source, 4 model missing or corrupt,
 5 media read/write failure, 75 out of memory (retryable), 130 interrupted.
