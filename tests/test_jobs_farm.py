@@ -410,7 +410,7 @@ def test_opencue_export_without_pyoutline_exits_2_with_the_install_line(monkeypa
     monkeypatch.setitem(sys.modules, "outline", None)  # import outline -> ImportError, as when not installed
     with pytest.raises(UsageError, match=re.escape(INSTALL_HINT)):
         export_opencue(SHOT, JobConfig(), range(1, 5), 2, farm=FarmConfig(show="demo", user="td"))
-    monkeypatch.setattr("vidswap.cli.plan_shot", lambda cfg: type("Plan", (), {"numbers": [1, 2, 3]})())
+    monkeypatch.setattr("vidswap.shot.plan_shot", lambda cfg: type("Plan", (), {"numbers": [1, 2, 3]})())
     result = CliRunner().invoke(main, ["farm", "export", str(shot), "--format", "opencue", "-o",
                                        str(tmp_path / "cue.xml")])
     assert result.exit_code == 2 and INSTALL_HINT in result.output and not (tmp_path / "cue.xml").exists()

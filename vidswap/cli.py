@@ -1,5 +1,8 @@
 """Command line: parse, call, report. No logic lives here.
 
+Each command imports the modules it calls when it runs: ``--help``, ``probe`` and the ``models`` commands do not
+import torch (``tests/test_cli_imports.py``); the shot commands import it with the job config.
+
 Exit codes (README.md): 0 ok, 2 usage/bad input, 3 no usable face in a source, 4 model missing or corrupt,
 5 media read/write failure, 75 out of memory (retryable), 130 interrupted.
 """
@@ -18,26 +21,19 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import click  # noqa: E402
 
-from vidswap import __version__, pipeline  # noqa: E402
-from vidswap.config import JobConfig, load_config  # noqa: E402
-from vidswap.config_report import config_provenance, format_provenance, provenance_json  # noqa: E402
+from vidswap import __version__  # noqa: E402
 from vidswap.cli_options import ANALYZE_HIDES, ASSEMBLE_HIDES, TUNE_HIDES, job_layers, job_options, load_job  # noqa: E402,F401
 from vidswap.cli_support import DebugAnywhere, EchoHandler, progress, report_errors, terminate  # noqa: E402
 from vidswap.cli_support import hoist_flag  # noqa: E402,F401 - part of the CLI's interface (tests)
-from vidswap.errors import ModelError  # noqa: E402
-from vidswap.io import probe as probe_media  # noqa: E402
-from vidswap.io.frames import format_frames  # noqa: E402
-from vidswap.io.sequences import sequence_label  # noqa: E402
-from vidswap.jobs import batch as batch_jobs  # noqa: E402
-from vidswap.jobs import clean as clean_jobs  # noqa: E402
-from vidswap.jobs import deadline, opencue, openjd  # noqa: E402
-from vidswap.jobs import passes  # noqa: E402
-from vidswap.models.registry import add_model, fetch_models, list_models, load_manifest, verify_models  # noqa: E402
-from vidswap.shot import plan_shot  # noqa: E402
 from vidswap.train import commands as train_commands  # noqa: E402
+
+if TYPE_CHECKING:
+    from vidswap import pipeline
+    from vidswap.config import JobConfig
 
 
 @click.group(cls=DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,6 +61,8 @@ def main(debug: bool) -> None:
 @report_errors
 def run(debug_frames, contact_sheet, **opts):
     """Swap the face in INPUT (video or image sequence) with --source and write a finished clip."""
+    from vidswap import pipeline
+
     cfg = load_job(**opts)
     with progress(opts["quiet"]) as bar:
         summary = pipeline.run(cfg, progress=bar, debug_frames=debug_frames, contact_sheet=contact_sheet)
@@ -81,6 +79,8 @@ def run(debug_frames, contact_sheet, **opts):
 @report_errors
 def analyze(overlay, **opts):
     """Analyze pass: faces, dense landmarks, identity, tracks, smoothing -> the tracks file in the job folder."""
+    from vidswap.jobs import passes
+
     cfg = load_job(**opts)
     with progress(opts["quiet"]) as bar:
         result = passes.analyze(cfg, progress=bar, overlay=overlay)
@@ -100,6 +100,8 @@ def analyze(overlay, **opts):
 @report_errors
 def tune_cmd(**opts):
     """Tune pass: fine-tune the generator on the analysed shot (when tune.enabled) and cache it (farm task)."""
+    from vidswap.jobs import passes
+
     cfg = load_job(**opts)
     with progress(opts["quiet"]) as bar:
         folder = passes.tune(cfg, progress=bar)
@@ -116,6 +118,8 @@ def tune_cmd(**opts):
 @report_errors
 def render(force, **opts):
     """Render one frame chunk (--frames) of an analysed shot into the job folder (farm task)."""
+    from vidswap.jobs import passes
+
     chunk = opts["frames"]
     if chunk is None:
         raise click.UsageError("render needs --frames A-B (the chunk to render)")
@@ -133,6 +137,8 @@ def render(force, **opts):
 @report_errors
 def assemble(**opts):
     """Concatenate the rendered chunks into the output with the input's timing, audio and timecode."""
+    from vidswap.jobs import passes
+
     cfg = load_job(**opts)
     with progress(opts["quiet"]) as bar:
         summary = passes.assemble(cfg, progress=bar)
@@ -140,6 +146,8 @@ def assemble(**opts):
 
 
 def _report(summary: pipeline.RunSummary) -> None:
+    from vidswap.io.frames import format_frames
+
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {summary.output}: {summary.frames_written} frames {summary.width}x{summary.height} "
@@ -160,6 +168,9 @@ def _report(summary: pipeline.RunSummary) -> None:
 @report_errors
 def probe(input, as_json):
     """Describe INPUT: codec, size, fps (VFR?), frames, duration, bit depth, colour tags, timecode, audio."""
+    from vidswap.io import probe as probe_media
+    from vidswap.io.sequences import sequence_label
+
     info = probe_media(input)
     data = info.to_dict()
     if info.pattern:  # one # per digit and the range, not fileseq's lone # (which means 4 digits)
@@ -241,6 +252,8 @@ def batch(shots, force, fail_fast, summary_path, quiet):
     """Run the shot files SHOTS one after another on this machine; shots an earlier batch finished (same
     settings and input, output still there) are skipped. Prints a summary table; exits with the first failed
     shot's code (0 when all are done)."""
+    from vidswap import pipeline
+    from vidswap.jobs import batch as batch_jobs
 
     def run_shot(cfg: JobConfig) -> pipeline.RunSummary:
         with progress(quiet) as bar:
@@ -266,6 +279,9 @@ def batch(shots, force, fail_fast, summary_path, quiet):
 def clean(shots, everything, force, dry_run):
     """Remove the finished render chunks from the job folders of the shot files SHOTS (farm renders leave
     them there; an FFV1 chunk set is as large as the shot). Shots whose output is not complete are kept."""
+    from vidswap.config import load_config
+    from vidswap.jobs import clean as clean_jobs
+
     for shot in shots:
         result = clean_jobs.clean_shot(load_config(shot=shot), everything, force, dry_run)
         if result.kept:
@@ -291,6 +307,8 @@ def config_group():
 def config_show(as_json, **opts):
     """Print the effective config of a job (the same INPUT / --config / flags as run), each value with where it
     came from: default, preset, shot file or command line."""
+    from vidswap.config_report import config_provenance, format_provenance, provenance_json
+
     rows = config_provenance(job_layers(**opts))
     click.echo(provenance_json(rows) if as_json else format_provenance(rows))
 
@@ -315,6 +333,10 @@ def farm():
 @report_errors
 def farm_export(shot, fmt, output, chunk_size, executable):
     """Export the shot job SHOT (YAML) as a farm job: analyze -> tune (when on) -> render chunks -> assemble."""
+    from vidswap.config import load_config
+    from vidswap.jobs import deadline, opencue, openjd
+    from vidswap.shot import plan_shot
+
     cfg = load_config(shot=shot, overrides={"farm": {"executable": executable}})
     numbers = plan_shot(cfg).numbers  # the shot's frames, from the shot file: the one place they come from
     shot_path = Path(shot).resolve()
@@ -345,6 +367,8 @@ def models():
 @report_errors
 def models_list():
     """Name, role, license and whether each model is cached."""
+    from vidswap.models.registry import list_models, load_manifest
+
     rows = list_models(load_manifest())
     click.echo(f"{'name':<18} {'role':<18} {'default':<8} {'cached':<7} license")
     for row in rows:
@@ -358,6 +382,8 @@ def models_list():
 @report_errors
 def models_fetch(names, defaults):
     """Fetch models into the cache (sha256-verified)."""
+    from vidswap.models.registry import fetch_models, load_manifest
+
     if not names and not defaults:
         raise click.UsageError("name models to fetch, or use --defaults")
     for path in fetch_models(load_manifest(), list(names) or None, defaults):
@@ -368,6 +394,9 @@ def models_fetch(names, defaults):
 @report_errors
 def models_verify():
     """Check the sha256 of every cached model; exit 4 if a default is missing or corrupt."""
+    from vidswap.errors import ModelError
+    from vidswap.models.registry import load_manifest, verify_models
+
     manifest = load_manifest()
     bad = []
     for name, status in verify_models(manifest):
@@ -384,6 +413,8 @@ def models_verify():
 @report_errors
 def models_add(name, file):
     """Copy a user-supplied model FILE into the cache as NAME."""
+    from vidswap.models.registry import add_model, load_manifest
+
     click.echo(f"ok {add_model(load_manifest(), name, Path(file))}")
 
 

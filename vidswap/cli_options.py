@@ -6,11 +6,12 @@ Which options each farm pass lists in ``--help`` (each accepts them all, so hand
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import click
 
-from vidswap.config import ConfigLayer, JobConfig, build_config, config_layers
+if TYPE_CHECKING:  # the config module is imported by the functions that build a job, not by --help
+    from vidswap.config import ConfigLayer, JobConfig
 
 # A pass hides only options that change nothing it reads or writes (tests/test_cli_pass_options.py). The output
 # options that name the job folder (-o, --preview, --compare, --patches) stay listed everywhere.
@@ -96,6 +97,8 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
                burnin=None, patches=None, appearance=None, overwrite=None, swap_core=None, checkpoint=None,
                **_) -> list[ConfigLayer]:
     """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
+    from vidswap.config import config_layers
+
     if input is None and shot is None:
         raise click.UsageError("give an INPUT clip or --config shot.yaml")
     mode = target_mode or ("index" if target_index is not None else "reference" if target_face else None)
@@ -116,4 +119,6 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
 
 def load_job(**opts) -> JobConfig:
     """The job config from the shot YAML, the preset and the command-line flags."""
+    from vidswap.config import build_config
+
     return build_config(job_layers(**opts))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,12 +48,9 @@ from vidswap.swap.learned import LearnedSwapCore
 from vidswap.swap.stylegan.core import E4SPTICore
 from vidswap.swap.stylegan.e4s_core import E4SCore
 from vidswap.timing import Progress, StageTimer, batches
-from vidswap.train.facedancer.clip_tune import tune_facedancer_core
-from vidswap.train.learned import tune_learned_core
-from vidswap.train.e4s.tune import tune_e4s_core
-from vidswap.train.stylegan_pti import tune_e4s_pti_core
-from vidswap.train.tune.cache import build_refiner, identity_hash
-from vidswap.train.tune.data import FramesReader, frame_reader
+
+if TYPE_CHECKING:
+    from vidswap.train.tune.data import FramesReader
 
 #: A stage that maps a batch of frames to a batch of frames (same numbers, same order).
 FrameProcessor = Callable[[list[Frame]], list[Frame]]
@@ -135,15 +133,18 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
                            [source_key(cfg.sources[k], hashes) for k in picked], folder, device)
 
 
-def require_analysis(cfg: JobConfig, plan: ShotPlan) -> ShotAnalysis:
-    """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`)."""
-    return load_job_analysis(cfg, plan, job_core(cfg, CoreContext()).passes_through)
+def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = None) -> ShotAnalysis:
+    """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`); ``core``: the
+    job's core, if the caller has built it (else it is built here, for its ``passes_through``)."""
+    core = core if core is not None else job_core(cfg, CoreContext())
+    return load_job_analysis(cfg, plan, core.passes_through)
 
 
 def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Progress | None, warnings: list[str],
-                 farm_task: bool = False) -> RenderSetup:
+                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None) -> RenderSetup:
     """The render stage for the job and the shot analysis (analysed now, or loaded from the job folder; a farm
-    task must find the analysis the analyze task wrote). Tunes the refiner when ``tune.enabled``."""
+    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``).
+    Tunes the refiner when ``tune.enabled``."""
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
     with timer.stage("load"):
@@ -157,7 +158,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
     params = composite_params(cfg.composite, cfg.seed, relit=relit)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
-        analysis = require_analysis(cfg, plan) if farm_task else None
+        analysis = (farm_analysis or require_analysis(cfg, plan, core)) if farm_task else None
         stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
         return RenderSetup(stage, stage, analysis)
     loaded: list[AnalysisModels] = []
@@ -174,13 +175,16 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources",
                                       analysis_model_hashes(hands=cfg.analysis.hands), models, warnings) \
             if core.needs else []
-    analysis = require_analysis(cfg, plan) if farm_task else analyze_shot(
-        cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress, plan.colour,
-        plan.work_size)
+    if farm_task:
+        analysis = farm_analysis or require_analysis(cfg, plan, core)
+    else:
+        analysis = analyze_shot(cfg, plan.info, plan.numbers, models(), plan.tracks_path, timer, progress,
+                                plan.colour, plan.work_size)
     targets = choose_targets(cfg.target, analysis, models() if cfg.target.mode == "reference" else None,
                              len(sources))
-    loaded.clear()  # the analysis models are not needed past here; neither is what the analysis pass freed
-    release_after_analysis()
+    if loaded:  # the analysis models are not needed past here; neither is what the analysis pass freed
+        loaded.clear()
+        release_after_analysis()
     if not analysis.tracks:
         warnings.append(f"no face found in {plan.info.path.name}; every frame passes through untouched")
     elif not targets:
@@ -214,6 +218,9 @@ def tune_refiner(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis, stage: 
                  progress: bool) -> Refiner:
     """The tuned generator(s) for the stage's targets: loaded from the job folder's ``tune/`` cache when its
     inputs are unchanged, tuned now otherwise (pivotal tuning on the clip's own frames)."""
+    from vidswap.train.tune.cache import build_refiner  # the tuning stack: only jobs that tune import it
+    from vidswap.train.tune.data import frame_reader
+
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)
@@ -229,6 +236,13 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis,
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
     """Tune a learned swapper (ONNX graph in torch), a trained FaceDancer generator or the e4s-pti / e4s core's
     StyleGAN2 generator (PTI) on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    from vidswap.train.e4s.tune import tune_e4s_core  # the tuning stack: only jobs that tune import it
+    from vidswap.train.facedancer.clip_tune import tune_facedancer_core
+    from vidswap.train.learned import tune_learned_core
+    from vidswap.train.stylegan_pti import tune_e4s_pti_core
+    from vidswap.train.tune.cache import identity_hash
+    from vidswap.train.tune.data import frame_reader
+
     read: FramesReader = frame_reader(plan.info)
     if plan.work_size is not None:  # the analysis's coordinates: frames at the job's working size
         read = partial(_resized_reader, read, plan.work_size)

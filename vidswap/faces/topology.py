@@ -18,6 +18,7 @@ Conventions (see also :mod:`vidswap.faces.pose`):
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -279,10 +280,22 @@ def load_static_data(path: Path = DATA_FILE) -> dict[str, np.ndarray]:
 
 
 def load_topology(path: Path | str | None = None) -> MeshTopology:
-    """Parse the MediaPipe topology file (default ``model_path('mesh_topology')``) into a MeshTopology."""
+    """Parse the MediaPipe topology file (default ``model_path('mesh_topology')``) into a MeshTopology.
+
+    Parsed once per process and file: later calls for the same file (same resolved path, size and modification
+    time) return the same MeshTopology, which callers share and must not modify."""
     if path is None:
         path = model_path("mesh_topology")
-    conn = parse_connections(Path(path))
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _parsed_topology(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_topology(path: Path, mtime_ns: int, size: int) -> MeshTopology:
+    """:func:`load_topology`'s parse of ``path``; ``mtime_ns`` and ``size`` key the cache (a re-fetched file is
+    parsed again)."""
+    conn = parse_connections(path)
     if "FACEMESH_TESSELATION" not in conn:
         raise ModelError(f"mesh topology {path} has no FACEMESH_TESSELATION; re-fetch: vidswap models fetch "
                          "mesh_topology")

@@ -187,7 +187,7 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     if not force and chunk_complete(out, numbers, cfg, plan):
         return out, None
     warnings: list[str] = []
-    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True)
+    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True, farm_analysis=analysis)
     if not in_place:
         chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
         written = render_frames(cfg, plan.info, numbers, setup.processor, out, plan.size, timer, progress,

@@ -18,6 +18,7 @@ A pinned sha256 is still checked; an entry whose ``sha256`` is empty accepts any
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import os
@@ -87,10 +88,23 @@ class ModelRow:
 
 
 def load_manifest(path: Path = DEFAULT_MANIFEST) -> dict[str, ModelSpec]:
-    """Parse the manifest into ``{name: ModelSpec}``. A malformed manifest is a ModelError naming the file."""
+    """Parse the manifest into ``{name: ModelSpec}``. A malformed manifest is a ModelError naming the file.
+
+    Parsed once per process and file (same path, size and modification time); each call returns its own dict."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read the model manifest {path}: {type(exc).__name__}") from None
+    return dict(_parsed_manifest(Path(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_manifest(path: Path, mtime_ns: int, size: int) -> dict[str, ModelSpec]:
+    """:func:`load_manifest`'s parse of ``path`` (libyaml's safe loader where PyYAML has it: the same values, ~10x
+    faster); ``mtime_ns`` and ``size`` key the cache."""
     try:
         with open(path) as fh:
-            raw = yaml.safe_load(fh)["models"]
+            raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["models"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise ModelError(f"cannot read the model manifest {path}: {type(exc).__name__}") from None
     known = {f.name for f in fields(ModelSpec)}

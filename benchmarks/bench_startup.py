@@ -1,0 +1,189 @@
+"""Fixed costs of the CLI (issue 19): start-up, pass-through against a transcode, a farm render task's start-up.
+
+    python benchmarks/bench_startup.py [--before TREE] [--pairs 3] [--frames 120]
+
+Each measurement is a fresh process; ``--before TREE`` (a checkout of the code before a change, its PYTHONPATH)
+runs every row for that tree and this one back to back, so both see the same load. Rows:
+
+* ``--help``: ``python -m vidswap.cli --help``, whole process (wall and CPU seconds, from ``getrusage`` of the
+  child), and whether torch was imported;
+* pass-through: ``python -m vidswap.cli run PLATE -o OUT -q --passthrough`` of the 1080p bench plate (120
+  frames), whole process, paired with the PyAV transcode child of ``bench_speed.py`` (also a whole process);
+  ratios per pair, medians;
+* farm render task: ``vidswap render --frames 0-1`` of an 8-frame 1080p job after ``vidswap analyze``, in a fresh
+  process: seconds and process CPU seconds from the process start to the first ``RenderStage`` call and to the
+  first frame handed to the encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "samples"))
+MARK = "BENCH_JSON "
+
+
+def timed(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd`` to its end: wall seconds, CPU seconds (user + system of the child), its last JSON line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/tmp", env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    data = {}
+    for line in proc.stdout.splitlines()[::-1]:
+        if line.startswith(MARK):
+            data = json.loads(line[len(MARK):])
+            break
+    return {"wall": wall, "cpu": cpu, **data}
+
+
+def child_farm(args: list[str]) -> None:
+    """In a fresh process: the CLI's ``render`` up to its first frame handed to the encoder, then exit."""
+    start_cpu = time.process_time()  # the interpreter's own start-up before this line is ~0.05 s, not counted
+    start = time.perf_counter()
+    seen: dict = {}
+    from vidswap.io import writers
+    from vidswap import render
+
+    def done(key: str) -> None:
+        seen.setdefault(key, {"wall": time.perf_counter() - start, "cpu": time.process_time() - start_cpu})
+
+    write, call = writers.VideoSink.write, render.RenderStage.__call__
+
+    def first_frame(self, frame):
+        done("first_frame")
+        print(MARK + json.dumps(seen | {"modules": sorted(m for m in HEAVY if m in sys.modules)}), flush=True)
+        os._exit(0)  # the fixed cost ends here; the rest of the task is the frames' cost
+
+    def first_batch(self, frames):
+        done("first_batch")
+        return call(self, frames)
+
+    writers.VideoSink.write, render.RenderStage.__call__ = first_frame, first_batch
+    from vidswap.cli import main
+
+    main(args, standalone_mode=False)
+    raise RuntimeError("no frame reached the encoder")
+
+
+HEAVY = ("torch", "kornia", "scipy.ndimage", "scipy", "cv2", "onnxruntime", "matplotlib")
+
+
+def child_modules(args: list[str]) -> None:
+    """Run the CLI in-process and print which heavy modules it imported."""
+    from vidswap.cli import main
+
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit:
+        pass
+    print(MARK + json.dumps({"modules": sorted(m for m in HEAVY if m in sys.modules)}), flush=True)
+
+
+def med(values) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", help="PYTHONPATH of the code before the change (rows run for both, back to back)")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=120)
+    a = ap.parse_args()
+    import bench_speed
+
+    trees = {"after": str(ROOT)} | ({"before": a.before} if a.before else {})
+    order = [t for t in ("before", "after") if t in trees]
+    py = sys.executable
+    me = str(Path(__file__).resolve())
+    env = {t: dict(os.environ, PYTHONPATH=p, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+           for t, p in trees.items()}
+    clip, source = bench_speed.sample("pexels_clip"), bench_speed.sample("grace_hopper")
+    plate = bench_speed.make_plate(clip, bench_speed.SIZES["1080"], a.frames)
+    work = Path(tempfile.mkdtemp(prefix="vidswap_startup_"))
+    print(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}, "
+          f"load {Path('/proc/loadavg').read_text().split()[0]}, {os.cpu_count()} CPUs\n")
+
+    def row(*cells) -> None:
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+
+    try:
+        row("what", "code", "wall s (median)", "CPU s (median)", "runs (wall / CPU)", "heavy modules imported")
+        row(*["---"] * 6)
+        for _ in range(1):
+            help_runs = {t: [timed([py, "-m", "vidswap.cli", "--help"], env[t]) for _ in range(a.pairs)]
+                         for t in order}
+        for t in order:
+            mods = timed([py, me, "--child-modules", "--help"], env[t])["modules"]
+            rs = help_runs[t]
+            row("`vidswap --help`", t, f"{med([r['wall'] for r in rs]):.2f}", f"{med([r['cpu'] for r in rs]):.2f}",
+                ", ".join(f"{r['wall']:.2f}/{r['cpu']:.2f}" for r in rs), " ".join(mods) or "none")
+        runs: dict[str, list] = {t: [] for t in order}
+        for k in range(a.pairs):
+            base = timed([py, str(ROOT / "benchmarks" / "bench_speed.py"), "--child-transcode", str(plate),
+                          str(work / "t.mp4"), str(a.frames)], env["after"])
+            for t in order:
+                ours = timed([py, "-m", "vidswap.cli", "run", str(plate), "-o", str(work / f"pt_{t}.mp4"), "-q",
+                              "--passthrough"], env[t])
+                runs[t].append((base, ours))
+        for t in order:
+            rs = runs[t]
+            row(f"pass-through 1080p {a.frames} f", t, f"{med([o['wall'] for _, o in rs]):.2f}",
+                f"{med([o['cpu'] for _, o in rs]):.2f}",
+                ", ".join(f"{o['wall']:.2f}/{o['cpu']:.2f}" for _, o in rs),
+                f"transcode {med([b['wall'] for b, _ in rs]):.2f} s / {med([b['cpu'] for b, _ in rs]):.2f} CPU s; "
+                f"ratio wall {med([o['wall'] / b['wall'] for b, o in rs]):.2f}x, "
+                f"CPU {med([o['cpu'] / b['cpu'] for b, o in rs]):.2f}x")
+        job = work / "farm"
+        job.mkdir()
+        cfg = job / "shot.yaml"
+        small = bench_speed.make_plate(clip, bench_speed.SIZES["1080"], 24)
+        cfg.write_text(json.dumps({"input": str(small), "sources": [str(source)], "frames": "0-7",
+                                   "output": {"path": str(job / "out.mp4")}}))
+        farm: dict[str, list] = {t: [] for t in order}
+        for t in order:  # each tree analyses its own job folder (the record of its sources too)
+            shutil.rmtree(job / "out.vidswap", ignore_errors=True)
+            timed([py, "-m", "vidswap.cli", "analyze", "--config", str(cfg), "-q"], env[t])
+            shutil.copytree(job / "out.vidswap", work / f"job_{t}")
+        for _ in range(a.pairs):
+            for t in order:
+                shutil.rmtree(job / "out.vidswap", ignore_errors=True)
+                shutil.copytree(work / f"job_{t}", job / "out.vidswap")
+                farm[t].append(timed([py, me, "--child-farm", "render", "--config", str(cfg), "--frames", "0-1",
+                                      "-q"], env[t]))
+        for t in order:
+            rs = farm[t]
+            for key in ("first_batch", "first_frame"):
+                row(f"farm render task -> {key.replace('_', ' ')}", t, f"{med([r[key]['wall'] for r in rs]):.2f}",
+                    f"{med([r[key]['cpu'] for r in rs]):.2f}",
+                    ", ".join(f"{r[key]['wall']:.2f}/{r[key]['cpu']:.2f}" for r in rs), " ".join(rs[0]["modules"]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload at the end {Path('/proc/loadavg').read_text().split()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-farm":
+        child_farm(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-modules":
+        child_modules(sys.argv[2:])
+    else:
+        sys.exit(main())
