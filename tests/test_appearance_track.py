@@ -215,3 +215,22 @@ def test_follow_weights(topo):
     far = torch.as_tensor([10, 152])  # forehead top, chin
     assert torch.allclose(w[far], torch.ones(2))
     assert float(w.min()) >= 0 and float(w.max()) <= 1
+
+
+def test_unwrap_frames_weighs_the_clear_part(space):
+    """``clear`` (1 - an occlusion matte) is unwrapped with the crops and multiplied into the visibility: all clear
+    is no matte, nothing clear is no weight, and the texture is the same either way."""
+    from vidswap.appearance.track import unwrap_frames
+
+    g = torch.Generator().manual_seed(3)
+    crops = torch.rand(2, 3, 64, 64, generator=g)
+    lm = (canonical_face().float() * 25 + 32)[None].expand(2, -1, -1).clone()
+    tex, w = unwrap_frames(space, crops, lm)
+    tex1, w1 = unwrap_frames(space, crops, lm, torch.ones(2, 1, 64, 64))
+    tex0, w0 = unwrap_frames(space, crops, lm, torch.zeros(2, 1, 64, 64))
+    assert torch.equal(tex1, tex) and torch.equal(tex0, tex)
+    assert float(w.sum()) > 500 and torch.allclose(w1, w, atol=1e-6) and float(w0.abs().max()) == 0.0
+    half = torch.zeros(2, 1, 64, 64)
+    half[..., :, 32:] = 1.0  # the image's right half clear
+    _, wh = unwrap_frames(space, crops, lm, half)
+    assert 0.3 * float(w.sum()) < float(wh.sum()) < 0.7 * float(w.sum()) and bool((wh <= w + 1e-6).all())

@@ -116,3 +116,27 @@ def test_regional_swap_and_histogram_option():
     ys, xs = torch.nonzero(res.alpha[0, 0] > 0, as_tuple=True)
     assert ys.min() >= 45 and xs.min() >= 30 and xs.max() <= 98  # eyes and mouth only, not the cheeks
     assert res.alpha[0, 0, 75, 40].item() == 0.0
+
+
+def test_colour_match_with_the_analysis_stats_does_not_move_with_the_occluder():
+    """With the plate's statistics from the analysis (whole face skin, smoothed), the render's are taken over the
+    same skin whatever covers it: the colour-matched face is the same with or without an occluder (a hand moving
+    over the face does not pump its colour). Measured here instead, the occluder is left out and moves them."""
+    from vidswap.composite.colour import masked_lab_stats, pack_stats
+    from vidswap.composite.compositor import build_masks
+
+    _, plate, target, lm, regions, m, _ = scene(frames=2, occluder=False)
+    yy = torch.arange(CH, dtype=torch.float32).view(1, 1, CH, 1)
+    render = (target * (0.7 + 0.5 * yy / CH) + 0.03).clamp(0, 1)  # a face lit from below: its mean moves with a hole
+    occluder = torch.zeros(2, 1, CH, CW)
+    occluder[0, :, 80:, :] = 1.0  # a hand over the lower face of the first frame
+    params = CompositeParams(paste=PasteParams(mode="alpha"), grain=None)
+    stats = pack_stats(*masked_lab_stats(target, build_masks(target, lm, regions, params).stats))
+    kw = dict(params=params, plate_stats=stats)
+    free = composite_track(plate, target, render, lm, regions, m, [0, 1], **kw)
+    held = composite_track(plate, target, render, lm, regions, m, [0, 1], occluder=occluder, **kw)
+    assert torch.equal(held.crop, free.crop)
+    assert float(held.alpha[0, :, 90:].max()) == 0.0  # the occluder is still cut out of the paste
+    measured = composite_track(plate, target, render, lm, regions, m, [0, 1], params=params, occluder=occluder)
+    assert float((measured.crop[0] - composite_track(plate, target, render, lm, regions, m, [0, 1],
+                                                     params=params).crop[0]).abs().max()) > 0.01

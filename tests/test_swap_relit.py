@@ -140,3 +140,29 @@ def test_a_track_without_an_appearance_model_renders_the_texture(relit_and_textu
     assert core.for_target(ident, replace(track, appearance={})).plate_light is None
     lit = core.for_target(ident, track).plate_light
     assert lit is not None and lit.lighting.shape == (1, 1, 9) and lit.broad.shape[-1] == 128
+
+
+def test_the_frame_ratio_leaves_the_occluder_out():
+    """A hand in front of the face (the occluder) does not reach the relit render's frame light: whatever the
+    occluded pixels hold, the ratio is the same; without the occluder they move it. A zero occluder is none."""
+    from vidswap.appearance.relight import plate_light
+    from vidswap.swap.geometric.relit import RelitRenderer
+
+    renderer = RelitRenderer(load_topology())
+    space, masks = renderer.space(64)
+    g = torch.Generator().manual_seed(5)
+    mean = torch.rand(1, 3, 64, 64, generator=g) * 0.3 + 0.3
+    light = plate_light({"mean": mean, "weight": space.covered, "broad": torch.ones(1, 3, 64, 64),
+                         "lighting": torch.zeros(1, 3, 9), "edge_blur": torch.tensor([[0.01]])}, masks)
+    lm = (canonical_face().float() * 50 + 64)[None]
+    crops = torch.full((1, 3, 128, 128), 0.5)
+    occluder = torch.zeros(1, 1, 128, 128)
+    occluder[..., 70:, :] = 1.0  # the lower part of the crop
+    hand = crops.clone()
+    hand[..., 76:, :] = 0.95  # a bright hand, inside the occluder by more than the box filter and the bilinear reach
+    both, lms = torch.cat([hand, crops]), lm.expand(2, -1, -1)
+    kept = renderer.frame_ratio(light, both, lms, occluder.expand(2, -1, -1, -1))
+    assert torch.allclose(kept[0], kept[1], atol=1e-6)
+    seen = renderer.frame_ratio(light, both, lms)
+    assert float((seen[0] - seen[1]).abs().max()) > 0.05
+    assert torch.allclose(renderer.frame_ratio(light, both, lms, torch.zeros(2, 1, 128, 128)), seen, atol=1e-6)

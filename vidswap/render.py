@@ -200,12 +200,13 @@ class RenderStage:
         # only the face's region is converted, composited and converted back, in the plate's own dtype outside it
         plate = torch.stack([to_float(out[k].image[y0:y1, x0:x1], self.device) for k in ks])  # (B, 3, h, w)
         batch, crop_to_plate = batch_from_track(track, idx, plate, crop, self.device, origin=(x0, y0))
-        result = self.core.swap(batch, identity)
-        if self.refiner is not None:
-            result = self.refiner(track.id, batch, result, identity)
         numbers = [out[k].number for k in ks]
         occluder = occluders_to_crop([occluders.get(n) for n in numbers], batch.frame_to_crop,
                                      tuple(batch.target_crops.shape[-2:]))
+        batch = dataclasses.replace(batch, occluder=occluder)  # e.g. kept out of the relit render's frame light
+        result = self.core.swap(batch, identity)
+        if self.refiner is not None:
+            result = self.refiner(track.id, batch, result, identity)
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                shift_target(crop_to_plate, (x0, y0)), numbers, track_id=track.id, params=self.params,

@@ -88,13 +88,20 @@ def weighted_median(values: Tensor, weights: Tensor) -> Tensor:
     return weighted_quantile_along(values, weights.expand_as(values) + 1e-9, 0)  # all-zero columns: plain median
 
 
-def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor) -> tuple[Tensor, Tensor]:
+def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor,
+                  clear: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Unwrap aligned plate crops (sRGB-encoded [0, 1]) in linear light with their visibility (facing,
-    self-occlusion, inside the crop): (B, 3, S, S), (B, V, 3) -> (B, 3, U, U), (B, 1, U, U)."""
+    self-occlusion, inside the crop): (B, 3, S, S), (B, V, 3) -> (B, 3, U, U), (B, 1, U, U). ``clear``
+    (B, 1, S, S) in [0, 1], where nothing is in front of the face (1 - an occlusion matte), is unwrapped with the
+    crops (bilinear, as it is) and multiplied into the visibility; None: all clear."""
     S = crops.shape[-1]
     vis = texture_confidence(crop_landmarks, space.triangles, image_size=(crops.shape[-2], S),
                              resolution=VISIBILITY_RESOLUTION)
-    return unwrap(space, srgb_to_linear(crops.float()), crop_landmarks, vis)
+    images = srgb_to_linear(crops.float())
+    if clear is None:
+        return unwrap(space, images, crop_landmarks, vis)
+    texture, weight = unwrap(space, torch.cat([images, clear.to(images)], 1), crop_landmarks, vis)
+    return texture[:, :3], weight * texture[:, 3:].clamp(0.0, 1.0)
 
 
 @dataclass

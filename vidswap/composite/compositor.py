@@ -345,7 +345,9 @@ def composite_track(
             so farm chunks agree with a single-pass render at their seams; ``temporal`` then only concerns masks.
         layers: also return the plate-space ``foreground`` and ``plate_alpha`` (one more warp per face).
         occluder: ``(B, 1, h, w)`` in [0, 1], what is in front of the face in crop space (hands, a user's matte):
-            subtracted from the paste alpha (``alpha * (1 - occluder)``) and left out of the colour statistics.
+            subtracted from the paste alpha (``alpha * (1 - occluder)``) and left out of the colour statistics
+            measured here (with ``plate_stats`` the render's statistics cover the whole face's skin, as the
+            analysis measured the plate's: the colour match does not move with the occluder).
 
     Returns:
         :class:`CompositeResult`.
@@ -367,7 +369,7 @@ def composite_track(
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
     alpha = region * vis
     face_alpha = alpha
-    stats_mask = masks.stats
+    stats_mask = skin = masks.stats
     if occluder is not None:
         keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
         alpha = alpha * keep
@@ -379,10 +381,15 @@ def composite_track(
     src_s = dst_s = None
     cp = params.colour
     if cp.method == "reinhard":
-        valid = masks.stats.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
+        # The render's statistics are taken where the plate's are. The plate's from the analysis cover the face's
+        # skin, a hand in front included, so the render's (which has no hand) cover that skin too: a hand-shaped
+        # hole moving over the render would move its statistics and the whole face's colour with the hand.
+        # Measured here, the plate's leave the occluder out, and the render's the same pixels.
+        render_skin = skin if plate_stats is not None else masks.stats
+        valid = render_skin.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries)
         render_lab = torch.cat([rgb_to_lab(render[i:i + 1]) for i in range(render.shape[0])])
-        src_s = pack_stats(*masked_lab_stats(render, masks.stats, lab=render_lab))
+        src_s = pack_stats(*masked_lab_stats(render, render_skin, lab=render_lab))
         if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
             dst_s = plate_stats.to(src_s)
             src_s = torch.where(valid[:, None], src_s, dst_s)  # too little skin seen: leave that frame's colour

@@ -83,6 +83,8 @@ class SwapBatch:
         expression: (B, 478, 3) expression offsets δ (canonical units).
         confidence: (B,) landmark / track confidence in [0, 1].
         frame_to_crop: (B, 2, 3) the alignment each crop was cut with (frame pixels -> crop pixels).
+        occluder: (B, 1, S, S) in [0, 1], what is in front of the face in crop space (tracked hands, the user's
+            matte; 1 = occluder), or None (nothing). A core may keep it out of what it measures on the plate.
     """
 
     target_crops: Tensor
@@ -93,6 +95,7 @@ class SwapBatch:
     expression: Tensor
     confidence: Tensor
     frame_to_crop: Tensor
+    occluder: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target_crops.shape[0])
@@ -100,16 +103,22 @@ class SwapBatch:
     def select(self, rows: Sequence[int] | Tensor) -> "SwapBatch":
         """The batch's ``rows`` (every field indexed alike)."""
         index = torch.as_tensor(rows, dtype=torch.long, device=self.target_crops.device)
-        return SwapBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return SwapBatch(**{f.name: None if (v := getattr(self, f.name)) is None else v[index] for f in fields(self)})
 
     def to(self, device: torch.device | str) -> "SwapBatch":
         """The batch on ``device``."""
-        return SwapBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return SwapBatch(**{f.name: None if (v := getattr(self, f.name)) is None else v.to(device)
+                            for f in fields(self)})
 
     @staticmethod
     def concat(batches: Sequence["SwapBatch"]) -> "SwapBatch":
-        """Batches one after the other (same crop size)."""
-        return SwapBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(SwapBatch)})
+        """Batches one after the other (same crop size; a batch without an occluder counts as unoccluded)."""
+        out = {f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(SwapBatch)
+               if f.name != "occluder"}
+        if any(b.occluder is not None for b in batches):
+            out["occluder"] = torch.cat([b.occluder if b.occluder is not None else
+                                         torch.zeros_like(b.target_crops[:, :1]) for b in batches])
+        return SwapBatch(**out)
 
 
 @dataclass

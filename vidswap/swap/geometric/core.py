@@ -398,7 +398,8 @@ class GeometricSwapCore(SwapCore):
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
-                                         identity.edge_blur, side=self._render_side(identity, S, H))
+                                         identity.edge_blur, side=self._render_side(identity, S, H),
+                                         occluder=batch.occluder)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)

@@ -195,20 +195,24 @@ class RelitRenderer:
         w = self.follow.to(driven)[None, :, None]
         return w * driven + (1.0 - w) * target_landmarks
 
-    def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor) -> Tensor:
-        """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks."""
+    def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor,
+                    occluder: Tensor | None = None) -> Tensor:
+        """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks;
+        ``occluder`` (B, 1, S, S) in [0, 1] (a hand in front of the face) is kept out of the frames' light."""
         u = light.broad.shape[-1]
         factor = max(1, crops.shape[-1] // (_UNWRAP_CROP_FACTOR * u))
+        clear = None if occluder is None else 1.0 - occluder.to(crops).clamp(0.0, 1.0)
         if factor > 1:  # box-filter down; pixel centres move from x to (x + 0.5) / f - 0.5
             crops = F.avg_pool2d(crops, factor)
+            clear = None if clear is None else F.avg_pool2d(clear, factor)
             landmarks = torch.cat([(landmarks[..., :2] + 0.5) / factor - 0.5, landmarks[..., 2:] / factor], -1)
         space, _ = self.space(u, crops.device)
-        frame, weight = unwrap_frames(space, crops, landmarks)
+        frame, weight = unwrap_frames(space, crops, landmarks, clear)
         return temporal_ratio(light, frame, weight, self.relight)
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
-               side: int | None = None) -> tuple[Tensor, Tensor]:
+               side: int | None = None, occluder: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -225,8 +229,10 @@ class RelitRenderer:
             side: draw the render at this side (< S, square crops only: rasterise, texture, shading, sRGB and the
                 blur match with what the upsample leaves of it) and upsample it and its alpha bilinearly to S
                 (:func:`render_side`; ``albedo`` then :func:`downsize_albedo`'d to match). None or S: at S.
+            occluder: (B, 1, S, S) what is in front of the face (1 = occluder; tracked hands, a user's matte),
+                kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
         """
-        ratio = self.frame_ratio(light, crops, target_landmarks)
+        ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
