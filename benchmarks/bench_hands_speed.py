@@ -2,12 +2,15 @@
 
     python benchmarks/bench_hands_speed.py [--frames 472] [--big-frames 56-151] [--scale 3]
 
-1. The sample clip (640x360) at its own size, the first ``--frames`` frames: the analyze pass with hands (the
-   defaults) and without (``AnalysisConfig(hands=False)``) on the same batches of 8 frames, alternating which runs
-   first; CPU time of the process (``time.process_time``: both threads, whatever else the machine runs) per batch.
-   Added = the difference, over all frames, on the occluded stretch 56-231 and outside it; also the hand tracker's
-   own CPU time (its ``push`` calls) and the render-side matte (``hand_matte`` of the swept shapes and its warp into
-   a face crop) on every frame with a hand. The wall-clock times of the same calls are reported too.
+1. The sample clip (640x360) at its own size, the first ``--frames`` frames: the analyze pass without hands
+   (``AnalysisConfig(hands=False)``) and with them, once per hand-tracker setting (main b1c5cc5's: the full
+   landmarker, palm detection every 2nd frame without a hand, pose every 4th, re-detection every 6th with a hand;
+   the defaults; ``--params``), on the same batches of 8 frames, the order turning batch by batch; CPU time of the
+   process (``time.process_time``: both threads, whatever else the machine runs) and wall time per batch.
+   Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the render-side
+   matte (``hand_matte`` of the swept shapes and its warp into a face crop) per frame of that part (0 on frames
+   without a hand); the total of the two is the issue's "added cost". Also each setting's tracks against main's:
+   frames with a hand in one only, and the largest landmark difference on the others.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
    every tracked frame (``flow_size=0, flow_skip=0``, hands2-s8's behaviour), on the hand's region shrunk to
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -38,7 +42,14 @@ from vidswap.composite.compositor import CompositeParams  # noqa: E402
 from vidswap.composite.occlusion import mattes_to_crop  # noqa: E402
 from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer  # noqa: E402
 from vidswap.hands.mask import hand_matte  # noqa: E402
+from vidswap.hands.landmarks import HandLandmarker  # noqa: E402
 from vidswap.hands.track import HandParams  # noqa: E402
+from vidswap.models.registry import model_bytes  # noqa: E402
+
+# filterpy (and scipy.stats, 1-5 s of CPU) is imported by the analysis once per process: by the hand tracker's first
+# hand, or else by the landmark smoothing in ``finish``. Imported here so that a one-off import is not counted as
+# the first hand's frames' cost (it was: 4.7 s CPU at load 10 in one profile, ~25 ms/frame over the stretch).
+import filterpy.kalman  # noqa: E402,F401
 
 STRETCH = (56, 231)
 
@@ -79,39 +90,78 @@ def interleaved(runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], number
     return cpu
 
 
-def at_size(frames: list[np.ndarray], count: int) -> dict:
-    """Part 1: the analyze pass with and without hands, and the render-side matte, at the clip's size."""
+MAIN = {"landmark_model": "hand_landmark", "idle_detect_every": 2, "pose_every": 4, "backfill": 6}
+
+
+def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams]) -> dict:
+    """Part 1: the analyze pass without hands and with each of ``settings`` (the hand tracker's parameters,
+    interleaved batch by batch), and the render-side matte of each one's tracks, at the clip's size."""
     cfg_on, cfg_off = AnalysisConfig(hands=True), AnalysisConfig(hands=False)
-    on = FrameAnalyzer(AnalysisModels.load(cfg_on, 2), cfg_on)
-    off = FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)
-    spent = timed_hands(on)
+    models = AnalysisModels.load(cfg_on, 2)
+    landmarkers = {}
+    runs, spent = {"off": FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)}, {}
+    for name, params in settings.items():
+        if params.landmark_model not in landmarkers:
+            landmarkers[params.landmark_model] = HandLandmarker.from_path(model_bytes(params.landmark_model), 2)
+        an = FrameAnalyzer(models, cfg_on)
+        an._hands.params = params
+        an._hands.landmarker = landmarkers[params.landmark_model]
+        spent[name] = timed_hands(an)
+        runs[name] = an
     numbers = list(range(count))
     wall: dict = {}
-    cpu = interleaved({"on": on, "off": off}, frames[:count], numbers, wall)
-    hands = on._hands.finish()
-    params = CompositeParams().hands
-    crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
-    matte, matte_wall = [], []
-    for n in sorted(set(hands.frames.tolist())):
-        t0, w0 = time.process_time(), time.perf_counter()
-        mattes_to_crop([hand_matte(hands.swept(n, params.sweep), frames[n], params)], crop, (384, 384))
-        matte.append(time.process_time() - t0)
-        matte_wall.append(time.perf_counter() - w0)
+    cpu = interleaved(runs, frames[:count], numbers, wall)
     inside = np.zeros(count, bool)
     inside[STRETCH[0]:STRETCH[1] + 1] = True
-    added = 1e3 * (cpu["on"] - cpu["off"])
-    added_wall = 1e3 * (wall["on"] - wall["off"])
-    return {"wall_added_ms_stretch": float(added_wall[inside].mean()),
-            "wall_added_ms_outside": float(added_wall[~inside].mean()) if (~inside).any() else None,
-            "wall_matte_ms_per_hand_frame": 1e3 * float(np.mean(matte_wall)) if matte_wall else 0.0,
-            "frames": count, "hand_frames": len(matte),
-            "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean()), "analysis_cpu_ms_on": 1e3 * float(cpu["on"].mean()),
-            "added_cpu_ms_all": float(added.mean()), "added_cpu_ms_stretch": float(added[inside].mean()),
-            "added_cpu_ms_outside": float(added[~inside].mean()) if (~inside).any() else None,
-            "tracker_cpu_ms": 1e3 * spent[0] / count,
-            "matte_cpu_ms_per_hand_frame": 1e3 * float(np.mean(matte)) if matte else 0.0,
-            "added_cpu_ms_stretch_with_matte": float(added[inside].mean()) + (1e3 * float(np.mean(matte))
-                                                                               if matte else 0.0)}
+    mparams = CompositeParams().hands
+    crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
+    out = {"frames": count, "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean())}
+    first = None
+    for name in settings:
+        hands = runs[name]._hands.finish()
+        first = hands if first is None else first
+        m_cpu, m_wall = np.zeros(count), np.zeros(count)
+        for n in sorted(set(hands.frames.tolist())):
+            if n >= count:
+                continue
+            t0, w0 = time.process_time(), time.perf_counter()
+            mattes_to_crop([hand_matte(hands.swept(n, mparams.sweep), frames[n], mparams)], crop, (384, 384))
+            m_cpu[n], m_wall[n] = time.process_time() - t0, time.perf_counter() - w0
+        added = 1e3 * (cpu[name] - cpu["off"])
+        added_wall = 1e3 * (wall[name] - wall["off"])
+        row = {"tracker_cpu_ms": 1e3 * spent[name][0] / count, "hand_frames": int((m_cpu > 0).sum())}
+        # the tracks against the first setting's: the frames with a hand in one only, the largest landmark difference
+        a, b = set(first.frames.tolist()), set(hands.frames.tolist())
+        row["frames_only_here_vs_first"] = sorted(b - a)
+        row["frames_only_in_first"] = sorted(a - b)
+        row["max_landmark_diff_px_vs_first"] = max(
+            (float(np.abs(first.at(n)[:, :, :2] - hands.at(n)[:, :, :2]).max()) for n in a & b
+             if len(first.at(n)) == len(hands.at(n))), default=0.0)
+        for part, sel in (("all", np.ones(count, bool)), ("stretch", inside), ("outside", ~inside)):
+            if not sel.any():
+                continue
+            row[f"analysis_cpu_{part}"] = float(added[sel].mean())
+            row[f"analysis_wall_{part}"] = float(added_wall[sel].mean())
+            row[f"matte_cpu_{part}"] = 1e3 * float(m_cpu[sel].mean())
+            row[f"matte_wall_{part}"] = 1e3 * float(m_wall[sel].mean())
+            row[f"total_cpu_{part}"] = row[f"analysis_cpu_{part}"] + row[f"matte_cpu_{part}"]
+            row[f"total_wall_{part}"] = row[f"analysis_wall_{part}"] + row[f"matte_wall_{part}"]
+        out[name] = row
+    return out
+
+
+def table(result: dict) -> str:
+    """Markdown table of part 1: per setting the added ms per frame (analysis + matte = total), CPU and wall."""
+    lines = ["| setting | part | analysis CPU / wall | matte CPU / wall | **total CPU / wall** |", "|---|---|---|---|---|"]
+    for name, row in result.items():
+        if not isinstance(row, dict):
+            continue
+        for part in ("all", "stretch", "outside"):
+            if f"total_cpu_{part}" in row:
+                lines.append(f"| {name} | {part} | {row[f'analysis_cpu_{part}']:.1f} / {row[f'analysis_wall_{part}']:.1f}"
+                             f" | {row[f'matte_cpu_{part}']:.1f} / {row[f'matte_wall_{part}']:.1f}"
+                             f" | **{row[f'total_cpu_{part}']:.1f} / {row[f'total_wall_{part}']:.1f}** |")
+    return "\n".join(lines)
 
 
 def by_plate_size(frames: list[np.ndarray], numbers: list[int], scale: int) -> dict:
@@ -143,6 +193,8 @@ def main() -> int:
     ap.add_argument("--big-frames", default="56-151")
     ap.add_argument("--scale", type=int, default=3)
     ap.add_argument("--skip-size", action="store_true", help="part 1 only")
+    ap.add_argument("--params", nargs="*", default=[],
+                    help="NAME=field:value,...: more HandParams settings for part 1 (main's and the defaults always)")
     ap.add_argument("--only-size", action="store_true", help="part 2 only")
     args = ap.parse_args()
     cv2.setNumThreads(2)
@@ -150,8 +202,14 @@ def main() -> int:
     load = open("/proc/loadavg").read().split()[:3]
     result = {"load_start": load}
     if not args.only_size:
-        result["at_360p"] = at_size(frames, min(args.frames, len(frames)))
+        settings = {"main b1c5cc5": HandParams(**MAIN), "default": HandParams()}
+        for spec in args.params:
+            name, fields = spec.split("=", 1)
+            settings[name] = HandParams(**{k: ast.literal_eval(v) for k, v in (f.split(":", 1)
+                                                                             for f in fields.split(",") if f)})
+        result["at_360p"] = at_size(frames, min(args.frames, len(frames)), settings)
         print(json.dumps(result["at_360p"], indent=1))
+        print(table(result["at_360p"]))
     if not args.skip_size:
         first, last = (int(v) for v in args.big_frames.split("-"))
         result["tracker_cpu_ms_by_plate"] = by_plate_size(frames, list(range(first, last + 1)), args.scale)

@@ -111,7 +111,7 @@ def test_a_hand_that_flickers_out_keeps_its_id_and_its_mask():
     decayed from the nearest seen frame (6: a tie, from 4). Without relocking and bridging it is two hands with a
     gap, and the mask drops out there."""
     presence = [0.95] * 5 + [0.1] * 3 + [0.95] * 8
-    hands = run_scripted(presence, HandParams())
+    hands = run_scripted(presence, HandParams(idle_detect_every=2))
     np.testing.assert_array_equal(hands.frames, np.arange(16))
     np.testing.assert_array_equal(hands.ids, np.zeros(16))
     p95 = np.float32(0.95)
@@ -123,7 +123,8 @@ def test_a_hand_that_flickers_out_keeps_its_id_and_its_mask():
     area = [hand_matte(hands.at(n), plate, shape).sum() for n in range(16)]
     assert min(area) == max(area) > 0  # no pop
 
-    bare = run_scripted(presence, HandParams(relock_frames=0, motion=MotionParams(bridge=0, coast=0)))
+    bare = run_scripted(presence, HandParams(idle_detect_every=2, relock_frames=0,
+                                             motion=MotionParams(bridge=0, coast=0)))
     np.testing.assert_array_equal(bare.frames, [0, 1, 2, 3, 4] + list(range(8, 16)))
     np.testing.assert_array_equal(bare.ids, [0] * 5 + [1] * 8)
 
@@ -159,3 +160,63 @@ def test_analysis_cache_key_covers_the_motion_and_relock_settings(monkeypatch):
                     HandParams(relock_black=False), HandParams(edge_scale=1.2)):
         monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
         assert key() != base
+
+
+class NoPalms(ScriptedModels):
+    """The scripted hand, which the palm detector never finds (a hand entering from the frame's edge) and the pose
+    landmarker proposes wherever it is asked (one region over the hand); the pose calls are counted."""
+
+    def __init__(self, presence):
+        super().__init__(presence)
+        self.pose_calls: list[int] = []
+
+    def palms(self, frame):
+        return Palms(np.zeros((0, 4), np.float32), np.zeros((0, 7, 2), np.float32), np.zeros(0, np.float32))
+
+    def hand_rois(self, frame, face_box):
+        from vidswap.faces.landmarks import Rois
+        self.pose_calls.append(int(frame[0, 0, 0]))
+        return Rois(np.array([[50.0, 60.0]]), np.array([60.0]), np.array([0.0]))
+
+
+def test_sparse_detection_is_backfilled_to_the_hands_first_frame():
+    """Palm detection every 4th frame with no hand tracked (frames 3, 7, ...): the hand that appears on frame 5 is
+    found on 7 and tracked backwards to 5 (presence 0.1 on 4 stops it), so it starts where it appears; without the
+    backfill it starts on 7."""
+    presence = [0.1] * 5 + [0.95] * 7
+    params = HandParams(idle_detect_every=4, motion=MotionParams(bridge=0, coast=0))
+    np.testing.assert_array_equal(run_scripted(presence, params).frames, np.arange(5, 12))
+    late = run_scripted(presence, HandParams(idle_detect_every=4, backfill=0, motion=MotionParams(bridge=0, coast=0)))
+    np.testing.assert_array_equal(late.frames, np.arange(7, 12))
+
+
+def test_sparse_pose_is_backfilled_to_the_hands_first_frame():
+    """A hand the palm detector misses, the pose landmarker asked every 8th frame (7, 15): the hand that appears on
+    frame 8 is found on 15 and tracked back through the 7 kept frames to 8; pose runs on no frame with a hand."""
+    presence = [0.1] * 8 + [0.95] * 10
+    models = NoPalms(presence)
+    params = HandParams(idle_detect_every=4, pose_every=8, backfill=8, motion=MotionParams(bridge=0, coast=0))
+    tracker = HandTracker(models.palms, models.landmarker, params, models)
+    for n in range(len(presence)):
+        tracker.push(n, np.full((120, 100, 3), n, np.uint8), [np.array([30.0, 10.0, 70.0, 50.0])])
+    np.testing.assert_array_equal(tracker.finish().frames, np.arange(8, 18))
+    assert models.pose_calls == [7, 15]
+
+
+def test_analysis_cache_key_covers_the_detection_cadence_and_the_landmark_model(monkeypatch):
+    """The cadence settings and the landmarker's registry name are in the key, and the landmarker named is the one
+    whose hash the analysis records."""
+    import vidswap.faces.analyze as analyze
+    from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key, analysis_model_names
+
+    def key():
+        return analysis_key("clip", [0, 1, 2], AnalysisConfig(), SmoothingConfig(), {"m": "0"})
+
+    base = key()
+    assert analysis_model_names(True)[-1] == HandParams().landmark_model
+    for changed in (HandParams(idle_detect_every=4), HandParams(pose_every=4), HandParams(redetect_every=6),
+                    HandParams(backfill=8), HandParams(landmark_model="hand_landmark_lite")):
+        monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
+        assert key() != base
+    assert analysis_model_names(True)[-1] == "hand_landmark_lite"
+    assert "hand_landmark_lite" not in analysis_model_names(False)

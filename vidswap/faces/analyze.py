@@ -100,18 +100,19 @@ class AnalysisModels:
         hands = None
         if cfg.hands:
             hands = (PalmDetector.from_path(paths["palm_detection"], threads),
-                     HandLandmarker.from_path(paths["hand_landmark"], threads),
+                     HandLandmarker.from_path(paths[HandParams().landmark_model], threads),
                      PoseHands.from_path(paths["pose_landmark"], threads))
         return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
 
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
-HAND_MODELS = ("palm_detection", "hand_landmark", "pose_landmark")
+HAND_MODELS = ("palm_detection", "pose_landmark")
 
 
 def analysis_model_names(hands: bool) -> tuple[str, ...]:
-    """The models the analysis loads: faces always, hands when ``analysis.hands``."""
-    return ANALYSIS_MODELS + (HAND_MODELS if hands else ())
+    """The models the analysis loads: faces always, hands when ``analysis.hands`` (the hand landmarker named by
+    ``HandParams.landmark_model``)."""
+    return ANALYSIS_MODELS + (HAND_MODELS + (HandParams().landmark_model,) if hands else ())
 
 
 def analysis_model_hashes(manifest: dict | None = None, hands: bool = False) -> dict[str, str]:

@@ -145,9 +145,10 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     hand = Mixture.fit(lab[core], params.clusters, params.min_std, params.max_samples)
     face = Mixture.fit(lab[ring], params.clusters, params.min_std, params.max_samples)
     band = reach & ~core
-    ratio = np.zeros(mask.shape, np.float32)
-    ratio[band] = hand.loglik(lab[band]) - face.loglik(lab[band]) + params.margin
-    p = np.where(core, 1.0, np.where(band, 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30))), 0.0))
+    x = lab[band]
+    ratio = (hand.loglik(x) - face.loglik(x) + params.margin).astype(np.float32)
+    p = core.astype(np.float32)  # the soft decision on the band's pixels only
+    p[band] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
     sigma = params.blur * size
     if sigma > 0.3:
         p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)

@@ -190,8 +190,9 @@ def rasterize_hands(hands: np.ndarray, height: int, width: int,
             cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_AA, shift)
             if g > 0:
                 cv2.polylines(canvas, [poly], True, 255, max(1, int(round(2 * g))), cv2.LINE_AA, shift)
-        for a, b, r in bones:
-            cv2.line(canvas, tuple(fix(a)), tuple(fix(b)), 255, max(1, int(round(2 * r))), cv2.LINE_AA, shift)
+        ends = fix(np.array([[a, b] for a, b, _ in bones])).tolist()  # all bones at once: (16, 2, 2)
+        for (a, b), (_, _, r) in zip(ends, bones):
+            cv2.line(canvas, a, b, 255, max(1, int(round(2 * r))), cv2.LINE_AA, shift)
     return canvas.astype(np.float32) / 255.0
 
 

@@ -33,16 +33,22 @@ class HandParams:
         keep: presence under which a tracked hand is dropped (and re-detected).
         keep_edge: the same for a hand that reaches past the frame's edge (the wrist outside the picture): the
             landmarker is less sure of a hand it sees only in part, and nothing else would find it again.
-        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand).
+        redetect_every: with a hand tracked, palm detection runs only every N frames (looking for a second hand;
+            12, was 6: 1.2 ms CPU a frame less on the sample clip's hand stretch, benchmarks/RESULTS.md hands-s10).
         idle_detect_every: with none tracked, every N frames (the frames between are covered by ``backfill``).
+            4 halves the palm detector's cost on frames without a hand, but the hand found later and backfilled
+            started its track differently: on the 16 annotated frames 3.31% of the visible face unswapped (2: 2.88%;
+            goal <= 3%; benchmarks/RESULTS.md, hands-s10).
         min_frames: hands seen for fewer frames are dropped (a spurious detection does not last).
         smooth_sigma: zero-phase Gaussian smoothing of each hand's landmarks over time (frames).
         overlap: a palm whose centre falls inside a tracked hand's bounds (scaled by this) is that hand.
         pose_every: with no hand tracked and the palm detector finding none, the pose landmarker (given a face)
             looks for hands near each face every this many frames, and at once when a tracked hand is lost (a hand entering from the frame
-            edge, its wrist outside: palm detection misses it throughout).
+            edge, its wrist outside: palm detection misses it throughout; 8, was 4: the pose landmarker, 17-24 ms
+            CPU a call, is the dearest model).
         backfill: a newly found hand is tracked backwards through up to this many earlier frames (kept in
-            memory), so detection that runs only every few frames does not start the hand late.
+            memory), so detection that runs only every few frames does not start the hand late (a hand only the
+            pose landmarker finds may start up to ``pose_every - 1 - backfill`` frames late: 1 frame).
         black_border: the landmarker's crop is black beyond the frame's edge (MediaPipe's own padding), not the
             edge replicated. Off by default: on the sample clip's stretch with the bottom 60 rows cut off it gave
             landmarks closer to those of the uncut frame (visible-landmark error 5-14 px, replicated 42-56 px, on
@@ -92,18 +98,22 @@ class HandParams:
         flow_skip: with no frame held, a reading that departs from the previous landmarks themselves by at most this
             many hand sizes (:func:`vidswap.hands.flow.departure`) is taken without measuring the flow (0: the flow
             always runs): a hand at rest read as before is no flip; a flip turns the reading by more at once.
+        landmark_model: the registry name of the hand landmarker the analysis loads. ``hand_landmark_lite`` costs
+            about half the full build's CPU time (4.6-5.7 vs 9.5-10.6 ms a call) but on the 16 annotated frames left
+            3.17% of the visible face unswapped (full: 2.88%; goal <= 3%) and no matte setting brought both measures
+            back (benchmarks/RESULTS.md, hands-s10).
     """
 
     max_hands: int = 2
     accept: float = 0.8
     keep: float = 0.5
     keep_edge: float = 0.2
-    redetect_every: int = 6
+    redetect_every: int = 12
     idle_detect_every: int = 2
     min_frames: int = 3
     smooth_sigma: float = 1.0
     overlap: float = 1.0
-    pose_every: int = 4
+    pose_every: int = 8
     backfill: int = 6
     black_border: bool = False
     relock_black: bool = True
@@ -122,6 +132,7 @@ class HandParams:
     flow_preset: str = "medium"
     flow_hold_still: float = 0.2
     flow_skip: float = 0.25
+    landmark_model: str = "hand_landmark"
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
