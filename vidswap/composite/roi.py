@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vidswap.composite.convert import to_float
-from vidswap.faces.align import invert_affine, warp_to_crop
+from vidswap.faces.align import crop_halvings, halved_matrices, invert_affine, warp_to_crop
 
 
 def alpha_bbox(alpha: torch.Tensor) -> torch.Tensor:
@@ -130,8 +130,9 @@ def shift_target(affine: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
 def region_crops(image: np.ndarray, frame_to_crop: torch.Tensor, size: int,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """``warp_to_crop(to_float(image)[None].expand(N, ...), frame_to_crop, size)`` -- N face crops of one frame --
-    with only the plate region the crops cover converted to float (:func:`footprint_roi`, from this frame's
-    matrices alone). Equal to the whole-frame crops up to float rounding of the shifted matrices.
+    from only the plate region the crops cover (:func:`footprint_roi`, from this frame's matrices alone), shrunk
+    by warp_to_crop's 2x2 box halvings before it goes to float (:func:`halved_region`): the float work follows
+    the crop's size, not the plate's. Equal to the whole-frame crops up to float rounding.
 
     Args:
         image: HxWx3 plate (uint8 / uint16 / float).
@@ -143,5 +144,46 @@ def region_crops(image: np.ndarray, frame_to_crop: torch.Tensor, size: int,
     """
     m = frame_to_crop.to(device=device, dtype=torch.float32)
     x0, y0, x1, y1 = footprint_roi(invert_affine(m.detach().cpu().numpy()), (size, size), image.shape[:2], margin=4)
-    plate = to_float(image[y0:y1, x0:x1], device)[None].expand(len(m), -1, -1, -1)
-    return warp_to_crop(plate, shift_source(m, (x0, y0)), size)
+    m = shift_source(m, (x0, y0))
+    k = crop_halvings(m, (y1 - y0, x1 - x0))
+    plate = halved_region(image[y0:y1, x0:x1], k).to(device)[None].expand(len(m), -1, -1, -1)
+    return warp_to_crop(plate, halved_matrices(m, k), size)
+
+
+def halved_region(image: np.ndarray, k: int) -> torch.Tensor:
+    """``to_float(image)`` halved ``k`` times by 2x2 boxes (``avg_pool2d(.., 2, ceil_mode=True)``, as
+    :func:`~vidswap.faces.align.warp_to_crop` does), with an integer image's full ``2^k`` blocks summed in
+    integers before anything goes to float: HxWxC (uint8 / uint16 / float) -> (C, ceil(H / 2^k), ceil(W / 2^k))
+    float32, equal to the float halvings up to float rounding. The last row and column of blocks, partial where
+    H or W is not a multiple of ``2^k``, are halved in float (a strip under ``2^k`` px wide)."""
+    if image.dtype not in (np.uint8, np.uint16):
+        return to_float(_halve_float(image.astype(np.float32), k))
+    s = 1 << k
+    h, w, c = image.shape
+    hf, wf = h // s * s, w // s * s
+    white = np.float32(255 if image.dtype == np.uint8 else 65535)
+    out = np.empty((-(-h // s), -(-w // s), c), np.float32)
+    if hf and wf:
+        acc = np.uint16 if image.dtype == np.uint8 and k <= 4 else np.uint32 if image.dtype == np.uint8 or k <= 8 \
+            else np.uint64  # holds s * s * the largest code
+        blocks = image[:hf, :wf]
+        for _ in range(k):  # sums of 2x2 neighbours, level by level (strided adds: one pass per level)
+            blocks = np.add(blocks[0::2], blocks[1::2], dtype=acc)
+            blocks = np.add(blocks[:, 0::2], blocks[:, 1::2], dtype=acc)
+        out[:hf // s, :wf // s] = blocks / (float(white) * s * s)
+    if wf < w:  # the last, partial column of blocks (and the corner)
+        out[:, wf // s:] = _halve_float(image[:, wf:].astype(np.float32) / white, k)
+    if hf < h and wf:  # the last, partial row of blocks
+        out[hf // s:, :wf // s] = _halve_float(image[hf:, :wf].astype(np.float32) / white, k)
+    return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+
+def _halve_float(image: np.ndarray, k: int) -> np.ndarray:
+    """HxWxC float32 halved ``k`` times by 2x2 boxes, a lone last row / column averaged alone (ceil mode)."""
+    for _ in range(k):
+        if image.shape[0] % 2:
+            image = np.concatenate([image, image[-1:]], 0)
+        if image.shape[1] % 2:
+            image = np.concatenate([image, image[:, -1:]], 1)
+        image = (image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2]) * np.float32(0.25)
+    return image

@@ -301,18 +301,36 @@ def warp_to_crop(images: Tensor, affine: Tensor, size: int | tuple[int, int],
         (B, C, h, w).
     """
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    m = affine.to(device=images.device, dtype=torch.float32).clone()
+    m = affine.to(device=images.device, dtype=torch.float32)
     img = images.float()
-    while True:
-        scale = float(torch.linalg.det(m[:, :, :2]).abs().sqrt().max())
-        if scale >= 0.5 or min(img.shape[-2:]) < 4:
-            break
+    k = crop_halvings(m, tuple(img.shape[-2:]))
+    for _ in range(k):
         img = F.avg_pool2d(img, 2, ceil_mode=True)
-        # a pixel x of the halved image is at 2x + 0.5 in the previous one
-        m[:, :, 2] = m[:, :, 2] + 0.5 * m[:, :, :2].sum(-1)
-        m[:, :, :2] = m[:, :, :2] * 2.0
+    m = halved_matrices(m, k)
     out = warp_affine(img, m, (h, w), mode="bilinear", padding_mode=padding_mode, align_corners=True)
     return out.to(images.dtype)
+
+
+def crop_halvings(affine: Tensor, image_size: tuple[int, int]) -> int:
+    """How many 2x2 box halvings :func:`warp_to_crop` applies before sampling: while the crop shrinks the image by
+    more than 2x (the largest scale of the (B, 2, 3) image -> crop matrices below 0.5) and the image's shorter
+    side ``min(image_size)`` (H, W) is at least 4 px; each halving halves the scale and the size (rounded up)."""
+    scale = float(torch.linalg.det(affine[:, :, :2].float()).abs().sqrt().max()) if len(affine) else 1.0
+    h, w = int(image_size[0]), int(image_size[1])
+    k = 0
+    while scale < 0.5 and min(h, w) >= 4:
+        scale, h, w, k = scale * 2.0, -(-h // 2), -(-w // 2), k + 1
+    return k
+
+
+def halved_matrices(affine: Tensor, k: int) -> Tensor:
+    """(B, 2, 3) image -> crop matrices as matrices from the image halved ``k`` times by 2x2 boxes: a pixel x of a
+    halved image is at 2x + 0.5 in the one before it."""
+    m = affine.clone()
+    for _ in range(k):
+        m[:, :, 2] = m[:, :, 2] + 0.5 * m[:, :, :2].sum(-1)
+        m[:, :, :2] = m[:, :, :2] * 2.0
+    return m
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis
 from vidswap.models.registry import load_manifest, model_bytes
 
 MIN_CONFIDENCE = 0.5
+#: how the analysis samples the plate where that is code, not settings (part of the cache key): 2 = the face crops'
+#: box halvings summed in integers on the face's region (:func:`vidswap.composite.roi.halved_region`)
+SAMPLING_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -456,7 +459,7 @@ def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisCon
     frames: list = [numbers[0], numbers[-1], len(numbers)]
     if len(frame_runs(list(numbers))) > 1:  # a range with gaps: the whole list (even ranges keep their old keys)
         frames.append(format_frames(numbers))
-    blob = json.dumps({"v": TRACKS_VERSION, "input": fingerprint, "frames": frames,
+    blob = json.dumps({"v": TRACKS_VERSION, "sampling": SAMPLING_REVISION, "input": fingerprint, "frames": frames,
                        "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes,
                        "hands": asdict(HandParams()), "motion": asdict(MotionParams())},
                       sort_keys=True, default=str)
