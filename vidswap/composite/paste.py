@@ -104,20 +104,29 @@ def paste_crop(
         ``(B, 3, H, W)`` new plate tensor (and the plate-space alpha if asked); exactly ``plate`` where the
         warped alpha is 0.
     """
-    if plate.shape[0] > 1:
-        # One face at a time: each face's plate region (and multi-band depth) depends on that face alone, so a
-        # frame's result does not depend on which other frames share its batch (farm chunks == single pass).
-        parts = [paste_crop(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
-                            grain=None if grain is None else select_items(grain, [i]),
-                            grain_seeds=None if grain_seeds is None else [grain_seeds[i]],
-                            grain_strength=grain_strength, return_alpha=return_alpha)
-                 for i in range(plate.shape[0])]
-        if return_alpha:
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        return torch.cat(parts)
     mode = params.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"paste mode must be one of {MODES}, got {mode!r}")
+    if grain is not None and (grain_seeds is None or len(grain_seeds) != plate.shape[0]):
+        raise ValueError("grain needs one seed per batch item")
+    out = plate.clone()
+    full_alpha = torch.zeros_like(plate[:, :1]) if return_alpha else None
+    # One face at a time, written into its own plate: each face's plate region (and multi-band depth) depends on
+    # that face alone, so a frame's result does not depend on which other frames share its batch (farm chunks
+    # == single pass).
+    for i in range(plate.shape[0]):
+        _paste_one(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
+                   None if grain is None else select_items(grain, [i]),
+                   None if grain_seeds is None else [grain_seeds[i]], grain_strength, out[i:i + 1],
+                   None if full_alpha is None else full_alpha[i:i + 1])
+    return (out, full_alpha) if return_alpha else out
+
+
+def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, crop_to_plate: torch.Tensor, mode: str,
+               params: PasteParams, grain: GrainStats | None, grain_seeds: list[int] | None, grain_strength: float,
+               out: torch.Tensor, full_alpha: torch.Tensor | None) -> None:
+    """:func:`paste_crop` of one face (batch of 1), written into ``out`` (a copy of ``plate``) and ``full_alpha``
+    (zeros) in place."""
     b, c, hp, wp = plate.shape
     dev, dt = plate.device, plate.dtype
     m = crop_to_plate.to(dev, torch.float32)
@@ -127,11 +136,9 @@ def paste_crop(
     if params.antialias:
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
     tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
-    out = plate.clone()
-    full_alpha = torch.zeros(b, 1, hp, wp, device=dev, dtype=dt) if return_alpha else None
     live = [i for i, t in enumerate(tops) if t is not None]
     if not live:
-        return (out, full_alpha) if return_alpha else out
+        return
     idx = torch.tensor(live, device=dev)
     shift = torch.zeros(len(live), 2, 3, device=dev)
     shift[:, 0, 2] = torch.tensor([-tops[i][0] for i in live], dtype=torch.float32)
@@ -155,8 +162,6 @@ def paste_crop(
     else:
         roi = _poisson_rois(fg, bg32, a)
     if grain is not None:
-        if grain_seeds is None or len(grain_seeds) != b:
-            raise ValueError("grain needs one seed per batch item")
         roi = apply_grain(roi, a, select_items(grain, live), [grain_seeds[i] for i in live], grain_strength)
     roi = torch.where(a > 0, roi.to(dt), bg)
     for j, i in enumerate(live):
@@ -164,7 +169,6 @@ def paste_crop(
         out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
         if full_alpha is not None:
             full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
-    return (out, full_alpha) if return_alpha else out
 
 
 def _layout(alpha: torch.Tensor, m: torch.Tensor, plate_size: tuple[int, int], mode: str, params: PasteParams
