@@ -24,7 +24,7 @@ from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
 from vidswap.composite.occlusion import mattes_to_crop
-from vidswap.composite.paste import paste_margin
+from vidswap.composite.paste import paste_boxes, paste_margin
 from vidswap.composite.roi import footprint_roi, shift_source, shift_target
 from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
@@ -211,11 +211,16 @@ class RenderStage:
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                shift_target(crop_to_plate, (x0, y0)), numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
-                               layers=self.plate_layers, occluder=occluder)
+                               layers=self.plate_layers, occluder=occluder, window=not self.sinks)
+        # only the box paste-back wrote is converted back: outside it the region is the plate's own codes
+        boxes = paste_boxes(comp.alpha, shift_target(crop_to_plate, (x0, y0)), (y1 - y0, x1 - x0),
+                            params=self.params.paste)
         for b, k in enumerate(ks):
             f = out[k]
             image = f.image.copy()
-            image[y0:y1, x0:x1] = from_float(comp.frames[b], dtype)
+            if boxes[b] is not None:
+                bx0, by0, bx1, by1 = boxes[b]
+                image[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = from_float(comp.frames[b][:, by0:by1, bx0:bx1], dtype)
             out[k] = dataclasses.replace(f, image=image)
             self.swapped.add(f.number)
             if self.sinks:

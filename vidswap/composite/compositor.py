@@ -22,19 +22,18 @@ import torch.nn.functional as F
 
 from vidswap.composite.colour import (
     ColourParams,
-    apply_stats_transfer,
     histogram_match,
     masked_lab_stats,
     pack_stats,
     smooth_stats,
 )
+from vidswap.composite.colour_window import crop_windows, transfer_in_windows, window_lab_stats
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
-from vidswap.composite.lab import rgb_to_lab
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
                                      feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
-from vidswap.composite.paste import PasteParams, paste_crop
+from vidswap.composite.paste import PasteParams, antialias_sigma, paste_crop
 from vidswap.composite.regions import check_regions, covers_face, region_alpha
 from vidswap.errors import ConfigError
 from vidswap.composite.tone import ToneParams, tone_match
@@ -324,6 +323,7 @@ def composite_track(
     plate_stats: torch.Tensor | None = None,
     layers: bool = False,
     occluder: torch.Tensor | None = None,
+    window: bool = False,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -348,6 +348,10 @@ def composite_track(
             subtracted from the paste alpha (``alpha * (1 - occluder)``) and left out of the colour statistics
             measured here (with ``plate_stats`` the render's statistics cover the whole face's skin, as the
             analysis measured the plate's: the colour match does not move with the occluder).
+        window: the Reinhard colour match only over each face's window that paste-back reads
+            (:mod:`~vidswap.composite.colour_window`): the same pasted plates (the statistics' sums within float
+            rounding), but the returned ``crop`` keeps the render's colours outside that window. Ignored with
+            ``layers``, tone or edge match (they read the whole crop).
 
     Returns:
         :class:`CompositeResult`.
@@ -387,9 +391,14 @@ def composite_track(
         # Measured here, the plate's leave the occluder out, and the render's the same pixels.
         render_skin = skin if plate_stats is not None else masks.stats
         valid = render_skin.sum(dim=(1, 2, 3)) >= params.min_stat_pixels
-        # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries)
-        render_lab = torch.cat([rgb_to_lab(render[i:i + 1]) for i in range(render.shape[0])])
-        src_s = pack_stats(*masked_lab_stats(render, render_skin, lab=render_lab))
+        # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
+        # over the window paste-back reads or the whole crop
+        whole = [True] * render.shape[0]
+        if window and not layers and params.tone is None and params.edge is None:
+            blurred = antialias_sigma(crop_to_plate) >= 0.2
+            whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
+        wins = crop_windows(torch.maximum(alpha, render_skin), whole)
+        render_lab, src_s = window_lab_stats(render, render_skin, wins)
         if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
             dst_s = plate_stats.to(src_s)
             src_s = torch.where(valid[:, None], src_s, dst_s)  # too little skin seen: leave that frame's colour
@@ -403,8 +412,7 @@ def composite_track(
                 src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
                 dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
         if bool(valid.any()):
-            crop = apply_stats_transfer(render, src_s, dst_s, None, cp.strength, cp.max_std_ratio,
-                                        lab=render_lab)
+            crop = transfer_in_windows(render, render_lab, wins, src_s, dst_s, cp.strength, cp.max_std_ratio)
     elif cp.method == "histogram":
         crop = histogram_match(render, target_crop, masks.stats, masks.stats)
     elif cp.method != "none":

@@ -41,15 +41,17 @@ def to_float(image: np.ndarray, device: torch.device | str | None = None) -> tor
             f"expected an image array of shape HxWxC or NxHxWxC, got {getattr(image, 'shape', type(image))}"
         )
     dt = image.dtype
-    arr = np.ascontiguousarray(image)
-    if dt in INT_SCALE:
-        t = torch.from_numpy(arr.astype(np.float32)) / np.float32(INT_SCALE[dt])
-    elif dt in FLOAT_TYPES:
-        t = torch.from_numpy(arr.astype(np.float32, copy=True))
-    else:
+    if dt not in INT_SCALE and dt not in FLOAT_TYPES:
         raise InputError(f"unsupported pixel type {dt}: use 8-bit, 16-bit, half or float images")
-    t = t.permute(2, 0, 1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    t = t.contiguous()
+    if dt == np.uint16:  # torch has no arithmetic on uint16
+        image = image.astype(np.int32)
+    src = torch.from_numpy(np.ascontiguousarray(image))
+    src = src.permute(2, 0, 1) if src.ndim == 3 else src.permute(0, 3, 1, 2)
+    # one pass into channels-first float32 (a fresh tensor: never a view of the caller's array)
+    t = torch.empty(src.shape, dtype=torch.float32)
+    t.copy_(src)
+    if dt in INT_SCALE:
+        t.div_(INT_SCALE[dt])
     return t.to(device) if device is not None else t
 
 
@@ -71,8 +73,8 @@ def from_float(tensor: torch.Tensor, dtype: np.dtype | type | str) -> np.ndarray
     t = t.permute(1, 2, 0) if t.ndim == 3 else t.permute(0, 2, 3, 1)
     if dt in INT_SCALE:
         scale = np.float32(INT_SCALE[dt])
-        t = torch.nan_to_num(t, nan=0.0).clamp(0.0, 1.0) * scale
-        return torch.round(t).numpy().astype(dt)
+        t = torch.nan_to_num(t, nan=0.0).clamp_(0.0, 1.0).mul_(float(scale)).round_()  # one new tensor
+        return t.numpy().astype(dt)
     if dt in FLOAT_TYPES:
         return t.numpy().astype(dt)
     raise InputError(f"unsupported pixel type {dt}: use 8-bit, 16-bit, half or float images")

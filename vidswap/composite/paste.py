@@ -52,11 +52,17 @@ def paste_margin(params: PasteParams) -> int:
     return 4 + (2 ** (7 + 1) if params.mode == "laplacian" else 0)
 
 
-def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
-    """Blur crop-space images by the amount a shrinking warp needs (sigma = 0.5 * sqrt(1/s^2 - 1))."""
+def antialias_sigma(crop_to_plate: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, 3) -> (B,)`` the blur (crop pixels) a shrinking warp needs before it: ``0.5 * sqrt(1/s^2 - 1)``
+    for the warp's scale ``s`` (0 when it enlarges); paste-back blurs the crop where it is at least 0.2."""
     a = crop_to_plate[:, :, :2].to(torch.float32)
     s = (a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]).abs().sqrt()
-    sigma = 0.5 * torch.sqrt((1.0 / s.clamp(min=1e-3) ** 2 - 1.0).clamp(min=0.0))
+    return 0.5 * torch.sqrt((1.0 / s.clamp(min=1e-3) ** 2 - 1.0).clamp(min=0.0))
+
+
+def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
+    """Blur crop-space images by the amount a shrinking warp needs (:func:`antialias_sigma`)."""
+    sigma = antialias_sigma(crop_to_plate)
     if float(sigma.max()) < 0.2:
         return x
     return gaussian_blur(x, torch.where(sigma < 0.2, torch.zeros_like(sigma), sigma))
@@ -98,20 +104,29 @@ def paste_crop(
         ``(B, 3, H, W)`` new plate tensor (and the plate-space alpha if asked); exactly ``plate`` where the
         warped alpha is 0.
     """
-    if plate.shape[0] > 1:
-        # One face at a time: each face's plate region (and multi-band depth) depends on that face alone, so a
-        # frame's result does not depend on which other frames share its batch (farm chunks == single pass).
-        parts = [paste_crop(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
-                            grain=None if grain is None else select_items(grain, [i]),
-                            grain_seeds=None if grain_seeds is None else [grain_seeds[i]],
-                            grain_strength=grain_strength, return_alpha=return_alpha)
-                 for i in range(plate.shape[0])]
-        if return_alpha:
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        return torch.cat(parts)
     mode = params.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"paste mode must be one of {MODES}, got {mode!r}")
+    if grain is not None and (grain_seeds is None or len(grain_seeds) != plate.shape[0]):
+        raise ValueError("grain needs one seed per batch item")
+    out = plate.clone()
+    full_alpha = torch.zeros_like(plate[:, :1]) if return_alpha else None
+    # One face at a time, written into its own plate: each face's plate region (and multi-band depth) depends on
+    # that face alone, so a frame's result does not depend on which other frames share its batch (farm chunks
+    # == single pass).
+    for i in range(plate.shape[0]):
+        _paste_one(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
+                   None if grain is None else select_items(grain, [i]),
+                   None if grain_seeds is None else [grain_seeds[i]], grain_strength, out[i:i + 1],
+                   None if full_alpha is None else full_alpha[i:i + 1])
+    return (out, full_alpha) if return_alpha else out
+
+
+def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, crop_to_plate: torch.Tensor, mode: str,
+               params: PasteParams, grain: GrainStats | None, grain_seeds: list[int] | None, grain_strength: float,
+               out: torch.Tensor, full_alpha: torch.Tensor | None) -> None:
+    """:func:`paste_crop` of one face (batch of 1), written into ``out`` (a copy of ``plate``) and ``full_alpha``
+    (zeros) in place."""
     b, c, hp, wp = plate.shape
     dev, dt = plate.device, plate.dtype
     m = crop_to_plate.to(dev, torch.float32)
@@ -120,30 +135,23 @@ def paste_crop(
     src = torch.cat([crop, alpha, torch.ones_like(alpha)], dim=1)
     if params.antialias:
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
-    levels = 1
-    if mode == "laplacian":
-        box = alpha_bbox(src[:, c : c + 1])
-        scale = (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]).abs().sqrt()
-        side = float(((box[:, 2:] - box[:, :2]).clamp(min=1).min(dim=1).values * scale).max())
-        levels = params.levels or max(1, min(7, int(math.log2(max(side / 16.0, 1.0))) + 1))
-    margin = 2 + (2 ** (levels + 1) if mode == "laplacian" else 0)
-    tops, (rh, rw) = plate_rois(src[:, c : c + 1], m, (hp, wp), margin)
-    out = plate.clone()
-    full_alpha = torch.zeros(b, 1, hp, wp, device=dev, dtype=dt) if return_alpha else None
+    tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
     live = [i for i, t in enumerate(tops) if t is not None]
     if not live:
-        return (out, full_alpha) if return_alpha else out
+        return
     idx = torch.tensor(live, device=dev)
     shift = torch.zeros(len(live), 2, 3, device=dev)
     shift[:, 0, 2] = torch.tensor([-tops[i][0] for i in live], dtype=torch.float32)
     shift[:, 1, 2] = torch.tensor([-tops[i][1] for i in live], dtype=torch.float32)
-    warped = warp_affine(src[idx], m[idx] + shift, (rh, rw), mode="bilinear", padding_mode="zeros", align_corners=True)
+    if len(live) < b:  # (a copy of the crop-sized source only when some face misses the plate)
+        src, m = src[idx], m[idx]
+    warped = warp_affine(src, m + shift, (rh, rw), mode="bilinear", padding_mode="zeros", align_corners=True)
     fg_w, a, cover = warped[:, :c], warped[:, c : c + 1], warped[:, c + 1 :]
     a = torch.where(a < params.alpha_floor, torch.zeros_like(a), a.clamp(max=1.0))
     bg = torch.stack([plate[i, :, tops[i][1] : tops[i][1] + rh, tops[i][0] : tops[i][0] + rw] for i in live])
     bg32 = bg.to(torch.float32)
     # Zero padding pre-multiplied the face by its coverage; fill the uncovered part with the plate.
-    fg = fg_w + (1.0 - cover.clamp(0.0, 1.0)) * bg32
+    fg = ((1.0 - cover.clamp_(0.0, 1.0)) * bg32).add_(fg_w)
     fg = torch.where(a > 0, fg, bg32)
     if mode == "alpha":
         roi = alpha_blend(fg, bg32, a)
@@ -154,8 +162,6 @@ def paste_crop(
     else:
         roi = _poisson_rois(fg, bg32, a)
     if grain is not None:
-        if grain_seeds is None or len(grain_seeds) != b:
-            raise ValueError("grain needs one seed per batch item")
         roi = apply_grain(roi, a, select_items(grain, live), [grain_seeds[i] for i in live], grain_strength)
     roi = torch.where(a > 0, roi.to(dt), bg)
     for j, i in enumerate(live):
@@ -163,7 +169,48 @@ def paste_crop(
         out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
         if full_alpha is not None:
             full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
-    return (out, full_alpha) if return_alpha else out
+
+
+def _layout(alpha: torch.Tensor, m: torch.Tensor, plate_size: tuple[int, int], mode: str, params: PasteParams
+            ) -> tuple[list[tuple[int, int] | None], tuple[int, int], int]:
+    """The plate ROIs of ``alpha (B, 1, h, w)`` (as it is warped, after any anti-alias blur) under ``m``
+    (:func:`~vidswap.composite.roi.plate_rois` with the paste's margin) and the multi-band levels."""
+    levels = 1
+    if mode == "laplacian":
+        box = alpha_bbox(alpha)
+        scale = (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]).abs().sqrt()
+        side = float(((box[:, 2:] - box[:, :2]).clamp(min=1).min(dim=1).values * scale).max())
+        levels = params.levels or max(1, min(7, int(math.log2(max(side / 16.0, 1.0))) + 1))
+    margin = 2 + (2 ** (levels + 1) if mode == "laplacian" else 0)
+    tops, size = plate_rois(alpha, m, plate_size, margin)
+    return tops, size, levels
+
+
+def paste_boxes(alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tuple[int, int],
+                mode: str | None = None, params: PasteParams = PasteParams()
+                ) -> list[tuple[int, int, int, int] | None]:
+    """Per face the plate box ``(x0, y0, x1, y1)`` (end exclusive) that :func:`paste_crop` with the same
+    arguments writes: outside it the pasted plate is the input plate, bit for bit (None: the face misses the
+    plate). The whole plate for a face whose crop is blurred before the warp (it shrinks).
+
+    Args:
+        alpha: ``(B, 1, h, w)`` the crop-space alpha given to :func:`paste_crop`.
+        crop_to_plate: ``(B, 2, 3)``.
+        plate_size: ``(H, W)``.
+    """
+    mode = params.mode if mode is None else mode
+    hp, wp = plate_size
+    m = crop_to_plate.to(alpha.device, torch.float32)
+    alpha = alpha.to(torch.float32).clamp(0.0, 1.0)
+    blurred = antialias_sigma(m) >= 0.2
+    out: list[tuple[int, int, int, int] | None] = []
+    for i in range(alpha.shape[0]):
+        if params.antialias and bool(blurred[i]):
+            out.append((0, 0, wp, hp))
+            continue
+        tops, (rh, rw), _ = _layout(alpha[i:i + 1], m[i:i + 1], (hp, wp), mode, params)
+        out.append(None if tops[0] is None else (tops[0][0], tops[0][1], tops[0][0] + rw, tops[0][1] + rh))
+    return out
 
 
 def _poisson_rois(fg: torch.Tensor, bg: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
