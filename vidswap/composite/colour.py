@@ -103,6 +103,8 @@ def apply_stats_transfer(
     max_std_ratio: float | None = 3.0,
     clamp_max: float | None = 1.0,
     lab: torch.Tensor | None = None,
+    keep_l: torch.Tensor | None = None,
+    keep_base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reinhard transfer in LAB: ``lab' = (lab - src_mean) * dst_std / src_std + dst_mean``.
 
@@ -117,6 +119,12 @@ def apply_stats_transfer(
         clamp_max: RGB upper clamp (None keeps values above 1 for scene-referred float plates). Negative
             values are always clamped to 0.
         lab: ``(B, 3, H, W)`` the image's L*a*b* when the caller has it (see :func:`masked_lab_stats`).
+        keep_l: ``(B, 1, H, W)`` in [0, 1]: where the L* gain moves towards 1 (the image's own lightness
+            contrast kept about the matched mean): ``L' = (L - src_mean) * (g + keep_l * (1 - g)) + dst_mean``
+            with ``g`` the (strength-blended) L* gain; a* and b* as without it
+            (:mod:`~vidswap.composite.contrast`).
+        keep_base: ``(B, 1, H, W)`` with ``keep_l``: the lightness whose deviation from ``src_mean`` the kept gain
+            acts on in place of ``L`` (a blurred ``L``: only that band's contrast is kept).
 
     Returns:
         ``(B, 3, H, W)``.
@@ -127,7 +135,9 @@ def apply_stats_transfer(
         b = image.shape[0]
         return torch.cat([apply_stats_transfer(image[i:i + 1], (_item(sm, i, b), _item(ss, i, b)),
                                                (_item(dm, i, b), _item(ds, i, b)), _item(mask, i, b), strength,
-                                               max_std_ratio, clamp_max, _item(lab, i, b)) for i in range(b)])
+                                               max_std_ratio, clamp_max, _item(lab, i, b), _item(keep_l, i, b),
+                                               _item(keep_base, i, b))
+                          for i in range(b)])
     lab = fast_lab.rgb_to_lab(image) if lab is None else lab
     gain = ds / ss.clamp(min=1e-6)
     if max_std_ratio is not None:
@@ -137,7 +147,14 @@ def apply_stats_transfer(
     if strength != 1.0:
         gain, offset = 1.0 + strength * (gain - 1.0), strength * offset
     gain, offset = gain.expand(lab.shape[0], 3).to(lab), offset.expand(lab.shape[0], 3).to(lab)
-    return _finish(fast_lab.lab_affine(lab, gain, offset), image, mask, clamp_max)
+    if keep_l is None:
+        return _finish(fast_lab.lab_affine(lab, gain, offset), image, mask, clamp_max)
+    moved = lab * gain[:, :, None, None] + offset[:, :, None, None]
+    # L' + keep * (1 - g) * (L - src_mean): the L* gain moved towards 1 about the matched mean
+    base = lab[:, :1] if keep_base is None else keep_base.to(lab)
+    lift = (1.0 - gain[:, 0, None, None, None]) * (base - sm[..., 0].reshape(-1, 1, 1, 1).to(lab))
+    moved[:, :1] += keep_l.to(lab) * lift
+    return _finish(fast_lab.lab_to_rgb(moved), image, mask, clamp_max)
 
 
 def _finish(rgb: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None, clamp_max: float | None,

@@ -67,8 +67,8 @@ def window_lab_stats(render: torch.Tensor, stats_mask: torch.Tensor, windows: Se
 
 
 def transfer_in_windows(render: torch.Tensor, labs: Sequence[torch.Tensor | None], windows: Sequence[Window | None],
-                        src: torch.Tensor, dst: torch.Tensor, strength: float, max_std_ratio: float | None
-                        ) -> torch.Tensor:
+                        src: torch.Tensor, dst: torch.Tensor, strength: float, max_std_ratio: float | None,
+                        keep_l: torch.Tensor | None = None, keep_base: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`~vidswap.composite.colour.apply_stats_transfer` of each face in its window.
 
     Args:
@@ -76,6 +76,8 @@ def transfer_in_windows(render: torch.Tensor, labs: Sequence[torch.Tensor | None
         labs, windows: from :func:`window_lab_stats` / :func:`crop_windows`.
         src, dst: ``(B, 6)`` packed statistics of the render and the ones to reach.
         strength, max_std_ratio: as :func:`~vidswap.composite.colour.apply_stats_transfer`.
+        keep_l, keep_base: ``(B, 1, h, w)`` over the whole crop, or None: as
+            :func:`~vidswap.composite.colour.apply_stats_transfer`, cut to each window.
 
     Returns:
         ``(B, 3, h, w)``: the transferred colours in each window, the render's outside.
@@ -85,6 +87,8 @@ def transfer_in_windows(render: torch.Tensor, labs: Sequence[torch.Tensor | None
         if win is None:
             continue
         cut = render[i:i + 1, :, win[0], win[1]]
+        kl = None if keep_l is None else keep_l[i:i + 1, :, win[0], win[1]]
+        kb = None if keep_base is None else keep_base[i:i + 1, :, win[0], win[1]]
         out[i:i + 1, :, win[0], win[1]] = apply_stats_transfer(cut, src[i:i + 1], dst[i:i + 1], None, strength,
-                                                               max_std_ratio, lab=labs[i])
+                                                               max_std_ratio, lab=labs[i], keep_l=kl, keep_base=kb)
     return out

@@ -28,6 +28,7 @@ from vidswap.composite.colour import (
     smooth_stats,
 )
 from vidswap.composite.colour_window import crop_windows, transfer_in_windows, window_lab_stats
+from vidswap.composite.contrast import KeepContrastParams, contrast_base, keep_contrast_weight
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
@@ -66,6 +67,8 @@ class CompositeParams:
             down, the soft masks bilinearly up; :func:`build_masks`); None: at the crop's own size.
         tone: a smooth lightness offset over the face meeting the plate's along the boundary
             (:mod:`~vidswap.composite.tone`; None: off).
+        keep_contrast: with the ``reinhard`` match, its L* gain partly undone on the face around its central
+            features, in the fine band (:mod:`~vidswap.composite.contrast`; None: off).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -84,6 +87,7 @@ class CompositeParams:
     region_feather: float = 0.03
     mask_size: int | None = None
     tone: ToneParams | None = None
+    keep_contrast: KeepContrastParams | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,11 @@ class CompositeConfig:
     # (the render keeps its own detail contrast). Lower limits keep more of the source's detail (ArcFace up) at a
     # cost in seam and flicker on the relit swap (benchmarks/RESULTS.md, skintone-s9)
     colour_std_limit: float = 3.0
+    # the fraction of reinhard's L* gain undone on the face around its central features (forehead, temples, cheeks,
+    # jaw; not the eyes, brows, nose, mouth, nor the paste boundary), in the fine band: the source's detail that the
+    # ArcFace judge recognises; auto: RELIT_KEEP_CONTRAST for the geometric core's relit appearance, 0 for every other
+    # core (RESULTS.md, relgrace-s10)
+    colour_keep_contrast: Literal["auto"] | float = "auto"
     feather: float = 0.06  # feather width as a fraction of the face width
     erode: float = 0.02  # mask erosion as a fraction of the face width
     regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
@@ -116,15 +125,23 @@ class CompositeConfig:
     def __post_init__(self) -> None:
         if not 1.0 <= self.colour_std_limit <= 10.0:
             raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
+        kc = self.colour_keep_contrast
+        if kc != "auto" and (isinstance(kc, (bool, str)) or not 0.0 <= float(kc) <= 1.0):
+            raise ConfigError(f"composite.colour_keep_contrast must be 'auto' or a number in [0, 1], got {kc!r}")
         check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
         if not 0.0 <= self.region_feather <= 0.15:
             raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
                               f"{self.region_feather}")
 
 
+#: ``composite.colour_keep_contrast: auto`` for the relit appearance.
+RELIT_KEEP_CONTRAST = 0.6
+
+
 def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> CompositeParams:
     """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
-    the relit appearance, which ``tone_match: auto`` turns the tone match on for).
+    the relit appearance, which ``tone_match: auto`` turns the tone match on for, and ``colour_keep_contrast:
+    auto`` sets to :data:`RELIT_KEEP_CONTRAST`).
 
     No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
     the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
@@ -144,7 +161,13 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         region_feather=cfg.region_feather,
         mask_size=cfg.mask_size,
         tone=ToneParams() if cfg.tone_match is True or (cfg.tone_match == "auto" and relit) else None,
+        keep_contrast=_keep_contrast(cfg.colour_keep_contrast, relit),
     )
+
+
+def _keep_contrast(value: str | float, relit: bool) -> KeepContrastParams | None:
+    strength = (RELIT_KEEP_CONTRAST if relit else 0.0) if value == "auto" else float(value)
+    return KeepContrastParams(strength=strength) if strength > 0.0 else None
 
 
 @dataclass(frozen=True)
@@ -351,7 +374,7 @@ def composite_track(
         window: the Reinhard colour match only over each face's window that paste-back reads
             (:mod:`~vidswap.composite.colour_window`): the same pasted plates (the statistics' sums within float
             rounding), but the returned ``crop`` keeps the render's colours outside that window. Ignored with
-            ``layers``, tone or edge match (they read the whole crop).
+            ``layers``, tone or edge match or the kept contrast (they read the whole crop).
 
     Returns:
         :class:`CompositeResult`.
@@ -394,7 +417,7 @@ def composite_track(
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
         # over the window paste-back reads or the whole crop
         whole = [True] * render.shape[0]
-        if window and not layers and params.tone is None and params.edge is None:
+        if window and not layers and params.tone is None and params.edge is None and params.keep_contrast is None:
             blurred = antialias_sigma(crop_to_plate) >= 0.2
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
         wins = crop_windows(torch.maximum(alpha, render_skin), whole)
@@ -412,7 +435,14 @@ def composite_track(
                 src_s = smooth_stats(src_s, mode="ema", alpha=cp.ema_alpha, initial=state.src_stats)
                 dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
         if bool(valid.any()):
-            crop = transfer_in_windows(render, render_lab, wins, src_s, dst_s, cp.strength, cp.max_std_ratio)
+            keep_l = keep_base = None
+            if params.keep_contrast is not None:  # the windows are then the whole crops (above)
+                kc = params.keep_contrast
+                keep_l = keep_contrast_weight(landmarks, regions, masks.face, masks.size, kc)
+                keep_base = torch.cat([contrast_base(lab[:, :1], masks.size[i:i + 1], kc.band)
+                                       for i, lab in enumerate(render_lab)])
+            crop = transfer_in_windows(render, render_lab, wins, src_s, dst_s, cp.strength, cp.max_std_ratio,
+                                       keep_l, keep_base)
     elif cp.method == "histogram":
         crop = histogram_match(render, target_crop, masks.stats, masks.stats)
     elif cp.method != "none":

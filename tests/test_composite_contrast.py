@@ -1,0 +1,151 @@
+"""The kept-contrast weight and band, and the colour match's L* gain kept under them (composite.colour_keep_contrast)."""
+
+import numpy as np
+import pytest
+import torch
+from kornia.color import lab_to_rgb as k_lab_to_rgb
+
+from vidswap.composite import lab as fast_lab
+from vidswap.composite.colour import apply_stats_transfer
+from vidswap.composite.compositor import RELIT_KEEP_CONTRAST, CompositeConfig, composite_params
+from vidswap.composite.contrast import (KeepContrastParams, contrast_base, ellipse_weight, inner_indices,
+                                       keep_contrast_weight)
+from vidswap.composite.masks import feather_mask
+from vidswap.errors import ConfigError
+
+
+def test_ellipse_weight_follows_the_points_mahalanobis_distance():
+    # mean (12, 6), std 2 along x and 1 along y, no correlation
+    pts = torch.tensor([[[10.0, 5.0], [14.0, 5.0], [10.0, 7.0], [14.0, 7.0]]])
+    w = ellipse_weight(pts, (12, 24), 1.0, 2.0)
+    assert w.shape == (1, 1, 12, 24)
+    row = w[0, 0, 6]
+    assert row[12] == 1.0 and row[14] == 1.0  # d = 0, 1: inside
+    assert row[15] == pytest.approx(0.5, abs=1e-6)  # d = 1.5: half way, smoothstep(0.5) = 0.5
+    assert row[13] == 1.0 and row[16] == 0.0 and row[20] == 0.0  # d = 0.5, 2, 4
+    assert row[9] == pytest.approx(0.5, abs=1e-6)  # symmetric
+    assert w[0, 0, 7, 12] == 1.0 and w[0, 0, 8, 12] == 0.0  # along y: d = 1, 2
+    # the pixel (14, 7) has d = sqrt(1 + 1) = 1.414..., t = 0.414..., weight 1 - t^2 (3 - 2 t)
+    t = 2 ** 0.5 - 1.0
+    assert w[0, 0, 7, 14] == pytest.approx(1.0 - t * t * (3.0 - 2.0 * t), abs=1e-6)
+
+
+def test_ellipse_weight_turns_with_correlated_points():
+    # points along the diagonal x = y (spread 2 along it, 1 across): (x, y) = c + a u + b v
+    u, v = np.array([1.0, 1.0]) / 2 ** 0.5, np.array([1.0, -1.0]) / 2 ** 0.5
+    pts = [10.0 + s * u * 2 + r * v for s in (-1, 1) for r in (-1, 1)]
+    w = ellipse_weight(torch.tensor(np.array(pts))[None].float(), (21, 21), 1.0, 3.0)
+    # (12, 12) is 2 sqrt(2) from the centre along the diagonal: d = 1.414; (7, 13) is 3 sqrt(2) across it: d = 4.24
+    t = (2 ** 0.5 - 1.0) / 2.0
+    assert w[0, 0, 12, 12] == pytest.approx(1.0 - t * t * (3.0 - 2.0 * t), abs=1e-5)
+    assert w[0, 0, 13, 7] == 0.0 and w[0, 0, 7, 13] == 0.0
+    assert torch.equal(w, w.transpose(-1, -2))  # symmetric about the diagonal
+
+
+def test_inner_indices_are_the_distinct_indices_of_the_inner_loops():
+    regions = {"left_eye": np.array([1, 2, 3]), "right_eye": np.array([7, 8]), "left_brow": np.array([3, 4]),
+               "right_brow": np.array([9]), "nose": np.array([2, 5]), "lips_outer": np.array([11, 10]),
+               "face_oval": np.array([20, 21, 22])}
+    assert inner_indices(regions).tolist() == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+    lm = torch.zeros(1, 23, 3)
+    lm[0, [1, 2, 3, 4, 5, 7, 8, 9, 10, 11], 0] = torch.tensor([8.0, 10, 12, 14, 16, 8, 10, 12, 14, 16])
+    lm[0, [1, 2, 3, 4, 5, 7, 8, 9, 10, 11], 1] = torch.tensor([14.0, 14, 14, 14, 14, 18, 18, 18, 18, 18])
+    lm[0, [20, 21, 22], :2] = 100.0  # the face oval's landmarks do not move the ellipse
+    face = torch.zeros(1, 1, 32, 24)
+    face[..., 2:30, 1:23] = 1.0
+    size = torch.tensor([28.0])
+    params = KeepContrastParams(strength=0.5, inner=1.0, outer=2.0, erosion=0.1, feather=0.2)
+    w = keep_contrast_weight(lm, regions, face, size, params)
+    central = ellipse_weight(lm[:, [1, 2, 3, 4, 5, 7, 8, 9, 10, 11], :2], (32, 24), 1.0, 2.0)
+    taper = feather_mask(face, size, 0.1, 0.2)
+    assert torch.equal(w, 0.5 * (1.0 - central) * taper)
+    assert w[0, 0, 16, 12] == 0.0  # the ellipse's centre
+    assert w[0, 0, 0].abs().max() == 0.0 and w[0, 0, :, 1].abs().max() == 0.0  # outside the face, on its outline
+    assert w[0, 0, 12, 12] == 0.5  # above the features, inside the taper: (12, 12) is 2 sigma above the centre
+    assert taper[0, 0, 12, 12] == 1.0 and central[0, 0, 12, 12] == 0.0
+
+
+def test_contrast_base_is_the_gaussian_at_the_band():
+    x = torch.zeros(2, 1, 41, 41)
+    x[:, :, 20, 20] = 1.0
+    out = contrast_base(x, torch.tensor([100.0, 200.0]), 0.01)  # sigma 1 and 2 px, truncated at 3 sigma
+    for b, sigma in ((0, 1.0), (1, 2.0)):
+        k = torch.exp(-0.5 * (torch.arange(-3 * sigma, 3 * sigma + 1) / sigma) ** 2)
+        k = k / k.sum()
+        r = int(3 * sigma)
+        assert torch.allclose(out[b, 0, 20 - r:21 + r, 20 - r:21 + r], k[:, None] * k[None, :], atol=1e-7)
+        assert out[b, 0].sum() == pytest.approx(1.0, abs=1e-6)
+    assert contrast_base(x, torch.tensor([100.0, 200.0]), 0.0) is x
+
+
+def _image_and_stats():
+    g = torch.Generator().manual_seed(3)
+    image = 0.4 + 0.2 * torch.rand(2, 3, 8, 8, generator=g)  # in gamut after every transfer below
+    src = (torch.tensor([[60.0, 8.0, 12.0]] * 2), torch.tensor([[14.0, 4.0, 5.0]] * 2))
+    dst = (torch.tensor([[55.0, 9.0, 11.0]] * 2), torch.tensor([[7.0, 4.0, 5.0]] * 2))
+    return image, src, dst
+
+
+def test_keep_l_moves_the_lightness_gain_towards_one():
+    image, src, dst = _image_and_stats()
+    lab = fast_lab.rgb_to_lab(image)
+    keep = torch.zeros(2, 1, 8, 8)
+    keep[:, :, :, 4:] = 1.0
+    keep[:, :, 0, :] = 0.5
+    out = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep)
+    assert out.min() > 0 and out.max() < 1  # in gamut: no clamping involved
+    gain = (dst[1] / src[1])[:, :, None, None]
+    moved = (lab - src[0][:, :, None, None]) * gain + dst[0][:, :, None, None]
+    l_gain = gain[:, :1] + keep * (1.0 - gain[:, :1])  # 0.5 -> 1 where keep is 1, 0.75 on row 0's left
+    moved[:, :1] = (lab[:, :1] - src[0][:, :1, None, None]) * l_gain + dst[0][:, :1, None, None]
+    want = k_lab_to_rgb(moved, clip=False).clamp(min=0.0)
+    assert (out - want).abs().max() < 2e-5
+    # where keep is 1, L* is only shifted by the means' difference (-5); a* and b* are matched as without keep
+    got = fast_lab.rgb_to_lab(out)
+    assert (got[:, 0, 1:, 4:] - (lab[:, 0, 1:, 4:] - 5.0)).abs().max() < 1e-3
+    plain = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None)
+    assert (fast_lab.rgb_to_lab(plain)[:, 1:] - got[:, 1:]).abs().max() < 1e-3
+    # keep 0 everywhere is the plain match
+    zero = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep * 0)
+    assert (zero - plain).abs().max() < 2e-5
+
+
+def test_keep_base_is_what_the_kept_gain_acts_on():
+    image, src, dst = _image_and_stats()
+    lab = fast_lab.rgb_to_lab(image)
+    base = torch.full((2, 1, 8, 8), 60.0)  # the source mean: its deviation is 0, so nothing is kept
+    keep = torch.ones(2, 1, 8, 8)
+    plain = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None)
+    same = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep,
+                                keep_base=base)
+    assert (same - plain).abs().max() < 2e-5
+    # base = L: as without a base; base = L + 4: L* lifted by (1 - 0.5) * 4 = 2 over the plain match
+    kept = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep)
+    own = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep,
+                               keep_base=lab[:, :1])
+    assert (kept - own).abs().max() < 2e-5
+    up = apply_stats_transfer(image, src, dst, None, max_std_ratio=None, clamp_max=None, keep_l=keep,
+                              keep_base=lab[:, :1] + 4.0)
+    assert (fast_lab.rgb_to_lab(up)[:, 0] - fast_lab.rgb_to_lab(kept)[:, 0] - 2.0).abs().max() < 1e-3
+
+
+def test_keep_l_with_strength_shifts_by_the_blended_means():
+    image, src, dst = _image_and_stats()
+    lab = fast_lab.rgb_to_lab(image)
+    out = apply_stats_transfer(image, src, dst, None, strength=0.4, max_std_ratio=None, clamp_max=None,
+                               keep_l=torch.ones(2, 1, 8, 8))
+    assert (fast_lab.rgb_to_lab(out)[:, 0] - (lab[:, 0] + 0.4 * -5.0)).abs().max() < 1e-3
+
+
+def test_colour_keep_contrast_config():
+    auto = CompositeConfig()
+    assert RELIT_KEEP_CONTRAST > 0
+    assert composite_params(auto, 0, relit=True).keep_contrast == KeepContrastParams(strength=RELIT_KEEP_CONTRAST)
+    assert composite_params(auto, 0, relit=False).keep_contrast is None
+    assert composite_params(CompositeConfig(colour_keep_contrast=0.3), 0).keep_contrast.strength == 0.3
+    assert composite_params(CompositeConfig(colour_keep_contrast=0.0), 0, relit=True).keep_contrast is None
+    for bad in (1.5, -0.1, "on", True):
+        with pytest.raises(ConfigError, match="colour_keep_contrast"):
+            CompositeConfig(colour_keep_contrast=bad)
+    with pytest.raises(ValueError, match="inner < outer"):
+        KeepContrastParams(inner=2.0, outer=1.0)
