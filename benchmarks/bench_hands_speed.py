@@ -25,7 +25,6 @@ import ast
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
