@@ -208,12 +208,13 @@ class RenderStage:
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
+        crop_to_region = shift_target(crop_to_plate, (x0, y0))  # crop -> the converted region's pixels
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
-                               shift_target(crop_to_plate, (x0, y0)), numbers, track_id=track.id, params=self.params,
+                               crop_to_region, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
                                layers=self.plate_layers, occluder=occluder, window=not self.sinks)
         # only the box paste-back wrote is converted back: outside it the region is the plate's own codes
-        boxes = paste_boxes(comp.alpha, shift_target(crop_to_plate, (x0, y0)), (y1 - y0, x1 - x0),
+        boxes = paste_boxes(comp.alpha, crop_to_region, (y1 - y0, x1 - x0),
                             params=self.params.paste)
         for b, k in enumerate(ks):
             f = out[k]
