@@ -3,7 +3,7 @@
 import numpy as np
 
 from vidswap.faces.motion import motion_path
-from vidswap.faces.occluded import hand_hulls, hold_occluded, inside_hulls, occluded_points
+from vidswap.faces.occluded import hand_hulls, hold_occluded, inside_hulls, occluded_noise_gain, occluded_points
 
 SQUARE = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
 
@@ -73,3 +73,11 @@ def test_hold_occluded_on_a_rotating_motion_path():
     occ = np.zeros((10, 2), bool)
     occ[3:8, 0] = True
     np.testing.assert_allclose(hold_occluded(noisy, path, occ), track, atol=1e-9)
+
+
+def test_occluded_noise_gain_is_one_plus_weight_times_the_hidden_fraction():
+    occ = np.zeros((3, 4), bool)
+    occ[1, :2] = True
+    occ[2] = True
+    np.testing.assert_array_equal(occluded_noise_gain(occ, 10.0), [1.0, 6.0, 11.0])
+    assert occluded_noise_gain(occ, 0.0) is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import build_canonical  # tools/build_canonical.py (conftest puts tools/ on sys.path)
+from vidswap.errors import UsageError
 from vidswap.faces.smooth import (OneEuroFilter, OneEuroParams, RtsParams, face_scale, noise_level, one_euro,
                                   rts_smooth, smooth_landmarks, smooth_pose)
 from vidswap.faces.smooth_measures import jitter, lag, plot_trajectories, step_delay
@@ -196,3 +197,38 @@ def test_measures():
     assert step_delay(step, late) == pytest.approx(2.0)
     assert step_delay(step, late, 0.9) == pytest.approx(2.0)
     assert lag(step, late) == pytest.approx(2.0, abs=0.05)
+
+
+def test_rts_noise_gain_of_one_changes_nothing_and_a_huge_gain_drops_the_frame():
+    """``noise_gain`` scales each frame's measurement-noise std: 1 everywhere is the plain smoother, bit for bit;
+    a huge gain on one frame is the same as that frame missing (NaN), and a spike there does not come through."""
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(0, 0.01, (40, 3, 2)), 0)
+    x[20] += 1.0  # a one-frame spike on every point
+    p = RtsParams(measurement_noise=0.01, gate=0.0)
+    plain = rts_smooth(x, FPS, p)
+    np.testing.assert_array_equal(rts_smooth(x, FPS, p, noise_gain=np.ones(40)), plain)
+    gain = np.ones(40)
+    gain[20] = 1e6
+    missing = x.copy()
+    missing[20] = np.nan
+    np.testing.assert_allclose(rts_smooth(x, FPS, p, noise_gain=gain), rts_smooth(missing, FPS, p), atol=1e-6)
+    assert np.abs(plain[20] - x[20] + 1.0).min() > 0.2  # without the gain the spike comes through
+
+
+def test_rts_noise_gain_per_point_is_a_groups_mean():
+    """A (T, N) gain: each group takes its points' mean, so a group without raised points is unchanged, and
+    gains below 1 are refused."""
+    rng = np.random.default_rng(6)
+    x = np.cumsum(rng.normal(0, 0.01, (30, 4, 2)), 0) + rng.normal(0, 0.02, (30, 4, 2))
+    p = RtsParams(measurement_noise=0.02, gate=0.0)
+    groups = [[0, 1], [2, 3]]
+    gain = np.ones((30, 4))
+    gain[10:15, 0] = 5.0  # the first group's mean gain there: 3
+    out = rts_smooth(x, FPS, p, groups=groups, noise_gain=gain)
+    np.testing.assert_array_equal(out[:, 2:], rts_smooth(x, FPS, p, groups=groups)[:, 2:])
+    mean = np.ones(30)
+    mean[10:15] = 3.0
+    np.testing.assert_array_equal(out[:, :2], rts_smooth(x[:, :2], FPS, p, noise_gain=mean))
+    with pytest.raises(UsageError):
+        rts_smooth(x, FPS, p, noise_gain=np.full(30, 0.5))

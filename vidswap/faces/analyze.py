@@ -26,7 +26,7 @@ from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
 from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8, motion_path
-from vidswap.faces.occluded import hold_occluded, occluded_points
+from vidswap.faces.occluded import hold_occluded, occluded_noise_gain, occluded_points
 from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
@@ -77,6 +77,11 @@ class SmoothingConfig:
     # with follow_image_motion: the manoeuvre gate (in place of rts_gate) of the landmarks' departure from the
     # image motion (0: none; the fast moves are the image's, fast departures mostly landmark noise)
     motion_gate: float = 0.0
+    # while a hand covers part of the face (the tracked hands' occlusion of the raw landmarks), the landmarks'
+    # measurement noise (std) is taken as (1 + this x the fraction of the face's points behind the hand) x the
+    # track's, so the face follows its image motion and neighbouring frames more than the per-frame reading
+    # there (0: off; needs analysis.hands and the hand tracker's hold_face)
+    occluded_noise: float = 20.0
 
 
 @dataclass
@@ -416,7 +421,9 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
     """``occluded``: (T, N) the raw landmarks behind a hand; after smoothing they are placed on the face's image
     motion path, their smoothed departure from it interpolated from the frames where they are visible
     (:func:`vidswap.faces.occluded.hold_occluded`), instead of following the landmark model's guess. The visible
-    points are smoothed as before (``hold_smoothed`` False: held before the smoothing, on the raw track).
+    points are smoothed as before (``hold_smoothed`` False: held before the smoothing, on the raw track). On
+    those frames the whole face's measurement noise is raised by ``cfg.occluded_noise`` x the hidden fraction
+    (:func:`vidswap.faces.occluded.occluded_noise_gain`): the visible points' reading shakes with the hand too.
     ``raw`` keeps the measurements."""
     raw = track.landmarks.astype(np.float32)
     if cfg.method == "none" or len(raw) < 3:
@@ -424,8 +431,9 @@ def _finish_track(track, fps: float, cfg: SmoothingConfig, colour: np.ndarray,
     else:
         hold = occluded is not None and occluded.any()
         measured = hold_occluded(raw, _path_of(raw, motion), occluded) if hold and not hold_smoothed else raw
+        gain = occluded_noise_gain(occluded, cfg.occluded_noise) if hold else None
         smoothed = smooth_landmarks(measured, fps, method=cfg.method, params=smoothing_params(cfg), motion=motion,
-                                    motion_gate=cfg.motion_gate)
+                                    motion_gate=cfg.motion_gate, noise_gain=gain)
         if hold and hold_smoothed:
             smoothed = hold_occluded(smoothed, _path_of(raw, motion), occluded)
         smoothed = smoothed.astype(np.float32)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["hand_hulls", "inside_hulls", "occluded_points", "hold_occluded"]
+__all__ = ["hand_hulls", "inside_hulls", "occluded_points", "hold_occluded", "occluded_noise_gain"]
 
 
 def hand_hulls(hands: np.ndarray) -> list[np.ndarray]:
@@ -104,3 +104,24 @@ def hold_occluded(track: np.ndarray, path: np.ndarray, occluded: np.ndarray) -> 
     x[occ, :2] = d[occ, :2] + path[occ]
     x[occ, 2] = d[occ, 2]
     return x
+
+
+def occluded_noise_gain(occluded: np.ndarray, weight: float) -> np.ndarray | None:
+    """How much less a face track's per-frame landmark reading is trusted while a hand covers part of the face.
+
+    With a hand on the face the landmark model guesses the hidden part and its reading of the visible part
+    shakes too; the smoother (:func:`vidswap.faces.smooth.smooth_landmarks`, ``noise_gain``) multiplies the
+    measurement noise's std on each frame by this gain, so the track leans on the face's image motion and its
+    neighbouring frames there.
+
+    Args:
+        occluded: (T, N) bool, which landmarks are behind a hand (:func:`occluded_points`).
+        weight: the gain per unit of hidden fraction.
+
+    Returns:
+        (T,) float64 ``1 + weight x (fraction of the N points hidden on the frame)``, or None when ``weight``
+        <= 0 (no gain).
+    """
+    if weight <= 0:
+        return None
+    return 1.0 + float(weight) * np.asarray(occluded, dtype=np.float64).mean(1)

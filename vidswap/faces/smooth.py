@@ -181,8 +181,10 @@ def one_euro(track: np.ndarray, fps: float, params: OneEuroParams | None = None,
 # adaptive RTS (zero-phase)
 # ---------------------------------------------------------------------------------------------------------------
 
-def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.ndarray]:
-    """(T, M) measurements, NaN rows = missing frames -> ((T, M) smoothed positions, (T,) Q inflation)."""
+def _rts_group(z: np.ndarray, dt: float, p: RtsParams, noise_gain: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(T, M) measurements, NaN rows = missing frames -> ((T, M) smoothed positions, (T,) Q inflation).
+    ``noise_gain`` (T,) >= 1: each frame's measurement-noise std is the group's times this (None: 1)."""
     t_len, m = z.shape
     valid = np.isfinite(z).all(1)
     out = np.full_like(z, np.nan)
@@ -193,6 +195,7 @@ def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.n
     first, last = int(idx[0]), int(idx[-1])
     sigma = p.measurement_noise if p.measurement_noise is not None and p.measurement_noise > 0 else noise_level(z)
     r = max(sigma, 1e-9) ** 2
+    rs = np.full(t_len, r) if noise_gain is None else r * np.asarray(noise_gain, dtype=np.float64) ** 2
     # imported here: filterpy pulls in scipy.stats (~1-2 s), which a render task that only reads the analysis
     # never needs
     from filterpy.common import Q_continuous_white_noise
@@ -204,7 +207,7 @@ def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.n
     kf.R = np.array([[r]])
     q0 = Q_continuous_white_noise(dim=2, dt=dt, spectral_density=p.process_noise ** 2)
     kf.x = np.stack([z[first], np.zeros(m)])
-    kf.P = np.diag([r, p.init_speed ** 2])
+    kf.P = np.diag([rs[first], p.init_speed ** 2])
     n = last - first + 1
     xs = np.zeros((n, 2, m))
     ps = np.zeros((n, 2, 2))
@@ -215,17 +218,18 @@ def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.n
         kf.predict(Q=q0)
         zk = z[first + k]
         if valid[first + k]:
+            rk = rs[first + k]
             y2 = float(np.mean((zk - kf.x[0]) ** 2))
-            s = kf.P[0, 0] + r
+            s = kf.P[0, 0] + rk
             if p.gate > 0 and y2 / s > p.gate:
                 # manoeuvre: inflate this step's process noise so that the prior explains the innovation
                 base = (kf.F @ p_post @ kf.F.T)[0, 0]
-                factor = max(1.0, (y2 - r - base) / q0[0, 0])
+                factor = max(1.0, (y2 - rk - base) / q0[0, 0])
                 qs[k] = q0 * factor
                 lam[first + k] = factor
                 kf.x, kf.P = x_post, p_post
                 kf.predict(Q=qs[k])
-            kf.update(zk[None, :], H=kf.H)
+            kf.update(zk[None, :], R=np.array([[rk]]), H=kf.H)
         else:
             kf.update(None)
         xs[k], ps[k] = kf.x, kf.P
@@ -235,7 +239,7 @@ def _rts_group(z: np.ndarray, dt: float, p: RtsParams) -> tuple[np.ndarray, np.n
 
 
 def rts_smooth(track: np.ndarray, fps: float, params: RtsParams | None = None, scale: float = 1.0,
-               groups: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+               groups: Sequence[Sequence[int]] | None = None, noise_gain: np.ndarray | None = None) -> np.ndarray:
     """Zero-phase adaptive Kalman/RTS smoothing (constant velocity) of a track.
 
     Args:
@@ -247,6 +251,9 @@ def rts_smooth(track: np.ndarray, fps: float, params: RtsParams | None = None, s
             pose parameters of different kinds).
         groups: partition of the N points (or k columns) into groups that share one filter and its manoeuvre
             detection (default: one group). See :func:`landmark_groups`.
+        noise_gain: (T,) or (T, N) >= 1, per frame (and point): the measurement-noise std there is the group's
+            times this (a frame the caller trusts less: a hand over the face). A group takes the mean over its
+            points. None: 1 everywhere.
 
     Returns:
         Smoothed track, same shape; frames between the first and last valid one are estimated (gaps are
@@ -260,9 +267,15 @@ def rts_smooth(track: np.ndarray, fps: float, params: RtsParams | None = None, s
     xn = x / sc
     out = np.full_like(xn, np.nan)
     groups = [np.arange(x.shape[1])] if groups is None else [np.asarray(g, dtype=np.int64) for g in groups]
+    gain = None
+    if noise_gain is not None:
+        gain = np.asarray(noise_gain, dtype=np.float64)
+        gain = np.broadcast_to(gain[:, None] if gain.ndim == 1 else gain, x.shape[:2])
+        if not (np.isfinite(gain).all() and (gain >= 1.0).all()):
+            raise UsageError("rts_smooth: noise_gain must be finite and >= 1")
     for g in groups:
         zg = xn[:, g].reshape(x.shape[0], -1)
-        sm, _ = _rts_group(zg, 1.0 / fps, p)
+        sm, _ = _rts_group(zg, 1.0 / fps, p, None if gain is None else gain[:, g].mean(1))
         out[:, g] = sm.reshape(x.shape[0], len(g), x.shape[2])
     return (out * sc).reshape(shape)
 
@@ -330,7 +343,8 @@ def smooth_pose(params: np.ndarray, fps: float, method: str = "rts",
 def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
                      params: RtsParams | OneEuroParams | None = None,
                      groups: Sequence[Sequence[int]] | None = None,
-                     motion: np.ndarray | None = None, motion_gate: float | None = None) -> np.ndarray:
+                     motion: np.ndarray | None = None, motion_gate: float | None = None,
+                     noise_gain: np.ndarray | None = None) -> np.ndarray:
     """Smooth a (T, 478, 3) landmark track in face-scale units (:func:`face_scale`).
 
     ``method``: ``"rts"`` (zero-phase; manoeuvre detection per part, ``groups`` default
@@ -346,6 +360,10 @@ def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
     manoeuvre detection), in place of ``params.gate``. The fast moves are the image motion's; what departs from
     it fast is mostly the landmark model's noise (on a face leaving the frame, around blinks and quick
     expressions), which the gate would take for a manoeuvre and let through. None keeps ``params.gate``.
+
+    ``noise_gain``: with ``rts``, (T,) or (T, N) >= 1: the measurement noise's std is multiplied by it on those
+    frames (points), so the track leans on its neighbours (and, with ``motion``, on the image motion) there
+    (:func:`rts_smooth`). Ignored by ``one_euro``.
     """
     x = np.asarray(track, dtype=np.float64)
     if method == "none":
@@ -368,7 +386,7 @@ def smooth_landmarks(track: np.ndarray, fps: float, method: str = "rts",
             rts = replace(rts or RtsParams(), gate=motion_gate)
         if groups is None and x.shape[1] in (468, 478):
             groups = landmark_groups(x.shape[1])
-        out = rts_smooth(x, fps, rts, scale, groups)
+        out = rts_smooth(x, fps, rts, scale, groups, noise_gain)
     elif method == "one_euro":
         out = one_euro(x, fps, params if isinstance(params, OneEuroParams) else None, scale)
     else:
