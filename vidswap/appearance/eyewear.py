@@ -65,8 +65,9 @@ class EyewearParams:
             is too wide for it to reach).
         lens_keep: fraction of the brighter-than-skin detail kept inside the lenses (glints, the lens's sheen).
         min_part: connected parts of the ridges smaller than this (fraction of U^2) are not the frame (creases).
-        brow_keep: how much of the brows is kept out of the removal (1: a rim over the brows stays there; the
-            brows are identity and a skin fill there erases them).
+        brow_keep: how much of the brows' texels is kept out of the removal. 0: a rim lying on the brows goes
+            (what was kept at 1 on Grace Hopper's photo showed as a dark rim-shaped smudge at the brow's inner end;
+            the fill there takes the brow hair and skin around it); 1: the brow mask is never touched.
     """
 
     widths: tuple[float, ...] = (0.008, 0.016)
@@ -83,7 +84,7 @@ class EyewearParams:
     fill_sigma: float = 0.016
     lens_keep: float = 0.3
     min_part: float = 0.002
-    brow_keep: float = 1.0
+    brow_keep: float = 0.0
 
 
 @dataclass
