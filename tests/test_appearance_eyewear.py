@@ -152,3 +152,12 @@ def test_real_photos(media, detector, mesh, name, glasses):
         assert float(found.mask.mean()) > 0.02
     else:
         assert float(found.mask.abs().max()) == 0.0
+
+
+def test_the_setting_is_checked_and_reaches_the_renderer():
+    from vidswap.swap.geometric.core import GeometricSwapConfig
+
+    with pytest.raises(ValueError, match="source_eyewear"):
+        GeometricSwapConfig(source_eyewear="off")
+    assert GeometricSwapCore().relit.eyewear == "remove"
+    assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="keep")).relit.eyewear == "keep"
