@@ -214,9 +214,9 @@ def find_eyewear(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
 
 def remove_eyewear(detail: Tensor, weight: Tensor, eyewear: Eyewear, params: EyewearParams = EyewearParams()
                    ) -> Tensor:
-    """The detail with the eyewear removed: rims and temples refilled from the surrounding skin's low-pass,
-    brighter-than-skin detail and the tint (chroma relative to the skin) in the lenses reduced to ``lens_keep``. (1, 3, U, U) -> the same; unchanged when
-    nothing was found."""
+    """The detail with the eyewear removed: rims and temples refilled from the surrounding skin's low-pass, and the
+    brighter-than-skin detail and the tint (chroma relative to the skin) in the lenses reduced to ``lens_keep``.
+    (1, 3, U, U) -> the same; unchanged when nothing was found."""
     if not eyewear.found:
         return detail
     U = detail.shape[-1]
