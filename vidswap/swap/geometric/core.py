@@ -149,6 +149,9 @@ class GeometricSwapConfig:
             brows, :func:`forehead_validity`); the plate's forehead shows there instead.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes.
+        source_eyewear: with ``appearance: relit``, ``remove`` (default) takes the source photos' glasses (rims,
+            temples, lens glints and tint) out of the source albedo (:mod:`vidswap.appearance.eyewear`; a face
+            without glasses is left as it is); ``keep`` paints them on as they are.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -179,13 +182,15 @@ class GeometricSwapConfig:
     relit_outline_match: float = 0.0
     relit_outline_detail: float = 0.0
     relit_skin_tone: Literal["gain", "none"] = "none"
+    source_eyewear: Literal["remove", "keep"] = "remove"
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
                                     ("shape", self.shape, ("source", "target", "blend")),
                                     ("inner", self.inner, ("target", "source")),
                                     ("inner_contour", self.inner_contour, ("union", "driven", "target")),
-                                    ("relit_skin_tone", self.relit_skin_tone, ("gain", "none"))):
+                                    ("relit_skin_tone", self.relit_skin_tone, ("gain", "none")),
+                                    ("source_eyewear", self.source_eyewear, ("remove", "keep"))):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
         if self.crop_size != "auto" and (not isinstance(self.crop_size, int) or self.crop_size % 32
@@ -269,7 +274,8 @@ class GeometricSwapCore(SwapCore):
         self.relit = (RelitRenderer(topology, relight=RelightParams(outline=self.config.relit_outline,
                                                                     outline_match=self.config.relit_outline_match,
                                                                     outline_detail=self.config.relit_outline_detail),
-                                    skin_tone=SkinToneParams(method=self.config.relit_skin_tone))
+                                    skin_tone=SkinToneParams(method=self.config.relit_skin_tone),
+                                    eyewear=self.config.source_eyewear)
                       if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
+from vidswap.appearance.eyewear import EyewearParams, find_eyewear, remove_eyewear
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
@@ -117,6 +118,8 @@ class RelitRenderer:
     relight: RelightParams = RelightParams()
     albedo: AlbedoParams = AlbedoParams()
     skin_tone: SkinToneParams = SkinToneParams()
+    eyewear: str = "remove"
+    eyewear_params: EyewearParams = EyewearParams()
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
@@ -144,6 +147,9 @@ class RelitRenderer:
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo)
+        if self.eyewear == "remove":  # the source's glasses are a prop, not identity (:mod:`..eyewear`)
+            found = find_eyewear(albedo.detail, albedo.weight, masks, self.eyewear_params)
+            albedo.detail = remove_eyewear(albedo.detail, albedo.weight, found, self.eyewear_params)
         weight = albedo.weight * outline_fade(masks["face"], self.relight.outline)  # the plate's outline shows
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
         detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,

@@ -1,0 +1,163 @@
+"""The source's eyewear in texture space: rings of dark ridge around the eyes are found and refilled from the skin;
+plain skin, or arcs above the eyes only (brows, lid creases), give an empty mask; real photos: Grace Hopper's
+glasses are found, the astronaut and portrait_m7 (no glasses) get nothing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vidswap.appearance.encoding import luminance
+from vidswap.appearance.eyewear import (EyewearParams, black_tophat, eyewear_zones, find_eyewear, remove_eyewear,
+                                        ring_cover)
+from vidswap.appearance.source import build_source_albedo, source_masks
+from vidswap.appearance.texture import texture_confidence
+from vidswap.appearance.texture_space import build_texture_space, region_masks
+from vidswap.composite.convert import to_float
+from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
+from vidswap.faces.pose import canonical_face
+from vidswap.faces.topology import load_topology
+from vidswap.io import read_image
+from vidswap.swap.geometric.core import GeometricSwapCore
+from vidswap.swap.geometric.relit import source_texture_size
+
+U = 128
+
+
+@pytest.fixture(scope="module")
+def masks():
+    topo = load_topology()
+    space = build_texture_space(canonical_face(), torch.as_tensor(topo.triangles), U)
+    return source_masks(space, region_masks(space, topo.regions))
+
+
+def skin_field(masks, seed: int = 0) -> torch.Tensor:
+    """(1, 3, U, U) a skin detail layer: 1 with a little fine noise (+-2 %), a warm tint, over the face."""
+    g = torch.Generator().manual_seed(seed)
+    noise = 1.0 + 0.02 * (torch.rand(1, 1, U, U, generator=g) * 2 - 1)
+    return noise * torch.tensor([1.02, 1.0, 0.97]).view(1, 3, 1, 1)
+
+
+def eye_frame(mask: torch.Tensor) -> tuple[float, float, float]:
+    ys, xs = torch.nonzero(mask[0, 0] > 0.5, as_tuple=True)
+    return float(xs.float().mean()), float(ys.float().mean()), float(xs.max() - xs.min()) / 2.0
+
+
+def ring(masks, rx: float = 1.8, ry: float = 1.5, width: float = 1.2, upper_only: bool = False) -> torch.Tensor:
+    """(1, 1, U, U) bool: an elliptical band ``width`` texels wide around each eye (radii in eye half-widths,
+    centred half a half-width below the eye), optionally only its upper half (an arc like a brow or lid crease)."""
+    ys = torch.arange(U).float().view(U, 1)
+    xs = torch.arange(U).float().view(1, U)
+    out = torch.zeros(U, U, dtype=torch.bool)
+    for side in ("left_eye", "right_eye"):
+        cx, cy, w = eye_frame(masks[side])
+        zy = cy + 0.5 * w
+        r = (((xs - cx) / (rx * w)) ** 2 + ((ys - zy) / (ry * w)) ** 2).sqrt()
+        band = (r - 1.0).abs() * min(rx, ry) * w <= width / 2
+        if upper_only:
+            band &= ys < zy - 0.6 * ry * w
+        out |= band
+    return out[None, None]
+
+
+def test_black_tophat_reads_a_thin_dark_line_and_nothing_on_flat():
+    v = torch.ones(1, 1, 21, 21)
+    assert float(black_tophat(v, 3).abs().max()) == 0.0
+    v[..., 10, :] = 0.4  # a one-texel dark line, 60 % below its surroundings
+    th = black_tophat(v, 2)
+    assert float(th[..., 10, :].min()) == pytest.approx(0.6, abs=1e-6)
+    assert float(th[..., :9, :].abs().max()) == 0.0
+
+
+def test_ring_cover_counts_quadrants():
+    """A full circle crosses every sector; its upper half crosses the 'above' quadrant and half of each side's."""
+    n = 41
+    ys, xs = torch.meshgrid(torch.arange(n).float(), torch.arange(n).float(), indexing="ij")
+    angle, radius = torch.atan2(ys - 20, xs - 20)[None, None], ((xs - 20) ** 2 + (ys - 20) ** 2).sqrt()[None, None] / 18
+    circle = ((radius * 18 - 15).abs() <= 1.0).float()
+    zone = torch.ones_like(circle)
+    assert ring_cover(circle, angle, radius, zone, 24, nose_right=True).tolist() == [1.0, 1.0, 1.0, 1.0]
+    upper = circle * (ys < 20).float()[None, None]
+    cover = ring_cover(upper, angle, radius, zone, 24, nose_right=True)
+    assert cover[0] == 1.0 and cover[1] == 0.0 and cover[2] == pytest.approx(0.5) and cover[3] == pytest.approx(0.5)
+
+
+def test_a_ring_of_dark_ridge_is_found_and_removed(masks):
+    """Dark rims (40 % of the skin) around both eyes and a lens glint: found on both eyes in all four quadrants; the
+    mask holds every rim texel off the brows and nothing far from the rims; after removal the rims are skin again
+    (within 6 %), the skin away from them is untouched, and the glint is compressed."""
+    skin = skin_field(masks)
+    rims = ring(masks)
+    weight = masks["face"]
+    detail = torch.where(rims, skin * 0.4, skin)
+    cx, cy, w = eye_frame(masks["left_eye"])
+    gy, gx = int(round(cy + 0.5 * w + 0.9 * 1.5 * w * 0.5)), int(round(cx))  # inside the lens, below the eye
+    detail[..., gy - 1:gy + 2, gx - 1:gx + 2] *= 1.5
+    found = find_eyewear(detail, weight, masks)
+    assert found.found and bool((found.cover == 1.0).all())
+    off_brows = rims & (masks["brows"] < 0.5)
+    assert int(off_brows.sum()) > 150
+    assert float(found.mask[off_brows].min()) > 0.9
+    far = torch.nn.functional.max_pool2d(rims.float(), 9, 1, 4) < 0.5
+    assert float(found.mask[far].max()) == 0.0
+    out = remove_eyewear(detail, weight, found)
+    lum = luminance(out)
+    assert float((lum[off_brows] - 1.0).abs().max()) < 0.06
+    away = (far & (found.lens < 1e-6)).expand(1, 3, U, U)
+    assert torch.allclose(out[away], detail[away], rtol=1e-6, atol=0.0)  # untouched (to float rounding)
+    assert float(lum[..., gy, gx]) < 1.0 + 0.5 * 0.3 + 0.03 < float(luminance(detail)[..., gy, gx])
+
+
+def test_plain_skin_and_arcs_above_the_eyes_give_an_empty_mask(masks):
+    """Plain skin, and dark arcs over the upper half of each eye only (brows, lid creases): no glasses, an empty
+    mask, the detail returned unchanged."""
+    skin = skin_field(masks, seed=1)
+    arcs = torch.where(ring(masks, upper_only=True), skin * 0.4, skin)
+    for detail in (skin, arcs):
+        found = find_eyewear(detail, masks["face"], masks)
+        assert not found.found
+        assert float(found.mask.abs().max()) == 0.0 and float(found.lens.abs().max()) == 0.0
+        assert torch.equal(remove_eyewear(detail, masks["face"], found), detail)
+    assert float(find_eyewear(arcs, masks["face"], masks).cover[:, 1].max()) == 0.0  # nothing crosses below
+
+
+def test_zones_stay_off_the_eye_openings(masks):
+    zones = eyewear_zones(masks, EyewearParams())
+    assert float((zones["rings"] * masks["eyes"]).max()) == 0.0
+    assert float((zones["temples"] * masks["eyes"]).max()) == 0.0
+    assert float(zones["rings"].sum()) > 0 and float(zones["temples"].sum()) > 0
+    assert math.isclose(float(zones["radius_left"].min()), 0.0, abs_tol=0.1)
+
+
+@pytest.mark.parametrize("name, glasses", [("grace_hopper", True), ("astronaut", False), ("portrait_m7", False)])
+def test_real_photos(media, detector, mesh, name, glasses):
+    """The source albedo as the relit core builds it (crop sized to the photo): Grace Hopper's glasses are found
+    (rims around both eyes), the astronaut's and portrait_m7's faces (no glasses) get an empty mask."""
+    img = read_image(media(name))
+    lms = torch.from_numpy(mesh([img], [detector([img])[0]])[0][0].points).float()[None]
+    core = GeometricSwapCore()
+    size = source_texture_size(float(face_height(lms)[0]))
+    crop = MeshCrop(size=32 * math.ceil(1.5 * size / 32), margin=core.config.texture_margin)
+    m = crop.frame_to_crop(lms)
+    crops = warp_to_crop(to_float(img)[None], m, crop.size)
+    lm = transform_landmarks(lms, m)
+    space, smasks = core.relit.space(size)
+    vis = texture_confidence(lm, space.triangles, image_size=tuple(crops.shape[-2:]))
+    albedo = build_source_albedo(space, crops, lm, smasks, visibility=vis)
+    found = find_eyewear(albedo.detail, albedo.weight, smasks)
+    assert found.found == glasses
+    if glasses:
+        assert float(found.mask.mean()) > 0.02
+    else:
+        assert float(found.mask.abs().max()) == 0.0
+
+
+def test_the_setting_is_checked_and_reaches_the_renderer():
+    from vidswap.swap.geometric.core import GeometricSwapConfig
+
+    with pytest.raises(ValueError, match="source_eyewear"):
+        GeometricSwapConfig(source_eyewear="off")
+    assert GeometricSwapCore().relit.eyewear == "remove"
+    assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="keep")).relit.eyewear == "keep"
