@@ -56,3 +56,37 @@ def test_paste_boxes_bound_what_paste_writes():
     assert torch.equal(out[1], plate[1])
     shrink = torch.tensor([[[0.5, 0.0, 20.0], [0.0, 0.5, 10.0]]])  # blurred before the warp: the whole plate
     assert paste_boxes(alpha[:1], shrink, (90, 120)) == [(0, 0, 120, 90)]
+
+
+def test_grown_windows_and_blur_reach_exact():
+    from vidswap.composite.colour_window import blur_reach, grow_windows
+    wins = [(slice(9, 21), slice(29, 51)), None, (slice(0, 2), slice(62, 64))]
+    assert grow_windows(wins, [3, 5, 4], (64, 64)) == [(slice(6, 24), slice(26, 54)), None,
+                                                        (slice(0, 6), slice(58, 64))]
+    # sigma = 0.01 * size: 1.0 -> 3, 1.01 -> ceil(3.03) = 4, 0 -> 0
+    assert blur_reach(torch.tensor([100.0, 101.0, 0.0]), 0.01) == [3, 4, 0]
+    assert blur_reach(torch.tensor([100.0]), 0.0) == [0]
+
+
+def test_windowed_colour_match_with_the_kept_contrast_pastes_the_same_plates(monkeypatch):
+    """The kept contrast's blurred base, computed in the window grown by the blur's radius, is the whole crop's
+    inside the paste's window: the same pasted plates as the whole-crop match."""
+    from vidswap.composite import compositor
+    from vidswap.composite.contrast import KeepContrastParams
+    plates_u16, plate, target, lm, regions, m, _ = scene(frames=2, occluder=False)
+    g = torch.Generator().manual_seed(5)
+    noise = torch.rand(target.shape[0], 1, *target.shape[2:], generator=g)  # fine detail for the kept band
+    render = ((target - 0.5) * 1.5 + 0.5 + 0.3 * (noise - 0.5)).clamp(0, 1)  # more contrast: L* gain < 1
+    params = CompositeParams(paste=PasteParams(mode="alpha"), temporal="none",
+                             keep_contrast=KeepContrastParams(strength=0.6, band=0.05))
+    whole = composite_track(plate, target, render, lm, regions, m, [0, 1], params=params)
+    win = composite_track(plate, target, render, lm, regions, m, [0, 1], params=params, window=True)
+    assert not torch.equal(win.crop, whole.crop)  # windowed: the render's own colours outside the window
+    a, b = from_float(whole.frames, np.uint16).astype(int), from_float(win.frames, np.uint16).astype(int)
+    assert np.abs(a - b).max() <= 257 and (a != b).mean() < 1e-3
+    inside = whole.alpha[:, 0] > 0
+    assert torch.allclose(win.crop.permute(0, 2, 3, 1)[inside], whole.crop.permute(0, 2, 3, 1)[inside], atol=2e-6)
+    # the growth matters: the base blurred in the paste's window alone differs from the whole crop's inside it
+    monkeypatch.setattr(compositor, "blur_reach", lambda size, band: [0] * size.shape[0])
+    short = composite_track(plate, target, render, lm, regions, m, [0, 1], params=params, window=True)
+    assert (short.crop - whole.crop).abs().permute(0, 2, 3, 1)[inside].max() > 1e-3

@@ -42,6 +42,14 @@ def test_ellipse_weight_turns_with_correlated_points():
     assert torch.equal(w, w.transpose(-1, -2))  # symmetric about the diagonal
 
 
+def test_ellipse_weight_in_a_window_is_the_whole_images_bit_for_bit():
+    g = torch.Generator().manual_seed(2)
+    pts = torch.rand(2, 12, 2, generator=g) * torch.tensor([40.0, 30.0]) + 5.0
+    whole = ellipse_weight(pts, (48, 56), 1.0, 2.0)
+    part = ellipse_weight(pts, (17, 23), 1.0, 2.0, origin=(9, 20))
+    assert torch.equal(part, whole[..., 9:26, 20:43])
+
+
 def test_inner_indices_are_the_distinct_indices_of_the_inner_loops():
     regions = {"left_eye": np.array([1, 2, 3]), "right_eye": np.array([7, 8]), "left_brow": np.array([3, 4]),
                "right_brow": np.array([9]), "nose": np.array([2, 5]), "lips_outer": np.array([11, 10]),

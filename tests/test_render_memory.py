@@ -78,7 +78,7 @@ def test_the_frames_alive_in_the_render_loop_are_bounded_by_batch_and_queue_not_
     assert long.alive == 0  # after the pass nothing it rendered is referenced
 
 
-MAPPED_AFTER_A_BIG_FREE = """
+MAPPED_BLOCKS = """
 import ctypes, sys
 sys.path.insert(0, {root!r})
 libc = ctypes.CDLL("libc.so.6")
@@ -88,31 +88,33 @@ libc.mallinfo2.restype = {struct}
 if {steady}:
     from vidswap.memory import steady_heap
     assert steady_heap()
-libc.free(libc.malloc(20 << 20))  # glibc's dynamic threshold rises to 20 MB here
-before = libc.mallinfo2().hblks
-block = libc.malloc(1 << 20)
-print(libc.mallinfo2().hblks - before)
-libc.free(block)
+mapped = []
+for size in (1 << 20, 16 << 20, 40 << 20):  # glibc's initial threshold is 128 KiB
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(size)
+    mapped.append(libc.mallinfo2().hblks - before)
+    libc.free(block)
+print(*mapped)
 """
 
 
-def _mapped_blocks(steady: bool) -> int:
+def _mapped_blocks(steady: bool) -> list[int]:
     struct = "type('M', (ctypes.Structure,), {'_fields_': [(n, ctypes.c_size_t) for n in " \
              "('arena','ordblks','smblks','hblks','hblkhd','usmblks','fsmblks','uordblks','fordblks','keepcost')]})"
     from pathlib import Path
 
-    code = MAPPED_AFTER_A_BIG_FREE.format(root=str(Path(__file__).resolve().parents[1]), struct=struct,
-                                          steady=steady)
+    code = MAPPED_BLOCKS.format(root=str(Path(__file__).resolve().parents[1]), struct=struct, steady=steady)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(proc.stdout.strip())
+    return [int(v) for v in proc.stdout.split()]
 
 
 @pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc: steady_heap is a documented no-op there")
-def test_steady_heap_maps_large_blocks_even_after_a_larger_one_was_freed():
-    """Without it, a freed 20 MB block makes glibc serve the next 1 MB from its heap (kept after free); with it,
-    the 1 MB block is mapped on its own and given back when freed."""
-    assert _mapped_blocks(steady=False) == 0
-    assert _mapped_blocks(steady=True) == 1
+def test_steady_heap_serves_a_faces_tensors_from_the_heap_and_maps_only_larger_blocks():
+    """In a fresh process glibc maps a 1 MB block on its own (threshold 128 KiB) and, after freeing it, the next
+    16 MB one too (the threshold rose to 1 MB only); with the fixed 32 MiB threshold both come from the heap (reused
+    without page faults) and only the 40 MB block is mapped."""
+    assert _mapped_blocks(steady=False) == [1, 1, 1]
+    assert _mapped_blocks(steady=True) == [0, 0, 1]
     assert steady_heap()
 
 

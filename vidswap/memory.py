@@ -8,12 +8,15 @@ The C heap: the render stage allocates and frees many large tensors of changing 
 face region of each track, paste-back regions). glibc's allocator serves a freed ``mmap`` size from its heap next
 time (its mmap threshold rises to the largest block freed, up to 32 MiB), and a heap fragmented by blocks of
 varying size is rarely given back: measured on a 1080p plate (40 frames, batch 8), the resident set between
-batches rose from 0.88 GB to 1.58 GB over five batches and the peak reached 2.88 GB; with a fixed threshold it
-stayed at 0.59-0.86 GB and peaked at 2.43 GB, for the same wall time (``benchmarks/bench_memory.py``).
+batches rose from 0.88 GB to 1.58 GB over five batches and the peak reached 2.88 GB (``benchmarks/bench_memory.py``).
 
-:func:`steady_heap` fixes the threshold (large blocks are mapped and unmapped, so freeing one returns it) and
-:func:`release_free_heap` hands the heaps' free pages back after each batch. Both only change where memory comes
-from, never a computed value. They do nothing where the C library is not glibc.
+:func:`steady_heap` fixes the threshold (and the trim threshold) at :data:`MMAP_THRESHOLD`, so the heap's behaviour
+does not depend on what was freed before, and :func:`release_free_heap` hands the heaps' free pages back after each
+batch: the resident set stays flat over the clip. The threshold is glibc's largest (32 MiB): a 1024-px face's
+tensors (4-16 MB) are reused from the heap within a batch. At 128 KiB every such tensor was a fresh mapping whose
+pages the kernel zero-filled on first touch: 160 000 page faults and ~280 ms of system time a frame of the 1080p
+render stage's ~600 ms (RESULTS.md, rspeed-s11). Both only change where memory comes from, never a computed
+value. They do nothing where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import sys
 #: mallopt parameters (glibc malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-#: Blocks at least this large are mapped on their own and returned to the system when freed.
-MMAP_THRESHOLD = 128 * 1024
+#: Blocks at least this large are mapped on their own and returned to the system when freed; smaller ones come from
+#: the heap (glibc's largest allowed value: ``HEAP_MAX_SIZE / 2`` on 64-bit).
+MMAP_THRESHOLD = 32 * 1024 * 1024
 
 #: Bytes of decoded frames one queue between the stages may hold (at least 2 frames).
 QUEUE_BYTES = 96 * 2 ** 20

@@ -27,7 +27,8 @@ from vidswap.composite.colour import (
     pack_stats,
     smooth_stats,
 )
-from vidswap.composite.colour_window import crop_windows, transfer_in_windows, window_lab_stats
+from vidswap.composite.colour_window import (blur_reach, crop_windows, grow_windows, transfer_in_windows,
+                                             window_lab_stats)
 from vidswap.composite.contrast import KeepContrastParams, contrast_base, keep_contrast_weight
 from vidswap.composite.edge import EdgeParams, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
@@ -373,8 +374,9 @@ def composite_track(
             analysis measured the plate's: the colour match does not move with the occluder).
         window: the Reinhard colour match only over each face's window that paste-back reads
             (:mod:`~vidswap.composite.colour_window`): the same pasted plates (the statistics' sums within float
-            rounding), but the returned ``crop`` keeps the render's colours outside that window. Ignored with
-            ``layers``, tone or edge match or the kept contrast (they read the whole crop).
+            rounding), but the returned ``crop`` keeps the render's colours outside that window. With the kept
+            contrast the window is grown by its base's blur radius (the base is then the whole crop's inside the
+            paste's window). Ignored with ``layers``, tone or edge match (they read the whole crop).
 
     Returns:
         :class:`CompositeResult`.
@@ -417,10 +419,12 @@ def composite_track(
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
         # over the window paste-back reads or the whole crop
         whole = [True] * render.shape[0]
-        if window and not layers and params.tone is None and params.edge is None and params.keep_contrast is None:
+        if window and not layers and params.tone is None and params.edge is None:
             blurred = antialias_sigma(crop_to_plate) >= 0.2
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
         wins = crop_windows(torch.maximum(alpha, render_skin), whole)
+        if params.keep_contrast is not None:  # the kept band's blur reads that far around the window
+            wins = grow_windows(wins, blur_reach(masks.size, params.keep_contrast.band), tuple(render.shape[-2:]))
         render_lab, src_s = window_lab_stats(render, render_skin, wins)
         if plate_stats is not None:  # smoothed over the whole track beforehand; the render follows smooth geometry
             dst_s = plate_stats.to(src_s)
@@ -436,11 +440,11 @@ def composite_track(
                 dst_s = smooth_stats(dst_s, mode="ema", alpha=cp.ema_alpha, initial=state.dst_stats)
         if bool(valid.any()):
             keep_l = keep_base = None
-            if params.keep_contrast is not None:  # the windows are then the whole crops (above)
+            if params.keep_contrast is not None:  # the base blurred in each (grown) window
                 kc = params.keep_contrast
                 keep_l = keep_contrast_weight(landmarks, regions, masks.face, masks.size, kc)
-                keep_base = torch.cat([contrast_base(lab[:, :1], masks.size[i:i + 1], kc.band)
-                                       for i, lab in enumerate(render_lab)])
+                keep_base = [None if lab is None else contrast_base(lab[:, :1], masks.size[i:i + 1], kc.band)
+                             for i, lab in enumerate(render_lab)]
             crop = transfer_in_windows(render, render_lab, wins, src_s, dst_s, cp.strength, cp.max_std_ratio,
                                        keep_l, keep_base)
     elif cp.method == "histogram":

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidswap.composite.filters import gaussian_blur
+from vidswap.composite.filters import gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
 __all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight",
@@ -76,7 +76,8 @@ def inner_indices(regions: Mapping[str, np.ndarray], names: Sequence[str] = INNE
     return np.unique(np.concatenate([np.asarray(regions[n], dtype=np.int64).reshape(-1) for n in names]))
 
 
-def ellipse_weight(points: Tensor, size: tuple[int, int], inner: float, outer: float) -> Tensor:
+def ellipse_weight(points: Tensor, size: tuple[int, int], inner: float, outer: float,
+                   origin: tuple[int, int] = (0, 0)) -> Tensor:
     """A smooth weight over the ellipse of a point set's mean and covariance.
 
     With ``d`` a pixel centre's Mahalanobis distance to the points' mean under their (population) covariance,
@@ -87,6 +88,8 @@ def ellipse_weight(points: Tensor, size: tuple[int, int], inner: float, outer: f
         points: ``(B, K, 2)`` x, y in pixels, K >= 3, not all on one line.
         size: ``(H, W)`` of the weight.
         inner, outer: radii, ``0 <= inner < outer``.
+        origin: ``(row, column)`` of the weight's top-left pixel in the points' pixels (a window of a larger
+            image: the values there, bit for bit).
 
     Returns:
         ``(B, 1, H, W)`` float32 in [0, 1].
@@ -97,8 +100,8 @@ def ellipse_weight(points: Tensor, size: tuple[int, int], inner: float, outer: f
     cov = c.transpose(1, 2) @ c / p.shape[1]  # (B, 2, 2)
     prec = torch.linalg.inv(cov + 1e-9 * torch.eye(2, dtype=p.dtype, device=p.device))
     h, w = size
-    ys = torch.arange(h, dtype=p.dtype, device=p.device)
-    xs = torch.arange(w, dtype=p.dtype, device=p.device)
+    ys = torch.arange(origin[0], origin[0] + h, dtype=p.dtype, device=p.device)
+    xs = torch.arange(origin[1], origin[1] + w, dtype=p.dtype, device=p.device)
     dx = xs[None, None, :] - mean[:, 0, None, None]  # (B, 1, W)
     dy = ys[None, :, None] - mean[:, 1, None, None]  # (B, H, 1)
     a, b, d = prec[:, 0, 0, None, None], prec[:, 0, 1, None, None], prec[:, 1, 1, None, None]
@@ -111,6 +114,8 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
                          params: KeepContrastParams) -> Tensor:
     """Where the colour match's L* gain is moved towards 1: ``strength * (1 - ellipse) * taper``.
 
+    The ellipse is evaluated only over each face's taper's support (elsewhere the weight is 0 whatever it is).
+
     Args:
         landmarks: ``(B, N, 2 or 3)`` the target's landmarks in the pixels of ``face``.
         regions: ``MeshTopology.regions`` (the ellipse is fitted to :data:`INNER_REGIONS`' landmarks).
@@ -121,9 +126,17 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
         ``(B, 1, H, W)`` in ``[0, strength]``.
     """
     idx = torch.as_tensor(inner_indices(regions), device=landmarks.device)
-    central = ellipse_weight(landmarks[:, idx, :2], tuple(face.shape[-2:]), params.inner, params.outer)
     taper = feather_mask(face, face_size, params.erosion, params.feather)
-    return (1.0 - central.to(face)) * taper * params.strength
+    out = torch.zeros_like(taper)
+    for i in range(face.shape[0]):
+        win = support_window(taper[i:i + 1], 0)
+        if win is None:
+            continue
+        rows, cols = win
+        central = ellipse_weight(landmarks[i:i + 1, idx, :2], (rows.stop - rows.start, cols.stop - cols.start),
+                                 params.inner, params.outer, origin=(rows.start, cols.start))
+        out[i:i + 1, :, rows, cols] = (1.0 - central.to(face)) * taper[i:i + 1, :, rows, cols] * params.strength
+    return out
 
 
 def contrast_base(lightness: Tensor, face_size: Tensor, band: float) -> Tensor:

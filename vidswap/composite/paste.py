@@ -133,7 +133,7 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
     crop = crop.to(dev, torch.float32)
     alpha = alpha.to(dev, torch.float32).clamp(0.0, 1.0)
     src = torch.cat([crop, alpha, torch.ones_like(alpha)], dim=1)
-    if params.antialias:
+    if params.antialias and float(antialias_sigma(m).max()) >= 0.2:  # (else _antialias is the identity)
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
     tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
     live = [i for i, t in enumerate(tops) if t is not None]
