@@ -63,6 +63,13 @@ def test_a_slow_hand_is_read_every_other_frame_and_its_track_is_unchanged():
     np.testing.assert_array_equal(skip.frames, every.frames)
     np.testing.assert_allclose(skip.points, every.points, atol=1e-4)
     np.testing.assert_allclose(skip.presence, every.presence, rtol=1e-6)
+    # unsmoothed, the skipped frames are exactly where the hand was; skip_sigma smooths only a hand with skips
+    raw, _ = track(0.5, presence, HandParams(skip_still=0.1, skip_sigma=0.0))
+    np.testing.assert_allclose(raw.points[:, 0, :2], [[50 + 0.5 * n, 80] for n in range(17)], atol=1e-5)
+    skipped, _ = track(0.5, presence, HandParams(skip_still=0.1, skip_sigma=0.0, smooth_sigma=3.0))
+    np.testing.assert_array_equal(skipped.points, raw.points)
+    read, _ = track(0.5, presence, HandParams(skip_sigma=0.0, smooth_sigma=3.0))  # no skips: smooth_sigma
+    assert np.abs(read.points[-1, 0, 0] - raw.points[-1, 0, 0]) > 0.1  # the one-sided window at the end lags
 
 
 def test_no_skip_for_a_fast_hand_across_a_gap_or_after_a_cut():
@@ -81,7 +88,7 @@ def test_no_skip_for_a_fast_hand_across_a_gap_or_after_a_cut():
 def test_the_skipped_frame_keeps_the_previous_reading_when_the_hand_is_lost_next():
     """Presence drops on frame 6 after 5 was skipped: 5 keeps frame 4's reading (not a mean with a lost hand)."""
     presence = [0.95] * 6 + [0.1] * 4
-    hands, calls = track(0.5, presence, HandParams(skip_still=0.1, relock_frames=0, smooth_sigma=0.0,
+    hands, calls = track(0.5, presence, HandParams(skip_still=0.1, relock_frames=0, skip_sigma=0.0,
                                                    motion=MotionParams(bridge=0, coast=0)))
     assert calls == [1, 1, 0, 2, 4, 6, 6, 8]  # 6: read and lost; the palms found on 6 and 8 not confirmed (0.1)
     np.testing.assert_array_equal(hands.frames, np.arange(6))

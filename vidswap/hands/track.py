@@ -108,6 +108,8 @@ class HandParams:
             previous one directly (frame numbers one apart); the skipped frame's landmarks are the mean of the
             readings either side, or the previous reading where the hand is lost on the next frame, a shot cut
             comes or the shot ends (0: every frame read).
+        skip_sigma: ``smooth_sigma`` for a hand any of whose frames the landmarker skipped (half as many readings
+            in the window).
     """
 
     max_hands: int = 2
@@ -140,6 +142,7 @@ class HandParams:
     flow_skip: float = 0.25
     landmark_model: str = "hand_landmark"
     skip_still: float = 0.0
+    skip_sigma: float = 1.0
 
 
 def _bounds(points: np.ndarray) -> np.ndarray:
@@ -242,6 +245,7 @@ class HandTracker:
     _presence: dict = field(default_factory=dict)
     _moved: dict = field(default_factory=dict)
     _pending: tuple[int, list] | None = None
+    _skipped: set = field(default_factory=set)
 
     def reset(self) -> None:
         """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
@@ -354,6 +358,7 @@ class HandTracker:
                 pts = (0.5 * (pts.astype(np.float64) + after[hid][0].astype(np.float64))).astype(pts.dtype)
                 pr = min(pr, after[hid][1])
             self.rows.append((number, hid, pts, float(pr)))
+            self._skipped.add(hid)
             if hid in self._filters:
                 self._filters[hid].predict()
                 self._filters[hid].update(centroid(pts))
@@ -504,7 +509,8 @@ class HandTracker:
             mine = sorted((r for r in self.rows if r[1] == hid), key=lambda r: r[0])  # backfilled rows came later
             if len(mine) < self.params.min_frames:
                 continue
-            pts = smooth_series(np.stack([r[2] for r in mine]).astype(np.float32), self.params.smooth_sigma)
+            sigma = self.params.skip_sigma if hid in self._skipped else self.params.smooth_sigma
+            pts = smooth_series(np.stack([r[2] for r in mine]).astype(np.float32), sigma)
             at = np.array([index[r[0]] for r in mine], np.int64)
             end = next(b for b in bounds if b > at[-1]) - 1  # the hand's shot ends here
             k, q, pr, _ = carry_hand(at, pts, np.array([r[3] for r in mine], np.float32), self.params.motion, end)
