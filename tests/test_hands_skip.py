@@ -54,10 +54,10 @@ def test_a_slow_hand_is_read_every_other_frame_and_its_track_is_unchanged():
     """0.5 px a frame (hand size 20: 0.025 a frame) under ``skip_still`` 0.1: the hand is found on frame 1 (two
     passes) and tracked back to 0; frame 2 is read (the new hand's motion is unknown), then every other frame; the
     skipped frames' mean of the readings either side is exact for a hand moving in a line, so the smoothed tracks
-    equal those of reading every frame."""
+    equal those of reading every frame (at the same smoothing sigma)."""
     presence = [0.95] * 17  # the last frame (16) is read
     every, calls_every = track(0.5, presence, HandParams())
-    skip, calls_skip = track(0.5, presence, HandParams(skip_still=0.1))
+    skip, calls_skip = track(0.5, presence, HandParams(skip_still=0.1, skip_sigma=1.0))  # as smooth_sigma
     assert calls_every == [1, 1, 0] + list(range(2, 17))
     assert calls_skip == [1, 1, 0] + list(range(2, 17, 2))
     np.testing.assert_array_equal(skip.frames, every.frames)
