@@ -157,7 +157,7 @@ def test_analysis_cache_key_covers_the_motion_and_relock_settings(monkeypatch):
     base = key()
     assert key() == base
     for changed in (HandParams(motion=MotionParams(bridge=5)), HandParams(relock_frames=10),
-                    HandParams(relock_black=False), HandParams(edge_scale=1.2)):
+                    HandParams(relock_black=False), HandParams(edge_scale=1.2), HandParams(skip_still=0.05)):
         monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
         assert key() != base
 

@@ -155,8 +155,12 @@ def clear_of(points: np.ndarray, outlines: list[np.ndarray], margin: float) -> n
     keep = np.ones(len(pts), bool)
     for outline in outlines:
         poly = np.asarray(outline, dtype=np.float32).reshape(-1, 1, 2)
-        inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), True) for x, y in pts])
-        keep &= inside < -margin
+        # only points within the outline's bounds grown by the margin (and a pixel) can be that close to it
+        lo, hi = poly[:, 0].min(0) - margin - 1.0, poly[:, 0].max(0) + margin + 1.0
+        near = np.flatnonzero(keep & (pts >= lo).all(1) & (pts <= hi).all(1))
+        inside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), True) for x, y in pts[near]])
+        if len(near):
+            keep[near] = inside < -margin
     return keep
 
 

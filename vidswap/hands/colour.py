@@ -140,10 +140,14 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     core = inside > r_in
     reach = outside <= r_out
     ring = (outside > r_out) & (outside <= r_out + r_ring)
-    if core.sum() < params.min_samples or ring.sum() < params.min_samples:
+    at_core, at_ring = np.flatnonzero(core), np.flatnonzero(ring)
+    if len(at_core) < params.min_samples or len(at_ring) < params.min_samples:
         return mask
-    hand = Mixture.fit(lab[core], params.clusters, params.min_std, params.max_samples)
-    face = Mixture.fit(lab[ring], params.clusters, params.min_std, params.max_samples)
+    flat = lab.reshape(-1, 3)
+    hand = Mixture.fit(flat[_subsample(at_core, params.max_samples)], params.clusters, params.min_std,
+                       params.max_samples)
+    face = Mixture.fit(flat[_subsample(at_ring, params.max_samples)], params.clusters, params.min_std,
+                       params.max_samples)
     band = reach & ~core
     x = lab[band]
     ratio = (hand.loglik(x) - face.loglik(x) + params.margin).astype(np.float32)
@@ -154,3 +158,9 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
         p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
         p = np.where(core, 1.0, np.where(reach, p, 0.0))
     return p.astype(np.float32)
+
+
+def _subsample(index: np.ndarray, max_samples: int) -> np.ndarray:
+    """The entries of ``index (N,)`` that :meth:`Mixture.fit` keeps of N samples (every ``N // max_samples``-th):
+    gathering only those gives the same fit (fewer than ``2 * max_samples`` are left, which it keeps whole)."""
+    return index[::max(1, len(index) // max_samples)]

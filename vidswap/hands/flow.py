@@ -86,6 +86,13 @@ def departure(reading: np.ndarray, moved: np.ndarray) -> float:
     return max(float(dist[list(TIPS)].max()), float(np.sqrt((dist ** 2).mean()))) / size
 
 
+def moved_by(before: np.ndarray, after: np.ndarray) -> float:
+    """How far a hand moved between two readings, in hand sizes (of ``before``): its change of shape
+    (:func:`departure`) plus the shift of its mean point."""
+    b, a = np.asarray(before, np.float64)[:, :2], np.asarray(after, np.float64)[:, :2]
+    return departure(a, b) + float(np.linalg.norm(a.mean(0) - b.mean(0))) / max(hand_size(b), 1e-6)
+
+
 def flow_motion(previous: np.ndarray, moved: np.ndarray) -> float:
     """How far the plate's flow moved the hand: the largest point displacement from ``previous`` (21, 2+) to
     ``moved``, in hand sizes (of ``previous``)."""

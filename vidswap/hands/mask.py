@@ -173,27 +173,44 @@ def rasterize_hands(hands: np.ndarray, height: int, width: int,
     capsule; the grown hull is the hull filled plus its outline drawn ``2 * grow`` thick). Agrees with the exact
     distance field except within about a pixel of the edge."""
     canvas = np.zeros((height, width), np.uint8)
+    for pts in hands:
+        _draw_hand(canvas, pts, params)
+    return canvas.astype(np.float32) / 255.0
+
+
+def rasterize_first_and_all(hands: np.ndarray, height: int, width: int, params: HandMaskParams = HandMaskParams()
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(rasterize_hands(hands[:1]), rasterize_hands(hands))``, bit for bit, drawing each shape once: the first
+    shape's canvas is kept before the others are drawn over it. Each (H, W) float32."""
+    canvas = np.zeros((height, width), np.uint8)
+    _draw_hand(canvas, hands[0], params)
+    first = canvas.astype(np.float32) / 255.0
+    for pts in hands[1:]:
+        _draw_hand(canvas, pts, params)
+    return first, canvas.astype(np.float32) / 255.0
+
+
+def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams) -> None:
+    """Draw one hand's grown shape (21, 2+) onto ``canvas`` (H, W) uint8 at 255 (:func:`rasterize_hands`)."""
     shift = 4
     one = 1 << shift
 
     def fix(p: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(p, np.float64) * one).astype(np.int32)
 
-    for pts in hands:
-        size = hand_size(pts)
-        if size <= 0:
-            continue
-        polys, bones = _shapes(pts, params)
-        g = params.grow * size
-        for hull in polys:
-            poly = fix(hull)
-            cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_AA, shift)
-            if g > 0:
-                cv2.polylines(canvas, [poly], True, 255, max(1, int(round(2 * g))), cv2.LINE_AA, shift)
-        ends = fix(np.array([[a, b] for a, b, _ in bones])).tolist()  # all bones at once: (16, 2, 2)
-        for (a, b), (_, _, r) in zip(ends, bones):
-            cv2.line(canvas, a, b, 255, max(1, int(round(2 * r))), cv2.LINE_AA, shift)
-    return canvas.astype(np.float32) / 255.0
+    size = hand_size(pts)
+    if size <= 0:
+        return
+    polys, bones = _shapes(pts, params)
+    g = params.grow * size
+    for hull in polys:
+        poly = fix(hull)
+        cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_AA, shift)
+        if g > 0:
+            cv2.polylines(canvas, [poly], True, 255, max(1, int(round(2 * g))), cv2.LINE_AA, shift)
+    ends = fix(np.array([[a, b] for a, b, _ in bones])).tolist()  # all bones at once: (16, 2, 2)
+    for (a, b), (_, _, r) in zip(ends, bones):
+        cv2.line(canvas, a, b, 255, max(1, int(round(2 * r))), cv2.LINE_AA, shift)
 
 
 def box_filter(x: np.ndarray, r: int) -> np.ndarray:
@@ -292,13 +309,12 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         local = np.asarray(shapes, np.float64).copy()
         local[..., 0] -= x0
         local[..., 1] -= y0
-        m = rasterize_hands(local, y1 - y0, x1 - x0, params)
+        own, m = rasterize_first_and_all(local, y1 - y0, x1 - x0, params)
         sub = plate[y0:y1, x0:x1]
         if c is not None:
             lab = cv2.cvtColor(sub.astype(np.float32) / 255.0 if sub.dtype == np.uint8 else sub.astype(np.float32),
                                cv2.COLOR_RGB2LAB)
-            own = None if len(local) == 1 else rasterize_hands(local[:1], y1 - y0, x1 - x0, params)
-            m = colour_split(m, lab, size, c, own)
+            m = colour_split(m, lab, size, c, None if len(local) == 1 else own)
         elif params.refine:
             m = refine_mask(m, sub, size, params)
         out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], m.astype(np.float32))
