@@ -18,7 +18,7 @@ The built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``, 
 ``facedancer``, ``e4s-pti``, ``megafs``, ``e4s``, ``mfim``, ``idatt``) are listed in the registry by name, config
 dataclass and builder, each imported when it is first asked for; this package imports nothing until one of its
 names is used (``from vidswap.swap import SwapCore`` imports :mod:`vidswap.swap.base` then), so that building a job
-config or running pass-through imports no torch.
+config imports no torch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ frozen dataclass registered with it (the same dataclass the core uses, declared 
 
 The registry is the one piece of process-wide state in vidswap: a name -> entry table holding the built-in
 cores by module path (``_BUILTIN``: a core's config dataclass and builder are imported when that core is first
-asked for, so validating a config or running pass-through imports no torch), filled by third-party packages
+asked for, so validating a config imports no core and no torch), filled by third-party packages
 through the entry-point group ``vidswap.swap_cores`` (each entry point names a module that calls
 :func:`register_core` on import, or a function that does when called), and by tests through
 :func:`register_core` / :func:`unregister_core`.
