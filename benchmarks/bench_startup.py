@@ -1,6 +1,6 @@
 """Fixed costs of the CLI (issue 19): start-up, pass-through against a transcode, a farm render task's start-up.
 
-    python benchmarks/bench_startup.py [--before TREE] [--pairs 3] [--frames 120]
+    python benchmarks/bench_startup.py [--before TREE] [--pairs 3] [--frames 120] [--no-farm]
 
 Each measurement is a fresh process; ``--before TREE`` (a checkout of the code before a change, its PYTHONPATH)
 runs every row for that tree and this one back to back, so both see the same load. Rows:
@@ -9,7 +9,8 @@ runs every row for that tree and this one back to back, so both see the same loa
   child), and whether torch was imported;
 * pass-through: ``python -m vidswap.cli run PLATE -o OUT -q --passthrough`` of the 1080p bench plate (120
   frames), whole process, paired with the PyAV transcode child of ``bench_speed.py`` (also a whole process);
-  ratios per pair, medians;
+  ratios per pair, medians; with ``--before``, whether both trees wrote the same pictures (SHA-256 over every
+  decoded frame's planes, in the encoded pixel format);
 * farm render task: ``vidswap render --frames 0-1`` of an 8-frame 1080p job after ``vidswap analyze``, in a fresh
   process: seconds and process CPU seconds from the process start to the first ``RenderStage`` call and to the
   first frame handed to the encoder.
@@ -52,6 +53,21 @@ def timed(cmd: list[str], env: dict) -> dict:
             data = json.loads(line[len(MARK):])
             break
     return {"wall": wall, "cpu": cpu, **data}
+
+
+def frames_hash(path: Path) -> tuple[int, str]:
+    """(frames, SHA-256) over every decoded picture's planes of ``path``'s video stream, in its own pixel format
+    (what the encoder wrote; no conversion)."""
+    import hashlib
+
+    import av
+
+    digest, count = hashlib.sha256(), 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            digest.update(frame.to_ndarray().tobytes())  # the planes without their row padding
+            count += 1
+    return count, digest.hexdigest()
 
 
 def child_farm(args: list[str]) -> None:
@@ -106,6 +122,7 @@ def main() -> int:
     ap.add_argument("--before", help="PYTHONPATH of the code before the change (rows run for both, back to back)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--no-farm", action="store_true", help="skip the farm render task rows")
     a = ap.parse_args()
     import bench_speed
 
@@ -151,6 +168,12 @@ def main() -> int:
                 f"transcode {med([b['wall'] for b, _ in rs]):.2f} s / {med([b['cpu'] for b, _ in rs]):.2f} CPU s; "
                 f"ratio wall {med([o['wall'] / b['wall'] for b, o in rs]):.2f}x, "
                 f"CPU {med([o['cpu'] / b['cpu'] for b, o in rs]):.2f}x")
+        hashes = {t: frames_hash(work / f"pt_{t}.mp4") for t in order}
+        print(f"\npass-through decoded frames: " + ", ".join(f"{t} {n} frames sha256 {h[:16]}"
+                                                           for t, (n, h) in hashes.items())
+              + (f"; identical: {len(set(hashes.values())) == 1}" if len(order) > 1 else "") + "\n")
+        if a.no_farm:
+            return 0
         job = work / "farm"
         job.mkdir()
         cfg = job / "shot.yaml"

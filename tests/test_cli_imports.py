@@ -66,3 +66,32 @@ def test_topology_is_parsed_once_per_file(tmp_path):
     other = load_topology(copy)
     assert other is not shipped and load_topology(copy) is other
     assert (other.triangles == shipped.triangles).all() and other.regions.keys() == shipped.regions.keys()
+
+
+CONFIG_CHILD = """
+import json, sys
+from vidswap.cli_options import load_job
+from vidswap.swap.registry import core_config_type, core_names
+opts = dict(input="plate.mp4", sources=(), output=None, frames=None, preview=False, scale=None, every=None,
+            shot=None, preset=None, device=None, batch_size=None, codec=None, crf=None, target_mode=None,
+            target_index=None, target_face=None, mapping=(), passthrough=True)
+cfg = load_job(**opts)
+print("CORE " + cfg.swap.core + " " + type(cfg.swap.section()).__name__ + " " + ",".join(core_names()))
+print("MODULES " + json.dumps(sorted(m for m in {heavy!r} + ("vidswap.swap.base", "vidswap.swap.geometric")
+                                     if m in sys.modules)))
+core_config_type("geometric")  # a core's own section: its module (and torch) imported only now
+print("AFTER " + json.dumps(sorted(m for m in ("torch", "vidswap.swap.geometric") if m in sys.modules)))
+"""
+
+
+def test_passthrough_job_config_imports_no_torch_and_cores_load_when_asked():
+    proc = subprocess.run([sys.executable, "-c", CONFIG_CHILD.format(heavy=HEAVY[:-2])], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(x.split(" ", 1) for x in proc.stdout.splitlines() if " " in x)
+    core, section, names = lines["CORE"].split(" ")
+    assert (core, section) == ("passthrough", "PassthroughConfig")
+    assert names.split(",") == sorted(["e4s", "e4s-pti", "facedancer", "geometric", "ghost", "hyperswap", "idatt",
+                                       "inswapper", "megafs", "mfim", "passthrough", "simswap"])
+    assert json.loads(lines["MODULES"]) == []
+    assert json.loads(lines["AFTER"]) == ["torch", "vidswap.swap.geometric"]

@@ -27,12 +27,9 @@ from typing import Any, Literal
 
 import yaml
 
-from vidswap.composite.compositor import CompositeConfig
 from vidswap.errors import ConfigError, brief
-from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig
-from vidswap.faces.targets import TargetConfig
+from vidswap.sections import AnalysisConfig, CompositeConfig, SmoothingConfig, TargetConfig, TuneParams
 from vidswap.swap.registry import core_config_type, core_names
-from vidswap.train.tune.params import TuneParams
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("default", "preview", "final")

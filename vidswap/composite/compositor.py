@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -37,9 +36,9 @@ from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, antialias_sigma, paste_crop
 from vidswap.composite.regions import check_regions, covers_face, region_alpha
-from vidswap.errors import ConfigError
 from vidswap.composite.tone import ToneParams, tone_match
 from vidswap.hands.mask import HandMaskParams
+from vidswap.sections import CompositeConfig  # noqa: F401 - declared there (torch-free)
 
 
 @dataclass(frozen=True)
@@ -89,50 +88,6 @@ class CompositeParams:
     mask_size: int | None = None
     tone: ToneParams | None = None
     keep_contrast: KeepContrastParams | None = None
-
-
-@dataclass(frozen=True)
-class CompositeConfig:
-    """Masks, colour matching and blending back into the plate."""
-
-    blend: Literal["feather", "laplacian", "poisson"] = "feather"
-    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
-    # reinhard's contrast (L*a*b* std) gain per channel is limited to [1 / limit, limit]; 1 matches the means only
-    # (the render keeps its own detail contrast). Lower limits keep more of the source's detail (ArcFace up) at a
-    # cost in seam and flicker on the relit swap (benchmarks/RESULTS.md, skintone-s9)
-    colour_std_limit: float = 3.0
-    # the fraction of reinhard's L* gain undone on the face around its central features (forehead, temples, cheeks,
-    # jaw; not the eyes, brows, nose, mouth, nor the paste boundary), in the fine band: the source's detail that the
-    # ArcFace judge recognises; auto: RELIT_KEEP_CONTRAST for the geometric core's relit appearance, 0 for every other
-    # core (RESULTS.md, relgrace-s10)
-    colour_keep_contrast: Literal["auto"] | float = "auto"
-    feather: float = 0.06  # feather width as a fraction of the face width
-    erode: float = 0.02  # mask erosion as a fraction of the face width
-    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
-    occlusion: bool = True
-    grain: bool = False
-    hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
-    matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
-    matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
-    edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
-    # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
-    # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
-    # Off by default: it lowers the seam ratio but raised the judge's jitter and flicker on some pairs (RESULTS.md)
-    tone_match: Literal["auto"] | bool = False
-    mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
-
-    region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
-
-    def __post_init__(self) -> None:
-        if not 1.0 <= self.colour_std_limit <= 10.0:
-            raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
-        kc = self.colour_keep_contrast
-        if kc != "auto" and (isinstance(kc, (bool, str)) or not 0.0 <= float(kc) <= 1.0):
-            raise ConfigError(f"composite.colour_keep_contrast must be 'auto' or a number in [0, 1], got {kc!r}")
-        check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
-        if not 0.0 <= self.region_feather <= 0.15:
-            raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
-                              f"{self.region_feather}")
 
 
 #: ``composite.colour_keep_contrast: auto`` for the relit appearance.

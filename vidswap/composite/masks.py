@@ -25,9 +25,7 @@ import numpy as np
 import torch
 
 from vidswap.composite.filters import dilate, erode, gaussian_blur, in_window, per_item
-
-#: Region names understood by :func:`swap_region_mask`.
-SWAP_REGIONS = ("eyes", "brows", "nose", "mouth", "skin")
+from vidswap.sections import SWAP_REGIONS  # noqa: F401 - region names understood by :func:`swap_region_mask`
 
 _PAIRS = {"eyes": ("left_eye", "right_eye"), "brows": ("left_brow", "right_brow")}
 

@@ -22,33 +22,14 @@ mask; no state is carried between frames, so farm chunks stay bit-identical to a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import torch
 
 from vidswap.composite.filters import gaussian_blur, per_item
 from vidswap.composite.masks import SWAP_REGIONS, MaskParams, face_regions, feather_mask, subtract, union
-from vidswap.errors import ConfigError
-
-#: every name ``composite.regions`` accepts (``face``: all five parts)
-REGION_NAMES = (*SWAP_REGIONS, "face")
-
-
-def check_regions(names: Iterable[str], key: str = "composite.regions") -> tuple[str, ...]:
-    """The selection as a tuple, validated.
-
-    Raises:
-        ConfigError: (exit 2) an empty selection or an unknown name; the message lists the valid names.
-    """
-    sel = tuple(names)
-    if not sel:
-        raise ConfigError(f"{key} is empty; list at least one of {', '.join(REGION_NAMES)}")
-    bad = [n for n in sel if n not in REGION_NAMES]
-    if bad:
-        raise ConfigError(f"{key}: unknown face region(s) {', '.join(map(repr, bad))}; choose from "
-                          f"{', '.join(SWAP_REGIONS)} (or face: all of them)")
-    return sel
+from vidswap.sections import REGION_NAMES, check_regions  # noqa: F401 - declared there (torch-free)
 
 
 def covers_face(names: Sequence[str]) -> bool:

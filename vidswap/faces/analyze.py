@@ -40,48 +40,12 @@ from vidswap.faces.align import as_rgb8
 from vidswap.io.frames import format_frames, frame_runs
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
+from vidswap.sections import AnalysisConfig, SmoothingConfig  # noqa: F401 - declared there (torch-free)
 
 MIN_CONFIDENCE = 0.5
 #: how the analysis samples the plate where that is code, not settings (part of the cache key): 2 = the face crops'
 #: box halvings summed in integers on the face's region (:func:`vidswap.composite.roi.halved_region`)
 SAMPLING_REVISION = 2
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Face detection, landmarks, identity and tracking parameters."""
-
-    detector_size: int = 320  # longest side of the detector input (px)
-    score_threshold: float = 0.6
-    min_face: int = 24  # faces smaller than this (px, box width) are ignored
-    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
-    identity_every: int = 10  # identity embedding for new tracks and every N frames
-    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
-    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
-    hands: bool = True  # track hands (palm detection, pose near faces, hand landmarks) for the occlusion mask
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """Temporal smoothing of landmarks and pose per track."""
-
-    method: Literal["rts", "one_euro", "none"] = "rts"
-    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
-    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
-    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
-    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
-    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
-    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
-    # follow the face's image motion between frames (optical flow) and smooth only what it does not explain
-    follow_image_motion: bool = True
-    # with follow_image_motion: the manoeuvre gate (in place of rts_gate) of the landmarks' departure from the
-    # image motion (0: none; the fast moves are the image's, fast departures mostly landmark noise)
-    motion_gate: float = 0.0
-    # while a hand covers part of the face (the tracked hands' occlusion of the raw landmarks), the landmarks'
-    # measurement noise (std) is taken as (1 + this x the fraction of the face's points behind the hand) x the
-    # track's, so the face follows its image motion and neighbouring frames more than the per-frame reading
-    # there (0: off; needs analysis.hands and the hand tracker's hold_face)
-    occluded_noise: float = 20.0
 
 
 @dataclass

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
 
 import numpy as np
@@ -12,16 +11,7 @@ from vidswap.errors import InputError, UsageError
 from vidswap.faces.analyze import AnalysisModels, analyze_image
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import read_image
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """Which face(s) to replace."""
-
-    mode: Literal["largest", "all", "index", "reference"] = "largest"
-    index: int | None = None  # with mode=index: the K-th track (by first appearance)
-    reference: str | None = None  # with mode=reference: an image of the face to replace
-    map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
+from vidswap.sections import TargetConfig  # noqa: F401 - declared there (torch-free)
 
 
 def choose_targets(target: TargetConfig, analysis: ShotAnalysis, models: AnalysisModels,
@@ -53,7 +43,6 @@ def _mapped_targets(pairs: tuple[str, ...], track_ids: set[int], n_sources: int)
             raise InputError(f"target map {pair}: no source {src}; {n_sources} source(s) given")
         mapping[tid] = src
     return mapping
-
 
 
 class TargetCandidate(Protocol):

@@ -14,57 +14,45 @@
 * :mod:`vidswap.swap.stylegan.idatt_core` -- ``idatt``: pSp encoder + cross-attention identity transfer, two-stage
   blending (``vidswap train``)
 
-Importing this package registers the built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``,
-``hyperswap``, ``ghost``, ``facedancer``, ``e4s-pti``, ``megafs``, ``mfim``).
+The built-in cores (``geometric``, ``passthrough``, ``inswapper``, ``simswap``, ``hyperswap``, ``ghost``,
+``facedancer``, ``e4s-pti``, ``megafs``, ``e4s``, ``mfim``, ``idatt``) are listed in the registry by name, config
+dataclass and builder, each imported when it is first asked for; this package imports nothing until one of its
+names is used (``from vidswap.swap import SwapCore`` imports :mod:`vidswap.swap.base` then), so that building a job
+config imports no torch.
 """
 
-from vidswap.swap.base import (
-    SOURCE_NEEDS,
-    PassthroughConfig,
-    PassthroughCore,
-    Refiner,
-    SourceFace,
-    SourceIdentity,
-    SwapBatch,
-    SwapCore,
-    SwapResult,
-)
-from vidswap.swap.geometric import GeometricSwapConfig, build_geometric
-from vidswap.swap.learned import (
-    GhostConfig,
-    HyperswapConfig,
-    InswapperConfig,
-    SimswapConfig,
-    build_ghost,
-    build_hyperswap,
-    build_inswapper,
-    build_simswap,
-)
-from vidswap.swap.facedancer import FaceDancerCoreConfig, build_facedancer
-from vidswap.swap.stylegan.core import E4SPTIConfig, build_e4s_pti
-from vidswap.swap.stylegan.idatt_core import IDATTCoreConfig, build_idatt
-from vidswap.swap.stylegan.megafs_core import MegaFSCoreConfig, build_megafs
-from vidswap.swap.stylegan.e4s_core import E4SCoreConfig, build_e4s
-from vidswap.swap.stylegan.mfim_core import MFIMCoreConfig, build_mfim
-from vidswap.swap.registry import CoreContext, build_core, core_config_type, core_names, register_core
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: the names this package re-exports -> the module that declares them
+_EXPORTS = {
+    **dict.fromkeys(("SOURCE_NEEDS", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity", "SwapBatch",
+                     "SwapCore", "SwapResult", "build_passthrough"), "vidswap.swap.base"),
+    "PassthroughConfig": "vidswap.sections",
+    **dict.fromkeys(("GeometricSwapConfig", "build_geometric"), "vidswap.swap.geometric"),
+    **dict.fromkeys(("GhostConfig", "HyperswapConfig", "InswapperConfig", "SimswapConfig", "build_ghost",
+                     "build_hyperswap", "build_inswapper", "build_simswap"), "vidswap.swap.learned"),
+    **dict.fromkeys(("FaceDancerCoreConfig", "build_facedancer"), "vidswap.swap.facedancer"),
+    **dict.fromkeys(("E4SPTIConfig", "build_e4s_pti"), "vidswap.swap.stylegan.core"),
+    **dict.fromkeys(("IDATTCoreConfig", "build_idatt"), "vidswap.swap.stylegan.idatt_core"),
+    **dict.fromkeys(("MegaFSCoreConfig", "build_megafs"), "vidswap.swap.stylegan.megafs_core"),
+    **dict.fromkeys(("E4SCoreConfig", "build_e4s"), "vidswap.swap.stylegan.e4s_core"),
+    **dict.fromkeys(("MFIMCoreConfig", "build_mfim"), "vidswap.swap.stylegan.mfim_core"),
+    **dict.fromkeys(("CoreContext", "build_core", "core_config_type", "core_names", "register_core"),
+                    "vidswap.swap.registry"),
+}
 
 
-def _passthrough(config: PassthroughConfig, context: CoreContext) -> PassthroughCore:
-    return PassthroughCore(config)
+def __getattr__(name: str) -> Any:
+    """A re-exported name, imported from its module on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
 
-
-register_core("geometric", build_geometric, GeometricSwapConfig)
-register_core("passthrough", _passthrough, PassthroughConfig)
-register_core("inswapper", build_inswapper, InswapperConfig)
-register_core("simswap", build_simswap, SimswapConfig)
-register_core("hyperswap", build_hyperswap, HyperswapConfig)
-register_core("ghost", build_ghost, GhostConfig)
-register_core("facedancer", build_facedancer, FaceDancerCoreConfig)
-register_core("e4s-pti", build_e4s_pti, E4SPTIConfig)
-register_core("megafs", build_megafs, MegaFSCoreConfig)
-register_core("e4s", build_e4s, E4SCoreConfig)
-register_core("mfim", build_mfim, MFIMCoreConfig)
-register_core("idatt", build_idatt, IDATTCoreConfig)
 
 __all__ = [
     "SOURCE_NEEDS", "CoreContext", "PassthroughConfig", "PassthroughCore", "Refiner", "SourceFace", "SourceIdentity",

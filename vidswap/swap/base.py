@@ -27,6 +27,7 @@ from torch import Tensor
 
 from vidswap.faces.align import CropSpec, MeshCrop
 from vidswap.faces.tracksfile import TrackAnalysis
+from vidswap.sections import PassthroughConfig  # noqa: F401 - declared there (torch-free)
 
 #: What ``SwapCore.prepare`` may read of a :class:`SourceFace`: the photo, its landmarks, its head pose (``x_c_obs``,
 #: yaw / pitch / roll), its identity embedding, its expression.
@@ -190,11 +191,6 @@ class SwapCore(ABC):
         return identity
 
 
-@dataclass(frozen=True)
-class PassthroughConfig:
-    """The pass-through core has no settings (``swap.passthrough: {}``)."""
-
-
 class PassthroughCore(SwapCore):
     """Frames untouched (checks the I/O path): no face analysis runs and every frame is copied.
 
@@ -234,3 +230,8 @@ class TrackRefiners:
     def __call__(self, track_id: int, batch: SwapBatch, result: SwapResult, identity: SourceIdentity) -> SwapResult:
         refiner = self.refiners.get(track_id)
         return result if refiner is None else refiner(track_id, batch, result, identity)
+
+
+def build_passthrough(config: PassthroughConfig, context: Any) -> PassthroughCore:
+    """The registry's builder of ``swap.core: passthrough`` (``context`` unused)."""
+    return PassthroughCore(config)

@@ -7,8 +7,9 @@ frozen dataclass registered with it (the same dataclass the core uses, declared 
       core: geometric
       geometric: {shape: source, crop_size: 256}
 
-The registry is the one piece of process-wide state in vidswap: a name -> entry table filled when
-:mod:`vidswap.swap` is imported (the built-in cores ``geometric`` and ``passthrough``), by third-party packages
+The registry is the one piece of process-wide state in vidswap: a name -> entry table holding the built-in
+cores by module path (``_BUILTIN``: a core's config dataclass and builder are imported when that core is first
+asked for, so validating a config imports no core and no torch), filled by third-party packages
 through the entry-point group ``vidswap.swap_cores`` (each entry point names a module that calls
 :func:`register_core` on import, or a function that does when called), and by tests through
 :func:`register_core` / :func:`unregister_core`.
@@ -18,23 +19,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vidswap.errors import ConfigError, ModelError
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.models.registry import ModelSpec, check_licence, load_manifest, model_path
 from vidswap.models.router import Family, route
-from vidswap.swap.base import SwapCore
+
+if TYPE_CHECKING:
+    import torch
+
+    from vidswap.swap.base import SwapCore
 
 ENTRY_POINT_GROUP = "vidswap.swap_cores"
 
 ConfigT = TypeVar("ConfigT")
+
+
+def _cpu() -> torch.device:
+    import torch  # the cores that use the device run torch; building a config or pass-through does not
+
+    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class CoreContext:
     that never asks, like pass-through, needs no model files); ``models`` None is the packaged manifest.
     """
 
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=_cpu)
     mesh_topology: MeshTopology | None = None
     models: Mapping[str, ModelSpec] | None = None
     accept_noncommercial: frozenset[str] = frozenset()  # models.accept_noncommercial
@@ -92,6 +102,34 @@ class CoreEntry(Generic[ConfigT]):
     config_type: type[ConfigT]
 
 
+@dataclass(frozen=True)
+class LazyBuilder:
+    """A built-in core's builder, ``"module:function"``, imported when the core is first built (so listing the
+    cores or validating a config imports no core, and no torch)."""
+
+    target: str
+
+    def __call__(self, config: Any, context: CoreContext) -> SwapCore:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)(config, context)
+
+
+#: the built-in cores: name -> (``"module:ConfigDataclass"``, ``"module:builder"``), each module imported when
+#: that core's config type (its ``swap.<name>`` section) or the core itself is first asked for
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "geometric": ("vidswap.swap.geometric:GeometricSwapConfig", "vidswap.swap.geometric:build_geometric"),
+    "passthrough": ("vidswap.sections:PassthroughConfig", "vidswap.swap.base:build_passthrough"),
+    "inswapper": ("vidswap.swap.learned:InswapperConfig", "vidswap.swap.learned:build_inswapper"),
+    "simswap": ("vidswap.swap.learned:SimswapConfig", "vidswap.swap.learned:build_simswap"),
+    "hyperswap": ("vidswap.swap.learned:HyperswapConfig", "vidswap.swap.learned:build_hyperswap"),
+    "ghost": ("vidswap.swap.learned:GhostConfig", "vidswap.swap.learned:build_ghost"),
+    "facedancer": ("vidswap.swap.facedancer:FaceDancerCoreConfig", "vidswap.swap.facedancer:build_facedancer"),
+    "e4s-pti": ("vidswap.swap.stylegan.core:E4SPTIConfig", "vidswap.swap.stylegan.core:build_e4s_pti"),
+    "megafs": ("vidswap.swap.stylegan.megafs_core:MegaFSCoreConfig", "vidswap.swap.stylegan.megafs_core:build_megafs"),
+    "e4s": ("vidswap.swap.stylegan.e4s_core:E4SCoreConfig", "vidswap.swap.stylegan.e4s_core:build_e4s"),
+    "mfim": ("vidswap.swap.stylegan.mfim_core:MFIMCoreConfig", "vidswap.swap.stylegan.mfim_core:build_mfim"),
+    "idatt": ("vidswap.swap.stylegan.idatt_core:IDATTCoreConfig", "vidswap.swap.stylegan.idatt_core:build_idatt"),
+}
 _CORES: dict[str, CoreEntry] = {}
 
 
@@ -101,16 +139,21 @@ def register_core(name: str, builder: Callable[[ConfigT, CoreContext], SwapCore]
     dataclass that validates the ``swap.<name>`` section (its defaults are the core's defaults)."""
     if not dataclasses.is_dataclass(config_type):
         raise TypeError(f"swap core {name!r}: config_type must be a dataclass, got {config_type!r}")
-    if name in _CORES and not replace:
-        raise ValueError(f"swap core {name!r} is already registered ({_CORES[name].builder!r})")
+    if (name in _CORES or name in _BUILTIN) and not replace:
+        raise ValueError(f"swap core {name!r} is already registered "
+                         f"({_CORES[name].builder if name in _CORES else _BUILTIN[name][1]!r})")
     if name == "core":
         raise ValueError("'core' names the swap.core key; choose another core name")
+    _BUILTIN.pop(name, None)
     _CORES[name] = CoreEntry(name, builder, config_type)
 
 
 def unregister_core(name: str) -> None:
     """Remove a core (tests that register their own); unknown names are a KeyError."""
-    del _CORES[name]
+    if name not in _CORES and name not in _BUILTIN:
+        raise KeyError(name)
+    _CORES.pop(name, None)
+    _BUILTIN.pop(name, None)
 
 
 @functools.cache
@@ -129,13 +172,16 @@ def _load_plugins() -> None:
 def core_names() -> list[str]:
     """The registered core names, sorted."""
     _load_plugins()
-    return sorted(_CORES)
+    return sorted({*_CORES, *_BUILTIN})
 
 
 def _entry(name: str) -> CoreEntry:
     _load_plugins()
+    if name not in _CORES and name in _BUILTIN:
+        module, attr = _BUILTIN[name][0].split(":")
+        _CORES[name] = CoreEntry(name, LazyBuilder(_BUILTIN[name][1]), getattr(importlib.import_module(module), attr))
     if name not in _CORES:
-        raise ConfigError(f"unknown swap core {name!r} (swap.core); registered cores: {', '.join(sorted(_CORES))}")
+        raise ConfigError(f"unknown swap core {name!r} (swap.core); registered cores: {', '.join(core_names())}")
     return _CORES[name]
 
 
@@ -162,6 +208,8 @@ def build_core(name: str, section: Any = None, context: CoreContext | None = Non
             raise ConfigError(f"swap.{name}: {exc}") from None
     elif not isinstance(section, entry.config_type):
         raise ConfigError(f"swap.{name}: expected {entry.config_type.__name__}, got {type(section).__name__}")
+    from vidswap.swap.base import SwapCore  # the contract (torch): only when a core is built
+
     core = entry.builder(section, context or CoreContext())
     if not isinstance(core, SwapCore):
         raise TypeError(f"the builder of swap core {name!r} returned {type(core).__name__}, not a SwapCore")

@@ -1,0 +1,213 @@
+"""The job config's stage sections, declared once here in a module that imports no torch, kornia, OpenCV or
+ONNX Runtime, so that building a job's config (``vidswap.config``) stays cheap: ``analysis`` and ``smoothing``
+(used by :mod:`vidswap.faces.analyze`), ``target`` (:mod:`vidswap.faces.targets`), ``composite``
+(:mod:`vidswap.composite.compositor`), ``tune`` (:mod:`vidswap.train.tune.params`) and the pass-through core's
+``swap.passthrough``. Those modules re-export their section under its old name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from vidswap.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+#: the face parts a swap may cover (:mod:`vidswap.composite.masks`)
+SWAP_REGIONS = ("eyes", "brows", "nose", "mouth", "skin")
+#: the names ``composite.regions`` accepts: the parts, or ``face`` for all of them
+REGION_NAMES = (*SWAP_REGIONS, "face")
+
+
+def check_regions(names: Iterable[str], key: str = "composite.regions") -> tuple[str, ...]:
+    """The selection as a tuple, validated.
+
+    Raises:
+        ConfigError: (exit 2) an empty selection or an unknown name; the message lists the valid names.
+    """
+    sel = tuple(names)
+    if not sel:
+        raise ConfigError(f"{key} is empty; list at least one of {', '.join(REGION_NAMES)}")
+    bad = [n for n in sel if n not in REGION_NAMES]
+    if bad:
+        raise ConfigError(f"{key}: unknown face region(s) {', '.join(map(repr, bad))}; choose from "
+                          f"{', '.join(SWAP_REGIONS)} (or face: all of them)")
+    return sel
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Face detection, landmarks, identity and tracking parameters."""
+
+    detector_size: int = 320  # longest side of the detector input (px)
+    score_threshold: float = 0.6
+    min_face: int = 24  # faces smaller than this (px, box width) are ignored
+    angles: tuple[int, ...] = (0,)  # extra frame rotations tried when nothing is found, e.g. [0, 90, 270]
+    identity_every: int = 10  # identity embedding for new tracks and every N frames
+    max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
+    cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
+    hands: bool = True  # track hands (palm detection, pose near faces, hand landmarks) for the occlusion mask
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Temporal smoothing of landmarks and pose per track."""
+
+    method: Literal["rts", "one_euro", "none"] = "rts"
+    one_euro_min_cutoff: float = 1.0  # Hz: cut-off when the face is still
+    one_euro_beta: float = 20.0  # speed coefficient (face-size units): higher = less lag on fast motion
+    one_euro_d_cutoff: float = 1.0  # Hz: cut-off of the speed estimate
+    rts_process_noise: float = 1.0  # expected motion (face-size units); larger follows faster moves
+    rts_measurement_noise: float = 0.0  # landmark noise in face-size units; 0 = estimated from the track
+    rts_gate: float = 4.0  # innovation (sigmas) above which a frame is treated as a sudden real move
+    # follow the face's image motion between frames (optical flow) and smooth only what it does not explain
+    follow_image_motion: bool = True
+    # with follow_image_motion: the manoeuvre gate (in place of rts_gate) of the landmarks' departure from the
+    # image motion (0: none; the fast moves are the image's, fast departures mostly landmark noise)
+    motion_gate: float = 0.0
+    # while a hand covers part of the face (the tracked hands' occlusion of the raw landmarks), the landmarks'
+    # measurement noise (std) is taken as (1 + this x the fraction of the face's points behind the hand) x the
+    # track's, so the face follows its image motion and neighbouring frames more than the per-frame reading
+    # there (0: off; needs analysis.hands and the hand tracker's hold_face)
+    occluded_noise: float = 20.0
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Which face(s) to replace."""
+
+    mode: Literal["largest", "all", "index", "reference"] = "largest"
+    index: int | None = None  # with mode=index: the K-th track (by first appearance)
+    reference: str | None = None  # with mode=reference: an image of the face to replace
+    map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Masks, colour matching and blending back into the plate."""
+
+    blend: Literal["feather", "laplacian", "poisson"] = "feather"
+    colour: Literal["reinhard", "histogram", "none"] = "reinhard"
+    # reinhard's contrast (L*a*b* std) gain per channel is limited to [1 / limit, limit]; 1 matches the means only
+    # (the render keeps its own detail contrast). Lower limits keep more of the source's detail (ArcFace up) at a
+    # cost in seam and flicker on the relit swap (benchmarks/RESULTS.md, skintone-s9)
+    colour_std_limit: float = 3.0
+    # the fraction of reinhard's L* gain undone on the face around its central features (forehead, temples, cheeks,
+    # jaw; not the eyes, brows, nose, mouth, nor the paste boundary), in the fine band: the source's detail that the
+    # ArcFace judge recognises; auto: RELIT_KEEP_CONTRAST for the geometric core's relit appearance, 0 for every other
+    # core (RESULTS.md, relgrace-s10)
+    colour_keep_contrast: Literal["auto"] | float = "auto"
+    feather: float = 0.06  # feather width as a fraction of the face width
+    erode: float = 0.02  # mask erosion as a fraction of the face width
+    regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
+    occlusion: bool = True
+    grain: bool = False
+    hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
+    matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
+    matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png
+    edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
+    # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
+    # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
+    # Off by default: it lowers the seam ratio but raised the judge's jitter and flicker on some pairs (RESULTS.md)
+    tone_match: Literal["auto"] | bool = False
+    mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
+
+    region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.colour_std_limit <= 10.0:
+            raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
+        kc = self.colour_keep_contrast
+        if kc != "auto" and (isinstance(kc, (bool, str)) or not 0.0 <= float(kc) <= 1.0):
+            raise ConfigError(f"composite.colour_keep_contrast must be 'auto' or a number in [0, 1], got {kc!r}")
+        check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
+        if not 0.0 <= self.region_feather <= 0.15:
+            raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
+                              f"{self.region_feather}")
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """Settings of per-clip generator tuning.
+
+    Attributes:
+        enabled: run tuning at all (the pipeline's switch; ``--tune/--no-tune``).
+        retune: tune again even when the job folder has weights for these inputs (``--retune``).
+        steps: optimisation steps on CUDA.
+        cpu_steps: optimisation steps on CPU (tuning is ~50x slower there).
+        lr: Adam learning rate of the network weights.
+        gain_lr: learning rate of the zero-initialised output gains γ.
+        batch: samples per step (self-reenactment pairs + swap frames).
+        swap_fraction: share of the batch given to the swap branch (rounded to whole consecutive pairs).
+        max_frames: frames sampled from the clip (evenly, as consecutive pairs).
+        pairs_per_frame: texture frames rendered onto each sampled frame (self-reenactment pool).
+        texture_frames: frames (evenly spread) that texture the self-reenactment renders.
+        val_fraction: share of the consecutive pairs held out for validation.
+        val_every: steps between validations (early stopping).
+        patience: validations without improvement before stopping.
+        min_delta: relative improvement of the validation loss that counts.
+        w_l1, w_ssim: self-reenactment reconstruction weights (L1, multi-scale 1 - SSIM).
+        w_identity: identity hinge weight (swap branch): SFace cosine to the source below the render's.
+        identity_every: apply the identity term every N steps (SFace forward + backward is ~40% of a CPU step).
+        identity_margin: drops of the SFace cosine below the render's that the hinge tolerates (batch-size
+            numerical noise of the identity network is ~1e-4; the acceptance budget is 0.02).
+        w_temporal, w_mask_temporal: flow-warped output and mask consistency (swap branch).
+        w_mask: blend mask kept near the render's alpha.
+        w_locality: PTI weight regulariser (mean squared distance to the starting weights).
+        channels: generator channels when no checkpoint is given.
+        seed: seeds initialisation and sampling.
+        checkpoint: safetensors file of a generic generator to start from (None: the zero-gain initialisation,
+            which is exactly the swap core's render).
+    """
+
+    # switches
+    enabled: bool = False
+    retune: bool = False
+    # budget and optimiser
+    steps: int = 300
+    cpu_steps: int = 40
+    lr: float = 1e-3
+    gain_lr: float = 1e-2
+    batch: int = 8
+    swap_fraction: float = 0.5
+    # the training set
+    max_frames: int = 48
+    pairs_per_frame: int = 3
+    texture_frames: int = 8
+    # validation and early stopping
+    val_fraction: float = 0.15
+    val_every: int = 5
+    patience: int = 4
+    min_delta: float = 1e-3
+    # loss weights
+    w_l1: float = 1.0
+    w_ssim: float = 0.5
+    w_identity: float = 1.0
+    identity_every: int = 2
+    identity_margin: float = 0.005
+    w_temporal: float = 1.0
+    w_mask_temporal: float = 0.5
+    w_mask: float = 1.0
+    w_locality: float = 10.0
+    # the generator
+    channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    seed: int = 0
+    checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.channels) != 4:
+            raise ValueError(f"channels must list 4 widths (encoder levels), got {self.channels!r}")
+
+    def steps_for(self, device: torch.device | str) -> int:
+        """The step budget on ``device``: ``steps`` on CUDA, ``cpu_steps`` elsewhere."""
+        import torch  # only tuning asks, and it runs torch anyway
+
+        return self.steps if torch.device(device).type == "cuda" else self.cpu_steps
+
+
+@dataclass(frozen=True)
+class PassthroughConfig:
+    """The pass-through core has no settings (``swap.passthrough: {}``)."""
