@@ -164,9 +164,11 @@ def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = Non
 
 
 def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Progress | None, warnings: list[str],
-                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None) -> RenderSetup:
+                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None,
+                 farm_core: SwapCore | None = None) -> RenderSetup:
     """The render stage for the job and the shot analysis (analysed now, or loaded from the job folder; a farm
-    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``).
+    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``, and the
+    job's core it has built for that, on the job's device, as ``farm_core``: a core is built once per task).
     Tunes the refiner when ``tune.enabled``."""
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
@@ -175,7 +177,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         source_images = check_sources(cfg.sources) if cfg.sources else []
         matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
             if cfg.composite.matte else None
-        core = job_core(cfg, context)
+        core = farm_core if farm_core is not None else job_core(cfg, context)
         if not source_images and not core.passes_through:
             check_sources(cfg.sources)  # InputError: no source given
     relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"

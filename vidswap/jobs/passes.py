@@ -187,13 +187,15 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     if not numbers:
         raise InputError(f"chunk {chunk} has none of the shot's frames ({format_frames(plan.numbers)})")
     check_job(cfg, plan, replaces=False)
-    analysis = require_analysis(cfg, plan)
+    core = job_core(cfg, CoreContext(device=resolve_device(cfg.device)))  # built once: for the analysis and render
+    analysis = require_analysis(cfg, plan, core)
     in_place = writes_in_place(cfg, plan)
     out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers, done_marker=in_place)
     if not force and chunk_complete(out, numbers, cfg, plan):
         return out, None
     warnings: list[str] = []
-    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True, farm_analysis=analysis)
+    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True, farm_analysis=analysis,
+                         farm_core=core)
     if not in_place:
         chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
         written = render_frames(cfg, plan.info, numbers, setup.processor, out, plan.size, timer, progress,
