@@ -90,6 +90,8 @@ def child_farm(args: list[str]) -> None:
 
     def first_batch(self, frames):
         done("first_batch")
+        if os.environ.get("BENCH_STARTUP_STOP") == "first_batch":  # --farm-only: the frames' cost not measured
+            first_frame(self, None)
         return call(self, frames)
 
     writers.VideoSink.write, render.RenderStage.__call__ = first_frame, first_batch
@@ -123,6 +125,8 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--no-farm", action="store_true", help="skip the farm render task rows")
+    ap.add_argument("--farm-only", action="store_true",
+                    help="only the farm render task rows, each task stopped at its first batch")
     a = ap.parse_args()
     import bench_speed
 
@@ -144,23 +148,23 @@ def main() -> int:
     try:
         row("what", "code", "wall s (median)", "CPU s (median)", "runs (wall / CPU)", "heavy modules imported")
         row(*["---"] * 6)
-        for _ in range(1):
+        for _ in range(0 if a.farm_only else 1):
             help_runs = {t: [timed([py, "-m", "vidswap.cli", "--help"], env[t]) for _ in range(a.pairs)]
                          for t in order}
-        for t in order:
+        for t in order if not a.farm_only else ():
             mods = timed([py, me, "--child-modules", "--help"], env[t])["modules"]
             rs = help_runs[t]
             row("`vidswap --help`", t, f"{med([r['wall'] for r in rs]):.2f}", f"{med([r['cpu'] for r in rs]):.2f}",
                 ", ".join(f"{r['wall']:.2f}/{r['cpu']:.2f}" for r in rs), " ".join(mods) or "none")
         runs: dict[str, list] = {t: [] for t in order}
-        for k in range(a.pairs):
+        for k in range(0 if a.farm_only else a.pairs):
             base = timed([py, str(ROOT / "benchmarks" / "bench_speed.py"), "--child-transcode", str(plate),
                           str(work / "t.mp4"), str(a.frames)], env["after"])
             for t in order:
                 ours = timed([py, "-m", "vidswap.cli", "run", str(plate), "-o", str(work / f"pt_{t}.mp4"), "-q",
                               "--passthrough"], env[t])
                 runs[t].append((base, ours))
-        for t in order:
+        for t in order if not a.farm_only else ():
             rs = runs[t]
             row(f"pass-through 1080p {a.frames} f", t, f"{med([o['wall'] for _, o in rs]):.2f}",
                 f"{med([o['cpu'] for _, o in rs]):.2f}",
@@ -168,10 +172,11 @@ def main() -> int:
                 f"transcode {med([b['wall'] for b, _ in rs]):.2f} s / {med([b['cpu'] for b, _ in rs]):.2f} CPU s; "
                 f"ratio wall {med([o['wall'] / b['wall'] for b, o in rs]):.2f}x, "
                 f"CPU {med([o['cpu'] / b['cpu'] for b, o in rs]):.2f}x")
-        hashes = {t: frames_hash(work / f"pt_{t}.mp4") for t in order}
-        print(f"\npass-through decoded frames: " + ", ".join(f"{t} {n} frames sha256 {h[:16]}"
-                                                           for t, (n, h) in hashes.items())
-              + (f"; identical: {len(set(hashes.values())) == 1}" if len(order) > 1 else "") + "\n")
+        if not a.farm_only:
+            hashes = {t: frames_hash(work / f"pt_{t}.mp4") for t in order}
+            print(f"\npass-through decoded frames: " + ", ".join(f"{t} {n} frames sha256 {h[:16]}"
+                                                               for t, (n, h) in hashes.items())
+                  + (f"; identical: {len(set(hashes.values())) == 1}" if len(order) > 1 else "") + "\n")
         if a.no_farm:
             return 0
         job = work / "farm"
@@ -181,6 +186,9 @@ def main() -> int:
         cfg.write_text(json.dumps({"input": str(small), "sources": [str(source)], "frames": "0-7",
                                    "output": {"path": str(job / "out.mp4")}}))
         farm: dict[str, list] = {t: [] for t in order}
+        if a.farm_only:
+            for t in order:
+                env[t]["BENCH_STARTUP_STOP"] = "first_batch"
         for t in order:  # each tree analyses its own job folder (the record of its sources too)
             shutil.rmtree(job / "out.vidswap", ignore_errors=True)
             timed([py, "-m", "vidswap.cli", "analyze", "--config", str(cfg), "-q"], env[t])
@@ -193,7 +201,7 @@ def main() -> int:
                                       "-q"], env[t]))
         for t in order:
             rs = farm[t]
-            for key in ("first_batch", "first_frame"):
+            for key in ("first_batch",) if a.farm_only else ("first_batch", "first_frame"):
                 row(f"farm render task -> {key.replace('_', ' ')}", t, f"{med([r[key]['wall'] for r in rs]):.2f}",
                     f"{med([r[key]['cpu'] for r in rs]):.2f}",
                     ", ".join(f"{r[key]['wall']:.2f}/{r[key]['cpu']:.2f}" for r in rs), " ".join(rs[0]["modules"]))

@@ -38,7 +38,8 @@ from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.composite.matte import MatteWriter, UserMatte
 from vidswap.render import RenderStage
-from vidswap.identity_cache import cached_identity
+from vidswap.target_cache import cached_target
+from vidswap.identity_cache import cached_identity, identity_key
 from vidswap.source_cache import analyse_source, cached_source_faces, source_face, source_key
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
@@ -121,16 +122,38 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
     return build_core(cfg.swap.core, cfg.swap.section(), context)
 
 
+def _identity_inputs(cfg: JobConfig, which: int | None) -> tuple[list[int], dict, list[str]]:
+    """(picked sources, core settings, source keys) that key a prepared identity's record."""
+    picked = list(range(len(cfg.sources))) if which is None else [which]
+    hashes = analysis_model_hashes(hands=cfg.analysis.hands)
+    settings = {"section": dataclasses.asdict(cfg.swap.section()), "regions": list(cfg.composite.regions),
+                "accept_noncommercial": sorted(cfg.models.accept_noncommercial)}
+    return picked, settings, [source_key(cfg.sources[k], hashes) for k in picked]
+
+
 def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
                       which: int | None) -> SourceIdentity:
     """``core.prepare`` of all ``sources`` (``which`` None) or of source ``which`` alone, recorded in the job
     folder's ``sources/`` so a farm render task or a re-run reads it instead (:mod:`vidswap.identity_cache`)."""
-    picked = list(range(len(sources))) if which is None else [which]
-    hashes = analysis_model_hashes(hands=cfg.analysis.hands)
-    settings = {"section": dataclasses.asdict(cfg.swap.section()), "regions": list(cfg.composite.regions),
-                "accept_noncommercial": sorted(cfg.models.accept_noncommercial)}
-    return cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked],
-                           [source_key(cfg.sources[k], hashes) for k in picked], folder, device)
+    picked, settings, keys = _identity_inputs(cfg, which)
+    return cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked], keys, folder, device)
+
+
+def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], analysis: ShotAnalysis,
+                      targets: dict[int, int | None], folder: Path, device) -> dict[int, SourceIdentity]:
+    """Each target track's identity (``core.for_target`` of its prepared source identity), the per-target set-up
+    recorded in the job folder's ``sources/`` next to the prepared identities (:mod:`vidswap.target_cache`), so
+    every farm render task of the shot reads it instead of computing it again."""
+    prepared: dict[int | None, tuple[SourceIdentity, str]] = {}
+    identities = {}
+    for tid, src in targets.items():
+        if src not in prepared:
+            _, settings, keys = _identity_inputs(cfg, src)
+            prepared[src] = (prepared_identity(cfg, core, sources, folder, device, src),
+                             identity_key(cfg.swap.core, settings, device, keys))
+        identity, key = prepared[src]
+        identities[tid] = cached_target(core, identity, key, analysis.track(tid), folder, device)
+    return identities
 
 
 def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = None) -> ShotAnalysis:
@@ -141,9 +164,11 @@ def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = Non
 
 
 def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Progress | None, warnings: list[str],
-                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None) -> RenderSetup:
+                 farm_task: bool = False, farm_analysis: ShotAnalysis | None = None,
+                 farm_core: SwapCore | None = None) -> RenderSetup:
     """The render stage for the job and the shot analysis (analysed now, or loaded from the job folder; a farm
-    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``).
+    task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``, and the
+    job's core it has built for that, on the job's device, as ``farm_core``: a core is built once per task).
     Tunes the refiner when ``tune.enabled``."""
     device = resolve_device(cfg.device)
     context = CoreContext(device=device)
@@ -152,7 +177,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         source_images = check_sources(cfg.sources) if cfg.sources else []
         matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
             if cfg.composite.matte else None
-        core = job_core(cfg, context)
+        core = farm_core if farm_core is not None else job_core(cfg, context)
         if not source_images and not core.passes_through:
             check_sources(cfg.sources)  # InputError: no source given
     relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
@@ -190,10 +215,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     elif not targets:
         warnings.append(f"no face track matches the target selection ({cfg.target.mode}); frames pass through")
     with timer.stage("load"):
-        prepare = partial(prepared_identity, cfg, core, sources, plan.job_dir / "sources", device)
-        combined = prepare(None) if targets else None
-        identities = {tid: core.for_target(combined if src is None else prepare(src), analysis.track(tid))
-                      for tid, src in targets.items()}
+        identities = target_identities(cfg, core, sources, analysis, targets, plan.job_dir / "sources", device)
     stage = RenderStage(analysis, identities, core, topology.regions, params, device,
                         plate_layers=plan.colour is not None and cfg.output.kind != "patch", matte=matte,
                         crop_pixels=RENDER_CROP_PIXELS)

@@ -29,7 +29,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import binary_fill_holes, distance_transform_edt
 from torch import Tensor
 
 from vidswap.appearance.encoding import luminance
@@ -102,6 +101,8 @@ class RelightParams:
 
 def _filled(face: Tensor) -> Tensor:
     """(1, 1, U, U) the face mask (> 0.5) with its holes (eye and mouth openings) filled, 0/1."""
+    from scipy.ndimage import binary_fill_holes  # here: a render task reading the recorded set-up never needs it
+
     filled = binary_fill_holes((face[0, 0] > 0.5).cpu().numpy()).astype(np.float32)
     return torch.from_numpy(filled)[None, None].to(face)
 
@@ -116,6 +117,8 @@ def outline_fade(face: Tensor, width: float) -> Tensor:
     """
     if width <= 0:
         return torch.ones_like(face)
+    from scipy.ndimage import distance_transform_edt  # here, as in _filled
+
     dist = torch.from_numpy(distance_transform_edt(_filled(face)[0, 0].cpu().numpy()).astype(np.float32)).to(face)
     x = ((dist - 1.0) / (width * face.shape[-1])).clamp(0.0, 1.0)
     return (x * x * (3.0 - 2.0 * x))[None, None]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vidswap.composite.linear import display_frames
 from vidswap.config import JobConfig, to_dict
-from vidswap.errors import InputError
+from vidswap.errors import InputError, UsageError
 from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
@@ -26,6 +26,7 @@ from vidswap.io.sequences import SequencePattern
 from vidswap.analysis_cache import analyze_shot
 from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs,
                               prepared_identity, render_frames, render_patches, require_analysis, summarise,
+                              target_identities,
                               write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.source_cache import cached_source_faces
@@ -80,10 +81,15 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
         for track in analysis.tracks:
             if track.id in targets and len(track.frames) >= 3:
                 plots.append(plot_track(track, analysis.header["fps"], plan.job_dir / f"track_{track.id}.png"))
-    if sources and targets:  # the core's prepared sources, recorded once here: render tasks only read them
-        device = resolve_device(cfg.device)
-        prepared_identity(cfg, job_core(cfg, CoreContext(device=device)), sources, plan.job_dir / "sources", device,
-                          None)
+    if sources and targets:  # the core's prepared sources and per-target set-up, recorded once here: render tasks
+        device = resolve_device(cfg.device)  # only read them
+        core = job_core(cfg, CoreContext(device=device))
+        prepared_identity(cfg, core, sources, plan.job_dir / "sources", device, None)
+        try:
+            chosen = choose_targets(cfg.target, analysis, models, len(sources))
+        except UsageError:  # a bad target map: the render task reports it
+            chosen = {}
+        target_identities(cfg, core, sources, analysis, chosen, plan.job_dir / "sources", device)
     return AnalyzeReport(plan.tracks_path, analysis, targets, plots)
 
 
@@ -181,13 +187,15 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     if not numbers:
         raise InputError(f"chunk {chunk} has none of the shot's frames ({format_frames(plan.numbers)})")
     check_job(cfg, plan, replaces=False)
-    analysis = require_analysis(cfg, plan)
+    core = job_core(cfg, CoreContext(device=resolve_device(cfg.device)))  # built once: for the analysis and render
+    analysis = require_analysis(cfg, plan, core)
     in_place = writes_in_place(cfg, plan)
     out = chunk_path(chunk_dir(plan, cfg, analysis.header["key"]), numbers, done_marker=in_place)
     if not force and chunk_complete(out, numbers, cfg, plan):
         return out, None
     warnings: list[str] = []
-    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True, farm_analysis=analysis)
+    setup = build_render(cfg, plan, timer, progress, warnings, farm_task=True, farm_analysis=analysis,
+                         farm_core=core)
     if not in_place:
         chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
         written = render_frames(cfg, plan.info, numbers, setup.processor, out, plan.size, timer, progress,
