@@ -149,9 +149,11 @@ class GeometricSwapConfig:
             brows, :func:`forehead_validity`); the plate's forehead shows there instead.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes.
-        source_eyewear: with ``appearance: relit``, ``remove`` (default) takes the source photos' glasses (rims,
-            temples, lens glints and tint) out of the source albedo (:mod:`vidswap.appearance.eyewear`; a face
-            without glasses is left as it is); ``keep`` paints them on as they are.
+        source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
+            they are; ``remove`` takes them (rims, temples, lens glints and tint) out of the source albedo
+            (:mod:`vidswap.appearance.eyewear`; a face without glasses is left as it is). Not the default: it costs
+            0.03-0.08 ArcFace similarity to a photo that wears them, and the judge's jitter on a hand-occluded
+            stretch (benchmarks/RESULTS.md, lead s11).
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -182,7 +184,7 @@ class GeometricSwapConfig:
     relit_outline_match: float = 0.0
     relit_outline_detail: float = 0.0
     relit_skin_tone: Literal["gain", "none"] = "none"
-    source_eyewear: Literal["remove", "keep"] = "remove"
+    source_eyewear: Literal["remove", "keep"] = "keep"
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
