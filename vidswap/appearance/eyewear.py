@@ -71,6 +71,8 @@ class EyewearParams:
         borrow_band: sigma (fraction of U) splitting the low band (the source's tone, kept) from the high band (brows,
             lid creases, skin texture) that the removed texels borrow from another view (:func:`borrow_detail`).
         borrow_feather: the borrowed region (rims, temples and lenses) is softened by this (fraction of U).
+        borrow_lens: how much of the lenses' interior borrows (0: the rims and temples only; the source's skin seen
+            through the lenses keeps its own detail).
     """
 
     widths: tuple[float, ...] = (0.008, 0.016)
@@ -88,8 +90,9 @@ class EyewearParams:
     lens_keep: float = 0.3
     min_part: float = 0.002
     brow_keep: float = 0.0
-    borrow_band: float = 0.03
+    borrow_band: float = 0.015
     borrow_feather: float = 0.006
+    borrow_lens: float = 1.0
 
 
 @dataclass
@@ -241,7 +244,7 @@ def remove_eyewear(detail: Tensor, weight: Tensor, eyewear: Eyewear, params: Eye
 def borrow_region(eyewear: Eyewear, params: EyewearParams = EyewearParams()) -> Tensor:
     """Where the source does not show its own face: the removed rims and temples and the lenses, feathered by
     ``borrow_feather``: (1, 1, U, U) in [0, 1] (zero when nothing was found)."""
-    region = torch.maximum(eyewear.mask, eyewear.lens)
+    region = torch.maximum(eyewear.mask, eyewear.lens * params.borrow_lens)
     if not eyewear.found:
         return region
     U = region.shape[-1]
