@@ -161,3 +161,33 @@ def test_the_setting_is_checked_and_reaches_the_renderer():
         GeometricSwapConfig(source_eyewear="off")
     assert GeometricSwapCore().relit.eyewear == "keep"
     assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="remove")).relit.eyewear == "remove"
+
+
+def test_borrow_detail_takes_the_other_views_detail_on_the_sources_tone():
+    from vidswap.appearance.eyewear import borrow_detail
+    from vidswap.appearance.lighting import normalized_blur
+    U, band = 64, 0.05
+    gen = torch.Generator().manual_seed(3)
+    tone = torch.tensor([0.9, 0.7, 0.6]).view(1, 3, 1, 1)
+    detail = tone * (1.0 + 0.1 * torch.rand(1, 3, U, U, generator=gen))
+    weight = torch.ones(1, 1, U, U)
+    region = torch.zeros(1, 1, U, U)
+    region[..., 20:44, 16:48] = 1.0
+    region[..., 18:20, 16:48] = 0.5  # a feathered edge
+    other = torch.full((1, 3, U, U), 0.5) * (1.0 + 0.2 * torch.rand(1, 1, U, U, generator=gen))
+    other[..., 28:31, 20:44] *= 0.3  # a brow the source does not show
+    other_weight = torch.ones(1, 1, U, U)
+    out = borrow_detail(detail, weight, region, other, other_weight, band)
+    assert torch.equal(out[region.expand_as(out) == 0], detail[region.expand_as(detail) == 0])  # exactly unchanged
+    low, _ = normalized_blur(detail, weight, band * U)
+    lum = luminance(other)
+    high = lum / normalized_blur(lum, other_weight, band * U)[0]
+    inside = region[0, 0] == 1
+    expected = (low * high)[0][:, inside]
+    torch.testing.assert_close(out[0][:, inside], expected, rtol=1e-5, atol=1e-6)
+    assert float(out[0, 1, 29, 30] / low[0, 1, 29, 30]) < 0.45  # the other view's brow is there, ...
+    torch.testing.assert_close(out[0, 0][inside] / out[0, 1][inside], low[0, 0][inside] / low[0, 1][inside])
+    # ... on the source's colour; the other view's own level does not matter; an unseen other view lends nothing
+    torch.testing.assert_close(borrow_detail(detail, weight, region, 3.0 * other, other_weight, band), out)
+    none = borrow_detail(detail, weight, region, other, torch.zeros_like(other_weight), band)
+    torch.testing.assert_close(none[0][:, inside], low[0][:, inside])

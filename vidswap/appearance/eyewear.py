@@ -40,7 +40,7 @@ from vidswap.appearance.lighting import normalized_blur
 from vidswap.composite.filters import dilate, gaussian_blur
 
 __all__ = ["EyewearParams", "Eyewear", "black_tophat", "eyewear_zones", "ring_cover", "find_eyewear",
-           "remove_eyewear"]
+           "remove_eyewear", "borrow_region", "borrow_detail"]
 
 _EPS = 1e-6
 
@@ -68,6 +68,11 @@ class EyewearParams:
         brow_keep: how much of the brows' texels is kept out of the removal. 0: a rim lying on the brows goes
             (what was kept at 1 on Grace Hopper's photo showed as a dark rim-shaped smudge at the brow's inner end;
             the fill there takes the brow hair and skin around it); 1: the brow mask is never touched.
+        borrow_band: sigma (fraction of U) splitting the low band (the source's tone, kept) from the high band (brows,
+            lid creases, skin texture) that the removed texels borrow from another view (:func:`borrow_detail`).
+        borrow_feather: the borrowed region (rims, temples and lenses) is softened by this (fraction of U).
+        borrow_lens: how much of the lenses' interior borrows (0: the rims and temples only; the source's skin seen
+            through the lenses keeps its own detail).
     """
 
     widths: tuple[float, ...] = (0.008, 0.016)
@@ -85,6 +90,9 @@ class EyewearParams:
     lens_keep: float = 0.3
     min_part: float = 0.002
     brow_keep: float = 0.0
+    borrow_band: float = 0.015
+    borrow_feather: float = 0.006
+    borrow_lens: float = 1.0
 
 
 @dataclass
@@ -231,3 +239,34 @@ def remove_eyewear(detail: Tensor, weight: Tensor, eyewear: Eyewear, params: Eye
     target = lum - bright * cut
     chroma = 1.0 + (out / lum - 1.0) * (1.0 - cut)  # the lens's tint relative to the skin goes with its sheen
     return target * chroma
+
+
+def borrow_region(eyewear: Eyewear, params: EyewearParams = EyewearParams()) -> Tensor:
+    """Where the source does not show its own face: the removed rims and temples and the lenses, feathered by
+    ``borrow_feather``: (1, 1, U, U) in [0, 1] (zero when nothing was found)."""
+    region = torch.maximum(eyewear.mask, eyewear.lens * params.borrow_lens)
+    if not eyewear.found:
+        return region
+    U = region.shape[-1]
+    return torch.maximum(region, gaussian_blur(region, params.borrow_feather * U)).clamp(0.0, 1.0)
+
+
+def borrow_detail(detail: Tensor, weight: Tensor, region: Tensor, other: Tensor, other_weight: Tensor,
+                  band: float) -> Tensor:
+    """Texels the source does not show take their detail from another view (issue 12: each texel from the photos
+    that see it best): inside ``region`` the result is the source's low band (its skin's tone and colour, a
+    normalised blur of sigma ``band * U`` over what the source saw) times the other view's high band (its luminance
+    over its own low band: brows, lid creases, skin texture), blended by ``region``; outside it the detail is
+    returned exactly. Where the other view saw little (``other_weight`` below 0.5) its high band fades to 1.
+
+    detail (1, 3, U, U) linear, weight (1, 1, U, U) what the source saw, region (1, 1, U, U) in [0, 1],
+    other (1, 3, U, U) the other view's albedo (any scale), other_weight (1, 1, U, U) -> (1, 3, U, U).
+    """
+    sigma = max(band * detail.shape[-1], 0.5)
+    low, _ = normalized_blur(detail, weight, sigma)
+    lum = luminance(other).clamp(min=_EPS)
+    other_low, reach = normalized_blur(lum, other_weight, sigma)
+    trust = (other_weight / 0.5).clamp(0.0, 1.0) * (reach > 0.05).float()
+    high = 1.0 + (lum / other_low.clamp(min=_EPS) - 1.0) * trust
+    blended = detail * (1.0 - region) + low * high * region
+    return torch.where(region > 0, blended, detail)

@@ -50,7 +50,8 @@ class GeometricIdentity(SourceIdentity):
         texture_validity: (K, 1, T, T) in [0, 1]: 0 where the photo's forehead is covered (a fringe of hair),
             so the render leaves the plate's own forehead there; None: all valid.
         albedo: (1, 4, U, U) with ``appearance: relit``: the photos' de-lit albedo detail in texture space and how
-            much of each texel is the source's (:mod:`vidswap.swap.geometric.relit`); None otherwise.
+            much of each texel is the source's (:mod:`vidswap.swap.geometric.relit`); None otherwise. Before
+            :meth:`for_target`, a fifth channel where the photos' removed eyewear hid the face (the track fills it).
         eye_openness: (2,) with ``appearance: relit``: the photos' mean eye openness (lid gap / eye width, the
             subject's left and right eye): a plate eye closing below it shows its own lids.
         edge_blur: (1,) with ``appearance: relit``: the photos' sharpness, the blur of the edges around their faces

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
-from vidswap.appearance.eyewear import EyewearParams, find_eyewear, remove_eyewear
+from vidswap.appearance.eyewear import EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
@@ -141,15 +141,20 @@ class RelitRenderer:
                       face_heights: Tensor) -> tuple[Tensor, Tensor]:
         """(1, 4, U, U) the fused source albedo detail and its weight (the render's alpha) from the aligned texture
         crops of the photos, (K, 3, T, T) + (K, 478, 3) crop pixels; ``face_heights`` (K,) in the photos' own
-        pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median)."""
+        pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median).
+        When eyewear was removed, a fifth channel carries where the source does not show its face (the removed
+        rims and the lenses, :func:`~vidswap.appearance.eyewear.borrow_region`): :meth:`track_albedo` takes those
+        texels' detail from the track's own appearance model and drops it."""
         U = source_texture_size(float(face_heights.max()))
         space, masks = self.space(U, crops.device)
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo)
+        unseen = None
         if self.eyewear == "remove":  # the source's glasses are a prop, not identity (:mod:`..eyewear`)
             found = find_eyewear(albedo.detail, albedo.weight, masks, self.eyewear_params)
             albedo.detail = remove_eyewear(albedo.detail, albedo.weight, found, self.eyewear_params)
+            unseen = borrow_region(found, self.eyewear_params) if found.found else None
         weight = albedo.weight * outline_fade(masks["face"], self.relight.outline)  # the plate's outline shows
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
         detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,
@@ -157,7 +162,8 @@ class RelitRenderer:
         if self.relight.lid_glint_slope != 1.0:  # no photo glints on the lids that bend with the plate's
             lids = (masks["lid_left"] + masks["lid_right"]).clamp(0.0, 1.0)
             detail = lid_glints(detail, lids, self.relight.lid_glint_knee, self.relight.lid_glint_slope)
-        return torch.cat([detail, weight], 1), blur.nanmedian()[None]
+        extra = [] if unseen is None else [unseen]
+        return torch.cat([detail, weight, *extra], 1), blur.nanmedian()[None]
 
     def plate_light(self, model: TrackAppearance, device: torch.device | str) -> PlateLight:
         """The render-time light of a track from its appearance model."""
@@ -170,9 +176,14 @@ class RelitRenderer:
         the track's own skin) and, with ``outline_match``, the :func:`outline_gain` that makes the render meet the
         track's own appearance along the face's outline.
 
-        albedo (1, 4, U, U) from :meth:`source_albedo`; landmarks (N, 478, 3) the track's plate-pixel meshes
-        (evenly spread frames: their mean texel normals take the track's SH light)."""
-        if self.relight.outline_match <= 0 and self.skin_tone.method == "none":
+        With a fifth channel (the texels the source does not show, behind its removed eyewear), those texels
+        first take their detail from the track's own de-lit appearance (``mean / light``), on the source's tone
+        (:func:`~vidswap.appearance.eyewear.borrow_detail`), and the channel is dropped.
+
+        albedo (1, 4 or 5, U, U) from :meth:`source_albedo`; landmarks (N, 478, 3) the track's plate-pixel meshes
+        (evenly spread frames: their mean texel normals take the track's SH light) -> (1, 4, U, U)."""
+        borrow = albedo.shape[1] > 4
+        if not borrow and self.relight.outline_match <= 0 and self.skin_tone.method == "none":
             return albedo
         device = albedo.device
         tensors = model.tensors(device)
@@ -181,6 +192,14 @@ class RelitRenderer:
         normals = texel_normals(space, landmarks.to(device).float()).mean(0, keepdim=True)
         normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
         light = tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
+        if borrow:
+            U = albedo.shape[-1]
+            own = resize_texture(tensors["mean"] / light, U)
+            detail = borrow_detail(albedo[:, :3], albedo[:, 3:4], albedo[:, 4:5], own,
+                                   resize_texture(tensors["weight"], U), self.eyewear_params.borrow_band)
+            albedo = torch.cat([detail, albedo[:, 3:4]], 1)
+            if self.relight.outline_match <= 0 and self.skin_tone.method == "none":
+                return albedo
         expected = resize_texture(albedo[:, :3], u) * light
         tone = skin_tone_gain(expected, tensors["mean"], tensors["weight"], light,
                               feature_free_skin(masks, self.relight.feature_margin), self.skin_tone)
@@ -238,6 +257,7 @@ class RelitRenderer:
             occluder: (B, 1, S, S) what is in front of the face (1 = occluder; tracked hands, a user's matte),
                 kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
         """
+        albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
