@@ -152,9 +152,9 @@ class GeometricSwapConfig:
             shapes.
         source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
             they are; ``remove`` takes them (rims, temples, lens glints and tint) out of the source albedo
-            (:mod:`vidswap.appearance.eyewear`; a face without glasses is left as it is). Not the default: it costs
-            0.03-0.08 ArcFace similarity to a photo that wears them, and the judge's jitter on a hand-occluded
-            stretch (benchmarks/RESULTS.md, lead s11).
+            (:mod:`vidswap.appearance.eyewear`; a face without glasses is left as it is), the texels they hid taking
+            the plate track's own fine detail. Not the default: it costs 0.05-0.06 ArcFace similarity to a photo
+            that wears them (benchmarks/RESULTS.md, brows-s11 and the lead's s11 section).
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
