@@ -12,7 +12,7 @@ import torch
 from vidswap.appearance.relight import PlateLight
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
-from vidswap.target_cache import cached_target, read_target, target_key
+from vidswap.target_cache import cached_target, declared_dataclass, read_target, target_key
 
 from test_render_side import _model
 from test_swap_relit import _track
@@ -79,3 +79,27 @@ def test_an_unreadable_record_is_computed_again_and_a_plain_identity_is_not_reco
     bare = replace(track, appearance={})
     assert cached_target(core, identity, "k", bare, tmp_path / "bare", "cpu") is identity
     assert not (tmp_path / "bare").exists()
+
+
+def test_a_record_naming_another_type_than_the_identity_declares_is_not_used(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    assert declared_dataclass(GeometricIdentity, "plate_light") is PlateLight  # from the code's annotation
+    assert declared_dataclass(GeometricIdentity, "albedo") is None
+    core = _Counting(GeometricSwapConfig(render_sigma=1.0))
+    identity, track = _identity(), _track(scale=100.0, appearance=_model(0.01))
+    cached_target(core, identity, "k", track, tmp_path, "cpu")
+    path = next(tmp_path.glob("target_*.safetensors"))
+    key = target_key("k", track)
+    assert read_target(path, key, identity, "cpu") is not None
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {n: f.get_tensor(n) for n in f.keys()}
+    fields = json.loads(meta["fields"])
+    assert fields["plate_light"]["type"] == "vidswap.appearance.relight:PlateLight"
+    fields["plate_light"]["type"] = "vidswap.sections:TuneParams"  # the file may not choose what is built
+    save_file(tensors, str(path), metadata={"key": key, "fields": json.dumps(fields)})
+    assert read_target(path, key, identity, "cpu") is None
+    assert cached_target(core, identity, "k", track, tmp_path, "cpu").plate_light is not None and core.calls == 2

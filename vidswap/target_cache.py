@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -92,15 +92,17 @@ def write_target(path: Path, key: str, base: SourceIdentity, target: SourceIdent
     return True
 
 
-def _dataclass_type(name: str) -> type:
-    """A ``vidswap`` dataclass by ``module:qualname`` (nothing else is accepted)."""
-    module, _, qualname = name.partition(":")
-    if not module.startswith("vidswap.") or "." in qualname:
-        raise ValueError(f"not a record type: {name}")
-    kind = getattr(importlib.import_module(module), qualname)
-    if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
-        raise ValueError(f"not a dataclass: {name}")
-    return kind
+def declared_dataclass(kind: type, name: str) -> type | None:
+    """The dataclass type that ``kind`` (an identity dataclass) declares for its field ``name`` (``X`` or
+    ``X | None``); None when it declares none or its annotations cannot be resolved."""
+    try:
+        hint = typing.get_type_hints(kind).get(name)
+    except (NameError, TypeError, AttributeError):
+        return None
+    for t in typing.get_args(hint) or (hint,):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            return t
+    return None
 
 
 def read_target(path: Path, key: str, base: SourceIdentity, device: torch.device | str) -> SourceIdentity | None:
@@ -120,8 +122,10 @@ def read_target(path: Path, key: str, base: SourceIdentity, device: torch.device
                 changes[name] = spec["value"]
             elif spec["kind"] == "tuple":
                 changes[name] = tuple(spec["value"])
-            elif spec["kind"] == "dataclass":
-                kind = _dataclass_type(spec["type"])
+            elif spec["kind"] == "dataclass":  # the type comes from the code's declaration, never from the file
+                kind = declared_dataclass(type(base), name)
+                if kind is None or spec["type"] != f"{kind.__module__}:{kind.__qualname__}":
+                    return None
                 values = dict(spec["plain"])
                 values.update({g.name: tensors[f"{name}.{g.name}"] for g in dataclasses.fields(kind)
                                if g.name not in values})
