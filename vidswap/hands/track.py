@@ -24,8 +24,6 @@ from vidswap.hands.pose import PoseHands
 from vidswap.hands.types import HandTracks
 
 
-
-
 def _bounds(points: np.ndarray) -> np.ndarray:
     """(4,) x0, y0, x1, y1 of (21, 2+) points."""
     return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
