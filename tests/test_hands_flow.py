@@ -132,7 +132,7 @@ def test_tracker_holds_the_flow_moved_shape_over_a_flipped_reading():
     """The hand's wrist past the frame's bottom edge; frames 5 and 6 read flipped: both are held (the previous shape moved 2 px by the flow; presence 0.95 * 0.9,
     then * 0.9 again); frame 7's reading is taken again. Held at most one frame, frame 6's flipped reading is
     taken. Off, or edge-only with the hand inside the frame, both flipped readings are taken."""
-    out = track(HandParams(), flips=(5, 6))
+    out = track(HandParams(skip_still=0.0), flips=(5, 6))
     assert [len(o) for o in out] == [0] + [1] * 8  # found on frame 1 (detection every 2nd frame), backfilled to 0
     for n in (5, 6):
         hid, pts, pr = out[n][0]
@@ -142,17 +142,17 @@ def test_tracker_holds_the_flow_moved_shape_over_a_flipped_reading():
         np.testing.assert_array_equal(out[n][0][1], MovingHand(()).reading(n))
         assert out[n][0][2] == np.float32(0.95)
 
-    once = track(HandParams(flow_hold_frames=1), flips=(5, 6))
+    once = track(HandParams(skip_still=0.0, flow_hold_frames=1), flips=(5, 6))
     assert departure(once[5][0][1], synthetic_hand(110, CY, 20)) < 0.05
     np.testing.assert_array_equal(once[6][0][1], MovingHand((6,)).reading(6))
 
-    off = track(HandParams(flow_hold=0), flips=(5, 6))
+    off = track(HandParams(skip_still=0.0, flow_hold=0), flips=(5, 6))
     for n in (5, 6):
         np.testing.assert_array_equal(off[n][0][1], MovingHand((n,)).reading(n))
-    inside = track(HandParams(flow_hold_edge=True), flips=(5, 6), cy=80.0)
+    inside = track(HandParams(skip_still=0.0, flow_hold_edge=True), flips=(5, 6), cy=80.0)
     for n in (5, 6):
         np.testing.assert_array_equal(inside[n][0][1], MovingHand((n,), 80.0).reading(n))
-    everywhere = track(HandParams(flow_hold_edge=False), flips=(5,), cy=80.0)
+    everywhere = track(HandParams(skip_still=0.0, flow_hold_edge=False), flips=(5,), cy=80.0)
     assert departure(everywhere[5][0][1], synthetic_hand(110, 80, 20)) < 0.05
 
 
@@ -171,13 +171,13 @@ def test_flow_runs_only_for_a_reading_that_departs_from_the_previous_landmarks(m
         return real(*a, **k)
 
     monkeypatch.setattr(track_module, "flow_moved", spy)
-    track(HandParams(), flips=())
+    track(HandParams(skip_still=0.0), flips=())
     assert len(calls) == 0
-    out = track(HandParams(), flips=(5,))
+    out = track(HandParams(skip_still=0.0), flips=(5,))
     assert len(calls) == 2  # frame 5 (flipped: held) and frame 6 (against the held shape: taken)
     assert departure(out[5][0][1], synthetic_hand(110, CY, 20)) < 0.05
     calls.clear()
-    track(HandParams(flow_skip=0), flips=())
+    track(HandParams(skip_still=0.0, flow_skip=0), flips=())
     assert len(calls) == 7  # frames 2-8: frame 0 is backfilled, frame 1 found (no previous frame to flow from)
 
 

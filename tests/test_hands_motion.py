@@ -111,7 +111,7 @@ def test_a_hand_that_flickers_out_keeps_its_id_and_its_mask():
     decayed from the nearest seen frame (6: a tie, from 4). Without relocking and bridging it is two hands with a
     gap, and the mask drops out there."""
     presence = [0.95] * 5 + [0.1] * 3 + [0.95] * 8
-    hands = run_scripted(presence, HandParams(idle_detect_every=2))
+    hands = run_scripted(presence, HandParams(skip_still=0.0, idle_detect_every=2))
     np.testing.assert_array_equal(hands.frames, np.arange(16))
     np.testing.assert_array_equal(hands.ids, np.zeros(16))
     p95 = np.float32(0.95)
@@ -123,7 +123,7 @@ def test_a_hand_that_flickers_out_keeps_its_id_and_its_mask():
     area = [hand_matte(hands.at(n), plate, shape).sum() for n in range(16)]
     assert min(area) == max(area) > 0  # no pop
 
-    bare = run_scripted(presence, HandParams(idle_detect_every=2, relock_frames=0,
+    bare = run_scripted(presence, HandParams(skip_still=0.0, idle_detect_every=2, relock_frames=0,
                                              motion=MotionParams(bridge=0, coast=0)))
     np.testing.assert_array_equal(bare.frames, [0, 1, 2, 3, 4] + list(range(8, 16)))
     np.testing.assert_array_equal(bare.ids, [0] * 5 + [1] * 8)
@@ -131,7 +131,7 @@ def test_a_hand_that_flickers_out_keeps_its_id_and_its_mask():
 
 def test_a_hand_that_leaves_is_coasted_a_few_frames_only():
     presence = [0.95] * 6 + [0.1] * 10
-    hands = run_scripted(presence, HandParams(motion=MotionParams(coast=3, decay=0.5, floor=0.2)))
+    hands = run_scripted(presence, HandParams(skip_still=0.0, motion=MotionParams(coast=3, decay=0.5, floor=0.2)))
     # coasted 6, 7 (0.475, 0.2375); 8 would be 0.119 < floor
     np.testing.assert_array_equal(hands.frames, np.arange(8))
     np.testing.assert_allclose(hands.presence[6:], [0.95 * 0.5, 0.95 * 0.25], rtol=1e-6)
@@ -139,7 +139,7 @@ def test_a_hand_that_leaves_is_coasted_a_few_frames_only():
 
 def test_shot_cut_ends_the_coast():
     models = ScriptedModels([0.95] * 6 + [0.1] * 10)
-    tracker = HandTracker(models.palms, models.landmarker, HandParams())
+    tracker = HandTracker(models.palms, models.landmarker, HandParams(skip_still=0.0))
     for n in range(16):
         if n == 7:
             tracker.reset()
@@ -184,9 +184,10 @@ def test_sparse_detection_is_backfilled_to_the_hands_first_frame():
     found on 7 and tracked backwards to 5 (presence 0.1 on 4 stops it), so it starts where it appears; without the
     backfill it starts on 7."""
     presence = [0.1] * 5 + [0.95] * 7
-    params = HandParams(idle_detect_every=4, motion=MotionParams(bridge=0, coast=0))
+    params = HandParams(skip_still=0.0, idle_detect_every=4, motion=MotionParams(bridge=0, coast=0))
     np.testing.assert_array_equal(run_scripted(presence, params).frames, np.arange(5, 12))
-    late = run_scripted(presence, HandParams(idle_detect_every=4, backfill=0, motion=MotionParams(bridge=0, coast=0)))
+    late = run_scripted(presence, HandParams(skip_still=0.0, idle_detect_every=4, backfill=0,
+                                             motion=MotionParams(bridge=0, coast=0)))
     np.testing.assert_array_equal(late.frames, np.arange(7, 12))
 
 
@@ -195,7 +196,8 @@ def test_sparse_pose_is_backfilled_to_the_hands_first_frame():
     frame 8 is found on 15 and tracked back through the 7 kept frames to 8; pose runs on no frame with a hand."""
     presence = [0.1] * 8 + [0.95] * 10
     models = NoPalms(presence)
-    params = HandParams(idle_detect_every=4, pose_every=8, backfill=8, motion=MotionParams(bridge=0, coast=0))
+    params = HandParams(skip_still=0.0, idle_detect_every=4, pose_every=8, backfill=8,
+                        motion=MotionParams(bridge=0, coast=0))
     tracker = HandTracker(models.palms, models.landmarker, params, models)
     for n in range(len(presence)):
         tracker.push(n, np.full((120, 100, 3), n, np.uint8), [np.array([30.0, 10.0, 70.0, 50.0])])

@@ -56,7 +56,7 @@ def test_a_slow_hand_is_read_every_other_frame_and_its_track_is_unchanged():
     skipped frames' mean of the readings either side is exact for a hand moving in a line, so the smoothed tracks
     equal those of reading every frame (at the same smoothing sigma)."""
     presence = [0.95] * 17  # the last frame (16) is read
-    every, calls_every = track(0.5, presence, HandParams())
+    every, calls_every = track(0.5, presence, HandParams(skip_still=0.0))
     skip, calls_skip = track(0.5, presence, HandParams(skip_still=0.1, skip_sigma=1.0))  # as smooth_sigma
     assert calls_every == [1, 1, 0] + list(range(2, 17))
     assert calls_skip == [1, 1, 0] + list(range(2, 17, 2))
@@ -68,7 +68,7 @@ def test_a_slow_hand_is_read_every_other_frame_and_its_track_is_unchanged():
     np.testing.assert_allclose(raw.points[:, 0, :2], [[50 + 0.5 * n, 80] for n in range(17)], atol=1e-5)
     skipped, _ = track(0.5, presence, HandParams(skip_still=0.1, skip_sigma=0.0, smooth_sigma=3.0))
     np.testing.assert_array_equal(skipped.points, raw.points)
-    read, _ = track(0.5, presence, HandParams(skip_sigma=0.0, smooth_sigma=3.0))  # no skips: smooth_sigma
+    read, _ = track(0.5, presence, HandParams(skip_still=0.0, skip_sigma=0.0, smooth_sigma=3.0))  # no skips: smooth_sigma
     assert np.abs(read.points[-1, 0, 0] - raw.points[-1, 0, 0]) > 0.1  # the one-sided window at the end lags
 
 

@@ -94,12 +94,13 @@ class HandParams:
             shift) between its last two readings, neither of them held by the flow, and the frame follows the
             previous one directly (frame numbers one apart); the skipped frame's landmarks are the mean of the
             readings either side, or the previous reading where the hand is lost on the next frame, a shot cut
-            comes or the shot ends (0: every frame read). Off by default: 0.12 cut the hands' added CPU time on the
-            sample clip's occluded stretch (56-231, every frame analysed) by ~4 ms a frame, to under the 15 ms goal,
-            and kept the annotated accuracy (every frame analysed: hand pixels kept 95.57% -> 95.55%, visible face
-            unswapped 3.56% -> 3.47%; every other frame, the test's analysis, never skips), but raised the stretch's
-            landmark jitter over the plate's from 1.147 to 1.214 (``skip_sigma`` 1.0), 1.166 (1.5), 1.180 (2.0);
-            flicker 1.158 -> 1.156-1.159 (benchmarks/RESULTS.md, handcost-s11).
+            comes or the shot ends (0: every frame read). 0.12 (was 0: off, handcost-s11): on the sample clip's
+            occluded stretch (56-231, every frame analysed) the hands' added CPU time 21.3 -> 17.2 ms a frame (wall
+            12.8 -> 10.4, paired, ``bench_hands_speed.py``); the annotated accuracy on an every-frame analysis hand
+            pixels kept 95.63% -> 95.76%, visible face unswapped 3.67% -> 3.49% (every other frame, the test's
+            analysis, never skips); the stretch's flicker / jitter over the plate's 1.085 / 1.036 -> 1.082 / 1.066
+            with the landmark smoother's ``occluded_noise`` (before it, skipping raised the jitter 1.147 -> 1.166;
+            benchmarks/RESULTS.md, handcost-s11 and the lead's s11 section).
         skip_sigma: ``smooth_sigma`` for a hand any of whose frames the landmarker skipped (half as many readings
             in the window; 1.5 the least jitter of 1.0 / 1.5 / 2.0).
     """
@@ -133,5 +134,5 @@ class HandParams:
     flow_hold_still: float = 0.2
     flow_skip: float = 0.25
     landmark_model: str = "hand_landmark"
-    skip_still: float = 0.0
+    skip_still: float = 0.12
     skip_sigma: float = 1.5
