@@ -73,8 +73,9 @@ def test_the_frames_alive_in_the_render_loop_are_bounded_by_batch_and_queue_not_
     long, _ = run_loop(clip, 60, 4, tmp_path)
     assert depth == 4
     bound = 4 + depth + 1
+    # the bound does not grow with the clip: 60 frames stay within it (13 > 9 without the releases). How close a
+    # run comes to it depends on how far the writer's thread lags, so the two runs' peaks are not compared
     assert max(short.peaks) <= bound and max(long.peaks) <= bound, (short.peaks, long.peaks)
-    assert max(long.peaks) <= max(short.peaks) + 1
     assert long.alive == 0  # after the pass nothing it rendered is referenced
 
 
