@@ -135,8 +135,15 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
                       which: int | None) -> SourceIdentity:
     """``core.prepare`` of all ``sources`` (``which`` None) or of source ``which`` alone, recorded in the job
     folder's ``sources/`` so a farm render task or a re-run reads it instead (:mod:`vidswap.identity_cache`)."""
+    return _prepared_and_key(cfg, core, sources, folder, device, which)[0]
+
+
+def _prepared_and_key(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
+                      which: int | None) -> tuple[SourceIdentity, str]:
+    """:func:`prepared_identity` and its record key, the source files hashed once for both."""
     picked, settings, keys = _identity_inputs(cfg, which)
-    return cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked], keys, folder, device)
+    identity = cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked], keys, folder, device)
+    return identity, identity_key(cfg.swap.core, settings, device, keys)
 
 
 def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], analysis: ShotAnalysis,
@@ -148,9 +155,7 @@ def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
     identities = {}
     for tid, src in targets.items():
         if src not in prepared:
-            _, settings, keys = _identity_inputs(cfg, src)
-            prepared[src] = (prepared_identity(cfg, core, sources, folder, device, src),
-                             identity_key(cfg.swap.core, settings, device, keys))
+            prepared[src] = _prepared_and_key(cfg, core, sources, folder, device, src)
         identity, key = prepared[src]
         identities[tid] = cached_target(core, identity, key, analysis.track(tid), folder, device)
     return identities
