@@ -59,8 +59,13 @@ class AnalysisModels:
     hands: tuple[PalmDetector, HandLandmarker, PoseHands] | None = None
 
     @classmethod
-    def load(cls, cfg: AnalysisConfig, threads: int | None = None) -> "AnalysisModels":
-        """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing)."""
+    def load(cls, cfg: AnalysisConfig, threads: int | None = None, hand_threads: int | None = 1) -> "AnalysisModels":
+        """Open the default models from the cache (ModelError, exit 4, names the fetch command if missing).
+
+        ``threads``: the face models' intra-op threads (default ``default_threads()``). ``hand_threads``: the hand
+        models' (palm detector, hand and pose landmarkers; None: as ``threads``). 1 by default: each runs once a frame
+        at most on one small crop, where a second LiteRT thread mostly waits; one thread costs 10-16% less CPU time a
+        call with outputs bit for bit the same (benchmarks/RESULTS.md, handcost-s12)."""
         manifest = load_manifest()
         names = analysis_model_names(cfg.hands)
         paths = {n: model_bytes(n, manifest) for n in names}  # built from the bytes that were verified
@@ -71,9 +76,10 @@ class AnalysisModels:
         identity = IdentityEncoder.from_path(paths["sface"], threads=threads)
         hands = None
         if cfg.hands:
-            hands = (PalmDetector.from_path(paths["palm_detection"], threads),
-                     HandLandmarker.from_path(paths[HandParams().landmark_model], threads),
-                     PoseHands.from_path(paths["pose_landmark"], threads))
+            ht = threads if hand_threads is None else hand_threads
+            hands = (PalmDetector.from_path(paths["palm_detection"], ht),
+                     HandLandmarker.from_path(paths[HandParams().landmark_model], ht),
+                     PoseHands.from_path(paths["pose_landmark"], ht))
         return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
 
 
