@@ -5,7 +5,8 @@
 1. The sample clip (640x360) at its own size, the first ``--frames`` frames: the analyze pass without hands
    (``AnalysisConfig(hands=False)``) and with them, once per hand-tracker setting (main b1c5cc5's: the full
    landmarker, palm detection every 2nd frame without a hand, pose every 4th, re-detection every 6th with a hand;
-   the defaults; ``--params``), on the same batches of 8 frames, the order turning batch by batch; CPU time of the
+   the defaults; ``--params``; with ``--two-threads`` the defaults with the hand models on two LiteRT threads as
+   well as on one, the analysis's default), on the same batches of 8 frames, the order turning batch by batch; CPU time of the
    process (``time.process_time``: both threads, whatever else the machine runs) and wall time per batch.
    Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the render-side
    matte (``hand_matte`` of the swept shapes and its warp into a face crop) per frame of that part (0 on frames
@@ -54,17 +55,21 @@ STRETCH = (56, 231)
 
 
 def timed_hands(analyzer: FrameAnalyzer) -> list[float]:
-    """Wrap the analyzer's hand tracker so each ``push`` adds its CPU seconds to the returned list's one entry."""
+    """Wrap the analyzer's hand tracker so each ``push`` adds its CPU seconds to the returned list's first entry,
+    and to entry ``1 + frame number`` (the list grows as needed)."""
     spent = [0.0]
     tracker = analyzer._hands
     push = tracker.push
 
-    def timed(*a, **k):
+    def timed(number, *a, **k):
         t0 = time.process_time()
         try:
-            return push(*a, **k)
+            return push(number, *a, **k)
         finally:
-            spent[0] += time.process_time() - t0
+            dt = time.process_time() - t0
+            spent[0] += dt
+            spent.extend([0.0] * (int(number) + 2 - len(spent)))
+            spent[int(number) + 1] += dt
 
     tracker.push = timed
     return spent
@@ -92,19 +97,25 @@ def interleaved(runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], number
 MAIN = {"landmark_model": "hand_landmark", "idle_detect_every": 2, "pose_every": 4, "backfill": 6}
 
 
-def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams]) -> dict:
+def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams],
+            threads: dict[str, int] | None = None) -> dict:
     """Part 1: the analyze pass without hands and with each of ``settings`` (the hand tracker's parameters,
-    interleaved batch by batch), and the render-side matte of each one's tracks, at the clip's size."""
+    interleaved batch by batch), and the render-side matte of each one's tracks, at the clip's size. ``threads``:
+    per setting the hand models' LiteRT threads (default ``AnalysisModels.load``'s, 1)."""
     cfg_on, cfg_off = AnalysisConfig(hands=True), AnalysisConfig(hands=False)
-    models = AnalysisModels.load(cfg_on, 2)
+    threads = threads or {}
+    loaded: dict[int, AnalysisModels] = {}
     landmarkers = {}
     runs, spent = {"off": FrameAnalyzer(AnalysisModels.load(cfg_off, 2), cfg_off)}, {}
     for name, params in settings.items():
-        if params.landmark_model not in landmarkers:
-            landmarkers[params.landmark_model] = HandLandmarker.from_path(model_bytes(params.landmark_model), 2)
-        an = FrameAnalyzer(models, cfg_on)
+        t = threads.get(name, 1)
+        if t not in loaded:
+            loaded[t] = AnalysisModels.load(cfg_on, 2, hand_threads=t)
+        if (params.landmark_model, t) not in landmarkers:
+            landmarkers[params.landmark_model, t] = HandLandmarker.from_path(model_bytes(params.landmark_model), t)
+        an = FrameAnalyzer(loaded[t], cfg_on)
         an._hands.params = params
-        an._hands.landmarker = landmarkers[params.landmark_model]
+        an._hands.landmarker = landmarkers[params.landmark_model, t]
         spent[name] = timed_hands(an)
         runs[name] = an
     numbers = list(range(count))
@@ -139,6 +150,10 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
         for part, sel in (("all", np.ones(count, bool)), ("stretch", inside), ("outside", ~inside)):
             if not sel.any():
                 continue
+            tracker = np.zeros(count)
+            per_frame = np.asarray(spent[name][1:count + 1])
+            tracker[:len(per_frame)] = per_frame
+            row[f"tracker_cpu_{part}"] = 1e3 * float(tracker[sel].mean())  # the hand tracker's push alone
             row[f"analysis_cpu_{part}"] = float(added[sel].mean())
             row[f"analysis_wall_{part}"] = float(added_wall[sel].mean())
             row[f"matte_cpu_{part}"] = 1e3 * float(m_cpu[sel].mean())
@@ -150,8 +165,10 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
 
 
 def table(result: dict) -> str:
-    """Markdown table of part 1: per setting the added ms per frame (analysis + matte = total), CPU and wall."""
-    lines = ["| setting | part | analysis CPU / wall | matte CPU / wall | **total CPU / wall** |", "|---|---|---|---|---|"]
+    """Markdown table of part 1: per setting the added ms per frame (analysis + matte = total), CPU and wall, and
+    the hand tracker's own CPU time (its ``push``, not a difference of two runs: less noisy) + the matte's."""
+    lines = ["| setting | part | analysis CPU / wall | matte CPU / wall | **total CPU / wall** | tracker + matte CPU |",
+             "|---|---|---|---|---|---|"]
     for name, row in result.items():
         if not isinstance(row, dict):
             continue
@@ -159,7 +176,8 @@ def table(result: dict) -> str:
             if f"total_cpu_{part}" in row:
                 lines.append(f"| {name} | {part} | {row[f'analysis_cpu_{part}']:.1f} / {row[f'analysis_wall_{part}']:.1f}"
                              f" | {row[f'matte_cpu_{part}']:.1f} / {row[f'matte_wall_{part}']:.1f}"
-                             f" | **{row[f'total_cpu_{part}']:.1f} / {row[f'total_wall_{part}']:.1f}** |")
+                             f" | **{row[f'total_cpu_{part}']:.1f} / {row[f'total_wall_{part}']:.1f}** |"
+                             f" {row[f'tracker_cpu_{part}'] + row[f'matte_cpu_{part}']:.1f} |")
     return "\n".join(lines)
 
 
@@ -195,6 +213,8 @@ def main() -> int:
     ap.add_argument("--params", nargs="*", default=[],
                     help="NAME=field:value,...: more HandParams settings for part 1 (main's and the defaults always)")
     ap.add_argument("--only-size", action="store_true", help="part 2 only")
+    ap.add_argument("--two-threads", action="store_true",
+                    help="part 1 also runs the defaults with the hand models on two LiteRT threads (main 9a66328's)")
     args = ap.parse_args()
     cv2.setNumThreads(2)
     frames = read_frames(fetch_media.fetch("pexels_clip", fetch_media.load_manifest()), limit=args.frames)
@@ -206,7 +226,11 @@ def main() -> int:
             name, fields = spec.split("=", 1)
             settings[name] = HandParams(**{k: ast.literal_eval(v) for k, v in (f.split(":", 1)
                                                                              for f in fields.split(",") if f)})
-        result["at_360p"] = at_size(frames, min(args.frames, len(frames)), settings)
+        threads = {}
+        if args.two_threads:
+            settings["default, 2 threads"] = HandParams()
+            threads["default, 2 threads"] = 2
+        result["at_360p"] = at_size(frames, min(args.frames, len(frames)), settings, threads)
         print(json.dumps(result["at_360p"], indent=1))
         print(table(result["at_360p"]))
     if not args.skip_size:
