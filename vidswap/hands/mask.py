@@ -98,7 +98,7 @@ def segment_distance(px: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """(K, 2) vertices of the convex hull of ``points (N, 2)``, counter-clockwise in a y-up sense (Andrew's monotone
     chain); collinear points dropped."""
-    pts = sorted(map(tuple, np.asarray(points, np.float64)))
+    pts = sorted(map(tuple, np.asarray(points, np.float64).tolist()))  # Python floats: the same doubles, faster
     if len(pts) <= 2:
         return np.asarray(pts)
 
