@@ -9,8 +9,8 @@
    well as on one, the analysis's default), on the same batches of 8 frames, the order turning batch by batch; CPU time of the
    process (``time.process_time``: both threads, whatever else the machine runs) and wall time per batch.
    Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the render-side
-   matte (``hand_matte`` of the swept shapes and its warp into a face crop) per frame of that part (0 on frames
-   without a hand); the total of the two is the issue's "added cost". Also each setting's tracks against main's:
+   matte (``hand_matte`` of the swept shapes and its warp into a face crop; the settings' mattes interleaved frame
+   by frame) per frame of that part (0 on frames without a hand); the total of the two is the issue's "added cost". Also each setting's tracks against main's:
    frames with a hand in one only, and the largest landmark difference on the others.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
@@ -126,17 +126,23 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
     mparams = CompositeParams().hands
     crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
     out = {"frames": count, "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean())}
-    first = None
-    for name in settings:
-        hands = runs[name]._hands.finish()
-        first = hands if first is None else first
-        m_cpu, m_wall = np.zeros(count), np.zeros(count)
-        for n in sorted(set(hands.frames.tolist())):
-            if n >= count:
+    tracks = {name: runs[name]._hands.finish() for name in settings}
+    first = tracks[next(iter(settings))]
+    mattes_cpu = {name: np.zeros(count) for name in settings}
+    mattes_wall = {name: np.zeros(count) for name in settings}
+    for k, n in enumerate(sorted(set().union(*(t.frames.tolist() for t in tracks.values())))):
+        if n >= count:
+            continue
+        order = list(settings) if k % 2 == 0 else list(settings)[::-1]  # the mattes interleaved frame by frame
+        for name in order:
+            if not len(tracks[name].at(n)):
                 continue
             t0, w0 = time.process_time(), time.perf_counter()
-            mattes_to_crop([hand_matte(hands.swept(n, mparams.sweep), frames[n], mparams)], crop, (384, 384))
-            m_cpu[n], m_wall[n] = time.process_time() - t0, time.perf_counter() - w0
+            mattes_to_crop([hand_matte(tracks[name].swept(n, mparams.sweep), frames[n], mparams)], crop, (384, 384))
+            mattes_cpu[name][n], mattes_wall[name][n] = time.process_time() - t0, time.perf_counter() - w0
+    for name in settings:
+        hands = tracks[name]
+        m_cpu, m_wall = mattes_cpu[name], mattes_wall[name]
         added = 1e3 * (cpu[name] - cpu["off"])
         added_wall = 1e3 * (wall[name] - wall["off"])
         row = {"tracker_cpu_ms": 1e3 * spent[name][0] / count, "hand_frames": int((m_cpu > 0).sum())}
