@@ -6,12 +6,13 @@
    (``AnalysisConfig(hands=False)``) and with them, once per hand-tracker setting (main b1c5cc5's: the full
    landmarker, palm detection every 2nd frame without a hand, pose every 4th, re-detection every 6th with a hand;
    the defaults; ``--params``; with ``--two-threads`` the defaults with the hand models on two LiteRT threads as
-   well as on one, the analysis's default), on the same batches of 8 frames, the order turning batch by batch; CPU time of the
-   process (``time.process_time``: both threads, whatever else the machine runs) and wall time per batch.
-   Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the render-side
-   matte (``hand_matte`` of the swept shapes and its warp into a face crop; the settings' mattes interleaved frame
-   by frame) per frame of that part (0 on frames without a hand); the total of the two is the issue's "added cost". Also each setting's tracks against main's:
-   frames with a hand in one only, and the largest landmark difference on the others.
+   well as on one, the analysis's default), on the same batches of 8 frames, the order turning batch by batch;
+   CPU time of the process (``time.process_time``: both threads, whatever else the machine runs) and wall time per
+   batch. Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the
+   render-side matte (``hand_matte`` of the swept shapes and its warp into a face crop; the settings' mattes
+   interleaved frame by frame) per frame of that part (0 on frames without a hand); the total of the two is the
+   issue's "added cost". Also the hand tracker's own CPU time (its ``push``) per part, and each setting's tracks
+   against main's: frames with a hand in one only, and the largest landmark difference on the others.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
    every tracked frame (``flow_size=0, flow_skip=0``, hands2-s8's behaviour), on the hand's region shrunk to
@@ -180,7 +181,8 @@ def table(result: dict) -> str:
             continue
         for part in ("all", "stretch", "outside"):
             if f"total_cpu_{part}" in row:
-                lines.append(f"| {name} | {part} | {row[f'analysis_cpu_{part}']:.1f} / {row[f'analysis_wall_{part}']:.1f}"
+                lines.append(f"| {name} | {part} | {row[f'analysis_cpu_{part}']:.1f}"
+                             f" / {row[f'analysis_wall_{part}']:.1f}"
                              f" | {row[f'matte_cpu_{part}']:.1f} / {row[f'matte_wall_{part}']:.1f}"
                              f" | **{row[f'total_cpu_{part}']:.1f} / {row[f'total_wall_{part}']:.1f}** |"
                              f" {row[f'tracker_cpu_{part}'] + row[f'matte_cpu_{part}']:.1f} |")
