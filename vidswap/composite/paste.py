@@ -21,7 +21,8 @@ from kornia.geometry.transform import warp_affine
 from vidswap.composite.blend import alpha_blend, laplacian_delta, max_levels, poisson_blend
 from vidswap.composite.filters import gaussian_blur
 from vidswap.composite.grain import GrainStats, apply_grain, select_items
-from vidswap.composite.roi import alpha_bbox, plate_rois
+from vidswap.composite.filters import support_window
+from vidswap.composite.roi import alpha_bbox, plate_rois, shift_source
 
 MODES = ("alpha", "laplacian", "poisson")
 
@@ -130,10 +131,17 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
     b, c, hp, wp = plate.shape
     dev, dt = plate.device, plate.dtype
     m = crop_to_plate.to(dev, torch.float32)
-    crop = crop.to(dev, torch.float32)
     alpha = alpha.to(dev, torch.float32).clamp(0.0, 1.0)
+    blurred = params.antialias and float(antialias_sigma(m).max()) >= 0.2  # (else _antialias is the identity)
+    if not blurred:
+        cut = _read_window(alpha, m)
+        if cut is None:
+            return
+        win, alpha, m = cut
+        crop = crop[..., win[0], win[1]]
+    crop = crop.to(dev, torch.float32)
     src = torch.cat([crop, alpha, torch.ones_like(alpha)], dim=1)
-    if params.antialias and float(antialias_sigma(m).max()) >= 0.2:  # (else _antialias is the identity)
+    if blurred:
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
     tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
     live = [i for i, t in enumerate(tops) if t is not None]
@@ -169,6 +177,18 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
         out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
         if full_alpha is not None:
             full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
+
+
+def _read_window(alpha: torch.Tensor, m: torch.Tensor
+                 ) -> tuple[tuple[slice, slice], torch.Tensor, torch.Tensor] | None:
+    """The crop window an unblurred warp of ``alpha (1, 1, h, w)`` reads (alpha > 0 and its bilinear taps: every
+    plate pixel with a warped alpha > 0 has all four taps in it), the alpha cut to it and ``m (1, 2, 3)`` from the
+    window's pixels (None: alpha is 0 everywhere). The warp of the window equals the whole crop's up to float
+    rounding (kornia normalises coordinates by the source's size)."""
+    win = support_window(alpha, 1)
+    if win is None:
+        return None
+    return win, alpha[..., win[0], win[1]], shift_source(m, (win[1].start, win[0].start))
 
 
 def _layout(alpha: torch.Tensor, m: torch.Tensor, plate_size: tuple[int, int], mode: str, params: PasteParams
@@ -208,7 +228,11 @@ def paste_boxes(alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tu
         if params.antialias and bool(blurred[i]):
             out.append((0, 0, wp, hp))
             continue
-        tops, (rh, rw), _ = _layout(alpha[i:i + 1], m[i:i + 1], (hp, wp), mode, params)
+        cut = _read_window(alpha[i:i + 1], m[i:i + 1])
+        if cut is None:
+            out.append(None)
+            continue
+        tops, (rh, rw), _ = _layout(cut[1], cut[2], (hp, wp), mode, params)
         out.append(None if tops[0] is None else (tops[0][0], tops[0][1], tops[0][0] + rw, tops[0][1] + rh))
     return out
 
