@@ -139,11 +139,11 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
         ``(B, 1, H, W)`` in ``[0, strength]``.
     """
     idx = torch.as_tensor(inner_indices(regions), device=landmarks.device)
-    out = torch.zeros_like(face)
-    for i in range(face.shape[0]):  # per face: its step depends on that face alone (farm chunks == single pass)
-        fs = face_size[i:i + 1]
-        step = weight_step(float(fs), params)
-        f, pts = face[i:i + 1], landmarks[i:i + 1, idx, :2]
+    steps = [weight_step(float(v), params) for v in face_size.reshape(-1).tolist()]
+    out = None if len(set(steps)) == 1 else torch.zeros_like(face)
+    for step in sorted(set(steps)):  # a face's step depends on that face alone (farm chunks == single pass)
+        items = [i for i, v in enumerate(steps) if v == step]
+        f, pts, fs = face[items], landmarks[items][:, idx, :2], face_size[items]
         if step > 1:
             h, w = f.shape[-2:]
             f = F.avg_pool2d(F.pad(f, (0, -w % step, 0, -h % step)), step)
@@ -151,7 +151,9 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
         weight = _weight(pts, f, fs, params)
         if step > 1:
             weight = F.interpolate(weight, scale_factor=step, mode="bilinear", align_corners=False)[..., :h, :w]
-        out[i:i + 1] = weight
+        if out is None:
+            return weight
+        out[items] = weight
     return out
 
 
@@ -163,17 +165,18 @@ def weight_step(face_size: float, params: KeepContrastParams) -> int:
 
 
 def _weight(points: Tensor, face: Tensor, face_size: Tensor, params: KeepContrastParams) -> Tensor:
-    """:func:`keep_contrast_weight` of one face ``(1, 1, H, W)`` at its own pixels (``points (1, K, 2)`` the central
-    landmarks, ``face_size (1,)``)."""
+    """:func:`keep_contrast_weight` at the faces' own pixels (``points (B, K, 2)`` the central landmarks, ``face
+    (B, 1, H, W)``, ``face_size (B,)``)."""
     taper = feather_mask(face, face_size, params.erosion, params.feather)
     out = torch.zeros_like(taper)
-    win = support_window(taper, 0)
-    if win is None:
-        return out
-    rows, cols = win
-    central = ellipse_weight(points, (rows.stop - rows.start, cols.stop - cols.start), params.inner, params.outer,
-                             origin=(rows.start, cols.start))
-    out[:, :, rows, cols] = (1.0 - central.to(face)) * taper[:, :, rows, cols] * params.strength
+    for i in range(face.shape[0]):
+        win = support_window(taper[i:i + 1], 0)
+        if win is None:
+            continue
+        rows, cols = win
+        central = ellipse_weight(points[i:i + 1], (rows.stop - rows.start, cols.stop - cols.start), params.inner,
+                                 params.outer, origin=(rows.start, cols.start))
+        out[i:i + 1, :, rows, cols] = (1.0 - central.to(face)) * taper[i:i + 1, :, rows, cols] * params.strength
     return out
 
 
