@@ -144,3 +144,16 @@ def test_paste_reads_only_the_alpha_window_and_matches_the_whole_crop_warp():
     ref = torch.where(a > 0, torch.lerp(plate, warped[:, :3], a), plate)
     assert (a > 0).sum() > 300
     assert (out - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["alpha", "laplacian"])
+def test_inplace_paste_equals_the_copying_one(mode):
+    g = torch.Generator().manual_seed(6)
+    plate = torch.rand(2, 3, H, W, generator=g)
+    crop = torch.rand(2, 3, h, w, generator=g)
+    _, _, alpha = plate_and_crop(np.uint8)
+    mats = translation(20.4, 17.7)
+    ref = paste_crop(plate, crop, alpha, mats, mode)
+    own = plate.clone()
+    out = paste_crop(own, crop, alpha, mats, mode, inplace=True)
+    assert out is own and torch.equal(out, ref) and not torch.equal(ref, plate)
