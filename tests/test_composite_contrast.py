@@ -9,7 +9,7 @@ from vidswap.composite import lab as fast_lab
 from vidswap.composite.colour import apply_stats_transfer
 from vidswap.composite.compositor import RELIT_KEEP_CONTRAST, CompositeConfig, composite_params
 from vidswap.composite.contrast import (KeepContrastParams, contrast_base, ellipse_weight, inner_indices,
-                                       keep_contrast_weight)
+                                       keep_contrast_weight, weight_step)
 from vidswap.composite.masks import feather_mask
 from vidswap.errors import ConfigError
 
@@ -71,6 +71,39 @@ def test_inner_indices_are_the_distinct_indices_of_the_inner_loops():
     assert w[0, 0, 0].abs().max() == 0.0 and w[0, 0, :, 1].abs().max() == 0.0  # outside the face, on its outline
     assert w[0, 0, 12, 12] == 0.5  # above the features, inside the taper: (12, 12) is 2 sigma above the centre
     assert taper[0, 0, 12, 12] == 1.0 and central[0, 0, 12, 12] == 0.0
+
+
+def test_weight_step_follows_the_taper_ramp():
+    p = KeepContrastParams(feather=0.08, min_ramp=10.0, max_step=4)
+    assert [weight_step(fs, p) for fs in (100.0, 124.9, 125.0, 249.9, 250.0, 375.0, 500.0, 2000.0)] == \
+        [1, 1, 1, 1, 2, 3, 4, 4]
+    assert weight_step(2000.0, KeepContrastParams(feather=0.08, max_step=1)) == 1
+
+
+def test_keep_contrast_weight_below_the_face_pixels_is_within_a_few_thousandths():
+    """A large synthetic face (an ellipse outline, central points in a grid): the weight computed on the mask
+    box-filtered down (step 2 and 4) against the one at the face's own pixels."""
+    from vidswap.composite.masks import face_size, polygon_mask
+
+    t = torch.linspace(0, 2 * np.pi, 65)[:-1]
+    oval = torch.stack([256 + 200 * torch.cos(t), 256 + 240 * torch.sin(t)], -1)[None]  # (1, 64, 2)
+    gy, gx = torch.meshgrid(torch.linspace(190, 330, 4), torch.linspace(180, 332, 3), indexing="ij")
+    inner = torch.stack([gx.flatten(), gy.flatten()], -1)[None]  # (1, 12, 2)
+    lm = torch.cat([oval, inner], 1)
+    regions = {"face_oval": np.arange(64), "left_eye": np.arange(64, 67), "right_eye": np.arange(67, 70),
+               "left_brow": np.arange(70, 72), "right_brow": np.arange(72, 74), "nose": np.arange(74, 75),
+               "lips_outer": np.arange(75, 76)}
+    face = polygon_mask(oval, (512, 512))
+    fs = face_size(oval)
+    ref = keep_contrast_weight(lm, regions, face, fs, KeepContrastParams(strength=0.6, max_step=1))
+    for step in (2, 4):
+        p = KeepContrastParams(strength=0.6, max_step=step, min_ramp=1.0)
+        assert weight_step(float(fs), p) == step
+        w = keep_contrast_weight(lm, regions, face, fs, p)
+        d = (w - ref).abs()
+        assert float(ref.max()) == pytest.approx(0.6)
+        assert float(d.max()) < 0.06 and float(d.mean()) < 0.004
+        assert float(w[face == 0].max()) < 0.005  # outside the face it stays (nearly) 0
 
 
 def test_contrast_base_is_the_gaussian_at_the_band():

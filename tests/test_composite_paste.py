@@ -118,3 +118,42 @@ def test_laplacian_paste_blends_and_keeps_detail():
     centre = out[0, 0, 56:64, 56:64]  # plate rows 56, 58, ... are crop rows 28, 30, ...: the bright stripes
     assert (centre[0::2] - centre[1::2]).mean() > 0.08
     assert out[0, 0, 60, 60].item() == pytest.approx(crop[0, 0, 32, 32].item(), abs=0.03)
+
+
+def test_paste_reads_only_the_alpha_window_and_matches_the_whole_crop_warp():
+    """Paste-back warps only the crop window of alpha > 0 and its bilinear taps: the crop outside that window is
+    never read, and the result is the whole crop's warp (kornia's, as before) up to float rounding."""
+    from kornia.geometry.transform import warp_affine
+
+    g = torch.Generator().manual_seed(5)
+    crop = torch.rand(1, 3, h, w, generator=g)
+    plate = torch.rand(1, 3, H, W, generator=g)
+    alpha = torch.zeros(1, 1, h, w)
+    alpha[..., 14:30, 20:44] = torch.rand(1, 1, 16, 24, generator=g) * 0.9 + 0.1
+    ang = np.deg2rad(12.0)
+    mat = torch.tensor([[[1.1 * np.cos(ang), -1.1 * np.sin(ang), 25.3], [1.1 * np.sin(ang), 1.1 * np.cos(ang), 17.8]]],
+                       dtype=torch.float32)
+    out = paste_crop(plate, crop, alpha, mat, "alpha")
+    far = crop.clone()
+    far[..., :13, :] = 1e6  # outside the window (rows 13..30, cols 19..44): never read
+    far[..., :, 45:] = -1e6
+    assert torch.equal(paste_crop(plate, far, alpha, mat, "alpha"), out)
+    warped = warp_affine(torch.cat([crop, alpha], 1), mat, (H, W), mode="bilinear", padding_mode="zeros",
+                         align_corners=True)
+    a = torch.where(warped[:, 3:] < PasteParams().alpha_floor, torch.zeros_like(warped[:, 3:]), warped[:, 3:])
+    ref = torch.where(a > 0, torch.lerp(plate, warped[:, :3], a), plate)
+    assert (a > 0).sum() > 300
+    assert (out - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["alpha", "laplacian"])
+def test_inplace_paste_equals_the_copying_one(mode):
+    g = torch.Generator().manual_seed(6)
+    plate = torch.rand(2, 3, H, W, generator=g)
+    crop = torch.rand(2, 3, h, w, generator=g)
+    _, _, alpha = plate_and_crop(np.uint8)
+    mats = translation(20.4, 17.7)
+    ref = paste_crop(plate, crop, alpha, mats, mode)
+    own = plate.clone()
+    out = paste_crop(own, crop, alpha, mats, mode, inplace=True)
+    assert out is own and torch.equal(out, ref) and not torch.equal(ref, plate)

@@ -212,7 +212,8 @@ class RenderStage:
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                crop_to_region, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
-                               layers=self.plate_layers, occluder=occluder, window=not self.sinks)
+                               layers=self.plate_layers, occluder=occluder, window=not self.sinks,
+                               inplace=True)  # the region converted above is this batch's own
         # only the box paste-back wrote is converted back: outside it the region is the plate's own codes
         boxes = paste_boxes(comp.alpha, crop_to_region, (y1 - y0, x1 - x0),
                             params=self.params.paste)

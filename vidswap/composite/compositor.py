@@ -303,6 +303,7 @@ def composite_track(
     layers: bool = False,
     occluder: torch.Tensor | None = None,
     window: bool = False,
+    inplace: bool = False,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -332,6 +333,8 @@ def composite_track(
             rounding), but the returned ``crop`` keeps the render's colours outside that window. With the kept
             contrast the window is grown by its base's blur radius (the base is then the whole crop's inside the
             paste's window). Ignored with ``layers``, tone or edge match (they read the whole crop).
+        inplace: paste into ``plate`` itself (the returned ``frames`` is ``plate``), without a copy of it; for a
+            caller that owns ``plate``. Ignored with ``layers`` (the foreground is pasted on the unchanged plate).
 
     Returns:
         :class:`CompositeResult`.
@@ -423,6 +426,7 @@ def composite_track(
         seeds = [grain_seed(params.seed, f, track_id) for f in frames]
     out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
         grain_strength=params.grain.strength if params.grain else 1.0, return_alpha=layers,
+        inplace=inplace and not layers,
     )
     foreground = plate_alpha = None
     if layers:

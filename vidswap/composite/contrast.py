@@ -24,14 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.composite.filters import gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
-__all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight",
+__all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight", "weight_step",
            "contrast_base"]
 
 #: Topology regions whose landmarks the central-feature ellipse is fitted to.
@@ -53,6 +56,9 @@ class KeepContrastParams:
             outline (fractions of the face size): 0 up to ``erosion + feather / 2`` inside the outline, 1 from
             ``erosion + feather`` (the default paste alpha is 1 from 0.08).
         band: sigma of the Gaussian that gives the lightness the kept gain acts on (fraction of the face size).
+        min_ramp, max_step: the weight is smooth, so it is computed on the face mask box-filtered down by an integer
+            step (at most ``max_step``; the largest at which the taper's ramp still spans ``min_ramp`` pixels) and
+            upsampled bilinearly (:func:`weight_step`); ``max_step`` 1: at the face's own pixels.
     """
 
     strength: float = 0.0
@@ -61,6 +67,8 @@ class KeepContrastParams:
     erosion: float = 0.04
     feather: float = 0.08
     band: float = 0.01
+    min_ramp: float = 10.0
+    max_step: int = 4
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -69,6 +77,8 @@ class KeepContrastParams:
             raise ValueError(f"need 0 <= inner < outer, got inner {self.inner}, outer {self.outer}")
         if min(self.erosion, self.feather, self.band) < 0.0:
             raise ValueError("erosion, feather and band must be >= 0")
+        if self.max_step < 1 or self.min_ramp <= 0.0:
+            raise ValueError(f"need max_step >= 1 and min_ramp > 0, got {self.max_step}, {self.min_ramp}")
 
 
 def inner_indices(regions: Mapping[str, np.ndarray], names: Sequence[str] = INNER_REGIONS) -> np.ndarray:
@@ -114,7 +124,10 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
                          params: KeepContrastParams) -> Tensor:
     """Where the colour match's L* gain is moved towards 1: ``strength * (1 - ellipse) * taper``.
 
-    The ellipse is evaluated only over each face's taper's support (elsewhere the weight is 0 whatever it is).
+    The ellipse is evaluated only over each face's taper's support (elsewhere the weight is 0 whatever it is). Both
+    are smooth: each face's weight is computed on its mask box-filtered down by :func:`weight_step` (landmarks and
+    face size scaled with it) and upsampled bilinearly (pixel centres aligned), within a few thousandths of the
+    weight at the face's own pixels.
 
     Args:
         landmarks: ``(B, N, 2 or 3)`` the target's landmarks in the pixels of ``face``.
@@ -126,6 +139,34 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
         ``(B, 1, H, W)`` in ``[0, strength]``.
     """
     idx = torch.as_tensor(inner_indices(regions), device=landmarks.device)
+    steps = [weight_step(float(v), params) for v in face_size.reshape(-1).tolist()]
+    out = None if len(set(steps)) == 1 else torch.zeros_like(face)
+    for step in sorted(set(steps)):  # a face's step depends on that face alone (farm chunks == single pass)
+        items = [i for i, v in enumerate(steps) if v == step]
+        f, pts, fs = face[items], landmarks[items][:, idx, :2], face_size[items]
+        if step > 1:
+            h, w = f.shape[-2:]
+            f = F.avg_pool2d(F.pad(f, (0, -w % step, 0, -h % step)), step)
+            pts, fs = (pts + 0.5) / step - 0.5, fs / step
+        weight = _weight(pts, f, fs, params)
+        if step > 1:
+            weight = F.interpolate(weight, scale_factor=step, mode="bilinear", align_corners=False)[..., :h, :w]
+        if out is None:
+            return weight
+        out[items] = weight
+    return out
+
+
+def weight_step(face_size: float, params: KeepContrastParams) -> int:
+    """The factor (1 to :attr:`KeepContrastParams.max_step`) by which :func:`keep_contrast_weight` of a face of
+    ``face_size`` pixels is computed below its pixels: the largest at which the taper's ramp (``feather`` x the
+    face size) still spans :attr:`KeepContrastParams.min_ramp` pixels."""
+    return int(max(1, min(params.max_step, math.floor(params.feather * face_size / max(params.min_ramp, 1e-6)))))
+
+
+def _weight(points: Tensor, face: Tensor, face_size: Tensor, params: KeepContrastParams) -> Tensor:
+    """:func:`keep_contrast_weight` at the faces' own pixels (``points (B, K, 2)`` the central landmarks, ``face
+    (B, 1, H, W)``, ``face_size (B,)``)."""
     taper = feather_mask(face, face_size, params.erosion, params.feather)
     out = torch.zeros_like(taper)
     for i in range(face.shape[0]):
@@ -133,8 +174,8 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
         if win is None:
             continue
         rows, cols = win
-        central = ellipse_weight(landmarks[i:i + 1, idx, :2], (rows.stop - rows.start, cols.stop - cols.start),
-                                 params.inner, params.outer, origin=(rows.start, cols.start))
+        central = ellipse_weight(points[i:i + 1], (rows.stop - rows.start, cols.stop - cols.start), params.inner,
+                                 params.outer, origin=(rows.start, cols.start))
         out[i:i + 1, :, rows, cols] = (1.0 - central.to(face)) * taper[i:i + 1, :, rows, cols] * params.strength
     return out
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from kornia.geometry.transform import warp_affine
 
 from vidswap.composite.blend import alpha_blend, laplacian_delta, max_levels, poisson_blend
-from vidswap.composite.filters import gaussian_blur
+from vidswap.composite.filters import gaussian_blur, support_window
 from vidswap.composite.grain import GrainStats, apply_grain, select_items
-from vidswap.composite.roi import alpha_bbox, plate_rois
+from vidswap.composite.roi import alpha_bbox, plate_rois, shift_source
 
 MODES = ("alpha", "laplacian", "poisson")
 
@@ -84,6 +85,7 @@ def paste_crop(
     grain_seeds: list[int] | None = None,
     grain_strength: float = 1.0,
     return_alpha: bool = False,
+    inplace: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Warp ``crop`` and ``alpha`` to plate resolution with ``crop_to_plate`` (bilinear) and blend them in.
 
@@ -99,17 +101,19 @@ def paste_crop(
         grain_seeds: one seed per item (see :func:`~vidswap.composite.grain.grain_seed`); required with grain.
         grain_strength: scale of the re-applied grain.
         return_alpha: also return the plate-space alpha ``(B, 1, H, W)``.
+        inplace: paste into ``plate`` itself (and return it) instead of a copy: the same values, without a copy of
+            the whole plate (for a caller that owns ``plate`` and needs only the result).
 
     Returns:
-        ``(B, 3, H, W)`` new plate tensor (and the plate-space alpha if asked); exactly ``plate`` where the
-        warped alpha is 0.
+        ``(B, 3, H, W)`` new plate tensor (``plate`` itself with ``inplace``; and the plate-space alpha if asked);
+        exactly ``plate`` where the warped alpha is 0.
     """
     mode = params.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"paste mode must be one of {MODES}, got {mode!r}")
     if grain is not None and (grain_seeds is None or len(grain_seeds) != plate.shape[0]):
         raise ValueError("grain needs one seed per batch item")
-    out = plate.clone()
+    out = plate if inplace else plate.clone()
     full_alpha = torch.zeros_like(plate[:, :1]) if return_alpha else None
     # One face at a time, written into its own plate: each face's plate region (and multi-band depth) depends on
     # that face alone, so a frame's result does not depend on which other frames share its batch (farm chunks
@@ -130,10 +134,21 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
     b, c, hp, wp = plate.shape
     dev, dt = plate.device, plate.dtype
     m = crop_to_plate.to(dev, torch.float32)
-    crop = crop.to(dev, torch.float32)
     alpha = alpha.to(dev, torch.float32).clamp(0.0, 1.0)
-    src = torch.cat([crop, alpha, torch.ones_like(alpha)], dim=1)
-    if params.antialias and float(antialias_sigma(m).max()) >= 0.2:  # (else _antialias is the identity)
+    blurred = params.antialias and float(antialias_sigma(m).max()) >= 0.2  # (else _antialias is the identity)
+    edge = True  # the coverage channel: where the warp's taps leave the crop, the plate fills in
+    if not blurred:
+        h, w = alpha.shape[-2:]
+        cut = _read_window(alpha, m)
+        if cut is None:
+            return
+        win, alpha, m = cut
+        crop = crop[..., win[0], win[1]]
+        # a window inside the crop's border holds all taps of every pixel with alpha > 0: coverage 1 there
+        edge = win[0].start == 0 or win[1].start == 0 or win[0].stop == h or win[1].stop == w
+    crop = crop.to(dev, torch.float32)
+    src = torch.cat([crop, alpha, torch.ones_like(alpha)] if edge else [crop, alpha], dim=1)
+    if blurred:
         src = torch.cat([_antialias(src[:, : c + 1], m), src[:, c + 1 :]], dim=1)
     tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
     live = [i for i, t in enumerate(tops) if t is not None]
@@ -145,13 +160,14 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
     shift[:, 1, 2] = torch.tensor([-tops[i][1] for i in live], dtype=torch.float32)
     if len(live) < b:  # (a copy of the crop-sized source only when some face misses the plate)
         src, m = src[idx], m[idx]
-    warped = warp_affine(src, m + shift, (rh, rw), mode="bilinear", padding_mode="zeros", align_corners=True)
-    fg_w, a, cover = warped[:, :c], warped[:, c : c + 1], warped[:, c + 1 :]
+    warped = _warp(src, m + shift, (rh, rw))
+    fg_w, a = warped[:, :c], warped[:, c : c + 1]
+    cover = warped[:, c + 1 :] if edge else None
     a = torch.where(a < params.alpha_floor, torch.zeros_like(a), a.clamp(max=1.0))
     bg = torch.stack([plate[i, :, tops[i][1] : tops[i][1] + rh, tops[i][0] : tops[i][0] + rw] for i in live])
     bg32 = bg.to(torch.float32)
     # Zero padding pre-multiplied the face by its coverage; fill the uncovered part with the plate.
-    fg = ((1.0 - cover.clamp_(0.0, 1.0)) * bg32).add_(fg_w)
+    fg = fg_w if cover is None else ((1.0 - cover.clamp_(0.0, 1.0)) * bg32).add_(fg_w)
     fg = torch.where(a > 0, fg, bg32)
     if mode == "alpha":
         roi = alpha_blend(fg, bg32, a)
@@ -169,6 +185,37 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
         out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
         if full_alpha is not None:
             full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
+
+
+def _warp(src: torch.Tensor, m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear warp of ``src (B, C, h, w)`` by ``m (B, 2, 3)`` (source pixel centres to output pixel centres) to
+    ``size (H, W)``, zeros outside: kornia's ``warp_affine(..., align_corners=True)`` up to float rounding, its
+    normalised sampling matrix built once in float64 (kornia's for sizes below 2)."""
+    (hs, ws), (hd, wd) = src.shape[-2:], size
+    if min(hs, ws, hd, wd) < 2:
+        return warp_affine(src, m, size, mode="bilinear", padding_mode="zeros", align_corners=True)
+    full = torch.zeros(m.shape[0], 3, 3, dtype=torch.float64, device=m.device)
+    full[:, :2] = m.to(torch.float64)
+    full[:, 2, 2] = 1.0
+    to_src = torch.tensor([[2.0 / (ws - 1), 0.0, -1.0], [0.0, 2.0 / (hs - 1), -1.0], [0.0, 0.0, 1.0]],
+                          dtype=torch.float64, device=m.device)
+    from_dst = torch.tensor([[(wd - 1) / 2.0, 0.0, (wd - 1) / 2.0], [0.0, (hd - 1) / 2.0, (hd - 1) / 2.0],
+                             [0.0, 0.0, 1.0]], dtype=torch.float64, device=m.device)
+    theta = (to_src @ torch.linalg.inv(full) @ from_dst)[:, :2].to(src.dtype)
+    grid = F.affine_grid(theta, [src.shape[0], src.shape[1], hd, wd], align_corners=True)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def _read_window(alpha: torch.Tensor, m: torch.Tensor
+                 ) -> tuple[tuple[slice, slice], torch.Tensor, torch.Tensor] | None:
+    """The crop window an unblurred warp of ``alpha (1, 1, h, w)`` reads (alpha > 0 and its bilinear taps: every
+    plate pixel with a warped alpha > 0 has all four taps in it), the alpha cut to it and ``m (1, 2, 3)`` from the
+    window's pixels (None: alpha is 0 everywhere). The warp of the window equals the whole crop's up to float
+    rounding (kornia normalises coordinates by the source's size)."""
+    win = support_window(alpha, 1)
+    if win is None:
+        return None
+    return win, alpha[..., win[0], win[1]], shift_source(m, (win[1].start, win[0].start))
 
 
 def _layout(alpha: torch.Tensor, m: torch.Tensor, plate_size: tuple[int, int], mode: str, params: PasteParams
@@ -208,7 +255,11 @@ def paste_boxes(alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tu
         if params.antialias and bool(blurred[i]):
             out.append((0, 0, wp, hp))
             continue
-        tops, (rh, rw), _ = _layout(alpha[i:i + 1], m[i:i + 1], (hp, wp), mode, params)
+        cut = _read_window(alpha[i:i + 1], m[i:i + 1])
+        if cut is None:
+            out.append(None)
+            continue
+        tops, (rh, rw), _ = _layout(cut[1], cut[2], (hp, wp), mode, params)
         out.append(None if tops[0] is None else (tops[0][0], tops[0][1], tops[0][0] + rw, tops[0][1] + rh))
     return out
 
