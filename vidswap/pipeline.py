@@ -480,7 +480,8 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
-    steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
+    if rgb:  # decoded pictures copied to the encoder (pass-through) make no tensors: no heap to keep flat, no trims
+        steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
     with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
@@ -494,7 +495,8 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             yield batch, result
             done += len(batch)
             del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
-            release_free_heap()
+            if rgb:
+                release_free_heap()
             if progress:
                 progress(label, done, len(numbers))
 
