@@ -8,9 +8,11 @@ runs every row for that tree and this one back to back, so both see the same loa
 * ``--help``: ``python -m vidswap.cli --help``, whole process (wall and CPU seconds, from ``getrusage`` of the
   child), and whether torch was imported;
 * pass-through: ``python -m vidswap.cli run PLATE -o OUT -q --passthrough`` of the 1080p bench plate (120
-  frames), whole process, paired with the PyAV transcode child of ``bench_speed.py`` (also a whole process);
-  ratios per pair, medians; with ``--before``, whether both trees wrote the same pictures (SHA-256 over every
-  decoded frame's planes, in the encoded pixel format);
+  frames), whole process, paired with the PyAV transcode child of ``bench_speed.py`` (also a whole process; the
+  encoder choosing its frame types, as FFmpeg does) and with the same child handed the source's frame types (the
+  baseline before passthru-s12: cheaper for x264); ratios per pair, medians; whether each tree wrote the same
+  pictures as the other and as the transcode (SHA-256 over every decoded frame's planes, in the encoded pixel
+  format);
 * farm render task: ``vidswap render --frames 0-1`` of an 8-frame 1080p job after ``vidswap analyze``, in a fresh
   process: seconds and process CPU seconds from the process start to the first ``RenderStage`` call and to the
   first frame handed to the encoder.
@@ -158,25 +160,30 @@ def main() -> int:
                 ", ".join(f"{r['wall']:.2f}/{r['cpu']:.2f}" for r in rs), " ".join(mods) or "none")
         runs: dict[str, list] = {t: [] for t in order}
         for k in range(0 if a.farm_only else a.pairs):
-            base = timed([py, str(ROOT / "benchmarks" / "bench_speed.py"), "--child-transcode", str(plate),
-                          str(work / "t.mp4"), str(a.frames)], env["after"])
+            transcode = [py, str(ROOT / "benchmarks" / "bench_speed.py"), "--child-transcode", str(plate)]
+            base = timed(transcode + [str(work / "t.mp4"), str(a.frames)], env["after"])
+            forced = timed(transcode + [str(work / "t_src.mp4"), str(a.frames), "source-types"], env["after"])
             for t in order:
                 ours = timed([py, "-m", "vidswap.cli", "run", str(plate), "-o", str(work / f"pt_{t}.mp4"), "-q",
                               "--passthrough"], env[t])
-                runs[t].append((base, ours))
+                runs[t].append((base, ours, forced))
         for t in order if not a.farm_only else ():
             rs = runs[t]
-            row(f"pass-through 1080p {a.frames} f", t, f"{med([o['wall'] for _, o in rs]):.2f}",
-                f"{med([o['cpu'] for _, o in rs]):.2f}",
-                ", ".join(f"{o['wall']:.2f}/{o['cpu']:.2f}" for _, o in rs),
-                f"transcode {med([b['wall'] for b, _ in rs]):.2f} s / {med([b['cpu'] for b, _ in rs]):.2f} CPU s; "
-                f"ratio wall {med([o['wall'] / b['wall'] for b, o in rs]):.2f}x, "
-                f"CPU {med([o['cpu'] / b['cpu'] for b, o in rs]):.2f}x")
+            row(f"pass-through 1080p {a.frames} f", t, f"{med([o['wall'] for _, o, _ in rs]):.2f}",
+                f"{med([o['cpu'] for _, o, _ in rs]):.2f}",
+                ", ".join(f"{o['wall']:.2f}/{o['cpu']:.2f}" for _, o, _ in rs),
+                f"transcode {med([b['wall'] for b, _, _ in rs]):.2f} s / {med([b['cpu'] for b, _, _ in rs]):.2f} "
+                f"CPU s; ratio wall {med([o['wall'] / b['wall'] for b, o, _ in rs]):.2f}x, "
+                f"CPU {med([o['cpu'] / b['cpu'] for b, o, _ in rs]):.2f}x; against the source-types transcode "
+                f"({med([f['wall'] for _, _, f in rs]):.2f} s / {med([f['cpu'] for _, _, f in rs]):.2f} CPU s): "
+                f"wall {med([o['wall'] / f['wall'] for _, o, f in rs]):.2f}x, "
+                f"CPU {med([o['cpu'] / f['cpu'] for _, o, f in rs]):.2f}x")
         if not a.farm_only:
             hashes = {t: frames_hash(work / f"pt_{t}.mp4") for t in order}
+            hashes["transcode"] = frames_hash(work / "t.mp4")
             print(f"\npass-through decoded frames: " + ", ".join(f"{t} {n} frames sha256 {h[:16]}"
                                                                for t, (n, h) in hashes.items())
-                  + (f"; identical: {len(set(hashes.values())) == 1}" if len(order) > 1 else "") + "\n")
+                  + f"; identical: {len(set(hashes.values())) == 1}\n")
         if a.no_farm:
             return 0
         job = work / "farm"

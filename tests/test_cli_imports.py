@@ -95,3 +95,28 @@ def test_passthrough_job_config_imports_no_torch_and_cores_load_when_asked():
                                        "inswapper", "megafs", "mfim", "passthrough", "simswap"])
     assert json.loads(lines["MODULES"]) == []
     assert json.loads(lines["AFTER"]) == ["torch", "vidswap.swap.geometric"]
+
+
+RUN_CHILD = """
+import json, sys
+from vidswap.cli import main
+main({args!r}, standalone_mode=False)
+print("MODULES " + json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def test_passthrough_run_imports_no_torch_kornia_onnxruntime_scipy_or_opencv(media, tmp_path):
+    """A real ``vidswap run --passthrough`` (6 frames of the sample clip) in a fresh process: its frames go from the
+    decoder to the encoder with no torch, kornia, onnxruntime, scipy or OpenCV imported (issue 19's pass-through
+    cost), and the clip it writes has the frames."""
+    from vidswap.io import probe
+
+    out = tmp_path / "pt.mp4"
+    args = ["run", str(media("pexels_clip")), "-o", str(out), "--frames", "0-5", "-q", "--passthrough"]
+    heavy = HEAVY[:5] + ("vidswap.render", "vidswap.analysis_cache", "vidswap.faces.analyze", "vidswap.pipeline")
+    proc = subprocess.run([sys.executable, "-c", RUN_CHILD.format(args=args, heavy=heavy)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = [x for x in proc.stdout.splitlines() if x.startswith("MODULES ")][-1]
+    assert json.loads(line[len("MODULES "):]) == ["vidswap.pipeline"]  # the run went through the pipeline, alone
+    assert probe(out).frame_count == 6

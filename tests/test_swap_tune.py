@@ -162,7 +162,8 @@ def shot(media, tmp_path_factory):
     from vidswap.faces.analyze import AnalysisModels
     from vidswap.faces.topology import load_topology
     from vidswap.io import probe
-    from vidswap.pipeline import StageTimer, analyze_shot, load_source_faces
+    from vidswap.analysis_cache import analyze_shot
+    from vidswap.pipeline import StageTimer, load_source_faces
     from vidswap.shot import check_sources, plan_frame_numbers
     from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
     from vidswap.train.tune.data import collect_tune_data, frame_reader

@@ -18,15 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidswap.analysis_cache import analyze_shot, load_job_analysis
-from vidswap.composite.compositor import composite_params
-from vidswap.composite.debug import ContactSheet, DebugStrips
-from vidswap.composite.linear import SceneLinearProcessor, display_frames
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
-from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
-from vidswap.faces.targets import choose_targets
-from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.copy_stage import CopyStage
 from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis, release_free_heap, \
     steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
@@ -36,21 +30,23 @@ from vidswap.io.colour import ColourPipeline
 from vidswap.io.sequences import SequencePattern
 from vidswap.io.writers import padding_note
 from vidswap.preflight import SideOutputs, check_job
-from vidswap.composite.matte import MatteWriter, UserMatte
-from vidswap.render import RenderStage
-from vidswap.target_cache import cached_target
-from vidswap.identity_cache import cached_identity, identity_key
-from vidswap.source_cache import analyse_source, cached_source_faces, source_face, source_key
 from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, linear_output, plan_shot, \
     resolve_device, settings_from_config
-from vidswap.swap import CoreContext, Refiner, SourceFace, SourceIdentity, SwapCore, build_core
-from vidswap.swap.facedancer import FaceDancerCore
-from vidswap.swap.learned import LearnedSwapCore
-from vidswap.swap.stylegan.core import E4SPTICore
-from vidswap.swap.stylegan.e4s_core import E4SCore
+from vidswap.swap import CoreContext, build_core
+from vidswap.swap.registry import known_passthrough
 from vidswap.timing import Progress, StageTimer, batches
 
+# What a swapping job uses (torch, kornia, the models) is imported by the functions that use it: a pass-through
+# run imports none of it (tests/test_cli_imports.py).
 if TYPE_CHECKING:
+    from vidswap.faces.analyze import AnalysisModels
+    from vidswap.faces.tracksfile import ShotAnalysis
+    from vidswap.render import RenderStage
+    from vidswap.swap import Refiner, SourceFace, SourceIdentity, SwapCore
+    from vidswap.swap.facedancer import FaceDancerCore
+    from vidswap.swap.learned import LearnedSwapCore
+    from vidswap.swap.stylegan.core import E4SPTICore
+    from vidswap.swap.stylegan.e4s_core import E4SCore
     from vidswap.train.tune.data import FramesReader
 
 #: A stage that maps a batch of frames to a batch of frames (same numbers, same order).
@@ -87,6 +83,8 @@ class RunSummary:
 def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: AnalysisModels,
                       warnings: list[str]) -> list[SourceFace]:
     """Analyse the source portraits: the largest face of each (NoFaceError, exit 3, if a source has none)."""
+    from vidswap.source_cache import analyse_source, source_face
+
     faces = []
     for path, image in zip(paths, images):
         points, embedding, count = analyse_source(path, image, models)
@@ -104,12 +102,13 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
 class RenderSetup:
     """The render stage of a job and what feeds it.
 
-    stage:     the :class:`~vidswap.render.RenderStage` (its ``sinks`` take face layers, ``summary()`` reports).
+    stage:     the :class:`~vidswap.render.RenderStage` (its ``sinks`` take face layers, ``summary()`` reports), or
+               a pass-through core's :class:`~vidswap.copy_stage.CopyStage`.
     processor: what the frames go through: the stage, or the scene-linear wrapper around it for float plates.
     analysis:  the shot's analysis (None for a pass-through run that needs none).
     """
 
-    stage: RenderStage
+    stage: RenderStage | CopyStage
     processor: FrameProcessor
     analysis: ShotAnalysis | None
 
@@ -124,6 +123,9 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
 
 def _identity_inputs(cfg: JobConfig, which: int | None) -> tuple[list[int], dict, list[str]]:
     """(picked sources, core settings, source keys) that key a prepared identity's record."""
+    from vidswap.faces.analyze import analysis_model_hashes
+    from vidswap.source_cache import source_key
+
     picked = list(range(len(cfg.sources))) if which is None else [which]
     hashes = analysis_model_hashes(hands=cfg.analysis.hands)
     settings = {"section": dataclasses.asdict(cfg.swap.section()), "regions": list(cfg.composite.regions),
@@ -141,6 +143,8 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
 def _prepared_and_key(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
                       which: int | None) -> tuple[SourceIdentity, str]:
     """:func:`prepared_identity` and its record key, the source files hashed once for both."""
+    from vidswap.identity_cache import cached_identity, identity_key
+
     picked, settings, keys = _identity_inputs(cfg, which)
     identity = cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked], keys, folder, device)
     return identity, identity_key(cfg.swap.core, settings, device, keys)
@@ -151,6 +155,8 @@ def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
     """Each target track's identity (``core.for_target`` of its prepared source identity), the per-target set-up
     recorded in the job folder's ``sources/`` next to the prepared identities (:mod:`vidswap.target_cache`), so
     every farm render task of the shot reads it instead of computing it again."""
+    from vidswap.target_cache import cached_target
+
     prepared: dict[int | None, tuple[SourceIdentity, str]] = {}
     identities = {}
     for tid, src in targets.items():
@@ -164,6 +170,8 @@ def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
 def require_analysis(cfg: JobConfig, plan: ShotPlan, core: SwapCore | None = None) -> ShotAnalysis:
     """The up-to-date analysis a farm task must find in the job folder (:func:`load_job_analysis`); ``core``: the
     job's core, if the caller has built it (else it is built here, for its ``passes_through``)."""
+    from vidswap.analysis_cache import load_job_analysis
+
     core = core if core is not None else job_core(cfg, CoreContext())
     return load_job_analysis(cfg, plan, core.passes_through)
 
@@ -174,23 +182,36 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     """The render stage for the job and the shot analysis (analysed now, or loaded from the job folder; a farm
     task must find the analysis the analyze task wrote, or pass the one it has read as ``farm_analysis``, and the
     job's core it has built for that, on the job's device, as ``farm_core``: a core is built once per task).
-    Tunes the refiner when ``tune.enabled``."""
-    device = resolve_device(cfg.device)
+    Tunes the refiner when ``tune.enabled``. A pass-through core's frames are copied (:class:`CopyStage`); the
+    built-in one is known before it is built, so its jobs resolve no device and import no torch."""
+    device = "cpu" if farm_core is None and known_passthrough(cfg.swap.core) else resolve_device(cfg.device)
     context = CoreContext(device=device)
     with timer.stage("load"):
         # cheap checks first: a bad source path fails before model loading; a pass-through core needs no source
         source_images = check_sources(cfg.sources) if cfg.sources else []
-        matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height)) \
-            if cfg.composite.matte else None
+        matte = None
+        if cfg.composite.matte:  # read with OpenCV: imported by the jobs that have one
+            from vidswap.composite.matte import UserMatte
+
+            matte = UserMatte.open(cfg.composite.matte, plan.numbers, (plan.info.width, plan.info.height))
         core = farm_core if farm_core is not None else job_core(cfg, context)
         if not source_images and not core.passes_through:
             check_sources(cfg.sources)  # InputError: no source given
-    relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
-    params = composite_params(cfg.composite, cfg.seed, relit=relit)
     if core.passes_through:  # no faces analysed; a farm task still reads the frames' timing record
         analysis = (farm_analysis or require_analysis(cfg, plan, core)) if farm_task else None
-        stage = RenderStage(ShotAnalysis(header={}, tracks=[]), {}, core, {}, params, device)
+        stage = CopyStage(core)
         return RenderSetup(stage, stage, analysis)
+    from vidswap.analysis_cache import analyze_shot
+    from vidswap.composite.compositor import composite_params
+    from vidswap.composite.linear import SceneLinearProcessor
+    from vidswap.composite.matte import MatteWriter
+    from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
+    from vidswap.faces.targets import choose_targets
+    from vidswap.render import RenderStage
+    from vidswap.source_cache import cached_source_faces
+
+    relit = cfg.swap.core == "geometric" and getattr(cfg.swap.section(), "appearance", None) == "relit"
+    params = composite_params(cfg.composite, cfg.seed, relit=relit)
     loaded: list[AnalysisModels] = []
 
     def models() -> AnalysisModels:  # loaded when first needed: a farm task whose sources are recorded never does
@@ -227,6 +248,11 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     if cfg.composite.matte_output:
         stage.matte_sinks.append(MatteWriter.create(cfg.composite.matte_output))
     if cfg.tune.enabled and identities:
+        from vidswap.swap.facedancer import FaceDancerCore
+        from vidswap.swap.learned import LearnedSwapCore
+        from vidswap.swap.stylegan.core import E4SPTICore
+        from vidswap.swap.stylegan.e4s_core import E4SCore
+
         with timer.stage("tune"):
             if isinstance(core, (LearnedSwapCore, FaceDancerCore, E4SPTICore, E4SCore)):  # the swapper is tuned
                 tune_learned(cfg, plan, analysis, core, identities, warnings, cfg.tune.retune and not farm_task)
@@ -263,6 +289,9 @@ def tune_learned(cfg: JobConfig, plan: ShotPlan, analysis: ShotAnalysis,
                  identities: dict[int, SourceIdentity], warnings: list[str], retune: bool) -> None:
     """Tune a learned swapper (ONNX graph in torch), a trained FaceDancer generator or the e4s-pti / e4s core's
     StyleGAN2 generator (PTI) on the clip (or load its cached weights from ``tune/``); the core then runs it."""
+    from vidswap.swap.facedancer import FaceDancerCore
+    from vidswap.swap.stylegan.core import E4SPTICore
+    from vidswap.swap.stylegan.e4s_core import E4SCore
     from vidswap.train.e4s.tune import tune_e4s_core  # the tuning stack: only jobs that tune import it
     from vidswap.train.facedancer.clip_tune import tune_facedancer_core
     from vidswap.train.learned import tune_learned_core
@@ -289,6 +318,8 @@ def _resized_reader(read: FramesReader, size: tuple[int, int], numbers: list[int
 
 
 def _display_reader(read: FramesReader, colour: ColourPipeline, numbers: list[int]) -> Iterator[Frame]:
+    from vidswap.composite.linear import display_frames
+
     return display_frames(read(numbers), colour)
 
 
@@ -311,6 +342,8 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     warnings: list[str] = []
     setup = build_render(cfg, plan, timer, progress, warnings)
     if debug_frames is not None:
+        from vidswap.composite.debug import DebugStrips
+
         setup.stage.sinks.append(DebugStrips(Path(debug_frames)))
     if cfg.output.kind == "patch":
         written = render_patches(cfg, plan, plan.numbers, setup, timer, progress)
@@ -321,6 +354,8 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
         warnings += [note] if note else []
     sheet = None
     if contact_sheet is not None:
+        from vidswap.composite.debug import ContactSheet
+
         linear_result = plan.colour if linear_output(plan.out_path) else None
         sheet = ContactSheet.sampling(plan.numbers, contact_count, plan.colour, linear_result)
     decorate = frame_decoration(cfg, plan)
@@ -445,11 +480,14 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
-    steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
+    if rgb:  # decoded pictures copied to the encoder (pass-through) make no tensors: no heap to keep flat, no trims
+        steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
     with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
         if colour is not None:
+            from vidswap.composite.linear import display_frames
+
             frames = display_frames(frames, colour)
         for batch in batches(frames, cfg.batch_size, timer):
             with timer.stage("swap"):
@@ -457,12 +495,13 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             yield batch, result
             done += len(batch)
             del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
-            release_free_heap()
+            if rgb:
+                release_free_heap()
             if progress:
                 progress(label, done, len(numbers))
 
 
-def summarise(plan: ShotPlan, stage: RenderStage | None, written: int, start: float, timer: StageTimer,
+def summarise(plan: ShotPlan, stage: RenderStage | CopyStage | None, written: int, start: float, timer: StageTimer,
               warnings: list[str], output: Path | str, numbers: list[int] | None = None) -> RunSummary:
     """The run's summary; ``stage`` None for passes that only move frames (assemble)."""
     swapped, passed = stage.summary() if stage is not None else (0, list(numbers or plan.numbers))

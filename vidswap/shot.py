@@ -7,13 +7,11 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import fileseq
 import numpy as np
-import torch
 
-from vidswap.composite.burnin import decorate_frame
 from vidswap.composite.patch import check_patch_pattern
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
@@ -23,6 +21,9 @@ from vidswap.io.colour import ColourPipeline
 from vidswap.io.exr import ExrOutput
 from vidswap.io.frames import parse_frames
 from vidswap.io.sequences import SequencePattern, is_pattern
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -136,7 +137,10 @@ def job_dir(out_path: Path) -> Path:
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device of ``device: auto | cpu | cuda`` (auto: CUDA when torch sees one)."""
+    """The torch device of ``device: auto | cpu | cuda`` (auto: CUDA when torch sees one). Torch is imported here,
+    by the jobs that run it: a pass-through job resolves no device (:func:`vidswap.pipeline.build_render`)."""
+    import torch
+
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu or auto")
     if name == "auto":
@@ -201,6 +205,8 @@ def frame_decoration(cfg: JobConfig, plan: ShotPlan) -> Callable[[Frame, Frame],
     """``decorate(plate, result) -> picture`` for ``output.compare`` / ``output.burnin``; None when neither."""
     if not (cfg.output.compare or cfg.output.burnin):
         return None
+    from vidswap.composite.burnin import decorate_frame  # OpenCV's text drawing: only jobs that draw import it
+
     shot = Path(cfg.input).name if cfg.input else plan.info.path.name
     return partial(decorate_frame, compare=cfg.output.compare, burnin=cfg.output.burnin, shot=shot,
                    preset=cfg.preset, size=plan.size, fps=plan.info.fps)

@@ -95,8 +95,8 @@ def write_target(path: Path, key: str, base: SourceIdentity, target: SourceIdent
 def declared_dataclass(kind: type, name: str) -> type | None:
     """The dataclass type that ``kind`` (an identity dataclass) declares for its field ``name`` (``X`` or
     ``X | None``); None when it declares none or its annotations cannot be resolved."""
-    try:
-        hint = typing.get_type_hints(kind).get(name)
+    try:  # torch's names given: the contract's module (vidswap.swap.base) imports torch for type checkers only
+        hint = typing.get_type_hints(kind, localns={"torch": torch, "Tensor": torch.Tensor}).get(name)
     except (NameError, TypeError, AttributeError):
         return None
     for t in typing.get_args(hint) or (hint,):

@@ -25,12 +25,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 
-from vidswap.composite.convert import from_float, to_float
-from vidswap.composite.paste import PasteParams, paste_crop
 from vidswap.errors import InputError, MediaError
 from vidswap.io.atomic import atomic_file
 from vidswap.io.exr import ExrOutput, write_exr
@@ -84,6 +80,8 @@ def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: Ex
 
     ``occlusion`` (HxW, 1 = in front of the face, already subtracted from ``alpha``): an ``occlusion`` channel of
     the EXR, or a 16-bit grey PNG beside the patch (:func:`occlusion_name`)."""
+    import cv2  # here, not at import: the patch pattern checks of every job need no OpenCV
+
     try:
         if occlusion is not None and fmt == ".png":
             grey = np.round(np.clip(occlusion, 0.0, 1.0) * 65535.0).astype(np.uint16)
@@ -112,6 +110,8 @@ def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, fmt: str, exr: Ex
 
 def read_patch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """A patch file -> (HxWx3 float32 straight RGB, HxW float32 alpha)."""
+    import cv2
+
     path = Path(path)
     if path.suffix.lower() == ".png":
         data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -135,6 +135,11 @@ def recomposite_patch(plate: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cro
     plate: HxWx3 (uint8/uint16/float); rgb/alpha: the patch (:func:`read_patch`); crop_to_plate: (2, 3).
     Returns the plate's dtype. ``paste``: :class:`~vidswap.composite.paste.PasteParams` (default ones).
     """
+    import torch  # here, not at import: the patch pattern checks of every job need no torch
+
+    from vidswap.composite.convert import from_float, to_float
+    from vidswap.composite.paste import PasteParams, paste_crop
+
     fg = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
     a = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
     m = torch.as_tensor(np.asarray(crop_to_plate, np.float32).reshape(1, 2, 3))

@@ -8,7 +8,6 @@ from fractions import Fraction
 
 from typing import Iterable
 
-import cv2
 import fileseq
 import numpy as np
 from timecode import Timecode
@@ -46,6 +45,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = image.shape[:2]
     if (w, h) == tuple(size):
         return image
+    import cv2  # here, not at import: a job at the plate's size resizes nothing (a pass-through imports no OpenCV)
+
     interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(image, tuple(size), interpolation=interp))
 

@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import fileseq
 import numpy as np
 import OpenEXR
@@ -27,7 +26,6 @@ from vidswap.io.exr import ExrOutput, write_exr
 IMAGE_EXTS = (".exr", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
 WRITE_EXTS = {".exr": "exr", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 _PATTERN_RE = re.compile(r"#|@|%0?\d*d|\$F\d*")
-_READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16-bit, honours EXIF orientation
 
 
 def is_pattern(path: str | Path) -> bool:
@@ -177,8 +175,11 @@ def read_image_file(path: Path) -> np.ndarray:
         raise InputError(f"image {path} does not exist; check the path")
     if path.suffix.lower() == ".exr":
         return _read_exr(path)[0]
+    import cv2  # here, not at import: a video job reads no image file (a pass-through run imports no OpenCV)
+
     data = np.fromfile(path, dtype=np.uint8)  # avoids OpenCV's console warnings on bad paths
-    image = cv2.imdecode(data, _READ_FLAGS) if data.size else None
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16-bit, honours EXIF orientation
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise InputError(f"{path} is not a readable image; check the file or convert it to PNG/TIFF/EXR")
     if image.ndim == 2:
@@ -240,6 +241,8 @@ def write_image_file(path: Path, image: np.ndarray, fmt: str, exr: ExrOutput | N
     scene-linear and gives the header its colourspace, chromaticities and provenance (:mod:`vidswap.io.exr`).
     MediaError when the file cannot be written.
     """
+    import cv2
+
     try:
         if fmt == "exr":
             exr = exr or ExrOutput.create()

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
-import torch
-from torch import Tensor
-
-from vidswap.faces.align import CropSpec, MeshCrop
-from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.sections import PassthroughConfig  # noqa: F401 - declared there (torch-free)
+
+if TYPE_CHECKING:  # this module imports no torch: a pass-through job builds its core without it
+    import torch
+    from torch import Tensor
+
+    from vidswap.faces.align import CropSpec
+    from vidswap.faces.tracksfile import TrackAnalysis
 
 #: What ``SwapCore.prepare`` may read of a :class:`SourceFace`: the photo, its landmarks, its head pose (``x_c_obs``,
 #: yaw / pitch / roll), its identity embedding, its expression.
@@ -70,6 +72,8 @@ class SourceIdentity:
 
     def tensors(self) -> dict[str, Tensor]:
         """Every tensor the identity holds, by field name (cache keys hash these)."""
+        from torch import Tensor
+
         return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Tensor)}
 
 
@@ -103,6 +107,8 @@ class SwapBatch:
 
     def select(self, rows: Sequence[int] | Tensor) -> "SwapBatch":
         """The batch's ``rows`` (every field indexed alike)."""
+        import torch
+
         index = torch.as_tensor(rows, dtype=torch.long, device=self.target_crops.device)
         return SwapBatch(**{f.name: None if (v := getattr(self, f.name)) is None else v[index] for f in fields(self)})
 
@@ -114,6 +120,8 @@ class SwapBatch:
     @staticmethod
     def concat(batches: Sequence["SwapBatch"]) -> "SwapBatch":
         """Batches one after the other (same crop size; a batch without an occluder counts as unoccluded)."""
+        import torch
+
         out = {f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(SwapBatch)
                if f.name != "occluder"}
         if any(b.occluder is not None for b in batches):
@@ -202,12 +210,27 @@ class PassthroughCore(SwapCore):
 
     def __init__(self, config: PassthroughConfig | None = None, crop: CropSpec | None = None):
         self.config = config or PassthroughConfig()
-        self.crop = crop or MeshCrop(size=256)
+        self._crop = crop
+
+    @property
+    def crop(self) -> CropSpec:
+        """The given crop, or a 256-px mesh crop (made when first asked for: building the core imports no torch)."""
+        if self._crop is None:
+            from vidswap.faces.align import MeshCrop
+
+            self._crop = MeshCrop(size=256)
+        return self._crop
+
+    @crop.setter
+    def crop(self, value: CropSpec) -> None:
+        self._crop = value
 
     def prepare(self, sources: list[SourceFace]) -> SourceIdentity:
         return SourceIdentity()
 
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
+        import torch
+
         crops = batch.target_crops
         alpha = torch.zeros_like(crops[:, :1])
         return SwapResult(crops=crops, alpha=alpha, driven_landmarks=batch.target_landmarks)

@@ -130,6 +130,9 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "mfim": ("vidswap.swap.stylegan.mfim_core:MFIMCoreConfig", "vidswap.swap.stylegan.mfim_core:build_mfim"),
     "idatt": ("vidswap.swap.stylegan.idatt_core:IDATTCoreConfig", "vidswap.swap.stylegan.idatt_core:build_idatt"),
 }
+#: the built-in cores that never change a pixel (``SwapCore.passes_through``), known before they are built: a job
+#: with one resolves no device and runs no torch (:func:`known_passthrough`)
+_BUILTIN_PASSTHROUGH = frozenset({"passthrough"})
 _CORES: dict[str, CoreEntry] = {}
 
 
@@ -183,6 +186,13 @@ def _entry(name: str) -> CoreEntry:
     if name not in _CORES:
         raise ConfigError(f"unknown swap core {name!r} (swap.core); registered cores: {', '.join(core_names())}")
     return _CORES[name]
+
+
+def known_passthrough(name: str) -> bool:
+    """Whether ``name`` is a built-in core that passes every frame through (``passthrough``), known without building
+    it or resolving a device. False for every other core, including a registered one that replaced the built-in
+    (its ``passes_through`` is known once it is built)."""
+    return name in _BUILTIN_PASSTHROUGH and name in _BUILTIN
 
 
 def core_config_type(name: str) -> type:
