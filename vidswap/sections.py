@@ -116,6 +116,10 @@ class CompositeConfig:
     mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
 
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
+    # the face's low-frequency difference from the plate (its blur by band_sigma, fractions of the face size) crosses
+    # the paste boundary over this wider ramp; the detail keeps `feather`'s (0: off; whole-face swaps only)
+    band_feather: float = 0.0
+    band_sigma: float = 0.03
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.colour_std_limit <= 10.0:
