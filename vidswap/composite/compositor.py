@@ -95,12 +95,17 @@ class CompositeParams:
 
 #: ``composite.colour_keep_contrast: auto`` for the relit appearance.
 RELIT_KEEP_CONTRAST = 0.6
+#: ``composite.erode: auto``: for the relit appearance / for every other core.
+RELIT_ERODE, ERODE = 0.0, 0.02
+#: ``composite.band_feather: auto`` for the relit appearance (0, off, for every other core).
+RELIT_BAND_FEATHER = 0.1
 
 
 def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> CompositeParams:
     """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
-    the relit appearance, which ``tone_match: auto`` turns the tone match on for, and ``colour_keep_contrast:
-    auto`` sets to :data:`RELIT_KEEP_CONTRAST`).
+    the relit appearance, which ``tone_match: auto`` turns the tone match on for, ``colour_keep_contrast:
+    auto`` sets to :data:`RELIT_KEEP_CONTRAST`, ``erode: auto`` to :data:`RELIT_ERODE` (else :data:`ERODE`) and
+    ``band_feather: auto`` to :data:`RELIT_BAND_FEATHER` (else off)).
 
     No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
     the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
@@ -108,7 +113,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
     """
     return CompositeParams(
         regions=tuple(cfg.regions),
-        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
+        mask=MaskParams(erosion=_auto(cfg.erode, RELIT_ERODE if relit else ERODE), feather=cfg.feather),
         occlusion=OcclusionParams() if cfg.occlusion else None,
         colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit)),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
@@ -121,8 +126,17 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         mask_size=cfg.mask_size,
         tone=ToneParams() if cfg.tone_match is True or (cfg.tone_match == "auto" and relit) else None,
         keep_contrast=_keep_contrast(cfg.colour_keep_contrast, relit),
-        band=BandParams(feather=cfg.band_feather, sigma=cfg.band_sigma) if cfg.band_feather > 0 else None,
+        band=_band(cfg, relit),
     )
+
+
+def _auto(value: str | float, auto: float) -> float:
+    return auto if value == "auto" else float(value)
+
+
+def _band(cfg: CompositeConfig, relit: bool) -> BandParams | None:
+    feather = _auto(cfg.band_feather, RELIT_BAND_FEATHER if relit else 0.0)
+    return BandParams(feather=feather, sigma=cfg.band_sigma) if feather > 0.0 else None
 
 
 def _keep_contrast(value: str | float, relit: bool) -> KeepContrastParams | None:
