@@ -139,5 +139,29 @@ def test_band_config_reaches_the_compositor():
     from vidswap.composite.compositor import CompositeConfig, composite_params
     from vidswap.composite.edge import BandParams
 
-    assert composite_params(CompositeConfig(band_feather=0.0), 0).band is None
+    from vidswap.composite.compositor import ERODE, RELIT_BAND_FEATHER, RELIT_ERODE
+
+    assert composite_params(CompositeConfig(band_feather=0.0), 0, relit=True).band is None
     assert composite_params(CompositeConfig(band_feather=0.2, band_sigma=0.05), 0).band == BandParams(0.2, 0.05)
+    # auto (the default): the relit appearance only, with the face reaching the outline (no erosion)
+    assert composite_params(CompositeConfig(), 0).band is None
+    assert composite_params(CompositeConfig(), 0, relit=True).band == BandParams(RELIT_BAND_FEATHER, 0.03)
+    assert composite_params(CompositeConfig(), 0).mask.erosion == ERODE == 0.02
+    assert composite_params(CompositeConfig(), 0, relit=True).mask.erosion == RELIT_ERODE == 0.0
+    assert composite_params(CompositeConfig(erode=0.05), 0, relit=True).mask.erosion == 0.05
+
+
+def test_band_yaml_values(tmp_path):
+    import pytest
+
+    from vidswap.config import load_config
+    from vidswap.errors import ConfigError
+
+    path = tmp_path / "ok.yaml"
+    path.write_text("composite:\n  band_feather: 0.15\n  erode: auto\n  band_sigma: 0.05\n")
+    cfg = load_config(path).composite
+    assert (cfg.band_feather, cfg.erode, cfg.band_sigma) == (0.15, "auto", 0.05)
+    for bad in ("band_feather: 0.5", "erode: sometimes", "band_sigma: 0"):
+        path.write_text(f"composite:\n  {bad}\n")
+        with pytest.raises(ConfigError):
+            load_config(path)
