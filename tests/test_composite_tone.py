@@ -94,7 +94,7 @@ def test_config_switch_reaches_the_compositor():
     from vidswap.composite.compositor import CompositeConfig, composite_params
 
     assert composite_params(CompositeConfig(), 0).tone is None
-    assert composite_params(CompositeConfig(), 0, relit=True).tone == ToneParams()  # auto by default: relit only
+    assert composite_params(CompositeConfig(), 0, relit=True).tone is None  # off by default
     assert composite_params(CompositeConfig(tone_match="auto"), 0).tone is None
     assert composite_params(CompositeConfig(tone_match="auto"), 0, relit=True).tone == ToneParams()
     assert composite_params(CompositeConfig(tone_match=False), 0, relit=True).tone is None

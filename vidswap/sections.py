@@ -113,9 +113,9 @@ class CompositeConfig:
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
     # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
     # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
-    # Default auto: with the relit appearance's two-band feather and outline it lowers the seam ratio at no ArcFace
-    # cost (RESULTS.md, seam-s12; alone it had raised the judge's jitter and flicker on some pairs: relit-s6)
-    tone_match: Literal["auto"] | bool = "auto"
+    # Off by default: with the relit defaults (erode 0, band_feather 0.1) `auto` takes the seam max over the 9 bench
+    # pairs 1.105 -> 1.060 but pexels x grace's flicker 1.041 -> 1.063 (RESULTS.md, seam-s12; relit-s6 before)
+    tone_match: Literal["auto"] | bool = False
     mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
 
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
