@@ -83,3 +83,85 @@ def test_config_switch_reaches_the_compositor():
 
     assert composite_params(CompositeConfig(), 0).edge is None
     assert composite_params(CompositeConfig(edge_match=True), 0).edge == EdgeParams()
+
+
+# ----------------------------------------------------------------------------------- two-band feather
+
+
+def _band_setup(size: int = 96):
+    from vidswap.composite.masks import feather_mask
+
+    face = _disc(size)
+    fs = torch.tensor([72.0])
+    alpha = feather_mask(face, fs, 0.02, 0.06)
+    return face, fs, alpha
+
+
+def test_band_feather_ramps_a_colour_step_over_the_wide_feather():
+    from vidswap.composite.edge import BandParams, band_feather
+    from vidswap.composite.masks import feather_mask
+
+    face, fs, alpha = _band_setup()
+    plate = torch.full((1, 3, 96, 96), 0.5)
+    step = torch.tensor([0.1, -0.05, 0.02])[None, :, None, None]
+    render = plate + step
+    params = BandParams(feather=0.25, sigma=0.03)
+    out = band_feather(render, plate, alpha, face, fs, 0.02, params)
+    pasted = plate + alpha * (out - plate)
+    # a constant difference is all low band (its normalised blur over the support is itself): the paste
+    # shows it under min(wide alpha, alpha)
+    a_low = torch.minimum(feather_mask(face, fs, 0.02, 0.25), alpha)
+    assert torch.allclose(pasted, plate + a_low * step, atol=1e-6)
+    assert float((alpha - a_low).max()) > 0.3  # (the wide ramp is lower than the paste's near the boundary)
+    # exactly the render where the paste alpha is 0 (the plate there after the paste) or the wide ramp reached it
+    assert torch.equal(out[..., alpha[0, 0] == 0], render[..., alpha[0, 0] == 0])
+    deep = (a_low >= alpha)[0, 0]
+    assert torch.equal(out[..., deep], render[..., deep])
+
+
+def test_band_feather_keeps_fine_detail_under_the_paste_alpha():
+    from vidswap.composite.edge import BandParams, band_feather
+
+    face, fs, alpha = _band_setup(128)
+    y = torch.arange(128, dtype=torch.float32)
+    stripes = 0.1 * torch.sign(torch.sin(y * 3.14159 / 2.0))  # a 4-px period: no low band
+    plate = torch.full((1, 3, 128, 128), 0.5)
+    render = plate + stripes[None, None, None, :]
+    out = band_feather(render, plate, alpha, face, fs, 0.02, BandParams(feather=0.25, sigma=0.05))
+    # the stripes' blur (sigma 3.6 px) is ~0 away from the support's edge, and a partial window's imbalance at
+    # most a tenth of them near it: the pasted detail is the render's to within that
+    shown = alpha * (out - render)
+    assert float(shown.abs().max()) < 0.01
+    assert float(shown[..., alpha[0, 0] > 0].abs().mean()) < 0.0005
+
+
+def test_band_config_reaches_the_compositor():
+    from vidswap.composite.compositor import CompositeConfig, composite_params
+    from vidswap.composite.edge import BandParams
+
+    from vidswap.composite.compositor import ERODE, RELIT_BAND_FEATHER, RELIT_ERODE
+
+    assert composite_params(CompositeConfig(band_feather=0.0), 0, relit=True).band is None
+    assert composite_params(CompositeConfig(band_feather=0.2, band_sigma=0.05), 0).band == BandParams(0.2, 0.05)
+    # auto (the default): the relit appearance only, with the face reaching the outline (no erosion)
+    assert composite_params(CompositeConfig(), 0).band is None
+    assert composite_params(CompositeConfig(), 0, relit=True).band == BandParams(RELIT_BAND_FEATHER, 0.03)
+    assert composite_params(CompositeConfig(), 0).mask.erosion == ERODE == 0.02
+    assert composite_params(CompositeConfig(), 0, relit=True).mask.erosion == RELIT_ERODE == 0.0
+    assert composite_params(CompositeConfig(erode=0.05), 0, relit=True).mask.erosion == 0.05
+
+
+def test_band_yaml_values(tmp_path):
+    import pytest
+
+    from vidswap.config import load_config
+    from vidswap.errors import ConfigError
+
+    path = tmp_path / "ok.yaml"
+    path.write_text("composite:\n  band_feather: 0.15\n  erode: auto\n  band_sigma: 0.05\n")
+    cfg = load_config(path).composite
+    assert (cfg.band_feather, cfg.erode, cfg.band_sigma) == (0.15, "auto", 0.05)
+    for bad in ("band_feather: 0.5", "erode: sometimes", "band_sigma: 0"):
+        path.write_text(f"composite:\n  {bad}\n")
+        with pytest.raises(ConfigError):
+            load_config(path)

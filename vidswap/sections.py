@@ -101,7 +101,9 @@ class CompositeConfig:
     # core (RESULTS.md, relgrace-s10)
     colour_keep_contrast: Literal["auto"] | float = "auto"
     feather: float = 0.06  # feather width as a fraction of the face width
-    erode: float = 0.02  # mask erosion as a fraction of the face width
+    # mask erosion as a fraction of the face width; auto: 0 for the geometric core's relit appearance (its face
+    # reaches the outline, where the plate's own edges are), 0.02 for every other core (RESULTS.md, seam-s12)
+    erode: Literal["auto"] | float = "auto"
     regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
     occlusion: bool = True
     grain: bool = False
@@ -111,11 +113,17 @@ class CompositeConfig:
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
     # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
     # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
-    # Off by default: it lowers the seam ratio but raised the judge's jitter and flicker on some pairs (RESULTS.md)
+    # Off by default: with the relit defaults (erode 0, band_feather 0.1) `auto` takes the seam max over the 9 bench
+    # pairs 1.105 -> 1.060 but pexels x grace's flicker 1.041 -> 1.063 (RESULTS.md, seam-s12; relit-s6 before)
     tone_match: Literal["auto"] | bool = False
     mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
 
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
+    # the face's low-frequency difference from the plate (its blur by band_sigma, fractions of the face size) crosses
+    # the paste boundary over this wider ramp; the detail keeps `feather`'s (0: off; whole-face swaps only); auto:
+    # RELIT_BAND_FEATHER for the geometric core's relit appearance, 0 for every other core (RESULTS.md, seam-s12)
+    band_feather: Literal["auto"] | float = "auto"
+    band_sigma: float = 0.03
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.colour_std_limit <= 10.0:
@@ -124,6 +132,14 @@ class CompositeConfig:
         if kc != "auto" and (isinstance(kc, (bool, str)) or not 0.0 <= float(kc) <= 1.0):
             raise ConfigError(f"composite.colour_keep_contrast must be 'auto' or a number in [0, 1], got {kc!r}")
         check_regions(self.regions)  # ConfigError (exit 2) naming the valid regions
+        for name in ("erode", "band_feather"):
+            v = getattr(self, name)
+            if v != "auto" and (isinstance(v, (bool, str)) or not 0.0 <= float(v) <= 0.3):
+                raise ConfigError(f"composite.{name} must be 'auto' or a number in [0, 0.3] (fraction of the face "
+                                  f"size), got {v!r}")
+        if isinstance(self.band_sigma, (bool, str)) or not 0.0 < float(self.band_sigma) <= 0.2:
+            raise ConfigError(f"composite.band_sigma must be in (0, 0.2] (fraction of the face size), got "
+                              f"{self.band_sigma!r}")
         if not 0.0 <= self.region_feather <= 0.15:
             raise ConfigError(f"composite.region_feather must be in [0, 0.15] (fraction of the face size), got "
                               f"{self.region_feather}")

@@ -29,7 +29,7 @@ from vidswap.composite.colour import (
 from vidswap.composite.colour_window import (blur_reach, crop_windows, grow_windows, transfer_in_windows,
                                              window_lab_stats)
 from vidswap.composite.contrast import KeepContrastParams, contrast_base, keep_contrast_weight
-from vidswap.composite.edge import EdgeParams, edge_match
+from vidswap.composite.edge import BandParams, EdgeParams, band_feather, edge_match
 from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
                                      feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
@@ -69,6 +69,8 @@ class CompositeParams:
             (:mod:`~vidswap.composite.tone`; None: off).
         keep_contrast: with the ``reinhard`` match, its L* gain partly undone on the face around its central
             features, in the fine band (:mod:`~vidswap.composite.contrast`; None: off).
+        band: the render's low-frequency difference from the plate crosses the paste boundary over a wider ramp
+            than the paste alpha's (:func:`~vidswap.composite.edge.band_feather`; None: off; whole-face swaps only).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -88,16 +90,22 @@ class CompositeParams:
     mask_size: int | None = None
     tone: ToneParams | None = None
     keep_contrast: KeepContrastParams | None = None
+    band: BandParams | None = None
 
 
 #: ``composite.colour_keep_contrast: auto`` for the relit appearance.
 RELIT_KEEP_CONTRAST = 0.6
+#: ``composite.erode: auto``: for the relit appearance / for every other core.
+RELIT_ERODE, ERODE = 0.0, 0.02
+#: ``composite.band_feather: auto`` for the relit appearance (0, off, for every other core).
+RELIT_BAND_FEATHER = 0.1
 
 
 def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> CompositeParams:
     """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
-    the relit appearance, which ``tone_match: auto`` turns the tone match on for, and ``colour_keep_contrast:
-    auto`` sets to :data:`RELIT_KEEP_CONTRAST`).
+    the relit appearance, which ``tone_match: auto`` turns the tone match on for, ``colour_keep_contrast:
+    auto`` sets to :data:`RELIT_KEEP_CONTRAST`, ``erode: auto`` to :data:`RELIT_ERODE` (else :data:`ERODE`) and
+    ``band_feather: auto`` to :data:`RELIT_BAND_FEATHER` (else off)).
 
     No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
     the plate's colour statistics are smoothed over the whole track in the analyze pass, so every frame's result
@@ -105,7 +113,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
     """
     return CompositeParams(
         regions=tuple(cfg.regions),
-        mask=MaskParams(erosion=cfg.erode, feather=cfg.feather),
+        mask=MaskParams(erosion=_auto(cfg.erode, RELIT_ERODE if relit else ERODE), feather=cfg.feather),
         occlusion=OcclusionParams() if cfg.occlusion else None,
         colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit)),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
@@ -118,7 +126,17 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         mask_size=cfg.mask_size,
         tone=ToneParams() if cfg.tone_match is True or (cfg.tone_match == "auto" and relit) else None,
         keep_contrast=_keep_contrast(cfg.colour_keep_contrast, relit),
+        band=_band(cfg, relit),
     )
+
+
+def _auto(value: str | float, auto: float) -> float:
+    return auto if value == "auto" else float(value)
+
+
+def _band(cfg: CompositeConfig, relit: bool) -> BandParams | None:
+    feather = _auto(cfg.band_feather, RELIT_BAND_FEATHER if relit else 0.0)
+    return BandParams(feather=feather, sigma=cfg.band_sigma) if feather > 0.0 else None
 
 
 def _keep_contrast(value: str | float, relit: bool) -> KeepContrastParams | None:
@@ -377,7 +395,7 @@ def composite_track(
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
         # over the window paste-back reads or the whole crop
         whole = [True] * render.shape[0]
-        if window and not layers and params.tone is None and params.edge is None:
+        if window and not layers and params.tone is None and params.edge is None and params.band is None:
             blurred = antialias_sigma(crop_to_plate) >= 0.2
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
         wins = crop_windows(torch.maximum(alpha, render_skin), whole)
@@ -417,6 +435,9 @@ def composite_track(
         crop = tone_match(crop, target_crop.to(crop), face_alpha, masks.size, params.tone, valid)
     if params.edge is not None:
         crop = edge_match(crop, target_crop.to(crop), face_alpha, masks.size, params.edge)
+    if params.band is not None and covers_face(check_regions(params.regions)):
+        crop = band_feather(crop, target_crop.to(crop), face_alpha, masks.face, masks.size, params.mask.erosion,
+                            params.band)
 
     grain = seeds = None
     if params.grain is not None:

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from vidswap.composite.filters import erode, gaussian_blur
+from vidswap.composite.masks import feather_mask
 
-__all__ = ["EdgeParams", "boundary_weight", "edge_match"]
+__all__ = ["BandParams", "EdgeParams", "band_feather", "boundary_weight", "edge_match"]
 
 _EPS = 1e-6
 
@@ -95,3 +96,54 @@ def edge_match(render: Tensor, plate: Tensor, alpha: Tensor, face_size: Tensor,
     out = out + boundary_weight(inside, params.detail_reach * size) * (plate_detail - render_detail)
     has_face = inside.flatten(1).amax(1) > 0
     return torch.where(has_face[:, None, None, None], out, render)
+
+
+# ----------------------------------------------------------------------------------- two-band feather
+
+
+@dataclass(frozen=True)
+class BandParams:
+    """Settings of :func:`band_feather`; lengths are fractions of the face size.
+
+    Attributes:
+        feather: the ramp (0 -> 1) of the low band, from the paste's outer boundary inward (the paste alpha's own
+            ramp is ``composite.feather``).
+        sigma: the low band: the render's difference from the plate blurred by a Gaussian of this sigma.
+    """
+
+    feather: float = 0.2
+    sigma: float = 0.03
+
+
+def band_feather(render: Tensor, plate: Tensor, alpha: Tensor, face: Tensor, face_size: Tensor, erosion: float,
+                 params: BandParams = BandParams()) -> Tensor:
+    """The render whose low-frequency difference from the plate crosses the paste boundary over a wide ramp.
+
+    A feathered paste ramps the whole difference ``render - plate`` over the paste alpha's narrow feather: a
+    colour or shading mismatch of the face's rim then becomes a step a few pixels wide (the seam). Here the
+    difference is split into a low band (its normalised Gaussian blur over the paste's support) and the rest; the
+    rest keeps the paste alpha's ramp, the low band takes the ramp of ``feather_mask(face, erosion, feather)``,
+    which starts at the same outer boundary and is wider (Burt & Adelson's multi-band blend, confined to the
+    paste's support so the plate stays exact outside it). The returned crop, pasted with ``alpha``, gives
+    ``plate + alpha * (d - low) + min(alpha_low, alpha) * low``.
+
+    Args:
+        render: (B, 3, h, w) the (colour-matched) swapped faces in crop space.
+        plate: (B, 3, h, w) the plate's aligned crops.
+        alpha: (B, 1, h, w) the paste alpha of the face region (before occluders are taken out).
+        face: (B, 1, h, w) the face outline's mask the paste alpha was feathered from.
+        face_size: (B,) face size in crop pixels.
+        erosion: the paste's erosion (fraction of the face size).
+
+    Returns:
+        (B, 3, h, w); ``render`` where ``alpha`` is 0 or the low band's alpha reaches the paste's.
+    """
+    size = face_size.to(render).reshape(-1).clamp(min=1.0)
+    support = (alpha > 0).to(render)
+    d = (render - plate) * support
+    sig = (params.sigma * size).clamp(min=0.5)
+    den = gaussian_blur(support, sig)
+    low = gaussian_blur(d, sig) / den.clamp(min=_EPS) * support
+    a_low = torch.minimum(feather_mask(face.to(render), size, erosion, params.feather), alpha)
+    ratio = torch.where(alpha > 0, a_low / alpha.clamp(min=_EPS), torch.ones_like(alpha))
+    return render - (1.0 - ratio) * low
