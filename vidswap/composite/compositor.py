@@ -350,7 +350,8 @@ def composite_track(
             (:mod:`~vidswap.composite.colour_window`): the same pasted plates (the statistics' sums within float
             rounding), but the returned ``crop`` keeps the render's colours outside that window. With the kept
             contrast the window is grown by its base's blur radius (the base is then the whole crop's inside the
-            paste's window). Ignored with ``layers``, tone or edge match (they read the whole crop).
+            paste's window), and with the two-band feather it covers the paste alpha before occluders (which the
+            band reads). Ignored with ``layers``, tone or edge match (they read the whole crop).
         inplace: paste into ``plate`` itself (the returned ``frames`` is ``plate``), without a copy of it; for a
             caller that owns ``plate``. Ignored with ``layers`` (the foreground is pasted on the unchanged plate).
 
@@ -395,10 +396,11 @@ def composite_track(
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
         # over the window paste-back reads or the whole crop
         whole = [True] * render.shape[0]
-        if window and not layers and params.tone is None and params.edge is None and params.band is None:
+        if window and not layers and params.tone is None and params.edge is None:
             blurred = antialias_sigma(crop_to_plate) >= 0.2
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
-        wins = crop_windows(torch.maximum(alpha, render_skin), whole)
+        # the two-band feather reads the render wherever the paste alpha before occluders is > 0
+        wins = crop_windows(torch.maximum(face_alpha if params.band is not None else alpha, render_skin), whole)
         if params.keep_contrast is not None:  # the kept band's blur reads that far around the window
             wins = grow_windows(wins, blur_reach(masks.size, params.keep_contrast.band), tuple(render.shape[-2:]))
         render_lab, src_s = window_lab_stats(render, render_skin, wins)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vidswap.composite.filters import erode, gaussian_blur
+from vidswap.composite.filters import erode, gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
 __all__ = ["BandParams", "EdgeParams", "band_feather", "boundary_weight", "edge_match"]
@@ -139,11 +139,22 @@ def band_feather(render: Tensor, plate: Tensor, alpha: Tensor, face: Tensor, fac
         (B, 3, h, w); ``render`` where ``alpha`` is 0 or the low band's alpha reaches the paste's.
     """
     size = face_size.to(render).reshape(-1).clamp(min=1.0)
-    support = (alpha > 0).to(render)
-    d = (render - plate) * support
     sig = (params.sigma * size).clamp(min=0.5)
-    den = gaussian_blur(support, sig)
-    low = gaussian_blur(d, sig) / den.clamp(min=_EPS) * support
     a_low = torch.minimum(feather_mask(face.to(render), size, erosion, params.feather), alpha)
-    ratio = torch.where(alpha > 0, a_low / alpha.clamp(min=_EPS), torch.ones_like(alpha))
-    return render - (1.0 - ratio) * low
+    out = render.clone()
+    # Each face in its support's box grown by the blur's reach (ceil(3 sigma), as gaussian_blur truncates): every
+    # support pixel's blur then reads only pixels of that window, or the crop's own replicated border where the
+    # window is clipped, so the result equals the whole crop's; outside the support the render is returned as is.
+    for i, reach in enumerate(torch.ceil(3.0 * sig).long().tolist()):
+        win = support_window(alpha[i:i + 1], reach)
+        if win is None:
+            continue
+        rows, cols = win
+        r, a = render[i:i + 1, :, rows, cols], alpha[i:i + 1, :, rows, cols]
+        support = (a > 0).to(render)
+        d = (r - plate[i:i + 1, :, rows, cols]) * support
+        den = gaussian_blur(support, sig[i:i + 1])
+        low = gaussian_blur(d, sig[i:i + 1]) / den.clamp(min=_EPS) * support
+        ratio = torch.where(a > 0, a_low[i:i + 1, :, rows, cols] / a.clamp(min=_EPS), torch.ones_like(a))
+        out[i:i + 1, :, rows, cols] = r - (1.0 - ratio) * low
+    return out
