@@ -3,9 +3,9 @@
     python benchmarks/bench_hand_fixed_point.py [--frames 62 70 76] [--scales 0.6 0.8 1.0 1.2] [--steps 12]
 
 The sample clip's hand rises into the picture from the bottom edge (frames 58-90, the wrist below the frame). The
-tracker (:class:`~vidswap.hands.track.HandTracker`, defaults, no faces so no pose landmarker) follows it every frame
-from frame 56 to each frame N; its reading at N is scaled about its centroid by each factor, and the landmarker is
-then run again and again on frame N alone, each time from the region of its previous reading
+tracker (:class:`~vidswap.hands.track.HandTracker`, defaults but ``skip_still`` off, no faces so no pose landmarker)
+reads it every frame from frame 56 to each frame N; its reading at N is scaled about its centroid by each factor,
+and the landmarker is then run again and again on frame N alone, each time from the region of its previous reading
 (:func:`~vidswap.hands.landmarks.rois_from_hand_landmarks`, as tracking does). Printed per start: the hand size
 (wrist -> middle-MCP px) and presence after each step. Starts that meet at one size show that size is the
 landmarker's own reading of the frame, and a track that reads the hand smaller there has not reached it yet.
