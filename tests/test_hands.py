@@ -12,7 +12,7 @@ from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
 from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
-                                hand_size, polygon_distance, rasterize_hands, segment_distance)
+                                hand_size, matte_size, polygon_distance, rasterize_hands, segment_distance)
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
 from vidswap.hands.pose import person_roi, rois_from_body_keypoints
 from vidswap.hands.track import HandTracks, smooth_series
@@ -126,11 +126,32 @@ def test_segment_and_polygon_distance_exact():
     np.testing.assert_allclose(polygon_distance(q, hull), [0.0, 2.0, 5.0, 0.0])
 
 
+def test_matte_size_caps_the_wrist_distance_by_the_fingers():
+    pts = synthetic_hand(s=20.0)  # proximal phalanges (MCP -> PIP) 8 px
+    assert matte_size(pts) == pytest.approx(1.32 * 8.0)
+    far = pts.copy()
+    far[0, 1] += 60.0  # a wrist guessed far below the frame: the wrist distance grows, the matte's size does not
+    assert hand_size(far) == pytest.approx(80.0)
+    assert matte_size(far) == pytest.approx(1.32 * 8.0)
+    one = pts.copy()
+    one[6, 1] -= 12.0  # one long phalanx (20 px) moves the median of 8, 8, 8, 20 not at all; two move it to 14
+    assert matte_size(one) == pytest.approx(1.32 * 8.0)
+    one[10, 1] -= 12.0
+    assert matte_size(one) == pytest.approx(1.32 * 14.0)
+    near = pts.copy()
+    near[0, 1] = 65.0  # a palm foreshortened to 5 px (fingers read longer): the smaller, the wrist distance
+    assert matte_size(near) == pytest.approx(5.0)
+    flat = pts.copy()
+    flat[5:, :2] = (50.0, 60.0)  # every finger collapsed onto the middle MCP: the wrist distance
+    assert matte_size(flat) == pytest.approx(20.0)
+
+
 def test_hand_distance_is_union_of_hull_and_capsules():
     pts = synthetic_hand()
     p = HandMaskParams(grow=0.0, tip_pull=0.0, finger_radius=(0.16, 0.13, 0.13, 0.12, 0.11))
-    s = hand_size(pts)
-    assert s == pytest.approx(20.0)
+    assert hand_size(pts) == pytest.approx(20.0)
+    s = matte_size(pts)  # the proximal phalanges' 8 px x 1.32
+    assert s == pytest.approx(1.32 * 8.0)
     tip = pts[8, :2]  # index tip: a capsule end, radius 0.13 * s
     np.testing.assert_allclose(hand_distance(np.array([tip + [0, -5.0]]), pts, p), [5.0 - 0.13 * s])
     np.testing.assert_allclose(hand_distance(np.array([[50.0, 70.0]]), pts, p), [0.0])  # inside the palm

@@ -30,7 +30,8 @@ WEBS = ((5, 6, 10, 9), (9, 10, 14, 13), (13, 14, 18, 17))
 
 @dataclass(frozen=True)
 class HandMaskParams:
-    """Hand mask shaping, as fractions of the hand's size (the wrist -> middle-MCP distance).
+    """Hand mask shaping, as fractions of the hand's size (:func:`matte_size`: wrist -> middle-MCP units, measured
+    from the fingers).
 
     Attributes:
         finger_radius: capsule radius per finger (thumb, index, middle, ring, pinky).
@@ -87,6 +88,25 @@ def hand_size(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[9, :2] - points[0, :2]))
 
 
+#: Proximal phalanges (MCP -> PIP) of the index .. pinky fingers.
+PHALANGES = ((5, 6), (9, 10), (13, 14), (17, 18))
+#: Wrist -> middle-MCP distance over the median proximal phalanx: the median over every hand reading of the sample
+#: clip's tracked stretch (pexels_clip 56-230: 1.313 every frame, 1.329 every other frame analysed).
+PHALANX_RATIO = 1.32
+
+
+def matte_size(points: np.ndarray) -> float:
+    """The size (px) the matte's widths scale with: :func:`hand_size` capped by ``PHALANX_RATIO`` x the median
+    proximal-phalanx (MCP -> PIP) length of the index .. pinky fingers of (21, 2+) points. The wrist is often out of
+    frame while the hand covers the face, its position only guessed by the landmarker (the sample clip, frames
+    58-90: 108-125 px against 97-105 once settled, for the same fingers, 75-81 px phalanges throughout); the cap
+    keeps that guess from widening the fingers. The wrist distance where it is the smaller (fingers foreshortened
+    toward the camera read short) or where the phalanges are under a pixel (fingers collapsed)."""
+    xy = np.asarray(points, np.float64)[:, :2]
+    phalanx = float(np.median([np.linalg.norm(xy[b] - xy[a]) for a, b in PHALANGES]))
+    return min(PHALANX_RATIO * phalanx, hand_size(points)) if phalanx >= 1.0 else hand_size(points)
+
+
 def segment_distance(px: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distance of points ``px (..., 2)`` to the segment ``a``-``b`` (each (2,))."""
     ab = b - a
@@ -135,7 +155,7 @@ def _shapes(points: np.ndarray, params: HandMaskParams
             ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, float]]]:
     """The hand's parts: convex polygons (the palm hull, the webs) each to be grown by ``grow * size``, and per bone
     (a, b, radius) in px (radius includes the growth)."""
-    size = hand_size(points)
+    size = matte_size(points)
     xy = points[:, :2].astype(np.float64)
     bones = []
     for k, ((i, j), f) in enumerate(zip(FINGER_BONES, BONE_FINGER)):
@@ -159,7 +179,7 @@ def hand_distance(px: np.ndarray, points: np.ndarray, params: HandMaskParams = H
     ``(finger_radius[finger] + grow) * size``.
     """
     polys, bones = _shapes(points, params)
-    g = params.grow * hand_size(points)
+    g = params.grow * matte_size(points)
     d = np.min([polygon_distance(px, poly) - g for poly in polys], axis=0)
     for a, b, r in bones:
         d = np.minimum(d, segment_distance(px, a, b) - r)
@@ -198,7 +218,7 @@ def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams) -> N
     def fix(p: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(p, np.float64) * one).astype(np.int32)
 
-    size = hand_size(pts)
+    size = matte_size(pts)
     if size <= 0:
         return
     polys, bones = _shapes(pts, params)
@@ -269,7 +289,7 @@ def _erode(binary: np.ndarray, r: int) -> np.ndarray:
 def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int, margin: float = 0.0
              ) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) the frame region (clipped) that holds the hand's grown shape plus ``margin`` x its size."""
-    size = hand_size(points)
+    size = matte_size(points)
     pad = (max(params.finger_radius) + max(params.grow, 0.0) + margin) * size + 2
     lo = np.floor(points[:, :2].min(0) - pad).astype(int)
     hi = np.ceil(points[:, :2].max(0) + pad).astype(int) + 1
@@ -296,7 +316,7 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         # the frame's own shape first, then those the hand sweeps over that move a landmark by a pixel or more
         shapes = np.stack([pts] + [q for i, q in enumerate(shapes) if i != len(shapes) // 2
                                    and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px])
-        size = hand_size(pts)
+        size = matte_size(pts)
         if size <= 0:
             continue
         c = params.colour
