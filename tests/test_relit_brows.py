@@ -22,7 +22,8 @@ U = 128
 
 @pytest.fixture(scope="module")
 def renderer():
-    return RelitRenderer(load_topology(), skin_tone=SkinToneParams(method="none"), eyewear="soften")  # the core's
+    return RelitRenderer(load_topology(), relight=RelightParams(brow_borrow=1.0),
+                         skin_tone=SkinToneParams(method="none"), eyewear="soften")  # the core's, brows on
 
 
 def test_brow_contrast_reads_how_much_darker_the_brows_are(renderer):

@@ -83,7 +83,7 @@ class RelightParams:
         ``brow_borrow`` of the track's brow detail on its own tone, over the brows grown by ``brow_borrow_grow``
         (the geometric core's relit render; not where a kept frame of glasses lies over the brows). The plate's
         frown and closing eyes show in its brows; faint brows do not carry them (the eval's landmark judge then
-        reads closed eyes as open). 0: off.
+        reads closed eyes as open). 0: off (the default; the core's ``relit_brows``).
     """
 
     temporal: float = 0.04
@@ -103,7 +103,7 @@ class RelightParams:
     outline_gain_range: tuple[float, float] = (0.67, 1.5)
     lid_glint_knee: float = 1.1
     lid_glint_slope: float = 0.2
-    brow_borrow: float = 1.0
+    brow_borrow: float = 0.0
     brow_borrow_grow: float = 0.01
     brow_faint: tuple[float, float] = (0.35, 0.6)
 

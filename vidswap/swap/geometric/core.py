@@ -160,8 +160,9 @@ class GeometricSwapConfig:
         relit_brows: with ``appearance: relit``, how much of the plate track's brow detail (on the source's tone) a
             source with faint brows takes, in proportion to how faint they are against the plate actor's (none
             when the source's brows are at least 0.6 x as dark, nor under a frame of glasses): the plate's frown and
-            closing eyes show in its brows (:class:`~vidswap.appearance.relight.RelightParams` ``brow_borrow``). 0:
-            off.
+            closing eyes show in its brows (:class:`~vidswap.appearance.relight.RelightParams` ``brow_borrow``). 0
+            (default): off -- at 1 it meets the eye goal on pexels_clip x astronaut but costs 0.06 ArcFace on the
+            other astronaut pairs (benchmarks/RESULTS.md, eyes-s12).
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -193,7 +194,7 @@ class GeometricSwapConfig:
     relit_outline_detail: float = 0.0
     relit_skin_tone: Literal["gain", "none"] = "none"
     source_eyewear: Literal["remove", "keep", "soften"] = "soften"
-    relit_brows: float = 1.0
+    relit_brows: float = 0.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
