@@ -176,7 +176,9 @@ class RelitRenderer:
         pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median).
         When eyewear was removed, a fifth channel carries where the source does not show its face (the removed
         rims and the lenses, :func:`~vidswap.appearance.eyewear.borrow_region`): :meth:`track_albedo` takes those
-        texels' detail from the track's own appearance model and drops it."""
+        texels' detail from the track's own appearance model and drops it. With ``brow_borrow`` > 0 and no glasses
+        found, a zero fifth channel and a sixth, the brows' band (:func:`brow_region`), which :meth:`track_albedo`
+        weighs by how faint the source's brows are against the track's (:func:`faint_brows`)."""
         U = source_texture_size(float(face_heights.max()))
         space, masks = self.space(U, crops.device)
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
