@@ -179,7 +179,7 @@ def test_the_setting_is_checked_and_reaches_the_renderer():
 
     with pytest.raises(ValueError, match="source_eyewear"):
         GeometricSwapConfig(source_eyewear="off")
-    assert GeometricSwapCore().relit.eyewear == "soften"
+    assert GeometricSwapCore().relit.eyewear == "keep"
     assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="keep")).relit.eyewear == "keep"
     assert GeometricSwapCore(GeometricSwapConfig(source_eyewear="remove")).relit.eyewear == "remove"
 

@@ -150,10 +150,10 @@ class GeometricSwapConfig:
             brows, :func:`forehead_validity`); the plate's forehead shows there instead.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes.
-        source_eyewear: with ``appearance: relit``, ``soften`` (default) paints the source photos' glasses on at
-            half their contrast (rims and temples half refilled from the skin around them, lens glints and tint
-            halved: the eval's landmark judge reads a full-contrast rim as open lids); ``keep`` paints them as they
-            are; ``remove`` takes them (rims, temples, lens glints and tint) out of the source albedo
+        source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
+            they are; ``soften`` at half their contrast (rims and temples half refilled from the skin around them,
+            lens glints and tint halved: the eval's landmark judge reads a full-contrast rim as open lids; on the
+            sheets the glasses then look ghosted, hence not the default); ``remove`` takes them (rims, temples, lens glints and tint) out of the source albedo
             (:mod:`vidswap.appearance.eyewear`; a face without glasses is left as it is), the texels they hid taking
             the plate track's own fine detail. ``remove`` costs 0.05-0.06 ArcFace similarity to a photo that wears
             them (benchmarks/RESULTS.md, brows-s11 and the lead's s11 section); ``soften`` 0-0.015 (eyes-s12).
@@ -193,7 +193,7 @@ class GeometricSwapConfig:
     relit_outline_match: float = 0.0
     relit_outline_detail: float = 0.0
     relit_skin_tone: Literal["gain", "none"] = "none"
-    source_eyewear: Literal["remove", "keep", "soften"] = "soften"
+    source_eyewear: Literal["remove", "keep", "soften"] = "keep"
     relit_brows: float = 0.0
 
     def __post_init__(self) -> None:

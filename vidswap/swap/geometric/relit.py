@@ -150,7 +150,7 @@ class RelitRenderer:
     relight: RelightParams = RelightParams()
     albedo: AlbedoParams = AlbedoParams()
     skin_tone: SkinToneParams = SkinToneParams()
-    eyewear: str = "remove"
+    eyewear: str = "keep"
     eyewear_params: EyewearParams = EyewearParams()
 
     def __post_init__(self) -> None:
