@@ -165,3 +165,27 @@ def test_band_yaml_values(tmp_path):
         path.write_text(f"composite:\n  {bad}\n")
         with pytest.raises(ConfigError):
             load_config(path)
+
+
+def test_band_step_and_the_downsampled_low_band_match_the_full_size_one():
+    """The low band's step: the largest (<= max_step) leaving min_sigma px of sigma; below 2 x min_sigma, 1 (the
+    crop's own pixels, as before). At steps 2 and 4 the pasted band stays within 2e-3 of the full-size one on a
+    face whose render differs from the plate by a shading ramp plus a colour step."""
+    from vidswap.composite.edge import BandParams, _low_band, band_feather, band_step
+    p = BandParams()
+    assert [band_step(s, p) for s in (0.5, 3.9, 7.9, 8.0, 12.0, 15.9, 16.0, 40.0)] == [1, 1, 1, 2, 3, 3, 4, 4]
+    h = w = 256
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    support = (((yy - 128) / 100) ** 2 + ((xx - 128) / 80) ** 2 <= 1).float()[None, None]
+    d = torch.stack([0.1 * xx / w, 0.05 * (yy > 140).float(), 0.02 * torch.ones(h, w)])[None] * support
+    full = _low_band(d, support, 16.0, 1) * support
+    for step in (2, 4):
+        err = ((_low_band(d, support, 16.0, step) - full) * support).abs().max().item()
+        assert err < 2e-3, (step, err)
+    assert ((_low_band(d, support, 16.0, 4) - full) * support).abs().max().item() > 1e-6  # it is a real change
+    # the compositor's entry: a small face (sigma < 2 x min_sigma) is computed at its own pixels
+    render, plate = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    face = torch.zeros(1, 1, 64, 64)
+    face[..., 16:48, 16:48] = 1.0
+    out = band_feather(render, plate, face, face, torch.tensor([40.0]), 0.0, BandParams(sigma=0.03))
+    assert torch.equal(out[..., :16, :], render[..., :16, :])
