@@ -194,7 +194,8 @@ def child_cli(args: list[str]) -> dict:
     gpu = None
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         gpu = sys.modules["torch"].cuda.max_memory_allocated() / 2 ** 20
-    return {"wall": wall, "process": time.perf_counter() - START, "first_frame": seen.get("first_frame"),
+    return {"wall": wall, "process": time.perf_counter() - START, "cpu": time.process_time(),
+            "first_frame": seen.get("first_frame"),
             "first_batch": seen.get("first_batch"),
             "frames": s.frames_written if s else None, "stages": dict(s.stage_seconds) if s else {},
             "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mib": gpu}
@@ -284,7 +285,7 @@ def main() -> int:
     results: dict = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
                      "machine": platform.node(), "cpus": os.cpu_count(), "load_start": load(), "rows": {}}
     try:
-        for row in a.rows.split(","):
+        for row in filter(None, a.rows.split(",")):  # --rows "": the preview (and pass-through, farm) rows only
             n = a.frames_4k if row == "4k" else a.frames
             plate = make_plate(clip, SIZES[row], n)
             results["rows"][row] = {"frames": n, "runs": paired(plate, n, source, a.pairs, [], work)}
@@ -410,6 +411,10 @@ def report(r: dict) -> None:
         runs = r["preview"]["runs"]
         print(f"\n--preview at 1080p: {med([x['ours']['wall'] for x in runs]):.1f} s vs default "
               f"{med([x['base']['wall'] for x in runs]):.1f} s: **{med([1 / x['ratio'] for x in runs]):.2f}x** faster")
+        if all("cpu" in x["ours"] and "cpu" in x["base"] for x in runs):
+            print(f"  process CPU: {med([x['ours']['cpu'] for x in runs]):.1f} s vs default "
+                  f"{med([x['base']['cpu'] for x in runs]):.1f} s: "
+                  f"{med([x['base']['cpu'] / x['ours']['cpu'] for x in runs]):.2f}x")
     if "farm" in r:
         for key, what in (("first_batch", "first batch handed to the render stage"),
                           ("first_frame", "first frame handed to the encoder")):

@@ -58,7 +58,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         device = resolve_device(cfg.device)
         stats_fn = partial(plate_skin_stats, regions=topology.regions, device=device)
         space, masks = track_texture_space(topology)
-        sampler = AppearanceCollector(space, masks, torch.as_tensor(topology.regions["face_oval"]), device=device)
+        sampler = AppearanceCollector(space, masks, torch.as_tensor(topology.regions["face_oval"]), device=device,
+                                      every=cfg.analysis.appearance_every)
         analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0

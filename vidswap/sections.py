@@ -50,6 +50,13 @@ class AnalysisConfig:
     max_gap: int = 8  # frames a track may be missing and still be bridged by interpolation
     cut_threshold: float = 6.0  # a shot cut is a frame difference this many times the local median
     hands: bool = True  # track hands (palm detection, pose near faces, hand landmarks) for the occlusion mask
+    # the track's appearance model (relit swap: the plate's light, broad light, sharpness) unwraps the faces of every
+    # N-th analysed frame (1: every frame, thinned evenly once more than 2 x 48 are held); previews use 4
+    appearance_every: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.appearance_every, bool) or not 1 <= self.appearance_every <= 64:
+            raise ConfigError(f"analysis.appearance_every must be an integer in [1, 64], got {self.appearance_every!r}")
 
 
 @dataclass(frozen=True)

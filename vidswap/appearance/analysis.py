@@ -46,6 +46,8 @@ class AppearanceCollector:
 
     space, masks: :func:`track_texture_space`; oval: the face oval's landmark loop.
     device: torch device of the unwrapping.
+    every: the sampler's starting stride: faces of analysis positions 0, N, 2N, ... are unwrapped (the stride
+        still doubles past the ``2 * max_frames`` budget); 1 is the default analysis, previews take 4.
     """
 
     space: TextureSpace
@@ -53,11 +55,12 @@ class AppearanceCollector:
     oval: torch.Tensor  # the face oval's index loop (the edges around it tell the camera's sharpness)
     max_frames: int = 48
     device: torch.device | str = "cpu"
+    every: int = 1  # unwrap the faces of every N-th frame (the sampler's starting stride)
     sampler: AppearanceSampler = field(init=False)
     _position: int = 0
 
     def __post_init__(self) -> None:
-        self.sampler = AppearanceSampler(max_frames=self.max_frames)
+        self.sampler = AppearanceSampler(max_frames=self.max_frames, stride=max(1, int(self.every)))
 
     def push(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray], keys: Sequence[Sequence[Hashable]]
              ) -> None:
