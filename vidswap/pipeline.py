@@ -27,8 +27,8 @@ from vidswap.config import JobConfig
 from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis, release_free_heap, \
-    steady_heap
+from vidswap.memory import RENDER_CROP_PIXELS, batch_frames, frame_bytes, heap_threshold, queue_depth, \
+    release_after_analysis, release_free_heap, steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -445,13 +445,15 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
-    steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
+    w, h = size or (info.width, info.height)
+    nbytes = frame_bytes(w, h, info.bit_depth)
+    steady_heap(heap_threshold(nbytes))  # the heap's behaviour fixed, frames above a face's tensors mapped (memory)
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
     with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
         if colour is not None:
             frames = display_frames(frames, colour)
-        for batch in batches(frames, cfg.batch_size, timer):
+        for batch in batches(frames, batch_frames(cfg.batch_size, nbytes), timer):  # 4K: 2 frames a batch
             with timer.stage("swap"):
                 result = processor(batch)
             yield batch, result
