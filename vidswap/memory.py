@@ -15,8 +15,10 @@ does not depend on what was freed before, and :func:`release_free_heap` hands th
 batch: the resident set stays flat over the clip. The threshold is glibc's largest (32 MiB): a 1024-px face's
 tensors (4-16 MB) are reused from the heap within a batch. At 128 KiB every such tensor was a fresh mapping whose
 pages the kernel zero-filled on first touch: 160 000 page faults and ~280 ms of system time a frame of the 1080p
-render stage's ~600 ms (RESULTS.md, rspeed-s11). Both only change where memory comes from, never a computed
-value. They do nothing where the C library is not glibc.
+render stage's ~600 ms (RESULTS.md, rspeed-s11). Where a plate's frame is larger than a face's tensors but within
+32 MiB (4K), the threshold is the frame's size instead (:func:`heap_threshold`): frames kept in the heap were
+~0.3 GB of the 4K render pass. Both only change where memory comes from, never a computed value. They do nothing
+where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ def batch_frames(batch_size: int, nbytes: int, budget: int = BATCH_BYTES) -> int
 def heap_threshold(nbytes: int, face_bytes: int = RENDER_CROP_PIXELS * 3 * 4) -> int:
     """glibc's mmap threshold for a render pass over ``nbytes`` frames: :data:`MMAP_THRESHOLD`, or the frame's
     size where a frame is larger than a face's largest crop-space tensor (``face_bytes``: a group's RGB float32
-    crops, 12 MiB) but within the threshold (4K: 24.9 MB). Then the frames (decoded plates, results, the
-    encoder's conversions) are mapped on their own and given back when freed, while the face's tensors are
-    still reused from the heap."""
+    crops, 12 MiB) but within the threshold (4K: 24.9 MB). Then the frames (decoded plates, the render's
+    results) are mapped on their own and given back when freed, while the face's tensors are still reused from
+    the heap (4K render pass, 16 frames: peak RSS 1701 -> 1428 MiB with :func:`batch_frames`, RESULTS.md
+    memory-s12)."""
     return nbytes if face_bytes < nbytes < MMAP_THRESHOLD else MMAP_THRESHOLD
 
 
