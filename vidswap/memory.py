@@ -68,8 +68,8 @@ def heap_threshold(nbytes: int, face_bytes: int = RENDER_CROP_PIXELS * 3 * 4) ->
     size where a frame is larger than a face's largest crop-space tensor (``face_bytes``: a group's RGB float32
     crops, 12 MiB) but within the threshold (4K: 24.9 MB). Then the frames (decoded plates, the render's
     results) are mapped on their own and given back when freed, while the face's tensors are still reused from
-    the heap (4K render pass, 16 frames: peak RSS 1701 -> 1428 MiB with :func:`batch_frames`, RESULTS.md
-    memory-s12)."""
+    the heap (4K render pass, 16 frames: peak RSS 1712-1771 -> 1470-1488 MiB with :func:`batch_frames`, the
+    same output and speed, RESULTS.md memory-s12)."""
     return nbytes if face_bytes < nbytes < MMAP_THRESHOLD else MMAP_THRESHOLD
 
 

@@ -457,9 +457,10 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             with timer.stage("swap"):
                 result = processor(batch)
             yield batch, result
-            done += len(batch)
+            before, done = done, done + len(batch)
             del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
-            release_free_heap()
+            if before // cfg.batch_size != done // cfg.batch_size:
+                release_free_heap()  # every batch_size frames, however the plate's bytes cut the batches
             if progress:
                 progress(label, done, len(numbers))
 
