@@ -5,8 +5,10 @@
 Each ``PLATE:FRAMES`` is one fresh process running ``vidswap run PLATE --source grace_hopper -o OUT.mp4 -q
 --frames 0-(FRAMES-1)`` (default preset, fresh job folder, shared analyses not reused) while a sampler thread
 reads the process's resident set (``/proc/self/statm``) every 50 ms and labels each sample with the pass and the
-frames it had done (the progress callback). ``--tree`` runs another checkout of the code (its PYTHONPATH), for
-before/after rows in one session. The table gives the peak RSS of the whole run and of each pass; the plot shows
+frames it had done (the progress callback), and with the step of the render stage the main thread is in
+(``crop``: the face's region cut and warped, ``core``: the swap core, ``composite``: the compositor, ``stage``:
+the rest of the stage, ``loop``: reading/encoding between batches). ``--tree`` runs another checkout of the code
+(its PYTHONPATH), for before/after rows in one session. The table gives the peak RSS of the whole run and of each pass; the plot shows
 RSS against frames done in the render pass, one line per run.
 
 ``--make-long SRC N OUT``: ``OUT`` = the frames of ``SRC`` looped (forwards then backwards, so there is no cut)
@@ -39,8 +41,38 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * PAGE / 2 ** 20
 
 
+def label_steps(where: dict) -> None:
+    """Wrap the render stage's steps so that ``where["step"]`` names the one the main thread is in."""
+    from vidswap import render
+
+    def wrap(owner, name: str, step: str) -> None:
+        inner = getattr(owner, name)
+
+        def call(*args, **kw):
+            outer, where["step"] = where["step"], step
+            try:
+                return inner(*args, **kw)
+            finally:
+                where["step"] = outer
+
+        setattr(owner, name, call)
+
+    wrap(render, "batch_from_track", "crop")
+    wrap(render, "composite_track", "composite")
+    wrap(render.RenderStage, "__call__", "stage")
+    swap_rows = render.RenderStage._swap_rows
+
+    def rows(self, *args, **kw):  # the core's swap, wrapped on the instance the first time
+        if not getattr(self.core, "_bench_wrapped", False):
+            wrap(self.core, "swap", "core")
+            self.core._bench_wrapped = True
+        return swap_rows(self, *args, **kw)
+
+    render.RenderStage._swap_rows = rows
+
+
 def child(plate: str, frames: int, out: str) -> dict:
-    """One `vidswap run` in this process, RSS sampled every 50 ms with the pass and frames done."""
+    """One `vidswap run` in this process, RSS sampled every 50 ms with the pass, frames done and render step."""
     import fetch_media
 
     source = fetch_media.fetch("grace_hopper")
@@ -50,21 +82,22 @@ def child(plate: str, frames: int, out: str) -> dict:
     analysis_cache.shared_analysis_path = lambda key: folder / f"{key}.npz"
     if hasattr(pipeline, "shared_analysis_path"):
         pipeline.shared_analysis_path = analysis_cache.shared_analysis_path
-    where = {"pass": "start", "done": 0}
-    samples: list[tuple[float, float, str, int]] = []
+    where = {"pass": "start", "done": 0, "step": "loop"}
+    label_steps(where)
+    samples: list[tuple[float, float, str, int, str]] = []
     stop = threading.Event()
     start = time.perf_counter()
 
     def sample() -> None:
         while not stop.wait(0.05):
-            samples.append((time.perf_counter() - start, rss_mib(), where["pass"], where["done"]))
+            samples.append((time.perf_counter() - start, rss_mib(), where["pass"], where["done"], where["step"]))
 
     original = pipeline.run
 
     def run(cfg, progress=None, **kw):
         def record(stage, done, total):
             where["pass"], where["done"] = stage, done
-            samples.append((time.perf_counter() - start, rss_mib(), stage, done))
+            samples.append((time.perf_counter() - start, rss_mib(), stage, done, "loop"))
             if progress is not None:
                 progress(stage, done, total)
 
@@ -101,8 +134,17 @@ def spawn(plate: str, frames: int, tree: str, job: Path | None = None) -> dict:
 
 def pass_peaks(samples: list) -> dict[str, float]:
     peaks: dict[str, float] = {}
-    for _, rss, stage, _ in samples:
+    for _, rss, stage, *_ in samples:
         peaks[stage] = max(peaks.get(stage, 0.0), rss)
+    return peaks
+
+
+def step_peaks(samples: list) -> dict[str, float]:
+    """The render pass's highest RSS in each step of the render stage."""
+    peaks: dict[str, float] = {}
+    for _, rss, stage, _, step in samples:
+        if stage == "render":
+            peaks[step] = max(peaks.get(step, 0.0), rss)
     return peaks
 
 
@@ -173,10 +215,16 @@ def main() -> int:
         r["label"] = label[0] if label else f"{Path(plate).stem} {frames}f"
         runs.append(r)
         peaks = pass_peaks(r["samples"])
-        render = [x for x in r["samples"] if x[2] == "render" and x[3] > 0]
+        render = [x for x in r["samples"] if x[2] == "render" and x[3] > 0 and x[4] == "loop"]
         ends = f"{render[0][1]:.0f} / {render[-1][1]:.0f}" if render else ""
         print(f"| {r['label']} | {frames} | {r['wall']:.1f} | {r['peak_mib']:.0f} | {peaks.get('analyze', 0):.0f} | "
               f"{peaks.get('render', 0):.0f} | {ends} | {la} |", flush=True)
+    print("\nrender pass, highest RSS MiB in each step (main thread):\n")
+    steps = ("loop", "stage", "crop", "core", "composite")
+    print("| run | " + " | ".join(steps) + " |\n|---|" + "---|" * len(steps))
+    for r in runs:
+        peaks = step_peaks(r["samples"])
+        print(f"| {r['label']} | " + " | ".join(f"{peaks.get(s, 0):.0f}" for s in steps) + " |")
     if a.json:
         a.json.write_text(json.dumps(runs))
     if a.plot:

@@ -15,7 +15,7 @@ import pytest
 
 from vidswap.config import JobConfig
 from vidswap.io import probe
-from vidswap.memory import _glibc, frame_bytes, queue_depth, steady_heap
+from vidswap.memory import MMAP_THRESHOLD, _glibc, batch_frames, frame_bytes, heap_threshold, queue_depth, steady_heap
 from vidswap.pipeline import frames_in_flight, render_frames
 from vidswap.timing import StageTimer
 
@@ -28,6 +28,22 @@ def test_queue_depth_keeps_the_overlap_at_small_plates_and_shrinks_at_large_ones
     assert queue_depth(8, frame_bytes(3840, 2160, 8)) == 4  # 96 MiB // 24.9 MB
     assert queue_depth(8, frame_bytes(3840, 2160, 16)) == 2  # never fewer than 2
     assert queue_depth(1, frame_bytes(640, 360, 8)) == 4 and queue_depth(32, frame_bytes(640, 360, 8)) == 32
+
+
+def test_the_render_batch_follows_the_plates_bytes_and_the_heap_maps_frames_larger_than_a_faces_tensors():
+    assert batch_frames(8, frame_bytes(640, 360, 8)) == 8 and batch_frames(32, frame_bytes(640, 360, 8)) == 32
+    assert batch_frames(8, frame_bytes(1920, 1080, 8)) == 8  # 64 MiB // 6.2 MB = 10: as before
+    assert batch_frames(8, frame_bytes(2560, 1440, 8)) == 6
+    assert batch_frames(8, frame_bytes(3840, 2160, 8)) == 2  # 64 MiB // 24.9 MB
+    assert batch_frames(8, frame_bytes(3840, 2160, 16)) == 1 and batch_frames(8, frame_bytes(8192, 4320, 32)) == 1
+    assert batch_frames(1, frame_bytes(3840, 2160, 8)) == 1
+    # up to 1080p (and above 32 MiB frames) the threshold stays glibc's largest; a 4K 8-bit frame (24.9 MB, above a
+    # group's 12 MiB of RGB float32 crops) is mapped on its own
+    assert heap_threshold(frame_bytes(1920, 1080, 8)) == MMAP_THRESHOLD
+    assert heap_threshold(frame_bytes(2560, 1440, 16)) == frame_bytes(2560, 1440, 16) == 22118400
+    assert heap_threshold(frame_bytes(3840, 2160, 8)) == 24883200
+    assert heap_threshold(frame_bytes(3840, 2160, 16)) == MMAP_THRESHOLD  # 49.8 MB: mapped at 32 MiB anyway
+    assert heap_threshold(12 << 20) == MMAP_THRESHOLD and heap_threshold((12 << 20) + 1) == (12 << 20) + 1
 
 
 class Alive:
@@ -88,9 +104,9 @@ libc.free.argtypes = [ctypes.c_void_p]
 libc.mallinfo2.restype = {struct}
 if {steady}:
     from vidswap.memory import steady_heap
-    assert steady_heap()
+    assert steady_heap({threshold})
 mapped = []
-for size in (1 << 20, 16 << 20, 40 << 20):  # glibc's initial threshold is 128 KiB
+for size in (1 << 20, 12 << 20, 16 << 20, 24883200, 40 << 20):  # glibc's initial threshold is 128 KiB
     before = libc.mallinfo2().hblks
     block = libc.malloc(size)
     mapped.append(libc.mallinfo2().hblks - before)
@@ -99,12 +115,13 @@ print(*mapped)
 """
 
 
-def _mapped_blocks(steady: bool) -> list[int]:
+def _mapped_blocks(steady: bool, threshold: int = MMAP_THRESHOLD) -> list[int]:
     struct = "type('M', (ctypes.Structure,), {'_fields_': [(n, ctypes.c_size_t) for n in " \
              "('arena','ordblks','smblks','hblks','hblkhd','usmblks','fsmblks','uordblks','fordblks','keepcost')]})"
     from pathlib import Path
 
-    code = MAPPED_BLOCKS.format(root=str(Path(__file__).resolve().parents[1]), struct=struct, steady=steady)
+    code = MAPPED_BLOCKS.format(root=str(Path(__file__).resolve().parents[1]), struct=struct, steady=steady,
+                       threshold=threshold)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return [int(v) for v in proc.stdout.split()]
 
@@ -112,10 +129,12 @@ def _mapped_blocks(steady: bool) -> list[int]:
 @pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc: steady_heap is a documented no-op there")
 def test_steady_heap_serves_a_faces_tensors_from_the_heap_and_maps_only_larger_blocks():
     """In a fresh process glibc maps a 1 MB block on its own (threshold 128 KiB) and, after freeing it, the next
-    16 MB one too (the threshold rose to 1 MB only); with the fixed 32 MiB threshold both come from the heap (reused
-    without page faults) and only the 40 MB block is mapped."""
-    assert _mapped_blocks(steady=False) == [1, 1, 1]
-    assert _mapped_blocks(steady=True) == [0, 0, 1]
+    ones too (the threshold rose to the last freed size only); with the fixed 32 MiB threshold all come from the heap
+    (reused without page faults) but the 40 MB block; with a 4K plate's threshold its 24.9 MB frames are mapped
+    too, a face's 12 MiB tensors are not."""
+    assert _mapped_blocks(steady=False) == [1, 1, 1, 1, 1]
+    assert _mapped_blocks(steady=True) == [0, 0, 0, 0, 1]
+    assert _mapped_blocks(steady=True, threshold=heap_threshold(frame_bytes(3840, 2160, 8))) == [0, 0, 0, 1, 1]
     assert steady_heap()
 
 

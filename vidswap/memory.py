@@ -15,8 +15,10 @@ does not depend on what was freed before, and :func:`release_free_heap` hands th
 batch: the resident set stays flat over the clip. The threshold is glibc's largest (32 MiB): a 1024-px face's
 tensors (4-16 MB) are reused from the heap within a batch. At 128 KiB every such tensor was a fresh mapping whose
 pages the kernel zero-filled on first touch: 160 000 page faults and ~280 ms of system time a frame of the 1080p
-render stage's ~600 ms (RESULTS.md, rspeed-s11). Both only change where memory comes from, never a computed
-value. They do nothing where the C library is not glibc.
+render stage's ~600 ms (RESULTS.md, rspeed-s11). Where a plate's frame is larger than a face's tensors but within
+32 MiB (4K), the threshold is the frame's size instead (:func:`heap_threshold`): frames kept in the heap were
+~0.3 GB of the 4K render pass. Both only change where memory comes from, never a computed value. They do nothing
+where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 #: Bytes of decoded frames one queue between the stages may hold (at least 2 frames).
 QUEUE_BYTES = 96 * 2 ** 20
 
+#: Bytes of plates one render batch holds (at least 1 frame; the batch's results as many again): the batch in
+#: frames follows the plate's size, ``batch_size`` up to 1080p, 2 frames at 4K (:func:`batch_frames`).
+BATCH_BYTES = 64 * 2 ** 20
+
 #: Crop pixels the render stage swaps and composites at once (``RenderStage.crop_pixels``): one face at a 1024-px
 #: crop, 4 at 512, a whole batch of 8 at 360 px and below. The crop-space tensors of a group are the render pass's
 #: working set (1080p, 1024-px crops, 24 frames with the analysis reused: peak RSS 988 MiB with groups of 2,
@@ -48,6 +54,23 @@ def frame_bytes(width: int, height: int, bit_depth: int, channels: int = 3) -> i
     """Bytes of one decoded RGB frame: 1 byte a sample up to 8 bits, 2 up to 16, 4 (float) above."""
     sample = 1 if bit_depth <= 8 else 2 if bit_depth <= 16 else 4
     return width * height * channels * sample
+
+
+def batch_frames(batch_size: int, nbytes: int, budget: int = BATCH_BYTES) -> int:
+    """Frames the render pass takes at once: ``batch_size`` within ``budget`` bytes of ``nbytes`` frames, at least
+    1. Every face's result depends on that face alone (no state from batch to batch, farm chunks equal a single
+    pass), so the output is the same for any batch; only the frames alive at once change."""
+    return max(1, min(batch_size, budget // max(1, nbytes)))
+
+
+def heap_threshold(nbytes: int, face_bytes: int = RENDER_CROP_PIXELS * 3 * 4) -> int:
+    """glibc's mmap threshold for a render pass over ``nbytes`` frames: :data:`MMAP_THRESHOLD`, or the frame's
+    size where a frame is larger than a face's largest crop-space tensor (``face_bytes``: a group's RGB float32
+    crops, 12 MiB) but within the threshold (4K: 24.9 MB). Then the frames (decoded plates, the render's
+    results) are mapped on their own and given back when freed, while the face's tensors are still reused from
+    the heap (4K render pass, 16 frames: peak RSS 1712-1771 -> 1470-1488 MiB with :func:`batch_frames`, the
+    same output and speed, RESULTS.md memory-s12)."""
+    return nbytes if face_bytes < nbytes < MMAP_THRESHOLD else MMAP_THRESHOLD
 
 
 def queue_depth(batch_size: int, nbytes: int, budget: int = QUEUE_BYTES) -> int:

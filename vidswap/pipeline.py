@@ -21,8 +21,8 @@ import numpy as np
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
 from vidswap.copy_stage import CopyStage
-from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis, release_free_heap, \
-    steady_heap
+from vidswap.memory import RENDER_CROP_PIXELS, batch_frames, frame_bytes, heap_threshold, queue_depth, \
+    release_after_analysis, release_free_heap, steady_heap
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -480,8 +480,10 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
     done = 0
+    w, h = size or (info.width, info.height)
+    nbytes = frame_bytes(w, h, info.bit_depth)
     if rgb:  # decoded pictures copied to the encoder (pass-through) make no tensors: no heap to keep flat, no trims
-        steady_heap()  # large blocks mapped on their own: what a batch frees goes back, RSS stays flat (vidswap.memory)
+        steady_heap(heap_threshold(nbytes))  # the heap's behaviour fixed, frames above a face's tensors mapped
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
     with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
@@ -489,14 +491,14 @@ def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], proce
             from vidswap.composite.linear import display_frames
 
             frames = display_frames(frames, colour)
-        for batch in batches(frames, cfg.batch_size, timer):
+        for batch in batches(frames, batch_frames(cfg.batch_size, nbytes), timer):  # 4K: 2 frames a batch
             with timer.stage("swap"):
                 result = processor(batch)
             yield batch, result
-            done += len(batch)
+            before, done = done, done + len(batch)
             del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
-            if rgb:
-                release_free_heap()
+            if rgb and before // cfg.batch_size != done // cfg.batch_size:
+                release_free_heap()  # every batch_size frames, however the plate's bytes cut the batches
             if progress:
                 progress(label, done, len(numbers))
 
