@@ -18,7 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -26,20 +25,12 @@ from vidswap.eval import judges as J
 from vidswap.eval.metrics import eye_aspect_ratio
 from vidswap.eval.report import Judges
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eye_region_sheet import read  # noqa: E402 - the same frames, RGB as the eval reads them
+
 EYES = ((J.LEFT_EYE_CORNERS, J.LEFT_EYE_UPPER, J.LEFT_EYE_LOWER, range(43, 52)),
         (J.RIGHT_EYE_CORNERS, J.RIGHT_EYE_UPPER, J.RIGHT_EYE_LOWER, range(97, 106)))
 VARIANTS = ("ell1.3", "ell2.5", "ell4", "above", "below", "brows", "above-brows")
-
-
-def read(path: Path, wanted: list[int], offset: int) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = {}
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i - offset in wanted:
-                out[i - offset] = frame.to_ndarray(format="rgb24")
-            if i - offset >= max(wanted):
-                break
-    return out
 
 
 def regions(pt: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
