@@ -189,3 +189,30 @@ def test_band_step_and_the_downsampled_low_band_match_the_full_size_one():
     face[..., 16:48, 16:48] = 1.0
     out = band_feather(render, plate, face, face, torch.tensor([40.0]), 0.0, BandParams(sigma=0.03))
     assert torch.equal(out[..., :16, :], render[..., :16, :])
+
+
+def test_band_feather_leaves_an_occluder_out_of_the_low_band():
+    """What is behind an occluder (``visible`` 0: a hand, whose plate colours differ from the render's face) does
+    not reach the low band: the visible face gets the same result whatever the plate holds behind the hand, and
+    the same as with the occluded part of the paste support removed; ``visible`` all ones is no occluder."""
+    from vidswap.composite.edge import BandParams, band_feather
+    g = torch.Generator().manual_seed(7)
+    h = w = 96
+    render = torch.rand(1, 3, h, w, generator=g) * 0.2 + 0.5
+    plate = torch.rand(1, 3, h, w, generator=g) * 0.2 + 0.3
+    face = torch.zeros(1, 1, h, w)
+    face[..., 16:80, 20:76] = 1.0
+    size = torch.tensor([60.0])
+    visible = torch.ones(1, 1, h, w)
+    visible[..., 50:, 40:60] = 0.0  # a hand over the lower middle of the face
+    hand = plate.clone()
+    hand[..., 50:, 40:60] = 0.95  # a bright hand
+    p = BandParams(feather=0.2, sigma=0.05)
+    a = band_feather(render, plate, face, face, size, 0.0, p, visible=visible)
+    b = band_feather(render, hand, face, face, size, 0.0, p, visible=visible)
+    seen = (visible > 0) & (face > 0)
+    assert torch.allclose(a * seen, b * seen, atol=1e-6)
+    without = band_feather(render, hand, face, face, size, 0.0, p)  # the hand counted: the face around it moves
+    assert ((without - b).abs() * seen).amax() > 1e-2
+    assert torch.equal(band_feather(render, plate, face, face, size, 0.0, p, visible=torch.ones(1, 1, h, w)),
+                       band_feather(render, plate, face, face, size, 0.0, p))

@@ -439,7 +439,7 @@ def composite_track(
         crop = edge_match(crop, target_crop.to(crop), face_alpha, masks.size, params.edge)
     if params.band is not None and covers_face(check_regions(params.regions)):
         crop = band_feather(crop, target_crop.to(crop), face_alpha, masks.face, masks.size, params.mask.erosion,
-                            params.band)
+                            params.band, visible=None if occluder is None else (1.0 - occluder.to(crop)).clamp(0, 1))
 
     grain = seeds = None
     if params.grain is not None:

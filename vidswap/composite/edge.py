@@ -124,7 +124,7 @@ class BandParams:
 
 
 def band_feather(render: Tensor, plate: Tensor, alpha: Tensor, face: Tensor, face_size: Tensor, erosion: float,
-                 params: BandParams = BandParams()) -> Tensor:
+                 params: BandParams = BandParams(), visible: Tensor | None = None) -> Tensor:
     """The render whose low-frequency difference from the plate crosses the paste boundary over a wide ramp.
 
     A feathered paste ramps the whole difference ``render - plate`` over the paste alpha's narrow feather: a
@@ -142,6 +142,9 @@ def band_feather(render: Tensor, plate: Tensor, alpha: Tensor, face: Tensor, fac
         face: (B, 1, h, w) the face outline's mask the paste alpha was feathered from.
         face_size: (B,) face size in crop pixels.
         erosion: the paste's erosion (fraction of the face size).
+        visible: (B, 1, h, w) in [0, 1], how much of each pixel is not behind an occluder (``1 - occluder``; None:
+            all of it). The low band averages the difference over the visible face only: a hand in front of the
+            face differs from the render by a hand's colours, which must not spread into the face around it.
 
     Returns:
         (B, 3, h, w); ``render`` where ``alpha`` is 0 or the low band's alpha reaches the paste's.
@@ -160,8 +163,9 @@ def band_feather(render: Tensor, plate: Tensor, alpha: Tensor, face: Tensor, fac
         rows, cols = win
         r, a = render[i:i + 1, :, rows, cols], alpha[i:i + 1, :, rows, cols]
         support = (a > 0).to(render)
-        d = (r - plate[i:i + 1, :, rows, cols]) * support
-        low = _low_band(d, support, float(sig[i]), band_step(float(sig[i]), params)) * support
+        weight = support if visible is None else support * visible[i:i + 1, :, rows, cols].to(render)
+        d = (r - plate[i:i + 1, :, rows, cols]) * weight
+        low = _low_band(d, weight, float(sig[i]), band_step(float(sig[i]), params)) * support
         ratio = torch.where(a > 0, a_low[i:i + 1, :, rows, cols] / a.clamp(min=_EPS), torch.ones_like(a))
         out[i:i + 1, :, rows, cols] = r - (1.0 - ratio) * low
     return out
@@ -174,8 +178,9 @@ def band_step(sigma: float, params: BandParams) -> int:
 
 
 def _low_band(d: Tensor, support: Tensor, sigma: float, step: int) -> Tensor:
-    """The normalised Gaussian blur of ``d (1, C, h, w)`` over ``support (1, 1, h, w)`` (``blur(d) /
-    blur(support)``), computed on both box-filtered down by ``step`` (replicated edge) and upsampled bilinearly."""
+    """The normalised Gaussian blur of ``d (1, C, h, w)`` (already weighted) over the weights ``support (1, 1, h,
+    w)`` (``blur(d) / blur(support)``), computed on both box-filtered down by ``step`` (replicated edge) and
+    upsampled bilinearly."""
     if step == 1:
         return gaussian_blur(d, sigma) / gaussian_blur(support, sigma).clamp(min=_EPS)
     h, w = d.shape[-2:]
