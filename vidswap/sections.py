@@ -120,7 +120,7 @@ class CompositeConfig:
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
     # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
     # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
-    # Off by default: with the relit defaults (erode 0, band_feather 0.1) `auto` takes the seam max over the 9 bench
+    # Off by default: with seam-s12's relit defaults (erode 0, band_feather 0.1) `auto` takes the seam max over the 9 bench
     # pairs 1.105 -> 1.060 but pexels x grace's flicker 1.041 -> 1.063 (RESULTS.md, seam-s12; relit-s6 before)
     tone_match: Literal["auto"] | bool = False
     mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
