@@ -11,8 +11,7 @@ names, mattes) can be imported without torch and kornia, as a pass-through run d
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vidswap.lazy_exports import lazy_exports
 
 #: the names this package re-exports -> the module that declares them
 _EXPORTS = {
@@ -32,17 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A re-exported name, imported from its module on first use (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)

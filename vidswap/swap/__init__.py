@@ -23,8 +23,7 @@ config imports no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vidswap.lazy_exports import lazy_exports
 
 #: the names this package re-exports -> the module that declares them
 _EXPORTS = {
@@ -45,13 +44,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A re-exported name, imported from its module on first use (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [
