@@ -21,10 +21,9 @@ Shapes: landmarks ``(B, N, 2 or 3)`` pixels (x right, y down, pixel centres at i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import math
 
 import numpy as np
 import torch
@@ -34,8 +33,8 @@ from torch import Tensor
 from vidswap.composite.filters import gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
-__all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight", "weight_step",
-           "contrast_base"]
+__all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight",
+           "weight_step", "contrast_base"]
 
 #: Topology regions whose landmarks the central-feature ellipse is fitted to.
 INNER_REGIONS = ("left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer")

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.appearance.encoding import linear_to_srgb
-from vidswap.appearance.encoding import luminance
+from vidswap.appearance.encoding import linear_to_srgb, luminance
 from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
                                       soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
