@@ -94,11 +94,13 @@ def test_config_switch_reaches_the_compositor():
     from vidswap.composite.compositor import CompositeConfig, composite_params
 
     assert composite_params(CompositeConfig(), 0).tone is None
-    assert composite_params(CompositeConfig(), 0, relit=True).tone is None  # off by default
+    # on by default for the relit appearance, as a constant per frame (order 0)
+    assert composite_params(CompositeConfig(), 0, relit=True).tone == ToneParams(order=0)
     assert composite_params(CompositeConfig(tone_match="auto"), 0).tone is None
-    assert composite_params(CompositeConfig(tone_match="auto"), 0, relit=True).tone == ToneParams()
+    assert composite_params(CompositeConfig(tone_order=2), 0, relit=True).tone == ToneParams(order=2)
     assert composite_params(CompositeConfig(tone_match=False), 0, relit=True).tone is None
-    assert composite_params(CompositeConfig(tone_match=True), 0).tone == ToneParams()
+    assert composite_params(CompositeConfig(tone_match=True), 0).tone == ToneParams()  # quadratic for other cores
+    assert composite_params(CompositeConfig(tone_match=True, tone_order=1), 0).tone == ToneParams(order=1)
 
 
 def test_yaml_values_of_the_switch(tmp_path):
@@ -109,7 +111,12 @@ def test_yaml_values_of_the_switch(tmp_path):
         path = tmp_path / f"{text}.yaml"
         path.write_text(f"composite:\n  tone_match: {text}\n")
         assert load_config(path).composite.tone_match == want
-    path = tmp_path / "bad.yaml"
-    path.write_text("composite:\n  tone_match: sometimes\n")
-    with pytest.raises(ConfigError):
-        load_config(path)
+    for text, want in (("auto", "auto"), ("0", 0), ("2", 2)):
+        path = tmp_path / f"order{text}.yaml"
+        path.write_text(f"composite:\n  tone_order: {text}\n")
+        assert load_config(path).composite.tone_order == want
+    for bad in ("tone_match: sometimes", "tone_order: 3", "tone_order: true", "tone_order: flat"):
+        path = tmp_path / "bad.yaml"
+        path.write_text(f"composite:\n  {bad}\n")
+        with pytest.raises(ConfigError):
+            load_config(path)

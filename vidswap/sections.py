@@ -120,9 +120,11 @@ class CompositeConfig:
     edge_match: bool = False  # the plate's colour and fine detail along the paste boundary (no tone step, no cut-off)
     # a smooth lightness offset over the face that meets the plate's along the boundary (no tone step, features
     # untouched); auto: on for the geometric core's relit appearance, true / false: on / off for every core.
-    # Off by default: with seam-s12's relit defaults (erode 0, band_feather 0.1) `auto` takes the seam max over the 9 bench
-    # pairs 1.105 -> 1.060 but pexels x grace's flicker 1.041 -> 1.063 (RESULTS.md, seam-s12; relit-s6 before)
-    tone_match: Literal["auto"] | bool = False
+    # tone_order: the offset's polynomial order over the crop (0 constant, 1 plane, 2 quadratic); auto: 0 for the
+    # relit appearance (a constant per frame: the quadratic's changing shape raised the jitter and, on pexels x
+    # grace, the flicker; RESULTS.md seamjit-s13), 2 for every other core
+    tone_match: Literal["auto"] | bool = "auto"
+    tone_order: Literal["auto"] | int = "auto"
     mask_size: int | None = 384  # feature masks + occlusion test on crops of at most this side (None: the crop's)
 
     region_feather: float = 0.03  # with regions a part of the face: the soft edge between swapped and kept parts
@@ -144,6 +146,8 @@ class CompositeConfig:
             if v != "auto" and (isinstance(v, (bool, str)) or not 0.0 <= float(v) <= 0.3):
                 raise ConfigError(f"composite.{name} must be 'auto' or a number in [0, 0.3] (fraction of the face "
                                   f"size), got {v!r}")
+        if self.tone_order != "auto" and (isinstance(self.tone_order, bool) or self.tone_order not in (0, 1, 2)):
+            raise ConfigError(f"composite.tone_order must be 'auto', 0, 1 or 2, got {self.tone_order!r}")
         if isinstance(self.band_sigma, (bool, str)) or not 0.0 < float(self.band_sigma) <= 0.2:
             raise ConfigError(f"composite.band_sigma must be in (0, 0.2] (fraction of the face size), got "
                               f"{self.band_sigma!r}")

@@ -98,12 +98,15 @@ RELIT_KEEP_CONTRAST = 0.6
 #: ``composite.erode: auto``: for the relit appearance / for every other core.
 RELIT_ERODE, ERODE = 0.0, 0.02
 #: ``composite.band_feather: auto`` for the relit appearance (0, off, for every other core).
-RELIT_BAND_FEATHER = 0.07  # 0.1 (seam-s12) raised the hand-occluded stretch's jitter to 1.12 (lead s12)
+RELIT_BAND_FEATHER = 0.1  # with tone match + relit_outline_detail; 0.07: hand stretch jitter 1.16 (seamjit-s13)
+#: ``composite.tone_order: auto``: for the relit appearance / for every other core (the tone match's polynomial order).
+RELIT_TONE_ORDER, TONE_ORDER = 0, 2
 
 
 def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> CompositeParams:
     """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
-    the relit appearance, which ``tone_match: auto`` turns the tone match on for, ``colour_keep_contrast:
+    the relit appearance, which ``tone_match: auto`` turns the tone match on for (``tone_order: auto``:
+    :data:`RELIT_TONE_ORDER`, else :data:`TONE_ORDER`), ``colour_keep_contrast:
     auto`` sets to :data:`RELIT_KEEP_CONTRAST`, ``erode: auto`` to :data:`RELIT_ERODE` (else :data:`ERODE`) and
     ``band_feather: auto`` to :data:`RELIT_BAND_FEATHER` (else off)).
 
@@ -124,7 +127,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         edge=EdgeParams() if cfg.edge_match else None,
         region_feather=cfg.region_feather,
         mask_size=cfg.mask_size,
-        tone=ToneParams() if cfg.tone_match is True or (cfg.tone_match == "auto" and relit) else None,
+        tone=_tone(cfg, relit),
         keep_contrast=_keep_contrast(cfg.colour_keep_contrast, relit),
         band=_band(cfg, relit),
     )
@@ -132,6 +135,12 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
 
 def _auto(value: str | float, auto: float) -> float:
     return auto if value == "auto" else float(value)
+
+
+def _tone(cfg: CompositeConfig, relit: bool) -> ToneParams | None:
+    if not (cfg.tone_match is True or (cfg.tone_match == "auto" and relit)):
+        return None
+    return ToneParams(order=int(_auto(cfg.tone_order, RELIT_TONE_ORDER if relit else TONE_ORDER)))
 
 
 def _band(cfg: CompositeConfig, relit: bool) -> BandParams | None:
