@@ -21,7 +21,7 @@ import torch
 from kornia.color import lab_to_rgb, rgb_to_lab
 from torch import Tensor
 
-from vidswap.composite.filters import erode
+from vidswap.composite.filters import erode, support_window
 
 __all__ = ["ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
 
@@ -61,14 +61,18 @@ def polynomial_basis(height: int, width: int, order: int) -> Tensor:
     return torch.stack(terms)
 
 
-def fit_offset(difference: Tensor, weight: Tensor, order: int, ridge: float = 1e-3) -> Tensor:
+def fit_offset(difference: Tensor, weight: Tensor, order: int, ridge: float = 1e-3,
+               basis: Tensor | None = None) -> Tensor:
     """The weighted least-squares polynomial fit of ``difference`` over the crop, evaluated everywhere.
 
     difference, weight: (B, 1, H, W) -> (B, 1, H, W). Minimises ``sum w (p - d)^2 + ridge * sum(w) * |c|^2`` over
-    the coefficients c of :func:`polynomial_basis`; a frame with no weight gets 0.
+    the coefficients c of :func:`polynomial_basis` (or of ``basis`` (K, H, W): a window of a larger crop's);
+    a frame with no weight gets 0.
     """
     B, _, H, W = difference.shape
-    basis = polynomial_basis(H, W, order).to(difference).reshape(1, -1, H * W)  # (1, K, N)
+    if basis is None:
+        basis = polynomial_basis(H, W, order)
+    basis = basis.to(difference).reshape(1, -1, H * W)  # (1, K, N)
     w = weight.reshape(B, 1, H * W)
     d = difference.reshape(B, 1, H * W)
     gram = (basis * w) @ basis.transpose(1, 2)  # (B, K, K)
@@ -104,12 +108,24 @@ def tone_match(render: Tensor, plate: Tensor, alpha: Tensor, face_size: Tensor, 
     Returns:
         (B, 3, h, w) in [0, 1]; ``render`` itself for frames whose ring has fewer than ``min_pixels`` pixels.
     """
-    ring = boundary_ring_weight(alpha, face_size, params, valid)
-    enough = ring.sum((1, 2, 3)) >= params.min_pixels
-    if not bool(enough.any()):
-        return render
-    lab = rgb_to_lab(render.clamp(0.0, 1.0))
-    plate_l = rgb_to_lab(plate.to(render).clamp(0.0, 1.0))[:, :1]
-    offset = fit_offset(plate_l - lab[:, :1], ring, params.order, params.ridge)
-    moved = lab_to_rgb(torch.cat([lab[:, :1] + offset, lab[:, 1:]], 1), clip=False).clamp(0.0, 1.0)
-    return torch.where(enough[:, None, None, None], moved, render)
+    out = render.clone()
+    H, W = render.shape[-2:]
+    basis = polynomial_basis(H, W, params.order).to(render)
+    # Each face in the box of its alpha > 0 grown by a pixel: the ring (inside its alpha >= level, eroded) lies
+    # within it, the paste reads nothing outside it, and the basis is the whole crop's, so the fit is the same.
+    for i in range(render.shape[0]):
+        win = support_window(alpha[i:i + 1], 1)
+        if win is None:
+            continue
+        rows, cols = win
+        a = alpha[i:i + 1, :, rows, cols]
+        v = None if valid is None else valid[i:i + 1, :, rows, cols]
+        ring = boundary_ring_weight(a, face_size.reshape(-1)[i:i + 1], params, v)
+        if float(ring.sum()) < params.min_pixels:
+            continue
+        lab = rgb_to_lab(render[i:i + 1, :, rows, cols].clamp(0.0, 1.0))
+        plate_l = rgb_to_lab(plate[i:i + 1, :, rows, cols].to(render).clamp(0.0, 1.0))[:, :1]
+        offset = fit_offset(plate_l - lab[:, :1], ring, params.order, params.ridge, basis[:, rows, cols])
+        moved = lab_to_rgb(torch.cat([lab[:, :1] + offset, lab[:, 1:]], 1), clip=False).clamp(0.0, 1.0)
+        out[i:i + 1, :, rows, cols] = moved
+    return out
