@@ -405,11 +405,13 @@ def composite_track(
         # the render's L*a*b* once, for its statistics and the transfer (one crop at a time: its temporaries),
         # over the window paste-back reads or the whole crop
         whole = [True] * render.shape[0]
-        if window and not layers and params.tone is None and params.edge is None:
+        if window and not layers and params.edge is None:
             blurred = antialias_sigma(crop_to_plate) >= 0.2
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
-        # the two-band feather reads the render wherever the paste alpha before occluders is > 0
-        wins = crop_windows(torch.maximum(face_alpha if params.band is not None else alpha, render_skin), whole)
+        # the two-band feather and the tone match read the render wherever the paste alpha before occluders is > 0
+        # (the tone match within one pixel of it, as the window's margin)
+        reads = face_alpha if params.band is not None or params.tone is not None else alpha
+        wins = crop_windows(torch.maximum(reads, render_skin), whole)
         if params.keep_contrast is not None:  # the kept band's blur reads that far around the window
             wins = grow_windows(wins, blur_reach(masks.size, params.keep_contrast.band), tuple(render.shape[-2:]))
         render_lab, src_s = window_lab_stats(render, render_skin, wins)
