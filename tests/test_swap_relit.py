@@ -68,6 +68,7 @@ def test_crop_max_caps_the_auto_crop_and_the_preview_preset_sets_it():
     preview = load_config(preset="preview")
     assert preview.swap.section("geometric").crop_max == 256 and not preview.analysis.hands  # the faster preview
     assert preview.composite.mask_size == 128 and load_config().composite.mask_size == 384
+    assert preview.composite.tone_match is False and load_config().composite.tone_match == "auto"
     assert load_config().swap.section("geometric").crop_max == 1024
 
 
