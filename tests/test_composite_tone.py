@@ -121,3 +121,18 @@ def test_yaml_values_of_the_switch(tmp_path):
         path.write_text(f"composite:\n  {bad}\n")
         with pytest.raises(ConfigError):
             load_config(path)
+
+
+def test_lightness_shift_in_f_space_is_kornias_lab_round_trip():
+    """tone_match moves L* by adding d / 116 to fx, fy and fz (a*, b* held): the same as kornia's L*a*b* round trip."""
+    from vidswap.composite.lab import f_to_rgb, lightness_f, rgb_to_f
+
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 17, 23, generator=g)
+    shift = 12.0 * (torch.rand(2, 1, 17, 23, generator=g) - 0.5)
+    lab = rgb_to_lab(image)
+    expected = lab_to_rgb(torch.cat([lab[:, :1] + shift, lab[:, 1:]], 1), clip=False)
+    f = rgb_to_f(image)
+    assert torch.allclose(116.0 * f[:, 1:2] - 16.0, lab[:, :1], atol=1e-4)
+    assert torch.allclose(lightness_f(image), f[:, 1:2], atol=1e-6)
+    assert torch.allclose(f_to_rgb(f + shift / 116.0), expected, atol=2e-5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_lab", "lab_to_rgb", "lab_affine"]
+__all__ = ["rgb_to_lab", "lab_to_rgb", "lab_affine", "rgb_to_f", "f_to_rgb", "lightness_f"]
 
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
                (0.212671, 0.715160, 0.072169),
@@ -66,12 +66,21 @@ def _xyz_of_f(f: Tensor) -> Tensor:
     return _piecewise(f, 0.2068966, lambda v: v * v * v, 1.0 / 7.787)
 
 
-def _rgb_to_f(image: Tensor) -> Tensor:
+def rgb_to_f(image: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` sRGB in [0, 1] -> (fx, fy, fz), the CIE cube-root terms of X/Xn, Y/Yn, Z/Zn (D65):
+    L* = 116 fy - 16, a* = 500 (fx - fy), b* = 200 (fy - fz)."""
     to_xyzn, _, _ = _consts(image)
     return _f_of_xyz(_mix(to_xyzn, _srgb_decode(image)))
 
 
-def _f_to_rgb(f: Tensor) -> Tensor:
+def lightness_f(image: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` sRGB in [0, 1] -> ``(B, 1, H, W)`` fy alone (L* = 116 fy - 16), as :func:`rgb_to_f`'s."""
+    to_xyzn, _, _ = _consts(image)
+    return _f_of_xyz(_mix(to_xyzn[1:2], _srgb_decode(image)))
+
+
+def f_to_rgb(f: Tensor) -> Tensor:
+    """(fx, fy, fz) -> ``(B, 3, H, W)`` sRGB, unclipped (the inverse of :func:`rgb_to_f`; overwrites ``f``)."""
     _, from_xyzn, _ = _consts(f)
     f[:, 2].clamp_(min=0.0)  # kornia: colour data out of range, Z < 0
     return _srgb_encode(_mix(from_xyzn, _xyz_of_f(f)))
@@ -80,7 +89,7 @@ def _f_to_rgb(f: Tensor) -> Tensor:
 def rgb_to_lab(image: Tensor) -> Tensor:
     """``(B, 3, H, W)`` sRGB in [0, 1] -> L*a*b* (D65), as ``kornia.color.rgb_to_lab``."""
     _, _, f_to_lab = _consts(image)
-    lab = _mix(f_to_lab, _rgb_to_f(image))
+    lab = _mix(f_to_lab, rgb_to_f(image))
     lab[:, 0] -= 16.0
     return lab
 
@@ -90,7 +99,7 @@ def lab_to_rgb(lab: Tensor) -> Tensor:
     _, _, f_to_lab = _consts(lab)
     shifted = lab.clone()
     shifted[:, 0] += 16.0
-    return _f_to_rgb(_mix(torch.linalg.inv(f_to_lab.double()).to(lab.dtype), shifted))
+    return f_to_rgb(_mix(torch.linalg.inv(f_to_lab.double()).to(lab.dtype), shifted))
 
 
 def lab_affine(lab: Tensor, gain: Tensor, offset: Tensor) -> Tensor:
@@ -112,4 +121,4 @@ def lab_affine(lab: Tensor, gain: Tensor, offset: Tensor) -> Tensor:
     m = lab_to_f[None] * gain[:, None, :]  # (B, 3, 3)
     c = shift @ lab_to_f.T  # (B, 3)
     f = torch.einsum("bij,bjhw->bihw", m, lab).add_(c[:, :, None, None])
-    return _f_to_rgb(f)
+    return f_to_rgb(f)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from kornia.color import lab_to_rgb, rgb_to_lab
 from torch import Tensor
 
 from vidswap.composite.filters import erode, support_window
+from vidswap.composite.lab import lightness_f, rgb_to_f, f_to_rgb
 
 __all__ = ["ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
 
@@ -123,9 +123,10 @@ def tone_match(render: Tensor, plate: Tensor, alpha: Tensor, face_size: Tensor, 
         ring = boundary_ring_weight(a, face_size.reshape(-1)[i:i + 1], params, v)
         if float(ring.sum()) < params.min_pixels:
             continue
-        lab = rgb_to_lab(render[i:i + 1, :, rows, cols].clamp(0.0, 1.0))
-        plate_l = rgb_to_lab(plate[i:i + 1, :, rows, cols].to(render).clamp(0.0, 1.0))[:, :1]
-        offset = fit_offset(plate_l - lab[:, :1], ring, params.order, params.ridge, basis[:, rows, cols])
-        moved = lab_to_rgb(torch.cat([lab[:, :1] + offset, lab[:, 1:]], 1), clip=False).clamp(0.0, 1.0)
+        # L* = 116 fy - 16; with a* and b* held, moving L* by d moves fx, fy and fz alike by d / 116
+        f = rgb_to_f(render[i:i + 1, :, rows, cols].clamp(0.0, 1.0))
+        plate_fy = lightness_f(plate[i:i + 1, :, rows, cols].to(render).clamp(0.0, 1.0))
+        offset = fit_offset(116.0 * (plate_fy - f[:, 1:2]), ring, params.order, params.ridge, basis[:, rows, cols])
+        moved = f_to_rgb(f.add_(offset / 116.0)).clamp_(0.0, 1.0)
         out[i:i + 1, :, rows, cols] = moved
     return out
