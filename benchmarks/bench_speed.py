@@ -390,23 +390,29 @@ def gpu_matrix(frames: int, frames_4k: int, batches: list[int]) -> int:
     return 0
 
 
+def _base_rss(runs: list[dict]) -> str:
+    """The transcode's own peak RSS (its child process: decoder + x264 with the same settings), the floor under ours."""
+    rss = [x["base"]["rss_mib"] for x in runs if "rss_mib" in x.get("base", {})]
+    return f"{max(rss) / 1024:.2f} GB" if rss else ""
+
+
 def report(r: dict) -> None:
     print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}\n")
-    print("| plate | frames | vidswap run | transcode | ratio | vidswap peak RSS | load |")
-    print("|---|---|---|---|---|---|---|")
+    print("| plate | frames | vidswap run | transcode | ratio | vidswap peak RSS | transcode peak RSS | load |")
+    print("|---|---|---|---|---|---|---|---|")
     names = {"360": "640x360", "1080": "1920x1080", "4k": "3840x2160"}
     for row, v in r["rows"].items():
         runs, n = v["runs"], v["frames"]
         ours, base = med([x["ours"]["wall"] for x in runs]), med([x["base"]["wall"] for x in runs])
         print(f"| {names[row]} | {n} | {ours:.1f} s ({n / ours:.1f} frames/s) | {base:.2f} s | "
               f"{med([x['ratio'] for x in runs]):.2f}x | {max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
-              f"{', '.join(x['load'] for x in runs)} |")
+              f"{_base_rss(runs)} | {', '.join(x['load'] for x in runs)} |")
     if "passthrough" in r:
         runs = r["passthrough"]["runs"]
         print(f"| 1920x1080 --passthrough | {r['passthrough']['frames']} | "
               f"{med([x['ours']['wall'] for x in runs]):.2f} s | {med([x['base']['wall'] for x in runs]):.2f} s | "
               f"{med([x['ratio'] for x in runs]):.2f}x | {max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
-              f"{', '.join(x['load'] for x in runs)} |")
+              f"{_base_rss(runs)} | {', '.join(x['load'] for x in runs)} |")
     if "preview" in r:
         runs = r["preview"]["runs"]
         print(f"\n--preview at 1080p: {med([x['ours']['wall'] for x in runs]):.1f} s vs default "
