@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 import time
 from dataclasses import replace
@@ -39,9 +40,10 @@ from vidswap.pipeline import StageTimer, build_render  # noqa: E402
 
 
 def variant(base, spec: str):
-    """``base`` HandMaskParams with ``field:value,...`` replaced (``colour.field`` for the colour split's)."""
+    """``base`` HandMaskParams with ``field:value,...`` replaced (``colour.field`` for the colour split's; a value
+    may be a tuple in parentheses, e.g. ``finger_radius:(0.2,0.2,0.2,0.2,0.2)``)."""
     hands, colour = {}, {}
-    for item in filter(None, spec.split(",")):
+    for item in filter(None, re.split(r",(?![^()]*\))", spec)):
         key, value = item.split(":", 1)
         value = ast.literal_eval(value)
         if key.startswith("colour."):
