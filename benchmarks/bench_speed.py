@@ -169,6 +169,7 @@ def _private_shared_analyses() -> None:
 
 def child_cli(args: list[str]) -> dict:
     """One CLI command in-process: wall time, the RunSummary's stage seconds, peak RSS, time to the first frame."""
+    import vidswap.cli  # noqa: F401  first: it sets OpenMP's wait policy before torch loads, as in a user's run
     seen = _first_frame_probe()
     _private_shared_analyses()
     from vidswap import pipeline

@@ -7,7 +7,7 @@ from test_composite_compositor import scene
 from vidswap.composite.colour_window import crop_windows
 from vidswap.composite.compositor import CompositeParams, composite_track
 from vidswap.composite.convert import from_float
-from vidswap.composite.paste import PasteParams, paste_boxes, paste_crop
+from vidswap.composite.paste import PasteParams, paste_crop
 
 
 def test_crop_windows_exact():
@@ -38,24 +38,24 @@ def test_windowed_colour_match_pastes_the_same_plates():
     assert torch.allclose(win.crop.permute(0, 2, 3, 1)[inside], whole.crop.permute(0, 2, 3, 1)[inside], atol=2e-6)
 
 
-def test_paste_boxes_bound_what_paste_writes():
+def test_paste_returns_the_boxes_it_wrote():
     plate = torch.rand(2, 3, 90, 120, generator=torch.Generator().manual_seed(3))
     crop = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     alpha = torch.zeros(2, 1, 32, 32)
     alpha[:, :, 8:24, 10:20] = 1.0
     m = torch.tensor([[[1.5, 0.0, 20.0], [0.0, 1.5, 10.0]], [[1.0, 0.0, 200.0], [0.0, 1.0, 10.0]]])
-    boxes = paste_boxes(alpha, m, (90, 120))
+    out, a_plate, boxes = paste_crop(plate, crop, alpha, m, return_alpha=True, return_boxes=True)
+    assert torch.equal(out, paste_crop(plate, crop, alpha, m)) and a_plate.shape == (2, 1, 90, 120)
     assert boxes[1] is None  # lands beyond the plate's right edge
     x0, y0, x1, y1 = boxes[0]
     # alpha columns 10..19 grown by 1 -> plate 1.5 * (9, 20) + 20 = 33.5, 50; rows 7, 24 -> 20.5, 46; then the 2-px margin
     assert (x0, y0, x1, y1) == (31, 18, 53, 49)
-    out = paste_crop(plate, crop, alpha, m)
     keep = torch.ones(90, 120, dtype=torch.bool)
     keep[y0:y1, x0:x1] = False
     assert torch.equal(out[0][:, keep], plate[0][:, keep]) and not torch.equal(out[0], plate[0])
     assert torch.equal(out[1], plate[1])
     shrink = torch.tensor([[[0.5, 0.0, 20.0], [0.0, 0.5, 10.0]]])  # blurred before the warp: the whole plate
-    assert paste_boxes(alpha[:1], shrink, (90, 120)) == [(0, 0, 120, 90)]
+    assert paste_crop(plate[:1], crop[:1], alpha[:1], shrink, return_boxes=True)[1] == [(0, 0, 120, 90)]
 
 
 def test_grown_windows_and_blur_reach_exact():

@@ -55,3 +55,37 @@ def test_morphology_equals_kornia_with_the_same_element():
         assert kernel[radius, 0] == 1 and kernel[radius, -1] == 1  # the element reaches the radius on the axes
         assert torch.equal(erode(x, radius, shape), kornia.morphology.erosion(x, kernel, border_type="geodesic"))
         assert torch.equal(dilate(x, radius, shape), kornia.morphology.dilation(x, kernel, border_type="geodesic"))
+
+
+def test_below_box_filters_down_and_upsamples_back():
+    from vidswap.composite.filters import below
+
+    x = torch.arange(30, dtype=torch.float32).reshape(1, 1, 5, 6)
+    seen = []
+
+    def keep(small):
+        seen.append(small.clone())
+        return small
+
+    assert torch.equal(below(x, 1, keep), x) and torch.equal(seen[0], x)
+    out = below(x, 2, keep)
+    # 2x2 block means; the last row is padded with zeros (constant) -> (24 + 25) / 4, ...
+    assert torch.equal(seen[1], torch.tensor([[[[3.5, 5.5, 7.5], [15.5, 17.5, 19.5], [12.25, 13.25, 14.25]]]]))
+    assert out.shape == x.shape
+    assert torch.equal(out, torch.nn.functional.interpolate(seen[1], scale_factor=2, mode="bilinear",
+                                                            align_corners=False)[..., :5, :6])
+    below(x, 2, keep, pad="replicate")  # the partial row's block repeats row 4: mean of 24..26 twice
+    assert torch.equal(seen[2][..., 2, :], torch.tensor([[[24.5, 26.5, 28.5]]]))
+
+
+def test_masked_median_mad_is_the_sorted_rows_lower_median():
+    from vidswap.composite.occlusion import _masked_median_mad
+
+    x = torch.tensor([[5.0, 1.0, 4.0, 1.0, 9.0, 2.0], [3.0, 3.0, 7.0, -1.0, 0.0, 8.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    w = torch.tensor([[1.0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]])
+    med, mad = _masked_median_mad(x, w)
+    # row 0: inside 5,1,4,1,2 -> sorted 1,1,2,4,5 -> 2; |x - 2| 3,1,2,1,0 -> 0,1,1,2,3 -> 1
+    # row 1: inside 3,7,-1,0 -> -1,0,3,7 -> lower median 0; deviations 3,7,1,0 -> 0,1,3,7 -> 1
+    # row 2: nothing inside -> the fill value
+    big = torch.finfo(torch.float32).max
+    assert med.tolist() == [2.0, 0.0, big] and mad.tolist() == [1.0, 1.0, big]

@@ -276,3 +276,25 @@ def test_read_image_jpg_and_png(media):
     info = probe(media("astronaut"))
     frames = _read_all(info)
     assert len(frames) == 1 and frames[0].number == 0 and np.array_equal(frames[0].image, png)
+
+
+@pytest.mark.parametrize("name", ["pexels", "rot90", "p10"])
+def test_shrunk_reads_are_the_resized_frames_within_rounding(clips, name):
+    """read_numbers(size=...) of a video shrinks in the RGB conversion (swscale area): the upright picture at the
+    asked size and dtype, within a few code values of the full-size frames resized with resize_image."""
+    from vidswap.io.frames import resize_image
+    from vidswap.io.readers import read_numbers
+
+    info = probe(clips[name])
+    w, h = info.width // 2, info.height // 2  # the display size (rotation applied)
+    with read_frames(info, range(0, 3), shrink_to=(w, h)) as frames:  # no resize after it
+        small = [f.image for f in frames]
+    with read_numbers(info, [0, 1, 2], size=(w, h)) as frames:
+        assert all(np.array_equal(f.image, s) for f, s in zip(frames, small))
+    full = _read_all(info, range(0, 3))
+    scale = 257 if full[0].image.dtype == np.uint16 else 1
+    for s, f in zip(small, full):
+        ref = resize_image(f.image, (w, h))
+        assert s.shape == ref.shape == (h, w, 3) and s.dtype == f.image.dtype
+        d = np.abs(s.astype(np.int64) - ref.astype(np.int64)) / scale
+        assert d.mean() < 1.5 and np.percentile(d, 99) <= 6

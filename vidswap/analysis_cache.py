@@ -102,7 +102,8 @@ def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_h
     if colour is not None:
         hashes["colour"] = f"{colour.config_name}|{colour.input}|{colour.working}"
     if work_size is not None:  # analysed at the job's working size (previews)
-        hashes["work_size"] = f"{work_size[0]}x{work_size[1]}"
+        # and how a video is shrunk to it (swscale's area filter in the RGB conversion since preview4b-s13)
+        hashes["work_size"] = f"{work_size[0]}x{work_size[1]}" + ("|sws-area" if info.kind == "video" else "")
     source = info.path if info.kind != "sequence" else Path(info.pattern)
     fingerprint = input_fingerprint(source)
     key = analysis_key(fingerprint, numbers, cfg.analysis, cfg.smoothing, hashes)

@@ -24,7 +24,7 @@ from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
 from vidswap.composite.occlusion import mattes_to_crop
-from vidswap.composite.paste import paste_boxes, paste_margin
+from vidswap.composite.paste import paste_margin
 from vidswap.composite.roi import footprint_roi, shift_source, shift_target
 from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.faces.pose import decompose, expression
@@ -215,8 +215,7 @@ class RenderStage:
                                layers=self.plate_layers, occluder=occluder, window=not self.sinks,
                                inplace=True)  # the region converted above is this batch's own
         # only the box paste-back wrote is converted back: outside it the region is the plate's own codes
-        boxes = paste_boxes(comp.alpha, crop_to_region, (y1 - y0, x1 - x0),
-                            params=self.params.paste)
+        boxes = comp.boxes
         for b, k in enumerate(ks):
             f = out[k]
             image = f.image.copy()

@@ -186,6 +186,8 @@ class CompositeResult:
         foreground: ``(B, 3, H, W)`` with ``layers=True``: ``crop`` warped to the plate, unblended (the plate's
             own pixels outside the crop), for compositing in another space (scene-linear EXR plates).
         plate_alpha: ``(B, 1, H, W)`` with ``layers=True``: the plate-space alpha ``foreground`` is laid over with.
+        boxes: per face the box ``(x0, y0, x1, y1)`` of ``frames`` the paste wrote (end exclusive; None: none):
+            outside it ``frames`` is the input plate, bit for bit (:func:`~vidswap.composite.paste.paste_crop`).
     """
 
     frames: torch.Tensor
@@ -194,6 +196,7 @@ class CompositeResult:
     state: TrackState
     foreground: torch.Tensor | None = None
     plate_alpha: torch.Tensor | None = None
+    boxes: list[tuple[int, int, int, int] | None] | None = None
 
 
 @dataclass
@@ -460,11 +463,14 @@ def composite_track(
         seeds = [grain_seed(params.seed, f, track_id) for f in frames]
     out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
         grain_strength=params.grain.strength if params.grain else 1.0, return_alpha=layers,
-        inplace=inplace and not layers,
+        inplace=inplace and not layers, return_boxes=True,
     )
     foreground = plate_alpha = None
     if layers:
-        out, plate_alpha = out
+        out, plate_alpha, boxes = out
+    else:
+        out, boxes = out
+    if layers:
         # The crop laid over with full opacity: inside the crop it is the unblended face (its alpha is 0 at the
         # crop border, so the plate filling the border's partial coverage is never used).
         foreground = paste_crop(plate, crop, torch.ones_like(alpha), crop_to_plate, mode="alpha",
@@ -476,4 +482,4 @@ def composite_track(
         dst_stats=None if dst_s is None else dst_s[-1].detach(),
     )
     return CompositeResult(frames=out, crop=crop, alpha=alpha, state=new_state, foreground=foreground,
-                           plate_alpha=plate_alpha)
+                           plate_alpha=plate_alpha, boxes=boxes)

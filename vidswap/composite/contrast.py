@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.composite.filters import gaussian_blur, support_window
+from vidswap.composite.filters import below, gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
 __all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight",
@@ -142,14 +141,10 @@ def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], f
     out = None if len(set(steps)) == 1 else torch.zeros_like(face)
     for step in sorted(set(steps)):  # a face's step depends on that face alone (farm chunks == single pass)
         items = [i for i, v in enumerate(steps) if v == step]
-        f, pts, fs = face[items], landmarks[items][:, idx, :2], face_size[items]
+        pts, fs = landmarks[items][:, idx, :2], face_size[items]
         if step > 1:
-            h, w = f.shape[-2:]
-            f = F.avg_pool2d(F.pad(f, (0, -w % step, 0, -h % step)), step)
             pts, fs = (pts + 0.5) / step - 0.5, fs / step
-        weight = _weight(pts, f, fs, params)
-        if step > 1:
-            weight = F.interpolate(weight, scale_factor=step, mode="bilinear", align_corners=False)[..., :h, :w]
+        weight = below(face[items], step, lambda f, pts=pts, fs=fs: _weight(pts, f, fs, params))
         if out is None:
             return weight
         out[items] = weight

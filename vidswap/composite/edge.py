@@ -23,10 +23,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.composite.filters import erode, gaussian_blur, support_window
+from vidswap.composite.filters import below, erode, gaussian_blur, support_window
 from vidswap.composite.masks import feather_mask
 
 __all__ = ["BandParams", "EdgeParams", "band_feather", "band_step", "boundary_weight", "edge_match"]
@@ -183,8 +182,9 @@ def _low_band(d: Tensor, support: Tensor, sigma: float, step: int) -> Tensor:
     upsampled bilinearly."""
     if step == 1:
         return gaussian_blur(d, sigma) / gaussian_blur(support, sigma).clamp(min=_EPS)
-    h, w = d.shape[-2:]
-    both = F.pad(torch.cat([d, support], 1), (0, -w % step, 0, -h % step), mode="replicate")
-    both = gaussian_blur(F.avg_pool2d(both, step), sigma / step)
-    low = both[:, :-1] / both[:, -1:].clamp(min=_EPS)
-    return F.interpolate(low, scale_factor=step, mode="bilinear", align_corners=False)[..., :h, :w]
+
+    def normalised(both: Tensor) -> Tensor:
+        both = gaussian_blur(both, sigma / step)
+        return both[:, :-1] / both[:, -1:].clamp(min=_EPS)
+
+    return below(torch.cat([d, support], 1), step, normalised, pad="replicate")

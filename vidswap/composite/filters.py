@@ -232,3 +232,24 @@ def in_window(mask: torch.Tensor, margin: int, fn, *others: torch.Tensor) -> tor
     if win is not None:
         out[..., win[0], win[1]] = fn(mask[..., win[0], win[1]], *(o[..., win[0], win[1]] for o in others))
     return out
+
+
+def below(x: torch.Tensor, step: int, fn, pad: str = "constant") -> torch.Tensor:
+    """``fn`` computed on ``x`` box-filtered down by ``step`` and upsampled back bilinearly (pixel centres aligned):
+    ``x`` is padded on the bottom/right to a multiple of ``step`` (zeros, or ``pad="replicate"``), averaged over
+    ``step x step`` blocks, passed to ``fn``, and the upsampled result cut to ``x``'s size. ``step`` 1: ``fn(x)``.
+
+    Args:
+        x: ``(B, C, H, W)``.
+        step: integer factor >= 1.
+        fn: ``(B, C, ceil(H / step), ceil(W / step)) -> (B, C', same)``.
+        pad: ``F.pad`` mode for the partial last block.
+
+    Returns:
+        ``(B, C', H, W)``.
+    """
+    if step == 1:
+        return fn(x)
+    h, w = x.shape[-2:]
+    small = F.avg_pool2d(F.pad(x, (0, -w % step, 0, -h % step), mode=pad), step)
+    return F.interpolate(fn(small), scale_factor=step, mode="bilinear", align_corners=False)[..., :h, :w]

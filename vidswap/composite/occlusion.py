@@ -74,12 +74,17 @@ def _masked_median_mad(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, 
     inside = w > 0.5
     n = inside.sum(dim=1).clamp(min=1)
     big = torch.finfo(x.dtype).max
-    xs = torch.sort(torch.where(inside, x, torch.full_like(x, big)), dim=1).values
-    mid = ((n - 1) // 2)[:, None]
-    med = xs.gather(1, mid)[:, 0]
+    ks = ((n - 1) // 2 + 1).tolist()  # the lower median's rank (1-based) per row
+    med = _kth(torch.where(inside, x, torch.full_like(x, big)), ks)
     dev = torch.where(inside, (x - med[:, None]).abs(), torch.full_like(x, big))
-    mad = torch.sort(dev, dim=1).values.gather(1, mid)[:, 0]
+    mad = _kth(dev, ks)
     return med, mad
+
+
+def _kth(x: torch.Tensor, ks: list[int]) -> torch.Tensor:
+    """``(R,)`` the ``ks[r]``-th smallest value (1-based) of each row of ``x (R, N)``: an order statistic, the
+    same value a sort would put there, without sorting the row."""
+    return torch.stack([row.kthvalue(k).values for row, k in zip(x, ks)])
 
 
 def fit_skin_model(

@@ -86,7 +86,8 @@ def paste_crop(
     grain_strength: float = 1.0,
     return_alpha: bool = False,
     inplace: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    return_boxes: bool = False,
+) -> torch.Tensor | tuple:
     """Warp ``crop`` and ``alpha`` to plate resolution with ``crop_to_plate`` (bilinear) and blend them in.
 
     Args:
@@ -103,10 +104,14 @@ def paste_crop(
         return_alpha: also return the plate-space alpha ``(B, 1, H, W)``.
         inplace: paste into ``plate`` itself (and return it) instead of a copy: the same values, without a copy of
             the whole plate (for a caller that owns ``plate`` and needs only the result).
+        return_boxes: also return, per face, the plate box ``(x0, y0, x1, y1)`` (end exclusive) the paste wrote:
+            outside it the result is ``plate``, bit for bit (None: nothing written; the whole plate for a face
+            whose crop is blurred before the warp), 
 
     Returns:
-        ``(B, 3, H, W)`` new plate tensor (``plate`` itself with ``inplace``; and the plate-space alpha if asked);
-        exactly ``plate`` where the warped alpha is 0.
+        ``(B, 3, H, W)`` new plate tensor (``plate`` itself with ``inplace``); with ``return_alpha`` and/or
+        ``return_boxes`` a tuple ``(plate, [alpha], [boxes])`` in that order. Exactly ``plate`` where the warped
+        alpha is 0.
     """
     mode = params.mode if mode is None else mode
     if mode not in MODES:
@@ -118,19 +123,21 @@ def paste_crop(
     # One face at a time, written into its own plate: each face's plate region (and multi-band depth) depends on
     # that face alone, so a frame's result does not depend on which other frames share its batch (farm chunks
     # == single pass).
+    boxes = []
     for i in range(plate.shape[0]):
-        _paste_one(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
+        boxes.append(_paste_one(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
                    None if grain is None else select_items(grain, [i]),
                    None if grain_seeds is None else [grain_seeds[i]], grain_strength, out[i:i + 1],
-                   None if full_alpha is None else full_alpha[i:i + 1])
-    return (out, full_alpha) if return_alpha else out
+                   None if full_alpha is None else full_alpha[i:i + 1]))
+    extra = ((full_alpha,) if return_alpha else ()) + ((boxes,) if return_boxes else ())
+    return (out, *extra) if extra else out
 
 
 def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, crop_to_plate: torch.Tensor, mode: str,
                params: PasteParams, grain: GrainStats | None, grain_seeds: list[int] | None, grain_strength: float,
-               out: torch.Tensor, full_alpha: torch.Tensor | None) -> None:
+               out: torch.Tensor, full_alpha: torch.Tensor | None) -> tuple[int, int, int, int] | None:
     """:func:`paste_crop` of one face (batch of 1), written into ``out`` (a copy of ``plate``) and ``full_alpha``
-    (zeros) in place."""
+    (zeros) in place; returns the face's box (``return_boxes``)."""
     b, c, hp, wp = plate.shape
     dev, dt = plate.device, plate.dtype
     m = crop_to_plate.to(dev, torch.float32)
@@ -141,7 +148,7 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
         h, w = alpha.shape[-2:]
         cut = _read_window(alpha, m)
         if cut is None:
-            return
+            return None
         win, alpha, m = cut
         crop = crop[..., win[0], win[1]]
         # a window inside the crop's border holds all taps of every pixel with alpha > 0: coverage 1 there
@@ -153,7 +160,7 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
     tops, (rh, rw), levels = _layout(src[:, c : c + 1], m, (hp, wp), mode, params)
     live = [i for i, t in enumerate(tops) if t is not None]
     if not live:
-        return
+        return None
     idx = torch.tensor(live, device=dev)
     shift = torch.zeros(len(live), 2, 3, device=dev)
     shift[:, 0, 2] = torch.tensor([-tops[i][0] for i in live], dtype=torch.float32)
@@ -185,6 +192,7 @@ def _paste_one(plate: torch.Tensor, crop: torch.Tensor, alpha: torch.Tensor, cro
         out[i, :, y0 : y0 + rh, x0 : x0 + rw] = roi[j]
         if full_alpha is not None:
             full_alpha[i, :, y0 : y0 + rh, x0 : x0 + rw] = a[j].to(dt)
+    return (0, 0, wp, hp) if blurred else (tops[0][0], tops[0][1], tops[0][0] + rw, tops[0][1] + rh)
 
 
 def _warp(src: torch.Tensor, m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -231,37 +239,6 @@ def _layout(alpha: torch.Tensor, m: torch.Tensor, plate_size: tuple[int, int], m
     margin = 2 + (2 ** (levels + 1) if mode == "laplacian" else 0)
     tops, size = plate_rois(alpha, m, plate_size, margin)
     return tops, size, levels
-
-
-def paste_boxes(alpha: torch.Tensor, crop_to_plate: torch.Tensor, plate_size: tuple[int, int],
-                mode: str | None = None, params: PasteParams = PasteParams()
-                ) -> list[tuple[int, int, int, int] | None]:
-    """Per face the plate box ``(x0, y0, x1, y1)`` (end exclusive) that :func:`paste_crop` with the same
-    arguments writes: outside it the pasted plate is the input plate, bit for bit (None: the face misses the
-    plate). The whole plate for a face whose crop is blurred before the warp (it shrinks).
-
-    Args:
-        alpha: ``(B, 1, h, w)`` the crop-space alpha given to :func:`paste_crop`.
-        crop_to_plate: ``(B, 2, 3)``.
-        plate_size: ``(H, W)``.
-    """
-    mode = params.mode if mode is None else mode
-    hp, wp = plate_size
-    m = crop_to_plate.to(alpha.device, torch.float32)
-    alpha = alpha.to(torch.float32).clamp(0.0, 1.0)
-    blurred = antialias_sigma(m) >= 0.2
-    out: list[tuple[int, int, int, int] | None] = []
-    for i in range(alpha.shape[0]):
-        if params.antialias and bool(blurred[i]):
-            out.append((0, 0, wp, hp))
-            continue
-        cut = _read_window(alpha[i:i + 1], m[i:i + 1])
-        if cut is None:
-            out.append(None)
-            continue
-        tops, (rh, rw), _ = _layout(cut[1], cut[2], (hp, wp), mode, params)
-        out.append(None if tops[0] is None else (tops[0][0], tops[0][1], tops[0][0] + rw, tops[0][1] + rh))
-    return out
 
 
 def _poisson_rois(fg: torch.Tensor, bg: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

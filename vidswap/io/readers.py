@@ -107,16 +107,18 @@ class FrameStream(Iterator[Frame]):
 
 @contextmanager
 def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8,
-                rgb: bool = True) -> Iterator[Iterator[Frame]]:
+                rgb: bool = True, shrink_to: tuple[int, int] | None = None) -> Iterator[Iterator[Frame]]:
     """Stream the frames ``numbers`` (default: all; any positive step) of a probed input, in order.
 
     Yields a :class:`FrameStream`; each item is a :class:`Frame` with an HxWx3 RGB image (uint8, uint16 for
     >8-bit sources, float32 for EXR).  Video seeks to the first wanted frame; pts are the stream's own.
     ``rgb=False`` (video only): no RGB conversion; each frame carries its decoded ``picture`` instead.
+    ``shrink_to`` (video only): (width, height) the RGB conversion shrinks the pictures to when they are larger
+    (:class:`~vidswap.io.avutil.RgbConverter`); other inputs keep their size.
     """
     numbers = _check_numbers(info, numbers)
     if info.kind == "video":
-        produce = _video_producer(info, numbers, rgb)
+        produce = _video_producer(info, numbers, rgb, shrink_to)
     else:
         produce = _file_producer(info, numbers)
     stream = FrameStream(produce, prefetch, name=f"vidswap-read-{Path(info.path).name}")
@@ -131,13 +133,13 @@ def read_numbers(info: MediaInfo, numbers: list[int], prefetch: int = 8,
                  size: tuple[int, int] | None = None, rgb: bool = True) -> Iterator[Iterator[Frame]]:
     """Stream the frames ``numbers`` (ascending, gaps allowed: ``0-3,10-12``) of a probed input, in order: one
     :func:`read_frames` stream per evenly spaced run, so the frames in a gap are never read. ``size``: (width,
-    height) to resize every frame to (dtype kept), or None for the input's own size; ``rgb``: see
-    :func:`read_frames`."""
+    height) to resize every frame to (dtype kept; video shrunk in its RGB conversion, ``read_frames``'
+    ``shrink_to``), or None for the input's own size; ``rgb``: see :func:`read_frames`."""
     runs = frame_runs(list(numbers))
 
     def chained() -> Iterator[Frame]:
         for run in runs:
-            with read_frames(info, run, prefetch, rgb) as frames:
+            with read_frames(info, run, prefetch, rgb, shrink_to=size) as frames:
                 for frame in frames:
                     yield frame if size is None else replace(frame, image=resize_image(frame.image, size))
 
@@ -222,12 +224,13 @@ def _numbering(info: MediaInfo, container, stream) -> _Numbering:
     return _Numbering(int(start), ticks, None)
 
 
-def _video_producer(info: MediaInfo, numbers: range, rgb: bool = True) -> Callable[[Emit], None]:
+def _video_producer(info: MediaInfo, numbers: range, rgb: bool = True,
+                    shrink_to: tuple[int, int] | None = None) -> Callable[[Emit], None]:
     def produce(emit: Emit) -> None:
         try:
-            _decode_video(info, numbers, emit, seek=numbers.start > info.first_frame, rgb=rgb)
+            _decode_video(info, numbers, emit, seek=numbers.start > info.first_frame, rgb=rgb, shrink_to=shrink_to)
         except _SeekMissed:
-            _decode_video(info, numbers, emit, seek=False, rgb=rgb)
+            _decode_video(info, numbers, emit, seek=False, rgb=rgb, shrink_to=shrink_to)
         except (av.FFmpegError, OSError) as exc:
             if getattr(exc, "errno", None) in TRANSIENT_ERRNOS:  # the disk or the share, not the file
                 raise MediaError(f"reading {info.path} failed ({exc}); check the disk or share and retry") from None
@@ -240,7 +243,8 @@ class _SeekMissed(Exception):
     """Seeking landed after the wanted frame (bad index); decode from the start instead."""
 
 
-def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool, rgb: bool = True) -> None:
+def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool, rgb: bool = True,
+                  shrink_to: tuple[int, int] | None = None) -> None:
     to_rgb = avutil.RgbConverter(info.bit_depth > 8, info.colorspace)
     last = numbers[-1]
     with av.open(avutil.local_url(info.path), metadata_errors="replace") as container:
@@ -266,7 +270,7 @@ def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool, rgb: 
                 continue
             tc = timecode_at(info.timecode, info.fps, n)
             if rgb:
-                record = Frame(n, frame.pts, tc, to_rgb(frame), frame.duration or None)
+                record = Frame(n, frame.pts, tc, to_rgb(frame, shrink_to), frame.duration or None)
             else:
                 record = Frame(n, frame.pts, tc, None, frame.duration or None, picture=frame)
             if not emit(record):
