@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = {"default (crf 18, medium)": {}, "rc-lookahead=20": {"x264-params": "rc-lookahead=20"},
             "rc-lookahead=10": {"x264-params": "rc-lookahead=10"}, "threads=2": {"threads": "2"},
@@ -26,31 +27,13 @@ VARIANTS = {"default (crf 18, medium)": {}, "rc-lookahead=20": {"x264-params": "
 
 
 def child(src: str, frames: int, extra: dict) -> dict:
-    import av
-    from av.video.frame import PictureType
+    """bench_speed's transcode with ``extra`` encoder options, in this (fresh) process; plus the file's size."""
+    from bench_speed import child_transcode
 
     with tempfile.TemporaryDirectory() as tmp:
         dest = os.path.join(tmp, "out.mp4")
-        wall, cpu = time.perf_counter(), time.process_time()
-        with av.open(src) as inp, av.open(dest, "w") as out:
-            vin = inp.streams.video[0]
-            vin.thread_type = "AUTO"
-            vout = out.add_stream("libx264", rate=vin.average_rate)
-            vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-            vout.options = {"crf": "18", "preset": "medium", **extra}
-            vout.codec_context.thread_count = 0
-            vout.codec_context.thread_type = "AUTO"
-            for k, frame in enumerate(inp.decode(vin)):
-                if k >= frames:
-                    break
-                frame.pts, frame.time_base = k, 1 / vin.average_rate
-                frame.pict_type = PictureType.NONE
-                for packet in vout.encode(frame):
-                    out.mux(packet)
-            for packet in vout.encode(None):
-                out.mux(packet)
-        return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "bytes": os.path.getsize(dest)}
+        r = child_transcode(src, dest, frames, options=extra)
+        return {**r, "bytes": os.path.getsize(dest)}
 
 
 def main() -> int:

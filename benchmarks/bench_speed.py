@@ -99,9 +99,10 @@ def make_plate(src: Path, size: tuple[int, int], frames: int) -> Path:
 # children (this script re-invoked): one measurement each, in a fresh process
 
 
-def child_transcode(src: str, dest: str, frames: int, source_types: bool = False) -> dict:
+def child_transcode(src: str, dest: str, frames: int, source_types: bool = False, options: dict | None = None) -> dict:
     """PyAV decode + libx264 crf 18 preset medium of the first ``frames`` frames (YUV in, YUV out); the encoder
-    chooses the frame types as in FFmpeg, or (``source_types``) is handed the decoded frames' own."""
+    chooses the frame types as in FFmpeg, or (``source_types``) is handed the decoded frames' own. ``options``: more
+    encoder options (e.g. ``{"x264-params": "rc-lookahead=20"}``, bench_encoder_memory.py)."""
     import av
     from av.video.frame import PictureType
 
@@ -111,7 +112,7 @@ def child_transcode(src: str, dest: str, frames: int, source_types: bool = False
         vin.thread_type = "AUTO"
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = {"crf": "18", "preset": "medium"}
+        vout.options = {"crf": "18", "preset": "medium", **(options or {})}
         vout.codec_context.thread_count = 0
         vout.codec_context.thread_type = "AUTO"
         for k, frame in enumerate(inp.decode(vin)):
@@ -124,7 +125,7 @@ def child_transcode(src: str, dest: str, frames: int, source_types: bool = False
                 out.mux(packet)
         for packet in vout.encode(None):
             out.mux(packet)
-    return {"wall": time.perf_counter() - start, "process": time.perf_counter() - START,
+    return {"wall": time.perf_counter() - start, "process": time.perf_counter() - START, "cpu": time.process_time(),
             "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
