@@ -8,7 +8,8 @@ boundary itself (edge matching, :mod:`~vidswap.composite.edge`) brings the plate
 costs identity. Here the correction is a low-order polynomial in the crop's coordinates (by default quadratic: six
 numbers per frame), least-squares fitted to the L* difference plate - face on a ring just inside the boundary and
 added to the L* of the whole face: the tone step goes, while every feature, wrinkle and contrast of the face
-stays exactly as rendered (a polynomial this smooth has no shape to show). Only L* moves; a* and b* stay.
+stays exactly as rendered (a polynomial this smooth has no shape to show). Only L* moves; a* and b* stay, so the
+offset is added in CIE f-space (fx, fy and fz all move by offset / 116), which saves the L*a*b* matrices.
 
 Per frame and pure: farm chunks stay identical to a single pass.
 """
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from vidswap.composite.filters import erode, support_window
-from vidswap.composite.lab import lightness_f, rgb_to_f, f_to_rgb
+from vidswap.composite.lab import f_to_rgb, lightness_f, rgb_to_f
 
 __all__ = ["ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
 
