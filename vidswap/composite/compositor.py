@@ -375,10 +375,14 @@ def composite_track(
     state = state or TrackState()
     masks = build_masks(target_crop, landmarks, regions, params)
     region, vis = masks.region, masks.visibility
+    whole = None  # a regional swap's tone match fits the whole face's alpha (below)
+    if params.tone is not None and not covers_face(check_regions(params.regions)):
+        whole = feather_mask(masks.face.to(region), masks.size, params.mask.erosion, params.mask.feather)
     if confidence is not None:
-        region = region * confidence_weight(landmarks, confidence, tuple(region.shape[-2:]), masks.size)
+        conf = confidence_weight(landmarks, confidence, tuple(region.shape[-2:]), masks.size)
+        region, whole = region * conf, (None if whole is None else whole * conf)
     if render_alpha is not None:
-        region = region * render_alpha.to(region)
+        region, whole = region * render_alpha.to(region), (None if whole is None else whole * render_alpha.to(region))
     if params.temporal != "none":
         mode = "ema" if params.temporal == "ema" else "zero_phase"
         init_r = state.region if mode == "ema" else None
@@ -386,7 +390,13 @@ def composite_track(
         region = smooth_masks_temporal(region, params.mask_alpha, mode, init_r)
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
     alpha = region * vis
-    face_alpha = alpha
+    face_alpha = tone_alpha = alpha
+    if whole is not None:
+        # a regional swap takes the whole face's tone offset (its ring along the face outline), so that inside its
+        # parts it pastes what the whole-face swap pastes
+        if params.temporal != "none":
+            whole = smooth_masks_temporal(whole, params.mask_alpha, "ema" if params.temporal == "ema" else "zero_phase")
+        tone_alpha = whole * vis
     stats_mask = skin = masks.stats
     if occluder is not None:
         keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
@@ -413,7 +423,8 @@ def composite_track(
             whole = [bool(params.paste.antialias and blurred[i]) for i in range(render.shape[0])]
         # the two-band feather and the tone match read the render wherever the paste alpha before occluders is > 0
         # (the tone match within one pixel of it, as the window's margin)
-        reads = face_alpha if params.band is not None or params.tone is not None else alpha
+        reads = face_alpha if params.band is not None else alpha
+        reads = torch.maximum(reads, tone_alpha) if params.tone is not None else reads
         wins = crop_windows(torch.maximum(reads, render_skin), whole)
         if params.keep_contrast is not None:  # the kept band's blur reads that far around the window
             wins = grow_windows(wins, blur_reach(masks.size, params.keep_contrast.band), tuple(render.shape[-2:]))
@@ -448,7 +459,7 @@ def composite_track(
         valid = masks.face.to(crop) * (masks.visibility > 0.5).to(crop)
         if occluder is not None:
             valid = valid * (occluder.to(crop) < 0.5)
-        crop = tone_match(crop, target_crop.to(crop), face_alpha, masks.size, params.tone, valid)
+        crop = tone_match(crop, target_crop.to(crop), tone_alpha, masks.size, params.tone, valid)
     if params.edge is not None:
         crop = edge_match(crop, target_crop.to(crop), face_alpha, masks.size, params.edge)
     if params.band is not None and covers_face(check_regions(params.regions)):
