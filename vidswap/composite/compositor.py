@@ -375,14 +375,15 @@ def composite_track(
     state = state or TrackState()
     masks = build_masks(target_crop, landmarks, regions, params)
     region, vis = masks.region, masks.visibility
-    whole = None  # a regional swap's tone match fits the whole face's alpha (below)
+    whole_face = None  # a regional swap's tone match fits the whole face's alpha (below)
     if params.tone is not None and not covers_face(check_regions(params.regions)):
-        whole = feather_mask(masks.face.to(region), masks.size, params.mask.erosion, params.mask.feather)
+        whole_face = feather_mask(masks.face.to(region), masks.size, params.mask.erosion, params.mask.feather)
     if confidence is not None:
         conf = confidence_weight(landmarks, confidence, tuple(region.shape[-2:]), masks.size)
-        region, whole = region * conf, (None if whole is None else whole * conf)
+        region, whole_face = region * conf, (None if whole_face is None else whole_face * conf)
     if render_alpha is not None:
-        region, whole = region * render_alpha.to(region), (None if whole is None else whole * render_alpha.to(region))
+        ra = render_alpha.to(region)
+        region, whole_face = region * ra, (None if whole_face is None else whole_face * ra)
     if params.temporal != "none":
         mode = "ema" if params.temporal == "ema" else "zero_phase"
         init_r = state.region if mode == "ema" else None
@@ -391,12 +392,13 @@ def composite_track(
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
     alpha = region * vis
     face_alpha = tone_alpha = alpha
-    if whole is not None:
+    if whole_face is not None:
         # a regional swap takes the whole face's tone offset (its ring along the face outline), so that inside its
         # parts it pastes what the whole-face swap pastes
         if params.temporal != "none":
-            whole = smooth_masks_temporal(whole, params.mask_alpha, "ema" if params.temporal == "ema" else "zero_phase")
-        tone_alpha = whole * vis
+            mode = "ema" if params.temporal == "ema" else "zero_phase"
+            whole_face = smooth_masks_temporal(whole_face, params.mask_alpha, mode)  # (ema: from no state)
+        tone_alpha = whole_face * vis
     stats_mask = skin = masks.stats
     if occluder is not None:
         keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
