@@ -390,15 +390,13 @@ def composite_track(
         init_v = state.visibility if mode == "ema" else None
         region = smooth_masks_temporal(region, params.mask_alpha, mode, init_r)
         vis = smooth_masks_temporal(vis, params.visibility_alpha, mode, init_v)
+        if whole_face is not None:  # (ema: from no state; the state carries the region's)
+            whole_face = smooth_masks_temporal(whole_face, params.mask_alpha, mode)
     alpha = region * vis
-    face_alpha = tone_alpha = alpha
-    if whole_face is not None:
-        # a regional swap takes the whole face's tone offset (its ring along the face outline), so that inside its
-        # parts it pastes what the whole-face swap pastes
-        if params.temporal != "none":
-            mode = "ema" if params.temporal == "ema" else "zero_phase"
-            whole_face = smooth_masks_temporal(whole_face, params.mask_alpha, mode)  # (ema: from no state)
-        tone_alpha = whole_face * vis
+    face_alpha = alpha
+    # a regional swap takes the whole face's tone offset (its ring along the face outline), so that inside its parts
+    # it pastes what the whole-face swap pastes
+    tone_alpha = alpha if whole_face is None else whole_face * vis
     stats_mask = skin = masks.stats
     if occluder is not None:
         keep = (1.0 - occluder.to(alpha)).clamp(0.0, 1.0)
@@ -479,11 +477,10 @@ def composite_track(
         inplace=inplace and not layers, return_boxes=True,
     )
     foreground = plate_alpha = None
-    if layers:
-        out, plate_alpha, boxes = out
-    else:
+    if not layers:
         out, boxes = out
-    if layers:
+    else:
+        out, plate_alpha, boxes = out
         # The crop laid over with full opacity: inside the crop it is the unblended face (its alpha is 0 at the
         # crop border, so the plate filling the border's partial coverage is never used).
         foreground = paste_crop(plate, crop, torch.ones_like(alpha), crop_to_plate, mode="alpha",

@@ -106,7 +106,7 @@ def paste_crop(
             the whole plate (for a caller that owns ``plate`` and needs only the result).
         return_boxes: also return, per face, the plate box ``(x0, y0, x1, y1)`` (end exclusive) the paste wrote:
             outside it the result is ``plate``, bit for bit (None: nothing written; the whole plate for a face
-            whose crop is blurred before the warp), 
+            whose crop is blurred before the warp).
 
     Returns:
         ``(B, 3, H, W)`` new plate tensor (``plate`` itself with ``inplace``); with ``return_alpha`` and/or
@@ -126,9 +126,9 @@ def paste_crop(
     boxes = []
     for i in range(plate.shape[0]):
         boxes.append(_paste_one(plate[i:i + 1], crop[i:i + 1], alpha[i:i + 1], crop_to_plate[i:i + 1], mode, params,
-                   None if grain is None else select_items(grain, [i]),
-                   None if grain_seeds is None else [grain_seeds[i]], grain_strength, out[i:i + 1],
-                   None if full_alpha is None else full_alpha[i:i + 1]))
+                                None if grain is None else select_items(grain, [i]),
+                                None if grain_seeds is None else [grain_seeds[i]], grain_strength, out[i:i + 1],
+                                None if full_alpha is None else full_alpha[i:i + 1]))
     extra = ((full_alpha,) if return_alpha else ()) + ((boxes,) if return_boxes else ())
     return (out, *extra) if extra else out
 
