@@ -2,6 +2,7 @@
 
     python benchmarks/bench_speed.py [--frames 120] [--frames-4k 48] [--pairs 2] [--rows 360,1080,4k]
                                      [--no-passthrough] [--no-preview] [--no-farm] [--json F]
+                                     [--run-args "--render-threads 1"]
 
 Plates: the Pexels sample (640x360, frames 0..N-1) and its first N frames upscaled with PyAV (swscale lanczos) to
 1920x1080 and 3840x2160, encoded once (libx264 crf 12, veryfast) and cached in ``~/.cache/vidswap/bench/``.
@@ -17,7 +18,8 @@ machine is shared and its load changes from minute to minute (the load average i
   ``--child-transcode SRC DEST N source-types``, the baseline before passthru-s12);
 * vidswap run: ``vidswap run PLATE --source grace_hopper -o OUT.mp4 -q --frames 0-(N-1)`` (default preset), in
   a fresh job folder (the analysis is never reused), the CLI in-process behind a wrapper that keeps its
-  ``RunSummary`` (per-stage seconds) and peak RSS;
+  ``RunSummary`` (per-stage seconds) and peak RSS (the process's: the render threads are in it); ``--run-args``
+  adds options to these runs (e.g. ``--render-threads 1``, the one-thread render of before);
 * pass-through: the same with ``--passthrough``;
 * preview: the same with ``--preview`` (paired with the default run, at 1080p);
 * farm render-task fixed cost: ``vidswap render-chunk`` of one chunk after ``vidswap analyze``: wall time from the
@@ -281,16 +283,20 @@ def main() -> int:
     ap.add_argument("--no-preview", action="store_true")
     ap.add_argument("--no-farm", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--run-args", default="", help="extra `vidswap run` options for the plate rows, e.g. "
+                    "\"--render-threads 1\" (split on spaces)")
     a = ap.parse_args()
     clip, source = sample("pexels_clip"), sample("grace_hopper")
     work = Path(tempfile.mkdtemp(prefix="vidswap_speed_"))
     results: dict = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-                     "machine": platform.node(), "cpus": os.cpu_count(), "load_start": load(), "rows": {}}
+                     "machine": platform.node(), "cpus": os.cpu_count(), "load_start": load(), "rows": {},
+                     "run_args": a.run_args}
     try:
         for row in filter(None, a.rows.split(",")):  # --rows "": the preview (and pass-through, farm) rows only
             n = a.frames_4k if row == "4k" else a.frames
             plate = make_plate(clip, SIZES[row], n)
-            results["rows"][row] = {"frames": n, "runs": paired(plate, n, source, a.pairs, [], work)}
+            runs = paired(plate, n, source, a.pairs, a.run_args.split(), work)
+            results["rows"][row] = {"frames": n, "runs": runs}
             print(f"[{time.strftime('%H:%M:%S')}] {row} done, load {load()}: {json.dumps(results['rows'][row])}",
                   file=sys.stderr, flush=True)  # kept if the run is cut short
         if not a.no_passthrough:
@@ -399,7 +405,8 @@ def _base_rss(runs: list[dict]) -> str:
 
 
 def report(r: dict) -> None:
-    print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}\n")
+    print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}"
+          + (f", plate rows run with `{r['run_args']}`" if r.get("run_args") else "") + "\n")
     print("| plate | frames | vidswap run | transcode | ratio | vidswap peak RSS | transcode peak RSS | load |")
     print("|---|---|---|---|---|---|---|---|")
     names = {"360": "640x360", "1080": "1920x1080", "4k": "3840x2160"}

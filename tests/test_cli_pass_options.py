@@ -54,6 +54,7 @@ def variants(media):
         "--preset": (base, base + ["--preset", "final"]),
         "--device": (base, base + ["--device", "cpu"]),
         "--batch-size": (base, base + ["--batch-size", "3"]),
+        "--render-threads": (base, base + ["--render-threads", "1"]),
         "--codec": (base, base + ["--codec", "ffv1"]),
         "--crf": (base, base + ["--crf", "30"]),
         "--target": (base, base + ["--target", "all"]),

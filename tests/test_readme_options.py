@@ -78,8 +78,9 @@ def test_farm_passes_list_only_the_options_they_use():
     assert {"--source", "--frames", "--target", "--scale", "--swap-core", "--overlay", "--compare"} <= analyze
     assert not tune & {"--codec", "--crf", "--burn-in", "--overwrite"}
     assert {"--tune", "--retune", "--source", "--target", "--compare", "--patches"} <= tune
-    # assemble finds the chunks by a hash of every render setting: it lists them all but the device and batch size
-    assert assemble == run - {"--debug-frames", "--contact-sheet", "--device", "--batch-size"}
+    # assemble finds the chunks by a hash of every render setting: it lists them all but the device, batch size and
+    # render threads
+    assert assemble == run - {"--debug-frames", "--contact-sheet", "--device", "--batch-size", "--render-threads"}
     # hidden options are still accepted, so a hand-run pass describes the same job as the others
     result = CliRunner().invoke(main, ["assemble", "--device", "cpu", "--help"])
     assert result.exit_code == 0 and "--device" not in result.output

@@ -16,12 +16,13 @@ if TYPE_CHECKING:  # the config module is imported by the functions that build a
 # A pass hides only options that change nothing it reads or writes (tests/test_cli_pass_options.py). The output
 # options that name the job folder (-o, --preview, --compare, --patches) stay listed everywhere.
 #: the analyze pass reads the input, sources, frames, scale, target selection and core; not the encode or tuning
-ANALYZE_HIDES = ("--codec", "--crf", "--tune", "--retune", "--burn-in", "--overwrite", "--appearance")
+ANALYZE_HIDES = ("--codec", "--crf", "--tune", "--retune", "--burn-in", "--overwrite", "--appearance",
+                 "--render-threads")
 #: the tune pass: no output encoding
 TUNE_HIDES = ("--codec", "--crf", "--burn-in", "--overwrite")
 #: assemble finds the chunks by a hash of every render setting (sources, targets, core, tuning included), so it
-#: lists them all but the device and batch size
-ASSEMBLE_HIDES = ("--device", "--batch-size")
+#: lists them all but the device, batch size and render threads (the same pictures whatever they are)
+ASSEMBLE_HIDES = ("--device", "--batch-size", "--render-threads")
 
 
 def job_options(fn=None, *, hide: Iterable[str] = ()):
@@ -46,6 +47,8 @@ def job_options(fn=None, *, hide: Iterable[str] = ()):
         _option(hidden, "--preset", type=click.Choice(["default", "preview", "final"]), help="Config preset."),
         _option(hidden, "--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device."),
         _option(hidden, "--batch-size", type=int, help="Frames per batch on the device."),
+        _option(hidden, "--render-threads", help="Batches rendered at once: a count or 'auto' (2 on a CPU with 2+ "
+                     "cores, 1 on a GPU; the same pictures)."),
         _option(hidden, "--codec", type=click.Choice(["h264", "prores_hq", "prores_4444", "ffv1", "exr", "png", "tiff"]),
                      help="Output codec (default from the output extension)."),
         _option(hidden, "--crf", type=int, help="H.264 quality (0-51, lower is better)."),
@@ -95,7 +98,7 @@ CHECKPOINT_CORES = ("e4s-pti", "megafs", "e4s", "mfim", "idatt")
 def job_layers(input, sources, output, frames, preview, scale, every, shot, preset, device, batch_size, codec, crf,
                target_mode, target_index, target_face, mapping, passthrough, tune=None, retune=None, compare=None,
                burnin=None, patches=None, appearance=None, overwrite=None, swap_core=None, checkpoint=None,
-               **_) -> list[ConfigLayer]:
+               render_threads=None, **_) -> list[ConfigLayer]:
     """The job's config layers (preset, shot YAML, command-line flags), lowest precedence first."""
     from vidswap.config import config_layers
 
@@ -105,6 +108,7 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
     overrides = {
         "input": input, "sources": list(sources) or None, "frames": frames, "scale": scale, "every": every,
         "device": device, "batch_size": batch_size,
+        "render_threads": render_threads if render_threads in (None, "auto") else _count(render_threads),
         "output": {"path": output, "codec": codec, "crf": crf, "compare": compare, "burnin": burnin,
                    "kind": "patch" if patches else None, "overwrite": overwrite},
         "swap": {"core": "passthrough" if passthrough else swap_core, "geometric": {"appearance": appearance},
@@ -115,6 +119,14 @@ def job_layers(input, sources, output, frames, preview, scale, every, shot, pres
         "preset": preset or ("preview" if preview else None),  # a flag: beats the shot file's preset
     }
     return config_layers(shot=shot, overrides=overrides)
+
+
+def _count(text: str) -> int:
+    """``--render-threads N``: an integer, or a usage error naming the option."""
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a count or 'auto', got {text!r}", param_hint="--render-threads") from None
 
 
 def load_job(**opts) -> JobConfig:

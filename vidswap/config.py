@@ -144,6 +144,7 @@ class JobConfig:
     every: int = 1  # process every N-th frame
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 8
+    render_threads: int | Literal["auto"] = "auto"  # batches rendered at once (vidswap.render_loop)
     seed: int = 0
     output: OutputConfig = field(default_factory=OutputConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -466,6 +467,8 @@ def _check_values(cfg: JobConfig) -> None:
         raise ConfigError(f"every must be >= 1, got {cfg.every}")
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.render_threads != "auto" and cfg.render_threads < 1:
+        raise ConfigError(f"render_threads must be 'auto' or >= 1, got {cfg.render_threads}")
     if not 0 <= cfg.output.crf <= 51:
         raise ConfigError(f"output.crf must be in [0, 51], got {cfg.output.crf}")
     if cfg.target.mode == "index" and cfg.target.index is None:

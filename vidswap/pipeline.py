@@ -21,9 +21,8 @@ import numpy as np
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
 from vidswap.copy_stage import CopyStage
-from vidswap.memory import RENDER_CROP_PIXELS, batch_frames, frame_bytes, heap_threshold, queue_depth, \
-    release_after_analysis, release_free_heap, steady_heap
-from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, read_numbers, resize_image
+from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis
+from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
 from vidswap.io.colour import ColourPipeline
@@ -34,7 +33,9 @@ from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, 
     resolve_device, settings_from_config
 from vidswap.swap import CoreContext, build_core
 from vidswap.swap.registry import known_passthrough
-from vidswap.timing import Progress, StageTimer, batches
+from vidswap.models.runtime import default_threads
+from vidswap.render_loop import processed_batches, render_threads
+from vidswap.timing import Progress, StageTimer
 
 # What a swapping job uses (torch, kornia, the models) is imported by the functions that use it: a pass-through
 # run imports none of it (tests/test_cli_imports.py).
@@ -362,7 +363,8 @@ def run(cfg: JobConfig, progress: Progress | None = None, debug_frames: Path | N
     written = render_frames(cfg, plan.info, plan.numbers, setup.processor, plan.out_path, plan.size, timer,
                             progress, observer=sheet, decorate=decorate, work_size=plan.work_size,
                             rgb=not copies_pictures(cfg, plan, setup, sheet is not None or debug_frames is not None,
-                                                    decorate is not None))
+                                                    decorate is not None),
+                            threads=job_render_threads(cfg, setup))
     if sheet is not None:
         sheet.save(Path(contact_sheet))
     return summarise(plan, setup.stage, written, start, timer, warnings, plan.out_path)
@@ -391,7 +393,7 @@ def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], setup: Re
         exr = exr_output(cfg, plan.info)
         setup.stage.sinks.append(PatchWriter(staging, pattern, (plan.info.width, plan.info.height),
                                              exr=exr if pattern.ext == ".exr" else None, display_space=exr.display))
-        for batch, _ in processed_batches(cfg, plan.info, numbers, setup.processor, timer, progress, plan.colour):
+        for batch, _ in processed_batches(cfg.batch_size, plan.info, numbers, setup.processor, timer, progress, plan.colour):
             done += len(batch)
     return done
 
@@ -423,9 +425,11 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
                   settings: EncodeSettings | None = None, sink_info: MediaInfo | None = None,
                   observer: Callable[[list[Frame], list[Frame]], None] | None = None,
                   decorate: Callable[[Frame, Frame], np.ndarray] | None = None,
-                  work_size: tuple[int, int] | None = None, label: str = "render", rgb: bool = True) -> int:
+                  work_size: tuple[int, int] | None = None, label: str = "render", rgb: bool = True,
+                  threads: int = 1) -> int:
     """Stream ``numbers`` of the input through ``processor`` into ``out_path``; returns the frames written.
     ``rgb=False``: the frames stay decoded pictures (:func:`copies_pictures`; the processor must not look at them).
+    ``threads``: batches processed at once (:func:`job_render_threads`; the processor must be safe to call so).
 
     ``sink_info`` (default ``info``) is what the writer copies audio and timecode from; ``observer(before, after)``
     sees every batch before and after processing (contact sheets); ``decorate(plate, result)`` returns the picture
@@ -439,8 +443,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
         # render waited for it, "encode_overlapped" the time it worked
         depth = frames_in_flight(cfg, info, work_size)
         with background_writer(sink, partial(resize_frame, size=size), depth=depth) as writer:
-            for batch, result in processed_batches(cfg, info, numbers, processor, timer, progress, size=work_size,
-                                                   label=label, rgb=rgb):
+            for batch, result in processed_batches(cfg.batch_size, info, numbers, processor, timer, progress,
+                                                   size=work_size, label=label, rgb=rgb, threads=threads):
                 if observer is not None:
                     observer(batch, result)
                 if decorate is not None:
@@ -456,6 +460,16 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     return written
 
 
+def job_render_threads(cfg: JobConfig, setup: RenderSetup) -> int:
+    """The render pass's threads for the job (``render_threads``, :func:`vidswap.render_loop.render_threads`): 1 for
+    a pass-through copy and whenever the stage hands faces to sinks that expect frame order."""
+    stage = setup.stage
+    if stage.core.passes_through:
+        return 1
+    ordered = bool(stage.sinks or stage.matte_sinks) or setup.processor is not stage
+    return render_threads(cfg.render_threads, stage.device.type, ordered, default_threads())
+
+
 def frames_in_flight(cfg: JobConfig, info: MediaInfo, size: tuple[int, int] | None) -> int:
     """Frames the reader's queue and the writer's queue each hold at most (:func:`vidswap.memory.queue_depth`):
     fewer as the plate grows, never more than ``max(4, batch_size)``; ``size``: the working size, if not the
@@ -468,39 +482,6 @@ def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
     """Resize keeping dtype (uint8 / uint16 / float) and timing."""
     image = resize_image(frame.image, size)
     return frame if image is frame.image else dataclasses.replace(frame, image=image)
-
-
-def processed_batches(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor: FrameProcessor,
-                      timer: StageTimer, progress: Progress | None = None,
-                      colour: ColourPipeline | None = None,
-                      size: tuple[int, int] | None = None,
-                      label: str = "render", rgb: bool = True) -> Iterator[tuple[list[Frame], list[Frame]]]:
-    """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
-    ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
-    pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
-    (:attr:`ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``, ``overlay``)."""
-    done = 0
-    w, h = size or (info.width, info.height)
-    nbytes = frame_bytes(w, h, info.bit_depth)
-    if rgb:  # decoded pictures copied to the encoder (pass-through) make no tensors: no heap to keep flat, no trims
-        steady_heap(heap_threshold(nbytes))  # the heap's behaviour fixed, frames above a face's tensors mapped
-    if progress:  # the pass's clock starts now, not after its first batch
-        progress(label, 0, len(numbers))
-    with read_numbers(info, numbers, prefetch=frames_in_flight(cfg, info, size), size=size, rgb=rgb) as frames:
-        if colour is not None:
-            from vidswap.composite.linear import display_frames
-
-            frames = display_frames(frames, colour)
-        for batch in batches(frames, batch_frames(cfg.batch_size, nbytes), timer):  # 4K: 2 frames a batch
-            with timer.stage("swap"):
-                result = processor(batch)
-            yield batch, result
-            before, done = done, done + len(batch)
-            del batch, result  # the caller has handed the frames on: nothing of this batch outlives it here
-            if rgb and before // cfg.batch_size != done // cfg.batch_size:
-                release_free_heap()  # every batch_size frames, however the plate's bytes cut the batches
-            if progress:
-                progress(label, done, len(numbers))
 
 
 def summarise(plan: ShotPlan, stage: RenderStage | CopyStage | None, written: int, start: float, timer: StageTimer,

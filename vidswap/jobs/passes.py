@@ -24,10 +24,9 @@ from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
 from vidswap.io.sequences import SequencePattern
 from vidswap.analysis_cache import analyze_shot
-from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, patch_outputs,
-                              prepared_identity, render_frames, render_patches, require_analysis, summarise,
-                              target_identities,
-                              write_patch_scripts)
+from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, job_render_threads,
+                              patch_outputs, prepared_identity, render_frames, render_patches, require_analysis,
+                              summarise, target_identities, write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
 from vidswap.source_cache import cached_source_faces
 from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, \
@@ -129,7 +128,8 @@ def tune(cfg: JobConfig, progress: Progress | None = None) -> Path | None:
 def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
     """Chunks live in a folder named by everything their pixels depend on (the analysis and the render settings),
     so chunks of an earlier analysis or other settings are never mixed into an assembly."""
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size")}
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size",
+                                                                   "render_threads")}
     settings["swap"] = {"core": cfg.swap.core, "settings": dataclasses.asdict(cfg.swap.section())}
     settings["output_size"] = plan.size
     settings["decoration"] = (cfg.output.compare, cfg.output.burnin)
@@ -200,13 +200,14 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
         chunk_info = dataclasses.replace(plan.info, audio=(), timecode=None)
         written = render_frames(cfg, plan.info, numbers, setup.processor, out, plan.size, timer, progress,
                                 settings=CHUNK_SETTINGS, sink_info=chunk_info, decorate=frame_decoration(cfg, plan),
-                                work_size=plan.work_size)
+                                work_size=plan.work_size, threads=job_render_threads(cfg, setup))
         return out, summarise(plan, setup.stage, written, start, timer, warnings, out, numbers)
     if cfg.output.kind == "patch":
         written = render_patches(cfg, plan, numbers, setup, timer, progress)
     else:
         written = render_frames(cfg, plan.info, numbers, setup.processor, plan.out_path, plan.size, timer, progress,
-                                decorate=frame_decoration(cfg, plan), work_size=plan.work_size)
+                                decorate=frame_decoration(cfg, plan), work_size=plan.work_size,
+                                threads=job_render_threads(cfg, setup))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as temp:  # written last: a killed task leaves no marker
         temp.write_text(f"{format_frames(numbers)}\n")
