@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from media_helpers import read_frames
 from vidswap.composite.occlusion import mattes_to_crop
-from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
-from vidswap.composite.occlusion import mattes_to_crop
-from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split
+from vidswap.hands.colour import ColourSplitParams, Gaussian, Mixture, colour_split, edge_aware_smooth
 from vidswap.hands.landmarks import fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
 from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_filter, hand_distance, hand_matte,
                                 hand_size, matte_size, polygon_distance, rasterize_hands, segment_distance)
@@ -192,6 +191,28 @@ def test_box_and_guided_filter():
     np.testing.assert_allclose(guided_filter(guide, np.full((20, 20), 0.7), 3, 1e-3), 0.7)
 
 
+def test_edge_aware_smooth_keeps_the_guides_edges_and_averages_flat_regions():
+    p = np.zeros((24, 24), np.float32)
+    p[:, 12:] = 1.0
+    p[5, 5] = 1.0  # a speck
+    # a flat guide: the local model has no slope (a = 0), so the result is the mean of the window means
+    flat = edge_aware_smooth(p, np.full((24, 24), 0.5, np.float32), 2, 1e-3)
+    k = cv2.boxFilter(cv2.boxFilter(p, -1, (5, 5), borderType=cv2.BORDER_REPLICATE), -1, (5, 5),
+                      borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(flat, k, atol=1e-6)
+    # the guide has the decision's edge: it stays a step, where the flat guide spreads it over 8 columns
+    guide = np.zeros((24, 24), np.float32)
+    guide[:, 12:] = 1.0
+    sharp = edge_aware_smooth(p, guide, 2, 1e-4)
+    assert sharp[12, 11] < 0.01 and sharp[12, 12] > 0.99
+    assert flat[12, 11] > 0.3 and flat[12, 12] < 0.7
+    assert sharp[5, 5] < 0.1  # the speck on a flat part of the guide is averaged away
+    # every 2nd pixel fitted: the same step, the shape of the input, values in [0, 1]
+    fast = edge_aware_smooth(p, guide, 2, 1e-4, step=2)
+    assert fast.shape == p.shape and fast.dtype == np.float32 and 0.0 <= fast.min() and fast.max() <= 1.0
+    assert fast[12, 10] < 0.05 and fast[12, 13] > 0.95
+
+
 def test_hand_matte_in_its_box_equals_the_whole_frame_raster():
     pts = synthetic_hand(60, 70, 25)
     plate = np.full((140, 200, 3), 90, np.uint8)
@@ -212,7 +233,7 @@ def test_colour_split_drops_face_coloured_band_and_keeps_hand_colour():
     lab += rng.normal(0, 1.0, lab.shape).astype(np.float32)
     mask = np.zeros((h, w), np.float32)
     mask[14:66, 19:61] = 1.0  # the landmark shape over-covers by 6 px on every side
-    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0, guide_radius=0.0)
     out = colour_split(mask, lab, 40.0, params)
     assert (out[22:58, 27:53] > 0.99).all()  # the hand, core and band, is kept
     over = np.zeros((h, w), bool)
@@ -236,7 +257,7 @@ def test_colour_split_core_from_the_own_shape_leaves_the_sweep_to_colour():
     own[20:60, 25:55] = 1.0
     swept = own.copy()
     swept[20:60, 25:70] = 1.0  # the shape interpolated towards a neighbour frame: 15 px of face to the right
-    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0)
+    params = ColourSplitParams(inner=0.2, outer=0.1, ring=0.2, blur=0.0, guide_radius=0.0)
     forced = colour_split(swept, lab, 40.0, params)
     assert (forced[30:50, 55:60] == 1.0).all()  # without core_from the sweep's deep face pixels are core
     out = colour_split(swept, lab, 40.0, params, core_from=own)

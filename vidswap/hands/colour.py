@@ -35,8 +35,18 @@ class ColourSplitParams:
         margin: log-likelihood margin (nats) by which a band pixel must favour the face to be dropped: ties go to
             the hand (missing part of a hand is worse than not swapping a sliver of face).
         softness: log-likelihood ratio scale of the soft decision (nats from 0 to 1).
-        blur: the decision is smoothed with a Gaussian of this sigma before use (no speckle: a speckled matte made
-            the result's landmarks jitter).
+        blur: with ``guide_radius`` 0, the decision is smoothed with a Gaussian of this sigma before use (no
+            speckle: a speckled matte made the result's landmarks jitter).
+        guide_radius: the decision is smoothed with a guided filter of this window radius instead, guided by the
+            plate's lightness (:func:`edge_aware_smooth`): speckle is removed as by the blur, but the soft edge
+            follows the picture's edges (a finger's rim, the shadow line along it) rather than spreading both ways.
+            On the 16 annotated frames (lead s14): every-frame analysis 95.29 % / 3.15 % -> 95.33 % / 3.06 %
+            (occluder untouched / visible face wrongly unswapped), every other frame 95.08 / 2.79 -> 95.02 / 2.72;
+            the occluded stretch's flicker / jitter 1.101 / 1.090 -> 1.099 / 1.076 x the plate's. 0: the blur.
+        guide_eps: the guided filter's regularisation (lightness in [0, 1], squared): edges weaker than about
+            sqrt(eps) are smoothed over.
+        guide_step: the guided filter's coefficients are fitted on every ``guide_step``-th pixel (He and Sun's fast
+            guided filter: a quarter of the work at 2, the same accuracy on the annotated frames).
         min_samples: fewer samples in either model and the landmark mask is returned unchanged.
         max_samples: each model is fitted on a regular subsample of at most this many pixels.
         min_std: floor on each LAB channel's std (L, a, b units).
@@ -49,6 +59,9 @@ class ColourSplitParams:
     margin: float = 0.5
     softness: float = 1.0
     blur: float = 0.02
+    guide_radius: float = 0.04
+    guide_eps: float = 1e-3
+    guide_step: int = 2
     min_samples: int = 50
     max_samples: int = 1000
     min_std: tuple[float, float, float] = (2.0, 1.0, 1.0)
@@ -168,10 +181,41 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     p = core.astype(np.float32)  # the soft decision on the band's pixels only
     p.reshape(-1)[band] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
     sigma = params.blur * size
-    if sigma > 0.3:
+    if params.guide_radius > 0:  # smoothed along the plate's edges: the decision's soft edge sits on the picture's
+        p = edge_aware_smooth(p, lab[..., 0] * np.float32(0.01), max(1.0, params.guide_radius * size),
+                              params.guide_eps, params.guide_step)
+        p = np.where(core, 1.0, np.where(reach, p, 0.0))
+    elif sigma > 0.3:
         p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
         p = np.where(core, 1.0, np.where(reach, p, 0.0))
     return p.astype(np.float32)
+
+
+def edge_aware_smooth(p: np.ndarray, guide: np.ndarray, radius: float, eps: float, step: int = 1) -> np.ndarray:
+    """He and Sun's fast guided filter of ``p (h, w)`` by ``guide (h, w)``, both float32 in [0, 1]: the local linear
+    model ``p ~ a * guide + b`` fitted in (2r+1)^2 windows on every ``step``-th pixel, its coefficients averaged and
+    brought back to full size, then applied to the full-size guide; returns (h, w) float32 clipped to [0, 1]."""
+    h, w = p.shape
+    if step > 1:
+        small = (max(1, w // step), max(1, h // step))
+        gs = cv2.resize(guide, small, interpolation=cv2.INTER_AREA)
+        ps = cv2.resize(p, small, interpolation=cv2.INTER_AREA)
+        r = max(1, int(round(radius / step)))
+    else:
+        gs, ps, r = guide, p, max(1, int(round(radius)))
+    k = (2 * r + 1, 2 * r + 1)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REPLICATE)
+
+    mg, mp = mean(gs), mean(ps)
+    a = (mean(gs * ps) - mg * mp) / (mean(gs * gs) - mg * mg + np.float32(eps))
+    b = mp - a * mg
+    ma, mb = mean(a), mean(b)
+    if step > 1:
+        ma = cv2.resize(ma, (w, h), interpolation=cv2.INTER_LINEAR)
+        mb = cv2.resize(mb, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(ma * guide + mb, 0.0, 1.0).astype(np.float32)
 
 
 def _subsample(index: np.ndarray, max_samples: int) -> np.ndarray:
