@@ -9,7 +9,9 @@ at a time, all placed from the plate's judge points: ``ellN`` an ellipse around 
 across, 0.6 N down); ``above`` the band from the eye's centre up to above the brows, ``below`` the band under the
 eye, 1.6 half-widths either side; ``brows`` the judge's brow points' hulls grown 3 px; ``above-brows`` the band
 above without the brows. Printed per frame, then the mean |ratio - plate's| per variant: a region whose paste
-brings the error down is where the judge reads the result's eye opening from (issue 12, eyes-s12).
+brings the error down is where the judge reads the result's eye opening from (issue 12, eyes-s12). The same for
+the lid reader (``eye_lid_reader.py``, the iris model's lid points on crops at the 2d106 eye corners): a
+valid eye-opening reader moves with the ``ell1.3`` paste (the opening and the lids), not with ``brows``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from vidswap.eval.metrics import eye_aspect_ratio
 from vidswap.eval.report import Judges
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eye_lid_reader import EyeLidJudge  # noqa: E402 - the lid reader checked against the judge
 from eye_region_sheet import read  # noqa: E402 - the same frames, RGB as the eval reads them
 
 EYES = ((J.LEFT_EYE_CORNERS, J.LEFT_EYE_UPPER, J.LEFT_EYE_LOWER, range(43, 52)),
@@ -65,8 +68,10 @@ def main() -> int:
     frames = [int(v) for v in args.frames.split(",")]
     plate, result = read(args.plate, frames, args.first), read(args.result, frames, 0)
     judges = Judges()
-    print("frame plate result " + " ".join(VARIANTS))
+    lids = EyeLidJudge.load()
+    print("frame reader plate result " + " ".join(VARIANTS))
     err = np.zeros(len(VARIANTS) + 1)
+    err_lids = np.zeros(len(VARIANTS) + 1)
     for n in frames:
         p, r = plate[n], result[n]
         face = max(judges.detector([p])[0], key=lambda d: d.area)
@@ -78,8 +83,12 @@ def main() -> int:
         pts = judges.landmarks(images, np.stack(boxes), list(range(len(images))))
         ratio = np.array([eye_aspect_ratio(q).mean() for q in pts])
         err += np.abs(ratio[1:] - ratio[0])
-        print(n, " ".join(f"{v:.3f}" for v in ratio), flush=True)
-    print("mean |err|", " ".join(f"{e / len(frames):.3f}" for e in err))
+        lid = lids(images, pts, list(range(len(images)))).mean(1)
+        err_lids += np.abs(lid[1:] - lid[0])
+        print(n, "2d106", " ".join(f"{v:.3f}" for v in ratio), flush=True)
+        print(n, "lids ", " ".join(f"{v:.3f}" for v in lid), flush=True)
+    print("mean |err| 2d106", " ".join(f"{e / len(frames):.3f}" for e in err))
+    print("mean |err| lids ", " ".join(f"{e / len(frames):.3f}" for e in err_lids))
     return 0
 
 
