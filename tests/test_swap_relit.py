@@ -64,7 +64,7 @@ def test_crop_max_caps_the_auto_crop_and_the_preview_preset_sets_it():
     core = GeometricSwapCore(GeometricSwapConfig(relit_outline=0.1, relit_outline_match=0.2, relit_outline_detail=0.3))
     assert (core.relit.relight.outline, core.relit.relight.outline_match, core.relit.relight.outline_detail) == (
         0.1, 0.2, 0.3)
-    assert GeometricSwapCore(GeometricSwapConfig()).relit.relight.outline_detail == 0.1  # the default (seamjit-s13)
+    assert GeometricSwapCore(GeometricSwapConfig()).relit.relight.outline_detail == 0.095  # the default (lead s14)
     preview = load_config(preset="preview")
     assert preview.swap.section("geometric").crop_max == 256 and not preview.analysis.hands  # the faster preview
     assert preview.composite.mask_size == 128 and load_config().composite.mask_size == 384

@@ -191,7 +191,7 @@ class GeometricSwapConfig:
     mix_weight: float = 1.0
     relit_outline: float = 0.0
     relit_outline_match: float = 0.0
-    relit_outline_detail: float = 0.1  # with the tone match: the 9 bench pairs' seam max 1.114 -> 1.032 (seamjit-s13)
+    relit_outline_detail: float = 0.095  # the relit ArcFace / the hand stretch's flicker balance (README, lead s14)
     relit_skin_tone: Literal["gain", "none"] = "none"
     source_eyewear: Literal["remove", "keep", "soften"] = "keep"
     relit_brows: float = 0.0
