@@ -24,17 +24,32 @@ def frames_of(path, numbers):
         return [f.image for f in frames]
 
 
-def analyse(models, images, fps=30.0, stats=False):
+def analyse(models, images, fps=30.0, stats=False, background=True, failing=False):
     cfg = load_config().analysis
     fn = None
     if stats:
         regions = load_topology().regions
         fn = lambda image, points: plate_skin_stats(image, points, regions)  # noqa: E731
-    analyzer = FrameAnalyzer(models, cfg, stats_fn=fn)
+    if failing:
+        fn = broken_after_one_batch()
+    analyzer = FrameAnalyzer(models, cfg, stats_fn=fn, background=background)
     for start in range(0, len(images), 8):
         batch = images[start:start + 8]
         analyzer.push(list(range(start, start + len(batch))), batch)
     return analyzer.finish(fps, SmoothingConfig(), {"key": "test"})
+
+
+def broken_after_one_batch():
+    """A colour-statistics pass that fails on its second batch."""
+    calls = []
+
+    def stats(image, points):
+        if calls:
+            raise ValueError("stats failed")
+        calls.append(1)
+        return [np.zeros((len(p), 6), np.float32) for p in points]
+
+    return stats
 
 
 def test_one_track_through_a_clip_without_cuts(media, models):
@@ -72,6 +87,19 @@ def test_tracks_file_round_trip(media, models, tmp_path):
         for name in t.ARRAYS:
             assert np.array_equal(getattr(t, name), getattr(u, name)), name
     assert [p.name for p in path.parent.iterdir()] == ["tracks.npz"]  # atomic: no temporary left
+
+
+def test_colour_statistics_on_the_worker_thread_give_the_same_tracks(media, models):
+    images = frames_of(media("single_face_clip"), range(0, 24))
+    worker, inline = (analyse(models, images, stats=True, background=b) for b in (True, False))
+    assert len(worker.tracks) == len(inline.tracks) == 1
+    for name in worker.tracks[0].ARRAYS:
+        assert np.array_equal(getattr(worker.tracks[0], name), getattr(inline.tracks[0], name)), name
+
+
+def test_an_error_on_the_worker_thread_reaches_the_caller(media, models):
+    with pytest.raises(ValueError, match="stats failed"):
+        analyse(models, frames_of(media("single_face_clip"), range(0, 24)), failing=True)
 
 
 def test_smooth_track_stats_fills_gaps_and_is_zero_phase():

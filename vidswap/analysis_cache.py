@@ -68,16 +68,21 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     w, h = work_size or (info.width, info.height)  # frames waiting for the analysis: within QUEUE_BYTES (4K: 3)
     prefetch = queue_depth(cfg.batch_size, frame_bytes(w, h, info.bit_depth))
     with read_numbers(info, numbers, prefetch=prefetch, size=work_size) as frames:
-        for batch in batches(frames, cfg.batch_size, timer):
-            timing["numbers"] += [f.number for f in batch]
-            timing["pts"] += [f.pts for f in batch]
-            timing["durations"] += [f.duration for f in batch]
-            if analyzer is not None:
-                images = [f.image if colour is None else display_plate(colour, f.image) for f in batch]
-                analyzer.push([f.number for f in batch], images)
-            done += len(batch)
-            if progress:
-                progress("analyze", done, len(numbers))
+        try:
+            for batch in batches(frames, cfg.batch_size, timer):
+                timing["numbers"] += [f.number for f in batch]
+                timing["pts"] += [f.pts for f in batch]
+                timing["durations"] += [f.duration for f in batch]
+                if analyzer is not None:
+                    images = [f.image if colour is None else display_plate(colour, f.image) for f in batch]
+                    analyzer.push([f.number for f in batch], images)
+                done += len(batch)
+                if progress:
+                    progress("analyze", done, len(numbers))
+        except BaseException:
+            if analyzer is not None:  # no worker left running past the pass (Ctrl-C, a bad frame)
+                analyzer.close()
+            raise
     fps = float(info.fps) / max(1, cfg.every)
     width, height = work_size or (info.width, info.height)
     header = {"key": key, "inputs": inputs, "input": str(info.path), "fps": fps, "width": width,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
 
 import cv2
@@ -157,6 +159,11 @@ class FrameAnalyzer:
     _hands: HandTracker | None = None
     _prev_gray: np.ndarray | None = None
     _hand_outlines: tuple[list, list] = ([], [])
+    # a batch's colour statistics and appearance samples run on one worker thread while the next batch is tracked
+    # (the same results, in the same order); False: in ``push`` itself
+    background: bool = True
+    _worker: ThreadPoolExecutor | None = None
+    _pending: Future | None = None
 
     def __post_init__(self) -> None:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
@@ -232,18 +239,48 @@ class FrameAnalyzer:
         batch_obs = self.observations[-len(images):]
         points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
                   for obs in batch_obs]
+        self._wait_faces()  # the previous batch's colour statistics and samples, in order
+        work = partial(self._face_work, list(images), points, [list(range(len(obs))) for obs in batch_obs])
+        if self.background and (self.stats_fn is not None or self.sampler is not None):
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="vidswap-analysis")
+            self._pending = self._worker.submit(work)  # overlaps the next batch's detection, tracking and hands
+        else:
+            work()
+
+    def _face_work(self, images: list, points: list, owners: list) -> None:
+        """A batch's per-face colour statistics and appearance samples: they depend only on the frames and the faces'
+        landmarks, so they run while the next batch is tracked (:attr:`background`)."""
         if self.stats_fn is not None:  # one batched pass over every face of the batch
             t0 = time.perf_counter()
-            self.face_stats.extend(self.stats_fn(list(images), points))
+            self.face_stats.extend(self.stats_fn(images, points))
             self._time("colour", t0)
         if self.sampler is not None:
             t0 = time.perf_counter()
-            self.sampler.push(list(images), points, [list(range(len(obs))) for obs in batch_obs])
+            self.sampler.push(images, points, owners)
             self._time("appearance", t0)
+
+    def _wait_faces(self) -> None:
+        """Wait for the batch handed to the worker (its error is raised here)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            t0 = time.perf_counter()
+            pending.result()
+            self._time("face_wait", t0)
+
+    def close(self) -> None:
+        """Wait for the worker's batch and stop the worker (``finish`` does it; call it when analysis stops early)."""
+        try:
+            self._wait_faces()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)
+                self._worker = None
 
     def finish(self, fps: float, smoothing: SmoothingConfig, header: dict) -> "ShotAnalysis":
         """Link into tracks, smooth, decompose pose; the whole-shot result."""
 
+        self.close()
         t0 = time.perf_counter()
         tracks = track_faces(self.observations, self.cuts, TrackerParams(max_gap=self.cfg.max_gap),
                              frames=self.numbers)
