@@ -76,16 +76,3 @@ def test_below_box_filters_down_and_upsamples_back():
                                                             align_corners=False)[..., :5, :6])
     below(x, 2, keep, pad="replicate")  # the partial row's block repeats row 4: mean of 24..26 twice
     assert torch.equal(seen[2][..., 2, :], torch.tensor([[[24.5, 26.5, 28.5]]]))
-
-
-def test_masked_median_mad_is_the_sorted_rows_lower_median():
-    from vidswap.composite.occlusion import _masked_median_mad
-
-    x = torch.tensor([[5.0, 1.0, 4.0, 1.0, 9.0, 2.0], [3.0, 3.0, 7.0, -1.0, 0.0, 8.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
-    w = torch.tensor([[1.0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]])
-    med, mad = _masked_median_mad(x, w)
-    # row 0: inside 5,1,4,1,2 -> sorted 1,1,2,4,5 -> 2; |x - 2| 3,1,2,1,0 -> 0,1,1,2,3 -> 1
-    # row 1: inside 3,7,-1,0 -> -1,0,3,7 -> lower median 0; deviations 3,7,1,0 -> 0,1,3,7 -> 1
-    # row 2: nothing inside -> the fill value
-    big = torch.finfo(torch.float32).max
-    assert med.tolist() == [2.0, 0.0, big] and mad.tolist() == [1.0, 1.0, big]

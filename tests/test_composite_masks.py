@@ -14,7 +14,7 @@ from vidswap.composite.masks import (
     smooth_masks_temporal,
     swap_region_mask,
 )
-from vidswap.composite.occlusion import fit_skin_model, occlusion_visibility, skin_sample_mask
+from vidswap.composite.occlusion import _masked_median_mad, fit_skin_model, occlusion_visibility, skin_sample_mask
 
 
 def circle(cx, cy, r, n=48, ry=None):
@@ -228,3 +228,14 @@ def test_temporal_mask_smoothing_reduces_flicker():
     a = smooth_masks_temporal(seq[:20], 0.3, "ema")
     b = smooth_masks_temporal(seq[20:], 0.3, "ema", initial=a[-1:])
     assert torch.allclose(torch.cat([a, b]), smooth_masks_temporal(seq, 0.3, "ema"), atol=1e-6)
+
+
+def test_masked_median_mad_is_the_sorted_rows_lower_median():
+    x = torch.tensor([[5.0, 1.0, 4.0, 1.0, 9.0, 2.0], [3.0, 3.0, 7.0, -1.0, 0.0, 8.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    w = torch.tensor([[1.0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]])
+    med, mad = _masked_median_mad(x, w)
+    # row 0: inside 5,1,4,1,2 -> sorted 1,1,2,4,5 -> 2; |x - 2| 3,1,2,1,0 -> 0,1,1,2,3 -> 1
+    # row 1: inside 3,7,-1,0 -> -1,0,3,7 -> lower median 0; deviations 3,7,1,0 -> 0,1,3,7 -> 1
+    # row 2: nothing inside -> the fill value
+    big = torch.finfo(torch.float32).max
+    assert med.tolist() == [2.0, 0.0, big] and mad.tolist() == [1.0, 1.0, big]
