@@ -44,7 +44,7 @@ def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
 
 def test_ddp_two_processes_equal_one_process(setup, identity, tmp_path):
     from e4s_probe import probe
-    from test_train_facedancer_run import free_port
+    from test_train_facedancer_run import child_failure, free_port
 
     cfg1 = write_cfg(tmp_path / "one.yaml", setup, tmp_path / "one", batch_size=4)
     cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
@@ -56,7 +56,7 @@ def test_ddp_two_processes_equal_one_process(setup, identity, tmp_path):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                         str(free_port()), str(ROOT / "tests" / "e4s_probe.py"), str(cfg2), str(tmp_path / "two.st")],
                        env=env(), timeout=300, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, child_failure(r)
     one, two = load_file(tmp_path / "one.st"), load_file(tmp_path / "two.st")
     assert one.keys() == two.keys()
     # both steps trained the encoder and the generator's masked layers (tune_generator), not the later ones

@@ -34,7 +34,7 @@ def write_cfg(path: Path, setup, out: Path, model=None, perceptual=None, **run) 
 
 
 def test_ddp_two_processes_equal_one_process(setup, tmp_path):
-    from test_train_facedancer_run import free_port
+    from test_train_facedancer_run import child_failure, free_port
 
     cfg1 = write_cfg(tmp_path / "one.yaml", setup, tmp_path / "one", batch_size=4)
     cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
@@ -45,7 +45,7 @@ def test_ddp_two_processes_equal_one_process(setup, tmp_path):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                         str(free_port()), probe, str(cfg2), str(tmp_path / "two.st")], env=env(), timeout=300,
                        capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, child_failure(r)
     one, two, other = (load_file(tmp_path / f) for f in ("one.st", "two.st", "ctl.st"))
     assert one.keys() == two.keys() == other.keys()
     assert any(k.startswith("g1.E.") for k in one) and any(k.startswith("g2.F.") for k in one)

@@ -40,7 +40,7 @@ def write_cfg(path: Path, setup, out: Path, model=None, **run) -> Path:
 
 
 def test_ddp_two_processes_equal_one_process(setup, tmp_path):
-    from test_train_facedancer_run import free_port
+    from test_train_facedancer_run import child_failure, free_port
 
     cfg1 = write_cfg(tmp_path / "one.yaml", setup, tmp_path / "one", batch_size=4)
     cfg2 = write_cfg(tmp_path / "two.yaml", setup, tmp_path / "two", batch_size=2)  # 2 x 2: the same global batch
@@ -50,7 +50,7 @@ def test_ddp_two_processes_equal_one_process(setup, tmp_path):
                         str(free_port()), probe, str(cfg2), str(tmp_path / "two.st")], env=env(), timeout=300,
                        capture_output=True, text=True)
     assert one_proc.wait(timeout=300) == 0
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, child_failure(r)
     one, two = load_file(tmp_path / "one.st"), load_file(tmp_path / "two.st")
     assert one.keys() == two.keys()
     assert any(k.startswith("g1.E.m2m") for k in one) and any(k.startswith("g1.D.") for k in one)

@@ -182,7 +182,10 @@ class SwapCore(ABC):
 
     @abstractmethod
     def swap(self, batch: SwapBatch, identity: SourceIdentity) -> SwapResult:
-        """Swap a batch of aligned target crops, batched on the batch's torch device."""
+        """Swap a batch of aligned target crops, batched on the batch's torch device.
+
+        With ``render_threads`` > 1 two batches (of the same or different tracks) may be swapped at once from two
+        threads, in any order: a core keeps no per-call state on ``self`` (read-only models are fine)."""
 
     def runtime(self) -> str:
         """What actually runs the core, for the run report (e.g. the onnxruntime provider); "" when nothing to say."""
