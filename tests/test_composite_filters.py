@@ -32,6 +32,22 @@ def test_blur_per_item_sigma_and_radius_match_the_definition():
         np.testing.assert_allclose(out[i, 0].numpy(), want, atol=2e-6)
 
 
+def test_blur_on_opencv_kornia_and_with_gradient_match_the_definition():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.random((3, 4, 23, 37)))  # float64; channels and items blurred independently
+    sigma, radius = torch.tensor([0.8, 3.0, 6.0]), torch.tensor([3.0, 9.0, 18.0])  # reach past the 23 rows
+    before = x.clone()
+    outs = [gaussian_blur(x, sigma, radius), gaussian_blur(x.float(), sigma, radius),
+            gaussian_blur(x.float(), sigma, radius, opencv=False),
+            gaussian_blur(x.float().requires_grad_(), sigma, radius).detach()]  # autograd: kornia
+    assert torch.equal(x, before) and outs[0].dtype == torch.float64 and outs[1].dtype == torch.float32
+    for out, tol in zip(outs, (1e-12, 2e-6, 2e-6, 2e-6)):
+        for i in range(3):
+            for c in range(4):
+                want = _reference_blur(x[i, c].numpy(), float(sigma[i]), int(radius[i]))
+                np.testing.assert_allclose(out[i, c].double().numpy(), want, atol=tol)
+
+
 def test_blur_never_reaches_past_its_radius():
     x = torch.zeros(2, 1, 31, 31)
     x[:, :, 15, 15] = 1.0

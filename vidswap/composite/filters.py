@@ -4,15 +4,17 @@ Face sizes differ between the items of a batch, so radii are given per item as `
 Kernels are truncated exactly at the item's radius, so a blur never reaches further than it says: a mask
 eroded by ``r`` and blurred with radius ``r`` stays exactly zero outside the original mask.
 
-The blur is kornia's ``gaussian_blur2d`` (per-item sigma; items grouped by truncation radius), which measured
-3-14x faster on CPU than the shifted multiply-adds this module had, equal to 4e-7
-(``benchmarks/bench_filters_kornia.py``, RESULTS.md).  Erosion and dilation stay here: they cost O(log r)
+The blur is OpenCV's separable filter on float CPU tensors (per plane, kornia's kernel: 4-10x kornia's speed
+on one thread, equal to it up to ~3e-7; relspeed-s14) and kornia's ``gaussian_blur2d`` elsewhere (GPU, autograd;
+per-item sigma, items grouped by truncation radius), which measured 3-14x faster on CPU than the shifted
+multiply-adds this module had, equal to 4e-7 (``benchmarks/bench_filters_kornia.py``, RESULTS.md).  Erosion and dilation stay here: they cost O(log r)
 tensor operations by doubling, where kornia's morphology is O(r^2) per pixel (4-60x slower at the compositor's
 radii) for the same result, bit for bit, with the same structuring element and border.
 """
 
 from __future__ import annotations
 
+import cv2
 import kornia
 import torch
 import torch.nn.functional as F
@@ -51,13 +53,15 @@ def gaussian_kernels(sigma: torch.Tensor, radius: torch.Tensor, dtype: torch.dty
     return k / k.sum(dim=1, keepdim=True)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None) -> torch.Tensor:
-    """Gaussian blur with a per-item sigma and truncation radius (kornia, replicate border).
+def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None, opencv: bool = True) -> torch.Tensor:
+    """Gaussian blur with a per-item sigma and truncation radius (replicate border): OpenCV's separable filter for
+    float CPU tensors without gradient (:func:`_blur_opencv`), kornia otherwise or with ``opencv=False``.
 
     Args:
         x: ``(B, C, H, W)``.
         sigma: scalar or ``(B,)`` standard deviation in pixels (0: the item is returned as it is).
         radius: scalar or ``(B,)`` truncation radius in pixels (default ``ceil(3 sigma)``).
+        opencv: False: always kornia (its float rounding, for a caller whose output is thresholded).
 
     Returns:
         ``(B, C, H, W)``, same dtype and device.
@@ -68,6 +72,8 @@ def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None) 
     r = torch.where(s <= 1e-6, torch.zeros_like(r), r).long().tolist()
     if max(r, default=0) == 0:
         return x
+    if opencv and _on_opencv(x):
+        return _blur_opencv(x, s.tolist(), r)
     out = x.clone()
     for value in sorted(set(r) - {0}):  # the items of one track share their radius: usually one group
         idx = [i for i, v in enumerate(r) if v == value]
@@ -77,6 +83,31 @@ def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None) 
         if len(idx) == b:
             return blurred
         out[idx] = blurred
+    return out
+
+
+def _on_opencv(x: torch.Tensor) -> bool:
+    """Whether :func:`gaussian_blur` runs on OpenCV: float CPU tensors no gradient flows through."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (
+        x.requires_grad and torch.is_grad_enabled())
+
+
+def _blur_opencv(x: torch.Tensor, sigma: list[float], radius: list[int]) -> torch.Tensor:
+    """:func:`gaussian_blur` on the CPU: OpenCV's separable filter per plane with kornia's kernel (the same taps,
+    replicate border; equal to kornia up to float rounding, ~3e-7) at 4-10x kornia's speed on one thread
+    (relspeed-s14). (B, C, H, W) float32/64, per-item sigma and radius -> (B, C, H, W), a new tensor."""
+    src = x.detach().contiguous()
+    out = src.clone()
+    planes, dst = src.numpy(), out.numpy()
+    depth = cv2.CV_32F if x.dtype == torch.float32 else cv2.CV_64F
+    for b, (s, r) in enumerate(zip(sigma, radius)):
+        if r == 0:
+            continue
+        t = torch.arange(2 * r + 1, dtype=x.dtype) - r  # kornia's gaussian(): exp(-t^2 / (2 sigma^2)), summing to 1
+        k = torch.exp(-t.pow(2.0) / (2 * torch.tensor(s, dtype=x.dtype) ** 2))
+        k = (k / k.sum()).numpy()
+        for c in range(planes.shape[1]):
+            cv2.sepFilter2D(planes[b, c], depth, k, k, dst=dst[b, c], borderType=cv2.BORDER_REPLICATE)
     return out
 
 

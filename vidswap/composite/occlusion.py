@@ -203,7 +203,8 @@ def occlusion_visibility(
         for _ in range(2 * int(r_open.max()) + 1):  # ... reconstruction: the surviving occluders keep their shape
             occ = torch.minimum(dilate(occ, 1, shape="square"), raw)
         occ = dilate(occ, r_grow)
-        return gaussian_blur(occ, soft, r_soft)
+        return gaussian_blur(occ, soft, r_soft, opencv=False)  # kornia's rounding, as before:
+        # OpenCV's (~3e-7 apart) moved up to 12 levels at hair over the face's edge (thresholds downstream)
 
     reach = int((r_open + r_grow + r_soft).max()) + 1 if b else 1
     return (1.0 - in_window(look, reach, occluders, image)).clamp(0.0, 1.0)
