@@ -131,8 +131,10 @@ def test_edge_blur_measures_a_known_blur():
 
 
 def test_match_blur_window_equals_the_whole_crop_blur():
-    """match_blur blurs only the window around the render's non-zero pixels plus the blur radius: bit for bit
-    the whole crop's blur (per-item sigmas, one item not blurred, a face near the border, an empty render)."""
+    """match_blur blurs only the window around the render's non-zero pixels plus the blur radius: the whole
+    crop's blur (per-item sigmas, one item not blurred, a face near the border, an empty render) up to float
+    rounding, which on OpenCV depends on where a row's vectorised and scalar parts fall (22 of 69120 values,
+    1.2e-10, here)."""
     from vidswap.appearance.sharpness import match_blur
     from vidswap.composite.filters import gaussian_blur
 
@@ -145,5 +147,7 @@ def test_match_blur_window_equals_the_whole_crop_blur():
     extra = (plate ** 2 - own ** 2).clamp(min=0.0).sqrt()
     whole = gaussian_blur(render, extra.clamp(min=1e-3))
     want = torch.where(extra[:, None, None, None] >= 0.05, whole, render)
-    assert torch.equal(match_blur(render, own, plate), want)
+    got = match_blur(render, own, plate)
+    assert torch.equal(got == 0, want == 0)  # nothing beyond the window's reach is touched
+    assert float((got - want).abs().max()) <= 1e-8
     assert torch.equal(match_blur(torch.zeros(1, 3, 16, 16), own[:1], plate[:1]), torch.zeros(1, 3, 16, 16))

@@ -48,6 +48,20 @@ def test_blur_on_opencv_kornia_and_with_gradient_match_the_definition():
                 np.testing.assert_allclose(out[i, c].double().numpy(), want, atol=tol)
 
 
+def test_opencv_blur_keeps_ones_exactly_one_and_masks_in_range():
+    """The OpenCV path's taps sum to exactly 1 in float32 and float64, whatever the order: a mask's interior
+    stays exactly 1 (full strength downstream) and a blurred mask never leaves [0, 1]."""
+    rng = np.random.default_rng(3)
+    for dtype in (torch.float32, torch.float64):
+        mask = torch.zeros(2, 1, 61, 67, dtype=dtype)
+        mask[:, :, 10:50, 8:60] = 1.0
+        mask[1, 0, 20:30, 20:30] = torch.from_numpy(rng.random((10, 10))).to(dtype)
+        out = gaussian_blur(mask, torch.tensor([0.7, 4.3]), torch.tensor([3.0, 13.0]))
+        assert torch.all(out[0, 0, 14:46, 12:56] == 1.0) and torch.all(out[1, 0, 10 + 13:50 - 13, 45:60 - 13] == 1.0)
+        assert float(out.min()) >= 0.0 and float(out.max()) == 1.0
+        assert torch.equal(gaussian_blur(torch.ones(1, 2, 9, 40, dtype=dtype), 2.9), torch.ones(1, 2, 9, 40, dtype=dtype))
+
+
 def test_blur_never_reaches_past_its_radius():
     x = torch.zeros(2, 1, 31, 31)
     x[:, :, 15, 15] = 1.0

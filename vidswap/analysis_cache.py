@@ -104,7 +104,7 @@ def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_h
     """The analysis cache key and its parts (input fingerprint and size, frames, settings and models digests),
     which the tracks file keeps so a stale analysis can be named (:func:`~vidswap.faces.tracksfile.stale_reasons`)."""
     hashes = dict(model_hashes)
-    hashes["blur"] = "opencv"  # the appearance models' Gaussian blurs on OpenCV since relspeed-s14 (float rounding)
+    hashes["blur"] = "opencv-exact-sum"  # the appearance models' Gaussian blurs on OpenCV (float rounding)
     if colour is not None:
         hashes["colour"] = f"{colour.config_name}|{colour.input}|{colour.working}"
     if work_size is not None:  # analysed at the job's working size (previews)
