@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vidswap.config import SmoothingConfig, load_config
+from vidswap.errors import ConfigError
 from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, smooth_track_stats
 from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import ShotAnalysis
@@ -24,12 +25,16 @@ def frames_of(path, numbers):
         return [f.image for f in frames]
 
 
-def analyse(models, images, fps=30.0, stats=False, background=True, failing=False):
-    cfg = load_config().analysis
+def analyse(models, images, fps=30.0, stats=False, background=True, failing=False, colour_every=1, seen=None):
+    cfg = load_config(overrides={"analysis": {"colour_every": colour_every}}).analysis
     fn = None
     if stats:
         regions = load_topology().regions
-        fn = lambda image, points: plate_skin_stats(image, points, regions)  # noqa: E731
+
+        def fn(image, points):
+            if seen is not None:
+                seen.append(len(image))
+            return plate_skin_stats(image, points, regions)
     if failing:
         fn = broken_after_one_batch()
     analyzer = FrameAnalyzer(models, cfg, stats_fn=fn, background=background)
@@ -62,6 +67,20 @@ def test_one_track_through_a_clip_without_cuts(media, models):
     # L (lightness) of skin: a plausible face, and steady: the smoothed statistics barely move frame to frame
     assert 30 < track.colour[:, 0].mean() < 90
     assert np.abs(np.diff(track.colour[:, 0])).max() < 1.0
+
+
+def test_colour_statistics_of_every_nth_frame_are_interpolated(media, models):
+    """``analysis.colour_every: 4`` (previews): the statistics of frames 0, 4, 8, ... only (one face, no new one
+    after the first frame); the frames between are interpolated and smoothed like misses, close to every frame's."""
+    images = frames_of(media("single_face_clip"), range(0, 72, 2))
+    every, sampled = [], []
+    full = analyse(models, images, fps=15.0, stats=True, seen=every).tracks[0].colour
+    quarter = analyse(models, images, fps=15.0, stats=True, colour_every=4, seen=sampled).tracks[0].colour
+    assert sum(every) == 36 and sum(sampled) == 9  # frames 0, 4, ..., 32
+    assert quarter.shape == (36, 6) and np.isfinite(quarter).all()
+    assert np.abs(quarter - full).max(0)[:3].max() < 1.0  # L*a*b* means within 1 unit of every frame's
+    with pytest.raises(ConfigError, match="colour_every"):
+        load_config(overrides={"analysis": {"colour_every": 0}})
 
 
 def test_a_cut_starts_a_new_track(media, models):

@@ -123,3 +123,34 @@ def test_sinks_that_expect_frame_order_keep_one_thread(setup_and_plate):
         assert job_render_threads(cfg, setup) == 1
     finally:
         setup.stage.matte_sinks.clear()
+
+
+def test_in_place_paste_writes_the_same_pictures_into_the_decoded_frames(setup_and_plate, tmp_path):
+    """``in_place`` (set by render_frames when nothing looks at the plates afterwards) pastes into the reader's
+    frames, no copy of each; the pictures are those of the copying path, whose plates stay untouched."""
+    from vidswap.pipeline import render_frames
+
+    cfg, plan, setup = setup_and_plate
+    stage = setup.stage
+    runs = {}
+    try:
+        for in_place in (False, True):
+            stage.in_place = in_place
+            runs[in_place] = [(a.image.copy() if not in_place else None, a.image, b.image) for batch, result in
+                              processed_batches(cfg.batch_size, probe(plan.info.path), plan.numbers,
+                                                setup.processor, StageTimer(), threads=1)
+                              for a, b in zip(batch, result)]
+        for (before, plate, copied), (_, own, pasted) in zip(runs[False], runs[True]):
+            assert np.array_equal(copied, pasted)  # the same pictures
+            assert np.array_equal(before, plate) and not np.array_equal(plate, copied)  # copy: plate untouched
+            assert pasted is own  # in place: the decoded frame itself carries the face
+        stage.in_place = False
+        seen = []
+        render_frames(cfg, plan.info, plan.numbers[:2], setup.processor, tmp_path / "a.####.png", plan.size,
+                      StageTimer(), observer=lambda plates, results: seen.append(
+                          [not np.array_equal(p.image, r.image) for p, r in zip(plates, results)]))
+        assert stage.in_place is False and seen == [[True, True]]  # an observer sees the untouched plates
+        render_frames(cfg, plan.info, plan.numbers[:2], setup.processor, tmp_path / "b.####.png", plan.size, StageTimer())
+        assert stage.in_place is True
+    finally:
+        stage.in_place = False

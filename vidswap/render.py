@@ -117,6 +117,10 @@ class RenderStage:
     face_regions: convert, composite and convert back only each track's face region (:meth:`face_region`); the
                   rest of the plate stays in its own dtype, untouched. False: whole plates (the reference path;
                   the results agree within 1 code value).
+    in_place:     paste each face into the batch's own decoded frames instead of a copy of each (a 4K frame's copy
+                  costs ~30 ms: a fresh mapping, faulted in); only when nothing looks at the plates after the stage
+                  (:func:`~vidswap.pipeline.render_frames` sets it for the pass when there is no observer or
+                  decoration) and the frames are the reader's own (read-only arrays are still copied).
     crop_pixels:  the most crop pixels (faces x crop area) swapped and composited at once: a track's rows of a
                   batch go through in groups of ``max(1, crop_pixels // (h * w))`` faces (8 at a 512-px crop,
                   2 at 1024), so the crop-space tensors alive at once do not grow with the crop size. Every face's
@@ -135,6 +139,7 @@ class RenderStage:
     matte: UserMatte | None = None
     matte_sinks: list[MatteSink] = field(default_factory=list)
     face_regions: bool = True
+    in_place: bool = False
     crop_pixels: int = 1 << 21
     swapped: set[int] = field(default_factory=set)
     seen: list[int] = field(default_factory=list)
@@ -218,7 +223,7 @@ class RenderStage:
         boxes = comp.boxes
         for b, k in enumerate(ks):
             f = out[k]
-            image = f.image.copy()
+            image = f.image if self.in_place and f.image.flags.writeable else f.image.copy()
             if boxes[b] is not None:
                 bx0, by0, bx1, by1 = boxes[b]
                 image[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = from_float(comp.frames[b][:, by0:by1, bx0:bx1], dtype)

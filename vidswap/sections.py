@@ -53,10 +53,16 @@ class AnalysisConfig:
     # the track's appearance model (relit swap: the plate's light, broad light, sharpness) unwraps the faces of every
     # N-th analysed frame (1: every frame, thinned evenly once more than 2 x 48 are held); previews use 4
     appearance_every: int = 1
+    # the plate's skin colour statistics (the compositor's colour match) of every N-th analysed frame and of each
+    # frame where a face appears; the frames between are interpolated before the track's smoothing (sigma 3 frames);
+    # previews use 4
+    colour_every: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.appearance_every, bool) or not 1 <= self.appearance_every <= 64:
-            raise ConfigError(f"analysis.appearance_every must be an integer in [1, 64], got {self.appearance_every!r}")
+        for name in ("appearance_every", "colour_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+                raise ConfigError(f"analysis.{name} must be an integer in [1, 64], got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,7 @@ class FrameAnalyzer:
     _cut: CutDetector | None = None
     _prev: list[FaceLandmarks] = field(default_factory=list)
     _since_identity: int = 0
+    _colour_due: list[bool] = field(default_factory=list)  # per analysed frame: its colour statistics are computed
     _hands: HandTracker | None = None
     _prev_gray: np.ndarray | None = None
     _hand_outlines: tuple[list, list] = ([], [])
@@ -219,6 +220,7 @@ class FrameAnalyzer:
                 self._time("hands", t0)
             t0 = time.perf_counter()
             new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
+            self._colour_due.append(len(self.numbers) % self.cfg.colour_every == 0 or bool(new))
             due = self._since_identity % max(1, self.cfg.identity_every) == 0
             embed = faces if due else new
             embeddings: dict[int, np.ndarray] = {}
@@ -240,7 +242,8 @@ class FrameAnalyzer:
         points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
                   for obs in batch_obs]
         self._wait_faces()  # the previous batch's colour statistics and samples, in order
-        work = partial(self._face_work, list(images), points, [list(range(len(obs))) for obs in batch_obs])
+        work = partial(self._face_work, list(images), points, [list(range(len(obs))) for obs in batch_obs],
+                       self._colour_due[-len(images):])
         if self.background and (self.stats_fn is not None or self.sampler is not None):
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="vidswap-analysis")
@@ -248,12 +251,17 @@ class FrameAnalyzer:
         else:
             work()
 
-    def _face_work(self, images: list, points: list, owners: list) -> None:
+    def _face_work(self, images: list, points: list, owners: list, colour_due: list[bool]) -> None:
         """A batch's per-face colour statistics and appearance samples: they depend only on the frames and the faces'
-        landmarks, so they run while the next batch is tracked (:attr:`background`)."""
-        if self.stats_fn is not None:  # one batched pass over every face of the batch
+        landmarks, so they run while the next batch is tracked (:attr:`background`). ``colour_due``: per frame,
+        whether its statistics are computed (``colour_every``); the others' faces get NaN rows (interpolated)."""
+        if self.stats_fn is not None:  # one batched pass over every face of the batch's due frames
             t0 = time.perf_counter()
-            self.face_stats.extend(self.stats_fn(images, points))
+            due = [k for k, d in enumerate(colour_due) if d and len(points[k])]
+            computed = dict(zip(due, self.stats_fn([images[k] for k in due], [points[k] for k in due]))) if due else {}
+            d = next((v.shape[1] for v in computed.values()), 6)
+            self.face_stats.extend(computed.get(k, np.full((len(p), d), np.nan, np.float32))
+                                   for k, p in enumerate(points))
             self._time("colour", t0)
         if self.sampler is not None:
             t0 = time.perf_counter()

@@ -112,6 +112,8 @@ class RgbConverter:
                                  src_color_range=frame.color_range or None,
                                  **({"interpolation": self.flags} | size))
         image = rgb.to_ndarray()
+        if rgb is frame:  # no conversion: the array views the decoder's own picture (a reference frame of the
+            image = image.copy()  # next ones, for inter codecs): the frame's pixels must be the caller's to write
         if turns:
             image = np.ascontiguousarray(np.rot90(image, turns))
         return image
