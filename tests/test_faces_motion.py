@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidswap.faces.motion import MotionParams, apply_affine, clear_of, face_motion, fit_affine, motion_path
+from vidswap.faces.motion import MotionParams, apply_affine, clear_of, face_motion, fit_affine, gray8, motion_path
 from vidswap.errors import UsageError
 from vidswap.faces.smooth import landmark_groups, smooth_landmarks
 
@@ -88,6 +88,20 @@ def test_face_motion_recovers_a_known_warp():
     cur_pts = apply_affine(m, prev_pts)
     got = face_motion(prev, cur, prev_pts, cur_pts)
     assert np.abs(apply_affine(got, prev_pts) - cur_pts).max() < 0.05
+
+
+def test_face_motion_of_rgb_frames_equals_that_of_their_luma():
+    """RGB frames are converted to luma in the measured region only: the same map, bit for bit, as whole luma
+    frames (the analysis's motion cost follows the face, not the plate)."""
+    rng = np.random.default_rng(7)
+    prev = np.ascontiguousarray(np.stack([_texture(seed=s) for s in (1, 2, 3)], -1))
+    m = _affine(0.5, 1.0, 1.1, -0.4, centre=(120, 120))
+    cur = cv2.warpAffine(prev, m, (240, 240), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    prev_pts = rng.uniform(60, 150, (200, 2))
+    cur_pts = apply_affine(m, prev_pts)
+    from_rgb = face_motion(prev, cur, prev_pts, cur_pts)
+    assert np.isfinite(from_rgb).all()
+    assert np.array_equal(from_rgb, face_motion(gray8(prev), gray8(cur), prev_pts, cur_pts))
 
 
 def test_face_motion_measures_a_large_region_at_reduced_size():

@@ -27,7 +27,7 @@ from vidswap.faces.detect import YuNetDetector
 from vidswap.faces.identity import IdentityEncoder
 from vidswap.faces.landmarks import FaceMesh
 from vidswap.faces.pose import decompose, neutral_shape
-from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, gray8, motion_path
+from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, motion_path
 from vidswap.faces.occluded import hold_occluded, occluded_noise_gain, occluded_points
 from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
 from vidswap.faces.cuts import CutDetector
@@ -158,7 +158,7 @@ class FrameAnalyzer:
     _since_identity: int = 0
     _colour_due: list[bool] = field(default_factory=list)  # per analysed frame: its colour statistics are computed
     _hands: HandTracker | None = None
-    _prev_gray: np.ndarray | None = None
+    _prev_rgb8: np.ndarray | None = None  # the previous analysed frame (its face regions go to luma for the motion)
     _hand_outlines: tuple[list, list] = ([], [])
     # a batch's colour statistics and appearance samples run on one worker thread while the next batch is tracked
     # (the same results, in the same order); False: in ``push`` itself
@@ -198,7 +198,7 @@ class FrameAnalyzer:
         for i, (number, image) in enumerate(zip(numbers, images)):
             if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
-                self._prev_gray = None
+                self._prev_rgb8 = None
                 self._hand_outlines = ([], [])
                 if self._hands is not None:
                     self._hands.reset()
@@ -232,12 +232,12 @@ class FrameAnalyzer:
             self.observations.append([Observation(box=f.box, landmarks=f.points, embedding=embeddings.get(id(f)),
                                                   confidence=f.confidence) for f in faces])
             t0 = time.perf_counter()
-            gray = gray8(as_rgb8(image))
-            self.motions.append([self._motion(gray, f) for f in faces])
+            rgb8 = as_rgb8(image)
+            self.motions.append([self._motion(rgb8, f) for f in faces])
             self._time("motion", t0)
             self.numbers.append(int(number))
             self._prev = faces
-            self._prev_gray = gray
+            self._prev_rgb8 = rgb8
         batch_obs = self.observations[-len(images):]
         points = [np.stack([o.landmarks for o in obs]) if obs else np.zeros((0, 478, 3), np.float32)
                   for obs in batch_obs]
@@ -312,10 +312,10 @@ class FrameAnalyzer:
             ShotAnalysis(header=header, tracks=out, hands=hands)
 
 
-    def _motion(self, gray: np.ndarray, face: FaceLandmarks) -> np.ndarray:
+    def _motion(self, rgb8: np.ndarray, face: FaceLandmarks) -> np.ndarray:
         """The face's image motion from the previous analysed frame (the face there it overlaps most), measured at
         its rigid points clear of the hands in either frame (too few of them: NaN), or NaN."""
-        if self._prev_gray is None or self._prev_gray.shape != gray.shape:
+        if self._prev_rgb8 is None or self._prev_rgb8.shape != rgb8.shape:
             return NAN_AFFINE.copy()
         prev = max(self._prev, key=lambda p: _overlap(p, face), default=None)
         if prev is None or _overlap(prev, face) <= 0.3:
@@ -330,7 +330,7 @@ class FrameAnalyzer:
             if keep.sum() < self.motion_params.min_points:
                 return NAN_AFFINE.copy()
             p0, p1 = p0[keep], p1[keep]
-        return face_motion(self._prev_gray, gray, p0, p1, self.motion_params)
+        return face_motion(self._prev_rgb8, rgb8, p0, p1, self.motion_params)
 
     def _track_occluded(self, track, hands: HandTracks | None) -> np.ndarray | None:
         """(T, N) which of the track's raw landmarks lie behind a tracked hand (``HandParams.hold_face``), or None

@@ -105,7 +105,9 @@ def face_motion(prev: np.ndarray, cur: np.ndarray, prev_points: np.ndarray, cur_
     landmarks' own motion by more than ``params.max_disagreement`` of the face size.
 
     Args:
-        prev, cur: (H, W) uint8 luma of the previous and the current frame (:func:`gray8`).
+        prev, cur: (H, W) uint8 luma of the previous and the current frame (:func:`gray8`), or the (H, W, 3) RGB
+            uint8 frames themselves: then only the measured region is converted to luma (the same values; the
+            analysis's cost then follows the face's size, not the plate's).
         prev_points, cur_points: (N, 2) the face's rigid landmarks in both frames (frame pixels; the same points).
 
     Returns:
@@ -119,7 +121,7 @@ def face_motion(prev: np.ndarray, cur: np.ndarray, prev_points: np.ndarray, cur_
     if roi is None:
         return NAN_AFFINE.copy()
     ys, xs = roi
-    a, b = np.ascontiguousarray(cur[ys, xs]), np.ascontiguousarray(prev[ys, xs])
+    a, b = (np.ascontiguousarray(im[ys, xs]) if im.ndim == 2 else gray8(im[ys, xs]) for im in (cur, prev))
     h, w = a.shape
     k = min(1.0, params.max_side / max(h, w))
     if k < 1.0:
