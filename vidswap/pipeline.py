@@ -436,8 +436,8 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     written instead of the result (side-by-side compares, burn-ins).
     """
     written = 0
-    if hasattr(processor, "in_place") and observer is None and decorate is None:  # a RenderStage (no torch import)
-        processor.in_place = True  # nothing looks at the plates after the stage: faces pasted into the frames read
+    if hasattr(processor, "in_place"):  # a RenderStage (no torch import here): with nothing looking at the plates
+        processor.in_place = observer is None and decorate is None  # after it, faces are pasted into the frames read
     settings = settings or settings_from_config(cfg, out_path)
     exr = exr_output(cfg, info) if settings.codec == "exr" else None
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
