@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -264,6 +266,33 @@ def test_colour_split_core_from_the_own_shape_leaves_the_sweep_to_colour():
     assert (out[30:50, 58:70] < 0.01).all()  # with it, colour gives that face back
     assert (out[30:50, 25:47] == 1.0).all()  # the own shape's core stays hand
     np.testing.assert_array_equal(colour_split(swept, lab, 40.0, params, core_from=swept), forced)
+
+
+def test_colour_split_releases_the_cores_edge_over_lip_coloured_lips_only():
+    """The landmark shape reaches 14 px too high, over the face's lips: its core's top layer (``lips_depth``: 16 px)
+    over the lips is decided by the hand's colour against the lips seen beside the hand; lip-coloured pixels go
+    back to the face, a skin-coloured finger over the lips stays hand, and nothing changes without the lips."""
+    h, w = 100, 120
+    lab = np.zeros((h, w, 3), np.float32)
+    lab[...] = (65.0, 14.0, 16.0)  # the face's skin: the hand's colour (a finger and a cheek cannot be told apart)
+    lab[20:44, 10:110] = (45.0, 40.0, 20.0)  # the lips: a red band across the picture
+    lab[44:90, 30:90] = (66.0, 15.0, 17.0)  # the hand, below the lips ...
+    lab[36:44, 70:90] = (66.0, 15.0, 17.0)  # ... with one finger up over them
+    lab += np.random.default_rng(2).normal(0, 1.0, lab.shape).astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    mask[30:90, 30:90] = 1.0  # the landmark shape: 14 px too high on the left, over the lips
+    lips = np.zeros((h, w), np.uint8)
+    lips[20:44, 10:110] = 1
+    params = ColourSplitParams(inner=0.05, outer=0.05, ring=0.2, blur=0.0, guide_radius=0.0, lips_depth=0.4,
+                               lips_margin=1.0)
+    forced = colour_split(mask, lab, 40.0, params)
+    assert (forced[33:42, 35:65] == 1.0).all()  # without the lips: the core over the lips is hand
+    out = colour_split(mask, lab, 40.0, params, lips=lips)
+    assert (out[33:42, 35:65] < 0.01).all()  # the lip-coloured top of the core goes back to the face
+    assert (out[36:44, 73:87] > 0.99).all()  # the finger over the lips stays hand
+    assert (out[50:85, 35:85] == 1.0).all()  # the core below the lips is untouched
+    off = replace(params, lips_depth=0.0)
+    np.testing.assert_array_equal(colour_split(mask, lab, 40.0, off, lips=lips), forced)
 
 
 def test_mixture_separates_two_clusters():

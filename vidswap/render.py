@@ -69,10 +69,12 @@ FaceSink = Callable[[FaceLayer], None]
 
 
 def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequence[np.ndarray],
-                    hands: HandMaskParams | None, matte: UserMatte | None) -> list[np.ndarray | None]:
+                    hands: HandMaskParams | None, matte: UserMatte | None,
+                    lips_loop: np.ndarray | None = None) -> list[np.ndarray | None]:
     """Per frame the (H, W) float32 plate-space occlusion matte (1 = in front of the face), or None where nothing
     is: the hands stored in the analysis (rasterised, refined against the plate ``images``) and the user's matte,
-    combined as ``1 - (1 - hands) * (1 - matte)``."""
+    combined as ``1 - (1 - hands) * (1 - matte)``. ``lips_loop``: the mesh's outer lip loop, so the hands' colour
+    split knows each tracked face's lips in the frame (:func:`~vidswap.hands.mask.hand_matte`)."""
     out: list[np.ndarray | None] = []
     for n, im in zip(numbers, images):
         occ = None
@@ -80,7 +82,10 @@ def plate_occluders(analysis: ShotAnalysis, numbers: Sequence[int], images: Sequ
             reach = hands.time_reach
             pts = analysis.hands.around(n, reach) if reach else analysis.hands.swept(n, hands.sweep)
             if len(pts):
-                occ = hand_matte(pts, as_rgb8(im), hands)
+                lips = None
+                if lips_loop is not None:
+                    lips = [t.smoothed[i][lips_loop] for t in analysis.tracks if (i := t.index_of(n)) is not None]
+                occ = hand_matte(pts, as_rgb8(im), hands, lips)
         if matte is not None:
             user = matte.read(n)
             occ = user if occ is None else 1.0 - (1.0 - occ) * (1.0 - user)
@@ -162,7 +167,7 @@ class RenderStage:
         wanted = [f for f in frames if self.matte_sinks or any(
             self.analysis.track(t).index_of(f.number) is not None for t in self.targets)]
         mattes = plate_occluders(self.analysis, [f.number for f in wanted], [f.image for f in wanted],
-                                 self.params.hands, self.matte)
+                                 self.params.hands, self.matte, np.asarray(self.regions["lips_outer"]))
         for sink in self.matte_sinks:
             for f, m in zip(wanted, mattes):
                 sink(f.number, m if m is not None else np.zeros(f.image.shape[:2], np.float32))

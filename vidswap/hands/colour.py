@@ -51,6 +51,13 @@ class ColourSplitParams:
         max_samples: each model is fitted on a regular subsample of at most this many pixels.
         min_std: floor on each LAB channel's std (L, a, b units).
         clusters: colour clusters per model (lit and shadowed skin, hair, lips, the gaps between fingers).
+        lips_depth: where the face's lips are known (the track's mesh), the core's outer layer this deep over them
+            is not forced to hand but decided by colour against the lips seen beside the hand (the landmarker can
+            put a curled finger's joints on the lip line, 15-20 px above the finger: its core then lies on the
+            lips). Only the lips' model, not the face's skin: a finger over the mouth is skin-coloured and stays
+            hand. 0: the core is forced everywhere. On the 16 annotated frames (lead s15): every-frame analysis
+            95.33 % / 3.06 % -> 95.22 % / 2.96 %, every other frame 95.02 / 2.72 -> 94.93 / 2.65.
+        lips_margin: log-likelihood margin (nats) in the hand's favour in that decision.
     """
 
     inner: float = 0.06
@@ -66,6 +73,8 @@ class ColourSplitParams:
     max_samples: int = 1000
     min_std: tuple[float, float, float] = (2.0, 1.0, 1.0)
     clusters: int = 3
+    lips_depth: float = 0.03
+    lips_margin: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,7 @@ class Mixture:
 
 
 def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams(),
-                 core_from: np.ndarray | None = None) -> np.ndarray:
+                 core_from: np.ndarray | None = None, lips: np.ndarray | None = None) -> np.ndarray:
     """The landmark mask with its band re-decided by colour.
 
     Args:
@@ -152,6 +161,7 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
         size: the hand's size in px.
         core_from: (h, w) the mask whose erosion is the core (default ``mask``): a hand's own landmark shape inside
             a wider ``mask`` (the shapes it sweeps over), so that the wider part is decided by colour, never forced.
+        lips: (h, w) the face's lips over the same region (nonzero inside), or None (``lips_depth``).
 
     Returns:
         (h, w) float32 in [0, 1]: 1 in the core (``core_from`` or the mask, eroded by ``inner``), the soft colour
@@ -180,15 +190,40 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     ratio = (hand.loglik(x) - face.loglik(x) + params.margin).astype(np.float32)
     p = core.astype(np.float32)  # the soft decision on the band's pixels only
     p.reshape(-1)[band] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
+    if lips is not None and params.lips_depth > 0:
+        core = _release_lips(p, core, lips.astype(bool), inside, outside, r_in, r_out, flat, hand, size, params)
     sigma = params.blur * size
     if params.guide_radius > 0:  # smoothed along the plate's edges: the decision's soft edge sits on the picture's
         p = edge_aware_smooth(p, lab[..., 0] * np.float32(0.01), max(1.0, params.guide_radius * size),
                               params.guide_eps, params.guide_step)
-        p = np.where(core, 1.0, np.where(reach, p, 0.0))
+        p = np.where(core, 1.0, np.where(reach | (inside > r_in), p, 0.0))  # released core pixels keep theirs
     elif sigma > 0.3:
         p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
-        p = np.where(core, 1.0, np.where(reach, p, 0.0))
+        p = np.where(core, 1.0, np.where(reach | (inside > r_in), p, 0.0))
     return p.astype(np.float32)
+
+
+def _release_lips(p: np.ndarray, core: np.ndarray, lips: np.ndarray, inside: np.ndarray, outside: np.ndarray,
+                  r_in: float, r_out: float, flat: np.ndarray, hand: Mixture, size: float,
+                  params: ColourSplitParams) -> np.ndarray:
+    """The core's outer layer over the face's lips (``lips_depth`` deep) decided by colour: the hand model against
+    a model of the lips seen beside the hand (not the face's skin, which a finger matches). Writes the soft decision
+    into ``p`` and returns the core without the released pixels (the core unchanged when too few lips are seen)."""
+    seen = np.flatnonzero(lips & (outside > r_out))
+    doubted = np.flatnonzero((lips & core & (inside <= r_in + params.lips_depth * size)).reshape(-1))
+    if len(seen) < params.min_samples or len(doubted) == 0:
+        return core
+    lip = Mixture.fit(flat[_subsample(seen, params.max_samples)], params.clusters, params.min_std, params.max_samples)
+    sure = np.flatnonzero(core.reshape(-1) & ~np.isin(np.arange(core.size), doubted))
+    if len(sure) >= params.min_samples:  # the hand's colour from the core the lips do not reach
+        hand = Mixture.fit(flat[_subsample(sure, params.max_samples)], params.clusters, params.min_std,
+                           params.max_samples)
+    x = flat[doubted]
+    ratio = (hand.loglik(x) - lip.loglik(x) + params.lips_margin).astype(np.float32)
+    p.reshape(-1)[doubted] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
+    released = core.copy()
+    released.reshape(-1)[doubted] = False
+    return released
 
 
 def edge_aware_smooth(p: np.ndarray, guide: np.ndarray, radius: float, eps: float, step: int = 1) -> np.ndarray:

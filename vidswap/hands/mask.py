@@ -296,7 +296,8 @@ def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], width), min(hi[1], height)
 
 
-def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = HandMaskParams()) -> np.ndarray:
+def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = HandMaskParams(),
+               lips: list[np.ndarray] | None = None) -> np.ndarray:
     """(H, W) float32 occlusion matte of the hands over ``plate (H, W, 3)`` uint8 RGB: each hand rasterised in its
     own box only, its edge decided by colour (:mod:`vidswap.hands.colour`) or refined with the guided filter, as
     ``params`` say.
@@ -305,6 +306,8 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         hands: (K, 21, 2+) landmarks, or (K, S, 21, 2+) per hand S shapes whose union is that hand's landmark
             mask (:meth:`~vidswap.hands.types.HandTracks.swept`; sized by the middle one, ``S // 2``, whose shape
             alone makes the colour split's core: what the other shapes add is decided by colour).
+        lips: the faces' outer lip outlines in frame pixels ((L, 2+) each), for the colour split's
+            ``lips_depth``; None: the core is forced everywhere.
     """
     h, w = plate.shape[:2]
     out = np.zeros((h, w), np.float32)
@@ -334,7 +337,11 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         if c is not None:
             lab = cv2.cvtColor(sub.astype(np.float32) / 255.0 if sub.dtype == np.uint8 else sub.astype(np.float32),
                                cv2.COLOR_RGB2LAB)
-            m = colour_split(m, lab, size, c, None if len(local) == 1 else own)
+            lipmask = None
+            if lips and c.lips_depth > 0:
+                lipmask = np.zeros(m.shape, np.uint8)
+                cv2.fillPoly(lipmask, [np.round(q[:, :2] - [x0, y0]).astype(np.int32) for q in lips], 1)
+            m = colour_split(m, lab, size, c, None if len(local) == 1 else own, lipmask)
         elif params.refine:
             m = refine_mask(m, sub, size, params)
         out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], m.astype(np.float32))
