@@ -156,7 +156,6 @@ class FrameAnalyzer:
     _cut: CutDetector | None = None
     _prev: list[FaceLandmarks] = field(default_factory=list)
     _since_identity: int = 0
-    _colour_due: list[bool] = field(default_factory=list)  # per analysed frame: its colour statistics are computed
     _hands: HandTracker | None = None
     _prev_rgb8: np.ndarray | None = None  # the previous analysed frame (its face regions go to luma for the motion)
     _hand_outlines: tuple[list, list] = ([], [])
@@ -195,6 +194,7 @@ class FrameAnalyzer:
         t0 = time.perf_counter()
         lms = self.models.mesh(list(images), dets)
         self._time("landmarks", t0)
+        colour_due = []  # per frame of the batch: its colour statistics are computed (``colour_every``)
         for i, (number, image) in enumerate(zip(numbers, images)):
             if cut_flags[i] and self.numbers:  # provisional (a flash is withdrawn a frame later): only resets
                 self._prev = []
@@ -220,7 +220,7 @@ class FrameAnalyzer:
                 self._time("hands", t0)
             t0 = time.perf_counter()
             new = [f for f in faces if not any(_overlap(f, p) > 0.3 for p in self._prev)]
-            self._colour_due.append(len(self.numbers) % self.cfg.colour_every == 0 or bool(new))
+            colour_due.append(len(self.numbers) % self.cfg.colour_every == 0 or bool(new))
             due = self._since_identity % max(1, self.cfg.identity_every) == 0
             embed = faces if due else new
             embeddings: dict[int, np.ndarray] = {}
@@ -243,7 +243,7 @@ class FrameAnalyzer:
                   for obs in batch_obs]
         self._wait_faces()  # the previous batch's colour statistics and samples, in order
         work = partial(self._face_work, list(images), points, [list(range(len(obs))) for obs in batch_obs],
-                       self._colour_due[-len(images):])
+                       colour_due)
         if self.background and (self.stats_fn is not None or self.sampler is not None):
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="vidswap-analysis")

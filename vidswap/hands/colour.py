@@ -189,18 +189,25 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     x = flat[band]
     ratio = (hand.loglik(x) - face.loglik(x) + params.margin).astype(np.float32)
     p = core.astype(np.float32)  # the soft decision on the band's pixels only
-    p.reshape(-1)[band] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
+    p.reshape(-1)[band] = _soft_decision(ratio, params.softness)
+    decided = reach | core  # where the decision stands after smoothing (a core pixel released below keeps its own)
     if lips is not None and params.lips_depth > 0:
         core = _release_lips(p, core, lips.astype(bool), inside, outside, r_in, r_out, flat, hand, size, params)
     sigma = params.blur * size
     if params.guide_radius > 0:  # smoothed along the plate's edges: the decision's soft edge sits on the picture's
         p = edge_aware_smooth(p, lab[..., 0] * np.float32(0.01), max(1.0, params.guide_radius * size),
                               params.guide_eps, params.guide_step)
-        p = np.where(core, 1.0, np.where(reach | (inside > r_in), p, 0.0))  # released core pixels keep theirs
+        p = np.where(core, 1.0, np.where(decided, p, 0.0))
     elif sigma > 0.3:
         p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
-        p = np.where(core, 1.0, np.where(reach | (inside > r_in), p, 0.0))
+        p = np.where(core, 1.0, np.where(decided, p, 0.0))
     return p.astype(np.float32)
+
+
+def _soft_decision(ratio: np.ndarray, softness: float) -> np.ndarray:
+    """The soft hand decision of log-likelihood ratios (nats, the margin included): a logistic of ``ratio /
+    softness``, clipped at +-30 so ``exp`` never overflows."""
+    return 1.0 / (1.0 + np.exp(-np.clip(ratio / softness, -30, 30)))
 
 
 def _release_lips(p: np.ndarray, core: np.ndarray, lips: np.ndarray, inside: np.ndarray, outside: np.ndarray,
@@ -210,19 +217,19 @@ def _release_lips(p: np.ndarray, core: np.ndarray, lips: np.ndarray, inside: np.
     a model of the lips seen beside the hand (not the face's skin, which a finger matches). Writes the soft decision
     into ``p`` and returns the core without the released pixels (the core unchanged when too few lips are seen)."""
     seen = np.flatnonzero(lips & (outside > r_out))
-    doubted = np.flatnonzero((lips & core & (inside <= r_in + params.lips_depth * size)).reshape(-1))
+    doubt = lips & core & (inside <= r_in + params.lips_depth * size)
+    doubted = np.flatnonzero(doubt)
     if len(seen) < params.min_samples or len(doubted) == 0:
         return core
     lip = Mixture.fit(flat[_subsample(seen, params.max_samples)], params.clusters, params.min_std, params.max_samples)
-    sure = np.flatnonzero(core.reshape(-1) & ~np.isin(np.arange(core.size), doubted))
+    released = core & ~doubt
+    sure = np.flatnonzero(released)
     if len(sure) >= params.min_samples:  # the hand's colour from the core the lips do not reach
         hand = Mixture.fit(flat[_subsample(sure, params.max_samples)], params.clusters, params.min_std,
                            params.max_samples)
     x = flat[doubted]
     ratio = (hand.loglik(x) - lip.loglik(x) + params.lips_margin).astype(np.float32)
-    p.reshape(-1)[doubted] = 1.0 / (1.0 + np.exp(-np.clip(ratio / params.softness, -30, 30)))
-    released = core.copy()
-    released.reshape(-1)[doubted] = False
+    p.reshape(-1)[doubted] = _soft_decision(ratio, params.softness)
     return released
 
 
