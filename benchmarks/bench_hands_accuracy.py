@@ -3,13 +3,14 @@
     python benchmarks/bench_hands_accuracy.py [--variants NAME=field:value,field:value ...] [--maps DIR]
 
 The measures of ``tests/test_occlusion_hands.py`` (the same analysis: the sample clip's occluded stretch, every
-frame of 56-230 by default, as a real run; the same render): hand pixels inside the face untouched (within 2 code values of the plate; target
->= 95%) and visible face pixels the swap changes (> 8 without the hand mask) but the matte leaves as the plate
-(within 2; target <= 3%), both leaving out a 3-px band around the drawn outline. The render without hands is done
-once; each variant renders the 16 frames with its :class:`~vidswap.hands.mask.HandMaskParams` (fields of
-``HandMaskParams`` or, prefixed ``colour.``, of its ``ColourSplitParams``). Per frame the two counts, so the frames
-that carry the misses are seen; ``--maps`` writes per frame the plate with the missed hand pixels in red and the
-wrongly kept face pixels in blue. ``--analysis`` sets the hand tracker's settings for the analysis.
+frame of 56-230 by default, as a real run; the same render): hand pixels inside the face untouched (within 2 code
+values of the plate; target >= 95%) and visible face pixels the swap changes (> 8 without the hand mask) but the
+matte leaves as the plate (within 2; target <= 3%), both leaving out a 3-px band around the drawn outline. The
+render without hands is done once; each variant renders the 16 frames with its
+:class:`~vidswap.hands.mask.HandMaskParams` (fields of ``HandMaskParams`` or, prefixed ``colour.``, of its
+``ColourSplitParams``). Per frame the two counts, so the frames that carry the misses are seen; ``--maps`` writes
+per frame the plate with the missed hand pixels in red and the wrongly kept face pixels in blue. ``--analysis`` sets
+the hand tracker's settings for the analysis.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def test_in_place_paste_writes_the_same_pictures_into_the_decoded_frames(setup_a
             assert np.array_equal(copied, pasted)  # the same pictures
             assert np.array_equal(before, plate) and not np.array_equal(plate, copied)  # copy: plate untouched
             assert pasted is own  # in place: the decoded frame itself carries the face
-        render_frames(cfg, plan.info, plan.numbers[:2], setup.processor, tmp_path / "b.####.png", plan.size, StageTimer())
+        render_frames(cfg, plan.info, plan.numbers[:2], setup.processor, tmp_path / "b.####.png", plan.size,
+                      StageTimer())
         assert stage.in_place is True
         seen = []  # the same stage in a later pass with an observer: it must see the untouched plates
         render_frames(cfg, plan.info, plan.numbers[:2], setup.processor, tmp_path / "a.####.png", plan.size,

@@ -4,13 +4,13 @@ Face sizes differ between the items of a batch, so radii are given per item as `
 Kernels are truncated exactly at the item's radius, so a blur never reaches further than it says: a mask
 eroded by ``r`` and blurred with radius ``r`` stays exactly zero outside the original mask.
 
-The blur is OpenCV's separable filter on float CPU tensors (per plane, kornia's kernel: 4-10x kornia's speed
-on one thread, equal to it up to ~3e-7; relspeed-s14; the taps rounded to sum to exactly 1, so a mask's
-interior stays exactly 1 and a mask stays in [0, 1]) and kornia's ``gaussian_blur2d`` elsewhere (GPU, autograd;
-per-item sigma, items grouped by truncation radius), which measured 3-14x faster on CPU than the shifted
-multiply-adds this module had, equal to 4e-7 (``benchmarks/bench_filters_kornia.py``, RESULTS.md).  Erosion and dilation stay here: they cost O(log r)
-tensor operations by doubling, where kornia's morphology is O(r^2) per pixel (4-60x slower at the compositor's
-radii) for the same result, bit for bit, with the same structuring element and border.
+The blur is OpenCV's separable filter on float CPU tensors (per plane, kornia's kernel: 4-10x kornia's speed on one
+thread, equal to it up to ~3e-7; relspeed-s14; the taps rounded to sum to exactly 1, so a mask's interior stays
+exactly 1 and a mask stays in [0, 1]) and kornia's ``gaussian_blur2d`` elsewhere (GPU, autograd; per-item sigma,
+items grouped by truncation radius), which measured 3-14x faster on CPU than the shifted multiply-adds this module
+had, equal to 4e-7 (``benchmarks/bench_filters_kornia.py``, RESULTS.md). Erosion and dilation stay here: they cost
+O(log r) tensor operations by doubling, where kornia's morphology is O(r^2) per pixel (4-60x slower at the
+compositor's radii) for the same result, bit for bit, with the same structuring element and border.
 """
 
 from __future__ import annotations
