@@ -9,10 +9,11 @@
    well as on one, the analysis's default), on the same batches of 8 frames, the order turning batch by batch;
    CPU time of the process (``time.process_time``: both threads, whatever else the machine runs) and wall time per
    batch. Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the
-   render-side matte (``hand_matte`` of the swept shapes and its warp into a face crop; the settings' mattes
-   interleaved frame by frame) per frame of that part (0 on frames without a hand); the total of the two is the
-   issue's "added cost". Also the hand tracker's own CPU time (its ``push``) per part, and each setting's tracks
-   against main's: frames with a hand in one only, and the largest landmark difference on the others.
+   render-side matte (``hand_matte`` of the swept shapes with the faces' lips, as the render passes them, and its
+   warp into a face crop; the settings' mattes interleaved frame by frame) per frame of that part (0 on frames
+   without a hand); the total of the two is the issue's "added cost". Also the hand tracker's own CPU time (its
+   ``push``) per part, and each setting's tracks against main's: frames with a hand in one only, and the largest
+   landmark difference on the others.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
    every tracked frame (``flow_size=0, flow_skip=0``, hands2-s8's behaviour), on the hand's region shrunk to
@@ -42,6 +43,7 @@ from media_helpers import read_frames  # noqa: E402
 from vidswap.composite.compositor import CompositeParams  # noqa: E402
 from vidswap.composite.occlusion import mattes_to_crop  # noqa: E402
 from vidswap.faces.analyze import AnalysisConfig, AnalysisModels, FrameAnalyzer  # noqa: E402
+from vidswap.faces.topology import load_topology  # noqa: E402
 from vidswap.hands.mask import hand_matte  # noqa: E402
 from vidswap.hands.landmarks import HandLandmarker  # noqa: E402
 from vidswap.hands.track import HandParams  # noqa: E402
@@ -125,6 +127,7 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
     inside = np.zeros(count, bool)
     inside[STRETCH[0]:STRETCH[1] + 1] = True
     mparams = CompositeParams().hands
+    lips_loop = np.asarray(load_topology().regions["lips_outer"])  # the faces' lips, as the render passes them
     crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
     out = {"frames": count, "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean())}
     tracks = {name: runs[name]._hands.finish() for name in settings}
@@ -139,7 +142,9 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
             if not len(tracks[name].at(n)):
                 continue
             t0, w0 = time.process_time(), time.perf_counter()
-            mattes_to_crop([hand_matte(tracks[name].swept(n, mparams.sweep), frames[n], mparams)], crop, (384, 384))
+            lips = [o.landmarks[lips_loop] for o in runs[name].observations[n] if o.landmarks is not None]
+            mattes_to_crop([hand_matte(tracks[name].swept(n, mparams.sweep), frames[n], mparams, lips)], crop,
+                           (384, 384))
             mattes_cpu[name][n], mattes_wall[name][n] = time.process_time() - t0, time.perf_counter() - w0
     for name in settings:
         hands = tracks[name]

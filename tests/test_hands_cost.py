@@ -1,6 +1,7 @@
 """The hands' CPU savings that must not change a result (handcost-s12): the colour split's Gaussian and mixture
-log-likelihoods and covariance computed in place equal the plain formulas bit for bit; the hand models give the same
-outputs on one thread (the analysis's default for them) as on two."""
+log-likelihoods and covariance computed in place equal the plain formulas bit for bit, and the mixture's clusters
+fitted at once equal one Gaussian fit each; the hand models give the same outputs on one thread (the analysis's
+default for them) as on two."""
 
 from __future__ import annotations
 
@@ -41,3 +42,28 @@ def test_hand_models_one_thread_equal_two(model):
         x = rng.random((1, *one.input_shape), dtype=np.float32)
         for a, b in zip(one(x), two(x)):
             assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_mixture_fits_its_clusters_at_once_as_one_gaussian_each():
+    """The mixture's clusters fitted in one pass (one-hot sums) equal :meth:`Gaussian.fit` on each cluster's
+    samples, to rounding; clusters under 4 samples are dropped and the weights are the kept clusters' shares."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(c, s, (n, 3)) for c, s, n in (((30, 0, 0), 2.0, 400), ((60, 20, 10), 3.0, 300),
+                                                              ((80, -10, 30), 1.5, 200))]).astype(np.float32)
+    mix = Mixture.fit(x, 3, (2.0, 1.0, 1.0), 1000)
+    cv2.setRNGSeed(0)
+    _, labels, _ = cv2.kmeans(x, 3, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
+                              cv2.KMEANS_PP_CENTERS)
+    labels = labels.ravel()
+    assert len(mix.parts) == 3
+    for j, g in enumerate(mix.parts):
+        ref = Gaussian.fit(x[labels == j], (2.0, 1.0, 1.0), 1000)
+        np.testing.assert_allclose(g.mean, ref.mean, rtol=1e-12)
+        np.testing.assert_allclose(g.inv, ref.inv, rtol=1e-9, atol=1e-15)
+        assert abs(g.logdet - ref.logdet) < 1e-9
+    np.testing.assert_allclose(np.exp(mix.logw), np.bincount(labels) / len(x), rtol=1e-12)
+    tiny = np.concatenate([x[:200], x[-3:] + 500])  # a 3-sample cluster far away is dropped
+    kept = Mixture.fit(tiny, 2, (2.0, 1.0, 1.0), 1000)
+    assert len(kept.parts) == 1 and kept.logw[0] == 0.0

@@ -92,10 +92,8 @@ class Gaussian:
         x = samples[::step].astype(np.float64)
         mean = x.mean(0)
         cov = _cov(x) if len(x) > 1 else np.zeros((3, 3))
-        floor = np.asarray(min_std, np.float64) ** 2
-        cov = cov + np.diag(np.maximum(floor - np.diag(cov), 0.0)) + 1e-6 * np.eye(3)
-        sign, logdet = np.linalg.slogdet(cov)
-        return cls(mean, np.linalg.inv(cov), float(logdet))
+        inv, logdet = _floored_inverse(cov[None], min_std)
+        return cls(mean, inv[0], float(logdet[0]))
 
     def loglik(self, x: np.ndarray) -> np.ndarray:
         """(...,) Gaussian log-likelihood (up to a constant) of ``x (..., 3)``: ``-0.5 * (d' inv d + logdet)``.
@@ -114,33 +112,52 @@ class Gaussian:
 
 @dataclass(frozen=True)
 class Mixture:
-    """A few :class:`Gaussian` colour clusters with weights: ``loglik`` is the mixture's."""
+    """A few Gaussian colour clusters with weights, stacked: ``means (k, 3)``, ``invs (k, 3, 3)`` inverse
+    covariances, ``logdets (k,)``, ``logw (k,)`` log weights; ``loglik`` is the mixture's."""
 
-    parts: tuple[Gaussian, ...]
+    means: np.ndarray
+    invs: np.ndarray
+    logdets: np.ndarray
     logw: np.ndarray
+
+    @property
+    def parts(self) -> tuple[Gaussian, ...]:
+        """The clusters as :class:`Gaussian` s."""
+        return tuple(Gaussian(m, i, float(d)) for m, i, d in zip(self.means, self.invs, self.logdets))
 
     @classmethod
     def fit(cls, samples: np.ndarray, k: int, min_std: tuple[float, float, float], max_samples: int) -> "Mixture":
         """k-means (OpenCV's k-means++, seeded: the same samples give the same clusters) into ``k`` clusters, one
-        Gaussian each (hard assignment)."""
+        Gaussian each (hard assignment; clusters of fewer than 4 samples dropped), all fitted at once."""
         step = max(1, len(samples) // max_samples)
         x = np.ascontiguousarray(samples[::step], np.float32)
         k = max(1, min(k, len(x) // 20))
         if k == 1:
-            return cls((Gaussian.fit(x, min_std, max_samples),), np.zeros(1))
-        cv2.setRNGSeed(0)
-        _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
-                                  cv2.KMEANS_PP_CENTERS)
-        labels = labels.ravel()
-        parts, weights = [], []
-        for j in range(k):
-            member = x[labels == j]
-            if len(member) >= 4:
-                parts.append(Gaussian.fit(member, min_std, max_samples))
-                weights.append(len(member))
-        return cls(tuple(parts), np.log(np.asarray(weights, np.float64) / sum(weights)))
+            labels = np.zeros(len(x), np.intp)
+        else:
+            cv2.setRNGSeed(0)
+            _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
+                                      cv2.KMEANS_PP_CENTERS)
+            labels = labels.ravel()
+        counts = np.bincount(labels, minlength=k)
+        keep = np.flatnonzero(counts >= 4)
+        rank = np.full(k, -1)
+        rank[keep] = np.arange(len(keep))
+        member = rank[labels] >= 0
+        lab, xs = rank[labels[member]], x[member].astype(np.float64)
+        n = counts[keep].astype(np.float64)
+        one_hot = (lab == np.arange(len(keep))[:, None]).astype(np.float64)  # (k, N)
+        means = one_hot @ xs
+        means /= n[:, None]
+        d = xs - means[lab]
+        cov = np.swapaxes(one_hot[:, :, None] * d, 1, 2) @ d  # (k, 3, N) @ (N, 3)
+        cov /= (n - 1)[:, None, None]
+        invs, logdets = _floored_inverse(cov, min_std)
+        return cls(means, invs, logdets, np.log(n / n.sum()))
 
     def loglik(self, x: np.ndarray) -> np.ndarray:
+        """(...,) the mixture's log-likelihood (up to a constant) of ``x (..., 3)``: each cluster's
+        :meth:`Gaussian.loglik` plus its log weight, summed in log space."""
         ll = np.stack([g.loglik(x) + w for g, w in zip(self.parts, self.logw)])
         top = ll.max(0)
         ll -= top
@@ -149,6 +166,15 @@ class Mixture:
         np.log(s, out=s)
         s += top
         return s
+
+
+def _floored_inverse(cov: np.ndarray, min_std: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 3, 3) inverses and (k,) log-determinants of the covariances ``cov (k, 3, 3)`` with each channel's
+    variance floored at ``min_std ** 2`` (and 1e-6 added to the diagonal)."""
+    floor = np.asarray(min_std, np.float64) ** 2
+    diag = np.diagonal(cov, axis1=1, axis2=2)
+    cov = cov + np.maximum(floor - diag, 0.0)[:, :, None] * np.eye(3) + 1e-6 * np.eye(3)
+    return np.linalg.inv(cov), np.linalg.slogdet(cov)[1]
 
 
 def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourSplitParams = ColourSplitParams(),
