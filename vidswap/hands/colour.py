@@ -112,18 +112,10 @@ class Gaussian:
 
 @dataclass(frozen=True)
 class Mixture:
-    """A few Gaussian colour clusters with weights, stacked: ``means (k, 3)``, ``invs (k, 3, 3)`` inverse
-    covariances, ``logdets (k,)``, ``logw (k,)`` log weights; ``loglik`` is the mixture's."""
+    """A few :class:`Gaussian` colour clusters with weights: ``loglik`` is the mixture's."""
 
-    means: np.ndarray
-    invs: np.ndarray
-    logdets: np.ndarray
+    parts: tuple[Gaussian, ...]
     logw: np.ndarray
-
-    @property
-    def parts(self) -> tuple[Gaussian, ...]:
-        """The clusters as :class:`Gaussian` s."""
-        return tuple(Gaussian(m, i, float(d)) for m, i, d in zip(self.means, self.invs, self.logdets))
 
     @classmethod
     def fit(cls, samples: np.ndarray, k: int, min_std: tuple[float, float, float], max_samples: int) -> "Mixture":
@@ -140,20 +132,18 @@ class Mixture:
                                       cv2.KMEANS_PP_CENTERS)
             labels = labels.ravel()
         counts = np.bincount(labels, minlength=k)
-        keep = np.flatnonzero(counts >= 4)
-        rank = np.full(k, -1)
-        rank[keep] = np.arange(len(keep))
-        member = rank[labels] >= 0
-        lab, xs = rank[labels[member]], x[member].astype(np.float64)
-        n = counts[keep].astype(np.float64)
-        one_hot = (lab == np.arange(len(keep))[:, None]).astype(np.float64)  # (k, N)
+        keep = counts >= 4
+        member = keep[labels]
+        lab = (np.cumsum(keep) - 1)[labels[member]]  # the kept clusters renumbered 0 ..
+        xs, n = x[member].astype(np.float64), counts[keep].astype(np.float64)
+        one_hot = (lab == np.arange(len(n))[:, None]).astype(np.float64)  # (k, N)
         means = one_hot @ xs
         means /= n[:, None]
         d = xs - means[lab]
         cov = np.swapaxes(one_hot[:, :, None] * d, 1, 2) @ d  # (k, 3, N) @ (N, 3)
         cov /= (n - 1)[:, None, None]
         invs, logdets = _floored_inverse(cov, min_std)
-        return cls(means, invs, logdets, np.log(n / n.sum()))
+        return cls(tuple(Gaussian(m, i, float(ld)) for m, i, ld in zip(means, invs, logdets)), np.log(n / n.sum()))
 
     def loglik(self, x: np.ndarray) -> np.ndarray:
         """(...,) the mixture's log-likelihood (up to a constant) of ``x (..., 3)``: each cluster's
