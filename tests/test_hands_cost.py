@@ -1,13 +1,13 @@
 """The hands' CPU savings that must not change a result (handcost-s12): the colour split's Gaussian and mixture
 log-likelihoods and covariance computed in place equal the plain formulas bit for bit, and the mixture's clusters
 fitted at once equal one Gaussian fit each; the hand models give the same outputs on one thread (the analysis's
-default for them) as on two."""
+default for them) as on two; a fit's regular subsample keeps at most ``max_samples``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vidswap.hands.colour import Gaussian, Mixture, _cov
+from vidswap.hands.colour import Gaussian, Mixture, _cov, _step, _subsample
 
 
 def _reference_gaussian(g: Gaussian, x: np.ndarray) -> np.ndarray:
@@ -67,3 +67,11 @@ def test_mixture_fits_its_clusters_at_once_as_one_gaussian_each():
     tiny = np.concatenate([x[:200], x[-3:] + 500])  # a 3-sample cluster far away is dropped
     kept = Mixture.fit(tiny, 2, (2.0, 1.0, 1.0), 1000)
     assert len(kept.parts) == 1 and kept.logw[0] == 0.0
+
+
+def test_fit_subsample_keeps_at_most_max_samples_evenly():
+    for n, most in ((999, 1000), (1000, 1000), (1001, 1000), (1999, 1000), (2000, 1000), (2001, 1000), (5, 2)):
+        kept = _subsample(np.arange(n), most)
+        assert len(kept) <= most and len(kept) == len(range(0, n, _step(n, most)))
+        assert len(kept) > most // 2 or n < most  # not thinned more than it must be
+        assert kept[0] == 0 and (np.diff(kept) == _step(n, most)).all()

@@ -48,7 +48,10 @@ class ColourSplitParams:
         guide_step: the guided filter's coefficients are fitted on every ``guide_step``-th pixel (He and Sun's fast
             guided filter: a quarter of the work at 2, the same accuracy on the annotated frames).
         min_samples: fewer samples in either model and the landmark mask is returned unchanged.
-        max_samples: each model is fitted on a regular subsample of at most this many pixels.
+        max_samples: each model is fitted on a regular subsample of at most this many pixels (every
+            ``ceil(n / max_samples)``-th; before lead s17 every ``n // max_samples``-th, which kept up to twice as
+            many: the mixture fits took 35-60 % longer for 95.22 % / 2.96 % on the annotated frames against
+            95.26 % / 2.97 % now).
         min_std: floor on each LAB channel's std (L, a, b units).
         clusters: colour clusters per model (lit and shadowed skin, hair, lips, the gaps between fingers).
         lips_depth: where the face's lips are known (the track's mesh), the core's outer layer this deep over them
@@ -88,8 +91,7 @@ class Gaussian:
     @classmethod
     def fit(cls, samples: np.ndarray, min_std: tuple[float, float, float], max_samples: int) -> "Gaussian":
         """Fit to ``samples (N, 3)`` (a regular subsample of at most ``max_samples``), variances floored."""
-        step = max(1, len(samples) // max_samples)
-        x = samples[::step].astype(np.float64)
+        x = samples[::_step(len(samples), max_samples)].astype(np.float64)
         mean = x.mean(0)
         cov = _cov(x) if len(x) > 1 else np.zeros((3, 3))
         inv, logdet = _floored_inverse(cov[None], min_std)
@@ -121,8 +123,7 @@ class Mixture:
     def fit(cls, samples: np.ndarray, k: int, min_std: tuple[float, float, float], max_samples: int) -> "Mixture":
         """k-means (OpenCV's k-means++, seeded: the same samples give the same clusters) into ``k`` clusters, one
         Gaussian each (hard assignment; clusters of fewer than 4 samples dropped), all fitted at once."""
-        step = max(1, len(samples) // max_samples)
-        x = np.ascontiguousarray(samples[::step], np.float32)
+        x = np.ascontiguousarray(samples[::_step(len(samples), max_samples)], np.float32)
         k = max(1, min(k, len(x) // 20))
         if k == 1:
             labels = np.zeros(len(x), np.intp)
@@ -213,11 +214,13 @@ def colour_split(mask: np.ndarray, lab: np.ndarray, size: float, params: ColourS
     if params.guide_radius > 0:  # smoothed along the plate's edges: the decision's soft edge sits on the picture's
         p = edge_aware_smooth(p, lab[..., 0] * np.float32(0.01), max(1.0, params.guide_radius * size),
                               params.guide_eps, params.guide_step)
-        p = np.where(core, 1.0, np.where(decided, p, 0.0))
     elif sigma > 0.3:
-        p = cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma)
-        p = np.where(core, 1.0, np.where(decided, p, 0.0))
-    return p.astype(np.float32)
+        p = cv2.GaussianBlur(p, (0, 0), sigma)
+    else:
+        return p
+    p[~decided] = 0.0  # the decision stands where it was made; the core is hand
+    p[core] = 1.0
+    return p
 
 
 def _soft_decision(ratio: np.ndarray, softness: float) -> np.ndarray:
@@ -277,9 +280,14 @@ def edge_aware_smooth(p: np.ndarray, guide: np.ndarray, radius: float, eps: floa
 
 
 def _subsample(index: np.ndarray, max_samples: int) -> np.ndarray:
-    """The entries of ``index (N,)`` that :meth:`Mixture.fit` keeps of N samples (every ``N // max_samples``-th):
-    gathering only those gives the same fit (fewer than ``2 * max_samples`` are left, which it keeps whole)."""
-    return index[::max(1, len(index) // max_samples)]
+    """The entries of ``index (N,)`` that :meth:`Mixture.fit` keeps of N samples (every :func:`_step`-th): gathering
+    only those gives the same fit (at most ``max_samples`` are left, which it keeps whole)."""
+    return index[::_step(len(index), max_samples)]
+
+
+def _step(n: int, max_samples: int) -> int:
+    """The subsampling step that leaves at most ``max_samples`` of ``n`` samples: ``ceil(n / max_samples)``."""
+    return max(1, -(-n // max_samples))
 
 
 def _cov(x: np.ndarray) -> np.ndarray:

@@ -151,11 +151,11 @@ def polygon_distance(px: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return np.where(inside if k >= 3 else False, 0.0, d)
 
 
-def _shapes(points: np.ndarray, params: HandMaskParams
+def _shapes(points: np.ndarray, params: HandMaskParams, size: float | None = None
             ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, float]]]:
     """The hand's parts: convex polygons (the palm hull, the webs) each to be grown by ``grow * size``, and per bone
-    (a, b, radius) in px (radius includes the growth)."""
-    size = matte_size(points)
+    (a, b, radius) in px (radius includes the growth). ``size``: the points' :func:`matte_size`, if known."""
+    size = matte_size(points) if size is None else size
     xy = points[:, :2].astype(np.float64)
     bones = []
     for k, ((i, j), f) in enumerate(zip(FINGER_BONES, BONE_FINGER)):
@@ -198,30 +198,33 @@ def rasterize_hands(hands: np.ndarray, height: int, width: int,
     return canvas.astype(np.float32) / 255.0
 
 
-def rasterize_first_and_all(hands: np.ndarray, height: int, width: int, params: HandMaskParams = HandMaskParams()
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def rasterize_first_and_all(hands: np.ndarray, height: int, width: int, params: HandMaskParams = HandMaskParams(),
+                            sizes: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(rasterize_hands(hands[:1]), rasterize_hands(hands))``, bit for bit, drawing each shape once: the first
-    shape's canvas is kept before the others are drawn over it. Each (H, W) float32."""
+    shape's canvas is kept before the others are drawn over it. Each (H, W) float32. ``sizes``: each shape's
+    :func:`matte_size`, if known."""
+    sizes = [matte_size(pts) for pts in hands] if sizes is None else sizes
     canvas = np.zeros((height, width), np.uint8)
-    _draw_hand(canvas, hands[0], params)
+    _draw_hand(canvas, hands[0], params, sizes[0])
     first = canvas.astype(np.float32) / 255.0
-    for pts in hands[1:]:
-        _draw_hand(canvas, pts, params)
+    for pts, size in zip(hands[1:], sizes[1:]):
+        _draw_hand(canvas, pts, params, size)
     return first, canvas.astype(np.float32) / 255.0
 
 
-def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams) -> None:
-    """Draw one hand's grown shape (21, 2+) onto ``canvas`` (H, W) uint8 at 255 (:func:`rasterize_hands`)."""
+def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams, size: float | None = None) -> None:
+    """Draw one hand's grown shape (21, 2+) onto ``canvas`` (H, W) uint8 at 255 (:func:`rasterize_hands`);
+    ``size``: its :func:`matte_size`, if known."""
     shift = 4
     one = 1 << shift
 
     def fix(p: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(p, np.float64) * one).astype(np.int32)
 
-    size = matte_size(pts)
+    size = matte_size(pts) if size is None else size
     if size <= 0:
         return
-    polys, bones = _shapes(pts, params)
+    polys, bones = _shapes(pts, params, size)
     g = params.grow * size
     for hull in polys:
         poly = fix(hull)
@@ -286,10 +289,11 @@ def _erode(binary: np.ndarray, r: int) -> np.ndarray:
     return (box_filter(binary.astype(np.float64), r) > 1.0 - 1e-9).astype(np.float64)
 
 
-def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int, margin: float = 0.0
-             ) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) the frame region (clipped) that holds the hand's grown shape plus ``margin`` x its size."""
-    size = matte_size(points)
+def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int, margin: float = 0.0,
+             size: float | None = None) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) the frame region (clipped) that holds the hand's grown shape plus ``margin`` x its size
+    (``size``: the points' :func:`matte_size`, if known)."""
+    size = matte_size(points) if size is None else size
     pad = (max(params.finger_radius) + max(params.grow, 0.0) + margin) * size + 2
     lo = np.floor(points[:, :2].min(0) - pad).astype(int)
     hi = np.ceil(points[:, :2].max(0) + pad).astype(int) + 1
@@ -319,12 +323,13 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         # the frame's own shape first, then those the hand sweeps over that move a landmark by a pixel or more
         shapes = np.stack([pts] + [q for i, q in enumerate(shapes) if i != len(shapes) // 2
                                    and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px])
-        size = matte_size(pts)
+        sizes = [matte_size(q) for q in shapes]  # the first is the frame's own shape's
+        size = sizes[0]
         if size <= 0:
             continue
         c = params.colour
         margin = (c.outer + c.ring) if c is not None else (2 * params.refine_radius if params.refine else 0.0)
-        boxes = np.array([hand_box(q, params, h, w, margin) for q in shapes])
+        boxes = np.array([hand_box(q, params, h, w, margin, s) for q, s in zip(shapes, sizes)])
         x0, y0 = boxes[:, :2].min(0)
         x1, y1 = boxes[:, 2:].max(0)
         if x1 <= x0 or y1 <= y0:
@@ -332,7 +337,7 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         local = np.asarray(shapes, np.float64).copy()
         local[..., 0] -= x0
         local[..., 1] -= y0
-        own, m = rasterize_first_and_all(local, y1 - y0, x1 - x0, params)
+        own, m = rasterize_first_and_all(local, y1 - y0, x1 - x0, params, sizes)
         sub = plate[y0:y1, x0:x1]
         if c is not None:
             lab = cv2.cvtColor(sub.astype(np.float32) / 255.0 if sub.dtype == np.uint8 else sub.astype(np.float32),
