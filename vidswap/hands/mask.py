@@ -323,6 +323,7 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         # the frame's own shape first, then those the hand sweeps over that move a landmark by a pixel or more
         shapes = np.stack([pts] + [q for i, q in enumerate(shapes) if i != len(shapes) // 2
                                    and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px])
+        shapes = np.asarray(shapes, np.float64)  # sizes as the shapes moved into their box measure (integer shift)
         sizes = [matte_size(q) for q in shapes]  # the first is the frame's own shape's
         size = sizes[0]
         if size <= 0:
@@ -334,7 +335,7 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
         x1, y1 = boxes[:, 2:].max(0)
         if x1 <= x0 or y1 <= y0:
             continue
-        local = np.asarray(shapes, np.float64).copy()
+        local = shapes.copy()
         local[..., 0] -= x0
         local[..., 1] -= y0
         own, m = rasterize_first_and_all(local, y1 - y0, x1 - x0, params, sizes)
