@@ -67,6 +67,12 @@ def test_mixture_fits_its_clusters_at_once_as_one_gaussian_each():
     tiny = np.concatenate([x[:200], x[-3:] + 500])  # a 3-sample cluster far away is dropped
     kept = Mixture.fit(tiny, 2, (2.0, 1.0, 1.0), 1000)
     assert len(kept.parts) == 1 and kept.logw[0] == 0.0
+    for n in (1, 3, 39):  # too few for two clusters: one floored Gaussian of them all, even under 4 samples
+        few = Mixture.fit(x[:n], 3, (2.0, 1.0, 1.0), 1000)
+        ref = Gaussian.fit(x[:n], (2.0, 1.0, 1.0), 1000)
+        assert len(few.parts) == 1 and few.logw[0] == 0.0
+        assert np.array_equal(few.parts[0].mean, ref.mean) and np.array_equal(few.parts[0].inv, ref.inv)
+        assert np.isfinite(few.loglik(x[:5])).all()
 
 
 def test_fit_subsample_keeps_at_most_max_samples_evenly():

@@ -122,16 +122,16 @@ class Mixture:
     @classmethod
     def fit(cls, samples: np.ndarray, k: int, min_std: tuple[float, float, float], max_samples: int) -> "Mixture":
         """k-means (OpenCV's k-means++, seeded: the same samples give the same clusters) into ``k`` clusters, one
-        Gaussian each (hard assignment; clusters of fewer than 4 samples dropped), all fitted at once."""
+        Gaussian each (hard assignment; clusters of fewer than 4 samples dropped), all fitted at once. Fewer than
+        40 samples: one :meth:`Gaussian.fit` of them all, however few."""
         x = np.ascontiguousarray(samples[::_step(len(samples), max_samples)], np.float32)
         k = max(1, min(k, len(x) // 20))
         if k == 1:
-            labels = np.zeros(len(x), np.intp)
-        else:
-            cv2.setRNGSeed(0)
-            _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
-                                      cv2.KMEANS_PP_CENTERS)
-            labels = labels.ravel()
+            return cls((Gaussian.fit(x, min_std, max_samples),), np.zeros(1))
+        cv2.setRNGSeed(0)
+        _, labels, _ = cv2.kmeans(x, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1), 1,
+                                  cv2.KMEANS_PP_CENTERS)
+        labels = labels.ravel()
         counts = np.bincount(labels, minlength=k)
         keep = counts >= 4
         member = keep[labels]
