@@ -178,8 +178,9 @@ def hand_distance(px: np.ndarray, points: np.ndarray, params: HandMaskParams = H
     The shape is the union of the palm hull grown by ``grow * size`` and one capsule per finger bone with radius
     ``(finger_radius[finger] + grow) * size``.
     """
-    polys, bones = _shapes(points, params)
-    g = params.grow * matte_size(points)
+    size = matte_size(points)
+    polys, bones = _shapes(points, params, size)
+    g = params.grow * size
     d = np.min([polygon_distance(px, poly) - g for poly in polys], axis=0)
     for a, b, r in bones:
         d = np.minimum(d, segment_distance(px, a, b) - r)
@@ -321,9 +322,9 @@ def hand_matte(hands: np.ndarray, plate: np.ndarray, params: HandMaskParams = Ha
     for shapes in hands:
         pts = shapes[len(shapes) // 2]
         # the frame's own shape first, then those the hand sweeps over that move a landmark by a pixel or more
+        # in float64, so each size measured here equals the size of the shape moved into its box (an integer shift)
         shapes = np.stack([pts] + [q for i, q in enumerate(shapes) if i != len(shapes) // 2
-                                   and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px])
-        shapes = np.asarray(shapes, np.float64)  # sizes as the shapes moved into their box measure (integer shift)
+                                   and np.abs(q[:, :2] - pts[:, :2]).max() >= params.sweep_min_px]).astype(np.float64)
         sizes = [matte_size(q) for q in shapes]  # the first is the frame's own shape's
         size = sizes[0]
         if size <= 0:
