@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from vidswap.train.e4s.config import load_e4s_config
 from vidswap.train.e4s.trainer import E4STrainer
-from vidswap.train.facedancer.distributed import init_distributed, shutdown
+from vidswap.train.facedancer.distributed import init_distributed, leave_process, shutdown
 
 
 def probe(config: str, out: str, identity=None) -> None:
@@ -41,3 +41,4 @@ def probe(config: str, out: str, identity=None) -> None:
 
 if __name__ == "__main__":
     probe(sys.argv[1], sys.argv[2])
+    leave_process(0)  # not through the interpreter's finalization (gloo's threads; distributed.py)

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from vidswap.train.facedancer.config import load_train_config
-from vidswap.train.facedancer.distributed import init_distributed, shutdown
+from vidswap.train.facedancer.distributed import init_distributed, leave_process, shutdown
 from vidswap.train.facedancer.trainer import Trainer
 
 
@@ -40,3 +40,4 @@ def main(config: str, out: str, steps: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    leave_process(0)  # not through the interpreter's finalization (gloo's threads; distributed.py)

@@ -15,7 +15,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from vidswap.train.facedancer.distributed import init_distributed, shutdown
+from vidswap.train.facedancer.distributed import init_distributed, leave_process, shutdown
 from vidswap.train.idatt.config import load_idatt_config
 from vidswap.train.idatt.trainer import IDATTTrainer
 
@@ -42,3 +42,4 @@ def main(config: str, out: str) -> None:
 if __name__ == "__main__":
     for i in range(1, len(sys.argv), 2):
         main(sys.argv[i], sys.argv[i + 1])
+    leave_process(0)  # not through the interpreter's finalization (gloo's threads; distributed.py)

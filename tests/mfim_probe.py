@@ -14,7 +14,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from vidswap.train.facedancer.distributed import init_distributed, shutdown
+from vidswap.train.facedancer.distributed import init_distributed, leave_process, shutdown
 from vidswap.train.mfim.config import load_mfim_config
 from vidswap.train.mfim.trainer import MFIMTrainer
 
@@ -40,3 +40,4 @@ def main(config: str, out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    leave_process(0)  # not through the interpreter's finalization (gloo's threads; distributed.py)

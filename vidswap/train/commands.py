@@ -4,12 +4,38 @@ so the rest of the command line stays light)."""
 from __future__ import annotations
 
 import os
+from functools import wraps
 
 import click
 
 from vidswap.cli_support import report_errors
 
 __all__ = ["train"]
+
+
+def _torchrun_worker_exits(fn):
+    """Under torchrun, the training command's process ends through
+    :func:`~vidswap.train.facedancer.distributed.leave_process` with the exit status it would have had (its
+    output flushed): past the interpreter's finalization, which gloo's leftover threads can abort after the run
+    was saved. Subcommands (``export``, ``prepare``) and single processes end as usual."""
+
+    @wraps(fn)
+    def wrapper(ctx: click.Context, *args, **kwargs):
+        from vidswap.train.facedancer.distributed import leave_process, torchrun_worker
+
+        if ctx.invoked_subcommand is not None or not torchrun_worker():
+            return fn(ctx, *args, **kwargs)
+        code = 0
+        try:
+            fn(ctx, *args, **kwargs)
+        except SystemExit as exc:  # report_errors' documented exit codes
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except click.ClickException as exc:  # a usage error: click's own message and exit 2
+            exc.show()
+            code = exc.exit_code
+        leave_process(code)
+
+    return wrapper
 
 
 @click.group("train", invoke_without_command=True)
@@ -21,6 +47,7 @@ __all__ = ["train"]
 @click.option("--resume", help="auto, never, or a training checkpoint (overrides run.resume).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
+@_torchrun_worker_exits
 @report_errors
 def train(ctx, config_path, steps, out, resume, quiet):
     """Train a swap model (method: in train.yaml, default facedancer; one process, or under torchrun: DDP)."""

@@ -3,20 +3,32 @@
 ``torchrun`` sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT for every worker; a plain ``vidswap
 train`` (no such variables) is one process without a process group. A master that cannot be reached within
 ``run.dist_timeout_s`` is a :class:`DistributedError` (exit 75, retryable) naming the address.
+
+A torchrun worker ends with :func:`leave_process` (``os._exit`` after flushing), not through the interpreter's
+finalization: gloo's worker threads outlive ``destroy_process_group`` (DDP's C++ reducer keeps the group), and one
+that releases a finished collective's tensors while the interpreter finalizes needs the GIL, is ended by the
+interpreter mid-destructor and aborts the whole process ("terminate called without an active exception", exit -6
+after the run's work was done and saved). Measured on this 2-core machine under load, two DDP steps then an
+``all_reduce`` in 2 processes: 19 of 110 runs aborted at exit, 2 of 40 with a barrier before the teardown, none of
+40 with :func:`leave_process`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
 
 from vidswap.errors import EXIT_RESOURCE, VidswapError
 
-__all__ = ["DistributedError", "DistInfo", "init_distributed", "shutdown", "all_reduce_mean", "any_flag", "wrap_ddp"]
+__all__ = ["DistributedError", "DistInfo", "init_distributed", "shutdown", "all_reduce_mean", "any_flag", "wrap_ddp",
+           "torchrun_worker", "leave_process"]
 
 
 class DistributedError(VidswapError):
@@ -70,6 +82,27 @@ def init_distributed(device: str = "auto", timeout_s: float = 300.0) -> DistInfo
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def torchrun_worker() -> bool:
+    """Whether this process is one of several that torchrun started (``WORLD_SIZE`` > 1)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def leave_process(code: int) -> NoReturn:
+    """End this process with exit status ``code`` now: logging and the standard streams flushed, then ``os._exit``,
+    skipping the interpreter's finalization (where gloo's leftover worker threads can abort it; module doc). Call
+    it when everything the process writes is closed."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can reach it
+            pass
+    os._exit(code)
 
 
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
