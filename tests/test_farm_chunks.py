@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from farm_diff import render_differences
 
 from vidswap.io import probe, read_frames
 
@@ -59,7 +60,8 @@ def test_chunks_equal_a_single_pass(shot):
     assert proc.returncode == 0, proc.stderr
     chunked, whole = frame_hashes(shot / "chunked.mkv"), frame_hashes(shot / "whole.mkv")
     assert len(chunked) == len(whole) == 16
-    assert chunked == whole
+    assert chunked == whole, render_differences(shot / "chunked.mkv", shot / "whole.mkv", shot / "chunked.vidswap",
+                                                shot / "whole.vidswap")
     assert len(probe(shot / "chunked.mkv").audio) == 1
 
 

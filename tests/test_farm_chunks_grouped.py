@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import pytest
+from farm_diff import render_differences
 
 from vidswap.io import probe, read_frames
 
@@ -72,4 +73,5 @@ def test_grouped_render_chunks_equal_a_single_pass(shot):
     assert proc.returncode == 0, proc.stderr
     chunked, whole = frame_hashes(shot / "chunked.mkv"), frame_hashes(shot / "whole.mkv")
     assert len(chunked) == len(whole) == FRAMES
-    assert chunked == whole
+    assert chunked == whole, render_differences(shot / "chunked.mkv", shot / "whole.mkv", shot / "chunked.vidswap",
+                                                shot / "whole.vidswap")
