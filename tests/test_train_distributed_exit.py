@@ -19,8 +19,12 @@ MARKED_CLI = ("import atexit, sys; atexit.register(lambda: print('finalized', fl
               "from vidswap.cli import main; main(sys.argv[1:])")
 
 
-def run(args: list[str], world: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def run(args: list[str], world: str, tmp_path: Path, agent: bool = True) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter with ``WORLD_SIZE`` ``world`` and (``agent``) torchrun's run id."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), WORLD_SIZE=world)
+    env.pop("TORCHELASTIC_RUN_ID", None)
+    if agent:
+        env["TORCHELASTIC_RUN_ID"] = "test"
     return subprocess.run([sys.executable, "-c", MARKED_CLI, *args], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
 
@@ -48,6 +52,9 @@ def test_torchrun_worker_leaves_with_the_documented_status(tmp_path, args, statu
     assert message in single.stderr and message in worker.stderr
     assert "finalized" in single.stdout  # one process: the interpreter finalizes as usual
     assert "finalized" not in worker.stdout  # a torchrun worker: os._exit, past the finalization
+    # the rendezvous variables without torchrun's agent (e.g. a test calling the CLI in-process): a usual exit,
+    # which CliRunner and pytest can catch
+    assert "finalized" in run(args, "2", tmp_path, agent=False).stdout
 
 
 def test_train_subcommands_end_as_usual_under_torchrun(tmp_path):

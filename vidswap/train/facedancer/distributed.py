@@ -85,9 +85,11 @@ def shutdown(info: DistInfo) -> None:
 
 
 def torchrun_worker() -> bool:
-    """Whether this process is one of several that torchrun started (``WORLD_SIZE`` > 1)."""
+    """Whether this process is one of several that torchrun's agent started (``WORLD_SIZE`` > 1 and the agent's
+    ``TORCHELASTIC_RUN_ID``): a process that only has the rendezvous variables (a test calling the CLI in-process)
+    is not one, and ends as usual."""
     try:
-        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ
     except ValueError:
         return False
 
