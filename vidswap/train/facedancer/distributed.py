@@ -8,9 +8,9 @@ A torchrun worker ends with :func:`leave_process` (``os._exit`` after flushing),
 finalization: gloo's worker threads outlive ``destroy_process_group`` (DDP's C++ reducer keeps the group), and one
 that releases a finished collective's tensors while the interpreter finalizes needs the GIL, is ended by the
 interpreter mid-destructor and aborts the whole process ("terminate called without an active exception", exit -6
-after the run's work was done and saved). Measured on this 2-core machine under load, two DDP steps then an
-``all_reduce`` in 2 processes: 19 of 110 runs aborted at exit, 2 of 40 with a barrier before the teardown, none of
-40 with :func:`leave_process`.
+after the run's work was done and saved). ``benchmarks/bench_ddp_exit.py`` (2 processes, two DDP steps and an
+``all_reduce``, beside a loaded 2-core machine's other work): 15 of 30 runs aborted at exit, none of 30 with
+:func:`leave_process` (a barrier before the teardown: 2 of 40 still did; RESULTS.md, s18).
 """
 
 from __future__ import annotations
