@@ -177,10 +177,15 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
 
 
 def table(result: dict) -> str:
-    """Markdown table of part 1: per setting the added ms per frame (analysis + matte = total), CPU and wall, and
-    the hand tracker's own CPU time (its ``push``, not a difference of two runs: less noisy) + the matte's."""
-    lines = ["| setting | part | analysis CPU / wall | matte CPU / wall | **total CPU / wall** | tracker + matte CPU |",
-             "|---|---|---|---|---|---|"]
+    """Markdown table of part 1: per setting the added ms per frame (analysis + matte = total), CPU and wall, the
+    hand tracker's own CPU time (its ``push``, not a difference of two runs: less noisy) + the matte's, and the
+    total CPU as a ratio of the same run's analysis without hands (the baseline: this VM's speed drifts by up to
+    ~30 % within minutes, which moves both)."""
+    base = result["analysis_cpu_ms_off"]
+    lines = [f"analysis without hands (the baseline, this run): {base:.1f} ms CPU a frame",
+             "| setting | part | analysis CPU / wall | matte CPU / wall | **total CPU / wall** | tracker + matte CPU "
+             "| total CPU / baseline |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in result.items():
         if not isinstance(row, dict):
             continue
@@ -190,7 +195,8 @@ def table(result: dict) -> str:
                              f" / {row[f'analysis_wall_{part}']:.1f}"
                              f" | {row[f'matte_cpu_{part}']:.1f} / {row[f'matte_wall_{part}']:.1f}"
                              f" | **{row[f'total_cpu_{part}']:.1f} / {row[f'total_wall_{part}']:.1f}** |"
-                             f" {row[f'tracker_cpu_{part}'] + row[f'matte_cpu_{part}']:.1f} |")
+                             f" {row[f'tracker_cpu_{part}'] + row[f'matte_cpu_{part}']:.1f} |"
+                             f" {row[f'total_cpu_{part}'] / base:.3f} |")
     return "\n".join(lines)
 
 
