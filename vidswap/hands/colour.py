@@ -91,7 +91,7 @@ class Gaussian:
     @classmethod
     def fit(cls, samples: np.ndarray, min_std: tuple[float, float, float], max_samples: int) -> "Gaussian":
         """Fit to ``samples (N, 3)`` (a regular subsample of at most ``max_samples``), variances floored."""
-        x = samples[::_step(len(samples), max_samples)].astype(np.float64)
+        x = _subsample(samples, max_samples).astype(np.float64)
         mean = x.mean(0)
         cov = _cov(x) if len(x) > 1 else np.zeros((3, 3))
         inv, logdet = _floored_inverse(cov[None], min_std)
@@ -124,7 +124,7 @@ class Mixture:
         """k-means (OpenCV's k-means++, seeded: the same samples give the same clusters) into ``k`` clusters, one
         Gaussian each (hard assignment; clusters of fewer than 4 samples dropped), all fitted at once. Fewer than
         40 samples: one :meth:`Gaussian.fit` of them all, however few."""
-        x = np.ascontiguousarray(samples[::_step(len(samples), max_samples)], np.float32)
+        x = np.ascontiguousarray(_subsample(samples, max_samples), np.float32)
         k = max(1, min(k, len(x) // 20))
         if k == 1:
             return cls((Gaussian.fit(x, min_std, max_samples),), np.zeros(1))
@@ -280,8 +280,9 @@ def edge_aware_smooth(p: np.ndarray, guide: np.ndarray, radius: float, eps: floa
 
 
 def _subsample(index: np.ndarray, max_samples: int) -> np.ndarray:
-    """The entries of ``index (N,)`` that :meth:`Mixture.fit` keeps of N samples (every :func:`_step`-th): gathering
-    only those gives the same fit (at most ``max_samples`` are left, which it keeps whole)."""
+    """The regular subsample of ``index (N, ...)`` the fits take (every :func:`_step`-th entry): at most
+    ``max_samples`` are left, so gathering only those before :meth:`Mixture.fit` gives the same fit (it keeps them
+    whole)."""
     return index[::_step(len(index), max_samples)]
 
 

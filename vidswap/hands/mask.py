@@ -151,11 +151,10 @@ def polygon_distance(px: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return np.where(inside if k >= 3 else False, 0.0, d)
 
 
-def _shapes(points: np.ndarray, params: HandMaskParams, size: float | None = None
+def _shapes(points: np.ndarray, params: HandMaskParams, size: float
             ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, float]]]:
     """The hand's parts: convex polygons (the palm hull, the webs) each to be grown by ``grow * size``, and per bone
-    (a, b, radius) in px (radius includes the growth). ``size``: the points' :func:`matte_size`, if known."""
-    size = matte_size(points) if size is None else size
+    (a, b, radius) in px (radius includes the growth). ``size``: the points' :func:`matte_size`."""
     xy = points[:, :2].astype(np.float64)
     bones = []
     for k, ((i, j), f) in enumerate(zip(FINGER_BONES, BONE_FINGER)):
@@ -195,7 +194,7 @@ def rasterize_hands(hands: np.ndarray, height: int, width: int,
     distance field except within about a pixel of the edge."""
     canvas = np.zeros((height, width), np.uint8)
     for pts in hands:
-        _draw_hand(canvas, pts, params)
+        _draw_hand(canvas, pts, params, matte_size(pts))
     return canvas.astype(np.float32) / 255.0
 
 
@@ -213,16 +212,15 @@ def rasterize_first_and_all(hands: np.ndarray, height: int, width: int, params: 
     return first, canvas.astype(np.float32) / 255.0
 
 
-def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams, size: float | None = None) -> None:
+def _draw_hand(canvas: np.ndarray, pts: np.ndarray, params: HandMaskParams, size: float) -> None:
     """Draw one hand's grown shape (21, 2+) onto ``canvas`` (H, W) uint8 at 255 (:func:`rasterize_hands`);
-    ``size``: its :func:`matte_size`, if known."""
+    ``size``: its :func:`matte_size`."""
     shift = 4
     one = 1 << shift
 
     def fix(p: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(p, np.float64) * one).astype(np.int32)
 
-    size = matte_size(pts) if size is None else size
     if size <= 0:
         return
     polys, bones = _shapes(pts, params, size)
@@ -290,11 +288,10 @@ def _erode(binary: np.ndarray, r: int) -> np.ndarray:
     return (box_filter(binary.astype(np.float64), r) > 1.0 - 1e-9).astype(np.float64)
 
 
-def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int, margin: float = 0.0,
-             size: float | None = None) -> tuple[int, int, int, int]:
+def hand_box(points: np.ndarray, params: HandMaskParams, height: int, width: int, margin: float,
+             size: float) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) the frame region (clipped) that holds the hand's grown shape plus ``margin`` x its size
-    (``size``: the points' :func:`matte_size`, if known)."""
-    size = matte_size(points) if size is None else size
+    (``size``: the points' :func:`matte_size`)."""
     pad = (max(params.finger_radius) + max(params.grow, 0.0) + margin) * size + 2
     lo = np.floor(points[:, :2].min(0) - pad).astype(int)
     hi = np.ceil(points[:, :2].max(0) + pad).astype(int) + 1
