@@ -4,14 +4,12 @@ single process and the `train` subcommands end as usual."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from stylegan_method_setup import env as checkout_env
 
 #: A `vidswap train ...` command line run in a fresh interpreter with an atexit mark: "finalized" is printed only
 #: when the interpreter finalizes (a plain exit), never after os._exit.
@@ -21,7 +19,8 @@ MARKED_CLI = ("import atexit, sys; atexit.register(lambda: print('finalized', fl
 
 def run(args: list[str], world: str, tmp_path: Path, agent: bool = True) -> subprocess.CompletedProcess:
     """The command in a fresh interpreter with ``WORLD_SIZE`` ``world`` and (``agent``) torchrun's run id."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), WORLD_SIZE=world)
+    env = checkout_env()
+    env["WORLD_SIZE"] = world
     env.pop("TORCHELASTIC_RUN_ID", None)
     if agent:
         env["TORCHELASTIC_RUN_ID"] = "test"
@@ -36,7 +35,7 @@ def test_leave_process_flushes_its_output_and_keeps_the_status(tmp_path):
             "leave_process(3)")
     log = tmp_path / "log.txt"
     proc = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          env=checkout_env())
     assert proc.returncode == 3
     assert proc.stdout == "printed\n" and proc.stderr == "written"  # block-buffered pipes, flushed before the exit
     assert log.read_text() == "logged\n"  # a logging handler's file, flushed and closed
