@@ -27,6 +27,29 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     return {k: (t.double() if t.is_floating_point() else t).numpy() for k, t in load_file(str(path)).items()}
 
 
+def _where(d: np.ndarray) -> str:
+    """How many pixels of an (H, W) difference differ, by how much at most, and where: their bounding box and the
+    first few (x, y) positions, so a failure tells a face region's arithmetic from a whole plate's decode."""
+    ys, xs = np.nonzero(d)
+    first = ", ".join(f"({x}, {y})" for x, y in zip(xs[:6], ys[:6]))
+    return (f"{len(xs)} px differ, at most {int(d.max())}, in x {xs.min()}-{xs.max()} y {ys.min()}-{ys.max()} "
+            f"(first: {first})")
+
+
+def machine() -> str:
+    """The machine the comparison ran on (CPU model, usable cores, load), for a failure message: a mismatch seen on
+    one kind of machine only is told apart from one that comes and goes."""
+    import os
+
+    model = "unknown CPU"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"machine: {model}, {len(os.sched_getaffinity(0))} usable cores, load {os.getloadavg()[0]:.1f}"
+
+
 def render_differences(a: Path, b: Path, job_a: Path, job_b: Path) -> str:
     """One line per differing frame of videos ``a``/``b`` and per differing array of the job folders' ``tracks.npz``
     and ``sources/*`` records (``job_a``/``job_b``); "" when everything is equal."""
@@ -37,8 +60,7 @@ def render_differences(a: Path, b: Path, job_a: Path, job_b: Path) -> str:
     for k, (x, y) in enumerate(zip(fa, fb)):
         if x.shape != y.shape or not np.array_equal(x, y):
             d = np.abs(x.astype(np.int64) - y.astype(np.int64)) if x.shape == y.shape else None
-            lines.append(f"frame {k}: " + ("shapes differ" if d is None else
-                                          f"{int((d.max(axis=-1) > 0).sum())} px differ, at most {int(d.max())}"))
+            lines.append(f"frame {k}: " + ("shapes differ" if d is None else _where(d.max(axis=-1))))
     records = sorted({p.relative_to(job_a) for p in [job_a / "tracks.npz", *(job_a / "sources").glob("*")]}
                      | {p.relative_to(job_b) for p in [job_b / "tracks.npz", *(job_b / "sources").glob("*")]})
     for rel in records:
@@ -54,4 +76,4 @@ def render_differences(a: Path, b: Path, job_a: Path, job_b: Path) -> str:
             elif not np.array_equal(u, v, equal_nan=u.dtype.kind == "f"):
                 lines.append(f"{rel}:{key}: {int((u != v).sum())} values differ, at most "
                              f"{float(np.nanmax(np.abs(u.astype(np.float64) - v.astype(np.float64)))):.3g}")
-    return "\n".join(lines)
+    return "\n".join(lines + ([machine()] if lines else []))

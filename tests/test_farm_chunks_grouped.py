@@ -73,5 +73,10 @@ def test_grouped_render_chunks_equal_a_single_pass(shot):
     assert proc.returncode == 0, proc.stderr
     chunked, whole = frame_hashes(shot / "chunked.mkv"), frame_hashes(shot / "whole.mkv")
     assert len(chunked) == len(whole) == FRAMES
-    assert chunked == whole, render_differences(shot / "chunked.mkv", shot / "whole.mkv", shot / "chunked.vidswap",
-                                                shot / "whole.vidswap")
+    if chunked != whole:  # which of the two is the odd one: a second single pass, from a job folder of its own
+        (shot / "again.yaml").write_text((shot / "whole.yaml").read_text().replace("whole.mkv", "again.mkv"))
+        again = frame_hashes(shot / "again.mkv") if vidswap("run", "--config", shot / "again.yaml", "-q"
+                                                            ).returncode == 0 else None
+        same = "the chunks" if again == chunked else "the single pass" if again == whole else "neither"
+        pytest.fail(render_differences(shot / "chunked.mkv", shot / "whole.mkv", shot / "chunked.vidswap",
+                                       shot / "whole.vidswap") + f"\na second single pass equals {same}")
