@@ -4,6 +4,8 @@ source records that differs, so a failure names the stage that was not determini
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,12 @@ from vidswap.io import probe, read_frames
 def _frames(path: Path) -> list[np.ndarray]:
     with read_frames(probe(path)) as frames:
         return [f.image.copy() for f in frames]
+
+
+def frame_hashes(path: Path) -> list[str]:
+    """sha256 of each decoded frame of the video at ``path``: what the farm tests compare."""
+    with read_frames(probe(path)) as frames:
+        return [hashlib.sha256(f.image.tobytes()).hexdigest() for f in frames]
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -39,8 +47,6 @@ def _where(d: np.ndarray) -> str:
 def machine() -> str:
     """The machine the comparison ran on (CPU model, usable cores, load), for a failure message: a mismatch seen on
     one kind of machine only is told apart from one that comes and goes."""
-    import os
-
     model = "unknown CPU"
     try:
         model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

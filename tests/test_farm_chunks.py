@@ -3,7 +3,6 @@ looks complete and re-running it succeeds, completed chunks are skipped, assembl
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import subprocess
 import sys
@@ -11,20 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from farm_diff import render_differences
+from farm_diff import frame_hashes, render_differences
 
-from vidswap.io import probe, read_frames
+from vidswap.io import probe
 
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 
 
 def vidswap(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*VIDSWAP, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def frame_hashes(path: Path) -> list[str]:
-    with read_frames(probe(path)) as frames:
-        return [hashlib.sha256(f.image.tobytes()).hexdigest() for f in frames]
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,13 @@ The 360p farm test (`test_farm_chunks.py`) never groups (all 8 crops of 256 px f
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import av
 import pytest
-from farm_diff import render_differences
-
-from vidswap.io import probe, read_frames
+from farm_diff import frame_hashes, render_differences
 
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 FRAMES = 3
@@ -26,11 +23,6 @@ FRAMES = 3
 
 def vidswap(*args, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([*VIDSWAP, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def frame_hashes(path: Path) -> list[str]:
-    with read_frames(probe(path)) as frames:
-        return [hashlib.sha256(f.image.tobytes()).hexdigest() for f in frames]
 
 
 def upscaled_plate(src: Path, dest: Path, size: tuple[int, int], frames: int) -> Path:
