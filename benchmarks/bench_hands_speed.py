@@ -10,10 +10,12 @@
    CPU time of the process (``time.process_time``: both threads, whatever else the machine runs) and wall time per
    batch. Added = the difference, over all frames, on the occluded stretch 56-231 and outside it, plus the
    render-side matte (``hand_matte`` of the swept shapes with the faces' lips, as the render passes them, and its
-   warp into a face crop; the settings' mattes interleaved frame by frame) per frame of that part (0 on frames
-   without a hand); the total of the two is the issue's "added cost". Also the hand tracker's own CPU time (its
-   ``push``) per part, and each setting's tracks against main's: frames with a hand in one only, and the largest
-   landmark difference on the others.
+   warp into a face crop; the settings' mattes interleaved frame by frame; on one OpenCV thread, as the render's
+   ``plate_occluders`` runs them) per frame of that part (0 on frames without a hand); the total of the two is the
+   issue's "added cost". Also the hand tracker's own CPU time (its ``push``) per part, and each setting's tracks
+   against main's: frames with a hand in one only, and the largest landmark difference on the others. With
+   ``--matte-pool`` also the defaults' mattes on OpenCV's default pool (one thread per core, main 34e8007's render)
+   against one thread, whole passes alternating.
 2. The same frames scaled ``--scale`` x (1920x1080 for 3) over ``--big-frames``, and at 640x360 over the same
    frames: the hand tracker's CPU time per frame with the flow hold's optical flow at the plate's resolution on
    every tracked frame (``flow_size=0, flow_skip=0``, hands2-s8's behaviour), on the hand's region shrunk to
@@ -48,6 +50,7 @@ from vidswap.hands.mask import hand_matte  # noqa: E402
 from vidswap.hands.landmarks import HandLandmarker  # noqa: E402
 from vidswap.hands.track import HandParams  # noqa: E402
 from vidswap.models.registry import model_bytes  # noqa: E402
+from vidswap.opencv_threads import opencv_threads  # noqa: E402
 
 # filterpy (and scipy.stats, 1-5 s of CPU) is imported by the analysis once per process: by the hand tracker's first
 # hand, or else by the landmark smoothing in ``finish``. Imported here so that a one-off import is not counted as
@@ -97,14 +100,67 @@ def interleaved(runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], number
     return cpu
 
 
+def matte_times(tracks: dict, runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], count: int
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
+    """The render-side matte of each setting's ``tracks`` (``hand_matte`` of the swept shapes with the faces' lips,
+    as the render passes them, and its warp into a face crop), the settings interleaved frame by frame: per setting
+    the CPU and wall seconds per frame (0 on frames without a hand) and the crop mattes."""
+    mparams = CompositeParams().hands
+    lips_loop = np.asarray(load_topology().regions["lips_outer"])  # the faces' lips, as the render passes them
+    crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
+    cpu = {name: np.zeros(count) for name in tracks}
+    wall = {name: np.zeros(count) for name in tracks}
+    made: dict[str, list[np.ndarray]] = {name: [] for name in tracks}
+    for k, n in enumerate(sorted(set().union(*(t.frames.tolist() for t in tracks.values())))):
+        if n >= count:
+            continue
+        order = list(tracks) if k % 2 == 0 else list(tracks)[::-1]
+        for name in order:
+            if not len(tracks[name].at(n)):
+                continue
+            t0, w0 = time.process_time(), time.perf_counter()
+            lips = [o.landmarks[lips_loop] for o in runs[name].observations[n] if o.landmarks is not None]
+            made[name].append(mattes_to_crop([hand_matte(tracks[name].swept(n, mparams.sweep), frames[n], mparams,
+                                                         lips)], crop, (384, 384)))
+            cpu[name][n], wall[name][n] = time.process_time() - t0, time.perf_counter() - w0
+    return cpu, wall, made
+
+
+def matte_pool_ab(tracks: dict, runs: dict[str, FrameAnalyzer], frames: list[np.ndarray], count: int,
+                  rounds: int = 6) -> dict:
+    """The first setting's mattes on OpenCV's one thread (the render's ``opencv_threads(1)``) and on its default
+    pool, whole passes alternating (ABBA...; re-sizing the pool per frame would cost more than it measures): CPU and
+    wall ms per hand frame, and whether the mattes are equal."""
+    name = next(iter(tracks))
+    one = {name: tracks[name]}
+    spent = {1: [0.0, 0.0], "pool": [0.0, 0.0]}
+    made = {}
+    for r in range(rounds):
+        for mode in ((1, "pool") if r % 2 == 0 else ("pool", 1)):
+            if mode == 1:
+                with opencv_threads(1):
+                    c, w, m = matte_times(one, runs, frames, count)
+            else:
+                c, w, m = matte_times(one, runs, frames, count)
+            spent[mode][0] += c[name].sum()
+            spent[mode][1] += w[name].sum()
+            made[mode] = m[name]
+    hand = max(1, int((c[name] > 0).sum()))
+    return {"pool_threads": cv2.getNumThreads(), "hand_frames": hand,
+            **{f"{'one' if mode == 1 else 'pool'}_{kind}_ms": 1e3 * spent[mode][i] / rounds / hand
+               for mode in spent for i, kind in enumerate(("cpu", "wall"))},
+            "equal": all(np.array_equal(a, b) for a, b in zip(made[1], made["pool"]))}
+
+
 MAIN = {"landmark_model": "hand_landmark", "idle_detect_every": 2, "pose_every": 4, "backfill": 6}
 
 
 def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams],
-            threads: dict[str, int] | None = None) -> dict:
+            threads: dict[str, int] | None = None, pool_ab: bool = False) -> dict:
     """Part 1: the analyze pass without hands and with each of ``settings`` (the hand tracker's parameters,
     interleaved batch by batch), and the render-side matte of each one's tracks, at the clip's size. ``threads``:
-    per setting the hand models' LiteRT threads (default ``AnalysisModels.load``'s, 1)."""
+    per setting the hand models' LiteRT threads (default ``AnalysisModels.load``'s, 1). ``pool_ab``: also
+    :func:`matte_pool_ab` of the defaults' tracks."""
     cfg_on, cfg_off = AnalysisConfig(hands=True), AnalysisConfig(hands=False)
     threads = threads or {}
     loaded: dict[int, AnalysisModels] = {}
@@ -126,26 +182,13 @@ def at_size(frames: list[np.ndarray], count: int, settings: dict[str, HandParams
     cpu = interleaved(runs, frames[:count], numbers, wall)
     inside = np.zeros(count, bool)
     inside[STRETCH[0]:STRETCH[1] + 1] = True
-    mparams = CompositeParams().hands
-    lips_loop = np.asarray(load_topology().regions["lips_outer"])  # the faces' lips, as the render passes them
-    crop = np.array([[[1.6, 0.0, -200.0], [0.0, 1.6, -100.0]]])
     out = {"frames": count, "analysis_cpu_ms_off": 1e3 * float(cpu["off"].mean())}
     tracks = {name: runs[name]._hands.finish() for name in settings}
     first = tracks[next(iter(settings))]
-    mattes_cpu = {name: np.zeros(count) for name in settings}
-    mattes_wall = {name: np.zeros(count) for name in settings}
-    for k, n in enumerate(sorted(set().union(*(t.frames.tolist() for t in tracks.values())))):
-        if n >= count:
-            continue
-        order = list(settings) if k % 2 == 0 else list(settings)[::-1]  # the mattes interleaved frame by frame
-        for name in order:
-            if not len(tracks[name].at(n)):
-                continue
-            t0, w0 = time.process_time(), time.perf_counter()
-            lips = [o.landmarks[lips_loop] for o in runs[name].observations[n] if o.landmarks is not None]
-            mattes_to_crop([hand_matte(tracks[name].swept(n, mparams.sweep), frames[n], mparams, lips)], crop,
-                           (384, 384))
-            mattes_cpu[name][n], mattes_wall[name][n] = time.process_time() - t0, time.perf_counter() - w0
+    with opencv_threads(1):  # as the render's plate_occluders runs them
+        mattes_cpu, mattes_wall, _ = matte_times(tracks, runs, frames, count)
+    if pool_ab:
+        out["matte_pool_ab"] = matte_pool_ab({"default": tracks["default"]}, runs, frames, count)
     for name in settings:
         hands = tracks[name]
         m_cpu, m_wall = mattes_cpu[name], mattes_wall[name]
@@ -234,6 +277,8 @@ def main() -> int:
     ap.add_argument("--only-size", action="store_true", help="part 2 only")
     ap.add_argument("--two-threads", action="store_true",
                     help="part 1 also runs the defaults with the hand models on two LiteRT threads (main 9a66328's)")
+    ap.add_argument("--matte-pool", action="store_true",
+                    help="part 1 also times the defaults' mattes on OpenCV's default pool against one thread")
     args = ap.parse_args()
     cv2.setNumThreads(2)
     frames = read_frames(fetch_media.fetch("pexels_clip", fetch_media.load_manifest()), limit=args.frames)
@@ -249,9 +294,15 @@ def main() -> int:
         if args.two_threads:
             settings["default, 2 threads"] = HandParams()
             threads["default, 2 threads"] = 2
-        result["at_360p"] = at_size(frames, min(args.frames, len(frames)), settings, threads)
+        result["at_360p"] = at_size(frames, min(args.frames, len(frames)), settings, threads,
+                                    args.matte_pool)
         print(json.dumps(result["at_360p"], indent=1))
         print(table(result["at_360p"]))
+        if args.matte_pool:
+            ab = result["at_360p"]["matte_pool_ab"]
+            print(f"defaults' matte, ms a hand frame CPU / wall: one OpenCV thread {ab['one_cpu_ms']:.2f} / "
+                  f"{ab['one_wall_ms']:.2f}, OpenCV's pool of {ab['pool_threads']} {ab['pool_cpu_ms']:.2f} / "
+                  f"{ab['pool_wall_ms']:.2f}; equal mattes: {ab['equal']}")
     if not args.skip_size:
         first, last = (int(v) for v in args.big_frames.split("-"))
         result["tracker_cpu_ms_by_plate"] = by_plate_size(frames, list(range(first, last + 1)), args.scale)
