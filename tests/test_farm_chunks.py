@@ -13,6 +13,7 @@ import pytest
 from farm_diff import frame_hashes, render_differences
 
 from vidswap.io import probe
+from vidswap.probe_record import recorded_probe
 
 VIDSWAP = [sys.executable, "-m", "vidswap.cli"]
 
@@ -33,8 +34,10 @@ def shot(media, tmp_path_factory) -> Path:
     return work
 
 
-def test_chunks_equal_a_single_pass(shot):
+def test_chunks_equal_a_single_pass(shot, media):
     assert vidswap("analyze", "--config", shot / "shot.yaml", "-q").returncode == 0
+    # the input's probe is recorded for the farm tasks (they do not read the whole plate again)
+    assert recorded_probe(shot / "chunked.vidswap", media("single_face_clip")) == probe(media("single_face_clip"))
     # the core's prepared sources and the target's relit set-up are recorded by analyze; the chunks read them, the
     # single pass computes its own (so the record is checked bit for bit against the computed set-up)
     records = sorted(p.name for p in (shot / "chunked.vidswap" / "sources").glob("*.safetensors"))

@@ -21,6 +21,7 @@ from vidswap.io.colour import ColourPipeline
 from vidswap.io.exr import ExrOutput
 from vidswap.io.frames import parse_frames
 from vidswap.io.sequences import SequencePattern, is_pattern
+from vidswap.probe_record import probe_for_job
 
 if TYPE_CHECKING:
     import torch
@@ -148,11 +149,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def plan_shot(cfg: JobConfig) -> ShotPlan:
-    """Probe the input and plan the job: frames, output path and size, colour pipeline (InputError on bad input)."""
+def plan_shot(cfg: JobConfig, recorded: bool = False) -> ShotPlan:
+    """Probe the input and plan the job: frames, output path and size, colour pipeline (InputError on bad input).
+
+    ``recorded``: a farm task after the analyze pass: with an output path in the config, the probe the analyze pass
+    recorded in the job folder is taken while the input is unchanged (:mod:`vidswap.probe_record`), instead of
+    reading the whole plate again.
+    """
     if cfg.input is None:
         raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
-    info = probe(cfg.input)
+    if recorded and cfg.output.path and not is_pattern(str(cfg.input)):
+        info = probe_for_job(cfg.input, job_dir(Path(cfg.output.path)))
+    else:
+        info = probe(cfg.input)
     numbers = plan_frame_numbers(info, cfg.frames, cfg.every)
     patches = cfg.output.kind == "patch"
     if cfg.output.path:

@@ -84,6 +84,18 @@ class MediaInfo:
             out[key] = value
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "MediaInfo":
+        """The record :meth:`to_dict` wrote (KeyError / TypeError / ValueError when it is not one)."""
+        fields = dict(data)
+        if set(fields) != set(cls.__dataclass_fields__):
+            raise KeyError("not a MediaInfo record")
+        fields["path"] = Path(fields["path"])
+        fields["fps"] = Fraction(fields["fps"])
+        fields["time_base"] = None if fields["time_base"] is None else Fraction(fields["time_base"])
+        fields["audio"] = tuple(AudioTrack(**track) for track in fields["audio"])
+        return cls(**fields)
+
 
 def probe(path: str | Path) -> MediaInfo:
     """Describe a video file, an image-sequence pattern or a still image.

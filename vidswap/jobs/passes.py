@@ -28,6 +28,7 @@ from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, jo
                               patch_outputs, prepared_identity, render_frames, render_patches, require_analysis,
                               summarise, target_identities, write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
+from vidswap.probe_record import record_probe
 from vidswap.source_cache import cached_source_faces
 from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, \
     resolve_device, settings_from_config
@@ -69,6 +70,7 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
     analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
                             plan.work_size)
+    record_probe(plan.job_dir, plan.info)  # the farm tasks after this pass take it instead of re-reading the plate
     sources = []
     if models is not None and cfg.sources and core.needs:  # recorded once here, so render tasks load no models
         sources = cached_source_faces(cfg.sources, check_sources(cfg.sources), plan.job_dir / "sources",
@@ -114,7 +116,7 @@ def write_overlay(cfg: JobConfig, path: str | Path, progress: Progress | None = 
 def tune(cfg: JobConfig, progress: Progress | None = None) -> Path | None:
     """The tune pass alone (farm): tune the generator on the analysed shot and cache it in the job folder;
     returns that folder (``tune/``), or None when tuning is off or the core passes frames through."""
-    plan = plan_shot(cfg)
+    plan = plan_shot(cfg, recorded=True)
     if not cfg.tune.enabled or job_core(cfg, CoreContext()).passes_through:
         return None
     build_render(cfg, plan, StageTimer(), progress, [], farm_task=True)  # tunes (or finds the cache)
@@ -181,7 +183,7 @@ def render_chunk(cfg: JobConfig, chunk: str, force: bool = False,
     """
     timer = StageTimer()
     start = time.perf_counter()
-    plan = plan_shot(cfg)
+    plan = plan_shot(cfg, recorded=True)
     shot = set(plan.numbers)
     numbers = [n for n in plan_frame_numbers(plan.info, chunk, 1) if n in shot]
     if not numbers:
@@ -223,7 +225,7 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
     timecode. Every frame of the shot must be covered by exactly the chunks found in the job folder."""
     timer = StageTimer()
     start = time.perf_counter()
-    plan = plan_shot(cfg)
+    plan = plan_shot(cfg, recorded=True)
     check_job(cfg, plan)
     header = require_analysis(cfg, plan).header
     timing = header["timing"]
