@@ -3,6 +3,7 @@ looks complete and re-running it succeeds, completed chunks are skipped, assembl
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -89,3 +90,29 @@ def test_assemble_refuses_missing_chunks(shot, media, tmp_path):
     proc = vidswap("assemble", "--config", shot_file, "-q")
     assert proc.returncode == 2 and "frames 5-9 have no rendered chunk" in proc.stderr
     assert not (tmp_path / "gap.mkv").exists()
+
+
+RENDER_CHILD = """
+import json, sys
+from vidswap.cli import main
+try:
+    main(["render", "--config", sys.argv[1], "--frames", "0-3", "--force", "-q"], standalone_mode=False)
+except SystemExit as exc:
+    if exc.code:
+        raise
+print("MODULES " + json.dumps(sorted(m for m in sys.modules if m.startswith("vidswap."))))
+"""
+
+
+def test_render_task_imports_no_analyzer(shot):
+    """A render task reads what the analyze pass recorded: the analyzer, its trackers and filters stay unimported
+    (issue 19's fixed cost: ~50 ms of imports a task)."""
+    shot_file = shot / "shot.yaml"
+    assert vidswap("analyze", "--config", shot_file, "-q").returncode == 0
+    proc = subprocess.run([sys.executable, "-c", RENDER_CHILD, str(shot_file)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads([x for x in proc.stdout.splitlines() if x.startswith("MODULES ")][-1][len("MODULES "):])
+    assert "vidswap.render" in modules and "vidswap.faces.analysis_key" in modules  # it did render, and check keys
+    assert not {"vidswap.faces.analyze", "vidswap.hands.track", "vidswap.faces.detect", "vidswap.faces.smooth",
+                "vidswap.faces.track"} & set(modules)

@@ -182,7 +182,7 @@ def test_flow_runs_only_for_a_reading_that_departs_from_the_previous_landmarks(m
 
 
 def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
-    import vidswap.faces.analyze as analyze
+    import vidswap.faces.analysis_key as keyed  # where the key reads HandParams
     from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key
 
     def key():
@@ -192,5 +192,5 @@ def test_analysis_cache_key_covers_the_flow_hold(monkeypatch):
     for changed in (HandParams(flow_hold=0.2), HandParams(flow_hold_frames=2), HandParams(flow_hold_decay=0.5),
                     HandParams(flow_hold_edge=True), HandParams(flow_size=0), HandParams(flow_preset="fast"),
                     HandParams(flow_hold_still=0), HandParams(flow_skip=0)):
-        monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
+        monkeypatch.setattr(keyed, "HandParams", lambda c=changed: c)
         assert key() != base

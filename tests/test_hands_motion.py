@@ -148,7 +148,7 @@ def test_shot_cut_ends_the_coast():
 
 
 def test_analysis_cache_key_covers_the_motion_and_relock_settings(monkeypatch):
-    import vidswap.faces.analyze as analyze
+    import vidswap.faces.analysis_key as keyed  # where the key reads HandParams
     from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key
 
     def key():
@@ -158,7 +158,7 @@ def test_analysis_cache_key_covers_the_motion_and_relock_settings(monkeypatch):
     assert key() == base
     for changed in (HandParams(motion=MotionParams(bridge=5)), HandParams(relock_frames=10),
                     HandParams(relock_black=False), HandParams(edge_scale=1.2), HandParams(skip_still=0.05)):
-        monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
+        monkeypatch.setattr(keyed, "HandParams", lambda c=changed: c)
         assert key() != base
 
 
@@ -208,7 +208,7 @@ def test_sparse_pose_is_backfilled_to_the_hands_first_frame():
 def test_analysis_cache_key_covers_the_detection_cadence_and_the_landmark_model(monkeypatch):
     """The cadence settings and the landmarker's registry name are in the key, and the landmarker named is the one
     whose hash the analysis records."""
-    import vidswap.faces.analyze as analyze
+    import vidswap.faces.analysis_key as keyed  # where the key reads HandParams
     from vidswap.faces.analyze import AnalysisConfig, SmoothingConfig, analysis_key, analysis_model_names
 
     def key():
@@ -218,7 +218,7 @@ def test_analysis_cache_key_covers_the_detection_cadence_and_the_landmark_model(
     assert analysis_model_names(True)[-1] == HandParams().landmark_model
     for changed in (HandParams(idle_detect_every=4), HandParams(pose_every=4), HandParams(redetect_every=6),
                     HandParams(backfill=8), HandParams(landmark_model="hand_landmark_lite")):
-        monkeypatch.setattr(analyze, "HandParams", lambda c=changed: c)
+        monkeypatch.setattr(keyed, "HandParams", lambda c=changed: c)
         assert key() != base
     assert analysis_model_names(True)[-1] == "hand_landmark_lite"
     assert "hand_landmark_lite" not in analysis_model_names(False)

@@ -75,11 +75,11 @@ def test_region_crops_of_a_large_face_equal_whole_frame_crops():
 
 def test_analysis_key_covers_the_sampling_revision(monkeypatch):
     """A change to how the analysis samples the plate is a new cache key (no stale shared analysis is reused)."""
-    import vidswap.faces.analyze as analyze
+    import vidswap.faces.analysis_key as keyed  # where the key reads the revision
 
     def key():
-        return analyze.analysis_key("clip", [0, 1, 2], analyze.AnalysisConfig(), analyze.SmoothingConfig(), {})
+        return keyed.analysis_key("clip", [0, 1, 2], keyed.AnalysisConfig(), keyed.SmoothingConfig(), {})
 
     base = key()
-    monkeypatch.setattr(analyze, "SAMPLING_REVISION", analyze.SAMPLING_REVISION + 1)
+    monkeypatch.setattr(keyed, "SAMPLING_REVISION", keyed.SAMPLING_REVISION + 1)
     assert key() != base

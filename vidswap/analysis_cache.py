@@ -13,6 +13,7 @@ import hashlib
 import json
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,7 +22,7 @@ from vidswap.composite.linear import display_plate
 from vidswap.composite.plate_stats import plate_skin_stats
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
-from vidswap.faces.analyze import AnalysisModels, FrameAnalyzer, analysis_key, analysis_model_hashes
+from vidswap.faces.analysis_key import analysis_key, analysis_model_hashes
 from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import (ShotAnalysis, input_fingerprint, input_size, shared_analysis_path,
                                       stale_reasons)
@@ -30,6 +31,9 @@ from vidswap.io.colour import ColourPipeline
 from vidswap.memory import frame_bytes, queue_depth
 from vidswap.shot import ShotPlan, resolve_device
 from vidswap.timing import Progress, StageTimer, batches
+
+if TYPE_CHECKING:
+    from vidswap.faces.analyze import AnalysisModels
 
 
 def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: AnalysisModels | None,
@@ -60,6 +64,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
         space, masks = track_texture_space(topology)
         sampler = AppearanceCollector(space, masks, torch.as_tensor(topology.regions["face_oval"]), device=device,
                                       every=cfg.analysis.appearance_every)
+        from vidswap.faces.analyze import FrameAnalyzer  # imported where it runs: render tasks only read analyses
+
         analyzer = FrameAnalyzer(models, cfg.analysis, stats_fn=stats_fn, sampler=sampler)
     timing: dict[str, list] = {"pts": [], "durations": [], "numbers": []}
     done = 0

@@ -124,7 +124,7 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
 
 def _identity_inputs(cfg: JobConfig, which: int | None) -> tuple[list[int], dict, list[str]]:
     """(picked sources, core settings, source keys) that key a prepared identity's record."""
-    from vidswap.faces.analyze import analysis_model_hashes
+    from vidswap.faces.analysis_key import analysis_model_hashes
     from vidswap.source_cache import source_key
 
     picked = list(range(len(cfg.sources))) if which is None else [which]
@@ -206,7 +206,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     from vidswap.composite.compositor import composite_params
     from vidswap.composite.linear import SceneLinearProcessor
     from vidswap.composite.matte import MatteWriter
-    from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
+    from vidswap.faces.analysis_key import analysis_model_hashes
     from vidswap.faces.targets import choose_targets
     from vidswap.render import RenderStage
     from vidswap.source_cache import cached_source_faces
@@ -217,6 +217,8 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
 
     def models() -> AnalysisModels:  # loaded when first needed: a farm task whose sources are recorded never does
         if not loaded:
+            from vidswap.faces.analyze import AnalysisModels  # (nor imports the analyzer)
+
             loaded.append(AnalysisModels.load(cfg.analysis))
         return loaded[0]
 

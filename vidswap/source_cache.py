@@ -12,16 +12,19 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vidswap.composite.convert import to_float
 from vidswap.errors import NoFaceError
-from vidswap.faces.analyze import AnalysisModels, analyze_image
 from vidswap.faces.pose import decompose
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceFace
+
+if TYPE_CHECKING:
+    from vidswap.faces.analyze import AnalysisModels
 
 
 def source_face(image: np.ndarray, points: np.ndarray, embedding: np.ndarray) -> SourceFace:
@@ -36,6 +39,8 @@ def source_face(image: np.ndarray, points: np.ndarray, embedding: np.ndarray) ->
 def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> tuple[np.ndarray, np.ndarray, int]:
     """The largest face of a source photo: ((478, 3) landmarks, (D,) embedding, faces found); NoFaceError (exit 3)
     when there is none."""
+    from vidswap.faces.analyze import analyze_image  # the analyzer only where a photo is analysed
+
     found = analyze_image(image, models)
     if not found:
         raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait")

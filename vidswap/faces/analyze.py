@@ -11,11 +11,9 @@ computed for faces that are new and every ``identity_every`` frames.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
 
@@ -39,15 +37,13 @@ from vidswap.hands.pose import PoseHands
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.hands.types import HandTracks
 from vidswap.faces.align import as_rgb8
-from vidswap.io.frames import format_frames, frame_runs
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
 from vidswap.sections import AnalysisConfig, SmoothingConfig  # noqa: F401 - declared there (torch-free)
+from vidswap.faces.analysis_key import (ANALYSIS_MODELS, HAND_MODELS, SAMPLING_REVISION,  # noqa: F401 - re-exported
+                                        analysis_key, analysis_model_hashes, analysis_model_names)
 
 MIN_CONFIDENCE = 0.5
-#: how the analysis samples the plate where that is code, not settings (part of the cache key): 2 = the face crops'
-#: box halvings summed in integers on the face's region (:func:`vidswap.composite.roi.halved_region`)
-SAMPLING_REVISION = 2
 
 
 @dataclass
@@ -83,22 +79,6 @@ class AnalysisModels:
                      HandLandmarker.from_path(paths[HandParams().landmark_model], ht),
                      PoseHands.from_path(paths["pose_landmark"], ht))
         return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
-
-
-ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
-HAND_MODELS = ("palm_detection", "pose_landmark")
-
-
-def analysis_model_names(hands: bool) -> tuple[str, ...]:
-    """The models the analysis loads: faces always, hands when ``analysis.hands`` (the hand landmarker named by
-    ``HandParams.landmark_model``)."""
-    return ANALYSIS_MODELS + (HAND_MODELS + (HandParams().landmark_model,) if hands else ())
-
-
-def analysis_model_hashes(manifest: dict | None = None, hands: bool = False) -> dict[str, str]:
-    """The pinned sha256 of each analysis model (part of the analysis cache key), from the manifest alone."""
-    manifest = manifest if manifest is not None else load_manifest()
-    return {n: manifest[n].sha256 for n in analysis_model_names(hands)}
 
 
 @dataclass
@@ -473,17 +453,3 @@ def _path_of(raw: np.ndarray, motion: np.ndarray | None) -> np.ndarray:
         return path
     path[finite[0]:] = motion_path(raw[finite[0], :, :2], motion[finite[0]:])
     return path
-
-
-def analysis_key(fingerprint: str, numbers: Sequence[int], analysis: AnalysisConfig, smoothing: SmoothingConfig,
-                 model_hashes: dict[str, str]) -> str:
-    """Cache key of an analysis: everything its result depends on (the hand tracker's settings are code defaults,
-    not job settings: they are in the key so a change to them does not reuse a stale shared analysis)."""
-    frames: list = [numbers[0], numbers[-1], len(numbers)]
-    if len(frame_runs(list(numbers))) > 1:  # a range with gaps: the whole list (even ranges keep their old keys)
-        frames.append(format_frames(numbers))
-    blob = json.dumps({"v": TRACKS_VERSION, "sampling": SAMPLING_REVISION, "input": fingerprint, "frames": frames,
-                       "analysis": asdict(analysis), "smoothing": asdict(smoothing), "models": model_hashes,
-                       "hands": asdict(HandParams()), "motion": asdict(MotionParams())},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence
 
 import numpy as np
 
 from vidswap.errors import InputError, UsageError
-from vidswap.faces.analyze import AnalysisModels, analyze_image
 from vidswap.faces.tracksfile import ShotAnalysis
 from vidswap.io import read_image
 from vidswap.sections import TargetConfig  # noqa: F401 - declared there (torch-free)
+
+if TYPE_CHECKING:
+    from vidswap.faces.analyze import AnalysisModels
 
 
 def choose_targets(target: TargetConfig, analysis: ShotAnalysis, models: AnalysisModels,
@@ -21,6 +23,8 @@ def choose_targets(target: TargetConfig, analysis: ShotAnalysis, models: Analysi
         return _mapped_targets(target.map, {t.id for t in analysis.tracks}, n_sources)
     reference = None
     if target.mode == "reference":
+        from vidswap.faces.analyze import analyze_image  # the analyzer only where a reference is read
+
         faces = analyze_image(read_image(target.reference), models)
         if not faces:
             raise InputError(f"no face in the target reference {target.reference}")

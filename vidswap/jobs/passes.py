@@ -15,7 +15,7 @@ from pathlib import Path
 from vidswap.composite.linear import display_frames
 from vidswap.config import JobConfig, to_dict
 from vidswap.errors import InputError, UsageError
-from vidswap.faces.analyze import AnalysisModels, analysis_model_hashes
+from vidswap.faces.analysis_key import analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
@@ -67,6 +67,8 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     plan = plan_shot(cfg)
     check_job(cfg, plan, SideOutputs(overlay=overlay), replaces=False)  # a bad setting fails before the analysis
     core = job_core(cfg, CoreContext())
+    from vidswap.faces.analyze import AnalysisModels  # the analyzer only in this pass: the others read its record
+
     models = None if core.passes_through else AnalysisModels.load(cfg.analysis)
     analysis = analyze_shot(cfg, plan.info, plan.numbers, models, plan.tracks_path, timer, progress, plan.colour,
                             plan.work_size)
