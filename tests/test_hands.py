@@ -483,3 +483,37 @@ def test_hand_entering_from_the_edge_is_held_throughout(edge_clip, stretch, mode
         seen = rasterize_hands(uncut.points, 360, 640)[:300] > 0.5
         drawn = rasterize_hands(pts[None], 300, 640) > 0.5
         assert (drawn & seen).sum() >= 0.7 * seen.sum() and (drawn & ~seen).sum() <= 0.3 * drawn.sum()
+
+
+def _painted_hand_plate(pts: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A face-coloured, noisy plate with a lighter, pinker hand painted where a slimmer hand shape lies (the landmark
+    shape over-covers it, so the colour split has an edge to find)."""
+    rng = np.random.default_rng(3)
+    plate = np.empty((height, width, 3), np.float32)
+    plate[...] = (150, 110, 95)
+    slim = rasterize_hands(pts[None], height, width, HandMaskParams(colour=None, finger_radius=(0.2, 0.16, 0.16,
+                                                                                               0.15, 0.14)))
+    plate += slim[..., None] * (np.array([225, 170, 160], np.float32) - plate)
+    plate += rng.normal(0, 3.0, plate.shape)
+    return np.clip(plate, 0, 255).astype(np.uint8)
+
+
+def test_hand_under_the_work_size_is_matted_at_the_plates_resolution():
+    pts = synthetic_hand(100, 90, 40)
+    plate = _painted_hand_plate(pts, 180, 200)
+    np.testing.assert_array_equal(hand_matte(pts[None], plate, HandMaskParams(work_size=160.0)),
+                                  hand_matte(pts[None], plate, HandMaskParams(work_size=0.0)))
+
+
+def test_large_hand_is_matted_on_its_shrunk_box_as_at_full_resolution():
+    """A hand of 200 px matted at 100 px (``work_size``) and brought back up: the same hand as matted at the plate's
+    resolution, its edge within a pixel or two."""
+    pts = synthetic_hand(320, 250, 200)
+    plate = _painted_hand_plate(pts, 520, 640)
+    shrunk = hand_matte(pts[None], plate, HandMaskParams(work_size=100.0))
+    full = hand_matte(pts[None], plate, HandMaskParams(work_size=0.0))
+    a, b = shrunk > 0.5, full > 0.5
+    assert b.sum() > 40000 and (a & b).sum() / (a | b).sum() > 0.98
+    assert np.abs(shrunk - full)[a | b].mean() < 0.03
+    support = cv2.dilate((full > 0.02).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert (shrunk[~support] < 0.05).all()  # no soft tail beyond the full matte's reach (4 px: 2 shrunk pixels)
