@@ -67,8 +67,9 @@ class HandMaskParams:
         work_size: a hand larger than this many px (its :func:`matte_size`) is matted on its box shrunk so that it
             is this size (area-averaged), and the matte brought back up (bilinear): every length of the mask and of
             the colour split is a fraction of the hand's size, so the decision is the same picture at fewer pixels,
-            and the cost stops growing with the plate (the sample clip's stretch, 4 hand frames in 16: 7.5 ms a hand
-            frame at 640x360, 37.5 at 1920x1080 before). 160 leaves that clip's hands (81-109 px at 640x360)
+            and the cost stops growing with the plate (the sample clip's stretch scaled up: 33.5 -> 14.4 ms a hand
+            frame at 1920x1080, 165 -> 28 at 3840x2160, the mattes differing by more than 0.5 on 0.03-0.07 % of
+            their pixels; benchmarks/RESULTS.md, lead s20). 160 leaves that clip's hands (81-109 px at 640x360)
             untouched; 0: always at the plate's resolution.
 
     Shape defaults fitted on the 16 hand-annotated frames of tests/data/hand_occluders.json (grid over radius scale,
