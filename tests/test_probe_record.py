@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -113,3 +114,29 @@ def test_plan_takes_the_record_without_reading_the_plate(clip, tmp_path, monkeyp
     assert planned.info == fresh.info and planned.numbers == fresh.numbers == list(range(2, 10)) and calls == []
     (fresh.job_dir / PROBE_RECORD).unlink()
     assert plan_shot(cfg, recorded=True).info == fresh.info and len(calls) == 1  # no record: probed
+
+
+def test_settled_input_is_fingerprinted_once_per_process(clip, monkeypatch):
+    """The probe record's check and the analysis's check read a settled plate once; a write is seen at once, and a
+    file changed within the settle time (a coarse clock's "racy" window) is read on every call."""
+    import vidswap.faces.tracksfile as tracksfile
+
+    reads = []
+    original = tracksfile._hash_files
+    monkeypatch.setattr(tracksfile, "_hash_files", lambda files, chunk: reads.append(files) or original(files, chunk))
+    tracksfile._file_fingerprint.cache_clear()
+    first = tracksfile.input_fingerprint(clip)
+    assert tracksfile.input_fingerprint(clip) == first and len(reads) == 2  # just written: read every time
+    monkeypatch.setattr(tracksfile, "SETTLE_NS", -1)  # settled
+    assert tracksfile.input_fingerprint(clip) == first and tracksfile.input_fingerprint(Path(str(clip))) == first
+    assert len(reads) == 3  # read once more, then taken from the cache
+    before = clip.stat()
+    time.sleep(0.05)  # past the filesystem clock's tick, so the write moves the ctime
+    with open(clip, "r+b") as fh:  # the same size, another first byte, the old mtime put back
+        head = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([head[0] ^ 0xFF]))
+    os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert clip.stat().st_ctime_ns != before.st_ctime_ns
+    assert tracksfile.input_fingerprint(clip) != first and len(reads) == 4
+    tracksfile._file_fingerprint.cache_clear()

@@ -5,10 +5,12 @@ numpy only (no torch), so light passes (assemble, farm export) can read it quick
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -173,14 +175,40 @@ def _exclusive_temp(path: Path) -> tuple[int, str]:
 
 
 def input_fingerprint(path: Path, chunk: int = 4 << 20) -> str:
-    """Cheap content fingerprint of a media file or sequence: size, mtime and sha256 of its head and tail."""
+    """Cheap content fingerprint of a media file or sequence: size, mtime and sha256 of its head and tail.
+
+    A settled file's fingerprint is computed once per process while its stat (size, mtime, ctime, inode) is
+    unchanged: a farm task checks the recorded probe and then the analysis against the same plate
+    (:mod:`vidswap.probe_record`), and any write to the file moves its ctime. A file changed in the last
+    :data:`SETTLE_NS` is read every time (as git treats "racy" entries: the filesystem's clock is coarse, so two
+    writes close together can leave the same ctime)."""
     path = Path(path)
-    h = hashlib.sha256()
+    if path.is_file():
+        st = path.stat()
+        if time.time_ns() - st.st_ctime_ns > SETTLE_NS:
+            return _file_fingerprint(path, chunk, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev))
     files = [path] if path.exists() else []
     if not files:
         import fileseq
 
         files = [Path(f) for f in fileseq.FileSequence(str(path))]
+    return _hash_files(files, chunk)
+
+
+#: a file whose status changed less than this long ago (ns) is not fingerprinted from the per-process cache
+SETTLE_NS = 2_000_000_000
+
+
+@functools.lru_cache(maxsize=8)
+def _file_fingerprint(path: Path, chunk: int, stat_key: tuple) -> str:
+    """:func:`input_fingerprint` of one file; ``stat_key`` keys the cache (a changed file is read again)."""
+    return _hash_files([path], chunk)
+
+
+def _hash_files(files: list[Path], chunk: int) -> str:
+    """sha256 of the first and last of ``files``: name, size and mtime, the first and the last ``chunk`` bytes; and
+    how many files there are."""
+    h = hashlib.sha256()
     for f in files[:1] + files[-1:]:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
