@@ -158,7 +158,7 @@ def plan_shot(cfg: JobConfig, recorded: bool = False) -> ShotPlan:
     """
     if cfg.input is None:
         raise InputError("no input given: vidswap run INPUT (or input: in the shot YAML)")
-    if recorded and cfg.output.path and not is_pattern(str(cfg.input)):
+    if recorded and cfg.output.path:  # (sequences have no record: probe_for_job probes them)
         info = probe_for_job(cfg.input, job_dir(Path(cfg.output.path)))
     else:
         info = probe(cfg.input)
