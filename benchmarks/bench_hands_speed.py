@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import sys
 import time
@@ -137,10 +138,7 @@ def matte_pool_ab(tracks: dict, runs: dict[str, FrameAnalyzer], frames: list[np.
     made = {}
     for r in range(rounds):
         for mode in ((1, "pool") if r % 2 == 0 else ("pool", 1)):
-            if mode == 1:
-                with opencv_threads(1):
-                    c, w, m = matte_times(one, runs, frames, count)
-            else:
+            with opencv_threads(1) if mode == 1 else contextlib.nullcontext():
                 c, w, m = matte_times(one, runs, frames, count)
             spent[mode][0] += c[name].sum()
             spent[mode][1] += w[name].sum()
