@@ -10,11 +10,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vidswap.composite.lab import positive_pow
+
 __all__ = ["srgb_to_linear", "linear_to_srgb", "luminance"]
 
 # line(knee) - curve(knee) of each direction (float32 curve values, as the tensors compute them)
-_SHIFT_TO_LINEAR = 0.04045 / 12.92 - float(torch.tensor(0.04045).add(0.055).div(1.055).pow(2.4))
-_SHIFT_TO_SRGB = 0.0031308 * 12.92 - float(torch.tensor(0.0031308).pow(1 / 2.4).mul(1.055).sub(0.055))
+_SHIFT_TO_LINEAR = 0.04045 / 12.92 - float(
+    positive_pow(torch.tensor(0.04045).add(0.055).div(1.055), 2.4))
+_SHIFT_TO_SRGB = 0.0031308 * 12.92 - float(
+    positive_pow(torch.tensor(0.0031308), 1 / 2.4).mul(1.055).sub(0.055))
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
@@ -22,7 +26,7 @@ def srgb_to_linear(x: Tensor) -> Tensor:
     x = x.clamp(0.0, 1.0)
     # where(x <= knee, line, curve) without the mask and select: the curve above the knee plus the line's part
     # below it, shifted by the ~2e-9 the two miss each other at the knee (so the line's values are exact)
-    curve = x.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4)
+    curve = positive_pow(x.clamp(min=0.04045).add_(0.055).div_(1.055), 2.4)
     return curve.add_(x.clamp(max=0.04045).sub_(0.04045).div_(12.92).add_(_SHIFT_TO_LINEAR))
 
 
@@ -30,7 +34,7 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     """Linear values -> sRGB-encoded in [0, 1] (clamped)."""
     x = x.clamp(0.0, 1.0)
     # as srgb_to_linear: the curve above the knee plus the line below it, shifted by the ~1e-6 they miss at the knee
-    curve = x.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    curve = positive_pow(x.clamp(min=0.0031308), 1 / 2.4).mul_(1.055).sub_(0.055)
     return curve.add_(x.clamp(max=0.0031308).sub_(0.0031308).mul_(12.92).add_(_SHIFT_TO_SRGB))
 
 

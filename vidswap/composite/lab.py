@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_lab", "lab_to_rgb", "lab_affine", "rgb_to_f", "f_to_rgb", "lightness_f"]
+__all__ = ["rgb_to_lab", "lab_to_rgb", "lab_affine", "rgb_to_f", "f_to_rgb", "lightness_f", "positive_pow"]
 
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
                (0.212671, 0.715160, 0.072169),
@@ -40,6 +40,14 @@ def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(t.to(device=x.device, dtype=x.dtype) for t in (to_xyzn, from_xyzn, f_to_lab))
 
 
+def positive_pow(x: Tensor, p: float) -> Tensor:
+    """``x ** p`` of positive float ``x``, in place, as ``exp(p * log(x))``: torch's ``pow_`` with a float exponent
+    takes ~3x the time on CPU (float32, one thread, 1M elements: 3.7-4.0 ms against 1.2 ms), and the power curves
+    of the colour conversions were the render's largest single cost at 1080p. The same values to float rounding:
+    within 3e-6 relative of float64 ``pow`` on [0.001, 1.26] for the exponents used here (``pow_``: 7e-7)."""
+    return x.log_().mul_(p).exp_()
+
+
 def _piecewise(x: Tensor, knee: float, curve, slope: float) -> Tensor:
     """``curve(x)`` above ``knee``, the straight segment ``curve(knee) + slope * (x - knee)`` below it.
 
@@ -51,15 +59,15 @@ def _piecewise(x: Tensor, knee: float, curve, slope: float) -> Tensor:
 
 
 def _srgb_decode(x: Tensor) -> Tensor:
-    return _piecewise(x, 0.04045, lambda v: v.add_(0.055).div_(1.055).pow_(2.4), 1.0 / 12.92)
+    return _piecewise(x, 0.04045, lambda v: positive_pow(v.add_(0.055).div_(1.055), 2.4), 1.0 / 12.92)
 
 
 def _srgb_encode(lin: Tensor) -> Tensor:
-    return _piecewise(lin, 0.0031308, lambda v: v.pow_(1 / 2.4).mul_(1.055).sub_(0.055), 12.92)
+    return _piecewise(lin, 0.0031308, lambda v: positive_pow(v, 1 / 2.4).mul_(1.055).sub_(0.055), 12.92)
 
 
 def _f_of_xyz(xyzn: Tensor) -> Tensor:
-    return _piecewise(xyzn, 0.008856, lambda v: v.pow_(1 / 3.0), 7.787)
+    return _piecewise(xyzn, 0.008856, lambda v: positive_pow(v, 1 / 3.0), 7.787)
 
 
 def _xyz_of_f(f: Tensor) -> Tensor:
