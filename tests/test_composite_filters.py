@@ -1,5 +1,6 @@
 """composite.filters: the per-item blur (kornia) keeps its per-item sigma and truncation radius; the O(log r)
-morphology equals kornia's morphology with the same structuring element, bit for bit."""
+morphology equals kornia's morphology with the same structuring element, bit for bit, on OpenCV (float CPU tensors)
+and on the torch operations alike."""
 
 from __future__ import annotations
 
@@ -86,6 +87,27 @@ def test_morphology_equals_kornia_with_the_same_element():
         assert kernel[radius, 0] == 1 and kernel[radius, -1] == 1  # the element reaches the radius on the axes
         assert torch.equal(erode(x, radius, shape), kornia.morphology.erosion(x, kernel, border_type="geodesic"))
         assert torch.equal(dilate(x, radius, shape), kornia.morphology.dilation(x, kernel, border_type="geodesic"))
+
+
+def test_morphology_on_opencv_equals_the_torch_operations_bit_for_bit():
+    """Float CPU tensors go to OpenCV (the octagon part by part on a padded plane): the same values as the doubling
+    torch operations for every radius 0-40, per-item radii, two channels, float32 and float64, planes smaller
+    than the element and soft, signed values."""
+    rng = np.random.default_rng(7)
+    for dtype in (torch.float32, torch.float64):
+        for h, w in ((48, 64), (7, 5), (1, 30)):
+            x = rng.random((2, 2, h, w)) * (rng.random((2, 2, h, w)) > 0.3) - 0.25 * (rng.random((2, 2, h, w)) > 0.9)
+            x = torch.from_numpy(x).to(dtype)
+            for r in range(41):
+                for shape in ("octagon", "square"):
+                    for fn in (erode, dilate):
+                        radii = torch.tensor([float(r), float(r // 3)])
+                        got, want = fn(x, radii, shape), fn(x, radii, shape, opencv=False)
+                        assert got.dtype == dtype and torch.equal(got, want), (dtype, h, w, r, shape, fn.__name__)
+    x = torch.rand(1, 1, 20, 20)
+    assert torch.equal(erode(x, 0), x) and erode(x[:, :, :0], 3).shape == (1, 1, 0, 20)
+    assert torch.equal(_element(6, "octagon"), dilate(torch.nn.functional.pad(torch.ones(1, 1, 1, 1), (7, 7, 7, 7)),
+                                                      6, opencv=False)[0, 0, 1:-1, 1:-1])
 
 
 def test_below_box_filters_down_and_upsamples_back():

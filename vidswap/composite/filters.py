@@ -10,7 +10,10 @@ exactly 1 and a mask stays in [0, 1]) and kornia's ``gaussian_blur2d`` elsewhere
 items grouped by truncation radius), which measured 3-14x faster on CPU than the shifted multiply-adds this module
 had, equal to 4e-7 (``benchmarks/bench_filters_kornia.py``, RESULTS.md). Erosion and dilation stay here: they cost
 O(log r) tensor operations by doubling, where kornia's morphology is O(r^2) per pixel (4-60x slower at the
-compositor's radii) for the same result, bit for bit, with the same structuring element and border.
+compositor's radii) for the same result, bit for bit, with the same structuring element and border. On float CPU
+tensors without gradient the same structuring element is applied by OpenCV instead, one plane and one part of the
+element at a time (:func:`_morph_opencv`): min and max are exact, so the result is the same bit for bit, at 4-6x
+less time on one thread (576-px plane: 0.4-2.0 ms against 1.9-8.7 ms for radii 1-30; lead s21).
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ def gaussian_blur(x: torch.Tensor, sigma: Radius, radius: Radius | None = None, 
 
 
 def _on_opencv(x: torch.Tensor) -> bool:
-    """Whether :func:`gaussian_blur` runs on OpenCV: float CPU tensors no gradient flows through."""
+    """Whether :func:`gaussian_blur`, :func:`erode` and :func:`dilate` run on OpenCV: float CPU tensors no gradient
+    flows through."""
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (
         x.requires_grad and torch.is_grad_enabled())
 
@@ -187,7 +191,53 @@ def _square(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
     return _line(_line(x, r, 1, 0, dilate), r, 0, 1, dilate)
 
 
-def _morph(mask: torch.Tensor, radius: Radius, dilate: bool, shape: str) -> torch.Tensor:
+def _octagon_parts(r: int) -> list[np.ndarray]:
+    """The structuring elements whose Minkowski sum is :func:`_octagon`'s of radius ``r`` >= 1, as OpenCV kernels
+    (uint8, centred): the square of half-size ``a``, the two diagonal segments of half-length ``(d - 1) // 2`` and
+    one or two 3x3 crosses (``d = r - a``)."""
+    a = int(round(0.41421356 * r))
+    d = r - a
+    parts = [np.ones((2 * a + 1, 2 * a + 1), np.uint8)] if a > 0 else []
+    if d > 0:
+        half = (d - 1) // 2
+        if half > 0:
+            diagonal = np.eye(2 * half + 1, dtype=np.uint8)
+            parts += [diagonal, np.ascontiguousarray(diagonal[:, ::-1])]
+        parts += [cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))] * (d - 2 * half)
+    return parts
+
+
+def _morph_opencv(mask: torch.Tensor, radii: list[int], dilate: bool, shape: str) -> torch.Tensor:
+    """:func:`_morph` on float CPU tensors by OpenCV's ``erode`` / ``dilate``, per plane: the square in one call
+    (OpenCV's border counts as +inf for erosion, -inf for dilation, as here); the octagon part by part on the plane
+    padded by ``r`` with that value (the parts compose exactly only where their intermediate results exist beyond
+    the border too, as in :func:`_octagon`). Every element here is symmetric about its centre, so OpenCV's
+    convention (no reflection) is the same element. The same values as the torch path bit for bit (NaN aside:
+    OpenCV's min and max do not propagate it)."""
+    src = mask.detach().contiguous()
+    out = src.clone()
+    planes, dst = src.numpy(), out.numpy()
+    op = cv2.dilate if dilate else cv2.erode
+    fill = -_INF if dilate else _INF
+    h, w = planes.shape[-2:]
+    for b, r in enumerate(radii):
+        if r <= 0:
+            continue
+        if shape == "square":
+            kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+            for c in range(planes.shape[1]):
+                op(planes[b, c], kernel, dst=dst[b, c])
+            continue
+        parts = _octagon_parts(r)
+        for c in range(planes.shape[1]):
+            y = cv2.copyMakeBorder(planes[b, c], r, r, r, r, cv2.BORDER_CONSTANT, value=fill)
+            for kernel in parts:
+                y = op(y, kernel)
+            dst[b, c] = y[r:r + h, r:r + w]
+    return out
+
+
+def _morph(mask: torch.Tensor, radius: Radius, dilate: bool, shape: str, opencv: bool = True) -> torch.Tensor:
     if shape not in ("octagon", "square"):
         raise ValueError(f"shape must be 'octagon' or 'square', got {shape!r}")
     fn = _octagon if shape == "octagon" else _square
@@ -195,6 +245,8 @@ def _morph(mask: torch.Tensor, radius: Radius, dilate: bool, shape: str) -> torc
     r = per_item(radius, b, mask.device).round().long().tolist()
     if not r:
         return mask
+    if opencv and _on_opencv(mask) and min(mask.shape[-2:], default=0) > 0:
+        return _morph_opencv(mask, r, dilate, shape)
     out = torch.empty_like(mask)
     for value in sorted(set(r)):  # items of one track share their radius: usually one group
         idx = [i for i, v in enumerate(r) if v == value]
@@ -204,7 +256,7 @@ def _morph(mask: torch.Tensor, radius: Radius, dilate: bool, shape: str) -> torc
     return out
 
 
-def erode(mask: torch.Tensor, radius: Radius, shape: str = "octagon") -> torch.Tensor:
+def erode(mask: torch.Tensor, radius: Radius, shape: str = "octagon", opencv: bool = True) -> torch.Tensor:
     """Grey-level erosion (local minimum) with an octagonal element of per-item radius.
 
     The octagon approximates a disc of radius ``radius`` pixels (rounded); ``shape="square"`` uses the
@@ -215,25 +267,28 @@ def erode(mask: torch.Tensor, radius: Radius, shape: str = "octagon") -> torch.T
         mask: ``(B, C, H, W)`` soft or binary mask.
         radius: scalar or ``(B,)`` radius in pixels.
         shape: ``"octagon"`` or ``"square"``.
+        opencv: False: always the torch operations (float CPU tensors without gradient otherwise go to OpenCV, the
+            same result bit for bit).
 
     Returns:
         ``(B, C, H, W)``.
     """
-    return _morph(mask, radius, False, shape)
+    return _morph(mask, radius, False, shape, opencv)
 
 
-def dilate(mask: torch.Tensor, radius: Radius, shape: str = "octagon") -> torch.Tensor:
+def dilate(mask: torch.Tensor, radius: Radius, shape: str = "octagon", opencv: bool = True) -> torch.Tensor:
     """Grey-level dilation (local maximum); the counterpart of :func:`erode`.
 
     Args:
         mask: ``(B, C, H, W)``.
         radius: scalar or ``(B,)`` radius in pixels.
         shape: ``"octagon"`` or ``"square"``.
+        opencv: as :func:`erode`'s.
 
     Returns:
         ``(B, C, H, W)``.
     """
-    return _morph(mask, radius, True, shape)
+    return _morph(mask, radius, True, shape, opencv)
 
 
 def support_window(mask: torch.Tensor, margin: int) -> tuple[slice, slice] | None:
