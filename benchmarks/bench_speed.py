@@ -8,7 +8,10 @@ Plates: the Pexels sample (640x360, frames 0..N-1) and its first N frames upscal
 1920x1080 and 3840x2160, encoded once (libx264 crf 12, veryfast) and cached in ``~/.cache/vidswap/bench/``; the
 ``4kcanvas`` row puts the 1080p pictures at the centre of a 3840x2160 frame (the face keeps its 1080p size, the
 plate grows 4x; around them the clip's wall, stretched). "above the transcode" is the median per-frame difference
-of the paired runs' wall times: what the swap adds to a plain transcode of the same plate.
+of the paired runs' wall times: what the swap adds to a plain transcode of the same plate; "CPU above the
+transcode" the same of their process CPU times (all threads), which the machine's load moves less. A run has fixed
+costs (models loaded, per-track set-up, the encoder's flush) that weigh 2.5x as much per frame over the 4K rows'
+48 frames as over 120: compare plate sizes at equal counts (``--frames 48 --rows 1080,4kcanvas``).
 
 Every measurement runs in a fresh process and is *paired* with its baseline in the same run (baseline, then
 vidswap, repeated ``--pairs`` times; the table shows medians and the median of the per-pair ratios), because the
@@ -429,12 +432,20 @@ def _base_rss(runs: list[dict]) -> str:
     return f"{max(rss) / 1024:.2f} GB" if rss else ""
 
 
+def _cpu_above(runs: list[dict], frames: int) -> str:
+    """The median per-frame difference of the paired runs' process CPU time (all threads): what the swap adds in
+    work, which the machine's load moves less than the wall time; "" for runs without CPU times."""
+    if not all("cpu" in x["ours"] and "cpu" in x["base"] for x in runs):
+        return ""
+    return f"{1000 * med([x['ours']['cpu'] - x['base']['cpu'] for x in runs]) / frames:.0f} ms/frame"
+
+
 def report(r: dict) -> None:
     print(f"{r['date']} {r['machine']} ({r['cpus']} CPUs), load {r['load_start']} -> {r['load_end']}"
           + (f", plate rows run with `{r['run_args']}`" if r.get("run_args") else "") + "\n")
-    print("| plate | frames | vidswap run | transcode | ratio | above the transcode | vidswap peak RSS | "
-          "transcode peak RSS | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| plate | frames | vidswap run | transcode | ratio | above the transcode | CPU above the transcode | "
+          "vidswap peak RSS | transcode peak RSS | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     names = {"360": "640x360", "1080": "1920x1080", "4k": "3840x2160",
              "4kcanvas": "3840x2160 canvas, 1080p picture at its centre"}
     for row, v in r["rows"].items():
@@ -443,7 +454,7 @@ def report(r: dict) -> None:
         print(f"| {names[row]} | {n} | {ours:.1f} s ({n / ours:.1f} frames/s) | {base:.2f} s | "
               f"{med([x['ratio'] for x in runs]):.2f}x | "
               f"{1000 * med([x['ours']['wall'] - x['base']['wall'] for x in runs]) / n:.0f} ms/frame | "
-              f"{max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
+              f"{_cpu_above(runs, n)} | {max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
               f"{_base_rss(runs)} | {', '.join(x['load'] for x in runs)} |")
     if "passthrough" in r:
         runs = r["passthrough"]["runs"]
@@ -451,6 +462,7 @@ def report(r: dict) -> None:
               f"{med([x['ours']['wall'] for x in runs]):.2f} s | {med([x['base']['wall'] for x in runs]):.2f} s | "
               f"{med([x['ratio'] for x in runs]):.2f}x | "
               f"{1000 * med([x['ours']['wall'] - x['base']['wall'] for x in runs]) / n:.0f} ms/frame | "
+              f"{_cpu_above(runs, r['passthrough']['frames'])} | "
               f"{max(x['ours']['rss_mib'] for x in runs) / 1024:.2f} GB | "
               f"{_base_rss(runs)} | {', '.join(x['load'] for x in runs)} |")
     if "preview" in r:
