@@ -110,6 +110,37 @@ def test_morphology_on_opencv_equals_the_torch_operations_bit_for_bit():
                                                       6, opencv=False)[0, 0, 1:-1, 1:-1])
 
 
+def test_support_window_is_the_bounding_box_of_positive_values_grown_and_clipped():
+    """The NumPy path (CPU float, uint8, bool) and the torch path (bfloat16 here, any device) both give the rows and
+    columns where any item and channel is > 0 (NaN and negative values are not), grown by the margin and clipped;
+    None when there is none. Non-contiguous tensors included."""
+    from vidswap.composite.filters import support_window
+
+    rng = np.random.default_rng(5)
+
+    def expected(x: np.ndarray, margin: int):
+        inside = (x > 0).reshape(-1, *x.shape[-2:]).any(0)
+        ys, xs = np.nonzero(inside)
+        if len(ys) == 0:
+            return None
+        h, w = inside.shape
+        return (slice(max(ys.min() - margin, 0), min(ys.max() + margin + 1, h)),
+                slice(max(xs.min() - margin, 0), min(xs.max() + margin + 1, w)))
+
+    for _ in range(40):
+        b, c, h, w = rng.integers(1, 4), rng.integers(1, 3), rng.integers(1, 30), rng.integers(1, 30)
+        x = np.zeros((b, c, h, w), np.float32)
+        n = rng.integers(0, 4)
+        x.reshape(-1)[rng.integers(0, x.size, n)] = rng.choice([0.5, -1.0, np.nan, 1e-30], n)
+        margin = int(rng.integers(0, 4))
+        want = expected(x, margin)
+        t = torch.from_numpy(x)
+        for variant in (t, t.double(), (t > 0).to(torch.uint8), t > 0, t.to(torch.bfloat16),
+                        t.transpose(-1, -2).contiguous().transpose(-1, -2)):
+            assert support_window(variant, margin) == want
+    assert support_window(torch.zeros(2, 1, 5, 5), 2) is None
+
+
 def test_below_box_filters_down_and_upsamples_back():
     from vidswap.composite.filters import below
 
