@@ -29,6 +29,7 @@ __all__ = [
     "build_texture_space",
     "vertex_normals",
     "texel_values",
+    "channel_length",
     "texel_normals",
     "unwrap",
     "render_from_texture",
@@ -125,7 +126,14 @@ def texel_normals(space: TextureSpace, verts: Tensor) -> Tensor:
     texture came from, so lighting stays fixed to the camera when the head rolls.
     """
     n = texel_values(space, vertex_normals(verts, space.triangles))
-    return n / n.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    return n / channel_length(n).clamp(min=1e-6)
+
+
+def channel_length(x: Tensor) -> Tensor:
+    """(B, C, ...) -> (B, 1, ...) the Euclidean length over the channel axis, as the square root of the summed
+    squares: torch's ``norm(dim=1)`` on CPU takes 13-40x the time for the same value to float rounding (26.7 ms
+    against 0.6 ms for (4, 3, 256, 256), one thread)."""
+    return x.square().sum(dim=1, keepdim=True).sqrt()
 
 
 def texel_values(space: TextureSpace, values: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from torch import Tensor
 from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
-from vidswap.appearance.texture_space import TextureSpace, unwrap
+from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
 from vidswap.appearance.texture import texture_confidence
 
 __all__ = ["TRACK_TEXTURE", "TrackAppearance", "FaceSample", "AppearanceSampler", "weighted_median", "unwrap_frames",
@@ -176,7 +176,7 @@ def build_track_appearance(samples: list[FaceSample], masks: dict[str, Tensor],
     mean = weighted_median(tex, w)[None]
     weight = w.mean(0, keepdim=True)
     normals = (nrm * w).sum(0, keepdim=True)
-    normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=_EPS)
+    normals = normals / channel_length(normals).clamp(min=_EPS)
     seen = (weight > 0.3).float()
     lighting = fit_sh(luminance(mean), normals, seen * masks["inner_skin"])  # achromatic: see lighting.delight
     shade = sh_shading(normals, lighting).clamp(min=1e-3)

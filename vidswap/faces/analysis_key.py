@@ -21,8 +21,9 @@ __all__ = ["ANALYSIS_MODELS", "HAND_MODELS", "SAMPLING_REVISION", "analysis_key"
 
 #: how the analysis samples the plate where that is code, not settings (part of the cache key): 2 = the face crops'
 #: box halvings summed in integers on the face's region (:func:`vidswap.composite.roi.halved_region`); 3 = the
-#: colour conversions' power curves as exp(p log x) (:func:`vidswap.composite.lab.positive_pow`: the skin colour
-#: statistics and the appearance model move by float rounding)
+#: colour conversions' power curves as exp(p log x) (:func:`vidswap.composite.lab.positive_pow`) and the appearance
+#: model's gradient magnitudes and normal lengths computed directly, not by torch's ``norm`` over a channel axis
+#: (the skin colour statistics and the appearance model move by float rounding)
 SAMPLING_REVISION = 3
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
