@@ -38,7 +38,8 @@ from vidswap.errors import ModelError
 from vidswap.faces.align import as_rgb8, estimate_alignment
 from vidswap.faces.identity import l2_normalize
 from vidswap.models.registry import fetch_model, load_manifest, model_path
-from vidswap.models.runtime import onnx_session, prepare_onnx
+from vidswap.models.prepared import prepared_onnx
+from vidswap.models.runtime import onnx_session
 
 CROP = 112
 LANDMARK_SIZE = 192
@@ -120,7 +121,7 @@ class OnnxJudge:
     @classmethod
     def load(cls, threads: int | None = None) -> Self:
         path, note = eval_model_path(cls.MODEL)
-        return cls(onnx_session(prepare_onnx(path, dynamic_batch=True), threads=threads), note)
+        return cls(onnx_session(prepared_onnx(path, dynamic_batch=True), threads=threads), note)
 
     def run_batched(self, x: np.ndarray) -> np.ndarray:
         """The model's first output for the (N, ...) input ``x``, run ``batch_size`` items at a time."""

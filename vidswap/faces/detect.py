@@ -1,7 +1,8 @@
 """Face detection with YuNet (OpenCV Zoo, MIT) run by onnxruntime, batched over frames.
 
-The ONNX graph is prepared once (``runtime.prepare_onnx``): symbolic batch / height / width, and the heads'
-hard-coded batch-1 reshapes rewritten, so a list of same-sized frames runs as one batch. Decoding follows
+The ONNX graph is prepared once per model (``runtime.prepare_onnx``, kept on disk by ``models.prepared``):
+symbolic batch / height / width, and the heads' hard-coded batch-1 reshapes rewritten, so a list of same-sized
+frames runs as one batch. Decoding follows
 OpenCV's ``FaceDetectorYN`` exactly (checked in the tests): per stride s in (8, 16, 32) and grid cell (r, c),
 ``score = sqrt(clip(cls) * clip(obj))``, centre ``((c, r) + bbox[:2]) * s``, size ``exp(bbox[2:]) * s``,
 keypoints ``((c, r) + kps) * s``; then non-maximum suppression.
@@ -23,7 +24,8 @@ import numpy as np
 from vidswap.errors import InputError
 from vidswap.faces.align import as_rgb8
 from vidswap.faces.types import Detection
-from vidswap.models.runtime import onnx_session, prepare_onnx
+from vidswap.models.prepared import prepared_onnx
+from vidswap.models.runtime import onnx_session
 
 STRIDES = (8, 16, 32)
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -161,7 +163,7 @@ class YuNetDetector:
     def from_path(cls, path: Path | bytes, providers: Sequence[str] | None = None, threads: int | None = None,
                   **kwargs) -> "YuNetDetector":
         """Prepare the YuNet graph for batched, any-size input and open a session on it."""
-        graph = prepare_onnx(path, dynamic_batch=True, dynamic_spatial=True, batch_reshapes=True)
+        graph = prepared_onnx(path, dynamic_batch=True, dynamic_spatial=True, batch_reshapes=True)
         return cls(onnx_session(graph, providers=providers, threads=threads), **kwargs)
 
     def _geometry(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:

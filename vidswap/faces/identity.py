@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from vidswap.faces.align import as_rgb8, estimate_alignment, warp_crops
-from vidswap.models.runtime import onnx_session, prepare_onnx
+from vidswap.models.prepared import prepared_onnx
+from vidswap.models.runtime import onnx_session
 
 CROP_SIZE = 112
 
@@ -96,7 +97,7 @@ class IdentityEncoder:
     @classmethod
     def from_path(cls, path: Path | bytes, providers: Sequence[str] | None = None, threads: int | None = None,
                   **kwargs) -> "IdentityEncoder":
-        graph = prepare_onnx(path, dynamic_batch=True)
+        graph = prepared_onnx(path, dynamic_batch=True)
         return cls(onnx_session(graph, providers=providers, threads=threads), **kwargs)
 
     @property
