@@ -2,8 +2,8 @@
 
 The ONNX graph is prepared once per model (``runtime.prepare_onnx``, kept on disk by ``models.prepared``):
 symbolic batch / height / width, and the heads' hard-coded batch-1 reshapes rewritten, so a list of same-sized
-frames runs as one batch. Decoding follows
-OpenCV's ``FaceDetectorYN`` exactly (checked in the tests): per stride s in (8, 16, 32) and grid cell (r, c),
+frames runs as one batch. Decoding follows OpenCV's ``FaceDetectorYN`` exactly (checked in the tests): per stride
+s in (8, 16, 32) and grid cell (r, c),
 ``score = sqrt(clip(cls) * clip(obj))``, centre ``((c, r) + bbox[:2]) * s``, size ``exp(bbox[2:]) * s``,
 keypoints ``((c, r) + kps) * s``; then non-maximum suppression.
 
