@@ -172,19 +172,29 @@ def _octagon(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
     The diamond is two diagonal segments (which cover the even lattice points) plus one or two cross steps."""
     if r <= 0:
         return x
-    a = int(round(0.41421356 * r))
-    d = r - a
+    a, half, crosses = _octagon_steps(r)
     h, w = x.shape[-2:]
     # The steps compose exactly only if their intermediate results exist beyond the border too.
     y = F.pad(x, (r, r, r, r), value=-_INF if dilate else _INF)
     y = _line(_line(y, a, 1, 0, dilate), a, 0, 1, dilate)
-    if d > 0:
-        half = (d - 1) // 2
-        y = _line(_line(y, half, 1, 1, dilate), half, 1, -1, dilate)
-        op = torch.maximum if dilate else torch.minimum
-        for _ in range(d - 2 * half):  # cross steps
-            y = op(_line(y, 1, 1, 0, dilate), _line(y, 1, 0, 1, dilate))
+    y = _line(_line(y, half, 1, 1, dilate), half, 1, -1, dilate)
+    op = torch.maximum if dilate else torch.minimum
+    for _ in range(crosses):
+        y = op(_line(y, 1, 1, 0, dilate), _line(y, 1, 0, 1, dilate))
     return y[..., r : r + h, r : r + w]
+
+
+def _octagon_steps(r: int) -> tuple[int, int, int]:
+    """The parts of :func:`_octagon`'s element of radius ``r`` >= 1, shared by its torch and OpenCV paths:
+    ``(a, half, crosses)``, the square's half-size ``a = round(0.414 r)``, the two diagonal segments' half-length
+    ``(d - 1) // 2`` and the number of 3x3 cross steps (1 or 2) that complete the diamond of radius ``d = r - a``
+    (none when ``d`` is 0)."""
+    a = int(round(0.41421356 * r))
+    d = r - a
+    if d <= 0:
+        return a, 0, 0
+    half = (d - 1) // 2
+    return a, half, d - 2 * half
 
 
 def _square(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
@@ -193,18 +203,13 @@ def _square(x: torch.Tensor, r: int, dilate: bool) -> torch.Tensor:
 
 def _octagon_parts(r: int) -> list[np.ndarray]:
     """The structuring elements whose Minkowski sum is :func:`_octagon`'s of radius ``r`` >= 1, as OpenCV kernels
-    (uint8, centred): the square of half-size ``a``, the two diagonal segments of half-length ``(d - 1) // 2`` and
-    one or two 3x3 crosses (``d = r - a``)."""
-    a = int(round(0.41421356 * r))
-    d = r - a
+    (uint8, centred), from :func:`_octagon_steps`: the square, the two diagonal segments and the 3x3 crosses."""
+    a, half, crosses = _octagon_steps(r)
     parts = [np.ones((2 * a + 1, 2 * a + 1), np.uint8)] if a > 0 else []
-    if d > 0:
-        half = (d - 1) // 2
-        if half > 0:
-            diagonal = np.eye(2 * half + 1, dtype=np.uint8)
-            parts += [diagonal, np.ascontiguousarray(diagonal[:, ::-1])]
-        parts += [cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))] * (d - 2 * half)
-    return parts
+    if half > 0:
+        diagonal = np.eye(2 * half + 1, dtype=np.uint8)
+        parts += [diagonal, np.ascontiguousarray(diagonal[:, ::-1])]
+    return parts + [cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))] * crosses
 
 
 def _morph_opencv(mask: torch.Tensor, radii: list[int], dilate: bool, shape: str) -> torch.Tensor:
