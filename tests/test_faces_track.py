@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -11,8 +15,10 @@ from vidswap.errors import UsageError
 from vidswap.faces.cuts import CutDetector, detect_cuts
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.targets import select_targets
-from vidswap.faces.track import Observation, Tracker, TrackerParams, box_iou, track_faces
+from vidswap.faces.track import Observation, Tracker, TrackerParams, box_iou, min_cost_pairs, track_faces
 from vidswap.models.registry import model_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CANON = canonical_face().numpy().astype(np.float64)
 
@@ -233,3 +239,34 @@ def test_streaming_api_and_records():
     with pytest.raises(UsageError):
         tr.update(6, [obs])
     assert [t.id for t in tr.finish()] == [1]
+
+
+def test_min_cost_pairs_of_one_row_or_column_are_the_solvers():
+    """A single row or column (a one-face shot's every frame) is paired without scipy.optimize: the same pairs as
+    linear_sum_assignment, ties (the gate's equal 1e6 costs) to the first; other shapes and non-finite costs go
+    to the solver (its answer, its error)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    for k in range(400):
+        n = int(rng.integers(1, 6))
+        cost = rng.integers(0, 3, size=(1, n) if k % 2 else (n, 1)).astype(np.float64)
+        cost[cost == 2] = 1e6
+        got, want = min_cost_pairs(cost), linear_sum_assignment(cost)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want)), cost
+    square = rng.random((3, 4))
+    assert all(np.array_equal(g, w) for g, w in zip(min_cost_pairs(square), linear_sum_assignment(square)))
+    with pytest.raises(ValueError):
+        min_cost_pairs(np.array([[np.nan, 1.0]]))
+
+
+def test_tracking_one_face_does_not_import_scipy_optimize():
+    code = ("import sys, numpy as np\n"
+            "from vidswap.faces.track import Observation, track_faces\n"
+            "obs = [[Observation(box=np.array([10. + f, 10, 60 + f, 60], np.float32))] for f in range(6)]\n"
+            "tracks = track_faces(obs)\n"
+            "assert len(tracks) == 1 and len(tracks[0].frames) == 6, tracks\n"
+            "print('scipy.optimize' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         timeout=60)
+    assert out.stdout.strip() == "False"
