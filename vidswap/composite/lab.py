@@ -48,30 +48,33 @@ def positive_pow(x: Tensor, p: float) -> Tensor:
     return x.log_().mul_(p).exp_()
 
 
-def _piecewise(x: Tensor, knee: float, curve, slope: float) -> Tensor:
+def _piecewise(x: Tensor, knee: float, curve, slope: float, overwrite: bool = False) -> Tensor:
     """``curve(x)`` above ``knee``, the straight segment ``curve(knee) + slope * (x - knee)`` below it.
 
     Each of the four pieces below meets its curve at the knee (to ~1e-7, the standards' rounding), so this is
     their ``where(x > knee, curve, line)`` without the boolean mask and the select, the costly full-size passes.
+    ``overwrite``: ``x`` is the caller's temporary, and the line is computed in its place (one full-size tensor
+    fewer allocated; the same values).
     """
-    below = x.clamp(max=knee).sub_(knee).mul_(slope)
-    return curve(x.clamp(min=knee)).add_(below)
+    above = x.clamp(min=knee)
+    below = (x.clamp_(max=knee) if overwrite else x.clamp(max=knee)).sub_(knee).mul_(slope)
+    return curve(above).add_(below)
 
 
 def _srgb_decode(x: Tensor) -> Tensor:
     return _piecewise(x, 0.04045, lambda v: positive_pow(v.add_(0.055).div_(1.055), 2.4), 1.0 / 12.92)
 
 
-def _srgb_encode(lin: Tensor) -> Tensor:
-    return _piecewise(lin, 0.0031308, lambda v: positive_pow(v, 1 / 2.4).mul_(1.055).sub_(0.055), 12.92)
+def _srgb_encode(lin: Tensor) -> Tensor:  # overwrites lin
+    return _piecewise(lin, 0.0031308, lambda v: positive_pow(v, 1 / 2.4).mul_(1.055).sub_(0.055), 12.92, True)
 
 
-def _f_of_xyz(xyzn: Tensor) -> Tensor:
-    return _piecewise(xyzn, 0.008856, lambda v: positive_pow(v, 1 / 3.0), 7.787)
+def _f_of_xyz(xyzn: Tensor) -> Tensor:  # overwrites xyzn
+    return _piecewise(xyzn, 0.008856, lambda v: positive_pow(v, 1 / 3.0), 7.787, True)
 
 
-def _xyz_of_f(f: Tensor) -> Tensor:
-    return _piecewise(f, 0.2068966, lambda v: v * v * v, 1.0 / 7.787)
+def _xyz_of_f(f: Tensor) -> Tensor:  # overwrites f
+    return _piecewise(f, 0.2068966, lambda v: v * v * v, 1.0 / 7.787, True)
 
 
 def rgb_to_f(image: Tensor) -> Tensor:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Literal, Mapping, Sequence
 
+import cv2
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -210,16 +212,20 @@ def inner_mask(
     hard = fill_polygons(landmarks, loops, size)[:, None]
     rf = max(1, int(round(feather))) if feather > 0 else 0
     r = int(math.ceil(max(grow, 0.0))) + 2 * rf  # the soft ramp lies outside the grown polygons
+    opencv = hard.device.type == "cpu"
     if r > 0:
-        hard = _dilate(hard, r)
+        hard = _dilate_opencv(hard, r) if opencv else _dilate(hard, r)
     hard = hard.float()
-    for _ in range(2 if rf else 0):
-        # two box filters: a cheap near-Gaussian softening (sigma ~ 1.15 * feather)
-        hard = _box_mean(hard, rf)
-    return hard.clamp(0.0, 1.0)
+    if not rf:
+        return hard
+    # two box filters: a cheap near-Gaussian softening (sigma ~ 1.15 * feather). Both passes are sums of whole
+    # numbers (exact in float32 in any order), divided once: exactly 0 and 1 where the box sees none or all
+    sums = _box_sum_opencv(_box_sum_opencv(hard, rf), rf) if opencv else _box_sum(_box_sum(hard, rf), rf)
+    return sums / float((2 * rf + 1) ** 4)
 
 
-# morphology by shifted slices: pooling kernels are slow on CPU, these are plain elementwise ops
+# morphology by shifted slices (any device; pooling kernels are slow on CPU), and OpenCV's on CPU tensors: the
+# same values, 5-20x faster at a 1024-px crop
 
 def _dilate(mask: Tensor, r: int) -> Tensor:
     """Square dilation of a (B, 1, H, W) bool mask by ``r`` pixels."""
@@ -234,8 +240,17 @@ def _dilate(mask: Tensor, r: int) -> Tensor:
     return res
 
 
-def _box_mean(x: Tensor, r: int) -> Tensor:
-    """(2r+1)^2 box mean of (B, 1, H, W), zeros outside the image."""
+def _dilate_opencv(mask: Tensor, r: int) -> Tensor:
+    """:func:`_dilate` of a CPU mask by ``cv2.dilate`` (a (2r+1)^2 square; nothing enters from outside the image)."""
+    planes = mask.to(torch.uint8).numpy()
+    kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    out = np.stack([cv2.dilate(p, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) for p in planes.reshape(
+        -1, *planes.shape[-2:])])
+    return torch.from_numpy(out.reshape(planes.shape)).bool()
+
+
+def _box_sum(x: Tensor, r: int) -> Tensor:
+    """(2r+1)^2 box sum of (B, 1, H, W), zeros outside the image."""
     row = x.clone()
     for k in range(1, r + 1):
         row[..., k:] += x[..., :-k]
@@ -244,4 +259,14 @@ def _box_mean(x: Tensor, r: int) -> Tensor:
     for k in range(1, r + 1):
         out[..., k:, :] += row[..., :-k, :]
         out[..., :-k, :] += row[..., k:, :]
-    return out * (1.0 / (2 * r + 1) ** 2)
+    return out
+
+
+def _box_sum_opencv(x: Tensor, r: int) -> Tensor:
+    """:func:`_box_sum` of a float32 CPU tensor by ``cv2.boxFilter`` (unnormalised, zeros outside); the same values
+    where the sums are whole numbers below 2^24, as :func:`inner_mask`'s are."""
+    planes = x.contiguous().numpy()
+    k = 2 * r + 1
+    out = np.stack([cv2.boxFilter(p, -1, (k, k), normalize=False, borderType=cv2.BORDER_CONSTANT)
+                    for p in planes.reshape(-1, *planes.shape[-2:])])
+    return torch.from_numpy(out.reshape(planes.shape))
