@@ -79,6 +79,22 @@ def test_batched_equals_single(media, detector):
         np.testing.assert_allclose(single[0].box, dets[0].box, atol=1e-3)
 
 
+def test_network_frames_given_equal_the_detectors_own(media, detector):
+    """The analysis hands the detector the frames it reduced (and takes its cut thumbnails from them): the same
+    detections as the detector's own reduction, for plates larger, equal to and smaller than its input."""
+    frame = read_image(media("multi_face_image"))
+    for size in (640, 320, 200):
+        f = cv2.resize(frame, (size, round(size * frame.shape[0] / frame.shape[1])), interpolation=cv2.INTER_AREA)
+        small = detector.network_frame(f)
+        assert max(small.shape[:2]) == detector.input_size and small.dtype == np.uint8
+        if max(f.shape[:2]) == detector.input_size:
+            assert small is f
+        given, own = detector([f], resized=[small])[0], detector([f])[0]
+        assert len(given) == len(own) and (len(own) > 0 or size < 320)  # 200 px: the faces are too small
+        for a, b in zip(given, own):
+            assert np.array_equal(a.box, b.box) and np.array_equal(a.kps, b.kps) and a.score == b.score
+
+
 def test_mixed_sizes_in_one_call(media, detector):
     a = read_image(media("multi_face_image"))
     b = read_image(media("astronaut"))

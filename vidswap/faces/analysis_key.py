@@ -23,8 +23,10 @@ __all__ = ["ANALYSIS_MODELS", "HAND_MODELS", "SAMPLING_REVISION", "analysis_key"
 #: box halvings summed in integers on the face's region (:func:`vidswap.composite.roi.halved_region`); 3 = the
 #: colour conversions' power curves as exp(p log x) (:func:`vidswap.composite.lab.positive_pow`) and the appearance
 #: model's gradient magnitudes and normal lengths computed directly, not by torch's ``norm`` over a channel axis
-#: (the skin colour statistics and the appearance model move by float rounding)
-SAMPLING_REVISION = 3
+#: (the skin colour statistics and the appearance model move by float rounding); 4 = the cut detector's thumbnails
+#: reduced from the face detector's input, not from the whole frame (within 1 code value; the cuts found on every
+#: test clip are the same)
+SAMPLING_REVISION = 4
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
 HAND_MODELS = ("palm_detection", "pose_landmark")

@@ -28,7 +28,7 @@ from vidswap.faces.pose import decompose, neutral_shape
 from vidswap.faces.motion import NAN_AFFINE, MotionParams, clear_of, face_motion, motion_path
 from vidswap.faces.occluded import hold_occluded, occluded_noise_gain, occluded_points
 from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smooth_landmarks
-from vidswap.faces.cuts import CutDetector
+from vidswap.faces.cuts import THUMB_WIDTH, CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
 from vidswap.hands.landmarks import HandLandmarker
@@ -165,11 +165,14 @@ class FrameAnalyzer:
         """Analyse a batch of consecutive frames (HxWx3 RGB uint8 / uint16 / float)."""
 
         t0 = time.perf_counter()
-        thumbs = [_thumbnail(im) for im in images]
+        # the detector's input (the frames reduced to its size), and the cut thumbnails taken from it: the two
+        # reductions of the whole frame were a 4K analysis's largest plate-sized work
+        small = [self.models.detector.network_frame(im) for im in images]
+        thumbs = [_thumbnail(s if THUMB_WIDTH <= s.shape[1] < im.shape[1] else im) for s, im in zip(small, images)]
         cut_flags = [self._cut.push(th, n) for th, n in zip(thumbs, numbers)]
         self._time("cuts", t0)
         t0 = time.perf_counter()
-        dets = self.models.detector(list(images))
+        dets = self.models.detector(list(images), resized=small)
         self._time("detect", t0)
         t0 = time.perf_counter()
         lms = self.models.mesh(list(images), dets)

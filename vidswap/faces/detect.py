@@ -173,8 +173,21 @@ class YuNetDetector:
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         return nh, nw, (nh + 31) // 32 * 32, (nw + 31) // 32 * 32
 
-    def _run(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Detect in frames of one size (no rotation retry)."""
+    def network_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The frame (HxWx3 RGB, any dtype :func:`as_rgb8` takes) at the network's size, unpadded: (nh, nw, 3)
+        uint8, the frame itself where it is that size. Reductions are area averages (INTER_AREA), enlargements
+        bilinear."""
+        frame = as_rgb8(frame)
+        hw = frame.shape[:2]
+        nh, nw, _, _ = self._geometry(hw)
+        if (nh, nw) == hw:
+            return frame
+        return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if nw < hw[1] else cv2.INTER_LINEAR)
+
+    def _run(self, frames: Sequence[np.ndarray], resized: Sequence[np.ndarray] | None = None
+             ) -> list[list[Detection]]:
+        """Detect in frames of one size (no rotation retry); ``resized``: their :meth:`network_frame`, when the
+        caller has them."""
         if not frames:
             return []
         hw = frames[0].shape[:2]
@@ -185,8 +198,7 @@ class YuNetDetector:
             chunk = frames[start:start + self.max_batch]
             blob = np.zeros((len(chunk), 3, ph, pw), np.float32)
             for i, frame in enumerate(chunk):
-                small = frame if (nh, nw) == hw else cv2.resize(
-                    frame, (nw, nh), interpolation=cv2.INTER_AREA if nw < hw[1] else cv2.INTER_LINEAR)
+                small = self.network_frame(frame) if resized is None else resized[start + i]
                 blob[i, :, :nh, :nw] = small[..., ::-1].transpose(2, 0, 1)  # RGB -> BGR planes
             names = [o.name for o in self.session.get_outputs()]
             outs = dict(zip(names, self.session.run(None, {self.session.get_inputs()[0].name: blob})))
@@ -212,12 +224,15 @@ class YuNetDetector:
             dets.append(Detection(box=box, kps=kp, score=float(scores[i]), angle=0, truncated=truncated))
         return dets
 
-    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+    def __call__(self, frames: Sequence[np.ndarray], resized: Sequence[np.ndarray] | None = None
+                 ) -> list[list[Detection]]:
         """Detect faces in each frame.
 
         Args:
             frames: HxWx3 RGB frames, uint8 (uint16 / float [0, 1] are converted), any sizes; same-sized
                 frames run together.
+            resized: the frames' :meth:`network_frame` when the caller has made them (the analysis takes its cut
+                thumbnails from them); the normal pass then reads no full frame.
 
         Returns:
             per frame, the detections sorted by score (best first); an empty list where none is found.
@@ -233,7 +248,8 @@ class YuNetDetector:
                 groups.setdefault(tuple(frames[i].shape), []).append(i)
             for idxs in groups.values():
                 rotated = [rotate_frame(frames[i], angle) for i in idxs]
-                for i, dets in zip(idxs, self._run(rotated)):
+                small = [resized[i] for i in idxs] if resized is not None and angle == 0 else None
+                for i, dets in zip(idxs, self._run(rotated, small)):
                     if not dets:
                         continue
                     if angle != 0:
