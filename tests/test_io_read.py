@@ -298,3 +298,22 @@ def test_shrunk_reads_are_the_resized_frames_within_rounding(clips, name):
         assert s.shape == ref.shape == (h, w, 3) and s.dtype == f.image.dtype
         d = np.abs(s.astype(np.int64) - ref.astype(np.int64)) / scale
         assert d.mean() < 1.5 and np.percentile(d, 99) <= 6
+
+
+@pytest.mark.parametrize("name", ["pexels", "rot90"])
+def test_kept_pictures_come_with_their_rgb_and_an_empty_changed_box(clips, name):
+    """read_numbers(keep_picture=True) (the render pass): every frame carries its decoded picture, the same RGB
+    image as a plain read and ``changed`` (0, 0, 0, 0); with ``size`` no picture is kept (the writer can then only
+    convert the whole frame)."""
+    from vidswap.io import avutil
+    from vidswap.io.readers import read_numbers
+
+    info = probe(clips[name])
+    plain = _read_all(info, range(0, 3))
+    with read_numbers(info, [0, 1, 2], keep_picture=True) as frames:
+        kept = list(frames)
+    for k, p in zip(kept, plain):
+        assert k.picture is not None and k.changed == (0, 0, 0, 0) and np.array_equal(k.image, p.image)
+        assert np.array_equal(avutil.RgbConverter(False, info.colorspace)(k.picture), p.image)
+    with read_numbers(info, [0, 1], size=(info.width // 2, info.height // 2), keep_picture=True) as frames:
+        assert all(f.picture is None and f.changed is None for f in frames)

@@ -448,11 +448,12 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
         depth = frames_in_flight(cfg, info, work_size)
         with background_writer(sink, partial(resize_frame, size=size), depth=depth) as writer:
             for batch, result in processed_batches(cfg.batch_size, info, numbers, processor, timer, progress,
-                                                   size=work_size, label=label, rgb=rgb, threads=threads):
+                                                   size=work_size, label=label, rgb=rgb, threads=threads,
+                                                   keep_pictures=hasattr(processor, "in_place") and not decorate):
                 if observer is not None:
                     observer(batch, result)
                 if decorate is not None:
-                    result = [dataclasses.replace(b, image=decorate(a, b)) for a, b in zip(batch, result)]
+                    result = [dataclasses.replace(b, image=decorate(a, b), changed=None) for a, b in zip(batch, result)]
                 with timer.stage("encode"):
                     for frame in result:
                         writer.write(frame)

@@ -27,6 +27,7 @@ from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.composite.paste import paste_margin
 from vidswap.composite.roi import footprint_roi, shift_source, shift_target
 from vidswap.hands.mask import HandMaskParams, hand_matte
+from vidswap.io.region_write import changed_box, union_box
 from vidswap.faces.pose import decompose, expression
 from vidswap.faces.tracksfile import ShotAnalysis, TrackAnalysis
 from vidswap.io.frames import Frame
@@ -235,10 +236,15 @@ class RenderStage:
         for b, k in enumerate(ks):
             f = out[k]
             image = f.image if self.in_place and f.image.flags.writeable else f.image.copy()
+            changed = f.changed
             if boxes[b] is not None:
                 bx0, by0, bx1, by1 = boxes[b]
-                image[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = from_float(comp.frames[b][:, by0:by1, bx0:bx1], dtype)
-            out[k] = dataclasses.replace(f, image=image)
+                pasted = from_float(comp.frames[b][:, by0:by1, bx0:bx1], dtype)
+                before = image[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1]
+                if changed is not None:  # the pixels the paste changed: what the writer converts back
+                    changed = union_box(changed, changed_box(before, pasted, (x0 + bx0, y0 + by0)))
+                before[...] = pasted
+            out[k] = dataclasses.replace(f, image=image, changed=changed)
             self.swapped.add(f.number)
             if self.sinks:
                 layer = FaceLayer(f.number, track.id, batch.target_crops[b], comp.crop[b], comp.alpha[b],

@@ -76,13 +76,15 @@ def processed_batches(batch_size: int, info: MediaInfo, numbers: list[int],
                       processor: Callable[[list[Frame]], list[Frame]], timer: StageTimer,
                       progress: Progress | None = None, colour: ColourPipeline | None = None,
                       size: tuple[int, int] | None = None, label: str = "render", rgb: bool = True,
-                      threads: int = 1) -> Iterator[tuple[list[Frame], list[Frame]]]:
+                      threads: int = 1, keep_pictures: bool = False) -> Iterator[tuple[list[Frame], list[Frame]]]:
     """The render pass's read -> process loop: yields ``(plates, results)`` per batch of ``numbers`` and reports
     ``progress(label, done, total)`` once the caller has taken each batch. ``colour``: a linear plate's OCIO
     pipeline, to hand the processor display-referred frames; ``size``: the working size the frames are read at
     (:attr:`~vidswap.shot.ShotPlan.work_size`); ``label``: the pass's name in the progress report (``render``,
     ``overlay``); ``threads``: batches processed at once (:func:`ordered_map`; the timer's ``swap`` is then the
-    time the loop waited for a result, not the render's work)."""
+    time the loop waited for a result, not the render's work); ``keep_pictures``: the frames also carry their
+    decoded pictures (:func:`~vidswap.io.read_frames`' ``keep_picture``: video at its own size, no colour
+    pipeline)."""
     done = 0
     w, h = size or (info.width, info.height)
     nbytes = frame_bytes(w, h, info.bit_depth)
@@ -91,7 +93,8 @@ def processed_batches(batch_size: int, info: MediaInfo, numbers: list[int],
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
     prefetch = queue_depth(batch_size, nbytes)
-    with read_numbers(info, numbers, prefetch=prefetch, size=size, rgb=rgb) as frames:
+    keep = keep_pictures and colour is None and info.kind == "video"
+    with read_numbers(info, numbers, prefetch=prefetch, size=size, rgb=rgb, keep_picture=keep) as frames:
         if colour is not None:
             from vidswap.composite.linear import display_frames
 

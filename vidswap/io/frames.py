@@ -27,6 +27,11 @@ class Frame:
     duration: how long the frame is shown, in time_base units (video only; None when unknown).
     picture:  the decoded picture (``av.VideoFrame``, in the stream's own pixel format) when read with
               ``rgb=False``; ``image`` is then None (pass-through copies it to the encoder, no RGB round trip).
+              Read with ``keep_picture`` (the render pass), both: ``image`` is ``picture``'s RGB.
+    changed:  with both: the box ``(x0, y0, x1, y1)`` outside which ``image`` is still ``picture``'s RGB
+              (empty, ``(0, 0, 0, 0)``, as read; the render stage grows it by each box it pastes), so the writer
+              converts only that box back (:mod:`vidswap.io.region_write`). None: unknown (anything that
+              replaces or draws on ``image`` elsewhere must leave it None).
     """
 
     number: int
@@ -35,6 +40,7 @@ class Frame:
     image: np.ndarray | None
     duration: int | None = None
     picture: object | None = None
+    changed: tuple[int, int, int, int] | None = None
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

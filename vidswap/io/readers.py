@@ -107,7 +107,8 @@ class FrameStream(Iterator[Frame]):
 
 @contextmanager
 def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8,
-                rgb: bool = True, shrink_to: tuple[int, int] | None = None) -> Iterator[Iterator[Frame]]:
+                rgb: bool = True, shrink_to: tuple[int, int] | None = None,
+                keep_picture: bool = False) -> Iterator[Iterator[Frame]]:
     """Stream the frames ``numbers`` (default: all; any positive step) of a probed input, in order.
 
     Yields a :class:`FrameStream`; each item is a :class:`Frame` with an HxWx3 RGB image (uint8, uint16 for
@@ -115,10 +116,13 @@ def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8
     ``rgb=False`` (video only): no RGB conversion; each frame carries its decoded ``picture`` instead.
     ``shrink_to`` (video only): (width, height) the RGB conversion shrinks the pictures to when they are larger
     (:class:`~vidswap.io.avutil.RgbConverter`); other inputs keep their size.
+    ``keep_picture`` (video, RGB at the picture's own size): each frame also carries its decoded ``picture``, with
+    ``changed`` (0, 0, 0, 0), so the writer can re-encode the picture with only what the render changed converted
+    back (:mod:`vidswap.io.region_write`).
     """
     numbers = _check_numbers(info, numbers)
     if info.kind == "video":
-        produce = _video_producer(info, numbers, rgb, shrink_to)
+        produce = _video_producer(info, numbers, rgb, shrink_to, keep_picture and rgb and shrink_to is None)
     else:
         produce = _file_producer(info, numbers)
     stream = FrameStream(produce, prefetch, name=f"vidswap-read-{Path(info.path).name}")
@@ -130,16 +134,19 @@ def read_frames(info: MediaInfo, numbers: range | None = None, prefetch: int = 8
 
 @contextmanager
 def read_numbers(info: MediaInfo, numbers: list[int], prefetch: int = 8,
-                 size: tuple[int, int] | None = None, rgb: bool = True) -> Iterator[Iterator[Frame]]:
+                 size: tuple[int, int] | None = None, rgb: bool = True,
+                 keep_picture: bool = False) -> Iterator[Iterator[Frame]]:
     """Stream the frames ``numbers`` (ascending, gaps allowed: ``0-3,10-12``) of a probed input, in order: one
     :func:`read_frames` stream per evenly spaced run, so the frames in a gap are never read. ``size``: (width,
     height) to resize every frame to (dtype kept; video shrunk in its RGB conversion, ``read_frames``'
-    ``shrink_to``), or None for the input's own size; ``rgb``: see :func:`read_frames`."""
+    ``shrink_to``), or None for the input's own size; ``rgb``, ``keep_picture``: see :func:`read_frames` (no
+    picture is kept when ``size`` is given)."""
     runs = frame_runs(list(numbers))
 
     def chained() -> Iterator[Frame]:
         for run in runs:
-            with read_frames(info, run, prefetch, rgb, shrink_to=size) as frames:
+            with read_frames(info, run, prefetch, rgb, shrink_to=size,
+                             keep_picture=keep_picture and size is None) as frames:
                 for frame in frames:
                     yield frame if size is None else replace(frame, image=resize_image(frame.image, size))
 
@@ -225,12 +232,13 @@ def _numbering(info: MediaInfo, container, stream) -> _Numbering:
 
 
 def _video_producer(info: MediaInfo, numbers: range, rgb: bool = True,
-                    shrink_to: tuple[int, int] | None = None) -> Callable[[Emit], None]:
+                    shrink_to: tuple[int, int] | None = None, keep: bool = False) -> Callable[[Emit], None]:
     def produce(emit: Emit) -> None:
+        opts = {"rgb": rgb, "shrink_to": shrink_to, "keep_picture": keep}
         try:
-            _decode_video(info, numbers, emit, seek=numbers.start > info.first_frame, rgb=rgb, shrink_to=shrink_to)
+            _decode_video(info, numbers, emit, seek=numbers.start > info.first_frame, **opts)
         except _SeekMissed:
-            _decode_video(info, numbers, emit, seek=False, rgb=rgb, shrink_to=shrink_to)
+            _decode_video(info, numbers, emit, seek=False, **opts)
         except (av.FFmpegError, OSError) as exc:
             if getattr(exc, "errno", None) in TRANSIENT_ERRNOS:  # the disk or the share, not the file
                 raise MediaError(f"reading {info.path} failed ({exc}); check the disk or share and retry") from None
@@ -244,7 +252,7 @@ class _SeekMissed(Exception):
 
 
 def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool, rgb: bool = True,
-                  shrink_to: tuple[int, int] | None = None) -> None:
+                  shrink_to: tuple[int, int] | None = None, keep_picture: bool = False) -> None:
     to_rgb = avutil.RgbConverter(info.bit_depth > 8, info.colorspace)
     last = numbers[-1]
     with av.open(avutil.local_url(info.path), metadata_errors="replace") as container:
@@ -269,7 +277,10 @@ def _decode_video(info: MediaInfo, numbers: range, emit: Emit, seek: bool, rgb: 
             if n < numbers.start or (n - numbers.start) % numbers.step:
                 continue
             tc = timecode_at(info.timecode, info.fps, n)
-            if rgb:
+            if rgb and keep_picture:
+                record = Frame(n, frame.pts, tc, to_rgb(frame), frame.duration or None, picture=frame,
+                               changed=(0, 0, 0, 0))
+            elif rgb:
                 record = Frame(n, frame.pts, tc, to_rgb(frame, shrink_to), frame.duration or None)
             else:
                 record = Frame(n, frame.pts, tc, None, frame.duration or None, picture=frame)

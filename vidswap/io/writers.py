@@ -34,6 +34,7 @@ from vidswap.io.atomic import atomic_file, atomic_files, check_writable_dir, ens
 from vidswap.io.frames import Frame, resize_image, timecode_at
 from vidswap.io.media import MediaInfo
 from vidswap.io.exr import ExrOutput
+from vidswap.io.region_write import merge_region, mergeable
 from vidswap.io.mux import (AudioCopier, check_container_codecs, container_codecs, copy_stream_tags, open_copier,
                             open_source)
 from vidswap.io.sequences import WRITE_EXTS, SequencePattern, is_pattern, to_uint16, write_image_file
@@ -266,6 +267,7 @@ class VideoSink:
         self._stream = None
         self._encoding: _Encoding | None = None
         self._sws = VideoReformatter()
+        self._region_sws = VideoReformatter()
         self._to_rgb: avutil.RgbConverter | None = None
         self._copier: AudioCopier | None = None
         self._source = None
@@ -333,7 +335,10 @@ class VideoSink:
             if self._stream is None:
                 self._start(frame)
             pts, duration, source_pts = self._timing(frame)
-            picture = self._picture(frame.image) if frame.image is not None else self._decoded(frame.picture)
+            if frame.image is None:
+                picture = self._decoded(frame.picture)
+            else:
+                picture = self._region_picture(frame) or self._picture(frame.image)
             picture.pts = pts
             picture.time_base = self.time_base
             self._durations[pts] = duration
@@ -376,6 +381,27 @@ class VideoSink:
         if self._to_rgb is None:
             self._to_rgb = avutil.RgbConverter(self.info.bit_depth > 8, self.info.colorspace)
         return self._picture(self._to_rgb(picture))
+
+    def _region_picture(self, frame: Frame) -> av.VideoFrame | None:
+        """A rendered frame as its decoded picture with only ``frame.changed`` converted back from RGB
+        (:func:`~vidswap.io.region_write.merge_region`), or None where :func:`~vidswap.io.region_write.mergeable`
+        says that does not apply."""
+        if not mergeable(frame, self.size, self._encoding.pix_fmt):
+            return None
+        picture = merge_region(frame.picture, frame.image, frame.changed, self._region_yuv)
+        for key, code in self._encoding.tags.items():
+            if code is not None:
+                setattr(picture, key, code)
+        return picture
+
+    def _region_yuv(self, image: np.ndarray) -> av.VideoFrame:
+        """(h, w, 3) uint8 RGB -> yuv420p as :meth:`_picture` converts a whole frame (its own swscale context:
+        the region's size changes from frame to frame, the whole frame's does not)."""
+        enc = self._encoding
+        return self._region_sws.reformat(
+            av.VideoFrame.from_ndarray(image, format="rgb24"), width=image.shape[1], height=image.shape[0],
+            format=enc.pix_fmt, interpolation=Interpolation.BICUBIC, dst_colorspace=avutil.sws_matrix(enc.matrix),
+            dst_color_range=enc.tags.get("color_range") or None)
 
     def _picture(self, image: np.ndarray) -> av.VideoFrame:
         """RGB array -> frame in the encoder's pixel format, scaled to the output size, tagged."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +21,10 @@ from vidswap.faces.analysis_key import analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.io import EncodeSettings, Frame, open_sink, output_kind, probe, read_frames
+from vidswap.io import EncodeSettings, Frame, open_sink, output_kind, probe, read_frames, read_numbers
 from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
+from vidswap.io.region_write import changed_box
 from vidswap.io.sequences import SequencePattern
 from vidswap.analysis_cache import analyze_shot
 from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, job_core, job_render_threads,
@@ -252,19 +255,38 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
     written = 0
     if progress:
         progress("assemble", 0, len(plan.numbers))
-    with open_sink(plan.out_path, plan.info, settings_from_config(cfg, plan.out_path), size=plan.size) as sink:
+    settings = settings_from_config(cfg, plan.out_path)
+    with open_sink(plan.out_path, plan.info, settings, size=plan.size) as sink:
         for first, last, path in spans:
             mine = [n for n in plan.numbers if first <= n <= last]
             if not mine:
                 continue
-            with read_frames(probe(path)) as frames:
-                for number, frame in zip(mine, frames):
+            with read_frames(probe(path)) as frames, plate_pictures(cfg, plan, settings, mine) as plates:
+                for number, frame, plate in zip(mine, frames, plates):
+                    # as a single pass writes it: the plate's decoded picture, with what the render changed
+                    kept = {} if plate is None else {"picture": plate.picture,
+                                                     "changed": changed_box(plate.image, frame.image)}
                     sink.write(Frame(number=number, pts=pts[number], timecode=None, image=frame.image,
-                                     duration=durations[number]))
+                                     duration=durations[number], **kept))
                     written += 1
                     if progress:
                         progress("assemble", written, len(plan.numbers))
     return summarise(plan, None, written, start, timer, [], plan.out_path)
+
+
+@contextmanager
+def plate_pictures(cfg: JobConfig, plan: ShotPlan, settings: EncodeSettings, numbers: list[int]):
+    """For ``assemble``: the plate's frames ``numbers`` with their decoded pictures where a single pass's writer
+    would have re-encoded those (H.264 of a video plate at its own size, upright, no decoration or colour
+    pipeline: :mod:`vidswap.io.region_write`), else None for every frame."""
+    info = plan.info
+    if (settings.codec != "h264" or info.kind != "video" or plan.colour is not None or plan.work_size is not None
+            or tuple(plan.size) != (info.width, info.height) or int(info.rotation or 0) % 360
+            or frame_decoration(cfg, plan) is not None):
+        yield itertools.repeat(None)
+        return
+    with read_numbers(info, numbers, prefetch=2, keep_picture=True) as frames:
+        yield frames
 
 
 def chunk_cover(folder: Path, numbers: list[int]) -> list[tuple[int, int, Path]]:
