@@ -29,9 +29,9 @@ class Frame:
               ``rgb=False``; ``image`` is then None (pass-through copies it to the encoder, no RGB round trip).
               Read with ``keep_picture`` (the render pass), both: ``image`` is ``picture``'s RGB.
     changed:  with both: the box ``(x0, y0, x1, y1)`` outside which ``image`` is still ``picture``'s RGB
-              (empty, ``(0, 0, 0, 0)``, as read; the render stage grows it by each box it pastes), so the writer
-              converts only that box back (:mod:`vidswap.io.region_write`). None: unknown (anything that
-              replaces or draws on ``image`` elsewhere must leave it None).
+              (empty, ``(0, 0, 0, 0)``, as read; the render stage grows it by the pixels each paste changes), so
+              the writer converts only that box back (:mod:`vidswap.io.region_write`). None: unknown (anything
+              else that replaces or draws on ``image`` must set it None).
     """
 
     number: int

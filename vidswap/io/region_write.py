@@ -1,13 +1,14 @@
 """A rendered frame for the encoder from its decoded picture: only the box the render changed goes through RGB.
 
 The render pass reads every frame as RGB (the decoder's YUV converted) and pastes faces into a box of it.
-Converting the whole RGB frame back to YUV for the encoder costs a 4K frame ~21 ms (swscale, bicubic chroma) and
-alters pixels the render never touched: FFmpeg's 8-bit YUV -> RGB -> YUV round trip moves luma by up to 12 code
-values (super-whites and super-blacks are clipped in RGB) and changes ~95 % of the luma samples of the sample plate.
+Converting the whole RGB frame back to YUV for the encoder costs a 4K frame 18-21 ms (swscale, bicubic chroma) and
+alters pixels the render never touched: FFmpeg's 8-bit YUV -> RGB -> YUV round trip changed 95 % of the luma
+samples of the 1080p bench plate, 15 % of them by more than 1 code value and up to 12.
 Here the encoder's picture is a copy of the decoded picture with only the changed box converted from the rendered
 RGB: outside the box the encoder gets the decoded plate bit for bit; inside it the values of a whole-frame
 conversion, bit for bit too, because the box is converted together with :data:`MARGIN` pixels of real neighbours
-on every side (swscale's 2:1 bicubic chroma filter reads 4 around each chroma site).
+on every side, more than swscale's 2:1 bicubic chroma filter reaches (a margin of 4 already gave a whole-frame
+conversion's values; 2 did not).
 
 Pure functions over PyAV frames and NumPy arrays; the writer (:class:`vidswap.io.writers.VideoSink`) decides when
 the picture can be used (4:2:0 8-bit in and out, the same size, no rotation).
@@ -22,7 +23,7 @@ import numpy as np
 
 __all__ = ["MARGIN", "GRID", "changed_box", "conversion_box", "picture_planes", "merge_region", "mergeable", "union_box"]
 
-#: Real neighbouring pixels converted around the changed box (the chroma filter's reach is 4; even).
+#: Real neighbouring pixels converted around the changed box (even; 4 was found enough, see above).
 MARGIN = 16
 #: The converted box's corners snap outward to this grid, so a moving face's box keeps its size for a while (each
 #: new size costs swscale a new context, ~2 ms at 1000 px).
