@@ -15,7 +15,8 @@ import pytest
 
 from vidswap.config import JobConfig
 from vidswap.io import probe
-from vidswap.memory import MMAP_THRESHOLD, _glibc, batch_frames, frame_bytes, heap_threshold, queue_depth, steady_heap
+from vidswap.memory import (MMAP_THRESHOLD, _glibc, batch_frames, frame_bytes, heap_threshold, picture_bytes, queue_depth,
+                            steady_heap)
 from vidswap.pipeline import frames_in_flight, render_frames
 from vidswap.timing import StageTimer
 
@@ -28,6 +29,10 @@ def test_queue_depth_keeps_the_overlap_at_small_plates_and_shrinks_at_large_ones
     assert queue_depth(8, frame_bytes(3840, 2160, 8)) == 4  # 96 MiB // 24.9 MB
     assert queue_depth(8, frame_bytes(3840, 2160, 16)) == 2  # never fewer than 2
     assert queue_depth(1, frame_bytes(640, 360, 8)) == 4 and queue_depth(32, frame_bytes(640, 360, 8)) == 32
+    # the render pass's frames keep their decoded 4:2:0 pictures too (vidswap.io.region_write): counted
+    assert picture_bytes(3840, 2160) == 3840 * 2160 * 3 // 2
+    assert queue_depth(8, frame_bytes(3840, 2160, 8) + picture_bytes(3840, 2160)) == 2  # 96 MiB // 37.3 MB
+    assert queue_depth(8, frame_bytes(1920, 1080, 8) + picture_bytes(1920, 1080)) == 8
 
 
 def test_the_render_batch_follows_the_plates_bytes_and_the_heap_maps_frames_larger_than_a_faces_tensors():

@@ -56,6 +56,13 @@ def frame_bytes(width: int, height: int, bit_depth: int, channels: int = 3) -> i
     return width * height * channels * sample
 
 
+def picture_bytes(width: int, height: int) -> int:
+    """Bytes of one decoded 8-bit 4:2:0 picture, which the render pass's frames keep beside their RGB
+    (:mod:`vidswap.io.region_write`): counted in the queues' budgets, so the frames in flight hold no more memory
+    than before they kept them."""
+    return width * height * 3 // 2
+
+
 def batch_frames(batch_size: int, nbytes: int, budget: int = BATCH_BYTES) -> int:
     """Frames the render pass takes at once: ``batch_size`` within ``budget`` bytes of ``nbytes`` frames, at least
     1. Every face's result depends on that face alone (no state from batch to batch, farm chunks equal a single

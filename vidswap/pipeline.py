@@ -21,7 +21,7 @@ import numpy as np
 from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
 from vidswap.config import JobConfig
 from vidswap.copy_stage import CopyStage
-from vidswap.memory import RENDER_CROP_PIXELS, frame_bytes, queue_depth, release_after_analysis
+from vidswap.memory import RENDER_CROP_PIXELS, release_after_analysis
 from vidswap.io import EncodeSettings, Frame, MediaInfo, open_sink, output_kind, resize_image
 from vidswap.io.atomic import atomic_files, ensure_writable_dir
 from vidswap.io.background import background_writer
@@ -34,7 +34,7 @@ from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, 
 from vidswap.swap import CoreContext, build_core
 from vidswap.swap.registry import known_passthrough
 from vidswap.models.runtime import default_threads
-from vidswap.render_loop import processed_batches, render_threads
+from vidswap.render_loop import frames_in_flight, processed_batches, render_threads  # noqa: F401 - re-exported
 from vidswap.timing import Progress, StageTimer
 
 # What a swapping job uses (torch, kornia, the models) is imported by the functions that use it: a pass-through
@@ -445,11 +445,12 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
     with open_sink(out_path, sink_info or info, settings, size=size, exr=exr) as sink:
         # the encoder works on a thread of its own while the next batch renders; "encode" is the time the
         # render waited for it, "encode_overlapped" the time it worked
-        depth = frames_in_flight(cfg, info, work_size)
+        keep = hasattr(processor, "in_place") and not decorate  # the render stage's frames keep their pictures
+        depth = frames_in_flight(cfg, info, work_size, pictures=keep)
         with background_writer(sink, partial(resize_frame, size=size), depth=depth) as writer:
             for batch, result in processed_batches(cfg.batch_size, info, numbers, processor, timer, progress,
                                                    size=work_size, label=label, rgb=rgb, threads=threads,
-                                                   keep_pictures=hasattr(processor, "in_place") and not decorate):
+                                                   keep_pictures=keep):
                 if observer is not None:
                     observer(batch, result)
                 if decorate is not None:
@@ -473,14 +474,6 @@ def job_render_threads(cfg: JobConfig, setup: RenderSetup) -> int:
         return 1
     ordered = bool(stage.sinks or stage.matte_sinks) or setup.processor is not stage
     return render_threads(cfg.render_threads, stage.device.type, ordered, default_threads())
-
-
-def frames_in_flight(cfg: JobConfig, info: MediaInfo, size: tuple[int, int] | None) -> int:
-    """Frames the reader's queue and the writer's queue each hold at most (:func:`vidswap.memory.queue_depth`):
-    fewer as the plate grows, never more than ``max(4, batch_size)``; ``size``: the working size, if not the
-    plate's."""
-    w, h = size or (info.width, info.height)
-    return queue_depth(cfg.batch_size, frame_bytes(w, h, info.bit_depth))
 
 
 def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 import av
 import numpy as np
 
-__all__ = ["MARGIN", "GRID", "changed_box", "conversion_box", "picture_planes", "merge_region", "mergeable", "union_box"]
+__all__ = ["MARGIN", "GRID", "changed_box", "conversion_box", "picture_planes", "merge_region", "mergeable",
+           "union_box"]
 
 #: Real neighbouring pixels converted around the changed box (even; 4 was found enough, see above).
 MARGIN = 16
