@@ -8,7 +8,8 @@ itself but :mod:`importlib`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -36,3 +37,23 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
         return sorted({*namespace, *exports})
 
     return __getattr__, __dir__
+
+
+def import_in_background(modules: Iterable[str], name: str = "vidswap-imports") -> threading.Thread:
+    """Import ``modules`` on a daemon thread, started now; join it before the code that needs them.
+
+    For imports that take long in Python (``filterpy`` pulls in ``scipy.stats``: ~0.5 s) while the caller's thread
+    spends its time in native code that releases the GIL (the analysis's models). An import that fails here is
+    left to fail again, with its own error, where the module is imported for use.
+    """
+
+    def run() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - reported by the real import
+                return
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

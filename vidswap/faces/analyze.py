@@ -11,6 +11,7 @@ computed for faces that are new and every ``identity_every`` frames.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.hands.types import HandTracks
+from vidswap.lazy_exports import import_in_background
 from vidswap.faces.align import as_rgb8
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
@@ -144,8 +146,12 @@ class FrameAnalyzer:
     background: bool = True
     _worker: ThreadPoolExecutor | None = None
     _pending: Future | None = None
+    _imports: threading.Thread | None = None
 
     def __post_init__(self) -> None:
+        # the smoother's (and the hand tracker's) Kalman filters: filterpy imports scipy.stats (~0.5 s), done while
+        # the frames are analysed; joined before anything else is imported (finish) -- see close()
+        self._imports = import_in_background(("filterpy.kalman", "filterpy.common"), "vidswap-analysis-imports")
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
         rigid = landmark_groups()[0]
         self._rigid = rigid[rigid < 468]  # the points that move with the head (no lips, eyes, brows, irises)
@@ -262,6 +268,8 @@ class FrameAnalyzer:
     def close(self) -> None:
         """Wait for the worker's batch and stop the worker (``finish`` does it; call it when analysis stops early)."""
         try:
+            if self._imports is not None:
+                self._imports.join()  # no two threads import at once after this point
             self._wait_faces()
         finally:
             if self._worker is not None:
