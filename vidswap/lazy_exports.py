@@ -1,8 +1,9 @@
-"""Lazy re-exports for a package's ``__init__`` (PEP 562): a name is imported from its module on first use.
+"""Deferred imports: lazy re-exports for a package's ``__init__`` (PEP 562), where a name is imported from its module
+on first use, and imports made on a background thread (:func:`import_in_background`).
 
-Used by the packages whose modules import torch or kornia (:mod:`vidswap.swap`, :mod:`vidswap.composite`), so that
-their torch-free modules can be imported, as a pass-through run does, without pulling the rest in. Imports nothing
-itself but :mod:`importlib`.
+The re-exports are used by the packages whose modules import torch or kornia (:mod:`vidswap.swap`,
+:mod:`vidswap.composite`), so that their torch-free modules can be imported, as a pass-through run does, without
+pulling the rest in. Imports nothing itself but :mod:`importlib` and :mod:`threading`.
 """
 
 from __future__ import annotations
