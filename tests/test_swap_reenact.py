@@ -116,18 +116,20 @@ def test_inner_mask_covers_eye_and_mouth_polygons():
 
 @pytest.mark.parametrize("r", [1, 2, 4, 12])
 def test_inner_mask_opencv_morphology_equals_the_shifted_slices(r):
-    """On CPU tensors the hole's dilation and box sums run on OpenCV; the shifted-slice versions (any device) give
-    the same values bit for bit, zeros outside the image included, and the soft mask is exactly 0 and 1 where the
-    box sees none or all of the grown polygon, with only multiples of 1 / (2 rf + 1)^4 between."""
-    from vidswap.swap.geometric.reenact import _box_sum, _box_sum_opencv, _dilate, _dilate_opencv
+    """On CPU tensors the hole's growth (composite.filters.dilate, square) and box sums run on OpenCV; the other
+    paths give the same values bit for bit, zeros outside the image included, and the soft mask is exactly 0 and 1
+    where the box sees none or all of the grown polygon, with only multiples of 1 / (2 rf + 1)^4 between."""
+    from vidswap.composite.filters import dilate
+    from vidswap.swap.geometric.reenact import _box_sum, _box_sum_opencv
 
     g = torch.Generator().manual_seed(r)
     mask = torch.rand(2, 1, 70, 90, generator=g) > 0.99
     mask[0, 0, 0, 0] = mask[1, 0, -1, -1] = True  # corners: what lies outside the image counts as 0
-    grown = _dilate(mask, r)
-    assert torch.equal(grown, _dilate_opencv(mask, r))
-    sums = _box_sum(_box_sum(grown.float(), r), r)
-    assert torch.equal(sums, _box_sum_opencv(_box_sum_opencv(grown.float(), r), r))
+    grown = dilate(mask.float(), r, shape="square")  # the hole's growth (OpenCV on CPU)
+    square = torch.nn.functional.max_pool2d(mask.float(), 2 * r + 1, stride=1, padding=r)
+    assert torch.equal(grown, square) and torch.equal(grown, dilate(mask.float(), r, shape="square", opencv=False))
+    sums = _box_sum(_box_sum(grown, r), r)
+    assert torch.equal(sums, _box_sum_opencv(_box_sum_opencv(grown, r), r))
     pts, regions = _square_landmarks(2)
     rf = min(r, 2)  # the 64-px test face: wider boxes reach every pixel
     soft = inner_mask(pts, inner_loops(regions), (64, 64), grow=1.0, feather=float(rf))
