@@ -374,10 +374,7 @@ class VideoSink:
         if (picture.format.name == self._encoding.pix_fmt and (picture.width, picture.height) == (width, height)
                 and not int(picture.rotation or 0) % 360):
             picture.pict_type = PictureType.NONE  # the encoder chooses its own frame types
-            for key, code in self._encoding.tags.items():
-                if code is not None:
-                    setattr(picture, key, code)
-            return picture
+            return self._tagged(picture)
         if self._to_rgb is None:
             self._to_rgb = avutil.RgbConverter(self.info.bit_depth > 8, self.info.colorspace)
         return self._picture(self._to_rgb(picture))
@@ -388,24 +385,25 @@ class VideoSink:
         says that does not apply."""
         if not mergeable(frame, self.size, self._encoding.pix_fmt):
             return None
-        picture = merge_region(frame.picture, frame.image, frame.changed, self._region_yuv)
-        for key, code in self._encoding.tags.items():
-            if code is not None:
-                setattr(picture, key, code)
-        return picture
+        return self._tagged(merge_region(frame.picture, frame.image, frame.changed, self._region_yuv))
 
     def _region_yuv(self, image: np.ndarray) -> av.VideoFrame:
         """(h, w, 3) uint8 RGB -> yuv420p as :meth:`_picture` converts a whole frame (its own swscale context:
         the region's size changes from frame to frame, the whole frame's does not)."""
+        rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
+        return self._encoder_format(self._region_sws, rgb, image.shape[1], image.shape[0], Interpolation.BICUBIC)
+
+    def _encoder_format(self, sws: VideoReformatter, rgb: av.VideoFrame, width: int, height: int,
+                        flags) -> av.VideoFrame:
+        """An RGB frame in the encoder's pixel format at ``width`` x ``height`` (its matrix and range for YUV)."""
         enc = self._encoding
-        return self._region_sws.reformat(
-            av.VideoFrame.from_ndarray(image, format="rgb24"), width=image.shape[1], height=image.shape[0],
-            format=enc.pix_fmt, interpolation=Interpolation.BICUBIC, dst_colorspace=avutil.sws_matrix(enc.matrix),
-            dst_color_range=enc.tags.get("color_range") or None)
+        yuv = enc.pix_fmt.startswith("yuv")
+        return sws.reformat(rgb, width=width, height=height, format=enc.pix_fmt, interpolation=flags,
+                            dst_colorspace=avutil.sws_matrix(enc.matrix) if yuv else None,
+                            dst_color_range=(enc.tags.get("color_range") or None) if yuv else None)
 
     def _picture(self, image: np.ndarray) -> av.VideoFrame:
         """RGB array -> frame in the encoder's pixel format, scaled to the output size, tagged."""
-        enc = self._encoding
         width, height = self.size
         if (image.shape[1], image.shape[0]) == (width, height):  # odd plate, even-only codec: pad, not resample
             width, height = encode_size(self.settings, self.size)
@@ -418,12 +416,11 @@ class VideoSink:
         else:
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_uint16(image)), format="rgb48le")
             flags = avutil.SWS_FLAGS
-        yuv = enc.pix_fmt.startswith("yuv")
-        picture = self._sws.reformat(
-            rgb, width=width, height=height, format=enc.pix_fmt, interpolation=flags,
-            dst_colorspace=avutil.sws_matrix(enc.matrix) if yuv else None,
-            dst_color_range=(enc.tags.get("color_range") or None) if yuv else None)
-        for key, code in enc.tags.items():
+        return self._tagged(self._encoder_format(self._sws, rgb, width, height, flags))
+
+    def _tagged(self, picture: av.VideoFrame) -> av.VideoFrame:
+        """``picture`` with the encoder's colour tags set (those it has)."""
+        for key, code in self._encoding.tags.items():
             if code is not None:
                 setattr(picture, key, code)
         return picture
