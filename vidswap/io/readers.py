@@ -145,8 +145,7 @@ def read_numbers(info: MediaInfo, numbers: list[int], prefetch: int = 8,
 
     def chained() -> Iterator[Frame]:
         for run in runs:
-            with read_frames(info, run, prefetch, rgb, shrink_to=size,
-                             keep_picture=keep_picture and size is None) as frames:
+            with read_frames(info, run, prefetch, rgb, shrink_to=size, keep_picture=keep_picture) as frames:
                 for frame in frames:
                     yield frame if size is None else replace(frame, image=resize_image(frame.image, size))
 

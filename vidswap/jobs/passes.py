@@ -31,6 +31,7 @@ from vidswap.pipeline import (Progress, RunSummary, StageTimer, build_render, jo
                               patch_outputs, prepared_identity, render_frames, render_patches, require_analysis,
                               summarise, target_identities, write_patch_scripts)
 from vidswap.preflight import SideOutputs, check_job
+from vidswap.render_loop import keeps_pictures
 from vidswap.probe_record import record_probe
 from vidswap.source_cache import cached_source_faces
 from vidswap.shot import ShotPlan, check_sources, frame_decoration, output_size, plan_frame_numbers, plan_shot, \
@@ -276,13 +277,12 @@ def assemble(cfg: JobConfig, progress: Progress | None = None) -> RunSummary:
 
 @contextmanager
 def plate_pictures(cfg: JobConfig, plan: ShotPlan, settings: EncodeSettings, numbers: list[int]):
-    """For ``assemble``: the plate's frames ``numbers`` with their decoded pictures where a single pass's writer
-    would have re-encoded those (H.264 of a video plate at its own size, upright, no decoration or colour
-    pipeline: :mod:`vidswap.io.region_write`), else None for every frame."""
+    """For ``assemble``: the plate's frames ``numbers`` with their decoded pictures where a single pass's render
+    loop keeps them (:func:`~vidswap.render_loop.keeps_pictures`, no decoration) and its writer re-encodes them
+    (H.264 at the plate's own size, upright: :mod:`vidswap.io.region_write`), else None for every frame."""
     info = plan.info
-    if (settings.codec != "h264" or info.kind != "video" or plan.colour is not None or plan.work_size is not None
-            or tuple(plan.size) != (info.width, info.height) or int(info.rotation or 0) % 360
-            or frame_decoration(cfg, plan) is not None):
+    if (settings.codec != "h264" or tuple(plan.size) != (info.width, info.height) or int(info.rotation or 0) % 360
+            or not keeps_pictures(info, plan.work_size, plan.colour, frame_decoration(cfg, plan) is None)):
         yield itertools.repeat(None)
         return
     with read_numbers(info, numbers, prefetch=2, keep_picture=True) as frames:
