@@ -17,7 +17,8 @@ from vidswap.config import JobConfig
 from vidswap.io import probe
 from vidswap.memory import (MMAP_THRESHOLD, _glibc, batch_frames, frame_bytes, heap_threshold, picture_bytes, queue_depth,
                             steady_heap)
-from vidswap.pipeline import frames_in_flight, render_frames
+from vidswap.pipeline import render_frames
+from vidswap.render_loop import frames_in_flight
 from vidswap.timing import StageTimer
 
 

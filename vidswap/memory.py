@@ -58,8 +58,8 @@ def frame_bytes(width: int, height: int, bit_depth: int, channels: int = 3) -> i
 
 def picture_bytes(width: int, height: int) -> int:
     """Bytes of one decoded 8-bit 4:2:0 picture, which the render pass's frames keep beside their RGB
-    (:mod:`vidswap.io.region_write`): counted in the queues' budgets, so the frames in flight hold no more memory
-    than before they kept them."""
+    (:mod:`vidswap.io.region_write`): counted in the queues' budgets, so what waits between the stages stays within
+    :data:`QUEUE_BYTES` (the decoders' buffer pools still grow with the pictures alive at once: RESULTS.md, s22)."""
     return width * height * 3 // 2
 
 

@@ -34,7 +34,7 @@ from vidswap.shot import ShotPlan, check_sources, exr_output, frame_decoration, 
 from vidswap.swap import CoreContext, build_core
 from vidswap.swap.registry import known_passthrough
 from vidswap.models.runtime import default_threads
-from vidswap.render_loop import frames_in_flight, processed_batches, render_threads  # noqa: F401 - re-exported
+from vidswap.render_loop import frames_in_flight, processed_batches, render_threads
 from vidswap.timing import Progress, StageTimer
 
 # What a swapping job uses (torch, kornia, the models) is imported by the functions that use it: a pass-through
