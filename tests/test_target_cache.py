@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vidswap.appearance.relight import PlateLight
+from vidswap.identity_cache import record_stamp
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
 from vidswap.target_cache import cached_target, declared_dataclass, read_target, target_key
@@ -49,10 +50,10 @@ def test_the_recorded_target_reads_back_equal_to_the_computed_one_and_only_for_i
     expect = GeometricSwapCore.for_target(core, identity, track)
     assert isinstance(expect.plate_light, PlateLight) and expect.render_size == (480, 160)
 
-    first = cached_target(core, identity, "id-key", track, tmp_path, "cpu")
+    first = cached_target(core, identity, "id-key", track, tmp_path, "cpu", "c1")
     assert core.calls == 1 and _same(first, expect)
     assert len(list(tmp_path.glob("target_*.safetensors"))) == 1
-    again = cached_target(core, identity, "id-key", track, tmp_path, "cpu")
+    again = cached_target(core, identity, "id-key", track, tmp_path, "cpu", "c1")
     assert core.calls == 1 and _same(again, expect)  # read, not computed
     assert again.images is identity.images  # the fields for_target left alone are the prepared identity's
 
@@ -61,10 +62,15 @@ def test_the_recorded_target_reads_back_equal_to_the_computed_one_and_only_for_i
     # another prepared identity, or another analysis of the track: computed again (and recorded beside)
     other_track = replace(track, smoothed=track.smoothed + np.float32(0.5))
     assert target_key("id-key", other_track) != target_key("id-key", track)
-    moved = cached_target(core, identity, "id-key", other_track, tmp_path, "cpu")
+    moved = cached_target(core, identity, "id-key", other_track, tmp_path, "cpu", "c1")
     assert core.calls == 2 and _same(moved, GeometricSwapCore.for_target(core, identity, other_track))
-    cached_target(core, identity, "id-key-2", track, tmp_path, "cpu")
+    cached_target(core, identity, "id-key-2", track, tmp_path, "cpu", "c1")
     assert core.calls == 3 and len(list(tmp_path.glob("target_*.safetensors"))) == 3
+    # made by other code (an upgrade, an edit): computed again, and its record replaced rather than kept beside
+    cached_target(core, identity, "id-key", track, tmp_path, "cpu", "c2")
+    assert core.calls == 4 and len(list(tmp_path.glob("target_*.safetensors"))) == 3
+    cached_target(core, identity, "id-key", track, tmp_path, "cpu", "c2")
+    assert core.calls == 4
 
 
 def test_an_unreadable_record_is_computed_again_and_a_plain_identity_is_not_recorded(tmp_path):
@@ -73,11 +79,11 @@ def test_an_unreadable_record_is_computed_again_and_a_plain_identity_is_not_reco
     expect = GeometricSwapCore.for_target(core, identity, track)
     path = tmp_path / f"target_{target_key('k', track)[:32]}.safetensors"
     path.write_bytes(b"not a record")
-    assert _same(cached_target(core, identity, "k", track, tmp_path, "cpu"), expect) and core.calls == 1
-    assert _same(cached_target(core, identity, "k", track, tmp_path, "cpu"), expect) and core.calls == 1
+    assert _same(cached_target(core, identity, "k", track, tmp_path, "cpu", "c1"), expect) and core.calls == 1
+    assert _same(cached_target(core, identity, "k", track, tmp_path, "cpu", "c1"), expect) and core.calls == 1
     # no appearance model: for_target returns the identity itself, nothing to record
     bare = replace(track, appearance={})
-    assert cached_target(core, identity, "k", bare, tmp_path / "bare", "cpu") is identity
+    assert cached_target(core, identity, "k", bare, tmp_path / "bare", "cpu", "c1") is identity
     assert not (tmp_path / "bare").exists()
 
 
@@ -91,9 +97,9 @@ def test_a_record_naming_another_type_than_the_identity_declares_is_not_used(tmp
     assert declared_dataclass(GeometricIdentity, "albedo") is None
     core = _Counting(GeometricSwapConfig(render_sigma=1.0))
     identity, track = _identity(), _track(scale=100.0, appearance=_model(0.01))
-    cached_target(core, identity, "k", track, tmp_path, "cpu")
+    cached_target(core, identity, "k", track, tmp_path, "cpu", "c1")
     path = next(tmp_path.glob("target_*.safetensors"))
-    key = target_key("k", track)
+    key = record_stamp(target_key("k", track), "c1")
     assert read_target(path, key, identity, "cpu") is not None
     with safe_open(str(path), framework="pt") as f:
         meta, tensors = f.metadata(), {n: f.get_tensor(n) for n in f.keys()}
@@ -102,4 +108,4 @@ def test_a_record_naming_another_type_than_the_identity_declares_is_not_used(tmp
     fields["plate_light"]["type"] = "vidswap.sections:TuneParams"  # the file may not choose what is built
     save_file(tensors, str(path), metadata={"key": key, "fields": json.dumps(fields)})
     assert read_target(path, key, identity, "cpu") is None
-    assert cached_target(core, identity, "k", track, tmp_path, "cpu").plate_light is not None and core.calls == 2
+    assert cached_target(core, identity, "k", track, tmp_path, "cpu", "c1").plate_light is not None and core.calls == 2

@@ -138,17 +138,20 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
                       which: int | None) -> SourceIdentity:
     """``core.prepare`` of all ``sources`` (``which`` None) or of source ``which`` alone, recorded in the job
     folder's ``sources/`` so a farm render task or a re-run reads it instead (:mod:`vidswap.identity_cache`)."""
-    return _prepared_and_key(cfg, core, sources, folder, device, which)[0]
+    from vidswap.identity_cache import package_digest
+
+    return _prepared_and_key(cfg, core, sources, folder, device, which, package_digest())[0]
 
 
 def _prepared_and_key(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
-                      which: int | None) -> tuple[SourceIdentity, str]:
-    """:func:`prepared_identity` and its record key, the source files hashed once for both."""
+                      which: int | None, code: str) -> tuple[SourceIdentity, str]:
+    """:func:`prepared_identity` and its record key, the source files hashed once for both; ``code``: the
+    package's digest, which a record must have been made by to be read back."""
     from vidswap.identity_cache import cached_identity, identity_key
 
     picked, settings, keys = _identity_inputs(cfg, which)
-    identity = cached_identity(core, cfg.swap.core, settings, [sources[k] for k in picked], keys, folder, device)
-    return identity, identity_key(cfg.swap.core, settings, device, keys)
+    key = identity_key(cfg.swap.core, settings, device, keys)
+    return cached_identity(core, key, [sources[k] for k in picked], folder, device, code), key
 
 
 def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], analysis: ShotAnalysis,
@@ -156,15 +159,17 @@ def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
     """Each target track's identity (``core.for_target`` of its prepared source identity), the per-target set-up
     recorded in the job folder's ``sources/`` next to the prepared identities (:mod:`vidswap.target_cache`), so
     every farm render task of the shot reads it instead of computing it again."""
+    from vidswap.identity_cache import package_digest
     from vidswap.target_cache import cached_target
 
+    code = package_digest()
     prepared: dict[int | None, tuple[SourceIdentity, str]] = {}
     identities = {}
     for tid, src in targets.items():
         if src not in prepared:
-            prepared[src] = _prepared_and_key(cfg, core, sources, folder, device, src)
+            prepared[src] = _prepared_and_key(cfg, core, sources, folder, device, src, code)
         identity, key = prepared[src]
-        identities[tid] = cached_target(core, identity, key, analysis.track(tid), folder, device)
+        identities[tid] = cached_target(core, identity, key, analysis.track(tid), folder, device, code)
     return identities
 
 

@@ -1,9 +1,10 @@
 """The source portraits' analysis -- the largest face's landmarks and identity embedding -- kept in the job folder,
 so farm render tasks and re-runs of a shot neither load the analysis models nor analyse the sources again.
 
-A record is keyed by the source file's bytes and the analysis models' pinned hashes; it holds exactly the arrays
-the analysis produced (the :class:`~vidswap.swap.base.SourceFace` built from it is the same as from a fresh
-analysis). A missing, unreadable or other-keyed record is analysed again and rewritten.
+A record is keyed by the source file's bytes and the analysis models' pinned hashes, and stamped with the code that
+made it (:func:`~vidswap.identity_cache.package_digest`); it holds exactly the arrays the analysis produced (the
+:class:`~vidswap.swap.base.SourceFace` built from it is the same as from a fresh analysis). A missing, unreadable,
+other-keyed or other-code record is analysed again and rewritten.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from vidswap.composite.convert import to_float
 from vidswap.errors import NoFaceError
 from vidswap.faces.pose import decompose
+from vidswap.identity_cache import package_digest, record_stamp
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceFace
 
@@ -81,15 +83,18 @@ def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder
                         model_hashes: dict[str, str], models: Callable[[], AnalysisModels],
                         warnings: list[str]) -> list[SourceFace]:
     """The sources' faces from ``folder``'s records, analysing (with ``models()``, called only then) and
-    recording the ones not found there."""
+    recording the ones not found there, or recorded by other code (:func:`~vidswap.identity_cache.package_digest`:
+    the record is replaced)."""
     faces = []
+    code = package_digest()
     for path, image in zip(paths, images):
         key = source_key(path, model_hashes)
         where = record_path(folder, key)
-        record = read_record(where, key)
+        stamp = record_stamp(key, code)
+        record = read_record(where, stamp)
         if record is None:
             record = analyse_source(path, image, models())
-            write_record(where, key, *record)
+            write_record(where, stamp, *record)
         points, embedding, count = record
         if count > 1:
             warnings.append(f"source {path} has {count} faces; using the largest")

@@ -4,9 +4,10 @@ job folder, so each farm render task of a shot does not set up the same target a
 A record holds only the fields ``for_target`` changed on the prepared identity: tensors (safetensors, bit-exact),
 plain values and tuples of them (JSON), and dataclasses of those (a ``vidswap`` dataclass such as
 :class:`~vidswap.appearance.relight.PlateLight`, its tensors stored as ``field.sub``). It is keyed by the prepared
-identity's record key (core, settings, device kind, sources) and a digest of the track's arrays the set-up reads
-(smoothed landmarks, appearance model), so a record from another analysis or other settings is never used. A
-missing, unreadable or other-keyed record is computed again (as before records existed) and rewritten.
+identity's record key (core, settings, device kind, sources, code) and a digest of the track's arrays the set-up
+reads (smoothed landmarks, appearance model), so a record from another analysis, other settings or other code is
+never used. A missing, unreadable or other-keyed record is computed again (as before records existed) and
+rewritten.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vidswap.faces.tracksfile import TrackAnalysis
+from vidswap.identity_cache import record_stamp
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceIdentity, SwapCore
 
@@ -138,14 +140,16 @@ def read_target(path: Path, key: str, base: SourceIdentity, device: torch.device
 
 
 def cached_target(core: SwapCore, identity: SourceIdentity, identity_key: str, track: TrackAnalysis,
-                  folder: Path, device: torch.device | str) -> SourceIdentity:
+                  folder: Path, device: torch.device | str, code: str) -> SourceIdentity:
     """``core.for_target(identity, track)``, read from ``folder`` when recorded there for the same prepared
-    identity and track; computed and recorded otherwise (nothing is recorded when it returns ``identity``)."""
+    identity and track by the same ``code`` (:func:`~vidswap.identity_cache.package_digest`); computed and
+    recorded otherwise (nothing is recorded when it returns ``identity``)."""
     key = target_key(identity_key, track)
     path = folder / f"target_{key[:32]}.safetensors"
-    target = read_target(path, key, identity, device) if path.exists() else None
+    stamp = record_stamp(key, code)
+    target = read_target(path, stamp, identity, device) if path.exists() else None
     if target is None:
         target = core.for_target(identity, track)
         if target is not identity:
-            write_target(path, key, identity, target)
+            write_target(path, stamp, identity, target)
     return target

@@ -1,0 +1,79 @@
+"""The prepared-identity record's key follows the code that prepared it: a shot re-run after an upgrade or a local
+edit of the swap code prepares its sources again (exact, on small synthetic records)."""
+
+from __future__ import annotations
+
+import torch
+
+from vidswap.identity_cache import cached_identity, identity_key, package_digest
+from vidswap.swap.geometric.core import GeometricIdentity
+
+
+def _package(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_the_package_digest_changes_with_any_source_file_and_only_with_python_sources(tmp_path):
+    files = {"a.py": "x = 1\n", "sub/b.py": "y = 2\n"}
+    base = package_digest(_package(tmp_path / "one", files))
+    assert package_digest(_package(tmp_path / "two", files)) == base  # same files elsewhere: same digest
+    assert package_digest(_package(tmp_path / "edit", {**files, "sub/b.py": "y = 3\n"})) != base
+    assert package_digest(_package(tmp_path / "added", {**files, "c.py": ""})) != base
+    assert package_digest(_package(tmp_path / "moved", {"a.py": "x = 1\n", "b.py": "y = 2\n"})) != base
+    assert package_digest(_package(tmp_path / "data", {**files, "notes.txt": "z"})) == base
+
+
+class _Preparing:
+    """A core whose ``prepare`` is counted (all :func:`cached_identity` calls of a core)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def prepare(self, sources):
+        self.calls += 1
+        g = torch.Generator().manual_seed(self.calls)
+        return GeometricIdentity(images=torch.rand(1, 3, 8, 8, generator=g),
+                                 landmarks=torch.rand(1, 478, 3, generator=g), canonical=torch.rand(478, 3, generator=g))
+
+
+def test_a_record_prepared_by_other_code_is_prepared_again_and_replaced(tmp_path):
+    core = _Preparing()
+    key = identity_key("geometric", {"s": 1}, "cpu", ["src"])
+    first = cached_identity(core, key, [], tmp_path, "cpu", "code-1")
+    again = cached_identity(core, key, [], tmp_path, "cpu", "code-1")
+    assert core.calls == 1 and torch.equal(again.images, first.images)  # same code: read back
+
+    edited = cached_identity(core, key, [], tmp_path, "cpu", "code-2")
+    assert core.calls == 2 and not torch.equal(edited.images, first.images)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1  # the old record is replaced, not kept beside
+    assert torch.equal(cached_identity(core, key, [], tmp_path, "cpu", "code-2").images, edited.images)
+    assert core.calls == 2
+
+
+def test_a_source_analysed_by_other_code_is_analysed_again_and_its_record_replaced(tmp_path, monkeypatch):
+    import numpy as np
+
+    import vidswap.source_cache as source_cache
+
+    photo = tmp_path / "actor.jpg"
+    photo.write_bytes(b"the photo's bytes")
+    analysed = []
+
+    def analyse(path, image, models):
+        analysed.append(path)
+        return np.full((478, 3), float(len(analysed)), np.float32), np.zeros(512, np.float32), 1
+
+    monkeypatch.setattr(source_cache, "analyse_source", analyse)
+    monkeypatch.setattr(source_cache, "source_face", lambda image, points, embedding: float(points[0, 0]))
+
+    def faces():
+        return source_cache.cached_source_faces((str(photo),), [None], tmp_path / "sources", {}, lambda: None, [])
+
+    assert faces() == [1.0] and faces() == [1.0] and len(analysed) == 1  # recorded, then read back
+    monkeypatch.setattr(source_cache, "package_digest", lambda: "edited")
+    assert faces() == [2.0] and faces() == [2.0] and len(analysed) == 2
+    assert len(list((tmp_path / "sources").glob("*.npz"))) == 1
