@@ -4,10 +4,11 @@ job folder, so each farm render task of a shot does not set up the same target a
 A record holds only the fields ``for_target`` changed on the prepared identity: tensors (safetensors, bit-exact),
 plain values and tuples of them (JSON), and dataclasses of those (a ``vidswap`` dataclass such as
 :class:`~vidswap.appearance.relight.PlateLight`, its tensors stored as ``field.sub``). It is keyed by the prepared
-identity's record key (core, settings, device kind, sources, code) and a digest of the track's arrays the set-up
-reads (smoothed landmarks, appearance model), so a record from another analysis, other settings or other code is
-never used. A missing, unreadable or other-keyed record is computed again (as before records existed) and
-rewritten.
+identity's record key (core, settings, device kind, sources) and a digest of the track's arrays the set-up reads
+(smoothed landmarks, appearance model), and stamped with the code that made it
+(:func:`~vidswap.identity_cache.record_stamp`), so a record from another analysis, other settings or other code is
+never used. A missing, unreadable, other-keyed or other-code record is computed again (as before records existed)
+and rewritten in place.
 """
 
 from __future__ import annotations
