@@ -114,6 +114,37 @@ def test_inner_mask_covers_eye_and_mouth_polygons():
         inner_loops({"left_eye": [0, 1, 2]})
 
 
+@pytest.mark.parametrize("grow, feather", [(1.0, 0.0), (1.0, 1.0), (2.5, 1.0), (0.0, 2.0)])
+def test_the_outline_leaves_open_loops_as_they_were_and_cuts_closed_ones_all_along(grow, feather):
+    pts, regions = _square_landmarks(2)
+    loops = inner_loops(regions)
+    assert torch.equal(inner_mask(pts, loops, (64, 64), grow=grow, feather=feather, outline=True),
+                       inner_mask(pts, loops, (64, 64), grow=grow, feather=feather))
+    # a closed mouth: its contour collapsed onto the line y = 30 from x = 10 to 50 encloses no pixel
+    closed = torch.tensor([[[10.0, 30], [30, 30], [50, 30], [30, 30]]])
+    assert float(inner_mask(closed, [[0, 1, 2, 3]], (64, 64), grow=3.0, feather=0.0).max()) == 0.0
+    cut = inner_mask(closed, [[0, 1, 2, 3]], (64, 64), grow=3.0, feather=0.0, outline=True)
+    band = torch.zeros(1, 1, 64, 64)
+    band[..., 28:33, 8:53] = 1.0  # the line grown by 3 - 1 px
+    assert torch.equal(cut, band)
+
+
+def test_loop_outlines_are_the_rounded_pixels_along_each_edge_on_the_image():
+    from vidswap.appearance.raster import loop_outlines
+
+    pts = torch.tensor([[[2.0, 5.0], [9.0, 5.0], [-3.0, 1.0], [4.4, 1.0], [3.0, 3.0], [3.0, 3.0]]])
+    out = loop_outlines(pts, [[0, 1], [2, 3], [4, 5]], (8, 12))
+    expect = torch.zeros(1, 8, 12, dtype=torch.bool)
+    expect[0, 5, 2:10] = True  # an edge and its way back
+    expect[0, 1, 0:5] = True  # off the image: dropped
+    expect[0, 3, 3] = True  # a loop of one point twice: that pixel
+    assert torch.equal(out, expect)
+    diag = loop_outlines(torch.tensor([[[1.0, 1.0], [9.0, 5.0]]]), [[0, 1]], (8, 12))[0]
+    ys, xs = torch.nonzero(diag, as_tuple=True)
+    assert diag[1, 1] and diag[5, 9] and set(xs.tolist()) == set(range(1, 10))  # no gap along the line
+    assert int(diag.sum()) == 9 and bool(((ys.float() - 1) - (xs.float() - 1) / 2).abs().max() <= 0.5)
+
+
 @pytest.mark.parametrize("r", [1, 2, 4, 12])
 def test_inner_mask_opencv_morphology_equals_the_shifted_slices(r):
     """On CPU tensors the hole's growth (composite.filters.dilate, square) and box sums run on OpenCV; the other

@@ -31,10 +31,12 @@ Groups are split so that at most ``max_candidates`` candidates are alive at once
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["rasterize", "raster_fragments", "interpolate_corners", "fill_polygons"]
+__all__ = ["rasterize", "raster_fragments", "interpolate_corners", "fill_polygons", "loop_outlines"]
 
 _LOW32 = 0xFFFFFFFF
 
@@ -366,3 +368,36 @@ def fill_polygons(
         pix = torch.where(inside, pix, torch.zeros_like(pix))
         out.index_add_(0, pix.reshape(-1), val.reshape(-1))
     return (out != 0).view(B, H, W)
+
+
+def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
+    """The pixels the closed loops' edges pass through: each edge sampled at steps of at most one pixel along
+    either axis, every sample rounded to its nearest pixel (an 8-connected line; samples off the image are
+    dropped). A loop whose points all lie on a line -- which :func:`fill_polygons` fills with nothing -- is that
+    line.
+
+    Args:
+        points: (B, N, 2+) points in pixels.
+        loops: sequence of index loops (L_i,) into the N points; the closing edge is implied.
+        size: (H, W).
+
+    Returns:
+        (B, H, W) bool.
+    """
+    H, W = int(size[0]), int(size[1])
+    B = points.shape[0]
+    device = points.device
+    out = torch.zeros(B, H * W, dtype=torch.uint8, device=device)
+    xy = points[..., :2].float()
+    for loop in loops:
+        loop = torch.as_tensor(loop, dtype=torch.long, device=device).reshape(-1)
+        if loop.numel() < 2:
+            continue
+        start, end = xy[:, loop], xy[:, loop.roll(-1)]  # (B, L, 2) each edge's ends
+        steps = int(math.ceil(float((end - start).abs().amax()))) + 1
+        t = torch.linspace(0.0, 1.0, steps, device=device).view(1, 1, steps, 1)
+        px = (start[:, :, None] + (end - start)[:, :, None] * t).round().reshape(B, -1, 2)
+        ok = (px[..., 0] >= 0) & (px[..., 0] < W) & (px[..., 1] >= 0) & (px[..., 1] < H)
+        flat = (px[..., 1].clamp(0, H - 1) * W + px[..., 0].clamp(0, W - 1)).long()
+        out.scatter_reduce_(1, flat, ok.to(torch.uint8), reduce="amax")
+    return out.view(B, H, W).bool()

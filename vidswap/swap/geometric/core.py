@@ -421,7 +421,7 @@ class GeometricSwapCore(SwapCore):
                                          occluder=batch.occluder)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
-                          grow=self.config.inner_grow * px, feather=self.config.inner_feather * px)
+                          grow=self.config.inner_grow * px, feather=self.config.inner_feather * px, outline=True)
         return SwapResult(crops=crops.to(batch.target_crops.dtype), alpha=alpha * (1.0 - hole),
                           driven_landmarks=driven)
 

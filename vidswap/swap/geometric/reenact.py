@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidswap.appearance.raster import fill_polygons
+from vidswap.appearance.raster import fill_polygons, loop_outlines
 from vidswap.composite.filters import dilate
 
 __all__ = [
@@ -192,6 +192,7 @@ def inner_mask(
     *,
     grow: float = 1.0,
     feather: float = 1.0,
+    outline: bool = False,
 ) -> Tensor:
     """Soft mask of the inside of the given landmark loops (eye and mouth openings).
 
@@ -205,6 +206,13 @@ def inner_mask(
         grow: dilation in pixels (covers lash lines and the lip edge).
         feather: softening radius in pixels (two box filters, about a Gaussian of sigma 1.15 x feather;
             0 = hard).
+        outline: also the loops' own lines (:func:`~vidswap.appearance.raster.loop_outlines`), grown one pixel
+            less than the polygons. A loop that encloses few or no pixel centres -- a closed mouth or eye, its
+            contour collapsed to a line -- then cuts a hole all along its line, where the fill alone cuts one only
+            where the contour parts by a pixel: at a closed mouth's corners, whose plate lip corners showed as two
+            dark blobs at the ends of the render's lips. Where a loop is open, each of its line's pixels lies
+            within a pixel of its fill, so with any growth (``grow`` or ``feather`` > 0) the grown line lies
+            inside the grown fill: the same mask.
 
     Returns:
         (B, 1, H, W) float32 in [0, 1]: exactly 1 on the polygons grown by ``grow`` px, falling to 0 over the
@@ -215,6 +223,9 @@ def inner_mask(
     r = int(math.ceil(max(grow, 0.0))) + 2 * rf  # the soft ramp lies outside the grown polygons
     if r > 0:  # a (2r+1)^2 square (composite.filters: OpenCV on CPU tensors, the same values elsewhere)
         hard = dilate(hard, r, shape="square")
+    if outline:
+        line = loop_outlines(landmarks, loops, size)[:, None].float()
+        hard = torch.maximum(hard, dilate(line, r - 1, shape="square") if r > 1 else line)
     if not rf:
         return hard
     # two box filters: a cheap near-Gaussian softening (sigma ~ 1.15 * feather). Both passes are sums of whole
