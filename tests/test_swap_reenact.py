@@ -143,6 +143,12 @@ def test_loop_outlines_are_the_rounded_pixels_along_each_edge_on_the_image():
     ys, xs = torch.nonzero(diag, as_tuple=True)
     assert diag[1, 1] and diag[5, 9] and set(xs.tolist()) == set(range(1, 10))  # no gap along the line
     assert int(diag.sum()) == 9 and bool(((ys.float() - 1) - (xs.float() - 1) / 2).abs().max() <= 0.5)
+    lost = torch.tensor([[[float("nan"), 2.0], [5.0, 2.0], [5.0, 6.0], [1e5, 6.0]]])  # a lost point, a runaway one
+    edges = loop_outlines(lost, [[1, 2]], (8, 12))
+    assert torch.equal(loop_outlines(lost, [[0, 1, 2]], (8, 12)), edges)  # the edges to the lost point: dropped
+    assert edges[0, 2:7, 5].all() and int(edges.sum()) == 5
+    far = loop_outlines(lost, [[2, 3]], (8, 12))[0]  # 1e5 px long: H + W + 1 samples, none of them on the image
+    assert far[6, 5] and int(far.sum()) == 1
 
 
 @pytest.mark.parametrize("r", [1, 2, 4, 12])

@@ -372,9 +372,9 @@ def fill_polygons(
 
 def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
     """The pixels the closed loops' edges pass through: each edge sampled at steps of at most one pixel along
-    either axis, every sample rounded to its nearest pixel (an 8-connected line; samples off the image are
-    dropped). A loop whose points all lie on a line -- which :func:`fill_polygons` fills with nothing -- is that
-    line.
+    either axis, every sample rounded to its nearest pixel (an 8-connected line; samples off the image, and edges
+    with a non-finite end, are dropped; an edge longer than ``H + W`` px takes ``H + W + 1`` samples). A loop whose
+    points all lie on a line -- which :func:`fill_polygons` fills with nothing -- is that line.
 
     Args:
         points: (B, N, 2+) points in pixels.
@@ -394,9 +394,11 @@ def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
         if loop.numel() < 2:
             continue
         start, end = xy[:, loop], xy[:, loop.roll(-1)]  # (B, L, 2) each edge's ends
-        steps = int(math.ceil(float((end - start).abs().amax()))) + 1
+        span = torch.nan_to_num((end - start).abs(), nan=0.0, posinf=0.0).amax()
+        steps = min(int(math.ceil(float(span))), H + W) + 1
         t = torch.linspace(0.0, 1.0, steps, device=device).view(1, 1, steps, 1)
         px = (start[:, :, None] + (end - start)[:, :, None] * t).round().reshape(B, -1, 2)
+        px = torch.nan_to_num(px, nan=-1.0, posinf=-1.0, neginf=-1.0)
         ok = (px[..., 0] >= 0) & (px[..., 0] < W) & (px[..., 1] >= 0) & (px[..., 1] < H)
         flat = (px[..., 1].clamp(0, H - 1) * W + px[..., 0].clamp(0, W - 1)).long()
         out.scatter_reduce_(1, flat, ok.to(torch.uint8), reduce="amax")
