@@ -37,7 +37,8 @@ class _Preparing:
         self.calls += 1
         g = torch.Generator().manual_seed(self.calls)
         return GeometricIdentity(images=torch.rand(1, 3, 8, 8, generator=g),
-                                 landmarks=torch.rand(1, 478, 3, generator=g), canonical=torch.rand(478, 3, generator=g))
+                                 landmarks=torch.rand(1, 478, 3, generator=g),
+                                 canonical=torch.rand(478, 3, generator=g))
 
 
 def test_a_record_prepared_by_other_code_is_prepared_again_and_replaced(tmp_path):
@@ -77,3 +78,19 @@ def test_a_source_analysed_by_other_code_is_analysed_again_and_its_record_replac
     monkeypatch.setattr(source_cache, "package_digest", lambda: "edited")
     assert faces() == [2.0] and faces() == [2.0] and len(analysed) == 2
     assert len(list((tmp_path / "sources").glob("*.npz"))) == 1
+
+
+def test_render_chunks_of_another_install_go_to_another_folder(tmp_path, monkeypatch):
+    """A farm job resumed after an upgrade renders its chunks again instead of assembling old and new ones."""
+    from types import SimpleNamespace
+
+    import vidswap.jobs.passes as passes
+    from vidswap.config import load_config
+
+    out = tmp_path / "o.mp4"
+    cfg = load_config(overrides={"input": "clip.mp4", "sources": ["actor.jpg"], "output": {"path": str(out)}})
+    plan = SimpleNamespace(size=(640, 360), job_dir=tmp_path / "o.vidswap", out_path=out)
+    here = passes.chunk_dir(plan, cfg, "analysis-key")
+    assert passes.chunk_dir(plan, cfg, "analysis-key") == here and here.parent == plan.job_dir / "chunks"
+    monkeypatch.setattr(passes, "package_digest", lambda: "another install")
+    assert passes.chunk_dir(plan, cfg, "analysis-key") != here

@@ -21,6 +21,7 @@ from vidswap.faces.analysis_key import analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
+from vidswap.identity_cache import package_digest
 from vidswap.io import EncodeSettings, Frame, open_sink, output_kind, probe, read_frames, read_numbers
 from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
@@ -134,8 +135,9 @@ def tune(cfg: JobConfig, progress: Progress | None = None) -> Path | None:
 
 
 def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
-    """Chunks live in a folder named by everything their pixels depend on (the analysis and the render settings),
-    so chunks of an earlier analysis or other settings are never mixed into an assembly."""
+    """Chunks live in a folder named by everything their pixels depend on (the analysis, the render settings and
+    the code, :func:`~vidswap.identity_cache.package_digest`), so chunks of an earlier analysis, other settings or
+    another install (a farm job resumed after an upgrade) are never mixed into an assembly."""
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size",
                                                                    "render_threads")}
     settings["swap"] = {"core": cfg.swap.core, "settings": dataclasses.asdict(cfg.swap.section())}
@@ -143,7 +145,8 @@ def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
     settings["decoration"] = (cfg.output.compare, cfg.output.burnin)
     if writes_in_place(cfg, plan):  # the chunk's frames are the output's own files: their place is part of it
         settings["output"] = [str(plan.out_path.resolve()), cfg.output.kind]
-    blob = json.dumps({"analysis": analysis_key, "settings": settings}, sort_keys=True, default=str)
+    blob = json.dumps({"analysis": analysis_key, "settings": settings, "code": package_digest()}, sort_keys=True,
+                      default=str)
     return plan.job_dir / "chunks" / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
