@@ -84,7 +84,7 @@ def run_loop(path, frames: int, batch: int, tmp_path) -> tuple[Alive, int]:
     written = render_frames(cfg, info, list(range(frames)), processor, tmp_path / f"out_{frames}.mp4",
                             (info.width, info.height), StageTimer())
     assert written == frames
-    return processor, frames_in_flight(cfg, info, None)
+    return processor, frames_in_flight(cfg.batch_size, info, None)
 
 
 def test_the_frames_alive_in_the_render_loop_are_bounded_by_batch_and_queue_not_by_clip_length(media, tmp_path):

@@ -15,6 +15,7 @@ rewritten.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -29,9 +30,11 @@ from vidswap.swap import SourceFace, SourceIdentity, SwapCore
 PLAIN = (int, float, bool, str, type(None))
 
 
+@functools.cache
 def package_digest(package: Path = Path(__file__).resolve().parent) -> str:
     """sha256 of the Python sources under ``package`` (the installed vidswap by default): each file's path relative
-    to it and its bytes, in sorted path order (~5 ms for the package)."""
+    to it and its bytes, in sorted path order (~5 ms for the package, read once a process: a job stamps its source,
+    identity and target records and names its chunks with it)."""
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")

@@ -451,7 +451,7 @@ def render_frames(cfg: JobConfig, info: MediaInfo, numbers: list[int], processor
         # the encoder works on a thread of its own while the next batch renders; "encode" is the time the
         # render waited for it, "encode_overlapped" the time it worked
         keep = hasattr(processor, "in_place") and not decorate  # the render stage's frames keep their pictures
-        depth = frames_in_flight(cfg, info, work_size, pictures=keep)
+        depth = frames_in_flight(cfg.batch_size, info, work_size, pictures=keep)
         with background_writer(sink, partial(resize_frame, size=size), depth=depth) as writer:
             for batch, result in processed_batches(cfg.batch_size, info, numbers, processor, timer, progress,
                                                    size=work_size, label=label, rgb=rgb, threads=threads,

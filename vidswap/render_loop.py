@@ -13,16 +13,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from vidswap.io import Frame, MediaInfo, read_numbers
 from vidswap.io.colour import ColourPipeline
 from vidswap.memory import (batch_frames, frame_bytes, heap_threshold, picture_bytes, queue_depth, release_free_heap,
                             steady_heap)
 from vidswap.timing import Progress, StageTimer, batches
-
-if TYPE_CHECKING:
-    from vidswap.config import JobConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,14 +79,15 @@ def keeps_pictures(info: MediaInfo, size: tuple[int, int] | None, colour: Colour
     return asked and colour is None and info.kind == "video" and size is None and info.bit_depth <= 8
 
 
-def frames_in_flight(cfg: JobConfig, info: MediaInfo, size: tuple[int, int] | None, pictures: bool = False) -> int:
+def frames_in_flight(batch_size: int, info: MediaInfo, size: tuple[int, int] | None,
+                     colour: ColourPipeline | None = None, pictures: bool = False) -> int:
     """Frames the reader's queue and the writer's queue each hold at most (:func:`vidswap.memory.queue_depth`):
     fewer as the plate grows, never more than ``max(4, batch_size)``; ``size``: the working size, if not the
-    plate's; ``pictures``: the frames keep their decoded pictures too where :func:`keeps_pictures` (counted in the
-    budget: :func:`vidswap.memory.picture_bytes`)."""
+    plate's; ``colour``, ``pictures``: as :func:`keeps_pictures`, whose decoded pictures count in the budget too
+    (:func:`vidswap.memory.picture_bytes`)."""
     w, h = size or (info.width, info.height)
-    extra = picture_bytes(w, h) if keeps_pictures(info, size, None, pictures) else 0
-    return queue_depth(cfg.batch_size, frame_bytes(w, h, info.bit_depth) + extra)
+    extra = picture_bytes(w, h) if keeps_pictures(info, size, colour, pictures) else 0
+    return queue_depth(batch_size, frame_bytes(w, h, info.bit_depth) + extra)
 
 
 def processed_batches(batch_size: int, info: MediaInfo, numbers: list[int],
@@ -111,8 +109,8 @@ def processed_batches(batch_size: int, info: MediaInfo, numbers: list[int],
         steady_heap(heap_threshold(nbytes))  # the heap's behaviour fixed, frames above a face's tensors mapped
     if progress:  # the pass's clock starts now, not after its first batch
         progress(label, 0, len(numbers))
+    prefetch = frames_in_flight(batch_size, info, size, colour, keep_pictures)
     keep = keeps_pictures(info, size, colour, keep_pictures)
-    prefetch = queue_depth(batch_size, nbytes + (picture_bytes(w, h) if keep else 0))
     with read_numbers(info, numbers, prefetch=prefetch, size=size, rgb=rgb, keep_picture=keep) as frames:
         if colour is not None:
             from vidswap.composite.linear import display_frames
