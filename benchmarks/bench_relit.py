@@ -5,10 +5,11 @@
 
 For every clip x source, `vidswap run` renders the shot twice in one run, `--appearance texture` (the core before
 relighting) and `--appearance relit` (the default), to lossless FFV1; `vidswap eval` measures both with the
-independent judges. Printed: a table per pair (lighting correlation, seam ratio and step, ArcFace similarity to the
-source, flicker and jitter relative to the plate, mouth and eye opening correlation and eye error, render time per
-frame of the relit run relative to the texture run), the acceptance checks of the photoreal-swap issue, and a
-sheet per pair, plate | texture | relit at four sampled frames, written to --figures (face crops, PNG).
+independent judges. Printed: a table per pair (lighting correlation, seam ratio, tone step point by point and over the
+whole border, ArcFace similarity to the source, flicker and jitter relative to the plate, mouth and eye opening
+correlation and eye error, render time per frame of the relit run relative to the texture run), the acceptance checks
+of the photoreal-swap issue, and a sheet per pair, plate | texture | relit at four sampled frames, written to --figures
+(face crops, PNG).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def measures(metrics: Path) -> dict[str, float]:
     q, e, t, i = m["quality"], m["expression"], m["temporal"], m["identity"]
     nan = float("nan")
     return {"light": q["lighting_correlation"]["mean"], "seam": q["seam_ratio"]["mean"],
-            "step": q["boundary_step"]["mean"], "arcface": i["to_source"]["mean"],
+            "step": q["boundary_step"]["mean"], "tone": q["boundary_tone"]["mean"],
+            "arcface": i["to_source"]["mean"],
             "flicker": t["flicker"]["ratio"], "jitter": t["jitter"]["ratio"] or nan,
             "mouth_corr": e["mouth_correlation"] if e["mouth_correlation"] is not None else nan,
             "eye_corr": e["eyes_correlation"] if e["eyes_correlation"] is not None else nan,
@@ -148,7 +150,8 @@ def main() -> int:
     return 0
 
 
-COLUMNS = ("light", "seam", "step", "arcface", "flicker", "jitter", "mouth_corr", "eye_corr", "eye_err", "sharp")
+COLUMNS = ("light", "seam", "step", "tone", "arcface", "flicker", "jitter", "mouth_corr", "eye_corr", "eye_err",
+           "sharp")
 
 
 def print_row(row: dict) -> None:

@@ -257,6 +257,46 @@ def test_boundary_step_sees_feathered_tone_mismatch():
     assert np.isnan(FM.boundary_step(img, img, np.zeros(mask.shape, bool), width=8))
 
 
+def _low_contrast(seed: int) -> np.ndarray:
+    return (128 + 0.15 * (_texture(seed=seed).astype(np.float32) - 128)).astype(np.uint8)  # like skin
+
+
+def test_boundary_tone_offset_of_a_hard_uniform_patch_is_exact_and_ignores_a_feature_at_the_edge():
+    img = _low_contrast(9)
+    mask = _disc(*img.shape[:2])
+    assert FM.boundary_tone_offset(img, img.copy(), mask, width=8) == 0.0
+    patch = np.where(mask[..., None], img.astype(np.int16) + 12, img).astype(np.uint8)
+    assert FM.boundary_tone_offset(patch, img, mask, width=8) == pytest.approx(12 * math.sqrt(3), rel=1e-12)
+    steps = FM.boundary_arc_steps(patch, img, mask, width=8)
+    assert steps.shape == (FM.STEP_ARCS, 3) and (steps == 12).all()
+    browed = patch.copy()
+    browed[36:40, 95:105] = 20  # a dark brow inside the top edge: less than half of its arcs' bands
+    assert FM.boundary_tone_offset(browed, img, mask, width=8) == pytest.approx(12 * math.sqrt(3), rel=1e-12)
+    moved = FM.boundary_step(browed, img, mask, width=8) - FM.boundary_step(patch, img, mask, width=8)
+    assert abs(moved) > 0.5  # the point-by-point step does move
+
+
+def test_boundary_tone_offset_averages_out_a_difference_that_changes_sign_along_the_border():
+    img = _low_contrast(10)
+    mask = _disc(*img.shape[:2])  # centre x = 100
+    xx = np.mgrid[:img.shape[0], :img.shape[1]][1]
+    sign = np.where(xx < 100, 10, -10)[..., None]  # the left half lighter, the right half darker
+    two_sided = np.where(mask[..., None], img.astype(np.int16) + sign, img).astype(np.uint8)
+    assert FM.boundary_tone_offset(two_sided, img, mask, width=8) == 0.0
+    assert FM.boundary_step(two_sided, img, mask, width=8) > 10  # the point-by-point step sees both sides
+
+
+def test_boundary_tone_offset_sees_a_feathered_patch_and_needs_a_boundary():
+    img = _low_contrast(11)
+    mask = _disc(*img.shape[:2])
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 6)[..., None]
+    brighter = (alpha * (img + 20.0) + (1 - alpha) * img).astype(np.uint8)
+    assert 0.3 * 20 * math.sqrt(3) < FM.boundary_tone_offset(brighter, img, mask, width=8) < 20 * math.sqrt(3)
+    assert np.isnan(FM.boundary_tone_offset(img, img, np.zeros(mask.shape, bool), width=8))
+    assert np.isnan(FM.boundary_tone_offset(img, img, np.ones(mask.shape, bool), width=8))
+    assert FM.boundary_arc_steps(img, img, np.zeros(mask.shape, bool), width=8).shape == (0, 3)
+
+
 def test_change_mask_finds_a_pasted_region():
     img = _texture(seed=7)
     mask = _disc(*img.shape[:2])

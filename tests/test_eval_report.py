@@ -44,6 +44,7 @@ def test_self_eval_scores_the_plate_as_perfect(self_eval):
     assert m["quality"]["sharpness_ratio"] == 1.0
     assert m["quality"]["seam_ratio"]["mean"] == 1.0
     assert m["quality"]["boundary_step"]["max"] == 0.0
+    assert m["quality"]["boundary_tone"]["max"] == 0.0
     assert m["timing"]["ms_per_frame"] > 0
 
 
@@ -90,6 +91,7 @@ def test_damaged_result_scores_worse(media, tmp_path):
     assert m["temporal"]["flicker"]["ratio"] > 2.0
     assert m["quality"]["seam_ratio"]["mean"] > 1.2
     assert m["quality"]["boundary_step"]["mean"] > 10.0  # +10 / +24 levels inside the patch
+    assert m["quality"]["boundary_tone"]["mean"] > 10.0  # ... all around its edge
     assert m["identity"]["to_target"]["mean"] < 0.999
     assert m["pose"]["error_deg"]["mean"] < 5.0  # the head did not move
 

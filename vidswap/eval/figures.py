@@ -130,7 +130,8 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
     _plot(a2, x, s("seam"), "result / plate")
     a2.axhline(1.0, color="grey", linewidth=0.8)
     _finish(a2, "seam ratio", "Seam: gradient along the swapped region's boundary relative to the plate")
-    _plot(a3, x, s("boundary_step"), "result vs plate")
+    _plot(a3, x, s("boundary_step"), "point by point")
+    _plot(a3, x, s("boundary_tone"), "whole border (the verdict's)")
     _finish(a3, "8-bit levels", "Tone step across the swapped region's boundary beyond the plate's own")
     a3.set_xlabel("frame")
     files["quality"] = _save(fig, out_dir / "quality.png")
@@ -196,8 +197,10 @@ def summary_rows(m: dict) -> list[tuple[str, str, str]]:
         ("feature shake vs plate", _fmt(tmp["jitter"]["ratio"]), "1 = as steady as the plate"),
         ("sharpness vs plate", _fmt(q["sharpness_ratio"]), "below 1 softer, above 1 sharper or noisier"),
         ("seam vs plate (mean)", _fmt(_stat(q["seam_ratio"])), "edge strength on the swap's border; 1 best"),
-        ("colour step at the border (mean, 8-bit levels)", _fmt(_stat(q.get("boundary_step")), 2),
-         "colour jump across the swap's border beyond the plate's own; 0 best"),
+        ("colour step at the border (mean, 8-bit levels)", _fmt(_stat(q.get("boundary_tone")), 2),
+         "the swapped area as a whole lighter or another colour than the plate around it; 0 best"),
+        ("tone step point by point along the border (mean)", _fmt(_stat(q.get("boundary_step")), 2),
+         "also counts local differences (one cheek lighter, a brow at the edge); 0 best"),
     ]
 
 

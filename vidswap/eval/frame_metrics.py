@@ -6,7 +6,8 @@ measures in 8-bit levels; masks HxW bool or float, > 0.5 = inside).
 * temporal -- :func:`dis_flow`, :func:`warp_with_flow`, :func:`flicker_error`, :func:`ratio_summary`,
   :func:`jitter_ratio`, :func:`landmark_acceleration`, :func:`flow_miss`;
 * image quality -- :func:`laplacian_energy`, :func:`sharpness_ratio`, :func:`boundary_ring`,
-  :func:`gradient_magnitude`, :func:`change_mask`, :func:`seam_ratio`, :func:`boundary_step`.
+  :func:`gradient_magnitude`, :func:`change_mask`, :func:`seam_ratio`, :func:`boundary_step`,
+  :func:`boundary_arc_steps`, :func:`boundary_tone_offset`.
 """
 
 from __future__ import annotations
@@ -270,3 +271,55 @@ def boundary_step(result: np.ndarray, target: np.ndarray, mask: np.ndarray, widt
 
     step = np.linalg.norm(across(result).astype(np.float64) - across(target), axis=-1)
     return float(step.mean()) if len(step) else float("nan")
+
+
+#: Arcs of the boundary for :func:`boundary_arc_steps` (equal angles around the mask's centroid).
+STEP_ARCS = 16
+
+
+def boundary_arc_steps(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: int,
+                       arcs: int = STEP_ARCS) -> np.ndarray:
+    """The change ``result - target`` just inside the mask boundary minus just outside it, arc by arc.
+
+    The boundary is cut into ``arcs`` arcs of equal angle around the mask's centroid; in each, the per-channel
+    median change over the band ``width`` px deep inside the mask minus the median over the band ``width`` px
+    deep outside. Arcs where either band holds fewer than ``width`` pixels are left out. Medians, so a feature
+    the swap changes near its edge (a brow, the jaw line) counts only where it fills half an arc's band.
+
+    Returns (K, C) float64 in 8-bit levels, K <= ``arcs`` (C = 1 for a grey image); (0, C) for an empty or full
+    mask.
+    """
+    change = _as_float(result) - _as_float(target)
+    change = change[..., None] if change.ndim == 2 else change
+    m = _mask(mask)
+    if not m.any() or m.all():
+        return np.zeros((0, change.shape[-1]))
+    width = max(1, int(width))
+    m8 = m.astype(np.uint8)
+    inner = m & (cv2.distanceTransform(m8, cv2.DIST_L2, 3) <= width)
+    outer = ~m & (cv2.distanceTransform(1 - m8, cv2.DIST_L2, 3) <= width)
+    ys, xs = np.nonzero(m)
+    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+    angle = np.arctan2(yy - ys.mean(), xx - xs.mean())
+    arc = np.minimum((angle + np.pi) * (arcs / (2 * np.pi)), arcs - 1).astype(np.int32)
+    steps = []
+    for k in range(arcs):
+        d_in, d_out = change[inner & (arc == k)], change[outer & (arc == k)]
+        if len(d_in) >= width and len(d_out) >= width:
+            steps.append(np.median(d_in, 0).astype(np.float64) - np.median(d_out, 0))
+    return np.asarray(steps, np.float64).reshape(-1, change.shape[-1])
+
+
+def boundary_tone_offset(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: int,
+                         arcs: int = STEP_ARCS) -> float:
+    """How much the changed region as a whole is brighter or another colour than the plate just around it: the
+    RGB length of the mean over the boundary's arcs of :func:`boundary_arc_steps`, in 8-bit levels.
+
+    This is the "patch" look: a swapped face redder or lighter than the skin it sits in, all around its edge,
+    whether the edge is hard or feathered. A difference that changes sign along the boundary (the source's skin
+    lighter at one cheek and darker at the other, a brow reaching the edge) averages out here; the seam ratio and
+    :func:`boundary_step` see those. A uniform offset of d levels in every channel with a hard edge measures
+    exactly d x sqrt(3); 0.0 for identical images; NaN when no arc can be measured.
+    """
+    steps = boundary_arc_steps(result, target, mask, width, arcs)
+    return float(np.linalg.norm(steps.mean(0))) if len(steps) else float("nan")

@@ -76,7 +76,7 @@ SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "yaw
           "roll_error", "pose_l2", "yaw_target", "pitch_target", "roll_target", "yaw_result", "pitch_result",
           "roll_result", "mouth_target", "mouth_result", "eyes_target", "eyes_result", "mouth_error", "eyes_error",
           "expression_l2", "flicker_result", "flicker_target", "sharp_result", "sharp_target", "seam",
-          "boundary_step", "lighting")
+          "boundary_step", "boundary_tone", "lighting")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -263,8 +263,9 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                 seam_on = changed if (changed & mask).sum() >= SEAM_MIN_CHANGED * mask.sum() else mask
                 seam_changed += int(seam_on is changed)
                 row["seam"] = FM.seam_ratio(crop_r, crop_t, seam_on, width=max(1, int(round(SEAM_WIDTH * size))))
-                row["boundary_step"] = FM.boundary_step(crop_r, crop_t, seam_on,
-                                                       width=max(2, int(round(STEP_WIDTH * size))))
+                step_width = max(2, int(round(STEP_WIDTH * size)))
+                row["boundary_step"] = FM.boundary_step(crop_r, crop_t, seam_on, width=step_width)
+                row["boundary_tone"] = FM.boundary_tone_offset(crop_r, crop_t, seam_on, width=step_width)
                 if face_r is not None:
                     pts_r, e_r = pts[1], embs[1]
                     row["id_to_source"] = float(M.identity_similarity(e_r[None], src_emb)[0])
@@ -410,12 +411,17 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
             "sharpness_ratio": sharp["ratio"],
             "seam_ratio": S(rec["seam"]),
             "boundary_step": S(rec["boundary_step"]),
+            "boundary_tone": S(rec["boundary_tone"]),
             "lighting_correlation": S(rec["lighting"]),
             "about": "sharpness: Laplacian variance in the face region, result / plate (< 1 softer); seam: "
                      "gradient magnitude along the boundary of the region the result changed (the face region "
                      "where nothing changed), result / plate (1 = no seam); boundary_step: tone step across that "
-                     "boundary beyond the plate's own, RGB distance in 8-bit levels (0 = none; catches feathered "
-                     "colour mismatches that have little gradient); lighting_correlation: inside the face, the "
+                     "boundary beyond the plate's own, RGB distance in 8-bit levels, point by point along the "
+                     "boundary (0 = none; catches feathered colour mismatches that have little gradient, and "
+                     "features the swap changed near its edge); boundary_tone: the same step as a mean over the "
+                     "whole boundary (arc by arc medians, then their mean): how much the swapped area as a whole "
+                     "is lighter or another colour than the plate around it, the patch look (0 = none); "
+                     "lighting_correlation: inside the face, the "
                      "correlation of the result's low-frequency luminance with the plate's (1 = lit like the plate)",
         },
     }

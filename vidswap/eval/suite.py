@@ -277,7 +277,7 @@ def summary_markdown(summary: dict) -> str:
     lines = ["# vidswap evaluation suite", "",
              f"Config `{summary['config']}`; judges: {summary['judges']}.", "",
              "| # | target | sources | frames | run fps | swapped | ID→src | ID→plate | plate→src | pose err° "
-             "| mouth err | eye err | flicker × | jitter × | sharp × | seam × | step | report |",
+             "| mouth err | eye err | flicker × | jitter × | sharp × | seam × | tone | report |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(summary["swaps"], 1):
         head = f"| {i} | {row['target']} | {', '.join(row['sources'])} | {row['frames'] or 'all'} "
@@ -293,7 +293,7 @@ def summary_markdown(summary: dict) -> str:
             f"| {_f(m['expression']['mouth_open_error']['mean'])} | {_f(m['expression']['eye_open_error']['mean'])} "
             f"| {_f(m['temporal']['flicker']['ratio'], 2)} | {_f(m['temporal']['jitter']['ratio'], 2)} "
             f"| {_f(m['quality']['sharpness_ratio'], 2)} | {_f(m['quality']['seam_ratio']['mean'], 2)} "
-            f"| {_f(m['quality']['boundary_step']['mean'], 1)} "
+            f"| {_f(m['quality']['boundary_tone']['mean'], 1)} "
             f"| [report]({row['report']}) |")
     r = summary["retrieval"]
     lines += ["", "## Identity retrieval (FaceForensics++ protocol)", ""]
@@ -306,7 +306,8 @@ def summary_markdown(summary: dict) -> str:
     lines += ["", "Columns: ID→src / ID→plate = ArcFace cosine of the result to the sources / to the plate's face "
               "(plate→src: the plate's own similarity, the baseline); pose err = geodesic head-pose error in "
               "degrees; mouth / eye err = opening-ratio errors; × = result relative to the plate (1 = as the "
-              "plate); step = tone step across the swap boundary beyond the plate's own (8-bit levels, 0 best)."]
+              "plate); tone = how much the swapped area as a whole is lighter or another colour than the plate around "
+              "its border (8-bit levels, 0 best; the verdict's colour step)."]
     return "\n".join(lines) + "\n"
 
 

@@ -102,8 +102,8 @@ RULES: tuple[Rule, ...] = (
          "sharper or noisier)", (0.8, 1.25), (0.6, 1.6)),
     Rule("seam", "no visible seam", "edge strength along the border of the swapped area, result / plate",
          (None, 1.3), (None, 1.8)),
-    Rule("tone_step", "no colour step at the border", "colour jump across the border of the swapped area beyond "
-         "the plate's own (8-bit levels)", (None, 3.0), (None, 6.0), 1),
+    Rule("tone_step", "no colour step at the border", "how much the swapped area as a whole is lighter or another "
+         "colour than the plate around its border (8-bit levels)", (None, 3.0), (None, 6.0), 1),
     Rule("lighting", "lit like the plate", "how well the light and shade on the face follow the plate's (0-1)",
          (0.8, None), (0.6, None)),
 )
@@ -161,7 +161,7 @@ def verdicts(metrics: dict) -> list[Check]:
         "jitter": tmp["jitter"].get("ratio"),
         "sharpness": q.get("sharpness_ratio"),
         "seam": _mean(q["seam_ratio"]),
-        "tone_step": _mean(q.get("boundary_step")),
+        "tone_step": _mean(q.get("boundary_tone")),
         "lighting": _mean(q.get("lighting_correlation")),
     }
     notes = {"identity": f"the plate's own actor scores {_num(_mean(idn['target_to_source']))} against the source",
