@@ -106,6 +106,25 @@ def test_fit_pose_is_robust_to_landmark_noise():
     assert M.pose_error(R, R0[None])["angle"][0] < 2.0
 
 
+def test_pose_motion_error_takes_out_a_constant_tilt_and_keeps_the_motion():
+    plate = np.stack([_rot(y, p, r) for y, p, r in [(0, 2, 0), (10, 4, 1), (25, 7, -2), (15, 1, 0), (-5, 3, 2)]])
+    tilt = _rot(0, -6.5, 0)  # another face's proportions read as 6.5 degrees of pitch on every frame
+    result = plate @ tilt
+    assert M.pose_error(result, plate)["angle"] == pytest.approx([6.5] * 5, abs=1e-9)
+    motion, offset = M.pose_motion_error(result, plate)
+    assert motion.max() < 1e-6
+    assert M.pose_error(offset[None], tilt[None])["angle"][0] < 1e-6
+    nodded = result.copy()
+    nodded[2] = nodded[2] @ _rot(0, 5, 0)  # one frame nods 5 degrees more than the plate
+    motion, _ = M.pose_motion_error(nodded, plate)
+    assert motion[2] == pytest.approx(4.0, abs=0.1) and motion[[0, 1, 3, 4]].max() == pytest.approx(1.0, abs=0.1)
+    missing = result.copy()
+    missing[1] = np.nan
+    motion, offset = M.pose_motion_error(missing, plate)
+    assert np.isnan(motion[1]) and np.nanmax(motion) < 1e-6
+    assert (M.pose_offset(np.full((2, 3, 3), np.nan), plate[:2]) == np.eye(3)).all()
+
+
 # ------------------------------------------------------------------------------------------------ expression
 
 

@@ -36,6 +36,7 @@ def test_self_eval_scores_the_plate_as_perfect(self_eval):
     assert m["identity"]["to_source"]["mean"] == pytest.approx(m["identity"]["target_to_source"]["mean"])
     assert m["identity"]["to_source"]["mean"] < 0.3  # a different person
     assert m["pose"]["error_deg"]["max"] < 1e-6
+    assert m["pose"]["motion_error_deg"]["max"] < 1e-6 and m["pose"]["offset_deg"] < 1e-6
     assert m["expression"]["l2"]["max"] == 0.0
     assert m["temporal"]["flicker"]["ratio"] == 1.0
     assert m["temporal"]["flicker"]["excess"] == 0.0

@@ -97,6 +97,7 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
 
     fig, (a1, a2) = _figure(2)
     _plot(a1, x, s("pose_error"), "head direction difference")
+    _plot(a1, x, s("pose_motion_error"), "head motion difference (constant offset out; the verdict's)")
     _plot(a1, x, s("pose_l2"), "yaw / pitch / roll difference combined", linestyle="--")
     _finish(a1, "degrees", "Head pose error, result vs plate (2d106 landmarks + 3D template fit)")
     for key, colour in (("yaw", "C0"), ("pitch", "C1"), ("roll", "C2")):
@@ -183,9 +184,14 @@ def summary_rows(m: dict) -> list[tuple[str, str, str]]:
         ("still looks like the actor (0-1)", _fmt(_stat(idn["to_target"])),
          "similarity to the original face in the same frame; lower = less of the actor left (1 = unchanged)"),
         ("frames that look more like the source", _fmt(idn["closer_to_source_rate"]), "share of frames, 1 best"),
+        ("head motion difference (deg, mean / worst 5%)",
+         f"{_fmt(_stat(pose['motion_error_deg']), 2)} / {_fmt(_stat(pose['motion_error_deg'], 'p95'), 2)}",
+         "how far the result's head turns differently from the plate's, the clip's constant offset taken out; "
+         "0 best"),
         ("head direction difference (deg, mean / worst 5%)",
          f"{_fmt(_stat(pose['error_deg']), 2)} / {_fmt(_stat(pose['error_deg'], 'p95'), 2)}",
-         "how far the result's head points away from the plate's; 0 best"),
+         f"how far the result's head points away from the plate's; {_fmt(pose['offset_deg'], 1)} deg of it is "
+         "constant over the clip (a template fit reads each face's proportions as a tilt); 0 best"),
         ("yaw / pitch / roll difference (deg, mean)", _fmt(_stat(pose["l2_deg"]), 2),
          "the same difference as three turn angles combined; 0 best"),
         ("mouth opening difference (mean)", _fmt(_stat(expr["mouth_open_error"])),

@@ -12,6 +12,7 @@ Groups:
 
 * identity -- :func:`identity_similarity`, :func:`mean_embedding`, :func:`retrieval` (FaceForensics++ protocol);
 * geometry -- :func:`fit_pose` (scaled-orthographic fit of a 3D template to 2D landmarks), :func:`pose_error`,
+  :func:`pose_offset`, :func:`pose_motion_error`,
   :func:`mouth_open_ratio`, :func:`eye_aspect_ratio`, :func:`expression_features`, :func:`expression_error`;
 * regions and statistics -- :func:`face_polygon`, :func:`polygon_mask`, :func:`summarize`.
 """
@@ -213,6 +214,34 @@ def pose_error(R_result: np.ndarray, R_target: np.ndarray) -> dict[str, np.ndarr
     d = (d + 180.0) % 360.0 - 180.0
     return {"angle": angle, "yaw": np.abs(d[:, 0]), "pitch": np.abs(d[:, 1]), "roll": np.abs(d[:, 2]),
             "l2": np.linalg.norm(d, axis=1)}
+
+
+def pose_offset(R_result: np.ndarray, R_target: np.ndarray) -> np.ndarray:
+    """The constant rotation ``O`` in the head's own frame that best maps the target's head rotations onto the
+    result's over a clip, ``R_result ≈ R_target @ O``: (B, 3, 3), (B, 3, 3) -> (3, 3).
+
+    The least-squares rotation over the frames where both are finite (the SVD projection of the sum of
+    ``R_target^T R_result`` onto the rotations); the identity when there is no such frame. A template fit reads a
+    face's own proportions (a longer nose, lower-set eyes) as a constant tilt: one person's face turned exactly as
+    another's reads a few degrees apart on every frame, and that is this offset, not a difference in motion.
+    """
+    a = np.asarray(R_result, dtype=np.float64).reshape(-1, 3, 3)
+    b = np.asarray(R_target, dtype=np.float64).reshape(-1, 3, 3)
+    ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
+    if not ok.any():
+        return np.eye(3)
+    u, _, vt = np.linalg.svd((b[ok].transpose(0, 2, 1) @ a[ok]).sum(0))
+    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+
+
+def pose_motion_error(R_result: np.ndarray, R_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far the result's head motion departs from the target's: per face, the geodesic angle in degrees
+    between ``R_result`` and ``R_target @ O`` (:func:`pose_offset`, the clip's constant offset taken out), and
+    ``O``. (B, 3, 3), (B, 3, 3) -> (B,) (NaN where either is NaN), (3, 3). Exactly 0 (to float rounding) when
+    the result is the target turned by one fixed rotation in the head's frame."""
+    offset = pose_offset(R_result, R_target)
+    b = np.asarray(R_target, dtype=np.float64).reshape(-1, 3, 3)
+    return pose_error(R_result, b @ offset)["angle"], offset
 
 
 # --------------------------------------------------------------------------------------------------------------

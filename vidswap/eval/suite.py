@@ -289,7 +289,7 @@ def summary_markdown(summary: dict) -> str:
         lines.append(
             head + f"| {_f(run.get('fps'), 1)} | {run.get('frames_swapped', 'n/a')} "
             f"| {_f(m['identity']['to_source']['mean'])} | {_f(m['identity']['to_target']['mean'])} "
-            f"| {_f(m['identity']['target_to_source']['mean'])} | {_f(m['pose']['error_deg']['mean'], 2)} "
+            f"| {_f(m['identity']['target_to_source']['mean'])} | {_f(m['pose']['motion_error_deg']['mean'], 2)} "
             f"| {_f(m['expression']['mouth_open_error']['mean'])} | {_f(m['expression']['eye_open_error']['mean'])} "
             f"| {_f(m['temporal']['flicker']['ratio'], 2)} | {_f(m['temporal']['jitter']['ratio'], 2)} "
             f"| {_f(m['quality']['sharpness_ratio'], 2)} | {_f(m['quality']['seam_ratio']['mean'], 2)} "
@@ -305,9 +305,10 @@ def summary_markdown(summary: dict) -> str:
         lines.append("No evaluated swap: retrieval not computed.")
     lines += ["", "Columns: ID→src / ID→plate = ArcFace cosine of the result to the sources / to the plate's face "
               "(plate→src: the plate's own similarity, the baseline); pose err = geodesic head-pose error in "
-              "degrees; mouth / eye err = opening-ratio errors; × = result relative to the plate (1 = as the "
-              "plate); tone = how much the swapped area as a whole is lighter or another colour than the plate around "
-              "its border (8-bit levels, 0 best; the verdict's colour step)."]
+              "degrees, the clip's constant offset taken out (the verdict's head motion); mouth / eye err = "
+              "opening-ratio errors; × = result relative to the plate (1 = as the plate); tone = how much the "
+              "swapped area as a whole is lighter or another colour than the plate around its border (8-bit "
+              "levels, 0 best; the verdict's colour step)."]
     return "\n".join(lines) + "\n"
 
 
