@@ -231,7 +231,7 @@ def pose_offset(R_result: np.ndarray, R_target: np.ndarray) -> np.ndarray:
     if not ok.any():
         return np.eye(3)
     u, _, vt = np.linalg.svd((b[ok].transpose(0, 2, 1) @ a[ok]).sum(0))
-    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    return u @ np.diag([1.0, 1.0, 1.0 if np.linalg.det(u @ vt) >= 0 else -1.0]) @ vt
 
 
 def pose_motion_error(R_result: np.ndarray, R_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

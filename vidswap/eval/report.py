@@ -435,8 +435,8 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
                      "features the swap changed near its edge); boundary_tone: the same step as a mean over the "
                      "whole boundary (arc by arc medians, then their mean): how much the swapped area as a whole "
                      "is lighter or another colour than the plate around it, the patch look (0 = none); "
-                     "lighting_correlation: inside the face, the "
-                     "correlation of the result's low-frequency luminance with the plate's (1 = lit like the plate)",
+                     "lighting_correlation: inside the face, the correlation of the result's low-frequency "
+                     "luminance with the plate's (1 = lit like the plate)",
         },
     }
 
