@@ -46,3 +46,23 @@ def test_a_short_result_gets_the_frames_to_pass():
         pair_frames(range(0, 48), range(0, 472), None)
     with pytest.raises(InputError, match="--frames 1011-1020 \\(the result's own"):
         pair_frames(range(1011, 1021), range(1001, 1201), None)
+
+
+def test_suite_table_shows_the_judged_head_motion_and_tone():
+    from vidswap.eval.suite import summary_markdown
+
+    def stat(v):
+        return {"mean": v}
+
+    metrics = {"identity": {"to_source": stat(0.431), "to_target": stat(0.419), "target_to_source": stat(0.113)},
+               "pose": {"error_deg": stat(6.68), "motion_error_deg": stat(1.28)},
+               "expression": {"mouth_open_error": stat(0.007), "eye_open_error": stat(0.021)},
+               "temporal": {"flicker": {"ratio": 0.91}, "jitter": {"ratio": 0.89}},
+               "quality": {"sharpness_ratio": 0.87, "seam_ratio": stat(0.89), "boundary_step": stat(9.58),
+                           "boundary_tone": stat(1.53)}}
+    table = summary_markdown({"config": "c.yaml", "judges": "j", "retrieval": {}, "swaps": [
+        {"target": "t.mp4", "sources": ["s.jpg"], "frames": None, "run": {"fps": 9.5, "frames_swapped": 72},
+         "metrics": metrics, "report": "r.html"}]})
+    row = next(line for line in table.splitlines() if line.startswith("| 1 |"))
+    assert row == ("| 1 | t.mp4 | s.jpg | all | 9.5 | 72 | 0.431 | 0.419 | 0.113 | 1.28 | 0.007 | 0.021 | 0.91 "
+                   "| 0.89 | 0.87 | 0.89 | 1.5 | [report](r.html) |")
