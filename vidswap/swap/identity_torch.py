@@ -134,7 +134,7 @@ class SFaceTorch(nn.Module):
             if name not in used:
                 continue
             buf = f"c{i}"
-            t = torch.from_numpy(np.ascontiguousarray(arr))
+            t = torch.from_numpy(np.array(arr))  # a writable copy: the graph's arrays may be read-only views
             if t.is_floating_point():
                 t = t.float()
             self.register_buffer(buf, t)
