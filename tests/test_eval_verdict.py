@@ -66,3 +66,23 @@ def test_suite_table_shows_the_judged_head_motion_and_tone():
     row = next(line for line in table.splitlines() if line.startswith("| 1 |"))
     assert row == ("| 1 | t.mp4 | s.jpg | all | 9.5 | 72 | 0.431 | 0.419 | 0.113 | 1.28 | 0.007 | 0.021 | 0.91 "
                    "| 0.89 | 0.87 | 0.89 | 1.5 | [report](r.html) |")
+
+
+def test_head_check_judges_the_motion_and_states_the_constant_offset():
+    from vidswap.eval.verdict import verdicts
+
+    def stat(v):
+        return {"mean": v}
+
+    metrics = {"identity": {"to_source": stat(0.43), "target_to_source": stat(0.11), "closer_to_source_rate": 0.4},
+               "pose": {"error_deg": stat(6.68), "motion_error_deg": stat(1.28), "offset_deg": 6.61},
+               "expression": {"mouth_open_error": stat(0.007), "eyes_closing": {}},
+               "temporal": {"flicker": {"ratio": 0.91}, "jitter": {"ratio": 0.89}},
+               "quality": {"sharpness_ratio": 0.87, "seam_ratio": stat(0.89), "boundary_step": stat(9.6),
+                           "boundary_tone": stat(1.53), "lighting_correlation": stat(0.95)},
+               "frames": {"evaluated": 72, "target_face_missing": 0, "result_face_missing": 0}}
+    checks = {c.rule.key: c for c in verdicts(metrics)}
+    assert checks["pose"].value == 1.28 and checks["pose"].status == "pass"  # 6.68 absolute would warn
+    assert checks["pose"].note == ("direction 6.7 deg apart on average, 6.6 deg of it constant over the clip: a "
+                                   "template fit reads each face's proportions as a tilt")
+    assert checks["tone_step"].value == 1.53 and checks["tone_step"].status == "pass"  # 9.6 point by point fails
