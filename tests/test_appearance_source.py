@@ -226,3 +226,24 @@ def test_brow_band_is_covered_where_a_fringe_hid_the_forehead(space, masks):
     top = int(space.uv[:, 1].min()) + 2
     assert float(a.weight[0, 0, :top].max()) == 0.0  # the forehead's top stays the plate's
     assert "brow_band" in masks and float(masks["brow_band"].max()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_flash_lit_smile_does_not_turn_into_glowing_albedo(media, detector, mesh, space, masks):
+    """single_face.jpg, a broad smile under a flash: the nine-band fit puts the lids, the nose's base and the mouth's
+    corners far below the face's mean light while the photo shows them lit. Divided by that (the old floor, 0.08 of
+    the mean) the skin's detail reaches several times the skin's, which renders as glowing patches; with the
+    default floor (0.6) it stays near the skin's range."""
+    from vidswap.io import read_image
+
+    img = read_image(media("single_face_image"))
+    dets = detector([img])[0]
+    lm = torch.from_numpy(mesh([img], [dets])[0][0].points)[None]  # its one face
+    vis = texture_confidence(lm, space.triangles, image_size=img.shape[:2])
+    def p99(params):
+        albedo = build_source_albedo(space, to_float(img)[None], lm, masks, visibility=vis, params=params)
+        skin = (masks["skin"] * albedo.weight)[0, 0] > 0.5
+        return float(torch.quantile(luminance(albedo.detail)[0, 0][skin], 0.99))
+
+    assert AlbedoParams().min_shading == 0.6
+    assert p99(AlbedoParams(min_shading=0.08)) > 2.5  # measured 3.76
+    assert p99(AlbedoParams()) < 1.8  # measured 1.53

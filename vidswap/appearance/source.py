@@ -58,6 +58,13 @@ class AlbedoParams:
 
     Attributes:
         broad: sigma of the broad band the plate supplies (light and skin colour), ~14 texels at 256.
+        min_shading: floor of the photo's fitted diffuse shading (x its mean over the skin) that de-lighting
+            divides by. The nine-band fit to a flash-lit or expressive photo (a broad smile, an open mouth) can put
+            the lids, the nose's base, the mouth's corners and the chin at a tenth of the mean while the photo shows
+            them lit; divided by that, they became albedo 2-8x the skin, which the plate's skin colour painted as
+            glowing orange patches. The fit over the face, min / share below 0.6: grace_hopper 0.66 / none (its
+            albedo is unchanged), astronaut 0.43 / 3 %, portrait_m7 0 / 13 % (p5 0.47), a smiling flash photo
+            (single_face.jpg) 0 / 22 % (p5 0.16). lead s24 in benchmarks/RESULTS.md.
         chroma: sigma of the chroma smoothing of the detail.
         specular_level: mid-band luminance detail above this (x skin) is a highlight ...
         specular_keep: ... of which this fraction is kept (a mild edit: the mask cannot tell a flash highlight from
@@ -91,6 +98,7 @@ class AlbedoParams:
     """
 
     broad: float = 0.055
+    min_shading: float = 0.6
     chroma: float = 0.006
     specular_level: float = 1.1
     specular_keep: float = 0.8
@@ -193,7 +201,7 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     U = space.size
     skin = masks["skin"].to(texture.device)
     inner_skin = masks["inner_skin"].to(texture.device)
-    lit = delight(texture, normals, weight, inner_skin)
+    lit = delight(texture, normals, weight, inner_skin, min_shading=params.min_shading)
     albedo = texture / lit.shading
     broad = robust_lowpass(albedo, weight * skin, params.broad * U)
     detail = albedo / broad.clamp(min=_EPS)
