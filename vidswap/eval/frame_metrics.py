@@ -237,6 +237,15 @@ def seam_ratio(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: 
     return r / t if t > 0 else float("inf")
 
 
+def _boundary_bands(m: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) bool bands of a bool mask: the pixels inside it within ``width`` px of its boundary, and those
+    outside it within ``width`` px (L2 distance transforms)."""
+    m8 = m.astype(np.uint8)
+    inner = m & (cv2.distanceTransform(m8, cv2.DIST_L2, 3) <= width)
+    outer = ~m & (cv2.distanceTransform(1 - m8, cv2.DIST_L2, 3) <= width)
+    return inner, outer
+
+
 def boundary_step(result: np.ndarray, target: np.ndarray, mask: np.ndarray, width: int) -> float:
     """Tone step across the mask boundary that the plate does not have: a feathered colour mismatch (a patch
     brighter or redder than the skin around it) has little gradient but is plainly visible.
@@ -250,11 +259,7 @@ def boundary_step(result: np.ndarray, target: np.ndarray, mask: np.ndarray, widt
     if not m.any() or m.all():
         return float("nan")
     width = max(1, int(width))
-    m8 = m.astype(np.uint8)
-    d_in = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
-    d_out = cv2.distanceTransform(1 - m8, cv2.DIST_L2, 3)
-    inner = (m & (d_in <= width)).astype(np.float32)
-    outer = (~m & (d_out <= width)).astype(np.float32)
+    inner, outer = (band.astype(np.float32) for band in _boundary_bands(m, width))
     ring = boundary_ring(m, 1) & m
     sigma = float(width)
 
@@ -295,9 +300,7 @@ def boundary_arc_steps(result: np.ndarray, target: np.ndarray, mask: np.ndarray,
     if not m.any() or m.all():
         return np.zeros((0, change.shape[-1]))
     width = max(1, int(width))
-    m8 = m.astype(np.uint8)
-    inner = m & (cv2.distanceTransform(m8, cv2.DIST_L2, 3) <= width)
-    outer = ~m & (cv2.distanceTransform(1 - m8, cv2.DIST_L2, 3) <= width)
+    inner, outer = _boundary_bands(m, width)
     ys, xs = np.nonzero(m)
     yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
     angle = np.arctan2(yy - ys.mean(), xx - xs.mean())
