@@ -22,12 +22,14 @@ from vidswap.composite.occlusion import OcclusionParams
 from vidswap.appearance.relight import PlateLight, RelightParams
 from vidswap.appearance.skin_tone import SkinToneParams
 from vidswap.appearance.track import TrackAppearance
+from vidswap.faces.pose import canonical_face
 from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
+from vidswap.swap.geometric.mouth_rest import mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
 from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, downsize_albedo, eye_openness, render_side,
@@ -163,6 +165,11 @@ class GeometricSwapConfig:
             closing eyes show in its brows (:class:`~vidswap.appearance.relight.RelightParams` ``brow_borrow``). 0
             (default): off -- at 1 it meets the eye goal on pexels_clip x astronaut but costs 0.06 ArcFace on the
             other astronaut pairs (benchmarks/RESULTS.md, eyes-s12).
+        relit_mouth_rest: with ``appearance: relit``, the reach (canonical units from the inner lip contour) over
+            which a source photo with its lips apart (a smile with teeth, an open mouth) takes the plate track's
+            neutral shape instead of its own, in proportion to how far apart they are
+            (:mod:`vidswap.swap.geometric.mouth_rest`): the photo's expression is not added to the plate's. A photo
+            with closed lips keeps its shape exactly. 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -195,6 +202,7 @@ class GeometricSwapConfig:
     relit_skin_tone: Literal["gain", "none"] = "none"
     source_eyewear: Literal["remove", "keep", "soften"] = "keep"
     relit_brows: float = 0.0
+    relit_mouth_rest: float = 0.8
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -220,6 +228,9 @@ class GeometricSwapConfig:
         if not 0.0 <= self.relit_outline_match <= 0.5:
             raise ValueError(f"relit_outline_match must be in [0, 0.5] (fraction of the texture side), got "
                              f"{self.relit_outline_match}")
+        if not 0.0 <= self.relit_mouth_rest <= 2.0:
+            raise ValueError(f"relit_mouth_rest must be in [0, 2] (canonical units; 0 = off), got "
+                             f"{self.relit_mouth_rest}")
         if not 0.0 <= self.relit_outline <= 0.25:
             raise ValueError(f"relit_outline must be in [0, 0.25] (fraction of the texture side), got "
                              f"{self.relit_outline}")
@@ -291,6 +302,8 @@ class GeometricSwapCore(SwapCore):
                                     eyewear=self.config.source_eyewear)
                       if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
+        self.mouth_weights = mouth_region_weights(canonical_face(), topology.regions["lips_inner"],
+                                                  self.config.relit_mouth_rest) if self.relit is not None else None
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
         self.mirror = torch.as_tensor(topology.mirror, dtype=torch.long)
@@ -372,10 +385,12 @@ class GeometricSwapCore(SwapCore):
 
     def for_target(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
         """With ``appearance: relit``, the identity with the track's light (tracks the analysis has no appearance
-        model for -- too little of the face seen -- render with the plain texture)."""
+        model for -- too little of the face seen -- render with the plain texture) and, for a source photo with
+        its lips apart, the mouth region of its shape at the track's rest (:meth:`_mouth_at_rest`)."""
         model = TrackAppearance.from_arrays(track.appearance)
         if self.relit is None or identity.albedo is None or model is None:
             return identity
+        identity = self._mouth_at_rest(identity, track)
         device = identity.albedo.device
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         albedo = self.relit.track_albedo(identity.albedo, model, torch.from_numpy(track.smoothed[pick]))
@@ -386,6 +401,16 @@ class GeometricSwapCore(SwapCore):
         if side < crop:
             albedo, size = downsize_albedo(albedo, side / crop), (crop, side)
         return replace(identity, albedo=albedo, plate_light=self.relit.plate_light(model, device), render_size=size)
+
+    def _mouth_at_rest(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
+        """The identity whose shape, within ``relit_mouth_rest`` of the lips, goes over to the track's neutral shape
+        as far as the source's lips are apart (:mod:`.mouth_rest`); the identity itself when they are closed."""
+        shape = identity.canonical
+        amount = open_mouth_amount(mouth_opening(shape.float(), self.topology_regions["lips_inner"]))
+        if float(amount) <= 0.0:
+            return identity
+        neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
+        return replace(identity, canonical=rest_mouth(shape, neutral, self.mouth_weights.to(shape.device), amount))
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:

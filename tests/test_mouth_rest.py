@@ -1,0 +1,110 @@
+"""A source photo's open mouth put at rest (vidswap.swap.geometric.mouth_rest): exact geometry, the core's use of it
+and the measured openings of the real test photos."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from vidswap.faces.pose import canonical_face, decompose
+from vidswap.faces.topology import load_topology
+from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
+from vidswap.swap.geometric.core import GeometricIdentity
+from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, mouth_opening, mouth_region_weights,
+                                               open_mouth_amount, rest_mouth)
+
+
+def _box_mouth(width: float, height: float) -> tuple[torch.Tensor, list[int]]:
+    """Six vertices: a rectangular opening (4 corners, in loop order), a far point and one 1 to the right of it."""
+    shape = torch.tensor([[-width / 2, 0.0, 0.0], [width / 2, 0.0, 0.0], [width / 2, height, 0.0],
+                          [-width / 2, height, 0.0], [0.0, 5.0, 0.0], [width / 2 + 1.0, 0.0, 0.0]])
+    return shape, [0, 1, 2, 3]
+
+
+def test_mouth_opening_is_the_mean_height_of_the_opening():
+    shape, loop = _box_mouth(2.0, 0.3)
+    assert float(mouth_opening(shape, loop)) == pytest.approx(0.3, abs=1e-6)
+    assert float(mouth_opening(shape, loop[::-1])) == pytest.approx(0.3, abs=1e-6)  # either winding
+    closed, _ = _box_mouth(2.0, 0.0)
+    assert float(mouth_opening(closed, loop)) == 0.0
+    batch = torch.stack([shape, closed])
+    assert mouth_opening(batch, loop).tolist() == pytest.approx([0.3, 0.0], abs=1e-6)
+
+
+def test_open_mouth_amount_ramps_between_the_closed_and_open_openings():
+    x = torch.tensor([0.0, CLOSED_OPENING, (CLOSED_OPENING + OPEN_OPENING) / 2, OPEN_OPENING, 0.4])
+    assert open_mouth_amount(x).tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0], abs=1e-6)
+
+
+def test_mouth_region_weights_fall_from_the_lips_to_the_reach():
+    shape, loop = _box_mouth(2.0, 0.3)
+    w = mouth_region_weights(shape, loop, reach=2.0)
+    assert w[:4].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert float(w[4]) == 0.0  # 4.7 from the nearest contour point: beyond the reach
+    assert float(w[5]) == pytest.approx(0.5, abs=1e-6)  # 1 from the contour, half the reach: 1 - smoothstep(0.5)
+    assert mouth_region_weights(shape, loop, reach=4.0)[5] == pytest.approx(1 - 0.25 * 0.25 * 2.5, abs=1e-6)
+    assert mouth_region_weights(shape, loop, reach=0.0).tolist() == [0.0] * 6
+
+
+def test_rest_mouth_blends_toward_the_neutral_by_weight_and_amount():
+    shape, _ = _box_mouth(2.0, 0.3)
+    neutral, _ = _box_mouth(2.0, 0.0)
+    w = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.5])
+    assert rest_mouth(shape, neutral, w, 0.0) is shape  # closed lips: the photo's own shape, bit for bit
+    out = rest_mouth(shape, neutral, w, 1.0)
+    assert torch.equal(out[:4], neutral[:4]) and torch.equal(out[4], shape[4])
+    half = rest_mouth(shape, neutral, w, 0.5)
+    assert torch.allclose(half[2], shape[2] + 0.5 * (neutral[2] - shape[2]))
+    assert torch.allclose(half[5], shape[5] + 0.25 * (neutral[5] - shape[5]))
+
+
+def _real_shape(media, detector, mesh, name: str) -> torch.Tensor:
+    from vidswap.io import read_image
+
+    img = read_image(media(name))
+    points = mesh([img], [detector([img])[0]])[0][0].points
+    return decompose(torch.from_numpy(points)[None].float()).x_c_obs[0]
+
+
+@pytest.fixture(scope="module")
+def photo_shapes(media, detector, mesh):
+    return {name: _real_shape(media, detector, mesh, name)
+            for name in ("grace_hopper", "portrait_m7", "astronaut", "portrait_f1")}
+
+
+def test_real_photos_closed_and_open_mouths(photo_shapes):
+    """The test photos' lips: grace_hopper's and portrait_m7's closed (measured 0.025, 0.045), astronaut's smile
+    with teeth (0.18) and portrait_f1's surprised open mouth (0.25) fully open."""
+    loop = load_topology().regions["lips_inner"]
+    opening = {k: float(mouth_opening(v, loop)) for k, v in photo_shapes.items()}
+    assert opening["grace_hopper"] < CLOSED_OPENING and opening["portrait_m7"] < CLOSED_OPENING, opening
+    assert opening["astronaut"] > OPEN_OPENING and opening["portrait_f1"] > OPEN_OPENING, opening
+    assert float(mouth_opening(canonical_face(), loop)) < CLOSED_OPENING  # the neutral face's mouth is closed
+
+
+def test_the_relit_core_puts_an_open_source_mouth_at_the_tracks_rest(photo_shapes):
+    """portrait_f1's open mouth against a track whose neutral is the canonical face: its inner lip contour becomes
+    the neutral's (its opening too), the shape beyond the reach stays the photo's; grace_hopper's closed mouth
+    leaves the identity as it is."""
+    topology = load_topology()
+    core = GeometricSwapCore(GeometricSwapConfig(appearance="relit"), topology=topology)
+    neutral = canonical_face().float()
+    track = SimpleNamespace(neutral=neutral.numpy())
+    loop = torch.as_tensor(topology.regions["lips_inner"])
+    empty = torch.zeros(1, 3, 8, 8)
+
+    def identity(name):
+        return GeometricIdentity(images=empty, landmarks=torch.zeros(1, 478, 3), canonical=photo_shapes[name])
+
+    closed = identity("grace_hopper")
+    assert core._mouth_at_rest(closed, track) is closed
+    opened = identity("portrait_f1")
+    rested = core._mouth_at_rest(opened, track).canonical
+    assert torch.allclose(rested[loop], neutral[loop], atol=1e-6)
+    assert float(mouth_opening(rested, loop)) == pytest.approx(float(mouth_opening(neutral, loop)), abs=1e-5)
+    far = core.mouth_weights == 0
+    assert int(far.sum()) > 100 and torch.equal(rested[far], photo_shapes["portrait_f1"][far])
+    off = GeometricSwapCore(GeometricSwapConfig(appearance="relit", relit_mouth_rest=0.0), topology=topology)
+    assert torch.equal(off._mouth_at_rest(opened, track).canonical, opened.canonical)

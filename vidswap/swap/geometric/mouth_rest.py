@@ -1,0 +1,74 @@
+"""A source photo's open mouth put at rest: the mouth region of its shape taken from the plate track's neutral.
+
+The driven mesh is the source's shape plus the plate's expression (:mod:`.reenact`). A source photo with its lips
+apart -- a smile with teeth, a talking or surprised mouth -- has that expression in its shape: the lower lip and
+the skin below it sit where the photo's jaw and lips put them. The relit render makes the lip contours follow the
+plate's (:func:`~vidswap.appearance.relight.follow_weights`), so between the plate's closed lips and the source's
+dropped lower lip the lower lip's texels were stretched into a thick pink band over the plate's chin, and a smile's
+stretched mouth gave the plate's closed mouth swollen lips: the photo's expression added to the plate's.
+
+One photo cannot tell its person's mouth at rest from the expression it shows. The plate track's neutral shape
+(:attr:`~vidswap.faces.tracksfile.TrackAnalysis.neutral`, from its calmest frames) is a mouth at rest; so within
+``reach`` of the lips the shape goes over to it, in proportion to how far the photo's lips are apart
+(:func:`open_mouth_amount`). A photo with closed lips keeps its shape exactly (its lips are its own).
+
+Shapes: canonical shapes (V, 3) (frontal, centred, unit RMS radius; x right, y down); loops (L,) ordered indices.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["mouth_opening", "open_mouth_amount", "mouth_region_weights", "rest_mouth"]
+
+#: mean height (canonical units) of the lips' opening below which a photo's mouth counts as closed, and above which
+#: as fully open. Measured on the test media's photos: grace_hopper 0.025 and portrait_m7 0.045 (closed, pressed);
+#: astronaut and single_face.jpg 0.18 (smiles with teeth), portrait_f1 0.25 (open, surprised), the largest face of
+#: multi_face.jpg 0.26 (a laugh); the canonical face's own 0.013.
+CLOSED_OPENING = 0.06
+OPEN_OPENING = 0.15
+
+
+def _smoothstep(x: Tensor) -> Tensor:
+    x = x.clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def mouth_opening(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray) -> Tensor:
+    """Mean height of the opening between the lips: the area the inner lip contour encloses in the frontal (x, y)
+    plane over its width. (..., V, 3) canonical -> (...); 0 for lips that meet along their length."""
+    loop = torch.as_tensor(np.asarray(inner_loop), dtype=torch.long, device=shape.device)
+    p = shape[..., loop, :2].double()
+    q = p.roll(-1, dims=-2)
+    area = 0.5 * (p[..., 0] * q[..., 1] - q[..., 0] * p[..., 1]).sum(-1).abs()
+    width = (p[..., 0].amax(-1) - p[..., 0].amin(-1)).clamp(min=1e-9)
+    return (area / width).to(shape.dtype)
+
+
+def open_mouth_amount(opening: Tensor, closed: float = CLOSED_OPENING, full: float = OPEN_OPENING) -> Tensor:
+    """How far a mouth of this opening is from rest, in [0, 1]: 0 up to ``closed``, 1 from ``full`` (smoothstep)."""
+    return _smoothstep((opening - closed) / (full - closed))
+
+
+def mouth_region_weights(canonical: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray,
+                         reach: float) -> Tensor:
+    """Per-vertex weight of the mouth region: 1 on the inner lip contour, falling (smoothstep of the canonical
+    distance to it) to 0 at ``reach`` canonical units. (V, 3) -> (V,); all 0 for ``reach`` <= 0."""
+    if reach <= 0:
+        return torch.zeros(canonical.shape[0], dtype=canonical.dtype, device=canonical.device)
+    loop = torch.as_tensor(np.asarray(inner_loop), dtype=torch.long, device=canonical.device)
+    x = torch.cdist(canonical, canonical[loop]).amin(1) / reach
+    x[loop] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
+    return 1.0 - _smoothstep(x)
+
+
+def rest_mouth(shape: Tensor, neutral: Tensor, weights: Tensor, amount: Tensor | float) -> Tensor:
+    """``shape + amount * weights * (neutral - shape)``: (V, 3), (V, 3), (V,), scalar -> (V, 3). ``amount`` 0
+    returns ``shape`` itself (bit-identical)."""
+    if float(amount) <= 0.0:
+        return shape
+    return shape + (float(amount) * weights)[:, None].to(shape) * (neutral.to(shape) - shape)
