@@ -151,7 +151,7 @@ class GeometricSwapConfig:
         source_occlusion: leave out what covers the source photo's forehead (hair: a skin-colour test above the
             brows, :func:`forehead_validity`); the plate's forehead shows there instead.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
-            shapes.
+            shapes, where the caller gives one (the CLI's source analysis does not: see ``relit_mouth_rest``).
         source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
             they are; ``soften`` at half their contrast (rims and temples half refilled from the skin around them,
             lens glints and tint halved: the eval's landmark judge reads a full-contrast rim as open lids; on the
