@@ -18,7 +18,9 @@ The texture is rendered on the driven mesh with the per-vertex shading multiplie
 frame's ratio live at a small texture size (they are low-pass); the detail at the render's. The driven mesh follows the plate's own lip and eye contours
 (:func:`follow_weights`): the source's lip colour goes on the target's lip shape, so the plate's mouth interior
 and eyes, which show through the holes, meet lips and lids that fit them -- no lip-line smear, blinks and gaze
-stay the plate's, and a smiling source does not add its smile to the target's expression at the mouth.
+stay the plate's, and a smiling source does not add its smile to the target's expression at the lip contours.
+Around them, a source photo with its lips apart takes the track's neutral shape
+(:mod:`vidswap.swap.geometric.mouth_rest`), so its dropped lower lip or stretched smile is not added either.
 """
 
 from __future__ import annotations
