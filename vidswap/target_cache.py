@@ -5,7 +5,7 @@ A record holds only the fields ``for_target`` changed on the prepared identity: 
 plain values and tuples of them (JSON), and dataclasses of those (a ``vidswap`` dataclass such as
 :class:`~vidswap.appearance.relight.PlateLight`, its tensors stored as ``field.sub``). It is keyed by the prepared
 identity's record key (core, settings, device kind, sources) and a digest of the track's arrays the set-up reads
-(smoothed landmarks, appearance model), and stamped with the code that made it
+(smoothed landmarks, neutral shape, appearance model), and stamped with the code that made it
 (:func:`~vidswap.identity_cache.record_stamp`), so a record from another analysis, other settings or other code is
 never used. A missing, unreadable, other-keyed or other-code record is computed again (as before records existed)
 and rewritten in place.
@@ -33,9 +33,10 @@ PLAIN = (int, float, bool, str, type(None))
 
 
 def track_digest(track: TrackAnalysis) -> str:
-    """sha256 of the track's id, smoothed landmarks and appearance arrays (names, dtypes, shapes, bytes)."""
+    """sha256 of the track's id, smoothed landmarks, neutral shape and appearance arrays (names, dtypes, shapes,
+    bytes)."""
     h = hashlib.sha256(f"track {track.id}".encode())
-    arrays = [("smoothed", track.smoothed)] + sorted((track.appearance or {}).items())
+    arrays = [("smoothed", track.smoothed), ("neutral", track.neutral)] + sorted((track.appearance or {}).items())
     for name, value in arrays:
         a = np.ascontiguousarray(np.asarray(value))
         h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
