@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from vidswap.identity_cache import cached_identity, identity_key, package_digest
+from vidswap.code_stamp import package_digest
+from vidswap.identity_cache import cached_identity, identity_key
 from vidswap.swap.geometric.core import GeometricIdentity
 
 

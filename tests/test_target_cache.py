@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vidswap.appearance.relight import PlateLight
-from vidswap.identity_cache import record_stamp
+from vidswap.code_stamp import record_stamp
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
 from vidswap.target_cache import cached_target, declared_dataclass, read_target, target_key

@@ -4,8 +4,8 @@ render task's start-up, issue 19).
 
 A record is keyed by the core's name and settings, the device kind and the sources (their files' bytes and the
 analysis models' hashes, :func:`vidswap.source_cache.source_key`), and stamped with the code that prepared it
-(:func:`package_digest`, :func:`record_stamp`): a shot re-run after an upgrade, or after a local edit of the code,
-prepares its sources again instead of reading back an identity the running code would not have made. It holds the
+(:mod:`vidswap.code_stamp`): a shot re-run after an upgrade, or after a local edit of the code, prepares its
+sources again instead of reading back an identity the running code would not have made. It holds the
 identity's tensors (safetensors, bit-exact) and its plain fields (JSON); the identity read back equals the one
 :meth:`SwapCore.prepare` returned. An identity with a field that is neither a tensor nor a plain value is not
 recorded (prepared every time); a missing, unreadable, other-keyed or other-code record is prepared again and
@@ -15,7 +15,6 @@ rewritten.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -24,22 +23,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from vidswap.code_stamp import record_stamp
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceFace, SourceIdentity, SwapCore
 
 PLAIN = (int, float, bool, str, type(None))
-
-
-@functools.cache
-def package_digest(package: Path = Path(__file__).resolve().parent) -> str:
-    """sha256 of the Python sources under ``package`` (the installed vidswap by default): each file's path relative
-    to it and its bytes, in sorted path order (~5 ms for the package, read once a process: a job stamps its source,
-    identity and target records and names its chunks with it)."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def identity_key(core_name: str, settings: dict, device: torch.device | str, source_keys: list[str]) -> str:
@@ -47,12 +35,6 @@ def identity_key(core_name: str, settings: dict, device: torch.device | str, sou
     blob = json.dumps({"core": core_name, "settings": settings, "device": torch.device(device).type,
                        "sources": source_keys}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def record_stamp(key: str, code: str) -> str:
-    """What a record is written and read back under: its ``key`` and the code that made it (:func:`package_digest`).
-    The file's name comes from the key alone, so a record made by other code is overwritten, not kept beside."""
-    return f"{key}|{code}"
 
 
 def split_identity(identity: SourceIdentity) -> tuple[dict[str, torch.Tensor], dict] | None:
@@ -113,8 +95,8 @@ def read_identity(path: Path, key: str, device: torch.device | str) -> SourceIde
 def cached_identity(core: SwapCore, key: str, sources: list[SourceFace], folder: Path,
                     device: torch.device | str, code: str) -> SourceIdentity:
     """``core.prepare(sources)``, read from ``folder`` when recorded there under ``key`` (:func:`identity_key`:
-    the same core, settings, device kind and sources) by the same ``code`` (:func:`package_digest`); prepared and
-    recorded otherwise."""
+    the same core, settings, device kind and sources) by the same ``code``
+    (:func:`~vidswap.code_stamp.package_digest`); prepared and recorded otherwise."""
     path = folder / f"{key[:32]}.safetensors"
     stamp = record_stamp(key, code)
     identity = read_identity(path, stamp, device) if path.exists() else None

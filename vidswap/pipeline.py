@@ -138,7 +138,7 @@ def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
                       which: int | None) -> SourceIdentity:
     """``core.prepare`` of all ``sources`` (``which`` None) or of source ``which`` alone, recorded in the job
     folder's ``sources/`` so a farm render task or a re-run reads it instead (:mod:`vidswap.identity_cache`)."""
-    from vidswap.identity_cache import package_digest
+    from vidswap.code_stamp import package_digest
 
     return _prepared_and_key(cfg, core, sources, folder, device, which, package_digest())[0]
 
@@ -159,7 +159,7 @@ def target_identities(cfg: JobConfig, core: SwapCore, sources: list[SourceFace],
     """Each target track's identity (``core.for_target`` of its prepared source identity), the per-target set-up
     recorded in the job folder's ``sources/`` next to the prepared identities (:mod:`vidswap.target_cache`), so
     every farm render task of the shot reads it instead of computing it again."""
-    from vidswap.identity_cache import package_digest
+    from vidswap.code_stamp import package_digest
     from vidswap.target_cache import cached_target
 
     code = package_digest()

@@ -2,7 +2,7 @@
 so farm render tasks and re-runs of a shot neither load the analysis models nor analyse the sources again.
 
 A record is keyed by the source file's bytes and the analysis models' pinned hashes, and stamped with the code that
-made it (:func:`~vidswap.identity_cache.package_digest`); it holds exactly the arrays the analysis produced (the
+made it (:func:`~vidswap.code_stamp.package_digest`); it holds exactly the arrays the analysis produced (the
 :class:`~vidswap.swap.base.SourceFace` built from it is the same as from a fresh analysis). A missing, unreadable,
 other-keyed or other-code record is analysed again and rewritten.
 """
@@ -21,7 +21,7 @@ import torch
 from vidswap.composite.convert import to_float
 from vidswap.errors import NoFaceError
 from vidswap.faces.pose import decompose
-from vidswap.identity_cache import package_digest, record_stamp
+from vidswap.code_stamp import package_digest, record_stamp
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceFace
 
@@ -83,7 +83,7 @@ def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder
                         model_hashes: dict[str, str], models: Callable[[], AnalysisModels],
                         warnings: list[str]) -> list[SourceFace]:
     """The sources' faces from ``folder``'s records, analysing (with ``models()``, called only then) and
-    recording the ones not found there, or recorded by other code (:func:`~vidswap.identity_cache.package_digest`:
+    recording the ones not found there, or recorded by other code (:func:`~vidswap.code_stamp.package_digest`:
     the record is replaced)."""
     faces = []
     code = package_digest()

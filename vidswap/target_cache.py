@@ -6,7 +6,7 @@ plain values and tuples of them (JSON), and dataclasses of those (a ``vidswap`` 
 :class:`~vidswap.appearance.relight.PlateLight`, its tensors stored as ``field.sub``). It is keyed by the prepared
 identity's record key (core, settings, device kind, sources) and a digest of the track's arrays the set-up reads
 (smoothed landmarks, neutral shape, appearance model), and stamped with the code that made it
-(:func:`~vidswap.identity_cache.record_stamp`), so a record from another analysis, other settings or other code is
+(:func:`~vidswap.code_stamp.record_stamp`), so a record from another analysis, other settings or other code is
 never used. A missing, unreadable, other-keyed or other-code record is computed again (as before records existed)
 and rewritten in place.
 """
@@ -25,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vidswap.faces.tracksfile import TrackAnalysis
-from vidswap.identity_cache import record_stamp
+from vidswap.code_stamp import record_stamp
 from vidswap.io.atomic import atomic_file
 from vidswap.swap import SourceIdentity, SwapCore
 
@@ -144,7 +144,7 @@ def read_target(path: Path, key: str, base: SourceIdentity, device: torch.device
 def cached_target(core: SwapCore, identity: SourceIdentity, identity_key: str, track: TrackAnalysis,
                   folder: Path, device: torch.device | str, code: str) -> SourceIdentity:
     """``core.for_target(identity, track)``, read from ``folder`` when recorded there for the same prepared
-    identity and track by the same ``code`` (:func:`~vidswap.identity_cache.package_digest`); computed and
+    identity and track by the same ``code`` (:func:`~vidswap.code_stamp.package_digest`); computed and
     recorded otherwise (nothing is recorded when it returns ``identity``)."""
     key = target_key(identity_key, track)
     path = folder / f"target_{key[:32]}.safetensors"

@@ -21,7 +21,7 @@ from vidswap.faces.analysis_key import analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
-from vidswap.identity_cache import package_digest
+from vidswap.code_stamp import package_digest
 from vidswap.io import EncodeSettings, Frame, open_sink, output_kind, probe, read_frames, read_numbers
 from vidswap.io.atomic import atomic_file
 from vidswap.io.frames import format_frames
@@ -136,7 +136,7 @@ def tune(cfg: JobConfig, progress: Progress | None = None) -> Path | None:
 
 def chunk_dir(plan: ShotPlan, cfg: JobConfig, analysis_key: str) -> Path:
     """Chunks live in a folder named by everything their pixels depend on (the analysis, the render settings and
-    the code, :func:`~vidswap.identity_cache.package_digest`), so chunks of an earlier analysis, other settings or
+    the code, :func:`~vidswap.code_stamp.package_digest`), so chunks of an earlier analysis, other settings or
     another install (a farm job resumed after an upgrade) are never mixed into an assembly."""
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("frames", "output", "farm", "device", "batch_size",
                                                                    "render_threads")}
