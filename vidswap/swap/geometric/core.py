@@ -407,10 +407,9 @@ class GeometricSwapCore(SwapCore):
         as far as the source's lips are apart (:mod:`.mouth_rest`); the identity itself when they are closed."""
         shape = identity.canonical
         amount = open_mouth_amount(mouth_opening(shape.float(), self.topology_regions["lips_inner"]))
-        if float(amount) <= 0.0:
-            return identity
         neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
-        return replace(identity, canonical=rest_mouth(shape, neutral, self.mouth_weights.to(shape.device), amount))
+        rested = rest_mouth(shape, neutral, self.mouth_weights.to(shape.device), amount)
+        return identity if rested is shape else replace(identity, canonical=rested)
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
