@@ -1,5 +1,5 @@
-"""A source photo's open mouth put at rest (vidswap.swap.geometric.mouth_rest): exact geometry, the core's use of it
-and the measured openings of the real test photos."""
+"""A source photo's open mouth put at rest (vidswap.swap.geometric.mouth_rest): exact geometry, the core's use of it,
+the measured openings of the real test photos and the skin beside a smile's corners."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from vidswap.faces.pose import canonical_face, decompose
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
-from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, mouth_opening, mouth_region_weights,
-                                               open_mouth_amount, rest_mouth)
+from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, corner_region, mouth_opening,
+                                               mouth_region_weights, open_mouth_amount, rest_mouth)
 
 
 def _box_mouth(width: float, height: float) -> tuple[torch.Tensor, list[int]]:
@@ -98,16 +98,20 @@ def test_the_relit_core_puts_an_open_source_mouth_at_the_tracks_rest(photo_shape
     def identity(name):
         return GeometricIdentity(images=empty, landmarks=torch.zeros(1, 478, 3), canonical=photo_shapes[name])
 
+    def amount(ident):
+        return float(open_mouth_amount(mouth_opening(ident.canonical, loop)))
+
     closed = identity("grace_hopper")
-    assert core._mouth_at_rest(closed, track) is closed
+    assert amount(closed) == 0.0 and core._mouth_at_rest(closed, track, amount(closed)) is closed
     opened = identity("portrait_f1")
-    rested = core._mouth_at_rest(opened, track).canonical
+    assert amount(opened) == 1.0
+    rested = core._mouth_at_rest(opened, track, 1.0).canonical
     assert torch.allclose(rested[loop], neutral[loop], atol=1e-6)
     assert float(mouth_opening(rested, loop)) == pytest.approx(float(mouth_opening(neutral, loop)), abs=1e-5)
     far = core.mouth_weights == 0
     assert int(far.sum()) > 100 and torch.equal(rested[far], photo_shapes["portrait_f1"][far])
     off = GeometricSwapCore(GeometricSwapConfig(appearance="relit", relit_mouth_rest=0.0), topology=topology)
-    assert torch.equal(off._mouth_at_rest(opened, track).canonical, opened.canonical)
+    assert torch.equal(off._mouth_at_rest(opened, track, 1.0).canonical, opened.canonical)
 
 
 def test_an_open_mouthed_source_follows_the_plates_mouth(media, tmp_path):
@@ -131,3 +135,50 @@ def test_an_open_mouthed_source_follows_the_plates_mouth(media, tmp_path):
         metrics = evaluate(out, clip, [src], tmp_path / f"eval_{reach}", frames=range(0, 12), every=2)
         errors[reach] = metrics["expression"]["mouth_open_error"]["mean"]
     assert errors[0.8] < 0.02 and errors[0.0] > 0.03, errors
+
+
+def test_corner_region_lies_beside_the_mouths_corners():
+    """A mouth 20 texels wide (columns 22-41, rows 30-33) on all-skin: the ring beside its corners, nothing over
+    its middle columns or inside it, nothing beyond the ring."""
+    U = 64
+    mouth = torch.zeros(1, 1, U, U)
+    mouth[..., 30:34, 22:42] = 1.0
+    skin = torch.ones(1, 1, U, U)
+    region = corner_region(mouth, skin, ring=0.06, soft=0.0)
+    assert float(region[..., 30:34, 22:42].max()) == 0.0  # not the mouth
+    assert float(region[..., :, 28:36].max()) == 0.0  # not over its middle (within 0.6 of its half width)
+    assert float(region[0, 0, 31, 43]) > 0.9 and float(region[0, 0, 31, 20]) > 0.9  # just beside each corner
+    assert float(region[0, 0, 31, 47:].max()) == 0.0 and float(region[0, 0, 31, :16].max()) == 0.0  # beyond 0.06 U
+    assert float(corner_region(mouth, skin, ring=0.0).abs().max()) == 0.0
+    assert float(corner_region(mouth, torch.zeros_like(skin), ring=0.06).abs().max()) == 0.0  # skin only
+
+
+def test_corners_at_rest_replace_a_smiles_creases_by_the_tracks_skin():
+    """A dark crease beside the mouth's corner in the source albedo, a track whose own skin there is plain: with
+    the photo's lips apart the crease takes the tone around it (1) times the track's detail (plain), everything
+    outside the corner region is the albedo's exactly; closed lips (amount 0) leave the albedo itself."""
+    import numpy as np
+
+    from vidswap.appearance.track import TrackAppearance
+    from vidswap.swap.geometric.relit import RelitRenderer
+
+    topology = load_topology()
+    renderer = RelitRenderer(topology)
+    U, u = 128, 64
+    _, masks = renderer.space(U)
+    region = corner_region(masks["mouth"], masks["skin"], 0.06)
+    albedo = torch.ones(1, 4, U, U)
+    crease = region > 0.99
+    assert int(crease.sum()) > 20
+    albedo[:, :3][crease.expand(1, 3, U, U)] = 0.4
+    lighting = np.zeros((1, 9), np.float32)
+    lighting[0, 0] = 1.0
+    model = TrackAppearance(mean=np.full((3, u, u), 0.3, np.float16), weight=np.ones((1, u, u), np.float16),
+                            broad=np.full((3, u, u), 0.3, np.float16), lighting=lighting,
+                            edge_blur=np.array([np.nan], np.float32), frames=8)
+    landmarks = (canonical_face().float() * 40 + 64)[None]
+    assert renderer.corners_at_rest(albedo, model, landmarks, 0.0, 0.06) is albedo
+    out = renderer.corners_at_rest(albedo, model, landmarks, 1.0, 0.06)
+    assert torch.equal(out[:, :, ~(region[0, 0] > 0)], albedo[:, :, ~(region[0, 0] > 0)])
+    assert float((out[:, :3][crease.expand(1, 3, U, U)] - 1.0).abs().max()) < 0.05  # was 0.4
+    assert torch.equal(out[:, 3:], albedo[:, 3:])

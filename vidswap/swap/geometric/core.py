@@ -170,6 +170,9 @@ class GeometricSwapConfig:
             neutral shape instead of its own, in proportion to how far apart they are
             (:mod:`vidswap.swap.geometric.mouth_rest`): the photo's expression is not added to the plate's. A photo
             with closed lips keeps its shape exactly. 0: off.
+        relit_mouth_corners: with ``appearance: relit``, for such a photo and in the same proportion, the width
+            (fraction of the texture side) of the ring of skin around the mouth whose parts beside the corners take
+            the skin tone around them times the plate track's own fine detail (a smile's corner creases). 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -203,6 +206,7 @@ class GeometricSwapConfig:
     source_eyewear: Literal["remove", "keep", "soften"] = "keep"
     relit_brows: float = 0.0
     relit_mouth_rest: float = 0.8
+    relit_mouth_corners: float = 0.06
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -231,6 +235,9 @@ class GeometricSwapConfig:
         if not 0.0 <= self.relit_mouth_rest <= 2.0:
             raise ValueError(f"relit_mouth_rest must be in [0, 2] (canonical units; 0 = off), got "
                              f"{self.relit_mouth_rest}")
+        if not 0.0 <= self.relit_mouth_corners <= 0.25:
+            raise ValueError(f"relit_mouth_corners must be in [0, 0.25] (fraction of the texture side; 0 = off), got "
+                             f"{self.relit_mouth_corners}")
         if not 0.0 <= self.relit_outline <= 0.25:
             raise ValueError(f"relit_outline must be in [0, 0.25] (fraction of the texture side), got "
                              f"{self.relit_outline}")
@@ -390,10 +397,13 @@ class GeometricSwapCore(SwapCore):
         model = TrackAppearance.from_arrays(track.appearance)
         if self.relit is None or identity.albedo is None or model is None:
             return identity
-        identity = self._mouth_at_rest(identity, track)
+        amount = float(open_mouth_amount(mouth_opening(identity.canonical.float(), self.regions["lips_inner"])))
+        identity = self._mouth_at_rest(identity, track, amount)
         device = identity.albedo.device
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
-        albedo = self.relit.track_albedo(identity.albedo, model, torch.from_numpy(track.smoothed[pick]))
+        landmarks = torch.from_numpy(track.smoothed[pick])
+        albedo = self.relit.track_albedo(identity.albedo, model, landmarks)
+        albedo = self.relit.corners_at_rest(albedo, model, landmarks, amount, self.config.relit_mouth_corners)
         crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
         sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)
         side = render_side(crop, sigma, self.config.render_sigma)
@@ -402,11 +412,10 @@ class GeometricSwapCore(SwapCore):
             albedo, size = downsize_albedo(albedo, side / crop), (crop, side)
         return replace(identity, albedo=albedo, plate_light=self.relit.plate_light(model, device), render_size=size)
 
-    def _mouth_at_rest(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
+    def _mouth_at_rest(self, identity: GeometricIdentity, track: TrackAnalysis, amount: float) -> GeometricIdentity:
         """The identity whose shape, within ``relit_mouth_rest`` of the lips, goes over to the track's neutral shape
-        as far as the source's lips are apart (:mod:`.mouth_rest`); the identity itself when they are closed."""
+        by ``amount``, how far the source's lips are apart (:mod:`.mouth_rest`); the identity itself at 0."""
         shape = identity.canonical
-        amount = open_mouth_amount(mouth_opening(shape.float(), self.topology_regions["lips_inner"]))
         neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
         rested = rest_mouth(shape, neutral, self.mouth_weights.to(shape.device), amount)
         return identity if rested is shape else replace(identity, canonical=rested)

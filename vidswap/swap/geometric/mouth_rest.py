@@ -12,7 +12,13 @@ One photo cannot tell its person's mouth at rest from the expression it shows. T
 ``reach`` of the lips the shape goes over to it, in proportion to how far the photo's lips are apart
 (:func:`open_mouth_amount`). A photo with closed lips keeps its shape exactly (its lips are its own).
 
-Shapes: canonical shapes (V, 3) (frontal, centred, unit RMS radius; x right, y down); loops (L,) ordered indices.
+The skin beside a smiling photo's mouth corners holds the smile too: the creases its stretched corners push up,
+which painted a grin's dark curves beside the plate's closed mouth. There (:func:`corner_region`, in texture space)
+the relit render takes the skin tone around them times the plate track's own fine detail
+(:meth:`~vidswap.swap.geometric.relit.RelitRenderer.corners_at_rest`), in the same proportion.
+
+Shapes: canonical shapes (V, 3) (frontal, centred, unit RMS radius; x right, y down); loops (L,) ordered indices;
+texture-space masks (1, 1, U, U).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["mouth_opening", "open_mouth_amount", "mouth_region_weights", "rest_mouth"]
+from vidswap.composite.filters import dilate, gaussian_blur
+
+__all__ = ["mouth_opening", "open_mouth_amount", "mouth_region_weights", "rest_mouth", "corner_region"]
 
 #: mean height (canonical units) of the lips' opening below which a photo's mouth counts as closed, and above which
 #: as fully open. Measured on the test media's photos: grace_hopper 0.025 and portrait_m7 0.045 (closed, pressed);
@@ -72,3 +80,21 @@ def rest_mouth(shape: Tensor, neutral: Tensor, weights: Tensor, amount: Tensor |
     if float(amount) <= 0.0:
         return shape
     return shape + (float(amount) * weights)[:, None].to(shape) * (neutral.to(shape) - shape)
+
+
+def corner_region(mouth: Tensor, skin: Tensor, ring: float, lateral: tuple[float, float] = (0.6, 0.9),
+                  soft: float = 0.01) -> Tensor:
+    """The skin beside the mouth's corners in texture space: the ring of skin within ``ring`` x U of the mouth
+    (lips and opening), weighted by how far out each column lies from the mouth's centre in units of its half width
+    (smoothstep from ``lateral[0]`` to ``lateral[1]``: none above or below the lips' middle), softened by ``soft``
+    x U. (1, 1, U, U) mouth and skin masks -> (1, 1, U, U) in [0, 1]; all 0 for ``ring`` <= 0 or no mouth."""
+    U = mouth.shape[-1]
+    cols = torch.nonzero(mouth[0, 0].amax(0) > 0.5)[:, 0]
+    if ring <= 0 or cols.numel() == 0:
+        return torch.zeros_like(mouth)
+    centre = (cols.min() + cols.max()).float() / 2
+    half = ((cols.max() - cols.min()).float() / 2).clamp(min=1.0)
+    x = torch.arange(U, dtype=mouth.dtype, device=mouth.device).view(1, 1, 1, U)
+    side = _smoothstep(((x - centre).abs() / half - lateral[0]) / (lateral[1] - lateral[0]))
+    around = (dilate(mouth, ring * U) - mouth).clamp(0.0, 1.0) * skin
+    return gaussian_blur(around * side, soft * U).clamp(0.0, 1.0)

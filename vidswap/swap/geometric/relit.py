@@ -39,6 +39,7 @@ from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_fram
 from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
+from vidswap.swap.geometric.mouth_rest import corner_region
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -141,6 +142,11 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
     return x * x * (3.0 - 2.0 * x)
 
 
+#: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners from the
+#: track's fine detail that replaces their creases (:meth:`RelitRenderer.corners_at_rest`)
+CORNER_BAND = 0.03
+
+
 @dataclass
 class RelitRenderer:
     """Per-core state of the relit appearance: texture spaces, masks and the driven mesh's follow weights."""
@@ -229,10 +235,8 @@ class RelitRenderer:
         device = albedo.device
         tensors = model.tensors(device)
         u = tensors["mean"].shape[-1]
-        space, masks = self.space(u, device)
-        normals = texel_normals(space, landmarks.to(device).float()).mean(0, keepdim=True)
-        normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
-        light = tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
+        _, masks = self.space(u, device)
+        light = self._track_light(tensors, landmarks)
         if borrow:
             U = albedo.shape[-1]
             own = resize_texture(tensors["mean"] / light, U)
@@ -255,6 +259,33 @@ class RelitRenderer:
                                    self.relight.outline_match, self.relight.outline_sigma,
                                    self.relight.outline_gain_range)
         return torch.cat([albedo[:, :3] * resize_texture(gain, albedo.shape[-1]), albedo[:, 3:]], 1)
+
+    def _track_light(self, tensors: dict[str, Tensor], landmarks: Tensor) -> Tensor:
+        """(1, 3, u, u) the track's light on its own face: its broad light times its SH light on the mean texel
+        normals of ``landmarks`` (N, 478, 3), so ``mean / light`` is the track's own de-lit appearance."""
+        space, _ = self.space(tensors["mean"].shape[-1], tensors["mean"].device)
+        normals = texel_normals(space, landmarks.to(tensors["mean"].device).float()).mean(0, keepdim=True)
+        normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
+        return tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
+
+    def corners_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float,
+                        ring: float) -> Tensor:
+        """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U)
+        takes, by ``amount``, the skin tone around it times the track's own fine detail
+        (:func:`~vidswap.appearance.eyewear.borrow_detail` at band 0.03, the tone taken from outside the region):
+        a smiling photo's corner creases are its smile, not its skin. (1, 4, U, U) -> (1, 4, U, U); the albedo
+        itself for ``amount`` or ``ring`` 0. ``landmarks`` (N, 478, 3): as :meth:`track_albedo`'s."""
+        if amount <= 0.0 or ring <= 0.0:
+            return albedo
+        tensors = model.tensors(albedo.device)
+        U = albedo.shape[-1]
+        _, masks = self.space(U, albedo.device)
+        region = corner_region(masks["mouth"], masks["skin"], ring) * amount
+        own = resize_texture(tensors["mean"] / self._track_light(tensors, landmarks), U)
+        weight = albedo[:, 3:4]
+        detail = borrow_detail(albedo[:, :3], weight * (1.0 - region), region, own,
+                               resize_texture(tensors["weight"], U), CORNER_BAND)
+        return torch.cat([detail, albedo[:, 3:]], 1)
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def _shading_mesh(self, driven: Tensor, target_landmarks: Tensor) -> Tensor:
