@@ -13,7 +13,7 @@ from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
 from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, corner_region, mouth_opening,
-                                               mouth_region_weights, open_mouth_amount, rest_mouth)
+                                               mouth_region_weights, open_mouth_amount, rest_mouth, smile_amount)
 
 
 def _box_mouth(width: float, height: float) -> tuple[torch.Tensor, list[int]]:
@@ -36,6 +36,15 @@ def test_mouth_opening_is_the_mean_height_of_the_opening():
 def test_open_mouth_amount_ramps_between_the_closed_and_open_openings():
     x = torch.tensor([0.0, CLOSED_OPENING, (CLOSED_OPENING + OPEN_OPENING) / 2, OPEN_OPENING, 0.4])
     assert open_mouth_amount(x).tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0], abs=1e-6)
+
+
+def test_smile_amount_is_a_wide_flat_opening():
+    wide, loop = _box_mouth(2.0, 0.3)  # open (0.3) and flat (0.15 of its width): a smile
+    tall, _ = _box_mouth(0.6, 0.3)  # as open, but half as tall as wide: a dropped jaw
+    closed, _ = _box_mouth(2.0, 0.0)
+    assert [float(smile_amount(x, loop)) for x in (wide, tall, closed)] == [1.0, 0.0, 0.0]
+    half, _ = _box_mouth(1.0, 0.1)  # opening 0.1 (half way open), height / width 0.1 (flat)
+    assert float(smile_amount(half, loop)) == pytest.approx(float(open_mouth_amount(torch.tensor(0.1))), abs=1e-6)
 
 
 def test_mouth_region_weights_fall_from_the_lips_to_the_reach():
@@ -76,12 +85,16 @@ def photo_shapes(media, detector, mesh):
 
 def test_real_photos_closed_and_open_mouths(photo_shapes):
     """The test photos' lips: grace_hopper's and portrait_m7's closed (measured 0.025, 0.045), astronaut's smile
-    with teeth (0.18) and portrait_f1's surprised open mouth (0.25) fully open."""
+    with teeth (0.18) and portrait_f1's surprised open mouth (0.25) fully open; of the two, only astronaut's is a
+    smile."""
     loop = load_topology().regions["lips_inner"]
     opening = {k: float(mouth_opening(v, loop)) for k, v in photo_shapes.items()}
     assert opening["grace_hopper"] < CLOSED_OPENING and opening["portrait_m7"] < CLOSED_OPENING, opening
     assert opening["astronaut"] > OPEN_OPENING and opening["portrait_f1"] > OPEN_OPENING, opening
     assert float(mouth_opening(canonical_face(), loop)) < CLOSED_OPENING  # the neutral face's mouth is closed
+    # astronaut smiles (its opening 0.15 of its width), portrait_f1's jaw drops (0.35): only the first is a smile
+    smile = {k: float(smile_amount(v, loop)) for k, v in photo_shapes.items()}
+    assert smile == {"grace_hopper": 0.0, "portrait_m7": 0.0, "astronaut": 1.0, "portrait_f1": 0.0}, smile
 
 
 def test_the_relit_core_puts_an_open_source_mouth_at_the_tracks_rest(photo_shapes):

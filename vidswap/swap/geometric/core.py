@@ -29,7 +29,8 @@ from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
-from vidswap.swap.geometric.mouth_rest import mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth
+from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth,
+                                               smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
 from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, downsize_albedo, eye_openness, render_side,
@@ -170,7 +171,7 @@ class GeometricSwapConfig:
             neutral shape instead of its own, in proportion to how far apart they are
             (:mod:`vidswap.swap.geometric.mouth_rest`): the photo's expression is not added to the plate's. A photo
             with closed lips keeps its shape exactly. 0: off.
-        relit_mouth_corners: with ``appearance: relit``, for such a photo and in the same proportion, the width
+        relit_mouth_corners: with ``appearance: relit``, for such a photo whose open mouth is a smile, the width
             (fraction of the texture side) of the ring of skin around the mouth whose parts beside the corners take
             the skin tone around them times the plate track's own fine detail (a smile's corner creases). 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
@@ -397,13 +398,14 @@ class GeometricSwapCore(SwapCore):
         model = TrackAppearance.from_arrays(track.appearance)
         if self.relit is None or identity.albedo is None or model is None:
             return identity
-        amount = float(open_mouth_amount(mouth_opening(identity.canonical.float(), self.regions["lips_inner"])))
-        identity = self._mouth_at_rest(identity, track, amount)
+        shape, lips = identity.canonical.float(), self.regions["lips_inner"]
+        identity = self._mouth_at_rest(identity, track, float(open_mouth_amount(mouth_opening(shape, lips))))
         device = identity.albedo.device
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         landmarks = torch.from_numpy(track.smoothed[pick])
         albedo = self.relit.track_albedo(identity.albedo, model, landmarks)
-        albedo = self.relit.corners_at_rest(albedo, model, landmarks, amount, self.config.relit_mouth_corners)
+        albedo = self.relit.corners_at_rest(albedo, model, landmarks, float(smile_amount(shape, lips)),
+                                            self.config.relit_mouth_corners)
         crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
         sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)
         side = render_side(crop, sigma, self.config.render_sigma)

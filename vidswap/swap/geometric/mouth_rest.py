@@ -15,7 +15,8 @@ One photo cannot tell its person's mouth at rest from the expression it shows. T
 The skin beside a smiling photo's mouth corners holds the smile too: the creases its stretched corners push up,
 which painted a grin's dark curves beside the plate's closed mouth. There (:func:`corner_region`, in texture space)
 the relit render takes the skin tone around them times the plate track's own fine detail
-(:meth:`~vidswap.swap.geometric.relit.RelitRenderer.corners_at_rest`), in the same proportion.
+(:meth:`~vidswap.swap.geometric.relit.RelitRenderer.corners_at_rest`), as far as the open mouth is a smile
+(:func:`smile_amount`: a wide, flat opening; a dropped jaw has no such creases).
 
 Shapes: canonical shapes (V, 3) (frontal, centred, unit RMS radius; x right, y down); loops (L,) ordered indices;
 texture-space masks (1, 1, U, U).
@@ -31,7 +32,8 @@ from torch import Tensor
 
 from vidswap.composite.filters import dilate, gaussian_blur
 
-__all__ = ["mouth_opening", "open_mouth_amount", "mouth_region_weights", "rest_mouth", "corner_region"]
+__all__ = ["mouth_opening", "open_mouth_amount", "smile_amount", "mouth_region_weights", "rest_mouth",
+           "corner_region"]
 
 #: mean height (canonical units) of the lips' opening below which a photo's mouth counts as closed, and above which
 #: as fully open. Measured on the test media's photos: grace_hopper 0.025 and portrait_m7 0.045 (closed, pressed);
@@ -39,6 +41,11 @@ __all__ = ["mouth_opening", "open_mouth_amount", "mouth_region_weights", "rest_m
 #: multi_face.jpg 0.26 (a laugh); the canonical face's own 0.013.
 CLOSED_OPENING = 0.06
 OPEN_OPENING = 0.15
+#: the opening's height over its width from which an open mouth is a dropped jaw, not a smile, and up to which it is
+#: fully a smile. Measured: astronaut 0.15, single_face.jpg 0.17, multi_face.jpg's laugh 0.21 (smiles with teeth),
+#: portrait_f1 0.35 (surprise).
+SMILE_TALL = 0.32
+SMILE_WIDE = 0.24
 
 
 def _smoothstep(x: Tensor) -> Tensor:
@@ -46,15 +53,30 @@ def _smoothstep(x: Tensor) -> Tensor:
     return x * x * (3.0 - 2.0 * x)
 
 
-def mouth_opening(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray) -> Tensor:
-    """Mean height of the opening between the lips: the area the inner lip contour encloses in the frontal (x, y)
-    plane over its width. (..., V, 3) canonical -> (...); 0 for lips that meet along their length."""
+def _opening_and_width(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray) -> tuple[Tensor, Tensor]:
+    """(mean height, width) of the inner lip contour in the frontal (x, y) plane, float64: (..., V, 3) -> (...)."""
     loop = torch.as_tensor(np.asarray(inner_loop), dtype=torch.long, device=shape.device)
     p = shape[..., loop, :2].double()
     q = p.roll(-1, dims=-2)
     area = 0.5 * (p[..., 0] * q[..., 1] - q[..., 0] * p[..., 1]).sum(-1).abs()
     width = (p[..., 0].amax(-1) - p[..., 0].amin(-1)).clamp(min=1e-9)
-    return (area / width).to(shape.dtype)
+    return area / width, width
+
+
+def mouth_opening(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray) -> Tensor:
+    """Mean height of the opening between the lips: the area the inner lip contour encloses in the frontal (x, y)
+    plane over its width. (..., V, 3) canonical -> (...); 0 for lips that meet along their length."""
+    return _opening_and_width(shape, inner_loop)[0].to(shape.dtype)
+
+
+def smile_amount(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray, tall: float = SMILE_TALL,
+                 wide: float = SMILE_WIDE) -> Tensor:
+    """How much the photo's open mouth is a smile, in [0, 1]: :func:`open_mouth_amount` times how wide and flat its
+    opening is (height over width: 1 up to ``wide``, 0 from ``tall``, smoothstep). A smile pulls the corners out
+    over the teeth; a dropped jaw (surprise, speech) opens tall. (..., V, 3) canonical -> (...)."""
+    height, width = _opening_and_width(shape, inner_loop)
+    flat = _smoothstep((tall - height / width) / (tall - wide))
+    return (open_mouth_amount(height) * flat).to(shape.dtype)
 
 
 def open_mouth_amount(opening: Tensor, closed: float = CLOSED_OPENING, full: float = OPEN_OPENING) -> Tensor:
