@@ -195,3 +195,10 @@ def test_corners_at_rest_replace_a_smiles_creases_by_the_tracks_skin():
     assert torch.equal(out[:, :, ~(region[0, 0] > 0)], albedo[:, :, ~(region[0, 0] > 0)])
     assert float((out[:, :3][crease.expand(1, 3, U, U)] - 1.0).abs().max()) < 0.05  # was 0.4
     assert torch.equal(out[:, 3:], albedo[:, 3:])
+
+
+def test_the_options_are_range_checked():
+    for key, bad in (("relit_mouth_rest", 2.5), ("relit_mouth_rest", -0.1), ("relit_mouth_corners", 0.3)):
+        with pytest.raises(ValueError, match=f"{key} must be in"):
+            GeometricSwapConfig(**{key: bad})
+    GeometricSwapConfig(relit_mouth_rest=0.0, relit_mouth_corners=0.0)  # off

@@ -223,25 +223,15 @@ class GeometricSwapConfig:
             raise ValueError(f"crop_size must be auto or a multiple of 32 in [64, 1024], got {self.crop_size!r}")
         if not isinstance(self.crop_max, int) or self.crop_max % 32 or not DEFAULT_CROP <= self.crop_max <= 1024:
             raise ValueError(f"crop_max must be a multiple of 32 in [{DEFAULT_CROP}, 1024], got {self.crop_max!r}")
-        if not 0.0 <= self.render_sigma <= 8.0:
-            raise ValueError(f"render_sigma must be in [0, 8] (render pixels; 0 = off), got {self.render_sigma}")
-        if not 0.0 <= self.mix_weight <= 1.0:
-            raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
-        if not 0.0 <= self.relit_outline_detail <= 0.5:
-            raise ValueError(f"relit_outline_detail must be in [0, 0.5] (fraction of the texture side), got "
-                             f"{self.relit_outline_detail}")
-        if not 0.0 <= self.relit_outline_match <= 0.5:
-            raise ValueError(f"relit_outline_match must be in [0, 0.5] (fraction of the texture side), got "
-                             f"{self.relit_outline_match}")
-        if not 0.0 <= self.relit_mouth_rest <= 2.0:
-            raise ValueError(f"relit_mouth_rest must be in [0, 2] (canonical units; 0 = off), got "
-                             f"{self.relit_mouth_rest}")
-        if not 0.0 <= self.relit_mouth_corners <= 0.25:
-            raise ValueError(f"relit_mouth_corners must be in [0, 0.25] (fraction of the texture side; 0 = off), got "
-                             f"{self.relit_mouth_corners}")
-        if not 0.0 <= self.relit_outline <= 0.25:
-            raise ValueError(f"relit_outline must be in [0, 0.25] (fraction of the texture side), got "
-                             f"{self.relit_outline}")
+        texture_side = "fraction of the texture side"
+        for key, top, unit in (("render_sigma", 8.0, "render pixels; 0 = off"), ("mix_weight", 1.0, ""),
+                               ("relit_outline_detail", 0.5, texture_side), ("relit_outline_match", 0.5, texture_side),
+                               ("relit_mouth_rest", 2.0, "canonical units; 0 = off"),
+                               ("relit_mouth_corners", 0.25, texture_side + "; 0 = off"),
+                               ("relit_outline", 0.25, texture_side)):
+            value = getattr(self, key)
+            if not 0.0 <= value <= top:
+                raise ValueError(f"{key} must be in [0, {top:g}]{f' ({unit})' if unit else ''}, got {value}")
 
     @property
     def base_crop_size(self) -> int:
