@@ -39,7 +39,7 @@ from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
-           "relit_texture", "vertex_shading", "follow_weights", "outline_fade",
+           "relit_texture", "vertex_shading", "distance_ramp", "follow_weights", "outline_fade",
            "outline_gain", "outline_smooth", "lid_glints"]
 
 _EPS = 1e-6
@@ -287,21 +287,24 @@ def lid_glints(detail: Tensor, lids: Tensor, knee: float, slope: float) -> Tenso
     return torch.cat([rgb * gain, detail[:, 3:]], 1)
 
 
+def distance_ramp(canonical: Tensor, indices: Tensor | Sequence[int] | np.ndarray, reach: float) -> Tensor:
+    """Per vertex, 0 on the ``indices`` vertices rising smoothly (smoothstep of the canonical distance to the
+    nearest of them) to 1 at ``reach`` canonical units: (V, 3) -> (V,). ``reach`` > 0."""
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=canonical.device)
+    x = (torch.cdist(canonical, canonical[idx]).amin(1) / reach).clamp(0.0, 1.0)
+    x[idx] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
+    return x * x * (3.0 - 2.0 * x)
+
+
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],
                    lips_reach: float = 0.3, eyes_reach: float = 0.2) -> Tensor:
     """Per-vertex weight of the source's shape in the relit render's driven mesh: (V, 3) canonical -> (V,).
 
     0 on the plate's inner lip contour and eye contours (and the irises), rising smoothly (smoothstep of the
-    canonical distance) to 1 at ``lips_reach`` / ``eyes_reach`` canonical units from them.
+    canonical distance, :func:`distance_ramp`) to 1 at ``lips_reach`` / ``eyes_reach`` canonical units from them.
     """
     c = canonical.float()
-
-    def ramp(names: Sequence[str], reach: float) -> Tensor:
-        idx = torch.cat([torch.as_tensor(np.asarray(regions[n]), dtype=torch.long) for n in names])
-        x = (torch.cdist(c, c[idx]).amin(1) / reach).clamp(0.0, 1.0)
-        x[idx] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
-        return x * x * (3.0 - 2.0 * x)
-
-    w = torch.minimum(ramp(["lips_inner"], lips_reach), ramp(["left_eye", "right_eye"], eyes_reach))
+    eyes = np.concatenate([np.asarray(regions["left_eye"]), np.asarray(regions["right_eye"])])
+    w = torch.minimum(distance_ramp(c, regions["lips_inner"], lips_reach), distance_ramp(c, eyes, eyes_reach))
     w[468:] = 0.0  # irises: the plate's gaze
     return w

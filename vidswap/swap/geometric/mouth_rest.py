@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidswap.appearance.relight import distance_ramp
 from vidswap.composite.filters import dilate, gaussian_blur
 
 __all__ = ["mouth_opening", "open_mouth_amount", "smile_amount", "mouth_region_weights", "rest_mouth",
@@ -87,13 +88,11 @@ def open_mouth_amount(opening: Tensor, closed: float = CLOSED_OPENING, full: flo
 def mouth_region_weights(canonical: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray,
                          reach: float) -> Tensor:
     """Per-vertex weight of the mouth region: 1 on the inner lip contour, falling (smoothstep of the canonical
-    distance to it) to 0 at ``reach`` canonical units. (V, 3) -> (V,); all 0 for ``reach`` <= 0."""
+    distance to it, one minus :func:`~vidswap.appearance.relight.distance_ramp`) to 0 at ``reach`` canonical units.
+    (V, 3) -> (V,); all 0 for ``reach`` <= 0."""
     if reach <= 0:
         return torch.zeros(canonical.shape[0], dtype=canonical.dtype, device=canonical.device)
-    loop = torch.as_tensor(np.asarray(inner_loop), dtype=torch.long, device=canonical.device)
-    x = torch.cdist(canonical, canonical[loop]).amin(1) / reach
-    x[loop] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
-    return 1.0 - _smoothstep(x)
+    return 1.0 - distance_ramp(canonical, inner_loop, reach)
 
 
 def rest_mouth(shape: Tensor, neutral: Tensor, weights: Tensor, amount: Tensor | float) -> Tensor:
