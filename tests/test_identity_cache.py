@@ -67,10 +67,11 @@ def test_a_source_analysed_by_other_code_is_analysed_again_and_its_record_replac
 
     def analyse(path, image, models):
         analysed.append(path)
-        return np.full((478, 3), float(len(analysed)), np.float32), np.zeros(512, np.float32), 1
+        return source_cache.SourceRecord(np.full((478, 3), float(len(analysed)), np.float32),
+                                         np.zeros(512, np.float32), 1, np.zeros((0, 21, 3), np.float32))
 
     monkeypatch.setattr(source_cache, "analyse_source", analyse)
-    monkeypatch.setattr(source_cache, "source_face", lambda image, points, embedding: float(points[0, 0]))
+    monkeypatch.setattr(source_cache, "source_face", lambda image, record: float(record.points[0, 0]))
 
     def faces():
         return source_cache.cached_source_faces((str(photo),), [None], tmp_path / "sources", {}, lambda: None, [])

@@ -88,10 +88,10 @@ def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: 
 
     faces = []
     for path, image in zip(paths, images):
-        points, embedding, count = analyse_source(path, image, models)
-        if count > 1:
-            warnings.append(f"source {path} has {count} faces; using the largest")
-        faces.append(source_face(image, points, embedding))
+        record = analyse_source(path, image, models)
+        if record.count > 1:
+            warnings.append(f"source {path} has {record.count} faces; using the largest")
+        faces.append(source_face(image, record))
     return faces
 
 

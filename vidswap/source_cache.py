@@ -1,5 +1,6 @@
-"""The source portraits' analysis -- the largest face's landmarks and identity embedding -- kept in the job folder,
-so farm render tasks and re-runs of a shot neither load the analysis models nor analyse the sources again.
+"""The source portraits' analysis -- the largest face's landmarks and identity embedding, and the hands in the photo
+-- kept in the job folder, so farm render tasks and re-runs of a shot neither load the analysis models nor analyse
+the sources again.
 
 A record is keyed by the source file's bytes and the analysis models' pinned hashes, and stamped with the code that
 made it (:func:`~vidswap.code_stamp.package_digest`); it holds exactly the arrays the analysis produced (the
@@ -12,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from vidswap.composite.convert import to_float
+from vidswap.composite.convert import from_float, to_float
 from vidswap.errors import NoFaceError
 from vidswap.faces.pose import decompose
 from vidswap.code_stamp import package_digest, record_stamp
@@ -29,24 +31,61 @@ if TYPE_CHECKING:
     from vidswap.faces.analyze import AnalysisModels
 
 
-def source_face(image: np.ndarray, points: np.ndarray, embedding: np.ndarray) -> SourceFace:
-    """A :class:`SourceFace` from the source photo (HxWx3) and its face's (478, 3) landmarks and (D,) embedding."""
-    pts = torch.from_numpy(np.asarray(points))
+@dataclass
+class SourceRecord:
+    """What the analysis of one source photo keeps.
+
+    Attributes:
+        points: (478, 3) landmarks of its largest face (image pixels).
+        embedding: (D,) that face's identity embedding.
+        count: faces found in the photo.
+        hands: (K, 21, 3) landmarks of the hands in the photo ((0, 21, 3): none, or the analysis runs without its
+            hand models, ``analysis.hands: false``).
+    """
+
+    points: np.ndarray
+    embedding: np.ndarray
+    count: int
+    hands: np.ndarray
+
+    ARRAYS = ("points", "embedding", "count", "hands")
+
+
+def photo_rgb8(image: np.ndarray) -> np.ndarray:
+    """A source photo (HxWx3 uint8 / uint16 / float) as the uint8 RGB the hand models and mattes read."""
+    return image if image.dtype == np.uint8 else from_float(to_float(image), np.uint8)
+
+
+def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
+    """A :class:`SourceFace` from the source photo (HxWx3) and its analysis; what its hands cover becomes the
+    face's ``occlusion`` (:func:`~vidswap.hands.still.photo_hand_matte`)."""
+    pts = torch.from_numpy(np.asarray(record.points))
     pose = decompose(pts[None])
+    occlusion = None
+    if len(record.hands):
+        from vidswap.hands.still import photo_hand_matte  # only for a photo with a hand in it
+
+        occlusion = torch.from_numpy(photo_hand_matte(photo_rgb8(image), record.hands))
     return SourceFace(image=to_float(image), landmarks=pts, x_c_obs=pose.x_c_obs[0], yaw=float(pose.yaw[0]),
                       pitch=float(pose.pitch[0]), roll=float(pose.roll[0]),
-                      embedding=torch.from_numpy(np.asarray(embedding)))
+                      embedding=torch.from_numpy(np.asarray(record.embedding)), occlusion=occlusion)
 
 
-def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> tuple[np.ndarray, np.ndarray, int]:
-    """The largest face of a source photo: ((478, 3) landmarks, (D,) embedding, faces found); NoFaceError (exit 3)
-    when there is none."""
+def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> SourceRecord:
+    """The largest face of a source photo and the hands around it (when the models include the hand models);
+    NoFaceError (exit 3) when there is no face."""
     from vidswap.faces.analyze import analyze_image  # the analyzer only where a photo is analysed
 
     found = analyze_image(image, models)
     if not found:
         raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait")
-    return found[0].landmarks.points, found[0].embedding, len(found)
+    face = found[0]
+    hands = np.zeros((0, 21, 3), np.float32)
+    if models.hands is not None:
+        from vidswap.hands.still import photo_hands
+
+        hands = photo_hands(photo_rgb8(image), [np.asarray(face.detection.box, np.float64)], *models.hands)
+    return SourceRecord(face.landmarks.points, face.embedding, len(found), hands)
 
 
 def source_key(path: str | Path, model_hashes: dict[str, str]) -> str:
@@ -60,23 +99,22 @@ def record_path(folder: Path, key: str) -> Path:
     return folder / f"{key[:32]}.npz"
 
 
-def read_record(path: Path, key: str) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """The saved (landmarks, embedding, faces found) if ``path`` holds the record of ``key``; else None."""
+def read_record(path: Path, key: str) -> SourceRecord | None:
+    """The saved analysis if ``path`` holds the record of ``key``; else None."""
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["key"]) != key:
                 return None
-            return data["points"], data["embedding"], int(data["count"])
+            return SourceRecord(data["points"], data["embedding"], int(data["count"]), data["hands"])
     except (OSError, KeyError, ValueError):
         return None
 
 
-def write_record(path: Path, key: str, points: np.ndarray, embedding: np.ndarray, count: int) -> None:
+def write_record(path: Path, key: str, record: SourceRecord) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as temp:
         with open(temp, "wb") as f:
-            np.savez(f, key=np.array(key), points=np.asarray(points), embedding=np.asarray(embedding),
-                     count=np.array(count))
+            np.savez(f, key=np.array(key), **{name: np.asarray(getattr(record, name)) for name in record.ARRAYS})
 
 
 def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder: Path,
@@ -94,9 +132,8 @@ def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder
         record = read_record(where, stamp)
         if record is None:
             record = analyse_source(path, image, models())
-            write_record(where, stamp, *record)
-        points, embedding, count = record
-        if count > 1:
-            warnings.append(f"source {path} has {count} faces; using the largest")
-        faces.append(source_face(image, points, embedding))
+            write_record(where, stamp, record)
+        if record.count > 1:
+            warnings.append(f"source {path} has {record.count} faces; using the largest")
+        faces.append(source_face(image, record))
     return faces

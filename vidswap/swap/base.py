@@ -47,6 +47,8 @@ class SourceFace:
         yaw, pitch, roll: head pose in degrees (:mod:`vidswap.faces.pose` convention).
         embedding: (D,) SFace identity embedding, or None.
         expression: (478, 3) expression offset δ of this photo if known (canonical units), else None.
+        occlusion: (H, W) in [0, 1], what covers the face in the photo (1: a hand over it), or None (nothing
+            found); the geometric core leaves it out of the identity's appearance.
     """
 
     image: Tensor
@@ -57,6 +59,7 @@ class SourceFace:
     roll: float = 0.0
     embedding: Tensor | None = None
     expression: Tensor | None = None
+    occlusion: Tensor | None = None
 
 
 @dataclass(kw_only=True)

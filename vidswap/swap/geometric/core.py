@@ -17,14 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.composite.compositor import CompositeParams, build_masks
-from vidswap.composite.occlusion import OcclusionParams
 from vidswap.appearance.relight import PlateLight, RelightParams
 from vidswap.appearance.skin_tone import SkinToneParams
 from vidswap.appearance.track import TrackAppearance
 from vidswap.faces.pose import canonical_face
-from vidswap.faces.align import MeshCrop, face_height, transform_landmarks, warp_to_crop
-from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
+from vidswap.faces.align import MeshCrop, face_height, transform_landmarks
 from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
@@ -33,10 +30,11 @@ from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weigh
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
+from vidswap.swap.geometric.source_validity import crop_source, photo_validity
 from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, downsize_albedo, eye_openness, render_side,
                                           source_texture_size)
 
-__all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "forehead_validity", "mixed_identity"]
+__all__ = ["GeometricIdentity", "GeometricSwapConfig", "GeometricSwapCore", "mixed_identity"]
 
 
 @dataclass(kw_only=True)
@@ -80,40 +78,6 @@ class GeometricIdentity(SourceIdentity):
 
 #: regions the relit appearance reads (the driven mesh's follow weights, masks, the edges around the face)
 RELIT_REGIONS = {"face_oval", "lips_outer", "lips_inner", "left_eye", "right_eye", "left_brow", "right_brow"}
-FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
-
-
-def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 0.04, keep_below: float = 2.5,
-                      drop_above: float = 4.0, sides: float = 0.2) -> Tensor:
-    """Where a source photo's texture can be used, as far as hair goes: (K, 3, H, W) crops + (K, 478, 3) landmarks
-    -> (K, 1, H, W) in [0, 1].
-
-    A fringe of hair over the forehead, or hair hanging over the temples and the sides of the cheeks, would be
-    painted onto the plate as brown bands. The skin-colour occlusion test of the compositor
-    (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted on the photo's own cheeks and
-    nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
-    the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
-    fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
-    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). The crops are aligned
-    (eye line level), so "above" and "outer" are rows and columns.
-    """
-    params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
-                                                       luma_slack=1.0))
-    masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
-    idx = lambda *names: torch.as_tensor(np.concatenate([np.asarray(regions[n]) for n in names]),  # noqa: E731
-                                         device=landmarks.device)
-    top = landmarks[:, idx("left_brow", "right_brow"), 1].amin(dim=1)  # (K,) brow tops
-    mouth = landmarks[:, list(LIP_CORNERS), 1].amin(dim=1)  # (K,) the higher mouth corner
-    oval = landmarks[:, idx("face_oval"), 0]
-    centre, half = (oval.amax(1) + oval.amin(1)) / 2, (oval.amax(1) - oval.amin(1)) / 2
-    rows = torch.arange(images.shape[-2], device=images.device, dtype=torch.float32)
-    cols = torch.arange(images.shape[-1], device=images.device, dtype=torch.float32)
-    width = (ramp * masks.size).clamp(min=1.0)
-    above = ((top[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the brows
-    outer = (((cols[None] - centre[:, None]).abs() - (1.0 - sides) * half[:, None]) / width[:, None]).clamp(0, 1)
-    upper = ((mouth[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the mouth
-    prone = torch.maximum(above[:, :, None], upper[:, :, None] * outer[:, None, :])  # (K, H, W)
-    return 1.0 - (1.0 - masks.visibility) * prone[:, None]
 
 
 @dataclass(frozen=True)
@@ -149,8 +113,10 @@ class GeometricSwapConfig:
         texture_margin: margin of those crops (fraction of the face height per side).
         supersample: render at this factor and box-filter (1 = 1-px alpha feather only).
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
-        source_occlusion: leave out what covers the source photo's forehead (hair: a skin-colour test above the
-            brows, :func:`forehead_validity`); the plate's forehead shows there instead.
+        source_occlusion: leave out what covers the source photo's face: hair over its forehead and temples (a
+            skin-colour test above the brows, :func:`~.source_validity.forehead_validity`) and hands (the photo's
+            ``occlusion``, found by the source analysis); the relit albedo takes those texels from the mirrored
+            side or leaves the plate's skin, the texture render the plate.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes, where the caller gives one (the CLI's source analysis does not: see ``relit_mouth_rest``).
         source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
@@ -319,12 +285,13 @@ class GeometricSwapCore(SwapCore):
         texture = MeshCrop(size=cfg.texture_size or default_texture_size(cfg.base_crop_size),
                            margin=cfg.texture_margin)
         T = texture.size
-        crops, lms, shapes = [], [], []
+        crops, covers, lms, shapes = [], [], [], []
         for src in sources:
-            img = src.image.to(device)
             lm = src.landmarks.to(device=device, dtype=torch.float32)
             m = texture.frame_to_crop(lm[None])
-            crops.append(warp_to_crop(img[None].float(), m, T)[0])
+            crop, covered = crop_source(src, m, T, device)
+            crops.append(crop)
+            covers.append(covered)
             lms.append(transform_landmarks(lm[None], m)[0])
             shape = src.x_c_obs.to(device=device, dtype=torch.float32)
             if cfg.neutralize_source and src.expression is not None:
@@ -341,9 +308,8 @@ class GeometricSwapCore(SwapCore):
             canonical, best = mixed_identity(torch.stack(shapes), cfg.mix_shape_source, cfg.mix_texture_source,
                                              cfg.mix_weight, best)
         vconf = texture_confidence(landmarks, self.render_triangles.to(device), image_size=(T, T))
-        # (a topology without the face regions, e.g. a reduced test mesh, has no forehead to test)
-        validity = forehead_validity(images, landmarks, self.topology_regions) \
-            if cfg.source_occlusion and FOREHEAD_REGIONS <= set(self.topology_regions) else None
+        validity = photo_validity(images, landmarks, torch.stack(covers), self.topology_regions) \
+            if cfg.source_occlusion else None
         emb = None
         embs = [s.embedding for s in sources if s.embedding is not None]
         if embs:
@@ -365,11 +331,11 @@ class GeometricSwapCore(SwapCore):
         U = source_texture_size(float(heights.max()))
         crop = MeshCrop(size=32 * math.ceil(1.5 * U / 32), margin=self.config.texture_margin)
         m = crop.frame_to_crop(lms)
-        crops = torch.cat([warp_to_crop(s.image.to(device)[None].float(), m[k:k + 1], crop.size)
-                           for k, s in enumerate(sources)])
+        crops, covered = (torch.stack(c) for c in zip(*(crop_source(s, m[k:k + 1], crop.size, device)
+                                                         for k, s in enumerate(sources))))
         landmarks = transform_landmarks(lms, m)
-        validity = forehead_validity(crops, landmarks, self.topology_regions) \
-            if self.config.source_occlusion and FOREHEAD_REGIONS <= set(self.topology_regions) else None
+        validity = photo_validity(crops, landmarks, covered, self.topology_regions) \
+            if self.config.source_occlusion else None
         return self.relit.source_albedo(crops, landmarks, validity, heights)
 
     # -- per target ---------------------------------------------------------------------------------------------

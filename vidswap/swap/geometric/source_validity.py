@@ -1,0 +1,80 @@
+"""Where a source photo's texture can be used: not where hair or a hand covers the face.
+
+A fringe of hair over the forehead, hair over the temples, or a hand laid on the face would otherwise be unwrapped
+as the person's skin and painted onto the plate. Both tests give a per-pixel validity of the photo's aligned crop,
+(K, 1, H, W) in [0, 1]; the geometric core leaves the invalid texels out (the relit albedo fills them from the
+mirrored side or leaves the plate's skin; the texture render makes them transparent).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidswap.composite.compositor import CompositeParams, build_masks
+from vidswap.composite.occlusion import OcclusionParams
+from vidswap.faces.align import warp_to_crop
+from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
+from vidswap.swap.base import SourceFace
+
+__all__ = ["FOREHEAD_REGIONS", "forehead_validity", "crop_source", "photo_validity"]
+
+#: regions the forehead test reads
+FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
+
+
+def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 0.04, keep_below: float = 2.5,
+                      drop_above: float = 4.0, sides: float = 0.2) -> Tensor:
+    """Where a source photo's texture can be used, as far as hair goes: (K, 3, H, W) crops + (K, 478, 3) landmarks
+    -> (K, 1, H, W) in [0, 1].
+
+    A fringe of hair over the forehead, or hair hanging over the temples and the sides of the cheeks, would be
+    painted onto the plate as brown bands. The skin-colour occlusion test of the compositor
+    (:func:`~vidswap.composite.occlusion.occlusion_visibility`, skin model fitted on the photo's own cheeks and
+    nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
+    the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
+    fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
+    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). The crops are aligned
+    (eye line level), so "above" and "outer" are rows and columns.
+    """
+    params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
+                                                       luma_slack=1.0))
+    masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
+    idx = lambda *names: torch.as_tensor(np.concatenate([np.asarray(regions[n]) for n in names]),  # noqa: E731
+                                         device=landmarks.device)
+    top = landmarks[:, idx("left_brow", "right_brow"), 1].amin(dim=1)  # (K,) brow tops
+    mouth = landmarks[:, list(LIP_CORNERS), 1].amin(dim=1)  # (K,) the higher mouth corner
+    oval = landmarks[:, idx("face_oval"), 0]
+    centre, half = (oval.amax(1) + oval.amin(1)) / 2, (oval.amax(1) - oval.amin(1)) / 2
+    rows = torch.arange(images.shape[-2], device=images.device, dtype=torch.float32)
+    cols = torch.arange(images.shape[-1], device=images.device, dtype=torch.float32)
+    width = (ramp * masks.size).clamp(min=1.0)
+    above = ((top[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the brows
+    outer = (((cols[None] - centre[:, None]).abs() - (1.0 - sides) * half[:, None]) / width[:, None]).clamp(0, 1)
+    upper = ((mouth[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the mouth
+    prone = torch.maximum(above[:, :, None], upper[:, :, None] * outer[:, None, :])  # (K, H, W)
+    return 1.0 - (1.0 - masks.visibility) * prone[:, None]
+
+
+def crop_source(source: SourceFace, affine: Tensor, size: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """A source photo's aligned crop and what covers it there: (3, size, size) and (1, size, size) (its
+    ``occlusion`` warped the same way; zeros when it has none). ``affine``: (1, 2, 3) photo -> crop."""
+    image = source.image.to(device)[None].float()
+    if source.occlusion is None:
+        crop = warp_to_crop(image, affine, size)[0]
+        return crop, crop.new_zeros(1, *crop.shape[1:])
+    both = torch.cat([image, source.occlusion.to(device=device, dtype=image.dtype)[None, None]], 1)
+    crop = warp_to_crop(both, affine, size)[0]
+    return crop[:3], crop[3:4].clamp(0.0, 1.0)
+
+
+def photo_validity(crops: Tensor, landmarks: Tensor, covered: Tensor, regions) -> Tensor | None:
+    """(K, 1, H, W) where the aligned crops (K, 3, H, W) with landmarks (K, V, 3) can be used: the hair test
+    (:func:`forehead_validity`, when ``regions`` has the face regions it reads) times ``1 - covered`` (K, 1, H, W)
+    (hands); None when neither test applies or finds anything to leave out."""
+    valid = forehead_validity(crops, landmarks, regions) if FOREHEAD_REGIONS <= set(regions) else None
+    if bool((covered > 0).any()):
+        free = 1.0 - covered
+        valid = free if valid is None else valid * free
+    return valid
