@@ -63,6 +63,50 @@ def test_photo_validity_is_the_hair_test_times_what_no_hand_covers():
     assert torch.equal(photo_validity(images, landmarks, covered, reduced), 1.0 - covered)
 
 
+def _hand(wrist=(50.0, 80.0), size=20.0) -> np.ndarray:
+    """(21, 3) a hand pointing up: the wrist, the finger bases ``size`` above it, the index (5) and pinky (17)
+    bases 8 px either side of the middle one (9)."""
+    points = np.zeros((21, 3))
+    points[:, :2] = wrist
+    points[1:, 1] -= size
+    points[5:9, 0] -= 4.0
+    points[17:21, 0] += 4.0
+    points[5, 0], points[17, 0] = wrist[0] - 8.0, wrist[0] + 8.0
+    return points
+
+
+def test_the_forearm_runs_from_the_palm_on_past_the_wrist_as_wide_as_the_palm():
+    """Capsule from the palm's middle (10 px above the wrist) to 1.5 x 20 px below the wrist, radius 8 px (half of
+    the index-to-pinky width): full on its axis, anti-aliased over a pixel at its side, nothing beyond."""
+    from vidswap.hands.still import forearm_matte
+
+    cover = forearm_matte(_hand()[None], 140, 100)
+    assert cover.dtype == np.float32 and cover.shape == (140, 100)
+    assert cover[70, 50] == 1.0 and cover[109, 50] == 1.0  # the palm's middle .. the capsule's end
+    assert cover[69 - 8, 50] == 0.0 and cover[110 + 9, 50] == 0.0  # past the rounded ends
+    assert cover[90, 50 + 8] == 0.5 and cover[90, 50 - 8] == 0.5  # the edge, at the radius
+    assert cover[90, 50 + 9] == 0.0 and cover[90, 50 + 7] == 1.0
+    assert not forearm_matte(np.zeros((0, 21, 3)), 10, 10).any()
+
+
+def test_brows_seen_is_one_for_brows_seen_whole_and_zero_for_hidden_ones():
+    from vidswap.appearance.source import brows_seen
+
+    U = 64
+    brows = torch.zeros(1, 1, U, U)
+    brows[..., 20:24, 10:26] = 1.0
+    brows[..., 20:24, 38:54] = 1.0
+    masks = {"brows": brows}
+    assert torch.equal(brows_seen(torch.ones(1, 1, U, U), masks)[..., 12:32, 4:60], torch.ones(1, 1, 20, 56))
+    hidden = torch.ones(1, 1, U, U)
+    hidden[..., :, 32:] = 0.0  # the right brow hidden: its band is not covered, the left's is
+    seen = brows_seen(hidden, masks)
+    assert torch.equal(seen[..., 12:32, 4:22], torch.ones(1, 1, 20, 18))
+    assert float(seen[..., 12:32, 44:60].max()) == 0.0
+    half = brows_seen(torch.full((1, 1, U, U), 0.5), masks)  # halfway between the levels: the smoothstep's middle
+    assert torch.allclose(half[..., 20:24, 10:54], torch.full((1, 1, 4, 44), 0.5))
+
+
 def test_a_source_record_keeps_the_photos_hands(tmp_path):
     record = SourceRecord(np.arange(478 * 3, dtype=np.float32).reshape(478, 3), np.ones(128, np.float32), 2,
                           np.full((1, 21, 3), 7.0, np.float32))
@@ -105,10 +149,12 @@ def test_hands_are_found_on_a_source_photo_only_where_there_are_some(analysed):
 
 
 def test_a_hand_on_the_source_forehead_is_left_out_of_the_relit_albedo(analysed):
-    """The forehead texels above the brows: with the hand left out their detail is plain skin (mean |detail - 1|
-    measured 0.022, against 0.101 with the hand unwrapped as skin: its fingers and the gaps between them) and the
-    render's weight falls there (0.57 against 0.96, the plate's forehead shows). Without a hand in the photo
-    (grace_hopper) the prepared identity is unchanged."""
+    """The forehead texels above the brows: with the hand left out they are plain skin, weight 0 (the plate's
+    forehead shows; measured mean |detail - 1| 0.000, weight 0.000), against detail 0.101 and weight 0.96 with the
+    hand unwrapped as skin (its fingers and the gaps between them). The hand lies across both brows: their texels
+    are not covered either (the plate's brows show; weight 0.015 against 1.0 with the hand as skin, whose heel the
+    brow band then painted as a bright arc over the eyes). Without a hand in
+    the photo (grace_hopper) there is no cover."""
     from vidswap.source_cache import source_face
     from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 
@@ -121,12 +167,50 @@ def test_a_hand_on_the_source_forehead_is_left_out_of_the_relit_albedo(analysed)
         albedo = core.prepare([face]).albedo
         U = albedo.shape[-1]
         _, masks = core.relit.space(U, "cpu")
-        top = int(torch.nonzero(masks["brows"][0, 0].amax(1) > 0.5)[0, 0])
+        brows = masks["brows"][0, 0] > 0.5
+        top = int(torch.nonzero(brows.amax(1))[0, 0])
         forehead = (masks["skin"][0, 0] > 0.5) & (masks["forehead_fade"][0, 0] > 0.5) & \
             (torch.arange(U)[:, None] < top)
         detail = (luminance(albedo[:, :3])[0, 0] - 1.0).abs()[forehead].mean()
-        measured[name] = (float(detail), float(albedo[0, 3][forehead].mean()))
-    assert measured["left out"][0] < 0.04 and measured["as skin"][0] > 0.08, measured
-    assert measured["left out"][1] < 0.7 and measured["as skin"][1] > 0.9, measured
+        weight = albedo[0, 3]
+        measured[name] = (float(detail), float(weight[forehead].mean()), float(weight[brows].mean()))
+    assert measured["left out"][0] < 0.01 and measured["as skin"][0] > 0.08, measured
+    assert measured["left out"][1] < 0.1 and measured["as skin"][1] > 0.9, measured
+    assert measured["left out"][2] < 0.3 and measured["as skin"][2] > 0.9, measured
     image, record = analysed["grace_hopper"]
     assert source_face(image, record).occlusion is None
+
+
+def test_a_hand_on_the_source_forehead_never_reaches_the_plate(media, detector, mesh, tmp_path):
+    """hand_on_forehead swapped onto single_face_clip 0-5: between the top of the plate's face and its brows the
+    result is the plate (mean |result - plate| measured 0.00 levels); with hands not looked for
+    (``analysis.hands: false``) the hand was unwrapped as skin and its fingers painted there (3.78 levels)."""
+    import subprocess
+    import sys
+
+    import av
+
+    clip, src = media("single_face_clip"), media("hand_on_forehead")
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for _, f in zip(range(6), c.decode(video=0))]
+
+    plate = frames(clip)
+    points = mesh([plate[0]], [detector([plate[0]])[0]])[0][0].points
+    regions = load_topology().regions
+    brows = points[np.r_[regions["left_brow"], regions["right_brow"]]]
+    y0, y1 = int(points[regions["face_oval"], 1].min()), int(brows[:, 1].min()) - 3
+    x0, x1 = int(brows[:, 0].min()), int(brows[:, 0].max())
+    difference = {}
+    for hands in ("true", "false"):
+        config = tmp_path / f"hands_{hands}.yaml"
+        config.write_text(f"analysis:\n  hands: {hands}\n")
+        out = tmp_path / f"hands_{hands}.mkv"
+        proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", str(clip), "-s", str(src), "-o", str(out),
+                               "--frames", "0-5", "--config", str(config), "-q"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        difference[hands] = float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean()
+                                           for r, p in zip(frames(out), plate)]))
+    assert y1 - y0 > 15 and x1 - x0 > 80
+    assert difference["true"] < 0.5 and difference["false"] > 2.0, difference
