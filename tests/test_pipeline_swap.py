@@ -153,6 +153,23 @@ def test_source_without_a_face_is_exit_3(media, tmp_path):
     assert not out.exists()
 
 
+def test_a_small_source_without_a_face_found_is_named_as_too_small(media):
+    """The astronaut portrait scaled to 128x128: its face (a 22-px box) is under the detector's smallest; the error
+    says how large a photo to use. Exit 3 (NoFaceError) as for any source without a face."""
+    import cv2
+
+    from vidswap.config import AnalysisConfig
+    from vidswap.errors import NoFaceError
+    from vidswap.faces.analyze import AnalysisModels
+    from vidswap.io import read_image
+    from vidswap.source_cache import analyse_source
+
+    small = cv2.resize(read_image(media("astronaut")), (128, 128), interpolation=cv2.INTER_AREA)
+    with pytest.raises(NoFaceError, match=r"portrait at least 256 px on its long side \(this one is 128x128\)$"):
+        analyse_source("small.png", small, AnalysisModels.load(AnalysisConfig()))
+    assert NoFaceError.exit_code == 3
+
+
 def test_source_with_several_faces_uses_the_largest_and_warns(media, tmp_path):
     out = tmp_path / "o.mp4"
     proc = subprocess.run([*VIDSWAP, "run", str(media("single_face_clip")), "--source", str(media("multi_face_image")),

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from vidswap.faces.analyze import AnalysisModels
 
 
+#: A source photo without a face found that is smaller than this (px, long side) is named as too small: the
+#: astronaut portrait at 128x128 has its face's box 22 px wide, under the detector's 24 px ``min_face``.
+SMALL_SOURCE = 256
+
+
 @dataclass
 class SourceRecord:
     """What the analysis of one source photo keeps.
@@ -78,7 +83,9 @@ def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> Sour
 
     found = analyze_image(image, models)
     if not found:
-        raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait")
+        h, w = image.shape[:2]
+        small = f" at least {SMALL_SOURCE} px on its long side (this one is {w}x{h})" if max(h, w) < SMALL_SOURCE else ""
+        raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait{small}")
     face = found[0]
     hands = np.zeros((0, 21, 3), np.float32)
     if models.hands is not None:
