@@ -74,7 +74,7 @@ def test_a_source_analysed_by_other_code_is_analysed_again_and_its_record_replac
     monkeypatch.setattr(source_cache, "source_face", lambda image, record: float(record.points[0, 0]))
 
     def faces():
-        return source_cache.cached_source_faces((str(photo),), [None], tmp_path / "sources", {}, lambda: None, [])
+        return source_cache.cached_source_faces((str(photo),), [None], tmp_path / "sources", lambda: None, [])
 
     assert faces() == [1.0] and faces() == [1.0] and len(analysed) == 1  # recorded, then read back
     monkeypatch.setattr(source_cache, "package_digest", lambda: "edited")

@@ -124,14 +124,12 @@ def job_core(cfg: JobConfig, context: CoreContext) -> SwapCore:
 
 def _identity_inputs(cfg: JobConfig, which: int | None) -> tuple[list[int], dict, list[str]]:
     """(picked sources, core settings, source keys) that key a prepared identity's record."""
-    from vidswap.faces.analysis_key import analysis_model_hashes
     from vidswap.source_cache import source_key
 
     picked = list(range(len(cfg.sources))) if which is None else [which]
-    hashes = analysis_model_hashes(hands=cfg.analysis.hands)
     settings = {"section": dataclasses.asdict(cfg.swap.section()), "regions": list(cfg.composite.regions),
                 "accept_noncommercial": sorted(cfg.models.accept_noncommercial)}
-    return picked, settings, [source_key(cfg.sources[k], hashes) for k in picked]
+    return picked, settings, [source_key(cfg.sources[k]) for k in picked]
 
 
 def prepared_identity(cfg: JobConfig, core: SwapCore, sources: list[SourceFace], folder: Path, device,
@@ -211,7 +209,6 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
     from vidswap.composite.compositor import composite_params
     from vidswap.composite.linear import SceneLinearProcessor
     from vidswap.composite.matte import MatteWriter
-    from vidswap.faces.analysis_key import analysis_model_hashes
     from vidswap.faces.targets import choose_targets
     from vidswap.render import RenderStage
     from vidswap.source_cache import cached_source_faces
@@ -231,8 +228,7 @@ def build_render(cfg: JobConfig, plan: ShotPlan, timer: StageTimer, progress: Pr
         if not farm_task:
             models()
         topology = context.topology
-        sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources",
-                                      analysis_model_hashes(hands=cfg.analysis.hands), models, warnings) \
+        sources = cached_source_faces(cfg.sources, source_images, plan.job_dir / "sources", models, warnings) \
             if core.needs else []
     if farm_task:
         analysis = farm_analysis or require_analysis(cfg, plan, core)

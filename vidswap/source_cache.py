@@ -44,8 +44,7 @@ class SourceRecord:
         points: (478, 3) landmarks of its largest face (image pixels).
         embedding: (D,) that face's identity embedding.
         count: faces found in the photo.
-        hands: (K, 21, 3) landmarks of the hands in the photo ((0, 21, 3): none, or the analysis runs without its
-            hand models, ``analysis.hands: false``).
+        hands: (K, 21, 3) landmarks of the hands in the photo ((0, 21, 3): none).
     """
 
     points: np.ndarray
@@ -77,8 +76,7 @@ def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
 
 
 def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> SourceRecord:
-    """The largest face of a source photo and the hands around it (when the models include the hand models);
-    NoFaceError (exit 3) when there is no face."""
+    """The largest face of a source photo and the hands in it; NoFaceError (exit 3) when there is no face."""
     from vidswap.faces.analyze import analyze_image  # the analyzer only where a photo is analysed
 
     found = analyze_image(image, models)
@@ -87,18 +85,19 @@ def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> Sour
         small = f" at least {SMALL_SOURCE} px on its long side (this one is {w}x{h})" if max(h, w) < SMALL_SOURCE else ""
         raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait{small}")
     face = found[0]
-    hands = np.zeros((0, 21, 3), np.float32)
-    if models.hands is not None:
-        from vidswap.hands.still import photo_hands
+    from vidswap.hands.still import photo_hands
 
-        hands = photo_hands(photo_rgb8(image), [np.asarray(face.detection.box, np.float64)], *models.hands)
+    hands = photo_hands(photo_rgb8(image), [np.asarray(face.detection.box, np.float64)], *models.hands)
     return SourceRecord(face.landmarks.points, face.embedding, len(found), hands)
 
 
-def source_key(path: str | Path, model_hashes: dict[str, str]) -> str:
-    """sha256 of the source file's bytes and the analysis models' hashes."""
+def source_key(path: str | Path) -> str:
+    """sha256 of the source file's bytes and the hashes of the models that analyse it (the face models and the hand
+    models, which a source photo is always analysed with, whatever ``analysis.hands`` says of the plate)."""
+    from vidswap.faces.analysis_key import analysis_model_hashes
+
     digest = hashlib.sha256(Path(path).read_bytes())
-    digest.update(json.dumps(model_hashes, sort_keys=True).encode())
+    digest.update(json.dumps(analysis_model_hashes(hands=True), sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -125,15 +124,14 @@ def write_record(path: Path, key: str, record: SourceRecord) -> None:
 
 
 def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder: Path,
-                        model_hashes: dict[str, str], models: Callable[[], AnalysisModels],
-                        warnings: list[str]) -> list[SourceFace]:
+                        models: Callable[[], AnalysisModels], warnings: list[str]) -> list[SourceFace]:
     """The sources' faces from ``folder``'s records, analysing (with ``models()``, called only then) and
     recording the ones not found there, or recorded by other code (:func:`~vidswap.code_stamp.package_digest`:
     the record is replaced)."""
     faces = []
     code = package_digest()
     for path, image in zip(paths, images):
-        key = source_key(path, model_hashes)
+        key = source_key(path)
         where = record_path(folder, key)
         stamp = record_stamp(key, code)
         record = read_record(where, stamp)

@@ -56,7 +56,7 @@ class AnalysisModels:
     mesh: FaceMesh
     identity: IdentityEncoder
     model_hashes: dict[str, str]
-    hands: tuple[PalmDetector, HandLandmarker, PoseHands] | None = None
+    hands: tuple[PalmDetector, HandLandmarker, PoseHands]
 
     @classmethod
     def load(cls, cfg: AnalysisConfig, threads: int | None = None, hand_threads: int | None = 1) -> "AnalysisModels":
@@ -65,21 +65,21 @@ class AnalysisModels:
         ``threads``: the face models' intra-op threads (default ``default_threads()``). ``hand_threads``: the hand
         models' (palm detector, hand and pose landmarkers; None: as ``threads``). 1 by default: each runs once a frame
         at most on one small crop, where a second LiteRT thread mostly waits; one thread costs 10-16% less CPU time a
-        call with outputs bit for bit the same (benchmarks/RESULTS.md, handcost-s12)."""
+        call with outputs bit for bit the same (benchmarks/RESULTS.md, handcost-s12). The hand models are always
+        loaded (30-50 ms): source photos are analysed with them (:mod:`vidswap.source_cache`); the plate's hands
+        are tracked only with ``cfg.hands``."""
         manifest = load_manifest()
-        names = analysis_model_names(cfg.hands)
+        names = analysis_model_names(True)
         paths = {n: model_bytes(n, manifest) for n in names}  # built from the bytes that were verified
         detector = YuNetDetector.from_path(paths["yunet"], threads=threads, input_size=cfg.detector_size,
                                            score_threshold=cfg.score_threshold, min_face=float(cfg.min_face),
                                            angles=tuple(cfg.angles))
         mesh = FaceMesh.from_paths(paths["face_mesh"], paths["iris"], num_threads=threads)
         identity = IdentityEncoder.from_path(paths["sface"], threads=threads)
-        hands = None
-        if cfg.hands:
-            ht = threads if hand_threads is None else hand_threads
-            hands = (PalmDetector.from_path(paths["palm_detection"], ht),
-                     HandLandmarker.from_path(paths[HandParams().landmark_model], ht),
-                     PoseHands.from_path(paths["pose_landmark"], ht))
+        ht = threads if hand_threads is None else hand_threads
+        hands = (PalmDetector.from_path(paths["palm_detection"], ht),
+                 HandLandmarker.from_path(paths[HandParams().landmark_model], ht),
+                 PoseHands.from_path(paths["pose_landmark"], ht))
         return cls(detector, mesh, identity, analysis_model_hashes(manifest, cfg.hands), hands)
 
 
@@ -155,7 +155,7 @@ class FrameAnalyzer:
         self._cut = CutDetector(threshold=self.cfg.cut_threshold)
         rigid = landmark_groups()[0]
         self._rigid = rigid[rigid < 468]  # the points that move with the head (no lips, eyes, brows, irises)
-        if self.models.hands is not None and self.cfg.hands:
+        if self.cfg.hands:
             palms, landmarker, pose = self.models.hands
             self._hands = HandTracker(palms, landmarker, HandParams(), pose)
 

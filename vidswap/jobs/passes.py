@@ -17,7 +17,6 @@ from pathlib import Path
 from vidswap.composite.linear import display_frames
 from vidswap.config import JobConfig, to_dict
 from vidswap.errors import InputError, UsageError
-from vidswap.faces.analysis_key import analysis_model_hashes
 from vidswap.faces.overlay import draw_overlay, plot_track
 from vidswap.faces.targets import choose_targets
 from vidswap.faces.tracksfile import ShotAnalysis
@@ -81,7 +80,7 @@ def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Pat
     sources = []
     if models is not None and cfg.sources and core.needs:  # recorded once here, so render tasks load no models
         sources = cached_source_faces(cfg.sources, check_sources(cfg.sources), plan.job_dir / "sources",
-                                      analysis_model_hashes(hands=cfg.analysis.hands), lambda: models, [])
+                                      lambda: models, [])
     targets, plots = [], []
     if models is not None and analysis.tracks:
         selection = dataclasses.replace(cfg.target, map=())
