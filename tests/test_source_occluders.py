@@ -184,8 +184,8 @@ def test_a_hand_on_the_source_forehead_is_left_out_of_the_relit_albedo(analysed)
 def test_a_hand_on_the_source_forehead_never_reaches_the_plate(media, detector, mesh, tmp_path):
     """hand_on_forehead swapped onto single_face_clip 0-5: between the top of the plate's face and its brows the
     result is the plate (mean |result - plate| measured 0.00 levels), also with ``analysis.hands: false`` (as the
-    preview preset has: no hands tracked on the plate); with ``swap.geometric.source_occlusion: false`` the hand is unwrapped as skin and its
-    fingers painted there (3.78 levels)."""
+    preview preset has: no hands tracked on the plate); with ``swap.geometric.source_occlusion: false`` the hand
+    is unwrapped as skin and its fingers painted there (3.78 levels)."""
     import subprocess
     import sys
 

@@ -82,7 +82,8 @@ def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> Sour
     found = analyze_image(image, models)
     if not found:
         h, w = image.shape[:2]
-        small = f" at least {SMALL_SOURCE} px on its long side (this one is {w}x{h})" if max(h, w) < SMALL_SOURCE else ""
+        small = "" if max(h, w) >= SMALL_SOURCE else \
+            f" at least {SMALL_SOURCE} px on its long side (this one is {w}x{h})"
         raise NoFaceError(f"no usable face in source {path}: use a clear, front-facing portrait{small}")
     face = found[0]
     from vidswap.hands.still import photo_hands
