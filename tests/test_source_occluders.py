@@ -1,6 +1,6 @@
-"""What covers a source photo's face (vidswap.swap.geometric.source_validity, vidswap.hands.still): a hand found in
-the photo is left out of the identity's appearance, exactly where its matte says, and nothing changes for a photo
-without one."""
+"""What covers a source photo's face (vidswap.swap.geometric.source_validity, vidswap.hands.still,
+vidswap.appearance.eyewear.dark_lenses): a hand found in the photo, or opaque sunglasses, are left out of the
+identity's appearance, exactly where found, and nothing changes for a photo without them."""
 
 from __future__ import annotations
 
@@ -216,3 +216,101 @@ def test_a_hand_on_the_source_forehead_never_reaches_the_plate(media, detector, 
                                           for r, p in zip(frames(out), plate)]))
     assert y1 - y0 > 15 and x1 - x0 > 80
     assert difference["left out"] < 0.5 and difference["as skin"] > 2.0, difference
+
+
+def _texture_masks(U: int = 128):
+    from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
+
+    return GeometricSwapCore(GeometricSwapConfig()).relit.space(U, "cpu")[1]
+
+
+def test_dark_lenses_are_found_only_where_most_of_both_eye_zones_are_dark():
+    """Synthetic unwrapped photos on plain skin (0.5): dark (0.05) ellipses over both eyes' zones are sunglasses,
+    covered fully at the zones' middle; one dark lens, or a dark lash line only, is
+    not; a face without them returns None (the albedo is left exactly as it was)."""
+    from vidswap.appearance.eyewear import dark_lenses, eyewear_zones
+
+    U = 128
+    masks = _texture_masks(U)
+    zones = eyewear_zones(masks)
+    weight = torch.ones(1, 1, U, U)
+    skin = torch.full((1, 3, U, U), 0.5)
+    assert dark_lenses(skin, weight, masks) is None
+    both = (zones["radius_left"] <= 0.9) | (zones["radius_right"] <= 0.9)
+    sunglasses = torch.where(both, torch.tensor(0.05), skin)
+    cover = dark_lenses(sunglasses, weight, masks)
+    assert cover is not None and cover.shape == (1, 1, U, U)
+    middle = (zones["radius_left"] <= 0.5) & (zones["rings"] > 0.5)
+    assert float(cover[middle].min()) > 0.999
+    assert float(cover[masks["lips"] > 0.5].max()) < 0.01  # nowhere near the mouth
+    one = torch.where(zones["radius_left"] <= 0.9, torch.tensor(0.05), skin)
+    assert dark_lenses(one, weight, masks) is None
+    lashes = torch.where(dilate_eyes(masks, 2) > 0.5, torch.tensor(0.05), skin)
+    assert dark_lenses(lashes, weight, masks) is None
+    # two photos at once: only the one in sunglasses gets a cover
+    pair = dark_lenses(torch.cat([skin, sunglasses]), weight.expand(2, 1, U, U), masks)
+    assert float(pair[0].max()) == 0.0 and torch.equal(pair[1:], cover)
+
+
+def dilate_eyes(masks, texels: int) -> torch.Tensor:
+    """The eye openings grown by ``texels``: a lash line."""
+    from vidswap.composite.filters import dilate
+
+    return dilate(masks["eyes"], texels)
+
+
+@pytest.fixture(scope="module")
+def sunglasses_photo(media, tmp_path_factory):
+    """multi_face.jpg cropped to the young man in sunglasses (its largest face is another person's)."""
+    import cv2
+
+    from vidswap.io import read_image
+
+    image = read_image(media("multi_face_image"))[0:210, 170:400]
+    path = tmp_path_factory.mktemp("sunglasses") / "sunglasses.png"
+    cv2.imwrite(str(path), image[..., ::-1])
+    return path
+
+
+def test_sunglasses_on_the_source_leave_the_plates_eyes(media, detector, mesh, sunglasses_photo, tmp_path):
+    """The man in sunglasses on single_face_clip 0-5: around the plate's eyes (a box from the brows down to the
+    cheekbones, the eye openings left out) the result is the plate's own, mean |result - plate| measured 0.08
+    levels; with ``source_occlusion: false`` the lenses are painted there as a grey mask (29.8 levels)."""
+    import subprocess
+    import sys
+
+    import av
+    import cv2
+
+    clip = media("single_face_clip")
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for _, f in zip(range(6), c.decode(video=0))]
+
+    plate = frames(clip)
+    points = mesh([plate[0]], [detector([plate[0]])[0]])[0][0].points
+    regions = load_topology().regions
+    eyes = points[np.r_[regions["left_eye"], regions["right_eye"]]]
+    brows = points[np.r_[regions["left_brow"], regions["right_brow"]]]
+    y0, y1 = int(brows[:, 1].max()), int(eyes[:, 1].max() + 0.6 * (eyes[:, 1].max() - brows[:, 1].min()))
+    x0, x1 = int(eyes[:, 0].min()), int(eyes[:, 0].max())
+    keep = np.ones((y1 - y0, x1 - x0), bool)
+    for name in ("left_eye", "right_eye"):
+        hull = cv2.convexHull(points[regions[name], :2].astype(np.int32) - [x0, y0])
+        opening = np.zeros(keep.shape, np.uint8)
+        cv2.fillConvexPoly(opening, hull, 1)
+        keep &= cv2.dilate(opening, np.ones((7, 7), np.uint8)) == 0
+    difference = {}
+    for name, setting in (("left out", "swap:\n  geometric:\n    source_occlusion: true\n"),
+                          ("painted", "swap:\n  geometric:\n    source_occlusion: false\n")):
+        config = tmp_path / f"{name[:2]}.yaml"
+        config.write_text(setting)
+        out = tmp_path / f"{name[:2]}.mkv"
+        proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", str(clip), "-s", str(sunglasses_photo),
+                               "-o", str(out), "--frames", "0-5", "--config", str(config), "-q"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        difference[name] = float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean(-1)[keep]
+                                          .mean() for r, p in zip(frames(out), plate)]))
+    assert difference["left out"] < 1.0 and difference["painted"] > 15.0, difference

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.encoding import luminance, srgb_to_linear
+from vidswap.appearance.eyewear import dark_lenses
 from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
 from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
 from vidswap.composite.filters import dilate, erode, gaussian_blur
@@ -96,6 +97,13 @@ class AlbedoParams:
         full_weight: texel weight from which a texel is fully the source's (below: toward plain skin, and the
             render's alpha falls with it).
         validity_margin: the photos' validity (a fringe left out) is eroded by this and softened by as much.
+        leave_out_lenses, lens_level, lens_share, lens_edge: opaque lenses (sunglasses) are left out like a hand
+            (:func:`~vidswap.appearance.eyewear.dark_lenses`: texels under ``lens_level`` x the skin's median
+            luminance over at least ``lens_share`` of both eyes' zones, grown and softened by ``lens_edge``): they
+            hide the eyes' surround, which the swap painted as a dark mask around the plate's eyes (multi_face.jpg's
+            man in sunglasses on single_face_clip: lighting 0.724, seam 1.070). Grown and softened by 0.015 the
+            frame's paler edge still drew the lenses' outline (seam 1.194); 0.04 / 0.03: 1.079; 0.06 / 0.03: 1.030,
+            lighting 0.955. The geometric core's ``source_occlusion``.
         brows_seen: the brow band (``source_masks``) is covered with plain skin in proportion to how well the
             photos saw the brows it surrounds: not at all up to a mean trust of the first level, fully from the
             second (:func:`brows_seen`). Brows a fringe, a hat or a hand hides entirely leave the plate's own brows
@@ -126,6 +134,10 @@ class AlbedoParams:
     full_weight: float = 0.6
     validity_margin: float = 0.015
     brows_seen: tuple[float, float] = (0.3, 0.7)
+    leave_out_lenses: bool = True
+    lens_level: float = 0.3
+    lens_share: float = 0.5
+    lens_edge: tuple[float, float] = (0.06, 0.03)
 
 
 @dataclass
@@ -324,6 +336,10 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
         valid = erode(tex[:, 3:4].clamp(0, 1), params.validity_margin * space.size)
         tex, w = tex[:, :3], w * gaussian_blur(valid, params.validity_margin * space.size)
     w = w * texel_density(space, landmarks).clamp(max=1.0)
+    if params.leave_out_lenses and {"left_eye", "right_eye", "inner_skin"} <= set(masks):
+        lenses = dark_lenses(tex, w, masks, params.lens_level, params.lens_share, *params.lens_edge)
+        if lenses is not None:  # sunglasses hide the eyes' surround: the plate's own shows there
+            w = w * (1.0 - lenses)
     tex, w = mirror_fill(tex, w)
     w = w * masks["forehead_fade"].to(w)
     normals = texel_normals(space, landmarks)

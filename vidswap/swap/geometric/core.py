@@ -19,6 +19,7 @@ from torch import Tensor
 
 from vidswap.appearance.relight import PlateLight, RelightParams
 from vidswap.appearance.skin_tone import SkinToneParams
+from vidswap.appearance.source import AlbedoParams
 from vidswap.appearance.track import TrackAppearance
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.align import MeshCrop, face_height, transform_landmarks
@@ -114,8 +115,9 @@ class GeometricSwapConfig:
         supersample: render at this factor and box-filter (1 = 1-px alpha feather only).
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
         source_occlusion: leave out what covers the source photo's face: hair over its forehead and temples (a
-            skin-colour test above the brows, :func:`~.source_validity.forehead_validity`) and hands (the photo's
-            ``occlusion``, found by the source analysis); the relit albedo takes those texels from the mirrored
+            skin-colour test above the brows, :func:`~.source_validity.forehead_validity`), hands (the photo's
+            ``occlusion``, found by the source analysis) and, relit only, opaque lenses (sunglasses,
+            :func:`~vidswap.appearance.eyewear.dark_lenses`); the relit albedo takes those texels from the mirrored
             side or leaves the plate's skin, the texture render the plate.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes, where the caller gives one (the CLI's source analysis does not: see ``relit_mouth_rest``).
@@ -263,6 +265,7 @@ class GeometricSwapCore(SwapCore):
                                                                     outline_detail=self.config.relit_outline_detail,
                                                                     brow_borrow=self.config.relit_brows),
                                     skin_tone=SkinToneParams(method=self.config.relit_skin_tone),
+                                    albedo=AlbedoParams(leave_out_lenses=self.config.source_occlusion),
                                     eyewear=self.config.source_eyewear)
                       if self.config.appearance == "relit" else None)
         self.topology_regions = topology.regions
