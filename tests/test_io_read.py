@@ -137,6 +137,17 @@ def test_read_image_errors(tmp_path):
         read_image(tmp_path / "face.mp4")
 
 
+def test_read_image_takes_web_photos(tmp_path):
+    """A source portrait saved from the web as WebP (lossless here) or BMP reads as the RGB it holds."""
+    import cv2
+
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    for ext, params in ((".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), (".bmp", [])):
+        path = tmp_path / f"face{ext}"
+        assert cv2.imwrite(str(path), rgb[..., ::-1], params)
+        assert np.array_equal(read_image(path), rgb)
+
+
 # --------------------------------------------------------------------------------------------- streaming
 
 

@@ -332,12 +332,16 @@ class RandomAccess:
         return image
 
 
+#: Still photos a source portrait may be: the image-sequence formats and the web's WebP and BMP (read, never written).
+PHOTO_EXTS = IMAGE_EXTS + (".webp", ".bmp")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """A still image (e.g. a source portrait) as HxWx3 RGB uint8/uint16 (float32 for EXR).
 
     InputError when the file is missing, not an image, or unreadable.
     """
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_EXTS:
-        raise InputError(f"{path} is not a still image ({', '.join(IMAGE_EXTS)}); give a photo of the face")
+    if path.suffix.lower() not in PHOTO_EXTS:
+        raise InputError(f"{path} is not a still image ({', '.join(PHOTO_EXTS)}); give a photo of the face")
     return read_image_file(path)
