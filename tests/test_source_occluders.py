@@ -181,39 +181,49 @@ def test_a_hand_on_the_source_forehead_is_left_out_of_the_relit_albedo(analysed)
     assert source_face(image, record).occlusion is None
 
 
+def _frames(path, count: int = 6) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, RGB uint8."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for _, f in zip(range(count), container.decode(video=0))]
+
+
+def _swapped(clip, source, settings: dict[str, str], tmp_path) -> dict[str, list[np.ndarray]]:
+    """``vidswap run`` of ``clip``'s frames 0-5 with ``source``, once per named config (YAML text): name -> the
+    result's frames."""
+    import subprocess
+    import sys
+
+    out = {}
+    for k, (name, setting) in enumerate(settings.items()):
+        config, result = tmp_path / f"run{k}.yaml", tmp_path / f"run{k}.mkv"
+        config.write_text(setting)
+        proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", str(clip), "-s", str(source), "-o",
+                               str(result), "--frames", "0-5", "--config", str(config), "-q"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        out[name] = _frames(result)
+    return out
+
+
 def test_a_hand_on_the_source_forehead_never_reaches_the_plate(media, detector, mesh, tmp_path):
     """hand_on_forehead swapped onto single_face_clip 0-5: between the top of the plate's face and its brows the
     result is the plate (mean |result - plate| measured 0.00 levels), also with ``analysis.hands: false`` (as the
     preview preset has: no hands tracked on the plate); with ``swap.geometric.source_occlusion: false`` the hand
     is unwrapped as skin and its fingers painted there (3.78 levels)."""
-    import subprocess
-    import sys
-
-    import av
-
-    clip, src = media("single_face_clip"), media("hand_on_forehead")
-
-    def frames(path):
-        with av.open(str(path)) as c:
-            return [f.to_ndarray(format="rgb24") for _, f in zip(range(6), c.decode(video=0))]
-
-    plate = frames(clip)
+    clip = media("single_face_clip")
+    plate = _frames(clip)
     points = mesh([plate[0]], [detector([plate[0]])[0]])[0][0].points
     regions = load_topology().regions
     brows = points[np.r_[regions["left_brow"], regions["right_brow"]]]
     y0, y1 = int(points[regions["face_oval"], 1].min()), int(brows[:, 1].min()) - 3
     x0, x1 = int(brows[:, 0].min()), int(brows[:, 0].max())
-    difference = {}
-    for name, setting in (("left out", "analysis:\n  hands: false\n"),
-                          ("as skin", "swap:\n  geometric:\n    source_occlusion: false\n")):
-        config = tmp_path / f"{name[:2]}.yaml"
-        config.write_text(setting)
-        out = tmp_path / f"{name[:2]}.mkv"
-        proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", str(clip), "-s", str(src), "-o", str(out),
-                               "--frames", "0-5", "--config", str(config), "-q"], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        difference[name] = float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean()
-                                          for r, p in zip(frames(out), plate)]))
+    runs = _swapped(clip, media("hand_on_forehead"), {"left out": "analysis:\n  hands: false\n",
+                                                      "as skin": "swap:\n  geometric:\n    source_occlusion: false\n"},
+                    tmp_path)
+    difference = {name: float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean()
+                                       for r, p in zip(frames, plate)])) for name, frames in runs.items()}
     assert y1 - y0 > 15 and x1 - x0 > 80
     assert difference["left out"] < 0.5 and difference["as skin"] > 2.0, difference
 
@@ -276,19 +286,10 @@ def test_sunglasses_on_the_source_leave_the_plates_eyes(media, detector, mesh, s
     """The man in sunglasses on single_face_clip 0-5: around the plate's eyes (a box from the brows down to the
     cheekbones, the eye openings left out) the result is the plate's own, mean |result - plate| measured 0.08
     levels; with ``source_occlusion: false`` the lenses are painted there as a grey mask (29.8 levels)."""
-    import subprocess
-    import sys
-
-    import av
     import cv2
 
     clip = media("single_face_clip")
-
-    def frames(path):
-        with av.open(str(path)) as c:
-            return [f.to_ndarray(format="rgb24") for _, f in zip(range(6), c.decode(video=0))]
-
-    plate = frames(clip)
+    plate = _frames(clip)
     points = mesh([plate[0]], [detector([plate[0]])[0]])[0][0].points
     regions = load_topology().regions
     eyes = points[np.r_[regions["left_eye"], regions["right_eye"]]]
@@ -301,16 +302,9 @@ def test_sunglasses_on_the_source_leave_the_plates_eyes(media, detector, mesh, s
         opening = np.zeros(keep.shape, np.uint8)
         cv2.fillConvexPoly(opening, hull, 1)
         keep &= cv2.dilate(opening, np.ones((7, 7), np.uint8)) == 0
-    difference = {}
-    for name, setting in (("left out", "swap:\n  geometric:\n    source_occlusion: true\n"),
-                          ("painted", "swap:\n  geometric:\n    source_occlusion: false\n")):
-        config = tmp_path / f"{name[:2]}.yaml"
-        config.write_text(setting)
-        out = tmp_path / f"{name[:2]}.mkv"
-        proc = subprocess.run([sys.executable, "-m", "vidswap.cli", "run", str(clip), "-s", str(sunglasses_photo),
-                               "-o", str(out), "--frames", "0-5", "--config", str(config), "-q"],
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        difference[name] = float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean(-1)[keep]
-                                          .mean() for r, p in zip(frames(out), plate)]))
+    runs = _swapped(clip, sunglasses_photo, {"left out": "swap:\n  geometric:\n    source_occlusion: true\n",
+                                             "painted": "swap:\n  geometric:\n    source_occlusion: false\n"},
+                    tmp_path)
+    difference = {name: float(np.mean([np.abs(r[y0:y1, x0:x1].astype(float) - p[y0:y1, x0:x1]).mean(-1)[keep]
+                                       .mean() for r, p in zip(frames, plate)])) for name, frames in runs.items()}
     assert difference["left out"] < 1.0 and difference["painted"] > 15.0, difference
