@@ -3,7 +3,8 @@
 A fringe of hair over the forehead, hair over the temples, or a hand laid on the face would otherwise be unwrapped
 as the person's skin and painted onto the plate. Both tests give a per-pixel validity of the photo's aligned crop,
 (K, 1, H, W) in [0, 1]; the geometric core leaves the invalid texels out (the relit albedo fills them from the
-mirrored side or leaves the plate's skin; the texture render makes them transparent).
+mirrored side or leaves the plate's skin; the texture render makes them transparent). Opaque sunglasses are found in
+texture space instead, by the relit albedo (:func:`~vidswap.appearance.eyewear.dark_lenses`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def crop_source(source: SourceFace, affine: Tensor, size: int, device: torch.dev
 def photo_validity(crops: Tensor, landmarks: Tensor, covered: Tensor, regions) -> Tensor | None:
     """(K, 1, H, W) where the aligned crops (K, 3, H, W) with landmarks (K, V, 3) can be used: the hair test
     (:func:`forehead_validity`, when ``regions`` has the face regions it reads) times ``1 - covered`` (K, 1, H, W)
-    (hands); None when neither test applies or finds anything to leave out."""
+    (hands); None when the hair test does not apply (a topology without those regions, e.g. a reduced test mesh)
+    and no hand covers the crops."""
     valid = forehead_validity(crops, landmarks, regions) if FOREHEAD_REGIONS <= set(regions) else None
     if bool((covered > 0).any()):
         free = 1.0 - covered
