@@ -19,6 +19,10 @@ Clean-ups, each a documented band-limited edit:
   lip line when the mouth moves;
 * **chroma** of the detail is smoothed a little (JPEG chroma blocks and noise), luminance detail is kept sharp.
 
+What covers the face is left out before the mirror fill: the caller's validity (hair, a hand: the geometric core's
+``source_validity``) and opaque lenses (:func:`~vidswap.appearance.eyewear.dark_lenses`); where neither side of
+the face was seen, the plate shows (brows hidden on both sides leave the plate's brows: :func:`brows_seen`).
+
 Several photos are fused per texel, each texel taken from the photos that see it best (visibility x frontality x
 resolution, sharpened by a power so the best view dominates where it is clearly better).
 
