@@ -107,6 +107,30 @@ def test_brows_seen_is_one_for_brows_seen_whole_and_zero_for_hidden_ones():
     assert torch.allclose(half[..., 20:24, 10:54], torch.full((1, 1, 4, 44), 0.5))
 
 
+def test_photo_warnings_name_several_faces_a_small_face_and_a_hand():
+    """Exact lines: the canonical face spread over 48 px is small (its face height under 100 px); a hand matte over
+    the left half of the photo covers about half of its landmarks; at 3x the size, without a hand and alone in its
+    photo, nothing is said."""
+    from vidswap.faces.align import face_height
+    from vidswap.source_cache import photo_warnings
+
+    photo = _photo(size=96)
+    record = SourceRecord(photo.landmarks.numpy(), np.zeros(4, np.float32), 2, np.zeros((0, 21, 3), np.float32))
+    height = float(face_height(photo.landmarks[None])[0])
+    assert height < 100
+    cover = torch.zeros(96, 96)
+    cover[:, :48] = 1.0
+    share = float((photo.landmarks[:, 0].round() < 48).float().mean())
+    assert photo_warnings("a.jpg", record, dataclasses.replace(photo, occlusion=cover)) == [
+        "source a.jpg has 2 faces; using the largest",
+        f"the face in source a.jpg is {height:.0f} px tall; under 100 px the swap is soft and its skin blotchy: "
+        "use a larger photo",
+        f"a hand covers {share:.0%} of the face in source a.jpg: those parts come from the other side of the face "
+        "or, hidden on both, from the plate"]
+    large = dataclasses.replace(photo, landmarks=photo.landmarks * 3)
+    assert photo_warnings("a.jpg", dataclasses.replace(record, count=1), large) == []
+
+
 def test_a_source_record_keeps_the_photos_hands(tmp_path):
     record = SourceRecord(np.arange(478 * 3, dtype=np.float32).reshape(478, 3), np.ones(128, np.float32), 2,
                           np.full((1, 21, 3), 7.0, np.float32))

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 #: A source photo without a face found that is smaller than this (px, long side) is named as too small: the
 #: astronaut portrait at 128x128 has its face's box 22 px wide, under the detector's 24 px ``min_face``.
 SMALL_SOURCE = 256
+#: A source face shorter than this (px, :func:`~vidswap.faces.align.face_height`) is warned about: faces of a team
+#: photo (82-84 px) gave blotchy skin, a quarter-size grace_hopper (57 px) a soft face; the test portraits measure
+#: 114 (astronaut) to 356 px.
+SMALL_FACE = 100
+#: A hand over more than this share of a source face's landmarks is warned about (the plate shows there).
+COVERED_FACE = 0.02
 
 
 @dataclass
@@ -73,6 +79,30 @@ def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
     return SourceFace(image=to_float(image), landmarks=pts, x_c_obs=pose.x_c_obs[0], yaw=float(pose.yaw[0]),
                       pitch=float(pose.pitch[0]), roll=float(pose.roll[0]),
                       embedding=torch.from_numpy(np.asarray(record.embedding)), occlusion=occlusion)
+
+
+def photo_warnings(path: str, record: SourceRecord, face: SourceFace) -> list[str]:
+    """One line for each thing about a source photo its user should know: several faces (the largest is used), a
+    small face (:data:`SMALL_FACE`), a hand over the face (:data:`COVERED_FACE`)."""
+    from vidswap.faces.align import face_height
+
+    out = []
+    if record.count > 1:
+        out.append(f"source {path} has {record.count} faces; using the largest")
+    height = float(face_height(face.landmarks[None].float())[0])
+    if height < SMALL_FACE:
+        out.append(f"the face in source {path} is {height:.0f} px tall; under {SMALL_FACE} px the swap is soft and "
+                   "its skin blotchy: use a larger photo")
+    if face.occlusion is not None:
+        h, w = face.occlusion.shape
+        xy = face.landmarks[:, :2].round().long()
+        xy[:, 0].clamp_(0, w - 1)
+        xy[:, 1].clamp_(0, h - 1)
+        covered = float((face.occlusion[xy[:, 1], xy[:, 0]] > 0.5).float().mean())
+        if covered > COVERED_FACE:
+            out.append(f"a hand covers {covered:.0%} of the face in source {path}: those parts come from the other "
+                       "side of the face or, hidden on both, from the plate")
+    return out
 
 
 def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> SourceRecord:
@@ -139,7 +169,6 @@ def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder
         if record is None:
             record = analyse_source(path, image, models())
             write_record(where, stamp, record)
-        if record.count > 1:
-            warnings.append(f"source {path} has {record.count} faces; using the largest")
         faces.append(source_face(image, record))
+        warnings.extend(photo_warnings(path, record, faces[-1]))
     return faces
