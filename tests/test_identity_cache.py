@@ -72,6 +72,7 @@ def test_a_source_analysed_by_other_code_is_analysed_again_and_its_record_replac
 
     monkeypatch.setattr(source_cache, "analyse_source", analyse)
     monkeypatch.setattr(source_cache, "source_face", lambda image, record: float(record.points[0, 0]))
+    monkeypatch.setattr(source_cache, "photo_warnings", lambda path, record, face: [])
 
     def faces():
         return source_cache.cached_source_faces((str(photo),), [None], tmp_path / "sources", lambda: None, [])
