@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from vidswap.composite.compositor import CompositeParams, build_masks
+from vidswap.composite.filters import gaussian_blur
 from vidswap.composite.occlusion import OcclusionParams
 from vidswap.faces.align import warp_to_crop
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
@@ -36,12 +37,20 @@ def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 
     nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
     the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
     fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
-    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). The crops are aligned
-    (eye line level), so "above" and "outer" are rows and columns.
+    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). A black-and-white photo
+    has no colour to tell a fringe from skin by (the astronaut in grey: the test kept most of hers, painted as a
+    dark band across the plate's forehead); there the strands' texture is used as well
+    (:func:`texture_visibility`). The crops are aligned (eye line level), so "above" and "outer" are rows and
+    columns.
     """
     params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
                                                        luma_slack=1.0))
     masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
+    visibility = masks.visibility
+    grey = grey_photos(images, masks.face)
+    if bool(grey.any()):  # no colour to tell hair from skin by: its strands' texture does
+        texture = texture_visibility(images, masks.stats, masks.size)
+        visibility = torch.where(grey.view(-1, 1, 1, 1), torch.minimum(visibility, texture), visibility)
     idx = lambda *names: torch.as_tensor(np.concatenate([np.asarray(regions[n]) for n in names]),  # noqa: E731
                                          device=landmarks.device)
     top = landmarks[:, idx("left_brow", "right_brow"), 1].amin(dim=1)  # (K,) brow tops
@@ -55,7 +64,37 @@ def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 
     outer = (((cols[None] - centre[:, None]).abs() - (1.0 - sides) * half[:, None]) / width[:, None]).clamp(0, 1)
     upper = ((mouth[:, None] - rows[None]) / width[:, None]).clamp(0.0, 1.0)  # (K, H): 1 above the mouth
     prone = torch.maximum(above[:, :, None], upper[:, :, None] * outer[:, None, :])  # (K, H, W)
-    return 1.0 - (1.0 - masks.visibility) * prone[:, None]
+    return 1.0 - (1.0 - visibility) * prone[:, None]
+
+
+def grey_photos(images: Tensor, face: Tensor, spread: float = 2.0 / 255.0) -> Tensor:
+    """(K,) which of the (K, 3, H, W) photos are black and white: over their (K, 1, H, W) face masks the channels'
+    spread (max - min) stays under ``spread`` at the 99th percentile."""
+    gap = (images.amax(1, keepdim=True) - images.amin(1, keepdim=True))
+    out = []
+    for k in range(len(images)):
+        inside = gap[k][face[k] > 0.5]
+        out.append(bool(len(inside)) and float(inside.quantile(0.99)) < spread)
+    return torch.tensor(out, dtype=torch.bool, device=images.device)
+
+
+def texture_visibility(images: Tensor, skin: Tensor, face_size: Tensor, fine: float = 0.006, window: float = 0.02,
+                       ratio: tuple[float, float] = (2.0, 3.0)) -> Tensor:
+    """Where a photo is smooth as skin, in [0, 1]: (K, 3, H, W) photos, (K, 1, H, W) skin sample (cheeks, nose),
+    (K,) face sizes in pixels -> (K, 1, H, W). The local contrast of the fine band (sigma ``fine`` x the face size)
+    over a ``window`` x the face size, relative to the local mean, is hair where it is ``ratio`` times the skin
+    sample's median (0 above the second, 1 below the first; smoothstep)."""
+    lum = images.mean(1, keepdim=True)
+    high = lum - gaussian_blur(lum, (fine * face_size).clamp(min=0.5))
+    sigma = (window * face_size).clamp(min=1.0)
+    energy = gaussian_blur(high * high, sigma).clamp(min=0.0).sqrt() / (gaussian_blur(lum, sigma) + 0.05)
+    out = []
+    for k in range(len(images)):
+        sample = energy[k][skin[k] > 0.5]
+        reference = float(sample.median()) if len(sample) else float(energy[k].median())
+        x = ((energy[k] / max(reference, 1e-6) - ratio[0]) / (ratio[1] - ratio[0])).clamp(0.0, 1.0)
+        out.append(1.0 - x * x * (3.0 - 2.0 * x))
+    return torch.stack(out)
 
 
 def crop_source(source: SourceFace, affine: Tensor, size: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
