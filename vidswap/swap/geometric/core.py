@@ -31,7 +31,7 @@ from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weigh
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
                                             hole_triangles, inner_loops, inner_mask, mix_shape)
-from vidswap.swap.geometric.source_validity import crop_source, photo_validity
+from vidswap.swap.geometric.source_validity import crop_source, lens_cover, photo_validity
 from vidswap.swap.geometric.relit import (RelitRenderer, auto_crop_size, downsize_albedo, eye_openness, render_side,
                                           source_texture_size)
 
@@ -311,8 +311,11 @@ class GeometricSwapCore(SwapCore):
             canonical, best = mixed_identity(torch.stack(shapes), cfg.mix_shape_source, cfg.mix_texture_source,
                                              cfg.mix_weight, best)
         vconf = texture_confidence(landmarks, self.render_triangles.to(device), image_size=(T, T))
-        validity = photo_validity(images, landmarks, torch.stack(covers), self.topology_regions) \
-            if cfg.source_occlusion else None
+        covered = torch.stack(covers)
+        if cfg.source_occlusion and cfg.appearance == "texture" and RELIT_REGIONS <= set(self.topology_regions):
+            lenses = lens_cover(images, landmarks, self.triangles, self.topology_regions)  # (relit: in its albedo)
+            covered = covered if lenses is None else torch.maximum(covered, lenses)
+        validity = photo_validity(images, landmarks, covered, self.topology_regions) if cfg.source_occlusion else None
         emb = None
         embs = [s.embedding for s in sources if s.embedding is not None]
         if embs:

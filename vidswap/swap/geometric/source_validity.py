@@ -4,7 +4,8 @@ A fringe of hair over the forehead, hair over the temples, or a hand laid on the
 as the person's skin and painted onto the plate. Both tests give a per-pixel validity of the photo's aligned crop,
 (K, 1, H, W) in [0, 1]; the geometric core leaves the invalid texels out (the relit albedo fills them from the
 mirrored side or leaves the plate's skin; the texture render makes them transparent). Opaque sunglasses are found in
-texture space instead, by the relit albedo (:func:`~vidswap.appearance.eyewear.dark_lenses`).
+texture space (:func:`~vidswap.appearance.eyewear.dark_lenses`): by the relit albedo itself, and for the texture
+appearance by :func:`lens_cover`, which renders them back into the crops.
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidswap.appearance.encoding import srgb_to_linear
+from vidswap.appearance.eyewear import dark_lenses
+from vidswap.appearance.source import source_masks
+from vidswap.appearance.texture import texture_confidence
+from vidswap.appearance.texture_space import build_texture_space, region_masks, render_from_texture, unwrap
 from vidswap.composite.compositor import CompositeParams, build_masks
 from vidswap.composite.filters import gaussian_blur
 from vidswap.composite.occlusion import OcclusionParams
 from vidswap.faces.align import warp_to_crop
+from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import LIP_CORNERS_OUTER as LIP_CORNERS
 from vidswap.swap.base import SourceFace
 
-__all__ = ["FOREHEAD_REGIONS", "forehead_validity", "crop_source", "photo_validity"]
+__all__ = ["FOREHEAD_REGIONS", "forehead_validity", "crop_source", "photo_validity", "lens_cover", "grey_photos",
+           "texture_visibility"]
 
 #: regions the forehead test reads
 FOREHEAD_REGIONS = {"face_oval", "left_eye", "right_eye", "left_brow", "right_brow", "nose", "lips_outer"}
@@ -119,3 +127,20 @@ def photo_validity(crops: Tensor, landmarks: Tensor, covered: Tensor, regions) -
         free = 1.0 - covered
         valid = free if valid is None else valid * free
     return valid
+
+
+def lens_cover(crops: Tensor, landmarks: Tensor, triangles: Tensor, regions, size: int = 128) -> Tensor | None:
+    """(K, 1, H, W) what opaque lenses (sunglasses) cover in the aligned crops (K, 3, H, W) sRGB with landmarks
+    (K, V, 3), or None when no photo wears them: the crops unwrapped into a ``size`` texture space of the mesh
+    (``triangles``, ``regions``), :func:`~vidswap.appearance.eyewear.dark_lenses` there, its cover rendered back
+    onto each photo's mesh. For the texture appearance, whose validity is in the crops' pixels."""
+    triangles = torch.as_tensor(triangles, dtype=torch.long)
+    space = build_texture_space(canonical_face(), triangles, size).to(crops.device)
+    masks = {k: v.to(crops.device) for k, v in source_masks(space, region_masks(space, regions)).items()}
+    seen = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
+    texture, weight = unwrap(space, srgb_to_linear(crops.clamp(0.0, 1.0)), landmarks, seen)
+    cover = dark_lenses(texture, weight, masks)
+    if cover is None:
+        return None
+    rendered, _ = render_from_texture(space, cover, landmarks, tuple(crops.shape[-2:]))
+    return rendered.clamp(0.0, 1.0)
