@@ -36,7 +36,7 @@ from torch import Tensor
 from vidswap.appearance.encoding import luminance
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.texture_space import vertex_normals
-from vidswap.composite.filters import dilate
+from vidswap.composite.filters import dilate, smoothstep
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
            "relit_texture", "vertex_shading", "distance_ramp", "follow_weights", "outline_fade",
@@ -131,8 +131,7 @@ def outline_fade(face: Tensor, width: float) -> Tensor:
     from scipy.ndimage import distance_transform_edt  # here, as in _filled
 
     dist = torch.from_numpy(distance_transform_edt(_filled(face)[0, 0].cpu().numpy()).astype(np.float32)).to(face)
-    x = ((dist - 1.0) / (width * face.shape[-1])).clamp(0.0, 1.0)
-    return (x * x * (3.0 - 2.0 * x))[None, None]
+    return smoothstep((dist - 1.0) / (width * face.shape[-1]))[None, None]
 
 
 def outline_gain(expected: Tensor, plate: Tensor, weight: Tensor, face: Tensor, skin: Tensor, band: float,
@@ -293,7 +292,7 @@ def distance_ramp(canonical: Tensor, indices: Tensor | Sequence[int] | np.ndarra
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=canonical.device)
     x = (torch.cdist(canonical, canonical[idx]).amin(1) / reach).clamp(0.0, 1.0)
     x[idx] = 0.0  # exactly (cdist of a point to itself is not always 0 in float32)
-    return x * x * (3.0 - 2.0 * x)
+    return smoothstep(x)
 
 
 def follow_weights(canonical: Tensor, regions: Mapping[str, np.ndarray | Sequence[int]],

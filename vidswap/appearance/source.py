@@ -40,7 +40,7 @@ from vidswap.appearance.encoding import luminance, srgb_to_linear
 from vidswap.appearance.eyewear import dark_lenses
 from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
 from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
-from vidswap.composite.filters import dilate, erode, gaussian_blur
+from vidswap.composite.filters import dilate, erode, gaussian_blur, smoothstep
 
 __all__ = [
     "AlbedoParams",
@@ -305,8 +305,7 @@ def source_masks(space: TextureSpace, masks: dict[str, Tensor], lip_line: float 
     top = _first_row(masks["face"])
     brow = _first_row(masks["brows"])
     x = ((brow - rows) / max(brow - top, 1.0) - fade_start) / (fade_end - fade_start)  # 0 at start, 1 at end
-    x = x.clamp(0.0, 1.0)
-    out["forehead_fade"] = (1.0 - x * x * (3.0 - 2.0 * x)).expand(1, 1, U, U).contiguous()
+    out["forehead_fade"] = (1.0 - smoothstep(x)).expand(1, 1, U, U).contiguous()
     band = dilate(masks["brows"], brow_band * U) * masks["face"]
     out["brow_band"] = (gaussian_blur(band, 0.01 * U) * out["forehead_fade"]).clamp(0.0, 1.0)
     return out
@@ -365,5 +364,4 @@ def brows_seen(trust: Tensor, masks: dict[str, Tensor], levels: tuple[float, flo
     (1, 1, U, U) -> (1, 1, U, U); brows seen whole give exactly 1."""
     brows = masks["brows"].to(trust)
     mean = normalized_blur(trust, brows, reach * trust.shape[-1])[0]
-    x = ((mean - levels[0]) / (levels[1] - levels[0])).clamp(0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    return smoothstep((mean - levels[0]) / (levels[1] - levels[0]))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidswap.composite.filters import below, gaussian_blur, support_window
+from vidswap.composite.filters import below, gaussian_blur, smoothstep, support_window
 from vidswap.composite.masks import feather_mask
 
 __all__ = ["KeepContrastParams", "INNER_REGIONS", "inner_indices", "ellipse_weight", "keep_contrast_weight",
@@ -114,8 +114,7 @@ def ellipse_weight(points: Tensor, size: tuple[int, int], inner: float, outer: f
     dy = ys[None, :, None] - mean[:, 1, None, None]  # (B, H, 1)
     a, b, d = prec[:, 0, 0, None, None], prec[:, 0, 1, None, None], prec[:, 1, 1, None, None]
     dist = (a * dx * dx + 2.0 * b * dx * dy + d * dy * dy).clamp(min=0.0).sqrt()  # (B, H, W)
-    t = ((dist - inner) / (outer - inner)).clamp(0.0, 1.0)
-    return (1.0 - t * t * (3.0 - 2.0 * t)).to(torch.float32)[:, None].to(points.device)
+    return (1.0 - smoothstep((dist - inner) / (outer - inner))).to(torch.float32)[:, None].to(points.device)
 
 
 def keep_contrast_weight(landmarks: Tensor, regions: Mapping[str, np.ndarray], face: Tensor, face_size: Tensor,

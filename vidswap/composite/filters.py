@@ -1,4 +1,5 @@
-"""Small batched filters the compositor shares: per-item Gaussian blur and per-item morphology.
+"""Small batched filters the compositor shares: per-item Gaussian blur and per-item morphology, and the smoothstep
+ramp the masks and weights are shaped with.
 
 Face sizes differ between the items of a batch, so radii are given per item as ``(B,)`` tensors (or floats).
 Kernels are truncated exactly at the item's radius, so a blur never reaches further than it says: a mask
@@ -25,6 +26,12 @@ import torch
 import torch.nn.functional as F
 
 Radius = torch.Tensor | float | int
+
+
+def smoothstep(x: torch.Tensor) -> torch.Tensor:
+    """``3x^2 - 2x^3`` of ``x`` clamped to [0, 1]: 0 up to 0, 1 from 1, flat at both ends (any shape, its dtype)."""
+    x = x.clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
 
 
 def per_item(value: Radius, batch: int, device: torch.device) -> torch.Tensor:

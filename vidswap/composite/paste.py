@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from kornia.geometry.transform import warp_affine
 
 from vidswap.composite.blend import alpha_blend, laplacian_delta, max_levels, poisson_blend
-from vidswap.composite.filters import gaussian_blur, support_window
+from vidswap.composite.filters import gaussian_blur, smoothstep, support_window
 from vidswap.composite.grain import GrainStats, apply_grain, select_items
 from vidswap.composite.roi import alpha_bbox, plate_rois, shift_source
 
@@ -70,8 +70,7 @@ def _antialias(x: torch.Tensor, crop_to_plate: torch.Tensor) -> torch.Tensor:
 
 
 def _envelope(alpha: torch.Tensor, level: float) -> torch.Tensor:
-    e = (alpha / max(level, 1e-6)).clamp(0.0, 1.0)
-    return e * e * (3.0 - 2.0 * e)
+    return smoothstep(alpha / max(level, 1e-6))
 
 
 def paste_crop(

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.relight import distance_ramp
-from vidswap.composite.filters import dilate, gaussian_blur
+from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 
 __all__ = ["mouth_opening", "open_mouth_amount", "smile_amount", "mouth_region_weights", "rest_mouth",
            "corner_region"]
@@ -47,11 +47,6 @@ OPEN_OPENING = 0.15
 #: portrait_f1 0.35 (surprise).
 SMILE_TALL = 0.32
 SMILE_WIDE = 0.24
-
-
-def _smoothstep(x: Tensor) -> Tensor:
-    x = x.clamp(0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _opening_and_width(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray) -> tuple[Tensor, Tensor]:
@@ -76,13 +71,13 @@ def smile_amount(shape: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray,
     opening is (height over width: 1 up to ``wide``, 0 from ``tall``, smoothstep). A smile pulls the corners out
     over the teeth; a dropped jaw (surprise, speech) opens tall. (..., V, 3) canonical -> (...)."""
     height, width = _opening_and_width(shape, inner_loop)
-    flat = _smoothstep((tall - height / width) / (tall - wide))
+    flat = smoothstep((tall - height / width) / (tall - wide))
     return (open_mouth_amount(height) * flat).to(shape.dtype)
 
 
 def open_mouth_amount(opening: Tensor, closed: float = CLOSED_OPENING, full: float = OPEN_OPENING) -> Tensor:
     """How far a mouth of this opening is from rest, in [0, 1]: 0 up to ``closed``, 1 from ``full`` (smoothstep)."""
-    return _smoothstep((opening - closed) / (full - closed))
+    return smoothstep((opening - closed) / (full - closed))
 
 
 def mouth_region_weights(canonical: Tensor, inner_loop: Tensor | Sequence[int] | np.ndarray,
@@ -116,6 +111,6 @@ def corner_region(mouth: Tensor, skin: Tensor, ring: float, lateral: tuple[float
     centre = (cols.min() + cols.max()).float() / 2
     half = ((cols.max() - cols.min()).float() / 2).clamp(min=1.0)
     x = torch.arange(U, dtype=mouth.dtype, device=mouth.device).view(1, 1, 1, U)
-    side = _smoothstep(((x - centre).abs() / half - lateral[0]) / (lateral[1] - lateral[0]))
+    side = smoothstep(((x - centre).abs() / half - lateral[0]) / (lateral[1] - lateral[0]))
     around = (dilate(mouth, ring * U) - mouth).clamp(0.0, 1.0) * skin
     return gaussian_blur(around * side, soft * U).clamp(0.0, 1.0)

@@ -32,7 +32,7 @@ from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_
 from vidswap.appearance.skin_tone import SkinToneParams, skin_tone_gain
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
-from vidswap.composite.filters import dilate, gaussian_blur
+from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
                                               texel_normals)
 from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
@@ -138,8 +138,7 @@ def eye_openness(landmarks: Tensor) -> Tensor:
 def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float = 0.65, full: float = 0.35) -> Tensor:
     """How far each plate eye has closed relative to the source's open eye, in [0, 1]: 0 while the plate's
     openness is above ``start`` x the source's, 1 below ``full`` x (smoothstep). (B, 2), (2,) -> (B, 2)."""
-    x = ((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full)).clamp(0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    return smoothstep((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full))
 
 
 #: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners from the

@@ -20,7 +20,7 @@ from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import build_texture_space, region_masks, render_from_texture, unwrap
 from vidswap.composite.compositor import CompositeParams, build_masks
-from vidswap.composite.filters import gaussian_blur
+from vidswap.composite.filters import gaussian_blur, smoothstep
 from vidswap.composite.occlusion import OcclusionParams
 from vidswap.faces.align import warp_to_crop
 from vidswap.faces.pose import canonical_face
@@ -100,8 +100,7 @@ def texture_visibility(images: Tensor, skin: Tensor, face_size: Tensor, fine: fl
     for k in range(len(images)):
         sample = energy[k][skin[k] > 0.5]
         reference = float(sample.median()) if len(sample) else float(energy[k].median())
-        x = ((energy[k] / max(reference, 1e-6) - ratio[0]) / (ratio[1] - ratio[0])).clamp(0.0, 1.0)
-        out.append(1.0 - x * x * (3.0 - 2.0 * x))
+        out.append(1.0 - smoothstep((energy[k] / max(reference, 1e-6) - ratio[0]) / (ratio[1] - ratio[0])))
     return torch.stack(out)
 
 
