@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from vidswap.composite.convert import from_float, to_float
+from vidswap.composite.convert import to_float
+from vidswap.faces.align import as_rgb8
 from vidswap.errors import NoFaceError
 from vidswap.faces.pose import decompose
 from vidswap.code_stamp import package_digest, record_stamp
@@ -61,11 +62,6 @@ class SourceRecord:
     ARRAYS = ("points", "embedding", "count", "hands")
 
 
-def photo_rgb8(image: np.ndarray) -> np.ndarray:
-    """A source photo (HxWx3 uint8 / uint16 / float) as the uint8 RGB the hand models and mattes read."""
-    return image if image.dtype == np.uint8 else from_float(to_float(image), np.uint8)
-
-
 def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
     """A :class:`SourceFace` from the source photo (HxWx3) and its analysis; what its hands cover becomes the
     face's ``occlusion`` (:func:`~vidswap.hands.still.photo_hand_matte`)."""
@@ -75,7 +71,7 @@ def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
     if len(record.hands):
         from vidswap.hands.still import photo_hand_matte  # only for a photo with a hand in it
 
-        occlusion = torch.from_numpy(photo_hand_matte(photo_rgb8(image), record.hands))
+        occlusion = torch.from_numpy(photo_hand_matte(as_rgb8(image), record.hands))
     return SourceFace(image=to_float(image), landmarks=pts, x_c_obs=pose.x_c_obs[0], yaw=float(pose.yaw[0]),
                       pitch=float(pose.pitch[0]), roll=float(pose.roll[0]),
                       embedding=torch.from_numpy(np.asarray(record.embedding)), occlusion=occlusion)
@@ -118,7 +114,7 @@ def analyse_source(path: str, image: np.ndarray, models: AnalysisModels) -> Sour
     face = found[0]
     from vidswap.hands.still import photo_hands
 
-    hands = photo_hands(photo_rgb8(image), [np.asarray(face.detection.box, np.float64)], *models.hands)
+    hands = photo_hands(as_rgb8(image), [np.asarray(face.detection.box, np.float64)], *models.hands)
     return SourceRecord(face.landmarks.points, face.embedding, len(found), hands)
 
 
