@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vidswap.composite.convert import to_float
-from vidswap.faces.align import as_rgb8
+from vidswap.faces.align import as_rgb8, face_height
 from vidswap.errors import NoFaceError
 from vidswap.faces.pose import decompose
 from vidswap.code_stamp import package_digest, record_stamp
@@ -80,8 +80,6 @@ def source_face(image: np.ndarray, record: SourceRecord) -> SourceFace:
 def photo_warnings(path: str, record: SourceRecord, face: SourceFace) -> list[str]:
     """One line for each thing about a source photo its user should know: several faces (the largest is used), a
     small face (:data:`SMALL_FACE`), a hand over the face (:data:`COVERED_FACE`)."""
-    from vidswap.faces.align import face_height
-
     out = []
     if record.count > 1:
         out.append(f"source {path} has {record.count} faces; using the largest")
