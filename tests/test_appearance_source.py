@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vidswap.appearance.encoding import luminance
-from vidswap.appearance.source import (AlbedoParams, build_source_albedo, detail_layer, fuse_textures,
-                                       source_masks)
+from vidswap.appearance.source import (AlbedoParams, beside_cover, build_source_albedo, detail_layer,
+                                       fuse_textures, lift_dark, source_masks)
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
                                               unwrap)
 from vidswap.composite.convert import to_float
@@ -247,3 +247,78 @@ def test_a_flash_lit_smile_does_not_turn_into_glowing_albedo(media, detector, me
     assert AlbedoParams().min_shading == 0.6
     assert p99(AlbedoParams(min_shading=0.08)) > 2.5  # measured 3.76
     assert p99(AlbedoParams()) < 1.8  # measured 1.53
+
+
+def test_beside_cover_marks_the_forehead_skin_next_to_what_covers_it():
+    """Exact geometry on a 64-texel square face: rows 0-9 covered, brows over rows 30-33 and columns 10-53. Within
+    the reach (0.04 x 64 = 2.6 texels, dilated then blurred) of the cover, the skin is marked; the cover itself,
+    the brows' surround (within 0.015 x 64 = 1 texel, softly to 0.035 x 64 = 2.2), everything from the brows'
+    lowest row down, and a face that nothing covers, are not."""
+    U = 64
+    face = torch.ones(1, 1, U, U)
+    brows = torch.zeros(1, 1, U, U)
+    brows[..., 30:34, 10:54] = 1.0
+    valid = torch.ones(1, 1, U, U)
+    valid[..., :10, :] = 0.0
+    band = beside_cover(valid, {"face": face, "brows": brows}, 0.04)
+    assert band.shape == (1, 1, U, U)
+    assert float(band[..., :10, :].abs().max()) == 0.0  # the cover itself
+    assert float(band[..., 33:, :].abs().max()) == 0.0  # the brows' lowest row and below
+    assert float(band[..., 10, 32]) > 0.95  # the skin right under the cover
+    assert float(band[..., 20:, :].max()) < 1e-3  # beyond the reach
+    assert float(beside_cover(torch.ones_like(valid), {"face": face, "brows": brows}, 0.04).abs().max()) == 0.0
+    # a cover down to the brows: their own texels and their surround stay unmarked
+    valid[..., :29, :] = 0.0
+    band = beside_cover(valid, {"face": face, "brows": brows}, 0.04)
+    assert float(band[..., 30:34, 10:54].max()) < 1e-6
+    assert float(band[..., 28, 32]) == 0.0  # covered
+    assert float(band[..., 29, 32]) < 1e-3  # beside the cover, next to the brows
+    assert float(band[..., 29, 2]) > 0.95  # beside the cover, 8 texels from the brows' ends
+
+
+def test_lift_dark_raises_only_what_is_darker_than_the_skin():
+    detail = torch.tensor([[0.5, 0.25, 0.25], [1.2, 1.2, 1.2], [0.8, 0.8, 0.8]]).T.reshape(1, 3, 1, 3)
+    detail = torch.cat([detail, torch.full((1, 1, 1, 3), 0.7)], 1)  # a 4th channel passes through
+    full = lift_dark(detail, torch.ones(1, 1, 1, 3))
+    assert torch.allclose(luminance(full[:, :3])[0, 0, 0, [0, 2]], torch.ones(2), atol=1e-6)  # raised to the skin
+    assert torch.allclose(full[0, :3, 0, 0] / full[0, 0, 0, 0], torch.tensor([1.0, 0.5, 0.5]))  # colour kept
+    assert torch.equal(full[:, :, :, 1], detail[:, :, :, 1])  # brighter: unchanged
+    assert torch.equal(full[:, 3], detail[:, 3])
+    assert torch.equal(lift_dark(detail, torch.zeros(1, 1, 1, 3)), detail)
+    half = lift_dark(detail, torch.full((1, 1, 1, 3), 0.5))
+    assert float(luminance(half[:, :3])[0, 0, 0, 2]) == pytest.approx(0.9, abs=1e-6)  # 0.8 x (1 + 0.25 / 2)
+
+
+def test_a_fringes_shadow_is_lifted_and_the_brows_kept(space, masks):
+    """A photo whose fringe hides the forehead above a row 0.06 U over the brows, with the fringe's shadow (0.7 of
+    the skin) in the 0.02 U of skin under it, and dark brows (0.4): the shadow's texels become skin (detail
+    luminance within 0.03 of 1; 0.75 or darker with ``cover_shadow: 0``), the brows are the same either way."""
+    U = space.size
+    rows = torch.arange(U).view(1, 1, U, 1).float()
+    brow_top = float(torch.nonzero(masks["brows"][0, 0].amax(1) > 0.5)[0, 0])
+    edge = brow_top - 0.06 * U
+    shadow = ((rows >= edge) & (rows < edge + 0.02 * U)).float().expand(1, 1, U, U)
+    skin = torch.tensor((0.5, 0.35, 0.3)).view(1, 3, 1, 1)
+    tex = skin * (1.0 - 0.6 * masks["brows"]) * (1.0 - 0.3 * shadow)
+    covered = (rows < edge).float().expand(1, 1, U, U)
+    R = matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    rendered, _ = render_from_texture(space, torch.cat([tex, 1.0 - covered], 1), verts, (220, 200))
+    img, validity = rendered[:, :3], rendered[:, 3:4].clamp(0.0, 1.0)
+    vis = texture_confidence(verts, space.triangles, image_size=tuple(img.shape[-2:]))
+    on = build_source_albedo(space, img, verts, masks, visibility=vis, validity=validity)
+    off = build_source_albedo(space, img, verts, masks, visibility=vis, validity=validity,
+                              params=AlbedoParams(cover_shadow=0.0))
+    cols = masks["brows"][0, 0].amax(0) > 0.5
+    band = (shadow[0, 0] > 0.5) & cols[None] & (on.weight[0, 0] > 0.99) & (masks["face"][0, 0] > 0.5)
+    band &= rows[0, 0] >= edge + 0.5 * params_margin(U)
+    assert int(band.sum()) > 20
+    assert float(luminance(off.detail)[0, 0][band].median()) < 0.75
+    assert float((luminance(on.detail)[0, 0][band] - 1.0).abs().median()) < 0.05  # measured 0.965
+    brows = masks["brows"][0, 0] > 0.5
+    assert torch.allclose(on.detail[..., brows], off.detail[..., brows], atol=1e-3)
+
+
+def params_margin(U: int) -> float:
+    """Texels the validity's erosion takes off the covered region's edge (``AlbedoParams.validity_margin``)."""
+    return AlbedoParams().validity_margin * U

@@ -205,6 +205,33 @@ def test_a_hand_on_the_source_forehead_is_left_out_of_the_relit_albedo(analysed)
     assert source_face(image, record).occlusion is None
 
 
+def test_the_shadow_under_a_fringe_is_not_painted_as_a_line(analysed):
+    """The astronaut's fringe reaches down to her brows; the skin under it lies in its shadow and holds its light
+    tips, which the hair test keeps. Their darkest row between the fringe and the brows (the median over the brows'
+    columns of the relit albedo's luminance detail) was 0.843 of the skin: a dark line across the plate's forehead.
+    Lifted (``AlbedoParams.cover_shadow``), measured 0.961."""
+    from vidswap.source_cache import source_face
+    from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
+
+    core = GeometricSwapCore(GeometricSwapConfig())
+    image, record = analysed["astronaut"]
+    photo = source_face(image, record)
+    darkest = {}
+    for shadow in (0.0, core.relit.albedo.cover_shadow):
+        core.relit.albedo = dataclasses.replace(core.relit.albedo, cover_shadow=shadow)
+        albedo = core.prepare([photo]).albedo
+        U = albedo.shape[-1]
+        brows = core.relit.space(U, "cpu")[1]["brows"][0, 0] > 0.5
+        top = int(torch.nonzero(brows.amax(1))[0, 0])
+        cols = torch.nonzero(brows.amax(0))[:, 0]
+        lum, weight = luminance(albedo[:, :3])[0, 0, :, cols], albedo[0, 3, :, cols]
+        rows = [float(lum[r][weight[r] > 0.5].median()) for r in range(top - U // 10, top)
+                if int((weight[r] > 0.5).sum()) > len(cols) // 4]
+        assert len(rows) > 10
+        darkest[shadow] = min(rows)
+    assert darkest[0.0] < 0.88 and darkest[core.relit.albedo.cover_shadow] > 0.93, darkest
+
+
 def _frames(path, count: int = 6) -> list[np.ndarray]:
     """The first ``count`` frames of a video, RGB uint8."""
     import av

@@ -21,7 +21,9 @@ Clean-ups, each a documented band-limited edit:
 
 What covers the face is left out before the mirror fill: the caller's validity (hair, a hand: the geometric core's
 ``source_validity``) and opaque lenses (:func:`~vidswap.appearance.eyewear.dark_lenses`); where neither side of
-the face was seen, the plate shows (brows hidden on both sides leave the plate's brows: :func:`brows_seen`).
+the face was seen, the plate shows (brows hidden on both sides leave the plate's brows: :func:`brows_seen`). The
+forehead skin beside what covers it lies in its shadow, with stray hair tips: there darker detail is lifted to the
+skin (:func:`beside_cover`).
 
 Several photos are fused per texel, each texel taken from the photos that see it best (visibility x frontality x
 resolution, sharpened by a power so the best view dominates where it is clearly better).
@@ -53,6 +55,8 @@ __all__ = [
     "source_masks",
     "build_source_albedo",
     "brows_seen",
+    "beside_cover",
+    "lift_dark",
 ]
 
 _EPS = 1e-6
@@ -113,6 +117,12 @@ class AlbedoParams:
             second (:func:`brows_seen`). Brows a fringe, a hat or a hand hides entirely leave the plate's own brows
             (before, the band painted a browless face: a bright arc over the eyes on hand_on_forehead, whose hand
             lies across both brows, and the eval's landmark judge lost the brows, jitter 1.06 -> 1.18).
+        cover_shadow, cover_shadow_brows: on the forehead, the skin within ``cover_shadow`` x U of texels the
+            validity leaves out (a fringe, a hand) takes no detail darker than the skin (:func:`beside_cover`,
+            :func:`lift_dark`), except near the brows (not within ``cover_shadow_brows[0]`` x U of them, fully from
+            ``[1]``). The skin under a fringe lies in its shadow and holds its stray tips, which the hair test keeps:
+            the astronaut's fringe drew a dark line across the plate's forehead above the brows (detail 0.82 of
+            the skin). 0: off.
     """
 
     broad: float = 0.055
@@ -142,6 +152,8 @@ class AlbedoParams:
     lens_level: float = 0.3
     lens_share: float = 0.5
     lens_edge: tuple[float, float] = (0.06, 0.03)
+    cover_shadow: float = 0.04
+    cover_shadow_brows: tuple[float, float] = (0.015, 0.035)
 
 
 @dataclass
@@ -335,18 +347,28 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
     if validity is not None:
         lin = torch.cat([lin, validity.to(lin)], 1)
     tex, w = unwrap(space, lin, landmarks, visibility)
+    shadow = None
     if validity is not None:  # eroded and softened: the edge of a fringe never shows as a line
-        valid = erode(tex[:, 3:4].clamp(0, 1), params.validity_margin * space.size)
+        valid = tex[:, 3:4].clamp(0, 1)
+        if params.cover_shadow > 0 and {"brows", "face"} <= set(masks):
+            shadow = beside_cover(valid, masks, params.cover_shadow, params.cover_shadow_brows)
+        valid = erode(valid, params.validity_margin * space.size)
         tex, w = tex[:, :3], w * gaussian_blur(valid, params.validity_margin * space.size)
     w = w * texel_density(space, landmarks).clamp(max=1.0)
     if params.leave_out_lenses and {"left_eye", "right_eye", "inner_skin"} <= set(masks):
         lenses = dark_lenses(tex, w, masks, params.lens_level, params.lens_share, *params.lens_edge)
         if lenses is not None:  # sunglasses hide the eyes' surround: the plate's own shows there
             w = w * (1.0 - lenses)
-    tex, w = mirror_fill(tex, w)
+    if shadow is None:
+        tex, w = mirror_fill(tex, w)
+    else:  # the shadow's band goes with the texels the mirror fills in
+        both, w = mirror_fill(torch.cat([tex, shadow], 1), w)
+        tex, shadow = both[:, :3], both[:, 3:]
     w = w * masks["forehead_fade"].to(w)
     normals = texel_normals(space, landmarks)
     detail = detail_layer(space, tex, w, normals, masks, params)
+    if shadow is not None:
+        detail = lift_dark(detail, shadow)
     fused, weight = fuse_textures(detail, w, params.fusion_power)
     # where the photos saw little, the detail fades to plain skin (1): a partly transparent edge of the render
     # (the forehead fade, a fringe left out) shows the plate's light on skin, never the photo's hair or background
@@ -365,3 +387,33 @@ def brows_seen(trust: Tensor, masks: dict[str, Tensor], levels: tuple[float, flo
     brows = masks["brows"].to(trust)
     mean = normalized_blur(trust, brows, reach * trust.shape[-1])[0]
     return smoothstep((mean - levels[0]) / (levels[1] - levels[0]))
+
+
+def beside_cover(valid: Tensor, masks: dict[str, Tensor], reach: float,
+                 brows_clear: tuple[float, float] = (0.015, 0.035)) -> Tensor:
+    """Where the forehead skin lies beside what covers it, in [0, 1]: the texels within about ``reach`` x U of
+    those ``valid`` leaves out (below 0.5 inside the face: a fringe, a hand), themselves excluded, above the brows'
+    lowest row, and away from the brows (none within ``brows_clear[0]`` x U of them, all from ``brows_clear[1]``,
+    softly between). (K, 1, U, U) validity in texture space, masks ``face`` and ``brows`` (1, 1, U, U) ->
+    (K, 1, U, U); all 0 where nothing is covered."""
+    U = valid.shape[-1]
+    face = masks["face"].to(valid)
+    brows = masks["brows"].to(valid)
+    hidden = ((1.0 - valid) * face).clamp(0.0, 1.0)
+    near = gaussian_blur(dilate(hidden, reach * U), 0.5 * reach * U).clamp(0.0, 1.0)
+    lo, hi = brows_clear
+    clear = 1.0 - gaussian_blur(dilate(brows, 0.5 * (lo + hi) * U), 0.25 * (hi - lo) * U).clamp(0.0, 1.0)
+    rows = torch.nonzero(brows[0, 0].amax(1) > 0.5)
+    bottom = float(rows[-1, 0]) if len(rows) else -1.0
+    forehead = (torch.arange(U, device=valid.device, dtype=valid.dtype).view(1, 1, U, 1) < bottom).to(valid)
+    return near * (1.0 - hidden) * clear * face * forehead
+
+
+def lift_dark(detail: Tensor, amount: Tensor) -> Tensor:
+    """Detail whose luminance (Rec. 709 weights of the first three channels) is below the skin's (1) raised toward
+    it by ``amount``, colour ratios kept; brighter texels and channels past the third unchanged.
+    (K, C>=3, U, U), (K, 1, U, U) in [0, 1] -> (K, C, U, U)."""
+    rgb = detail[:, :3]
+    lum = luminance(rgb).clamp(min=_EPS)
+    gain = 1.0 + (lum.clamp(min=1.0) / lum - 1.0) * amount
+    return torch.cat([rgb * gain, detail[:, 3:]], 1)
