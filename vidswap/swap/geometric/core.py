@@ -116,9 +116,10 @@ class GeometricSwapConfig:
         mirror_fill: take texture hidden in the source photo from the mirrored side of the face.
         source_occlusion: leave out what covers the source photo's face: hair over its forehead and temples (a
             skin-colour test above the brows, :func:`~.source_validity.forehead_validity`), hands (the photo's
-            ``occlusion``, found by the source analysis) and, relit only, opaque lenses (sunglasses,
+            ``occlusion``, found by the source analysis) and opaque lenses (sunglasses,
             :func:`~vidswap.appearance.eyewear.dark_lenses`); the relit albedo takes those texels from the mirrored
-            side or leaves the plate's skin, the texture render the plate.
+            side or leaves the plate's skin, the texture render (also the relit core's on a track the analysis has
+            no appearance model for) the plate.
         neutralize_source: subtract the source photos' own expression (``SourceFace.expression``) from their
             shapes, where the caller gives one (the CLI's source analysis does not: see ``relit_mouth_rest``).
         source_eyewear: with ``appearance: relit``, ``keep`` (default) paints the source photos' glasses on as
@@ -312,8 +313,9 @@ class GeometricSwapCore(SwapCore):
                                              cfg.mix_weight, best)
         vconf = texture_confidence(landmarks, self.render_triangles.to(device), image_size=(T, T))
         covered = torch.stack(covers)
-        if cfg.source_occlusion and cfg.appearance == "texture" and RELIT_REGIONS <= set(self.topology_regions):
-            lenses = lens_cover(images, landmarks, self.triangles, self.topology_regions)  # (relit: in its albedo)
+        if cfg.source_occlusion and RELIT_REGIONS <= set(self.topology_regions):
+            # for the texture render: the texture appearance's, and the relit one's on a track without a model
+            lenses = lens_cover(images, landmarks, self.triangles, self.topology_regions)
             covered = covered if lenses is None else torch.maximum(covered, lenses)
         validity = photo_validity(images, landmarks, covered, self.topology_regions) if cfg.source_occlusion else None
         emb = None
