@@ -84,14 +84,9 @@ class RunSummary:
 def load_source_faces(paths: tuple[str, ...], images: list[np.ndarray], models: AnalysisModels,
                       warnings: list[str]) -> list[SourceFace]:
     """Analyse the source portraits: the largest face of each (NoFaceError, exit 3, if a source has none)."""
-    from vidswap.source_cache import analyse_source, photo_warnings, source_face
+    from vidswap.source_cache import analyse_source, source_faces
 
-    faces = []
-    for path, image in zip(paths, images):
-        record = analyse_source(path, image, models)
-        faces.append(source_face(image, record))
-        warnings.extend(photo_warnings(path, record, faces[-1]))
-    return faces
+    return source_faces(paths, images, lambda path, image: analyse_source(path, image, models), warnings)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -148,14 +148,26 @@ def write_record(path: Path, key: str, record: SourceRecord) -> None:
             np.savez(f, key=np.array(key), **{name: np.asarray(getattr(record, name)) for name in record.ARRAYS})
 
 
+def source_faces(paths: tuple[str, ...], images: list[np.ndarray],
+                 record_of: Callable[[str, np.ndarray], SourceRecord], warnings: list[str]) -> list[SourceFace]:
+    """Each source's face from its record (``record_of(path, image)``), the photo's warnings added to
+    ``warnings`` (:func:`photo_warnings`)."""
+    faces = []
+    for path, image in zip(paths, images):
+        record = record_of(path, image)
+        faces.append(source_face(image, record))
+        warnings.extend(photo_warnings(path, record, faces[-1]))
+    return faces
+
+
 def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder: Path,
                         models: Callable[[], AnalysisModels], warnings: list[str]) -> list[SourceFace]:
     """The sources' faces from ``folder``'s records, analysing (with ``models()``, called only then) and
     recording the ones not found there, or recorded by other code (:func:`~vidswap.code_stamp.package_digest`:
     the record is replaced)."""
-    faces = []
     code = package_digest()
-    for path, image in zip(paths, images):
+
+    def record_of(path: str, image: np.ndarray) -> SourceRecord:
         key = source_key(path)
         where = record_path(folder, key)
         stamp = record_stamp(key, code)
@@ -163,6 +175,6 @@ def cached_source_faces(paths: tuple[str, ...], images: list[np.ndarray], folder
         if record is None:
             record = analyse_source(path, image, models())
             write_record(where, stamp, record)
-        faces.append(source_face(image, record))
-        warnings.extend(photo_warnings(path, record, faces[-1]))
-    return faces
+        return record
+
+    return source_faces(paths, images, record_of, warnings)
