@@ -27,6 +27,7 @@ from vidswap.faces.topology import MeshTopology, load_topology
 from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
+from vidswap.swap.geometric.brow_rest import brow_region_weights, rest_brows
 from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth,
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
@@ -143,6 +144,10 @@ class GeometricSwapConfig:
         relit_mouth_corners: with ``appearance: relit``, for such a photo whose open mouth is a smile, the width
             (fraction of the texture side) of the ring of skin around the mouth whose parts beside the corners take
             the skin tone around them times the plate track's own fine detail (a smile's corner creases). 0: off.
+        relit_brow_rest: with ``appearance: relit``, for a source photo that frowns (brows lowered and drawn
+            together), how far (0-1) its brows and the skin between them go over to the plate track's rest
+            (:mod:`vidswap.swap.geometric.brow_rest`): one photo cannot tell a frown from its person's brows, so
+            the user says. 0 (default): the photo's brows as they are.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -177,6 +182,7 @@ class GeometricSwapConfig:
     relit_brows: float = 0.0
     relit_mouth_rest: float = 0.8
     relit_mouth_corners: float = 0.06
+    relit_brow_rest: float = 0.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -197,6 +203,7 @@ class GeometricSwapConfig:
                                ("relit_outline_detail", 0.5, texture_side), ("relit_outline_match", 0.5, texture_side),
                                ("relit_mouth_rest", 2.0, "canonical units; 0 = off"),
                                ("relit_mouth_corners", 0.25, texture_side + "; 0 = off"),
+                               ("relit_brow_rest", 1.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
             if not 0.0 <= value <= top:
@@ -272,6 +279,10 @@ class GeometricSwapCore(SwapCore):
         self.topology_regions = topology.regions
         self.mouth_weights = mouth_region_weights(canonical_face(), topology.regions["lips_inner"],
                                                   self.config.relit_mouth_rest) if self.relit is not None else None
+        self.brow_vertices = (np.asarray(topology.regions["left_brow"]), np.asarray(topology.regions["right_brow"]))
+        self.brow_weights = brow_region_weights(canonical_face(), np.r_[self.brow_vertices],
+                                                np.r_[topology.regions["left_eye"], topology.regions["right_eye"]]) \
+            if self.relit is not None else None
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
         self.mirror = torch.as_tensor(topology.mirror, dtype=torch.long)
@@ -358,18 +369,21 @@ class GeometricSwapCore(SwapCore):
     def for_target(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
         """With ``appearance: relit``, the identity with the track's light (tracks the analysis has no appearance
         model for -- too little of the face seen -- render with the plain texture) and, for a source photo with
-        its lips apart, the mouth region of its shape at the track's rest (:meth:`_mouth_at_rest`)."""
+        its lips apart, the mouth region of its shape at the track's rest (:meth:`_mouth_at_rest`); with
+        ``relit_brow_rest``, its brows too (:mod:`.brow_rest`)."""
         model = TrackAppearance.from_arrays(track.appearance)
         if self.relit is None or identity.albedo is None or model is None:
             return identity
         shape, lips = identity.canonical.float(), self.regions["lips_inner"]
         identity = self._mouth_at_rest(identity, track, float(open_mouth_amount(mouth_opening(shape, lips))))
+        identity = self._brows_at_rest(identity, track)
         device = identity.albedo.device
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         landmarks = torch.from_numpy(track.smoothed[pick])
         albedo = self.relit.track_albedo(identity.albedo, model, landmarks)
         albedo = self.relit.corners_at_rest(albedo, model, landmarks, float(smile_amount(shape, lips)),
                                             self.config.relit_mouth_corners)
+        albedo = self.relit.glabella_at_rest(albedo, model, landmarks, self.config.relit_brow_rest)
         crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
         sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)
         side = render_side(crop, sigma, self.config.render_sigma)
@@ -385,6 +399,16 @@ class GeometricSwapCore(SwapCore):
         neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
         rested = rest_mouth(shape, neutral, self.mouth_weights.to(shape.device), amount)
         return identity if rested is shape else replace(identity, canonical=rested)
+
+    def _brows_at_rest(self, identity: GeometricIdentity, track: TrackAnalysis) -> GeometricIdentity:
+        """The identity whose brows take the form of the track's neutral ones by ``relit_brow_rest``
+        (:func:`~.brow_rest.rest_brows`); the identity itself at 0."""
+        amount, shape = self.config.relit_brow_rest, identity.canonical
+        if amount <= 0:
+            return identity
+        neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
+        return replace(identity, canonical=rest_brows(shape, neutral, self.brow_weights.to(shape.device), amount,
+                                                      *self.brow_vertices))
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:

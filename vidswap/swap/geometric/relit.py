@@ -35,10 +35,11 @@ from vidswap.appearance.texture import texture_confidence
 from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 from vidswap.appearance.texture_space import (TextureSpace, build_texture_space, region_masks, render_from_texture,
                                               texel_normals)
-from vidswap.appearance.track import TRACK_TEXTURE, TrackAppearance, unwrap_frames
+from vidswap.appearance.track import TrackAppearance, unwrap_frames
 from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
+from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
@@ -141,8 +142,9 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
     return smoothstep((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full))
 
 
-#: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners from the
-#: track's fine detail that replaces their creases (:meth:`RelitRenderer.corners_at_rest`)
+#: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners (or a
+#: frowning photo's skin between the brows) from the track's fine detail that replaces their creases
+#: (:meth:`RelitRenderer.rest_detail`)
 CORNER_BAND = 0.03
 
 
@@ -270,16 +272,29 @@ class RelitRenderer:
     def corners_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float,
                         ring: float) -> Tensor:
         """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U)
-        takes, by ``amount``, the skin tone around it times the track's own fine detail
-        (:func:`~vidswap.appearance.eyewear.borrow_detail` at band 0.03, the tone taken from outside the region):
-        a smiling photo's corner creases are its smile, not its skin. (1, 4, U, U) -> (1, 4, U, U); the albedo
+        takes, by ``amount``, the skin tone around it times the track's own fine detail (:meth:`rest_detail`): a
+        smiling photo's corner creases are its smile, not its skin. (1, 4, U, U) -> (1, 4, U, U); the albedo
         itself for ``amount`` or ``ring`` 0. ``landmarks`` (N, 478, 3): as :meth:`track_albedo`'s."""
         if amount <= 0.0 or ring <= 0.0:
             return albedo
+        _, masks = self.space(albedo.shape[-1], albedo.device)
+        return self.rest_detail(albedo, model, landmarks, corner_region(masks["mouth"], masks["skin"], ring) * amount)
+
+    def glabella_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float) -> Tensor:
+        """The albedo whose skin between the brows (:func:`~.brow_rest.glabella_region`) takes, by ``amount``, the
+        skin tone around it times the track's own fine detail (:meth:`rest_detail`): a frowning photo's creases
+        there are its frown. (1, 4, U, U) -> (1, 4, U, U); the albedo itself for ``amount`` 0."""
+        if amount <= 0.0:
+            return albedo
+        _, masks = self.space(albedo.shape[-1], albedo.device)
+        return self.rest_detail(albedo, model, landmarks, glabella_region(masks["brows"], masks["skin"]) * amount)
+
+    def rest_detail(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, region: Tensor) -> Tensor:
+        """Inside ``region`` (1, 1, U, U) in [0, 1], the albedo's detail becomes its skin tone around the region
+        times the track's own fine detail (:func:`~vidswap.appearance.eyewear.borrow_detail` at band 0.03, the
+        tone taken from outside the region); outside it, the albedo exactly. (1, 4, U, U) -> (1, 4, U, U)."""
         tensors = model.tensors(albedo.device)
         U = albedo.shape[-1]
-        _, masks = self.space(U, albedo.device)
-        region = corner_region(masks["mouth"], masks["skin"], ring) * amount
         own = resize_texture(tensors["mean"] / self._track_light(tensors, landmarks), U)
         weight = albedo[:, 3:4]
         detail = borrow_detail(albedo[:, :3], weight * (1.0 - region), region, own,
