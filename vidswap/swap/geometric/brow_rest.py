@@ -36,8 +36,8 @@ from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 
 __all__ = ["BROW_REACH", "brow_region_weights", "rest_brows", "glabella_region"]
 
-#: canonical units from the brows over which the shape goes over to the plate's rest (the brows lie ~0.15 above the
-#: eyes' upper contour; the eyes themselves follow the plate's contours in the relit render anyway)
+#: canonical units from the brows over which the shape goes over to the plate's rest: it stops short of the eyes
+#: (their contours lie 0.30-0.53 from the brows in the mean face; they follow the plate's in the relit render)
 BROW_REACH = 0.25
 
 
