@@ -15,6 +15,8 @@ from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.brow_rest import BROW_REACH, brow_region_weights, glabella_region, rest_brows
 from vidswap.swap.geometric.core import GeometricIdentity
 
+from appearance_helpers import plain_track_model
+
 
 @pytest.fixture(scope="module")
 def topology():
@@ -90,7 +92,6 @@ def test_the_skin_between_the_brows_takes_the_tracks_detail():
     """A dark crease between the brows in the source albedo, a track whose own skin there is plain: at amount 1
     the crease takes the tone around it (1) times the track's detail (plain); outside the region the albedo is
     exactly its own; amount 0 leaves the albedo itself."""
-    from vidswap.appearance.track import TrackAppearance
     from vidswap.swap.geometric.relit import RelitRenderer
 
     renderer = RelitRenderer(load_topology())
@@ -101,11 +102,7 @@ def test_the_skin_between_the_brows_takes_the_tracks_detail():
     assert int(crease.sum()) > 20
     albedo = torch.ones(1, 4, U, U)
     albedo[:, :3][crease.expand(1, 3, U, U)] = 0.5
-    lighting = np.zeros((1, 9), np.float32)
-    lighting[0, 0] = 1.0
-    model = TrackAppearance(mean=np.full((3, u, u), 0.3, np.float16), weight=np.ones((1, u, u), np.float16),
-                            broad=np.full((3, u, u), 0.3, np.float16), lighting=lighting,
-                            edge_blur=np.array([np.nan], np.float32), frames=8)
+    model = plain_track_model(u)
     landmarks = (canonical_face().float() * 40 + 64)[None]
     assert renderer.glabella_at_rest(albedo, model, landmarks, 0.0) is albedo
     out = renderer.glabella_at_rest(albedo, model, landmarks, 1.0)

@@ -170,9 +170,7 @@ def test_corners_at_rest_replace_a_smiles_creases_by_the_tracks_skin():
     """A dark crease beside the mouth's corner in the source albedo, a track whose own skin there is plain: with
     the photo's lips apart the crease takes the tone around it (1) times the track's detail (plain), everything
     outside the corner region is the albedo's exactly; closed lips (amount 0) leave the albedo itself."""
-    import numpy as np
-
-    from vidswap.appearance.track import TrackAppearance
+    from appearance_helpers import plain_track_model
     from vidswap.swap.geometric.relit import RelitRenderer
 
     topology = load_topology()
@@ -184,11 +182,7 @@ def test_corners_at_rest_replace_a_smiles_creases_by_the_tracks_skin():
     crease = region > 0.99
     assert int(crease.sum()) > 20
     albedo[:, :3][crease.expand(1, 3, U, U)] = 0.4
-    lighting = np.zeros((1, 9), np.float32)
-    lighting[0, 0] = 1.0
-    model = TrackAppearance(mean=np.full((3, u, u), 0.3, np.float16), weight=np.ones((1, u, u), np.float16),
-                            broad=np.full((3, u, u), 0.3, np.float16), lighting=lighting,
-                            edge_blur=np.array([np.nan], np.float32), frames=8)
+    model = plain_track_model(u)
     landmarks = (canonical_face().float() * 40 + 64)[None]
     assert renderer.corners_at_rest(albedo, model, landmarks, 0.0, 0.06) is albedo
     out = renderer.corners_at_rest(albedo, model, landmarks, 1.0, 0.06)
