@@ -279,10 +279,11 @@ class GeometricSwapCore(SwapCore):
         self.topology_regions = topology.regions
         self.mouth_weights = mouth_region_weights(canonical_face(), topology.regions["lips_inner"],
                                                   self.config.relit_mouth_rest) if self.relit is not None else None
-        self.brow_vertices = (np.asarray(topology.regions["left_brow"]), np.asarray(topology.regions["right_brow"]))
-        self.brow_weights = brow_region_weights(canonical_face(), np.r_[self.brow_vertices],
-                                                np.r_[topology.regions["left_eye"], topology.regions["right_eye"]]) \
-            if self.relit is not None else None
+        self.brow_vertices = self.brow_weights = None  # the relit render's (a reduced test mesh has no brows)
+        if self.relit is not None:
+            self.brow_vertices = (np.asarray(topology.regions["left_brow"]), np.asarray(topology.regions["right_brow"]))
+            self.brow_weights = brow_region_weights(canonical_face(), np.r_[self.brow_vertices],
+                                                    np.r_[topology.regions["left_eye"], topology.regions["right_eye"]])
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
         self.mirror = torch.as_tensor(topology.mirror, dtype=torch.long)
