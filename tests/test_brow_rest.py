@@ -134,7 +134,7 @@ def test_the_relit_core_puts_a_frowning_photos_brows_at_the_tracks_rest(media, d
     core = GeometricSwapCore(GeometricSwapConfig(appearance="relit", relit_brow_rest=1.0))
     rested = core._brows_at_rest(identity, track).canonical
     assert abs(_gap(rested) - _gap(neutral)) < 0.01
-    for side in core.brow_vertices:
+    for side in (core.regions["left_brow"], core.regions["right_brow"]):
         assert float(rested[side, 1].mean()) == pytest.approx(float(shape[side, 1].mean()), abs=1e-5)
     assert torch.equal(rested[core.brow_weights == 0], shape[core.brow_weights == 0])
     default = GeometricSwapCore(GeometricSwapConfig(appearance="relit"))

@@ -63,15 +63,11 @@ def rest_brows(shape: Tensor, neutral: Tensor, weights: Tensor, amount: float,
     if amount <= 0.0:
         return shape
     delta = neutral.to(shape) - shape
-    sides = [delta[torch.as_tensor(np.asarray(i), dtype=torch.long, device=shape.device)].mean(0)
-             for i in (left, right)]
+    left, right = (torch.as_tensor(i, dtype=torch.long, device=shape.device) for i in (left, right))
     x = shape[:, 0] - shape[:, 0].mean()
-    share = smoothstep((x / blend + 1.0) / 2.0)[:, None]  # 0 on one side, 1 on the other
-    # the subject's left brow lies at image right (x > 0)
-    lefty = float(shape[torch.as_tensor(np.asarray(left), dtype=torch.long, device=shape.device), 0].mean()) > \
-        float(shape[:, 0].mean())
-    positive, negative = (sides[0], sides[1]) if lefty else (sides[1], sides[0])
-    offset = share * positive + (1.0 - share) * negative
+    toward = 1.0 if float(x[left].mean()) > 0 else -1.0  # the side the left brow lies on
+    share = smoothstep((toward * x / blend + 1.0) / 2.0)[:, None]  # 1 on the left brow's side, 0 on the other
+    offset = share * delta[left].mean(0) + (1.0 - share) * delta[right].mean(0)
     return shape + (float(amount) * weights.to(shape))[:, None] * (delta - offset)
 
 

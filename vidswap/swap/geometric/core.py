@@ -279,13 +279,11 @@ class GeometricSwapCore(SwapCore):
         self.topology_regions = topology.regions
         self.mouth_weights = mouth_region_weights(canonical_face(), topology.regions["lips_inner"],
                                                   self.config.relit_mouth_rest) if self.relit is not None else None
-        self.brow_vertices = self.brow_weights = None  # the relit render's (a reduced test mesh has no brows)
-        if self.relit is not None:
-            self.brow_vertices = (np.asarray(topology.regions["left_brow"]), np.asarray(topology.regions["right_brow"]))
-            self.brow_weights = brow_region_weights(canonical_face(), np.r_[self.brow_vertices],
-                                                    np.r_[topology.regions["left_eye"], topology.regions["right_eye"]])
         self.triangles = torch.as_tensor(topology.triangles, dtype=torch.long)
         self.regions = {k: torch.as_tensor(v, dtype=torch.long) for k, v in topology.regions.items()}
+        self.brow_weights = None if self.relit is None else brow_region_weights(  # (a reduced test mesh: no brows)
+            canonical_face(), torch.cat([self.regions["left_brow"], self.regions["right_brow"]]),
+            torch.cat([self.regions["left_eye"], self.regions["right_eye"]]))
         self.mirror = torch.as_tensor(topology.mirror, dtype=torch.long)
         self.loops = inner_loops(self.regions, INNER_REGIONS)
         # with inner: source the eye and mouth openings are rendered too
@@ -409,7 +407,7 @@ class GeometricSwapCore(SwapCore):
             return identity
         neutral = torch.as_tensor(np.asarray(track.neutral), dtype=shape.dtype, device=shape.device)
         return replace(identity, canonical=rest_brows(shape, neutral, self.brow_weights.to(shape.device), amount,
-                                                      *self.brow_vertices))
+                                                      self.regions["left_brow"], self.regions["right_brow"]))
 
     # -- swap ---------------------------------------------------------------------------------------------------
     def swap(self, batch: SwapBatch, identity: GeometricIdentity) -> SwapResult:
