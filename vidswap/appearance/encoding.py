@@ -7,12 +7,14 @@ quotient of the relit render is taken on these linear values and encoded back at
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
 from vidswap.composite.lab import positive_pow
 
-__all__ = ["srgb_to_linear", "linear_to_srgb", "luminance"]
+__all__ = ["srgb_to_linear", "linear_to_srgb", "luminance", "toward_luminance"]
 
 # line(knee) - curve(knee) of each direction (float32 curve values, as the tensors compute them)
 _SHIFT_TO_LINEAR = 0.04045 / 12.92 - float(
@@ -41,3 +43,14 @@ def linear_to_srgb(x: Tensor) -> Tensor:
 def luminance(x: Tensor) -> Tensor:
     """Rec.709 luminance of linear RGB: (B, 3, ...) -> (B, 1, ...)."""
     return 0.2126 * x[:, 0:1] + 0.7152 * x[:, 1:2] + 0.0722 * x[:, 2:3]
+
+
+def toward_luminance(x: Tensor, target: Callable[[Tensor], Tensor], amount: Tensor | float) -> Tensor:
+    """``x``'s first three channels (linear RGB) scaled, colour ratios kept, so that their luminance ``L`` (floored
+    at 1e-6) goes to ``target(L)`` by ``amount`` (0: unchanged, 1: fully; a gain ``1 + (target(L) / L - 1) x
+    amount``); further channels (a weight) pass as they are. (B, C>=3, ...), amount broadcastable to (B, 1, ...) ->
+    (B, C, ...)."""
+    rgb = x[:, :3]
+    lum = luminance(rgb).clamp(min=1e-6)
+    gain = 1.0 + (target(lum) / lum - 1.0) * amount
+    return torch.cat([rgb * gain, x[:, 3:]], 1)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.appearance.encoding import luminance
+from vidswap.appearance.encoding import toward_luminance
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate, smoothstep
@@ -279,11 +279,7 @@ def lid_glints(detail: Tensor, lids: Tensor, knee: float, slope: float) -> Tenso
     to ``knee + (L - knee) x slope``, colour ratios kept; the result blends to that by the mask. Channels past the
     third (a weight) are passed as they are.
     """
-    rgb = detail[:, :3]
-    lum = luminance(rgb).clamp(min=_EPS)
-    target = torch.where(lum > knee, knee + (lum - knee) * slope, lum)
-    gain = 1.0 + (target / lum - 1.0) * lids
-    return torch.cat([rgb * gain, detail[:, 3:]], 1)
+    return toward_luminance(detail, lambda lum: torch.where(lum > knee, knee + (lum - knee) * slope, lum), lids)
 
 
 def distance_ramp(canonical: Tensor, indices: Tensor | Sequence[int] | np.ndarray, reach: float) -> Tensor:

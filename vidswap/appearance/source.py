@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vidswap.appearance.encoding import luminance, srgb_to_linear
+from vidswap.appearance.encoding import luminance, srgb_to_linear, toward_luminance
 from vidswap.appearance.eyewear import dark_lenses
 from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
 from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
@@ -413,7 +413,4 @@ def lift_dark(detail: Tensor, amount: Tensor) -> Tensor:
     """Detail whose luminance (Rec. 709 weights of the first three channels) is below the skin's (1) raised toward
     it by ``amount``, colour ratios kept; brighter texels and channels past the third unchanged.
     (K, C>=3, U, U), (K, 1, U, U) in [0, 1] -> (K, C, U, U)."""
-    rgb = detail[:, :3]
-    lum = luminance(rgb).clamp(min=_EPS)
-    gain = 1.0 + (lum.clamp(min=1.0) / lum - 1.0) * amount
-    return torch.cat([rgb * gain, detail[:, 3:]], 1)
+    return toward_luminance(detail, lambda lum: lum.clamp(min=1.0), amount)
