@@ -12,7 +12,7 @@ from vidswap.faces.pose import canonical_face, decompose
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric import GeometricSwapConfig, GeometricSwapCore
 from vidswap.swap.geometric.core import GeometricIdentity
-from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, corner_region, mouth_opening,
+from vidswap.swap.geometric.mouth_rest import (CLOSED_OPENING, OPEN_OPENING, corner_region, fold_region, mouth_opening,
                                                mouth_region_weights, open_mouth_amount, rest_mouth, smile_amount)
 
 
@@ -166,33 +166,83 @@ def test_corner_region_lies_beside_the_mouths_corners():
     assert float(corner_region(mouth, torch.zeros_like(skin), ring=0.06).abs().max()) == 0.0  # skin only
 
 
-def test_corners_at_rest_replace_a_smiles_creases_by_the_tracks_skin():
-    """A dark crease beside the mouth's corner in the source albedo, a track whose own skin there is plain: with
-    the photo's lips apart the crease takes the tone around it (1) times the track's detail (plain), everything
-    outside the corner region is the albedo's exactly; closed lips (amount 0) leave the albedo itself."""
-    from appearance_helpers import plain_track_model
+def test_fold_region_follows_the_path_from_the_nose_wings_past_the_corners():
+    """A mouth 20 texels wide (columns 40-59, rows 60-63: centre 49.5, half width 9.5, middle row 61.5) and a nose
+    (rows 30-50, its lowest 30 % columns 45-54) at U = 100, all skin, band 0.04 (4 texels: full within 2, none
+    beyond 6): the band is full around the fold's path -- from (45 - 2.5, 50 - 6) beside the left wing to
+    (40 - 0.7 x 9.5, 61.5 - 1) beside the left corner and down to (40 - 0.56 x 9.5, 60.5 + 0.3 x 10.5), mirrored
+    on the right -- and empty on the mouth, over the middle of the upper lip, and beyond the band."""
+    U = 100
+    mouth = torch.zeros(1, 1, U, U)
+    mouth[..., 60:64, 40:60] = 1.0
+    nose = torch.zeros(1, 1, U, U)
+    nose[..., 30:51, 47:53] = 1.0
+    nose[..., 45:51, 45:55] = 1.0
+    skin = torch.ones(1, 1, U, U)
+    region = fold_region(mouth, nose, skin, 0.04, soft=0.0)
+    left = [(42.5, 44.0), (33.35, 60.5), (40.0 - 0.7 * 0.8 * 9.5, 60.5 + 0.3 * 10.5)]
+    paths = [left, [(99.0 - x, y) for x, y in left]]  # mirrored about the mouth's centre column 49.5
+    t = torch.linspace(0, 1, 2001)[:, None]
+    points = torch.cat([torch.tensor(a) + t * (torch.tensor(b) - torch.tensor(a))
+                        for path in paths for a, b in zip(path, path[1:])])
+    ys, xs = torch.meshgrid(torch.arange(U, dtype=torch.float32), torch.arange(U, dtype=torch.float32),
+                            indexing="ij")
+    distance = torch.cdist(torch.stack([xs, ys], -1).reshape(-1, 2), points).amin(1).reshape(U, U)
+    free = mouth[0, 0] == 0
+    assert bool((region[0, 0][(distance < 1.95) & free] == 1.0).all())  # full within half the band
+    assert bool((region[0, 0][distance > 6.05] == 0.0).all())  # nothing beyond one and a half
+    assert float(region[..., 60:64, 40:60].max()) == 0.0  # not the mouth
+    assert float(region[0, 0, 52:58, 46:54].max()) == 0.0  # not over the upper lip's middle
+    assert float(fold_region(mouth, nose, skin, 0.0).abs().max()) == 0.0
+    assert float(fold_region(mouth, torch.zeros_like(nose), skin, 0.04).abs().max()) == 0.0  # no nose
+    assert float(fold_region(mouth, nose, torch.zeros_like(skin), 0.04).abs().max()) == 0.0  # skin only
+
+
+def test_corners_at_rest_replace_a_smiles_creases_and_folds_by_the_skin_tone_around():
+    """Dark creases (0.4) beside the mouth's corners and along the folds in the source albedo (plain skin, 1,
+    around): with the photo's lips apart they take the tone around them (above 0.85); everything outside
+    the regions is the albedo's exactly; closed lips (amount 0) or both widths 0 leave the albedo itself."""
     from vidswap.swap.geometric.relit import RelitRenderer
 
-    topology = load_topology()
-    renderer = RelitRenderer(topology)
-    U, u = 128, 64
+    renderer = RelitRenderer(load_topology())
+    U = 128
     _, masks = renderer.space(U)
-    region = corner_region(masks["mouth"], masks["skin"], 0.06)
+    region = torch.maximum(corner_region(masks["mouth"], masks["skin"], 0.06),
+                           fold_region(masks["mouth"], masks["nose"], masks["skin"], 0.025))
     albedo = torch.ones(1, 4, U, U)
-    crease = region > 0.99
-    assert int(crease.sum()) > 20
+    crease = region > 0.9
+    folds = (fold_region(masks["mouth"], masks["nose"], masks["skin"], 0.025) > 0.9) & \
+        ~(corner_region(masks["mouth"], masks["skin"], 0.06) > 0)
+    assert int(crease.sum()) > 40 and int(folds.sum()) > 20  # the folds reach beyond the corners' ring
     albedo[:, :3][crease.expand(1, 3, U, U)] = 0.4
-    model = plain_track_model(u)
-    landmarks = (canonical_face().float() * 40 + 64)[None]
-    assert renderer.corners_at_rest(albedo, model, landmarks, 0.0, 0.06) is albedo
-    out = renderer.corners_at_rest(albedo, model, landmarks, 1.0, 0.06)
-    assert torch.equal(out[:, :, ~(region[0, 0] > 0)], albedo[:, :, ~(region[0, 0] > 0)])
-    assert float((out[:, :3][crease.expand(1, 3, U, U)] - 1.0).abs().max()) < 0.05  # was 0.4
+    assert renderer.corners_at_rest(albedo, 0.0, 0.06, 0.025) is albedo
+    assert renderer.corners_at_rest(albedo, 1.0, 0.0, 0.0) is albedo
+    out = renderer.corners_at_rest(albedo, 1.0, 0.06, 0.025)
+    outside = ~(region[0, 0] > 0)
+    assert torch.equal(out[:, :, outside], albedo[:, :, outside])
+    assert float(out[:, :3][crease.expand(1, 3, U, U)].min()) > 0.85  # was 0.4 (the tone around holds its edge)
     assert torch.equal(out[:, 3:], albedo[:, 3:])
+    corners_only = renderer.corners_at_rest(albedo, 1.0, 0.06, 0.0)
+    assert torch.equal(corners_only[:, :3][folds.expand(1, 3, U, U)], albedo[:, :3][folds.expand(1, 3, U, U)])  # kept
+
+
+def test_tone_fill_takes_the_weighted_tone_outside_the_region():
+    """Exact: a region over the left half of a texture whose right half is 2 (weight 1) and whose left half is 0.5:
+    the region takes 2 wherever the blur reaches the right half; outside it, the detail itself."""
+    from vidswap.swap.geometric.relit import tone_fill
+
+    detail = torch.full((1, 3, 16, 16), 0.5)
+    detail[..., 8:] = 2.0
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., :8] = 1.0
+    out = tone_fill(detail, torch.ones(1, 1, 16, 16), region, band=2.0)
+    assert torch.allclose(out[..., :8], torch.full_like(out[..., :8], 2.0), atol=1e-6)
+    assert torch.equal(out[..., 8:], detail[..., 8:])
 
 
 def test_the_options_are_range_checked():
-    for key, bad in (("relit_mouth_rest", 2.5), ("relit_mouth_rest", -0.1), ("relit_mouth_corners", 0.3)):
+    for key, bad in (("relit_mouth_rest", 2.5), ("relit_mouth_rest", -0.1), ("relit_mouth_corners", 0.3),
+                     ("relit_smile_folds", 0.2)):
         with pytest.raises(ValueError, match=f"{key} must be in"):
             GeometricSwapConfig(**{key: bad})
-    GeometricSwapConfig(relit_mouth_rest=0.0, relit_mouth_corners=0.0)  # off
+    GeometricSwapConfig(relit_mouth_rest=0.0, relit_mouth_corners=0.0, relit_smile_folds=0.0)  # off

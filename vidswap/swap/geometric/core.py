@@ -143,7 +143,10 @@ class GeometricSwapConfig:
             with closed lips keeps its shape exactly. 0: off.
         relit_mouth_corners: with ``appearance: relit``, for such a photo whose open mouth is a smile, the width
             (fraction of the texture side) of the ring of skin around the mouth whose parts beside the corners take
-            the skin tone around them times the plate track's own fine detail (a smile's corner creases). 0: off.
+            the source's own skin tone around them (a smile's corner creases). 0: off.
+        relit_smile_folds: likewise, the width (fraction of the texture side) of the band along the nasolabial
+            folds, from beside the nose's wings down past the mouth's corners, that takes the skin tone around it
+            (:func:`~vidswap.swap.geometric.mouth_rest.fold_region`: the folds a smile deepens). 0: off.
         relit_brow_rest: with ``appearance: relit``, for a source photo that frowns (brows lowered and drawn
             together), how far (0-1) its brows and the skin between them go over to the plate track's rest
             (:mod:`vidswap.swap.geometric.brow_rest`): one photo cannot tell a frown from its person's brows, so
@@ -182,6 +185,7 @@ class GeometricSwapConfig:
     relit_brows: float = 0.0
     relit_mouth_rest: float = 0.8
     relit_mouth_corners: float = 0.06
+    relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
 
     def __post_init__(self) -> None:
@@ -203,6 +207,7 @@ class GeometricSwapConfig:
                                ("relit_outline_detail", 0.5, texture_side), ("relit_outline_match", 0.5, texture_side),
                                ("relit_mouth_rest", 2.0, "canonical units; 0 = off"),
                                ("relit_mouth_corners", 0.25, texture_side + "; 0 = off"),
+                               ("relit_smile_folds", 0.1, texture_side + "; 0 = off"),
                                ("relit_brow_rest", 1.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
@@ -380,8 +385,8 @@ class GeometricSwapCore(SwapCore):
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         landmarks = torch.from_numpy(track.smoothed[pick])
         albedo = self.relit.track_albedo(identity.albedo, model, landmarks)
-        albedo = self.relit.corners_at_rest(albedo, model, landmarks, float(smile_amount(shape, lips)),
-                                            self.config.relit_mouth_corners)
+        albedo = self.relit.corners_at_rest(albedo, float(smile_amount(shape, lips)), self.config.relit_mouth_corners,
+                                            self.config.relit_smile_folds)
         albedo = self.relit.glabella_at_rest(albedo, model, landmarks, self.config.relit_brow_rest)
         crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
         sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)

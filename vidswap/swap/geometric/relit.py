@@ -25,7 +25,7 @@ from vidswap.appearance.encoding import linear_to_srgb, luminance
 from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
                                       soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
-from vidswap.appearance.lighting import sh_shading
+from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
                                         outline_fade, outline_gain, outline_smooth, plate_light, relit_texture,
                                         resize_texture, temporal_ratio, vertex_shading)
@@ -40,7 +40,7 @@ from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
-from vidswap.swap.geometric.mouth_rest import corner_region
+from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -142,10 +142,18 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
     return smoothstep((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full))
 
 
-#: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners (or a
-#: frowning photo's skin between the brows) from the track's fine detail that replaces their creases
-#: (:meth:`RelitRenderer.rest_detail`)
+#: sigma (fraction of the texture side) of the skin tone around a smiling photo's mouth corners and folds
+#: (:meth:`RelitRenderer.corners_at_rest`), and of that around a frowning photo's skin between the brows, which the
+#: track's fine detail above it replaces (:meth:`RelitRenderer.rest_detail`)
 CORNER_BAND = 0.03
+
+
+def tone_fill(detail: Tensor, weight: Tensor, region: Tensor, band: float) -> Tensor:
+    """Inside ``region`` (1, 1, U, U) in [0, 1], the detail (1, 3, U, U) becomes its own tone around the region (a
+    normalised blur of sigma ``band`` x U over the texels outside it, weighted by ``weight`` (1, 1, U, U)), blended
+    by ``region``; outside it, the detail exactly. -> (1, 3, U, U)."""
+    low, _ = normalized_blur(detail, weight * (1.0 - region), max(band * detail.shape[-1], 0.5))
+    return torch.where(region > 0, detail * (1.0 - region) + low * region, detail)
 
 
 @dataclass
@@ -269,16 +277,19 @@ class RelitRenderer:
         normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
         return tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
 
-    def corners_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float,
-                        ring: float) -> Tensor:
-        """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U)
-        takes, by ``amount``, the skin tone around it times the track's own fine detail (:meth:`rest_detail`): a
-        smiling photo's corner creases are its smile, not its skin. (1, 4, U, U) -> (1, 4, U, U); the albedo
-        itself for ``amount`` or ``ring`` 0. ``landmarks`` (N, 478, 3): as :meth:`track_albedo`'s."""
-        if amount <= 0.0 or ring <= 0.0:
+    def corners_at_rest(self, albedo: Tensor, amount: float, ring: float, folds: float) -> Tensor:
+        """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U) and
+        along the nasolabial folds (:func:`~.mouth_rest.fold_region`, ``folds`` x U wide) takes, by ``amount``, the
+        source's own skin tone around it (:func:`tone_fill`): a smiling photo's corner creases and folds are its
+        smile, not its skin. Not the track's detail, as between the brows: beside the mouth that is the plate
+        actor's stubble and his own folds. (1, 4, U, U) -> (1, 4, U, U); the albedo itself for ``amount`` 0 or both
+        widths 0."""
+        if amount <= 0.0 or (ring <= 0.0 and folds <= 0.0):
             return albedo
         _, masks = self.space(albedo.shape[-1], albedo.device)
-        return self.rest_detail(albedo, model, landmarks, corner_region(masks["mouth"], masks["skin"], ring) * amount)
+        region = torch.maximum(corner_region(masks["mouth"], masks["skin"], ring),
+                               fold_region(masks["mouth"], masks["nose"], masks["skin"], folds)) * amount
+        return torch.cat([tone_fill(albedo[:, :3], albedo[:, 3:4], region, CORNER_BAND), albedo[:, 3:]], 1)
 
     def glabella_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float) -> Tensor:
         """The albedo whose skin between the brows (:func:`~.brow_rest.glabella_region`) takes, by ``amount``, the
