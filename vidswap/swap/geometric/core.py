@@ -28,6 +28,7 @@ from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.brow_rest import brow_region_weights, rest_brows
+from vidswap.swap.geometric.plate_creases import brow_motion, crease_gate
 from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth,
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
@@ -151,6 +152,10 @@ class GeometricSwapConfig:
             together), how far (0-1) its brows and the skin between them go over to the plate track's rest
             (:mod:`vidswap.swap.geometric.brow_rest`): one photo cannot tell a frown from its person's brows, so
             the user says. 0 (default): the photo's brows as they are.
+        relit_plate_creases: with ``appearance: relit``, how much of the plate's own furrows on the forehead and
+            between the brows the render takes, on frames whose brows have moved from the track's neutral
+            (:mod:`vidswap.swap.geometric.plate_creases`): the relit light is too broad to carry them, so a
+            frowning or crying plate gave a calm face. 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -187,6 +192,7 @@ class GeometricSwapConfig:
     relit_mouth_corners: float = 0.06
     relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
+    relit_plate_creases: float = 1.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -209,6 +215,7 @@ class GeometricSwapConfig:
                                ("relit_mouth_corners", 0.25, texture_side + "; 0 = off"),
                                ("relit_smile_folds", 0.1, texture_side + "; 0 = off"),
                                ("relit_brow_rest", 1.0, "0 = off"),
+                               ("relit_plate_creases", 1.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
             if not 0.0 <= value <= top:
@@ -442,10 +449,14 @@ class GeometricSwapCore(SwapCore):
         S, H = int(batch.target_crops.shape[-1]), int(batch.target_crops.shape[-2])
         tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
+        creases = None
+        if self.config.relit_plate_creases > 0 and {"left_brow", "right_brow"} <= self.regions.keys():
+            brows = torch.cat([self.regions["left_brow"], self.regions["right_brow"]])
+            creases = crease_gate(brow_motion(batch.expression.to(device), brows)) * self.config.relit_plate_creases
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
                                          identity.edge_blur, side=self._render_side(identity, S, H),
-                                         occluder=batch.occluder)
+                                         occluder=batch.occluder, creases=creases)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px, outline=True)

@@ -41,6 +41,7 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
+from vidswap.swap.geometric.plate_creases import crease_zone, take_creases
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -169,6 +170,7 @@ class RelitRenderer:
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
+        self._zones: dict[int, Tensor] = {}
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
@@ -341,7 +343,8 @@ class RelitRenderer:
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
-               side: int | None = None, occluder: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               side: int | None = None, occluder: Tensor | None = None,
+               creases: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -360,11 +363,16 @@ class RelitRenderer:
                 (:func:`render_side`; ``albedo`` then :func:`downsize_albedo`'d to match). None or S: at S.
             occluder: (B, 1, S, S) what is in front of the face (1 = occluder; tracked hands, a user's matte),
                 kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
+            creases: (B,) how much of the plate's own creases on the forehead and between the brows each frame
+                takes (:mod:`.plate_creases`), or None (none).
         """
         albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
+        creasing = creases is not None and bool((creases > 0).any())
+        if creasing:  # a seventh channel: where the plate's creases go
+            lids = torch.cat([lids, self.crease_zone(albedo.shape[-1], driven.device)], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
@@ -387,7 +395,24 @@ class RelitRenderer:
                 own = own + RESAMPLING_BLUR ** 2
                 plate = (plate * plate - UPSAMPLE_BLUR ** 2).clamp(min=0.0).sqrt()
             face = match_blur(face, own.sqrt(), plate)
+        zone = rendered[:, 6:7].clamp(0.0, 1.0) * cover if creasing else None
         if n < S:
-            up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
-            face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
+            up = F.interpolate(torch.cat([face, alpha] + ([zone] if creasing else []), 1), size=(S, S),
+                               mode="bilinear", align_corners=False)
+            face, alpha = up[:, :3], up[:, 3:4].clamp(0.0, 1.0)
+            zone = up[:, 4:5].clamp(0.0, 1.0) if creasing else None
+        if creasing:
+            loops = [torch.as_tensor(self.topology.regions[k], dtype=torch.long)
+                     for k in ("left_brow", "right_brow", "left_eye", "right_eye") if k in self.topology.regions]
+            weight = zone * creases.to(zone)[:, None, None, None]
+            if occluder is not None:
+                weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
+            face = take_creases(face, crops, weight, face_height(target_landmarks), target_landmarks, loops)
         return face, alpha
+
+    def crease_zone(self, size: int, device: torch.device | str) -> Tensor:
+        """(1, 1, U, U) :func:`~.plate_creases.crease_zone` at texture size ``size`` (built once per size)."""
+        if size not in self._zones:
+            _, masks = self.space(size)
+            self._zones[size] = crease_zone(masks)
+        return self._zones[size].to(device)

@@ -1,0 +1,153 @@
+"""The plate's expression creases on the relit face (vidswap.swap.geometric.plate_creases): exact pieces and the
+relit render with and without them."""
+
+import math
+
+import pytest
+import torch
+
+from vidswap.appearance.encoding import linear_to_srgb
+from vidswap.faces.pose import canonical_face
+from vidswap.faces.topology import load_topology
+from vidswap.swap.geometric.core import GeometricSwapConfig
+from vidswap.swap.geometric.plate_creases import (apply_creases, brow_motion, crease_gate, crease_layer, crease_zone,
+                                                  plate_features, take_creases)
+from vidswap.swap.geometric.relit import RelitRenderer
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return RelitRenderer(load_topology())
+
+
+def test_crease_zone_is_the_forehead_and_the_skin_between_the_brows(renderer):
+    """On the mesh's masks (U = 128): nothing on the brows or eyes or below the middle between the brows' lowest
+    and the eyes' top row; the skin between the brows and the forehead above them are in it (the forehead's top
+    fades with the forehead fade); a topology without brows has none."""
+    _, masks = renderer.space(128)
+    zone = crease_zone(masks, soft=0.0)
+    brow_rows = torch.nonzero(masks["brows"][0, 0].amax(1) > 0.5)[:, 0]
+    eye_rows = torch.nonzero(masks["eyes"][0, 0].amax(1) > 0.5)[:, 0]
+    limit = (float(brow_rows.max()) + float(eye_rows.min())) / 2
+    assert float(zone[..., math.ceil(limit):, :].max()) == 0.0
+    assert float((zone * masks["brows"]).max()) == 0.0 and float((zone * masks["eyes"]).max()) == 0.0
+    brow_cols = torch.nonzero(masks["brows"][0, 0].amax(0) > 0.5)[:, 0]
+    mid = (int(brow_cols.min()) + int(brow_cols.max())) // 2  # between the brows, at their rows
+    assert float(zone[0, 0, int(brow_rows.float().mean()), mid]) > 0.99
+    assert float(zone[0, 0, int(brow_rows.min()) - 8, mid]) > 0.99  # the forehead above them
+    assert float(crease_zone({**masks, "brows": torch.zeros_like(masks["brows"])}).abs().max()) == 0.0
+
+
+def test_brow_motion_and_the_gate_exact():
+    """The mean length of the brows' offsets: (0.03, 0.04, 0) on two of four brow vertices, zero on the other two
+    and elsewhere -> 0.025; the gate is 0 up to 0.01, 0.5 at 0.02, 1 from 0.03."""
+    expression = torch.zeros(2, 10, 3)
+    expression[1, 2] = torch.tensor([0.03, 0.04, 0.0])
+    expression[1, 5] = torch.tensor([0.0, -0.05, 0.0])
+    expression[1, 9] = torch.tensor([1.0, 1.0, 1.0])  # not a brow vertex
+    motion = brow_motion(expression, [2, 5, 6, 7])
+    assert torch.allclose(motion, torch.tensor([0.0, 0.025]))
+    assert torch.allclose(crease_gate(torch.tensor([0.0, 0.01, 0.02, 0.03, 0.2])),
+                          torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+def test_crease_layer_marks_a_furrow_and_not_flat_skin():
+    """A flat crop has no creases (exactly 0); a furrow two pixels wide, a third darker (linear) than the skin, under
+    a blur of 8 px (0.02 of a 400 px face) is a crease of at least half of log(2/3) + the dead band, and the skin
+    around it, brighter than its blur, none (exactly 0)."""
+    flat = torch.full((1, 3, 64, 64), 0.6)
+    assert float(crease_layer(flat, torch.tensor([400.0])).abs().max()) == 0.0
+    lin = torch.full((1, 3, 64, 64), 0.3)
+    lin[..., 30:32] = 0.2
+    layer = crease_layer(linear_to_srgb(lin), torch.tensor([400.0]))
+    assert float(layer[..., 30:32].max()) < math.log(0.2 / 0.3) * 0.5 + 0.02
+    assert float(layer[..., :30].abs().max()) == 0.0 and float(layer[..., 32:].abs().max()) == 0.0
+
+
+def test_apply_creases_exact():
+    """Weight 0 leaves the face exactly; a layer of log(1/2) at weight 1 halves it in linear light."""
+    face = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    layer = torch.full((1, 1, 8, 8), math.log(0.5))
+    weight = torch.zeros(1, 1, 8, 8)
+    weight[..., :4] = 1.0
+    out = apply_creases(face, layer, weight)
+    assert torch.equal(out[..., 4:], face[..., 4:])
+    from vidswap.appearance.encoding import srgb_to_linear
+    assert torch.allclose(srgb_to_linear(out[..., :4]), srgb_to_linear(face[..., :4]) * 0.5, atol=1e-5)
+
+
+def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
+    """The brows' and eyes' loops of a face 100 px across, filled and grown by 0.03 of its height."""
+    topo = load_topology()
+    lm = (canonical_face().float() * 50 + 64)[None]
+    loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
+    feats = plate_features(lm, loops, (128, 128), torch.tensor([100.0]))
+    for k in (105, 334, 33, 263):  # a brow vertex and an eye corner on each side (MediaPipe)
+        x, y = lm[0, k, :2].round().long().tolist()
+        assert float(feats[0, 0, y, x]) == 1.0
+    assert float(feats[0, 0, int(lm[0, 1, 1]), int(lm[0, 1, 0])]) == 0.0  # the nose tip
+
+
+def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
+    """Worked out frame by frame over the box where the weight is above 0 (plus the blur's and the features'
+    reach), the result is the whole-crop one: the layer of the whole crops, each frame's features of its whole
+    crop (grown by its own face height), applied by the weight."""
+    topo = load_topology()
+    g = torch.Generator().manual_seed(3)
+    B, S = 2, 160
+    lm = (canonical_face().float() * 60 + 80)[None].expand(B, -1, -1).contiguous()
+    crops = torch.rand(B, 3, S, S, generator=g) * 0.6 + 0.2
+    face = torch.rand(B, 3, S, S, generator=g) * 0.6 + 0.2
+    weight = torch.zeros(B, 1, S, S)
+    weight[0, :, 20:60, 40:120] = 0.7
+    weight[1, :, 30:50, 50:110] = 1.0
+    loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
+    heights = torch.tensor([150.0, 170.0])
+    out = take_creases(face, crops, weight, heights, lm, loops)
+    feats = torch.cat([plate_features(lm[b:b + 1], loops, (S, S), heights[b:b + 1]) for b in range(B)])
+    whole = apply_creases(face, crease_layer(crops, heights), weight * (1.0 - feats))
+    assert torch.allclose(out, whole, atol=1e-6)
+    assert torch.equal(out[..., 60:, :], face[..., 60:, :])
+    assert take_creases(face, crops, torch.zeros_like(weight), heights, lm, loops) is face
+
+
+def _light(renderer, size=64):
+    from vidswap.appearance.relight import plate_light
+
+    space, masks = renderer.space(size)
+    return plate_light({"mean": torch.full((1, 3, size, size), 0.3), "weight": space.covered,
+                        "broad": torch.ones(1, 3, size, size),
+                        "lighting": torch.tensor([[[1.0 / 0.2820948] + [0.0] * 8]]),  # SH shading 1
+                        "edge_blur": torch.tensor([[float("nan")]])}, masks)
+
+
+def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):
+    """A plate crop with a dark vertical furrow between the brows: with ``creases`` 1 the render is darker along
+    it and exactly as without elsewhere than the crease zone; ``creases`` None and 0 give the same render bit for
+    bit; the furrow's own crop otherwise does not reach the render (its light is the track's)."""
+    lm = (canonical_face().float() * 50 + 64)[None]
+    light = _light(renderer)
+    crops = torch.full((1, 3, 128, 128), 0.55)
+    gx = int(round(float(lm[0, 9, 0])))  # MediaPipe 9: between the brows
+    gy = int(round(float(lm[0, 9, 1])))
+    crops[..., gy - 6:gy + 2, gx - 1:gx + 1] = 0.35
+    albedo = torch.ones(1, 4, 128, 128)
+    args = (albedo, light, crops, lm, lm, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
+            torch.tensor([0.3, 0.3]))
+    plain, alpha = renderer.render(*args)
+    zero, zero_alpha = renderer.render(*args, creases=torch.zeros(1))
+    assert torch.equal(plain, zero) and torch.equal(alpha, zero_alpha)
+    creased, creased_alpha = renderer.render(*args, creases=torch.ones(1))
+    assert torch.equal(creased_alpha, alpha)
+    assert float((plain - creased)[0, :, gy - 4:gy, gx - 1:gx + 1].min()) > 0.05  # the furrow, darker
+    changed = (plain != creased).any(1)[0]
+    rows = torch.nonzero(changed.any(1))[:, 0]
+    assert int(rows.max()) < int(lm[0, 1, 1])  # nothing at or below the nose tip
+    assert float((plain - creased).min()) >= 0.0  # creases only darken
+
+
+def test_the_option_is_range_checked():
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="relit_plate_creases must be in"):
+            GeometricSwapConfig(relit_plate_creases=bad)
+    assert GeometricSwapConfig().relit_plate_creases == 1.0

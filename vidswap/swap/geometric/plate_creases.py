@@ -1,0 +1,135 @@
+"""The plate's expression creases on the relit face: the furrows of the forehead and the lines between the brows.
+
+The relit render carries the plate's light through the frame's temporal ratio, low-passed at 0.04 of the texture
+side and taken relative to the track's median appearance (:func:`~vidswap.appearance.relight.temporal_ratio`).
+A brow's furrows are narrower than that (2-4 texels apart in the 128-texel track texture), and in a shot that
+holds its expression -- a plate that cries from its second second on -- they are in the median too. So the relit
+face stayed calm while the plate frowned, cried or raised its brows.
+
+Here they come from the plate's own crop, at the render's pixels: the plate's luminance over its own blur (sigma
+``sigma`` x the face height), where darker than that by more than ``deadband`` (log units: furrows and creases,
+not grain or pores), on the forehead and between the brows (:func:`crease_zone`: away from the render's brows and
+eyes, within the forehead fade; and away from the plate's own, :func:`plate_features`), multiplied into the relit
+face (:func:`apply_creases`).
+
+A crease that is always there -- an older actor's forehead lines -- is the plate actor's, not the expression's:
+the layer is weighted per frame by how far the plate's brows have moved from the track's neutral
+(:func:`brow_motion`, :func:`crease_gate`), so a face at rest keeps the source's forehead. Measured (mean length
+of the brow vertices' expression offsets, canonical units): the three webcam and stock clips at rest 0.001-0.012,
+pexels_clip crying 0.024-0.046, the webcam actor's grin (its squint lowers the brows) 0.030-0.039.
+
+Shapes: crops and faces (B, 3, H, W) sRGB in [0, 1]; layers and weights (B, 1, H, W); texture masks
+(1, 1, U, U); expression offsets (B, V, 3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidswap.appearance.encoding import linear_to_srgb, luminance, srgb_to_linear
+from vidswap.appearance.raster import fill_polygons
+from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
+
+__all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "BROW_MOTION", "crease_zone", "plate_features", "brow_motion",
+           "crease_gate", "crease_layer", "apply_creases", "take_creases"]
+
+#: the blur the plate's creases are measured against, as a fraction of the face height (a furrow is a few
+#: percent of it wide)
+CREASE_SIGMA = 0.02
+#: the darkening (log units) below which the plate's fine detail is grain, pores or compression, not a crease
+CREASE_DEADBAND = 0.02
+#: how far around the plate's own brows and eyes (x the face height) no crease is taken
+FEATURE_CLEAR = 0.03
+#: the brows' mean motion (canonical units) from which the creases start to show and at which they show fully
+BROW_MOTION = (0.01, 0.03)
+
+
+def crease_zone(masks: dict[str, Tensor], clear: float = 0.01, soft: float = 0.015) -> Tensor:
+    """The forehead and the skin between the brows in texture space: the skin above the middle between the brows'
+    lowest row and the eyes' top row, off the brows and eyes grown by ``clear`` x U, times the forehead fade
+    (``source_masks``), softened by ``soft`` x U. -> (1, 1, U, U) in [0, 1]; all 0 without brows or eyes."""
+    brows, eyes = masks["brows"], masks["eyes"]
+    U = brows.shape[-1]
+    brow_rows = torch.nonzero(brows[0, 0].amax(1) > 0.5)[:, 0]
+    eye_rows = torch.nonzero(eyes[0, 0].amax(1) > 0.5)[:, 0]
+    if brow_rows.numel() == 0 or eye_rows.numel() == 0:
+        return torch.zeros_like(brows)
+    limit = (float(brow_rows.max()) + float(eye_rows.min())) / 2
+    rows = torch.arange(U, dtype=brows.dtype, device=brows.device).view(1, 1, U, 1)
+    features = dilate((brows + eyes).clamp(0.0, 1.0), max(clear * U, 1.0))
+    zone = (rows < limit).to(brows.dtype) * masks["skin"] * (1.0 - features) * masks["forehead_fade"]
+    return gaussian_blur(zone, soft * U).clamp(0.0, 1.0) if soft > 0 else zone
+
+
+def plate_features(landmarks: Tensor, loops: Sequence[Tensor], size: tuple[int, int], face_heights: Tensor,
+                   clear: float = FEATURE_CLEAR) -> Tensor:
+    """The plate's own brows and eyes in its crops: the ``loops`` (landmark index loops) of the crops' landmarks
+    (B, V, 2+) filled and grown by ``clear`` x the face height (the largest of ``face_heights`` (B,)).
+    -> (B, 1, H, W) in {0, 1}. The render's zone follows the driven mesh, whose brows are the source's; the
+    plate's brows, where they differ, are no crease."""
+    filled = fill_polygons(landmarks[..., :2].float(), list(loops), size).float()[:, None]
+    return dilate(filled, max(float(clear * face_heights.max()), 1.0)).clamp(0.0, 1.0)
+
+
+def brow_motion(expression: Tensor, brow_vertices: Sequence[int] | np.ndarray | Tensor) -> Tensor:
+    """The mean length of the expression offsets (B, V, 3) over the brows' vertices: how far the plate's brows
+    have moved from the track's neutral, in canonical units. -> (B,)."""
+    idx = torch.as_tensor(np.asarray(brow_vertices), dtype=torch.long, device=expression.device)
+    return expression[:, idx].float().norm(dim=-1).mean(-1)
+
+
+def crease_gate(motion: Tensor, levels: tuple[float, float] = BROW_MOTION) -> Tensor:
+    """How much of the plate's creases a frame takes: 0 up to ``levels[0]`` of brow motion, 1 from ``levels[1]``
+    (smoothstep). (B,) -> (B,)."""
+    return smoothstep((motion - levels[0]) / (levels[1] - levels[0]))
+
+
+def crease_layer(crops: Tensor, face_heights: Tensor, sigma: float = CREASE_SIGMA,
+                 deadband: float = CREASE_DEADBAND) -> Tensor:
+    """The plate's creases as log darkening (<= 0): ``min(0, log(L / blur(L)) + deadband)`` of the crops'
+    linear luminance ``L``, blurred by ``sigma`` x each crop's face height (B,) in its pixels."""
+    lum = luminance(srgb_to_linear(crops.clamp(0.0, 1.0))).clamp(min=1e-4)
+    low = gaussian_blur(lum, (sigma * face_heights.to(lum)).clamp(min=0.5))
+    return ((lum / low.clamp(min=1e-4)).log() + deadband).clamp(max=0.0)
+
+
+def apply_creases(face: Tensor, layer: Tensor, weight: Tensor) -> Tensor:
+    """The relit face with the plate's creases multiplied in (in linear light): ``face x exp(layer x weight)``.
+    Where ``weight`` is 0 the face is returned exactly."""
+    out = linear_to_srgb(srgb_to_linear(face.clamp(0.0, 1.0)) * torch.exp(layer * weight))
+    return torch.where(weight > 0, out, face)
+
+
+def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tensor, landmarks: Tensor,
+                 loops: Sequence[Tensor], sigma: float = CREASE_SIGMA, deadband: float = CREASE_DEADBAND) -> Tensor:
+    """The relit face with the crops' creases (:func:`crease_layer`) multiplied in by ``weight`` off the plate's own
+    brows and eyes (:func:`plate_features` of ``landmarks`` (B, V, 2+) and ``loops``), worked out frame by frame
+    only over the box of pixels where its ``weight`` is above 0 (the forehead: the conversions, the blur and the
+    fill of whole crops cost as much as the render). The blur and the features' growth read as far around that
+    box as their reach, so the result is the whole-crop one; and each frame's depends on that frame alone, as
+    farm chunks need. face, crops (B, 3, H, W) sRGB; weight (B, 1, H, W); face_heights (B,) -> (B, 3, H, W)."""
+    out = face
+    H, W = weight.shape[-2:]
+    for b in range(face.shape[0]):
+        on = weight[b, 0] > 0
+        rows, cols = torch.nonzero(on.any(1))[:, 0], torch.nonzero(on.any(0))[:, 0]
+        if rows.numel() == 0:
+            continue
+        height = face_heights[b:b + 1].float()
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        pad = max(int(math.ceil(3.0 * max(sigma * float(height), 0.5))) + 1,
+                  int(math.ceil(FEATURE_CLEAR * float(height))) + 2)
+        R0, R1, C0, C1 = max(r0 - pad, 0), min(r1 + pad, H), max(c0 - pad, 0), min(c1 + pad, W)
+        inner = (..., slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, sigma, deadband)[inner]
+        shifted = torch.cat([landmarks[b:b + 1, :, :1] - C0, landmarks[b:b + 1, :, 1:2] - R0], -1)
+        clear = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)[inner]
+        out = out.clone() if out is face else out
+        out[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
+                                                      weight[b:b + 1, :, r0:r1, c0:c1] * clear)
+    return out
