@@ -52,8 +52,8 @@ def test_brow_motion_and_the_gate_exact():
 
 
 def test_crease_layer_marks_a_furrow_and_not_flat_skin():
-    """A flat crop has no creases (exactly 0); a furrow two pixels wide, a third darker (linear) than the skin, under
-    a blur of 8 px (0.02 of a 400 px face) is a crease of at least half of log(2/3) + the dead band, and the skin
+    """A flat crop has no creases (exactly 0); a furrow two pixels wide, a third darker (linear grey) than the skin,
+    under a blur of 8 px (0.02 of a 400 px face) is a crease of at least half of log(2/3) + the dead band, and the skin
     around it, brighter than its blur, none (exactly 0)."""
     flat = torch.full((1, 3, 64, 64), 0.6)
     assert float(crease_layer(flat, torch.tensor([400.0])).abs().max()) == 0.0
@@ -65,15 +65,14 @@ def test_crease_layer_marks_a_furrow_and_not_flat_skin():
 
 
 def test_apply_creases_exact():
-    """Weight 0 leaves the face exactly; a layer of log(1/2) at weight 1 halves it in linear light."""
+    """On the linear render: weight 0 leaves the face exactly; a layer of log(1/2) at weight 1 halves it."""
     face = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
     layer = torch.full((1, 1, 8, 8), math.log(0.5))
     weight = torch.zeros(1, 1, 8, 8)
     weight[..., :4] = 1.0
     out = apply_creases(face, layer, weight)
     assert torch.equal(out[..., 4:], face[..., 4:])
-    from vidswap.appearance.encoding import srgb_to_linear
-    assert torch.allclose(srgb_to_linear(out[..., :4]), srgb_to_linear(face[..., :4]) * 0.5, atol=1e-5)
+    assert torch.allclose(out[..., :4], face[..., :4] * 0.5, atol=1e-7)
 
 
 def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
@@ -144,6 +143,31 @@ def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):
     rows = torch.nonzero(changed.any(1))[:, 0]
     assert int(rows.max()) < int(lm[0, 1, 1])  # nothing at or below the nose tip
     assert float((plain - creased).min()) >= 0.0  # creases only darken
+
+
+def test_each_frames_render_is_its_own_whatever_the_batch(renderer):
+    """Farm chunks batch frames differently from one pass: three frames with creases 0, 0.5 and 1 rendered as one
+    batch give each frame bit for bit what it gives alone (and a batch without creases, all 0, what it gives with
+    them off)."""
+    g = torch.Generator().manual_seed(7)
+    lm = (canonical_face().float() * 50 + 64)[None]
+    lms = torch.cat([lm, lm + 1.5, lm - 1.0])
+    crops = torch.rand(3, 3, 128, 128, generator=g) * 0.5 + 0.25
+    light = _light(renderer)
+    albedo = torch.ones(1, 4, 128, 128)
+    eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    gates = torch.tensor([0.0, 0.5, 1.0])
+    batch, batch_alpha = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1),
+                                         torch.tensor([0.3, 0.3]), creases=gates)
+    for b in range(3):
+        one, one_alpha = renderer.render(albedo, light, crops[b:b + 1], lms[b:b + 1], lms[b:b + 1], eye,
+                                         torch.tensor([0.3, 0.3]), creases=gates[b:b + 1])
+        assert torch.equal(one, batch[b:b + 1]) and torch.equal(one_alpha, batch_alpha[b:b + 1])
+    off, _ = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1), torch.tensor([0.3, 0.3]))
+    zero, _ = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1), torch.tensor([0.3, 0.3]),
+                              creases=torch.zeros(3))
+    assert torch.equal(off, zero)
+    assert not torch.equal(batch[2:], off[2:])  # the third frame took its creases
 
 
 def test_the_option_is_range_checked():

@@ -171,6 +171,9 @@ class RelitRenderer:
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
         self._zones: dict[int, Tensor] = {}
+        self._feature_loops = [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
+                               for name in ("left_brow", "right_brow", "left_eye", "right_eye")
+                               if name in self.topology.regions]
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
@@ -386,7 +389,11 @@ class RelitRenderer:
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
-        face = linear_to_srgb(rendered[:, :3])
+        rgb = rendered[:, :3]
+        if creasing:
+            rgb = self._with_creases(rgb, rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops, target_landmarks, creases,
+                                     occluder, k)
+        face = linear_to_srgb(rgb)
         if source_blur is not None:
             height = face_height(target_landmarks) * k  # the render's face size in render pixels
             own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
@@ -395,20 +402,28 @@ class RelitRenderer:
                 own = own + RESAMPLING_BLUR ** 2
                 plate = (plate * plate - UPSAMPLE_BLUR ** 2).clamp(min=0.0).sqrt()
             face = match_blur(face, own.sqrt(), plate)
-        zone = rendered[:, 6:7].clamp(0.0, 1.0) * cover if creasing else None
         if n < S:
-            up = F.interpolate(torch.cat([face, alpha] + ([zone] if creasing else []), 1), size=(S, S),
-                               mode="bilinear", align_corners=False)
-            face, alpha = up[:, :3], up[:, 3:4].clamp(0.0, 1.0)
-            zone = up[:, 4:5].clamp(0.0, 1.0) if creasing else None
-        if creasing:
-            loops = [torch.as_tensor(self.topology.regions[k], dtype=torch.long)
-                     for k in ("left_brow", "right_brow", "left_eye", "right_eye") if k in self.topology.regions]
-            weight = zone * creases.to(zone)[:, None, None, None]
-            if occluder is not None:
-                weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
-            face = take_creases(face, crops, weight, face_height(target_landmarks), target_landmarks, loops)
+            up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
+            face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
         return face, alpha
+
+    def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, target_landmarks: Tensor, creases: Tensor,
+                      occluder: Tensor | None, k: float) -> Tensor:
+        """The linear render (B, 3, h, w) at the render's side with the plate's creases (:mod:`.plate_creases`)
+        multiplied in: the crops (and the occluder) box-filtered to the render's pixels (``k`` = render / crop
+        pixels), weighted by the rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not
+        occluded."""
+        n = rgb.shape[-1]
+        if n < crops.shape[-1]:
+            crops = F.interpolate(crops, size=(n, n), mode="area")
+            occluder = None if occluder is None else F.interpolate(occluder.to(zone), size=(n, n), mode="area")
+        landmarks = target_landmarks
+        if k != 1.0:
+            landmarks = torch.cat([(target_landmarks[..., :2] + 0.5) * k - 0.5, target_landmarks[..., 2:] * k], -1)
+        weight = zone * creases.to(zone)[:, None, None, None]
+        if occluder is not None:
+            weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
+        return take_creases(rgb, crops, weight, face_height(target_landmarks) * k, landmarks, self._feature_loops)
 
     def crease_zone(self, size: int, device: torch.device | str) -> Tensor:
         """(1, 1, U, U) :func:`~.plate_creases.crease_zone` at texture size ``size`` (built once per size)."""
