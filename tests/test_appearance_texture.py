@@ -153,6 +153,23 @@ def test_match_blur_window_equals_the_whole_crop_blur():
     assert torch.equal(match_blur(torch.zeros(1, 3, 16, 16), own[:1], plate[:1]), torch.zeros(1, 3, 16, 16))
 
 
+def test_match_blur_of_a_frame_does_not_depend_on_the_rest_of_the_batch():
+    """Each frame's window is its own: a frame blurred beside others (one whose face reaches the border, which
+    widened a window the batch shared and moved where OpenCV's vectorised and scalar parts fall) is bit for bit
+    the frame blurred alone. Farm chunks batch frames differently from one pass."""
+    from vidswap.appearance.sharpness import match_blur
+
+    g = torch.Generator().manual_seed(9)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(80.0), indexing="ij")
+    inside = ((((yy - 40) / 30) ** 2 + ((xx - 44) / 22) ** 2) < 1).float()
+    near_border = ((((yy - 85) / 20) ** 2 + ((xx - 8) / 15) ** 2) < 1).float()
+    render = torch.rand(3, 3, 96, 80, generator=g) * torch.stack([inside, near_border, inside])[:, None]
+    own, plate = torch.tensor([1.0, 0.8, 1.2]), torch.tensor([2.5, 3.0, 2.9])
+    batch = match_blur(render, own, plate)
+    for b in range(3):
+        assert torch.equal(batch[b:b + 1], match_blur(render[b:b + 1], own[b:b + 1], plate[b:b + 1]))
+
+
 def test_channel_length_and_the_gradient_magnitude_equal_torch_norm_to_float_rounding():
     """texture_space.channel_length and sharpness._gradient compute what torch's ``norm`` over the channel axis does
     (its CPU kernel is 13-80x slower there): within 2 float32 ulps of it, and the gradient's magnitude exactly the

@@ -262,3 +262,18 @@ def test_temporal_ratio_drops_a_narrow_fold_but_keeps_a_broad_shadow(space, mask
     assert torch.allclose(temporal_ratio(light, shadow, w)[0][:, far],
                           torch.full((3, int(far.sum())), math.exp(math.log(0.5) + RelightParams().ratio_deadband)),
                           atol=2e-3)
+
+
+def test_vertex_shading_of_a_frame_does_not_depend_on_the_rest_of_the_batch():
+    """Each frame's shading is its own, bit for bit, whatever else is in the batch (farm chunks batch frames
+    differently from one pass); per-frame lighting and one lighting for all alike."""
+    from vidswap.faces.topology import load_topology
+
+    tri = torch.as_tensor(load_topology().triangles)
+    g = torch.Generator().manual_seed(4)
+    verts = (canonical_face().float() * 90 + 128)[None] + torch.randn(5, 478, 3, generator=g) * 2.0
+    for lighting in (torch.randn(5, 1, 9, generator=g), torch.randn(1, 3, 9, generator=g)):
+        batch = vertex_shading(verts, tri, lighting)
+        for b in range(5):
+            one = vertex_shading(verts[b:b + 1], tri, lighting[b:b + 1] if len(lighting) == 5 else lighting)
+            assert torch.equal(batch[b:b + 1], one)

@@ -28,13 +28,15 @@ def vidswap(*args, timeout: float = 600) -> subprocess.CompletedProcess:
 def shot(media, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("farm")
     # astronaut smiles with its lips apart: the target set-up also changes the identity's shape (its mouth at the
-    # track's rest, vidswap.swap.geometric.mouth_rest), so the recorded target carries it to the chunks too
+    # track's rest, vidswap.swap.geometric.mouth_rest), so the recorded target carries it to the chunks too; from
+    # frame ~18 the plate grins and its brows come down, so the relit render takes the plate's creases on some of
+    # these frames and not on others (vidswap.swap.geometric.plate_creases)
     (work / "shot.yaml").write_text(
-        f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 0-15\n"
+        f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 12-27\n"
         f"output: {{path: chunked.mkv}}\n")
     for name in ("whole.mkv", "chunked.mp4", "whole.mp4"):
         (work / name.replace(".", "_")).with_suffix(".yaml").write_text(
-            f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 0-15\n"
+            f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 12-27\n"
             f"output: {{path: {name}}}\n")
     return work
 
@@ -50,14 +52,14 @@ def test_chunks_equal_a_single_pass(shot, media):
     target = next((shot / "chunked.vidswap" / "sources").glob("target_*.safetensors"))
     with safe_open(str(target), framework="pt") as f:
         assert "canonical" in json.loads(f.metadata()["fields"])  # the source's mouth put at the track's rest
-    for chunk in ("0-6", "7-15"):  # odd sizes: batches of 8 fall differently than in one pass
-        if chunk == "7-15":  # as from an older job folder without the target record: computed (and recorded) again
+    for chunk in ("12-18", "19-27"):  # odd sizes: batches of 8 fall differently than in one pass
+        if chunk == "19-27":  # as from an older job folder without the target record: computed (and recorded) again
             for record in (shot / "chunked.vidswap" / "sources").glob("target_*.safetensors"):
                 record.unlink()
         proc = vidswap("render", "--config", shot / "shot.yaml", "--frames", chunk, "-q")
         assert proc.returncode == 0, proc.stderr
     assert len(list((shot / "chunked.vidswap" / "sources").glob("target_*.safetensors"))) == 1
-    proc = vidswap("render", "--config", shot / "shot.yaml", "--frames", "7-15", "-q")
+    proc = vidswap("render", "--config", shot / "shot.yaml", "--frames", "19-27", "-q")
     assert proc.returncode == 0 and "skipped" in proc.stdout  # idempotent retry
     proc = vidswap("assemble", "--config", shot / "shot.yaml", "-q")
     assert proc.returncode == 0, proc.stderr
@@ -80,18 +82,18 @@ def test_killed_chunk_leaves_nothing_complete_and_rerun_succeeds(shot):
     shot_file = shot / "shot.yaml"
     assert vidswap("analyze", "--config", shot_file, "-q").returncode == 0
     chunks = shot / "chunked.vidswap" / "chunks"
-    proc = subprocess.Popen([*VIDSWAP, "render", "--config", str(shot_file), "--frames", "0-15", "--force", "-q"],
+    proc = subprocess.Popen([*VIDSWAP, "render", "--config", str(shot_file), "--frames", "12-27", "--force", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and not any(p.name.startswith(".") for p in chunks.rglob("*")):
         time.sleep(0.05)  # wait until the chunk's temporary file exists, then kill the task hard
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    complete = [p for p in chunks.rglob("00000000-00000015.mkv")]
+    complete = [p for p in chunks.rglob("00000012-00000027.mkv")]
     assert complete == []  # only a temporary name can be left by a killed task
-    proc = vidswap("render", "--config", shot_file, "--frames", "0-15", "-q")
+    proc = vidswap("render", "--config", shot_file, "--frames", "12-27", "-q")
     assert proc.returncode == 0, proc.stderr
-    assert len(list(chunks.rglob("00000000-00000015.mkv"))) == 1
+    assert len(list(chunks.rglob("00000012-00000027.mkv"))) == 1
 
 
 def test_assemble_refuses_missing_chunks(shot, media, tmp_path):
@@ -109,7 +111,7 @@ RENDER_CHILD = """
 import json, sys
 from vidswap.cli import main
 try:
-    main(["render", "--config", sys.argv[1], "--frames", "0-3", "--force", "-q"], standalone_mode=False)
+    main(["render", "--config", sys.argv[1], "--frames", "12-15", "--force", "-q"], standalone_mode=False)
 except SystemExit as exc:
     if exc.code:
         raise

@@ -151,6 +151,22 @@ def test_loop_outlines_are_the_rounded_pixels_along_each_edge_on_the_image():
     assert far[6, 5] and int(far.sum()) == 1
 
 
+def test_loop_outlines_of_an_item_do_not_depend_on_the_rest_of_the_batch():
+    """Farm chunks batch frames differently from one pass: an item's outline is the same alone as beside an item
+    with a longer edge (a batch-wide step count moved its samples: 21 pixels of a mouth's outline on
+    single_face_clip's frame 15, 1-code-value differences in the chunked render)."""
+    from vidswap.appearance.raster import loop_outlines
+
+    g = torch.Generator().manual_seed(11)
+    short = torch.rand(1, 12, 2, generator=g) * 6.3 + 20.0  # edges of at most ~6 px, at fractional positions
+    long = torch.rand(1, 12, 2, generator=g) * 90.0 + 5.0
+    loops = [list(range(6)), list(range(6, 12))]
+    alone = loop_outlines(short, loops, (128, 128))
+    batch = loop_outlines(torch.cat([short, long, short]), loops, (128, 128))
+    assert torch.equal(batch[0:1], alone) and torch.equal(batch[2:3], alone)
+    assert torch.equal(batch[1:2], loop_outlines(long, loops, (128, 128)))
+
+
 @pytest.mark.parametrize("r", [1, 2, 4, 12])
 def test_inner_mask_opencv_morphology_equals_the_shifted_slices(r):
     """On CPU tensors the hole's growth (composite.filters.dilate, square) and box sums run on OpenCV; the other

@@ -31,8 +31,6 @@ Groups are split so that at most ``max_candidates`` candidates are alive at once
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -374,7 +372,8 @@ def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
     """The pixels the closed loops' edges pass through: each edge sampled at steps of at most one pixel along
     either axis, every sample rounded to its nearest pixel (an 8-connected line; samples off the image, and edges
     with a non-finite end, are dropped; an edge longer than ``H + W`` px takes ``H + W + 1`` samples). A loop whose
-    points all lie on a line -- which :func:`fill_polygons` fills with nothing -- is that line.
+    points all lie on a line -- which :func:`fill_polygons` fills with nothing -- is that line. Each item's
+    pixels depend on its own points alone, whatever else is in the batch.
 
     Args:
         points: (B, N, 2+) points in pixels.
@@ -394,9 +393,12 @@ def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
         if loop.numel() < 2:
             continue
         start, end = xy[:, loop], xy[:, loop.roll(-1)]  # (B, L, 2) each edge's ends
-        span = torch.nan_to_num((end - start).abs(), nan=0.0, posinf=0.0).amax()
-        steps = min(int(math.ceil(float(span))), H + W) + 1
-        t = torch.linspace(0.0, 1.0, steps, device=device).view(1, 1, steps, 1)
+        # each item's own step count (its longest edge): a batch-wide one moved the samples, and so the rounded
+        # pixels, of every other item with the batch's make-up (farm chunks batch frames differently)
+        span = torch.nan_to_num((end - start).abs(), nan=0.0, posinf=0.0).amax(dim=(1, 2))  # (B,)
+        steps = span.ceil().clamp(max=H + W) + 1
+        k = torch.arange(int(steps.max()), device=device, dtype=torch.float32).view(1, 1, -1, 1)
+        t = (k / (steps - 1).clamp(min=1).view(B, 1, 1, 1)).clamp(max=1.0)  # past an item's last step: its end
         px = (start[:, :, None] + (end - start)[:, :, None] * t).round().reshape(B, -1, 2)
         px = torch.nan_to_num(px, nan=-1.0, posinf=-1.0, neginf=-1.0)
         ok = (px[..., 0] >= 0) & (px[..., 0] < W) & (px[..., 1] >= 0) & (px[..., 1] < H)

@@ -266,9 +266,13 @@ def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> 
     """SH shading of posed meshes per vertex: (B, V, 3) plate-pixel vertices, (1 or B, C, 9) -> (B, V, 3),
     floored at 1e-3 (achromatic light, C = 1, is the same on every channel). Interpolated over the render
     (Gouraud), which is smooth enough for nine bands."""
-    n = vertex_normals(frame_verts, triangles).transpose(1, 2)  # (B, 3, V)
-    shade = sh_shading(n, lighting.expand(n.shape[0], -1, -1))  # (B, C, V)
-    return shade.transpose(1, 2).clamp(min=1e-3).expand(-1, -1, 3)
+    # frame by frame: the batched normals' scatter-add and the einsum may round the last bit differently for
+    # another batch size, and farm chunks batch frames differently from one pass
+    shades = []
+    for b in range(frame_verts.shape[0]):
+        n = vertex_normals(frame_verts[b:b + 1], triangles).transpose(1, 2)  # (1, 3, V)
+        shades.append(sh_shading(n, lighting[b:b + 1] if lighting.shape[0] > 1 else lighting))  # (1, C, V)
+    return torch.cat(shades).transpose(1, 2).clamp(min=1e-3).expand(-1, -1, 3)
 
 
 def lid_glints(detail: Tensor, lids: Tensor, knee: float, slope: float) -> Tensor:

@@ -72,21 +72,25 @@ def match_blur(render: Tensor, sigma_render: Tensor, sigma_plate: Tensor) -> Ten
     extra = torch.nan_to_num(extra, nan=0.0)
     if float(extra.max()) < 0.05:
         return render
-    # Only the window around what is not 0 (the rendered face; 0 outside the mesh) plus the blur's radius can
-    # change: zeros beyond it blur to zeros, and replicating the window's zero border is what the crop's zeros
-    # give. The same blur, on fewer pixels.
-    covered = (render != 0).flatten(0, 1).any(0)  # (H, W)
-    rows, cols = covered.any(1).nonzero()[:, 0], covered.any(0).nonzero()[:, 0]
-    if rows.numel() == 0:
-        return render
-    sigma = extra.clamp(min=1e-3)
-    r = int(torch.ceil(3.0 * sigma).max())
-    h, w = render.shape[-2:]
-    y0, y1 = max(0, int(rows[0]) - r), min(h, int(rows[-1]) + 1 + r)
-    x0, x1 = max(0, int(cols[0]) - r), min(w, int(cols[-1]) + 1 + r)
-    window = render[..., y0:y1, x0:x1]
-    out = render.clone()
-    out[..., y0:y1, x0:x1] = torch.where(extra[:, None, None, None] >= 0.05, gaussian_blur(window, sigma), window)
+    out = render
+    for b in range(render.shape[0]):
+        # Only the window around what is not 0 (the rendered face; 0 outside the mesh) plus the blur's radius can
+        # change: zeros beyond it blur to zeros, and replicating the window's zero border is what the crop's zeros
+        # give. The same blur, on fewer pixels. Frame by frame: a window shared by the batch made the blur's last
+        # bit follow the batch's make-up (farm chunks batch frames differently from one pass).
+        if float(extra[b]) < 0.05:
+            continue
+        covered = (render[b] != 0).any(0)  # (H, W)
+        rows, cols = covered.any(1).nonzero()[:, 0], covered.any(0).nonzero()[:, 0]
+        if rows.numel() == 0:
+            continue
+        sigma = extra[b:b + 1].clamp(min=1e-3)
+        r = int(torch.ceil(3.0 * sigma).max())
+        h, w = render.shape[-2:]
+        y0, y1 = max(0, int(rows[0]) - r), min(h, int(rows[-1]) + 1 + r)
+        x0, x1 = max(0, int(cols[0]) - r), min(w, int(cols[-1]) + 1 + r)
+        out = render.clone() if out is render else out
+        out[b:b + 1, :, y0:y1, x0:x1] = gaussian_blur(render[b:b + 1, :, y0:y1, x0:x1], sigma)
     return out
 
 
