@@ -11,7 +11,7 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric.core import GeometricSwapConfig
 from vidswap.swap.geometric.plate_creases import (apply_creases, brow_motion, crease_gate, crease_layer, crease_zone,
-                                                  plate_features, take_creases)
+                                                  frame_creases, plate_features, take_creases)
 from vidswap.swap.geometric.relit import RelitRenderer
 
 
@@ -49,6 +49,17 @@ def test_brow_motion_and_the_gate_exact():
     assert torch.allclose(motion, torch.tensor([0.0, 0.025]))
     assert torch.allclose(crease_gate(torch.tensor([0.0, 0.01, 0.02, 0.03, 0.2])),
                           torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+def test_frame_creases_scale_the_gate_and_need_brows():
+    """The frames' share is the option's amount times the gate of their brows' motion; none at amount 0 or on a
+    mesh without brows."""
+    regions = {"left_brow": torch.tensor([0, 1]), "right_brow": torch.tensor([2, 3])}
+    expression = torch.zeros(2, 5, 3)
+    expression[1, :4, 0] = 0.02  # every brow vertex 0.02 to the side: motion 0.02, gate 0.5
+    assert torch.allclose(frame_creases(expression, regions, 0.6), torch.tensor([0.0, 0.3]))
+    assert frame_creases(expression, regions, 0.0) is None
+    assert frame_creases(expression, {"left_brow": torch.tensor([0])}, 1.0) is None
 
 
 def test_crease_layer_marks_a_furrow_and_not_flat_skin():
@@ -90,7 +101,7 @@ def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
 def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
     """Worked out frame by frame over the box where the weight is above 0 (plus the blur's and the features'
     reach), the result is the whole-crop one: the layer of the whole crops, each frame's features of its whole
-    crop (grown by its own face height), applied by the weight."""
+    crop (grown by its own face height), applied by the weight. It writes into the face it is given."""
     topo = load_topology()
     g = torch.Generator().manual_seed(3)
     B, S = 2, 160
@@ -102,12 +113,14 @@ def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
     weight[1, :, 30:50, 50:110] = 1.0
     loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
     heights = torch.tensor([150.0, 170.0])
-    out = take_creases(face, crops, weight, heights, lm, loops)
+    out = take_creases(face.clone(), crops, weight, heights, lm, loops)
     feats = torch.cat([plate_features(lm[b:b + 1], loops, (S, S), heights[b:b + 1]) for b in range(B)])
     whole = apply_creases(face, crease_layer(crops, heights), weight * (1.0 - feats))
     assert torch.allclose(out, whole, atol=1e-6)
     assert torch.equal(out[..., 60:, :], face[..., 60:, :])
-    assert take_creases(face, crops, torch.zeros_like(weight), heights, lm, loops) is face
+    kept = face.clone()
+    assert take_creases(kept, crops, torch.zeros_like(weight), heights, lm, loops) is kept
+    assert torch.equal(kept, face)
 
 
 def _light(renderer, size=64):

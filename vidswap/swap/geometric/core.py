@@ -28,6 +28,7 @@ from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.brow_rest import brow_region_weights, rest_brows
+from vidswap.swap.geometric.plate_creases import frame_creases
 from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth,
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
@@ -143,11 +144,18 @@ class GeometricSwapConfig:
             with closed lips keeps its shape exactly. 0: off.
         relit_mouth_corners: with ``appearance: relit``, for such a photo whose open mouth is a smile, the width
             (fraction of the texture side) of the ring of skin around the mouth whose parts beside the corners take
-            the skin tone around them times the plate track's own fine detail (a smile's corner creases). 0: off.
+            the source's own skin tone around them (a smile's corner creases). 0: off.
+        relit_smile_folds: likewise, the width (fraction of the texture side) of the band along the nasolabial
+            folds, from beside the nose's wings down past the mouth's corners, that takes the skin tone around it
+            (:func:`~vidswap.swap.geometric.mouth_rest.fold_region`: the folds a smile deepens). 0: off.
         relit_brow_rest: with ``appearance: relit``, for a source photo that frowns (brows lowered and drawn
             together), how far (0-1) its brows and the skin between them go over to the plate track's rest
             (:mod:`vidswap.swap.geometric.brow_rest`): one photo cannot tell a frown from its person's brows, so
             the user says. 0 (default): the photo's brows as they are.
+        relit_plate_creases: with ``appearance: relit``, how much of the plate's own furrows on the forehead and
+            between the brows the render takes, on frames whose brows have moved from the track's neutral
+            (:mod:`vidswap.swap.geometric.plate_creases`): the relit light is too broad to carry them, so a
+            frowning or crying plate gave a calm face. 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -182,7 +190,9 @@ class GeometricSwapConfig:
     relit_brows: float = 0.0
     relit_mouth_rest: float = 0.8
     relit_mouth_corners: float = 0.06
+    relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
+    relit_plate_creases: float = 1.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -203,7 +213,9 @@ class GeometricSwapConfig:
                                ("relit_outline_detail", 0.5, texture_side), ("relit_outline_match", 0.5, texture_side),
                                ("relit_mouth_rest", 2.0, "canonical units; 0 = off"),
                                ("relit_mouth_corners", 0.25, texture_side + "; 0 = off"),
+                               ("relit_smile_folds", 0.1, texture_side + "; 0 = off"),
                                ("relit_brow_rest", 1.0, "0 = off"),
+                               ("relit_plate_creases", 1.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
             if not 0.0 <= value <= top:
@@ -380,8 +392,8 @@ class GeometricSwapCore(SwapCore):
         pick = np.linspace(0, len(track.smoothed) - 1, min(16, len(track.smoothed))).round().astype(int)
         landmarks = torch.from_numpy(track.smoothed[pick])
         albedo = self.relit.track_albedo(identity.albedo, model, landmarks)
-        albedo = self.relit.corners_at_rest(albedo, model, landmarks, float(smile_amount(shape, lips)),
-                                            self.config.relit_mouth_corners)
+        albedo = self.relit.corners_at_rest(albedo, float(smile_amount(shape, lips)), self.config.relit_mouth_corners,
+                                            self.config.relit_smile_folds)
         albedo = self.relit.glabella_at_rest(albedo, model, landmarks, self.config.relit_brow_rest)
         crop = self.crop_for(track).size  # the plate's blur in its crops (face height = side / (1 + 2 margin))
         sigma = float(np.asarray(model.edge_blur, np.float64).reshape(-1)[0]) * crop / (1 + 2 * self.config.crop_margin)
@@ -437,10 +449,11 @@ class GeometricSwapCore(SwapCore):
         S, H = int(batch.target_crops.shape[-1]), int(batch.target_crops.shape[-2])
         tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
+        creases = frame_creases(batch.expression.to(device), self.regions, self.config.relit_plate_creases)
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
                                          identity.edge_blur, side=self._render_side(identity, S, H),
-                                         occluder=batch.occluder)
+                                         occluder=batch.occluder, creases=creases)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px, outline=True)

@@ -37,7 +37,7 @@ from vidswap.appearance.raster import fill_polygons
 from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 
 __all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "BROW_MOTION", "crease_zone", "plate_features", "brow_motion",
-           "crease_gate", "crease_layer", "apply_creases", "take_creases"]
+           "frame_creases", "crease_gate", "crease_layer", "apply_creases", "take_creases"]
 
 #: the blur the plate's creases are measured against, as a fraction of the face height (a furrow is a few
 #: percent of it wide)
@@ -92,7 +92,19 @@ def brow_motion(expression: Tensor, brow_vertices: Sequence[int] | np.ndarray | 
     """The mean length of the expression offsets (B, V, 3) over the brows' vertices: how far the plate's brows
     have moved from the track's neutral, in canonical units. -> (B,)."""
     idx = torch.as_tensor(np.asarray(brow_vertices), dtype=torch.long, device=expression.device)
-    return expression[:, idx].float().norm(dim=-1).mean(-1)
+    # frame by frame: a batched reduction may sum in another order for another batch size (its last bit, and with
+    # it a crease's, would then follow the batch's make-up)
+    return torch.stack([frame[idx].float().norm(dim=-1).mean() for frame in expression])
+
+
+def frame_creases(expression: Tensor, regions: dict[str, Tensor], amount: float) -> Tensor | None:
+    """(B,) how much of the plate's creases each frame takes: ``amount`` x :func:`crease_gate` of the frames'
+    :func:`brow_motion` (expression offsets (B, V, 3), the mesh's ``regions`` index loops); None for ``amount`` 0
+    or a mesh without brows."""
+    if amount <= 0 or not {"left_brow", "right_brow"} <= regions.keys():
+        return None
+    brows = torch.cat([torch.as_tensor(regions["left_brow"]), torch.as_tensor(regions["right_brow"])])
+    return crease_gate(brow_motion(expression, brows)) * amount
 
 
 def crease_gate(motion: Tensor, levels: tuple[float, float] = BROW_MOTION) -> Tensor:
@@ -127,8 +139,9 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
     fill of whole crops cost as much as the render). The blur and the features' growth read as far around that
     box as their reach, so the result is the whole-crop one; and each frame's depends on that frame alone, as
     farm chunks need. face (B, 3, H, W) linear, crops (B, 3, H, W) sRGB at the face's pixels; weight (B, 1, H, W);
-    face_heights (B,) and landmarks in those pixels -> (B, 3, H, W) linear."""
-    out = face
+    face_heights (B,) and landmarks in those pixels -> ``face``, written in place: a copy would change the render's
+    memory layout with the batch's make-up (a copy when any frame takes creases), and with it the vectorised colour
+    encoding's last-bit rounding of the frames that take none (1-code-value differences between farm chunks)."""
     H, W = weight.shape[-2:]
     for b in range(face.shape[0]):
         on = weight[b, 0] > 0
@@ -144,7 +157,6 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
         layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, sigma, deadband)[inner]
         shifted = torch.cat([landmarks[b:b + 1, :, :1] - C0, landmarks[b:b + 1, :, 1:2] - R0], -1)
         clear = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)[inner]
-        out = out.clone() if out is face else out
-        out[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
-                                                      weight[b:b + 1, :, r0:r1, c0:c1] * clear)
-    return out
+        face[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
+                                                       weight[b:b + 1, :, r0:r1, c0:c1] * clear)
+    return face

@@ -25,7 +25,7 @@ from vidswap.appearance.encoding import linear_to_srgb, luminance
 from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
                                       soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
-from vidswap.appearance.lighting import sh_shading
+from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
                                         outline_fade, outline_gain, outline_smooth, plate_light, relit_texture,
                                         resize_texture, temporal_ratio, vertex_shading)
@@ -40,7 +40,8 @@ from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
-from vidswap.swap.geometric.mouth_rest import corner_region
+from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
+from vidswap.swap.geometric.plate_creases import crease_zone, take_creases
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -142,10 +143,18 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
     return smoothstep((start - target_openness / source_openness.clamp(min=1e-3)) / (start - full))
 
 
-#: sigma (fraction of the texture side) splitting the skin tone kept around a smiling photo's mouth corners (or a
-#: frowning photo's skin between the brows) from the track's fine detail that replaces their creases
-#: (:meth:`RelitRenderer.rest_detail`)
+#: sigma (fraction of the texture side) of the skin tone around a smiling photo's mouth corners and folds
+#: (:meth:`RelitRenderer.corners_at_rest`), and of that around a frowning photo's skin between the brows, which the
+#: track's fine detail above it replaces (:meth:`RelitRenderer.rest_detail`)
 CORNER_BAND = 0.03
+
+
+def tone_fill(detail: Tensor, weight: Tensor, region: Tensor, band: float) -> Tensor:
+    """Inside ``region`` (1, 1, U, U) in [0, 1], the detail (1, 3, U, U) becomes its own tone around the region (a
+    normalised blur of sigma ``band`` x U over the texels outside it, weighted by ``weight`` (1, 1, U, U)), blended
+    by ``region``; outside it, the detail exactly. -> (1, 3, U, U)."""
+    low, _ = normalized_blur(detail, weight * (1.0 - region), max(band * detail.shape[-1], 0.5))
+    return torch.where(region > 0, detail * (1.0 - region) + low * region, detail)
 
 
 @dataclass
@@ -161,6 +170,10 @@ class RelitRenderer:
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
+        self._zones: dict[int, Tensor] = {}
+        self._feature_loops = [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
+                               for name in ("left_brow", "right_brow", "left_eye", "right_eye")
+                               if name in self.topology.regions]
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
@@ -269,16 +282,19 @@ class RelitRenderer:
         normals = normals / normals.norm(dim=1, keepdim=True).clamp(min=1e-6)
         return tensors["broad"] * sh_shading(normals, tensors["lighting"]).clamp(min=1e-3)
 
-    def corners_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float,
-                        ring: float) -> Tensor:
-        """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U)
-        takes, by ``amount``, the skin tone around it times the track's own fine detail (:meth:`rest_detail`): a
-        smiling photo's corner creases are its smile, not its skin. (1, 4, U, U) -> (1, 4, U, U); the albedo
-        itself for ``amount`` or ``ring`` 0. ``landmarks`` (N, 478, 3): as :meth:`track_albedo`'s."""
-        if amount <= 0.0 or ring <= 0.0:
+    def corners_at_rest(self, albedo: Tensor, amount: float, ring: float, folds: float) -> Tensor:
+        """The albedo whose skin beside the mouth's corners (:func:`~.mouth_rest.corner_region`, ``ring`` x U) and
+        along the nasolabial folds (:func:`~.mouth_rest.fold_region`, ``folds`` x U wide) takes, by ``amount``, the
+        source's own skin tone around it (:func:`tone_fill`): a smiling photo's corner creases and folds are its
+        smile, not its skin. Not the track's detail, as between the brows: beside the mouth that is the plate
+        actor's stubble and his own folds. (1, 4, U, U) -> (1, 4, U, U); the albedo itself for ``amount`` 0 or both
+        widths 0."""
+        if amount <= 0.0 or (ring <= 0.0 and folds <= 0.0):
             return albedo
         _, masks = self.space(albedo.shape[-1], albedo.device)
-        return self.rest_detail(albedo, model, landmarks, corner_region(masks["mouth"], masks["skin"], ring) * amount)
+        region = torch.maximum(corner_region(masks["mouth"], masks["skin"], ring),
+                               fold_region(masks["mouth"], masks["nose"], masks["skin"], folds)) * amount
+        return torch.cat([tone_fill(albedo[:, :3], albedo[:, 3:4], region, CORNER_BAND), albedo[:, 3:]], 1)
 
     def glabella_at_rest(self, albedo: Tensor, model: TrackAppearance, landmarks: Tensor, amount: float) -> Tensor:
         """The albedo whose skin between the brows (:func:`~.brow_rest.glabella_region`) takes, by ``amount``, the
@@ -330,7 +346,8 @@ class RelitRenderer:
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
-               side: int | None = None, occluder: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               side: int | None = None, occluder: Tensor | None = None,
+               creases: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -349,11 +366,16 @@ class RelitRenderer:
                 (:func:`render_side`; ``albedo`` then :func:`downsize_albedo`'d to match). None or S: at S.
             occluder: (B, 1, S, S) what is in front of the face (1 = occluder; tracked hands, a user's matte),
                 kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
+            creases: (B,) how much of the plate's own creases on the forehead and between the brows each frame
+                takes (:mod:`.plate_creases`), or None (none).
         """
         albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
+        creasing = creases is not None and bool((creases > 0).any())
+        if creasing:  # a seventh channel: where the plate's creases go
+            lids = torch.cat([lids, self.crease_zone(albedo.shape[-1], driven.device)], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
@@ -367,6 +389,9 @@ class RelitRenderer:
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
+        if creasing:  # into the render's own channels (in place: its memory layout stays a plain render's)
+            self._with_creases(rendered[:, :3], rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops, target_landmarks,
+                               creases, occluder, k)
         face = linear_to_srgb(rendered[:, :3])
         if source_blur is not None:
             height = face_height(target_landmarks) * k  # the render's face size in render pixels
@@ -380,3 +405,29 @@ class RelitRenderer:
             up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
             face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
         return face, alpha
+
+    def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, target_landmarks: Tensor, creases: Tensor,
+                      occluder: Tensor | None, k: float) -> Tensor:
+        """The linear render (B, 3, h, w) at the render's side with the plate's creases (:mod:`.plate_creases`)
+        multiplied in, in place: the crops (and the occluder) box-filtered to the render's pixels (``k`` = render / crop
+        pixels), weighted by the rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not
+        occluded."""
+        n = rgb.shape[-1]
+        if n < crops.shape[-1]:
+            crops = F.interpolate(crops, size=(n, n), mode="area")
+            occluder = None if occluder is None else F.interpolate(occluder.to(zone), size=(n, n), mode="area")
+        landmarks = target_landmarks
+        if k != 1.0:
+            landmarks = torch.cat([(target_landmarks[..., :2] + 0.5) * k - 0.5, target_landmarks[..., 2:] * k], -1)
+        weight = zone * creases.to(zone)[:, None, None, None]
+        if occluder is not None:
+            weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
+        heights = torch.cat([face_height(lm[None]) for lm in target_landmarks]) * k  # frame by frame, as the gate
+        return take_creases(rgb, crops, weight, heights, landmarks, self._feature_loops)
+
+    def crease_zone(self, size: int, device: torch.device | str) -> Tensor:
+        """(1, 1, U, U) :func:`~.plate_creases.crease_zone` at texture size ``size`` (built once per size)."""
+        if size not in self._zones:
+            _, masks = self.space(size)
+            self._zones[size] = crease_zone(masks)
+        return self._zones[size].to(device)
