@@ -139,9 +139,9 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
     fill of whole crops cost as much as the render). The blur and the features' growth read as far around that
     box as their reach, so the result is the whole-crop one; and each frame's depends on that frame alone, as
     farm chunks need. face (B, 3, H, W) linear, crops (B, 3, H, W) sRGB at the face's pixels; weight (B, 1, H, W);
-    face_heights (B,) and landmarks in those pixels -> ``face``, written in place: a copy would change the render's
-    memory layout with the batch's make-up (a copy when any frame takes creases), and with it the vectorised colour
-    encoding's last-bit rounding of the frames that take none (1-code-value differences between farm chunks)."""
+    face_heights (B,) and landmarks in those pixels -> ``face``, written in place (a precaution: a copy, made only
+    when some frame takes creases, would give the render's later steps another memory layout depending on the
+    batch's make-up, and vectorised kernels may round the last bit by layout; no difference was measured)."""
     H, W = weight.shape[-2:]
     for b in range(face.shape[0]):
         on = weight[b, 0] > 0

@@ -389,7 +389,7 @@ class RelitRenderer:
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
-        if creasing:  # into the render's own channels (in place: its memory layout stays a plain render's)
+        if creasing:  # into the render's own channels, in place (:func:`~.plate_creases.take_creases`)
             self._with_creases(rendered[:, :3], rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops, target_landmarks,
                                creases, occluder, k)
         face = linear_to_srgb(rendered[:, :3])
