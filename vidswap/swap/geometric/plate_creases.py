@@ -92,9 +92,7 @@ def brow_motion(expression: Tensor, brow_vertices: Sequence[int] | np.ndarray | 
     """The mean length of the expression offsets (B, V, 3) over the brows' vertices: how far the plate's brows
     have moved from the track's neutral, in canonical units. -> (B,)."""
     idx = torch.as_tensor(np.asarray(brow_vertices), dtype=torch.long, device=expression.device)
-    # frame by frame: a batched reduction may sum in another order for another batch size (its last bit, and with
-    # it a crease's, would then follow the batch's make-up)
-    return torch.stack([frame[idx].float().norm(dim=-1).mean() for frame in expression])
+    return expression[:, idx].float().norm(dim=-1).mean(-1)
 
 
 def frame_creases(expression: Tensor, regions: dict[str, Tensor], amount: float) -> Tensor | None:

@@ -149,6 +149,12 @@ def lid_closing(target_openness: Tensor, source_openness: Tensor, start: float =
 CORNER_BAND = 0.03
 
 
+def to_render_pixels(points: Tensor, k: float) -> Tensor:
+    """Crop-pixel points (B, V, 3) in a render drawn at ``k`` x the crop's side: pixel centres x go to
+    ``(x + 0.5) k - 0.5``, depth scales with them."""
+    return torch.cat([(points[..., :2] + 0.5) * k - 0.5, points[..., 2:] * k], -1)
+
+
 def tone_fill(detail: Tensor, weight: Tensor, region: Tensor, band: float) -> Tensor:
     """Inside ``region`` (1, 1, U, U) in [0, 1], the detail (1, 3, U, U) becomes its own tone around the region (a
     normalised blur of sigma ``band`` x U over the texels outside it, weighted by ``weight`` (1, 1, U, U)), blended
@@ -170,7 +176,6 @@ class RelitRenderer:
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
-        self._zones: dict[int, Tensor] = {}
         self._feature_loops = [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
                                for name in ("left_brow", "right_brow", "left_eye", "right_eye")
                                if name in self.topology.regions]
@@ -180,10 +185,12 @@ class RelitRenderer:
                                      self.relight.eyes_reach)
 
     def space(self, size: int, device: torch.device | str = "cpu") -> tuple[TextureSpace, dict[str, Tensor]]:
-        """The texture space of side ``size`` and its masks (built once per size)."""
+        """The texture space of side ``size`` and its masks (built once per size): :func:`source_masks` and the
+        plate's creases' ``crease_zone`` (:func:`~.plate_creases.crease_zone`)."""
         if size not in self._spaces:
             space = build_texture_space(canonical_face(), self.triangles, size)
-            self._spaces[size] = (space, source_masks(space, region_masks(space, self.topology.regions)))
+            masks = source_masks(space, region_masks(space, self.topology.regions))
+            self._spaces[size] = (space, {**masks, "crease_zone": crease_zone(masks)})
         space, masks = self._spaces[size]
         return space.to(device), {k: v.to(device) for k, v in masks.items()}
 
@@ -375,7 +382,7 @@ class RelitRenderer:
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         creasing = creases is not None and bool((creases > 0).any())
         if creasing:  # a seventh channel: where the plate's creases go
-            lids = torch.cat([lids, self.crease_zone(albedo.shape[-1], driven.device)], 1)
+            lids = torch.cat([lids, masks["crease_zone"]], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
@@ -383,18 +390,19 @@ class RelitRenderer:
         S, H = crops.shape[-1], crops.shape[-2]
         n = S if side is None or side >= S or H != S else int(side)
         k = n / S  # crop pixel centres x map to (x + 0.5) k - 0.5 in the render
-        drawn = driven if n == S else torch.cat([(driven[..., :2] + 0.5) * k - 0.5, driven[..., 2:] * k], -1)
+        drawn = driven if n == S else to_render_pixels(driven, k)
         rendered, cover = render_from_texture(space, texture, drawn, (n if n < S else H, n), vertex_gain=shade)
         closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
+        height = face_height(target_landmarks) * k  # the render's face size in render pixels
         if creasing:  # into the render's own channels, in place (:func:`~.plate_creases.take_creases`)
-            self._with_creases(rendered[:, :3], rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops, target_landmarks,
-                               creases, occluder, k)
+            self._with_creases(rendered[:, :3], rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops,
+                               target_landmarks if n == S else to_render_pixels(target_landmarks, k), height,
+                               creases, occluder)
         face = linear_to_srgb(rendered[:, :3])
         if source_blur is not None:
-            height = face_height(target_landmarks) * k  # the render's face size in render pixels
             own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
             plate = light.edge_blur.to(face) * height
             if n < S:  # the texture's prefilter is part of the render's blur; the upsample's of the plate's
@@ -406,28 +414,17 @@ class RelitRenderer:
             face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
         return face, alpha
 
-    def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, target_landmarks: Tensor, creases: Tensor,
-                      occluder: Tensor | None, k: float) -> Tensor:
+    def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor,
+                      creases: Tensor, occluder: Tensor | None) -> Tensor:
         """The linear render (B, 3, h, w) at the render's side with the plate's creases (:mod:`.plate_creases`)
-        multiplied in, in place: the crops (and the occluder) box-filtered to the render's pixels (``k`` = render / crop
-        pixels), weighted by the rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not
-        occluded."""
+        multiplied in, in place: the crops (and the occluder) box-filtered to the render's pixels, weighted by the
+        rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not occluded. ``landmarks``
+        (B, 478, 3) and face ``heights`` (B,) in the render's pixels."""
         n = rgb.shape[-1]
         if n < crops.shape[-1]:
             crops = F.interpolate(crops, size=(n, n), mode="area")
             occluder = None if occluder is None else F.interpolate(occluder.to(zone), size=(n, n), mode="area")
-        landmarks = target_landmarks
-        if k != 1.0:
-            landmarks = torch.cat([(target_landmarks[..., :2] + 0.5) * k - 0.5, target_landmarks[..., 2:] * k], -1)
         weight = zone * creases.to(zone)[:, None, None, None]
         if occluder is not None:
             weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
-        heights = torch.cat([face_height(lm[None]) for lm in target_landmarks]) * k  # frame by frame, as the gate
         return take_creases(rgb, crops, weight, heights, landmarks, self._feature_loops)
-
-    def crease_zone(self, size: int, device: torch.device | str) -> Tensor:
-        """(1, 1, U, U) :func:`~.plate_creases.crease_zone` at texture size ``size`` (built once per size)."""
-        if size not in self._zones:
-            _, masks = self.space(size)
-            self._zones[size] = crease_zone(masks)
-        return self._zones[size].to(device)
