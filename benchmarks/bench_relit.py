@@ -1,6 +1,6 @@
 """The relit swap against the texture swap it replaces: measures and side-by-side sheets, clips x sources.
 
-    python benchmarks/bench_relit.py [--clips pexels_clip single_face_clip ...] [--sources astronaut ...]
+    python benchmarks/bench_relit.py [--clips pexels_clip single_face_clip turning_head ...] [--sources astronaut ...]
                                      [--frames pexels_clip=0-119 ...] [--out DIR] [--figures benchmarks/figures]
 
 For every clip x source, `vidswap run` renders the shot twice in one run, `--appearance texture` (the core before
@@ -9,7 +9,8 @@ independent judges. Printed: a table per pair (lighting correlation, seam ratio,
 whole border, ArcFace similarity to the source, flicker and jitter relative to the plate, mouth and eye opening
 correlation and eye error, render time per frame of the relit run relative to the texture run), the acceptance checks
 of the photoreal-swap issue, and a sheet per pair, plate | texture | relit at four sampled frames, written to --figures
-(face crops, PNG).
+(face crops, PNG). ``turning_head`` is the head scan rendered turning +-45 degrees (samples/turning_head.py, 90
+frames), not a registry clip.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ import fetch_media  # noqa: E402
 from vidswap.faces.tracksfile import ShotAnalysis  # noqa: E402
 
 DEFAULT_FRAMES = {"pexels_clip": "0-119"}
+
+
+def clip_path(name: str, manifest: dict) -> Path:
+    """A registry clip of samples/media.yaml, or ``turning_head``: the head scan's turning clip (rendered once)."""
+    if name == "turning_head":
+        import turning_head
+
+        return turning_head.turning_head_clip()[0]
+    return fetch_media.fetch(name, manifest)
 
 
 def run(cmd: list[str]) -> float:
@@ -113,7 +123,7 @@ def main() -> int:
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_relit_"))
     rows = []
     for clip in args.clips:
-        plate = fetch_media.fetch(clip, manifest)
+        plate = clip_path(clip, manifest)
         rng = frames.get(clip)
         first = int(rng.split("-")[0]) if rng else 0
         for source in args.sources:

