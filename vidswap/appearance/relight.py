@@ -250,16 +250,25 @@ def resize_texture(texture: Tensor, size: int) -> Tensor:
     return F.interpolate(texture, size=(size, size), mode="bilinear", align_corners=True)
 
 
-def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor) -> Tensor:
+def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor, fade: Tensor | None = None) -> Tensor:
     """The texture-space part of the relit render (linear): ``detail · broad · ratio`` at the detail's size.
 
     detail (1, C, U, U) with the albedo in its first 3 channels (further channels pass through, e.g. the
     source's weight); broad (1, 3, u, u) and ratio (B, 3, u, u) at any size (resampled) -> (B, C, U, U). The SH
-    shading of the driven normals is applied per vertex at render time (:func:`vertex_shading`).
+    shading of the driven normals is applied per vertex at render time (:func:`vertex_shading`). ``fade``
+    (B, 1, U, U) in [0, 1], or None: where above 0, each frame's detail goes that far toward plain skin (1)
+    (:mod:`vidswap.swap.geometric.view_stretch`); computed at those texels only (a turn fades a strip of them),
+    the others exactly as without.
     """
     U = detail.shape[-1]
     light = resize_texture(broad * ratio, U)
-    return torch.cat([detail[:, :3] * light, detail[:, 3:].expand(light.shape[0], -1, -1, -1)], 1)
+    rgb = detail[:, :3] * light
+    if fade is not None:
+        b, _, y, x = torch.nonzero(fade > 0, as_tuple=True)
+        if len(b):
+            d = detail[:, :3][b.clamp(max=detail.shape[0] - 1), :, y, x]  # (N, 3)
+            rgb[b, :, y, x] = (1.0 + (d - 1.0) * (1.0 - fade[b, 0, y, x])[:, None]) * light[b, :, y, x]
+    return torch.cat([rgb, detail[:, 3:].expand(light.shape[0], -1, -1, -1)], 1)
 
 
 def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> Tensor:

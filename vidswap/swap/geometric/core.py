@@ -156,6 +156,8 @@ class GeometricSwapConfig:
             between the brows the render takes, on frames whose brows have moved from the track's neutral
             (:mod:`vidswap.swap.geometric.plate_creases`): the relit light is too broad to carry them, so a
             frowning or crying plate gave a calm face. 0: off.
+        relit_stretch: with ``appearance: relit``, how much more squarely a turned plate may show a vertex than
+            the photos saw it before their detail fades to plain skin (gone at twice it; :mod:`.view_stretch`). 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
             of two people: the face shape from photo ``mix_shape_source`` (blended with the texture photo's own
             shape: ``mix_weight`` 1 = all of the shape source), the texture (skin, eyes, brows, mouth) from
@@ -193,6 +195,7 @@ class GeometricSwapConfig:
     relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
     relit_plate_creases: float = 1.0
+    relit_stretch: float = 1.5
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("appearance", self.appearance, ("relit", "texture")),
@@ -216,6 +219,7 @@ class GeometricSwapConfig:
                                ("relit_smile_folds", 0.1, texture_side + "; 0 = off"),
                                ("relit_brow_rest", 1.0, "0 = off"),
                                ("relit_plate_creases", 1.0, "0 = off"),
+                               ("relit_stretch", 4.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
             if not 0.0 <= value <= top:
@@ -453,7 +457,8 @@ class GeometricSwapCore(SwapCore):
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
                                          identity.edge_blur, side=self._render_side(identity, S, H),
-                                         occluder=batch.occluder, creases=creases)
+                                         occluder=batch.occluder, creases=creases,
+                                         source_landmarks=identity.landmarks, stretch=self.config.relit_stretch)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px, outline=True)

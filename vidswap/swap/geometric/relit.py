@@ -42,6 +42,7 @@ from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
 from vidswap.swap.geometric.plate_creases import crease_zone, take_creases
+from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, stretch_fade, vertex_facing
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -67,6 +68,8 @@ def auto_crop_size(height: float, margin: float, lo: int = 256, hi: int = 1024) 
 #: blur (render pixels) of the bilinear upsample from the render's side to the crop's: a triangle filter one render
 #: pixel wide on each side, variance 1/6
 UPSAMPLE_BLUR = math.sqrt(1.0 / 6.0)
+#: the texture side the per-vertex stretch is laid out at before it is resized to the albedo's (smooth values)
+_STRETCH_TEXTURE = 128
 
 
 def render_side(crop: int, plate_sigma: float, min_sigma: float, lo: int = 128) -> int:
@@ -180,6 +183,7 @@ class RelitRenderer:
                                for name in ("left_brow", "right_brow", "left_eye", "right_eye")
                                if name in self.topology.regions]
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
+        self.mirror = torch.as_tensor(self.topology.mirror, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
                                      self.relight.eyes_reach)
@@ -354,7 +358,8 @@ class RelitRenderer:
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
                side: int | None = None, occluder: Tensor | None = None,
-               creases: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               creases: Tensor | None = None, source_landmarks: Tensor | None = None,
+               stretch: float = 0.0) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -375,15 +380,24 @@ class RelitRenderer:
                 kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
             creases: (B,) how much of the plate's own creases on the forehead and between the brows each frame
                 takes (:mod:`.plate_creases`), or None (none).
+            source_landmarks, stretch: (K, 478, 3) the source photos' meshes (in their pixels) and the stretch from
+                which their detail fades to plain skin where the driven mesh faces the plate's camera more squarely
+                than the photos saw it (:mod:`.view_stretch`); None or 0: the detail as it is.
         """
         albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
+        fade = None
+        if source_landmarks is not None and stretch > 0:
+            facing = photo_facing(source_landmarks.to(driven), self.triangles, self.mirror)
+            keep = detail_keep(vertex_facing(driven, self.triangles), facing, stretch)
+            fade = stretch_fade(keep, self.space(_STRETCH_TEXTURE, driven.device)[0], albedo.shape[-1])
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         creasing = creases is not None and bool((creases > 0).any())
         if creasing:  # a seventh channel: where the plate's creases go
             lids = torch.cat([lids, masks["crease_zone"]], 1)
-        texture = torch.cat([relit_texture(albedo, light.broad, ratio), lids.expand(len(ratio), -1, -1, -1)], 1)
+        texture = torch.cat([relit_texture(albedo, light.broad, ratio, fade),
+                             lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
                                self.triangles, light.lighting)
