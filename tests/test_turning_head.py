@@ -78,7 +78,7 @@ def test_the_tracked_pose_follows_the_true_rotation(scan):
     assert np.ptp(yaw) > 75.0
 
 
-def test_a_relit_swap_through_the_whole_turn(media, scan, tmp_path):
+def test_a_relit_swap_through_the_whole_turn(media, tmp_path):
     """``vidswap run`` on 45 frames of the turn with the astronaut: every frame swapped, and the result moves toward
     the source on every frame, the turned ones too (ArcFace judge, the eval's)."""
     from click.testing import CliRunner

@@ -2,9 +2,8 @@
 
 A source photo is usually frontal: it sees the sides of the face -- the cheeks toward the ears, the temples, a
 spectacle frame's arms -- at a grazing angle, squeezed into a few pixels. When the plate turns its head those texels
-face the camera and the relit render stretches them over many pixels: the photo's glasses' arm became broad light
-bands across the near cheek of the turning head scan at 45 degrees (samples/turning_head.py), its hairline and ear
-shadows smears.
+face the camera and the relit render stretches them over many pixels: grace_hopper's glasses' arms became broad
+light bands across the near cheek of the turning head scan at 45 degrees (samples/turning_head.py).
 
 Per vertex and frame, the *stretch* is how much more squarely the plate's driven mesh faces its camera than the
 photo's mesh faced the photo's: ``facing_plate / facing_photo``, facing being the cosine between the vertex normal
@@ -12,7 +11,8 @@ and the view axis. A photo's texels are taken from the better of a vertex and it
 fills what one side of the face hides from the other side, :func:`~vidswap.appearance.source.mirror_fill`), and
 over several photos from the best one. Where the stretch passes ``limit`` the source's detail fades to plain skin
 (the detail layer's 1: the plate's light on the source's skin tone), fully at twice ``limit`` (smoothstep). A
-frontal plate stretches nothing: its render is the same to the last bit.
+plate that faces its camera as the photo faced its own stretches nothing: its render is the same to the last bit
+(the slight turns of filmed plates fade a few vertices at the photo's silhouette).
 
 Shapes: meshes (B, V, 3) in image pixels (x right, y down, z away from the camera: a frontal face's normals
 point to negative z), per-vertex values (B, V), texture maps (B, C, U, U).
