@@ -22,12 +22,9 @@ from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance
 from vidswap.composite.filters import gaussian_blur
 
-__all__ = ["SH_BANDS", "SH_FLOOR", "sh_basis", "fit_sh", "plausible_sh", "sh_shading", "normalized_blur",
-           "robust_lowpass", "Delit", "delight"]
+__all__ = ["SH_BANDS", "sh_basis", "fit_sh", "sh_shading", "normalized_blur", "robust_lowpass", "Delit", "delight"]
 
 SH_BANDS = 9
-#: the least shading (x its median over the skin, at its 1st percentile) a plate's fitted light may give the face
-SH_FLOOR = 0.35
 _EPS = 1e-6
 
 
@@ -93,49 +90,6 @@ def fit_sh(texture: Tensor, normals: Tensor, weight: Tensor, iterations: int = 4
         scale = 1.4826 * weighted_quantile_along(rel.abs(), w0, 1).clamp(min=0.02)  # (B, C) robust spread
         w = w0 / (1.0 + (rel / (2.4 * scale[:, None])) ** 2)
     return coeffs.to(texture.dtype)
-
-
-def plausible_sh(coeffs: Tensor, texture: Tensor, normals: Tensor, weight: Tensor, floor: float = SH_FLOOR,
-                 quantile: float = 0.01, steps: int = 20) -> Tensor:
-    """A fitted SH light (B, C, 9) held to what a real light gives a face.
-
-    Nine bands fitted to a hard-lit face can overshoot: a studio face that darkens steeply toward its sides was fitted
-    with a negative constant band and shading below zero over part of the skin (the menpo3d head scan; s29). The
-    relit render then shades the swapped face with that fit's dark nose walls and cheeks, which the plate does not
-    have, and the source's likeness goes (ArcFace 0.21 against 0.39 with this guard). Where the shading over the
-    weighted texels (``normals`` (B, 3, U, U), ``weight`` (B, 1, U, U)) falls, at its ``quantile``, below ``floor``
-    x its median, the directional bands (1-8) are scaled by the largest factor in [0, 1] for which it does not
-    (bisection, ``steps``); where even the constant band alone gives no positive shading, the light is flat, at the
-    weighted mean of ``texture`` (B, C, U, U). A fit that holds is returned exactly. -> (B, C, 9)."""
-    A = sh_basis(normals.double()).flatten(2)  # (B, 9, N)
-    out = coeffs.clone()
-    for b in range(coeffs.shape[0]):
-        seen = weight[b, 0].flatten() > 0
-        if not bool(seen.any()):
-            continue
-        basis = A[b][:, seen.to(A.device)]  # (9, n)
-        for c in range(coeffs.shape[1]):
-            fit = coeffs[b, c].double()
-
-            def holds(t: float) -> bool:
-                shade = fit[0] * basis[0] + t * (fit[1:] @ basis[1:])
-                median = shade.median()
-                return bool(median > 0) and bool(torch.quantile(shade, quantile) >= floor * median)
-
-            if holds(1.0):
-                continue
-            if not holds(0.0):
-                level = (texture[b, c].flatten()[seen] * weight[b, 0].flatten()[seen]).sum() / \
-                    weight[b, 0].flatten()[seen].sum()
-                out[b, c] = 0.0
-                out[b, c, 0] = level / 0.282095
-                continue
-            lo, hi = 0.0, 1.0
-            for _ in range(steps):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if holds(mid) else (lo, mid)
-            out[b, c, 1:] = coeffs[b, c, 1:] * lo
-    return out
 
 
 def normalized_blur(values: Tensor, weight: Tensor, sigma: float) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
-from vidswap.appearance.lighting import fit_sh, plausible_sh, robust_lowpass, sh_shading
+from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
 from vidswap.appearance.texture import texture_confidence
 
@@ -178,9 +178,7 @@ def build_track_appearance(samples: list[FaceSample], masks: dict[str, Tensor],
     normals = (nrm * w).sum(0, keepdim=True)
     normals = normals / channel_length(normals).clamp(min=_EPS)
     seen = (weight > 0.3).float()
-    lum = luminance(mean)
-    lighting = fit_sh(lum, normals, seen * masks["inner_skin"])  # achromatic: see lighting.delight
-    lighting = plausible_sh(lighting, lum, normals, seen * masks["inner_skin"])
+    lighting = fit_sh(luminance(mean), normals, seen * masks["inner_skin"])  # achromatic: see lighting.delight
     shade = sh_shading(normals, lighting).clamp(min=1e-3)
     ratio = mean / shade
     broad = robust_lowpass(ratio, weight * masks["skin"], broad_sigma * U)
