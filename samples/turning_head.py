@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -132,29 +130,26 @@ def render_frames(mesh: HeadMesh, texture: np.ndarray, rotations: np.ndarray, si
 
 
 def write_clip(path: Path, frames: Iterator[np.ndarray], fps: int = FPS) -> None:
-    """Encode RGB frames to an H.264 MP4 (yuv420p, CRF 16), written under a temporary name and renamed."""
+    """Encode RGB frames to an H.264 MP4 (yuv420p, CRF 16), written under a temporary name and renamed
+    (:func:`vidswap.io.atomic.atomic_file`)."""
     import av
 
+    from vidswap.io.atomic import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, "w") as out:
-            stream = None
-            for frame in frames:
-                if stream is None:
-                    stream = out.add_stream("libx264", rate=fps)
-                    stream.height, stream.width = frame.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "16", "preset": "medium"}
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    out.mux(packet)
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as temp, av.open(str(temp), "w") as out:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "16", "preset": "medium"}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
 
 
 def load_scan(manifest: dict | None = None) -> tuple[HeadMesh, np.ndarray]:

@@ -110,21 +110,7 @@ def _sdist_member(source: str, dest: Path, downloads: Path) -> None:
     name = url.rsplit("/", 1)[-1]
     if not url.startswith(("https://", "http://")) or not member or not name.endswith((".tar.gz", ".tgz")):
         raise ValueError(f"bad sdist source {source!r}: expected sdist:https://host/path/NAME.tar.gz#path/in/archive")
-    archive = downloads / name
-    if not archive.exists():
-        import pooch
-        import requests
-
-        downloads.mkdir(parents=True, exist_ok=True)
-        log = pooch.get_logger()
-        level = log.level
-        log.setLevel("WARNING")  # not its advice to pin the archive's hash: the members' hashes are pinned
-        try:
-            pooch.retrieve(url, known_hash=None, fname=name, path=downloads, progressbar=False)
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise MediaError(f"could not download {url}: {exc}") from None
-        finally:
-            log.setLevel(level)
+    archive = _download(url, name, None, downloads)  # an archive already there is reused, not fetched again
     with tarfile.open(archive, "r:gz") as tf:
         try:
             src = tf.extractfile(member)
@@ -149,12 +135,13 @@ def _fetch_to(source: str, dest: Path, downloads: Path) -> None:
         raise ValueError(f"unknown source kind {source!r}")
 
 
-def _download(url: str, filename: str, sha256: str, dest_dir: Path) -> Path:
-    """``dest_dir/filename`` downloaded by pooch: hash-checked before it is moved into place, retried."""
+def _download(url: str, filename: str, sha256: str | None, dest_dir: Path) -> Path:
+    """``dest_dir/filename`` downloaded by pooch: hash-checked before it is moved into place (``sha256`` None: not
+    checked, and a file already there is kept as it is), retried."""
     import pooch
     import requests
 
-    fetcher = pooch.create(path=dest_dir, base_url="", registry={filename: f"sha256:{sha256}"},
+    fetcher = pooch.create(path=dest_dir, base_url="", registry={filename: sha256 and f"sha256:{sha256}"},
                            urls={filename: url}, retry_if_failed=DOWNLOAD_RETRIES)
     try:
         return Path(fetcher.fetch(filename, progressbar=False))
