@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from vidswap.appearance.analysis import AppearanceCollector, track_texture_space
@@ -22,6 +23,7 @@ from vidswap.composite.linear import display_plate
 from vidswap.composite.plate_stats import plate_skin_stats
 from vidswap.config import JobConfig
 from vidswap.errors import InputError
+from vidswap.faces.align import as_rgb8
 from vidswap.faces.analysis_key import analysis_key, analysis_model_hashes
 from vidswap.faces.topology import load_topology
 from vidswap.faces.tracksfile import (ShotAnalysis, input_fingerprint, input_size, shared_analysis_path,
@@ -85,6 +87,8 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
                 done += len(batch)
                 if progress:
                     progress("analyze", done, len(numbers))
+            if analyzer is not None:  # hands found late: the frames before them read again
+                analyzer.backtrack_hands(partial(_read_again, info, size=work_size, colour=colour), prefetch)
         except BaseException:
             if analyzer is not None:  # no worker left running past the pass (Ctrl-C, a bad frame)
                 analyzer.close()
@@ -103,6 +107,13 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     if models is not None:
         result.save(shared)
     return result
+
+
+def _read_again(info: MediaInfo, numbers: list[int], size: tuple[int, int] | None,
+                colour: ColourPipeline | None) -> list[tuple[int, np.ndarray]]:
+    """Analysed frames read again as the analyze pass saw them: (number, HxWx3 RGB uint8), ascending."""
+    with read_numbers(info, numbers, prefetch=max(1, len(numbers)), size=size) as frames:
+        return [(f.number, as_rgb8(f.image if colour is None else display_plate(colour, f.image))) for f in frames]
 
 
 def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_hashes: dict[str, str],

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Hashable, Literal, Mapping, Protocol, Sequence
+from typing import Callable, Hashable, Iterable, Literal, Mapping, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ from vidswap.faces.smooth import OneEuroParams, RtsParams, landmark_groups, smoo
 from vidswap.faces.cuts import THUMB_WIDTH, CutDetector
 from vidswap.faces.track import Observation, TrackerParams, box_iou, track_faces
 from vidswap.faces.types import Detection, FaceLandmarks
+from vidswap.hands.backtrack import backtrack_hands
 from vidswap.hands.landmarks import HandLandmarker
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.pose import PoseHands
@@ -158,6 +159,11 @@ class FrameAnalyzer:
         if self.cfg.hands:
             palms, landmarker, pose = self.models.hands
             self._hands = HandTracker(palms, landmarker, HandParams(), pose)
+
+    def backtrack_hands(self, read: Callable[[list[int]], Iterable[tuple[int, np.ndarray]]], run: int = 8) -> int:
+        """After the last frame: hands found late followed back through the frames before them, which ``read``
+        returns again (:func:`vidswap.hands.backtrack.backtrack_hands`); the frames read again (0 without hands)."""
+        return 0 if self._hands is None else backtrack_hands(self._hands, read, run)
 
     @property
     def cuts(self) -> list[int]:

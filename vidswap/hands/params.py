@@ -36,6 +36,12 @@ class HandParams:
         backfill: a newly found hand is tracked backwards through up to this many earlier frames (kept in
             memory), so detection that runs only every few frames does not start the hand late (a hand only the
             pose landmarker finds may start up to ``pose_every - 1 - backfill`` frames late: 1 frame).
+        backtrack: a new hand still held after ``backfill`` kept frames is tracked further back, to its shot's start
+            or at most this many more analysed frames, which the analysis reads again once its pass is done
+            (:func:`vidswap.hands.backtrack.backtrack_hands`). A shot that opens on a hand over the face: on the
+            sample clip cut at frame 120, where a hand lies over the eye and nose, palm detection and the pose
+            landmarker first found it at frame 130-135 and frames 120-128 had the hand painted over; the
+            landmarker follows it back from there to frame 120. 0: off.
         black_border: the landmarker's crop is black beyond the frame's edge (MediaPipe's own padding), not the
             edge replicated. Off by default: on the sample clip's stretch with the bottom 60 rows cut off it gave
             landmarks closer to those of the uncut frame (visible-landmark error 5-14 px, replicated 42-56 px, on
@@ -116,6 +122,7 @@ class HandParams:
     overlap: float = 1.0
     pose_every: int = 8
     backfill: int = 6
+    backtrack: int = 240
     black_border: bool = False
     relock_black: bool = True
     relock_frames: int = 60

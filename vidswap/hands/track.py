@@ -10,7 +10,7 @@ and carries each hand across short gaps and a few frames past its end on its mot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -125,6 +125,7 @@ class HandTracker:
     _moved: dict = field(default_factory=dict)
     _pending: tuple[int, list] | None = None
     _skipped: set = field(default_factory=set)
+    _late: dict = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
@@ -195,7 +196,7 @@ class HandTracker:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
         new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
         for hid, pts, _ in new:
-            self._backfill(hid, pts)
+            self._backfill(hid, pts, int(number))
         found += new
         before = dict(self._active)
         self._moved = {hid: moved_by(before[hid], pts) if hid in before and self._held.get(hid, 0) == 0 else np.inf
@@ -315,18 +316,61 @@ class HandTracker:
         return self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked,
                              p.relock_black or p.black_border)
 
-    def _backfill(self, hid: int, points: np.ndarray) -> None:
+    def _backfill(self, hid: int, points: np.ndarray, number: int) -> None:
         """Track a new hand backwards through the kept frames (newest first) while the landmarker holds it and the
-        frame has no hand there already."""
-        pts = points
-        for number, frame in reversed(self._recent):
-            if any(i == hid or _box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, i, q, _ in self.rows if n == number):
-                break
-            lm = self._landmarks(frame, rois_from_hand_landmarks(pts[None]))
-            if lm.presence[0] < self.params.keep:
-                break
-            pts = lm.points[0]
-            self.rows.append((number, hid, pts, float(lm.presence[0])))
+        frame has no hand there already. A hand seen for the first time and still held at the oldest kept frame is
+        remembered (:meth:`late_starts`): the frames before it may hold it too."""
+        fresh = self.params.backtrack > 0 and not any(r[1] == hid for r in self.rows)
+        first, pts = number, points  # the frame being pushed
+        for before, frame in reversed(self._recent):
+            if not self._walk_back(hid, before, frame, pts):
+                return
+            first, pts = before, self.rows[-1][2]
+        if fresh:
+            self._late[hid] = (first, pts)
+
+    def _walk_back(self, hid: int, number: int, frame: np.ndarray, pts: np.ndarray) -> bool:
+        """One step of a backward walk: hand ``hid`` read in frame ``number`` from its landmarks ``pts`` in the
+        frame after it; False (nothing recorded) where a hand is there already or the landmarker lets go."""
+        if any(i == hid or _box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, i, q, _ in self.rows if n == number):
+            return False
+        lm = self._landmarks(frame, rois_from_hand_landmarks(pts[None]))
+        if lm.presence[0] < self.params.keep:
+            return False
+        self.rows.append((number, hid, lm.points[0], float(lm.presence[0])))
+        return True
+
+    def late_starts(self) -> list[tuple[int, list[int]]]:
+        """The hands :meth:`backtrack` may follow further back: ``(id, frame numbers)``, the analysed frames before
+        the hand's earliest reading back to its shot's start (the last cut before it), nearest first, at most
+        ``params.backtrack`` of them. Hands with no such frame are left out."""
+        out = []
+        index = {n: k for k, n in enumerate(self._pushed)}
+        for hid, (first, _) in sorted(self._late.items()):
+            k = index.get(first)
+            if k is None:
+                continue
+            start = max([c for c in self._cuts if c <= k], default=0)
+            numbers = self._pushed[max(start, k - self.params.backtrack):k][::-1]
+            if numbers:
+                out.append((hid, numbers))
+        return out
+
+    def backtrack(self, hid: int, frames: Iterable[tuple[int, np.ndarray]]) -> bool:
+        """Follow a late-starting hand (:meth:`late_starts`) back through ``frames`` ((number, HxWx3 RGB uint8),
+        nearest first, continuing where the previous call stopped) while the landmarker holds it and no hand is
+        there already; False once it stops (later calls do nothing)."""
+        late = self._late.get(hid)
+        if late is None:
+            return False
+        first, pts = late
+        for number, frame in frames:
+            if not self._walk_back(hid, int(number), frame, pts):
+                del self._late[hid]
+                return False
+            first, pts = int(number), self.rows[-1][2]
+            self._late[hid] = (first, pts)
+        return True
 
     def _dedupe(self, hands: list[tuple[int, np.ndarray, float]]) -> list[tuple[int, np.ndarray, float]]:
         """Two tracks that converged on one hand: keep the more confident."""
