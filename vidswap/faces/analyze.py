@@ -162,8 +162,14 @@ class FrameAnalyzer:
 
     def backtrack_hands(self, read: Callable[[list[int]], Iterable[tuple[int, np.ndarray]]], run: int = 8) -> int:
         """After the last frame: hands found late followed back through the frames before them, which ``read``
-        returns again (:func:`vidswap.hands.backtrack.backtrack_hands`); the frames read again (0 without hands)."""
-        return 0 if self._hands is None else backtrack_hands(self._hands, read, run)
+        returns again (:func:`vidswap.hands.backtrack.backtrack_hands`); the frames read again (0 without hands).
+        Timed as the ``hands`` stage."""
+        if self._hands is None:
+            return 0
+        t0 = time.perf_counter()
+        read_again = backtrack_hands(self._hands, read, run)
+        self._time("hands", t0)
+        return read_again
 
     @property
     def cuts(self) -> list[int]:
