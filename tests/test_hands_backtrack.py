@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
 
 from test_hands_motion import NoPalms
 from test_occlusion_hands import BAND, annotations, fill
+from vidswap.faces.topology import load_topology
 from vidswap.hands.backtrack import backtrack_hands
 from vidswap.hands.motion import MotionParams
 from vidswap.hands.track import HandParams, HandTracker
@@ -139,13 +141,9 @@ def test_a_shot_opening_on_a_hand_over_the_face_keeps_the_hand(media, tmp_path, 
 
     plate, result = (im.astype(int) for im in frames[118])
     kernel = np.ones((2 * BAND + 1, 2 * BAND + 1), np.uint8)
-    import cv2
-
     drawn = cv2.erode(fill(ann[118], plate.shape[:2]).astype(np.uint8), kernel) > 0
     changed = np.abs(result - plate).max(-1) > 2
     face = analysis.tracks[0]
-    from vidswap.faces.topology import load_topology
-
     oval = np.asarray(load_topology().regions["face_oval"])
     inside = fill([face.smoothed[face.index_of(118)][oval, :2]], plate.shape[:2]) & drawn
     assert inside.sum() > 1500
