@@ -127,11 +127,27 @@ def analysed_and_rendered(clip, source, out, first, last, rendered):
     return setup.analysis, {f.number: (f.image, r.image) for f, r in zip(frames, setup.stage(list(frames)))}
 
 
+def drawn_inside_face(analysis, polys, n: int, shape) -> np.ndarray:
+    """(H, W) bool: the annotated hand (its outline's band left out) inside the face track's oval on frame ``n``."""
+    kernel = np.ones((2 * BAND + 1, 2 * BAND + 1), np.uint8)
+    drawn = cv2.erode(fill(polys, shape).astype(np.uint8), kernel) > 0
+    face = analysis.tracks[0]
+    oval = np.asarray(load_topology().regions["face_oval"])
+    return fill([face.smoothed[face.index_of(n)][oval, :2]], shape) & drawn
+
+
+def untouched(pair, mask: np.ndarray) -> float:
+    """The share of ``mask``'s pixels the swap left within 2 code values of the plate: (plate, result) images."""
+    plate, result = (im.astype(int) for im in pair)
+    return float(1.0 - (np.abs(result - plate).max(-1)[mask] > 2).mean())
+
+
 def test_a_shot_opening_on_a_hand_over_the_face_keeps_the_hand(media, tmp_path, monkeypatch):
     """The sample clip cut to open on frame 118, where the actress's hand lies over her eye and nose (annotated):
-    the analysis first finds the hand on frame 127; followed back, it is there from frame 118 on, and the drawn
-    hand's pixels inside the face stay the plate's (>= 95 %, as on the whole stretch's annotated frames). Without
-    the backtrack the hand starts on frame 127 and the swap paints over it on frame 118."""
+    the analysis first finds the hand on frame 125 (the search over the face; palm detection and the pose
+    landmarker only on 133), and the few kept frames reach back to 119; followed back, it is there from frame 118 on,
+    and the drawn hand's pixels inside the face stay the plate's (>= 95 %, as on the whole stretch's annotated
+    frames). Without the backtrack the swap paints over the hand on frame 118."""
     clip, source = media("pexels_clip"), media("grace_hopper")
     ann = annotations()
     analysis, frames = analysed_and_rendered(clip, source, tmp_path / "on" / "o.####.png", 118, 133, [118])
@@ -139,15 +155,9 @@ def test_a_shot_opening_on_a_hand_over_the_face_keeps_the_hand(media, tmp_path, 
     assert all(len(analysis.hands.at(n)) == 1 for n in range(118, 134))
     assert analysis.hands.presence.min() >= HandParams().keep
 
-    plate, result = (im.astype(int) for im in frames[118])
-    kernel = np.ones((2 * BAND + 1, 2 * BAND + 1), np.uint8)
-    drawn = cv2.erode(fill(ann[118], plate.shape[:2]).astype(np.uint8), kernel) > 0
-    changed = np.abs(result - plate).max(-1) > 2
-    face = analysis.tracks[0]
-    oval = np.asarray(load_topology().regions["face_oval"])
-    inside = fill([face.smoothed[face.index_of(118)][oval, :2]], plate.shape[:2]) & drawn
+    inside = drawn_inside_face(analysis, ann[118], 118, frames[118][0].shape[:2])
     assert inside.sum() > 1500
-    assert 1.0 - changed[inside].mean() >= 0.95
+    assert untouched(frames[118], inside) >= 0.95
 
     # the same cut without following hands back (a key of its own: no analysis is shared between the two)
     import vidswap.faces.analysis_key as keyed
@@ -157,6 +167,88 @@ def test_a_shot_opening_on_a_hand_over_the_face_keeps_the_hand(media, tmp_path, 
     monkeypatch.setattr(keyed, "HandParams", off)
     monkeypatch.setattr(analyze, "HandParams", off)
     late, frames = analysed_and_rendered(clip, source, tmp_path / "off" / "o.####.png", 118, 133, [118])
-    assert late.hands.frames.min() > 120 and len(late.hands.at(118)) == 0
-    plate, result = (im.astype(int) for im in frames[118])
-    assert (np.abs(result - plate).max(-1)[inside] > 2).mean() > 0.3  # painted over
+    assert late.hands.frames.min() > 118 and len(late.hands.at(118)) == 0
+    assert untouched(frames[118], inside) < 0.7  # painted over
+
+
+# ---------------------------------------------------------------------------------------- the search over the face
+
+class OverTheFace(NoPalms):
+    """The scripted hand, which neither palm detection nor the pose landmarker finds; the hand landmarker reads it
+    at ``first`` in the search's regions over :data:`FACE` (64 px: 1.6 x the box's height) and at ``then`` in any
+    other region (one from its own landmarks)."""
+
+    def __init__(self, n, first, then):
+        super().__init__([0.95] * n)
+        self.first, self.then = first, then
+
+    def hand_rois(self, frame, face_box):
+        from vidswap.faces.landmarks import Rois
+        self.pose_calls.append(int(frame[0, 0, 0]))
+        return Rois(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+
+    def landmarker(self, frames, index, rois, black_border=False):
+        out = super().landmarker(frames, index, rois, black_border)
+        out.presence[:] = np.where(np.abs(np.asarray(rois.size) - 64.0) < 1e-6, self.first, self.then)
+        return out
+
+
+def face_tracker(n, first, then, **kw):
+    models = OverTheFace(n, first, then)
+    tracker = HandTracker(models.palms, models.landmarker, params(**kw), models)
+    for f in range(n):
+        tracker.push(f, frame(f), FACE)
+    backtrack_hands(tracker, reader([]))
+    return tracker.finish(), models
+
+
+def test_a_hand_over_the_face_that_no_detector_finds_is_found_by_the_search_over_the_face():
+    """The pose landmarker (frame 7) proposes nothing; the search over the face reads 0.3, then 0.95 from the hand's
+    own landmarks: one hand (not one per region), from frame 0 (backfilled and followed back). Off: no hand."""
+    hands, models = face_tracker(12, 0.3, 0.95)
+    np.testing.assert_array_equal(hands.frames, np.arange(12))
+    assert len(set(hands.ids.tolist())) == 1
+    assert models.pose_calls == [7]
+    off, _ = face_tracker(12, 0.3, 0.95, face_search=False)
+    assert len(off) == 0
+
+
+def test_a_weak_reading_over_the_face_that_does_not_firm_up_is_no_hand():
+    """First readings under ``face_search_first`` are not followed up; one that stays under ``accept`` once read
+    from its own landmarks is dropped: the face itself is never taken for a hand."""
+    assert len(face_tracker(24, 0.1, 0.95)[0]) == 0
+    assert len(face_tracker(24, 0.3, 0.6)[0]) == 0
+
+
+def test_face_search_regions():
+    from vidswap.hands.track import face_search_rois
+
+    rois = face_search_rois(np.array([30.0, 10.0, 70.0, 50.0]), 0.25, 1.6)
+    np.testing.assert_allclose(rois.center, [[50.0, 40.0]] * 3)
+    np.testing.assert_allclose(rois.size, [64.0] * 3)
+    np.testing.assert_allclose(rois.angle, [0.0, 0.5, -0.5])
+
+
+def test_a_shot_opening_on_a_hand_over_the_mouth_that_no_detector_finds(media, tmp_path, monkeypatch):
+    """The sample clip cut to open on frame 188 (annotated), the hand over the mouth, fingers up, the arm below the
+    frame: palm detection and the pose landmarker find no hand in the whole cut; the search over the face finds it
+    and the hand is there from frame 188, its drawn pixels inside the face as untouched as the whole stretch's
+    analysis leaves them there (0.913; from frame 56: 0.906, the hand's edge over the lips is the hardest part of
+    the annotations). Without the search the swap paints over it."""
+    clip, source = media("pexels_clip"), media("grace_hopper")
+    polys = annotations()[188]
+    analysis, frames = analysed_and_rendered(clip, source, tmp_path / "on" / "o.####.png", 188, 203, [188])
+    assert analysis.hands.frames.min() == 188 and all(len(analysis.hands.at(n)) == 1 for n in range(188, 204))
+    inside = drawn_inside_face(analysis, polys, 188, frames[188][0].shape[:2])
+    assert inside.sum() > 1500
+    assert untouched(frames[188], inside) >= 0.89
+
+    import vidswap.faces.analysis_key as keyed
+    import vidswap.faces.analyze as analyze
+
+    off = functools.partial(HandParams, face_search=False)
+    monkeypatch.setattr(keyed, "HandParams", off)
+    monkeypatch.setattr(analyze, "HandParams", off)
+    missed, frames = analysed_and_rendered(clip, source, tmp_path / "off" / "o.####.png", 188, 203, [188])
+    assert len(missed.hands) == 0
+    assert untouched(frames[188], inside) < 0.7

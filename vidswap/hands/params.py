@@ -36,6 +36,16 @@ class HandParams:
         backfill: a newly found hand is tracked backwards through up to this many earlier frames (kept in
             memory), so detection that runs only every few frames does not start the hand late (a hand only the
             pose landmarker finds may start up to ``pose_every - 1 - backfill`` frames late: 1 frame).
+        face_search: where the pose landmarker, asked, finds no hand near a face, the hand landmarker itself looks
+            over the face, in ``face_search_rois`` regions (:func:`vidswap.hands.track.face_search_rois`); a reading
+            of presence ``face_search_first`` or more is read twice more from its own landmarks and kept if it then
+            reaches ``accept``. A hand held over the mouth, its back to the camera and the arm below the frame, is
+            found by neither detector: on the sample clip cut at frames 180-233 no hand at all was found. On it,
+            the face regions' first readings were 0.29-0.69 and 0.96-0.99 once refined; on the clips' frames without
+            a hand (pexels_clip 10-40 and 300-450, single_face_clip, face_noface_clip) at most 0.02.
+        face_search_first: see ``face_search``.
+        face_search_rois: (down, size) of the regions over a face, as fractions of the face box's height: centred
+            ``down`` below the box's centre, ``size`` wide, upright and turned +-0.5 rad.
         backtrack: a new hand still held after ``backfill`` kept frames is tracked further back, to its shot's start
             or at most this many more analysed frames, which the analysis reads again once its pass is done
             (:func:`vidswap.hands.backtrack.backtrack_hands`). A shot that opens on a hand over the face: on the
@@ -123,6 +133,9 @@ class HandParams:
     pose_every: int = 8
     backfill: int = 6
     backtrack: int = 240
+    face_search: bool = True
+    face_search_first: float = 0.2
+    face_search_rois: tuple[float, float] = (0.25, 1.6)
     black_border: bool = False
     relock_black: bool = True
     relock_frames: int = 60

@@ -85,6 +85,15 @@ def edge_roi(points: np.ndarray, width: int, height: int, side: float, grow: flo
     return Rois(c[None], np.array([float(side)]), fingers_up_angle(c[None] - inward, c[None] + inward))
 
 
+def face_search_rois(box: np.ndarray, down: float, size: float) -> Rois:
+    """Where a hand over a face is looked for (``HandParams.face_search``): three square regions ``size`` x the
+    face box's height, centred ``down`` x that height below the box's centre, upright and turned by +-0.5 rad.
+    (4,) x0, y0, x1, y1 -> :class:`Rois` of 3."""
+    h = float(box[3] - box[1])
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2 + down * h])
+    return Rois(np.repeat(centre[None], 3, 0), np.full(3, size * h), np.array([0.0, 0.5, -0.5]))
+
+
 @dataclass
 class _Lost:
     """A dropped hand still looked for: its last landmarks, its centroid filter (predicted every frame since),
@@ -194,6 +203,14 @@ class HandTracker:
             for box in faces:
                 if len(new) < p.max_hands:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
+            # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
+            # keeps its id and its own regions)
+            for box in faces if p.face_search and not new and not self._lost else ():
+                if len(new) < p.max_hands:
+                    found_here = self._confirm(frame, face_search_rois(np.asarray(box, np.float64),
+                                                                       *p.face_search_rois),
+                                               new, first=p.face_search_first, refine=2)
+                    new += sorted(found_here, key=lambda h: -h[2])[:1]  # the regions overlap: one hand a face
         new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
         for hid, pts, _ in new:
             self._backfill(hid, pts, int(number))
@@ -392,10 +409,11 @@ class HandTracker:
             return []
         return self._confirm(frame, rois_from_palms(palms.boxes[new], palms.keypoints[new]), tracked)
 
-    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list, black: bool | None = None
-                 ) -> list[tuple[int, np.ndarray, float]]:
-        """New hands from candidate regions: the landmarker's presence must reach ``accept``; a second pass from
-        the first pass's landmarks; not a hand already tracked."""
+    def _confirm(self, frame: np.ndarray, rois: Rois, tracked: list, black: bool | None = None,
+                 first: float | None = None, refine: int = 1) -> list[tuple[int, np.ndarray, float]]:
+        """New hands from candidate regions: the landmarker's presence must reach ``first`` (default ``accept``);
+        ``refine`` more passes, each from the previous pass's landmarks (a reading below ``keep`` leaves the one
+        before); with ``first`` given, the last reading must reach ``accept``; not a hand already tracked."""
         p = self.params
         boxes = [_bounds(pts) for _, pts, _ in tracked]
         keep = [i for i in range(len(rois)) if not any(_inside(rois.center[i], b, p.overlap) for b in boxes)]
@@ -403,14 +421,20 @@ class HandTracker:
             return []
         rois = Rois(rois.center[keep], rois.size[keep], rois.angle[keep])
         lm = self._landmarks(frame, rois, black)
-        good = [k for k in range(len(rois)) if lm.presence[k] >= p.accept]
+        good = [k for k in range(len(rois)) if lm.presence[k] >= (p.accept if first is None else first)]
         if not good:
             return []
-        # a second pass from the first pass's landmarks: the tracking ROI fits the hand better than the palm's
-        lm2 = self._landmarks(frame, rois_from_hand_landmarks(lm.points[good]), black)
+        # more passes from the previous pass's landmarks: the tracking ROI fits the hand better than the palm's
+        points, presence = lm.points[good], lm.presence[good]
+        for _ in range(refine):
+            lm2 = self._landmarks(frame, rois_from_hand_landmarks(points), black)
+            better = lm2.presence >= p.keep
+            points = np.where(better[:, None, None], lm2.points, points)
+            presence = np.where(better, lm2.presence, presence)
         out = []
-        for j, k in enumerate(good):
-            pts, pr = (lm2.points[j], lm2.presence[j]) if lm2.presence[j] >= p.keep else (lm.points[k], lm.presence[k])
+        for pts, pr in zip(points, presence):
+            if first is not None and pr < p.accept:
+                continue  # a region's weak first reading that did not firm up into a hand
             if any(_inside(pts[:, :2].mean(0), b, p.overlap) for b in boxes):
                 continue  # a hand already tracked, seen again
             out.append((self._next_id, pts, float(pr)))
