@@ -43,6 +43,10 @@ class HandParams:
             found by neither detector: on the sample clip cut at frames 180-233 no hand at all was found. On it,
             the face regions' first readings were 0.29-0.69 and 0.96-0.99 once refined; on the clips' frames without
             a hand (pexels_clip 10-40 and 300-450, single_face_clip, face_noface_clip) at most 0.02.
+        face_search_every: the search runs at most once in this many analysed frames (with the pose landmarker's
+            call): a search is 26 ms of one core (its three regions at once; the pose landmarker's call 15 ms), so
+            every 24th frame costs ~1.1 ms a frame on a face without a hand, and a hand it finds late is followed
+            back (``backtrack``).
         face_search_first: see ``face_search``.
         face_search_rois: (down, size) of the regions over a face, as fractions of the face box's height: centred
             ``down`` below the box's centre, ``size`` wide, upright and turned +-0.5 rad.
@@ -134,6 +138,7 @@ class HandParams:
     backfill: int = 6
     backtrack: int = 240
     face_search: bool = True
+    face_search_every: int = 24
     face_search_first: float = 0.2
     face_search_rois: tuple[float, float] = (0.25, 1.6)
     black_border: bool = False

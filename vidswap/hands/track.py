@@ -1,4 +1,5 @@
-"""Hand tracking through a shot: palm detection finds hands, the landmarker follows each from its previous
+"""Hand tracking through a shot: palm detection finds hands (then the pose landmarker near each face, then the hand
+landmarker over the face itself: :func:`face_search_rois`), the landmarker follows each from its previous
 landmarks (palm detection alone misses most hands over a face: the back of the hand to the camera, the wrist out of
 frame), and a hand is dropped when the landmarker's presence falls. A dropped hand is remembered for a while with a
 Kalman filter on its centroid (:mod:`vidswap.hands.motion`) and looked for again where the filter predicts it (and,
@@ -123,6 +124,7 @@ class HandTracker:
     _next_id: int = 0
     _since_detect: int = 0
     _since_pose: int = 0
+    _since_face: int = 0
     _recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
     _filters: dict = field(default_factory=dict)
     _lost: dict = field(default_factory=dict)
@@ -171,6 +173,7 @@ class HandTracker:
             self._pending = (int(number), [(hid, pts, self._presence.get(hid, 1.0)) for hid, pts in self._active])
             self._since_detect += 1
             self._since_pose += 1
+            self._since_face += 1
             if p.backfill > 0:
                 self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
             self._pushed.append(int(number))
@@ -191,6 +194,7 @@ class HandTracker:
                     self._lost[hid] = _Lost(pts, self._filters.pop(hid))
         self._since_detect += 1
         self._since_pose += 1
+        self._since_face += 1
         new: list[tuple[int, np.ndarray, float]] = []
         due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
         if len(found) < p.max_hands and due:
@@ -205,7 +209,10 @@ class HandTracker:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
             # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
             # keeps its id and its own regions)
-            for box in faces if p.face_search and not new and not self._lost else ():
+            search = p.face_search and not new and not self._lost and self._since_face >= p.face_search_every
+            if search:
+                self._since_face = 0
+            for box in faces if search else ():
                 if len(new) < p.max_hands:
                     found_here = self._confirm(frame, face_search_rois(np.asarray(box, np.float64),
                                                                        *p.face_search_rois),
