@@ -82,8 +82,7 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
                 timing["pts"] += [f.pts for f in batch]
                 timing["durations"] += [f.duration for f in batch]
                 if analyzer is not None:
-                    images = [f.image if colour is None else display_plate(colour, f.image) for f in batch]
-                    analyzer.push([f.number for f in batch], images)
+                    analyzer.push([f.number for f in batch], [_as_analysed(f.image, colour) for f in batch])
                 done += len(batch)
                 if progress:
                     progress("analyze", done, len(numbers))
@@ -109,11 +108,16 @@ def analyze_shot(cfg: JobConfig, info: MediaInfo, numbers: list[int], models: An
     return result
 
 
+def _as_analysed(image: np.ndarray, colour: ColourPipeline | None) -> np.ndarray:
+    """A decoded frame as the analysis models see it: a scene-linear plate through its OCIO view, else as it is."""
+    return image if colour is None else display_plate(colour, image)
+
+
 def _read_again(info: MediaInfo, numbers: list[int], size: tuple[int, int] | None,
                 colour: ColourPipeline | None) -> list[tuple[int, np.ndarray]]:
     """Analysed frames read again as the analyze pass saw them: (number, HxWx3 RGB uint8), ascending."""
     with read_numbers(info, numbers, prefetch=max(1, len(numbers)), size=size) as frames:
-        return [(f.number, as_rgb8(f.image if colour is None else display_plate(colour, f.image))) for f in frames]
+        return [(f.number, as_rgb8(_as_analysed(f.image, colour))) for f in frames]
 
 
 def analysis_inputs(cfg: JobConfig, info: MediaInfo, numbers: list[int], model_hashes: dict[str, str],
