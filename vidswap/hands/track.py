@@ -209,15 +209,13 @@ class HandTracker:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
             # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
             # keeps its id and its own regions)
-            search = p.face_search and not new and not self._lost and self._since_face >= p.face_search_every
-            if search:
+            if p.face_search and not new and not self._lost and self._since_face >= p.face_search_every:
                 self._since_face = 0
-            for box in faces if search else ():
-                if len(new) < p.max_hands:
-                    found_here = self._confirm(frame, face_search_rois(np.asarray(box, np.float64),
-                                                                       *p.face_search_rois),
-                                               new, first=p.face_search_first, refine=2)
-                    new += sorted(found_here, key=lambda h: -h[2])[:1]  # the regions overlap: one hand a face
+                for box in faces:
+                    if len(new) < p.max_hands:
+                        rois = face_search_rois(np.asarray(box, np.float64), *p.face_search_rois)
+                        here = self._confirm(frame, rois, new, first=p.face_search_first, refine=2)
+                        new += sorted(here, key=lambda h: -h[2])[:1]  # the regions overlap: one hand a face
         new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
         for hid, pts, _ in new:
             self._backfill(hid, pts, int(number))
