@@ -163,13 +163,14 @@ def load_scan(manifest: dict | None = None) -> tuple[HeadMesh, np.ndarray]:
     return mesh, np.ascontiguousarray(texture[..., ::-1])
 
 
-def turning_head_clip(frames: int = 90, out: Path | None = None) -> tuple[Path, np.ndarray]:
-    """The turning-head clip of ``frames`` frames (rendered once into the media cache, or to ``out``) and its
-    rotations (N, 3, 3) (:func:`head_rotations`)."""
+def turning_head_clip(frames: int = 90, out: Path | None = None, yaw: float = YAW) -> tuple[Path, np.ndarray]:
+    """The turning-head clip of ``frames`` frames, swinging ``yaw`` degrees to each side (rendered once into the
+    media cache, or to ``out``), and its rotations (N, 3, 3) (:func:`head_rotations`)."""
     from vidswap.models.sources import cache_home
 
-    rotations = head_rotations(frames)
-    path = out or cache_home() / "media" / f"turning_head_v{VERSION}_{frames}.mp4"
+    rotations = head_rotations(frames, yaw=yaw)
+    turn = "" if yaw == YAW else f"_yaw{yaw:g}"
+    path = out or cache_home() / "media" / f"turning_head_v{VERSION}_{frames}{turn}.mp4"
     if out is not None or not path.exists():
         mesh, texture = load_scan()
         write_clip(path, render_frames(mesh, texture, rotations))
@@ -180,8 +181,9 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", nargs="?", type=Path, help="write the clip here (default: the media cache)")
     ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--yaw", type=float, default=YAW, help="degrees to each side (default %(default)s)")
     args = ap.parse_args(argv)
-    path, _ = turning_head_clip(args.frames, args.out)
+    path, _ = turning_head_clip(args.frames, args.out, args.yaw)
     print(path)
     return 0
 

@@ -471,6 +471,8 @@ def _check_values(cfg: JobConfig) -> None:
         raise ConfigError(f"render_threads must be 'auto' or >= 1, got {cfg.render_threads}")
     if not 0 <= cfg.output.crf <= 51:
         raise ConfigError(f"output.crf must be in [0, 51], got {cfg.output.crf}")
+    if not 0.0 < cfg.target.same_person <= 1.0:
+        raise ConfigError(f"target.same_person must be in (0, 1] (1: each track alone), got {cfg.target.same_person}")
     if cfg.target.mode == "index" and cfg.target.index is None:
         raise ConfigError("target.mode is 'index' but target.index is not set")
     if cfg.target.mode == "reference" and cfg.target.reference is None:

@@ -96,6 +96,10 @@ class TargetConfig:
     index: int | None = None  # with mode=index: the K-th track (by first appearance)
     reference: str | None = None  # with mode=reference: an image of the face to replace
     map: tuple[str, ...] = ()  # "track:source" pairs, e.g. ["0:0", "1:1"]
+    # two tracks of a shot that are never on screen together and whose mean identity embeddings have at least this
+    # cosine similarity are one person (a face lost while turned away or out of frame and found again): largest and
+    # reference replace all of that person's tracks (vidswap.faces.targets.same_person_groups); 1: each track alone
+    same_person: float = 0.5
 
 
 @dataclass(frozen=True)
