@@ -50,6 +50,17 @@ class HandParams:
         face_search_first: see ``face_search``.
         face_search_rois: (down, size) of the regions over a face, as fractions of the face box's height: centred
             ``down`` below the box's centre, ``size`` wide, upright and turned +-0.5 rad.
+        search_follow: a hand the search over the face found is, on a frame where its own landmarks lose it, read
+            again in the search's regions over the nearest face (one landmarker call); and a search reading that
+            reached ``accept`` but fell when read from its own landmarks is kept. A hand over a face cut by the
+            frame's edge, its palm and wrist outside: the regions read it at 0.8-0.97, its landmarks' region at
+            0.03-0.3 (pexels_clip's face half out of frame, frames 74-118: the hand painted over, lead s31).
+        search_follow_frames: after a search whose first reading reached ``face_search_first`` without firming up
+            into a hand, the search runs again on each of this many following frames (or until a hand is found): a
+            search every ``face_search_every`` frames that falls on a weak frame otherwise waits that long again
+            (the half face's searches fell on frames reading 0.22 and 0.16 of a hand reading 0.82-0.97 on others).
+            On faces without a hand the first readings stay below ``face_search_first`` (at most 0.18, on a face
+            cut by the frame's edge), so it never runs there. 0: off.
         backtrack: a new hand still held after ``backfill`` kept frames is tracked further back, to its shot's start
             or at most this many more analysed frames, which the analysis reads again once its pass is done
             (:func:`vidswap.hands.backtrack.backtrack_hands`). A shot that opens on a hand over the face: on the
@@ -141,6 +152,8 @@ class HandParams:
     face_search_every: int = 24
     face_search_first: float = 0.2
     face_search_rois: tuple[float, float] = (0.25, 1.6)
+    search_follow: bool = True
+    search_follow_frames: int = 8
     black_border: bool = False
     relock_black: bool = True
     relock_frames: int = 60

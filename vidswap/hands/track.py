@@ -137,6 +137,10 @@ class HandTracker:
     _pending: tuple[int, list] | None = None
     _skipped: set = field(default_factory=set)
     _late: dict = field(default_factory=dict)
+    _searched: set = field(default_factory=set)
+    _watch: int = 0
+    _first_reading: float = 0.0
+    _fresh: set = field(default_factory=set)
 
     def reset(self) -> None:
         """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
@@ -183,6 +187,10 @@ class HandTracker:
             lm = self._landmarks(frame, rois)
             found = [(hid, pts, float(pr)) for (hid, _), pts, pr in zip(self._active, lm.points, lm.presence)
                      if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep)]
+            if self._searched and len(faces):  # hands the search over the face found: read there again
+                held = {hid for hid, _, _ in found}
+                found += self._search_again(frame, faces, [(hid, pts) for hid, pts in self._active
+                                                           if hid in self._searched and hid not in held])
             found = self._flow_hold(frame, found)
             self._resolve(found)
             if len(found) < len(self._active):  # a hand lost: the pose landmarker looks for it at once
@@ -196,12 +204,14 @@ class HandTracker:
         self._since_pose += 1
         self._since_face += 1
         new: list[tuple[int, np.ndarray, float]] = []
+        self._fresh = set()  # the ids of this frame's hands found by the search (before :meth:`_adopt`)
         due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
         if len(found) < p.max_hands and due:
             self._since_detect = 0
             new = self._detect(frame, found)
             if not new and self._lost:
                 new = self._relock(frame, found, faces)
+        searching = False
         if self.pose is not None and len(faces) and not new and not found and self._since_pose >= p.pose_every:
             self._since_pose = 0
             for box in faces:
@@ -209,14 +219,20 @@ class HandTracker:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
             # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
             # keeps its id and its own regions)
-            if p.face_search and not new and not self._lost and self._since_face >= p.face_search_every:
-                self._since_face = 0
-                for box in faces:
-                    if len(new) < p.max_hands:
-                        rois = face_search_rois(np.asarray(box, np.float64), *p.face_search_rois)
-                        here = self._confirm(frame, rois, new, first=p.face_search_first, refine=2)
-                        new += sorted(here, key=lambda h: -h[2])[:1]  # the regions overlap: one hand a face
-        new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
+            searching = p.face_search and not new and not self._lost and self._since_face >= p.face_search_every
+        watching = self._watch > 0 and len(faces) and not new and not found and not self._lost
+        if searching or watching:  # the search, or a search's weak reading looked at again on the next frames
+            self._since_face = 0
+            self._watch = max(self._watch - 1, 0)
+            here, promising = self._search_faces(frame, faces, new)
+            if searching:
+                self._watch = p.search_follow_frames if promising and not here else 0
+            if here:
+                self._watch = 0
+            new += here
+        adopted = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
+        self._searched.update(a[0] for a, n in zip(adopted, new) if n[0] in self._fresh)
+        new = adopted
         for hid, pts, _ in new:
             self._backfill(hid, pts, int(number))
         found += new
@@ -335,8 +351,11 @@ class HandTracker:
                 centres.append(r.center[0])
                 sizes.append(r.size[0])
                 angles.append(r.angle[0])
-        return self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked,
-                             p.relock_black or p.black_border)
+        found = self._confirm(frame, Rois(np.asarray(centres), np.asarray(sizes), np.asarray(angles)), tracked,
+                              p.relock_black or p.black_border)
+        if not found and len(faces) and p.search_follow and self._searched & set(self._lost):
+            found = self._search_faces(frame, faces, tracked)[0]  # a hand the search found: where it found it
+        return found
 
     def _backfill(self, hid: int, points: np.ndarray, number: int) -> None:
         """Track a new hand backwards through the kept frames (newest first) while the landmarker holds it and the
@@ -361,6 +380,45 @@ class HandTracker:
             return False
         self.rows.append((number, hid, lm.points[0], float(lm.presence[0])))
         return True
+
+    def _search_faces(self, frame: np.ndarray, faces: Sequence[np.ndarray], new: list
+                      ) -> tuple[list[tuple[int, np.ndarray, float]], bool]:
+        """The search over each face (:func:`face_search_rois`): at most one hand a face (the regions overlap), and
+        whether any region's first reading reached ``face_search_first`` (a hand may be there, not yet firm)."""
+        p = self.params
+        out: list[tuple[int, np.ndarray, float]] = []
+        promising = False
+        for box in faces:
+            if len(new) + len(out) < p.max_hands:
+                rois = face_search_rois(np.asarray(box, np.float64), *p.face_search_rois)
+                here = self._confirm(frame, rois, new + out, first=p.face_search_first, refine=2)
+                promising = promising or self._first_reading >= p.face_search_first
+                out += sorted(here, key=lambda h: -h[2])[:1]
+        self._fresh.update(hid for hid, _, _ in out)
+        return out, promising
+
+    def _search_again(self, frame: np.ndarray, faces: Sequence[np.ndarray], missing: list[tuple[int, np.ndarray]]
+                      ) -> list[tuple[int, np.ndarray, float]]:
+        """Hands the search over the face found (``search_follow``) that their own landmarks lost this frame, read
+        again over the face nearest each (:func:`face_search_rois`): the best region's reading, if it holds as a
+        tracked hand does (``keep``, ``keep_edge`` past the frame's edge) and overlaps the hand's last bounds.
+        A hand reaching past the frame's edge, its wrist and palm outside, is read from its own landmarks at
+        presence 0.03-0.3 where the search's regions read 0.8-0.97 (a half face at the frame's edge, lead s31)."""
+        p = self.params
+        if not p.search_follow:
+            return []
+        h, w = frame.shape[:2]
+        boxes = np.asarray(faces, np.float64).reshape(-1, 4)
+        mid = (boxes[:, :2] + boxes[:, 2:]) / 2
+        out = []
+        for hid, last in missing:
+            box = boxes[int(np.argmin(np.linalg.norm(mid - centroid(last), axis=1)))]
+            lm = self._landmarks(frame, face_search_rois(box, *p.face_search_rois))
+            k = int(np.argmax(lm.presence))
+            pts, pr = lm.points[k], float(lm.presence[k])
+            if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep) and _box_iou(_bounds(pts), _bounds(last)) > 0.1:
+                out.append((hid, pts, pr))
+        return out
 
     def late_starts(self) -> list[tuple[int, list[int]]]:
         """The hands :meth:`backtrack` may follow further back: ``(id, frame numbers)``, the analysed frames before
@@ -420,22 +478,30 @@ class HandTracker:
         ``refine`` more passes, each from the previous pass's landmarks (a reading below ``keep`` leaves the one
         before); with ``first`` given, the last reading must reach ``accept``; not a hand already tracked."""
         p = self.params
+        self._first_reading = 0.0
         boxes = [_bounds(pts) for _, pts, _ in tracked]
         keep = [i for i in range(len(rois)) if not any(_inside(rois.center[i], b, p.overlap) for b in boxes)]
         if not keep:
             return []
         rois = Rois(rois.center[keep], rois.size[keep], rois.angle[keep])
         lm = self._landmarks(frame, rois, black)
+        self._first_reading = float(lm.presence.max(initial=0.0))
         good = [k for k in range(len(rois)) if lm.presence[k] >= (p.accept if first is None else first)]
         if not good:
             return []
         # more passes from the previous pass's landmarks: the tracking ROI fits the hand better than the palm's
         points, presence = lm.points[good], lm.presence[good]
+        best_points, best = points.copy(), presence.copy()
         for _ in range(refine):
             lm2 = self._landmarks(frame, rois_from_hand_landmarks(points), black)
             better = lm2.presence >= p.keep
             points = np.where(better[:, None, None], lm2.points, points)
             presence = np.where(better, lm2.presence, presence)
+            top = lm2.presence > best
+            best_points, best = np.where(top[:, None, None], lm2.points, best_points), np.maximum(best, lm2.presence)
+        if first is not None and p.search_follow:  # a hand past the frame's edge: read from its own landmarks it
+            weak = (presence < p.accept) & (best >= p.accept)  # may not firm up as its first reading did: that one
+            points, presence = np.where(weak[:, None, None], best_points, points), np.where(weak, best, presence)
         out = []
         for pts, pr in zip(points, presence):
             if first is not None and pr < p.accept:
