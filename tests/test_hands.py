@@ -16,7 +16,8 @@ from vidswap.hands.mask import (HandMaskParams, box_filter, convex_hull, guided_
                                 hand_size, matte_size, polygon_distance, rasterize_hands, segment_distance)
 from vidswap.hands.palm import Letterbox, decode_palms, palm_anchors, weighted_nms
 from vidswap.hands.pose import person_roi, rois_from_body_keypoints
-from vidswap.hands.track import HandTracks, smooth_series
+from vidswap.hands.motion import smooth_series
+from vidswap.hands.track import HandTracks
 from vidswap.hands.types import swept_shapes
 
 

@@ -221,7 +221,7 @@ def test_a_weak_reading_over_the_face_that_does_not_firm_up_is_no_hand():
 
 
 def test_face_search_regions():
-    from vidswap.hands.track import face_search_rois
+    from vidswap.hands.regions import face_search_rois
 
     rois = face_search_rois(np.array([30.0, 10.0, 70.0, 50.0]), 0.25, 1.6)
     np.testing.assert_allclose(rois.center, [[50.0, 40.0]] * 3)

@@ -13,7 +13,8 @@ from vidswap.hands.mask import HandMaskParams, hand_matte
 from vidswap.hands.motion import MotionParams, carry_hand, carry_plan, centroid
 from vidswap.hands.palm import Palms
 from vidswap.hands.landmarks import HandLandmarks
-from vidswap.hands.track import HandParams, HandTracker, edge_roi
+from vidswap.hands.regions import edge_roi
+from vidswap.hands.track import HandParams, HandTracker
 
 
 def test_carry_plan_bridges_short_gaps_coasts_and_decays():

@@ -9,9 +9,10 @@ import functools
 
 import numpy as np
 
-from test_hands_backtrack import FACE, analysed_and_rendered, drawn_inside_face, frame, params, untouched
+from test_hands_backtrack import FACE, analysed_and_rendered, drawn_inside_face, frame, params, reader, untouched
 from test_hands_motion import NoPalms, ScriptedModels
 from test_occlusion_hands import annotations
+from vidswap.hands.backtrack import backtrack_hands
 from vidswap.hands.track import HandParams, HandTracker
 
 N = 20
@@ -37,21 +38,28 @@ class Regions(NoPalms):
         return out
 
 
-def tracked(search, own, **kw):
+def tracked(search, own, back=False, **kw):
+    """The scripted hand tracked over the frames (the search with every pose call), and with ``back`` followed back
+    (:func:`~vidswap.hands.backtrack.backtrack_hands`)."""
     models = Regions(search, own)
     tracker = HandTracker(models.palms, models.landmarker, params(**{"face_search_every": 1, **kw}), models)
     for n in range(len(search)):
         tracker.push(n, frame(n), FACE)
+    if back:
+        backtrack_hands(tracker, reader([]))
     return tracker.finish()
 
 
 def test_a_hand_its_own_landmarks_lose_is_followed_over_the_face():
     """The search (with the pose call on frame 7) reads the hand at 0.9, its own landmarks' region at 0.1: found on
-    7 and followed in the search's regions to the end. Off: dropped on 8, one frame seen, no hand."""
+    7 and followed in the search's regions to the end, and back over the faces of the 3 kept frames (to 4), and
+    followed back further, to frame 0. Off: dropped on 8, one frame seen, no hand."""
     hands = tracked([0.9] * N, [0.1] * N)
-    np.testing.assert_array_equal(hands.frames, np.arange(7, N))
+    np.testing.assert_array_equal(hands.frames, np.arange(4, N))
     assert set(hands.ids.tolist()) == {0}
+    np.testing.assert_array_equal(tracked([0.9] * N, [0.1] * N, back=True).frames, np.arange(N))
     assert len(tracked([0.9] * N, [0.1] * N, search_follow=False)) == 0
+    assert len(tracked([0.9] * N, [0.1] * N, back=True, search_follow=False)) == 0
 
 
 def test_a_search_reading_that_reached_accept_is_kept_when_its_own_landmarks_read_less():
@@ -86,12 +94,13 @@ def test_a_weak_first_reading_is_looked_at_again_on_the_next_frames():
 def test_a_lost_hand_the_search_found_is_found_again_there_with_its_id():
     """Found by the search on frame 7 and tracked from its own landmarks (0.95; backfilled to 4) to 9; on 10-11
     nothing reads it; from 12 only the search's regions do (0.9). Looked for again every 4th frame (11, 15), in the
-    search's regions too, it is found on 15 with its id (no motion bridge here: the gap stays). Off: the relock
-    reads its own region only, and the hand ends on 9."""
+    search's regions too, it is found on 15 with its id and followed back there to 12, where the regions first read
+    it again (no motion bridge here: the gap 10-11 stays). Off: the relock reads its own region only, and the hand
+    ends on 9."""
     search = [0.9] * 10 + [0.1, 0.1] + [0.9] * (N - 12)
     own = [0.95] * 10 + [0.1] * (N - 10)
     hands = tracked(search, own)
-    np.testing.assert_array_equal(hands.frames, list(range(4, 10)) + list(range(15, N)))
+    np.testing.assert_array_equal(hands.frames, list(range(4, 10)) + list(range(12, N)))
     assert set(hands.ids.tolist()) == {0}
     np.testing.assert_array_equal(tracked(search, own, search_follow=False).frames, np.arange(4, 10))
 
@@ -100,10 +109,10 @@ def test_a_hand_over_a_face_cut_by_the_frames_edge(media, tmp_path, monkeypatch)
     """The sample clip's frames 56-119 cut to their right 220 columns: the face half out of the frame, the hand over
     its mouth and nose from frame 58, palm and wrist outside. Neither detector finds it; the search's regions read
     it at 0.8-0.97 on most frames, its own landmarks' region at 0.03-0.3. Looked at again after a weak reading,
-    found on 79 and followed over the face, the annotated hand's pixels inside the face on frames 90, 96 and 118
-    stay the plate's (measured 0.99 / 0.83 / 0.79); without, it is found on one search's frames and lost at once,
-    and the swap paints over it there (0.27 / 0.04 / 0.06). Frame 76 (fingers at the lip's corner, read weakly) is
-    missed either way (0.31)."""
+    found on 79, followed over the face and back to 76, the annotated hand's pixels inside the face on frames 76,
+    90, 96 and 118 stay the plate's (measured 0.97 / 0.98 / 0.82 / 0.79); without, the hand is found on one
+    search's frames and lost at once, and the swap paints over it there (0.33 / 0.30 / 0.04 / 0.06, measured inside
+    the face as this analysis places it). Frame 104 was kept without too (a periodic search found it there)."""
     import av
 
     clip = tmp_path / "half.mkv"
@@ -130,8 +139,8 @@ def test_a_hand_over_a_face_cut_by_the_frames_edge(media, tmp_path, monkeypatch)
         inside = drawn_inside_face(analysis, ann[n], n - 56, frames[n - 56][0].shape[:2])
         assert inside.sum() > 300, n
         kept.append(untouched(frames[n - 56], inside))
-    assert analysis.hands.frames.min() <= 79 - 56 and analysis.hands.frames.max() == 63
-    followed = [kept[shown.index(n)] for n in (90, 96, 118)]
+    assert analysis.hands.frames.min() <= 76 - 56 and analysis.hands.frames.max() == 63
+    followed = [kept[shown.index(n)] for n in (76, 90, 96, 118)]
     assert min(followed) >= 0.75 and np.mean(followed) >= 0.85, np.round(kept, 3)
 
     import vidswap.faces.analysis_key as keyed
@@ -143,4 +152,4 @@ def test_a_hand_over_a_face_cut_by_the_frames_edge(media, tmp_path, monkeypatch)
     _, frames = analysed_and_rendered(clip, source, tmp_path / "off" / "o.####.png", 0, 63, [n - 56 for n in shown])
     painted = [untouched(frames[n - 56], drawn_inside_face(analysis, ann[n], n - 56, frames[n - 56][0].shape[:2]))
                for n in shown]
-    assert max(painted[shown.index(n)] for n in (90, 96, 118)) < 0.3, np.round(painted, 3)
+    assert max(painted[shown.index(n)] for n in (76, 90, 96, 118)) < 0.35, np.round(painted, 3)

@@ -4,7 +4,8 @@ shot) to carry each hand across short gaps between its runs and a few frames pas
 that decays with the distance to the nearest frame where the hand was seen.
 
 The landmarks of a carried frame are the hand's shape (its landmarks about their centroid) placed at the filter's
-centroid: across a gap the shapes at the two ends blended linearly, after the last run the last shape.
+centroid: across a gap the shapes at the two ends blended linearly, after the last run the last shape. Each run of
+readings is smoothed over time first (:func:`smooth_series`, zero-phase).
 """
 
 from __future__ import annotations
@@ -162,3 +163,20 @@ def carry_hand(frames: np.ndarray, points: np.ndarray, presence: np.ndarray, par
             q[:, :2] += c
             out_pts[np.flatnonzero(carried)[j]] = q
     return out_f, out_pts, out_p, carried
+
+
+def smooth_series(points: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of (T, ...) along T with edge renormalisation (the ends are not pulled in)."""
+    if sigma <= 0 or len(points) < 2:
+        return points.copy()
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    t = len(points)
+    flat = points.reshape(t, -1).astype(np.float64)
+    out = np.zeros_like(flat)
+    norm = np.zeros(t)
+    for j, w in zip(range(-r, r + 1), k):
+        lo, hi = max(0, -j), min(t, t - j)
+        out[lo:hi] += w * flat[lo + j:hi + j]
+        norm[lo:hi] += w
+    return (out / norm[:, None]).reshape(points.shape).astype(points.dtype)

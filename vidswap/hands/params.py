@@ -51,8 +51,9 @@ class HandParams:
         face_search_rois: (down, size) of the regions over a face, as fractions of the face box's height: centred
             ``down`` below the box's centre, ``size`` wide, upright and turned +-0.5 rad.
         search_follow: a hand the search over the face found is, on a frame where its own landmarks lose it, read
-            again in the search's regions over the nearest face (one landmarker call); and a search reading that
-            reached ``accept`` but fell when read from its own landmarks is kept. A hand over a face cut by the
+            again in the search's regions over the nearest face (one landmarker call), also when it is looked for
+            after being dropped and when it is followed back; and a search reading that reached ``accept`` but fell
+            when read from its own landmarks is kept. A hand over a face cut by the
             frame's edge, its palm and wrist outside: the regions read it at 0.8-0.97, its landmarks' region at
             0.03-0.3 (pexels_clip's face half out of frame, frames 74-118: the hand painted over, lead s31).
         search_follow_frames: after a search whose first reading reached ``face_search_first`` without firming up

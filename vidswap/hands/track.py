@@ -15,84 +15,21 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from vidswap.hands.landmarks import HandLandmarker, fingers_up_angle, rois_from_hand_landmarks, rois_from_palms
+from vidswap.hands.landmarks import HandLandmarker, rois_from_hand_landmarks, rois_from_palms
 from vidswap.faces.landmarks import Rois
+from vidswap.hands.regions import bounds as _bounds, box_iou as _box_iou, edge_roi, face_search_rois
+from vidswap.hands.regions import past_edge as _past_edge, read_over_face
 from vidswap.hands.flow import departure, flow_moved, hold, moved_by
-from vidswap.hands.motion import carry_hand, centroid, centroid_filter
+from vidswap.hands.motion import carry_hand, centroid, centroid_filter, smooth_series
 from vidswap.hands.palm import PalmDetector
 from vidswap.hands.params import HandParams
 from vidswap.hands.pose import PoseHands
 from vidswap.hands.types import HandTracks
 
 
-def _bounds(points: np.ndarray) -> np.ndarray:
-    """(4,) x0, y0, x1, y1 of (21, 2+) points."""
-    return np.concatenate([points[:, :2].min(0), points[:, :2].max(0)])
-
-
 def _inside(xy: np.ndarray, box: np.ndarray, scale: float) -> bool:
     c, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * scale
     return bool((np.abs(xy - c) <= half).all())
-
-
-def _past_edge(points: np.ndarray, width: int, height: int) -> bool:
-    """Whether (21, 2+) landmarks reach outside the ``width`` x ``height`` frame."""
-    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
-    return bool(lo[0] < 0 or lo[1] < 0 or hi[0] > width - 1 or hi[1] > height - 1)
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def smooth_series(points: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing of (T, ...) along T with edge renormalisation (the ends are not pulled in)."""
-    if sigma <= 0 or len(points) < 2:
-        return points.copy()
-    r = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    t = len(points)
-    flat = points.reshape(t, -1).astype(np.float64)
-    out = np.zeros_like(flat)
-    norm = np.zeros(t)
-    for j, w in zip(range(-r, r + 1), k):
-        lo, hi = max(0, -j), min(t, t - j)
-        out[lo:hi] += w * flat[lo + j:hi + j]
-        norm[lo:hi] += w
-    return (out / norm[:, None]).reshape(points.shape).astype(points.dtype)
-
-
-def edge_roi(points: np.ndarray, width: int, height: int, side: float, grow: float) -> Rois | None:
-    """The region where a hand that reached the frame's edge is looked for again: ``side`` px square, centred on
-    the edge it crossed (the side its grown bounds leave the frame by most; ``grow`` hand sizes) at its landmark
-    centroid, rotated so the fingers point into the picture; None when the grown bounds stay inside.
-
-    Args:
-        points: (21, 2+) the hand's landmarks (frame px), where it is predicted to be.
-    """
-    size = float(np.linalg.norm(points[9, :2] - points[0, :2]))
-    lo, hi = points[:, :2].min(0) - grow * size, points[:, :2].max(0) + grow * size
-    past = {"left": -lo[0], "top": -lo[1], "right": hi[0] - (width - 1), "bottom": hi[1] - (height - 1)}
-    edge = max(past, key=past.get)
-    if past[edge] <= 0:
-        return None
-    c = np.clip(centroid(points), 0, [width - 1, height - 1])
-    inward = {"left": (1.0, 0.0), "top": (0.0, 1.0), "right": (-1.0, 0.0), "bottom": (0.0, -1.0)}[edge]
-    c = {"left": (0.0, c[1]), "top": (c[0], 0.0), "right": (width - 1.0, c[1]), "bottom": (c[0], height - 1.0)}[edge]
-    c = np.asarray(c, np.float64)
-    return Rois(c[None], np.array([float(side)]), fingers_up_angle(c[None] - inward, c[None] + inward))
-
-
-def face_search_rois(box: np.ndarray, down: float, size: float) -> Rois:
-    """Where a hand over a face is looked for (``HandParams.face_search``): three square regions ``size`` x the
-    face box's height, centred ``down`` x that height below the box's centre, upright and turned by +-0.5 rad.
-    (4,) x0, y0, x1, y1 -> :class:`Rois` of 3."""
-    h = float(box[3] - box[1])
-    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2 + down * h])
-    return Rois(np.repeat(centre[None], 3, 0), np.full(3, size * h), np.array([0.0, 0.5, -0.5]))
 
 
 @dataclass
@@ -141,6 +78,7 @@ class HandTracker:
     _watch: int = 0
     _first_reading: float = 0.0
     _fresh: set = field(default_factory=set)
+    _faces_at: dict = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget the tracked and the dropped hands and the frames kept for backfilling (a shot cut)."""
@@ -181,6 +119,7 @@ class HandTracker:
             if p.backfill > 0:
                 self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
             self._pushed.append(int(number))
+            self._keep_faces(number, faces)
             return list(self._pending[1])
         if self._active:
             rois = rois_from_hand_landmarks(np.stack([pts for _, pts in self._active]))
@@ -253,7 +192,18 @@ class HandTracker:
         if p.backfill > 0:
             self._recent = (self._recent + [(int(number), frame)])[-p.backfill:]
         self._pushed.append(int(number))
+        self._keep_faces(number, faces)
         return found
+
+    def _keep_faces(self, number: int, faces: Sequence[np.ndarray]) -> None:
+        """The frame's face boxes, for walking a hand the search found back over them (the frames a backward walk
+        can reach: ``backfill`` + ``backtrack``)."""
+        if not self.params.search_follow:
+            return
+        self._faces_at[int(number)] = [np.asarray(b, np.float64) for b in faces]
+        reach = self.params.backfill + self.params.backtrack + 1
+        if len(self._pushed) > reach:
+            self._faces_at.pop(self._pushed[-reach - 1], None)
 
     def _may_skip(self, number: int) -> bool:
         """Whether the landmarker may skip frame ``number`` (``skip_still``): hands tracked, all of them nearly
@@ -376,9 +326,12 @@ class HandTracker:
         if any(i == hid or _box_iou(_bounds(pts), _bounds(q)) > 0.3 for n, i, q, _ in self.rows if n == number):
             return False
         lm = self._landmarks(frame, rois_from_hand_landmarks(pts[None]))
-        if lm.presence[0] < self.params.keep:
+        reading = (lm.points[0], float(lm.presence[0])) if lm.presence[0] >= self.params.keep else None
+        if reading is None and hid in self._searched:  # a hand the search found: where it found it
+            reading = self._read_over_face(frame, self._faces_at.get(number, ()), pts)
+        if reading is None:
             return False
-        self.rows.append((number, hid, lm.points[0], float(lm.presence[0])))
+        self.rows.append((number, hid, *reading))
         return True
 
     def _search_faces(self, frame: np.ndarray, faces: Sequence[np.ndarray], new: list
@@ -400,25 +353,25 @@ class HandTracker:
     def _search_again(self, frame: np.ndarray, faces: Sequence[np.ndarray], missing: list[tuple[int, np.ndarray]]
                       ) -> list[tuple[int, np.ndarray, float]]:
         """Hands the search over the face found (``search_follow``) that their own landmarks lost this frame, read
-        again over the face nearest each (:func:`face_search_rois`): the best region's reading, if it holds as a
-        tracked hand does (``keep``, ``keep_edge`` past the frame's edge) and overlaps the hand's last bounds.
-        A hand reaching past the frame's edge, its wrist and palm outside, is read from its own landmarks at
-        presence 0.03-0.3 where the search's regions read 0.8-0.97 (a half face at the frame's edge, lead s31)."""
-        p = self.params
-        if not p.search_follow:
-            return []
-        h, w = frame.shape[:2]
-        boxes = np.asarray(faces, np.float64).reshape(-1, 4)
-        mid = (boxes[:, :2] + boxes[:, 2:]) / 2
+        again over the face nearest each (:func:`~vidswap.hands.face_search.read_over_face`)."""
         out = []
         for hid, last in missing:
-            box = boxes[int(np.argmin(np.linalg.norm(mid - centroid(last), axis=1)))]
-            lm = self._landmarks(frame, face_search_rois(box, *p.face_search_rois))
-            k = int(np.argmax(lm.presence))
-            pts, pr = lm.points[k], float(lm.presence[k])
-            if pr >= (p.keep_edge if _past_edge(pts, w, h) else p.keep) and _box_iou(_bounds(pts), _bounds(last)) > 0.1:
-                out.append((hid, pts, pr))
+            again = self._read_over_face(frame, faces, last)
+            if again is not None:
+                out.append((hid, *again))
         return out
+
+    def _read_over_face(self, frame: np.ndarray, faces: Sequence[np.ndarray], last: np.ndarray
+                        ) -> tuple[np.ndarray, float] | None:
+        p = self.params
+        if not p.search_follow:
+            return None
+
+        def read(rois):
+            lm = self._landmarks(frame, rois)
+            return lm.points, lm.presence
+
+        return read_over_face(read, frame.shape, faces, last, *p.face_search_rois, p.keep, p.keep_edge)
 
     def late_starts(self) -> list[tuple[int, list[int]]]:
         """The hands :meth:`backtrack` may follow further back: ``(id, frame numbers)``, the analysed frames before
