@@ -53,9 +53,9 @@ class HandParams:
         search_follow: a hand the search over the face found is, on a frame where its own landmarks lose it, read
             again in the search's regions over the nearest face (one landmarker call), also when it is looked for
             after being dropped and when it is followed back; and a search reading that reached ``accept`` but fell
-            when read from its own landmarks is kept. A hand over a face cut by the
-            frame's edge, its palm and wrist outside: the regions read it at 0.8-0.97, its landmarks' region at
-            0.03-0.3 (pexels_clip's face half out of frame, frames 74-118: the hand painted over, lead s31).
+            when read from its own landmarks is kept. A hand over a face cut by the frame's edge, its palm and
+            wrist outside: the regions read it at 0.8-0.97, its landmarks' region at 0.03-0.3 (pexels_clip's face
+            half out of frame: the hand painted over on frames 58-115, lead s31).
         search_follow_frames: after a search whose first reading reached ``face_search_first`` without firming up
             into a hand, the search runs again on each of this many following frames (or until a hand is found): a
             search every ``face_search_every`` frames that falls on a weak frame otherwise waits that long again

@@ -90,6 +90,7 @@ class HandTracker:
         self._lost = {}
         self._prev = None
         self._held = {}
+        self._watch = 0
         if self._pushed:
             self._cuts.append(len(self._pushed))
 
@@ -353,7 +354,7 @@ class HandTracker:
     def _search_again(self, frame: np.ndarray, faces: Sequence[np.ndarray], missing: list[tuple[int, np.ndarray]]
                       ) -> list[tuple[int, np.ndarray, float]]:
         """Hands the search over the face found (``search_follow``) that their own landmarks lost this frame, read
-        again over the face nearest each (:func:`~vidswap.hands.face_search.read_over_face`)."""
+        again over the face nearest each (:func:`~vidswap.hands.regions.read_over_face`)."""
         out = []
         for hid, last in missing:
             again = self._read_over_face(frame, faces, last)
@@ -429,7 +430,8 @@ class HandTracker:
                  first: float | None = None, refine: int = 1) -> list[tuple[int, np.ndarray, float]]:
         """New hands from candidate regions: the landmarker's presence must reach ``first`` (default ``accept``);
         ``refine`` more passes, each from the previous pass's landmarks (a reading below ``keep`` leaves the one
-        before); with ``first`` given, the last reading must reach ``accept``; not a hand already tracked."""
+        before); with ``first`` given, the last reading (with ``search_follow``, the best) must reach ``accept``;
+        not a hand already tracked."""
         p = self.params
         self._first_reading = 0.0
         boxes = [_bounds(pts) for _, pts, _ in tracked]
@@ -452,8 +454,10 @@ class HandTracker:
             presence = np.where(better, lm2.presence, presence)
             top = lm2.presence > best
             best_points, best = np.where(top[:, None, None], lm2.points, best_points), np.maximum(best, lm2.presence)
-        if first is not None and p.search_follow:  # a hand past the frame's edge: read from its own landmarks it
-            weak = (presence < p.accept) & (best >= p.accept)  # may not firm up as its first reading did: that one
+        if first is not None and p.search_follow:
+            # a hand past the frame's edge may not firm up when read from its own landmarks as it did where the
+            # search read it: a reading that reached accept is kept
+            weak = (presence < p.accept) & (best >= p.accept)
             points, presence = np.where(weak[:, None, None], best_points, points), np.where(weak, best, presence)
         out = []
         for pts, pr in zip(points, presence):
