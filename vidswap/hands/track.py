@@ -77,7 +77,6 @@ class HandTracker:
     _searched: set = field(default_factory=set)
     _watch: int = 0
     _first_reading: float = 0.0
-    _fresh: set = field(default_factory=set)
     _faces_at: dict = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -144,7 +143,6 @@ class HandTracker:
         self._since_pose += 1
         self._since_face += 1
         new: list[tuple[int, np.ndarray, float]] = []
-        self._fresh = set()  # the ids of this frame's hands found by the search (before :meth:`_adopt`)
         due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
         if len(found) < p.max_hands and due:
             self._since_detect = 0
@@ -170,9 +168,7 @@ class HandTracker:
             if here:
                 self._watch = 0
             new += here
-        adopted = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
-        self._searched.update(a[0] for a, n in zip(adopted, new) if n[0] in self._fresh)
-        new = adopted
+        new = [self._adopt(hid, pts, pr) for hid, pts, pr in new]
         for hid, pts, _ in new:
             self._backfill(hid, pts, int(number))
         found += new
@@ -265,7 +261,7 @@ class HandTracker:
 
     def _adopt(self, hid: int, pts: np.ndarray, pr: float) -> tuple[int, np.ndarray, float]:
         """A new hand near where a dropped one is predicted (within two hand sizes) is that hand again: its id and
-        its filter (updated with the new centroid)."""
+        its filter (updated with the new centroid), and, if the search over the face found it, that mark."""
         best, gap = None, np.inf
         size = float(np.linalg.norm(pts[9, :2] - pts[0, :2]))
         for lid, lost in self._lost.items():
@@ -276,6 +272,8 @@ class HandTracker:
         if best is None:
             return hid, pts, pr
         self._filters[best] = self._lost.pop(best).kf
+        if hid in self._searched:
+            self._searched.add(best)
         return best, pts, pr
 
     def _relock(self, frame: np.ndarray, tracked: list, faces: Sequence[np.ndarray]
@@ -348,7 +346,7 @@ class HandTracker:
                 here = self._confirm(frame, rois, new + out, first=p.face_search_first, refine=2)
                 promising = promising or self._first_reading >= p.face_search_first
                 out += sorted(here, key=lambda h: -h[2])[:1]
-        self._fresh.update(hid for hid, _, _ in out)
+        self._searched.update(hid for hid, _, _ in out)
         return out, promising
 
     def _search_again(self, frame: np.ndarray, faces: Sequence[np.ndarray], missing: list[tuple[int, np.ndarray]]
