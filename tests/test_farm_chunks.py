@@ -30,14 +30,16 @@ def shot(media, tmp_path_factory) -> Path:
     # astronaut smiles with its lips apart: the target set-up also changes the identity's shape (its mouth at the
     # track's rest, vidswap.swap.geometric.mouth_rest), so the recorded target carries it to the chunks too; from
     # frame ~18 the plate grins and its brows come down, so the relit render takes the plate's creases on some of
-    # these frames and not on others (vidswap.swap.geometric.plate_creases)
+    # these frames and not on others (vidswap.swap.geometric.plate_creases); the render is smeared along the face's
+    # motion over a 360-degree shutter (composite.motion_blur), which takes the frames before and after each one
+    # from the analysis, across the chunks' boundaries
     (work / "shot.yaml").write_text(
         f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 12-27\n"
-        f"output: {{path: chunked.mkv}}\n")
+        f"output: {{path: chunked.mkv}}\ncomposite: {{motion_blur: 1.0}}\n")
     for name in ("whole.mkv", "chunked.mp4", "whole.mp4"):
         (work / name.replace(".", "_")).with_suffix(".yaml").write_text(
             f"input: {media('single_face_clip')}\nsources: [{media('astronaut')}]\nframes: 12-27\n"
-            f"output: {{path: {name}}}\n")
+            f"output: {{path: {name}}}\ncomposite: {{motion_blur: 1.0}}\n")
     return work
 
 

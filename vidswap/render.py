@@ -23,6 +23,7 @@ from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_t
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
+from vidswap.composite.motion_blur import crop_motion, motion_blur, track_shutter, track_velocity
 from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.composite.paste import paste_margin
 from vidswap.composite.roi import footprint_roi, shift_source, shift_target
@@ -224,6 +225,12 @@ class RenderStage:
         result = self.core.swap(batch, identity)
         if self.refiner is not None:
             result = self.refiner(track.id, batch, result, identity)
+        shutter = track_shutter(track.appearance) if self.params.motion_blur is None else self.params.motion_blur
+        if shutter > 0:  # the render smeared along the face's motion, as the plate's camera does
+            velocity = torch.from_numpy(track_velocity(track.frames, track.smoothed[..., :2], idx)).to(self.device)
+            motion = crop_motion(batch.target_landmarks, velocity, batch.frame_to_crop)
+            crops, alpha = motion_blur(result.crops, result.alpha, motion, shutter)
+            result = dataclasses.replace(result, crops=crops, alpha=alpha)
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
         crop_to_region = shift_target(crop_to_plate, (x0, y0))  # crop -> the converted region's pixels
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,

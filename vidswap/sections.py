@@ -143,8 +143,16 @@ class CompositeConfig:
     # RELIT_BAND_FEATHER for the geometric core's relit appearance, 0 for every other core (RESULTS.md, seam-s12)
     band_feather: Literal["auto"] | float = "auto"
     band_sigma: float = 0.03
+    # the swapped face smeared along its own motion over this share of the frame interval, as the plate's camera
+    # smears it (vidswap.composite.motion_blur): 0.5 = a 180-degree shutter, 1 = 360, 0: off (the render as drawn);
+    # auto: the shutter the analysis measured from the plate's moving faces (AUTO_SHUTTER where too few move)
+    motion_blur: Literal["auto"] | float = "auto"
 
     def __post_init__(self) -> None:
+        mb = self.motion_blur
+        if mb != "auto" and (isinstance(mb, (bool, str)) or not 0.0 <= float(mb) <= 1.0):
+            raise ConfigError(f"composite.motion_blur must be 'auto' or a number in [0, 1] (the shutter's share of "
+                              f"the frame interval: 0.5 = 180 degrees; 0 = off), got {mb!r}")
         if not 1.0 <= self.colour_std_limit <= 10.0:
             raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
         kc = self.colour_keep_contrast

@@ -17,7 +17,8 @@ import torch
 
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, texel_normals
-from vidswap.appearance.sharpness import relative_edge_blur
+from vidswap.appearance.sharpness import (SHUTTER_MIN_PIXELS, SHUTTER_MIN_SPEED, face_blur_tensor, relative_edge_blur,
+                                          shutter_estimate)
 from vidswap.appearance.track import (TRACK_TEXTURE, AppearanceSampler, FaceSample, build_track_appearance,
                                       unwrap_frames)
 from vidswap.composite.roi import region_crops
@@ -31,6 +32,15 @@ __all__ = ["track_texture_space", "AppearanceCollector"]
 CROP_FACTOR = 1.5
 #: margin of the unwrap crop (fraction of the face height per side), as the render's crop
 CROP_MARGIN = 0.2
+#: the side range of the crops the faces' blur covariance is measured on (the face's own size in the frame within)
+BLUR_CROP_RANGE = (128, 384)
+#: faces that moved at least this many face heights, and BLUR_MIN_PIXELS plate pixels, since the previous frame have
+#: their blur covariance measured (slower ones cannot tell the shutter: :func:`shutter_estimate` takes those above
+#: SHUTTER_MIN_SPEED and SHUTTER_MIN_PIXELS)
+BLUR_MIN_SPEED = 0.8 * SHUTTER_MIN_SPEED
+BLUR_MIN_PIXELS = 0.8 * SHUTTER_MIN_PIXELS
+#: and only at every this many analysis positions (a shutter estimate needs a dozen or two moving faces, not all)
+BLUR_EVERY = 2
 
 
 def track_texture_space(topology: MeshTopology, size: int = TRACK_TEXTURE
@@ -58,6 +68,7 @@ class AppearanceCollector:
     every: int = 1  # unwrap the faces of every N-th frame (the sampler's starting stride)
     sampler: AppearanceSampler = field(init=False)
     _position: int = 0
+    _previous: np.ndarray | None = None  # (N, 2) the face centres of the previous analysis position
 
     def __post_init__(self) -> None:
         self.sampler = AppearanceSampler(max_frames=self.max_frames, stride=max(1, int(self.every)))
@@ -70,15 +81,18 @@ class AppearanceCollector:
         for image, pts, ks in zip(images, points, keys):
             position = self._position
             self._position += 1
+            pts = np.asarray(pts, np.float32).reshape(-1, 478, 3)
+            previous, self._previous = self._previous, pts[:, :, :2].mean(1)
             if not self.sampler.wants(position) or len(pts) == 0:
                 continue
             rows.append((position, list(ks)))
-            crops_of.append((image, np.asarray(pts, np.float32)))
+            moving = self._moving(pts, previous) & (position % BLUR_EVERY == 0)
+            crops_of.append((image, pts, moving))
         if not rows:
             return
         size = int(round(self.space.size * CROP_FACTOR))
         crops, crop_lms, frame_lms, heights = [], [], [], []
-        for image, pts in crops_of:
+        for image, pts, _ in crops_of:
             lm = torch.from_numpy(pts).to(self.device)
             m = crop_frame_from_landmarks(lm, size, CROP_MARGIN)
             crops.append(region_crops(image, m, size, self.device))  # only the faces' region goes to float
@@ -89,19 +103,61 @@ class AppearanceCollector:
         crops, crop_lms = torch.cat(crops), torch.cat(crop_lms)
         tex, w = unwrap_frames(space, crops, crop_lms)
         normals = texel_normals(space, torch.cat(frame_lms))
-        blur = relative_edge_blur(crops, crop_lms, self.oval.to(crops.device), torch.cat(heights))
+        oval = self.oval.to(crops.device)
+        blur = relative_edge_blur(crops, crop_lms, oval, torch.cat(heights))
+        covariance = np.concatenate([self._blur_covariance(image, pts, moving) for image, pts, moving in crops_of])
         i = 0
         for position, ks in rows:
             for key in ks:
-                self.sampler.push(position, key, FaceSample(tex[i], w[i], normals[i], float(blur[i])))
+                self.sampler.push(position, key, FaceSample(tex[i], w[i], normals[i], float(blur[i]), covariance[i]))
                 i += 1
 
-    def models(self, owners: Mapping[int, Mapping[int, Hashable]]) -> dict[int, dict[str, np.ndarray]]:
+    @staticmethod
+    def _moving(points: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """(N,) bool: which of a frame's faces (N, 478, 3) moved at least :data:`BLUR_MIN_SPEED` face heights and
+        :data:`BLUR_MIN_PIXELS` pixels since the previous frame (``previous``: that frame's face centres (M, 2), the nearest one taken; None:
+        not known, so none)."""
+        if previous is None or not len(previous) or not len(points):
+            return np.zeros(len(points), bool)
+        centres = points[:, :, :2].mean(1)
+        step = np.linalg.norm(centres[:, None] - previous[None], axis=-1).min(1)
+        heights = face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy()
+        return (step >= BLUR_MIN_SPEED * np.maximum(heights, 1.0)) & (step >= BLUR_MIN_PIXELS)
+
+    def _blur_covariance(self, image: np.ndarray, points: np.ndarray, moving: np.ndarray) -> np.ndarray:
+        """(N, 2, 2) the blur covariance of one frame's N faces (:func:`face_blur_tensor`), each measured on a crop
+        at the face's own resolution in the frame (its side :data:`BLUR_CROP_RANGE`-bounded): a camera's motion
+        blur is a few pixels of the plate, which the unwrap crop's scale would shrink below what the measure
+        tells apart. Only faces that are ``moving`` are measured (only they tell the shutter); NaN for the rest."""
+        out = np.full((len(points), 2, 2), np.nan, np.float32)
+        for i in np.flatnonzero(moving):
+            lm = torch.from_numpy(points[i:i + 1]).to(self.device)
+            height = float(face_height(lm)[0])
+            size = int(min(max(round(height * (1.0 + 2.0 * CROP_MARGIN)), BLUR_CROP_RANGE[0]), BLUR_CROP_RANGE[1]))
+            m = crop_frame_from_landmarks(lm, size, CROP_MARGIN)
+            crop = region_crops(image, m, size, self.device)
+            out[i] = face_blur_tensor(crop, transform_landmarks(lm, m), self.oval.to(crop.device), m,
+                                      torch.tensor([height])).cpu().numpy()[0]
+        return out
+
+    def models(self, owners: Mapping[int, Mapping[int, Hashable]],
+               velocities: Mapping[int, Mapping[int, np.ndarray]] | None = None) -> dict[int, dict[str, np.ndarray]]:
         """Track id -> the model's arrays (:meth:`TrackAppearance.to_arrays`), from ``owners``: track id ->
-        {analysis position -> the track's face key there}. Tracks without a sampled face get none."""
+        {analysis position -> the track's face key there}. Tracks without a sampled face get none.
+        ``velocities``: track id -> {analysis position -> (3,) the face's image velocity there in face heights a
+        frame, and its face height in pixels}, from which the model's ``shutter`` is estimated
+        (:func:`shutter_estimate`; None: not estimated)."""
         out = {}
         for track_id, owner in owners.items():
-            model = build_track_appearance(self.sampler.samples(dict(owner)), self.masks)
-            if model is not None:
-                out[int(track_id)] = model.to_arrays()
+            owned = self.sampler.owned(dict(owner))
+            model = build_track_appearance([sample for _, sample in owned], self.masks)
+            if model is None:
+                continue
+            moving = (velocities or {}).get(track_id, {})
+            pairs = [(s.blur_covariance, moving[p]) for p, s in owned if p in moving]
+            if pairs:
+                motion = np.stack([v for _, v in pairs])
+                model.shutter = np.asarray([shutter_estimate(np.stack([c for c, _ in pairs]), motion[:, :2],
+                                                             motion[:, 2])], np.float32)
+            out[int(track_id)] = model.to_arrays()
         return out

@@ -51,6 +51,9 @@ class TrackAppearance:
     edge_blur: (1,) float32 the camera's blur on the edges around the face, as a fraction of the face height
         (median over the sampled frames; NaN when too few edges: :mod:`vidswap.appearance.sharpness`).
     frames: number of frames sampled.
+    shutter: (1,) float32 the camera's shutter as a share of the frame interval, from the motion blur of the
+        sampled faces that move (:func:`~vidswap.appearance.sharpness.shutter_estimate`); NaN when too few move
+        (and in tracks files written before it was measured).
     """
 
     mean: np.ndarray
@@ -59,6 +62,7 @@ class TrackAppearance:
     lighting: np.ndarray
     edge_blur: np.ndarray
     frames: int
+    shutter: np.ndarray = field(default_factory=lambda: np.full(1, np.nan, np.float32))
 
     ARRAYS = ("mean", "weight", "broad", "lighting", "edge_blur")
 
@@ -66,6 +70,7 @@ class TrackAppearance:
         """The model as named arrays (for the tracks file)."""
         out = {k: np.asarray(getattr(self, k)) for k in self.ARRAYS}
         out["frames"] = np.asarray([self.frames], np.int64)
+        out["shutter"] = np.asarray(self.shutter, np.float32).reshape(1)
         return out
 
     @classmethod
@@ -73,7 +78,9 @@ class TrackAppearance:
         """The model from the tracks file's arrays; None when the track has none."""
         if not arrays or any(k not in arrays for k in cls.ARRAYS):
             return None
-        return cls(**{k: np.asarray(arrays[k]) for k in cls.ARRAYS}, frames=int(np.asarray(arrays["frames"])[0]))
+        shutter = np.asarray(arrays.get("shutter", np.full(1, np.nan)), np.float32).reshape(1)
+        return cls(**{k: np.asarray(arrays[k]) for k in cls.ARRAYS}, frames=int(np.asarray(arrays["frames"])[0]),
+                   shutter=shutter)
 
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         """The model as (1, C, U, U) float32 tensors (``lighting``: (1, 1, 9))."""
@@ -107,17 +114,21 @@ def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor,
 @dataclass
 class FaceSample:
     """One face of one analysed frame: texture (3, U, U) linear, weight (1, U, U), plate-space texel normals
-    (3, U, U), and the edge blur around the face as a fraction of its height (NaN when unknown)."""
+    (3, U, U), the edge blur around the face as a fraction of its height (NaN when unknown), and the blur
+    covariance of the face's own edges (2, 2) in frame axes, relative to the face height squared
+    (:func:`~vidswap.appearance.sharpness.face_blur_tensor`; NaN when unknown)."""
 
     texture: Tensor
     weight: Tensor
     normals: Tensor
     edge_blur: float = float("nan")
+    blur_covariance: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan, np.float32))
 
     def compact(self) -> "FaceSample":
         """The sample on the CPU in float16 (what the sampler keeps)."""
         half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
-        return FaceSample(half(self.texture), half(self.weight), half(self.normals), float(self.edge_blur))
+        return FaceSample(half(self.texture), half(self.weight), half(self.normals), float(self.edge_blur),
+                          np.asarray(self.blur_covariance, np.float32).reshape(2, 2))
 
 
 @dataclass
@@ -146,12 +157,16 @@ class AppearanceSampler:
 
     def samples(self, owner: dict[int, object]) -> list[FaceSample]:
         """The kept samples of one track: ``owner`` maps analysis position -> the track's face key there."""
+        return [sample for _, sample in self.owned(owner)]
+
+    def owned(self, owner: dict[int, object]) -> list[tuple[int, FaceSample]]:
+        """:meth:`samples` with the analysis position of each."""
         out = []
         for position in sorted(self._kept):
             key = owner.get(position)
             if key is None:
                 continue
-            out += [sample for k, sample in self._kept[position] if k == key]
+            out += [(position, sample) for k, sample in self._kept[position] if k == key]
         if len(out) > self.max_frames:  # evenly spread down to the budget
             pick = np.linspace(0, len(out) - 1, self.max_frames).round().astype(int)
             out = [out[i] for i in pick]

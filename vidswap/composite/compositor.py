@@ -71,6 +71,9 @@ class CompositeParams:
             features, in the fine band (:mod:`~vidswap.composite.contrast`; None: off).
         band: the render's low-frequency difference from the plate crosses the paste boundary over a wider ramp
             than the paste alpha's (:func:`~vidswap.composite.edge.band_feather`; None: off; whole-face swaps only).
+        motion_blur: the shutter's share of the frame interval over which the render is smeared along the face's
+            motion before it is composited (:mod:`~vidswap.composite.motion_blur`; 0: off; None: each track's
+            shutter as the analysis measured it, :func:`~vidswap.composite.motion_blur.track_shutter`).
     """
 
     regions: tuple[str, ...] = SWAP_REGIONS
@@ -91,6 +94,7 @@ class CompositeParams:
     tone: ToneParams | None = None
     keep_contrast: KeepContrastParams | None = None
     band: BandParams | None = None
+    motion_blur: float | None = 0.0
 
 
 #: ``composite.colour_keep_contrast: auto`` for the relit appearance.
@@ -130,6 +134,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         tone=_tone(cfg, relit),
         keep_contrast=_keep_contrast(cfg.colour_keep_contrast, relit),
         band=_band(cfg, relit),
+        motion_blur=None if cfg.motion_blur == "auto" else float(cfg.motion_blur),
     )
 
 

@@ -25,8 +25,9 @@ __all__ = ["ANALYSIS_MODELS", "HAND_MODELS", "SAMPLING_REVISION", "analysis_key"
 #: model's gradient magnitudes and normal lengths computed directly, not by torch's ``norm`` over a channel axis
 #: (the skin colour statistics and the appearance model move by float rounding); 4 = the cut detector's thumbnails
 #: reduced from the face detector's input, not from the whole frame (within 1 code value; the cuts found on every
-#: test clip are the same)
-SAMPLING_REVISION = 4
+#: test clip are the same); 5 = the appearance model's shutter, from the sampled faces' motion blur
+#: (:func:`vidswap.appearance.sharpness.shutter_estimate`)
+SAMPLING_REVISION = 5
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
 HAND_MODELS = ("palm_detection", "pose_landmark")

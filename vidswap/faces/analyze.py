@@ -39,7 +39,8 @@ from vidswap.hands.pose import PoseHands
 from vidswap.hands.track import HandParams, HandTracker
 from vidswap.hands.types import HandTracks
 from vidswap.lazy_exports import import_in_background
-from vidswap.faces.align import as_rgb8
+from vidswap.faces.align import as_rgb8, face_height
+from vidswap.composite.motion_blur import track_velocity
 from vidswap.faces.tracksfile import TRACKS_VERSION, ShotAnalysis, TrackAnalysis, input_fingerprint  # noqa: F401
 from vidswap.models.registry import load_manifest, model_bytes
 from vidswap.sections import AnalysisConfig, SmoothingConfig  # noqa: F401 - declared there (torch-free)
@@ -300,7 +301,8 @@ class FrameAnalyzer:
         models: Mapping[int, Mapping[str, np.ndarray]] = {}
         if self.sampler is not None:
             t0 = time.perf_counter()
-            models = self.sampler.models({int(t.id): dict(self._observed(t)) for t in tracks})
+            models = self.sampler.models({int(t.id): dict(self._observed(t)) for t in tracks},
+                                         {int(t.id): self._track_velocities(t) for t in tracks})
             self._time("appearance", t0)
         hands = self._hands.finish() if self._hands is not None else None
         t0 = time.perf_counter()
@@ -355,6 +357,21 @@ class FrameAnalyzer:
                 continue
             out[j] = self.motions[i][observed[i]]
         return out
+
+    def _track_velocities(self, track) -> dict[int, np.ndarray]:
+        """Analysis position -> the face's image velocity there in face heights a frame (the landmarks' central
+        difference over adjacent frames, :func:`~vidswap.composite.motion_blur.track_velocity`) and its face height
+        in pixels, (3,), for every frame of the track with known landmarks."""
+        points = track.landmarks
+        known = np.isfinite(points).all((1, 2))
+        if not known.any():
+            return {}
+        rows = np.flatnonzero(known)
+        velocity = track_velocity(track.frames[known], points[known][..., :2], np.arange(len(rows)))
+        heights = face_height(torch.from_numpy(np.ascontiguousarray(points[known], np.float32))).numpy()
+        where = {n: i for i, n in enumerate(self.numbers)}
+        return {where[int(n)]: np.append(v.mean(0) / max(float(h), 1.0), h).astype(np.float32)
+                for n, v, h in zip(track.frames[known], velocity, heights) if int(n) in where}
 
     def _observed(self, track) -> list[tuple[int, int]]:
         """``(analysis position, observation index)`` of every frame where the track was observed (not
