@@ -1,0 +1,106 @@
+"""What the swapped face's motion blur (``composite.motion_blur``) costs.
+
+    python benchmarks/bench_motion_blur.py [--frames 90] [--pairs 2] [--shutter 1.0] [--work DIR]
+
+1. End to end: the whip-pan clip (samples/whip_pan.py, the Pexels woman under a fast pan, every frame moving,
+   motion-blurred over ``--shutter``) swapped with grace_hopper by ``vidswap run`` with the default
+   (``motion_blur: auto``, the measured shutter) and with ``motion_blur: 0``, in alternating pairs after one
+   ``analyze`` (both reuse its analysis, so only the render differs). Prints each run's wall time, their medians and
+   the ratio auto / off, and the shutter the analysis measured.
+2. The smear alone (``vidswap.composite.motion_blur.motion_blur``) on batches of 8 faces: ms a face by crop side and
+   smear length, the face covering the middle three quarters of the crop.
+
+Record the tables in benchmarks/RESULTS.md with the machine, date and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "samples"))
+
+import fetch_media  # noqa: E402
+import whip_pan  # noqa: E402
+
+from vidswap.composite.motion_blur import motion_blur  # noqa: E402
+from vidswap.faces.tracksfile import ShotAnalysis  # noqa: E402
+
+
+def _vidswap(*args: object) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", *map(str, args)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"vidswap {args[0]} failed: {proc.stderr.strip()[-500:]}")
+    return time.perf_counter() - t0
+
+
+def end_to_end(work: Path, frames: int, pairs: int, shutter: float) -> None:
+    manifest = fetch_media.load_manifest()
+    clip = whip_pan.whip_pan_clip(fetch_media.fetch("pexels_clip", manifest), work / "pan.mp4", frames, shutter)
+    source = fetch_media.fetch("grace_hopper", manifest)
+    off = work / "off.yaml"
+    off.write_text("composite:\n  motion_blur: 0\n")
+    _vidswap("analyze", clip, "-s", source, "-o", work / "analysed.mkv", "-q")
+    shots = ShotAnalysis.load(work / "analysed.vidswap" / "tracks.npz")
+    measured = [float(t.appearance.get("shutter", [np.nan])[0]) for t in shots.tracks]
+    times: dict[str, list[float]] = {"auto": [], "off": []}
+    for p in range(pairs):
+        for name in (("auto", "off") if p % 2 == 0 else ("off", "auto")):
+            extra = ["--config", off] if name == "off" else []
+            times[name].append(_vidswap("run", clip, "-s", source, "-o", work / f"{name}{p}.mkv", "-q", *extra))
+    print(f"whip pan {frames} frames 640x360, shutter {shutter} (measured: {', '.join(f'{m:.2f}' for m in measured)})")
+    print("| motion_blur | runs (s) | median s | ratio to off |")
+    print("|---|---|---|---|")
+    off_median = statistics.median(times["off"])
+    for name in ("off", "auto"):
+        median = statistics.median(times[name])
+        print(f"| {name} | {', '.join(f'{t:.1f}' for t in times[name])} | {median:.1f} | {median / off_median:.3f} |")
+
+
+def smear_alone(repeat: int = 5) -> None:
+    print("\n| crop side | smear px | ms a face (median of batches of 8) |")
+    print("|---|---|---|")
+    for side, length in ((256, 3.0), (256, 8.0), (512, 6.0), (512, 16.0), (768, 12.0)):
+        image = torch.rand(8, 3, side, side)
+        alpha = torch.zeros(8, 1, side, side)
+        alpha[..., side // 8:-side // 8, side // 8:-side // 8] = 1.0
+        motion = torch.zeros(8, 2, 3)
+        motion[:, 0, 2] = length
+        motion_blur(image, alpha, motion, 1.0)
+        runs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            motion_blur(image, alpha, motion, 1.0)
+            runs.append((time.perf_counter() - t0) / 8 * 1000)
+        print(f"| {side} | {length:g} | {statistics.median(runs):.1f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--shutter", type=float, default=1.0)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    print(f"load {os.getloadavg()[0]:.2f}, torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        end_to_end(work, args.frames, args.pairs, args.shutter)
+    smear_alone()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
