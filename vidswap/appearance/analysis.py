@@ -115,8 +115,8 @@ class AppearanceCollector:
     @staticmethod
     def _moving(points: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         """(N,) bool: which of a frame's faces (N, 478, 3) moved at least :data:`BLUR_MIN_SPEED` face heights and
-        :data:`BLUR_MIN_PIXELS` pixels since the previous frame (``previous``: that frame's face centres (M, 2), the nearest one taken; None:
-        not known, so none)."""
+        :data:`BLUR_MIN_PIXELS` pixels since the previous frame (``previous``: that frame's face centres (M, 2),
+        the nearest one taken; None: not known, so none)."""
         if previous is None or not len(previous) or not len(points):
             return np.zeros(len(points), bool)
         centres = points[:, :, :2].mean(1)

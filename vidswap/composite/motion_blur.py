@@ -96,9 +96,9 @@ def motion_blur(image: Tensor, alpha: Tensor, motion: Tensor, shutter: float, ma
     velocity fields (crop pixels per frame, :func:`crop_motion`) -> the blurred (image, alpha).
 
     Each frame is averaged over ``K = ceil(length) + 1`` (at most ``max_samples``) positions evenly spread along
-    ``[-1/2, 1/2] x shutter x v(x)``, colour premultiplied by alpha (bilinear, the crop's border replicated), within the
-    window of what alpha covers grown by the smear. Frames whose longest smear is under ``min_length`` pixels,
-    and all frames at ``shutter`` 0, come back as they are (the same values)."""
+    ``[-1/2, 1/2] x shutter x v(x)``, colour premultiplied by alpha (bilinear, the crop's border replicated),
+    within the window of what alpha covers grown by the smear. Frames whose longest smear is under ``min_length``
+    pixels, and all frames at ``shutter`` 0, come back as they are (the same values)."""
     if shutter <= 0.0:
         return image, alpha
     out_image, out_alpha = image, alpha
