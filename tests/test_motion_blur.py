@@ -170,3 +170,20 @@ def test_motion_blur_setting():
     for bad in (1.5, -0.1, True, "fast"):
         with pytest.raises(ConfigError, match="composite.motion_blur"):
             CompositeConfig(motion_blur=bad)
+
+
+def test_eval_along_across_energy_of_a_plane():
+    """I = 2x + y: the Sobel gradient is (16, 8) everywhere inside, so the energy along x over that across is
+    exactly 4, along y 1/4, along the diagonal (2 + 1)^2 / (1 - 2)^2 = 9."""
+    from vidswap.eval.frame_metrics import along_across_energy, eroded
+
+    yy, xx = np.mgrid[0:40, 0:50].astype(np.float32)
+    image = 2.0 * xx + yy
+    face = np.zeros((40, 50), bool)
+    face[1:-1, 1:-1] = True
+    mask = eroded(face, 2)
+    assert not mask[:3].any() and not mask[:, -3:].any() and mask[3:-3, 3:-3].all()
+    assert along_across_energy(image, mask, np.array([3.0, 0.0])) == pytest.approx(4.0, rel=1e-6)
+    assert along_across_energy(image, mask, np.array([0.0, -1.0])) == pytest.approx(0.25, rel=1e-6)
+    assert along_across_energy(image, mask, np.array([1.0, 1.0])) == pytest.approx(9.0, rel=1e-5)
+    assert math.isnan(along_across_energy(image, np.zeros((40, 50), bool), np.array([1.0, 0.0])))

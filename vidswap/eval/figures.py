@@ -126,8 +126,11 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
     fig, (a1, a2, a3) = _figure(3)
     sharp = s("sharp_result") / s("sharp_target")
     _plot(a1, x, sharp, "result / plate")
+    smear = s("smear_result") / s("smear_target")
+    if np.isfinite(smear).any():
+        a1.plot(x, smear, "o", markersize=3, label="motion smear: along / across the motion, result / plate")
     a1.axhline(1.0, color="grey", linewidth=0.8)
-    _finish(a1, "sharpness ratio", "Sharpness (Laplacian energy in the face region) relative to the plate")
+    _finish(a1, "ratio", "Sharpness (Laplacian energy in the face region) and motion smear relative to the plate")
     _plot(a2, x, s("seam"), "result / plate")
     a2.axhline(1.0, color="grey", linewidth=0.8)
     _finish(a2, "seam ratio", "Seam: gradient along the swapped region's boundary relative to the plate")

@@ -181,6 +181,30 @@ def sharpness_ratio(result: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     return r / t if t > 0 else float("inf")
 
 
+def eroded(mask: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) bool: the mask eroded by ``width`` px (an ellipse)."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    return cv2.erode(_mask(mask).astype(np.uint8), k) > 0
+
+
+def along_across_energy(image: np.ndarray, mask: np.ndarray, direction: np.ndarray) -> float:
+    """Gradient energy of the luma along ``direction`` (2,) over that across it, inside the mask: a picture
+    smeared along the direction (a camera's motion blur) has less of it along. NaN for an empty mask or no
+    gradient across."""
+    m = _mask(mask)
+    d = np.asarray(direction, np.float64)
+    norm = float(np.hypot(d[0], d[1]))
+    if not m.any() or norm == 0.0:
+        return float("nan")
+    c, s = d / norm
+    g = _gray(image)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)[m], cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)[m]
+    along = (gx * c + gy * s).astype(np.float64)
+    across = (gy * c - gx * s).astype(np.float64)
+    energy = float((across * across).mean())
+    return float((along * along).mean()) / energy if energy > 0 else float("nan")
+
+
 def boundary_ring(mask: np.ndarray, width: int) -> np.ndarray:
     """(H, W) bool band of pixels within ``width`` px of the mask's boundary (both sides)."""
     m = _mask(mask).astype(np.uint8)

@@ -71,12 +71,14 @@ ROI_MARGIN = 0.25
 SEAM_MIN_CHANGED = 0.3  # the seam is measured on the changed region's boundary when it covers this much of the face
 SEAM_WIDTH = 0.015  # half-width of the seam band, fraction of the face size
 STEP_WIDTH = 0.06  # depth of the bands either side of the boundary for the tone step, fraction of the face size
+SMEAR_SPEED = 3.0  # px a frame: the plate's face moving at least this fast has its motion smear compared
+SMEAR_INSET = 0.05  # ... inside the face region eroded by this fraction of the face size (clear of its outline)
 
 SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "pose_motion_error", "yaw_error",
           "pitch_error", "roll_error", "pose_l2", "yaw_target", "pitch_target", "roll_target", "yaw_result",
           "pitch_result", "roll_result", "mouth_target", "mouth_result", "eyes_target", "eyes_result", "mouth_error",
           "eyes_error", "expression_l2", "flicker_result", "flicker_target", "sharp_result", "sharp_target", "seam",
-          "boundary_step", "boundary_tone", "lighting")
+          "boundary_step", "boundary_tone", "lighting", "smear_result", "smear_target")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -263,6 +265,12 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                 row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
                 row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
                 size = M.face_size(mask)
+                if lm_t:  # the plate face's motion since the last evaluated frame: the smear along it
+                    motion = (pts_t - lm_t[-1]).mean(0) / max(1, numbers[-1] - numbers[-2])
+                    if np.isfinite(motion).all() and float(np.hypot(*motion)) >= SMEAR_SPEED:
+                        inner = FM.eroded(mask, max(1, int(round(SMEAR_INSET * size))))  # clear of the outline
+                        row["smear_target"] = FM.along_across_energy(crop_t, inner, motion)
+                        row["smear_result"] = FM.along_across_energy(crop_r, inner, motion)
                 changed = FM.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
                 seam_on = changed if (changed & mask).sum() >= SEAM_MIN_CHANGED * mask.sum() else mask
                 seam_changed += int(seam_on is changed)
@@ -375,6 +383,8 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
     jit = FM.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
     flick = FM.ratio_summary(rec["flicker_result"], rec["flicker_target"])
     sharp = FM.ratio_summary(rec["sharp_result"], rec["sharp_target"])
+    smear = np.asarray(rec["smear_result"], np.float64) / np.asarray(rec["smear_target"], np.float64)
+    smear = smear[np.isfinite(smear)]
     pose_ok = np.isfinite(np.asarray(rec["pose_error"]))
     return {
         "identity": {
@@ -427,6 +437,7 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
             "boundary_step": S(rec["boundary_step"]),
             "boundary_tone": S(rec["boundary_tone"]),
             "lighting_correlation": S(rec["lighting"]),
+            "motion_smear": {"ratio": float(np.median(smear)) if len(smear) else None, "frames": int(len(smear))},
             "about": "sharpness: Laplacian variance in the face region, result / plate (< 1 softer); seam: "
                      "gradient magnitude along the boundary of the region the result changed (the face region "
                      "where nothing changed), result / plate (1 = no seam); boundary_step: tone step across that "
@@ -436,7 +447,10 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
                      "whole boundary (arc by arc medians, then their mean): how much the swapped area as a whole "
                      "is lighter or another colour than the plate around it, the patch look (0 = none); "
                      "lighting_correlation: inside the face, the correlation of the result's low-frequency "
-                     "luminance with the plate's (1 = lit like the plate)",
+                     "luminance with the plate's (1 = lit like the plate); motion_smear: on frames where the "
+                     "plate's face moves at least 3 px a frame, the gradient energy along the motion over that "
+                     "across it in the face region, result / plate, median over those frames (> 1: the result "
+                     "keeps detail along the motion that the plate's camera smeared; None: nothing moves)",
         },
     }
 
