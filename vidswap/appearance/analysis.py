@@ -153,8 +153,8 @@ class AppearanceCollector:
             model = build_track_appearance([sample for _, sample in owned], self.masks)
             if model is None:
                 continue
-            moving = (velocities or {}).get(track_id, {})
-            pairs = [(s.blur_covariance, moving[p]) for p, s in owned if p in moving]
+            track_motion = (velocities or {}).get(track_id, {})  # position -> (vx, vy, face height)
+            pairs = [(s.blur_covariance, track_motion[p]) for p, s in owned if p in track_motion]
             if pairs:
                 motion = np.stack([v for _, v in pairs])
                 model.shutter = np.asarray([shutter_estimate(np.stack([c for c, _ in pairs]), motion[:, :2],
