@@ -140,3 +140,33 @@ def test_colour_match_with_the_analysis_stats_does_not_move_with_the_occluder():
     measured = composite_track(plate, target, render, lm, regions, m, [0, 1], params=params, occluder=occluder)
     assert float((measured.crop[0] - composite_track(plate, target, render, lm, regions, m, [0, 1],
                                                      params=params).crop[0]).abs().max()) > 0.01
+
+
+def test_track_grain_goes_on_the_face_only_and_auto_without_one_adds_none():
+    """The analysis's track grain (one item, every frame): added under the paste alpha only, the same for the same
+    frames and seed, new in every frame; ``auto`` (``auto_range`` set) without one is the render without grain,
+    and ``true`` without one measures each frame's ring instead."""
+    from vidswap.composite.grain import GrainParams
+
+    _, plate, target, lm, regions, m, _ = scene(frames=2, occluder=False)
+    render = (target * 0.9 + 0.05).clamp(0, 1)
+    base = dict(paste=PasteParams(mode="alpha"), colour=ColourParams(method="none"))
+    clean = composite_track(plate, target, render, lm, regions, m, [5, 6], params=CompositeParams(grain=None, **base))
+    auto = CompositeParams(grain=GrainParams(auto_range=(0.55, 0.75)), **base)
+    grain = GrainStats(torch.tensor([[0.02, 0.02, 0.02]]), torch.eye(3)[None], torch.tensor([0.0]),
+                       torch.tensor([True]))
+    got = composite_track(plate, target, render, lm, regions, m, [5, 6], params=auto, track_grain=grain)
+    again = composite_track(plate, target, render, lm, regions, m, [5, 6], params=auto, track_grain=grain)
+    assert torch.equal(got.frames, again.frames)
+    a_plate = warp_affine(got.alpha, m, (PH, PW), align_corners=True)[:, 0]
+    outside, core = a_plate == 0, a_plate > 0.99
+    assert torch.equal(got.frames.permute(0, 2, 3, 1)[outside], clean.frames.permute(0, 2, 3, 1)[outside])
+    added = (got.frames - clean.frames).permute(0, 2, 3, 1)[core]
+    assert abs(float(added.std()) / 0.02 - 1.0) < 0.05  # the track's std, full weight where alpha is 1
+    d0, d1 = (got.frames - clean.frames)[0], (got.frames - clean.frames)[1]
+    assert not torch.equal(d0, d1)  # new grain in every frame
+    none = composite_track(plate, target, render, lm, regions, m, [5, 6], params=auto)
+    assert torch.equal(none.frames, clean.frames)
+    forced = composite_track(plate, target, render, lm, regions, m, [5, 6],
+                             params=CompositeParams(grain=GrainParams(), **base))
+    assert not torch.equal(forced.frames, clean.frames)  # the scene's plates are grainy: each frame's ring reads it

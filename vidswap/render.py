@@ -23,6 +23,7 @@ from vidswap.composite.compositor import CompositeParams, FaceLayer, composite_t
 from vidswap.composite.convert import from_float, to_float
 from vidswap.faces.align import CropSpec, as_rgb8, invert_affine, transform_landmarks, warp_to_crop
 from vidswap.composite.matte import UserMatte
+from vidswap.composite.grain import track_grain
 from vidswap.composite.motion_blur import crop_motion, motion_blur, track_shutter, track_velocity
 from vidswap.composite.occlusion import mattes_to_crop
 from vidswap.composite.paste import paste_margin
@@ -232,12 +233,13 @@ class RenderStage:
             crops, alpha = motion_blur(result.crops, result.alpha, motion, shutter)
             result = dataclasses.replace(result, crops=crops, alpha=alpha)
         stats = torch.from_numpy(track.colour[idx]).to(self.device) if track.colour.size else None
+        grain = track_grain(track.appearance, self.params.grain) if self.params.grain is not None else None
         crop_to_region = shift_target(crop_to_plate, (x0, y0))  # crop -> the converted region's pixels
         comp = composite_track(plate, batch.target_crops, result.crops, batch.target_landmarks, self.regions,
                                crop_to_region, numbers, track_id=track.id, params=self.params,
                                confidence=batch.confidence, render_alpha=result.alpha, plate_stats=stats,
                                layers=self.plate_layers, occluder=occluder, window=not self.sinks,
-                               inplace=True)  # the region converted above is this batch's own
+                               inplace=True, track_grain=grain)  # the region converted above is this batch's own
         # only the box paste-back wrote is converted back: outside it the region is the plate's own codes
         boxes = comp.boxes
         for b, k in enumerate(ks):

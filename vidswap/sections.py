@@ -123,7 +123,11 @@ class CompositeConfig:
     erode: Literal["auto"] | float = "auto"
     regions: tuple[str, ...] = ("skin", "eyes", "brows", "nose", "mouth")
     occlusion: bool = True
-    grain: bool = False
+    # the plate's noise or film grain re-applied to the swapped face (vidswap.composite.grain); auto: each track's grain
+    # as the analysis measured it from the plate's frame-to-frame noise around the face, where it is strong enough to
+    # see (AUTO_GRAIN_RANGE), none elsewhere; true: the measured grain at any level (each frame's own ring measure
+    # where a track has none, e.g. a still); false: off
+    grain: Literal["auto"] | bool = "auto"
     hands: bool = True  # keep tracked hands in front of the face (needs analysis.hands)
     matte: str | None = None  # the artist's occlusion matte sequence, e.g. roto/matte.####.png (1 = occluder)
     matte_output: str | None = None  # write the occlusion matte used per frame, e.g. debug/occlusion.####.png

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
+from vidswap.appearance.plate_noise import NOISE_FIELDS, TRACK_FIELDS
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
 from vidswap.appearance.texture import texture_confidence
@@ -54,6 +55,11 @@ class TrackAppearance:
     shutter: (1,) float32 the camera's shutter as a share of the frame interval, from the motion blur of the
         sampled faces that move (:func:`~vidswap.appearance.sharpness.shutter_estimate`); NaN when too few move
         (and in tracks files written before it was measured).
+    grain_std, grain_corr, grain_sigma, grain_share: the plate's noise or grain on the face, told from texture by
+        its change from frame to frame (:func:`~vidswap.appearance.plate_noise.track_noise`): (3,) std per channel
+        in units of full scale, (3,) the rg, rb, gb correlations, (1,) its blur sigma in pixels, (1,) the share of
+        the face's fine detail that changes from frame to frame (what ``composite.grain: auto`` decides by); NaN
+        when too few faces were read.
     """
 
     mean: np.ndarray
@@ -63,14 +69,21 @@ class TrackAppearance:
     edge_blur: np.ndarray
     frames: int
     shutter: np.ndarray = field(default_factory=lambda: np.full(1, np.nan, np.float32))
+    grain_std: np.ndarray = field(default_factory=lambda: np.full(3, np.nan, np.float32))
+    grain_corr: np.ndarray = field(default_factory=lambda: np.full(3, np.nan, np.float32))
+    grain_sigma: np.ndarray = field(default_factory=lambda: np.full(1, np.nan, np.float32))
+    grain_share: np.ndarray = field(default_factory=lambda: np.full(1, np.nan, np.float32))
 
     ARRAYS = ("mean", "weight", "broad", "lighting", "edge_blur")
+    #: measured later than the model's first arrays: optional in a tracks file ((length): NaN when absent)
+    OPTIONAL = {"shutter": 1, **TRACK_FIELDS}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The model as named arrays (for the tracks file)."""
         out = {k: np.asarray(getattr(self, k)) for k in self.ARRAYS}
         out["frames"] = np.asarray([self.frames], np.int64)
-        out["shutter"] = np.asarray(self.shutter, np.float32).reshape(1)
+        for k, n in self.OPTIONAL.items():
+            out[k] = np.asarray(getattr(self, k), np.float32).reshape(n)
         return out
 
     @classmethod
@@ -78,9 +91,10 @@ class TrackAppearance:
         """The model from the tracks file's arrays; None when the track has none."""
         if not arrays or any(k not in arrays for k in cls.ARRAYS):
             return None
-        shutter = np.asarray(arrays.get("shutter", np.full(1, np.nan)), np.float32).reshape(1)
+        optional = {k: np.asarray(arrays.get(k, np.full(n, np.nan)), np.float32).reshape(n)
+                    for k, n in cls.OPTIONAL.items()}
         return cls(**{k: np.asarray(arrays[k]) for k in cls.ARRAYS}, frames=int(np.asarray(arrays["frames"])[0]),
-                   shutter=shutter)
+                   **optional)
 
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         """The model as (1, C, U, U) float32 tensors (``lighting``: (1, 1, 9))."""
@@ -116,19 +130,22 @@ class FaceSample:
     """One face of one analysed frame: texture (3, U, U) linear, weight (1, U, U), plate-space texel normals
     (3, U, U), the edge blur around the face as a fraction of its height (NaN when unknown), and the blur
     covariance of the face's own edges (2, 2) in frame axes, relative to the face height squared
-    (:func:`~vidswap.appearance.sharpness.face_blur_tensor`; NaN when unknown)."""
+    (:func:`~vidswap.appearance.sharpness.face_blur_tensor`; NaN when unknown), and the plate's noise reading around
+    the face (:data:`~vidswap.appearance.plate_noise.NOISE_FIELDS`; NaN when not measured)."""
 
     texture: Tensor
     weight: Tensor
     normals: Tensor
     edge_blur: float = float("nan")
     blur_covariance: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan, np.float32))
+    noise: np.ndarray = field(default_factory=lambda: np.full(len(NOISE_FIELDS), np.nan, np.float32))
 
     def compact(self) -> "FaceSample":
         """The sample on the CPU in float16 (what the sampler keeps)."""
         half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
         return FaceSample(half(self.texture), half(self.weight), half(self.normals), float(self.edge_blur),
-                          np.asarray(self.blur_covariance, np.float32).reshape(2, 2))
+                          np.asarray(self.blur_covariance, np.float32).reshape(2, 2),
+                          np.asarray(self.noise, np.float32).reshape(-1))
 
 
 @dataclass

@@ -30,7 +30,7 @@ from vidswap.composite.colour_window import (blur_reach, crop_windows, grow_wind
                                              window_lab_stats)
 from vidswap.composite.contrast import KeepContrastParams, contrast_base, keep_contrast_weight
 from vidswap.composite.edge import BandParams, EdgeParams, band_feather, edge_match
-from vidswap.composite.grain import GrainParams, grain_seed, measure_plate_grain, ring_mask
+from vidswap.composite.grain import GrainParams, GrainStats, grain_seed, measure_plate_grain, ring_mask, select_items
 from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
                                      feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
@@ -51,7 +51,7 @@ class CompositeParams:
         occlusion: skin-colour occlusion test (None: off).
         colour: colour match.
         paste: paste-back blending.
-        grain: grain re-application (None: off).
+        grain: grain re-application (None: off; see ``track_grain`` of :func:`composite_track`).
         temporal: ``"zero_phase"`` (finals), ``"ema"`` (causal previews) or ``"none"``.
         mask_alpha: temporal weight of the current frame for the region alpha.
         visibility_alpha: temporal weight of the current frame for the occlusion visibility (kept high so a
@@ -103,6 +103,11 @@ RELIT_KEEP_CONTRAST = 0.6
 RELIT_ERODE, ERODE = 0.0, 0.02
 #: ``composite.band_feather: auto`` for the relit appearance (0, off, for every other core).
 RELIT_BAND_FEATHER = 0.1  # with tone match + relit_outline_detail; 0.07: hand stretch jitter 1.16 (seamjit-s13)
+#: ``composite.grain: auto``: a track's measured grain is applied from none at this grain share (the share of the
+#: face's fine detail that changes from frame to frame, :mod:`vidswap.appearance.plate_noise`) to all of it at this
+#: one: the registry clips read 0.3-0.5, noisy versions of pexels_clip and single_face_clip 0.9-1.3 (RESULTS.md,
+#: lead s33)
+AUTO_GRAIN_RANGE = (0.55, 0.75)
 #: ``composite.tone_order: auto``: for the relit appearance / for every other core (the tone match's polynomial order).
 RELIT_TONE_ORDER, TONE_ORDER = 0, 2
 
@@ -124,7 +129,7 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         occlusion=OcclusionParams() if cfg.occlusion else None,
         colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit)),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
-        grain=GrainParams() if cfg.grain else None,
+        grain=_grain(cfg.grain),
         temporal="none",
         seed=seed,
         hands=HandMaskParams() if cfg.hands else None,
@@ -140,6 +145,13 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
 
 def _auto(value: str | float, auto: float) -> float:
     return auto if value == "auto" else float(value)
+
+
+def _grain(value: str | bool) -> GrainParams | None:
+    """``composite.grain``: auto (the track's measured grain over :data:`AUTO_GRAIN_RANGE`), true, false."""
+    if value == "auto":
+        return GrainParams(auto_range=AUTO_GRAIN_RANGE)
+    return GrainParams() if value else None
 
 
 def _tone(cfg: CompositeConfig, relit: bool) -> ToneParams | None:
@@ -339,6 +351,7 @@ def composite_track(
     occluder: torch.Tensor | None = None,
     window: bool = False,
     inplace: bool = False,
+    track_grain: GrainStats | None = None,
 ) -> CompositeResult:
     """Composite a batch of consecutive frames of one track.
 
@@ -371,6 +384,9 @@ def composite_track(
             band reads). Ignored with ``layers``, tone or edge match (they read the whole crop).
         inplace: paste into ``plate`` itself (the returned ``frames`` is ``plate``), without a copy of it; for a
             caller that owns ``plate``. Ignored with ``layers`` (the foreground is pasted on the unchanged plate).
+        track_grain: with ``params.grain`` set, the grain every frame gets (one item: the track's, measured by the
+            analysis, :func:`~vidswap.composite.grain.track_grain`); None: none with ``params.grain.auto_range``
+            set, else each frame's own ring measure (:func:`~vidswap.composite.grain.measure_plate_grain`).
 
     Returns:
         :class:`CompositeResult`.
@@ -472,10 +488,14 @@ def composite_track(
                             params.band, visible=None if occluder is None else (1.0 - occluder.to(crop)).clamp(0, 1))
 
     grain = seeds = None
-    if params.grain is not None:
+    if params.grain is not None and track_grain is not None:  # the track's, measured over time by the analysis
+        grain = select_items(track_grain, [0] * plate.shape[0])
+        grain = GrainStats(*(t.to(plate.device) for t in (grain.std, grain.corr, grain.sigma, grain.valid)))
+    elif params.grain is not None and params.grain.auto_range is None:  # each frame's ring, measured here
         gp = params.grain
         ring = ring_mask(masks.face, masks.size, gp.ring_inner, gp.ring_outer)
         grain = measure_plate_grain(plate, ring, crop_to_plate, gp)
+    if grain is not None:
         seeds = [grain_seed(params.seed, f, track_id) for f in frames]
     out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
         grain_strength=params.grain.strength if params.grain else 1.0, return_alpha=layers,

@@ -34,6 +34,10 @@ class GrainParams:
         ring_inner: the measuring ring starts this fraction of the face size outside the face mask ...
         ring_outer: ... and ends here.
         strength: 1 matches the plate's grain.
+        auto_range: ``composite.grain: auto``: a track's measured grain (:func:`track_grain`) is applied from none
+            at a grain share (:mod:`vidswap.appearance.plate_noise`) of ``auto_range[0]`` to all of it at
+            ``auto_range[1]``, and a track without a measurement gets none; None: all of it, and a track without
+            one gets each frame's ring measure (:func:`measure_plate_grain`).
     """
 
     highpass_sigma: float = 1.5
@@ -41,6 +45,7 @@ class GrainParams:
     ring_inner: float = 0.03
     ring_outer: float = 0.2
     strength: float = 1.0
+    auto_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,31 +140,35 @@ def _interp(x: torch.Tensor, xs: tuple[float, ...], ys: tuple[float, ...]) -> to
     return y0 + f * (y1 - y0)
 
 
-def measure_grain(image: torch.Tensor, region: torch.Tensor, params: GrainParams = GrainParams()) -> GrainStats:
-    """Measure the grain of ``image`` inside ``region`` (a ring around the face, at plate resolution).
+def residual_statistics(r: torch.Tensor, region: torch.Tensor, trim: float = 3.0
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Robust statistics of a high-pass residual inside a region.
 
     Args:
-        image: ``(B, 3, H, W)`` plate pixels (not resampled: resampling changes grain).
+        r: ``(B, C, H, W)`` residual (e.g. :func:`highpass` of a plate).
         region: ``(B, 1, H, W)``; pixels > 0.5 are measured.
+        trim: residuals further than ``trim`` robust stds (1.4826 MAD) from the median, in any channel, are left
+            out (texture, edges), as are their pairs in the correlations.
 
     Returns:
-        :class:`GrainStats`.
+        ``(std (B, C), corr (B, C, C), rho (B,), n (B,))``: the robust std per channel, the cross-channel correlation
+        and the lag-1 spatial autocorrelation (mean over channels) of the kept residuals, and how many region pixels
+        there were.
     """
-    b, c = image.shape[:2]
-    r = highpass(image.to(torch.float32), params.highpass_sigma)
+    b, c = r.shape[:2]
     w = (region > 0.5).to(r.dtype)
     n = w.sum(dim=(1, 2, 3))
     rows = r.reshape(b * c, -1)
-    wr = w.expand(-1, c, -1, -1).reshape(b * c, -1)
-    big = torch.finfo(r.dtype).max
-    inside = wr > 0.5
-    cnt = inside.sum(dim=1).clamp(min=1)
-    mid = ((cnt - 1) // 2)[:, None]
-    med = torch.sort(torch.where(inside, rows, torch.full_like(rows, big)), dim=1).values.gather(1, mid)
-    dev = torch.where(inside, (rows - med).abs(), torch.full_like(rows, big))
-    mad = torch.sort(dev, dim=1).values.gather(1, mid)[:, 0]
+    inside = (w.expand(-1, c, -1, -1).reshape(b * c, -1) > 0.5)
+    med, mad = torch.zeros(b * c, 1, dtype=r.dtype, device=r.device), torch.zeros(b * c, dtype=r.dtype, device=r.device)
+    for i in range(b * c):  # the lower median of the region's values and of their deviations (order statistics)
+        values = rows[i][inside[i]]
+        if values.numel():
+            k = (values.numel() - 1) // 2 + 1
+            med[i, 0] = values.kthvalue(k).values
+            mad[i] = (values - med[i, 0]).abs().kthvalue(k).values
     s_res = (1.4826 * mad).reshape(b, c)
-    keep = ((r - med.reshape(b, c, 1, 1)).abs() < params.trim * s_res[:, :, None, None].clamp(min=1e-12)).all(
+    keep = ((r - med.reshape(b, c, 1, 1)).abs() < trim * s_res[:, :, None, None].clamp(min=1e-12)).all(
         dim=1, keepdim=True
     )
     wk = w * keep.to(r.dtype)
@@ -173,12 +182,33 @@ def measure_grain(image: torch.Tensor, region: torch.Tensor, params: GrainParams
     eye = torch.eye(c, device=r.device, dtype=r.dtype)
     corr = corr * (1 - eye) + eye
     rho = _lag1(r, wk).mean(dim=1)
-    grid, rhos, gains = _response_table(float(params.highpass_sigma))
+    return s_res, corr, rho, n
+
+
+def grain_from_residual(std: torch.Tensor, corr: torch.Tensor, rho: torch.Tensor, valid: torch.Tensor,
+                        highpass_sigma: float = 1.5) -> GrainStats:
+    """The grain whose :func:`highpass` residual has robust std ``std (B, C)`` and lag-1 autocorrelation ``rho
+    (B,)``: its blur sigma read off the simulated response table, its std the residual's over the high-pass's gain
+    at that sigma. ``corr (B, C, C)`` and ``valid (B,)`` pass through."""
+    grid, rhos, gains = _response_table(float(highpass_sigma))
     sigma = _interp(rho, rhos, grid)
     gain = _interp(sigma, grid, gains)
-    std = s_res / gain[:, None].clamp(min=1e-6)
-    valid = n >= 256
-    return GrainStats(std=std, corr=corr, sigma=sigma, valid=valid)
+    return GrainStats(std=std / gain[:, None].clamp(min=1e-6), corr=corr, sigma=sigma, valid=valid)
+
+
+def measure_grain(image: torch.Tensor, region: torch.Tensor, params: GrainParams = GrainParams()) -> GrainStats:
+    """Measure the grain of ``image`` inside ``region`` (a ring around the face, at plate resolution).
+
+    Args:
+        image: ``(B, 3, H, W)`` plate pixels (not resampled: resampling changes grain).
+        region: ``(B, 1, H, W)``; pixels > 0.5 are measured.
+
+    Returns:
+        :class:`GrainStats`.
+    """
+    r = highpass(image.to(torch.float32), params.highpass_sigma)
+    std, corr, rho, n = residual_statistics(r, region, params.trim)
+    return grain_from_residual(std, corr, rho, n >= 256, params.highpass_sigma)
 
 
 def synthesize_grain(stats: GrainStats, size: tuple[int, int], seeds: list[int]) -> torch.Tensor:
@@ -275,3 +305,32 @@ def measure_plate_grain(
     ring = ring * torch.tensor([t is not None for t in tops], device=plate.device, dtype=torch.float32).view(b, 1, 1, 1)
     roi = torch.stack([plate[i, :, y : y + rh, x : x + rw] for i, (x, y) in enumerate(xy)])
     return measure_grain(roi, ring, params)
+
+
+def track_grain(appearance: dict[str, np.ndarray] | None, params: GrainParams) -> GrainStats | None:
+    """The grain a track's frames get, from its appearance model's measurement
+    (:func:`~vidswap.appearance.plate_noise.track_noise`): one :class:`GrainStats` item, its std scaled by the ramp
+    of ``params.auto_range`` over the measured grain share (when set); None where the track has no measurement,
+    or the ramp gives nothing."""
+    app = appearance or {}
+    arrays = [np.asarray(app.get(k, np.full(n, np.nan)), np.float64).reshape(-1)
+              for k, n in (("grain_std", 3), ("grain_corr", 3), ("grain_sigma", 1), ("grain_share", 1))]
+    if any(a.size != n or not np.isfinite(a).all() for a, n in zip(arrays, (3, 3, 1, 1))):
+        return None
+    std, pairs, sigma, share = arrays
+    scale = 1.0
+    if params.auto_range is not None:
+        lo, hi = params.auto_range
+        scale = float(np.clip((share[0] - lo) / max(hi - lo, 1e-12), 0.0, 1.0))
+    if scale <= 0.0:
+        return None
+    corr = torch.eye(3, dtype=torch.float32)
+    for (i, j), v in zip(((0, 1), (0, 2), (1, 2)), pairs):
+        corr[i, j] = corr[j, i] = float(np.clip(v, -1.0, 1.0))
+    values, vectors = torch.linalg.eigh(corr)  # medians of pairwise correlations: made a valid correlation matrix
+    corr = vectors @ torch.diag(values.clamp(min=1e-3)) @ vectors.T
+    d = torch.diagonal(corr).sqrt()
+    corr = corr / (d[:, None] * d[None, :])
+    return GrainStats(std=torch.tensor(std * scale, dtype=torch.float32)[None], corr=corr[None],
+                      sigma=torch.tensor([float(np.clip(sigma[0], _SIGMA_GRID[0], _SIGMA_GRID[-1]))]),
+                      valid=torch.ones(1, dtype=torch.bool))

@@ -26,8 +26,9 @@ __all__ = ["ANALYSIS_MODELS", "HAND_MODELS", "SAMPLING_REVISION", "analysis_key"
 #: (the skin colour statistics and the appearance model move by float rounding); 4 = the cut detector's thumbnails
 #: reduced from the face detector's input, not from the whole frame (within 1 code value; the cuts found on every
 #: test clip are the same); 5 = the appearance model's shutter, from the sampled faces' motion blur
-#: (:func:`vidswap.appearance.sharpness.shutter_estimate`)
-SAMPLING_REVISION = 5
+#: (:func:`vidswap.appearance.sharpness.shutter_estimate`); 6 = the appearance model's grain, from the plate's
+#: frame-to-frame noise around the sampled faces (:func:`vidswap.appearance.plate_noise.track_noise`)
+SAMPLING_REVISION = 6
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
 HAND_MODELS = ("palm_detection", "pose_landmark")
