@@ -115,12 +115,14 @@ def write_figures(out_dir: Path, metrics: dict, sheet_pairs: Sequence[tuple[np.n
     a2.set_xlabel("frame")
     files["expression"] = _save(fig, out_dir / "expression.png")
 
-    fig, (a1, a2) = _figure(2)
+    fig, (a1, a2, a3) = _figure(3)
     _plate_vs_result(a1, x, s, "flicker")
     _finish(a1, "8-bit levels", "Flicker: |frame - motion-compensated previous| in the face region")
     _plate_vs_result(a2, x, s, "jitter")
     _finish(a2, "px / frame²", "Landmark jitter: RMS second difference of the 106 points")
-    a2.set_xlabel("frame")
+    _plate_vs_result(a3, x, s, "noise")
+    _finish(a3, "8-bit levels", "Noise (grain): frame-to-frame high-pass residual on the face's flatter half")
+    a3.set_xlabel("frame")
     files["temporal"] = _save(fig, out_dir / "temporal.png")
 
     fig, (a1, a2, a3) = _figure(3)

@@ -78,7 +78,8 @@ SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "pos
           "pitch_error", "roll_error", "pose_l2", "yaw_target", "pitch_target", "roll_target", "yaw_result",
           "pitch_result", "roll_result", "mouth_target", "mouth_result", "eyes_target", "eyes_result", "mouth_error",
           "eyes_error", "expression_l2", "flicker_result", "flicker_target", "sharp_result", "sharp_target", "seam",
-          "boundary_step", "boundary_tone", "lighting", "smear_result", "smear_target")
+          "boundary_step", "boundary_tone", "lighting", "smear_result", "smear_target", "noise_result",
+          "noise_target")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -261,6 +262,9 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                     flow = FM.dis_flow(prev_t[ys, xs], crop_t)
                     row["flicker_target"] = FM.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
                     row["flicker_result"] = FM.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
+                    inner = FM.eroded(mask, max(1, int(round(SMEAR_INSET * M.face_size(mask)))))
+                    row["noise_target"] = FM.temporal_noise(prev_t[ys, xs], crop_t, flow, inner)
+                    row["noise_result"] = FM.temporal_noise(prev_r[ys, xs], crop_r, flow, inner)
                 row["lighting"] = A.lighting_correlation(crop_r, crop_t, mask)
                 row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
                 row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
@@ -383,6 +387,7 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
     jit = FM.jitter_ratio(lm_r, lm_t) if n >= 3 else {"result": None, "target": None, "ratio": None}
     flick = FM.ratio_summary(rec["flicker_result"], rec["flicker_target"])
     sharp = FM.ratio_summary(rec["sharp_result"], rec["sharp_target"])
+    noise = FM.ratio_summary(rec["noise_result"], rec["noise_target"])
     smear = np.asarray(rec["smear_result"], np.float64) / np.asarray(rec["smear_target"], np.float64)
     smear = smear[np.isfinite(smear)]
     pose_ok = np.isfinite(np.asarray(rec["pose_error"]))
@@ -438,6 +443,7 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
             "boundary_tone": S(rec["boundary_tone"]),
             "lighting_correlation": S(rec["lighting"]),
             "motion_smear": {"ratio": float(np.median(smear)) if len(smear) else None, "frames": int(len(smear))},
+            "noise": noise,
             "about": "sharpness: Laplacian variance in the face region, result / plate (< 1 softer); seam: "
                      "gradient magnitude along the boundary of the region the result changed (the face region "
                      "where nothing changed), result / plate (1 = no seam); boundary_step: tone step across that "
@@ -450,7 +456,10 @@ def _aggregate(rec: dict[str, list], lm_r: np.ndarray, lm_t: np.ndarray, emb_r: 
                      "luminance with the plate's (1 = lit like the plate); motion_smear: on frames where the "
                      "plate's face moves at least 3 px a frame, the gradient energy along the motion over that "
                      "across it in the face region, result / plate, median over those frames (> 1: the result "
-                     "keeps detail along the motion that the plate's camera smeared; None: nothing moves)",
+                     "keeps detail along the motion that the plate's camera smeared; None: nothing moves); "
+                     "noise: the frame-to-frame noise (grain) on the flatter half of the face region, 8-bit "
+                     "levels, result / plate (< 1: a cleaner face than the plate's picture, the clean patch on a "
+                     "grainy plate)",
         },
     }
 

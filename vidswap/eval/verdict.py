@@ -22,6 +22,9 @@ import numpy as np
 EYES_CLOSING_DROP = 0.4
 #: On such a frame the result's eyes follow when they close at least this share of the plate's drop.
 EYES_FOLLOW_SHARE = 0.5
+#: The grain check judges plates whose face shows at least this much frame-to-frame noise (8-bit levels,
+#: quality.noise's plate mean); on cleaner plates there is no grain to match.
+NOISY_PLATE = 1.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ RULES: tuple[Rule, ...] = (
          (None, 1.3), (None, 1.8)),
     Rule("tone_step", "no colour step at the border", "how much the swapped area as a whole is lighter or another "
          "colour than the plate around its border (8-bit levels)", (None, 3.0), (None, 6.0), 1),
+    Rule("grain", "grainy like the plate", "frame-to-frame noise in the face, result / plate, on a noisy plate (below "
+         "1 a clean patch on a grainy picture)", (0.75, 1.33), (0.5, 2.0)),
     Rule("lighting", "lit like the plate", "how well the light and shade on the face follow the plate's (0-1)",
          (0.8, None), (0.6, None)),
 )
@@ -164,7 +169,9 @@ def verdicts(metrics: dict) -> list[Check]:
         "seam": _mean(q["seam_ratio"]),
         "tone_step": _mean(q.get("boundary_tone")),
         "lighting": _mean(q.get("lighting_correlation")),
+        "grain": (q.get("noise") or {}).get("ratio"),
     }
+    plate_noise = (q.get("noise") or {}).get("target")
     notes = {"identity": f"the plate's own actor scores {_num(_mean(idn['target_to_source']))} against the source",
              "face_kept": f"lost in {fr['result_face_missing']} of {evaluated} frames",
              "pose": _pose_note(pose),
@@ -177,6 +184,11 @@ def verdicts(metrics: dict) -> list[Check]:
         note = notes.get(rule.key, "")
         if rule.key == "eyes_closing" and value is None and closing.get("plate_open") is not None:
             status, note = "pass", "the plate's eyes do not close in these frames"
+        if rule.key == "grain" and plate_noise is not None and math.isfinite(plate_noise):
+            if plate_noise < NOISY_PLATE:
+                value, status = None, "pass"
+            note = f"the plate's face shows {plate_noise:.1f} levels of noise" + (
+                " (clean: nothing to match)" if plate_noise < NOISY_PLATE else "")
         checks.append(Check(rule, value, status, note))
     return checks
 
