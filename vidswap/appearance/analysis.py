@@ -5,8 +5,8 @@ a key naming the face within its frame, and :meth:`AppearanceCollector.models` o
 tracks. Faces of sampled frames (:class:`~vidswap.appearance.track.AppearanceSampler`) are cropped (the same
 similarity crop as the render, at a size matched to the texture), unwrapped in linear light with their
 visibility, and their texel normals taken from the plate-pixel landmarks. Moving faces have their blur measured (the
-camera's shutter), and every few sampled frames the plate's noise on each face is read against the frame before
-(:mod:`~vidswap.appearance.plate_noise`).
+camera's shutter); at every 5th analysis position (a stride that triples as the shot grows) the plate's noise on
+each face is read against the frame before (:mod:`~vidswap.appearance.plate_noise`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,13 @@ BLUR_MIN_SPEED = 0.8 * SHUTTER_MIN_SPEED
 BLUR_MIN_PIXELS = 0.8 * SHUTTER_MIN_PIXELS
 #: and only at every this many analysis positions (a shutter estimate needs a dozen or two moving faces, not all)
 BLUR_EVERY = 2
-#: the plate's noise on the sampled faces is read at every this many analysis positions (against the frame before;
-#: :func:`~vidswap.appearance.plate_noise.face_noise`): a median of a dozen or two readings is steady
-NOISE_EVERY = 4
+#: the plate's noise on the faces is read at every this many analysis positions (against the frame before;
+#: :func:`~vidswap.appearance.plate_noise.face_noise`), an odd stride so the readings fall on every phase of a
+#: codec's group of pictures (B- and P-frames keep different shares of the noise) ...
+NOISE_EVERY = 5
+#: ... tripled (still odd) whenever more than this many positions were read, those off the new stride dropped: a
+#: median of a few dozen readings is steady
+NOISE_POSITIONS = 48
 
 
 def track_texture_space(topology: MeshTopology, size: int = TRACK_TEXTURE
@@ -77,6 +81,8 @@ class AppearanceCollector:
     _previous: np.ndarray | None = None  # (N, 2) the face centres of the previous analysis position
     _previous_image: np.ndarray | None = None  # the previous analysis position's frame (the noise is read against it)
     _flow: object = None  # the DIS optical flow of the noise readings (made once)
+    _noise_stride: int = NOISE_EVERY
+    _noise: dict = field(default_factory=dict)  # position -> {face key: (len(NOISE_FIELDS),) reading}
 
     def __post_init__(self) -> None:
         self.sampler = AppearanceSampler(max_frames=self.max_frames, stride=max(1, int(self.every)))
@@ -92,17 +98,18 @@ class AppearanceCollector:
             pts = np.asarray(pts, np.float32).reshape(-1, 478, 3)
             previous, self._previous = self._previous, pts[:, :, :2].mean(1)
             previous_image, self._previous_image = self._previous_image, image
+            if position % self._noise_stride == 0 and len(pts):
+                self._read_noise(position, previous_image, image, pts, list(ks), previous)
             if not self.sampler.wants(position) or len(pts) == 0:
                 continue
             rows.append((position, list(ks)))
             moving = self._moving(pts, previous) & (position % BLUR_EVERY == 0)
-            noise = self._noise(previous_image, image, pts, previous) if position % NOISE_EVERY == 0 else None
-            crops_of.append((image, pts, moving, noise))
+            crops_of.append((image, pts, moving))
         if not rows:
             return
         size = int(round(self.space.size * CROP_FACTOR))
         crops, crop_lms, frame_lms, heights = [], [], [], []
-        for image, pts, _, _ in crops_of:
+        for image, pts, _ in crops_of:
             lm = torch.from_numpy(pts).to(self.device)
             m = crop_frame_from_landmarks(lm, size, CROP_MARGIN)
             crops.append(region_crops(image, m, size, self.device))  # only the faces' region goes to float
@@ -115,14 +122,11 @@ class AppearanceCollector:
         normals = texel_normals(space, torch.cat(frame_lms))
         oval = self.oval.to(crops.device)
         blur = relative_edge_blur(crops, crop_lms, oval, torch.cat(heights))
-        covariance = np.concatenate([self._blur_covariance(image, pts, moving) for image, pts, moving, _ in crops_of])
-        noise = np.concatenate([np.full((len(pts), len(NOISE_FIELDS)), np.nan, np.float32) if n is None else n
-                                for _, pts, _, n in crops_of])
+        covariance = np.concatenate([self._blur_covariance(image, pts, moving) for image, pts, moving in crops_of])
         i = 0
         for position, ks in rows:
             for key in ks:
-                self.sampler.push(position, key, FaceSample(tex[i], w[i], normals[i], float(blur[i]), covariance[i],
-                                                            noise[i]))
+                self.sampler.push(position, key, FaceSample(tex[i], w[i], normals[i], float(blur[i]), covariance[i]))
                 i += 1
 
     @staticmethod
@@ -137,24 +141,27 @@ class AppearanceCollector:
         heights = face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy()
         return (step >= BLUR_MIN_SPEED * np.maximum(heights, 1.0)) & (step >= BLUR_MIN_PIXELS)
 
-    def _noise(self, previous_image: np.ndarray | None, image: np.ndarray, points: np.ndarray,
-               previous: np.ndarray | None) -> np.ndarray | None:
-        """(N, len(NOISE_FIELDS)) the plate's noise reading on each of a frame's N faces against the frame before
-        (:func:`~vidswap.appearance.plate_noise.face_noise`; NaN rows for faces whose nearest face there is more than
-        :data:`~vidswap.appearance.plate_noise.MAX_STEP` face heights away: a cut, or another face), or None
-        without a frame before."""
+    def _read_noise(self, position: int, previous_image: np.ndarray | None, image: np.ndarray, points: np.ndarray,
+                    keys: list, previous: np.ndarray | None) -> None:
+        """Read the plate's noise on each of a frame's faces against the frame before
+        (:func:`~vidswap.appearance.plate_noise.face_noise`), except faces whose nearest face there is more than
+        :data:`~vidswap.appearance.plate_noise.MAX_STEP` face heights away (a cut, or another face), and keep the
+        readings under :data:`NOISE_POSITIONS`."""
         if previous_image is None or previous is None or not len(previous) or previous_image.shape != image.shape:
-            return None
+            return
         if self._flow is None:
             import cv2
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         heights = face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy()
-        out = np.full((len(points), len(NOISE_FIELDS)), np.nan, np.float32)
-        for i, pts in enumerate(points):
+        read = {}
+        for key, pts, height in zip(keys, points, heights):
             step = float(np.linalg.norm(previous - pts[:, :2].mean(0), axis=-1).min())
-            if step <= MAX_STEP * max(float(heights[i]), 1.0):
-                out[i] = face_noise(previous_image, image, pts, self.oval.cpu().numpy(), step, self._flow)
-        return out
+            if step <= MAX_STEP * max(float(height), 1.0):
+                read[key] = face_noise(previous_image, image, pts, self.oval.cpu().numpy(), step, self._flow)
+        self._noise[position] = read
+        while len(self._noise) > NOISE_POSITIONS:
+            self._noise_stride *= 3
+            self._noise = {p: v for p, v in self._noise.items() if p % self._noise_stride == 0}
 
     def _blur_covariance(self, image: np.ndarray, points: np.ndarray, moving: np.ndarray) -> np.ndarray:
         """(N, 2, 2) the blur covariance of one frame's N faces (:func:`face_blur_tensor`), each measured on a crop
@@ -191,7 +198,8 @@ class AppearanceCollector:
                 motion = np.stack([v for _, v in pairs])
                 model.shutter = np.asarray([shutter_estimate(np.stack([c for c, _ in pairs]), motion[:, :2],
                                                              motion[:, 2])], np.float32)
-            for k, v in track_noise(np.stack([s.noise for _, s in owned])).items():
+            readings = [self._noise[p][key] for p, key in owner.items() if key in self._noise.get(p, {})]
+            for k, v in track_noise(np.stack(readings) if readings else np.zeros((0, len(NOISE_FIELDS)))).items():
                 setattr(model, k, v)
             out[int(track_id)] = model.to_arrays()
         return out

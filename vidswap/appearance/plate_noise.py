@@ -3,10 +3,10 @@
 A swapped face is clean; on a noisy plate it reads as a smooth patch (:mod:`vidswap.composite.grain` re-applies
 grain). Measured on one frame, a high-pass residual cannot tell grain from pores, stubble, hair or a codec's
 blocks: all are fine detail. Over time they differ: texture moves with the picture, noise is new in every frame.
-So the analyze pass reads, for sampled faces, the high-pass residual of the frame minus the previous frame moved
-onto it (DIS optical flow, each pixel taken from its nearest source pixel so the noise is not interpolated away):
-for independent noise fields that difference is ``sqrt(2)`` times the noise, with the same spatial and
-cross-channel correlation, while texture cancels up to the flow's error.
+So the analyze pass reads, on the faces of every 5th frame or so, the high-pass residual of the frame minus the
+previous frame moved onto it (DIS optical flow, each pixel taken from its nearest source pixel so the noise is not
+interpolated away): for independent noise fields that difference is ``sqrt(2)`` times the noise, with the same
+spatial and cross-channel correlation, while texture cancels up to the flow's error.
 
 It is read on the plate's face itself, inside its oval, on the flatter half of it (the pixels whose smoothed
 gradient is at most the median: cheeks, forehead; not the eyes, brows, nostrils or lips, where the flow's error

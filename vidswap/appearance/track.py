@@ -24,7 +24,7 @@ from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
-from vidswap.appearance.plate_noise import NOISE_FIELDS, TRACK_FIELDS
+from vidswap.appearance.plate_noise import TRACK_FIELDS
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
 from vidswap.appearance.texture import texture_confidence
@@ -130,22 +130,19 @@ class FaceSample:
     """One face of one analysed frame: texture (3, U, U) linear, weight (1, U, U), plate-space texel normals
     (3, U, U), the edge blur around the face as a fraction of its height (NaN when unknown), and the blur
     covariance of the face's own edges (2, 2) in frame axes, relative to the face height squared
-    (:func:`~vidswap.appearance.sharpness.face_blur_tensor`; NaN when unknown), and the plate's noise reading around
-    the face (:data:`~vidswap.appearance.plate_noise.NOISE_FIELDS`; NaN when not measured)."""
+    (:func:`~vidswap.appearance.sharpness.face_blur_tensor`; NaN when unknown)."""
 
     texture: Tensor
     weight: Tensor
     normals: Tensor
     edge_blur: float = float("nan")
     blur_covariance: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan, np.float32))
-    noise: np.ndarray = field(default_factory=lambda: np.full(len(NOISE_FIELDS), np.nan, np.float32))
 
     def compact(self) -> "FaceSample":
         """The sample on the CPU in float16 (what the sampler keeps)."""
         half = lambda t: t.detach().to("cpu", torch.float16)  # noqa: E731
         return FaceSample(half(self.texture), half(self.weight), half(self.normals), float(self.edge_blur),
-                          np.asarray(self.blur_covariance, np.float32).reshape(2, 2),
-                          np.asarray(self.noise, np.float32).reshape(-1))
+                          np.asarray(self.blur_covariance, np.float32).reshape(2, 2))
 
 
 @dataclass
