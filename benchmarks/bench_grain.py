@@ -9,7 +9,9 @@
    their medians, the ratio auto / off and what the analysis read (grain std, share).
 2. The reading alone (:func:`vidswap.appearance.plate_noise.face_noise`) on frame pairs of the clip at 640x360 and
    upscaled to 1920x1080 and 3840x2160 (landmarks scaled): ms a face, and that times the faces a track reads (one
-   every 4th analysed frame) against the analysis's wall time of part 1.
+   every 5th analysed frame) against the analysis's wall time of part 1.
+3. The re-graining alone (:func:`vidswap.composite.grain.apply_grain`, what a frame pays in the render): ms a face
+   by the side of the pasted region.
 
 Record the tables in benchmarks/RESULTS.md with the machine, date and load.
 """
@@ -111,6 +113,26 @@ def reading_alone(clip: Path, tracks: Path, frames: int, analysis: float, repeat
         print(f"| {name} | {ms:.1f} | {ms * reads / 1000:.2f} | {share} |")
 
 
+def regrain_alone(repeat: int = 20) -> None:
+    import torch
+
+    from vidswap.composite.grain import GrainStats, apply_grain
+
+    grain = GrainStats(torch.full((1, 3), 0.026), torch.full((1, 3, 3), 0.98) + 0.02 * torch.eye(3)[None],
+                       torch.tensor([0.27]), torch.tensor([True]))
+    print("\n| pasted region | ms a face (median) |")
+    print("|---|---|")
+    for side in (256, 512, 1024):
+        image, alpha = torch.rand(1, 3, side, side), torch.ones(1, 1, side, side)
+        apply_grain(image, alpha, grain, [0])
+        runs = []
+        for i in range(repeat):
+            t0 = time.perf_counter()
+            apply_grain(image, alpha, grain, [i])
+            runs.append((time.perf_counter() - t0) * 1000)
+        print(f"| {side} x {side} | {statistics.median(runs):.1f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=90)
@@ -124,6 +146,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         clip, tracks, analysis = end_to_end(work, args.frames, args.pairs, args.sigma)
         reading_alone(clip, tracks, args.frames, analysis)
+    regrain_alone()
     return 0
 
 

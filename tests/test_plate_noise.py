@@ -184,3 +184,24 @@ def test_composite_grain_setting(value, expect):
         assert params.grain is None
     else:
         assert params.grain == GrainParams(auto_range=expect)
+
+
+def test_the_collector_reads_noise_on_an_odd_stride_that_triples_and_skips_a_cut():
+    """Readings at every 5th position (every phase of a codec's group of pictures), the stride tripled once more
+    than 48 positions were read, those off it dropped; a face whose nearest face in the frame before is over half a
+    face height away (a cut) is not read."""
+    from vidswap.appearance.analysis import NOISE_EVERY, NOISE_POSITIONS, AppearanceCollector
+
+    collector = AppearanceCollector(space=None, masks={}, oval=torch.as_tensor(OVAL))
+    picture = textured(2)
+    prev, cur = frame(picture, 8, 8, 4.0, 0), frame(picture, 8, 8, 4.0, 1)
+    pts = face_points(SIZE / 2, SIZE / 2)[None]
+    centre = pts[:, :, :2].mean(1)
+    for position in range(0, NOISE_EVERY * (NOISE_POSITIONS + 1) + 1, NOISE_EVERY):
+        if position % collector._noise_stride == 0:  # as push asks
+            collector._read_noise(position, prev, cur, pts, ["a"], centre)
+    assert collector._noise_stride == 3 * NOISE_EVERY
+    assert sorted(collector._noise) == list(range(0, NOISE_EVERY * (NOISE_POSITIONS + 1) + 1, 3 * NOISE_EVERY))
+    assert all(np.isfinite(v["a"]).all() for v in collector._noise.values())
+    collector._read_noise(10**6, prev, cur, pts, ["a"], centre + 200.0)
+    assert collector._noise[10**6] == {}

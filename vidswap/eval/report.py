@@ -72,7 +72,7 @@ SEAM_MIN_CHANGED = 0.3  # the seam is measured on the changed region's boundary 
 SEAM_WIDTH = 0.015  # half-width of the seam band, fraction of the face size
 STEP_WIDTH = 0.06  # depth of the bands either side of the boundary for the tone step, fraction of the face size
 SMEAR_SPEED = 3.0  # px a frame: the plate's face moving at least this fast has its motion smear compared
-SMEAR_INSET = 0.05  # ... inside the face region eroded by this fraction of the face size (clear of its outline)
+INSET = 0.05  # the smear and the noise: inside the face region eroded by this fraction of its size
 
 SERIES = ("id_to_source", "id_to_target", "target_to_source", "pose_error", "pose_motion_error", "yaw_error",
           "pitch_error", "roll_error", "pose_l2", "yaw_target", "pitch_target", "roll_target", "yaw_result",
@@ -258,21 +258,20 @@ def evaluate(result: Path, target: Path, sources: list[Path], out_dir: Path, fra
                 mask = M.polygon_mask((ys.stop - ys.start, xs.stop - xs.start),
                                       polygon - [xs.start, ys.start])
                 crop_t, crop_r = img_t[ys, xs], img_r[ys, xs]
+                size = M.face_size(mask)
+                inner = FM.eroded(mask, max(1, int(round(INSET * size))))  # clear of the outline
                 if prev_t is not None:
                     flow = FM.dis_flow(prev_t[ys, xs], crop_t)
                     row["flicker_target"] = FM.flicker_error(prev_t[ys, xs], crop_t, flow, mask)
                     row["flicker_result"] = FM.flicker_error(prev_r[ys, xs], crop_r, flow, mask)
-                    inner = FM.eroded(mask, max(1, int(round(SMEAR_INSET * M.face_size(mask)))))
                     row["noise_target"] = FM.temporal_noise(prev_t[ys, xs], crop_t, flow, inner)
                     row["noise_result"] = FM.temporal_noise(prev_r[ys, xs], crop_r, flow, inner)
                 row["lighting"] = A.lighting_correlation(crop_r, crop_t, mask)
                 row["sharp_target"] = FM.laplacian_energy(crop_t, mask)
                 row["sharp_result"] = FM.laplacian_energy(crop_r, mask)
-                size = M.face_size(mask)
                 if lm_t:  # the plate face's motion since the last evaluated frame: the smear along it
                     motion = (pts_t - lm_t[-1]).mean(0) / max(1, numbers[-1] - numbers[-2])
                     if np.isfinite(motion).all() and float(np.hypot(*motion)) >= SMEAR_SPEED:
-                        inner = FM.eroded(mask, max(1, int(round(SMEAR_INSET * size))))  # clear of the outline
                         row["smear_target"] = FM.along_across_energy(crop_t, inner, motion)
                         row["smear_result"] = FM.along_across_energy(crop_r, inner, motion)
                 changed = FM.change_mask(crop_r, crop_t, sigma=max(1.0, 0.015 * size))
