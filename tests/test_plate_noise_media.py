@@ -99,3 +99,28 @@ def test_the_swapped_face_carries_the_plate_grain(noisy, media, tmp_path):
     assert plate_noise > 4.0  # the eval reads the plate's face as noisy (its high-pass keeps ~0.9 of white noise)
     assert 0.85 < with_grain / plate_noise < 1.2, (with_grain, plate_noise)
     assert without / plate_noise < 0.3, (without, plate_noise)
+
+
+def test_a_scene_linear_plate_gets_the_grain_too(noisy, media, tmp_path):
+    """The noisy clip as a scene-linear EXR sequence: the analysis reads the grain on the plate as the models see it
+    (the working space), the face takes it there before it goes back to linear, so seen through the view again
+    the face is as grainy as the plate (measured: 0.97; 0.09 before the linear path took the grain)."""
+    from vidswap.composite.linear import display_plate
+    from vidswap.io.colour import ColourPipeline
+    from vidswap.io.sequences import read_image_file, write_image_file
+    from vidswap.shot import job_dir
+
+    colour = ColourPipeline.create()
+    frames = _frames(noisy)[:24]
+    for i, image in enumerate(frames):
+        write_image_file(tmp_path / f"plate.{1001 + i:04d}.exr", colour.to_linear(image), "exr")
+    _run(["run", tmp_path / "plate.####.exr", "-s", media("grace_hopper"), "-o", tmp_path / "out.####.exr", "-q"])
+    job = job_dir(tmp_path / "out.####.exr")
+    assert _track(job).appearance["grain_share"][0] > 0.75
+
+    def seen(name):
+        return [(display_plate(colour, read_image_file(tmp_path / f"{name}.{1001 + i:04d}.exr")) * 255 + 0.5)
+                .clip(0, 255).astype(np.uint8) for i in range(len(frames))]
+
+    plate_noise, result_noise = _face_noise(seen("plate"), seen("out"), _track(job).smoothed[..., :2])
+    assert 0.8 < result_noise / plate_noise < 1.25, (result_noise, plate_noise)

@@ -507,9 +507,13 @@ def composite_track(
     else:
         out, plate_alpha, boxes = out
         # The crop laid over with full opacity: inside the crop it is the unblended face (its alpha is 0 at the
-        # crop border, so the plate filling the border's partial coverage is never used).
+        # crop border, so the plate filling the border's partial coverage is never used). With grain, the face
+        # carries all of it (a linear plate's blend weighs it by the alpha, as it weighs the plate's own).
         foreground = paste_crop(plate, crop, torch.ones_like(alpha), crop_to_plate, mode="alpha",
-                                params=params.paste)
+                                params=params.paste, grain=grain, grain_seeds=seeds,
+                                grain_strength=params.grain.strength if params.grain else 1.0)
+        if grain is not None:
+            foreground = foreground.clamp(0.0, 1.0)
     new_state = TrackState(
         region=region[-1:].detach(),
         visibility=vis[-1:].detach(),

@@ -11,7 +11,8 @@ and > 1 values included) and the blend happens in linear light::
     frames_out = linear(frames_lin)                 # linear in colour.output, or display-referred for video/PNG
 
 The blend in linear is straight alpha-over of the unblended face (``feather``); the multi-band and Poisson
-blends and re-graining of the display path are not applied to linear plates.
+blends of the display path are not applied to linear plates. Grain is: the compositor adds it to the unblended face
+in the working space (where the analysis read it on the plate), before the face is converted back to linear.
 """
 
 from __future__ import annotations
