@@ -205,3 +205,17 @@ def test_the_collector_reads_noise_on_an_odd_stride_that_triples_and_skips_a_cut
     assert all(np.isfinite(v["a"]).all() for v in collector._noise.values())
     collector._read_noise(10**6, prev, cur, pts, ["a"], centre + 200.0)
     assert collector._noise[10**6] == {}
+
+
+def test_the_analyze_report_says_what_the_plate_camera_was_read_as():
+    from vidswap.jobs.passes import camera_line
+
+    noisy = dict(_model(0.9), shutter=np.array([0.5]))
+    assert camera_line(noisy) == ("plate camera: shutter 0.50 (measured); grain 7.6 8-bit levels, share 0.90 "
+                                  "(auto adds all of it)")
+    half = dict(_model(0.65), shutter=np.array([np.nan]))
+    assert camera_line(half) == ("plate camera: shutter 0.50 (too little motion to measure); grain 7.6 8-bit "
+                                 "levels, share 0.65 (auto adds 50% of it)")
+    clean = {"shutter": np.array([0.1]), **{k: np.full(n, np.nan) for k, n in TRACK_FIELDS.items()}}
+    assert camera_line(clean) == "plate camera: shutter 0.10 (measured); grain not read (too few faces read)"
+    assert camera_line({}) == ""

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from vidswap.composite.linear import display_frames
 from vidswap.config import JobConfig, to_dict
 from vidswap.errors import InputError, UsageError
@@ -61,7 +63,34 @@ class AnalyzeReport:
             tag = "  <- target" if t.id in self.targets else ""
             out.append(f"track {t.id}: frames {format_frames(t.frames.tolist())} ({len(t.frames)}), "
                        f"{int(t.interpolated.sum())} interpolated, mean confidence {float(t.confidences.mean()):.2f}{tag}")
+            camera = camera_line(t.appearance)
+            if camera:
+                out.append(f"  {camera}")
         return out
+
+
+def camera_line(appearance: dict | None) -> str:
+    """What the analysis read of the plate's camera on a track, in the words of the settings it feeds: the shutter
+    (``composite.motion_blur: auto``) and the grain (``composite.grain: auto``); empty without a model."""
+    from vidswap.composite.compositor import AUTO_GRAIN_RANGE
+    from vidswap.composite.grain import GrainParams, track_grain
+    from vidswap.composite.motion_blur import AUTO_SHUTTER
+
+    if not appearance:
+        return ""
+    shutter = float(np.asarray(appearance.get("shutter", [np.nan])).reshape(-1)[0])
+    parts = [f"shutter {shutter:.2f} (measured)" if np.isfinite(shutter)
+             else f"shutter {AUTO_SHUTTER:.2f} (too little motion to measure)"]
+    std = np.asarray(appearance.get("grain_std", [np.nan])).reshape(-1)
+    share = float(np.asarray(appearance.get("grain_share", [np.nan])).reshape(-1)[0])
+    if np.isfinite(std).all() and np.isfinite(share):
+        grain = track_grain(appearance, GrainParams(auto_range=AUTO_GRAIN_RANGE))
+        scale = 0.0 if grain is None else float(grain.std.mean() / std.mean())
+        added = "none" if scale == 0.0 else "all of it" if scale >= 1.0 else f"{scale:.0%} of it"
+        parts.append(f"grain {float(std.mean()) * 255:.1f} 8-bit levels, share {share:.2f} (auto adds {added})")
+    else:
+        parts.append("grain not read (too few faces read)")
+    return "plate camera: " + "; ".join(parts)
 
 
 def analyze(cfg: JobConfig, progress: Progress | None = None, overlay: str | Path | None = None) -> AnalyzeReport:
