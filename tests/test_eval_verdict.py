@@ -60,7 +60,8 @@ def _metrics() -> dict:
             "expression": {"mouth_open_error": _stat(0.007), "eye_open_error": _stat(0.021), "eyes_closing": {}},
             "temporal": {"flicker": {"ratio": 0.91}, "jitter": {"ratio": 0.89}},
             "quality": {"sharpness_ratio": 0.87, "seam_ratio": _stat(0.89), "boundary_step": _stat(9.58),
-                        "boundary_tone": _stat(1.53), "lighting_correlation": _stat(0.95)},
+                        "boundary_tone": _stat(1.53), "lighting_correlation": _stat(0.95),
+                        "noise": {"ratio": 0.98, "target": 4.2}},
             "frames": {"evaluated": 72, "target_face_missing": 0, "result_face_missing": 0}}
 
 
@@ -72,7 +73,24 @@ def test_suite_table_shows_the_judged_head_motion_and_tone():
          "metrics": _metrics(), "report": "r.html"}]})
     row = next(line for line in table.splitlines() if line.startswith("| 1 |"))
     assert row == ("| 1 | t.mp4 | s.jpg | all | 9.5 | 72 | 0.431 | 0.419 | 0.113 | 1.28 | 0.007 | 0.021 | 0.91 "
-                   "| 0.89 | 0.87 | 0.89 | 1.5 | [report](r.html) |")
+                   "| 0.89 | 0.87 | 0.98 | 0.89 | 1.5 | [report](r.html) |")
+
+
+def test_grain_check_judges_noisy_plates_only():
+    """On a plate whose face shows 4.2 levels of noise the result's 0.98 x passes and 0.4 x (a clean patch) fails;
+    on a clean plate (0.6 levels) there is nothing to match: the check passes without a value."""
+    from vidswap.eval.verdict import verdicts
+
+    def grain(ratio, plate):
+        m = _metrics()
+        m["quality"]["noise"] = {"ratio": ratio, "target": plate}
+        return {c.rule.key: c for c in verdicts(m)}["grain"]
+
+    assert (grain(0.98, 4.2).value, grain(0.98, 4.2).status) == (0.98, "pass")
+    assert grain(0.4, 4.2).status == "fail" and grain(0.6, 4.2).status == "warn"
+    clean = grain(0.4, 0.6)
+    assert clean.value is None and clean.status == "pass"
+    assert clean.note == "the plate's face shows 0.6 levels of noise (clean: nothing to match)"
 
 
 def test_head_check_judges_the_motion_and_states_the_constant_offset():

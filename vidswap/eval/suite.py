@@ -277,13 +277,13 @@ def summary_markdown(summary: dict) -> str:
     lines = ["# vidswap evaluation suite", "",
              f"Config `{summary['config']}`; judges: {summary['judges']}.", "",
              "| # | target | sources | frames | run fps | swapped | ID→src | ID→plate | plate→src | pose err° "
-             "| mouth err | eye err | flicker × | jitter × | sharp × | seam × | tone | report |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| mouth err | eye err | flicker × | jitter × | sharp × | noise × | seam × | tone | report |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(summary["swaps"], 1):
         head = f"| {i} | {row['target']} | {', '.join(row['sources'])} | {row['frames'] or 'all'} "
         run = row.get("run", {})
         if "metrics" not in row:
-            lines.append(head + f"| {_f(run.get('fps'), 1)} | | failed: {row.get('error', '')} |" + " |" * 11)
+            lines.append(head + f"| {_f(run.get('fps'), 1)} | | failed: {row.get('error', '')} |" + " |" * 12)
             continue
         m = row["metrics"]
         lines.append(
@@ -292,7 +292,8 @@ def summary_markdown(summary: dict) -> str:
             f"| {_f(m['identity']['target_to_source']['mean'])} | {_f(m['pose']['motion_error_deg']['mean'], 2)} "
             f"| {_f(m['expression']['mouth_open_error']['mean'])} | {_f(m['expression']['eye_open_error']['mean'])} "
             f"| {_f(m['temporal']['flicker']['ratio'], 2)} | {_f(m['temporal']['jitter']['ratio'], 2)} "
-            f"| {_f(m['quality']['sharpness_ratio'], 2)} | {_f(m['quality']['seam_ratio']['mean'], 2)} "
+            f"| {_f(m['quality']['sharpness_ratio'], 2)} | {_f((m['quality'].get('noise') or {}).get('ratio'), 2)} "
+            f"| {_f(m['quality']['seam_ratio']['mean'], 2)} "
             f"| {_f(m['quality']['boundary_tone']['mean'], 1)} "
             f"| [report]({row['report']}) |")
     r = summary["retrieval"]
