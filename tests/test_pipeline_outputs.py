@@ -124,6 +124,7 @@ def test_patch_recomposited_onto_the_plate_matches_the_full_render(patch_job, pl
     for n in range(FRAMES):
         record = json.loads((patch_job / "patches" / f"face_t0.{n:04d}.json").read_text())
         assert record["frame"] == n and record["alpha"] == "straight"
+        assert "plate_grain" not in record  # 6 frames: the grain is read on every 5th, too few readings
         rgb, alpha = read_patch(patch_job / "patches" / record["file"])
         side = record["patch"]["width"]  # the crop renders the face at the plate's resolution (a multiple of 32)
         assert record["patch"]["height"] == side and side % 32 == 0 and side >= 256

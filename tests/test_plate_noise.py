@@ -219,3 +219,24 @@ def test_the_analyze_report_says_what_the_plate_camera_was_read_as():
     clean = {"shutter": np.array([0.1]), **{k: np.full(n, np.nan) for k, n in TRACK_FIELDS.items()}}
     assert camera_line(clean) == "plate camera: shutter 0.10 (measured); grain not read (too few faces read)"
     assert camera_line({}) == ""
+
+
+def test_patch_sidecars_carry_the_track_grain_for_the_comp(tmp_path):
+    """A patch is clean; its sidecar says what grain the plate had on that face (the comp re-grains it)."""
+    import json
+
+    from vidswap.composite.compositor import FaceLayer
+    from vidswap.composite.patch import PatchWriter, plate_grain_record
+    from vidswap.io.sequences import SequencePattern
+
+    record = plate_grain_record(_model(0.9))
+    assert record["std"] == [0.02, 0.03, 0.04] and record["size_px"] == 0.5 and record["share"] == 0.9
+    assert record["correlation"] == {"rg": 0.9, "rb": 0.8, "gb": 0.85}
+    assert plate_grain_record({}) is None and plate_grain_record(dict(_model(0.9), grain_share=[np.nan])) is None
+    writer = PatchWriter(tmp_path, SequencePattern.parse(tmp_path / "face.####.png"), (64, 48),
+                         plate_grain={0: record, 1: None})
+    for track in (0, 1):
+        writer(FaceLayer(7, track, torch.zeros(3, 32, 32), torch.full((3, 32, 32), 0.5), torch.ones(1, 32, 32),
+                         torch.tensor([[1.0, 0.0, 10.0], [0.0, 1.0, 5.0]])))
+    assert json.loads((tmp_path / "face_t0.0007.json").read_text())["plate_grain"] == record
+    assert "plate_grain" not in json.loads((tmp_path / "face_t1.0007.json").read_text())

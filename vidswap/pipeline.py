@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidswap.composite.patch import NukePlate, PatchWriter, check_patch_pattern, track_pattern, write_nuke_scripts
+from vidswap.composite.patch import (NukePlate, PatchWriter, check_patch_pattern, plate_grain_record, track_pattern,
+                                     write_nuke_scripts)
 from vidswap.config import JobConfig
 from vidswap.copy_stage import CopyStage
 from vidswap.memory import RENDER_CROP_PIXELS, release_after_analysis
@@ -388,8 +389,10 @@ def render_patches(cfg: JobConfig, plan: ShotPlan, numbers: list[int], setup: Re
     done = 0
     with atomic_files(pattern.directory) as staging:
         exr = exr_output(cfg, plan.info)
+        grain = {t.id: plate_grain_record(t.appearance) for t in setup.stage.analysis.tracks}
         setup.stage.sinks.append(PatchWriter(staging, pattern, (plan.info.width, plan.info.height),
-                                             exr=exr if pattern.ext == ".exr" else None, display_space=exr.display))
+                                             exr=exr if pattern.ext == ".exr" else None, display_space=exr.display,
+                                             plate_grain=grain))
         for batch, _ in processed_batches(cfg.batch_size, plan.info, numbers, setup.processor, timer, progress, plan.colour):
             done += len(batch)
     return done

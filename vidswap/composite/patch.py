@@ -68,6 +68,27 @@ def patch_record(number: int, track: int, crop_to_plate: np.ndarray, patch_size:
             "convention": CONVENTION, "alpha": alpha, "colorspace": colourspace}
 
 
+def plate_grain_record(appearance: dict | None) -> dict | None:
+    """What the analysis read of the plate's grain on a track (:func:`~vidswap.appearance.plate_noise.track_noise`),
+    for the sidecar: a patch is clean, and the comp re-grains it. None where the track has no reading."""
+    app = appearance or {}
+    std = np.asarray(app.get("grain_std", [np.nan]), np.float64).reshape(-1)
+    corr = np.asarray(app.get("grain_corr", [np.nan]), np.float64).reshape(-1)
+    sigma = float(np.asarray(app.get("grain_sigma", [np.nan])).reshape(-1)[0])
+    share = float(np.asarray(app.get("grain_share", [np.nan])).reshape(-1)[0])
+    if std.size != 3 or corr.size != 3 or not (np.isfinite(std).all() and np.isfinite(corr).all()
+                                               and np.isfinite(sigma) and np.isfinite(share)):
+        return None
+    return {"std": [round(float(v), 6) for v in std], "size_px": round(sigma, 3),
+            "correlation": {"rg": round(float(corr[0]), 3), "rb": round(float(corr[1]), 3),
+                            "gb": round(float(corr[2]), 3)},
+            "share": round(share, 3),
+            "about": "the plate's frame-to-frame noise on this face, in the display-referred working space (std of "
+                     "each channel, full scale 1), its size (sigma of the Gaussian that blurs white noise into it) "
+                     "and channel correlations; share near 1: noise, well under 1: texture (composite.grain: auto "
+                     "re-grains the full render from 0.55 to 0.75). The patch itself carries no grain."}
+
+
 def occlusion_name(name: str) -> str:
     """The occlusion-matte file beside a PNG patch: ``face_t0.0042.png`` -> ``face_t0.0042.occlusion.png``."""
     return Path(name).stem + ".occlusion.png"
@@ -156,6 +177,7 @@ class PatchWriter:
     plate_size: (width, height) of the plate the transforms map into.
     exr:        EXR patches: the crops (display-referred) are decoded to ``exr.colourspace``, and the header.
     display_space: the colourspace of PNG patches (the plate's display-referred encoding), for the sidecar.
+    plate_grain: track id -> :func:`plate_grain_record` of the track, written into its sidecars.
     """
 
     staging: Path
@@ -163,6 +185,7 @@ class PatchWriter:
     plate_size: tuple[int, int]
     exr: ExrOutput | None = None
     display_space: str | None = None
+    plate_grain: dict[int, dict | None] = field(default_factory=dict)
     written: dict[int, list[int]] = field(default_factory=dict)  # track -> frames
 
     def __post_init__(self):
@@ -186,6 +209,8 @@ class PatchWriter:
                               "premultiplied" if fmt == ".exr" else "straight", space)
         if occ is not None:  # PNG: a grey 16-bit file beside the patch; EXR: an ``occlusion`` channel
             record["occlusion"] = occlusion_name(name) if fmt == ".png" else "occlusion"
+        if self.plate_grain.get(layer.track) is not None:
+            record["plate_grain"] = self.plate_grain[layer.track]
         sidecar = self.staging / (Path(name).stem + ".json")
         sidecar.write_text(json.dumps(record, indent=1))
         self.written.setdefault(layer.track, []).append(layer.number)
