@@ -23,7 +23,7 @@ _EXPORTS = {
     **dict.fromkeys(("from_float", "to_float"), "vidswap.composite.convert"),
     **dict.fromkeys(("contact_sheet", "strip"), "vidswap.composite.debug"),
     **dict.fromkeys(("GrainParams", "GrainStats", "apply_grain", "grain_seed", "measure_grain", "measure_plate_grain",
-                     "ring_mask", "track_grain"), "vidswap.composite.grain"),
+                     "ring_mask", "StoredGrain", "track_grain"), "vidswap.composite.grain"),
     **dict.fromkeys(("MaskParams", "face_regions", "feather_mask", "polygon_mask", "smooth_masks_temporal",
                      "swap_region_mask"), "vidswap.composite.masks"),
     **dict.fromkeys(("OcclusionParams", "fit_skin_model", "occlusion_visibility"), "vidswap.composite.occlusion"),

@@ -307,30 +307,50 @@ def measure_plate_grain(
     return measure_grain(roi, ring, params)
 
 
-def track_grain(appearance: dict[str, np.ndarray] | None, params: GrainParams) -> GrainStats | None:
-    """The grain a track's frames get, from its appearance model's measurement
-    (:func:`~vidswap.appearance.plate_noise.track_noise`): one :class:`GrainStats` item, its std scaled by the ramp
-    of ``params.auto_range`` over the measured grain share (when set); None where the track has no measurement,
-    or the ramp gives nothing."""
-    app = appearance or {}
-    arrays = [np.asarray(app.get(k, np.full(n, np.nan)), np.float64).reshape(-1)
-              for k, n in (("grain_std", 3), ("grain_corr", 3), ("grain_sigma", 1), ("grain_share", 1))]
-    if any(a.size != n or not np.isfinite(a).all() for a, n in zip(arrays, (3, 3, 1, 1))):
-        return None
-    std, pairs, sigma, share = arrays
-    scale = 1.0
-    if params.auto_range is not None:
+@dataclass(frozen=True)
+class StoredGrain:
+    """A track's grain as the analysis stored it (:func:`~vidswap.appearance.plate_noise.track_noise`): ``std``
+    (3,) per channel, full scale; ``corr`` (3,) the rg, rb, gb correlations; ``sigma`` its size (pixels);
+    ``share`` the share of the face's fine detail that changes from frame to frame."""
+
+    std: np.ndarray
+    corr: np.ndarray
+    sigma: float
+    share: float
+
+    @classmethod
+    def read(cls, appearance: dict[str, np.ndarray] | None) -> "StoredGrain | None":
+        """From a track's appearance arrays; None where it has no reading (NaN, or a tracks file from before)."""
+        app = appearance or {}
+        arrays = [np.asarray(app.get(k, np.full(n, np.nan)), np.float64).reshape(-1)
+                  for k, n in (("grain_std", 3), ("grain_corr", 3), ("grain_sigma", 1), ("grain_share", 1))]
+        if any(a.size != n or not np.isfinite(a).all() for a, n in zip(arrays, (3, 3, 1, 1))):
+            return None
+        return cls(arrays[0], arrays[1], float(arrays[2][0]), float(arrays[3][0]))
+
+    def scale(self, params: GrainParams) -> float:
+        """The share of it a render adds: 1, or the ramp of ``params.auto_range`` over the grain share."""
+        if params.auto_range is None:
+            return 1.0
         lo, hi = params.auto_range
-        scale = float(np.clip((share[0] - lo) / max(hi - lo, 1e-12), 0.0, 1.0))
+        return float(np.clip((self.share - lo) / max(hi - lo, 1e-12), 0.0, 1.0))
+
+
+def track_grain(appearance: dict[str, np.ndarray] | None, params: GrainParams) -> GrainStats | None:
+    """The grain a track's frames get, from its appearance model's measurement (:class:`StoredGrain`): one
+    :class:`GrainStats` item, its std scaled by :meth:`StoredGrain.scale`; None where the track has no
+    measurement, or the scale is 0."""
+    stored = StoredGrain.read(appearance)
+    scale = 0.0 if stored is None else stored.scale(params)
     if scale <= 0.0:
         return None
     corr = torch.eye(3, dtype=torch.float32)
-    for (i, j), v in zip(((0, 1), (0, 2), (1, 2)), pairs):
+    for (i, j), v in zip(((0, 1), (0, 2), (1, 2)), stored.corr):
         corr[i, j] = corr[j, i] = float(np.clip(v, -1.0, 1.0))
     values, vectors = torch.linalg.eigh(corr)  # medians of pairwise correlations: made a valid correlation matrix
     corr = vectors @ torch.diag(values.clamp(min=1e-3)) @ vectors.T
     d = torch.diagonal(corr).sqrt()
     corr = corr / (d[:, None] * d[None, :])
-    return GrainStats(std=torch.tensor(std * scale, dtype=torch.float32)[None], corr=corr[None],
-                      sigma=torch.tensor([float(np.clip(sigma[0], _SIGMA_GRID[0], _SIGMA_GRID[-1]))]),
+    return GrainStats(std=torch.tensor(stored.std * scale, dtype=torch.float32)[None], corr=corr[None],
+                      sigma=torch.tensor([float(np.clip(stored.sigma, _SIGMA_GRID[0], _SIGMA_GRID[-1]))]),
                       valid=torch.ones(1, dtype=torch.bool))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidswap.composite.grain import StoredGrain
 from vidswap.errors import InputError, MediaError
 from vidswap.io.atomic import atomic_file
 from vidswap.io.exr import ExrOutput, write_exr
@@ -69,24 +70,21 @@ def patch_record(number: int, track: int, crop_to_plate: np.ndarray, patch_size:
 
 
 def plate_grain_record(appearance: dict | None) -> dict | None:
-    """What the analysis read of the plate's grain on a track (:func:`~vidswap.appearance.plate_noise.track_noise`),
-    for the sidecar: a patch is clean, and the comp re-grains it. None where the track has no reading."""
-    app = appearance or {}
-    std = np.asarray(app.get("grain_std", [np.nan]), np.float64).reshape(-1)
-    corr = np.asarray(app.get("grain_corr", [np.nan]), np.float64).reshape(-1)
-    sigma = float(np.asarray(app.get("grain_sigma", [np.nan])).reshape(-1)[0])
-    share = float(np.asarray(app.get("grain_share", [np.nan])).reshape(-1)[0])
-    if std.size != 3 or corr.size != 3 or not (np.isfinite(std).all() and np.isfinite(corr).all()
-                                               and np.isfinite(sigma) and np.isfinite(share)):
+    """What the analysis read of the plate's grain on a track (:class:`~vidswap.composite.grain.StoredGrain`), for
+    the sidecar: a patch is clean, and the comp re-grains it. None where the track has no reading."""
+    from vidswap.composite.compositor import AUTO_GRAIN_RANGE
+
+    stored = StoredGrain.read(appearance)
+    if stored is None:
         return None
-    return {"std": [round(float(v), 6) for v in std], "size_px": round(sigma, 3),
-            "correlation": {"rg": round(float(corr[0]), 3), "rb": round(float(corr[1]), 3),
-                            "gb": round(float(corr[2]), 3)},
-            "share": round(share, 3),
+    lo, hi = AUTO_GRAIN_RANGE
+    return {"std": [round(float(v), 6) for v in stored.std], "size_px": round(stored.sigma, 3),
+            "correlation": dict(zip(("rg", "rb", "gb"), (round(float(v), 3) for v in stored.corr))),
+            "share": round(stored.share, 3),
             "about": "the plate's frame-to-frame noise on this face, in the display-referred working space (std of "
                      "each channel, full scale 1), its size (sigma of the Gaussian that blurs white noise into it) "
                      "and channel correlations; share near 1: noise, well under 1: texture (composite.grain: auto "
-                     "re-grains the full render from 0.55 to 0.75). The patch itself carries no grain."}
+                     f"re-grains the full render from a share of {lo} to {hi}). The patch itself carries no grain."}
 
 
 def occlusion_name(name: str) -> str:

@@ -73,7 +73,7 @@ def camera_line(appearance: dict | None) -> str:
     """What the analysis read of the plate's camera on a track, in the words of the settings it feeds: the shutter
     (``composite.motion_blur: auto``) and the grain (``composite.grain: auto``); empty without a model."""
     from vidswap.composite.compositor import AUTO_GRAIN_RANGE
-    from vidswap.composite.grain import GrainParams, track_grain
+    from vidswap.composite.grain import GrainParams, StoredGrain
     from vidswap.composite.motion_blur import AUTO_SHUTTER
 
     if not appearance:
@@ -81,15 +81,14 @@ def camera_line(appearance: dict | None) -> str:
     shutter = float(np.asarray(appearance.get("shutter", [np.nan])).reshape(-1)[0])
     parts = [f"shutter {shutter:.2f} (measured)" if np.isfinite(shutter)
              else f"shutter {AUTO_SHUTTER:.2f} (too little motion to measure)"]
-    std = np.asarray(appearance.get("grain_std", [np.nan])).reshape(-1)
-    share = float(np.asarray(appearance.get("grain_share", [np.nan])).reshape(-1)[0])
-    if np.isfinite(std).all() and np.isfinite(share):
-        grain = track_grain(appearance, GrainParams(auto_range=AUTO_GRAIN_RANGE))
-        scale = 0.0 if grain is None else float(grain.std.mean() / std.mean())
-        added = "none" if scale == 0.0 else "all of it" if scale >= 1.0 else f"{scale:.0%} of it"
-        parts.append(f"grain {float(std.mean()) * 255:.1f} 8-bit levels, share {share:.2f} (auto adds {added})")
-    else:
+    grain = StoredGrain.read(appearance)
+    if grain is None:
         parts.append("grain not read (too few faces read)")
+    else:
+        scale = grain.scale(GrainParams(auto_range=AUTO_GRAIN_RANGE))
+        added = "none" if scale == 0.0 else "all of it" if scale >= 1.0 else f"{scale:.0%} of it"
+        parts.append(f"grain {float(grain.std.mean()) * 255:.1f} 8-bit levels, share {grain.share:.2f} "
+                     f"(auto adds {added})")
     return "plate camera: " + "; ".join(parts)
 
 
