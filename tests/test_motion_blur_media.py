@@ -7,33 +7,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from media_run_helpers import only_track, run_cli as _run, video_frames as _frames
 
 FRAMES = 48
 
 
-def _frames(path):
-    import av
-
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def _run(args):
-    from click.testing import CliRunner
-
-    from vidswap.cli import main
-
-    run = CliRunner().invoke(main, [str(a) for a in args])
-    assert run.exit_code == 0, run.output
-    return run
-
-
 def _track_shutter(job):
-    from vidswap.faces.tracksfile import ShotAnalysis
-
-    analysis = ShotAnalysis.load(job / "tracks.npz")
-    assert len(analysis.tracks) == 1
-    return float(analysis.tracks[0].appearance["shutter"][0]), analysis.tracks[0]
+    track = only_track(job)
+    return float(track.appearance["shutter"][0]), track
 
 
 def along_across(image: np.ndarray, points: np.ndarray, direction: np.ndarray) -> float:

@@ -6,34 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from media_run_helpers import only_track as _track, run_cli as _run, video_frames as _frames
 
 FRAMES = 32
 SIGMA = 6.0
-
-
-def _frames(path):
-    import av
-
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def _run(args):
-    from click.testing import CliRunner
-
-    from vidswap.cli import main
-
-    run = CliRunner().invoke(main, [str(a) for a in args])
-    assert run.exit_code == 0, run.output
-    return run
-
-
-def _track(job):
-    from vidswap.faces.tracksfile import ShotAnalysis
-
-    analysis = ShotAnalysis.load(job / "tracks.npz")
-    assert len(analysis.tracks) == 1
-    return analysis.tracks[0]
 
 
 def _face_noise(plate, result, points):
