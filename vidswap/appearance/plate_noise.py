@@ -18,8 +18,8 @@ face reads 1.4.
 Whether that residual *is* grain is told by its *share*: the frame-to-frame residual over the frame's own residual
 on the same pixels (which holds the skin's texture and the noise alike): near 1 where the fine detail is noise,
 well under 1 where it is texture. ``composite.grain: auto`` decides by it (:func:`~vidswap.composite.grain.
-track_grain`). Readings (RESULTS.md lead s33): noisy versions of pexels_clip and single_face_clip 0.9-1.3; the
-clean clips 0.3-0.5, carphone_clip 0.4. A face whose skin shows strong fine texture at the plate's resolution
+track_grain`). Readings (RESULTS.md lead s33): noisy versions of pexels_clip and single_face_clip 0.86-1.17; the
+registry clips 0.22-0.44 (carphone_clip 0.42). A face whose skin shows strong fine texture at the plate's resolution
 under weak noise reads a low share too (it gets no grain at ``auto``).
 
 Each face gives one row of :data:`NOISE_FIELDS`; :func:`track_noise` takes a track's median.

@@ -105,7 +105,7 @@ RELIT_ERODE, ERODE = 0.0, 0.02
 RELIT_BAND_FEATHER = 0.1  # with tone match + relit_outline_detail; 0.07: hand stretch jitter 1.16 (seamjit-s13)
 #: ``composite.grain: auto``: a track's measured grain is applied from none at this grain share (the share of the
 #: face's fine detail that changes from frame to frame, :mod:`vidswap.appearance.plate_noise`) to all of it at this
-#: one: the registry clips read 0.3-0.5, noisy versions of pexels_clip and single_face_clip 0.9-1.3 (RESULTS.md,
+#: one: the registry clips read 0.22-0.44, noisy versions of pexels_clip and single_face_clip 0.86-1.17 (RESULTS.md,
 #: lead s33)
 AUTO_GRAIN_RANGE = (0.55, 0.75)
 #: ``composite.tone_order: auto``: for the relit appearance / for every other core (the tone match's polynomial order).
