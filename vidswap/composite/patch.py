@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vidswap.composite.grain import StoredGrain
 from vidswap.errors import InputError, MediaError
 from vidswap.io.atomic import atomic_file
 from vidswap.io.exr import ExrOutput, write_exr
@@ -72,7 +71,8 @@ def patch_record(number: int, track: int, crop_to_plate: np.ndarray, patch_size:
 def plate_grain_record(appearance: dict | None) -> dict | None:
     """What the analysis read of the plate's grain on a track (:class:`~vidswap.composite.grain.StoredGrain`), for
     the sidecar: a patch is clean, and the comp re-grains it. None where the track has no reading."""
-    from vidswap.composite.compositor import AUTO_GRAIN_RANGE
+    from vidswap.composite.compositor import AUTO_GRAIN_RANGE  # the render's modules: only where a patch is written
+    from vidswap.composite.grain import StoredGrain
 
     stored = StoredGrain.read(appearance)
     if stored is None:
