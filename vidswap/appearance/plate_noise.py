@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from vidswap.composite.convert import to_float
 from vidswap.composite.grain import grain_from_residual, highpass, residual_statistics
 from vidswap.faces.align import face_height
 
@@ -53,15 +54,6 @@ MAX_SIDE = 384
 HIGHPASS_SIGMA = 1.5  # as :class:`~vidswap.composite.grain.GrainParams`
 #: a track's grain arrays (:func:`track_noise`) and their lengths
 TRACK_FIELDS = {"grain_std": 3, "grain_corr": 3, "grain_sigma": 1, "grain_share": 1}
-
-
-def _unit_float(image: np.ndarray) -> np.ndarray:
-    """HxWx3 plate pixels (uint8, uint16 or float) -> float32 in units of full scale."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    return image.astype(np.float32)
 
 
 def _box(oval_points: np.ndarray, step: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -93,14 +85,15 @@ def face_noise(previous: np.ndarray, current: np.ndarray, points: np.ndarray, ov
     x0, y0, x1, y1 = _box(pts[oval, :2], step, current.shape)
     if x1 - x0 < 16 or y1 - y0 < 16:
         return out
-    cur, prev = _unit_float(current[y0:y1, x0:x1]), _unit_float(previous[y0:y1, x0:x1])
-    grey = [cv2.cvtColor(np.clip(im * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for im in (cur, prev)]
+    planes = to_float(np.stack([current[y0:y1, x0:x1], previous[y0:y1, x0:x1]]))  # (2, 3, h, w), full scale 1
+    grey = [cv2.cvtColor(np.clip(p.permute(1, 2, 0).numpy() * 255.0 + 0.5, 0, 255).astype(np.uint8),
+                         cv2.COLOR_RGB2GRAY) for p in planes]
     dis = flow if flow is not None else cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     f = dis.calc(grey[0], grey[1], None)  # current pixel -> where it was in previous
     gy, gx = np.mgrid[0:y1 - y0, 0:x1 - x0]
     sx, sy = np.rint(gx + f[..., 0]).astype(np.int64), np.rint(gy + f[..., 1]).astype(np.int64)
     inside_box = (sx >= 0) & (sx < x1 - x0) & (sy >= 0) & (sy < y1 - y0)
-    r = highpass(torch.from_numpy(np.stack([cur, prev]).transpose(0, 3, 1, 2).copy()), HIGHPASS_SIGMA)
+    r = highpass(planes, HIGHPASS_SIGMA)
     d = (r[0] - r[1][:, np.clip(sy, 0, y1 - y0 - 1), np.clip(sx, 0, x1 - x0 - 1)]) / np.sqrt(2.0)
     face = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(face, [np.round(pts[oval, :2] - (x0, y0)).astype(np.int32)], 1)
