@@ -130,16 +130,25 @@ class AppearanceCollector:
                 i += 1
 
     @staticmethod
-    def _moving(points: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """(N,) bool: which of a frame's faces (N, 478, 3) moved at least :data:`BLUR_MIN_SPEED` face heights and
-        :data:`BLUR_MIN_PIXELS` pixels since the previous frame (``previous``: that frame's face centres (M, 2),
-        the nearest one taken; None: not known, so none)."""
+    def _steps(points: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """How far each of a frame's faces (N, 478, 3) moved since the previous frame (``previous``: that frame's
+        face centres (M, 2), the nearest one taken) and its face height (at least 1), both (N,) pixels; None when
+        that is not known (no previous frame, or no face in it or in this one)."""
         if previous is None or not len(previous) or not len(points):
-            return np.zeros(len(points), bool)
+            return None
         centres = points[:, :, :2].mean(1)
         step = np.linalg.norm(centres[:, None] - previous[None], axis=-1).min(1)
-        heights = face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy()
-        return (step >= BLUR_MIN_SPEED * np.maximum(heights, 1.0)) & (step >= BLUR_MIN_PIXELS)
+        return step, np.maximum(face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy(), 1.0)
+
+    @classmethod
+    def _moving(cls, points: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """(N,) bool: which of a frame's faces moved at least :data:`BLUR_MIN_SPEED` face heights and
+        :data:`BLUR_MIN_PIXELS` pixels since the previous frame (:meth:`_steps`; not known: none)."""
+        moved = cls._steps(points, previous)
+        if moved is None:
+            return np.zeros(len(points), bool)
+        step, heights = moved
+        return (step >= BLUR_MIN_SPEED * heights) & (step >= BLUR_MIN_PIXELS)
 
     def _read_noise(self, position: int, previous_image: np.ndarray | None, image: np.ndarray, points: np.ndarray,
                     keys: list, previous: np.ndarray | None) -> None:
@@ -147,17 +156,17 @@ class AppearanceCollector:
         (:func:`~vidswap.appearance.plate_noise.face_noise`), except faces whose nearest face there is more than
         :data:`~vidswap.appearance.plate_noise.MAX_STEP` face heights away (a cut, or another face), and keep the
         readings under :data:`NOISE_POSITIONS`."""
-        if previous_image is None or previous is None or not len(previous) or previous_image.shape != image.shape:
+        moved = self._steps(points, previous)
+        if previous_image is None or moved is None or previous_image.shape != image.shape:
             return
         if self._flow is None:
             import cv2
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        heights = face_height(torch.from_numpy(np.ascontiguousarray(points))).numpy()
+        oval = self.oval.cpu().numpy()
         read = {}
-        for key, pts, height in zip(keys, points, heights):
-            step = float(np.linalg.norm(previous - pts[:, :2].mean(0), axis=-1).min())
-            if step <= MAX_STEP * max(float(height), 1.0):
-                read[key] = face_noise(previous_image, image, pts, self.oval.cpu().numpy(), step, self._flow)
+        for key, pts, step, height in zip(keys, points, *moved):
+            if step <= MAX_STEP * height:
+                read[key] = face_noise(previous_image, image, pts, oval, float(step), self._flow)
         self._noise[position] = read
         while len(self._noise) > NOISE_POSITIONS:
             self._noise_stride *= 3
