@@ -497,10 +497,9 @@ def composite_track(
         grain = measure_plate_grain(plate, ring, crop_to_plate, gp)
     if grain is not None:
         seeds = [grain_seed(params.seed, f, track_id) for f in frames]
-    out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, grain=grain, grain_seeds=seeds,
-        grain_strength=params.grain.strength if params.grain else 1.0, return_alpha=layers,
-        inplace=inplace and not layers, return_boxes=True,
-    )
+    regrain = dict(grain=grain, grain_seeds=seeds, grain_strength=params.grain.strength if params.grain else 1.0)
+    out = paste_crop(plate, crop, alpha, crop_to_plate, params=params.paste, return_alpha=layers,
+                     inplace=inplace and not layers, return_boxes=True, **regrain)
     foreground = plate_alpha = None
     if not layers:
         out, boxes = out
@@ -510,8 +509,7 @@ def composite_track(
         # crop border, so the plate filling the border's partial coverage is never used). With grain, the face
         # carries all of it (a linear plate's blend weighs it by the alpha, as it weighs the plate's own).
         foreground = paste_crop(plate, crop, torch.ones_like(alpha), crop_to_plate, mode="alpha",
-                                params=params.paste, grain=grain, grain_seeds=seeds,
-                                grain_strength=params.grain.strength if params.grain else 1.0)
+                                params=params.paste, **regrain)
         if grain is not None:
             foreground = foreground.clamp(0.0, 1.0)
     new_state = TrackState(
