@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidswap.appearance.plate_noise import NOISE_FIELDS, TRACK_FIELDS, face_noise, track_noise
+from vidswap.appearance.plate_noise import NOISE_FIELDS, face_noise, track_noise
 from vidswap.appearance.track import TrackAppearance
-from vidswap.composite.grain import GrainParams, grain_from_residual, track_grain
+from vidswap.composite.grain import TRACK_FIELDS, GrainParams, grain_from_residual, track_grain
 from vidswap.faces.align import face_height
 
 SIZE = 320

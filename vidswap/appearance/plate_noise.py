@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from vidswap.composite.convert import to_float
-from vidswap.composite.grain import grain_from_residual, highpass, residual_statistics
+from vidswap.composite.grain import TRACK_FIELDS, grain_from_residual, highpass, residual_statistics
 from vidswap.faces.align import face_height
 
-__all__ = ["NOISE_FIELDS", "TRACK_FIELDS", "face_noise", "track_noise"]
+__all__ = ["NOISE_FIELDS", "face_noise", "track_noise"]
 
 #: one face's noise reading on its flat pixels: the frame-to-frame residual's robust std (r, g, b), cross-channel
 #: correlations (rg, rb, gb) and lag-1 autocorrelation, and the frame's own residual's robust std (mean over the
@@ -52,8 +52,6 @@ MAX_STEP, MIN_PIXELS = 0.5, 256
 #: a big face is read in the square of this side around its centre (the cost follows a fixed number of pixels)
 MAX_SIDE = 384
 HIGHPASS_SIGMA = 1.5  # as :class:`~vidswap.composite.grain.GrainParams`
-#: a track's grain arrays (:func:`track_noise`) and their lengths
-TRACK_FIELDS = {"grain_std": 3, "grain_corr": 3, "grain_sigma": 1, "grain_share": 1}
 
 
 def _box(oval_points: np.ndarray, step: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
 from vidswap.appearance.encoding import luminance, srgb_to_linear
-from vidswap.appearance.plate_noise import TRACK_FIELDS
+from vidswap.composite.grain import TRACK_FIELDS
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
 from vidswap.appearance.texture import texture_confidence

@@ -307,6 +307,10 @@ def measure_plate_grain(
     return measure_grain(roi, ring, params)
 
 
+#: a track's grain as the analysis stores it in its appearance model (:class:`StoredGrain`): name -> length
+TRACK_FIELDS = {"grain_std": 3, "grain_corr": 3, "grain_sigma": 1, "grain_share": 1}
+
+
 @dataclass(frozen=True)
 class StoredGrain:
     """A track's grain as the analysis stored it (:func:`~vidswap.appearance.plate_noise.track_noise`): ``std``
@@ -322,9 +326,8 @@ class StoredGrain:
     def read(cls, appearance: dict[str, np.ndarray] | None) -> "StoredGrain | None":
         """From a track's appearance arrays; None where it has no reading (NaN, or a tracks file from before)."""
         app = appearance or {}
-        arrays = [np.asarray(app.get(k, np.full(n, np.nan)), np.float64).reshape(-1)
-                  for k, n in (("grain_std", 3), ("grain_corr", 3), ("grain_sigma", 1), ("grain_share", 1))]
-        if any(a.size != n or not np.isfinite(a).all() for a, n in zip(arrays, (3, 3, 1, 1))):
+        arrays = [np.asarray(app.get(k, np.full(n, np.nan)), np.float64).reshape(-1) for k, n in TRACK_FIELDS.items()]
+        if any(a.size != n or not np.isfinite(a).all() for a, n in zip(arrays, TRACK_FIELDS.values())):
             return None
         return cls(arrays[0], arrays[1], float(arrays[2][0]), float(arrays[3][0]))
 
