@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,30 +33,13 @@ sys.path.insert(0, str(ROOT / "samples"))
 
 import fetch_media  # noqa: E402
 import noisy_plate  # noqa: E402
+from bench_analysis_stages import private_home  # noqa: E402
+from paired_runs import alternating, print_ratio_table, vidswap_seconds  # noqa: E402
 
 from vidswap.appearance.analysis import NOISE_EVERY  # noqa: E402
 from vidswap.appearance.plate_noise import face_noise  # noqa: E402
 from vidswap.faces.topology import load_topology  # noqa: E402
 from vidswap.faces.tracksfile import ShotAnalysis  # noqa: E402
-
-
-def _vidswap(env: dict, *args: object) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env)
-    if proc.returncode:
-        raise SystemExit(f"vidswap {args[0]} failed: {proc.stderr.strip()[-500:]}")
-    return time.perf_counter() - t0
-
-
-def _private_home(home: Path) -> Path:
-    """A VIDSWAP_HOME whose shared folders link to the real cache and whose shot_analyses is empty."""
-    real = Path(os.environ.get("VIDSWAP_HOME", Path.home() / ".cache" / "vidswap"))
-    home.mkdir(parents=True, exist_ok=True)
-    for name in ("models", "media", "downloads"):
-        if (real / name).exists():
-            (home / name).symlink_to(real / name)
-    return home
 
 
 def end_to_end(work: Path, frames: int, pairs: int, sigma: float) -> tuple[Path, Path, float]:
@@ -66,25 +48,21 @@ def end_to_end(work: Path, frames: int, pairs: int, sigma: float) -> tuple[Path,
     source = fetch_media.fetch("grace_hopper", manifest)
     off = work / "off.yaml"
     off.write_text("composite:\n  grain: false\n")
-    env = dict(os.environ, VIDSWAP_HOME=str(_private_home(work / "home")))
-    analysis = _vidswap(env, "analyze", clip, "-s", source, "-o", work / "analysed.mkv", "-q")
+    env = dict(os.environ, VIDSWAP_HOME=str(private_home(work)))
+    analysis = vidswap_seconds("analyze", clip, "-s", source, "-o", work / "analysed.mkv", "-q", env=env)
     shots = ShotAnalysis.load(work / "analysed.vidswap" / "tracks.npz")
-    times: dict[str, list[float]] = {"auto": [], "off": []}
-    for p in range(pairs):
-        for name in (("auto", "off") if p % 2 == 0 else ("off", "auto")):
-            extra = ["--config", off] if name == "off" else []
-            times[name].append(_vidswap(env, "run", clip, "-s", source, "-o", work / f"{name}{p}.mkv", "-q", *extra))
+
+    def run(name: str, p: int) -> float:
+        extra = ["--config", off] if name == "off" else []
+        return vidswap_seconds("run", clip, "-s", source, "-o", work / f"{name}{p}.mkv", "-q", *extra, env=env)
+
+    times = alternating(("auto", "off"), pairs, run)
     print(f"low-light pexels_clip, {frames} frames 640x360, noise {sigma} levels; analysis {analysis:.1f} s")
     for t in shots.tracks:
         a = t.appearance
         print(f"track {t.id}: grain std {np.round(a['grain_std'] * 255, 2).tolist()} levels, share "
               f"{float(a['grain_share'][0]):.2f}, sigma {float(a['grain_sigma'][0]):.2f} px")
-    print("| grain | runs (s) | median s | ratio to off |")
-    print("|---|---|---|---|")
-    off_median = statistics.median(times["off"])
-    for name in ("off", "auto"):
-        median = statistics.median(times[name])
-        print(f"| {name} | {', '.join(f'{t:.1f}' for t in times[name])} | {median:.1f} | {median / off_median:.3f} |")
+    print_ratio_table("grain", times, "off")
     return clip, work / "analysed.vidswap" / "tracks.npz", analysis
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,17 +31,10 @@ sys.path.insert(0, str(ROOT / "samples"))
 
 import fetch_media  # noqa: E402
 import whip_pan  # noqa: E402
+from paired_runs import alternating, print_ratio_table, vidswap_seconds  # noqa: E402
 
 from vidswap.composite.motion_blur import motion_blur  # noqa: E402
 from vidswap.faces.tracksfile import ShotAnalysis  # noqa: E402
-
-
-def _vidswap(*args: object) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "vidswap.cli", *map(str, args)], capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"vidswap {args[0]} failed: {proc.stderr.strip()[-500:]}")
-    return time.perf_counter() - t0
 
 
 def end_to_end(work: Path, frames: int, pairs: int, shutter: float) -> None:
@@ -51,21 +43,17 @@ def end_to_end(work: Path, frames: int, pairs: int, shutter: float) -> None:
     source = fetch_media.fetch("grace_hopper", manifest)
     off = work / "off.yaml"
     off.write_text("composite:\n  motion_blur: 0\n")
-    _vidswap("analyze", clip, "-s", source, "-o", work / "analysed.mkv", "-q")
+    vidswap_seconds("analyze", clip, "-s", source, "-o", work / "analysed.mkv", "-q")
     shots = ShotAnalysis.load(work / "analysed.vidswap" / "tracks.npz")
     measured = [float(t.appearance.get("shutter", [np.nan])[0]) for t in shots.tracks]
-    times: dict[str, list[float]] = {"auto": [], "off": []}
-    for p in range(pairs):
-        for name in (("auto", "off") if p % 2 == 0 else ("off", "auto")):
-            extra = ["--config", off] if name == "off" else []
-            times[name].append(_vidswap("run", clip, "-s", source, "-o", work / f"{name}{p}.mkv", "-q", *extra))
+
+    def run(name: str, p: int) -> float:
+        extra = ["--config", off] if name == "off" else []
+        return vidswap_seconds("run", clip, "-s", source, "-o", work / f"{name}{p}.mkv", "-q", *extra)
+
+    times = alternating(("auto", "off"), pairs, run)
     print(f"whip pan {frames} frames 640x360, shutter {shutter} (measured: {', '.join(f'{m:.2f}' for m in measured)})")
-    print("| motion_blur | runs (s) | median s | ratio to off |")
-    print("|---|---|---|---|")
-    off_median = statistics.median(times["off"])
-    for name in ("off", "auto"):
-        median = statistics.median(times[name])
-        print(f"| {name} | {', '.join(f'{t:.1f}' for t in times[name])} | {median:.1f} | {median / off_median:.3f} |")
+    print_ratio_table("motion_blur", times, "off")
 
 
 def smear_alone(repeat: int = 5) -> None:
