@@ -10,8 +10,10 @@ from vidswap.appearance.encoding import linear_to_srgb
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric.core import GeometricSwapConfig
-from vidswap.swap.geometric.plate_creases import (apply_creases, brow_motion, crease_gate, crease_layer, crease_zone,
-                                                  frame_creases, plate_features, take_creases)
+from vidswap.composite.filters import gaussian_blur
+from vidswap.swap.geometric.plate_creases import (FEATURE_SOFT, apply_creases, brow_motion, crease_gate, crease_layer,
+                                                  crease_zone, frame_creases, groove_depth_near, plate_features,
+                                                  soft_deadband, take_creases)
 from vidswap.swap.geometric.relit import RelitRenderer
 
 
@@ -62,17 +64,59 @@ def test_frame_creases_scale_the_gate_and_need_brows():
     assert frame_creases(expression, {"left_brow": torch.tensor([0])}, 1.0) is None
 
 
-def test_crease_layer_marks_a_furrow_and_not_flat_skin():
-    """A flat crop has no creases (exactly 0); a furrow two pixels wide, a third darker (linear grey) than the skin,
-    under a blur of 8 px (0.02 of a 400 px face) is a crease of at least half of log(2/3) + the dead band, and the skin
-    around it, brighter than its blur, none (exactly 0)."""
-    flat = torch.full((1, 3, 64, 64), 0.6)
-    assert float(crease_layer(flat, torch.tensor([400.0])).abs().max()) == 0.0
+def test_soft_deadband_exact():
+    """``x^3 / (x^2 + d^2)``: 0 at 0, half of ``d`` at ``d``, 0.9 x at 3 ``d``, odd."""
+    d = 0.02
+    x = torch.tensor([0.0, d, 3 * d, -3 * d, -d])
+    assert torch.allclose(soft_deadband(x, d), torch.tensor([0.0, d / 2, 2.7 * d, -2.7 * d, -d / 2]), atol=1e-9)
+
+
+def test_groove_depth_near_grows_the_depth():
+    """The depth of a groove (0.05 on column 30) grown by ``near`` x the face height (here 4 px) and softened by half
+    that: over 0.95 x 0.05 on and next to the groove, 0 beyond the growth and the blur's reach (4 + 6 px); no
+    groove, none."""
+    depth = torch.zeros(2, 1, 9, 64)
+    depth[0, :, :, 30] = 0.05
+    near = groove_depth_near(depth, torch.tensor([400.0, 400.0]), near=0.01)
+    assert float(near[0, 0, 4, 29:32].min()) > 0.95 * 0.05 and float(near.max()) <= 0.05 + 1e-7
+    assert float(near[0, 0, :, :20].max()) == 0.0 and float(near[0, 0, :, 41:].max()) == 0.0
+    assert float(near[1].abs().max()) == 0.0
+
+
+def _furrow(value: float) -> torch.Tensor:
     lin = torch.full((1, 3, 64, 64), 0.3)
-    lin[..., 30:32] = 0.2
-    layer = crease_layer(linear_to_srgb(lin), torch.tensor([400.0]))
-    assert float(layer[..., 30:32].max()) < math.log(0.2 / 0.3) * 0.5 + 0.02
-    assert float(layer[..., :30].abs().max()) == 0.0 and float(layer[..., 32:].abs().max()) == 0.0
+    lin[..., 30:32] = value
+    return linear_to_srgb(lin)
+
+
+def test_crease_layer_takes_a_fold_its_groove_and_lit_sides_and_not_flat_skin():
+    """A flat crop has no creases; a furrow two pixels wide, a third darker (linear grey) than the skin, under a blur
+    of 8 px (0.02 of a 400 px face): its groove keeps at least 0.8 of log(2/3), the skin beside it (brighter than
+    the blur) is its lit side, a few hundredths and at most half the groove's depth; far from it, nothing."""
+    heights = torch.tensor([400.0])
+    assert float(crease_layer(_furrow(0.3), heights).abs().max()) < 1e-9
+    layer = crease_layer(_furrow(0.2), heights)
+    assert float(layer[..., 30:32].max()) < 0.8 * math.log(0.2 / 0.3)
+    sides = torch.cat([layer[..., 26:30], layer[..., 32:36]], -1)
+    assert 0.01 < float(sides.min()) and float(sides.max()) < min(0.05, -0.5 * float(layer[..., 30:32].min()))
+    assert float(layer[..., :4].abs().max()) < 1e-9 and float(layer[..., 60:].abs().max()) < 1e-9
+
+
+def test_crease_layer_no_lone_highlight_and_no_halo_beside_the_plates_features():
+    """A bright line with no groove near it (a highlight) is not taken: 0 on it; beside a dark brow that the skin
+    mask leaves out, the skin is measured against skin alone and reads nothing, where against the whole crop it
+    reads bright."""
+    heights = torch.tensor([400.0])
+    assert float(crease_layer(_furrow(0.45), heights)[..., 30:32].abs().max()) == 0.0
+    brow = torch.full((1, 3, 64, 64), 0.3)
+    brow[..., 24:40] = 0.05
+    crops = linear_to_srgb(brow)
+    skin = torch.ones(1, 1, 64, 64)
+    skin[..., 22:42] = 0.0
+    beside = (..., slice(None), slice(42, 48))
+    assert float(crease_layer(crops, heights, skin)[beside].abs().max()) < 1e-6
+    assert float(crease_layer(crops, heights)[beside].max()) > 0.02 or \
+        float(crease_layer(crops, heights)[..., 20:24].max()) > 0.02
 
 
 def test_apply_creases_exact():
@@ -99,9 +143,10 @@ def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
 
 
 def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
-    """Worked out frame by frame over the box where the weight is above 0 (plus the blur's and the features'
-    reach), the result is the whole-crop one: the layer of the whole crops, each frame's features of its whole
-    crop (grown by its own face height), applied by the weight. It writes into the face it is given."""
+    """Worked out frame by frame over the box where the weight is above 0 (plus everything's reach,
+    :func:`crease_reach`), the result is the whole-crop one: the layer of the whole crops over each frame's skin
+    (off its features, grown by its own face height), applied by the weight and the skin's fade. It writes into
+    the face it is given."""
     topo = load_topology()
     g = torch.Generator().manual_seed(3)
     B, S = 2, 160
@@ -113,9 +158,11 @@ def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
     weight[1, :, 30:50, 50:110] = 1.0
     loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
     heights = torch.tensor([150.0, 170.0])
+    crops[:, :, 60:64] *= 0.5  # a furrow along the box's edge, whose lit side reaches into it
     out = take_creases(face.clone(), crops, weight, heights, lm, loops)
-    feats = torch.cat([plate_features(lm[b:b + 1], loops, (S, S), heights[b:b + 1]) for b in range(B)])
-    whole = apply_creases(face, crease_layer(crops, heights), weight * (1.0 - feats))
+    skin = 1.0 - torch.cat([plate_features(lm[b:b + 1], loops, (S, S), heights[b:b + 1]) for b in range(B)])
+    fade = gaussian_blur(skin, FEATURE_SOFT * heights) * skin
+    whole = apply_creases(face, crease_layer(crops, heights, skin), weight * fade)
     assert torch.allclose(out, whole, atol=1e-6)
     assert torch.equal(out[..., 60:, :], face[..., 60:, :])
     kept = face.clone()
@@ -135,7 +182,8 @@ def _light(renderer, size=64):
 
 def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):
     """A plate crop with a dark vertical furrow between the brows: with ``creases`` 1 the render is darker along
-    it and exactly as without elsewhere than the crease zone; ``creases`` None and 0 give the same render bit for
+    it, lighter (less so) on the skin just beside it (a fold's lit sides), and exactly as without elsewhere than
+    the crease zone; ``creases`` None and 0 give the same render bit for
     bit; the furrow's own crop otherwise does not reach the render (its light is the track's)."""
     lm = (canonical_face().float() * 50 + 64)[None]
     light = _light(renderer)
@@ -155,7 +203,10 @@ def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):
     changed = (plain != creased).any(1)[0]
     rows = torch.nonzero(changed.any(1))[:, 0]
     assert int(rows.max()) < int(lm[0, 1, 1])  # nothing at or below the nose tip
-    assert float((plain - creased).min()) >= 0.0  # creases only darken
+    lit = (creased - plain).amax(1)[0]  # the fold's lit sides: beside the furrow only, fainter than it
+    cols = torch.nonzero((lit > 0).any(0))[:, 0]
+    assert int(cols.min()) >= gx - 12 and int(cols.max()) <= gx + 12
+    assert 0.0 < float(lit.max()) < 0.5 * float((plain - creased).max())
 
 
 def test_each_frames_render_is_its_own_whatever_the_batch(renderer):

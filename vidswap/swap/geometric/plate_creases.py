@@ -6,11 +6,17 @@ A brow's furrows are narrower than that (2-4 texels apart in the 128-texel track
 holds its expression -- a plate that cries from its second second on -- they are in the median too. So the relit
 face stayed calm while the plate frowned, cried or raised its brows.
 
-Here they come from the plate's own crop, resampled to the render's pixels: the plate's luma over its own blur
-(sigma ``sigma`` x the face height), where darker than that by more than ``deadband`` (log units: furrows and
-creases, not grain or pores), on the forehead and between the brows (:func:`crease_zone`: away from the render's
-brows and eyes, within the forehead fade; and away from the plate's own, :func:`plate_features`), multiplied into
-the relit face in linear light before its encoding and its blur match (:func:`apply_creases`).
+Here they come from the plate's own crop, resampled to the render's pixels: the plate's log luma against its own
+blur (sigma ``sigma`` x the face height) over the skin alone -- the plate's brows and eyes, grown by
+:data:`FEATURE_CLEAR` (:func:`plate_features`), are left out of that reference, so the skin beside a dark brow
+does not read bright. A fold is a dark groove with lit skin bulging on either side; both are taken, through a soft
+dead band of ``deadband`` log units (:func:`soft_deadband`: grain and pores fade out, a crease keeps its full depth
+and width), the lit side only within :data:`CREASE_NEAR` of a groove and up to :data:`LIT_SHARE` of its depth (a
+lone highlight, or the shine on a smooth brow ridge beside a faint line, is not a crease). Taken on the forehead and
+between the brows (:func:`crease_zone`: away from the render's brows and eyes, within the forehead fade; and away
+from the plate's own, softened over :data:`FEATURE_SOFT`), multiplied into the relit face in linear light before
+its encoding and its blur match (:func:`apply_creases`). (Before s34 only the groove was taken, less a hard dead
+band: a thin dark line that read as a crack in the skin, with none of the fold's light.)
 
 A crease that is always there -- an older actor's forehead lines -- is the plate actor's, not the expression's:
 the layer is weighted per frame by how far the plate's brows have moved from the track's neutral
@@ -36,16 +42,24 @@ from vidswap.appearance.encoding import srgb_to_linear
 from vidswap.appearance.raster import fill_polygons
 from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 
-__all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "BROW_MOTION", "crease_zone", "plate_features", "brow_motion",
-           "frame_creases", "crease_gate", "crease_layer", "apply_creases", "take_creases"]
+__all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "CREASE_NEAR", "LIT_SHARE", "FEATURE_SOFT", "BROW_MOTION", "crease_zone",
+           "plate_features", "brow_motion", "frame_creases", "crease_gate", "soft_deadband", "groove_depth_near",
+           "crease_layer", "apply_creases", "take_creases", "crease_reach"]
 
 #: the blur the plate's creases are measured against, as a fraction of the face height (a furrow is a few
 #: percent of it wide)
 CREASE_SIGMA = 0.02
-#: the darkening (log units) below which the plate's fine detail is grain, pores or compression, not a crease
+#: the departure (log units) below which the plate's fine detail is grain, pores or compression, not a crease
 CREASE_DEADBAND = 0.02
+#: how far from a groove (x the face height) the lit skin beside it is taken as the fold's
+CREASE_NEAR = 0.03
+#: a fold's lit side is taken up to this share of the depth of the groove beside it (log units): a highlight
+#: beside a faint line (the shine on a smooth brow ridge) stays out
+LIT_SHARE = 0.5
 #: how far around the plate's own brows and eyes (x the face height) no crease is taken
 FEATURE_CLEAR = 0.03
+#: over how much of the face height (a Gaussian's sigma) the creases fade in from the plate's brows and eyes
+FEATURE_SOFT = 0.01
 #: the brows' mean motion (canonical units) from which the creases start to show and at which they show fully
 BROW_MOTION = (0.01, 0.03)
 
@@ -111,16 +125,43 @@ def crease_gate(motion: Tensor, levels: tuple[float, float] = BROW_MOTION) -> Te
     return smoothstep((motion - levels[0]) / (levels[1] - levels[0]))
 
 
-def crease_layer(crops: Tensor, face_heights: Tensor, sigma: float = CREASE_SIGMA,
-                 deadband: float = CREASE_DEADBAND) -> Tensor:
-    """The plate's creases as log darkening (<= 0): ``min(0, log(L / blur(L)) + deadband)`` of the crops' luma
-    (Rec. 709 weights on the sRGB values) in linear light, ``L``, blurred by ``sigma`` x each crop's face height
-    (B,) in its pixels. (Linearising the luma, one channel, instead of taking the luminance of the linearised
+def soft_deadband(x: Tensor, deadband: float) -> Tensor:
+    """``x^3 / (x^2 + deadband^2)``: departures well under ``deadband`` fade out (as ``x^3``), those well over it
+    keep nearly their full size (``x - deadband^2 / x``); odd, so dark and light alike. Any shape."""
+    return x * x * x / (x * x + deadband * deadband)
+
+
+def groove_depth_near(depth: Tensor, face_heights: Tensor, near: float = CREASE_NEAR) -> Tensor:
+    """How deep the deepest groove near each pixel is: ``depth`` (B, 1, H, W) >= 0 (log units) grown (a local
+    maximum) by ``near`` x each frame's face height (B,) and softened by half that (a Gaussian's sigma).
+    -> (B, 1, H, W) >= 0."""
+    reach = (near * face_heights.to(depth)).clamp(min=1.0)
+    return gaussian_blur(dilate(depth, reach), (0.5 * reach).clamp(min=0.5))
+
+
+def crease_layer(crops: Tensor, face_heights: Tensor, skin: Tensor | None = None, sigma: float = CREASE_SIGMA,
+                 deadband: float = CREASE_DEADBAND, near: float = CREASE_NEAR) -> Tensor:
+    """The plate's creases as log luma: the crops' log luma ``log L`` (Rec. 709 weights on the sRGB values, then
+    linearised) less its blur by ``sigma`` x each crop's face height (B,) in its pixels, taken over ``skin`` (B, 1,
+    H, W) in [0, 1] alone (a normalised blur; None: everywhere), through :func:`soft_deadband`; the dark part
+    (grooves) everywhere, the light part (a fold's lit sides) at most :data:`LIT_SHARE` of the depth, beyond twice
+    the dead band, of the deepest groove on the skin near it (:func:`groove_depth_near`; the dark rim the blur
+    leaves beside a lone highlight is shallower than that, so the highlight is not taken).
+    -> (B, 1, H, W). (Linearising the luma, one channel, instead of taking the luminance of the linearised
     colour: a third of the cost, and on skin the two ratios agree.)"""
     rgb = crops.clamp(0.0, 1.0)
-    lum = srgb_to_linear(0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=1e-4)
-    low = gaussian_blur(lum, (sigma * face_heights.to(lum)).clamp(min=0.5))
-    return ((lum / low.clamp(min=1e-4)).log() + deadband).clamp(max=0.0)
+    lum = srgb_to_linear(0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=1e-4).log()
+    blur = (sigma * face_heights.to(lum)).clamp(min=0.5)
+    if skin is None:
+        reference = gaussian_blur(lum, blur)
+    else:
+        skin = skin.to(lum)
+        reference = gaussian_blur(lum * skin, blur) / gaussian_blur(skin, blur).clamp(min=1e-3)
+    x = soft_deadband(lum - reference, deadband)
+    dark = x.clamp(max=0.0)
+    depth = (-dark - 2.0 * deadband).clamp(min=0.0)  # grooves: darker than twice the dead band
+    depth = depth if skin is None else depth * skin
+    return dark + torch.minimum(x.clamp(min=0.0), LIT_SHARE * groove_depth_near(depth, face_heights, near))
 
 
 def apply_creases(face: Tensor, layer: Tensor, weight: Tensor) -> Tensor:
@@ -131,15 +172,17 @@ def apply_creases(face: Tensor, layer: Tensor, weight: Tensor) -> Tensor:
 
 def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tensor, landmarks: Tensor,
                  loops: Sequence[Tensor], sigma: float = CREASE_SIGMA, deadband: float = CREASE_DEADBAND) -> Tensor:
-    """The relit face (linear) with the crops' creases (:func:`crease_layer`) multiplied in by ``weight`` off the
-    plate's own brows and eyes (:func:`plate_features` of ``landmarks`` (B, V, 2+) and ``loops``), frame by frame
-    only over the box of pixels where its ``weight`` is above 0 (the forehead: the conversions, the blur and the
-    fill of whole crops cost as much as the render). The blur and the features' growth read as far around that
-    box as their reach, so the result is the whole-crop one; and each frame's depends on that frame alone, as
-    farm chunks need. face (B, 3, H, W) linear, crops (B, 3, H, W) sRGB at the face's pixels; weight (B, 1, H, W);
-    face_heights (B,) and landmarks in those pixels -> ``face``, written in place (a precaution: a copy, made only
-    when some frame takes creases, would give the render's later steps another memory layout depending on the
-    batch's make-up, and vectorised kernels may round the last bit by layout; no difference was measured)."""
+    """The relit face (linear) with the crops' creases (:func:`crease_layer`, over the skin off the plate's own
+    brows and eyes: :func:`plate_features` of ``landmarks`` (B, V, 2+) and ``loops``) multiplied in by ``weight``
+    times that skin softened by :data:`FEATURE_SOFT`, frame by frame only over the box of pixels where its
+    ``weight`` is above 0 (the forehead: the conversions, the blur and the fill of whole crops cost as much as the
+    render). The box is read as far around as everything that reaches into it (the softening, the lit sides'
+    reach, the reference blur and the features' growth), so the result is the whole-crop one; and each frame's
+    depends on that frame alone, as farm chunks need. face (B, 3, H, W) linear, crops (B, 3, H, W) sRGB at the
+    face's pixels; weight (B, 1, H, W); face_heights (B,) and landmarks in those pixels -> ``face``, written in
+    place (a precaution: a copy, made only when some frame takes creases, would give the render's later steps
+    another memory layout depending on the batch's make-up, and vectorised kernels may round the last bit by
+    layout; no difference was measured)."""
     H, W = weight.shape[-2:]
     for b in range(face.shape[0]):
         on = weight[b, 0] > 0
@@ -148,13 +191,25 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
             continue
         height = face_heights[b:b + 1].float()
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        pad = max(int(math.ceil(3.0 * max(sigma * float(height), 0.5))) + 1,
-                  int(math.ceil(FEATURE_CLEAR * float(height))) + 2)
+        pad = crease_reach(float(height), sigma)
         R0, R1, C0, C1 = max(r0 - pad, 0), min(r1 + pad, H), max(c0 - pad, 0), min(c1 + pad, W)
         inner = (..., slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
-        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, sigma, deadband)[inner]
         shifted = torch.cat([landmarks[b:b + 1, :, :1] - C0, landmarks[b:b + 1, :, 1:2] - R0], -1)
-        clear = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)[inner]
+        skin = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)
+        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, skin, sigma, deadband)[inner]
+        fade = (gaussian_blur(skin, max(FEATURE_SOFT * float(height), 0.5)) * skin)[inner]
         face[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
-                                                       weight[b:b + 1, :, r0:r1, c0:c1] * clear)
+                                                       weight[b:b + 1, :, r0:r1, c0:c1] * fade)
     return face
+
+
+def crease_reach(height: float, sigma: float = CREASE_SIGMA) -> int:
+    """How far (pixels) around a pixel :func:`take_creases` reads for a face ``height`` px tall: the fade's blur,
+    the lit sides' growth and blur, the reference blur and the features' growth, each to its truncation, in a
+    chain (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads ``ceil(r)``)."""
+    def blur(s: float) -> int:
+        return int(math.ceil(3.0 * max(s, 0.5)))
+
+    near = max(CREASE_NEAR * height, 1.0)
+    return (blur(FEATURE_SOFT * height) + int(math.ceil(near)) + blur(0.5 * near) + blur(sigma * height)
+            + int(math.ceil(FEATURE_CLEAR * height)) + 4)
