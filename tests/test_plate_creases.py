@@ -11,9 +11,11 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric.core import GeometricSwapConfig
 from vidswap.composite.filters import gaussian_blur
-from vidswap.swap.geometric.plate_creases import (FEATURE_SOFT, apply_creases, brow_motion, crease_gate, crease_layer,
-                                                  crease_zone, frame_creases, groove_depth_near, plate_features,
-                                                  soft_deadband, take_creases)
+from vidswap.swap.geometric.mouth_rest import fold_region
+from vidswap.swap.geometric.plate_creases import (FEATURE_SOFT, FOLD_PREFILTER, FOLD_ZONE_WIDTH, MOUTH_MOTION,
+                                                  apply_creases, brow_motion, crease_gate, crease_layer, crease_zone,
+                                                  fold_zone, frame_creases, frame_folds, groove_depth_near,
+                                                  mouth_motion, plate_features, soft_deadband, take_creases)
 from vidswap.swap.geometric.relit import RelitRenderer
 
 
@@ -142,11 +144,12 @@ def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
     assert float(feats[0, 0, int(lm[0, 1, 1]), int(lm[0, 1, 0])]) == 0.0  # the nose tip
 
 
-def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
+@pytest.mark.parametrize("prefilter", [0.0, FOLD_PREFILTER])
+def test_take_creases_over_the_weights_box_is_the_whole_crop_computation(prefilter):
     """Worked out frame by frame over the box where the weight is above 0 (plus everything's reach,
     :func:`crease_reach`), the result is the whole-crop one: the layer of the whole crops over each frame's skin
-    (off its features, grown by its own face height), applied by the weight and the skin's fade. It writes into
-    the face it is given."""
+    (off its features, grown by its own face height), applied by the weight and the skin's fade, with or without
+    the folds' prefilter. It writes into the face it is given."""
     topo = load_topology()
     g = torch.Generator().manual_seed(3)
     B, S = 2, 160
@@ -159,10 +162,10 @@ def test_take_creases_over_the_weights_box_is_the_whole_crop_computation():
     loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
     heights = torch.tensor([150.0, 170.0])
     crops[:, :, 60:64] *= 0.5  # a furrow along the box's edge, whose lit side reaches into it
-    out = take_creases(face.clone(), crops, weight, heights, lm, loops)
+    out = take_creases(face.clone(), crops, weight, heights, lm, loops, prefilter=prefilter)
     skin = 1.0 - torch.cat([plate_features(lm[b:b + 1], loops, (S, S), heights[b:b + 1]) for b in range(B)])
     fade = gaussian_blur(skin, FEATURE_SOFT * heights) * skin
-    whole = apply_creases(face, crease_layer(crops, heights, skin), weight * fade)
+    whole = apply_creases(face, crease_layer(crops, heights, skin, prefilter=prefilter), weight * fade)
     assert torch.allclose(out, whole, atol=1e-6)
     assert torch.equal(out[..., 60:, :], face[..., 60:, :])
     kept = face.clone()
@@ -221,15 +224,16 @@ def test_each_frames_render_is_its_own_whatever_the_batch(renderer):
     albedo = torch.ones(1, 4, 128, 128)
     eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
     gates = torch.tensor([0.0, 0.5, 1.0])
+    folds = gates.flip(0)
     batch, batch_alpha = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1),
-                                         torch.tensor([0.3, 0.3]), creases=gates)
+                                         torch.tensor([0.3, 0.3]), creases=gates, folds=folds)
     for b in range(3):
         one, one_alpha = renderer.render(albedo, light, crops[b:b + 1], lms[b:b + 1], lms[b:b + 1], eye,
-                                         torch.tensor([0.3, 0.3]), creases=gates[b:b + 1])
+                                         torch.tensor([0.3, 0.3]), creases=gates[b:b + 1], folds=folds[b:b + 1])
         assert torch.equal(one, batch[b:b + 1]) and torch.equal(one_alpha, batch_alpha[b:b + 1])
     off, _ = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1), torch.tensor([0.3, 0.3]))
     zero, _ = renderer.render(albedo, light, crops, lms, lms, eye.expand(3, -1, -1), torch.tensor([0.3, 0.3]),
-                              creases=torch.zeros(3))
+                              creases=torch.zeros(3), folds=torch.zeros(3))
     assert torch.equal(off, zero)
     assert not torch.equal(batch[2:], off[2:])  # the third frame took its creases
 
@@ -239,3 +243,82 @@ def test_the_option_is_range_checked():
         with pytest.raises(ValueError, match="relit_plate_creases must be in"):
             GeometricSwapConfig(relit_plate_creases=bad)
     assert GeometricSwapConfig().relit_plate_creases == 1.0
+
+
+def test_mouth_motion_and_frame_folds_exact():
+    """The mean length of the offsets at the mouth's corners (MediaPipe 61, 291): (0.03, 0.04, 0) at one, 0 at the
+    other -> 0.025; the folds' gate is 0 up to 0.03 of it, 1 from 0.10, times the amount; None at amount 0."""
+    expression = torch.zeros(3, 478, 3)
+    expression[1, 61] = torch.tensor([0.03, 0.04, 0.0])
+    expression[2, [61, 291]] = torch.tensor([0.0, 0.2, 0.0])
+    expression[:, 13] = 1.0  # not a corner
+    assert torch.allclose(mouth_motion(expression), torch.tensor([0.0, 0.025, 0.2]))
+    assert MOUTH_MOTION == (0.03, 0.10)
+    assert torch.allclose(frame_folds(expression, 0.5), torch.tensor([0.0, 0.0, 0.5]))
+    mid = torch.zeros(1, 478, 3)
+    mid[0, [61, 291], 0] = 0.065  # halfway: smoothstep 0.5
+    assert torch.allclose(frame_folds(mid, 1.0), torch.tensor([0.5]))
+    assert frame_folds(expression, 0.0) is None
+
+
+def test_fold_zone_lies_beside_the_mouth_off_the_lips(renderer):
+    """The folds' zone is the mouth-rest fold band at the zone's width: none in the mouth (its softened edge at most
+    reaches over the lips' rim) or on the forehead, all of it beside the mouth."""
+    _, masks = renderer.space(128)
+    zone = fold_zone(masks)
+    assert torch.equal(zone, fold_region(masks["mouth"], masks["nose"], masks["skin"], FOLD_ZONE_WIDTH))
+    assert torch.equal(masks["fold_zone"], zone)
+    mouth = masks["mouth"][0, 0] > 0.99
+    rows, cols = torch.nonzero(mouth.any(1))[:, 0], torch.nonzero(mouth.any(0))[:, 0]
+    centre = (int(rows.float().mean()), int(cols.float().mean()))
+    assert float(zone[0, 0][centre]) == 0.0 and float(zone[0, 0][mouth].max()) < 0.5
+    assert float(zone[..., :40, :].max()) == 0.0 and float(zone.max()) > 0.99
+
+
+def test_the_prefilter_reads_a_broad_fold_and_not_stubble():
+    """Stubble (single dark pixels every 4 px, half as bright) reads as grooves without the prefilter and hardly
+    with it (0.006 of a 400 px face: 2.4 px); a fold 8 px wide, a third darker, keeps 0.85 of the depth it reads
+    without it."""
+    heights = torch.tensor([400.0])
+    lin = torch.full((1, 3, 64, 64), 0.3)
+    lin[..., 2::4, 2::4] = 0.15
+    stubble = linear_to_srgb(lin)
+    assert float(crease_layer(stubble, heights).min()) < 0.5 * math.log(0.5)
+    assert float(crease_layer(stubble, heights, prefilter=FOLD_PREFILTER).min()) > -0.02
+    lin = torch.full((1, 3, 64, 64), 0.3)
+    lin[..., 28:36] = 0.2
+    fold = crease_layer(linear_to_srgb(lin), heights, prefilter=FOLD_PREFILTER)
+    unfiltered = crease_layer(linear_to_srgb(lin), heights)
+    assert float(fold[..., 31:33].max()) < 0.85 * float(unfiltered[..., 31:33].min()) < 0.0
+
+
+def test_the_relit_render_takes_the_plates_fold_beside_the_mouth(renderer):
+    """A plate crop with a dark fold from beside the nose's wing past the mouth's corner: with ``folds`` 1 the
+    render is darker along it, nothing changes on the forehead; ``folds`` None and 0 give the same render bit for
+    bit."""
+    lm = (canonical_face().float() * 50 + 64)[None]
+    light = _light(renderer)
+    crops = torch.full((1, 3, 128, 128), 0.55)
+    wing, corner = lm[0, 129, :2], lm[0, 61, :2]  # MediaPipe 129: the left wing of the nose; 61: a mouth corner
+    for t in torch.linspace(0.0, 1.0, 40):
+        x, y = (wing + t * (corner - wing) + torch.tensor([-3.0, 0.0])).round().long().tolist()
+        crops[..., y - 1:y + 2, x - 1:x + 2] = 0.35
+    albedo = torch.ones(1, 4, 128, 128)
+    args = (albedo, light, crops, lm, lm, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
+            torch.tensor([0.3, 0.3]))
+    plain, alpha = renderer.render(*args)
+    zero, zero_alpha = renderer.render(*args, folds=torch.zeros(1))
+    assert torch.equal(plain, zero) and torch.equal(alpha, zero_alpha)
+    folded, folded_alpha = renderer.render(*args, folds=torch.ones(1))
+    assert torch.equal(folded_alpha, alpha)
+    assert float((plain - folded).max()) > 0.03  # the fold, darker
+    changed = (plain != folded).any(1)[0]
+    rows = torch.nonzero(changed.any(1))[:, 0]
+    assert int(rows.min()) > int(lm[0, 9, 1])  # nothing up between the brows
+
+
+def test_the_folds_option_is_range_checked():
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="relit_plate_folds must be in"):
+            GeometricSwapConfig(relit_plate_folds=bad)
+    assert GeometricSwapConfig().relit_plate_folds == 1.0

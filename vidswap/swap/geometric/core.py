@@ -28,7 +28,7 @@ from vidswap.faces.tracksfile import TrackAnalysis
 from vidswap.swap.base import SourceFace, SourceIdentity, SwapBatch, SwapCore, SwapResult
 from vidswap.appearance.texture import render_texture, texture_confidence
 from vidswap.swap.geometric.brow_rest import brow_region_weights, rest_brows
-from vidswap.swap.geometric.plate_creases import frame_creases
+from vidswap.swap.geometric.plate_creases import frame_creases, frame_folds
 from vidswap.swap.geometric.mouth_rest import (mouth_opening, mouth_region_weights, open_mouth_amount, rest_mouth,
                                                smile_amount)
 from vidswap.swap.geometric.reenact import (INNER_REGIONS, canonical_from_landmarks, combine_sources, driven_geometry,
@@ -156,6 +156,9 @@ class GeometricSwapConfig:
             between the brows the render takes, on frames whose brows have moved from the track's neutral
             (:mod:`vidswap.swap.geometric.plate_creases`): the relit light is too broad to carry them, so a
             frowning or crying plate gave a calm face. 0: off.
+        relit_plate_folds: likewise, how much of the plate's own nasolabial folds (from beside the nose's wings
+            down past the mouth's corners) the render takes, on frames whose mouth corners have moved from the
+            track's neutral (a smile, a cry, speech): without them a grin or a cry sat on a calm face. 0: off.
         relit_stretch: with ``appearance: relit``, how much more squarely a turned plate may show a vertex than
             the photos saw it before their detail fades to plain skin (gone at twice it; :mod:`.view_stretch`). 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
@@ -195,6 +198,7 @@ class GeometricSwapConfig:
     relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
     relit_plate_creases: float = 1.0
+    relit_plate_folds: float = 1.0
     relit_stretch: float = 1.5
 
     def __post_init__(self) -> None:
@@ -219,6 +223,7 @@ class GeometricSwapConfig:
                                ("relit_smile_folds", 0.1, texture_side + "; 0 = off"),
                                ("relit_brow_rest", 1.0, "0 = off"),
                                ("relit_plate_creases", 1.0, "0 = off"),
+                               ("relit_plate_folds", 1.0, "0 = off"),
                                ("relit_stretch", 4.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
@@ -453,11 +458,13 @@ class GeometricSwapCore(SwapCore):
         S, H = int(batch.target_crops.shape[-1]), int(batch.target_crops.shape[-2])
         tgt_lm = batch.target_landmarks.to(device=device, dtype=torch.float32)
         driven = self.relit.driven(self._driven(batch, identity), tgt_lm)
-        creases = frame_creases(batch.expression.to(device), self.regions, self.config.relit_plate_creases)
+        expression = batch.expression.to(device)
+        creases = frame_creases(expression, self.regions, self.config.relit_plate_creases)
+        folds = frame_folds(expression, self.config.relit_plate_folds)
         crops, alpha = self.relit.render(identity.albedo.to(device), identity.plate_light, batch.target_crops,
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
                                          identity.edge_blur, side=self._render_side(identity, S, H),
-                                         occluder=batch.occluder, creases=creases,
+                                         occluder=batch.occluder, creases=creases, folds=folds,
                                          source_landmarks=identity.landmarks, stretch=self.config.relit_stretch)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),

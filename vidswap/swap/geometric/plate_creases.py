@@ -1,4 +1,5 @@
-"""The plate's expression creases on the relit face: the furrows of the forehead and the lines between the brows.
+"""The plate's expression creases on the relit face: the furrows of the forehead, the lines between the brows and
+the folds from the nose's wings down past the mouth's corners.
 
 The relit render carries the plate's light through the frame's temporal ratio, low-passed at 0.04 of the texture
 side and taken relative to the track's median appearance (:func:`~vidswap.appearance.relight.temporal_ratio`).
@@ -24,6 +25,11 @@ the layer is weighted per frame by how far the plate's brows have moved from the
 of the brow vertices' expression offsets, canonical units): the three webcam and stock clips at rest 0.001-0.012,
 pexels_clip crying 0.024-0.046, the webcam actor's grin (its squint lowers the brows) 0.030-0.039.
 
+The nasolabial folds (:func:`fold_zone`) are taken the same way on frames whose mouth corners have moved from the
+track's neutral (:func:`mouth_motion`, :func:`frame_folds`: a smile, a cry, speech), from the plate's crop blurred
+first by :data:`FOLD_PREFILTER` (a smile's folds are broad; the plate actor's stubble and pores beside the mouth are
+not) and off the plate's lips as well as its brows and eyes. Without them a grin or a cry sat on a calm face.
+
 Shapes: crops (B, 3, H, W) sRGB in [0, 1]; faces (B, 3, H, W) linear (the render before its encoding); layers and
 weights (B, 1, H, W); texture masks (1, 1, U, U); expression offsets (B, V, 3).
 """
@@ -41,10 +47,13 @@ from torch import Tensor
 from vidswap.appearance.encoding import srgb_to_linear
 from vidswap.appearance.raster import fill_polygons
 from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
+from vidswap.faces.types import MOUTH_CORNERS
+from vidswap.swap.geometric.mouth_rest import fold_region
 
 __all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "CREASE_NEAR", "LIT_SHARE", "FEATURE_SOFT", "BROW_MOTION", "crease_zone",
            "plate_features", "brow_motion", "frame_creases", "crease_gate", "soft_deadband", "groove_depth_near",
-           "crease_layer", "apply_creases", "take_creases", "crease_reach"]
+           "crease_layer", "apply_creases", "take_creases", "crease_reach", "FOLD_ZONE_WIDTH", "MOUTH_MOTION",
+           "FOLD_PREFILTER", "fold_zone", "mouth_motion", "frame_folds"]
 
 #: the blur the plate's creases are measured against, as a fraction of the face height (a furrow is a few
 #: percent of it wide)
@@ -62,6 +71,17 @@ FEATURE_CLEAR = 0.03
 FEATURE_SOFT = 0.01
 #: the brows' mean motion (canonical units) from which the creases start to show and at which they show fully
 BROW_MOTION = (0.01, 0.03)
+#: the width (fraction of the texture side) of the band along the nasolabial folds (:func:`fold_zone`) where the
+#: plate's own folds are taken: wider than the source's (``relit_smile_folds``), as the plate's fold lies where
+#: the plate actor's face puts it
+FOLD_ZONE_WIDTH = 0.05
+#: the mouth corners' mean motion (canonical units) from which the plate's folds start to show and at which they
+#: show fully. Measured: face_noface_clip at rest 0.003-0.007 and grinning 0.22-0.30, pexels_clip crying
+#: 0.013-0.14, carphone_clip talking 0.01-0.2
+MOUTH_MOTION = (0.03, 0.10)
+#: the blur (sigma, x the face height) of the plate's crop before its folds are read beside the mouth: a smile's
+#: folds are broad, the stubble and pores there are not
+FOLD_PREFILTER = 0.006
 
 
 def crease_zone(masks: dict[str, Tensor], clear: float = 0.01, soft: float = 0.015) -> Tensor:
@@ -79,6 +99,13 @@ def crease_zone(masks: dict[str, Tensor], clear: float = 0.01, soft: float = 0.0
     features = dilate((brows + eyes).clamp(0.0, 1.0), max(clear * U, 1.0))
     zone = (rows < limit).to(brows.dtype) * masks["skin"] * (1.0 - features) * masks["forehead_fade"]
     return gaussian_blur(zone, soft * U).clamp(0.0, 1.0) if soft > 0 else zone
+
+
+def fold_zone(masks: dict[str, Tensor], width: float = FOLD_ZONE_WIDTH) -> Tensor:
+    """The skin along the nasolabial folds in texture space (:func:`~.mouth_rest.fold_region` of the mesh's
+    ``mouth``, ``nose`` and ``skin`` masks, a band ``width`` x U wide): where a smile or a cry deepens the plate's
+    folds. -> (1, 1, U, U) in [0, 1]."""
+    return fold_region(masks["mouth"], masks["nose"], masks["skin"], width)
 
 
 def plate_features(landmarks: Tensor, loops: Sequence[Tensor], size: tuple[int, int], face_heights: Tensor,
@@ -119,6 +146,20 @@ def frame_creases(expression: Tensor, regions: dict[str, Tensor], amount: float)
     return crease_gate(brow_motion(expression, brows)) * amount
 
 
+def mouth_motion(expression: Tensor, corners: Sequence[int] = MOUTH_CORNERS) -> Tensor:
+    """The mean length of the expression offsets (B, V, 3) at the mouth's corners: how far a smile, a cry or speech
+    has moved them from the track's neutral, in canonical units. -> (B,)."""
+    return expression[:, list(corners)].float().norm(dim=-1).mean(-1)
+
+
+def frame_folds(expression: Tensor, amount: float) -> Tensor | None:
+    """(B,) how much of the plate's nasolabial folds each frame takes: ``amount`` x :func:`crease_gate` of the
+    frames' :func:`mouth_motion` between :data:`MOUTH_MOTION`; None for ``amount`` 0."""
+    if amount <= 0:
+        return None
+    return crease_gate(mouth_motion(expression), MOUTH_MOTION) * amount
+
+
 def crease_gate(motion: Tensor, levels: tuple[float, float] = BROW_MOTION) -> Tensor:
     """How much of the plate's creases a frame takes: 0 up to ``levels[0]`` of brow motion, 1 from ``levels[1]``
     (smoothstep). (B,) -> (B,)."""
@@ -140,17 +181,20 @@ def groove_depth_near(depth: Tensor, face_heights: Tensor, near: float = CREASE_
 
 
 def crease_layer(crops: Tensor, face_heights: Tensor, skin: Tensor | None = None, sigma: float = CREASE_SIGMA,
-                 deadband: float = CREASE_DEADBAND, near: float = CREASE_NEAR) -> Tensor:
+                 deadband: float = CREASE_DEADBAND, near: float = CREASE_NEAR, prefilter: float = 0.0) -> Tensor:
     """The plate's creases as log luma: the crops' log luma ``log L`` (Rec. 709 weights on the sRGB values, then
     linearised) less its blur by ``sigma`` x each crop's face height (B,) in its pixels, taken over ``skin`` (B, 1,
     H, W) in [0, 1] alone (a normalised blur; None: everywhere), through :func:`soft_deadband`; the dark part
     (grooves) everywhere, the light part (a fold's lit sides) at most :data:`LIT_SHARE` of the depth, beyond twice
     the dead band, of the deepest groove on the skin near it (:func:`groove_depth_near`; the dark rim the blur
-    leaves beside a lone highlight is shallower than that, so the highlight is not taken).
-    -> (B, 1, H, W). (Linearising the luma, one channel, instead of taking the luminance of the linearised
+    leaves beside a lone highlight is shallower than that, so the highlight is not taken). ``prefilter`` > 0: the
+    luma is blurred first, by that x the face height (what is finer is no fold: stubble, pores). -> (B, 1, H, W). (Linearising the luma, one channel, instead of taking the luminance of the linearised
     colour: a third of the cost, and on skin the two ratios agree.)"""
     rgb = crops.clamp(0.0, 1.0)
-    lum = srgb_to_linear(0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=1e-4).log()
+    luma = 0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]
+    if prefilter > 0:
+        luma = gaussian_blur(luma, (prefilter * face_heights.to(luma)).clamp(min=0.5))
+    lum = srgb_to_linear(luma).clamp(min=1e-4).log()
     blur = (sigma * face_heights.to(lum)).clamp(min=0.5)
     if skin is None:
         reference = gaussian_blur(lum, blur)
@@ -171,7 +215,8 @@ def apply_creases(face: Tensor, layer: Tensor, weight: Tensor) -> Tensor:
 
 
 def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tensor, landmarks: Tensor,
-                 loops: Sequence[Tensor], sigma: float = CREASE_SIGMA, deadband: float = CREASE_DEADBAND) -> Tensor:
+                 loops: Sequence[Tensor], sigma: float = CREASE_SIGMA, deadband: float = CREASE_DEADBAND,
+                 prefilter: float = 0.0) -> Tensor:
     """The relit face (linear) with the crops' creases (:func:`crease_layer`, over the skin off the plate's own
     brows and eyes: :func:`plate_features` of ``landmarks`` (B, V, 2+) and ``loops``) multiplied in by ``weight``
     times that skin softened by :data:`FEATURE_SOFT`, frame by frame only over the box of pixels where its
@@ -191,25 +236,26 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
             continue
         height = face_heights[b:b + 1].float()
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        pad = crease_reach(float(height), sigma)
+        pad = crease_reach(float(height), sigma, prefilter)
         R0, R1, C0, C1 = max(r0 - pad, 0), min(r1 + pad, H), max(c0 - pad, 0), min(c1 + pad, W)
         inner = (..., slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
         shifted = torch.cat([landmarks[b:b + 1, :, :1] - C0, landmarks[b:b + 1, :, 1:2] - R0], -1)
         skin = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)
-        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, skin, sigma, deadband)[inner]
+        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, skin, sigma, deadband,
+                             prefilter=prefilter)[inner]
         fade = (gaussian_blur(skin, max(FEATURE_SOFT * float(height), 0.5)) * skin)[inner]
         face[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
                                                        weight[b:b + 1, :, r0:r1, c0:c1] * fade)
     return face
 
 
-def crease_reach(height: float, sigma: float = CREASE_SIGMA) -> int:
+def crease_reach(height: float, sigma: float = CREASE_SIGMA, prefilter: float = 0.0) -> int:
     """How far (pixels) around a pixel :func:`take_creases` reads for a face ``height`` px tall: the fade's blur,
-    the lit sides' growth and blur, the reference blur and the features' growth, each to its truncation, in a
-    chain (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads ``ceil(r)``)."""
+    the lit sides' growth and blur, the reference blur, the features' growth and the prefilter, each to its
+    truncation, in a chain (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads ``ceil(r)``)."""
     def blur(s: float) -> int:
         return int(math.ceil(3.0 * max(s, 0.5)))
 
     near = max(CREASE_NEAR * height, 1.0)
     return (blur(FEATURE_SOFT * height) + int(math.ceil(near)) + blur(0.5 * near) + blur(sigma * height)
-            + int(math.ceil(FEATURE_CLEAR * height)) + 4)
+            + int(math.ceil(FEATURE_CLEAR * height)) + (blur(prefilter * height) if prefilter > 0 else 0) + 4)

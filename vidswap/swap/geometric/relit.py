@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
-from vidswap.swap.geometric.plate_creases import crease_zone, take_creases
+from vidswap.swap.geometric.plate_creases import FOLD_PREFILTER, crease_zone, fold_zone, take_creases
 from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, stretch_fade, vertex_facing
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
@@ -182,6 +183,8 @@ class RelitRenderer:
         self._feature_loops = [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
                                for name in ("left_brow", "right_brow", "left_eye", "right_eye")
                                if name in self.topology.regions]
+        self._fold_loops = self._feature_loops + [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
+                                                  for name in ("lips_outer",) if name in self.topology.regions]
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
         self.mirror = torch.as_tensor(self.topology.mirror, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
@@ -189,12 +192,12 @@ class RelitRenderer:
                                      self.relight.eyes_reach)
 
     def space(self, size: int, device: torch.device | str = "cpu") -> tuple[TextureSpace, dict[str, Tensor]]:
-        """The texture space of side ``size`` and its masks (built once per size): :func:`source_masks` and the
-        plate's creases' ``crease_zone`` (:func:`~.plate_creases.crease_zone`)."""
+        """The texture space of side ``size`` and its masks (built once per size): :func:`source_masks` and where
+        the plate's creases and folds are taken, ``crease_zone`` and ``fold_zone`` (:mod:`.plate_creases`)."""
         if size not in self._spaces:
             space = build_texture_space(canonical_face(), self.triangles, size)
             masks = source_masks(space, region_masks(space, self.topology.regions))
-            self._spaces[size] = (space, {**masks, "crease_zone": crease_zone(masks)})
+            self._spaces[size] = (space, {**masks, "crease_zone": crease_zone(masks), "fold_zone": fold_zone(masks)})
         space, masks = self._spaces[size]
         return space.to(device), {k: v.to(device) for k, v in masks.items()}
 
@@ -359,7 +362,7 @@ class RelitRenderer:
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
                side: int | None = None, occluder: Tensor | None = None,
                creases: Tensor | None = None, source_landmarks: Tensor | None = None,
-               stretch: float = 0.0) -> tuple[Tensor, Tensor]:
+               stretch: float = 0.0, folds: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -380,6 +383,8 @@ class RelitRenderer:
                 kept out of the frames' temporal ratio (:meth:`frame_ratio`), or None.
             creases: (B,) how much of the plate's own creases on the forehead and between the brows each frame
                 takes (:mod:`.plate_creases`), or None (none).
+            folds: (B,) likewise, how much of the plate's nasolabial folds (:func:`~.plate_creases.fold_zone`,
+                read through :data:`~.plate_creases.FOLD_PREFILTER`), or None (none).
             source_landmarks, stretch: (K, 478, 3) the source photos' meshes (in their pixels) and the stretch from
                 which their detail fades to plain skin where the driven mesh faces the plate's camera more squarely
                 than the photos saw it (:mod:`.view_stretch`); None or 0: the detail as it is.
@@ -393,9 +398,12 @@ class RelitRenderer:
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
-        creasing = creases is not None and bool((creases > 0).any())
-        if creasing:  # a seventh channel: where the plate's creases go
-            lids = torch.cat([lids, masks["crease_zone"]], 1)
+        lines = [(zone, gate, prefilter, loops) for zone, gate, prefilter, loops in
+                 ((masks["crease_zone"], creases, 0.0, self._feature_loops),
+                  (masks["fold_zone"], folds, FOLD_PREFILTER, self._fold_loops))
+                 if gate is not None and bool((gate > 0).any())]
+        if lines:  # a channel each from the seventh: where the plate's creases and folds go
+            lids = torch.cat([lids] + [zone for zone, _, _, _ in lines], 1)
         texture = torch.cat([relit_texture(albedo, light.broad, ratio, fade),
                              lids.expand(len(ratio), -1, -1, -1)], 1)
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
@@ -411,10 +419,10 @@ class RelitRenderer:
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
         height = face_height(target_landmarks) * k  # the render's face size in render pixels
-        if creasing:  # into the render's own channels, in place (:func:`~.plate_creases.take_creases`)
-            self._with_creases(rendered[:, :3], rendered[:, 6:7].clamp(0.0, 1.0) * cover, crops,
+        for c, (_, gate, prefilter, loops) in enumerate(lines):  # into the render's channels, in place
+            self._with_creases(rendered[:, :3], rendered[:, 6 + c:7 + c].clamp(0.0, 1.0) * cover, crops,
                                target_landmarks if n == S else to_render_pixels(target_landmarks, k), height,
-                               creases, occluder)
+                               gate, occluder, prefilter, loops)
         face = linear_to_srgb(rendered[:, :3])
         if source_blur is not None:
             own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
@@ -429,11 +437,13 @@ class RelitRenderer:
         return face, alpha
 
     def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor,
-                      creases: Tensor, occluder: Tensor | None) -> Tensor:
-        """The linear render (B, 3, h, w) at the render's side with the plate's creases (:mod:`.plate_creases`)
-        multiplied in, in place: the crops (and the occluder) box-filtered to the render's pixels, weighted by the
-        rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not occluded. ``landmarks``
-        (B, 478, 3) and face ``heights`` (B,) in the render's pixels."""
+                      creases: Tensor, occluder: Tensor | None, prefilter: float = 0.0,
+                      loops: Sequence[Tensor] | None = None) -> Tensor:
+        """The linear render (B, 3, h, w) at the render's side with the plate's creases or folds
+        (:mod:`.plate_creases`) multiplied in, in place: the crops (and the occluder) box-filtered to the render's
+        pixels, weighted by the rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not
+        occluded, read through ``prefilter`` off the plate's features ``loops`` (None: brows and eyes).
+        ``landmarks`` (B, 478, 3) and face ``heights`` (B,) in the render's pixels."""
         n = rgb.shape[-1]
         if n < crops.shape[-1]:
             crops = F.interpolate(crops, size=(n, n), mode="area")
@@ -441,4 +451,5 @@ class RelitRenderer:
         weight = zone * creases.to(zone)[:, None, None, None]
         if occluder is not None:
             weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
-        return take_creases(rgb, crops, weight, heights, landmarks, self._feature_loops)
+        return take_creases(rgb, crops, weight, heights, landmarks,
+                            self._feature_loops if loops is None else loops, prefilter=prefilter)
