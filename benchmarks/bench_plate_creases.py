@@ -1,14 +1,15 @@
-"""What the plate's creases cost the relit render (``swap.geometric.relit_plate_creases``).
+"""What the plate's creases and folds cost the relit render (``relit_plate_creases``, ``relit_plate_folds``).
 
     python benchmarks/bench_plate_creases.py [--sizes 256 384 512] [--batch 8] [--repeat 7]
 
 A face of the canonical mesh filling the crop (its height ~0.7 of the side) on a plate crop of smooth skin with
-furrows across its forehead and between its brows (so the fold's lit sides are found and taken, as on a crying
-plate). Times, per frame, the relit render without creases (:meth:`RelitRenderer.render`, ``creases=None``) and
-with every frame taking them (``creases`` 1), and the creases alone (:func:`take_creases` on the render's forehead
+furrows across its forehead and between its brows and a fold down each side of the mouth (so the folds' lit sides
+are found and taken, as on a crying plate). Times, per frame, the relit render without them
+(:meth:`RelitRenderer.render`), with every frame taking the creases (``creases`` 1), with the folds as well
+(``folds`` 1; "-" for code without them), and the creases alone (:func:`take_creases` on the render's forehead
 weight): the process CPU time (all threads), minimum and median over ``--repeat`` runs after one warm-up. Run it
-with ``PYTHONPATH`` at another checkout to time that code's creases on the same inputs (the functions it calls
-keep their signatures).
+with ``PYTHONPATH`` at another checkout to time that code on the same inputs (the functions it calls keep their
+signatures).
 
 Record the table in benchmarks/RESULTS.md with the machine, date and load.
 """
@@ -46,6 +47,10 @@ def plate_crops(batch: int, size: int, landmarks: torch.Tensor) -> torch.Tensor:
         for dx in (-0.03, 0.03):  # the lines between the brows
             x = int(gx + dx * h) + b % 2
             crops[b, :, int(gy - 0.05 * h):int(gy + 0.03 * h), x:x + 2] *= 0.75
+        for wing, corner in ((129, 61), (358, 291)):  # a fold from each wing of the nose past the mouth's corner
+            for t in torch.linspace(0.0, 1.2, 60):
+                x, y = (landmarks[0, wing, :2] + t * (landmarks[0, corner, :2] - landmarks[0, wing, :2])).tolist()
+                crops[b, :, int(y) - 1:int(y) + 2, int(x) - 2 + b % 2:int(x) + 2 + b % 2] *= 0.8
     return crops.clamp(0.0, 1.0)
 
 
@@ -69,8 +74,9 @@ def main() -> None:
     renderer = RelitRenderer(topo)
     B = args.batch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {B}; process CPU ms a frame")
-    print("| crop | render without creases (min / median) | with creases | creases alone | creases / render |")
-    print("|---|---|---|---|---|")
+    print("| crop | render without (min / median) | with creases | with creases and folds | creases alone | "
+          "creases / render |")
+    print("|---|---|---|---|---|---|")
     for S in args.sizes:
         lm = (canonical_face().float() * (0.36 * S) + S / 2)[None].expand(B, -1, -1).contiguous()
         space, masks = renderer.space(128)
@@ -86,6 +92,10 @@ def main() -> None:
         ones = torch.ones(B)
         plain = cpu_times(lambda: renderer.render(*args_), args.repeat)
         creased = cpu_times(lambda: renderer.render(*args_, creases=ones), args.repeat)
+        try:
+            folded = cpu_times(lambda: renderer.render(*args_, creases=ones, folds=ones), args.repeat)
+        except TypeError:  # code without the folds
+            folded = None
         # the creases alone, on the weight the render gives them: its crease zone over the forehead box
         zone = torch.zeros(B, 1, S, S)
         gy = int(lm[0, 9, 1])
@@ -98,7 +108,7 @@ def main() -> None:
         def ms(v: list[float]) -> str:
             return f"{1e3 * min(v) / B:.2f} / {1e3 * statistics.median(v) / B:.2f}"
 
-        print(f"| {S} | {ms(plain)} | {ms(creased)} | {ms(alone)} | "
+        print(f"| {S} | {ms(plain)} | {ms(creased)} | {ms(folded) if folded else '-'} | {ms(alone)} | "
               f"{statistics.median(alone) / statistics.median(plain):.3f} |")
 
 

@@ -183,25 +183,31 @@ def _light(renderer, size=64):
                         "edge_blur": torch.tensor([[float("nan")]])}, masks)
 
 
+def _without_and_with(renderer, crops: torch.Tensor, lm: torch.Tensor, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The relit render of one frame (a plain albedo, the flat test light) without the plate's lines and with
+    ``gate`` (``creases`` or ``folds``) at 1; checked on the way: the gate at 0 renders bit for bit as without it,
+    and the alpha is the same either way."""
+    args = (torch.ones(1, 4, 128, 128), _light(renderer), crops, lm, lm,
+            torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), torch.tensor([0.3, 0.3]))
+    plain, alpha = renderer.render(*args)
+    zero, zero_alpha = renderer.render(*args, **{gate: torch.zeros(1)})
+    assert torch.equal(plain, zero) and torch.equal(alpha, zero_alpha)
+    lined, lined_alpha = renderer.render(*args, **{gate: torch.ones(1)})
+    assert torch.equal(lined_alpha, alpha)
+    return plain, lined
+
+
 def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):
     """A plate crop with a dark vertical furrow between the brows: with ``creases`` 1 the render is darker along
     it, lighter (less so) on the skin just beside it (a fold's lit sides), and exactly as without elsewhere than
     the crease zone; ``creases`` None and 0 give the same render bit for
     bit; the furrow's own crop otherwise does not reach the render (its light is the track's)."""
     lm = (canonical_face().float() * 50 + 64)[None]
-    light = _light(renderer)
     crops = torch.full((1, 3, 128, 128), 0.55)
     gx = int(round(float(lm[0, 9, 0])))  # MediaPipe 9: between the brows
     gy = int(round(float(lm[0, 9, 1])))
     crops[..., gy - 6:gy + 2, gx - 1:gx + 1] = 0.35
-    albedo = torch.ones(1, 4, 128, 128)
-    args = (albedo, light, crops, lm, lm, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
-            torch.tensor([0.3, 0.3]))
-    plain, alpha = renderer.render(*args)
-    zero, zero_alpha = renderer.render(*args, creases=torch.zeros(1))
-    assert torch.equal(plain, zero) and torch.equal(alpha, zero_alpha)
-    creased, creased_alpha = renderer.render(*args, creases=torch.ones(1))
-    assert torch.equal(creased_alpha, alpha)
+    plain, creased = _without_and_with(renderer, crops, lm, "creases")
     assert float((plain - creased)[0, :, gy - 4:gy, gx - 1:gx + 1].min()) > 0.05  # the furrow, darker
     changed = (plain != creased).any(1)[0]
     rows = torch.nonzero(changed.any(1))[:, 0]
@@ -297,20 +303,12 @@ def test_the_relit_render_takes_the_plates_fold_beside_the_mouth(renderer):
     render is darker along it, nothing changes on the forehead; ``folds`` None and 0 give the same render bit for
     bit."""
     lm = (canonical_face().float() * 50 + 64)[None]
-    light = _light(renderer)
     crops = torch.full((1, 3, 128, 128), 0.55)
     wing, corner = lm[0, 129, :2], lm[0, 61, :2]  # MediaPipe 129: the left wing of the nose; 61: a mouth corner
     for t in torch.linspace(0.0, 1.0, 40):
         x, y = (wing + t * (corner - wing) + torch.tensor([-3.0, 0.0])).round().long().tolist()
         crops[..., y - 1:y + 2, x - 1:x + 2] = 0.35
-    albedo = torch.ones(1, 4, 128, 128)
-    args = (albedo, light, crops, lm, lm, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
-            torch.tensor([0.3, 0.3]))
-    plain, alpha = renderer.render(*args)
-    zero, zero_alpha = renderer.render(*args, folds=torch.zeros(1))
-    assert torch.equal(plain, zero) and torch.equal(alpha, zero_alpha)
-    folded, folded_alpha = renderer.render(*args, folds=torch.ones(1))
-    assert torch.equal(folded_alpha, alpha)
+    plain, folded = _without_and_with(renderer, crops, lm, "folds")
     assert float((plain - folded).max()) > 0.03  # the fold, darker
     changed = (plain != folded).any(1)[0]
     rows = torch.nonzero(changed.any(1))[:, 0]
