@@ -188,8 +188,9 @@ def crease_layer(crops: Tensor, face_heights: Tensor, skin: Tensor | None = None
     (grooves) everywhere, the light part (a fold's lit sides) at most :data:`LIT_SHARE` of the depth, beyond twice
     the dead band, of the deepest groove on the skin near it (:func:`groove_depth_near`; the dark rim the blur
     leaves beside a lone highlight is shallower than that, so the highlight is not taken). ``prefilter`` > 0: the
-    luma is blurred first, by that x the face height (what is finer is no fold: stubble, pores). -> (B, 1, H, W). (Linearising the luma, one channel, instead of taking the luminance of the linearised
-    colour: a third of the cost, and on skin the two ratios agree.)"""
+    luma is blurred first, by that x the face height (what is finer is no fold: stubble, pores). -> (B, 1, H, W).
+    (Linearising the luma, one channel, instead of taking the luminance of the linearised colour: a third of the
+    cost, and on skin the two ratios agree.)"""
     rgb = crops.clamp(0.0, 1.0)
     luma = 0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]
     if prefilter > 0:
