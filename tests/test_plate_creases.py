@@ -13,7 +13,7 @@ from vidswap.swap.geometric.core import GeometricSwapConfig
 from vidswap.composite.filters import gaussian_blur
 from vidswap.swap.geometric.mouth_rest import fold_region
 from vidswap.swap.geometric.plate_creases import (FEATURE_SOFT, FOLD_PREFILTER, FOLD_ZONE_WIDTH, MOUTH_MOTION,
-                                                  apply_creases, brow_motion, crease_gate, crease_layer, crease_zone,
+                                                  apply_creases, vertex_motion, crease_gate, crease_layer, crease_zone,
                                                   fold_zone, frame_creases, frame_folds, groove_depth_near,
                                                   mouth_motion, plate_features, soft_deadband, take_creases)
 from vidswap.swap.geometric.relit import RelitRenderer
@@ -42,14 +42,14 @@ def test_crease_zone_is_the_forehead_and_the_skin_between_the_brows(renderer):
     assert float(crease_zone({**masks, "brows": torch.zeros_like(masks["brows"])}).abs().max()) == 0.0
 
 
-def test_brow_motion_and_the_gate_exact():
+def test_vertex_motion_of_the_brows_and_the_gate_exact():
     """The mean length of the brows' offsets: (0.03, 0.04, 0) on two of four brow vertices, zero on the other two
     and elsewhere -> 0.025; the gate is 0 up to 0.01, 0.5 at 0.02, 1 from 0.03."""
     expression = torch.zeros(2, 10, 3)
     expression[1, 2] = torch.tensor([0.03, 0.04, 0.0])
     expression[1, 5] = torch.tensor([0.0, -0.05, 0.0])
     expression[1, 9] = torch.tensor([1.0, 1.0, 1.0])  # not a brow vertex
-    motion = brow_motion(expression, [2, 5, 6, 7])
+    motion = vertex_motion(expression, [2, 5, 6, 7])
     assert torch.allclose(motion, torch.tensor([0.0, 0.025]))
     assert torch.allclose(crease_gate(torch.tensor([0.0, 0.01, 0.02, 0.03, 0.2])),
                           torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))

@@ -21,9 +21,10 @@ band: a thin dark line that read as a crack in the skin, with none of the fold's
 
 A crease that is always there -- an older actor's forehead lines -- is the plate actor's, not the expression's:
 the layer is weighted per frame by how far the plate's brows have moved from the track's neutral
-(:func:`brow_motion`, :func:`crease_gate`), so a face at rest keeps the source's forehead. Measured (mean length
-of the brow vertices' expression offsets, canonical units): the three webcam and stock clips at rest 0.001-0.012,
-pexels_clip crying 0.024-0.046, the webcam actor's grin (its squint lowers the brows) 0.030-0.039.
+(:func:`vertex_motion` of the brows, :func:`crease_gate`), so a face at rest keeps the source's forehead.
+Measured (mean length of the brow vertices' expression offsets, canonical units): the three webcam and stock clips
+at rest 0.001-0.012, pexels_clip crying 0.024-0.046, the webcam actor's grin (its squint lowers the brows)
+0.030-0.039.
 
 The nasolabial folds (:func:`fold_zone`) are taken the same way on frames whose mouth corners have moved from the
 track's neutral (:func:`mouth_motion`, :func:`frame_folds`: a smile, a cry, speech), from the plate's crop blurred
@@ -51,7 +52,7 @@ from vidswap.faces.types import MOUTH_CORNERS
 from vidswap.swap.geometric.mouth_rest import fold_region
 
 __all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "CREASE_NEAR", "LIT_SHARE", "FEATURE_SOFT", "BROW_MOTION", "crease_zone",
-           "plate_features", "brow_motion", "frame_creases", "crease_gate", "soft_deadband", "groove_depth_near",
+           "plate_features", "vertex_motion", "frame_creases", "crease_gate", "soft_deadband", "groove_depth_near",
            "crease_layer", "apply_creases", "take_creases", "crease_reach", "FOLD_ZONE_WIDTH", "MOUTH_MOTION",
            "FOLD_PREFILTER", "fold_zone", "mouth_motion", "frame_folds"]
 
@@ -129,27 +130,26 @@ def plate_features(landmarks: Tensor, loops: Sequence[Tensor], size: tuple[int, 
     return dilate(filled, max(float(clear * face_heights.max()), 1.0)).clamp(0.0, 1.0)
 
 
-def brow_motion(expression: Tensor, brow_vertices: Sequence[int] | np.ndarray | Tensor) -> Tensor:
-    """The mean length of the expression offsets (B, V, 3) over the brows' vertices: how far the plate's brows
-    have moved from the track's neutral, in canonical units. -> (B,)."""
-    idx = torch.as_tensor(np.asarray(brow_vertices), dtype=torch.long, device=expression.device)
+def vertex_motion(expression: Tensor, vertices: Sequence[int] | np.ndarray | Tensor) -> Tensor:
+    """The mean length of the expression offsets (B, V, 3) over ``vertices``: how far that part of the plate's
+    face (the brows, the mouth's corners) has moved from the track's neutral, in canonical units. -> (B,)."""
+    idx = torch.as_tensor(np.asarray(vertices), dtype=torch.long, device=expression.device)
     return expression[:, idx].float().norm(dim=-1).mean(-1)
 
 
 def frame_creases(expression: Tensor, regions: dict[str, Tensor], amount: float) -> Tensor | None:
     """(B,) how much of the plate's creases each frame takes: ``amount`` x :func:`crease_gate` of the frames'
-    :func:`brow_motion` (expression offsets (B, V, 3), the mesh's ``regions`` index loops); None for ``amount`` 0
-    or a mesh without brows."""
+    :func:`vertex_motion` of the brows (expression offsets (B, V, 3), the mesh's ``regions`` index loops); None
+    for ``amount`` 0 or a mesh without brows."""
     if amount <= 0 or not {"left_brow", "right_brow"} <= regions.keys():
         return None
     brows = torch.cat([torch.as_tensor(regions["left_brow"]), torch.as_tensor(regions["right_brow"])])
-    return crease_gate(brow_motion(expression, brows)) * amount
+    return crease_gate(vertex_motion(expression, brows)) * amount
 
 
 def mouth_motion(expression: Tensor, corners: Sequence[int] = MOUTH_CORNERS) -> Tensor:
-    """The mean length of the expression offsets (B, V, 3) at the mouth's corners: how far a smile, a cry or speech
-    has moved them from the track's neutral, in canonical units. -> (B,)."""
-    return expression[:, list(corners)].float().norm(dim=-1).mean(-1)
+    """:func:`vertex_motion` at the mouth's corners: how far a smile, a cry or speech has moved them. -> (B,)."""
+    return vertex_motion(expression, corners)
 
 
 def frame_folds(expression: Tensor, amount: float) -> Tensor | None:
