@@ -251,12 +251,16 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
 
 
 def crease_reach(height: float, sigma: float = CREASE_SIGMA, prefilter: float = 0.0) -> int:
-    """How far (pixels) around a pixel :func:`take_creases` reads for a face ``height`` px tall: the fade's blur,
-    the lit sides' growth and blur, the reference blur, the features' growth and the prefilter, each to its
-    truncation, in a chain (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads ``ceil(r)``)."""
+    """How far (pixels) around a pixel :func:`take_creases` reads for a face ``height`` px tall: the farther of the
+    two chains that end there, the layer's (the lit sides' growth and blur, then the reference blur at those
+    grooves, then the wider of the features' growth and the prefilter) and the fade's (its blur, then the features'
+    growth), each step to its truncation (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads
+    ``ceil(r)``), and a few pixels more."""
     def blur(s: float) -> int:
         return int(math.ceil(3.0 * max(s, 0.5)))
 
     near = max(CREASE_NEAR * height, 1.0)
-    return (blur(FEATURE_SOFT * height) + int(math.ceil(near)) + blur(0.5 * near) + blur(sigma * height)
-            + int(math.ceil(FEATURE_CLEAR * height)) + (blur(prefilter * height) if prefilter > 0 else 0) + 4)
+    clear = int(math.ceil(FEATURE_CLEAR * height))
+    layer = (int(math.ceil(near)) + blur(0.5 * near) + blur(sigma * height)
+             + max(clear, blur(prefilter * height) if prefilter > 0 else 0))
+    return max(layer, blur(FEATURE_SOFT * height) + clear) + 4
