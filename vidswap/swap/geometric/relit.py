@@ -437,12 +437,11 @@ class RelitRenderer:
         return face, alpha
 
     def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor,
-                      creases: Tensor, occluder: Tensor | None, prefilter: float = 0.0,
-                      loops: Sequence[Tensor] | None = None) -> Tensor:
+                      creases: Tensor, occluder: Tensor | None, prefilter: float, loops: Sequence[Tensor]) -> Tensor:
         """The linear render (B, 3, h, w) at the render's side with the plate's creases or folds
         (:mod:`.plate_creases`) multiplied in, in place: the crops (and the occluder) box-filtered to the render's
         pixels, weighted by the rendered ``zone`` (B, 1, h, w), the frames' ``creases`` (B,) and what is not
-        occluded, read through ``prefilter`` off the plate's features ``loops`` (None: brows and eyes).
+        occluded, read through ``prefilter`` off the plate's features ``loops`` (landmark index loops).
         ``landmarks`` (B, 478, 3) and face ``heights`` (B,) in the render's pixels."""
         n = rgb.shape[-1]
         if n < crops.shape[-1]:
@@ -451,5 +450,4 @@ class RelitRenderer:
         weight = zone * creases.to(zone)[:, None, None, None]
         if occluder is not None:
             weight = weight * (1.0 - occluder.to(weight).clamp(0.0, 1.0))
-        return take_creases(rgb, crops, weight, heights, landmarks,
-                            self._feature_loops if loops is None else loops, prefilter=prefilter)
+        return take_creases(rgb, crops, weight, heights, landmarks, loops, prefilter=prefilter)
