@@ -102,7 +102,7 @@ def main() -> None:
         zone[:, :, max(gy - int(0.3 * S), 0):gy, int(0.25 * S):int(0.75 * S)] = 1.0
         face = torch.full((B, 3, S, S), 0.3)
         heights = torch.full((B,), 0.7 * S)
-        loops = renderer._feature_loops
+        loops = [torch.as_tensor(topo.regions[k]) for k in ("left_brow", "right_brow", "left_eye", "right_eye")]
         alone = cpu_times(lambda: take_creases(face.clone(), crops, zone, heights, lm, loops), args.repeat)
 
         def ms(v: list[float]) -> str:
