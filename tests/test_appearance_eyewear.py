@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from vidswap.appearance.encoding import luminance
-from vidswap.appearance.eyewear import (EyewearParams, black_tophat, eyewear_zones, find_eyewear, remove_eyewear,
-                                        ring_cover, soften_eyewear)
+from vidswap.appearance.eyewear import (EyewearParams, black_tophat, eyewear_frame, eyewear_zones, find_eyewear,
+                                        inner_creases, remove_eyewear, ring_cover, soften_eyewear)
 from vidswap.appearance.source import build_source_albedo, source_masks
 from vidswap.appearance.texture import texture_confidence
 from vidswap.appearance.texture_space import build_texture_space, region_masks
@@ -45,9 +45,11 @@ def eye_frame(mask: torch.Tensor) -> tuple[float, float, float]:
     return float(xs.float().mean()), float(ys.float().mean()), float(xs.max() - xs.min()) / 2.0
 
 
-def ring(masks, rx: float = 1.8, ry: float = 1.5, width: float = 1.2, upper_only: bool = False) -> torch.Tensor:
+def ring(masks, rx: float = 1.8, ry: float = 1.5, width: float = 1.2, upper_only: bool = False,
+         lower_only: bool = False) -> torch.Tensor:
     """(1, 1, U, U) bool: an elliptical band ``width`` texels wide around each eye (radii in eye half-widths,
-    centred half a half-width below the eye), optionally only its upper half (an arc like a brow or lid crease)."""
+    centred half a half-width below the eye), optionally only its upper half (an arc like a brow or lid crease) or
+    its lower part (a lower lid's crease or bag)."""
     ys = torch.arange(U).float().view(U, 1)
     xs = torch.arange(U).float().view(1, U)
     out = torch.zeros(U, U, dtype=torch.bool)
@@ -58,6 +60,8 @@ def ring(masks, rx: float = 1.8, ry: float = 1.5, width: float = 1.2, upper_only
         band = (r - 1.0).abs() * min(rx, ry) * w <= width / 2
         if upper_only:
             band &= ys < zy - 0.6 * ry * w
+        if lower_only:
+            band &= ys > zy
         out |= band
     return out[None, None]
 
@@ -130,6 +134,54 @@ def test_soften_takes_out_that_fraction_of_the_frame(masks):
     assert soften_eyewear(nothing, 0.5) is nothing
 
 
+def test_inner_creases_are_the_ridges_inside_the_outermost_one_below_the_eye():
+    """On a polar grid: a rim (radius 30 texels of 36), a crease below the eye inside it (radius 15) and an arc above
+    the eye at the crease's radius. Exactly the crease is inner; where the rim has a gap, the crease there is the
+    outermost ridge of its sectors and is not."""
+    n = 81
+    ys, xs = torch.meshgrid(torch.arange(n).float(), torch.arange(n).float(), indexing="ij")
+    dist = ((xs - 40) ** 2 + (ys - 40) ** 2).sqrt()
+    angle, radius = torch.atan2(ys - 40, xs - 40)[None, None], (dist / 36)[None, None]
+    below = torch.sin(angle) > 0.35
+    rim = ((dist - 30).abs() <= 1.0)[None, None]
+    crease = ((dist - 15).abs() <= 1.0)[None, None] & below
+    above = ((dist - 15).abs() <= 1.0)[None, None] & (torch.sin(angle) < -0.35)
+    core = (rim | crease | above).float()
+    assert torch.equal(inner_creases(core, angle, radius, 0.1, 0.35, 72), crease)
+    gap = (angle > 1.0) & (angle < 2.1)  # the rim's lower middle missing (about 60 degrees)
+    inner = inner_creases((rim & ~gap | crease | above).float(), angle, radius, 0.1, 0.35, 72)
+    deep = (angle > 1.2) & (angle < 1.9)  # sectors whose neighbours are inside the gap too
+    assert not bool(inner[crease & deep].any()) and bool(inner[crease & ~gap].all())
+
+
+def test_the_frame_itself_leaves_the_lower_lids_creases_and_the_brows(masks):
+    """Rims around both eyes with a lid crease inside each lens below the eye and darkened brows: the frame mask
+    holds the rims (off the grown brows), not the creases nor the brows; no glasses, no frame."""
+    skin = skin_field(masks)
+    rims = ring(masks)
+    creases = ring(masks, rx=1.8, ry=0.6, width=1.5, lower_only=True)  # meets the rim at the lens's sides
+    brows = masks["brows"] > 0.5
+    detail = torch.where(rims | creases | brows, skin * 0.4, skin)
+    frame = eyewear_frame(detail, masks["face"], masks)
+    assert frame is not None and frame.shape == (1, 1, U, U)
+    params = EyewearParams()
+    clear = torch.nn.functional.max_pool2d(brows.float(), 7, 1, 3) > 0.5  # the brows grown by ~3 texels
+    assert params.rim_brow_clear * U < 2.5
+    on_rims = rims & ~clear
+    assert int(on_rims.sum()) > 150 and float(frame[on_rims].min()) > 0.9
+    near_rim = torch.nn.functional.max_pool2d(rims.float(), 5, 1, 2) > 0.5
+    zones = eyewear_zones(masks)
+    below = torch.zeros_like(rims)
+    for side in ("left", "right"):  # well below each eye (the test's rim_below is 0.35)
+        below |= (torch.sin(zones[f"angle_{side}"]) > 0.6) & (zones[f"radius_{side}"] <= 1.0)
+    lids = creases & ~near_rim & below
+    assert int(lids.sum()) > 30
+    assert float(frame[lids].max()) < 0.1
+    inner_brows = brows & ~(torch.nn.functional.max_pool2d(rims.float(), 9, 1, 4) > 0.5)
+    assert float(frame[inner_brows].max()) < 0.1
+    assert eyewear_frame(torch.where(ring(masks, upper_only=True), skin * 0.4, skin), masks["face"], masks) is None
+
+
 def test_plain_skin_and_arcs_above_the_eyes_give_an_empty_mask(masks):
     """Plain skin, and dark arcs over the upper half of each eye only (brows, lid creases): no glasses, an empty
     mask, the detail returned unchanged."""
@@ -167,9 +219,11 @@ def test_real_photos(media, detector, mesh, name, glasses):
     vis = texture_confidence(lm, space.triangles, image_size=tuple(crops.shape[-2:]))
     albedo = build_source_albedo(space, crops, lm, smasks, visibility=vis)
     found = find_eyewear(albedo.detail, albedo.weight, smasks)
-    assert found.found == glasses
-    if glasses:
+    frame = eyewear_frame(albedo.detail, albedo.weight, smasks)
+    assert found.found == glasses and (frame is not None) == glasses
+    if glasses:  # the frame itself is part of what the removal refills
         assert float(found.mask.mean()) > 0.02
+        assert 0.5 * float(found.mask.mean()) < float(frame.mean()) < float(found.mask.mean())
     else:
         assert float(found.mask.abs().max()) == 0.0
 

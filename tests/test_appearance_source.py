@@ -203,6 +203,42 @@ def test_nose_highlight_is_compressed_more_than_a_cheek_highlight(space, masks):
     assert peak["on"][1] == pytest.approx(peak["off"][1], abs=0.01)  # the cheek's: as it was
 
 
+def test_a_glasses_frame_keeps_its_colour_and_contrast(space, masks):
+    """An amber frame around the eyes (darker than the skin and orange): edited as skin, its colour is damped toward
+    the skin's and its darkness compressed; given as ``frames`` with ``frame_keep`` 1, it keeps its own colour
+    (to the chroma blur) and depth; 0.7 lies between. Away from the frame the layer is the same up to the skin-mean
+    normalisation (one factor)."""
+    from vidswap.composite.filters import dilate
+
+    R = matrix_from_euler(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))[0]
+    verts = (canonical_face().float() @ R.T * 60 + torch.tensor([100.0, 110.0, 0.0]))[None]
+    normals = texel_normals(space, verts)
+    eyes = masks["eyes"]
+    band = ((dilate(eyes, 5) > 0.5) & ~(dilate(eyes, 2) > 0.5)).float()
+    skin = torch.tensor((0.5, 0.35, 0.3)).view(1, 3, 1, 1)
+    amber = torch.tensor((0.8, 0.5, 0.25)).view(1, 3, 1, 1)  # x the skin: darker and orange
+    tex = skin * (1.0 + (amber - 1.0) * band)
+    w = masks["face"].clone()
+    core = ((dilate(eyes, 4) > 0.5) & ~(dilate(eyes, 3) > 0.5))[0, 0] & (w[0, 0] > 0.99)
+    far = ~(dilate(band, 10) > 0.5)[0, 0] & (masks["inner_skin"][0, 0] > 0.99)
+    assert int(core.sum()) > 40 and int(far.sum()) > 1000
+    want = amber / luminance(amber)  # the frame's chroma relative to the skin
+    out = {}
+    for name, keep, frames in (("skin", 0.7, None), ("0.7", 0.7, band), ("1", 1.0, band)):
+        detail = detail_layer(space, tex, w, normals, masks, AlbedoParams(frame_keep=keep), frames=frames)
+        lum = luminance(detail)
+        chroma = (detail / lum)[0][:, core].mean(1)
+        out[name] = (detail, float((chroma - want.view(3)).abs().max()),
+                     float(lum[0, 0][core].mean() / lum[0, 0][far].mean()))
+    base = out["skin"][0]
+    for name in ("0.7", "1"):
+        ratio = out[name][0][0][:, far] / base[0][:, far]
+        assert float((ratio - ratio.mean()).abs().max()) < 1e-5  # one factor away from the frame
+    assert out["1"][1] < 0.05 < out["0.7"][1] < out["skin"][1]  # measured 0.035 / 0.27 / 0.50
+    assert out["skin"][2] > out["0.7"][2] > out["1"][2]  # deeper with the frame kept: 0.63 / 0.58 / 0.55
+    assert out["1"][2] == pytest.approx(luminance(amber).item(), abs=0.03)
+
+
 def test_brow_band_is_covered_where_a_fringe_hid_the_forehead(space, masks):
     """A fringe hides the photo's forehead down to its brows: the render still covers the band just above the
     brows (plain skin under the plate's light, weight 1) so the plate's own brows cannot show above the source's;

@@ -45,7 +45,7 @@ from vidswap.appearance.lighting import normalized_blur
 from vidswap.composite.filters import dilate, gaussian_blur
 
 __all__ = ["EyewearParams", "Eyewear", "black_tophat", "eyewear_zones", "ring_cover", "find_eyewear",
-           "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail", "dark_lenses"]
+           "inner_creases", "eyewear_frame", "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail", "dark_lenses"]
 
 _EPS = 1e-6
 
@@ -80,6 +80,13 @@ class EyewearParams:
             through the lenses keeps its own detail).
         soften: with ``source_eyewear: soften``, the fraction of the frame's contrast (rims, temples) and of the
             lenses' glints and tint that is taken out (:func:`soften_eyewear`): the glasses stay, lighter.
+        rim_band, rim_below: the frame itself (:func:`eyewear_frame`): below each eye (where the sine of a texel's
+            angle about the zone's centre exceeds ``rim_below``) a ridge more than ``rim_band`` (elliptical radius
+            units) inside the outermost ridge of its angular sector is the eye's own crease or bag seen through the
+            lens, not the rim below it.
+        rim_sectors: angular sectors of that outermost-ridge test.
+        rim_brow_clear: the brows grown by this (fraction of U) are never the frame (a brow's inner end touching
+            a browline bar is hair and skin).
     """
 
     widths: tuple[float, ...] = (0.008, 0.016)
@@ -101,6 +108,10 @@ class EyewearParams:
     borrow_feather: float = 0.006
     borrow_lens: float = 1.0
     soften: float = 0.5
+    rim_band: float = 0.1
+    rim_below: float = 0.35
+    rim_sectors: int = 48
+    rim_brow_clear: float = 0.015
 
 
 @dataclass
@@ -199,10 +210,9 @@ def _large_parts(mask: Tensor, min_area: float) -> Tensor:
     return torch.from_numpy(keep[labels].astype(np.float32)).to(mask)[None, None]
 
 
-def find_eyewear(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
-                 params: EyewearParams = EyewearParams()) -> Eyewear:
-    """Glasses in a source albedo detail layer (see the module docstring): (1, 3, U, U) linear detail, (1, 1, U, U)
-    weight (what the photos saw), region masks at U -> :class:`Eyewear`."""
+def _ridges(detail: Tensor, weight: Tensor, masks: dict[str, Tensor], params: EyewearParams
+            ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """The ridges of a detail layer ((1, 1, U, U) 0/1), the eyewear zones, and the ring test's cover (2, 4)."""
     U = detail.shape[-1]
     lum = luminance(detail).clamp(min=_EPS)
     lum = lum * weight + (1.0 - weight)  # unseen texels read as plain skin
@@ -214,20 +224,72 @@ def find_eyewear(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
         cx = _eye_frame(masks[f"{side}_eye"])[0]
         covers.append(ring_cover(ridges, zones[f"angle_{side}"], zones[f"radius_{side}"], zones["rings"],
                                  params.sectors, nose_right=cx < U / 2.0))
-    cover = torch.stack(covers)
+    return ridges, zones, torch.stack(covers)
+
+
+def _frame_core(ridges: Tensor, zones: dict[str, Tensor], params: EyewearParams) -> Tensor:
+    """The ridges in the rings and temples that form large connected parts: (1, 1, U, U) 0/1."""
+    U = ridges.shape[-1]
+    return _large_parts(ridges * (zones["rings"] + zones["temples"]).clamp(0.0, 1.0), params.min_part * U * U)
+
+
+def find_eyewear(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
+                 params: EyewearParams = EyewearParams()) -> Eyewear:
+    """Glasses in a source albedo detail layer (see the module docstring): (1, 3, U, U) linear detail, (1, 1, U, U)
+    weight (what the photos saw), region masks at U -> :class:`Eyewear`."""
+    U = detail.shape[-1]
+    ridges, zones, cover = _ridges(detail, weight, masks, params)
     found = bool((cover >= params.quadrant_cover).all())
-    zero = torch.zeros_like(lum)
+    zero = torch.zeros_like(ridges)
     if not found:
         return Eyewear(found=False, mask=zero, lens=zero, cover=cover)
     grow = params.grow * U
-    core = _large_parts(ridges * (zones["rings"] + zones["temples"]).clamp(0.0, 1.0), params.min_part * U * U)
-    core = core * (1.0 - masks["brows"] * params.brow_keep)
+    core = _frame_core(ridges, zones, params) * (1.0 - masks["brows"] * params.brow_keep)
     mask = gaussian_blur(dilate(core, grow), grow).clamp(0.0, 1.0) * masks["face"]
-    inside = torch.zeros_like(lum)
+    inside = torch.zeros_like(ridges)
     for side in ("left", "right"):
         inside = torch.maximum(inside, (zones[f"radius_{side}"] <= 1.0).float())
     lens = (inside * zones["rings"] * (1.0 - mask)).clamp(0.0, 1.0)
     return Eyewear(found=True, mask=mask, lens=gaussian_blur(lens, grow), cover=cover)
+
+
+def inner_creases(core: Tensor, angle: Tensor, radius: Tensor, band: float, below: float, sectors: int) -> Tensor:
+    """Ridges below an eye that lie inside the rim: (1, 1, U, U) 0/1 ridges, angles and elliptical radii about the
+    eye's zone centre (:func:`eyewear_zones`) -> (1, 1, U, U) bool, the ridge texels below the eye (``sin(angle) >
+    below``, y down) more than ``band`` inside the outermost ridge texel (largest radius) of their angular sector
+    and its two neighbours (``sectors`` around the circle)."""
+    low = (core > 0.5) & (radius <= 1.0) & (torch.sin(angle) > below)
+    index = ((angle + math.pi) / (2.0 * math.pi / sectors)).long().clamp(0, sectors - 1)
+    outermost = torch.zeros(sectors, dtype=radius.dtype, device=radius.device)
+    outermost = outermost.scatter_reduce(0, index[low], radius[low], "amax")
+    # with each sector's neighbours: near the centre a sector is narrower than a texel and may hold no rim texel
+    outermost = torch.stack([outermost.roll(1), outermost, outermost.roll(-1)]).amax(0)
+    return low & (radius < outermost[index] - band)
+
+
+def eyewear_frame(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
+                  params: EyewearParams = EyewearParams()) -> Tensor | None:
+    """Where the glasses' frame itself lies -- rims, bridge and temples -- in one photo's detail layer, for the
+    de-lighting to keep as a material rather than edit as skin (``source_eyewear: keep``): (1, 3, U, U) linear
+    detail, (1, 1, U, U) weight -> (1, 1, U, U) in [0, 1] (grown and softened by ``grow``), or None when the ring
+    test finds no glasses.
+
+    Narrower than :func:`find_eyewear`'s mask (everything the removal refills): the creases and bags of the lower
+    lids that meet a rim from inside the lens stay the face's (:func:`inner_creases`), and so do the brows (grown by
+    ``rim_brow_clear``): on Grace Hopper's photo both were taken with the frame and kept their reddened shadow's
+    colour as red smears inside the lenses and above the bar."""
+    ridges, zones, cover = _ridges(detail, weight, masks, params)
+    if not bool((cover >= params.quadrant_cover).all()):
+        return None
+    U = detail.shape[-1]
+    core = _frame_core(ridges, zones, params)
+    for side in ("left", "right"):
+        inner = inner_creases(core, zones[f"angle_{side}"], zones[f"radius_{side}"], params.rim_band,
+                              params.rim_below, params.rim_sectors)
+        core = core * (~inner).float()
+    core = core * (1.0 - dilate((masks["brows"] > 0.5).float(), params.rim_brow_clear * U))
+    grow = params.grow * U
+    return gaussian_blur(dilate(core, grow), grow).clamp(0.0, 1.0) * masks["face"]
 
 
 def remove_eyewear(detail: Tensor, weight: Tensor, eyewear: Eyewear, params: EyewearParams = EyewearParams()

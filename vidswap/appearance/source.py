@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.encoding import luminance, srgb_to_linear, toward_luminance
-from vidswap.appearance.eyewear import dark_lenses
+from vidswap.appearance.eyewear import EyewearParams, dark_lenses, eyewear_frame
 from vidswap.appearance.lighting import delight, normalized_blur, robust_lowpass
 from vidswap.appearance.texture_space import TextureSpace, mirror_texture, texel_normals, texel_values, unwrap
 from vidswap.composite.filters import dilate, erode, gaussian_blur, smoothstep
@@ -130,6 +130,13 @@ class AlbedoParams:
             ``[1]``). The skin under a fringe lies in its shadow and holds its stray tips, which the hair test keeps:
             the astronaut's fringe drew a dark line across the plate's forehead above the brows (detail 0.82 of
             the skin). 0: off.
+        frame_keep: on a glasses frame the photo wears (``frames`` of :func:`detail_layer`: its rims, bridge and
+            temples, :func:`~vidswap.appearance.eyewear.eyewear_frame`), this fraction of the skin-only edits is
+            lifted -- the dark knee, the eye surround's make-up attenuation, the chroma damping and limit, the
+            creases' chroma removal: the frame is a material with its own colour and contrast, not make-up or a
+            wrinkle's shadow. Edited as skin, Grace Hopper's amber rims became grey smudges around the plate's
+            eyes. (1 keeps all of the frame's own colour: the lower rims read red on a warm plate and pexels_clip's
+            flicker ratio rose to 1.055.)
     """
 
     broad: float = 0.055
@@ -162,6 +169,7 @@ class AlbedoParams:
     lens_edge: tuple[float, float] = (0.06, 0.03)
     cover_shadow: float = 0.04
     cover_shadow_brows: tuple[float, float] = (0.015, 0.035)
+    frame_keep: float = 0.7
 
 
 @dataclass
@@ -242,7 +250,8 @@ def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tenso
 
 
 def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: Tensor,
-                 masks: dict[str, Tensor], params: AlbedoParams = AlbedoParams()) -> Tensor:
+                 masks: dict[str, Tensor], params: AlbedoParams = AlbedoParams(), frames: Tensor | None = None
+                 ) -> Tensor:
     """One photo's de-lit detail layer (see the module docstring): (K, 3, U, U) linear -> (K, 3, U, U).
 
     Args:
@@ -250,8 +259,11 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
         normals: (K, 3, U, U) texel normals of the photo's mesh.
         masks: :func:`~vidswap.appearance.texture_space.region_masks` plus ``lip_line`` and ``eye_surround``
             (:func:`source_masks`).
+        frames: (K, 1, U, U) in [0, 1], where each photo's glasses frame lies (``frame_keep`` of the skin-only
+            edits lifted there), or None.
     """
     U = space.size
+    frame = 0.0 if frames is None else frames.to(texture.device) * params.frame_keep
     skin = masks["skin"].to(texture.device)
     inner_skin = masks["inner_skin"].to(texture.device)
     lit = delight(texture, normals, weight, inner_skin, min_shading=params.min_shading)
@@ -269,9 +281,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     # creases, wrinkles and frames darker than the knee (x the skin) are compressed on the skin: the photo's hard
     # light deepens them far beyond what the plate's light would (brows, lash lines and lips are not skin)
     dark = torch.where(lum < params.dark_knee, params.dark_knee - (params.dark_knee - lum) * params.dark_slope, lum)
-    lum = lum + (dark - lum) * skin
+    lum = lum + (dark - lum) * skin * (1.0 - frame)
     around_eyes = masks["eye_surround"].to(texture.device)
-    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes * (1.0 - frame), params.makeup_keep)
     lum = _attenuate_mid(lum, w_face, params.mid * U, masks["mouth_folds"].to(texture.device), params.fold_keep)
     # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or
     # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
@@ -281,8 +293,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     # skin reddens it), not the skin's: it goes with the darkening
     crease = ((1.0 - normalized_blur(lum, w_face, params.mid * U)[0]) / params.crease_depth).clamp(0.0, 1.0)
     keep = keep * (1.0 - params.crease_chroma * crease * (1.0 - masks["lips"].to(texture.device)))
+    keep = keep + (1.0 - keep) * frame  # a glasses frame's colour is the frame's
     chroma = 1.0 + (chroma - 1.0) * keep
-    chroma = chroma + (limit_chroma(chroma, params.chroma_limit) - chroma) * skin
+    chroma = chroma + (limit_chroma(chroma, params.chroma_limit) - chroma) * skin * (1.0 - frame)
     detail = lum * chroma
     # mean 1 over the skin (the plate's broad light is scaled to its skin's mean: the swap keeps its brightness)
     w_skin = weight * inner_skin
@@ -350,7 +363,7 @@ def _first_row(mask: Tensor) -> float:
 
 def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, masks: dict[str, Tensor], *,
                         visibility: Tensor | None = None, validity: Tensor | None = None,
-                        params: AlbedoParams = AlbedoParams()) -> SourceAlbedo:
+                        params: AlbedoParams = AlbedoParams(), frames: EyewearParams | None = None) -> SourceAlbedo:
     """The fused source albedo of K photos.
 
     Args:
@@ -361,6 +374,9 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
         visibility: (K, V) per-vertex visibility in each photo (None: all visible).
         validity: (K, 1, H, W) per-pixel usability (0 where hair covers the forehead, ...), or None.
         params: :class:`AlbedoParams`.
+        frames: when given (``source_eyewear: keep``), the glasses frame each photo wears is found on a first
+            de-lit layer (:func:`~vidswap.appearance.eyewear.eyewear_frame`, these settings) and the layer is made
+            again with it kept as a material (``frame_keep``); photos without glasses are made once.
     """
     lin = srgb_to_linear(crops.float())
     if validity is not None:
@@ -386,6 +402,12 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
     w = w * masks["forehead_fade"].to(w)
     normals = texel_normals(space, landmarks)
     detail = detail_layer(space, tex, w, normals, masks, params)
+    if frames is not None and params.frame_keep > 0:
+        found = [eyewear_frame(detail[k:k + 1], w[k:k + 1], masks, frames) for k in range(detail.shape[0])]
+        if any(f is not None for f in found):
+            zero = torch.zeros_like(w[:1])
+            detail = detail_layer(space, tex, w, normals, masks, params,
+                                  frames=torch.cat([zero if f is None else f for f in found]))
     if shadow is not None:
         detail = lift_dark(detail, shadow)
     fused, weight = fuse_textures(detail, w, params.fusion_power)
