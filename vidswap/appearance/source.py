@@ -131,12 +131,13 @@ class AlbedoParams:
             the astronaut's fringe drew a dark line across the plate's forehead above the brows (detail 0.82 of
             the skin). 0: off.
         frame_keep: on a glasses frame the photo wears (``frames`` of :func:`detail_layer`: its rims, bridge and
-            temples, :func:`~vidswap.appearance.eyewear.eyewear_frame`), this fraction of the skin-only edits is
-            lifted -- the dark knee, the eye surround's make-up attenuation, the chroma damping and limit, the
-            creases' chroma removal: the frame is a material with its own colour and contrast, not make-up or a
-            wrinkle's shadow. Edited as skin, Grace Hopper's amber rims became grey smudges around the plate's
-            eyes. (1 keeps all of the frame's own colour: the lower rims read red on a warm plate and pexels_clip's
-            flicker ratio rose to 1.055.)
+            temples, :func:`~vidswap.appearance.eyewear.eyewear_frame`), this fraction of the colour edits meant
+            for skin is lifted -- the chroma damping and limit, the creases' chroma removal: the frame's colour is
+            its material's, not make-up or a wrinkle's reddened shadow. Edited as skin, Grace Hopper's amber rims
+            became grey smudges around the plate's eyes. (1: the lower rims read red on a warm plate. Lifting the
+            luminance edits too -- the dark knee, the eye surround's make-up attenuation -- gave darker, crisper
+            rims and no ArcFace, but raised the flicker ratio: single_face_clip with black metal rims drawn on the
+            astronaut 1.040 -> 1.060, pexels_clip x grace_hopper 1.036 -> 1.048; lead s35.)
     """
 
     broad: float = 0.055
@@ -259,8 +260,8 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
         normals: (K, 3, U, U) texel normals of the photo's mesh.
         masks: :func:`~vidswap.appearance.texture_space.region_masks` plus ``lip_line`` and ``eye_surround``
             (:func:`source_masks`).
-        frames: (K, 1, U, U) in [0, 1], where each photo's glasses frame lies (``frame_keep`` of the skin-only
-            edits lifted there), or None.
+        frames: (K, 1, U, U) in [0, 1], where each photo's glasses frame lies (``frame_keep`` of the skin's
+            colour edits lifted there), or None.
     """
     U = space.size
     frame = 0.0 if frames is None else frames.to(texture.device) * params.frame_keep
@@ -281,9 +282,9 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
     # creases, wrinkles and frames darker than the knee (x the skin) are compressed on the skin: the photo's hard
     # light deepens them far beyond what the plate's light would (brows, lash lines and lips are not skin)
     dark = torch.where(lum < params.dark_knee, params.dark_knee - (params.dark_knee - lum) * params.dark_slope, lum)
-    lum = lum + (dark - lum) * skin * (1.0 - frame)
+    lum = lum + (dark - lum) * skin
     around_eyes = masks["eye_surround"].to(texture.device)
-    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes * (1.0 - frame), params.makeup_keep)
+    lum = _attenuate_mid(lum, w_face, params.mid * U, around_eyes, params.makeup_keep)
     lum = _attenuate_mid(lum, w_face, params.mid * U, masks["mouth_folds"].to(texture.device), params.fold_keep)
     # chroma relative to the skin: the lips keep theirs, make-up around the eyes mostly goes, elsewhere (rosy or
     # tinted highlights, the photo's colour noise) it is damped: identity lives in the luminance detail
@@ -376,7 +377,7 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
         params: :class:`AlbedoParams`.
         frames: when given (``source_eyewear: keep``), the glasses frame each photo wears is found on a first
             de-lit layer (:func:`~vidswap.appearance.eyewear.eyewear_frame`, these settings) and the layer is made
-            again with it kept as a material (``frame_keep``); photos without glasses are made once.
+            again with the frame's colour kept (``frame_keep``); photos without glasses are made once.
     """
     lin = srgb_to_linear(crops.float())
     if validity is not None:
