@@ -225,7 +225,7 @@ def test_a_glasses_frame_keeps_its_colour(space, masks):
     want = amber / luminance(amber)  # the frame's chroma relative to the skin
     out = {}
     for name, keep, frames in (("skin", 0.7, None), ("0.7", 0.7, band), ("1", 1.0, band)):
-        detail = detail_layer(space, tex, w, normals, masks, AlbedoParams(frame_keep=keep), frames=frames)
+        detail = detail_layer(space, tex, w, normals, masks, AlbedoParams(frame_keep=keep), glasses_frame=frames)
         lum = luminance(detail)
         chroma = (detail / lum)[0][:, core].mean(1)
         out[name] = (detail, float((chroma - want.view(3)).abs().max()),

@@ -45,7 +45,8 @@ from vidswap.appearance.lighting import normalized_blur
 from vidswap.composite.filters import dilate, gaussian_blur
 
 __all__ = ["EyewearParams", "Eyewear", "black_tophat", "eyewear_zones", "ring_cover", "find_eyewear",
-           "inner_creases", "eyewear_frame", "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail", "dark_lenses"]
+           "inner_creases", "eyewear_frame", "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail",
+           "dark_lenses"]
 
 _EPS = 1e-6
 

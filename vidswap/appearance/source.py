@@ -130,7 +130,7 @@ class AlbedoParams:
             ``[1]``). The skin under a fringe lies in its shadow and holds its stray tips, which the hair test keeps:
             the astronaut's fringe drew a dark line across the plate's forehead above the brows (detail 0.82 of
             the skin). 0: off.
-        frame_keep: on a glasses frame the photo wears (``frames`` of :func:`detail_layer`: its rims, bridge and
+        frame_keep: on a glasses frame the photo wears (``glasses_frame`` of :func:`detail_layer`: its rims, bridge and
             temples, :func:`~vidswap.appearance.eyewear.eyewear_frame`), this fraction of the colour edits meant
             for skin is lifted -- the chroma damping and limit, the creases' chroma removal: the frame's colour is
             its material's, not make-up or a wrinkle's reddened shadow. Edited as skin, Grace Hopper's amber rims
@@ -251,8 +251,8 @@ def _attenuate_mid(detail_lum: Tensor, weight: Tensor, sigma: float, mask: Tenso
 
 
 def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: Tensor,
-                 masks: dict[str, Tensor], params: AlbedoParams = AlbedoParams(), frames: Tensor | None = None
-                 ) -> Tensor:
+                 masks: dict[str, Tensor], params: AlbedoParams = AlbedoParams(),
+                 glasses_frame: Tensor | None = None) -> Tensor:
     """One photo's de-lit detail layer (see the module docstring): (K, 3, U, U) linear -> (K, 3, U, U).
 
     Args:
@@ -260,11 +260,11 @@ def detail_layer(space: TextureSpace, texture: Tensor, weight: Tensor, normals: 
         normals: (K, 3, U, U) texel normals of the photo's mesh.
         masks: :func:`~vidswap.appearance.texture_space.region_masks` plus ``lip_line`` and ``eye_surround``
             (:func:`source_masks`).
-        frames: (K, 1, U, U) in [0, 1], where each photo's glasses frame lies (``frame_keep`` of the skin's
+        glasses_frame: (K, 1, U, U) in [0, 1], where each photo's glasses frame lies (``frame_keep`` of the skin's
             colour edits lifted there), or None.
     """
     U = space.size
-    frame = 0.0 if frames is None else frames.to(texture.device) * params.frame_keep
+    frame = 0.0 if glasses_frame is None else glasses_frame.to(texture.device) * params.frame_keep
     skin = masks["skin"].to(texture.device)
     inner_skin = masks["inner_skin"].to(texture.device)
     lit = delight(texture, normals, weight, inner_skin, min_shading=params.min_shading)
@@ -364,7 +364,8 @@ def _first_row(mask: Tensor) -> float:
 
 def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, masks: dict[str, Tensor], *,
                         visibility: Tensor | None = None, validity: Tensor | None = None,
-                        params: AlbedoParams = AlbedoParams(), frames: EyewearParams | None = None) -> SourceAlbedo:
+                        params: AlbedoParams = AlbedoParams(), glasses: EyewearParams | None = None
+                        ) -> SourceAlbedo:
     """The fused source albedo of K photos.
 
     Args:
@@ -375,7 +376,7 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
         visibility: (K, V) per-vertex visibility in each photo (None: all visible).
         validity: (K, 1, H, W) per-pixel usability (0 where hair covers the forehead, ...), or None.
         params: :class:`AlbedoParams`.
-        frames: when given (``source_eyewear: keep``), the glasses frame each photo wears is found on a first
+        glasses: when given (``source_eyewear: keep``), the glasses frame each photo wears is found on a first
             de-lit layer (:func:`~vidswap.appearance.eyewear.eyewear_frame`, these settings) and the layer is made
             again with the frame's colour kept (``frame_keep``); photos without glasses are made once.
     """
@@ -403,12 +404,12 @@ def build_source_albedo(space: TextureSpace, crops: Tensor, landmarks: Tensor, m
     w = w * masks["forehead_fade"].to(w)
     normals = texel_normals(space, landmarks)
     detail = detail_layer(space, tex, w, normals, masks, params)
-    if frames is not None and params.frame_keep > 0:
-        found = [eyewear_frame(detail[k:k + 1], w[k:k + 1], masks, frames) for k in range(detail.shape[0])]
+    if glasses is not None and params.frame_keep > 0:
+        found = [eyewear_frame(detail[k:k + 1], w[k:k + 1], masks, glasses) for k in range(detail.shape[0])]
         if any(f is not None for f in found):
             zero = torch.zeros_like(w[:1])
             detail = detail_layer(space, tex, w, normals, masks, params,
-                                  frames=torch.cat([zero if f is None else f for f in found]))
+                                  glasses_frame=torch.cat([zero if f is None else f for f in found]))
     if shadow is not None:
         detail = lift_dark(detail, shadow)
     fused, weight = fuse_textures(detail, w, params.fusion_power)

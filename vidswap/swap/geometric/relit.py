@@ -217,7 +217,7 @@ class RelitRenderer:
         vis = texture_confidence(landmarks, space.triangles, image_size=tuple(crops.shape[-2:]))
         albedo = build_source_albedo(space, crops, landmarks, masks, visibility=vis, validity=validity,
                                      params=self.albedo,
-                                     frames=self.eyewear_params if self.eyewear == "keep" else None)
+                                     glasses=self.eyewear_params if self.eyewear == "keep" else None)
         unseen = None
         brows = self.relight.brow_borrow > 0
         found = (find_eyewear(albedo.detail, albedo.weight, masks, self.eyewear_params)
