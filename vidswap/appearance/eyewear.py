@@ -270,8 +270,8 @@ def inner_creases(core: Tensor, angle: Tensor, radius: Tensor, band: float, belo
 
 def eyewear_frame(detail: Tensor, weight: Tensor, masks: dict[str, Tensor],
                   params: EyewearParams = EyewearParams()) -> Tensor | None:
-    """Where the glasses' frame itself lies -- rims, bridge and temples -- in one photo's detail layer, for the
-    de-lighting to keep as a material rather than edit as skin (``source_eyewear: keep``): (1, 3, U, U) linear
+    """Where the glasses' frame itself lies -- rims, bridge and temples -- in one photo's detail layer, whose colour
+    the de-lighting keeps rather than edits as skin's (``source_eyewear: keep``): (1, 3, U, U) linear
     detail, (1, 1, U, U) weight -> (1, 1, U, U) in [0, 1] (grown and softened by ``grow``), or None when the ring
     test finds no glasses.
 
