@@ -75,6 +75,32 @@ def test_black_tophat_reads_a_thin_dark_line_and_nothing_on_flat():
     assert float(th[..., :9, :].abs().max()) == 0.0
 
 
+def test_black_tophat_closing_is_the_square_pools():
+    """The closing's two passes per square give the 2-D square pools' values exactly, the border replicated."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(4)
+    v = torch.rand(2, 1, 37, 29, generator=g) + 0.1
+    for r in (1, 2, 5):
+        k = 2 * r + 1
+        grown = F.max_pool2d(F.pad(v, (r,) * 4, mode="replicate"), k, 1)
+        closing = -F.max_pool2d(-F.pad(grown, (r,) * 4, mode="replicate"), k, 1)
+        assert torch.equal(black_tophat(v, r), ((closing - v) / closing).clamp(0.0, 1.0))
+
+
+def test_large_parts_are_8_connected():
+    """A diagonal line is one 8-connected part; parts smaller than the area go."""
+    from vidswap.appearance.eyewear import _large_parts
+
+    mask = torch.zeros(1, 1, 12, 12)
+    for i in range(6):
+        mask[0, 0, i, i] = 1.0  # 6 texels touching at corners
+    mask[0, 0, 9:11, 2:4] = 1.0  # a 2 x 2 block: 4 texels
+    assert torch.equal(_large_parts(mask, 5), (mask * (torch.arange(12)[:, None] < 6)).float())
+    assert torch.equal(_large_parts(mask, 4), mask)
+    assert float(_large_parts(mask, 7).sum()) == 0.0 and float(_large_parts(torch.zeros(1, 1, 4, 4), 1).sum()) == 0.0
+
+
 def test_ring_cover_counts_quadrants():
     """A full circle crosses every sector; its upper half crosses the 'above' quadrant and half of each side's."""
     n = 41

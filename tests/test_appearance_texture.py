@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vidswap.appearance.encoding import linear_to_srgb, srgb_to_linear
+from vidswap.appearance.encoding import linear_to_srgb, linear_to_srgb_drawn, srgb_to_linear, srgb_to_linear_within
 from vidswap.appearance.lighting import sh_shading
 from vidswap.appearance.source import mirror_fill, texel_density
 from vidswap.appearance.texture_space import (build_texture_space, mirror_texture, region_masks,
@@ -46,6 +46,22 @@ def test_srgb_round_trip_and_known_values():
     assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-6)
     assert float(srgb_to_linear(torch.tensor(0.5))) == pytest.approx(0.2140411, abs=1e-6)
     assert float(srgb_to_linear(torch.tensor(0.04045))) == pytest.approx(0.04045 / 12.92, abs=1e-9)
+
+
+def test_box_restricted_conversions_equal_the_whole_ones():
+    """A render that is 0 where it drew nothing encodes as the whole tensor would, bit for bit (nothing drawn: all
+    the encoding of 0); a linearisation within a box is the whole one there and 0 elsewhere."""
+    g = torch.Generator().manual_seed(2)
+    render = torch.zeros(2, 3, 40, 50)
+    render[0, :, 5:20, 7:30] = torch.rand(3, 15, 23, generator=g) * 1.2 - 0.05  # above 1 and below 0 clamp
+    render[1, 1, 30:33, 40:41] = 0.5
+    assert torch.equal(linear_to_srgb_drawn(render), linear_to_srgb(render))
+    assert torch.equal(linear_to_srgb_drawn(torch.zeros(1, 3, 8, 8)), linear_to_srgb(torch.zeros(1, 3, 8, 8)))
+    codes = torch.rand(2, 3, 40, 50, generator=g)
+    within = srgb_to_linear_within(codes, slice(3, 30), slice(10, 41))
+    assert torch.equal(within[..., 3:30, 10:41], srgb_to_linear(codes)[..., 3:30, 10:41])
+    within[..., 3:30, 10:41] = 0.0
+    assert float(within.abs().max()) == 0.0
 
 
 def test_layout_is_mirror_symmetric(space, topo):

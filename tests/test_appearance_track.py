@@ -143,6 +143,17 @@ def test_outline_fade_is_zero_on_the_outline_and_one_inside():
     assert torch.allclose(fade[0, 0, 4, 4:11], torch.full((7,), 0.5))  # second ring: distance 2, x = 1/2
     assert torch.equal(fade[0, 0, 5:10, 5:10], torch.ones(5, 5))  # distance >= 3: the render's own weight
     assert torch.equal(outline_fade(face, 0.0), torch.ones_like(face))
+    # a notch open to the border is no hole; an 8-connected gap in the face's ring does not close a hole either
+    face[..., 3:7, 3] = 0.0  # the notch
+    open_hole = torch.zeros(1, 1, 16, 16)
+    open_hole[..., 3:12, 3:12] = 1.0
+    open_hole[..., 5:8, 5:8] = 0.0
+    open_hole[..., 8, 8] = 0.0  # touches the hole diagonally: still a closed hole (4-connected outside)
+    from vidswap.appearance.relight import _filled
+    filled = _filled(open_hole)
+    assert torch.equal(filled[..., 3:12, 3:12], torch.ones(1, 1, 9, 9)) and float(filled.sum()) == 81.0
+    notched = _filled(face)
+    assert float(notched[0, 0, 7, 7]) == 1.0 and float(notched[0, 0, 3:7, 3].sum()) == 0.0
 
 
 def test_outline_gain_makes_the_render_meet_the_plate_on_the_outline():
@@ -235,6 +246,32 @@ def test_unwrap_frames_weighs_the_clear_part(space):
     half[..., :, 32:] = 1.0  # the image's right half clear
     _, wh = unwrap_frames(space, crops, lm, half)
     assert 0.3 * float(w.sum()) < float(wh.sum()) < 0.7 * float(w.sum()) and bool((wh <= w + 1e-6).all())
+
+
+def test_unwrap_frames_linearises_only_what_the_samples_read(space):
+    """The crops are linearised over :func:`sampled_box` alone: the unwrap is the one of the whole linearised
+    crop, bit for bit, with the face anywhere in the crop, partly off it, or turned (texels off the image clamp to
+    its border as the sampler's padding does)."""
+    from vidswap.appearance.encoding import srgb_to_linear
+    from vidswap.appearance.texture import texture_confidence
+    from vidswap.appearance.texture_space import unwrap
+    from vidswap.appearance.track import VISIBILITY_RESOLUTION, sampled_box, unwrap_frames
+
+    g = torch.Generator().manual_seed(5)
+    crops = torch.rand(3, 3, 96, 80, generator=g)
+    face = canonical_face().float()
+    turned = face @ torch.tensor([[0.8, 0.0, 0.6], [0.0, 1.0, 0.0], [-0.6, 0.0, 0.8]]).T
+    lm = torch.stack([face * 20 + torch.tensor([40.0, 48.0, 0.0]),  # in the middle
+                      face * 30 + torch.tensor([70.0, 10.0, 0.0]),  # partly off the top right
+                      turned * 25 + torch.tensor([30.0, 60.0, 0.0])])
+    rows, cols = sampled_box(lm, (96, 80))
+    assert rows.start == 0 and cols.stop == 80 and (rows.stop - rows.start) * (cols.stop - cols.start) < 96 * 80
+    vis = texture_confidence(lm, space.triangles, image_size=(96, 80), resolution=VISIBILITY_RESOLUTION)
+    expected = unwrap(space, srgb_to_linear(crops), lm, vis)
+    got = unwrap_frames(space, crops, lm)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    inner = sampled_box(lm[:1], (96, 80))  # one face in the middle: a box inside the crop
+    assert inner[0].start > 0 and inner[0].stop < 96 and inner[1].start > 0 and inner[1].stop < 80
 
 
 def test_temporal_ratio_drops_a_narrow_fold_but_keeps_a_broad_shadow(space, masks):

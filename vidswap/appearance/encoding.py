@@ -14,7 +14,8 @@ from torch import Tensor
 
 from vidswap.composite.lab import positive_pow
 
-__all__ = ["srgb_to_linear", "linear_to_srgb", "luminance", "toward_luminance"]
+__all__ = ["srgb_to_linear", "linear_to_srgb", "srgb_to_linear_within", "linear_to_srgb_drawn", "luminance",
+           "toward_luminance"]
 
 # line(knee) - curve(knee) of each direction (float32 curve values, as the tensors compute them)
 _SHIFT_TO_LINEAR = 0.04045 / 12.92 - float(
@@ -38,6 +39,32 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     # as srgb_to_linear: the curve above the knee plus the line below it, shifted by the ~1e-6 they miss at the knee
     curve = positive_pow(x.clamp(min=0.0031308), 1 / 2.4).mul_(1.055).sub_(0.055)
     return curve.add_(x.clamp(max=0.0031308).sub_(0.0031308).mul_(12.92).add_(_SHIFT_TO_SRGB))
+
+
+#: the encoding of linear 0 as :func:`linear_to_srgb` computes it (0.0 in float32: the knee's shift cancels the line's
+#: offset exactly; computed, not assumed)
+_SRGB_OF_ZERO = float(linear_to_srgb(torch.zeros(64))[0])
+
+
+def srgb_to_linear_within(x: Tensor, rows: slice, cols: slice) -> Tensor:
+    """:func:`srgb_to_linear` of ``x`` (..., H, W) over the box ``rows`` x ``cols`` alone, 0 elsewhere: for a reader
+    that never looks outside it (an unwrap's bilinear samples of a face in its crop: a face covers ~40% of it)."""
+    out = torch.zeros_like(x)
+    out[..., rows, cols] = srgb_to_linear(x[..., rows, cols])
+    return out
+
+
+def linear_to_srgb_drawn(x: Tensor) -> Tensor:
+    """:func:`linear_to_srgb` of a render ``x`` (B, C, H, W) that is 0 outside what it drew: converted over the box
+    of its pixels that are not 0 in any frame and channel, the encoding of 0 everywhere else. The same values as
+    :func:`linear_to_srgb` of the whole, bit for bit (elementwise), for the face's part of the crop's cost."""
+    drawn = x.ne(0).any(1).any(0)  # (H, W)
+    rows, cols = torch.nonzero(drawn.any(1))[:, 0], torch.nonzero(drawn.any(0))[:, 0]
+    out = torch.full_like(x, _SRGB_OF_ZERO)
+    if rows.numel():
+        box = (..., slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        out[box] = linear_to_srgb(x[box])
+    return out
 
 
 def luminance(x: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -137,11 +138,18 @@ def black_tophat(values: Tensor, radius: int) -> Tensor:
     clamped to [0, 1]: (B, 1, H, W) -> the same. Thin dark lines narrower than the square are near 1 - v/skin."""
     if radius < 1:
         return torch.zeros_like(values)
-    k = 2 * radius + 1
-    padded = F.pad(values, (radius,) * 4, mode="replicate")
-    grown = F.max_pool2d(padded, k, 1)
-    closing = -F.max_pool2d(-F.pad(grown, (radius,) * 4, mode="replicate"), k, 1)
+    closing = -_square_max(-_square_max(values, radius), radius)
     return ((closing - values) / closing.clamp(min=_EPS)).clamp(0.0, 1.0)
+
+
+def _square_max(values: Tensor, radius: int) -> Tensor:
+    """The maximum over the square of half-width ``radius`` around each pixel, the border replicated: (B, C, H, W)
+    -> the same. As a row pass then a column pass (a square's maximum is the maximum of its rows' maxima, and the
+    replicated border's values are the nearest row's and column's): the 2-D pool's values exactly, for ~1/radius of
+    its cost (U 512, two widths: 163 -> ~20 ms)."""
+    k = 2 * radius + 1
+    rows = F.max_pool2d(F.pad(values, (radius, radius, 0, 0), mode="replicate"), (1, k), 1)
+    return F.max_pool2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"), (k, 1), 1)
 
 
 def _eye_frame(eye: Tensor) -> tuple[float, float, float]:
@@ -199,15 +207,10 @@ def ring_cover(ridges: Tensor, angle: Tensor, radius: Tensor, zone: Tensor, sect
 def _large_parts(mask: Tensor, min_area: float) -> Tensor:
     """The 8-connected parts of a (1, 1, H, W) binary mask with at least ``min_area`` texels (a frame is one long
     connected line; the creases and pores the top-hat also picks up are short)."""
-    from scipy import ndimage  # here: a render task reading the recorded sources never needs scipy (0.24 s)
-
-    binary = (mask[0, 0] > 0.5).cpu().numpy()
-    labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return torch.zeros_like(mask)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= min_area
-    keep[0] = False
+    binary = (mask[0, 0] > 0.5).cpu().numpy().astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False  # label 0: what is not in the mask
     return torch.from_numpy(keep[labels].astype(np.float32)).to(mask)[None, None]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -111,11 +112,13 @@ class RelightParams:
 
 
 def _filled(face: Tensor) -> Tensor:
-    """(1, 1, U, U) the face mask (> 0.5) with its holes (eye and mouth openings) filled, 0/1."""
-    from scipy.ndimage import binary_fill_holes  # here: a render task reading the recorded set-up never needs it
-
-    filled = binary_fill_holes((face[0, 0] > 0.5).cpu().numpy()).astype(np.float32)
-    return torch.from_numpy(filled)[None, None].to(face)
+    """(1, 1, U, U) the face mask (> 0.5) with its holes (eye and mouth openings) filled, 0/1: the parts of what is
+    outside it (4-connected, as a hole's edge is traced) that do not reach the border are filled."""
+    face_u8 = (face[0, 0] > 0.5).cpu().numpy().astype(np.uint8)
+    _, labels = cv2.connectedComponents(1 - face_u8, connectivity=4)
+    outer = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    holes = (labels > 0) & ~np.isin(labels, outer)
+    return torch.from_numpy((holes | (face_u8 > 0)).astype(np.float32))[None, None].to(face)
 
 
 def outline_fade(face: Tensor, width: float) -> Tensor:
@@ -128,9 +131,8 @@ def outline_fade(face: Tensor, width: float) -> Tensor:
     """
     if width <= 0:
         return torch.ones_like(face)
-    from scipy.ndimage import distance_transform_edt  # here, as in _filled
-
-    dist = torch.from_numpy(distance_transform_edt(_filled(face)[0, 0].cpu().numpy()).astype(np.float32)).to(face)
+    filled = _filled(face)[0, 0].cpu().numpy().astype(np.uint8)
+    dist = torch.from_numpy(cv2.distanceTransform(filled, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)).to(face)  # exact
     return smoothstep((dist - 1.0) / (width * face.shape[-1]))[None, None]
 
 

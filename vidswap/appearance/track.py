@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
-from vidswap.appearance.encoding import luminance, srgb_to_linear
+from vidswap.appearance.encoding import luminance, srgb_to_linear, srgb_to_linear_within
 from vidswap.composite.grain import TRACK_FIELDS
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap
@@ -118,11 +118,24 @@ def unwrap_frames(space: TextureSpace, crops: Tensor, crop_landmarks: Tensor,
     S = crops.shape[-1]
     vis = texture_confidence(crop_landmarks, space.triangles, image_size=(crops.shape[-2], S),
                              resolution=VISIBILITY_RESOLUTION)
-    images = srgb_to_linear(crops.float())
+    images = srgb_to_linear_within(crops.float(), *sampled_box(crop_landmarks, (crops.shape[-2], S)))
     if clear is None:
         return unwrap(space, images, crop_landmarks, vis)
     texture, weight = unwrap(space, torch.cat([images, clear.to(images)], 1), crop_landmarks, vis)
     return texture[:, :3], weight * texture[:, 3:].clamp(0.0, 1.0)
+
+
+def sampled_box(landmarks: Tensor, size: tuple[int, int]) -> tuple[slice, slice]:
+    """The rows and columns of an (H, W) image that :func:`~vidswap.appearance.texture_space.unwrap`'s bilinear
+    samples at the meshes' (B, V, 2+) texels read, in any frame: texels lie inside their triangles, so within the
+    vertices' bounding box; a sample reads the pixel at or before it and the next (positions clamped to the image,
+    as its border padding does); a pixel more each side for the rounding of the normalised grid."""
+    H, W = int(size[0]), int(size[1])
+    xy = landmarks[..., :2].reshape(-1, 2).float()
+    lo, hi = xy.amin(0).floor().tolist(), xy.amax(0).floor().tolist()
+    cols = slice(min(max(int(lo[0]) - 1, 0), W - 1), max(min(int(hi[0]) + 3, W), 1))
+    rows = slice(min(max(int(lo[1]) - 1, 0), H - 1), max(min(int(hi[1]) + 3, H), 1))
+    return rows, cols
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidswap.appearance.encoding import linear_to_srgb, luminance
+from vidswap.appearance.encoding import linear_to_srgb_drawn, luminance
 from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
                                       soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
@@ -424,7 +424,7 @@ class RelitRenderer:
             self._with_creases(rendered[:, :3], rendered[:, 6 + c:7 + c].clamp(0.0, 1.0) * cover, crops,
                                target_landmarks if n == S else to_render_pixels(target_landmarks, k), height,
                                gate, occluder, prefilter, loops)
-        face = linear_to_srgb(rendered[:, :3])
+        face = linear_to_srgb_drawn(rendered[:, :3])  # the render is 0 where it drew nothing
         if source_blur is not None:
             own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
             plate = light.edge_blur.to(face) * height
