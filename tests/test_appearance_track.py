@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (RelightParams, follow_weights, outline_fade, outline_gain,
-                                        outline_smooth, plate_light, relit_texture,
-                                        resize_texture, temporal_ratio, vertex_shading)
+                                        outline_smooth, plate_light, resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
                                               vertex_normals)
@@ -113,14 +112,26 @@ def test_temporal_ratio(space, masks):
     assert float(clamped.max()) == pytest.approx(2.0)
 
 
-def test_relit_texture_is_the_product():
-    detail = torch.rand(1, 4, 64, 64) + 0.5  # albedo + a weight channel that passes through
-    broad = torch.rand(1, 3, 32, 32) + 0.5  # another texture size: resampled
-    ratio = torch.rand(2, 3, 32, 32) + 0.5
-    out = relit_texture(detail, broad, ratio)
-    assert out.shape == (2, 4, 64, 64)
-    assert torch.allclose(out[:, :3], detail[:, :3] * resize_texture(broad * ratio, 64))
-    assert torch.equal(out[:, 3:], detail[:, 3:].expand(2, -1, -1, -1))
+def test_a_light_sampled_at_its_own_size_is_the_product_with_the_detail(space):
+    """The frame's light (another texture size) sampled at the render's surface points and multiplied in: a
+    constant light scales the render; a smooth one gives the render of the product made at the detail's size
+    (resampled, texel centres kept) to a fraction of a code value; channels past the light's pass as they are."""
+    lm = (canonical_face().float() * 50 + 64)[None].expand(2, -1, -1).contiguous()
+    y, x = torch.meshgrid(torch.linspace(0, 1, 128), torch.linspace(0, 1, 128), indexing="ij")
+    detail = torch.cat([torch.stack([0.8 + 0.4 * x, 1.0 + 0.3 * y * x, 1.2 - 0.4 * y])[None], x[None, None]], 1)
+    yl, xl = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    light = torch.stack([0.5 + 0.3 * torch.sin(3 * xl) * yl] * 3)[None] * torch.tensor([1.0, 0.9, 0.8])[:, None, None]
+    light = torch.cat([light, 0.6 * light])  # two frames
+    base, cover = render_from_texture(space, detail, lm, (128, 128))
+    inside = cover[:, 0] > 0
+    const, _ = render_from_texture(space, detail, lm, (128, 128), texture_gain=torch.full((2, 3, 32, 32), 0.5))
+    assert torch.allclose(const[:, :3], 0.5 * base[:, :3], atol=1e-6) and torch.equal(const[:, 3:], base[:, 3:])
+    lit, _ = render_from_texture(space, detail, lm, (128, 128), texture_gain=light)
+    product, _ = render_from_texture(space, torch.cat([detail[:, :3] * resize_texture(light, 128),
+                                                       detail[:, 3:].expand(2, -1, -1, -1)], 1), lm, (128, 128))
+    err = (lit[:, :3] - product[:, :3]).abs().amax(1)[inside]
+    assert float(err.max()) < 0.5 / 255 and float(err.mean()) < 0.05 / 255
+    assert torch.equal(lit[:, 3:], base[:, 3:])
     # resampling keeps texel centres: a linear ramp stays the same ramp
     ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 32, 32)
     assert torch.allclose(resize_texture(ramp, 64)[0, 0, 0], torch.linspace(0, 1, 64), atol=1e-6)

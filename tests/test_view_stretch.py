@@ -10,8 +10,8 @@ from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric.core import GeometricSwapConfig
 from vidswap.swap.geometric.relit import RelitRenderer
-from vidswap.appearance.relight import relit_texture
-from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, stretch_fade, vertex_facing
+from vidswap.appearance.texture_space import render_from_texture
+from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, vertex_facing
 
 
 def plane(angle: float) -> torch.Tensor:
@@ -57,27 +57,28 @@ def renderer():
     return RelitRenderer(load_topology())
 
 
-def test_stretch_fade_and_the_relit_texture_fade_each_frame_by_its_own_vertices(renderer):
+def test_the_render_fades_each_frame_by_its_own_vertices_keep(renderer):
+    """``vertex_keep`` on a detail of 1.3 under a constant light of 0.5: keep 1 renders the same bits as no keep,
+    keep 0 plain skin under the light (0.5), keep 1/2 halfway (0.575); the weight channel passes; a frame alone
+    renders as in the batch."""
     space, _ = renderer.space(64)
     V = space.uv.shape[0]
-    assert stretch_fade(torch.ones(2, V), space, 96) is None
-    fade = stretch_fade(torch.stack([torch.ones(V), torch.zeros(V), torch.full((V,), 0.5)]), space, 96)
-    inside = renderer.space(96)[0].covered[0, 0] > 0
-    assert torch.equal(fade[0], torch.zeros(1, 96, 96))  # keeps all: exactly 0 everywhere
-    assert torch.allclose(fade[1, 0][inside], torch.ones(int(inside.sum())))  # all faded, to the layout's edge
-    assert torch.allclose(fade[2, 0][inside], torch.full((int(inside.sum()),), 0.5), atol=1e-6)
-    g = torch.Generator().manual_seed(3)
-    detail = torch.cat([1.0 + 0.3 * torch.rand(1, 3, 96, 96, generator=g), torch.rand(1, 1, 96, 96, generator=g)], 1)
-    broad, ratio = torch.full((1, 3, 32, 32), 0.5), 1.0 + 0.1 * torch.rand(3, 3, 32, 32, generator=g)
-    plain = relit_texture(detail, broad, ratio)
-    faded = relit_texture(detail, broad, ratio, fade)
-    assert torch.equal(faded[0], plain[0]) and torch.equal(faded[:, 3:], plain[:, 3:])  # the weight passes
-    light = plain[:, :3] / detail[:, :3]
-    assert torch.allclose(faded[1, :3][:, inside], light[1][:, inside], rtol=1e-5)  # plain skin: 1 x the light
-    half = (1.0 + 0.5 * (detail[0, :3] - 1.0)) * light[2]
-    assert torch.allclose(faded[2, :3][:, inside], half[:, inside], rtol=1e-5)
-    one = relit_texture(detail, broad, ratio[2:], fade[2:])  # a frame alone: the same bits
+    lm = (canonical_face().float() * 40 + 48)[None].expand(3, -1, -1).contiguous()
+    detail = torch.cat([torch.full((1, 3, 64, 64), 1.3), torch.full((1, 1, 64, 64), 0.75)], 1)
+    light = torch.full((3, 3, 32, 32), 0.5)  # at another size than the detail's
+    keep = torch.stack([torch.ones(V), torch.zeros(V), torch.full((V,), 0.5)])
+    plain, cover = render_from_texture(space, detail, lm, (96, 96), texture_gain=light)
+    faded, cover_k = render_from_texture(space, detail, lm, (96, 96), texture_gain=light, vertex_keep=keep)
+    inside = cover[0, 0] > 0
+    assert int(inside.sum()) > 2000 and torch.equal(cover_k, cover)
+    assert torch.equal(faded[0], plain[0]) and torch.equal(faded[:, 3:], plain[:, 3:])
+    assert torch.allclose(plain[0, :3][:, inside], torch.full((3, int(inside.sum())), 0.65), atol=1e-6)
+    assert torch.allclose(faded[1, :3][:, inside], torch.full((3, int(inside.sum())), 0.5), atol=1e-6)
+    assert torch.allclose(faded[2, :3][:, inside], torch.full((3, int(inside.sum())), 0.575), atol=1e-6)
+    one, _ = render_from_texture(space, detail, lm[2:], (96, 96), texture_gain=light[2:], vertex_keep=keep[2:])
     assert torch.equal(one, faded[2:])
+    with pytest.raises(ValueError, match="vertex_keep needs texture_gain"):
+        render_from_texture(space, detail, lm, (96, 96), vertex_keep=keep)
 
 
 def turned(lm: torch.Tensor, angle: float) -> torch.Tensor:

@@ -144,9 +144,28 @@ def black_tophat(values: Tensor, radius: int) -> Tensor:
 
 def _square_max(values: Tensor, radius: int) -> Tensor:
     """The maximum over the square of half-width ``radius`` around each pixel, the border replicated: (B, C, H, W)
-    -> the same. As a row pass then a column pass (a square's maximum is the maximum of its rows' maxima, and the
-    replicated border's values are the nearest row's and column's): the 2-D pool's values exactly, for ~1/radius of
-    its cost (U 512, two widths: 163 -> ~20 ms)."""
+    -> the same, the 2-D pool's values exactly: OpenCV's dilation on the CPU (:func:`_square_max_opencv`), row and
+    column pools elsewhere (:func:`_square_max_pools`). U 512, two widths: 163 ms with 2-D pools, 38 with 1-D
+    pools, ~4 with OpenCV."""
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64) and not values.requires_grad:
+        return _square_max_opencv(values, radius)
+    return _square_max_pools(values, radius)
+
+
+def _square_max_opencv(values: Tensor, radius: int) -> Tensor:
+    """:func:`_square_max` of a float CPU tensor: OpenCV's dilation by the square, plane by plane (it runs the
+    rows and the columns apart)."""
+    src = values.detach().contiguous()
+    out = torch.empty_like(src)
+    kernel = np.ones((2 * radius + 1,) * 2, np.uint8)
+    for plane, dst in zip(src.reshape(-1, *src.shape[-2:]).numpy(), out.reshape(-1, *src.shape[-2:]).numpy()):
+        cv2.dilate(plane, kernel, dst=dst, borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+def _square_max_pools(values: Tensor, radius: int) -> Tensor:
+    """:func:`_square_max` on any device: a row pool then a column pool (a square's maximum is that of its rows'
+    maxima; the replicated border's values are the nearest row's and column's)."""
     k = 2 * radius + 1
     rows = F.max_pool2d(F.pad(values, (radius, radius, 0, 0), mode="replicate"), (1, k), 1)
     return F.max_pool2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"), (k, 1), 1)

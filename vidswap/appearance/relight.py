@@ -13,9 +13,11 @@ In texture space, for frame f of a track::
   static identity detail, which cancels. Features (lips, eyes, brows) take the ratio of the skin around them.
   Texels the frame does not see take ratio 1.
 
-The texture is rendered on the driven mesh with the per-vertex shading multiplied in
-(:func:`~vidswap.appearance.texture_space.render_from_texture`) and encoded back to sRGB. The track model and the
-frame's ratio live at a small texture size (they are low-pass); the detail at the render's. The driven mesh follows the plate's own lip and eye contours
+The detail is rendered on the driven mesh (:func:`~vidswap.appearance.texture_space.render_from_texture`), the
+frame's light ``broad_t · ratio_f`` sampled at the same surface points and multiplied in per pixel with the
+per-vertex shading, and encoded back to sRGB. The track model and the frame's ratio live at a small texture size
+(they are low-pass); the detail at the photo's. The product is never made at the detail's size: for a 512-texel
+detail that made (B, 8, 512, 512) textures every batch (portrait_m7: 35 -> 27 ms a frame, one thread). The driven mesh follows the plate's own lip and eye contours
 (:func:`follow_weights`): the source's lip colour goes on the target's lip shape, so the plate's mouth interior
 and eyes, which show through the holes, meet lips and lids that fit them -- no lip-line smear, blinks and gaze
 stay the plate's, and a smiling source does not add its smile to the target's expression at the lip contours.
@@ -40,7 +42,7 @@ from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import dilate, smoothstep
 
 __all__ = ["RelightParams", "PlateLight", "plate_light", "feature_free_skin", "temporal_ratio", "resize_texture",
-           "relit_texture", "vertex_shading", "distance_ramp", "follow_weights", "outline_fade",
+           "vertex_shading", "distance_ramp", "follow_weights", "outline_fade",
            "outline_gain", "outline_smooth", "lid_glints"]
 
 _EPS = 1e-6
@@ -250,27 +252,6 @@ def resize_texture(texture: Tensor, size: int) -> Tensor:
     if texture.shape[-1] == size:
         return texture
     return F.interpolate(texture, size=(size, size), mode="bilinear", align_corners=True)
-
-
-def relit_texture(detail: Tensor, broad: Tensor, ratio: Tensor, fade: Tensor | None = None) -> Tensor:
-    """The texture-space part of the relit render (linear): ``detail · broad · ratio`` at the detail's size.
-
-    detail (1, C, U, U) with the albedo in its first 3 channels (further channels pass through, e.g. the
-    source's weight); broad (1, 3, u, u) and ratio (B, 3, u, u) at any size (resampled) -> (B, C, U, U). The SH
-    shading of the driven normals is applied per vertex at render time (:func:`vertex_shading`). ``fade``
-    (B, 1, U, U) in [0, 1], or None: where above 0, each frame's detail goes that far toward plain skin (1)
-    (:mod:`vidswap.swap.geometric.view_stretch`); computed at those texels only (a turn fades a strip of them),
-    the others exactly as without.
-    """
-    U = detail.shape[-1]
-    light = resize_texture(broad * ratio, U)
-    rgb = detail[:, :3] * light
-    if fade is not None:
-        b, _, y, x = torch.nonzero(fade > 0, as_tuple=True)
-        if len(b):
-            d = detail[:, :3][b.clamp(max=detail.shape[0] - 1), :, y, x]  # (N, 3)
-            rgb[b, :, y, x] = (1.0 + (d - 1.0) * (1.0 - fade[b, 0, y, x])[:, None]) * light[b, :, y, x]
-    return torch.cat([rgb, detail[:, 3:].expand(light.shape[0], -1, -1, -1)], 1)
 
 
 def vertex_shading(frame_verts: Tensor, triangles: Tensor, lighting: Tensor) -> Tensor:

@@ -163,6 +163,22 @@ def _sample_flat(image: Tensor, uv: Tensor, pix: Tensor, hw: int) -> Tensor:
     return torch.cat(parts, 1) if parts else uv.new_zeros(image.shape[1], 0)
 
 
+def _with_texture_gain(color: Tensor, gain: Tensor, uv: Tensor, size: tuple[int, int], pix: Tensor, hw: int,
+                       keep: Tensor | None) -> Tensor:
+    """The sampled colour (C, N) with its first K channels faded by ``keep`` (N,) (or None) and multiplied by
+    ``gain`` (B or 1, K, u, u) sampled at the texture positions ``uv`` (N, 2) of a (Hs, Ws) = ``size`` texture,
+    scaled to the gain's side (texel centres at integers: position x of side n is x (m - 1) / (n - 1) of side m)."""
+    K = gain.shape[1]
+    head = color[:K]
+    if keep is not None:
+        keep = keep.to(color.dtype)
+        head = torch.where(keep < 1.0 - 1e-6, (head - 1.0) * keep + 1.0, head)
+    scale = torch.tensor([(gain.shape[-1] - 1) / max(int(size[1]) - 1, 1), (gain.shape[-2] - 1) / max(int(size[0]) - 1, 1)],
+                         device=uv.device, dtype=uv.dtype)
+    head = head * _sample_flat(gain.to(color.dtype), uv * scale, pix, hw)
+    return torch.cat([head, color[K:]], 0)
+
+
 def _corner_table(values: Tensor, tri: Tensor) -> Tensor:
     """Per-vertex values (B, V, C) -> per-triangle-corner table (B*T, 3, C)."""
     B, _, C = values.shape
@@ -180,6 +196,8 @@ def render_texture(
     mirror: Tensor | None = None,
     vertex_confidence: Tensor | None = None,
     vertex_gain: Tensor | None = None,
+    texture_gain: Tensor | None = None,
+    vertex_keep: Tensor | None = None,
     supersample: int = 1,
     feather: bool = True,
     return_confidence: bool = False,
@@ -209,6 +227,15 @@ def render_texture(
         vertex_confidence: (B, V) or (1, V) source texture confidence in [0, 1], or None.
         vertex_gain: (B or 1, V, K) per-vertex factors interpolated over the driven mesh (Gouraud) and multiplied
             into the first K channels of the sampled colour (e.g. per-vertex shading), or None.
+        texture_gain: (B or 1, K, u, u) factors over the same layout as ``src_image`` (a square texture whose
+            layout scales with its side - 1, :func:`~vidswap.appearance.texture_space.build_texture_space`) at
+            their own size, sampled bilinearly at the same surface points and multiplied into the first K channels
+            (a frame's smooth light on a finer detail texture: the product is never made at the detail's size), or
+            None.
+        vertex_keep: (B, V) in [0, 1], or None: how much of the first K channels' departure from 1 each vertex
+            keeps (K: ``texture_gain``'s channels, which it needs), interpolated over the driven mesh and applied
+            before the gains, ``1 + (c - 1) x keep`` (a detail layer faded toward plain); where it interpolates to
+            1 (within 1e-6) the colour is left exactly as sampled.
         supersample: render at ``supersample`` x resolution and box-filter (anti-aliased colour and alpha).
         feather: with ``supersample == 1``, soften alpha on the 1-px rim inside the silhouette
             (covered rim pixels get 0.5..1 by the covered fraction of their 3x3 neighbourhood).
@@ -258,6 +285,11 @@ def render_texture(
         cols.append(src_uv[..., :2].index_select(1, m))
         cols.append(vc.index_select(1, m)[..., None])
     n_uv = sum(c.shape[-1] for c in cols)
+    if vertex_keep is not None:
+        if texture_gain is None:
+            raise ValueError("vertex_keep needs texture_gain (the channels it fades)")
+        cols.append(vertex_keep.to(device=device, dtype=torch.float32).expand(B, V)[..., None])
+    n_keep = n_uv + (vertex_keep is not None)
     if vertex_gain is not None:
         cols.append(vertex_gain.to(device=device, dtype=torch.float32).expand(B, V, -1))
     attrs = interpolate_corners(_corner_table(torch.cat(cols, -1), tri), g, w)  # (N, C)
@@ -275,8 +307,11 @@ def render_texture(
                 color_m = _sample_flat(src_image, attrs[:, 3:5], pix, Hr * Wr)
                 color = color_m.add_((color - color_m).mul_(w_self.to(color.dtype)))
             conf = a + gain
+    if texture_gain is not None:
+        color = _with_texture_gain(color, texture_gain.to(device), attrs[:, 0:2], src_image.shape[-2:], pix,
+                                   Hr * Wr, attrs[:, n_uv] if vertex_keep is not None else None)
     if vertex_gain is not None:  # the first channels of the colour times the interpolated per-vertex factors
-        factors = attrs[:, n_uv:].T.to(color.dtype)
+        factors = attrs[:, n_keep:].T.to(color.dtype)
         color = torch.cat([color[: len(factors)] * factors, color[len(factors):]], 0)
 
     # scatter the covered pixels into dense (B, C, H, W) images

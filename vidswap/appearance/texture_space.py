@@ -163,24 +163,33 @@ def unwrap(space: TextureSpace, images: Tensor, landmarks: Tensor,
         weight: (B, 1, U, U) interpolated visibility x inside-the-layout x inside-the-image.
     """
     B, C, H, W = images.shape
-    pos = texel_values(space, landmarks[..., :2].float())  # (B, 2, U, U)
+    per_vertex = landmarks[..., :2].float()
+    if visibility is not None:  # interpolated with the positions: one gather (channel by channel, the same values)
+        per_vertex = torch.cat([per_vertex, visibility.float()[..., None]], -1)
+    values = texel_values(space, per_vertex)  # (B, 2 or 3, U, U)
+    pos = values[:, :2]
     grid = torch.stack([pos[:, 0] * (2.0 / max(W - 1, 1)) - 1.0, pos[:, 1] * (2.0 / max(H - 1, 1)) - 1.0], -1)
     tex = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     inside = ((pos[:, 0] >= -0.5) & (pos[:, 0] <= W - 0.5) & (pos[:, 1] >= -0.5) & (pos[:, 1] <= H - 0.5))
-    weight = space.covered.to(images.device) * inside[:, None].float()
+    covered = space.covered.to(images.device)
+    weight = covered * inside[:, None].float()
     if visibility is not None:
-        weight = weight * texel_values(space, visibility.float()[..., None]).clamp(0.0, 1.0)
-    return tex * space.covered.to(images.device), weight
+        weight = weight * values[:, 2:3].clamp(0.0, 1.0)
+    return tex * covered, weight
 
 
 def render_from_texture(space: TextureSpace, texture: Tensor, verts: Tensor, size: tuple[int, int], *,
-                        vertex_gain: Tensor | None = None, supersample: int = 1) -> tuple[Tensor, Tensor]:
+                        vertex_gain: Tensor | None = None, texture_gain: Tensor | None = None,
+                        vertex_keep: Tensor | None = None, supersample: int = 1) -> tuple[Tensor, Tensor]:
     """Render a texture-space image onto posed meshes: (B or 1, C, U, U) + (B, V, 3) -> crop (B, C, H, W) and
-    coverage alpha (B, 1, H, W) (z-buffered; :func:`vidswap.swap.render.render_texture`). ``vertex_gain``
-    (B, V, K): per-vertex factors interpolated over the mesh and multiplied into the first K channels."""
+    coverage alpha (B, 1, H, W) (z-buffered; :func:`vidswap.appearance.texture.render_texture`). ``vertex_gain``
+    (B, V, K): per-vertex factors interpolated over the mesh and multiplied into the first K channels;
+    ``texture_gain`` (B or 1, K, u, u): factors over the same layout at any side, sampled at the same surface points
+    and multiplied likewise; ``vertex_keep`` (B, V): the share of those channels' departure from 1 each vertex
+    keeps (see :func:`~vidswap.appearance.texture.render_texture`)."""
     uv = space.uv.to(device=verts.device)[None]
     return render_texture(texture, uv, verts, space.triangles, size, vertex_gain=vertex_gain,
-                          supersample=supersample)
+                          texture_gain=texture_gain, vertex_keep=vertex_keep, supersample=supersample)
 
 
 def region_masks(space: TextureSpace, regions: Mapping[str, np.ndarray | Sequence[int]]) -> dict[str, Tensor]:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.quantile import weighted_quantile_along
-from vidswap.appearance.encoding import luminance, srgb_to_linear, srgb_to_linear_within
+from vidswap.appearance.encoding import luminance, srgb_to_linear_within
 from vidswap.composite.grain import TRACK_FIELDS
 from vidswap.appearance.lighting import fit_sh, robust_lowpass, sh_shading
 from vidswap.appearance.texture_space import TextureSpace, channel_length, unwrap

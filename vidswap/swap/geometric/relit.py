@@ -28,7 +28,7 @@ from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_reg
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
-                                        outline_fade, outline_gain, outline_smooth, plate_light, relit_texture,
+                                        outline_fade, outline_gain, outline_smooth, plate_light,
                                         resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.skin_tone import SkinToneParams, skin_tone_gain
 from vidswap.appearance.source import AlbedoParams, build_source_albedo, source_masks
@@ -43,7 +43,7 @@ from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
 from vidswap.swap.geometric.plate_creases import FOLD_PREFILTER, crease_zone, fold_zone, take_creases
-from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, stretch_fade, vertex_facing
+from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, vertex_facing
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
            "lid_closing", "brow_region", "brow_contrast", "faint_brows", "UPSAMPLE_BLUR"]
@@ -69,8 +69,6 @@ def auto_crop_size(height: float, margin: float, lo: int = 256, hi: int = 1024) 
 #: blur (render pixels) of the bilinear upsample from the render's side to the crop's: a triangle filter one render
 #: pixel wide on each side, variance 1/6
 UPSAMPLE_BLUR = math.sqrt(1.0 / 6.0)
-#: the texture side the per-vertex stretch is laid out at before it is resized to the albedo's (smooth values)
-_STRETCH_TEXTURE = 128
 
 
 def render_side(crop: int, plate_sigma: float, min_sigma: float, lo: int = 128) -> int:
@@ -391,11 +389,11 @@ class RelitRenderer:
                 than the photos saw it (:mod:`.view_stretch`); None or 0: the detail as it is.
         """
         albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
-        fade = None
+        keep = None
         if source_landmarks is not None and stretch > 0:
             facing = photo_facing(source_landmarks.to(driven), self.triangles, self.mirror)
             keep = detail_keep(vertex_facing(driven, self.triangles), facing, stretch)
-            fade = stretch_fade(keep, self.space(_STRETCH_TEXTURE, driven.device)[0], albedo.shape[-1])
+            keep = None if bool((keep >= 1.0).all()) else keep
         ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
@@ -405,8 +403,7 @@ class RelitRenderer:
                  if gate is not None and bool((gate > 0).any())]
         if lines:  # a channel each from the seventh: where the plate's creases and folds go
             lids = torch.cat([lids] + [zone for zone, _, _, _ in lines], 1)
-        texture = torch.cat([relit_texture(albedo, light.broad, ratio, fade),
-                             lids.expand(len(ratio), -1, -1, -1)], 1)
+        texture = torch.cat([albedo, lids], 1)  # the track's: the frames' light is sampled with it, at its own size
         crop_to_frame = torch.as_tensor(invert_affine(frame_to_crop), dtype=torch.float32, device=driven.device)
         shade = vertex_shading(transform_landmarks(self._shading_mesh(driven, target_landmarks), crop_to_frame),
                                self.triangles, light.lighting)
@@ -414,7 +411,8 @@ class RelitRenderer:
         n = S if side is None or side >= S or H != S else int(side)
         k = n / S  # crop pixel centres x map to (x + 0.5) k - 0.5 in the render
         drawn = driven if n == S else to_render_pixels(driven, k)
-        rendered, cover = render_from_texture(space, texture, drawn, (n if n < S else H, n), vertex_gain=shade)
+        rendered, cover = render_from_texture(space, texture, drawn, (n if n < S else H, n), vertex_gain=shade,
+                                              texture_gain=light.broad * ratio, vertex_keep=keep)
         closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
@@ -424,7 +422,7 @@ class RelitRenderer:
             self._with_creases(rendered[:, :3], rendered[:, 6 + c:7 + c].clamp(0.0, 1.0) * cover, crops,
                                target_landmarks if n == S else to_render_pixels(target_landmarks, k), height,
                                gate, occluder, prefilter, loops)
-        face = linear_to_srgb_drawn(rendered[:, :3])  # the render is 0 where it drew nothing
+        face = linear_to_srgb_drawn(rendered[:, :3], cover)  # the render is 0 where it covers nothing
         if source_blur is not None:
             own = (source_blur.to(face) * height) ** 2 + RESAMPLING_BLUR ** 2
             plate = light.edge_blur.to(face) * height

@@ -10,12 +10,14 @@ photo's mesh faced the photo's: ``facing_plate / facing_photo``, facing being th
 and the view axis. A photo's texels are taken from the better of a vertex and its mirror image (the relit albedo
 fills what one side of the face hides from the other side, :func:`~vidswap.appearance.source.mirror_fill`), and
 over several photos from the best one. Where the stretch passes ``limit`` the source's detail fades to plain skin
-(the detail layer's 1: the plate's light on the source's skin tone), fully at twice ``limit`` (smoothstep). A
-plate that faces its camera as the photo faced its own stretches nothing: its render is the same to the last bit
-(the slight turns of filmed plates fade a few vertices at the photo's silhouette).
+(the detail layer's 1: the plate's light on the source's skin tone), fully at twice ``limit`` (smoothstep): the
+render interpolates each vertex's :func:`detail_keep` over the driven mesh and fades the sampled detail by it pixel
+by pixel (:func:`~vidswap.appearance.texture.render_texture`'s ``vertex_keep``). A plate that faces its camera
+as the photo faced its own stretches nothing: its render is the same to the last bit (the slight turns of filmed
+plates fade a few vertices at the photo's silhouette).
 
 Shapes: meshes (B, V, 3) in image pixels (x right, y down, z away from the camera: a frontal face's normals
-point to negative z), per-vertex values (B, V), texture maps (B, C, U, U).
+point to negative z), per-vertex values (B, V).
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vidswap.appearance.lighting import normalized_blur
-from vidswap.appearance.relight import resize_texture
-from vidswap.appearance.texture_space import TextureSpace, texel_values, vertex_normals
+from vidswap.appearance.texture_space import vertex_normals
 from vidswap.composite.filters import smoothstep
 
-__all__ = ["STRETCH_LIMIT", "vertex_facing", "photo_facing", "detail_keep", "stretch_fade"]
+__all__ = ["STRETCH_LIMIT", "vertex_facing", "photo_facing", "detail_keep"]
 
 #: the stretch from which the source's detail starts to fade (it is gone at twice this)
 STRETCH_LIMIT = 1.5
@@ -57,21 +57,3 @@ def detail_keep(plate_facing: Tensor, source_facing: Tensor, limit: float = STRE
         return torch.ones_like(plate_facing)
     stretch = plate_facing / source_facing.to(plate_facing).clamp(min=_MIN_FACING)[None]
     return 1.0 - smoothstep((stretch - limit) / limit)
-
-
-def stretch_fade(keep: Tensor, space: TextureSpace, size: int) -> Tensor | None:
-    """How far each frame's detail fades toward plain skin, per texel: one minus the vertices' ``keep`` (B, V),
-    interpolated over ``space``'s layout (a coarse one will do: the values are per vertex) and resized to the
-    albedo's side ``size`` -> (B, 1, size, size), exactly 0 where a texel keeps all (to float rounding: each
-    frame's render is then its own alone, whatever else is in the batch); None when every vertex keeps all.
-    For :func:`~vidswap.appearance.relight.relit_texture`."""
-    if bool((keep >= 1.0).all()):
-        return None
-    texels = texel_values(space, keep[..., None].float())
-    covered = space.covered.to(texels.device)
-    # around the layout, the nearest texels' values (the albedo's layout is drawn at another size: its edge
-    # texels read a little outside this one's); 1 far from it
-    near, reach = normalized_blur(texels, covered.expand_as(texels), 1.5)
-    texels = torch.where(covered > 0, texels, torch.where(reach > 1e-3, near, torch.ones_like(near)))
-    fade = 1.0 - resize_texture(texels, size).clamp(0.0, 1.0)
-    return torch.where(fade <= 1e-6, torch.zeros_like(fade), fade)
