@@ -17,12 +17,14 @@ The detail is rendered on the driven mesh (:func:`~vidswap.appearance.texture_sp
 frame's light ``broad_t · ratio_f`` sampled at the same surface points and multiplied in per pixel with the
 per-vertex shading, and encoded back to sRGB. The track model and the frame's ratio live at a small texture size
 (they are low-pass); the detail at the photo's. The product is never made at the detail's size: for a 512-texel
-detail that made (B, 8, 512, 512) textures every batch (portrait_m7: 35 -> 27 ms a frame, one thread). The driven mesh follows the plate's own lip and eye contours
-(:func:`follow_weights`): the source's lip colour goes on the target's lip shape, so the plate's mouth interior
-and eyes, which show through the holes, meet lips and lids that fit them -- no lip-line smear, blinks and gaze
-stay the plate's, and a smiling source does not add its smile to the target's expression at the lip contours.
-Around them, a source photo with its lips apart takes the track's neutral shape
-(:mod:`vidswap.swap.geometric.mouth_rest`), so its dropped lower lip or stretched smile is not added either.
+detail that made (B, 8, 512, 512) textures every batch (portrait_m7: 35 -> 27 ms a frame, one thread).
+
+The driven mesh follows the plate's own lip and eye contours (:func:`follow_weights`): the source's lip colour goes
+on the target's lip shape, so the plate's mouth interior and eyes, which show through the holes, meet lips and lids
+that fit them -- no lip-line smear, blinks and gaze stay the plate's, and a smiling source does not add its smile to
+the target's expression at the lip contours. Around them, a source photo with its lips apart takes the track's
+neutral shape (:mod:`vidswap.swap.geometric.mouth_rest`), so its dropped lower lip or stretched smile is not added
+either.
 """
 
 from __future__ import annotations

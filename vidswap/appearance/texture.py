@@ -173,8 +173,8 @@ def _with_texture_gain(color: Tensor, gain: Tensor, uv: Tensor, size: tuple[int,
     if keep is not None:
         keep = keep.to(color.dtype)
         head = torch.where(keep < 1.0 - 1e-6, (head - 1.0) * keep + 1.0, head)
-    scale = torch.tensor([(gain.shape[-1] - 1) / max(int(size[1]) - 1, 1), (gain.shape[-2] - 1) / max(int(size[0]) - 1, 1)],
-                         device=uv.device, dtype=uv.dtype)
+    scale = torch.tensor([(gain.shape[-1] - 1) / max(int(size[1]) - 1, 1),
+                          (gain.shape[-2] - 1) / max(int(size[0]) - 1, 1)], device=uv.device, dtype=uv.dtype)
     head = head * _sample_flat(gain.to(color.dtype), uv * scale, pix, hw)
     return torch.cat([head, color[K:]], 0)
 
