@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vidswap.appearance.lighting import normalized_blur, sh_shading
-from vidswap.appearance.relight import (RelightParams, follow_weights, outline_fade, outline_gain,
+from vidswap.appearance.relight import (RelightParams, _filled, follow_weights, outline_fade, outline_gain,
                                         outline_smooth, plate_light, resize_texture, temporal_ratio, vertex_shading)
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import (build_texture_space, region_masks, render_from_texture, texel_normals,
@@ -154,14 +154,14 @@ def test_outline_fade_is_zero_on_the_outline_and_one_inside():
     assert torch.allclose(fade[0, 0, 4, 4:11], torch.full((7,), 0.5))  # second ring: distance 2, x = 1/2
     assert torch.equal(fade[0, 0, 5:10, 5:10], torch.ones(5, 5))  # distance >= 3: the render's own weight
     assert torch.equal(outline_fade(face, 0.0), torch.ones_like(face))
-    # a notch open to the border is no hole; an 8-connected gap in the face's ring does not close a hole either
+    # holes: a notch open to the crop's border is none; a texel touching a hole only at a corner is one of its own
+    # (what is outside the face is traced 4-connected)
     face[..., 3:7, 3] = 0.0  # the notch
-    open_hole = torch.zeros(1, 1, 16, 16)
-    open_hole[..., 3:12, 3:12] = 1.0
-    open_hole[..., 5:8, 5:8] = 0.0
-    open_hole[..., 8, 8] = 0.0  # touches the hole diagonally: still a closed hole (4-connected outside)
-    from vidswap.appearance.relight import _filled
-    filled = _filled(open_hole)
+    holes = torch.zeros(1, 1, 16, 16)
+    holes[..., 3:12, 3:12] = 1.0
+    holes[..., 5:8, 5:8] = 0.0
+    holes[..., 8, 8] = 0.0
+    filled = _filled(holes)
     assert torch.equal(filled[..., 3:12, 3:12], torch.ones(1, 1, 9, 9)) and float(filled.sum()) == 81.0
     notched = _filled(face)
     assert float(notched[0, 0, 7, 7]) == 1.0 and float(notched[0, 0, 3:7, 3].sum()) == 0.0
