@@ -15,7 +15,8 @@ from vidswap.swap.geometric.mouth_rest import fold_region
 from vidswap.swap.geometric.plate_creases import (FEATURE_SOFT, FOLD_PREFILTER, FOLD_ZONE_WIDTH, MOUTH_MOTION,
                                                   apply_creases, vertex_motion, crease_gate, crease_layer, crease_zone,
                                                   fold_zone, frame_creases, frame_folds, groove_depth_near,
-                                                  mouth_motion, plate_features, soft_deadband, take_creases)
+                                                  mouth_motion, plate_features, soft_deadband, take_creases,
+                                                  crease_reaches)
 from vidswap.swap.geometric.relit import RelitRenderer
 
 
@@ -147,7 +148,7 @@ def test_plate_features_cover_the_plates_brows_and_eyes(renderer):
 @pytest.mark.parametrize("prefilter", [0.0, FOLD_PREFILTER])
 def test_take_creases_over_the_weights_box_is_the_whole_crop_computation(prefilter):
     """Worked out frame by frame over the box where the weight is above 0 (plus everything's reach,
-    :func:`crease_reach`), the result is the whole-crop one: the layer of the whole crops over each frame's skin
+    :func:`crease_reaches`), the result is the whole-crop one: the layer of the whole crops over each frame's skin
     (off its features, grown by its own face height), applied by the weight and the skin's fade, with or without
     the folds' prefilter. It writes into the face it is given."""
     topo = load_topology()
@@ -195,6 +196,17 @@ def _without_and_with(renderer, crops: torch.Tensor, lm: torch.Tensor, gate: str
     lined, lined_alpha = renderer.render(*args, **{gate: torch.ones(1)})
     assert torch.equal(lined_alpha, alpha)
     return plain, lined
+
+
+def test_crease_reaches_exact():
+    """The pixels each step reads around a result pixel for a 200-px face, a pixel more each: the grooves' growth
+    6 and its blur ceil(3 x 3) = 9; the reference blur ceil(3 x 4) = 12; the folds' prefilter ceil(3 x 1.2) = 4;
+    the features' growth 6; the fade's blur 6. Tiny faces floor each sigma at 0.5 and the growth at 1."""
+    r = crease_reaches(200.0, prefilter=FOLD_PREFILTER)
+    assert (r.groove, r.reference, r.prefilter, r.features, r.fade) == (16, 13, 5, 7, 7)
+    assert crease_reaches(200.0).prefilter == 0
+    tiny = crease_reaches(10.0, prefilter=FOLD_PREFILTER)
+    assert (tiny.groove, tiny.reference, tiny.prefilter, tiny.features, tiny.fade) == (4, 3, 3, 2, 3)
 
 
 def test_the_relit_render_takes_the_plates_glabella_furrow(renderer):

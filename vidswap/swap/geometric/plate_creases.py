@@ -38,6 +38,8 @@ weights (B, 1, H, W); texture masks (1, 1, U, U); expression offsets (B, V, 3).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import cv2
@@ -53,7 +55,8 @@ from vidswap.swap.geometric.mouth_rest import fold_region
 
 __all__ = ["CREASE_SIGMA", "CREASE_DEADBAND", "CREASE_NEAR", "LIT_SHARE", "FEATURE_SOFT", "BROW_MOTION", "crease_zone",
            "plate_features", "vertex_motion", "frame_creases", "crease_gate", "soft_deadband", "groove_depth_near",
-           "crease_layer", "apply_creases", "take_creases", "crease_reach", "FOLD_ZONE_WIDTH", "MOUTH_MOTION",
+           "crease_layer", "log_luma", "skin_reference", "creases_of", "apply_creases", "take_creases",
+           "CreaseReaches", "crease_reaches", "FOLD_ZONE_WIDTH", "MOUTH_MOTION",
            "FOLD_PREFILTER", "fold_zone", "mouth_motion", "frame_folds"]
 
 #: the blur the plate's creases are measured against, as a fraction of the face height (a furrow is a few
@@ -191,18 +194,34 @@ def crease_layer(crops: Tensor, face_heights: Tensor, skin: Tensor | None = None
     luma is blurred first, by that x the face height (what is finer is no fold: stubble, pores). -> (B, 1, H, W).
     (Linearising the luma, one channel, instead of taking the luminance of the linearised colour: a third of the
     cost, and on skin the two ratios agree.)"""
+    lum = log_luma(crops, face_heights, prefilter)
+    skin = None if skin is None else skin.to(lum)
+    x = soft_deadband(lum - skin_reference(lum, skin, (sigma * face_heights.to(lum)).clamp(min=0.5)), deadband)
+    return creases_of(x, skin, face_heights, deadband, near)
+
+
+def log_luma(crops: Tensor, face_heights: Tensor, prefilter: float = 0.0) -> Tensor:
+    """:func:`crease_layer`'s log luma of the crops (B, 3, H, W), blurred first by ``prefilter`` x each face
+    height (B,) when above 0 -> (B, 1, H, W)."""
     rgb = crops.clamp(0.0, 1.0)
     luma = 0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]
     if prefilter > 0:
         luma = gaussian_blur(luma, (prefilter * face_heights.to(luma)).clamp(min=0.5))
-    lum = srgb_to_linear(luma).clamp(min=1e-4).log()
-    blur = (sigma * face_heights.to(lum)).clamp(min=0.5)
+    return srgb_to_linear(luma).clamp(min=1e-4).log()
+
+
+def skin_reference(lum: Tensor, skin: Tensor | None, blur: Tensor) -> Tensor:
+    """The log luma (B, 1, H, W) blurred by ``blur`` (B,) pixels over the ``skin`` (B, 1, H, W) alone (a
+    normalised blur; None: everywhere): what :func:`crease_layer` measures the creases against."""
     if skin is None:
-        reference = gaussian_blur(lum, blur)
-    else:
-        skin = skin.to(lum)
-        reference = gaussian_blur(lum * skin, blur) / gaussian_blur(skin, blur).clamp(min=1e-3)
-    x = soft_deadband(lum - reference, deadband)
+        return gaussian_blur(lum, blur)
+    return gaussian_blur(lum * skin, blur) / gaussian_blur(skin, blur).clamp(min=1e-3)
+
+
+def creases_of(x: Tensor, skin: Tensor | None, face_heights: Tensor, deadband: float = CREASE_DEADBAND,
+               near: float = CREASE_NEAR) -> Tensor:
+    """:func:`crease_layer` from the dead-banded departure ``x`` (B, 1, H, W) of the log luma from its skin
+    reference: the dark part everywhere, the light part up to :data:`LIT_SHARE` of the grooves' depth near it."""
     dark = x.clamp(max=0.0)
     depth = (-dark - 2.0 * deadband).clamp(min=0.0)  # grooves: darker than twice the dead band
     depth = depth if skin is None else depth * skin
@@ -222,45 +241,82 @@ def take_creases(face: Tensor, crops: Tensor, weight: Tensor, face_heights: Tens
     brows and eyes: :func:`plate_features` of ``landmarks`` (B, V, 2+) and ``loops``) multiplied in by ``weight``
     times that skin softened by :data:`FEATURE_SOFT`, frame by frame only over the box of pixels where its
     ``weight`` is above 0 (the forehead: the conversions, the blur and the fill of whole crops cost as much as the
-    render). The box is read as far around as everything that reaches into it (the softening, the lit sides'
-    reach, the reference blur and the features' growth), so the result is the whole-crop one; and each frame's
-    depends on that frame alone, as farm chunks need. face (B, 3, H, W) linear, crops (B, 3, H, W) sRGB at the
-    face's pixels; weight (B, 1, H, W); face_heights (B,) and landmarks in those pixels -> ``face``, written in
-    place (a precaution: a copy, made only when some frame takes creases, would give the render's later steps
-    another memory layout depending on the batch's make-up, and vectorised kernels may round the last bit by
-    layout; no difference was measured)."""
+    render). Each step runs on that box grown by the reach of the steps after it (:func:`crease_reaches`: the
+    features' fill widest, then the luma, the reference blur, the grooves' growth), so the result is the
+    whole-crop one; and each frame's depends on that frame alone, as farm chunks need. face (B, 3, H, W) linear,
+    crops (B, 3, H, W) sRGB at the face's pixels; weight (B, 1, H, W); face_heights (B,) and landmarks in those
+    pixels -> ``face``, written in place (a precaution: a copy, made only when some frame takes creases, would
+    give the render's later steps another memory layout depending on the batch's make-up, and vectorised kernels
+    may round the last bit by layout; no difference was measured)."""
     H, W = weight.shape[-2:]
+    on = weight[:, 0] > 0
+    rows_on, cols_on = on.any(2), on.any(1)  # (B, H), (B, W)
     for b in range(face.shape[0]):
-        on = weight[b, 0] > 0
-        rows, cols = torch.nonzero(on.any(1))[:, 0], torch.nonzero(on.any(0))[:, 0]
+        rows, cols = torch.nonzero(rows_on[b])[:, 0], torch.nonzero(cols_on[b])[:, 0]
         if rows.numel() == 0:
             continue
         height = face_heights[b:b + 1].float()
-        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        pad = crease_reach(float(height), sigma, prefilter)
-        R0, R1, C0, C1 = max(r0 - pad, 0), min(r1 + pad, H), max(c0 - pad, 0), min(c1 + pad, W)
-        inner = (..., slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
-        shifted = torch.cat([landmarks[b:b + 1, :, :1] - C0, landmarks[b:b + 1, :, 1:2] - R0], -1)
-        skin = 1.0 - plate_features(shifted, loops, (R1 - R0, C1 - C0), height)
-        layer = crease_layer(crops[b:b + 1, :, R0:R1, C0:C1], height, skin, sigma, deadband,
-                             prefilter=prefilter)[inner]
-        fade = (gaussian_blur(skin, max(FEATURE_SOFT * float(height), 0.5)) * skin)[inner]
+        inner = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+        reach = crease_reaches(float(height), sigma, prefilter)
+        box = partial(_grown, inner, (H, W))  # each step's box: the inner one grown by what reads it after
+        groove = box(reach.groove)  # the dead-banded departure, read by the grooves' growth and softening
+        ref = box(reach.groove + reach.reference)  # the log luma and the skin, read by the reference blur
+        luma = box(reach.groove + reach.reference + reach.prefilter)  # the crops, read by the prefilter
+        fade_box = box(reach.fade)  # the skin, read by the fade's blur
+        feat = box(max(reach.groove + reach.reference, reach.fade) + reach.features)  # the features' fill
+        shifted = torch.cat([landmarks[b:b + 1, :, :1] - feat[2], landmarks[b:b + 1, :, 1:2] - feat[0]], -1)
+        skin = 1.0 - plate_features(shifted, loops, (feat[1] - feat[0], feat[3] - feat[2]), height)
+        lum = _cut(log_luma(crops[b:b + 1, :, luma[0]:luma[1], luma[2]:luma[3]], height, prefilter), luma, ref)
+        skin_ref = _cut(skin, feat, ref)
+        reference = skin_reference(lum, skin_ref, (sigma * height).clamp(min=0.5))
+        x = soft_deadband(_cut(lum, ref, groove) - _cut(reference, ref, groove), deadband)
+        layer = _cut(creases_of(x, _cut(skin, feat, groove), height, deadband), groove, inner)
+        soft = _cut(skin, feat, fade_box)
+        fade = _cut(gaussian_blur(soft, max(FEATURE_SOFT * float(height), 0.5)) * soft, fade_box, inner)
+        r0, r1, c0, c1 = inner
         face[b:b + 1, :, r0:r1, c0:c1] = apply_creases(face[b:b + 1, :, r0:r1, c0:c1], layer,
                                                        weight[b:b + 1, :, r0:r1, c0:c1] * fade)
     return face
 
 
-def crease_reach(height: float, sigma: float = CREASE_SIGMA, prefilter: float = 0.0) -> int:
-    """How far (pixels) around a pixel :func:`take_creases` reads for a face ``height`` px tall: the farther of the
-    two chains that end there, the layer's (the lit sides' growth and blur, then the reference blur at those
-    grooves, then the wider of the features' growth and the prefilter) and the fade's (its blur, then the features'
-    growth), each step to its truncation (a Gaussian of sigma ``s`` reads ``ceil(3 s)``; a growth of ``r`` reads
-    ``ceil(r)``), and a few pixels more."""
-    def blur(s: float) -> int:
-        return int(math.ceil(3.0 * max(s, 0.5)))
+@dataclass(frozen=True)
+class CreaseReaches:
+    """How far (pixels) each step of :func:`take_creases` reads around a pixel of its result, for one face height:
+    the grooves' growth and softening (``groove``), the reference blur (``reference``), the folds' prefilter
+    (``prefilter``), the plate features' growth (``features``) and the fade's blur (``fade``); each a step's
+    truncation (a Gaussian of sigma ``s`` reads ``ceil(3 s)``, a growth of ``r`` reads ``round(r)``) and a pixel
+    more."""
 
+    groove: int
+    reference: int
+    prefilter: int
+    features: int
+    fade: int
+
+
+def crease_reaches(height: float, sigma: float = CREASE_SIGMA, prefilter: float = 0.0) -> CreaseReaches:
+    """:class:`CreaseReaches` for a face ``height`` px tall."""
     near = max(CREASE_NEAR * height, 1.0)
-    clear = int(math.ceil(FEATURE_CLEAR * height))
-    layer = (int(math.ceil(near)) + blur(0.5 * near) + blur(sigma * height)
-             + max(clear, blur(prefilter * height) if prefilter > 0 else 0))
-    return max(layer, blur(FEATURE_SOFT * height) + clear) + 4
+    return CreaseReaches(groove=int(math.ceil(near)) + _blur_reach(0.5 * near) + 1,
+                         reference=_blur_reach(sigma * height) + 1,
+                         prefilter=_blur_reach(prefilter * height) + 1 if prefilter > 0 else 0,
+                         features=int(math.ceil(FEATURE_CLEAR * height)) + 1,
+                         fade=_blur_reach(FEATURE_SOFT * height) + 1)
+
+
+def _blur_reach(sigma: float) -> int:
+    """The pixels a Gaussian blur of ``sigma`` (floored at 0.5, as the steps floor it) reads on each side."""
+    return int(math.ceil(3.0 * max(sigma, 0.5)))
+
+
+def _grown(inner: tuple[int, int, int, int], size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """The box ``inner`` (r0, r1, c0, c1) grown by ``margin`` on every side, clipped to the (H, W) ``size``."""
+    r0, r1, c0, c1 = inner
+    return max(r0 - margin, 0), min(r1 + margin, size[0]), max(c0 - margin, 0), min(c1 + margin, size[1])
+
+
+def _cut(x: Tensor, box: tuple[int, int, int, int], part: tuple[int, int, int, int]) -> Tensor:
+    """The ``part`` (r0, r1, c0, c1, crop pixels) of ``x`` (..., h, w), which covers ``box``."""
+    return x[..., part[0] - box[0]:part[1] - box[0], part[2] - box[2]:part[3] - box[2]]
+
+
