@@ -7,7 +7,9 @@ For every clip x source, `vidswap run` renders the shot twice in one run, `--app
 relighting) and `--appearance relit` (the default), to lossless FFV1; `vidswap eval` measures both with the
 independent judges. Printed: a table per pair (lighting correlation, seam ratio, tone step point by point and over the
 whole border, ArcFace similarity to the source, flicker and jitter relative to the plate, mouth and eye opening
-correlation and eye error, render time per frame of the relit run relative to the texture run), the acceptance checks
+correlation and eye error, time of the relit run relative to the texture run, whole runs and per frame: a second,
+short run of each mode over the range's first ``--short`` frames, ``(whole - short) / (its frames - short's)``, takes
+out what a job pays once -- start-up, the sources' preparation), the acceptance checks
 of the photoreal-swap issue, and a sheet per pair, plate | texture | relit at four sampled frames, written to --figures
 (face crops, PNG). ``turning_head`` is the head scan rendered turning +-45 degrees (samples/turning_head.py, 90
 frames), not a registry clip.
@@ -50,6 +52,19 @@ def run(cmd: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def per_frame_seconds(row: dict, mode: str) -> float:
+    """A mode's time per frame from its whole and short runs (NaN without a short run)."""
+    if f"seconds_{mode}_short" not in row or row[f"frames_{mode}"] <= row[f"frames_{mode}_short"]:
+        return float("nan")
+    return ((row[f"seconds_{mode}"] - row[f"seconds_{mode}_short"])
+            / (row[f"frames_{mode}"] - row[f"frames_{mode}_short"]))
 
 
 def vidswap(*args: str) -> list[str]:
@@ -115,6 +130,8 @@ def main() -> int:
     ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--config", type=Path, help="a job config (YAML) passed to every `vidswap run`")
+    ap.add_argument("--short", type=int, default=15,
+                    help="frames of the short run per mode for the per-frame time (0: whole runs only)")
     ap.add_argument("--modes", nargs="+", default=["texture", "relit"], choices=["texture", "relit"],
                     help="appearances to run (the acceptance checks and sheets need both)")
     args = ap.parse_args()
@@ -126,6 +143,10 @@ def main() -> int:
         plate = clip_path(clip, manifest)
         rng = frames.get(clip)
         first = int(rng.split("-")[0]) if rng else 0
+        ranges = [rng] + ([f"{first}-{first + args.short - 1}"] if args.short > 0 else [])
+        for r in ranges:  # untimed: the timed runs all read the shot's analysis (shared between jobs)
+            run(vidswap("analyze", str(plate), "-s", str(fetch_media.fetch(args.sources[0], manifest)), "-o",
+                        str(work / f"{clip}_analysis.mkv"), "-q", *(["--frames", r] if r else [])))
         for source in args.sources:
             src = fetch_media.fetch(source, manifest)
             row = {"clip": clip, "source": source}
@@ -136,6 +157,12 @@ def main() -> int:
                 config = ["--config", str(args.config)] if args.config else []
                 row[f"seconds_{mode}"] = run(vidswap("run", str(plate), "-s", str(src), "-o", str(out), "-q",
                                                      "--appearance", mode, *config, *flags))
+                if args.short > 0:  # the same job over the range's first frames: its fixed cost and those frames
+                    short = work / f"{clip}_{source}_{mode}_short.mkv"
+                    row[f"seconds_{mode}_short"] = run(vidswap(
+                        "run", str(plate), "-s", str(src), "-o", str(short), "-q", "--appearance", mode, *config,
+                        "--frames", f"{first}-{first + args.short - 1}"))
+                    row[f"frames_{mode}"], row[f"frames_{mode}_short"] = count_frames(out), count_frames(short)
                 report = work / f"{clip}_{source}_{mode}_eval"
                 run(vidswap("eval", str(out), "--target", str(plate), "-s", str(src), "-o", str(report), "-q",
                             *flags))
@@ -173,14 +200,15 @@ def print_row(row: dict) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = "| clip | source | mode | " + " | ".join(COLUMNS) + " | s/run |"
-    print("\n" + head + "\n|" + "---|" * (len(COLUMNS) + 4))
+    head = "| clip | source | mode | " + " | ".join(COLUMNS) + " | s/run | ms/frame |"
+    print("\n" + head + "\n|" + "---|" * (len(COLUMNS) + 5))
     for row in rows:
         for mode in ("texture", "relit"):
             if mode not in row:
                 continue
             vals = " | ".join(f"{row[mode][k]:.3f}" for k in COLUMNS)
-            print(f"| {row['clip']} | {row['source']} | {mode} | {vals} | {row[f'seconds_{mode}']:.1f} |")
+            print(f"| {row['clip']} | {row['source']} | {mode} | {vals} | {row[f'seconds_{mode}']:.1f} | "
+                  f"{1000 * per_frame_seconds(row, mode):.1f} |")
     if any(mode not in r for r in rows for mode in ("texture", "relit")):
         return
     relit = [r["relit"] for r in rows]
@@ -192,7 +220,12 @@ def print_table(rows: list[dict]) -> None:
     print(f"ArcFace relit - texture: min {min(d):+.3f}, mean {np.mean(d):+.3f} (want >= -0.02 each, > 0 mean)")
     print(f"flicker: max {max(r['flicker'] for r in relit):.3f}, jitter: max {np.nanmax([r['jitter'] for r in relit]):.3f}"
           " (want <= 1.05)")
-    print(f"time relit / texture: {np.mean([r['seconds_relit'] / r['seconds_texture'] for r in rows]):.2f}")
+    whole = np.mean([r["seconds_relit"] / r["seconds_texture"] for r in rows])
+    print(f"time relit / texture: {whole:.2f} (whole runs)")
+    per_frame = [per_frame_seconds(r, "relit") / per_frame_seconds(r, "texture") for r in rows]
+    if not np.isnan(per_frame).all():
+        print(f"time relit / texture per frame: mean {np.nanmean(per_frame):.2f}, pairs {np.nanmin(per_frame):.2f}-"
+              f"{np.nanmax(per_frame):.2f} (want <= 1.3)")
 
 
 if __name__ == "__main__":
