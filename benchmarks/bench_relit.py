@@ -4,13 +4,13 @@
                                      [--frames pexels_clip=0-119 ...] [--out DIR] [--figures benchmarks/figures]
 
 For every clip x source, `vidswap run` renders the shot twice in one run, `--appearance texture` (the core before
-relighting) and `--appearance relit` (the default), to lossless FFV1; `vidswap eval` measures both with the
-independent judges. Printed: a table per pair (lighting correlation, seam ratio, tone step point by point and over the
-whole border, ArcFace similarity to the source, flicker and jitter relative to the plate, mouth and eye opening
-correlation and eye error, time of the relit run relative to the texture run, whole runs and per frame: a second,
-short run of each mode over the range's first ``--short`` frames, ``(whole - short) / (its frames - short's)``, takes
-out what a job pays once -- start-up, the sources' preparation), the acceptance checks
-of the photoreal-swap issue, and a sheet per pair, plate | texture | relit at four sampled frames, written to --figures
+relighting) and `--appearance relit` (the default), to lossless FFV1, and each once more over the range's first
+``--short`` frames; `vidswap eval` measures both whole renders with the independent judges. Printed: a table per pair
+(lighting correlation, seam ratio, tone step point by point and over the whole border, ArcFace similarity to the
+source, flicker and jitter relative to the plate, mouth and eye opening correlation and eye error, seconds a run and
+milliseconds a frame -- ``(whole - short) / (its frames - short's)``, without what a job pays once: start-up, the
+sources' preparation), the acceptance checks of the photoreal-swap issue (the time relit / texture over whole runs
+and per frame), and a sheet per pair, plate | texture | relit at four sampled frames, written to --figures
 (face crops, PNG). ``turning_head`` is the head scan rendered turning +-45 degrees (samples/turning_head.py, 90
 frames), not a registry clip.
 """
