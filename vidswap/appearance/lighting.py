@@ -71,6 +71,7 @@ def fit_sh(texture: Tensor, normals: Tensor, weight: Tensor, iterations: int = 4
     # only the texels some frame weighs: the others add nothing to the normal equations, and the weighted
     # quantile of the residuals skips them (a skin mask is a third of a texture: U 512, 100 -> 40 ms)
     used = (weight > 0).flatten(2).any(0).any(0)  # (N,)
+    used = used if bool(used.any()) else torch.ones_like(used)  # nothing weighed: as before, every texel
     # float64 normal equations: a face covers less than a hemisphere, so the 9x9 system is poorly conditioned
     A = sh_basis(normals.flatten(2)[..., used].double()).transpose(1, 2)  # (B, N', 9)
     y = texture.flatten(2)[..., used].double().transpose(1, 2)  # (B, N', C)
