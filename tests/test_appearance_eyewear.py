@@ -76,19 +76,22 @@ def test_black_tophat_reads_a_thin_dark_line_and_nothing_on_flat():
 
 
 def test_black_tophat_closing_is_the_square_pools():
-    """The square maxima (OpenCV's on the CPU, 1-D pools elsewhere) are the 2-D square pools' values exactly, the
-    border replicated; the top-hat closes with them."""
+    """The square dilation and erosion (OpenCV's on the CPU, the torch passes elsewhere) are the 2-D square pools'
+    values exactly, the border replicated; the top-hat closes with them."""
     import torch.nn.functional as F
 
-    from vidswap.appearance.eyewear import _square_max_opencv, _square_max_pools
+    from vidswap.composite.filters import dilate, erode
 
     g = torch.Generator().manual_seed(4)
     v = torch.rand(2, 1, 37, 29, generator=g) + 0.1
     for r in (1, 2, 5, 20):
         k = 2 * r + 1
         pooled = F.max_pool2d(F.pad(v, (r,) * 4, mode="replicate"), k, 1)
-        assert torch.equal(_square_max_opencv(v, r), pooled) and torch.equal(_square_max_pools(v, r), pooled)
         closing = -F.max_pool2d(-F.pad(pooled, (r,) * 4, mode="replicate"), k, 1)
+        for opencv in (True, False):
+            grown = dilate(v, r, shape="square", opencv=opencv)
+            assert torch.equal(grown, pooled)
+            assert torch.equal(erode(grown, r, shape="square", opencv=opencv), closing)
         assert torch.equal(black_tophat(v, r), ((closing - v) / closing).clamp(0.0, 1.0))
 
 
