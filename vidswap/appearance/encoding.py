@@ -54,12 +54,11 @@ def srgb_to_linear_within(x: Tensor, rows: slice, cols: slice) -> Tensor:
     return out
 
 
-def linear_to_srgb_drawn(x: Tensor, drawn: Tensor | None = None) -> Tensor:
+def linear_to_srgb_drawn(x: Tensor, drawn: Tensor) -> Tensor:
     """:func:`linear_to_srgb` of a render ``x`` (B, C, H, W) that is 0 outside what it drew: converted over the box
-    of the pixels ``drawn`` (B, 1, H, W) marks (> 0) in any frame -- None: those of ``x`` that are not 0 in any
-    channel --, the encoding of 0 everywhere else. The same values as :func:`linear_to_srgb` of the whole, bit for
-    bit (elementwise), for the face's part of the crop's cost."""
-    marked = (x.ne(0).any(1) if drawn is None else drawn[:, 0] > 0).any(0)  # (H, W)
+    of the pixels ``drawn`` (B, 1, H, W) marks (> 0) in any frame, the encoding of 0 everywhere else. The same values
+    as :func:`linear_to_srgb` of the whole, bit for bit (elementwise), for the face's part of the crop's cost."""
+    marked = (drawn[:, 0] > 0).any(0)  # (H, W)
     rows, cols = torch.nonzero(marked.any(1))[:, 0], torch.nonzero(marked.any(0))[:, 0]
     out = torch.full_like(x, _SRGB_OF_ZERO)
     if rows.numel():
