@@ -31,7 +31,7 @@ from vidswap.composite.colour_window import (blur_reach, crop_windows, grow_wind
 from vidswap.composite.contrast import KeepContrastParams, contrast_base, keep_contrast_weight
 from vidswap.composite.edge import BandParams, EdgeParams, band_feather, edge_match
 from vidswap.composite.grain import GrainParams, GrainStats, grain_seed, measure_plate_grain, ring_mask, select_items
-from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, confidence_weight, face_regions, face_size,
+from vidswap.composite.masks import (SWAP_REGIONS, MaskParams, below_eyes, confidence_weight, face_regions, face_size,
                                      feather_mask, polygon_mask, region_polygon, smooth_masks_temporal, union)
 from vidswap.composite.occlusion import OcclusionParams, fit_skin_model, occlusion_visibility, skin_sample_mask
 from vidswap.composite.paste import PasteParams, antialias_sigma, paste_crop
@@ -318,7 +318,7 @@ def _sample_and_visibility(crop: torch.Tensor, fr: Mapping[str, torch.Tensor], p
     sample = skin_sample_mask(fr["skin"], fs, occ.sample_erosion if occ else 0.06)
     if occ is None:
         return sample, None
-    model = fit_skin_model(crop, sample, occ)
+    model = fit_skin_model(crop, sample, occ, below_eyes=below_eyes(fr["eyes"]))
     protect = union(fr["eyes"], fr["brows"], fr["mouth"])
     return sample, occlusion_visibility(crop, fr["face"], model, fs, protect, occ)
 

@@ -413,3 +413,14 @@ def smooth_masks_temporal(
     if mode == "ema":
         return fwd
     return ema(fwd.flip(0), fwd[-1]).flip(0)
+
+
+def below_eyes(eyes: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)`` 1 on the rows below the lowest row of each face's eye mask ``eyes (B, 1, H, W)`` (0 for a
+    face without eye pixels): where a second light's skin must reach
+    (:func:`~vidswap.composite.occlusion.fit_skin_model`), as hair hanging over a face does not."""
+    rows = (eyes > 0).any(dim=-1)[:, 0]  # (B, H)
+    index = torch.arange(rows.shape[-1], device=eyes.device)
+    lowest = torch.where(rows, index, torch.full_like(index, -1)).amax(dim=-1)  # (B,)
+    below = (index[None] > lowest[:, None]) & (lowest[:, None] >= 0)
+    return below[:, None, :, None].expand(-1, 1, -1, eyes.shape[-1]).to(eyes.dtype)

@@ -1,6 +1,15 @@
 """The skin-colour occlusion test: a robust Gaussian model of the face's skin colour in CIE LAB, fitted on the
 skin sample region, marks what is not skin inside the face (hands, hair, props) so the plate keeps it.
 
+A face under two lights -- a hard shadow edge across it, a warm key on one side and a cool fill on the other -- shows
+its skin in two colours. One Gaussian takes the larger part and the rest of the face read as an occluder: the plate
+showed through over half the swapped face (and the colour match's statistics, taken where the face is visible, left
+the other half out). So where a large part of the skin sample is far from the first model, a second one is fitted to
+it and kept as skin when that part is a face's skin under another light, not hair or a prop: it reaches below the
+eyes (cheeks, nose, chin, where a fringe or hair over the temples does not) and its texture is as smooth as the first
+part's (the local contrast of its log luma; hair and beards are strands). :func:`skin_distance` is then the nearest
+of the two and of their blends (:data:`MIX_STEPS`: along a shadow's edge the skin is lit by a mix of both).
+
 Masks are float ``(B, 1, H, W)`` in [0, 1] on the device of their inputs (conventions:
 :mod:`vidswap.composite.masks`).
 """
@@ -16,6 +25,11 @@ import torch
 from kornia.color import rgb_to_lab
 
 from vidswap.composite.filters import dilate, erode, gaussian_blur, in_window, per_item
+
+
+#: where a face has skin under two lights, the blends between them tested as skin too (the first light's model at 0,
+#: the second's at 1): the pixels along a shadow's edge, lit by a mix of both
+MIX_STEPS = (0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,15 @@ class OcclusionParams:
         soften: blur sigma of the final visibility, fraction of the face size.
         min_samples: fewer sample pixels than this and the model is invalid (visibility 1 everywhere).
         max_fit_pixels: the model is fitted on a regular subsample of at most about this many pixels.
+        second_share, second_apart: where at least half ``second_share`` of the samples lie beyond ``keep_below``
+            of the skin model, or the model's standard deviation along its main axis reaches half ``second_apart``,
+            the samples are split in two (two means); when each part holds at least
+            ``second_share`` of them and their means are at least ``second_apart`` apart (CIE76 delta E: one light's
+            skin splits into halves ~10 apart), a model is fitted to each (0 share: never) ...
+        second_below: ... and both are kept (skin under two lights) when at least this share of each part lies below
+            the eyes ...
+        second_texture: ... and the rougher part's median local contrast (log luma against its blur of sigma 1 px)
+            is at most this many times the smoother's (plus 0.01: film grain on a smooth face).
     """
 
     sample_erosion: float = 0.06
@@ -51,6 +74,10 @@ class OcclusionParams:
     soften: float = 0.004
     min_samples: int = 32
     max_fit_pixels: int = 65536
+    second_share: float = 0.2
+    second_apart: float = 20.0
+    second_below: float = 0.3
+    second_texture: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,11 +88,16 @@ class SkinModel:
         mean: ``(B, 3)`` LAB mean.
         cov: ``(B, 3, 3)`` LAB covariance (floors and luma slack applied).
         valid: ``(B,)`` bool, enough samples to trust the model.
+        second_mean, second_cov, second: the skin under a second light (see the module docstring): ``(B, 3)``,
+            ``(B, 3, 3)`` and ``(B,)`` bool, where each face has one; None: no face has.
     """
 
     mean: torch.Tensor
     cov: torch.Tensor
     valid: torch.Tensor
+    second_mean: torch.Tensor | None = None
+    second_cov: torch.Tensor | None = None
+    second: torch.Tensor | None = None
 
 
 
@@ -88,29 +120,98 @@ def _kth(x: torch.Tensor, ks: list[int]) -> torch.Tensor:
 
 
 def fit_skin_model(
-    image: torch.Tensor, sample_mask: torch.Tensor, params: OcclusionParams = OcclusionParams()
+    image: torch.Tensor, sample_mask: torch.Tensor, params: OcclusionParams = OcclusionParams(),
+    below_eyes: torch.Tensor | None = None,
 ) -> SkinModel:
     """Fit a robust LAB colour model to the skin under ``sample_mask``.
 
     Starts from the per-channel median / MAD of the samples, then refits mean and full covariance on the
     samples within ``params.trim`` Mahalanobis distance, ``params.iterations`` times, so a minority of
-    non-skin samples (hair, a hand over a cheek) does not bend the model.
+    non-skin samples (hair, a hand over a cheek) does not bend the model. With ``below_eyes``, a second model for
+    the skin under a second light (module docstring; ``params.second_share``).
 
     Args:
         image: ``(B, 3, H, W)`` RGB in [0, 1].
         sample_mask: ``(B, 1, H, W)``; pixels with value > 0.5 are samples.
+        below_eyes: ``(B, 1, H, W)``, 1 below the eyes (where hair does not hang over a face), or None (no second
+            model).
 
     Returns:
         :class:`SkinModel` with ``mean (B, 3)``, ``cov (B, 3, 3)``, ``valid (B,)``.
     """
     b, _, h, w_ = image.shape
     step = max(1, int(np.ceil(np.sqrt(h * w_ / params.max_fit_pixels))))  # a regular subsample is plenty
+    full = image
     image, sample_mask = image[..., ::step, ::step], sample_mask[..., ::step, ::step]
     lab = rgb_to_lab(image.clamp(0.0, 1.0)).reshape(b, 3, -1)  # (B, 3, N)
     w = (sample_mask.reshape(b, 1, -1) > 0.5).to(lab.dtype)  # (B, 1, N)
     count = w.sum(dim=(1, 2))
-    med, mad = _masked_median_mad(lab.reshape(b * 3, -1), w.expand(-1, 3, -1).reshape(b * 3, -1))
     floor = torch.tensor(params.min_std, device=lab.device, dtype=lab.dtype)
+    mean, cov = _robust_gaussian(lab, w, params, floor)
+    slack = torch.tensor([params.luma_slack, 1.0, 1.0], device=lab.device, dtype=lab.dtype)
+    model = SkinModel(mean=mean, cov=cov * (slack[:, None] * slack[None, :]), valid=count >= params.min_samples)
+    if below_eyes is None or params.second_share <= 0:
+        return model
+    # where many samples lie beyond the model's skin (a face under one light: a few per cent), or the model spreads
+    # over half of ``second_apart`` (one standard deviation along its main axis: it took both lights' skin), the
+    # samples are split between two means: one light's skin splits into two halves a few L* apart, two lights'
+    # into two groups far apart
+    beyond = (w[:, 0] * (_mahalanobis2(lab, model.mean, model.cov) > params.keep_below ** 2)).sum(dim=1)
+    spread = torch.linalg.eigvalsh(cov)[:, -1].clamp(min=0.0).sqrt()
+    wide = (beyond >= 0.5 * params.second_share * count) | (spread >= 0.5 * params.second_apart)
+    if not bool((model.valid & wide).any()):
+        return model
+    first, second = _two_means(lab, w[:, 0], model.mean, model.cov)
+    n1, n2 = first.sum(dim=1), second.sum(dim=1)
+    centre = lambda m, n: (lab * m[:, None]).sum(2) / n[:, None].clamp(min=1.0)  # noqa: E731
+    apart = (centre(first, n1) - centre(second, n2)).norm(dim=1) >= params.second_apart
+    big = torch.minimum(n1, n2) >= torch.clamp(params.second_share * count, min=float(params.min_samples))
+    candidates = model.valid & wide & apart & big  # each face's own test (a batch's faces do not change it)
+    if not bool(candidates.any()):
+        return model
+    mean1, cov1 = _robust_gaussian(lab, first[:, None], params, floor)
+    mean2, cov2 = _robust_gaussian(lab, second[:, None], params, floor)
+    cov1, cov2 = cov1 * (slack[:, None] * slack[None, :]), cov2 * (slack[:, None] * slack[None, :])
+    low = below_eyes[..., ::step, ::step].reshape(b, -1) > 0.5
+    reaches = torch.minimum((first * low).sum(dim=1) / n1.clamp(min=1.0),
+                            (second * low).sum(dim=1) / n2.clamp(min=1.0)) >= params.second_below
+    contrast = local_contrast(full)[..., ::step, ::step].reshape(b, -1)  # (B, N)
+    t1, t2 = _masked_median(contrast, first), _masked_median(contrast, second)
+    smooth = torch.maximum(t1, t2) <= params.second_texture * torch.minimum(t1, t2) + 0.01
+    two = candidates & reaches & smooth
+    if not bool(two.any()):
+        return model
+    k = two[:, None]
+    return SkinModel(mean=torch.where(k, mean1, model.mean), cov=torch.where(k[:, :, None], cov1, model.cov),
+                     valid=model.valid, second_mean=mean2, second_cov=cov2, second=two)
+
+
+def _two_means(lab: torch.Tensor, w: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, rounds: int = 6,
+               stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples ``w (B, N)`` > 0.5 of ``lab (B, 3, N)`` split between two means: Lloyd's iterations on every
+    ``stride``-th sample from ``mean (B, 3)`` -/+ one standard deviation along the main axis of ``cov (B, 3, 3)``,
+    then every sample to the nearer. Returns the two (B, N) 0/1 sample masks."""
+    values, vectors = torch.linalg.eigh(cov)
+    axis = vectors[:, :, -1] * values[:, -1:].clamp(min=0.0).sqrt()  # (B, 3)
+    c1, c2 = mean - axis, mean + axis
+    sub, inside = lab[..., ::stride], w[:, ::stride] > 0.5
+    for _ in range(rounds):
+        nearer = ((sub - c1[:, :, None]) ** 2).sum(1) <= ((sub - c2[:, :, None]) ** 2).sum(1)  # (B, n)
+        a, b = (inside & nearer).to(lab.dtype), (inside & ~nearer).to(lab.dtype)
+        na, nb = a.sum(1, keepdim=True), b.sum(1, keepdim=True)
+        c1 = torch.where(na > 0, (sub * a[:, None]).sum(2) / na.clamp(min=1), c1)
+        c2 = torch.where(nb > 0, (sub * b[:, None]).sum(2) / nb.clamp(min=1), c2)
+    nearer = ((lab - c1[:, :, None]) ** 2).sum(1) <= ((lab - c2[:, :, None]) ** 2).sum(1)
+    inside = w > 0.5
+    return (inside & nearer).to(lab.dtype), (inside & ~nearer).to(lab.dtype)
+
+
+def _robust_gaussian(lab: torch.Tensor, w: torch.Tensor, params: OcclusionParams, floor: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The robust mean ``(B, 3)`` and covariance ``(B, 3, 3)`` of ``lab (B, 3, N)`` over the samples ``w (B, 1, N)``
+    > 0.5: the per-channel median / MAD, then ``params.iterations`` refits within ``params.trim``."""
+    b = lab.shape[0]
+    med, mad = _masked_median_mad(lab.reshape(b * 3, -1), w.expand(-1, 3, -1).reshape(b * 3, -1))
     std0 = torch.maximum(1.4826 * mad.reshape(b, 3), floor)
     mean = med.reshape(b, 3)
     cov = torch.diag_embed(std0**2)
@@ -125,9 +226,21 @@ def fit_skin_model(
         mean = torch.where(ok, mean_new, mean)
         cov = torch.where(ok[:, :, None], cov_new, cov)
         cov = _regularise(cov, floor)
-    slack = torch.tensor([params.luma_slack, 1.0, 1.0], device=lab.device, dtype=lab.dtype)
-    cov = cov * (slack[:, None] * slack[None, :])
-    return SkinModel(mean=mean, cov=cov, valid=count >= params.min_samples)
+    return mean, cov
+
+
+def local_contrast(image: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 1, H, W)``: the log luma's departure from its Gaussian blur of sigma
+    1 px (absolute): the texture a strand of hair has and skin, lit or in shadow, has not."""
+    rgb = image.clamp(0.0, 1.0)
+    luma = (0.2126 * rgb[:, :1] + 0.7152 * rgb[:, 1:2] + 0.0722 * rgb[:, 2:3]).clamp(min=1.0 / 255.0).log()
+    return (luma - gaussian_blur(luma, 1.0)).abs()
+
+
+def _masked_median(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` the lower median of each row of ``x (B, N)`` over entries with ``w (B, N) > 0.5`` (0 for none)."""
+    med, _ = _masked_median_mad(x, w)
+    return torch.where((w > 0.5).any(dim=1), med, torch.zeros_like(med))
 
 
 def _regularise(cov: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
@@ -156,7 +269,13 @@ def skin_distance(image: torch.Tensor, model: SkinModel) -> torch.Tensor:
     """
     b, _, h, w = image.shape
     lab = rgb_to_lab(image.clamp(0.0, 1.0)).reshape(b, 3, -1)
-    d = _mahalanobis2(lab, model.mean, model.cov).clamp(min=0.0).sqrt()
+    d2 = _mahalanobis2(lab, model.mean, model.cov)
+    if model.second is not None:  # the nearest of the two lights' skin and their blends (a shadow's soft edge)
+        for t in MIX_STEPS:
+            mean = model.mean + t * (model.second_mean - model.mean)
+            cov = model.cov + t * (model.second_cov - model.cov)
+            d2 = torch.where(model.second[:, None], torch.minimum(d2, _mahalanobis2(lab, mean, cov)), d2)
+    d = d2.clamp(min=0.0).sqrt()
     d = torch.where(model.valid[:, None], d, torch.zeros_like(d))
     return d.reshape(b, 1, h, w)
 

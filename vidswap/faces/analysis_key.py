@@ -27,8 +27,10 @@ __all__ = ["ANALYSIS_MODELS", "HAND_MODELS", "SAMPLING_REVISION", "analysis_key"
 #: reduced from the face detector's input, not from the whole frame (within 1 code value; the cuts found on every
 #: test clip are the same); 5 = the appearance model's shutter, from the sampled faces' motion blur
 #: (:func:`vidswap.appearance.sharpness.shutter_estimate`); 6 = the appearance model's grain, from the plate's
-#: frame-to-frame noise around the sampled faces (:func:`vidswap.appearance.plate_noise.track_noise`)
-SAMPLING_REVISION = 6
+#: frame-to-frame noise around the sampled faces (:func:`vidswap.appearance.plate_noise.track_noise`); 7 = the skin
+#: colour statistics over the skin under a second light too (:func:`vidswap.composite.occlusion.fit_skin_model`: a
+#: face half in a hard shadow or under another light's colour was half taken for an occluder)
+SAMPLING_REVISION = 7
 
 ANALYSIS_MODELS = ("yunet", "face_mesh", "iris", "sface")
 HAND_MODELS = ("palm_detection", "pose_landmark")

@@ -45,14 +45,16 @@ def forehead_validity(images: Tensor, landmarks: Tensor, regions, ramp: float = 
     nose) marks what is not skin; it counts only where hair goes: above the brows, and in the outer ``sides`` of
     the face's width above the mouth corners (glasses, beards and make-up elsewhere belong to the identity),
     fading in over ``ramp`` x the face size. A still photo has no temporal noise, so the test is stricter than on
-    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack). A black-and-white photo
+    the plate (``keep_below``/``drop_above`` Mahalanobis distances, no extra luma slack, and no second light's
+    skin: on grace_hopper's strongly shaded portrait the plate's two-light test split the skin in two, which would
+    widen this stricter test where nothing calls for it). A black-and-white photo
     has no colour to tell a fringe from skin by (the astronaut in grey: the test kept most of hers, painted as a
     dark band across the plate's forehead); there the strands' texture is used as well
     (:func:`texture_visibility`). The crops are aligned (eye line level), so "above" and "outer" are rows and
     columns.
     """
     params = CompositeParams(occlusion=OcclusionParams(keep_below=keep_below, drop_above=drop_above,
-                                                       luma_slack=1.0))
+                                                       luma_slack=1.0, second_share=0.0))
     masks = build_masks(images.clamp(0.0, 1.0), landmarks, regions, params)
     visibility = masks.visibility
     grey = grey_photos(images, masks.face)
