@@ -25,35 +25,24 @@ import numpy as np
 def noisy_clip(source: Path | str, out: Path | str, frames: int = 60, sigma: float = 7.0, gain: float = 0.6,
                blur: float = 0.0, seed: int = 0) -> Path:
     """Write the clip (see the module docstring) from the first ``frames`` frames of the video ``source``."""
-    import av
     import cv2
+
+    from clip_io import map_clip
 
     if sigma < 0 or not 0.0 < gain <= 1.0 or blur < 0:
         raise ValueError(f"need sigma >= 0, 0 < gain <= 1, blur >= 0; got {sigma}, {gain}, {blur}")
     rng = np.random.default_rng(seed)
-    out = Path(out)
-    with av.open(str(source)) as ic, av.open(str(out), "w") as oc:
-        vs = ic.streams.video[0]
-        stream = oc.add_stream("libx264", rate=vs.average_rate or 25)
-        stream.width, stream.height, stream.pix_fmt = vs.width - vs.width % 2, vs.height - vs.height % 2, "yuv420p"
-        stream.options = {"crf": "10", "preset": "fast"}
-        written = 0
-        for frame in ic.decode(video=0):
-            if written >= frames:
-                break
-            image = frame.to_ndarray(format="rgb24")[:stream.height, :stream.width].astype(np.float32) * gain
-            noise = rng.normal(0.0, 1.0, image.shape[:2] + (1,)) + 0.5 * rng.normal(0.0, 1.0, image.shape)
-            noise = noise.astype(np.float32)
-            if blur > 0:
-                noise = cv2.GaussianBlur(noise, (0, 0), blur)
-            noise *= sigma / max(float(noise.std()), 1e-12)
-            image = np.clip(image + noise + 0.5, 0, 255).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                oc.mux(packet)
-            written += 1
-        for packet in stream.encode():
-            oc.mux(packet)
-    return out
+
+    def change(image: np.ndarray, index: int) -> np.ndarray:
+        image = image.astype(np.float32) * gain
+        noise = rng.normal(0.0, 1.0, image.shape[:2] + (1,)) + 0.5 * rng.normal(0.0, 1.0, image.shape)
+        noise = noise.astype(np.float32)
+        if blur > 0:
+            noise = cv2.GaussianBlur(noise, (0, 0), blur)
+        noise *= sigma / max(float(noise.std()), 1e-12)
+        return np.clip(image + noise + 0.5, 0, 255).astype(np.uint8)
+
+    return map_clip(source, out, frames, change, crf=10)
 
 
 def main(argv: list[str] | None = None) -> int:

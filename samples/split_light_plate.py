@@ -49,32 +49,18 @@ def light_gain(width: int, edge: float, softness: float, key: Sequence[float] = 
 def split_light_clip(source: Path | str, out: Path | str, frames: int = 60, edge: Sequence[float] = (455.0,),
                      softness: float = 12.0, key: Sequence[float] = KEY, fill: Sequence[float] = FILL) -> Path:
     """Write the clip (see the module docstring) from the first ``frames`` frames of the video ``source``."""
-    import av
+    from clip_io import map_clip
 
     if not 1 <= len(edge) <= 2 or softness < 0 or frames < 1:
         raise ValueError(f"need one or two edge positions, softness >= 0 and frames >= 1; got {edge}, {softness}, "
                          f"{frames}")
-    out = Path(out)
-    with av.open(str(source)) as ic, av.open(str(out), "w") as oc:
-        vs = ic.streams.video[0]
-        stream = oc.add_stream("libx264", rate=vs.average_rate or 25)
-        stream.width, stream.height, stream.pix_fmt = vs.width - vs.width % 2, vs.height - vs.height % 2, "yuv420p"
-        stream.options = {"crf": "12", "preset": "fast"}
-        written = 0
-        for frame in ic.decode(video=0):
-            if written >= frames:
-                break
-            t = written / max(frames - 1, 1)
-            x = edge[0] + (edge[-1] - edge[0]) * t
-            image = _to_linear(frame.to_ndarray(format="rgb24")[:stream.height, :stream.width] / 255.0)
-            image = _to_srgb(image * light_gain(stream.width, x, softness, key, fill))
-            picture = av.VideoFrame.from_ndarray((image * 255.0 + 0.5).astype(np.uint8), format="rgb24")
-            for packet in stream.encode(picture):
-                oc.mux(packet)
-            written += 1
-        for packet in stream.encode():
-            oc.mux(packet)
-    return out
+
+    def change(image: np.ndarray, index: int) -> np.ndarray:
+        x = edge[0] + (edge[-1] - edge[0]) * index / max(frames - 1, 1)
+        lit = _to_srgb(_to_linear(image / 255.0) * light_gain(image.shape[1], x, softness, key, fill))
+        return (lit * 255.0 + 0.5).astype(np.uint8)
+
+    return map_clip(source, out, frames, change, crf=12)
 
 
 def main(argv: list[str] | None = None) -> int:
