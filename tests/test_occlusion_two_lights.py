@@ -1,5 +1,5 @@
 """The skin-colour occlusion test on a face under two lights (vidswap.composite.occlusion): the skin under the
-second light is skin, hair and beards are not, and a face under one light is tested exactly as before."""
+second light is skin; hair, a beard and a face mask are not; a face under one light is tested exactly as before."""
 
 import torch
 
@@ -103,6 +103,20 @@ def test_a_beard_is_no_second_light():
     model, vis, face, fs = _fit(img, poly, below)
     assert model.second is None
     assert vis[0, 0][beard].mean().item() < 0.05
+
+
+def test_a_face_mask_is_no_second_light():
+    """A smooth, pale blue mask over the lower face (a fifth of the skin samples and more, below the skin above it)
+    stays an occluder: a second light's skin lies beside the first's, not below it."""
+    img, poly, inside, below = _scene(edge=None)
+    yy = torch.arange(SIZE)[:, None].expand(SIZE, SIZE)
+    mask = inside & (yy >= 90)
+    img = torch.where(mask, torch.tensor([0.70, 0.80, 0.92]).view(3, 1, 1), img[0])[None]
+    model, vis, face, fs = _fit(img, poly, below)
+    samples = skin_sample_mask(face, fs)[0, 0] > 0.5
+    assert (samples & mask).sum() >= 0.2 * samples.sum()
+    assert model.second is None
+    assert vis[0, 0][mask & (yy >= 96)].max().item() < 0.05
 
 
 def test_a_face_under_one_light_is_tested_as_before():

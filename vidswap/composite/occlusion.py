@@ -2,13 +2,16 @@
 skin sample region, marks what is not skin inside the face (hands, hair, props) so the plate keeps it.
 
 A face under two lights -- a hard shadow edge across it, a warm key on one side and a cool fill on the other -- shows
-its skin in two colours. One Gaussian takes the larger part and the rest of the face read as an occluder: the plate
-showed through over half the swapped face (and the colour match's statistics, taken where the face is visible, left
-the other half out). So where a large part of the skin sample is far from the first model, a second one is fitted to
-it and kept as skin when that part is a face's skin under another light, not hair or a prop: it reaches below the
-eyes (cheeks, nose, chin, where a fringe or hair over the temples does not) and its texture is as smooth as the first
-part's (the local contrast of its log luma; hair and beards are strands). :func:`skin_distance` is then the nearest
-of the two and of their blends (:data:`MIX_STEPS`: along a shadow's edge the skin is lit by a mix of both).
+its skin in two colours. One Gaussian took the larger part (or, with the face cut near its middle, sat between the two
+and fitted neither) and the rest of the face read as an occluder: the plate showed through over part of the swapped
+face, and the colour match's statistics, taken where the face is visible, left that part out. So where the skin
+samples spread wide or many lie beyond the model, they are split between two means, and the two parts are kept as
+skin under two lights when both are large and far apart, both reach below the eyes (cheeks, nose, chin, where a
+fringe or hair over the temples does not), they lie side by side rather than one above the other (a light falls from
+one side; a fringe, a beard or a face mask covers the face from above or below), and their textures are alike (the
+local contrast of the log luma; hair and beards are strands).
+:func:`skin_distance` is then the nearest of the two models and of their blends (:data:`MIX_STEPS`: along a
+shadow's edge the skin is lit by a mix of both). A face under one light is tested as before, bit for bit.
 
 Masks are float ``(B, 1, H, W)`` in [0, 1] on the device of their inputs (conventions:
 :mod:`vidswap.composite.masks`).
@@ -56,8 +59,9 @@ class OcclusionParams:
             the samples are split in two (two means); when each part holds at least
             ``second_share`` of them and their means are at least ``second_apart`` apart (CIE76 delta E: one light's
             skin splits into halves ~10 apart), a model is fitted to each (0 share: never) ...
-        second_below: ... and both are kept (skin under two lights) when at least this share of each part lies below
-            the eyes ...
+        second_below: ... and both are kept (skin under two lights) when at least this share of each part lies
+            below the eyes and the parts lie side by side (their centroids further apart across the face than up
+            and down it: hair over the forehead, a beard or a face mask covers the face from above or below) ...
         second_texture: ... and the rougher part's median local contrast (log luma against its blur of sigma 1 px)
             is at most this many times the smoother's (plus 0.01: film grain on a smooth face).
     """
@@ -133,8 +137,8 @@ def fit_skin_model(
     Args:
         image: ``(B, 3, H, W)`` RGB in [0, 1].
         sample_mask: ``(B, 1, H, W)``; pixels with value > 0.5 are samples.
-        below_eyes: ``(B, 1, H, W)``, 1 below the eyes (where hair does not hang over a face), or None (no second
-            model).
+        below_eyes: ``(B, 1, H, W)``, 1 below the eyes (:func:`~vidswap.composite.masks.below_eyes`), or None (no
+            second model).
 
     Returns:
         :class:`SkinModel` with ``mean (B, 3)``, ``cov (B, 3, 3)``, ``valid (B,)``.
@@ -172,9 +176,17 @@ def fit_skin_model(
     mean1, cov1 = _robust_gaussian(lab, first[:, None], params, floor)
     mean2, cov2 = _robust_gaussian(lab, second[:, None], params, floor)
     cov1, cov2 = cov1 * (slack[:, None] * slack[None, :]), cov2 * (slack[:, None] * slack[None, :])
-    low = below_eyes[..., ::step, ::step].reshape(b, -1) > 0.5
+    low = (below_eyes[..., ::step, ::step].reshape(b, -1) > 0.5).to(lab.dtype)
     reaches = torch.minimum((first * low).sum(dim=1) / n1.clamp(min=1.0),
                             (second * low).sum(dim=1) / n2.clamp(min=1.0)) >= params.second_below
+    # side by side, not one above the other: a light falls on a face from one side; hair over the forehead, a beard
+    # or a face mask covers it from above or below
+    rows, cols = torch.meshgrid(torch.arange(image.shape[-2], device=lab.device, dtype=lab.dtype),
+                                torch.arange(image.shape[-1], device=lab.device, dtype=lab.dtype), indexing="ij")
+    where = torch.stack([cols.reshape(-1), rows.reshape(-1)])  # (2, N): x, y of the samples
+    apart_xy = ((first[:, None] * where).sum(2) / n1[:, None].clamp(min=1.0)
+                - (second[:, None] * where).sum(2) / n2[:, None].clamp(min=1.0)).abs()  # (B, 2)
+    reaches = reaches & (apart_xy[:, 0] > apart_xy[:, 1])
     contrast = local_contrast(full)[..., ::step, ::step].reshape(b, -1)  # (B, N)
     t1, t2 = _masked_median(contrast, first), _masked_median(contrast, second)
     smooth = torch.maximum(t1, t2) <= params.second_texture * torch.minimum(t1, t2) + 0.01
