@@ -2,17 +2,13 @@
 second light is skin; hair, a beard and a face mask are not; a face under one light is tested exactly as before."""
 
 import torch
+from test_composite_masks import circle
 
 from vidswap.composite.masks import below_eyes, face_size, feather_mask, polygon_mask
 from vidswap.composite.occlusion import fit_skin_model, occlusion_visibility, skin_distance, skin_sample_mask
 
 SIZE = 160
 EYE_ROWS = (58, 66)  # the eyes' rows in these scenes: below them, row 67 on
-
-
-def _circle(cx: float, cy: float, r: float, n: int = 48) -> torch.Tensor:
-    t = torch.arange(n, dtype=torch.float32) * (2 * torch.pi / n)
-    return torch.stack([cx + r * torch.cos(t), cy + r * torch.sin(t)], dim=-1)
 
 
 def _scene(edge: float | None = 80.0):
@@ -29,7 +25,7 @@ def _scene(edge: float | None = 80.0):
     light = cool + (warm - cool) * lit
     face = skin * light + 0.01 * torch.randn(3, SIZE, SIZE, generator=g)
     img = torch.where(inside, face, torch.tensor([0.2, 0.35, 0.25]).view(3, 1, 1)).clamp(0, 1)[None]
-    poly = _circle(c, c, r)[None]
+    poly = circle(c, c, r)[None]
     eyes = torch.zeros(1, 1, SIZE, SIZE)
     eyes[..., EYE_ROWS[0]:EYE_ROWS[1] + 1, 50:110] = 1.0
     return img, poly, inside, below_eyes(eyes)
