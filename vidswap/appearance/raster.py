@@ -31,10 +31,14 @@ Groups are split so that at most ``max_candidates`` candidates are alive at once
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import cv2
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["rasterize", "raster_fragments", "interpolate_corners", "fill_polygons", "loop_outlines"]
+__all__ = ["rasterize", "raster_fragments", "interpolate_corners", "fill_polygons", "fill_loops", "loop_outlines"]
 
 _LOW32 = 0xFFFFFFFF
 
@@ -367,6 +371,22 @@ def fill_polygons(
         out.index_add_(0, pix.reshape(-1), val.reshape(-1))
     return (out != 0).view(B, H, W)
 
+
+
+def fill_loops(points: Tensor, loops: Sequence, size: tuple[int, int]) -> Tensor:
+    """The union of the polygons ``loops`` (landmark index loops) of ``points`` (B, N, 2+, pixels) filled on (H, W):
+    (B, 1, H, W) float in {0, 1}. On the CPU by OpenCV (a tenth of the cost of :func:`fill_polygons`, whose stencil
+    fill runs on any device; OpenCV's also takes the pixels the outline crosses, a pixel more along the edges),
+    elsewhere by :func:`fill_polygons`."""
+    if points.device.type != "cpu":
+        return fill_polygons(points[..., :2].float(), list(loops), size).float()[:, None]
+    H, W = int(size[0]), int(size[1])
+    canvas = np.zeros((points.shape[0], H, W), np.uint8)
+    xy = points[..., :2].detach().double().numpy()
+    for b in range(len(canvas)):
+        polys = [np.round(xy[b, np.asarray(loop)] * 16).astype(np.int32).reshape(-1, 1, 2) for loop in loops]
+        cv2.fillPoly(canvas[b], polys, 1, lineType=cv2.LINE_8, shift=4)
+    return torch.from_numpy(canvas).float()[:, None]
 
 def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
     """The pixels the closed loops' edges pass through: each edge sampled at steps of at most one pixel along

@@ -159,6 +159,9 @@ class GeometricSwapConfig:
         relit_plate_folds: likewise, how much of the plate's own nasolabial folds (from beside the nose's wings
             down past the mouth's corners) the render takes, on frames whose mouth corners have moved from the
             track's neutral (a smile, a cry, speech): without them a grin or a cry sat on a calm face. 0: off.
+        relit_plate_lips: with ``appearance: relit``, how much of the plate's own lips the render takes under the
+            source's lip colour (:mod:`vidswap.swap.geometric.plate_lips`): their border where the plate draws it,
+            their gloss and lines, so the photo's lipstick, highlights and teeth do not smear over them. 0: off.
         relit_stretch: with ``appearance: relit``, how much more squarely a turned plate may show a vertex than
             the photos saw it before their detail fades to plain skin (gone at twice it; :mod:`.view_stretch`). 0: off.
         mix_shape_source, mix_texture_source, mix_weight: identity mixing (MFIM-style) across the source photos
@@ -199,6 +202,7 @@ class GeometricSwapConfig:
     relit_brow_rest: float = 0.0
     relit_plate_creases: float = 1.0
     relit_plate_folds: float = 1.0
+    relit_plate_lips: float = 1.0
     relit_stretch: float = 1.5
 
     def __post_init__(self) -> None:
@@ -224,6 +228,7 @@ class GeometricSwapConfig:
                                ("relit_brow_rest", 1.0, "0 = off"),
                                ("relit_plate_creases", 1.0, "0 = off"),
                                ("relit_plate_folds", 1.0, "0 = off"),
+                               ("relit_plate_lips", 1.0, "0 = off"),
                                ("relit_stretch", 4.0, "0 = off"),
                                ("relit_outline", 0.25, texture_side)):
             value = getattr(self, key)
@@ -465,7 +470,8 @@ class GeometricSwapCore(SwapCore):
                                          tgt_lm, driven, batch.frame_to_crop, identity.eye_openness,
                                          identity.edge_blur, side=self._render_side(identity, S, H),
                                          occluder=batch.occluder, creases=creases, folds=folds,
-                                         source_landmarks=identity.landmarks, stretch=self.config.relit_stretch)
+                                         source_landmarks=identity.landmarks, stretch=self.config.relit_stretch,
+                                         lips=self.config.relit_plate_lips)
         px = S / 256.0
         hole = inner_mask(tgt_lm, [lp.to(device) for lp in self.loops], (H, S),
                           grow=self.config.inner_grow * px, feather=self.config.inner_feather * px, outline=True)

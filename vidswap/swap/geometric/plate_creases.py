@@ -42,13 +42,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from vidswap.appearance.encoding import srgb_to_linear
-from vidswap.appearance.raster import fill_polygons
+from vidswap.appearance.raster import fill_loops
 from vidswap.composite.filters import dilate, gaussian_blur, smoothstep
 from vidswap.faces.types import MOUTH_CORNERS
 from vidswap.swap.geometric.mouth_rest import fold_region
@@ -117,19 +116,10 @@ def plate_features(landmarks: Tensor, loops: Sequence[Tensor], size: tuple[int, 
     """The plate's own brows and eyes in its crops: the ``loops`` (landmark index loops) of the crops' landmarks
     (B, V, 2+) filled and grown by ``clear`` x the face height (the largest of ``face_heights`` (B,)).
     -> (B, 1, H, W) in {0, 1}. The render's zone follows the driven mesh, whose brows are the source's; the
-    plate's brows, where they differ, are no crease. On the CPU the loops are filled by OpenCV (a tenth of the
-    cost of :func:`~vidswap.appearance.raster.fill_polygons`, whose stencil fill runs on any device; OpenCV's also
-    takes the pixels the outline crosses, a pixel more along the edges, well within the growth)."""
-    if landmarks.device.type == "cpu":
-        H, W = int(size[0]), int(size[1])
-        canvas = np.zeros((landmarks.shape[0], H, W), np.uint8)
-        points = landmarks[..., :2].detach().double().numpy()
-        for b in range(len(canvas)):
-            polys = [np.round(points[b, np.asarray(loop)] * 16).astype(np.int32).reshape(-1, 1, 2) for loop in loops]
-            cv2.fillPoly(canvas[b], polys, 1, lineType=cv2.LINE_8, shift=4)
-        filled = torch.from_numpy(canvas).float()[:, None]
-    else:
-        filled = fill_polygons(landmarks[..., :2].float(), list(loops), size).float()[:, None]
+    plate's brows, where they differ, are no crease. Filled by :func:`~vidswap.appearance.raster.fill_loops` (on the
+    CPU by OpenCV, which also takes the pixels the outline crosses: a pixel more along the edges, well within the
+    growth)."""
+    filled = fill_loops(landmarks, loops, size)
     return dilate(filled, max(float(clear * face_heights.max()), 1.0)).clamp(0.0, 1.0)
 
 

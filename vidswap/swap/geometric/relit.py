@@ -43,6 +43,7 @@ from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
 from vidswap.swap.geometric.plate_creases import FOLD_PREFILTER, crease_zone, fold_zone, take_creases
+from vidswap.swap.geometric.plate_lips import face_weight, take_lips
 from vidswap.swap.geometric.view_stretch import detail_keep, photo_facing, vertex_facing
 
 __all__ = ["RelitRenderer", "source_texture_size", "auto_crop_size", "render_side", "downsize_albedo", "eye_openness",
@@ -183,6 +184,9 @@ class RelitRenderer:
                                if name in self.topology.regions]
         self._fold_loops = self._feature_loops + [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
                                                   for name in ("lips_outer",) if name in self.topology.regions]
+        self._lip_loops = (tuple(torch.as_tensor(self.topology.regions[name], dtype=torch.long)
+                                 for name in ("lips_outer", "lips_inner"))
+                           if {"lips_outer", "lips_inner"} <= set(self.topology.regions) else None)
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
         self.mirror = torch.as_tensor(self.topology.mirror, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
@@ -361,7 +365,7 @@ class RelitRenderer:
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
                side: int | None = None, occluder: Tensor | None = None,
                creases: Tensor | None = None, source_landmarks: Tensor | None = None,
-               stretch: float = 0.0, folds: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               stretch: float = 0.0, folds: Tensor | None = None, lips: float = 0.0) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
         cuts the eye and mouth openings).
@@ -387,6 +391,9 @@ class RelitRenderer:
             source_landmarks, stretch: (K, 478, 3) the source photos' meshes (in their pixels) and the stretch from
                 which their detail fades to plain skin where the driven mesh faces the plate's camera more squarely
                 than the photos saw it (:mod:`.view_stretch`); None or 0: the detail as it is.
+            lips: how much (0-1) of the plate's own lips the finished crop takes under the source's lip colour
+                (:mod:`.plate_lips`: their border, gloss and lines; faded out on faces under ~100 plate pixels
+                tall); 0: the render's lips as they are.
         """
         albedo = albedo[:, :4]  # a source albedo not yet through :meth:`track_albedo` may carry a fifth channel
         keep = None
@@ -433,6 +440,11 @@ class RelitRenderer:
         if n < S:
             up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
             face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
+        if lips > 0 and self._lip_loops is not None:  # on the finished crop: the plate's lip detail as it is
+            heights = face_height(target_landmarks)
+            scale = torch.linalg.det(torch.as_tensor(frame_to_crop, dtype=torch.float64)[:, :, :2]).abs().sqrt()
+            amount = lips * face_weight(heights / scale.to(heights))
+            face = take_lips(face, crops, target_landmarks, heights, *self._lip_loops, amount, occluder)
         return face, alpha
 
     def _with_creases(self, rgb: Tensor, zone: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor,
