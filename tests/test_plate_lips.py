@@ -30,8 +30,9 @@ def _painted(skin, lips, regions) -> torch.Tensor:
 
 
 def test_lip_regions_exact():
-    """The lips are the rectangle less the slit (OpenCV's fill: edges included); the core is 1 px (0.01 x 100) inside both borders; the ring 3.5-5.5
-    px outside (radii 4 and 6 px, rounded); the band is 0 in the slit, ~1 on the lips away from the border and 0 far from the mouth."""
+    """The lips are the rectangle less the slit (OpenCV's fill: edges included); the core is 1 px (0.01 x 100)
+    inside both borders; the ring 3.5-5.5 px outside (radii 4 and 6 px, rounded); the band is 0 in the slit, ~1 on
+    the lips away from the border and 0 far from the mouth."""
     r = _regions()
     lips = r["lips"][0, 0]
     assert int(lips.sum()) == 41 * 17 - 29 * 3 and float(lips[31:34, 34:63].max()) == 0.0
@@ -200,8 +201,9 @@ def test_the_relit_render_takes_the_plates_lips_and_only_them():
     reach = 165.0 * (RING[1] + 0.01)  # the face is 165 crop pixels tall
     ys, xs = torch.nonzero(changed, as_tuple=True)
     assert len(ys) > 100
-    assert int(ys.min()) >= float(outer[:, 1].min()) - reach - 1 and int(xs.min()) >= float(outer[:, 0].min()) - reach - 1
-    assert int(ys.max()) <= float(outer[:, 1].max()) + reach + 1 and int(xs.max()) <= float(outer[:, 0].max()) + reach + 1
+    lo, hi = outer.amin(0) - reach - 1, outer.amax(0) + reach + 1
+    assert int(xs.min()) >= float(lo[0]) and int(ys.min()) >= float(lo[1])
+    assert int(xs.max()) <= float(hi[0]) and int(ys.max()) <= float(hi[1])
     assert float(outer[:, 0].min()) - reach > 0  # the box is inside the crop: the columns are a real bound
     small = (torch.ones(1, 4, 128, 128), args[1], crops, lm, lm,
              torch.tensor([[[8.0, 0.0, 0.0], [0.0, 8.0, 0.0]]]), args[6])

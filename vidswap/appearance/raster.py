@@ -372,7 +372,6 @@ def fill_polygons(
     return (out != 0).view(B, H, W)
 
 
-
 def fill_loops(points: Tensor, loops: Sequence, size: tuple[int, int]) -> Tensor:
     """The union of the polygons ``loops`` (landmark index loops) of ``points`` (B, N, 2+, pixels) filled on (H, W):
     (B, 1, H, W) float in {0, 1}. On the CPU by OpenCV (a tenth of the cost of :func:`fill_polygons`, whose stencil
@@ -387,6 +386,7 @@ def fill_loops(points: Tensor, loops: Sequence, size: tuple[int, int]) -> Tensor
         polys = [np.round(xy[b, np.asarray(loop)] * 16).astype(np.int32).reshape(-1, 1, 2) for loop in loops]
         cv2.fillPoly(canvas[b], polys, 1, lineType=cv2.LINE_8, shift=4)
     return torch.from_numpy(canvas).float()[:, None]
+
 
 def loop_outlines(points: Tensor, loops, size: tuple[int, int]) -> Tensor:
     """The pixels the closed loops' edges pass through: each edge sampled at steps of at most one pixel along
