@@ -91,6 +91,9 @@ class RelightParams:
         (the geometric core's relit render; not where a kept frame of glasses lies over the brows). The plate's
         frown and closing eyes show in its brows; faint brows do not carry them (the eval's landmark judge then
         reads closed eyes as open). 0: off (the default; the core's ``relit_brows``).
+    steep_edges: the mesh edges beside a triangle seen edge-on (its screen area over its canonical area under this
+        share of the frame's median) are smoothed in the render, so they are not drawn as staircases
+        (:mod:`vidswap.swap.geometric.edge_smooth`). 0: off.
     """
 
     temporal: float = 0.04
@@ -113,6 +116,7 @@ class RelightParams:
     brow_borrow: float = 0.0
     brow_borrow_grow: float = 0.01
     brow_faint: tuple[float, float] = (0.35, 0.6)
+    steep_edges: float = 0.35
 
 
 def _filled(face: Tensor) -> Tensor:

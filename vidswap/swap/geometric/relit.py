@@ -41,6 +41,7 @@ from vidswap.faces.align import face_height, invert_affine, transform_landmarks
 from vidswap.faces.pose import canonical_face
 from vidswap.faces.topology import MeshTopology
 from vidswap.swap.geometric.brow_rest import glabella_region
+from vidswap.swap.geometric.edge_smooth import edge_band, mesh_edges, smooth_steep_edges, steep_edges, triangle_areas
 from vidswap.swap.geometric.mouth_rest import corner_region, fold_region
 from vidswap.swap.geometric.plate_creases import FOLD_PREFILTER, crease_zone, fold_zone, take_creases
 from vidswap.swap.geometric.plate_lips import face_weight, take_lips
@@ -188,6 +189,8 @@ class RelitRenderer:
                                  for name in ("lips_outer", "lips_inner"))
                            if {"lips_outer", "lips_inner"} <= set(self.topology.regions) else None)
         self.triangles = torch.as_tensor(self.topology.triangles, dtype=torch.long)
+        self._edges, self._edge_triangles = mesh_edges(self.triangles)
+        self._canonical_areas = triangle_areas(canonical_face().float(), self.triangles)
         self.mirror = torch.as_tensor(self.topology.mirror, dtype=torch.long)
         self.oval = torch.as_tensor(self.topology.regions["face_oval"], dtype=torch.long)
         self.follow = follow_weights(canonical_face(), self.topology.regions, self.relight.lips_reach,
@@ -420,6 +423,11 @@ class RelitRenderer:
         drawn = driven if n == S else to_render_pixels(driven, k)
         rendered, cover = render_from_texture(space, texture, drawn, (n if n < S else H, n), vertex_gain=shade,
                                               texture_gain=light.broad * ratio, vertex_keep=keep)
+        if self.relight.steep_edges > 0:  # no staircases where the face turns away (:mod:`.edge_smooth`)
+            steep = steep_edges(drawn, self.triangles, self._edge_triangles, self._canonical_areas,
+                                self.relight.steep_edges)
+            band = edge_band(drawn, self._edges, steep, tuple(rendered.shape[-2:]))
+            smooth_steep_edges(rendered[:, :3], cover, band)  # in place
         closing = lid_closing(eye_openness(target_landmarks), source_eyes.to(driven), self.relight.lid_close_start,
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
