@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.lighting import normalized_blur
+from vidswap.composite.filters import gaussian_blur
 
 __all__ = ["STEEP_RATIO", "BAND_WIDTH", "SMOOTH_SIGMA", "mesh_edges", "triangle_areas", "steep_edges", "edge_band",
            "smooth_steep_edges"]
@@ -87,8 +88,9 @@ def edge_band(verts: Tensor, edges: Tensor, selected: Tensor, size: tuple[int, i
 
 def smooth_steep_edges(rgb: Tensor, cover: Tensor, band: Tensor, sigma: float = SMOOTH_SIGMA) -> Tensor:
     """``rgb`` (B, C, H, W) with the pixels of ``band`` (B, 1, H, W) replaced by its Gaussian blur (sigma pixels)
-    over what ``cover`` (B, 1, H, W) marks, in place (returned); elsewhere ``rgb`` untouched. Each frame is blurred
-    over the box of its band grown by twice the blur's reach alone (a frame's values do not depend on the batch)."""
+    over what ``cover`` (B, 1, H, W) marks (band and cover multiply the step: a band of 1 on a covered pixel is
+    the blur), in place (returned); elsewhere ``rgb`` untouched. Each frame is blurred over the box of its band
+    grown by twice the blur's reach alone (a frame's values do not depend on the batch)."""
     reach = 2 * (math.ceil(3.0 * sigma) + 1)
     H, W = rgb.shape[-2:]
     for b in range(rgb.shape[0]):
@@ -97,7 +99,11 @@ def smooth_steep_edges(rgb: Tensor, cover: Tensor, band: Tensor, sigma: float = 
             continue
         y0, y1 = max(int(rows.min()) - reach, 0), min(int(rows.max()) + reach + 1, H)
         x0, x1 = max(int(cols.min()) - reach, 0), min(int(cols.max()) + reach + 1, W)
-        box, seen, on = rgb[b:b + 1, :, y0:y1, x0:x1], cover[b:b + 1, :, y0:y1, x0:x1], band[b:b + 1, :, y0:y1, x0:x1]
-        smooth, _ = normalized_blur(box, seen, sigma)
-        box.copy_(torch.where(on * seen > 0, box + on * (smooth - box), box))
+        box, seen = rgb[b:b + 1, :, y0:y1, x0:x1], cover[b:b + 1, :, y0:y1, x0:x1]
+        if bool((seen >= 1.0).all()):  # the usual case: the band lies inside what the render covers
+            smooth = gaussian_blur(box, sigma)
+        else:
+            smooth, _ = normalized_blur(box, seen, sigma)
+        on = band[b:b + 1, :, y0:y1, x0:x1] * seen
+        box.add_(on * (smooth - box))
     return rgb
