@@ -155,18 +155,20 @@ def mouth():
 
 
 def test_take_lips_each_frame_on_its_own_and_exact_outside_its_box(mouth):
-    """Three frames batched give each frame bit for bit what it gives alone; amount 0 on all returns the face
-    itself; a frame at amount 0 in the batch is its face exactly; the rim changes (by half at amount 0.5), the
+    """Three frames batched give each frame bit for bit what it gives alone (written in place); amount 0 on all
+    returns the face itself, untouched; a frame at amount 0 in the batch is its face exactly; the rim changes (by half at amount 0.5), the
     crop's corners do not."""
     face, crops, lms, rim, outer, inner = mouth
     heights = torch.full((3,), 80.0)
     amount = torch.tensor([1.0, 0.5, 0.0])
-    batch = take_lips(face, crops, lms, heights, outer, inner, amount)
+    batch = take_lips(face.clone(), crops, lms, heights, outer, inner, amount)
     for b in range(3):
-        one = take_lips(face[b:b + 1], crops[b:b + 1], lms[b:b + 1], heights[b:b + 1], outer, inner, amount[b:b + 1])
+        one = take_lips(face[b:b + 1].clone(), crops[b:b + 1], lms[b:b + 1], heights[b:b + 1], outer, inner,
+                        amount[b:b + 1])
         assert torch.equal(one, batch[b:b + 1])
     assert torch.equal(batch[2], face[2])
-    assert take_lips(face, crops, lms, heights, outer, inner, torch.zeros(3)) is face
+    before = face.clone()
+    assert take_lips(face, crops, lms, heights, outer, inner, torch.zeros(3)) is face and torch.equal(face, before)
     change = [float((batch[b] - face[b]).abs()[:, rim[b, 0] > 0].mean()) for b in range(2)]
     assert change[0] > 0.02 and change[1] == pytest.approx(change[0] / 2, rel=0.1)
     assert torch.equal(batch[:, :, :20, :20], face[:, :, :20, :20])
@@ -174,7 +176,7 @@ def test_take_lips_each_frame_on_its_own_and_exact_outside_its_box(mouth):
 
 def test_take_lips_under_an_occluder_keeps_the_render(mouth):
     face, crops, lms, _, outer, inner = mouth
-    out = take_lips(face, crops, lms, torch.full((3,), 80.0), outer, inner, torch.ones(3),
+    out = take_lips(face.clone(), crops, lms, torch.full((3,), 80.0), outer, inner, torch.ones(3),
                     occluder=torch.ones(3, 1, 160, 160))
     assert torch.allclose(out, face, atol=2e-6)
 

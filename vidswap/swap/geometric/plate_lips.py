@@ -153,16 +153,15 @@ def lip_surface(render: Tensor, plate: Tensor, lips: Tensor, sigma: float, inset
 def take_lips(face: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor, outer: Tensor, inner: Tensor,
               amount: Tensor, occluder: Tensor | None = None) -> Tensor:
     """The finished relit crop ``face`` (B, 3, H, W) sRGB with the plate's lips (:func:`lip_colour`, then
-    :func:`lip_surface`), blended by ``amount`` (B,) in [0, 1] (all 0: ``face`` itself, the same tensor).
-    ``crops`` the plate's (B, 3, H, W) sRGB, ``landmarks`` (B, 478, 3) and ``heights`` (B,) in crop pixels,
-    ``outer`` / ``inner`` the lip contours' index loops, ``occluder`` (B, 1, H, W) or None. Returns a new tensor.
+    :func:`lip_surface`), blended by ``amount`` (B,) in [0, 1], written into ``face`` in place (returned; all 0:
+    untouched). ``crops`` the plate's (B, 3, H, W) sRGB, ``landmarks`` (B, 478, 3) and ``heights`` (B,) in crop
+    pixels, ``outer`` / ``inner`` the lip contours' index loops, ``occluder`` (B, 1, H, W) or None.
 
     Each frame is worked over its own box around its lips (:func:`lip_box`), on its own: a frame gives the same
     values bit for bit in any batch (farm chunks), and outside its box exactly ``face``'s."""
     if not bool((amount > 0).any()):
         return face
     H, W = face.shape[-2:]
-    out = face.clone()
     for b in torch.nonzero(amount > 0)[:, 0].tolist():
         height = float(heights[b])
         reach = height * (RING[1] + 0.01)  # the ring, and the band with its blur; the surface reads the lips alone
@@ -176,5 +175,5 @@ def take_lips(face: Tensor, crops: Tensor, landmarks: Tensor, heights: Tensor, o
         plate = srgb_to_linear(crops[b:b + 1, :, rows, cols].to(face))
         lips = lip_colour(srgb_to_linear(box), plate, regions, visible)
         lips = lip_surface(lips, plate, regions["lips"], SURFACE_SIGMA * height, SURFACE_INSET * height, visible)
-        out[b:b + 1, :, rows, cols] = box + float(amount[b]) * (linear_to_srgb(lips) - box)
-    return out
+        box.add_(float(amount[b]) * (linear_to_srgb(lips) - box))
+    return face
