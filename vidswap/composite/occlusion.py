@@ -108,13 +108,20 @@ class SkinModel:
 def _masked_median_mad(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row median and MAD of ``x (R, N)`` over entries with ``w (R, N) > 0.5``."""
     inside = w > 0.5
-    n = inside.sum(dim=1).clamp(min=1)
+    med, ks = _lower_median(x, inside)
     big = torch.finfo(x.dtype).max
-    ks = ((n - 1) // 2 + 1).tolist()  # the lower median's rank (1-based) per row
-    med = _kth(torch.where(inside, x, torch.full_like(x, big)), ks)
     dev = torch.where(inside, (x - med[:, None]).abs(), torch.full_like(x, big))
     mad = _kth(dev, ks)
     return med, mad
+
+
+def _lower_median(x: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """Per-row lower median of ``x (R, N)`` over the entries ``inside (R, N)`` (bool; a row with none gives the
+    dtype's largest value), and its rank (1-based) per row."""
+    n = inside.sum(dim=1).clamp(min=1)
+    big = torch.finfo(x.dtype).max
+    ks = ((n - 1) // 2 + 1).tolist()  # the lower median's rank (1-based) per row
+    return _kth(torch.where(inside, x, torch.full_like(x, big)), ks), ks
 
 
 def _kth(x: torch.Tensor, ks: list[int]) -> torch.Tensor:
@@ -153,7 +160,8 @@ def fit_skin_model(
     floor = torch.tensor(params.min_std, device=lab.device, dtype=lab.dtype)
     mean, cov = _robust_gaussian(lab, w, params, floor)
     slack = torch.tensor([params.luma_slack, 1.0, 1.0], device=lab.device, dtype=lab.dtype)
-    model = SkinModel(mean=mean, cov=cov * (slack[:, None] * slack[None, :]), valid=count >= params.min_samples)
+    slack = slack[:, None] * slack[None, :]  # the luma slack, as a factor of each covariance entry
+    model = SkinModel(mean=mean, cov=cov * slack, valid=count >= params.min_samples)
     if below_eyes is None or params.second_share <= 0:
         return model
     # where many samples lie beyond the model's skin (a face under one light: a few per cent), or the model spreads
@@ -167,15 +175,14 @@ def fit_skin_model(
         return model
     first, second = _two_means(lab, w[:, 0], model.mean, model.cov)
     n1, n2 = first.sum(dim=1), second.sum(dim=1)
-    centre = lambda m, n: (lab * m[:, None]).sum(2) / n[:, None].clamp(min=1.0)  # noqa: E731
-    apart = (centre(first, n1) - centre(second, n2)).norm(dim=1) >= params.second_apart
+    apart = (_centroid(lab, first, n1) - _centroid(lab, second, n2)).norm(dim=1) >= params.second_apart
     big = torch.minimum(n1, n2) >= torch.clamp(params.second_share * count, min=float(params.min_samples))
     candidates = model.valid & wide & apart & big  # each face's own test (a batch's faces do not change it)
     if not bool(candidates.any()):
         return model
     mean1, cov1 = _robust_gaussian(lab, first[:, None], params, floor)
     mean2, cov2 = _robust_gaussian(lab, second[:, None], params, floor)
-    cov1, cov2 = cov1 * (slack[:, None] * slack[None, :]), cov2 * (slack[:, None] * slack[None, :])
+    cov1, cov2 = cov1 * slack, cov2 * slack
     low = (below_eyes[..., ::step, ::step].reshape(b, -1) > 0.5).to(lab.dtype)
     reaches = torch.minimum((first * low).sum(dim=1) / n1.clamp(min=1.0),
                             (second * low).sum(dim=1) / n2.clamp(min=1.0)) >= params.second_below
@@ -184,8 +191,7 @@ def fit_skin_model(
     rows, cols = torch.meshgrid(torch.arange(image.shape[-2], device=lab.device, dtype=lab.dtype),
                                 torch.arange(image.shape[-1], device=lab.device, dtype=lab.dtype), indexing="ij")
     where = torch.stack([cols.reshape(-1), rows.reshape(-1)])  # (2, N): x, y of the samples
-    apart_xy = ((first[:, None] * where).sum(2) / n1[:, None].clamp(min=1.0)
-                - (second[:, None] * where).sum(2) / n2[:, None].clamp(min=1.0)).abs()  # (B, 2)
+    apart_xy = (_centroid(where, first, n1) - _centroid(where, second, n2)).abs()  # (B, 2)
     reaches = reaches & (apart_xy[:, 0] > apart_xy[:, 1])
     contrast = local_contrast(full)[..., ::step, ::step].reshape(b, -1)  # (B, N)
     t1, t2 = _masked_median(contrast, first), _masked_median(contrast, second)
@@ -196,6 +202,12 @@ def fit_skin_model(
     k = two[:, None]
     return SkinModel(mean=torch.where(k, mean1, model.mean), cov=torch.where(k[:, :, None], cov1, model.cov),
                      valid=model.valid, second_mean=mean2, second_cov=cov2, second=two)
+
+
+def _centroid(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` (B, C, N) or (C, N) over each row's samples ``mask (B, N)`` (0/1), their ``count (B,)``
+    given: ``(B, C)`` (0 where there are none)."""
+    return (x * mask[:, None]).sum(2) / count[:, None].clamp(min=1.0)
 
 
 def _two_means(lab: torch.Tensor, w: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, rounds: int = 6,
@@ -251,8 +263,9 @@ def local_contrast(image: torch.Tensor) -> torch.Tensor:
 
 def _masked_median(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``(B,)`` the lower median of each row of ``x (B, N)`` over entries with ``w (B, N) > 0.5`` (0 for none)."""
-    med, _ = _masked_median_mad(x, w)
-    return torch.where((w > 0.5).any(dim=1), med, torch.zeros_like(med))
+    inside = w > 0.5
+    med, _ = _lower_median(x, inside)
+    return torch.where(inside.any(dim=1), med, torch.zeros_like(med))
 
 
 def _regularise(cov: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
