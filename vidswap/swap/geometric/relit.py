@@ -432,7 +432,8 @@ class RelitRenderer:
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
-        height = face_height(target_landmarks) * k  # the render's face size in render pixels
+        heights = face_height(target_landmarks)  # the face's size in crop pixels
+        height = heights * k  # in render pixels
         for c, (_, gate, prefilter, loops) in enumerate(lines):  # into the render's channels, in place
             self._with_creases(rendered[:, :3], rendered[:, 6 + c:7 + c].clamp(0.0, 1.0) * cover, crops,
                                target_landmarks if n == S else to_render_pixels(target_landmarks, k), height,
@@ -449,7 +450,6 @@ class RelitRenderer:
             up = F.interpolate(torch.cat([face, alpha], 1), size=(S, S), mode="bilinear", align_corners=False)
             face, alpha = up[:, :3], up[:, 3:].clamp(0.0, 1.0)
         if lips > 0 and self._lip_loops is not None:  # on the finished crop: the plate's lip detail as it is
-            heights = face_height(target_landmarks)
             scale = torch.linalg.det(torch.as_tensor(frame_to_crop, dtype=torch.float64)[:, :, :2]).abs().sqrt()
             amount = lips * face_weight(heights / scale.to(heights))
             face = take_lips(face, crops, target_landmarks, heights, *self._lip_loops, amount, occluder)
