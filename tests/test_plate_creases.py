@@ -260,7 +260,7 @@ def test_the_option_is_range_checked():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="relit_plate_creases must be in"):
             GeometricSwapConfig(relit_plate_creases=bad)
-    assert GeometricSwapConfig().relit_plate_creases == 1.0
+    assert GeometricSwapConfig().relit_plate_creases == 0.5
 
 
 def test_mouth_motion_and_frame_folds_exact():
@@ -331,4 +331,4 @@ def test_the_folds_option_is_range_checked():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="relit_plate_folds must be in"):
             GeometricSwapConfig(relit_plate_folds=bad)
-    assert GeometricSwapConfig().relit_plate_folds == 1.0
+    assert GeometricSwapConfig().relit_plate_folds == 0.5

@@ -155,10 +155,12 @@ class GeometricSwapConfig:
         relit_plate_creases: with ``appearance: relit``, how much of the plate's own furrows on the forehead and
             between the brows the render takes, on frames whose brows have moved from the track's neutral
             (:mod:`vidswap.swap.geometric.plate_creases`): the relit light is too broad to carry them, so a
-            frowning or crying plate gave a calm face. 0: off.
+            frowning or crying plate gave a calm face. 0.5 (default): at half their depth -- at full depth the
+            plate actor's own furrows made the face read as the actor's (README). 0: off.
         relit_plate_folds: likewise, how much of the plate's own nasolabial folds (from beside the nose's wings
             down past the mouth's corners) the render takes, on frames whose mouth corners have moved from the
-            track's neutral (a smile, a cry, speech): without them a grin or a cry sat on a calm face. 0: off.
+            track's neutral (a smile, a cry, speech): without them a grin or a cry sat on a calm face. 0.5
+            (default): at half their depth, as the creases. 0: off.
         relit_plate_lips: with ``appearance: relit``, how much of the plate's own lips the render takes under the
             source's lip colour (:mod:`vidswap.swap.geometric.plate_lips`): their border where the plate draws it,
             their gloss and lines, so the photo's lipstick, highlights and teeth do not smear over them. 0: off.
@@ -200,8 +202,8 @@ class GeometricSwapConfig:
     relit_mouth_corners: float = 0.06
     relit_smile_folds: float = 0.025
     relit_brow_rest: float = 0.0
-    relit_plate_creases: float = 1.0
-    relit_plate_folds: float = 1.0
+    relit_plate_creases: float = 0.5
+    relit_plate_folds: float = 0.5
     relit_plate_lips: float = 1.0
     relit_stretch: float = 1.5
 
