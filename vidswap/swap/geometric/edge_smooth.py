@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vidswap.appearance.lighting import normalized_blur
-from vidswap.composite.filters import gaussian_blur
+from vidswap.composite.filters import gaussian_blur, support_window
 
 __all__ = ["STEEP_RATIO", "BAND_WIDTH", "SMOOTH_SIGMA", "mesh_edges", "triangle_areas", "steep_edges", "edge_band",
            "smooth_steep_edges"]
@@ -92,18 +92,16 @@ def smooth_steep_edges(rgb: Tensor, cover: Tensor, band: Tensor, sigma: float = 
     the blur), in place (returned); elsewhere ``rgb`` untouched. Each frame is blurred over the box of its band
     grown by twice the blur's reach alone (a frame's values do not depend on the batch)."""
     reach = 2 * (math.ceil(3.0 * sigma) + 1)
-    H, W = rgb.shape[-2:]
     for b in range(rgb.shape[0]):
-        rows, cols = torch.nonzero(band[b, 0] > 0, as_tuple=True)
-        if len(rows) == 0:
+        window = support_window(band[b:b + 1], reach)
+        if window is None:
             continue
-        y0, y1 = max(int(rows.min()) - reach, 0), min(int(rows.max()) + reach + 1, H)
-        x0, x1 = max(int(cols.min()) - reach, 0), min(int(cols.max()) + reach + 1, W)
-        box, seen = rgb[b:b + 1, :, y0:y1, x0:x1], cover[b:b + 1, :, y0:y1, x0:x1]
+        rows, cols = window
+        box, seen = rgb[b:b + 1, :, rows, cols], cover[b:b + 1, :, rows, cols]
         if bool((seen >= 1.0).all()):  # the usual case: the band lies inside what the render covers
             smooth = gaussian_blur(box, sigma)
         else:
             smooth, _ = normalized_blur(box, seen, sigma)
-        on = band[b:b + 1, :, y0:y1, x0:x1] * seen
+        on = band[b:b + 1, :, rows, cols] * seen
         box.add_(on * (smooth - box))
     return rgb
