@@ -44,6 +44,62 @@ def test_fit_recovers_a_quadratic_from_a_ring_and_extends_it_inside():
     assert torch.allclose(const, (truth * ring).sum() / ring.sum() * torch.ones_like(const), atol=1e-4)
 
 
+def _hair_arc(ring: torch.Tensor, share: float = 0.2) -> torch.Tensor:
+    """(1, 1, H, W) the ring's pixels on the left ``share`` of its columns: a strand of hair along one side."""
+    cols = torch.nonzero(ring[0, 0].any(0))[:, 0]
+    cut = int(cols.min()) + share * float(cols.max() - cols.min())
+    x = torch.arange(ring.shape[-1], dtype=torch.float32)[None, None, None]
+    return ring * (x <= cut).float()
+
+
+def test_the_robust_fit_leaves_out_a_minority_of_the_ring_that_is_not_skin():
+    disc = _disc(96, 36.0)
+    ring = boundary_ring_weight(disc, torch.tensor([100.0]), ToneParams(ring=0.08))
+    hair = _hair_arc(ring)
+    share = float(hair.sum() / ring.sum())
+    assert 0.05 < share < 0.3
+    data = 5.0 - 35.0 * hair  # the skin 5 L* darker in the plate; a strand of dark hair 30 L* darker than the face
+    plain = fit_offset(data, ring, 0, ridge=0.0)
+    assert abs(float(plain[0, 0, 0, 0]) - (5.0 - 35.0 * share)) < 1e-3  # least squares: pulled toward the hair
+    robust = fit_offset(data, ring, 0, ridge=0.0, robust=3.0)
+    assert torch.allclose(robust, torch.full_like(robust, 5.0), atol=1e-4)  # the skin's offset, the strand left out
+    # a plane under the hair as well: the robust quadratic fit recovers it exactly where the skin is
+    basis = polynomial_basis(96, 96, 2)
+    plane = 2.0 + 3.0 * basis[1] - 1.5 * basis[2]
+    fitted = fit_offset(plane[None, None] - 35.0 * hair, ring, 2, ridge=0.0, robust=3.0)
+    assert torch.allclose(fitted, plane[None, None], atol=1e-3)
+
+
+def test_the_robust_fit_of_a_ring_without_outliers_is_the_least_squares_one():
+    basis = polynomial_basis(64, 64, 2)
+    truth = ((torch.tensor([3.0, -2.0, 1.5, 4.0, -1.0, 2.5])[:, None, None] * basis).sum(0))[None, None]
+    ring = boundary_ring_weight(_disc(64, 24.0), torch.tensor([50.0]), ToneParams(ring=0.1))
+    g = torch.Generator().manual_seed(3)
+    data = truth + 0.2 * torch.randn(1, 1, 64, 64, generator=g)  # noise within the least spread: nothing rejected
+    assert torch.allclose(fit_offset(data, ring, 2, ridge=0.0, robust=3.0), fit_offset(data, ring, 2, ridge=0.0),
+                          atol=0.05)
+    assert fit_offset(data, torch.zeros_like(ring), 2, robust=3.0).abs().max() == 0.0  # no weight: 0
+    assert ToneParams().robust == 3.0 and ToneParams().rounds == 3
+
+
+def test_tone_match_meets_the_skin_not_the_hair_on_the_ring():
+    g = torch.Generator().manual_seed(4)
+    skin = 0.45 + 0.02 * torch.rand(1, 3, 96, 96, generator=g)
+    plate_lab = rgb_to_lab(skin)
+    alpha = _disc()
+    ring = boundary_ring_weight(alpha, torch.tensor([72.0]), ToneParams())
+    hair = _hair_arc(ring, 0.15)
+    plate = lab_to_rgb(torch.cat([plate_lab[:, :1] - 30.0 * hair, plate_lab[:, 1:]], 1)).clamp(0, 1)
+    render = lab_to_rgb(torch.cat([plate_lab[:, :1] + 6.0, plate_lab[:, 1:]], 1)).clamp(0, 1)  # 6 L* lighter
+    inside = (alpha[0, 0] > 0) & (hair[0, 0] == 0)
+    for params in (ToneParams(order=0, ridge=0.0), ToneParams(order=0, ridge=0.0, robust=0.0)):
+        out_l = rgb_to_lab(tone_match(render, plate, alpha, torch.tensor([72.0]), params))[:, :1]
+        step = float((out_l - plate_lab[:, :1])[0, 0][inside].mean())
+        share = float(hair.sum() / (ring * (alpha > 0)).sum())
+        want = 0.0 if params.robust else -30.0 * share  # least squares: the face darker by the hair's share of it
+        assert abs(step - want) < 0.3, (params, step, want)
+
+
 def test_ring_is_the_inner_band_of_the_boundary():
     disc = _disc(96, 36.0)
     ring = boundary_ring_weight(disc, torch.tensor([100.0]), ToneParams(ring=0.05))  # 5 px wide

@@ -1,15 +1,17 @@
 """Boundary tone match: a smooth lightness offset over the whole swapped face, fitted so that the face's lightness
 meets the plate's along the inside of the paste boundary.
 
-The relit render carries the plate's light, but the colour match that follows it anchors the *mean* of the face
-(the source's darker features included) to the plate's skin, which leaves the source's clear skin a few levels
-lighter than the plate's around it: a tone step along the outline, the "mask painted on" look. Matching the
-boundary itself (edge matching, :mod:`~vidswap.composite.edge`) brings the plate's tone *into* the outer face and
-costs identity. Here the correction is a low-order polynomial in the crop's coordinates (by default quadratic: six
-numbers per frame), least-squares fitted to the L* difference plate - face on a ring just inside the boundary and
-added to the L* of the whole face: the tone step goes, while every feature, wrinkle and contrast of the face
-stays exactly as rendered (a polynomial this smooth has no shape to show). Only L* moves; a* and b* stay, so the
-offset is added in CIE f-space (fx, fy and fz all move by offset / 116), which saves the L*a*b* matrices.
+The relit render carries the plate's light, but the colour match that follows it anchors the *mean* of the face (the
+source's darker features included) to the plate's skin, which leaves the source's clear skin a few levels lighter
+than the plate's around it: a tone step along the outline, the "mask painted on" look. Matching the boundary itself
+(edge matching, :mod:`~vidswap.composite.edge`) brings the plate's tone *into* the outer face and costs identity.
+Here the correction is a low-order polynomial in the crop's coordinates (by default quadratic: six numbers per
+frame), fitted to the L* difference plate - face on a ring just inside the boundary (robustly: the ring's pixels
+that are not skin like the rest of it -- hair over the face's sides, the shadow under the chin -- are left out,
+Tukey's biweight) and added to the L* of the whole face: the tone step goes, while every feature, wrinkle and
+contrast of the face stays exactly as rendered (a polynomial this smooth has no shape to show). Only L* moves; a*
+and b* stay, so the offset is added in CIE f-space (fx, fy and fz all move by offset / 116), which saves the L*a*b*
+matrices.
 
 Per frame and pure: farm chunks stay identical to a single pass.
 """
@@ -24,7 +26,11 @@ from torch import Tensor
 from vidswap.composite.filters import erode, support_window
 from vidswap.composite.lab import f_to_rgb, lightness_f, rgb_to_f
 
-__all__ = ["ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
+__all__ = ["MIN_SPREAD", "ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
+
+#: the least robust spread (L* units) of the ring's residuals :func:`fit_offset` rejects against: a fit that
+#: meets the ring within rounding keeps all of it
+MIN_SPREAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,11 @@ class ToneParams:
             1e-3, lowers the seam further but raises the flicker by ~0.02).
         min_pixels: fewer ring pixels than this and the frame is left as it is.
         level: the paste alpha at which the boundary is taken.
+        robust: ring pixels further than this many robust spreads from the fit are left out of it (Tukey's
+            biweight, :func:`fit_offset`): the plate's hair over the face's sides, the shadow under the chin or
+            a stubbled jaw on the ring pulled a least-squares fit dark (pexels_clip: the relit face a grey mask,
+            5 levels darker than the plate's skin around it). 0: plain least squares.
+        rounds: the refits that take ``robust``.
     """
 
     ring: float = 0.05
@@ -46,6 +57,8 @@ class ToneParams:
     ridge: float = 0.1
     min_pixels: float = 64.0
     level: float = 0.5
+    robust: float = 3.0
+    rounds: int = 3
 
 
 def polynomial_basis(height: int, width: int, order: int) -> Tensor:
@@ -63,25 +76,48 @@ def polynomial_basis(height: int, width: int, order: int) -> Tensor:
 
 
 def fit_offset(difference: Tensor, weight: Tensor, order: int, ridge: float = 1e-3,
-               basis: Tensor | None = None) -> Tensor:
+               basis: Tensor | None = None, robust: float = 0.0, rounds: int = 3) -> Tensor:
     """The weighted least-squares polynomial fit of ``difference`` over the crop, evaluated everywhere.
 
     difference, weight: (B, 1, H, W) -> (B, 1, H, W). Minimises ``sum w (p - d)^2 + ridge * sum(w) * |c|^2`` over
     the coefficients c of :func:`polynomial_basis` (or of ``basis`` (K, H, W): a window of a larger crop's);
-    a frame with no weight gets 0.
+    a frame with no weight gets 0. ``robust`` > 0: each pixel's weight times Tukey's biweight of its residual
+    ``r``, ``(1 - (r / (robust s))^2)^2`` (0 beyond), ``s`` the residuals' robust spread (1.4826 x their median
+    absolute value over the weighted pixels, at least :data:`MIN_SPREAD` L* units), first about the values'
+    median, then ``rounds`` times about the last fit: the pixels that are not the skin the rest of the ring is --
+    a strand of hair, a shadow -- drop out of the fit. Each frame on its own, over its weighted pixels alone.
     """
     B, _, H, W = difference.shape
     if basis is None:
         basis = polynomial_basis(H, W, order)
-    basis = basis.to(difference).reshape(1, -1, H * W)  # (1, K, N)
-    w = weight.reshape(B, 1, H * W)
-    d = difference.reshape(B, 1, H * W)
-    gram = (basis * w) @ basis.transpose(1, 2)  # (B, K, K)
-    total = w.sum(-1, keepdim=True)  # (B, 1, 1)
-    eye = torch.eye(basis.shape[1], dtype=difference.dtype, device=difference.device)
-    rhs = (basis * w) @ d.transpose(1, 2)  # (B, K, 1)
-    coef = torch.linalg.solve(gram + ridge * total.clamp(min=1.0) * eye, rhs)
-    return (coef.transpose(1, 2) @ basis).reshape(B, 1, H, W)
+    basis = basis.to(difference).reshape(-1, H * W)  # (K, N)
+    eye = torch.eye(basis.shape[0], dtype=difference.dtype, device=difference.device)
+    out = torch.zeros_like(difference)
+    for b in range(B):
+        w = weight[b].reshape(-1)
+        idx = torch.nonzero(w > 0)[:, 0]
+        if idx.numel() == 0:
+            continue
+        a, wi, d = basis[:, idx], w[idx], difference[b].reshape(-1)[idx]
+        # the robust fit starts from the residuals about the median (a least-squares start of order > 0 bends
+        # toward what it should leave out, which then no longer stands out)
+        residual = d - d.median() if robust > 0 else None
+        for _ in range(1 + (rounds if robust > 0 else 0)):
+            ww = wi if residual is None else wi * _biweight(residual, robust)
+            if float(ww.sum()) <= 0.0:
+                ww = wi
+            gram = (a * ww) @ a.T  # (K, K)
+            coef = torch.linalg.solve(gram + ridge * ww.sum().clamp(min=1.0) * eye, (a * ww) @ d)
+            residual = None if robust <= 0 else d - coef @ a
+        out[b] = (coef @ basis).reshape(1, H, W)
+    return out
+
+
+def _biweight(residual: Tensor, robust: float) -> Tensor:
+    """Tukey's biweight of residuals (N,) at ``robust`` x their robust spread (at least :data:`MIN_SPREAD`)."""
+    spread = (1.4826 * residual.abs().median()).clamp(min=MIN_SPREAD)
+    u = (residual / (robust * spread)).clamp(-1.0, 1.0)
+    return (1.0 - u * u).square()
 
 
 def boundary_ring_weight(alpha: Tensor, face_size: Tensor, params: ToneParams = ToneParams(),
@@ -127,7 +163,8 @@ def tone_match(render: Tensor, plate: Tensor, alpha: Tensor, face_size: Tensor, 
         # L* = 116 fy - 16; with a* and b* held, moving L* by d moves fx, fy and fz alike by d / 116
         f = rgb_to_f(render[i:i + 1, :, rows, cols].clamp(0.0, 1.0))
         plate_fy = lightness_f(plate[i:i + 1, :, rows, cols].to(render).clamp(0.0, 1.0))
-        offset = fit_offset(116.0 * (plate_fy - f[:, 1:2]), ring, params.order, params.ridge, basis[:, rows, cols])
+        offset = fit_offset(116.0 * (plate_fy - f[:, 1:2]), ring, params.order, params.ridge, basis[:, rows, cols],
+                            params.robust, params.rounds)
         moved = f_to_rgb(f.add_(offset / 116.0)).clamp_(0.0, 1.0)
         out[i:i + 1, :, rows, cols] = moved
     return out
