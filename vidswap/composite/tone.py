@@ -26,7 +26,8 @@ from torch import Tensor
 from vidswap.composite.filters import erode, support_window
 from vidswap.composite.lab import f_to_rgb, lightness_f, rgb_to_f
 
-__all__ = ["MIN_SPREAD", "MEDIAN_SAMPLES", "ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight", "tone_match"]
+__all__ = ["MIN_SPREAD", "MEDIAN_SAMPLES", "ToneParams", "polynomial_basis", "fit_offset", "boundary_ring_weight",
+           "tone_match"]
 
 #: the least robust spread (L* units) of the ring's residuals :func:`fit_offset` rejects against: a fit that
 #: meets the ring within rounding keeps all of it
@@ -108,10 +109,9 @@ def fit_offset(difference: Tensor, weight: Tensor, order: int, ridge: float = 1e
         # toward what it should leave out, which then no longer stands out); the pixels nearest the median, and
         # then the fit, keep a weight near 1, so the weights never all vanish
         ww = wi * _biweight(d - _sampled(d).median(), robust) if robust > 0 else wi
-        for step in range(1 + (rounds if robust > 0 else 0)):
-            if step:
-                ww = wi * _biweight(d - coef @ a, robust)
-            coef = _solve(a, ww, d, ridge)
+        coef = _solve(a, ww, d, ridge)
+        for _ in range(rounds if robust > 0 else 0):
+            coef = _solve(a, wi * _biweight(d - coef @ a, robust), d, ridge)
         out[b] = (coef @ basis).reshape(1, H, W)
     return out
 
