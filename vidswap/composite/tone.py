@@ -54,7 +54,7 @@ class ToneParams:
             least-squares fit dark (pexels_clip: the relit face a grey mask, 3.6-4.9 levels darker than the
             plate's skin around it). 3 left out more and matched the border closer still, but the darker face
             raised the eval judge's landmark jitter on single_face_clip x grace_hopper 1.025 -> 1.073 (4.685:
-            1.044). 0: plain least squares.
+            1.049). 0: plain least squares.
         rounds: the refits that take ``robust``.
     """
 
