@@ -7,8 +7,12 @@ landmarker's tracking between frames acts as in a real run; the tracks file is c
 track's face oval):
 
 - occluder pixels (inside the drawn polygon) untouched, within 2 code values of the plate;
-- visible face pixels (outside the polygon) that the swap changes clearly (> 8 code values without the hand mask)
-  but that the hand mask leaves as the plate (within 2): "wrongly left unswapped".
+- visible face pixels (outside the polygon) "wrongly left unswapped": those the swap changes clearly (> 8 code
+  values without the hand mask) but the hand mask leaves as the plate (within 2), as a share of every visible face
+  pixel -- issue 13's "<= 3 % of the visible, unoccluded face pixels". Until lead s40 the share was of the visible
+  pixels the swap changes clearly: that denominator shrank as the tone match brought the face nearer the plate's
+  lightness (the robust fit: 284858 -> 278018 pixels, the pixels left unswapped 8385 -> 8433; 2.94 % -> 3.03 %),
+  a better swap failing a hand measure. Both shares are printed.
 
 Both measures leave out a 3-px band around the drawn outline: the polygons are traced by eye to about that.
 """
@@ -89,27 +93,41 @@ def test_hand_found_on_every_annotated_frame(rendered):
     assert all(len(hands.at(n)) == 1 for n in rendered["ann"])
 
 
-def test_hand_pixels_untouched_and_face_still_swapped(rendered):
-    oval = np.asarray(load_topology().regions["face_oval"])
-    track = rendered["analysis"].tracks[0]
+def frame_masks(polys: list[np.ndarray], face: np.ndarray, plate: np.ndarray, on: np.ndarray, off: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """One annotated frame's (H, W) bool masks for the two measures: ``occluder`` (inside the face and the drawn
+    polygons, a band in), ``visible`` (inside the face, a band outside them), ``kept`` (the render with the hand
+    mask ``on`` within 2 of the plate), ``swapped`` (the render without it, ``off``, more than 8 from the plate)."""
     kernel = np.ones((2 * BAND + 1, 2 * BAND + 1), np.uint8)
-    occ_n = occ_ok = vis_n = vis_bad = 0
+    drawn = fill(polys, plate.shape[:2]).astype(np.uint8)
+    inner, outer = cv2.erode(drawn, kernel) > 0, cv2.dilate(drawn, kernel) > 0
+    return {"occluder": face & inner, "visible": face & ~outer,
+            "kept": np.abs(on.astype(int) - plate.astype(int)).max(-1) <= 2,
+            "swapped": np.abs(off.astype(int) - plate.astype(int)).max(-1) > 8}
+
+
+def face_oval_mask(track, n: int, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the track's smoothed face oval at frame ``n``."""
+    oval = np.asarray(load_topology().regions["face_oval"])
+    return fill([track.smoothed[track.index_of(n)][oval, :2]], shape)
+
+
+def test_hand_pixels_untouched_and_face_still_swapped(rendered):
+    track = rendered["analysis"].tracks[0]
+    occ_n = occ_ok = vis_n = vis_swapped = vis_bad = 0
     for n, polys in rendered["ann"].items():
-        plate = rendered["plates"][n].astype(int)
-        on, off = rendered["on"][n].astype(int), rendered["off"][n].astype(int)
-        face = fill([track.smoothed[track.index_of(n)][oval, :2]], plate.shape[:2])
-        drawn = fill(polys, plate.shape[:2]).astype(np.uint8)
-        inner, outer = cv2.erode(drawn, kernel) > 0, cv2.dilate(drawn, kernel) > 0
-        kept = np.abs(on - plate).max(-1) <= 2
-        swapped = np.abs(off - plate).max(-1) > 8
-        occluder, visible = face & inner, face & ~outer & swapped
-        occ_n += occluder.sum()
-        occ_ok += (occluder & kept).sum()
-        vis_n += visible.sum()
-        vis_bad += (visible & kept).sum()
+        plate, off = rendered["plates"][n], rendered["off"][n]
+        m = frame_masks(polys, face_oval_mask(track, n, plate.shape[:2]), plate, rendered["on"][n], off)
+        occ_n += m["occluder"].sum()
+        occ_ok += (m["occluder"] & m["kept"]).sum()
+        vis_n += m["visible"].sum()
+        vis_swapped += (m["visible"] & m["swapped"]).sum()
+        vis_bad += (m["visible"] & m["swapped"] & m["kept"]).sum()
         # without the hand mask the swap paints over the hand (the test can tell the two apart)
-        assert (np.abs(off - plate).max(-1)[occluder] > 2).mean() > 0.3
+        assert (np.abs(off.astype(int) - plate.astype(int)).max(-1)[m["occluder"]] > 2).mean() > 0.3
     untouched, unswapped = occ_ok / occ_n, vis_bad / vis_n
-    print(f"hand pixels untouched {untouched:.4f}, visible face wrongly unswapped {unswapped:.4f}")
+    print(f"hand pixels untouched {untouched:.4f}, visible face wrongly unswapped {unswapped:.4f} "
+          f"({vis_bad / vis_swapped:.4f} of the pixels the swap changes clearly)")
+    assert vis_swapped > 0.25 * vis_n  # the swap changes much of the visible face (0.48 on the sample clip)
     assert untouched >= 0.95
     assert unswapped <= 0.03
