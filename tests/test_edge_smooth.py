@@ -7,11 +7,14 @@ import pytest
 import torch
 
 from vidswap.appearance.lighting import normalized_blur
+from vidswap.appearance.relight import RelightParams
 from vidswap.faces.pose import canonical_face, matrix_from_euler
 from vidswap.faces.topology import load_topology
 from vidswap.swap.geometric.edge_smooth import (edge_band, mesh_edges, smooth_steep_edges, steep_edges,
                                                 triangle_areas)
 from vidswap.swap.geometric.relit import RelitRenderer
+
+STEEP = RelightParams().steep_edges  # the render's edge-on share
 
 # a strip of triangles over five columns of two rows: vertices 0-4 on y = 0, 5-9 on y = 10, two triangles a square
 _STRIP = torch.tensor([[0, 1, 5], [1, 6, 5], [1, 2, 6], [2, 7, 6]])
@@ -44,15 +47,17 @@ def test_steep_edges_beside_a_squashed_or_folded_triangle():
     edges, adjacent = mesh_edges(_LONG)
     assert len(edges) == 7
     scaled = (_strip_points() * 3.0 + 7.0)[None]
-    assert not steep_edges(scaled, _LONG, adjacent, reference).any()
+    assert not steep_edges(scaled, _LONG, adjacent, reference, STEEP).any()
     squashed = _strip_points().clone()
     squashed[2, 0] = squashed[1, 0] + 2.0  # vertices 2 and 7 move toward 1 and 6: triangles 2 and 3 thin
     squashed[7, 0] = squashed[6, 0] + 2.0
-    marked = [tuple(e) for e, s in zip(edges.tolist(), steep_edges(squashed[None], _LONG, adjacent, reference)[0]) if s]
+    steep = steep_edges(squashed[None], _LONG, adjacent, reference, STEEP)[0]
+    marked = [tuple(e) for e, s in zip(edges.tolist(), steep) if s]
     assert marked == [(1, 6), (2, 6), (2, 7)]
     folded = _strip_points().clone()
     folded[2, 0] = folded[1, 0] - 5.0
-    marked = [tuple(e) for e, s in zip(edges.tolist(), steep_edges(folded[None], _LONG, adjacent, reference)[0]) if s]
+    steep = steep_edges(folded[None], _LONG, adjacent, reference, STEEP)[0]
+    marked = [tuple(e) for e, s in zip(edges.tolist(), steep) if s]
     assert (1, 6) in marked and (2, 6) in marked
 
 
@@ -115,13 +120,13 @@ def test_the_relit_render_smooths_a_turned_faces_steep_edges_and_nothing_else():
     b, alpha_b = render(off, turned)
     assert torch.equal(alpha_a, alpha_b)
     edges, adjacent = mesh_edges(on.triangles)
-    steep = steep_edges(turned, on.triangles, adjacent, on._canonical_areas)
+    steep = steep_edges(turned, on.triangles, adjacent, on._canonical_areas, STEEP)
     assert steep.any()
     band = edge_band(turned, edges, steep, (128, 128))[0, 0] > 0
     changed = (a != b).any(1)[0]
     assert changed.any() and not (changed & ~band).any()
     frontal = _turned(0.0)
-    assert not steep_edges(frontal, on.triangles, adjacent, on._canonical_areas).any()
+    assert not steep_edges(frontal, on.triangles, adjacent, on._canonical_areas, STEEP).any()
     assert torch.equal(render(on, frontal)[0], render(off, frontal)[0])
     both = render(on, torch.cat([frontal, turned]))[0]
     assert torch.equal(both[1:], a) and torch.equal(both[:1], render(on, frontal)[0])

@@ -6,9 +6,9 @@ face-on, the texture and the shading jump across their shared edge, and the edge
 pixels (pexels_clip looking down: the outline of each nose wing in steps one plate pixel high, crawling as the
 head moves). Rendering at twice the size smooths it for +30-40 ms a frame and +600 MB (measured on pexels_clip x
 astronaut, 120 frames). Here only the pixels along those edges are smoothed: the mesh edges beside a triangle whose
-area on screen, against its area on the canonical face, is under :data:`STEEP_RATIO` of the frame's median ratio
-(seen edge-on, or folded over), drawn :data:`BAND_WIDTH` pixels wide and blurred there by a Gaussian of sigma
-:data:`SMOOTH_SIGMA` pixels over what the render covers (~100 pixels a frame on pexels_clip).
+area on screen, against its area on the canonical face, is under a share (``RelightParams.steep_edges``) of the
+frame's median ratio (seen edge-on, or folded over), drawn :data:`BAND_WIDTH` pixels wide and blurred there by a
+Gaussian of sigma :data:`SMOOTH_SIGMA` pixels over what the render covers (~100 pixels a frame on pexels_clip).
 
 Shapes: meshes (B, V, 2+) pixels; triangles (T, 3); edges (E, 2); renders (B, C, H, W); masks (B, 1, H, W).
 """
@@ -25,12 +25,9 @@ from torch import Tensor
 from vidswap.appearance.lighting import normalized_blur
 from vidswap.composite.filters import gaussian_blur, support_window
 
-__all__ = ["STEEP_RATIO", "BAND_WIDTH", "SMOOTH_SIGMA", "mesh_edges", "triangle_areas", "steep_edges", "edge_band",
+__all__ = ["BAND_WIDTH", "SMOOTH_SIGMA", "mesh_edges", "triangle_areas", "steep_edges", "edge_band",
            "smooth_steep_edges"]
 
-#: a triangle whose screen area over its canonical area is under this share of the frame's median is seen edge-on
-#: (the default of ``RelightParams.steep_edges``)
-STEEP_RATIO = 0.35
 #: the width (render pixels) of the band drawn along each steep edge
 BAND_WIDTH = 3
 #: the blur (render pixels) within the band: about what a pixel's footprint spreads a hard edge over
@@ -58,8 +55,7 @@ def triangle_areas(points: Tensor, triangles: Tensor) -> Tensor:
     return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (c[..., 0] - a[..., 0]) * (b[..., 1] - a[..., 1]))
 
 
-def steep_edges(verts: Tensor, triangles: Tensor, adjacent: Tensor, reference: Tensor,
-                ratio: float = STEEP_RATIO) -> Tensor:
+def steep_edges(verts: Tensor, triangles: Tensor, adjacent: Tensor, reference: Tensor, ratio: float) -> Tensor:
     """(B, E) which edges lie beside a triangle seen edge-on or folded over: its area in ``verts`` (B, V, 2+) over
     its ``reference`` area (T,) (the canonical face's, same orientation) is under ``ratio`` x the frame's median of
     that ratio (the median's sign makes either winding face-on). ``adjacent`` (E, 2) from :func:`mesh_edges`."""
