@@ -25,9 +25,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-from kornia.color import rgb_to_lab
 
 from vidswap.composite.filters import dilate, erode, gaussian_blur, in_window, per_item
+from vidswap.composite.lab import rgb_to_lab
 
 
 #: where a face has skin under two lights, the blends between them tested as skin too (the first light's model at 0,
