@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from kornia.color import lab_to_rgb, rgb_to_lab
 
 from vidswap.composite import lab as fast_lab
 
@@ -254,8 +253,8 @@ def histogram_match(
     if space not in ("lab", "rgb"):
         raise ValueError(f"space must be 'lab' or 'rgb', got {space!r}")
     b, c, h, w = image.shape
-    x = rgb_to_lab(image) if space == "lab" else image
-    r = rgb_to_lab(reference) if space == "lab" else reference
+    x = fast_lab.rgb_to_lab(image) if space == "lab" else image
+    r = fast_lab.rgb_to_lab(reference) if space == "lab" else reference
     xm = torch.ones_like(image[:, :1], dtype=torch.bool) if image_mask is None else image_mask > 0
     rm = torch.ones_like(reference[:, :1], dtype=torch.bool) if reference_mask is None else reference_mask > 0
     rows_x = x.reshape(b * c, -1)
@@ -264,7 +263,7 @@ def histogram_match(
     mr = rm.expand(-1, c, -1, -1).reshape(b * c, -1)
     matched = _match_rows(rows_x, mx, rows_r, mr).reshape(b, c, h, w)
     if space == "lab":
-        return _finish(lab_to_rgb(matched, clip=False), image, image_mask, clamp_max)
+        return _finish(fast_lab.lab_to_rgb(matched), image, image_mask, clamp_max)
     return _finish(matched, image, image_mask, None, clip=False)
 
 
