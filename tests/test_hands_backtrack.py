@@ -37,7 +37,9 @@ def push_all(presence, params, cut_at=None):
 
 
 def params(**kw) -> HandParams:
-    kw = {"skip_still": 0.0, "idle_detect_every": 4, "pose_every": 8, "backfill": 3,
+    """The scripted tests' settings; the cadence alone decides when the detectors look (no look at the shot's
+    start, which ``test_a_hand_on_a_shots_first_frame_is_looked_for_there`` pins)."""
+    kw = {"skip_still": 0.0, "idle_detect_every": 4, "pose_every": 8, "backfill": 3, "look_at_start": False,
           "motion": MotionParams(bridge=0, coast=0), **kw}
     return HandParams(**kw)
 
@@ -163,7 +165,7 @@ def test_a_shot_opening_on_a_hand_over_the_face_keeps_the_hand(media, tmp_path, 
     import vidswap.faces.analysis_key as keyed
     import vidswap.faces.analyze as analyze
 
-    off = functools.partial(HandParams, backtrack=0)
+    off = functools.partial(HandParams, backtrack=0, look_at_start=False)  # found on its first frame otherwise
     monkeypatch.setattr(keyed, "HandParams", off)
     monkeypatch.setattr(analyze, "HandParams", off)
     late, frames = analysed_and_rendered(clip, source, tmp_path / "off" / "o.####.png", 118, 133, [118])

@@ -3,6 +3,8 @@ optical flow (the landmarker flipping a partly seen hand) is replaced by the flo
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -124,6 +126,7 @@ class MovingHand:
 
 def track(params: HandParams, flips, frames: int = 9, cy: float = CY):
     models, tex = MovingHand(flips, cy), texture()
+    params = dataclasses.replace(params, look_at_start=False)  # the cadence alone: found on frame 1, backfilled
     tracker = HandTracker(models.palms, models.landmarker, params)
     return [tracker.push(n, frame(tex, n)) for n in range(frames)]
 

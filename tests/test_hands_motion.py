@@ -197,7 +197,7 @@ def test_sparse_pose_is_backfilled_to_the_hands_first_frame():
     frame 8 is found on 15 and tracked back through the 7 kept frames to 8; pose runs on no frame with a hand."""
     presence = [0.1] * 8 + [0.95] * 10
     models = NoPalms(presence)
-    params = HandParams(skip_still=0.0, idle_detect_every=4, pose_every=8, backfill=8,
+    params = HandParams(skip_still=0.0, idle_detect_every=4, pose_every=8, backfill=8, look_at_start=False,
                         motion=MotionParams(bridge=0, coast=0))
     tracker = HandTracker(models.palms, models.landmarker, params, models)
     for n in range(len(presence)):

@@ -4,6 +4,8 @@ hand shape once, and the face motion's hand test only near the hand. Scripted mo
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -42,6 +44,7 @@ class Moving:
 
 def track(speed, presence, params, numbers=None, cut=None):
     models = Moving(speed, presence)
+    params = dataclasses.replace(params, look_at_start=False)  # the cadence alone: found on frame 1, backfilled
     tracker = HandTracker(models.palms, models.landmarker, params)
     for n in (range(len(presence)) if numbers is None else numbers):
         if n == cut:

@@ -177,6 +177,8 @@ def smooth_series(points: np.ndarray, sigma: float) -> np.ndarray:
     norm = np.zeros(t)
     for j, w in zip(range(-r, r + 1), k):
         lo, hi = max(0, -j), min(t, t - j)
+        if lo >= hi:  # a series shorter than the kernel's reach
+            continue
         out[lo:hi] += w * flat[lo + j:hi + j]
         norm[lo:hi] += w
     return (out / norm[:, None]).reshape(points.shape).astype(points.dtype)

@@ -29,6 +29,12 @@ class HandParams:
         min_frames: hands seen for fewer frames are dropped (a spurious detection does not last).
         smooth_sigma: zero-phase Gaussian smoothing of each hand's landmarks over time (frames).
         overlap: a palm whose centre falls inside a tracked hand's bounds (scaled by this) is that hand.
+        look_at_start: on a shot's first analysed frame (the analysis's first, or after a cut) palm detection,
+            the pose landmarker and the search over the face look for a hand whatever their cadence
+            (``idle_detect_every``, ``pose_every``, ``face_search_every``; their schedule is kept), and a shot
+            shorter than ``min_frames`` keeps a hand seen on all its frames. Before, a hand over the face that palm
+            detection misses was first looked for on a shot's 8th (pose) and 24th (search) frame: a job over a few
+            frames (``--frames 118`` or ``188-189`` on the sample clip) painted over the hand longer jobs keep.
         pose_every: with no hand tracked and the palm detector finding none, the pose landmarker (given a face)
             looks for hands near each face every this many frames, and at once when a tracked hand is lost (a hand entering from the frame
             edge, its wrist outside: palm detection misses it throughout; 8, was 4: the pose landmarker, 17-24 ms
@@ -144,6 +150,7 @@ class HandParams:
     redetect_every: int = 12
     idle_detect_every: int = 2
     min_frames: int = 3
+    look_at_start: bool = True
     smooth_sigma: float = 1.0
     overlap: float = 1.0
     pose_every: int = 8

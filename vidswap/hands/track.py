@@ -143,24 +143,26 @@ class HandTracker:
         self._since_pose += 1
         self._since_face += 1
         new: list[tuple[int, np.ndarray, float]] = []
+        start = p.look_at_start and (not self._pushed or self._cuts[-1:] == [len(self._pushed)])  # a shot opens
         due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
-        if len(found) < p.max_hands and due:
-            self._since_detect = 0
+        if len(found) < p.max_hands and (due or start):  # at a shot's start at once; the cadence kept
+            self._since_detect = 0 if due else self._since_detect
             new = self._detect(frame, found)
             if not new and self._lost:
                 new = self._relock(frame, found, faces)
-        searching = False
-        if self.pose is not None and len(faces) and not new and not found and self._since_pose >= p.pose_every:
-            self._since_pose = 0
+        searching, due = False, self._since_face >= p.face_search_every
+        if self.pose is not None and len(faces) and not new and not found and (self._since_pose >= p.pose_every
+                                                                                or start):
+            self._since_pose = 0 if self._since_pose >= p.pose_every else self._since_pose  # the schedule kept
             for box in faces:
                 if len(new) < p.max_hands:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
             # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
             # keeps its id and its own regions)
-            searching = p.face_search and not new and not self._lost and self._since_face >= p.face_search_every
+            searching = p.face_search and not new and not self._lost and (due or start)
         watching = self._watch > 0 and len(faces) and not new and not found and not self._lost
         if searching or watching:  # the search, or a search's weak reading looked at again on the next frames
-            self._since_face = 0
+            self._since_face = 0 if watching or due else self._since_face
             self._watch = max(self._watch - 1, 0)
             here, promising = self._search_faces(frame, faces, new)
             if searching:
@@ -469,7 +471,8 @@ class HandTracker:
         return [h for h in self._dedupe(tracked + out) if h[0] in new_ids]  # not a tracked hand again
 
     def finish(self) -> HandTracks:
-        """Per hand: dropped if seen for fewer than ``min_frames`` frames, else smoothed over its run of frames and
+        """Per hand: dropped if seen for fewer than ``min_frames`` frames (with ``look_at_start``, fewer than its
+        shot's analysed frames where those are fewer), else smoothed over its run of frames and
         carried across short gaps and past its end (:func:`~vidswap.hands.motion.carry_hand`; counted in pushed
         frames, never past the shot's last frame)."""
         self._resolve([])
@@ -477,15 +480,16 @@ class HandTracker:
             return HandTracks.empty()
         index = {n: k for k, n in enumerate(self._pushed)}
         bounds = sorted(set(self._cuts + [len(self._pushed)]))
-        out = []
+        out, need = [], self.params.min_frames
         for hid in sorted({r[1] for r in self.rows}):
             mine = sorted((r for r in self.rows if r[1] == hid), key=lambda r: r[0])  # backfilled rows came later
-            if len(mine) < self.params.min_frames:
+            at = np.array([index[r[0]] for r in mine], np.int64)
+            end = next(b for b in bounds if b > at[-1]) - 1  # the hand's shot ends here
+            shot = end + 1 - max([0] + [b for b in bounds if b <= at[0]])  # frames its shot has in the analysis
+            if len(mine) < (min(shot, need) if self.params.look_at_start else need):
                 continue
             sigma = self.params.skip_sigma if hid in self._skipped else self.params.smooth_sigma
             pts = smooth_series(np.stack([r[2] for r in mine]).astype(np.float32), sigma)
-            at = np.array([index[r[0]] for r in mine], np.int64)
-            end = next(b for b in bounds if b > at[-1]) - 1  # the hand's shot ends here
             k, q, pr, _ = carry_hand(at, pts, np.array([r[3] for r in mine], np.float32), self.params.motion, end)
             out += [(self._pushed[int(j)], hid, qq, float(pp)) for j, qq, pp in zip(k, q, pr)]
         if not out:
