@@ -6,7 +6,9 @@ tracks. Faces of sampled frames (:class:`~vidswap.appearance.track.AppearanceSam
 similarity crop as the render, at a size matched to the texture), unwrapped in linear light with their
 visibility, and their texel normals taken from the plate-pixel landmarks. Moving faces have their blur measured (the
 camera's shutter); at every 5th analysis position (a stride that triples as the shot grows) the plate's noise on
-each face is read against the frame before (:mod:`~vidswap.appearance.plate_noise`).
+each face is read against the frame before (:mod:`~vidswap.appearance.plate_noise`). Opaque sunglasses
+(:func:`~vidswap.appearance.eyewear.lens_cover`) are left out of the unwrapped faces' weights, so the track's light
+is taken over its skin around them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 
+from vidswap.appearance.eyewear import LensZones, lens_cover
 from vidswap.appearance.plate_noise import MAX_STEP, NOISE_FIELDS, face_noise, track_noise
 from vidswap.appearance.source import source_masks
 from vidswap.appearance.texture_space import TextureSpace, build_texture_space, region_masks, texel_normals
@@ -86,6 +89,7 @@ class AppearanceCollector:
 
     def __post_init__(self) -> None:
         self.sampler = AppearanceSampler(max_frames=self.max_frames, stride=max(1, int(self.every)))
+        self._lenses = LensZones.of(self.masks)
 
     def push(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray], keys: Sequence[Sequence[Hashable]]
              ) -> None:
@@ -119,6 +123,9 @@ class AppearanceCollector:
         space = self.space.to(self.device)
         crops, crop_lms = torch.cat(crops), torch.cat(crop_lms)
         tex, w = unwrap_frames(space, crops, crop_lms)
+        lenses = lens_cover(tex, w, self._lenses.to(tex.device))
+        if lenses is not None:  # opaque sunglasses are no skin: the track's light is taken around them
+            w = w * (1.0 - lenses)
         normals = texel_normals(space, torch.cat(frame_lms))
         oval = self.oval.to(crops.device)
         blur = relative_edge_blur(crops, crop_lms, oval, torch.cat(heights))

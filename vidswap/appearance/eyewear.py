@@ -46,7 +46,7 @@ from vidswap.composite.filters import dilate, erode, gaussian_blur
 
 __all__ = ["EyewearParams", "Eyewear", "black_tophat", "eyewear_zones", "ring_cover", "find_eyewear",
            "inner_creases", "eyewear_frame", "remove_eyewear", "soften_eyewear", "borrow_region", "borrow_detail",
-           "dark_lenses"]
+           "dark_lenses", "LensZones", "lens_cover"]
 
 _EPS = 1e-6
 
@@ -348,33 +348,58 @@ def borrow_detail(detail: Tensor, weight: Tensor, region: Tensor, other: Tensor,
     return torch.where(region > 0, blended, detail)
 
 
-def dark_lenses(texture: Tensor, weight: Tensor, masks: dict[str, Tensor], level: float = 0.3, share: float = 0.5,
-                grow: float = 0.06, soften: float = 0.03,
-                params: EyewearParams = EyewearParams()) -> Tensor | None:
-    """Opaque lenses over the photos' eyes: (K, 3, U, U) unwrapped photos (linear light, not de-lit) and their
-    (K, 1, U, U) weights -> (K, 1, U, U) cover in [0, 1], or None when no photo wears them.
+@dataclass(frozen=True)
+class LensZones:
+    """Where :func:`lens_cover` looks, for one texture space (made once per size: :meth:`of`): ``zones`` (2, 1, U, U)
+    each eye's zone (:func:`eyewear_zones`' ellipse, off the eye opening), ``where`` (1, 1, U, U) the zones, the eye
+    openings and the temples' band (what a cover may take), ``skin`` (1, 1, U, U) the inner skin (the reference)."""
 
-    A texel is dark where its luminance is under ``level`` x the median over the photo's inner skin. A photo wears
-    opaque lenses when at least ``share`` of each eye's zone (:func:`eyewear_zones`' ellipse, off the eye opening)
-    is dark; its cover is then the dark texels of the zones, the eye openings and the temples' band, grown by
-    ``grow`` x U (over the frame's paler edge and its shadow) and softened by ``soften`` x U. Measured, the dark
-    share of the left / right zones: the sunglasses of multi_face.jpg's man 0.82 / 0.88; without them 0.00-0.20
-    (multi_face.jpg's largest face 0.17 / 0.20, grace_hopper's clear glasses 0.12 / 0.16)."""
-    from vidswap.appearance.quantile import weighted_quantile_along
+    zones: Tensor
+    where: Tensor
+    skin: Tensor
 
+    @classmethod
+    def of(cls, masks: dict[str, Tensor], params: EyewearParams = EyewearParams()) -> "LensZones":
+        z = eyewear_zones(masks, params)
+        zones = torch.cat([(z[f"radius_{side}"] <= 1.0).float() * (z["rings"] > 0.5).float()
+                           for side in ("left", "right")])
+        where = (z["rings"] + z["temples"] + dilate(masks["eyes"], params.lash * 4)).clamp(0.0, 1.0)
+        return cls(zones, where, (masks["inner_skin"] > 0.5).float())
+
+    def to(self, device: torch.device | str) -> "LensZones":
+        return LensZones(self.zones.to(device), self.where.to(device), self.skin.to(device))
+
+
+def lens_cover(texture: Tensor, weight: Tensor, zones: LensZones, level: float = 0.3, share: float = 0.5,
+               grow: float = 0.06, soften: float = 0.03) -> Tensor | None:
+    """Opaque lenses over unwrapped faces: (K, 3, U, U) linear light (not de-lit) and their (K, 1, U, U) weights
+    -> (K, 1, U, U) cover in [0, 1] (0 on the faces that wear none), or None when none does.
+
+    A texel is dark where its luminance is under ``level`` x the median over the face's inner skin. A face wears
+    opaque lenses when at least ``share`` of each eye's zone is dark; its cover is then the dark texels of the
+    zones, the eye openings and the temples' band, grown by ``grow`` x U (over the frame's paler edge and its
+    shadow) and softened by ``soften`` x U."""
     K, U = texture.shape[0], texture.shape[-1]
     lum = luminance(texture)
     seen = (weight > 0.5).float()
-    skin = ((masks["inner_skin"] > 0.5).float() * seen).reshape(K, -1)
-    reference = weighted_quantile_along(lum.reshape(K, -1), skin, 1).view(K, 1, 1, 1)
+    skin = (zones.skin * seen).reshape(K, -1) > 0
+    flat = lum.reshape(K, -1)  # each face's lower median over its skin (the smallest value where it has none)
+    reference = torch.stack([f[m].median() if bool(m.any()) else f.min() for f, m in zip(flat, skin)]).view(K, 1, 1, 1)
     dark = (lum < level * reference).float() * seen
-    zones = eyewear_zones(masks, params)
-    wears = torch.ones(K, dtype=torch.bool, device=texture.device)
-    for side in ("left", "right"):
-        zone = (zones[f"radius_{side}"] <= 1.0).float() * (zones["rings"] > 0.5).float() * seen
-        wears &= (dark * zone).sum((1, 2, 3)) >= share * zone.sum((1, 2, 3)).clamp(min=1.0)
+    zone = zones.zones[None] * seen[:, None]  # (K, 2, 1, U, U)
+    wears = ((dark[:, None] * zone).sum((2, 3, 4)) >= share * zone.sum((2, 3, 4)).clamp(min=1.0)).all(1)
     if not bool(wears.any()):
         return None
-    where = (zones["rings"] + zones["temples"] + dilate(masks["eyes"], params.lash * 4)).clamp(0.0, 1.0)
-    lens = dilate(dark * where * wears.view(K, 1, 1, 1).float(), grow * U)
+    lens = dilate(dark * zones.where * wears.view(K, 1, 1, 1).float(), grow * U)
     return gaussian_blur(lens, soften * U).clamp(0.0, 1.0)
+
+
+def dark_lenses(texture: Tensor, weight: Tensor, masks: dict[str, Tensor], level: float = 0.3, share: float = 0.5,
+                grow: float = 0.06, soften: float = 0.03,
+                params: EyewearParams = EyewearParams()) -> Tensor | None:
+    """Opaque lenses over the photos' eyes: :func:`lens_cover` of (K, 3, U, U) unwrapped photos (linear light, not
+    de-lit) and their (K, 1, U, U) weights in the zones of ``masks`` -> (K, 1, U, U) cover in [0, 1], or None when
+    no photo wears them. Measured, the dark share of the left / right zones: the sunglasses of multi_face.jpg's man
+    0.82 / 0.88; without them 0.00-0.20 (multi_face.jpg's largest face 0.17 / 0.20, grace_hopper's clear glasses
+    0.12 / 0.16)."""
+    return lens_cover(texture, weight, LensZones.of(masks, params), level, share, grow, soften)

@@ -6,8 +6,8 @@ albedo under the plate's own light, per frame, in linear light (:mod:`vidswap.ap
 * ``for_target``: the target track's light from its appearance model in the analysis (:class:`PlateLight`);
 * ``swap``: the driven mesh follows the plate's lip and eye contours (:func:`~vidswap.appearance.relight.
   follow_weights`); the frame is unwrapped for its temporal ratio; the relit texture is rendered with the SH shading
-  of the driven mesh per vertex; the alpha is the coverage, minus the plate's eye and mouth openings, times how
-  much of each texel the source photos saw.
+  of the driven mesh per vertex; the alpha is the coverage, minus the plate's eye and mouth openings and any opaque
+  sunglasses it wears, times how much of each texel the source photos saw.
 
 Every frame's render depends only on the analysis and that frame (farm chunks stay bit-identical).
 """
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidswap.appearance.encoding import linear_to_srgb_drawn, luminance
-from vidswap.appearance.eyewear import (EyewearParams, borrow_detail, borrow_region, find_eyewear, remove_eyewear,
-                                      soften_eyewear)
+from vidswap.appearance.eyewear import (EyewearParams, LensZones, borrow_detail, borrow_region, find_eyewear,
+                                      lens_cover, remove_eyewear, soften_eyewear)
 from vidswap.appearance.sharpness import RESAMPLING_BLUR, match_blur, relative_edge_blur
 from vidswap.appearance.lighting import normalized_blur, sh_shading
 from vidswap.appearance.relight import (PlateLight, RelightParams, feature_free_skin, follow_weights, lid_glints,
@@ -180,6 +180,7 @@ class RelitRenderer:
 
     def __post_init__(self) -> None:
         self._spaces: dict[int, tuple[TextureSpace, dict[str, Tensor]]] = {}
+        self._lenses: dict[int, LensZones] = {}
         self._feature_loops = [torch.as_tensor(self.topology.regions[name], dtype=torch.long)
                                for name in ("left_brow", "right_brow", "left_eye", "right_eye")
                                if name in self.topology.regions]
@@ -350,9 +351,11 @@ class RelitRenderer:
         return w * driven + (1.0 - w) * target_landmarks
 
     def frame_ratio(self, light: PlateLight, crops: Tensor, landmarks: Tensor,
-                    occluder: Tensor | None = None) -> Tensor:
+                    occluder: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The frames' temporal ratio (B, 3, u, u) from the aligned plate crops (B, 3, S, S) and landmarks;
-        ``occluder`` (B, 1, S, S) in [0, 1] (a hand in front of the face) is kept out of the frames' light."""
+        ``occluder`` (B, 1, S, S) in [0, 1] (a hand in front of the face) is kept out of the frames' light, and
+        so are opaque sunglasses, whose cover (B, 1, u, u) is returned with it (None: no frame shows any;
+        :func:`~vidswap.appearance.eyewear.lens_cover`)."""
         u = light.broad.shape[-1]
         factor = max(1, crops.shape[-1] // (_UNWRAP_CROP_FACTOR * u))
         clear = None if occluder is None else 1.0 - occluder.to(crops).clamp(0.0, 1.0)
@@ -362,7 +365,16 @@ class RelitRenderer:
             landmarks = torch.cat([(landmarks[..., :2] + 0.5) / factor - 0.5, landmarks[..., 2:] / factor], -1)
         space, _ = self.space(u, crops.device)
         frame, weight = unwrap_frames(space, crops, landmarks, clear)
-        return temporal_ratio(light, frame, weight, self.relight)
+        lenses = lens_cover(frame, weight, self.lens_zones(u, crops.device))
+        if lenses is not None:
+            weight = weight * (1.0 - lenses)
+        return temporal_ratio(light, frame, weight, self.relight), lenses
+
+    def lens_zones(self, size: int, device: torch.device | str = "cpu") -> LensZones:
+        """Where the plate's opaque sunglasses are looked for in the texture space of side ``size`` (made once)."""
+        if size not in self._lenses:
+            self._lenses[size] = LensZones.of(self.space(size)[1])
+        return self._lenses[size].to(device)
 
     def render(self, albedo: Tensor, light: PlateLight, crops: Tensor, target_landmarks: Tensor, driven: Tensor,
                frame_to_crop: Tensor, source_eyes: Tensor, source_blur: Tensor | None = None,
@@ -371,7 +383,7 @@ class RelitRenderer:
                stretch: float = 0.0, folds: Tensor | None = None, lips: float = 0.0) -> tuple[Tensor, Tensor]:
         """Relit render of a batch: (B, 3, S, S) sRGB-encoded crops and (B, 1, S, S) alpha = coverage x the source's
         texel weight, less the lids of plate eyes that close (blinks and closed eyes are the plate's own; the caller
-        cuts the eye and mouth openings).
+        cuts the eye and mouth openings) and less the plate's opaque sunglasses (:meth:`frame_ratio`).
 
         Args:
             albedo: (1, 4, U, U) from :meth:`source_albedo`.
@@ -404,7 +416,7 @@ class RelitRenderer:
             facing = photo_facing(source_landmarks.to(driven), self.triangles, self.mirror)
             keep = detail_keep(vertex_facing(driven, self.triangles), facing, stretch)
             keep = None if bool((keep >= 1.0).all()) else keep
-        ratio = self.frame_ratio(light, crops, target_landmarks, occluder)
+        ratio, lenses = self.frame_ratio(light, crops, target_landmarks, occluder)
         space, masks = self.space(albedo.shape[-1], driven.device)
         lids = torch.cat([masks["lid_left"], masks["lid_right"]], 1)
         lines = [(zone, gate, prefilter, loops) for zone, gate, prefilter, loops in
@@ -432,6 +444,11 @@ class RelitRenderer:
                               self.relight.lid_close_full)  # (B, 2)
         lid = (rendered[:, 4:6] * closing[:, :, None, None]).sum(1, keepdim=True).clamp(0.0, 1.0)
         alpha = cover * rendered[:, 3:4].clamp(0.0, 1.0) * (1.0 - lid)
+        if lenses is not None:  # the plate's sunglasses stay in front: their cover drawn on the plate's own mesh
+            plate_mesh = target_landmarks if n == S else to_render_pixels(target_landmarks, k)
+            worn, on = render_from_texture(self.space(lenses.shape[-1], driven.device)[0], lenses, plate_mesh,
+                                           tuple(alpha.shape[-2:]))
+            alpha = alpha * (1.0 - (worn * on).clamp(0.0, 1.0))
         heights = face_height(target_landmarks)  # the face's size in crop pixels
         height = heights * k  # in render pixels
         for c, (_, gate, prefilter, loops) in enumerate(lines):  # into the render's channels, in place
