@@ -190,3 +190,27 @@ def test_colour_keep_contrast_config():
             CompositeConfig(colour_keep_contrast=bad)
     with pytest.raises(ValueError, match="inner < outer"):
         KeepContrastParams(inner=2.0, outer=1.0)
+
+
+def test_colour_chroma_limit_caps_the_a_and_b_gains_only():
+    """The Reinhard match with ``max_chroma_ratio`` 1.25: std gains (L, a, b) of 1.5 / 3 / 0.5 become 1.5 / 1.25 / 0.5
+    exactly (the L* gain and a lowering gain untouched); ``composite.colour_chroma_limit: auto`` is 1.25 for the
+    relit appearance, none (``colour_std_limit`` alone) for every other core."""
+    from vidswap.composite.compositor import RELIT_CHROMA_LIMIT
+
+    gen = torch.Generator().manual_seed(5)
+    image = torch.rand(1, 3, 8, 8, generator=gen) * 0.2 + 0.4  # in gamut after the transfer
+    lab = fast_lab.rgb_to_lab(image)
+    src = (torch.tensor([[50.0, 10.0, 12.0]]), torch.tensor([[4.0, 2.0, 6.0]]))
+    dst = (torch.tensor([[52.0, 11.0, 10.0]]), torch.tensor([[6.0, 6.0, 3.0]]))
+    out = apply_stats_transfer(image, src, dst, None, max_std_ratio=3.0, clamp_max=None, lab=lab,
+                               max_chroma_ratio=1.25)
+    want = (lab - src[0][..., None, None]) * torch.tensor([1.5, 1.25, 0.5]).view(1, 3, 1, 1) + dst[0][..., None, None]
+    assert (fast_lab.rgb_to_lab(out) - want).abs().max() < 1e-3
+    assert RELIT_CHROMA_LIMIT == 1.25
+    assert composite_params(CompositeConfig(), 0, relit=True).colour.max_chroma_ratio == RELIT_CHROMA_LIMIT
+    assert composite_params(CompositeConfig(), 0, relit=False).colour.max_chroma_ratio is None
+    assert composite_params(CompositeConfig(colour_chroma_limit=2.0), 0).colour.max_chroma_ratio == 2.0
+    for bad in (0.5, 11.0, "on", True):
+        with pytest.raises(ConfigError, match="colour_chroma_limit"):
+            CompositeConfig(colour_chroma_limit=bad)

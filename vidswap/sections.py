@@ -117,6 +117,11 @@ class CompositeConfig:
     # ArcFace judge recognises; auto: RELIT_KEEP_CONTRAST for the geometric core's relit appearance, 0 for every other
     # core (RESULTS.md, relgrace-s10)
     colour_keep_contrast: Literal["auto"] | float = "auto"
+    # reinhard's a* and b* std gains at most this (the chroma spread is never raised further; their floor stays
+    # 1 / colour_std_limit); auto: RELIT_CHROMA_LIMIT for the geometric core's relit appearance, colour_std_limit for
+    # every other core. The relit face takes its colour from the plate's own light on a neutral albedo: a gain of 2-3
+    # on a graded plate turned the eye sockets green (RESULTS.md, lead s41)
+    colour_chroma_limit: Literal["auto"] | float = "auto"
     feather: float = 0.06  # feather width as a fraction of the face width
     # mask erosion as a fraction of the face width; auto: 0 for the geometric core's relit appearance (its face
     # reaches the outline, where the plate's own edges are), 0.02 for every other core (RESULTS.md, seam-s12)
@@ -159,6 +164,9 @@ class CompositeConfig:
                               f"the frame interval: 0.5 = 180 degrees; 0 = off), got {mb!r}")
         if not 1.0 <= self.colour_std_limit <= 10.0:
             raise ConfigError(f"composite.colour_std_limit must be in [1, 10], got {self.colour_std_limit}")
+        cl = self.colour_chroma_limit
+        if cl != "auto" and (isinstance(cl, (bool, str)) or not 1.0 <= float(cl) <= 10.0):
+            raise ConfigError(f"composite.colour_chroma_limit must be 'auto' or a number in [1, 10], got {cl!r}")
         kc = self.colour_keep_contrast
         if kc != "auto" and (isinstance(kc, (bool, str)) or not 0.0 <= float(kc) <= 1.0):
             raise ConfigError(f"composite.colour_keep_contrast must be 'auto' or a number in [0, 1], got {kc!r}")

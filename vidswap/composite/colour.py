@@ -34,6 +34,7 @@ class ColourParams:
         strength: 0 keeps the render's colours, 1 applies the full match.
         max_std_ratio: the per-channel std gain is limited to ``[1 / r, r]`` (a flat or tiny sample must not
             blow the contrast up).
+        max_chroma_ratio: the a* and b* std gains are at most this as well (None: ``max_std_ratio`` alone).
         smooth_sigma: temporal Gaussian sigma (frames) for :func:`smooth_stats` in final renders.
         ema_alpha: causal EMA weight of the current frame for previews.
     """
@@ -41,6 +42,7 @@ class ColourParams:
     method: str = "reinhard"
     strength: float = 1.0
     max_std_ratio: float = 3.0
+    max_chroma_ratio: float | None = None
     smooth_sigma: float = 3.0
     ema_alpha: float = 0.2
 
@@ -104,6 +106,7 @@ def apply_stats_transfer(
     lab: torch.Tensor | None = None,
     keep_l: torch.Tensor | None = None,
     keep_base: torch.Tensor | None = None,
+    max_chroma_ratio: float | None = None,
 ) -> torch.Tensor:
     """Reinhard transfer in LAB: ``lab' = (lab - src_mean) * dst_std / src_std + dst_mean``.
 
@@ -115,6 +118,7 @@ def apply_stats_transfer(
             faded by soft mask values: compositing alpha does that.
         strength: blend between original (0) and transferred (1) LAB.
         max_std_ratio: limit of the std gain per channel (None: unlimited).
+        max_chroma_ratio: the a* and b* std gains' upper limit besides (None: none).
         clamp_max: RGB upper clamp (None keeps values above 1 for scene-referred float plates). Negative
             values are always clamped to 0.
         lab: ``(B, 3, H, W)`` the image's L*a*b* when the caller has it (see :func:`masked_lab_stats`).
@@ -135,12 +139,14 @@ def apply_stats_transfer(
         return torch.cat([apply_stats_transfer(image[i:i + 1], (_item(sm, i, b), _item(ss, i, b)),
                                                (_item(dm, i, b), _item(ds, i, b)), _item(mask, i, b), strength,
                                                max_std_ratio, clamp_max, _item(lab, i, b), _item(keep_l, i, b),
-                                               _item(keep_base, i, b))
+                                               _item(keep_base, i, b), max_chroma_ratio)
                           for i in range(b)])
     lab = fast_lab.rgb_to_lab(image) if lab is None else lab
     gain = ds / ss.clamp(min=1e-6)
     if max_std_ratio is not None:
         gain = gain.clamp(1.0 / max_std_ratio, max_std_ratio)
+    if max_chroma_ratio is not None:
+        gain = torch.cat([gain[..., :1], gain[..., 1:].clamp(max=max_chroma_ratio)], -1)
     # (lab - sm) * gain + dm, blended with lab by strength, is one per-channel affine of lab
     offset = dm - sm * gain
     if strength != 1.0:
@@ -190,6 +196,7 @@ def reinhard_transfer(
         mask,
         params.strength,
         params.max_std_ratio,
+        max_chroma_ratio=params.max_chroma_ratio,
     )
 
 

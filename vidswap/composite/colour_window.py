@@ -92,14 +92,15 @@ def window_lab_stats(render: torch.Tensor, stats_mask: torch.Tensor, windows: Se
 def transfer_in_windows(render: torch.Tensor, labs: Sequence[torch.Tensor | None], windows: Sequence[Window | None],
                         src: torch.Tensor, dst: torch.Tensor, strength: float, max_std_ratio: float | None,
                         keep_l: torch.Tensor | None = None,
-                        keep_base: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+                        keep_base: Sequence[torch.Tensor | None] | None = None,
+                        max_chroma_ratio: float | None = None) -> torch.Tensor:
     """:func:`~vidswap.composite.colour.apply_stats_transfer` of each face in its window.
 
     Args:
         render: ``(B, 3, h, w)``.
         labs, windows: from :func:`window_lab_stats` / :func:`crop_windows`.
         src, dst: ``(B, 6)`` packed statistics of the render and the ones to reach.
-        strength, max_std_ratio: as :func:`~vidswap.composite.colour.apply_stats_transfer`.
+        strength, max_std_ratio, max_chroma_ratio: as :func:`~vidswap.composite.colour.apply_stats_transfer`.
         keep_l: ``(B, 1, h, w)`` over the whole crop, or None: as
             :func:`~vidswap.composite.colour.apply_stats_transfer`, cut to each window.
         keep_base: per face its ``(1, 1, wh, ww)`` base over its window (None for an empty window), or None: as
@@ -116,5 +117,6 @@ def transfer_in_windows(render: torch.Tensor, labs: Sequence[torch.Tensor | None
         kl = None if keep_l is None else keep_l[i:i + 1, :, win[0], win[1]]
         kb = None if keep_base is None else keep_base[i]
         out[i:i + 1, :, win[0], win[1]] = apply_stats_transfer(cut, src[i:i + 1], dst[i:i + 1], None, strength,
-                                                               max_std_ratio, lab=labs[i], keep_l=kl, keep_base=kb)
+                                                               max_std_ratio, lab=labs[i], keep_l=kl, keep_base=kb,
+                                                               max_chroma_ratio=max_chroma_ratio)
     return out

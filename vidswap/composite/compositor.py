@@ -99,6 +99,10 @@ class CompositeParams:
 
 #: ``composite.colour_keep_contrast: auto`` for the relit appearance.
 RELIT_KEEP_CONTRAST = 0.6
+#: ``composite.colour_chroma_limit: auto`` for the relit appearance: the Reinhard match's a* / b* std gains at most
+#: this. On the 9 bench pairs 1.25 moved ArcFace by -0.002..+0.003 and the colour step by -0.07..+0.04 (1.0: ArcFace
+#: -0.009..+0.001); multi_face.jpg's graded faces took gains of 2-3.4 and green eye sockets (RESULTS.md, lead s41)
+RELIT_CHROMA_LIMIT = 1.25
 #: ``composite.erode: auto``: for the relit appearance / for every other core.
 RELIT_ERODE, ERODE = 0.0, 0.02
 #: ``composite.band_feather: auto`` for the relit appearance (0, off, for every other core).
@@ -116,7 +120,8 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
     """The compositor's parameters from the job config's ``composite`` section (``relit``: the swap core renders
     the relit appearance, which ``tone_match: auto`` turns the tone match on for (``tone_order: auto``:
     :data:`RELIT_TONE_ORDER`, else :data:`TONE_ORDER`), ``colour_keep_contrast:
-    auto`` sets to :data:`RELIT_KEEP_CONTRAST`, ``erode: auto`` to :data:`RELIT_ERODE` (else :data:`ERODE`) and
+    auto`` sets to :data:`RELIT_KEEP_CONTRAST`, ``colour_chroma_limit: auto`` to :data:`RELIT_CHROMA_LIMIT` (else
+    ``colour_std_limit`` alone), ``erode: auto`` to :data:`RELIT_ERODE` (else :data:`ERODE`) and
     ``band_feather: auto`` to :data:`RELIT_BAND_FEATHER` (else off)).
 
     No state is carried between frames (``temporal="none"``): masks follow the whole-shot smoothed landmarks and
@@ -127,7 +132,8 @@ def composite_params(cfg: CompositeConfig, seed: int, relit: bool = False) -> Co
         regions=tuple(cfg.regions),
         mask=MaskParams(erosion=_auto(cfg.erode, RELIT_ERODE if relit else ERODE), feather=cfg.feather),
         occlusion=OcclusionParams() if cfg.occlusion else None,
-        colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit)),
+        colour=ColourParams(method=cfg.colour, max_std_ratio=float(cfg.colour_std_limit),
+                            max_chroma_ratio=_chroma_limit(cfg.colour_chroma_limit, relit)),
         paste=PasteParams(mode={"feather": "alpha"}.get(cfg.blend, cfg.blend)),
         grain=_grain(cfg.grain),
         temporal="none",
@@ -163,6 +169,10 @@ def _tone(cfg: CompositeConfig, relit: bool) -> ToneParams | None:
 def _band(cfg: CompositeConfig, relit: bool) -> BandParams | None:
     feather = _auto(cfg.band_feather, RELIT_BAND_FEATHER if relit else 0.0)
     return BandParams(feather=feather, sigma=cfg.band_sigma) if feather > 0.0 else None
+
+
+def _chroma_limit(value: str | float, relit: bool) -> float | None:
+    return (RELIT_CHROMA_LIMIT if relit else None) if value == "auto" else float(value)
 
 
 def _keep_contrast(value: str | float, relit: bool) -> KeepContrastParams | None:
@@ -470,7 +480,7 @@ def composite_track(
                 keep_base = [None if lab is None else contrast_base(lab[:, :1], masks.size[i:i + 1], kc.band)
                              for i, lab in enumerate(render_lab)]
             crop = transfer_in_windows(render, render_lab, wins, src_s, dst_s, cp.strength, cp.max_std_ratio,
-                                       keep_l, keep_base)
+                                       keep_l, keep_base, cp.max_chroma_ratio)
     elif cp.method == "histogram":
         crop = histogram_match(render, target_crop, masks.stats, masks.stats)
     elif cp.method != "none":
