@@ -165,8 +165,8 @@ def test_the_frame_ratio_leaves_the_occluder_out():
     hand = crops.clone()
     hand[..., 76:, :] = 0.95  # a bright hand, inside the occluder by more than the box filter and the bilinear reach
     both, lms = torch.cat([hand, crops]), lm.expand(2, -1, -1)
-    kept = renderer.frame_ratio(light, both, lms, occluder.expand(2, -1, -1, -1))
-    assert torch.allclose(kept[0], kept[1], atol=1e-6)
-    seen = renderer.frame_ratio(light, both, lms)
+    kept, lenses = renderer.frame_ratio(light, both, lms, occluder.expand(2, -1, -1, -1))
+    assert torch.allclose(kept[0], kept[1], atol=1e-6) and lenses is None  # no sunglasses
+    seen = renderer.frame_ratio(light, both, lms)[0]
     assert float((seen[0] - seen[1]).abs().max()) > 0.05
-    assert torch.allclose(renderer.frame_ratio(light, both, lms, torch.zeros(2, 1, 128, 128)), seen, atol=1e-6)
+    assert torch.allclose(renderer.frame_ratio(light, both, lms, torch.zeros(2, 1, 128, 128))[0], seen, atol=1e-6)

@@ -89,7 +89,7 @@ class AppearanceCollector:
 
     def __post_init__(self) -> None:
         self.sampler = AppearanceSampler(max_frames=self.max_frames, stride=max(1, int(self.every)))
-        self._lenses = LensZones.of(self.masks)
+        self._lenses: LensZones | None = None  # made on the first unwrap
 
     def push(self, images: Sequence[np.ndarray], points: Sequence[np.ndarray], keys: Sequence[Sequence[Hashable]]
              ) -> None:
@@ -123,6 +123,7 @@ class AppearanceCollector:
         space = self.space.to(self.device)
         crops, crop_lms = torch.cat(crops), torch.cat(crop_lms)
         tex, w = unwrap_frames(space, crops, crop_lms)
+        self._lenses = self._lenses or LensZones.of(self.masks)
         lenses = lens_cover(tex, w, self._lenses.to(tex.device))
         if lenses is not None:  # opaque sunglasses are no skin: the track's light is taken around them
             w = w * (1.0 - lenses)
