@@ -150,19 +150,19 @@ class HandTracker:
             new = self._detect(frame, found)
             if not new and self._lost:
                 new = self._relock(frame, found, faces)
-        searching, due = False, self._since_face >= p.face_search_every
-        if self.pose is not None and len(faces) and not new and not found and (self._since_pose >= p.pose_every
-                                                                                or start):
-            self._since_pose = 0 if self._since_pose >= p.pose_every else self._since_pose  # the schedule kept
+        pose_due, search_due = self._since_pose >= p.pose_every, self._since_face >= p.face_search_every
+        searching = False
+        if self.pose is not None and len(faces) and not new and not found and (pose_due or start):
+            self._since_pose = 0 if pose_due else self._since_pose  # the schedule kept
             for box in faces:
                 if len(new) < p.max_hands:
                     new += self._confirm(frame, self.pose.hand_rois(frame, np.asarray(box, np.float64)), new)
             # a hand over the face neither detector sees (not while a dropped hand is looked for again: relocking
             # keeps its id and its own regions)
-            searching = p.face_search and not new and not self._lost and (due or start)
+            searching = p.face_search and not new and not self._lost and (search_due or start)
         watching = self._watch > 0 and len(faces) and not new and not found and not self._lost
         if searching or watching:  # the search, or a search's weak reading looked at again on the next frames
-            self._since_face = 0 if watching or due else self._since_face
+            self._since_face = 0 if watching or search_due else self._since_face
             self._watch = max(self._watch - 1, 0)
             here, promising = self._search_faces(frame, faces, new)
             if searching:
