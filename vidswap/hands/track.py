@@ -143,7 +143,7 @@ class HandTracker:
         self._since_pose += 1
         self._since_face += 1
         new: list[tuple[int, np.ndarray, float]] = []
-        start = p.look_at_start and (not self._pushed or self._cuts[-1:] == [len(self._pushed)])  # a shot opens
+        start = p.look_at_start and self._shot_start(len(self._pushed)) == len(self._pushed)  # a shot opens
         due = self._since_detect >= (p.idle_detect_every if not found else p.redetect_every)
         if len(found) < p.max_hands and (due or start):  # at a shot's start at once; the cadence kept
             self._since_detect = 0 if due else self._since_detect
@@ -384,11 +384,15 @@ class HandTracker:
             k = index.get(first)
             if k is None:
                 continue
-            start = max([c for c in self._cuts if c <= k], default=0)
+            start = self._shot_start(k)
             numbers = self._pushed[max(start, k - self.params.backtrack):k][::-1]
             if numbers:
                 out.append((hid, numbers))
         return out
+
+    def _shot_start(self, k: int) -> int:
+        """The index (in the pushed frames) of the first frame of the shot that pushed frame ``k`` falls in."""
+        return max([c for c in self._cuts if c <= k], default=0)
 
     def backtrack(self, hid: int, frames: Iterable[tuple[int, np.ndarray]]) -> bool:
         """Follow a late-starting hand (:meth:`late_starts`) back through ``frames`` ((number, HxWx3 RGB uint8),
@@ -485,7 +489,7 @@ class HandTracker:
             mine = sorted((r for r in self.rows if r[1] == hid), key=lambda r: r[0])  # backfilled rows came later
             at = np.array([index[r[0]] for r in mine], np.int64)
             end = next(b for b in bounds if b > at[-1]) - 1  # the hand's shot ends here
-            shot = end + 1 - max([0] + [b for b in bounds if b <= at[0]])  # frames its shot has in the analysis
+            shot = end + 1 - self._shot_start(int(at[0]))  # the frames its shot has in the analysis
             if len(mine) < (min(shot, need) if self.params.look_at_start else need):
                 continue
             sigma = self.params.skip_sigma if hid in self._skipped else self.params.smooth_sigma
